@@ -1,0 +1,232 @@
+// Canonical encoding: the deterministic CBOR subset of RFC 8949 §4.2.1 ("core deterministic
+// encoding"). One value has exactly one encoding, so hashes and signatures over encoded values
+// are stable across machines and versions. The decoder is strict: it rejects anything an honest
+// encoder would not produce (non-shortest lengths, unsorted or duplicate map keys, indefinite
+// lengths, floats, tags, trailing bytes), enforces size and depth limits, and never trusts a
+// length it has not checked against the remaining input.
+import { DecodeError, TooLargeError } from './errors.ts'
+import { compare } from './bytes.ts'
+
+export type Canonical =
+  | null
+  | boolean
+  | number // integers only (safe range)
+  | bigint // integers beyond the safe range, up to 64 bits
+  | string
+  | Uint8Array
+  | readonly Canonical[]
+  | { readonly [key: string]: Canonical | undefined } // undefined members are omitted
+
+export interface DecodeLimits {
+  /** Largest input accepted, in bytes (default 1 MiB). */
+  maxBytes?: number
+  /** Deepest nesting of arrays and maps (default 32). */
+  maxDepth?: number
+  /** Most items in one array or map (default 65536). */
+  maxItems?: number
+}
+
+const te = new TextEncoder()
+const td = new TextDecoder('utf-8', { fatal: true })
+
+class Writer {
+  buf = new Uint8Array(256)
+  len = 0
+  ensure (n: number): void {
+    if (this.len + n <= this.buf.length) return
+    let cap = this.buf.length * 2
+    while (cap < this.len + n) cap *= 2
+    const b = new Uint8Array(cap)
+    b.set(this.buf.subarray(0, this.len))
+    this.buf = b
+  }
+
+  byte (b: number): void { this.ensure(1); this.buf[this.len++] = b }
+  bytes (b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.len); this.len += b.length }
+  head (major: number, n: number | bigint): void {
+    const m = major << 5
+    if (typeof n === 'bigint') {
+      if (n <= 0xffffffffn) { this.head(major, Number(n)); return }
+      this.ensure(9); this.buf[this.len++] = m | 27
+      new DataView(this.buf.buffer).setBigUint64(this.len, n); this.len += 8
+      return
+    }
+    if (n < 24) this.byte(m | n)
+    else if (n < 0x100) { this.ensure(2); this.buf[this.len++] = m | 24; this.buf[this.len++] = n }
+    else if (n < 0x10000) { this.ensure(3); this.buf[this.len++] = m | 25; new DataView(this.buf.buffer).setUint16(this.len, n); this.len += 2 }
+    else if (n < 0x100000000) { this.ensure(5); this.buf[this.len++] = m | 26; new DataView(this.buf.buffer).setUint32(this.len, n); this.len += 4 }
+    else this.head(major, BigInt(n))
+  }
+}
+
+function write (w: Writer, v: Canonical | undefined, depth: number): void {
+  if (depth > 64) throw new TypeError('canonical encode: nesting too deep')
+  if (v === null) { w.byte(0xf6); return }
+  if (v === true) { w.byte(0xf5); return }
+  if (v === false) { w.byte(0xf4); return }
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new TypeError(`canonical encode: ${v} is not a safe integer (floats are not allowed)`)
+    if (v >= 0) w.head(0, v); else w.head(1, -1 - v)
+    return
+  }
+  if (typeof v === 'bigint') {
+    if (v >= 0n) {
+      if (v > 0xffffffffffffffffn) throw new TypeError('canonical encode: integer exceeds 64 bits')
+      if (v <= BigInt(Number.MAX_SAFE_INTEGER)) w.head(0, Number(v)); else w.head(0, v)
+    } else {
+      const n = -1n - v
+      if (n > 0xffffffffffffffffn) throw new TypeError('canonical encode: integer exceeds 64 bits')
+      if (n <= BigInt(Number.MAX_SAFE_INTEGER)) w.head(1, Number(n)); else w.head(1, n)
+    }
+    return
+  }
+  if (typeof v === 'string') { const b = te.encode(v); w.head(3, b.length); w.bytes(b); return }
+  if (v instanceof Uint8Array) { w.head(2, v.length); w.bytes(v); return }
+  if (Array.isArray(v)) {
+    w.head(4, v.length)
+    for (const x of v) write(w, x, depth + 1)
+    return
+  }
+  if (typeof v === 'object' && v !== undefined) {
+    const proto = Object.getPrototypeOf(v)
+    if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical encode: only plain objects can be encoded as maps')
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => {
+      const kw = new Writer(); kw.head(3, te.encode(k).length); kw.bytes(te.encode(k))
+      return { key: kw.buf.subarray(0, kw.len), value: x }
+    })
+    // §4.2.1: keys sorted by the bytewise lexicographic order of their encodings
+    entries.sort((a, b) => compare(a.key, b.key))
+    w.head(5, entries.length)
+    for (const e of entries) { w.bytes(e.key); write(w, e.value, depth + 1) }
+    return
+  }
+  throw new TypeError(`canonical encode: unsupported value of type ${typeof v}`)
+}
+
+export function encode (v: Canonical): Uint8Array {
+  const w = new Writer()
+  write(w, v, 0)
+  return w.buf.slice(0, w.len)
+}
+
+class Reader {
+  pos = 0
+  readonly view: DataView
+  readonly buf: Uint8Array
+  readonly limits: Required<DecodeLimits>
+  constructor (buf: Uint8Array, limits: Required<DecodeLimits>) {
+    this.buf = buf
+    this.limits = limits
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+
+  fail (msg: string): never { throw new DecodeError(`canonical decode: ${msg} at byte ${this.pos}`) }
+  need (n: number): void { if (n > this.buf.length - this.pos) this.fail(`truncated input (need ${n} more bytes, have ${this.buf.length - this.pos})`) }
+  u8 (): number { this.need(1); return this.buf[this.pos++] }
+
+  /** Reads an argument; enforces shortest form. Returns number when safe, else bigint. */
+  arg (info: number): number | bigint {
+    if (info < 24) return info
+    if (info === 24) { const n = this.u8(); if (n < 24) this.fail('non-shortest integer'); return n }
+    if (info === 25) { this.need(2); const n = this.view.getUint16(this.pos); this.pos += 2; if (n < 0x100) this.fail('non-shortest integer'); return n }
+    if (info === 26) { this.need(4); const n = this.view.getUint32(this.pos); this.pos += 4; if (n < 0x10000) this.fail('non-shortest integer'); return n }
+    if (info === 27) {
+      this.need(8); const n = this.view.getBigUint64(this.pos); this.pos += 8
+      if (n < 0x100000000n) this.fail('non-shortest integer')
+      return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n
+    }
+    return this.fail(info === 31 ? 'indefinite lengths are not allowed' : `reserved additional info ${info}`)
+  }
+
+  len (info: number): number {
+    const n = this.arg(info)
+    if (typeof n === 'bigint' || n > this.buf.length - this.pos) this.fail('length exceeds the input')
+    return n
+  }
+
+  value (depth: number): Canonical {
+    if (depth > this.limits.maxDepth) this.fail('nesting too deep')
+    const ib = this.u8()
+    const major = ib >> 5
+    const info = ib & 0x1f
+    switch (major) {
+      case 0: return this.arg(info)
+      case 1: { const n = this.arg(info); return typeof n === 'number' ? -1 - n : -1n - n }
+      case 2: { const n = this.len(info); const b = this.buf.slice(this.pos, this.pos + n); this.pos += n; return b }
+      case 3: {
+        const n = this.len(info)
+        let s: string
+        try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
+        this.pos += n
+        return s
+      }
+      case 4: {
+        const n = this.len(info)
+        if (n > this.limits.maxItems) this.fail(`array of ${n} items exceeds the limit of ${this.limits.maxItems}`)
+        const out: Canonical[] = []
+        for (let i = 0; i < n; i++) out.push(this.value(depth + 1))
+        return out
+      }
+      case 5: {
+        const n = this.len(info)
+        if (n > this.limits.maxItems) this.fail(`map of ${n} entries exceeds the limit of ${this.limits.maxItems}`)
+        const out: Record<string, Canonical> = Object.create(null)
+        let prev: Uint8Array | undefined
+        for (let i = 0; i < n; i++) {
+          const start = this.pos
+          this.need(1)
+          if (this.buf[this.pos] >> 5 !== 3) this.fail('map keys must be text strings')
+          const k = this.value(depth + 1) as string
+          const enc = this.buf.subarray(start, this.pos)
+          if (prev !== undefined && compare(prev, enc) >= 0) this.fail('map keys are not in canonical order or are duplicated')
+          prev = enc
+          out[k] = this.value(depth + 1)
+        }
+        return out
+      }
+      case 7:
+        if (info === 20) return false
+        if (info === 21) return true
+        if (info === 22) return null
+        return this.fail('floats, undefined and simple values are not allowed')
+      default:
+        return this.fail('tags are not allowed')
+    }
+  }
+}
+
+export function decode (bytes: Uint8Array, limits: DecodeLimits = {}): Canonical {
+  const l: Required<DecodeLimits> = { maxBytes: limits.maxBytes ?? 1 << 20, maxDepth: limits.maxDepth ?? 32, maxItems: limits.maxItems ?? 65536 }
+  if (bytes.length > l.maxBytes) throw new TooLargeError(`canonical decode: input of ${bytes.length} bytes exceeds the limit of ${l.maxBytes}`)
+  if (bytes.length === 0) throw new DecodeError('canonical decode: empty input')
+  const r = new Reader(bytes, l)
+  const v = r.value(0)
+  if (r.pos !== bytes.length) r.fail(`${bytes.length - r.pos} trailing bytes`)
+  return v
+}
+
+// Small typed accessors for strict decoding of records.
+export function asMap (v: Canonical, what: string): Record<string, Canonical> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) throw new DecodeError(`${what}: expected a map`)
+  return v as Record<string, Canonical>
+}
+
+export function field<T extends Canonical> (m: Record<string, Canonical>, key: string, what: string, check: (x: Canonical) => x is T, type: string): T {
+  const x = Object.hasOwn(m, key) ? m[key] : undefined
+  if (x === undefined || !check(x)) throw new DecodeError(`${what}.${key}: expected ${type}`)
+  return x
+}
+
+export const is = {
+  bytes: (x: Canonical): x is Uint8Array => x instanceof Uint8Array,
+  string: (x: Canonical): x is string => typeof x === 'string',
+  uint: (x: Canonical): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0,
+  bool: (x: Canonical): x is boolean => typeof x === 'boolean',
+  array: (x: Canonical): x is readonly Canonical[] => Array.isArray(x),
+  map: (x: Canonical): x is Record<string, Canonical> => x !== null && typeof x === 'object' && !Array.isArray(x) && !(x instanceof Uint8Array)
+}
+
+/** Rejects maps with keys outside `allowed` (strict decoding of versioned records). */
+export function onlyKeys (m: Record<string, Canonical>, allowed: readonly string[], what: string): void {
+  for (const k of Object.keys(m)) if (!allowed.includes(k)) throw new DecodeError(`${what}: unknown field ${JSON.stringify(k)}`)
+}

@@ -1,0 +1,5 @@
+// Shared encoding helpers: the only module that attestation/ and chain/ both import.
+export * from './bytes.ts'
+export * from './canonical.ts'
+export * from './errors.ts'
+export * from './log.ts'

