@@ -1,0 +1,245 @@
+// A fresh software TPM per test (STYLE.md §11, tier 2): manufactured by swtpm_setup with RSA-2048
+// and ECC P-384 EKs and their certificates (NV 0x01c00002 / 0x01c00016) issued by a per-run
+// local CA, then served by `swtpm socket` on free loopback ports. Nothing under /etc or
+// /var/lib/swtpm-localca is read or written: the CA and all config files live in the temp dir.
+//
+//   const sw = await startSwtpm()
+//   const tpm = await openTpm({ tcti: sw.tcti })
+//   ...
+//   await tpm.close(); await sw.stop()
+//
+// swtpm serves ONE client connection at a time on its data port: a second TCTI (another
+// openTpm, a tpm2-tools process) waits until the first one closes.
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const execFileP = promisify(execFile)
+
+export interface SwtpmOptions {
+  /** PCR banks to activate (swtpm_setup --pcr-banks). Default sha1,sha256 like most hardware TPMs. */
+  pcrBanks?: string
+  /** Also write a platform certificate (NV 0x01c08000). Default true. */
+  platformCert?: boolean
+  /** Keep the temp dir on stop() (debugging). Default false, or QUORATE_KEEP_SWTPM=1. */
+  keep?: boolean
+}
+
+export interface Swtpm {
+  /** TCTI string for openTpm / tpm2-tools: `swtpm:host=127.0.0.1,port=N`. */
+  readonly tcti: string
+  readonly port: number
+  readonly ctrlPort: number
+  /** The TPM state directory (swtpm --tpmstate dir=...). */
+  readonly stateDir: string
+  /** The temp dir holding state, CA and config; removed by stop(). */
+  readonly dir: string
+  /** The local CA's certificates (PEM) that issued the EK certificates: root first, then the issuer. */
+  readonly ekCaPems: string[]
+  /** Milliseconds spent manufacturing (swtpm_setup) and starting the server. */
+  readonly timings: { manufactureMs: number, startMs: number }
+  /**
+   * TPM reset: stops the swtpm process and starts it again on the same state and ports, which
+   * issues a new TPM2_Startup(CLEAR) — resetCount increments, PCRs are back to their initial
+   * values, persistent objects and NV remain. Open TCTI connections break: reopen them.
+   */
+  restart (): Promise<void>
+  /** Kills swtpm and removes the temp dir. Idempotent. */
+  stop (): Promise<void>
+}
+
+const live = new Set<{ proc?: ChildProcess, dir: string, keep: boolean }>()
+let exitHookInstalled = false
+
+function installExitHook (): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  // A test that forgets stop() (or crashes) must not leave swtpm processes or state behind.
+  process.on('exit', () => {
+    for (const r of live) {
+      try { r.proc?.kill('SIGKILL') } catch {}
+      if (!r.keep) try { rmSync(r.dir, { recursive: true, force: true }) } catch {}
+    }
+  })
+}
+
+async function listenFree (port: number): Promise<number | undefined> {
+  return await new Promise(resolve => {
+    const s = createServer()
+    s.once('error', () => { resolve(undefined) })
+    s.listen(port, '127.0.0.1', () => {
+      const a = s.address()
+      const p = typeof a === 'object' && a !== null ? a.port : undefined
+      s.close(() => { resolve(p) })
+    })
+  })
+}
+
+/** Two consecutive free loopback ports (server, ctrl). Racy by nature; startSwtpm retries. */
+async function freePortPair (): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await listenFree(0)
+    if (p === undefined || p >= 65535) continue
+    if (await listenFree(p + 1) === p + 1) return p
+  }
+  throw new Error('swtpm helper: no two consecutive free ports on 127.0.0.1')
+}
+
+/** Sends TPM2_GetRandom(8) and waits for a response: swtpm is up and past TPM2_Startup. */
+async function probe (port: number, timeoutMs: number): Promise<boolean> {
+  // TPM 2.0 Part 3 §16.1: tag ST_NO_SESSIONS, size 12, TPM_CC_GetRandom (0x17b), bytesRequested 8
+  const cmd = Buffer.from('80010000000c0000017b0008', 'hex')
+  return await new Promise(resolve => {
+    const sock = connect({ host: '127.0.0.1', port })
+    const timer = setTimeout(() => { sock.destroy(); resolve(false) }, timeoutMs)
+    let got = Buffer.alloc(0)
+    sock.on('connect', () => { sock.write(cmd) })
+    sock.on('data', d => {
+      got = Buffer.concat([got, d])
+      if (got.length >= 10) {
+        clearTimeout(timer)
+        sock.destroy()
+        resolve(got.readUInt32BE(6) === 0)
+      }
+    })
+    sock.on('error', () => { clearTimeout(timer); resolve(false) })
+  })
+}
+
+function spawnSwtpm (stateDir: string, logFile: string, port: number): ChildProcess {
+  return spawn('swtpm', ['socket', '--tpm2',
+    '--tpmstate', `dir=${stateDir}`,
+    '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
+    '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+    '--flags', 'startup-clear',
+    '--log', `file=${logFile},level=1`], { stdio: 'ignore' })
+}
+
+async function waitReady (proc: ChildProcess, port: number, logFile: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  let exited = false
+  const onExit = (): void => { exited = true }
+  proc.once('exit', onExit)
+  try {
+    while (Date.now() < deadline) {
+      if (exited) {
+        const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-500) : ''
+        throw new Error(`swtpm exited during start (port ${port}): ${log}`)
+      }
+      if (await probe(port, 1000)) return
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    throw new Error(`swtpm did not answer on 127.0.0.1:${port} within 10 s`)
+  } finally {
+    proc.off('exit', onExit)
+  }
+}
+
+async function stopProc (proc: ChildProcess | undefined): Promise<void> {
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+  await new Promise<void>(resolve => {
+    const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 2000)
+    proc.once('exit', () => { clearTimeout(t); resolve() })
+    proc.kill('SIGTERM')
+  })
+}
+
+/** Manufactures a fresh swtpm (EK certs from a per-run CA) and serves it on free loopback ports. */
+export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
+  installExitHook()
+  const dir = mkdtempSync(join(tmpdir(), 'quorate-swtpm-'))
+  const rec: { proc?: ChildProcess, dir: string, keep: boolean } = { dir, keep: opts.keep ?? process.env.QUORATE_KEEP_SWTPM === '1' }
+  live.add(rec)
+  const stateDir = join(dir, 'state')
+  const caDir = join(dir, 'ca')
+  const logFile = join(dir, 'swtpm.log')
+  try {
+    const t0 = performance.now()
+    // swtpm-localca creates the root CA and the issuing (intermediate) CA on first use in its statedir.
+    writeFileSync(join(dir, 'swtpm-localca.conf'), [
+      `statedir = ${caDir}`,
+      `signingkey = ${join(caDir, 'signkey.pem')}`,
+      `issuercert = ${join(caDir, 'issuercert.pem')}`,
+      `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'))
+    writeFileSync(join(dir, 'swtpm-localca.options'), [
+      '--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model swtpm', ''].join('\n'))
+    writeFileSync(join(dir, 'swtpm_setup.conf'), [
+      'create_certs_tool = /usr/bin/swtpm_localca',
+      `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
+      `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`, ''].join('\n'))
+    mkdirSync(stateDir)
+    mkdirSync(caDir)
+    const args = ['--tpm2', '--tpm-state', stateDir, '--config', join(dir, 'swtpm_setup.conf'),
+      '--create-ek-cert', '--pcr-banks', opts.pcrBanks ?? 'sha1,sha256', '--logfile', join(dir, 'setup.log')]
+    if (opts.platformCert ?? true) args.push('--create-platform-cert')
+    try {
+      await execFileP('swtpm_setup', args, { timeout: 60_000 })
+    } catch (err) {
+      const log = existsSync(join(dir, 'setup.log')) ? readFileSync(join(dir, 'setup.log'), 'utf8').slice(-1500) : ''
+      throw new Error(`swtpm_setup failed: ${(err as Error).message}\n${log}`, { cause: err })
+    }
+    const ekCaPems = [readFileSync(join(caDir, 'swtpm-localca-rootca-cert.pem'), 'utf8'), readFileSync(join(caDir, 'issuercert.pem'), 'utf8')]
+    const t1 = performance.now()
+
+    let port = 0
+    for (let attempt = 0; ; attempt++) {
+      port = await freePortPair()
+      const proc = spawnSwtpm(stateDir, logFile, port)
+      rec.proc = proc
+      try {
+        await waitReady(proc, port, logFile)
+        break
+      } catch (err) {
+        await stopProc(proc)
+        if (attempt >= 4) throw err // ports taken between probe and bind: try other ports
+      }
+    }
+    const t2 = performance.now()
+
+    let stopped = false
+    const sw: Swtpm = {
+      tcti: `swtpm:host=127.0.0.1,port=${port}`,
+      port,
+      ctrlPort: port + 1,
+      stateDir,
+      dir,
+      ekCaPems,
+      timings: { manufactureMs: Math.round(t1 - t0), startMs: Math.round(t2 - t1) },
+      async restart () {
+        if (stopped) throw new Error('swtpm helper: restart after stop')
+        await stopProc(rec.proc)
+        // The old process's sockets may linger briefly; retry the same ports for a while.
+        let lastErr: unknown
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const proc = spawnSwtpm(stateDir, logFile, port)
+          rec.proc = proc
+          try {
+            await waitReady(proc, port, logFile)
+            return
+          } catch (err) {
+            lastErr = err
+            await stopProc(proc)
+            await new Promise(resolve => setTimeout(resolve, 100))
+          }
+        }
+        throw new Error(`swtpm helper: restart on port ${port} failed`, { cause: lastErr })
+      },
+      async stop () {
+        if (stopped) return
+        stopped = true
+        await stopProc(rec.proc)
+        if (!rec.keep) rmSync(dir, { recursive: true, force: true })
+        live.delete(rec)
+      }
+    }
+    return sw
+  } catch (err) {
+    await stopProc(rec.proc)
+    if (!rec.keep) rmSync(dir, { recursive: true, force: true })
+    live.delete(rec)
+    throw err
+  }
+}
