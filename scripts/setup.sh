@@ -28,7 +28,10 @@ fi
 stamp=node_modules/.quorate-install-stamp
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
+  # `npm ci` on a fresh clone (exactly the lockfile); `npm install` when node_modules exists, since
+  # ci would delete it under other running processes. Serialized with any other npm run here.
+  if [ -d node_modules ]; then cmd=(npm install); else cmd=(npm ci); fi
+  flock /tmp/quorate-npm.lock "${cmd[@]}" --no-audit --no-fund --loglevel=error >&2
   touch "$stamp"
 fi
 NODE="$ROOT/node_modules/.bin/node"

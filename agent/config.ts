@@ -1,0 +1,166 @@
+// Agent configuration in layers (STYLE §9): typed defaults → config file (JSON) → QUORATE_*
+// environment → flags. Validated once, here, at the edge; the result is a frozen object passed
+// down. No module reads process.env for its settings after this point.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError } from '../encoding/errors.ts'
+
+export interface AgentConfig {
+  /** State directory: keys, IPFS blocks, container log, agent state. */
+  readonly home: string
+  /** TPM to use (tpm2-tss TCTI string). */
+  readonly tcti: string
+  /** Chain RPC endpoint (CometBFT JSON-RPC; the embedded validator or a CometBFT node). */
+  readonly chainRpc: string
+  /** libp2p listen multiaddrs. */
+  readonly listen: readonly string[]
+  /** Local HTTP API (status, metrics, tenant proxy). host:port */
+  readonly httpListen: string
+  /** Committee size k (f = ⌊(k−1)/3⌋). */
+  readonly committeeSize: number
+  /** How long a certification lasts (ms), asked of verifiers. */
+  readonly certificationTtlMs: number
+  /** Re-attest when this much of the certification remains (ms). */
+  readonly reattestBeforeExpiryMs: number
+  /** Timeout for one certification round (ms). */
+  readonly roundTimeoutMs: number
+  /** PCRs quoted (sha256 bank). */
+  readonly pcrs: readonly number[]
+  /** Platform and OS image names the node claims (reference-value lookup keys). */
+  readonly platform: string
+  readonly osImage: string
+  /** Where the firmware event log is read (TCG binary format). */
+  readonly eventLogPath: string
+  /** Tenant images to run once certified (names published on chain). */
+  readonly deploy: readonly string[]
+  /** Docker network mode for tenants ('host' in tests, bound to 127.0.0.1). */
+  readonly containerNetwork: string
+  /** Stop tenant containers when the agent stops ('stop') or leave them running ('keep'). */
+  readonly onShutdown: 'stop' | 'keep'
+  /** Extra peers to dial (multiaddrs), besides those found on chain. */
+  readonly peers: readonly string[]
+}
+
+export const defaults: AgentConfig = Object.freeze({
+  home: '/var/lib/quorate',
+  tcti: 'device:/dev/tpmrm0',
+  chainRpc: 'http://127.0.0.1:26657',
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  httpListen: '127.0.0.1:8460',
+  committeeSize: 7,
+  certificationTtlMs: 10 * 60_000,
+  reattestBeforeExpiryMs: 2 * 60_000,
+  roundTimeoutMs: 15_000,
+  pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13],
+  platform: 'default',
+  osImage: 'default',
+  eventLogPath: '/sys/kernel/security/tpm0/binary_bios_measurements',
+  deploy: [],
+  containerNetwork: 'host',
+  onShutdown: 'stop',
+  peers: []
+})
+
+type Raw = Record<string, unknown>
+
+const envNames: Record<keyof AgentConfig, string> = {
+  home: 'QUORATE_HOME',
+  tcti: 'QUORATE_TCTI',
+  chainRpc: 'QUORATE_CHAIN_RPC',
+  listen: 'QUORATE_LISTEN',
+  httpListen: 'QUORATE_HTTP',
+  committeeSize: 'QUORATE_COMMITTEE_SIZE',
+  certificationTtlMs: 'QUORATE_CERT_TTL_MS',
+  reattestBeforeExpiryMs: 'QUORATE_REATTEST_BEFORE_MS',
+  roundTimeoutMs: 'QUORATE_ROUND_TIMEOUT_MS',
+  pcrs: 'QUORATE_PCRS',
+  platform: 'QUORATE_PLATFORM',
+  osImage: 'QUORATE_OS_IMAGE',
+  eventLogPath: 'QUORATE_EVENT_LOG',
+  deploy: 'QUORATE_DEPLOY',
+  containerNetwork: 'QUORATE_CONTAINER_NETWORK',
+  onShutdown: 'QUORATE_ON_SHUTDOWN',
+  peers: 'QUORATE_PEERS'
+}
+
+/** Parses a PCR list like `0-9,11,13`. */
+export function parsePcrList (s: string): number[] {
+  const out = new Set<number>()
+  for (const part of s.split(',').map(p => p.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part)
+    if (m === null) throw new ConfigError(`PCR list: "${part}" is not a number or a range like 0-9`)
+    const a = Number(m[1]); const b = m[2] === undefined ? a : Number(m[2])
+    if (a > b || b > 23) throw new ConfigError(`PCR list: "${part}" is outside 0-23`)
+    for (let i = a; i <= b; i++) out.add(i)
+  }
+  return [...out].sort((x, y) => x - y)
+}
+
+function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
+  const d = defaults[key]
+  if (Array.isArray(d)) {
+    if (Array.isArray(v)) return v
+    if (typeof v === 'string') return key === 'pcrs' ? parsePcrList(v) : v.split(',').map(s => s.trim()).filter(Boolean)
+    if (typeof v === 'number' && key === 'pcrs') return [v]
+    throw new ConfigError(`${from}: ${key} must be a list`)
+  }
+  if (typeof d === 'number') {
+    const n = typeof v === 'string' ? Number(v) : v
+    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ConfigError(`${from}: ${key} must be a number, got ${JSON.stringify(v)}`)
+    return n
+  }
+  if (typeof v !== 'string') throw new ConfigError(`${from}: ${key} must be a string, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function layer (into: Raw, src: Raw, from: string): void {
+  for (const [k, v] of Object.entries(src)) {
+    if (v === undefined) continue
+    if (!Object.hasOwn(defaults, k)) throw new ConfigError(`${from}: unknown setting "${k}" (known: ${Object.keys(defaults).join(', ')})`)
+    into[k] = coerce(k as keyof AgentConfig, v, from)
+  }
+}
+
+export interface LoadConfigOptions {
+  file?: string
+  env?: Record<string, string | undefined>
+  flags?: Partial<Record<keyof AgentConfig, unknown>>
+}
+
+export function loadConfig (opts: LoadConfigOptions = {}): AgentConfig {
+  const cfg: Raw = { ...defaults }
+  const env = opts.env ?? process.env
+  const file = opts.file ?? env.QUORATE_CONFIG
+  if (file !== undefined && file !== '') {
+    let parsed: unknown
+    try { parsed = JSON.parse(readFileSync(file, 'utf8')) } catch (err) { throw new ConfigError(`config file ${file}: ${(err as Error).message}`, { cause: err }) }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${file}: expected a JSON object`)
+    layer(cfg, parsed as Raw, `config file ${file}`)
+  }
+  const fromEnv: Raw = {}
+  for (const [k, name] of Object.entries(envNames)) if (env[name] !== undefined && env[name] !== '') fromEnv[k] = env[name]
+  // tpm2-tools' variable is honoured after ours, as DESIGN says
+  if (fromEnv.tcti === undefined && env.TPM2TOOLS_TCTI !== undefined && env.TPM2TOOLS_TCTI !== '') fromEnv.tcti = env.TPM2TOOLS_TCTI
+  layer(cfg, fromEnv, 'environment')
+  layer(cfg, (opts.flags ?? {}) as Raw, 'flags')
+  return validate(cfg as unknown as AgentConfig)
+}
+
+export function validate (c: AgentConfig): AgentConfig {
+  const errs: string[] = []
+  if (!Number.isInteger(c.committeeSize) || c.committeeSize < 1 || c.committeeSize > 100) errs.push(`committeeSize must be an integer 1-100 (got ${c.committeeSize})`)
+  if (c.certificationTtlMs < 10_000) errs.push('certificationTtlMs must be at least 10000')
+  if (c.reattestBeforeExpiryMs >= c.certificationTtlMs) errs.push('reattestBeforeExpiryMs must be less than certificationTtlMs')
+  if (c.roundTimeoutMs < 100) errs.push('roundTimeoutMs must be at least 100')
+  if (!/^[^:]+:\d+$/.test(c.httpListen)) errs.push(`httpListen must be host:port (got ${c.httpListen})`)
+  if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
+  if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti)) errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
+  if (c.onShutdown !== 'stop' && c.onShutdown !== 'keep') errs.push('onShutdown must be "stop" or "keep"')
+  for (const p of c.pcrs) if (!Number.isInteger(p) || p < 0 || p > 23) errs.push(`pcrs: ${p} is not a PCR index 0-23`)
+  if (errs.length > 0) throw new ConfigError(`invalid configuration:\n  - ${errs.join('\n  - ')}`)
+  return Object.freeze({ ...c, listen: Object.freeze([...c.listen]), pcrs: Object.freeze([...c.pcrs]), deploy: Object.freeze([...c.deploy]), peers: Object.freeze([...c.peers]) })
+}
+
+export function pathsOf (c: AgentConfig): { key: string, ipfs: string, containerLog: string, state: string } {
+  return { key: join(c.home, 'node.key'), ipfs: join(c.home, 'ipfs'), containerLog: join(c.home, 'container-events.jsonl'), state: join(c.home, 'agent-state.json') }
+}
