@@ -1,0 +1,71 @@
+// The agent's local HTTP API: GET /status (JSON), GET /metrics (Prometheus text), GET /healthz,
+// and everything under /tenant/ handed to the tenant proxy (containers/), which answers 503
+// with a reason while the node is not certified.
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from '../encoding/log.ts'
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
+
+export interface HttpApiInit {
+  listen: string // host:port
+  status: () => unknown
+  metrics: () => string
+  tenant?: Handler
+  logger: Logger
+}
+
+export interface HttpApi {
+  readonly url: string
+  stop (): Promise<void>
+}
+
+function json (res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body, (_k, v) => typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
+  const [host, portText] = init.listen.split(':')
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/'
+    const path = url.split('?')[0]
+    void (async () => {
+      try {
+        if (path === '/status' && req.method === 'GET') { json(res, 200, init.status()); return }
+        if (path === '/metrics' && req.method === 'GET') {
+          const text = init.metrics()
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+          res.end(text)
+          return
+        }
+        if (path === '/healthz') { json(res, 200, { ok: true }); return }
+        if (path.startsWith('/tenant/') && init.tenant !== undefined) { await init.tenant(req, res); return }
+        json(res, 404, { error: 'not found', routes: ['/status', '/metrics', '/healthz', '/tenant/<image>/…'] })
+      } catch (err) {
+        init.logger.warn('http handler failed', { path, err })
+        if (!res.headersSent) json(res, 500, { error: (err as Error).message })
+        else res.destroy()
+      }
+    })()
+  })
+  server.headersTimeout = 10_000
+  server.requestTimeout = 60_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(Number(portText), host, () => { server.off('error', reject); resolve() })
+  })
+  const addr = server.address() as AddressInfo
+  const url = `http://${host}:${addr.port}`
+  init.logger.info('http api listening', { url })
+  return {
+    url,
+    stop: async () => {
+      server.closeIdleConnections()
+      await new Promise<void>(resolve => server.close(() => { resolve() }))
+      server.closeAllConnections()
+    }
+  }
+}
