@@ -1,0 +1,158 @@
+// Verdicts and quorum certificates: their canonical encodings, strict decoders and signatures.
+//
+//   Verdict = canonical { v:1, nodeId, round, member, pass, appraisalDigest, failed, expiresAt }
+//   signature = ed25519(member key, "quorate/verdict/v1\0" ‖ verdict bytes)
+//   QC      = canonical { v:1, nodeId, round, verdicts: [{ verdict: bytes, signature: bytes }] }
+//
+// The signature covers a domain prefix so a verdict signature can never be replayed as a
+// transaction or any other message signed with the same node key. `expiresAt` is in
+// milliseconds since the Unix epoch (the unit of `now` in QuorumRules).
+import { decode, encode, asMap, field, is, onlyKeys, type Canonical } from '../../encoding/canonical.ts'
+import { concat, utf8 } from '../../encoding/bytes.ts'
+import { DecodeError, InvalidInputError, TooLargeError } from '../../encoding/errors.ts'
+import { MAX_COMMITTEE_SIZE } from './committee.ts'
+import type { VerdictSigner } from './keys.ts'
+
+export const VERDICT_SIGNATURE_DOMAIN = utf8.encode('quorate/verdict/v1\0')
+
+/** Size limits: a verdict is ~200 bytes; names of failed claims are short identifiers. */
+export const LIMITS = {
+  verdictBytes: 1024,
+  nodeIdChars: 128,
+  failedClaims: 16,
+  claimNameChars: 64,
+  qcBytes: 2048 + MAX_COMMITTEE_SIZE * 1200
+} as const
+
+export interface Verdict {
+  readonly v: 1
+  /** The node being certified. */
+  readonly nodeId: string
+  readonly round: number
+  /** The committee member who appraised and signs. */
+  readonly member: string
+  readonly pass: boolean
+  /** sha256 of the member's appraisal (its canonical encoding); 32 bytes. */
+  readonly appraisalDigest: Uint8Array
+  /** Names of the claims that failed (`identity`, `firmware`, ...); empty when pass. */
+  readonly failed: readonly string[]
+  /** Milliseconds since the Unix epoch after which this verdict no longer counts. */
+  readonly expiresAt: number
+}
+
+export interface SignedVerdict {
+  /** The canonical verdict bytes exactly as signed. */
+  readonly verdict: Uint8Array
+  readonly signature: Uint8Array
+}
+
+export interface QuorumCertificate {
+  readonly v: 1
+  readonly nodeId: string
+  readonly round: number
+  readonly verdicts: readonly SignedVerdict[]
+}
+
+function checkText (s: string, max: number, what: string): void {
+  if (s === '' || s.length > max) throw new InvalidInputError(`${what} must be 1..${max} characters`)
+}
+
+function verdictFields (v: Verdict): void {
+  if (v.v !== 1) throw new InvalidInputError('verdict version must be 1')
+  checkText(v.nodeId, LIMITS.nodeIdChars, 'verdict nodeId')
+  checkText(v.member, LIMITS.nodeIdChars, 'verdict member')
+  if (!Number.isSafeInteger(v.round) || v.round < 0) throw new InvalidInputError('verdict round must be a non-negative integer')
+  if (typeof v.pass !== 'boolean') throw new InvalidInputError('verdict pass must be a boolean')
+  if (!(v.appraisalDigest instanceof Uint8Array) || v.appraisalDigest.length !== 32) throw new InvalidInputError('verdict appraisalDigest must be 32 bytes')
+  if (!Array.isArray(v.failed) || v.failed.length > LIMITS.failedClaims) throw new InvalidInputError(`verdict failed must list at most ${LIMITS.failedClaims} claims`)
+  for (const c of v.failed) {
+    if (typeof c !== 'string') throw new InvalidInputError('verdict failed must list claim names')
+    checkText(c, LIMITS.claimNameChars, 'failed claim name')
+  }
+  if (v.pass && v.failed.length > 0) throw new InvalidInputError('a passing verdict cannot list failed claims')
+  if (!Number.isSafeInteger(v.expiresAt) || v.expiresAt < 0) throw new InvalidInputError('verdict expiresAt must be a non-negative integer (ms since epoch)')
+}
+
+export function encodeVerdict (v: Verdict): Uint8Array {
+  verdictFields(v)
+  return encode({ v: 1, nodeId: v.nodeId, round: v.round, member: v.member, pass: v.pass, appraisalDigest: v.appraisalDigest, failed: [...v.failed], expiresAt: v.expiresAt })
+}
+
+const VERDICT_KEYS = ['v', 'nodeId', 'round', 'member', 'pass', 'appraisalDigest', 'failed', 'expiresAt'] as const
+
+/** Strict decoding: canonical bytes only, no unknown or missing fields, limits enforced. */
+export function decodeVerdict (bytes: Uint8Array): Verdict {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError('verdict: expected bytes')
+  if (bytes.length > LIMITS.verdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS.verdictBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS.verdictBytes, maxDepth: 3, maxItems: 32 }), 'verdict')
+  onlyKeys(m, VERDICT_KEYS, 'verdict')
+  const v = field(m, 'v', 'verdict', is.uint, 'unsigned integer')
+  if (v !== 1) throw new DecodeError(`verdict: unsupported version ${v}`)
+  const failed = field(m, 'failed', 'verdict', is.array, 'array')
+  const out: Verdict = {
+    v: 1,
+    nodeId: field(m, 'nodeId', 'verdict', is.string, 'text'),
+    round: field(m, 'round', 'verdict', is.uint, 'unsigned integer'),
+    member: field(m, 'member', 'verdict', is.string, 'text'),
+    pass: field(m, 'pass', 'verdict', is.bool, 'boolean'),
+    appraisalDigest: field(m, 'appraisalDigest', 'verdict', is.bytes, 'bytes'),
+    failed: failed.map((c: Canonical) => { if (typeof c !== 'string') throw new DecodeError('verdict.failed: expected text items'); return c }),
+    expiresAt: field(m, 'expiresAt', 'verdict', is.uint, 'unsigned integer')
+  }
+  try { verdictFields(out) } catch (err) { throw new DecodeError(`verdict: ${(err as Error).message}`, { cause: err }) }
+  return out
+}
+
+export function verdictSigningBytes (verdict: Uint8Array): Uint8Array {
+  return concat([VERDICT_SIGNATURE_DOMAIN, verdict])
+}
+
+/** Encodes and signs a verdict. The signer must be the verdict's member. */
+export function signVerdict (v: Omit<Verdict, 'v' | 'member'> & { v?: 1 }, signer: VerdictSigner): SignedVerdict {
+  const verdict = encodeVerdict({ ...v, v: 1, member: signer.nodeId })
+  return { verdict, signature: signer.sign(verdictSigningBytes(verdict)) }
+}
+
+export function encodeSignedVerdict (sv: SignedVerdict): Uint8Array {
+  return encode({ verdict: sv.verdict, signature: sv.signature })
+}
+
+function signedVerdictFrom (x: Canonical, what: string): SignedVerdict {
+  const m = asMap(x, what)
+  onlyKeys(m, ['verdict', 'signature'], what)
+  const verdict = field(m, 'verdict', what, is.bytes, 'bytes')
+  const signature = field(m, 'signature', what, is.bytes, 'bytes')
+  if (verdict.length > LIMITS.verdictBytes) throw new TooLargeError(`${what}.verdict exceeds ${LIMITS.verdictBytes} bytes`)
+  if (signature.length !== 64) throw new DecodeError(`${what}.signature: expected 64 bytes`)
+  return { verdict, signature }
+}
+
+export function decodeSignedVerdict (bytes: Uint8Array): SignedVerdict {
+  return signedVerdictFrom(decode(bytes, { maxBytes: LIMITS.verdictBytes + 128, maxDepth: 2, maxItems: 4 }), 'signed verdict')
+}
+
+export function encodeQuorumCertificate (qc: Omit<QuorumCertificate, 'v'> & { v?: 1 }): Uint8Array {
+  checkText(qc.nodeId, LIMITS.nodeIdChars, 'QC nodeId')
+  if (!Number.isSafeInteger(qc.round) || qc.round < 0) throw new InvalidInputError('QC round must be a non-negative integer')
+  if (qc.verdicts.length === 0 || qc.verdicts.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
+  return encode({ v: 1, nodeId: qc.nodeId, round: qc.round, verdicts: qc.verdicts.map(s => ({ verdict: s.verdict, signature: s.signature })) })
+}
+
+export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
+  if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 4, maxItems: MAX_COMMITTEE_SIZE }), 'QC')
+  onlyKeys(m, ['v', 'nodeId', 'round', 'verdicts'], 'QC')
+  const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
+  if (v !== 1) throw new DecodeError(`QC: unsupported version ${v}`)
+  const nodeId = field(m, 'nodeId', 'QC', is.string, 'text')
+  if (nodeId === '' || nodeId.length > LIMITS.nodeIdChars) throw new DecodeError('QC.nodeId: bad length')
+  const list = field(m, 'verdicts', 'QC', is.array, 'array')
+  if (list.length === 0) throw new DecodeError('QC.verdicts: empty')
+  return {
+    v: 1,
+    nodeId,
+    round: field(m, 'round', 'QC', is.uint, 'unsigned integer'),
+    verdicts: list.map((x, i) => signedVerdictFrom(x, `QC.verdicts[${i}]`))
+  }
+}
