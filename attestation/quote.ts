@@ -1,0 +1,275 @@
+// Quote verification (TPM 2.0 Part 3 §18.4 TPM2_Quote; Part 2 §10.12.12 TPMS_ATTEST): the
+// signature over the TPMS_ATTEST bytes under the AK, the AK's attributes, magic and type, the
+// nonce in extraData, and that the reported PCR values are exactly the selected ones and hash to
+// the signed pcrDigest. Data in, data out: no TPM. `checkQuote` lists every problem (so the
+// appraisal can report them all, each under its claim); `verifyQuote` returns a VerifiedQuote or
+// throws a QuoteError carrying that list.
+import { createHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
+import { equal, equalConstantTime, toHex } from '../encoding/bytes.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
+import { DIGEST_SIZE, hashAlgFromId, type HashAlg } from './algs.ts'
+import type { EvidencePcrs } from './evidence.ts'
+import {
+  TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE, TPM_ALG, TPMA_OBJECT, curveInfo, objectName, parseAttest, parsePublic,
+  parseSignature, publicToKeyObject, type Attest, type ClockInfo, type PcrSelection, type TpmPublic, type TpmSignature
+} from './tpm2.ts'
+
+/** What a quote problem is about; the appraisal maps each kind to a claim. */
+export type QuoteProblemKind =
+  | 'structure' // not a TPM-generated quote (magic/type) or undecodable
+  | 'ak' // AK unusable or lacking required attributes
+  | 'signature' // signature does not verify under the AK
+  | 'nonce' // extraData is not the expected nonce
+  | 'pcrs' // reported PCR values do not match the selection or the signed digest
+
+export interface QuoteProblem { readonly kind: QuoteProblemKind, readonly message: string, readonly bank?: HashAlg, readonly pcr?: number }
+
+declare const verifiedQuoteBrand: unique symbol
+
+/** A quote whose signature, AK, nonce and PCR digest were checked. Only checkQuote/verifyQuote make one. */
+export interface VerifiedQuote {
+  readonly [verifiedQuoteBrand]: true
+  readonly attest: Attest
+  readonly ak: TpmPublic
+  /** nameAlg ‖ H(TPMT_PUBLIC) of the AK. */
+  readonly akName: Uint8Array
+  readonly nonce: Uint8Array
+  /** TPMS_CLOCK_INFO: compare resetCount/restartCount with an earlier quote to see a reboot. */
+  readonly clockInfo: ClockInfo
+  readonly firmwareVersion: bigint
+  readonly selection: readonly PcrSelection[]
+  /** The quoted PCR values per bank (only those covered by the signed digest). */
+  readonly pcrs: ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>
+}
+
+export interface QuoteInput {
+  /** TPMS_ATTEST bytes as signed. */
+  readonly attest: Uint8Array
+  /** TPMT_SIGNATURE bytes. */
+  readonly signature: Uint8Array
+  /** The AK's TPMT_PUBLIC bytes. */
+  readonly akPublic: Uint8Array
+  /** PCR values as reported next to the quote. */
+  readonly pcrs: EvidencePcrs
+}
+
+export interface QuoteOptions {
+  /** The nonce the verifier expects in extraData. Omit only when the caller checks it itself. */
+  readonly nonce?: Uint8Array
+  /** Require these AK attributes (default: restricted, sign, fixedTPM, fixedParent). */
+  readonly requiredAkAttributes?: ReadonlyArray<keyof typeof TPMA_OBJECT>
+}
+
+export interface QuoteCheck {
+  /** Present when nothing is wrong. */
+  readonly verified?: VerifiedQuote
+  /** Every problem found (empty when verified). */
+  readonly problems: readonly QuoteProblem[]
+  /** The decoded attestation when it could be parsed (for reporting, e.g. clock info); NOT trusted when problems exist. */
+  readonly attest?: Attest
+  readonly akName?: Uint8Array
+}
+
+export class QuoteError extends InvalidInputError {
+  override readonly code: string = 'ERR_QUOTE'
+  readonly problems: readonly QuoteProblem[]
+  constructor (problems: readonly QuoteProblem[]) {
+    super(`quote verification failed: ${problems.map(p => p.message).join('; ')}`)
+    this.problems = problems
+  }
+}
+
+export const DEFAULT_AK_ATTRIBUTES: ReadonlyArray<keyof typeof TPMA_OBJECT> = ['restricted', 'sign', 'fixedTPM', 'fixedParent']
+
+// Parsing the AK and building its KeyObject costs more than the ECDSA verify itself; the same AK
+// signs many quotes, so keep a small cache keyed by the TPMT_PUBLIC bytes.
+interface AkEntry { readonly pub: TpmPublic, readonly key?: KeyObject, readonly keyError?: string, readonly name: Uint8Array }
+const akCache = new Map<string, AkEntry>()
+const AK_CACHE_MAX = 1024
+
+function akEntry (akPublic: Uint8Array): AkEntry {
+  const k = toHex(akPublic)
+  const hit = akCache.get(k)
+  if (hit !== undefined) return hit
+  const pub = parsePublic(akPublic)
+  const name = objectName(akPublic, pub)
+  let e: AkEntry
+  try { e = { pub, name, key: publicToKeyObject(pub) } } catch (err) { e = { pub, name, keyError: (err as Error).message } }
+  if (akCache.size >= AK_CACHE_MAX) akCache.delete(akCache.keys().next().value as string)
+  akCache.set(k, e)
+  return e
+}
+
+/** DER SEQUENCE { INTEGER r, INTEGER s } from the TPM's unsigned big-endian r and s. */
+export function ecdsaDer (r: Uint8Array, s: Uint8Array): Uint8Array {
+  const int = (v: Uint8Array): Uint8Array => {
+    let i = 0
+    while (i < v.length - 1 && v[i] === 0) i++
+    const t = v.subarray(i)
+    const pad = t.length === 0 || (t[0] & 0x80) !== 0 ? 1 : 0
+    const body = new Uint8Array(pad + Math.max(t.length, 1))
+    body.set(t, pad)
+    return concatTlv(0x02, body)
+  }
+  const ri = int(r)
+  const si = int(s)
+  const seq = new Uint8Array(ri.length + si.length)
+  seq.set(ri, 0)
+  seq.set(si, ri.length)
+  return concatTlv(0x30, seq)
+}
+
+function concatTlv (tag: number, body: Uint8Array): Uint8Array {
+  const len = body.length < 0x80 ? [body.length] : body.length < 0x100 ? [0x81, body.length] : [0x82, body.length >> 8, body.length & 0xff]
+  const out = new Uint8Array(1 + len.length + body.length)
+  out[0] = tag
+  out.set(len, 1)
+  out.set(body, 1 + len.length)
+  return out
+}
+
+/** Verifies a TPMT_SIGNATURE over `data` with the key. Returns a problem message or undefined. */
+export function checkSignature (pub: TpmPublic, key: KeyObject, sig: TpmSignature, data: Uint8Array): string | undefined {
+  if (sig.sigAlg === 'null' || sig.sigAlg === 'hmac') return `signature algorithm ${sig.sigAlg} cannot attest a quote`
+  if (pub.type === 'ecc') {
+    if (sig.sigAlg !== 'ecdsa') return `signature algorithm ${sig.sigAlg} is not supported for ECC AKs (ECDSA is)`
+    const c = curveInfo(pub.curve)
+    if (c === undefined) return 'AK curve not supported'
+    if (sig.r.length > c.size || sig.s.length > c.size) return 'ECDSA r or s larger than the curve order'
+    const ok = cryptoVerify(sig.hash, data, key, ecdsaDer(sig.r, sig.s))
+    return ok ? undefined : 'ECDSA signature does not verify under the AK'
+  }
+  if (pub.type === 'rsa') {
+    if (sig.sigAlg === 'rsassa') return cryptoVerify(sig.hash, data, key, sig.sig) ? undefined : 'RSASSA signature does not verify under the AK'
+    if (sig.sigAlg === 'rsapss') {
+      const ok = cryptoVerify(sig.hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, sig.sig)
+      return ok ? undefined : 'RSAPSS signature does not verify under the AK'
+    }
+    return `signature algorithm ${sig.sigAlg} is not supported for RSA AKs`
+  }
+  return `AK of type ${pub.type} cannot sign`
+}
+
+/** pcrDigest as the TPM computes it: H(concatenation of the selected PCR values in selection order). */
+export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): Uint8Array | undefined {
+  const h = createHash(hash)
+  for (const s of selection) {
+    for (const p of s.pcrs) { // ascending within a TPMS_PCR_SELECTION (bit order)
+      const v = values(s.hash, p)
+      if (v === undefined) return undefined
+      h.update(v)
+    }
+  }
+  return new Uint8Array(h.digest())
+}
+
+/** Checks a quote and lists every problem. */
+export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCheck {
+  const problems: QuoteProblem[] = []
+  let attest: Attest
+  try { attest = parseAttest(input.attest) } catch (err) {
+    return { problems: [{ kind: 'structure', message: `quote: ${(err as Error).message}` }] }
+  }
+  if (attest.magic !== TPM_GENERATED_VALUE) problems.push({ kind: 'structure', message: `quote: magic 0x${attest.magic.toString(16)} is not TPM_GENERATED_VALUE (not produced by a TPM)` })
+  if (attest.type !== TPM_ST_ATTEST_QUOTE || attest.quote === undefined) {
+    problems.push({ kind: 'structure', message: `quote: attestation type 0x${attest.type.toString(16)} is not TPM_ST_ATTEST_QUOTE` })
+    return { problems, attest }
+  }
+  const q = attest.quote
+
+  // AK and signature.
+  let ak: AkEntry | undefined
+  try { ak = akEntry(input.akPublic) } catch (err) { problems.push({ kind: 'ak', message: `AK public area: ${(err as Error).message}` }) }
+  let sig: TpmSignature | undefined
+  try { sig = parseSignature(input.signature) } catch (err) { problems.push({ kind: 'signature', message: `quote signature: ${(err as Error).message}` }) }
+  if (ak !== undefined) {
+    const attrs = ak.pub.objectAttributes
+    for (const a of opts.requiredAkAttributes ?? DEFAULT_AK_ATTRIBUTES) {
+      if ((attrs & TPMA_OBJECT[a]) === 0) problems.push({ kind: 'ak', message: `AK lacks the ${a} attribute` })
+    }
+    if ((attrs & TPMA_OBJECT.decrypt) !== 0 && (attrs & TPMA_OBJECT.restricted) !== 0) problems.push({ kind: 'ak', message: 'AK is a restricted decryption key, not a signing key' })
+    if (ak.keyError !== undefined) problems.push({ kind: 'ak', message: `AK: ${ak.keyError}` })
+    if (sig !== undefined && ak.key !== undefined) {
+      const scheme = ak.pub.type === 'rsa' || ak.pub.type === 'ecc' ? ak.pub.scheme : undefined
+      if (scheme !== undefined && scheme.scheme !== TPM_ALG.NULL && sig.sigAlg !== 'null' && sig.sigAlg !== 'hmac' && hashAlgFromId(scheme.hashAlg ?? 0) !== sig.hash) {
+        problems.push({ kind: 'signature', message: `quote signature uses ${sig.hash} but the AK's scheme fixes ${hashAlgFromId(scheme.hashAlg ?? 0) ?? 'another hash'}` })
+      }
+      const bad = checkSignature(ak.pub, ak.key, sig, input.attest)
+      if (bad !== undefined) problems.push({ kind: 'signature', message: `quote: ${bad}` })
+    }
+  }
+
+  // Nonce (Part 3 §18.4: qualifyingData is returned in extraData).
+  if (opts.nonce !== undefined && !equalConstantTime(attest.extraData, opts.nonce)) {
+    problems.push({ kind: 'nonce', message: `quote nonce ${short(attest.extraData)} is not the expected nonce ${short(opts.nonce)}` })
+  }
+
+  // PCR values: exactly the selected ones, hashing to pcrDigest with the signing hash.
+  const quoted = new Map<HashAlg, Map<number, Uint8Array>>()
+  const selected = new Set<string>()
+  let complete = true
+  for (const s of q.pcrSelect) {
+    const reported = input.pcrs[s.hash]
+    const bank = quoted.get(s.hash) ?? new Map<number, Uint8Array>()
+    quoted.set(s.hash, bank)
+    for (const p of s.pcrs) {
+      selected.add(`${s.hash}:${p}`)
+      const v = reported !== undefined && Object.hasOwn(reported, String(p)) ? reported[String(p)] : undefined
+      if (v === undefined) {
+        complete = false
+        problems.push({ kind: 'pcrs', bank: s.hash, pcr: p, message: `PCR ${p} (${s.hash}) is in the quote's selection but its value was not reported` })
+      } else if (v.length !== DIGEST_SIZE[s.hash]) {
+        complete = false
+        problems.push({ kind: 'pcrs', bank: s.hash, pcr: p, message: `PCR ${p} (${s.hash}) value has ${v.length} bytes` })
+      } else bank.set(p, v)
+    }
+  }
+  for (const [bank, values] of Object.entries(input.pcrs) as Array<[HashAlg, Readonly<Record<string, Uint8Array>> | undefined]>) {
+    for (const idx of Object.keys(values ?? {})) {
+      if (!selected.has(`${bank}:${idx}`)) problems.push({ kind: 'pcrs', bank, pcr: Number(idx), message: `PCR ${idx} (${bank}) was reported but is not covered by the quote` })
+    }
+  }
+  const digestHash: HashAlg = sig !== undefined && sig.sigAlg !== 'null' ? sig.hash : (q.pcrDigest.length === 48 ? 'sha384' : q.pcrDigest.length === 64 ? 'sha512' : q.pcrDigest.length === 20 ? 'sha1' : 'sha256')
+  if (complete) {
+    const d = computePcrDigest(digestHash, q.pcrSelect, (b, p) => quoted.get(b)?.get(p))
+    if (d === undefined || !equal(d, q.pcrDigest)) {
+      problems.push({ kind: 'pcrs', message: `reported PCR values hash to ${short(d ?? new Uint8Array())}, not the quoted pcrDigest ${short(q.pcrDigest)}` })
+    }
+  }
+
+  if (problems.length > 0 || ak === undefined) return { problems, attest, akName: ak?.name }
+  const verified = {
+    attest,
+    ak: ak.pub,
+    akName: ak.name,
+    nonce: attest.extraData,
+    clockInfo: attest.clockInfo,
+    firmwareVersion: attest.firmwareVersion,
+    selection: q.pcrSelect,
+    pcrs: quoted
+  } as unknown as VerifiedQuote // the brand exists only in the type system
+  return { verified, problems, attest, akName: ak.name }
+}
+
+/** Verifies a quote; throws QuoteError listing every problem. */
+export function verifyQuote (input: QuoteInput, opts: QuoteOptions = {}): VerifiedQuote {
+  const c = checkQuote(input, opts)
+  if (c.verified === undefined) throw new QuoteError(c.problems.length > 0 ? c.problems : [{ kind: 'structure', message: 'quote could not be verified' }])
+  return c.verified
+}
+
+/** How the TPM clock moved between two quotes of the same TPM (Part 1 §36: resetCount/restartCount). */
+export interface ClockChange { readonly rebooted: boolean, readonly restarted: boolean, readonly clockWentBack: boolean }
+
+export function compareClock (previous: Pick<ClockInfo, 'resetCount' | 'restartCount'> & { clock?: bigint }, current: ClockInfo): ClockChange {
+  const rebooted = current.resetCount !== previous.resetCount
+  const restarted = !rebooted && current.restartCount !== previous.restartCount
+  const clockWentBack = !rebooted && previous.clock !== undefined && current.clock < previous.clock
+  return { rebooted, restarted, clockWentBack }
+}
+
+function short (b: Uint8Array): string {
+  const h = toHex(b)
+  return h.length > 16 ? `${h.slice(0, 16)}…` : (h === '' ? '(empty)' : h)
+}
+
