@@ -1,0 +1,667 @@
+// The chain's state machine, in the shape of an ABCI application (cometbft abci/example/kvstore):
+// checkTx (mempool admission) · finalizeBlock (apply a decided block, return results and the
+// app hash) · commit (persist atomically) · query. Validation is separate from application; apply
+// reads nothing but the block (height, time, hash, txs) and the state — no clock, randomness or
+// I/O besides the state store — so every node fed the same blocks reaches the same app hash.
+//
+// A failed transaction changes nothing (not even its signer's sequence): each tx runs in its own
+// overlay that is merged into the block only on success.
+import { DatabaseSync } from 'node:sqlite'
+import { equal, sha256, toHex, utf8 } from '../encoding/bytes.ts'
+import { decode, encode, is, type Canonical } from '../encoding/canonical.ts'
+import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
+import { silentLogger, type Logger } from '../encoding/log.ts'
+import { isTxType, parseBody } from './bodies.ts'
+import { peerIdToPublicKey } from './keys.ts'
+import { committeeSeed } from './seed.ts'
+import { EMPTY, Overlay, StateStore, dec, enc, encodeProof, type PreparedRoot, type WriteSet } from './store.ts'
+import { decodeTx, verifyTxSignature } from './tx.ts'
+import {
+  MAX_TX_BYTES, TX_VERSION, TxCode,
+  type AttestRequestRecord, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
+  type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
+  type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
+} from './types.ts'
+
+export const CODESPACE = 'quorate'
+export const PROOF_TYPE = 'quorate:bucket-merkle/v1'
+
+export interface ChainAppOptions {
+  /** SQLite database file; ':memory:' (the default) for tests. */
+  path?: string
+  rules: QuorumRules
+  logger?: Logger
+}
+
+export interface FinalizeBlockRequest {
+  height: number
+  /** Unix ms set by the proposer. */
+  time: number
+  /** Hash of this block (known before execution, as in CometBFT). */
+  hash: Uint8Array
+  txs: readonly Uint8Array[]
+}
+export interface FinalizeBlockResponse { txResults: TxResult[], appHash: Uint8Array }
+export interface QueryRequest { path: string, data?: Uint8Array, height?: number, prove?: boolean }
+export interface ProofOp { type: string, key: Uint8Array, data: Uint8Array }
+export interface QueryResponse {
+  code: number
+  log: string
+  key?: Uint8Array
+  value?: Uint8Array
+  height: number
+  proofOps?: ProofOp[]
+  codespace: string
+}
+export interface AppInfo {
+  initialized: boolean
+  chainId: string
+  /** Last committed height (initialHeight − 1 right after genesis). */
+  height: number
+  /** App hash after the last committed height. */
+  appHash: Uint8Array
+  /** Block time of the last committed height (genesis time before the first block). */
+  time: number
+  genesis?: Genesis
+}
+
+export interface ChainApp {
+  /** The SQLite database (the embedded validator keeps its block store in it, same transactions). */
+  readonly db: DatabaseSync
+  info (): AppInfo
+  /** Stores the genesis state (verifiers); only on an empty database. Returns the app hash. */
+  initChain (genesis: Genesis): Uint8Array
+  checkTx (tx: Uint8Array): TxResult
+  /** Drops the mempool view of sequences (after a commit; then re-check what is left). */
+  resetCheckState (): void
+  finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse
+  /** Persists the finalized block in one SQLite transaction; `extra` runs inside it. */
+  commit (extra?: () => void): { height: number, appHash: Uint8Array }
+  query (req: QueryRequest): QueryResponse
+  close (): void
+}
+
+class TxFail extends Error {
+  readonly code: number
+  constructor (code: number, message: string) { super(message); this.code = code }
+}
+
+function ok (data?: Uint8Array): TxResult { return data === undefined ? { code: 0, log: '', codespace: '' } : { code: 0, log: '', data, codespace: '' } }
+function fail (code: number, log: string): TxResult { return { code, log, codespace: CODESPACE } }
+
+interface Ctx {
+  readonly s: Overlay
+  readonly height: number
+  readonly time: number
+  readonly signer: Uint8Array
+  readonly txHash: Uint8Array
+}
+
+interface Validated { tx: DecodedTx, type: TxType, body: TxBodies[TxType] }
+
+const get = <T>(s: { get: (k: string) => Uint8Array | undefined }, k: string): T | undefined => {
+  const v = s.get(k)
+  return v === undefined ? undefined : dec<T>(v)
+}
+const put = (s: Overlay, k: string, v: object): void => { s.set(k, enc(v as Canonical)) }
+
+function requireVendor (c: Ctx, vendor: string): VendorRecord {
+  const v = get<VendorRecord>(c.s, `vendor/${vendor}`)
+  if (v === undefined) throw new TxFail(TxCode.NOT_FOUND, `vendor "${vendor}" is not registered`)
+  if (!equal(v.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `only the key that registered vendor "${vendor}" may sign for it`)
+  return v
+}
+
+/** First come, first served ownership of an OS or image name. */
+function claimName (c: Ctx, key: string, name: string, what: string): void {
+  const o = get<OwnerRecord>(c.s, key)
+  if (o === undefined) { put(c.s, key, { name, owner: c.signer, height: c.height }); return }
+  if (!equal(o.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `${what} "${name}" belongs to another publisher`)
+}
+function requireName (c: Ctx, key: string, name: string, what: string): void {
+  const o = get<OwnerRecord>(c.s, key)
+  if (o === undefined) throw new TxFail(TxCode.NOT_FOUND, `${what} "${name}" was never published`)
+  if (!equal(o.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `${what} "${name}" belongs to another publisher`)
+}
+
+/**
+ * Revoking a reference set ends the certification of every node that named that platform/OS at
+ * registration, and of every node that named none (it cannot be told apart); they re-attest.
+ */
+function endCertifications (c: Ctx, index: 'nodeplat' | 'nodeos', name: string, reason: string): void {
+  for (const prefix of [`${index}/${name}/`, `${index}/*/`]) {
+    for (const [k] of c.s.scan(prefix)) {
+      const id = k.slice(prefix.length)
+      const rec = get<NodeRecord>(c.s, `node/${id}`)
+      if (rec === undefined || rec.status !== 'certified') continue
+      put(c.s, `node/${id}`, { ...rec, status: 'revoked', statusReason: reason, statusHeight: c.height })
+      c.s.del(`cert/${id}`)
+    }
+  }
+}
+
+function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: string): string[] {
+  const ids = new Set<string>()
+  for (const [k, v] of s.scan('cert/')) if (dec<{ expiresAt: number }>(v).expiresAt > now) ids.add(k.slice(5))
+  for (const [k] of s.scan('gv/')) ids.add(k.slice(3))
+  ids.delete(exclude)
+  return [...ids].sort()
+}
+
+const fpHex = (cert: Uint8Array): string => toHex(sha256(cert))
+
+type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
+
+const handlers: Handlers = {
+  'vendor.register': (c, b) => {
+    const k = `vendor/${b.name}`
+    if (c.s.get(k) !== undefined) throw new TxFail(TxCode.CONFLICT, `vendor name "${b.name}" is already registered`)
+    put(c.s, k, { name: b.name, owner: c.signer, height: c.height } satisfies VendorRecord)
+    return undefined
+  },
+  'vendor.ekca.publish': (c, b) => {
+    requireVendor(c, b.vendor)
+    const fp = fpHex(b.certificate)
+    const k = `ekca/${b.vendor}/${fp}`
+    const old = get<EkCaRecord>(c.s, k)
+    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `EK CA ${fp} of vendor "${b.vendor}" ${old.revokedAt === undefined ? 'is already published' : 'was revoked and cannot be published again'}`)
+    put(c.s, k, { vendor: b.vendor, fingerprint: sha256(b.certificate), certificate: b.certificate, height: c.height } satisfies EkCaRecord)
+    return undefined
+  },
+  'vendor.ekca.revoke': (c, b) => {
+    requireVendor(c, b.vendor)
+    const k = `ekca/${b.vendor}/${toHex(b.fingerprint)}`
+    const old = get<EkCaRecord>(c.s, k)
+    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `vendor "${b.vendor}" has no EK CA ${toHex(b.fingerprint)}`)
+    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `EK CA ${toHex(b.fingerprint)} is already revoked`)
+    put(c.s, k, { ...old, revokedAt: c.height })
+    return undefined
+  },
+  'firmware.publish': (c, b) => {
+    requireVendor(c, b.vendor)
+    const k = `fw/${b.vendor}/${b.platform}/${b.version}`
+    const old = get<FirmwareRecord>(c.s, k)
+    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `firmware ${b.vendor}/${b.platform} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`)
+    put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies FirmwareRecord)
+    return undefined
+  },
+  'firmware.revoke': (c, b) => {
+    requireVendor(c, b.vendor)
+    const k = `fw/${b.vendor}/${b.platform}/${b.version}`
+    const old = get<FirmwareRecord>(c.s, k)
+    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `firmware ${b.vendor}/${b.platform} ${b.version} was never published`)
+    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `firmware ${b.vendor}/${b.platform} ${b.version} is already revoked`)
+    put(c.s, k, { ...old, revokedAt: c.height })
+    endCertifications(c, 'nodeplat', `${b.vendor}/${b.platform}`, `firmware ${b.vendor}/${b.platform} ${b.version} revoked at height ${c.height}`)
+    return undefined
+  },
+  'os.publish': (c, b) => {
+    claimName(c, `osname/${b.name}`, b.name, 'OS')
+    const k = `os/${b.name}/${b.version}`
+    const old = get<OsRecord>(c.s, k)
+    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `OS ${b.name} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`)
+    put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies OsRecord)
+    return undefined
+  },
+  'os.revoke': (c, b) => {
+    requireName(c, `osname/${b.name}`, b.name, 'OS')
+    const k = `os/${b.name}/${b.version}`
+    const old = get<OsRecord>(c.s, k)
+    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `OS ${b.name} ${b.version} was never published`)
+    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `OS ${b.name} ${b.version} is already revoked`)
+    put(c.s, k, { ...old, revokedAt: c.height })
+    endCertifications(c, 'nodeos', b.name, `OS ${b.name} ${b.version} revoked at height ${c.height}`)
+    return undefined
+  },
+  'image.publish': (c, b) => {
+    claimName(c, `imgname/${b.name}`, b.name, 'image')
+    const k = `img/${b.name}#${b.digest}`
+    const old = get<ImageRecord>(c.s, k)
+    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `image ${b.name}@${b.digest} ${old.revokedAt === undefined ? 'is already published' : 'was revoked'}`)
+    put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies ImageRecord)
+    c.s.set(`imgd/${b.digest}#${b.name}`, EMPTY)
+    return undefined
+  },
+  'image.revoke': (c, b) => {
+    requireName(c, `imgname/${b.name}`, b.name, 'image')
+    const k = `img/${b.name}#${b.digest}`
+    const old = get<ImageRecord>(c.s, k)
+    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `image ${b.name}@${b.digest} was never published`)
+    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `image ${b.name}@${b.digest} is already revoked`)
+    put(c.s, k, { ...old, revokedAt: c.height })
+    return undefined
+  },
+  'node.register': (c, b) => {
+    const pub = peerIdToPublicKey(b.nodeId)
+    if (!equal(pub, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `node.register for ${b.nodeId} must be signed by that node's own key (its peer id)`)
+    const k = `node/${b.nodeId}`
+    const old = get<NodeRecord>(c.s, k)
+    if (old !== undefined) {
+      c.s.del(`nodeplat/${old.platform ?? '*'}/${b.nodeId}`)
+      c.s.del(`nodeos/${old.os ?? '*'}/${b.nodeId}`)
+    }
+    const keep = old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) &&
+      old.platform === b.platform && old.os === b.os
+    const rec: NodeRecord = {
+      nodeId: b.nodeId,
+      publicKey: pub,
+      ekCertificate: b.ekCertificate,
+      akPublic: b.akPublic,
+      addrs: b.addrs,
+      platform: b.platform,
+      os: b.os,
+      registeredAt: old?.registeredAt ?? c.height,
+      status: keep ? old.status : 'registered',
+      statusHeight: keep ? old.statusHeight : c.height,
+      statusReason: keep ? old.statusReason : (old === undefined ? undefined : 'identity, platform or OS changed at re-registration'),
+      round: old?.round,
+      expiresAt: keep ? old.expiresAt : undefined,
+      qcHash: keep ? old.qcHash : undefined,
+      committee: keep ? old.committee : undefined
+    }
+    if (!keep) c.s.del(`cert/${b.nodeId}`)
+    put(c.s, k, rec)
+    c.s.set(`nodeplat/${b.platform ?? '*'}/${b.nodeId}`, EMPTY)
+    c.s.set(`nodeos/${b.os ?? '*'}/${b.nodeId}`, EMPTY)
+    return undefined
+  },
+  'attest.request': (c, b) => {
+    const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
+    if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered; send node.register first`)
+    if (!equal(rec.publicKey, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `attest.request for ${b.nodeId} must be signed by that node's own key`)
+    const prev = get<AttestRequestRecord>(c.s, `req/${b.nodeId}`)
+    if (prev !== undefined && b.round <= prev.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} must be greater than the latest round ${prev.round}`)
+    const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset }
+    put(c.s, `req/${b.nodeId}`, req)
+    c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
+    if (b.reset === true && rec.status === 'certified') {
+      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'registered', statusReason: `reset at round ${b.round} (reboot)`, statusHeight: c.height })
+      c.s.del(`cert/${b.nodeId}`)
+    }
+    return undefined
+  },
+  'attest.record': (c, b, rules) => {
+    const req = get<AttestRequestRecord>(c.s, `req/${b.nodeId}`)
+    if (req === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} has no attestation request`)
+    if (b.round !== req.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} is not the node's latest request (round ${req.round})`)
+    if (req.recordedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was already recorded at height ${req.recordedAt}`)
+    if (req.seed === undefined || req.candidates === undefined) throw new TxFail(TxCode.NOT_READY, `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`)
+    const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
+    if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
+    let out: ReturnType<QuorumRules['verifyCertificate']>
+    try {
+      out = rules.verifyCertificate({
+        qc: b.qc,
+        nodeId: b.nodeId,
+        round: b.round,
+        seed: req.seed,
+        candidates: req.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })),
+        now: c.time
+      })
+    } catch (err) {
+      throw new TxFail(TxCode.QC_REJECTED, `quorum certificate rejected: ${(err as Error).message}`)
+    }
+    if ((out.outcome !== 'pass' && out.outcome !== 'fail') || !Number.isSafeInteger(out.expiresAt) || !Array.isArray(out.committee) || !out.committee.every(x => typeof x === 'string')) {
+      throw new TxFail(TxCode.QC_REJECTED, 'quorum rules returned an invalid result')
+    }
+    if (out.outcome === 'pass' && out.expiresAt <= c.time) throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${out.expiresAt}, not after the block time ${c.time}`)
+    const committee = [...out.committee]
+    const qcHash = sha256(b.qc)
+    if (out.outcome === 'pass') {
+      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt: out.expiresAt, qcHash, committee })
+      put(c.s, `cert/${b.nodeId}`, { expiresAt: out.expiresAt })
+    } else {
+      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee })
+      c.s.del(`cert/${b.nodeId}`)
+    }
+    put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt: out.expiresAt, committee, height: c.height } satisfies QcRecord)
+    put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
+    return enc({ outcome: out.outcome, expiresAt: out.expiresAt })
+  }
+}
+
+function dbOpen (path: string): DatabaseSync {
+  const db = new DatabaseSync(path)
+  if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL')
+  // FULL: a block acknowledged as committed survives power loss too, at one fsync per block.
+  db.exec('PRAGMA synchronous = FULL')
+  db.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID')
+  return db
+}
+
+function encodeGenesis (g: Genesis): Uint8Array {
+  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers })
+}
+
+class App implements ChainApp {
+  readonly db: DatabaseSync
+  readonly #store: StateStore
+  readonly #rules: QuorumRules
+  readonly #log: Logger
+  readonly #metaGet
+  readonly #metaPut
+  #genesis: Genesis | undefined
+  #height = 0
+  #time = 0
+  #appHash: Uint8Array
+  #pending: { height: number, time: number, writes: WriteSet, prepared: PreparedRoot } | undefined
+  readonly #checkSeq = new Map<string, number>()
+  /** Transactions whose signature checkTx verified (hash → validated); finalize skips re-verifying. */
+  readonly #verified = new Map<string, Validated>()
+
+  constructor (opts: ChainAppOptions) {
+    this.db = dbOpen(opts.path ?? ':memory:')
+    this.#rules = opts.rules
+    this.#log = opts.logger ?? silentLogger('quorate:chain:app')
+    this.#store = new StateStore(this.db)
+    this.#metaGet = this.db.prepare('SELECT v FROM meta WHERE k = ?')
+    this.#metaPut = this.db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
+    this.#appHash = this.#store.root
+    const g = this.#meta('genesis')
+    if (g !== undefined) {
+      const m = dec<Genesis>(g)
+      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers] }
+      const h = this.#meta('height')
+      this.#height = h === undefined ? m.initialHeight - 1 : dec<number>(h)
+      const t = this.#meta('time')
+      this.#time = t === undefined ? m.genesisTime : dec<number>(t)
+      const stored = this.#meta('appHash')
+      if (stored !== undefined && !equal(stored, this.#appHash)) {
+        throw new QuorateError(`state database is corrupt: recomputed app hash ${toHex(this.#appHash)} differs from the stored ${toHex(stored)} at height ${this.#height}`)
+      }
+    }
+  }
+
+  #meta (k: string): Uint8Array | undefined {
+    const r = this.#metaGet.get(k) as { v: Uint8Array } | undefined
+    return r === undefined ? undefined : new Uint8Array(r.v)
+  }
+
+  info (): AppInfo {
+    return { initialized: this.#genesis !== undefined, chainId: this.#genesis?.chainId ?? '', height: this.#height, appHash: this.#appHash, time: this.#time, genesis: this.#genesis }
+  }
+
+  initChain (genesis: Genesis): Uint8Array {
+    if (this.#genesis !== undefined) throw new QuorateError('the chain is already initialized')
+    if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
+    if (!Number.isSafeInteger(genesis.initialHeight) || genesis.initialHeight < 1) throw new InvalidInputError('initial height must be ≥ 1')
+    const o = new Overlay(this.#store)
+    for (const id of genesis.verifiers) o.set(`gv/${id}`, enc({ publicKey: peerIdToPublicKey(id) }))
+    const prepared = this.#store.prepare(o.writes)
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      this.#store.persist(o.writes)
+      this.#metaPut.run('genesis', encodeGenesis(genesis))
+      this.#metaPut.run('height', enc(genesis.initialHeight - 1))
+      this.#metaPut.run('time', enc(genesis.genesisTime))
+      this.#metaPut.run('appHash', prepared.root)
+      this.db.exec('COMMIT')
+    } catch (err) { this.db.exec('ROLLBACK'); throw err }
+    this.#store.install(prepared)
+    this.#genesis = { ...genesis, validators: [...genesis.validators], verifiers: [...genesis.verifiers] }
+    this.#height = genesis.initialHeight - 1
+    this.#time = genesis.genesisTime
+    this.#appHash = prepared.root
+    return prepared.root
+  }
+
+  /** Everything that does not depend on state: size, encoding, version, chain, type, body, signature. */
+  #validate (bytes: Uint8Array): Validated | TxResult {
+    if (bytes.byteLength > MAX_TX_BYTES) return fail(TxCode.TOO_LARGE, `transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
+    const h = toHex(sha256(bytes))
+    const cached = this.#verified.get(h)
+    if (cached !== undefined) return cached
+    let tx: DecodedTx
+    try { tx = decodeTx(bytes) } catch (err) { return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`) }
+    if (tx.v !== TX_VERSION) return fail(TxCode.UNSUPPORTED_VERSION, `transaction version ${tx.v} is not supported (this chain speaks version ${TX_VERSION})`)
+    const chainId = this.#genesis?.chainId
+    if (tx.chainId !== chainId) return fail(TxCode.WRONG_CHAIN, `transaction is for chain "${tx.chainId}", this is "${chainId ?? ''}"`)
+    if (!isTxType(tx.type)) return fail(TxCode.UNKNOWN_TYPE, `unknown transaction type ${JSON.stringify(tx.type.slice(0, 64))}`)
+    let body: TxBodies[TxType]
+    try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
+    if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
+    const v: Validated = { tx, type: tx.type, body }
+    if (this.#verified.size >= 100_000) this.#verified.clear()
+    this.#verified.set(h, v)
+    return v
+  }
+
+  #committedSeq (signerHex: string): number {
+    const v = this.#store.get(`acct/${signerHex}`)
+    return v === undefined ? 0 : dec<{ seq: number }>(v).seq
+  }
+
+  checkTx (bytes: Uint8Array): TxResult {
+    if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
+    const v = this.#validate(bytes)
+    if (!('tx' in v)) return v
+    const sh = toHex(v.tx.signer)
+    const expected = this.#checkSeq.get(sh) ?? this.#committedSeq(sh)
+    if (v.tx.seq !== expected) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${expected}`)
+    this.#checkSeq.set(sh, expected + 1)
+    return ok()
+  }
+
+  resetCheckState (): void { this.#checkSeq.clear() }
+
+  finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse {
+    if (this.#genesis === undefined) throw new QuorateError('finalizeBlock before initChain')
+    if (this.#pending !== undefined) throw new QuorateError('finalizeBlock called twice without commit')
+    if (req.height !== this.#height + 1) throw new QuorateError(`expected block ${this.#height + 1}, got ${req.height}`)
+    if (!Number.isSafeInteger(req.time) || req.time < this.#time) throw new QuorateError(`block time ${req.time} is before the previous block time ${this.#time}`)
+    const block = new Overlay(this.#store)
+    this.#beginBlock(block, req)
+    const txResults = req.txs.map(tx => this.#deliver(block, tx, req))
+    const prepared = this.#store.prepare(block.writes)
+    this.#pending = { height: req.height, time: req.time, writes: block.writes, prepared }
+    return { txResults, appHash: prepared.root }
+  }
+
+  /** Fixes the committee seed (and candidate snapshot) of the requests made in the previous block. */
+  #beginBlock (s: Overlay, req: FinalizeBlockRequest): void {
+    const prefix = `reqat/${req.height - 1}/`
+    for (const [k] of s.scan(prefix)) {
+      s.del(k)
+      const id = k.slice(prefix.length)
+      const r = get<AttestRequestRecord>(s, `req/${id}`)
+      if (r === undefined || r.height !== req.height - 1 || r.seed !== undefined) continue
+      put(s, `req/${id}`, { ...r, seed: committeeSeed(req.hash, id, r.round), seedHeight: req.height, seedBlockHash: req.hash, candidates: candidatesAt(s, req.time, id) })
+    }
+  }
+
+  #deliver (block: Overlay, bytes: Uint8Array, req: FinalizeBlockRequest): TxResult {
+    const v = this.#validate(bytes)
+    if (!('tx' in v)) return v
+    this.#verified.delete(toHex(v.tx.hash))
+    const sh = toHex(v.tx.signer)
+    const s = new Overlay(block)
+    const acct = `acct/${sh}`
+    const seqRaw = s.get(acct)
+    const seq = seqRaw === undefined ? 0 : dec<{ seq: number }>(seqRaw).seq
+    if (v.tx.seq !== seq) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${seq}`)
+    let data: Uint8Array | undefined
+    try {
+      const h = handlers[v.type] as (c: Ctx, b: TxBodies[TxType], r: QuorumRules) => Uint8Array | undefined
+      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash }, v.body, this.#rules)
+    } catch (err) {
+      if (err instanceof TxFail) return fail(err.code, err.message)
+      if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
+      throw err
+    }
+    put(s, acct, { seq: seq + 1 })
+    s.mergeInto(block)
+    return ok(data)
+  }
+
+  commit (extra?: () => void): { height: number, appHash: Uint8Array } {
+    const p = this.#pending
+    if (p === undefined) throw new QuorateError('commit without finalizeBlock')
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      this.#store.persist(p.writes)
+      this.#metaPut.run('height', enc(p.height))
+      this.#metaPut.run('time', enc(p.time))
+      this.#metaPut.run('appHash', p.prepared.root)
+      extra?.()
+      this.db.exec('COMMIT')
+    } catch (err) {
+      try { this.db.exec('ROLLBACK') } catch {}
+      this.#pending = undefined
+      throw err
+    }
+    this.#store.install(p.prepared)
+    this.#pending = undefined
+    this.#height = p.height
+    this.#time = p.time
+    this.#appHash = p.prepared.root
+    this.#checkSeq.clear()
+    this.#log.debug('committed', { height: p.height, writes: p.writes.size })
+    return { height: p.height, appHash: p.prepared.root }
+  }
+
+  query (req: QueryRequest): QueryResponse {
+    const height = this.#height
+    const base = { height, codespace: CODESPACE }
+    if (req.height !== undefined && req.height !== 0 && req.height !== height) {
+      return { ...base, code: TxCode.NOT_FOUND, log: `only the latest height (${height}) can be queried, not ${req.height}` }
+    }
+    let params: Record<string, Canonical> = {}
+    if (req.path !== '/key' && req.data !== undefined && req.data.byteLength > 0) {
+      try {
+        const d = decode(req.data, { maxBytes: 64 * 1024 })
+        if (!is.map(d)) throw new InvalidInputError('query data must be a canonical CBOR map')
+        params = d
+      } catch (err) { return { ...base, code: TxCode.MALFORMED, log: `bad query data: ${(err as Error).message}` } }
+    }
+    try {
+      if (req.path === '/key') {
+        const key = utf8.decode(req.data ?? EMPTY)
+        const value = this.#store.get(key)
+        if (value === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `no state at key ${JSON.stringify(key)}`, key: req.data }
+        const r: QueryResponse = { ...base, code: 0, log: '', key: req.data, value }
+        if (req.prove === true) r.proofOps = [{ type: PROOF_TYPE, key: utf8.encode(key), data: encodeProof(this.#store.proof(key)) }]
+        return r
+      }
+      const q = queries[req.path]
+      if (q === undefined) return { ...base, code: TxCode.UNKNOWN_TYPE, log: `unknown query path ${JSON.stringify(req.path)}; known: /key, ${Object.keys(queries).join(', ')}` }
+      const result = q(this.#store, params, this.info())
+      if (result === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `nothing found for ${req.path}` }
+      return { ...base, code: 0, log: '', value: encode(result as Canonical) }
+    } catch (err) {
+      if (err instanceof InvalidInputError) return { ...base, code: TxCode.INVALID_BODY, log: err.message }
+      throw err
+    }
+  }
+
+  close (): void { this.db.close() }
+}
+
+// ---- queries (read committed state; never write) ----
+type Reader = StateStore
+type Query = (s: Reader, p: Record<string, Canonical>, info: AppInfo) => unknown
+
+function pstr (p: Record<string, Canonical>, k: string, required: true): string
+function pstr (p: Record<string, Canonical>, k: string, required?: false): string | undefined
+function pstr (p: Record<string, Canonical>, k: string, required = false): string | undefined {
+  const v = p[k]
+  if (v === undefined) { if (required) throw new InvalidInputError(`query parameter ${k} is required`); return undefined }
+  if (typeof v !== 'string' || v.length > 512 || /[^\x21-\x7e]/.test(v)) throw new InvalidInputError(`query parameter ${k} must be a printable string`)
+  return v
+}
+
+function records<T> (s: Reader, prefix: string): T[] { return s.scan(prefix).map(([, v]) => dec<T>(v)) }
+
+export function nodeView (s: Reader, nodeId: string, now: number): NodeView | undefined {
+  const gv = s.get(`gv/${nodeId}`) !== undefined
+  const record = get<NodeRecord>(s, `node/${nodeId}`)
+  if (record === undefined && !gv) return undefined
+  const request = get<AttestRequestRecord>(s, `req/${nodeId}`)
+  let effective: NodeView['effective']
+  if (gv) effective = 'genesis-verifier'
+  else if (record === undefined) effective = 'registered'
+  else if (record.status === 'certified') effective = (record.expiresAt ?? 0) > now ? 'certified' : 'expired'
+  else if (request !== undefined && request.recordedAt === undefined) effective = 'pending'
+  else effective = record.status
+  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv }
+}
+
+const toRefSet = (name: string, r: { version: string, bank: RefSet['bank'], pcrs: RefSet['pcrs'] }): RefSet => ({ name, version: r.version, bank: r.bank, pcrs: r.pcrs })
+
+const queries: Record<string, Query> = {
+  '/info': (s, _p, i) => ({ chainId: i.chainId, height: i.height, appHash: i.appHash, time: i.time, entries: s.size }),
+  '/account': (s, p) => {
+    const signer = p.signer
+    if (!(signer instanceof Uint8Array) || signer.byteLength !== 32) throw new InvalidInputError('query parameter signer must be a 32-byte public key')
+    const v = get<{ seq: number }>(s, `acct/${toHex(signer)}`)
+    return { seq: v?.seq ?? 0 }
+  },
+  '/vendor': (s, p) => get<VendorRecord>(s, `vendor/${pstr(p, 'name', true)}`),
+  '/ekcas': (s, p) => {
+    const vendor = pstr(p, 'vendor')
+    return { ekCas: records<EkCaRecord>(s, vendor === undefined ? 'ekca/' : `ekca/${vendor}/`).filter(r => r.revokedAt === undefined) }
+  },
+  '/firmware': (s, p) => {
+    const vendor = pstr(p, 'vendor', true)
+    const platform = pstr(p, 'platform')
+    const version = pstr(p, 'version')
+    const prefix = platform === undefined ? `fw/${vendor}/` : version === undefined ? `fw/${vendor}/${platform}/` : `fw/${vendor}/${platform}/${version}`
+    return { firmware: records<FirmwareRecord>(s, prefix).filter(r => version === undefined || r.version === version) }
+  },
+  '/os': (s, p) => {
+    const name = pstr(p, 'name', true)
+    const version = pstr(p, 'version')
+    return { os: records<OsRecord>(s, `os/${name}/`).filter(r => version === undefined || r.version === version) }
+  },
+  '/refs': (s, p) => {
+    const vendor = pstr(p, 'vendor')
+    const platform = pstr(p, 'platform')
+    const os = pstr(p, 'os')
+    if (platform !== undefined && vendor === undefined) throw new InvalidInputError('query /refs: platform needs vendor')
+    const fwPrefix = vendor === undefined ? 'fw/' : platform === undefined ? `fw/${vendor}/` : `fw/${vendor}/${platform}/`
+    const out: ReferenceValues = {
+      ekCas: records<EkCaRecord>(s, 'ekca/').filter(r => r.revokedAt === undefined).map(r => r.certificate),
+      firmware: records<FirmwareRecord>(s, fwPrefix).filter(r => r.revokedAt === undefined).map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
+      os: records<OsRecord>(s, os === undefined ? 'os/' : `os/${os}/`).filter(r => r.revokedAt === undefined).map(r => toRefSet(r.name, r))
+    }
+    return out
+  },
+  '/image': (s, p) => {
+    const name = pstr(p, 'name')
+    const digest = pstr(p, 'digest')
+    if (name === undefined && digest === undefined) throw new InvalidInputError('query /image needs name or digest')
+    if (name !== undefined) return { images: records<ImageRecord>(s, `img/${name}#`).filter(r => digest === undefined || r.digest === digest) }
+    const names = s.scan(`imgd/${digest ?? ''}#`).map(([k]) => k.slice(k.indexOf('#') + 1))
+    return { images: names.map(n => get<ImageRecord>(s, `img/${n}#${digest ?? ''}`)).filter(r => r !== undefined) }
+  },
+  '/node': (s, p, i) => nodeView(s, pstr(p, 'nodeId', true), i.time),
+  '/nodes': (s, p, i) => {
+    const status = pstr(p, 'status') ?? 'certified'
+    if (status !== 'certified' && status !== 'all') throw new InvalidInputError('query /nodes: status must be certified or all')
+    const ids = new Set<string>()
+    for (const [k] of s.scan('gv/')) ids.add(k.slice(3))
+    for (const [k] of s.scan(status === 'all' ? 'node/' : 'cert/')) ids.add(k.slice(k.indexOf('/') + 1))
+    const views = [...ids].sort().map(id => nodeView(s, id, i.time)).filter((v): v is NodeView => v !== undefined)
+    return { nodes: status === 'all' ? views : views.filter(v => v.certified) }
+  },
+  '/candidates': (s, p, i) => {
+    const ex = pstr(p, 'exclude') ?? ''
+    return { candidates: candidatesAt(s, i.time, ex).map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })), height: i.height, time: i.time }
+  },
+  '/seed': (s, p) => {
+    const nodeId = pstr(p, 'nodeId', true)
+    const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
+    const round = p.round
+    if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
+    if (r.seed === undefined || r.candidates === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
+    return {
+      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed,
+      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) }))
+    } satisfies SeedView
+  },
+  '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)
+}
+
+export function createChainApp (opts: ChainAppOptions): ChainApp {
+  return new App(opts)
+}
+

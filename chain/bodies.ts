@@ -1,0 +1,198 @@
+// Stateless validation of transaction bodies: one parser per type, strict (unknown fields are
+// refused), returning the typed body or throwing InvalidInputError with what is wrong.
+import { CID } from 'multiformats/cid'
+import { is, type Canonical } from '../encoding/canonical.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
+import { peerIdToPublicKey } from './keys.ts'
+import type { HashBank, PcrRefs, TxBodies, TxType } from './types.ts'
+import { TX_TYPES } from './types.ts'
+
+export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/
+export const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
+/** Container image names as Docker writes them (lowercase path components, optional tag). */
+export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9._/:-]{0,254}$/
+export const IMAGE_DIGEST_RE = /^sha256:[0-9a-f]{64}$/
+const BANK_BYTES: Record<HashBank, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }
+const MAX_CERT = 16 * 1024
+
+class Body {
+  readonly m: Record<string, Canonical>
+  readonly what: string
+  constructor (v: Canonical, what: string, allowed: readonly string[]) {
+    if (!is.map(v)) throw new InvalidInputError(`${what}: body must be a map`)
+    this.m = v
+    this.what = what
+    for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new InvalidInputError(`${what}: unknown field ${JSON.stringify(k)}`)
+  }
+
+  has (k: string): boolean { return Object.hasOwn(this.m, k) }
+  raw (k: string): Canonical {
+    if (!this.has(k)) throw new InvalidInputError(`${this.what}.${k}: missing`)
+    return this.m[k]
+  }
+
+  str (k: string, re: RegExp, hint: string): string {
+    const v = this.raw(k)
+    if (typeof v !== 'string' || !re.test(v)) throw new InvalidInputError(`${this.what}.${k}: expected ${hint}`)
+    return v
+  }
+
+  bytes (k: string, min: number, max: number): Uint8Array {
+    const v = this.raw(k)
+    if (!(v instanceof Uint8Array) || v.byteLength < min || v.byteLength > max) throw new InvalidInputError(`${this.what}.${k}: expected ${min}–${max} bytes`)
+    return v
+  }
+
+  uint (k: string, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw(k)
+    if (!is.uint(v) || v > max) throw new InvalidInputError(`${this.what}.${k}: expected an unsigned integer ≤ ${max}`)
+    return v
+  }
+}
+
+function der (b: Uint8Array, what: string): Uint8Array {
+  // X.509 DER: a SEQUENCE (0x30) with a definite long-form length covering the whole input.
+  // Full parsing happens in appraisal; the chain only refuses what cannot be a certificate.
+  if (b.byteLength < 4 || b[0] !== 0x30) throw new InvalidInputError(`${what}: not a DER certificate (expected a SEQUENCE)`)
+  let len: number
+  let off: number
+  if (b[1] < 0x80) { len = b[1]; off = 2 } else {
+    const n = b[1] & 0x7f
+    if (n === 0 || n > 3 || b.byteLength < 2 + n) throw new InvalidInputError(`${what}: not a DER certificate (bad length)`)
+    len = 0
+    for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]
+    off = 2 + n
+  }
+  if (off + len !== b.byteLength) throw new InvalidInputError(`${what}: DER length ${len} does not cover the ${b.byteLength - off} bytes given`)
+  return b
+}
+
+export function parseBank (v: Canonical, what: string): HashBank {
+  if (v !== 'sha1' && v !== 'sha256' && v !== 'sha384' && v !== 'sha512') throw new InvalidInputError(`${what}: expected sha1, sha256, sha384 or sha512`)
+  return v
+}
+
+export function parsePcrs (v: Canonical, bank: HashBank, what: string): PcrRefs {
+  if (!is.map(v)) throw new InvalidInputError(`${what}: expected a map of PCR index → { golden?, events? }`)
+  const keys = Object.keys(v)
+  if (keys.length === 0) throw new InvalidInputError(`${what}: no PCRs given`)
+  const out: PcrRefs = {}
+  for (const k of keys) {
+    if (!/^(0|[1-9][0-9]?)$/.test(k) || Number(k) > 23) throw new InvalidInputError(`${what}: PCR index ${JSON.stringify(k)} is not 0–23`)
+    const e = v[k]
+    if (!is.map(e)) throw new InvalidInputError(`${what}.${k}: expected { golden?, events? }`)
+    const entry: { golden?: Uint8Array[], events?: Uint8Array[] } = {}
+    for (const f of Object.keys(e)) {
+      if (f !== 'golden' && f !== 'events') throw new InvalidInputError(`${what}.${k}: unknown field ${JSON.stringify(f)}`)
+      const list = e[f]
+      if (!is.array(list) || list.length === 0) throw new InvalidInputError(`${what}.${k}.${f}: expected a non-empty list of digests`)
+      for (const d of list) {
+        if (!(d instanceof Uint8Array) || d.byteLength !== BANK_BYTES[bank]) throw new InvalidInputError(`${what}.${k}.${f}: every digest must be ${BANK_BYTES[bank]} bytes (${bank})`)
+      }
+      entry[f] = list as Uint8Array[]
+    }
+    if (entry.golden === undefined && entry.events === undefined) throw new InvalidInputError(`${what}.${k}: give golden values, event digests or both`)
+    out[k] = entry
+  }
+  return out
+}
+
+function nodeId (b: Body, k: string): string {
+  const v = b.str(k, /^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'an Ed25519 libp2p peer id')
+  try { peerIdToPublicKey(v) } catch (err) { throw new InvalidInputError(`${b.what}.${k}: ${(err as Error).message}`) }
+  return v
+}
+
+type Parsers = { [T in TxType]: (v: Canonical) => TxBodies[T] }
+
+const parsers: Parsers = {
+  'vendor.register': v => {
+    const b = new Body(v, 'vendor.register', ['name'])
+    return { name: b.str('name', NAME_RE, 'a name of 1–64 characters a-z 0-9 . _ - (starting with a letter or digit)') }
+  },
+  'vendor.ekca.publish': v => {
+    const b = new Body(v, 'vendor.ekca.publish', ['vendor', 'certificate'])
+    return { vendor: b.str('vendor', NAME_RE, 'a vendor name'), certificate: der(b.bytes('certificate', 4, MAX_CERT), 'vendor.ekca.publish.certificate') }
+  },
+  'vendor.ekca.revoke': v => {
+    const b = new Body(v, 'vendor.ekca.revoke', ['vendor', 'fingerprint'])
+    return { vendor: b.str('vendor', NAME_RE, 'a vendor name'), fingerprint: b.bytes('fingerprint', 32, 32) }
+  },
+  'firmware.publish': v => {
+    const b = new Body(v, 'firmware.publish', ['vendor', 'platform', 'version', 'bank', 'pcrs'])
+    const bank = parseBank(b.raw('bank'), 'firmware.publish.bank')
+    return {
+      vendor: b.str('vendor', NAME_RE, 'a vendor name'),
+      platform: b.str('platform', NAME_RE, 'a platform name (a-z 0-9 . _ -)'),
+      version: b.str('version', VERSION_RE, 'a version (A-Z a-z 0-9 . _ + -)'),
+      bank,
+      pcrs: parsePcrs(b.raw('pcrs'), bank, 'firmware.publish.pcrs')
+    }
+  },
+  'firmware.revoke': v => {
+    const b = new Body(v, 'firmware.revoke', ['vendor', 'platform', 'version'])
+    return { vendor: b.str('vendor', NAME_RE, 'a vendor name'), platform: b.str('platform', NAME_RE, 'a platform name'), version: b.str('version', VERSION_RE, 'a version') }
+  },
+  'os.publish': v => {
+    const b = new Body(v, 'os.publish', ['name', 'version', 'bank', 'pcrs'])
+    const bank = parseBank(b.raw('bank'), 'os.publish.bank')
+    return { name: b.str('name', NAME_RE, 'an OS name'), version: b.str('version', VERSION_RE, 'a version'), bank, pcrs: parsePcrs(b.raw('pcrs'), bank, 'os.publish.pcrs') }
+  },
+  'os.revoke': v => {
+    const b = new Body(v, 'os.revoke', ['name', 'version'])
+    return { name: b.str('name', NAME_RE, 'an OS name'), version: b.str('version', VERSION_RE, 'a version') }
+  },
+  'image.publish': v => {
+    const b = new Body(v, 'image.publish', ['name', 'digest', 'cid', 'size'])
+    const cid = b.str('cid', /^[A-Za-z0-9]{8,128}$/, 'a CID string')
+    try { CID.parse(cid) } catch { throw new InvalidInputError(`image.publish.cid: ${JSON.stringify(cid)} is not a valid CID`) }
+    return {
+      name: b.str('name', IMAGE_NAME_RE, 'an image name (a-z 0-9 . _ / : -)'),
+      digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits'),
+      cid,
+      size: b.uint('size')
+    }
+  },
+  'image.revoke': v => {
+    const b = new Body(v, 'image.revoke', ['name', 'digest'])
+    return { name: b.str('name', IMAGE_NAME_RE, 'an image name'), digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits') }
+  },
+  'node.register': v => {
+    const b = new Body(v, 'node.register', ['nodeId', 'ekCertificate', 'akPublic', 'addrs', 'platform', 'os'])
+    const addrs = b.raw('addrs')
+    if (!is.array(addrs) || addrs.length > 32 || !addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 256 && /^[\x21-\x7e]+$/.test(a))) {
+      throw new InvalidInputError('node.register.addrs: expected up to 32 multiaddr strings ("/ip4/…")')
+    }
+    const out: TxBodies['node.register'] = {
+      nodeId: nodeId(b, 'nodeId'),
+      ekCertificate: der(b.bytes('ekCertificate', 4, MAX_CERT), 'node.register.ekCertificate'),
+      akPublic: b.bytes('akPublic', 1, 1024),
+      addrs: addrs as string[]
+    }
+    if (b.has('platform')) out.platform = b.str('platform', /^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}$/, '"<vendor>/<platform>"')
+    if (b.has('os')) out.os = b.str('os', NAME_RE, 'an OS name')
+    return out
+  },
+  'attest.request': v => {
+    const b = new Body(v, 'attest.request', ['nodeId', 'round', 'reset'])
+    const out: TxBodies['attest.request'] = { nodeId: nodeId(b, 'nodeId'), round: b.uint('round') }
+    if (b.has('reset')) {
+      const r = b.raw('reset')
+      if (typeof r !== 'boolean') throw new InvalidInputError('attest.request.reset: expected a boolean')
+      out.reset = r
+    }
+    return out
+  },
+  'attest.record': v => {
+    const b = new Body(v, 'attest.record', ['nodeId', 'round', 'qc'])
+    return { nodeId: nodeId(b, 'nodeId'), round: b.uint('round'), qc: b.bytes('qc', 1, 60 * 1024) }
+  }
+}
+
+export function isTxType (t: string): t is TxType {
+  return (TX_TYPES as readonly string[]).includes(t)
+}
+
+export function parseBody<T extends TxType> (type: T, body: Canonical): TxBodies[T] {
+  return (parsers[type] as (v: Canonical) => TxBodies[T])(body)
+}

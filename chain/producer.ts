@@ -1,0 +1,225 @@
+// The embedded validator's core: a mempool and a block producer over a ChainApp, with the block
+// store in the app's SQLite database, written in the same SQLite transaction as the state, so a
+// crash leaves either the whole block (state, block, tx index) or none of it.
+//
+// Headers follow CometBFT's semantics: block H carries the app hash and results hash *after*
+// block H−1, so the block hash is known before execution and handed to finalizeBlock (the
+// committee seed is derived from it). The app hash after H is stored with the block and shown by
+// `status` as latest_app_hash.
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { sha256, toHex, utf8, concat, equal } from '../encoding/bytes.ts'
+import { encode, decode, type Canonical } from '../encoding/canonical.ts'
+import { QuorateError, TransientError } from '../encoding/errors.ts'
+import { silentLogger, type Logger } from '../encoding/log.ts'
+import type { ChainApp } from './app.ts'
+import type { ChainKey } from './keys.ts'
+import { verifyEd25519 } from './keys.ts'
+import type { BlockHeader, TxResult } from './types.ts'
+
+const BLOCK_SIGN_DOMAIN = utf8.encode('quorate/block/v1\0')
+export const EMPTY_HASH = sha256(new Uint8Array(0))
+
+export interface StoredBlock {
+  header: BlockHeader
+  hash: Uint8Array
+  txs: Uint8Array[]
+  results: TxResult[]
+  /** App hash after this block. */
+  appHash: Uint8Array
+  resultsHash: Uint8Array
+  /** Validator's ed25519 signature over "quorate/block/v1\0" ‖ hash. */
+  signature: Uint8Array
+}
+
+export interface CommittedTx { hash: Uint8Array, height: number, index: number, result: TxResult, tx: Uint8Array }
+
+export class MempoolError extends TransientError {
+  override readonly code: string = 'ERR_MEMPOOL'
+}
+
+export function validatorAddress (publicKey: Uint8Array): Uint8Array { return sha256(publicKey).subarray(0, 20) }
+export function blockHash (h: BlockHeader): Uint8Array { return sha256(encodeHeader(h)) }
+export function encodeHeader (h: BlockHeader): Uint8Array {
+  return encode({ chainId: h.chainId, height: h.height, time: h.time, lastBlockHash: h.lastBlockHash, dataHash: h.dataHash, appHash: h.appHash, lastResultsHash: h.lastResultsHash, proposer: h.proposer })
+}
+export function resultsHash (results: readonly TxResult[]): Uint8Array {
+  return sha256(encode(results.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])))
+}
+export function dataHash (txs: readonly Uint8Array[]): Uint8Array { return sha256(encode(txs.map(t => sha256(t)))) }
+export function verifyBlockSignature (publicKey: Uint8Array, hash: Uint8Array, sig: Uint8Array): boolean {
+  return verifyEd25519(publicKey, concat([BLOCK_SIGN_DOMAIN, hash]), sig)
+}
+
+function decodeResults (b: Uint8Array): TxResult[] {
+  return (decode(b, { maxBytes: 1 << 28, maxItems: 1 << 20 }) as Canonical[][]).map(r => {
+    const [code, data, log] = r as [number, Uint8Array, string]
+    return data.byteLength === 0 ? { code, log, codespace: code === 0 ? '' : 'quorate' } : { code, log, data, codespace: code === 0 ? '' : 'quorate' }
+  })
+}
+
+interface BlockRow { height: number, hash: Uint8Array, header: Uint8Array, txs: Uint8Array, results: Uint8Array, app_hash: Uint8Array, results_hash: Uint8Array, sig: Uint8Array }
+
+export function decodeBlockRow (r: BlockRow): StoredBlock {
+  const h = decode(new Uint8Array(r.header)) as unknown as BlockHeader
+  return {
+    header: { chainId: h.chainId, height: h.height, time: h.time, lastBlockHash: h.lastBlockHash, dataHash: h.dataHash, appHash: h.appHash, lastResultsHash: h.lastResultsHash, proposer: h.proposer },
+    hash: new Uint8Array(r.hash),
+    txs: (decode(new Uint8Array(r.txs), { maxBytes: 1 << 30, maxItems: 1 << 20 }) as Uint8Array[]),
+    results: decodeResults(new Uint8Array(r.results)),
+    appHash: new Uint8Array(r.app_hash),
+    resultsHash: new Uint8Array(r.results_hash),
+    signature: new Uint8Array(r.sig)
+  }
+}
+
+export function ensureBlockTables (db: DatabaseSync): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, txs BLOB NOT NULL,
+    results BLOB NOT NULL, app_hash BLOB NOT NULL, results_hash BLOB NOT NULL, sig BLOB NOT NULL)`)
+  db.exec('CREATE TABLE IF NOT EXISTS txindex (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID')
+}
+
+/** Reads blocks and txs from a block store (also used by replay, read-only). */
+export class BlockStore {
+  readonly #byHeight: StatementSync
+  readonly #txByHash: StatementSync
+  readonly #range: StatementSync
+  readonly #minmax: StatementSync
+  constructor (db: DatabaseSync) {
+    this.#byHeight = db.prepare('SELECT * FROM blocks WHERE height = ?')
+    this.#txByHash = db.prepare('SELECT height, idx FROM txindex WHERE hash = ?')
+    this.#range = db.prepare('SELECT * FROM blocks WHERE height >= ? ORDER BY height')
+    this.#minmax = db.prepare('SELECT MIN(height) AS lo, MAX(height) AS hi FROM blocks')
+  }
+
+  block (height: number): StoredBlock | undefined {
+    const r = this.#byHeight.get(height) as BlockRow | undefined
+    return r === undefined ? undefined : decodeBlockRow(r)
+  }
+
+  *blocks (from = 0): Generator<StoredBlock> {
+    for (const r of this.#range.iterate(from) as Iterable<BlockRow>) yield decodeBlockRow(r)
+  }
+
+  range (): { earliest: number, latest: number } | undefined {
+    const r = this.#minmax.get() as { lo: number | null, hi: number | null }
+    return r.lo === null || r.hi === null ? undefined : { earliest: r.lo, latest: r.hi }
+  }
+
+  tx (hash: Uint8Array): CommittedTx | undefined {
+    const r = this.#txByHash.get(hash) as { height: number, idx: number } | undefined
+    if (r === undefined) return undefined
+    const b = this.block(r.height)
+    if (b === undefined) return undefined
+    return { hash, height: r.height, index: r.idx, result: b.results[r.idx], tx: b.txs[r.idx] }
+  }
+}
+
+export interface BlockProducerOptions {
+  app: ChainApp
+  /** The validator key (signs block hashes). */
+  key: ChainKey
+  /** Proposer clock (Unix ms); block time = max(clock, previous + 1). */
+  clock?: () => number
+  maxBlockTxs?: number
+  maxBlockBytes?: number
+  maxMempoolTxs?: number
+  logger?: Logger
+}
+
+export class BlockProducer {
+  readonly app: ChainApp
+  readonly store: BlockStore
+  readonly #key: ChainKey
+  readonly #clock: () => number
+  readonly #maxTxs: number
+  readonly #maxBytes: number
+  readonly #maxMempool: number
+  readonly #log: Logger
+  readonly #insBlock: StatementSync
+  readonly #insTx: StatementSync
+  #mempool: Array<{ tx: Uint8Array, hex: string }> = []
+  readonly #inMempool = new Set<string>()
+  #last: StoredBlock | undefined
+  readonly #listeners = new Set<(b: StoredBlock) => void>()
+
+  constructor (opts: BlockProducerOptions) {
+    this.app = opts.app
+    this.#key = opts.key
+    this.#clock = opts.clock ?? Date.now
+    this.#maxTxs = opts.maxBlockTxs ?? 5000
+    this.#maxBytes = opts.maxBlockBytes ?? 8 * 1024 * 1024
+    this.#maxMempool = opts.maxMempoolTxs ?? 50_000
+    this.#log = opts.logger ?? silentLogger('quorate:chain:producer')
+    ensureBlockTables(this.app.db)
+    this.store = new BlockStore(this.app.db)
+    this.#insBlock = this.app.db.prepare('INSERT INTO blocks (height, hash, header, txs, results, app_hash, results_hash, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.#insTx = this.app.db.prepare('INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES (?, ?, ?)')
+    const info = this.app.info()
+    if (!info.initialized) throw new QuorateError('the chain app is not initialized (no genesis)')
+    const r = this.store.range()
+    this.#last = r === undefined ? undefined : this.store.block(r.latest)
+    const lastHeight = this.#last?.header.height ?? (info.genesis?.initialHeight ?? 1) - 1
+    if (lastHeight !== info.height) throw new QuorateError(`block store (height ${lastHeight}) and state (height ${info.height}) disagree; the database is corrupt`)
+    if (this.#last !== undefined && !equal(this.#last.appHash, info.appHash)) throw new QuorateError('the app hash of the last block differs from the state; the database is corrupt')
+  }
+
+  get mempoolSize (): number { return this.#mempool.length }
+  get lastBlock (): StoredBlock | undefined { return this.#last }
+
+  onCommit (fn: (b: StoredBlock) => void): () => void { this.#listeners.add(fn); return () => this.#listeners.delete(fn) }
+
+  /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
+  submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
+    const hash = sha256(tx)
+    const hex = toHex(hash)
+    if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
+    if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
+    const result = this.app.checkTx(tx)
+    if (result.code === 0) { this.#mempool.push({ tx, hex }); this.#inMempool.add(hex) }
+    return { result, hash }
+  }
+
+  /** Proposes, executes and commits one block with what the mempool holds (possibly none). */
+  produce (): StoredBlock {
+    const info = this.app.info()
+    const take: Uint8Array[] = []
+    let bytes = 0
+    let n = 0
+    for (const m of this.#mempool) {
+      if (take.length >= this.#maxTxs || bytes + m.tx.byteLength > this.#maxBytes) break
+      take.push(m.tx); bytes += m.tx.byteLength; n++
+    }
+    const rest = this.#mempool.slice(n)
+    for (const m of this.#mempool.slice(0, n)) this.#inMempool.delete(m.hex)
+    const header: BlockHeader = {
+      chainId: info.chainId,
+      height: info.height + 1,
+      time: Math.max(this.#clock(), info.time + 1),
+      lastBlockHash: this.#last?.hash ?? new Uint8Array(0),
+      dataHash: dataHash(take),
+      appHash: info.appHash,
+      lastResultsHash: this.#last?.resultsHash ?? EMPTY_HASH,
+      proposer: validatorAddress(this.#key.publicKey)
+    }
+    const hash = blockHash(header)
+    const { txResults, appHash } = this.app.finalizeBlock({ height: header.height, time: header.time, hash, txs: take })
+    const block: StoredBlock = {
+      header, hash, txs: take, results: txResults, appHash, resultsHash: resultsHash(txResults),
+      signature: this.#key.sign(concat([BLOCK_SIGN_DOMAIN, hash]))
+    }
+    this.app.commit(() => {
+      this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encode(txResults.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])), appHash, block.resultsHash, block.signature)
+      for (let i = 0; i < take.length; i++) this.#insTx.run(sha256(take[i]), header.height, i)
+    })
+    this.#last = block
+    // Re-check what is left against the new state (sequences moved on); drop what no longer passes.
+    this.#mempool = []
+    this.app.resetCheckState()
+    for (const m of rest) {
+      if (this.app.checkTx(m.tx).code === 0) this.#mempool.push(m); else this.#inMempool.delete(m.hex)
+    }
+    this.#log.debug('block', { height: header.height, txs: take.length })
+    for (const fn of this.#listeners) fn(block)
+    return block
+  }
+}

@@ -1,0 +1,209 @@
+// State storage: key/value rows in SQLite plus an in-memory bucketed Merkle tree for the app hash.
+//
+// App hash: each key/value pair has a leaf hash sha256(0x00 ‖ be32(len key) ‖ key ‖ value); keys
+// fall into 4096 buckets by the first 12 bits of sha256(key); a bucket hashes to
+// sha256(0x01 ‖ its leaves sorted bytewise); the app hash is the binary Merkle root over the
+// 4096 bucket hashes (inner nodes sha256(0x02 ‖ left ‖ right)). Updating a block touches only its
+// buckets and their paths; an inclusion proof is the bucket's leaves plus 12 sibling hashes.
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { sha256, compare, concat, utf8 } from '../encoding/bytes.ts'
+import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
+
+export const BUCKET_BITS = 12
+const BUCKETS = 1 << BUCKET_BITS
+const KEY_RE = /^[\x21-\x7e]{1,512}$/
+
+export function leafHash (key: string, value: Uint8Array): Uint8Array {
+  const k = utf8.encode(key)
+  const head = new Uint8Array(5)
+  head[0] = 0
+  new DataView(head.buffer).setUint32(1, k.byteLength)
+  return sha256(head, k, value)
+}
+
+export function bucketOf (key: string): number {
+  const h = sha256(utf8.encode(key))
+  return (h[0] << 4) | (h[1] >> 4)
+}
+
+function bucketHash (leaves: Iterable<Uint8Array>): Uint8Array {
+  const list = [...leaves].sort(compare)
+  return sha256(new Uint8Array([1]), ...list)
+}
+
+function nodeHash (l: Uint8Array, r: Uint8Array): Uint8Array { return sha256(new Uint8Array([2]), l, r) }
+
+/** Pending writes: value, or null for a deletion. */
+export type WriteSet = Map<string, Uint8Array | null>
+
+export interface KvReader {
+  get (key: string): Uint8Array | undefined
+  /** Entries whose key starts with `prefix`, sorted by key. */
+  scan (prefix: string): Array<[string, Uint8Array]>
+}
+
+export interface PreparedRoot {
+  readonly root: Uint8Array
+  readonly buckets: Map<number, Map<string, Uint8Array>>
+  readonly nodes: Map<number, Uint8Array>
+}
+
+export interface StateProof {
+  bucket: number
+  leaves: Uint8Array[]
+  siblings: Uint8Array[]
+}
+
+export class StateStore implements KvReader {
+  readonly db: DatabaseSync
+  readonly #get: StatementSync
+  readonly #scan: StatementSync
+  readonly #put: StatementSync
+  readonly #del: StatementSync
+  readonly #buckets: Array<Map<string, Uint8Array>>
+  /** levels[0] = bucket hashes, levels[BUCKET_BITS] = [root]. */
+  readonly #levels: Uint8Array[][]
+
+  constructor (db: DatabaseSync) {
+    this.db = db
+    db.exec('CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID')
+    this.#get = db.prepare('SELECT v FROM state WHERE k = ?')
+    this.#scan = db.prepare('SELECT k, v FROM state WHERE k >= ? AND k < ? ORDER BY k')
+    this.#put = db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
+    this.#del = db.prepare('DELETE FROM state WHERE k = ?')
+    this.#buckets = Array.from({ length: BUCKETS }, () => new Map())
+    for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string, v: Uint8Array }>) {
+      this.#buckets[bucketOf(row.k)].set(row.k, leafHash(row.k, new Uint8Array(row.v)))
+    }
+    this.#levels = []
+    let level = this.#buckets.map(b => bucketHash(b.values()))
+    this.#levels.push(level)
+    while (level.length > 1) {
+      const next: Uint8Array[] = []
+      for (let i = 0; i < level.length; i += 2) next.push(nodeHash(level[i], level[i + 1]))
+      this.#levels.push(next)
+      level = next
+    }
+  }
+
+  get (key: string): Uint8Array | undefined {
+    const row = this.#get.get(key) as { v: Uint8Array } | undefined
+    return row === undefined ? undefined : new Uint8Array(row.v)
+  }
+
+  scan (prefix: string): Array<[string, Uint8Array]> {
+    const rows = this.#scan.all(prefix, prefix + '\x7f') as Array<{ k: string, v: Uint8Array }>
+    return rows.map(r => [r.k, new Uint8Array(r.v)])
+  }
+
+  get root (): Uint8Array { return this.#levels[BUCKET_BITS][0] }
+
+  /** Computes the root the state would have after `writes`, without changing anything. */
+  prepare (writes: WriteSet): PreparedRoot {
+    const touched = new Map<number, Map<string, Uint8Array>>()
+    for (const [k, v] of writes) {
+      const b = bucketOf(k)
+      let m = touched.get(b)
+      if (m === undefined) { m = new Map(this.#buckets[b]); touched.set(b, m) }
+      if (v === null) m.delete(k); else m.set(k, leafHash(k, v))
+    }
+    const nodes = new Map<number, Uint8Array>() // level * BUCKETS + index → hash
+    let dirty = new Set<number>()
+    for (const [b, m] of touched) { nodes.set(b, bucketHash(m.values())); dirty.add(b) }
+    const at = (lvl: number, i: number): Uint8Array => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
+    for (let lvl = 1; lvl <= BUCKET_BITS; lvl++) {
+      const next = new Set<number>()
+      for (const i of dirty) next.add(i >> 1)
+      for (const p of next) nodes.set(lvl * BUCKETS + p, nodeHash(at(lvl - 1, 2 * p), at(lvl - 1, 2 * p + 1)))
+      dirty = next
+    }
+    return { root: at(BUCKET_BITS, 0), buckets: touched, nodes }
+  }
+
+  /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
+  persist (writes: WriteSet): void {
+    for (const [k, v] of writes) {
+      if (v === null) this.#del.run(k); else this.#put.run(k, v)
+    }
+  }
+
+  /** Makes a prepared tree current (after the SQLite transaction committed). */
+  install (p: PreparedRoot): void {
+    for (const [b, m] of p.buckets) this.#buckets[b] = m
+    for (const [id, h] of p.nodes) this.#levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h
+  }
+
+  proof (key: string): StateProof {
+    const b = bucketOf(key)
+    const siblings: Uint8Array[] = []
+    let i = b
+    for (let lvl = 0; lvl < BUCKET_BITS; lvl++) { siblings.push(this.#levels[lvl][i ^ 1]); i >>= 1 }
+    return { bucket: b, leaves: [...this.#buckets[b].values()].sort(compare), siblings }
+  }
+
+  /** Number of entries (for status). */
+  get size (): number { let n = 0; for (const b of this.#buckets) n += b.size; return n }
+}
+
+export function encodeProof (p: StateProof): Uint8Array {
+  return encode({ bucket: p.bucket, leaves: p.leaves, siblings: p.siblings })
+}
+
+/** Checks that `key` = `value` is in the state whose app hash is `root`. */
+export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Array, proofBytes: Uint8Array): boolean {
+  let p: StateProof
+  try {
+    const m = asMap(decode(proofBytes, { maxBytes: 1 << 22, maxItems: 1 << 20 }), 'proof')
+    const leaves = field(m, 'leaves', 'proof', is.array, 'array') as Canonical[]
+    const siblings = field(m, 'siblings', 'proof', is.array, 'array') as Canonical[]
+    if (!leaves.every(is.bytes) || !siblings.every(is.bytes)) return false
+    p = { bucket: field(m, 'bucket', 'proof', is.uint, 'uint'), leaves: leaves as Uint8Array[], siblings: siblings as Uint8Array[] }
+  } catch { return false }
+  if (p.bucket !== bucketOf(key) || p.siblings.length !== BUCKET_BITS) return false
+  const leaf = leafHash(key, value)
+  if (!p.leaves.some(l => compare(l, leaf) === 0)) return false
+  let h = bucketHash(p.leaves)
+  let i = p.bucket
+  for (const s of p.siblings) { h = (i & 1) === 0 ? nodeHash(h, s) : nodeHash(s, h); i >>= 1 }
+  return compare(h, root) === 0
+}
+
+/** Write-buffering view over a reader: used per block and, nested, per transaction. */
+export class Overlay implements KvReader {
+  readonly parent: KvReader
+  readonly writes: WriteSet = new Map()
+  constructor (parent: KvReader) { this.parent = parent }
+
+  get (key: string): Uint8Array | undefined {
+    const w = this.writes.get(key)
+    if (w !== undefined) return w ?? undefined
+    return this.parent.get(key)
+  }
+
+  set (key: string, value: Uint8Array): void {
+    if (!KEY_RE.test(key)) throw new InvalidInputError(`state key ${JSON.stringify(key.slice(0, 80))} is not printable ASCII`)
+    this.writes.set(key, value)
+  }
+
+  del (key: string): void { this.writes.set(key, null) }
+
+  scan (prefix: string): Array<[string, Uint8Array]> {
+    const m = new Map(this.parent.scan(prefix))
+    for (const [k, v] of this.writes) {
+      if (!k.startsWith(prefix)) continue
+      if (v === null) m.delete(k); else m.set(k, v)
+    }
+    return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  }
+
+  /** Moves this overlay's writes into its parent overlay. */
+  mergeInto (parent: Overlay): void {
+    for (const [k, v] of this.writes) parent.writes.set(k, v)
+  }
+}
+
+export function enc (v: Canonical): Uint8Array { return encode(v) }
+export function dec<T> (b: Uint8Array): T { return decode(b, { maxBytes: 1 << 24, maxItems: 1 << 20 }) as unknown as T }
+export const EMPTY = new Uint8Array(0)
+export { concat }

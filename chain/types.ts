@@ -1,0 +1,203 @@
+// Contracts of the chain: transaction types and bodies, stored records, results, and the
+// injected quorum rules. Everything here is plain data; see app.ts for the state machine.
+import type { Canonical } from '../encoding/canonical.ts'
+
+export const TX_VERSION = 1
+/** Largest transaction accepted, in bytes (checked before decoding). */
+export const MAX_TX_BYTES = 64 * 1024
+
+export const TX_TYPES = [
+  'vendor.register', 'vendor.ekca.publish', 'vendor.ekca.revoke',
+  'firmware.publish', 'firmware.revoke',
+  'os.publish', 'os.revoke',
+  'image.publish', 'image.revoke',
+  'node.register', 'attest.request', 'attest.record'
+] as const
+export type TxType = typeof TX_TYPES[number]
+
+export type HashBank = 'sha1' | 'sha256' | 'sha384' | 'sha512'
+/** Allowed values for one PCR: final (golden) values and/or digests of individual events. */
+export interface PcrRef { golden?: Uint8Array[], events?: Uint8Array[] }
+/** PCR index as a decimal string ("0".."23") → allowed values. */
+export type PcrRefs = Record<string, PcrRef>
+/** One named, versioned set of reference values (CONTRACTS.md `RefSet`). For firmware, name = "<vendor>/<platform>". */
+export interface RefSet { name: string, version: string, bank: HashBank, pcrs: PcrRefs }
+/** What a verifier appraises against (CONTRACTS.md `ReferenceValues`); only active (unrevoked) entries. */
+export interface ReferenceValues { ekCas: Uint8Array[], firmware: RefSet[], os: RefSet[] }
+
+export interface VendorRegisterBody { name: string }
+export interface EkCaPublishBody { vendor: string, certificate: Uint8Array }
+export interface EkCaRevokeBody { vendor: string, fingerprint: Uint8Array }
+export interface FirmwarePublishBody { vendor: string, platform: string, version: string, bank: HashBank, pcrs: PcrRefs }
+export interface FirmwareRevokeBody { vendor: string, platform: string, version: string }
+export interface OsPublishBody { name: string, version: string, bank: HashBank, pcrs: PcrRefs }
+export interface OsRevokeBody { name: string, version: string }
+export interface ImagePublishBody { name: string, digest: string, cid: string, size: number }
+export interface ImageRevokeBody { name: string, digest: string }
+/**
+ * `platform` is "<vendor>/<platform>" of the firmware it runs, `os` the OS name. They decide which
+ * revocations end its certification; a node that names none is affected by every revocation.
+ */
+export interface NodeRegisterBody { nodeId: string, ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], platform?: string, os?: string }
+/** `reset: true` (after a reboot) ends the current certification at once. */
+export interface AttestRequestBody { nodeId: string, round: number, reset?: boolean }
+export interface AttestRecordBody { nodeId: string, round: number, qc: Uint8Array }
+
+export interface TxBodies {
+  'vendor.register': VendorRegisterBody
+  'vendor.ekca.publish': EkCaPublishBody
+  'vendor.ekca.revoke': EkCaRevokeBody
+  'firmware.publish': FirmwarePublishBody
+  'firmware.revoke': FirmwareRevokeBody
+  'os.publish': OsPublishBody
+  'os.revoke': OsRevokeBody
+  'image.publish': ImagePublishBody
+  'image.revoke': ImageRevokeBody
+  'node.register': NodeRegisterBody
+  'attest.request': AttestRequestBody
+  'attest.record': AttestRecordBody
+}
+
+/** A decoded, not yet verified transaction. */
+export interface DecodedTx {
+  readonly v: number
+  readonly type: string
+  readonly chainId: string
+  readonly signer: Uint8Array
+  readonly seq: number
+  readonly body: Canonical
+  readonly sig: Uint8Array
+  /** The canonical bytes that were signed (without the domain prefix). */
+  readonly payload: Uint8Array
+  /** sha256 of the whole transaction, as CometBFT hashes txs. */
+  readonly hash: Uint8Array
+}
+
+/** ABCI-like result codes (codespace "quorate"). 0 is success. */
+export const TxCode = {
+  OK: 0,
+  MALFORMED: 1,
+  TOO_LARGE: 2,
+  BAD_SIGNATURE: 3,
+  BAD_SEQUENCE: 4,
+  UNKNOWN_TYPE: 5,
+  UNAUTHORIZED: 6,
+  CONFLICT: 7,
+  NOT_FOUND: 8,
+  INVALID_BODY: 9,
+  WRONG_CHAIN: 10,
+  UNSUPPORTED_VERSION: 11,
+  QC_REJECTED: 12,
+  NOT_READY: 13
+} as const
+export type TxCodeValue = typeof TxCode[keyof typeof TxCode]
+
+export interface TxResult {
+  readonly code: number
+  readonly log: string
+  readonly data?: Uint8Array
+  readonly codespace: string
+}
+
+// ---- stored records (canonical CBOR values in the state) ----
+export interface VendorRecord { name: string, owner: Uint8Array, height: number }
+export interface EkCaRecord { vendor: string, fingerprint: Uint8Array, certificate: Uint8Array, height: number, revokedAt?: number }
+export interface FirmwareRecord { vendor: string, platform: string, version: string, bank: HashBank, pcrs: PcrRefs, publisher: Uint8Array, height: number, revokedAt?: number }
+export interface OsRecord { name: string, version: string, bank: HashBank, pcrs: PcrRefs, publisher: Uint8Array, height: number, revokedAt?: number }
+export interface OwnerRecord { name: string, owner: Uint8Array, height: number }
+export interface ImageRecord { name: string, digest: string, cid: string, size: number, publisher: Uint8Array, height: number, revokedAt?: number }
+/** Certification status as stored; `certified` is only effective while `expiresAt` > block time. */
+export type NodeStatus = 'registered' | 'certified' | 'failed' | 'revoked'
+export interface NodeRecord {
+  nodeId: string
+  publicKey: Uint8Array
+  ekCertificate: Uint8Array
+  akPublic: Uint8Array
+  addrs: string[]
+  platform?: string
+  os?: string
+  registeredAt: number
+  status: NodeStatus
+  statusHeight: number
+  statusReason?: string
+  round?: number
+  expiresAt?: number
+  qcHash?: Uint8Array
+  committee?: string[]
+}
+export interface AttestRequestRecord {
+  nodeId: string
+  round: number
+  height: number
+  reset?: boolean
+  /** Set at the first block after `height`. */
+  seed?: Uint8Array
+  seedHeight?: number
+  seedBlockHash?: Uint8Array
+  /** Candidate node ids (sorted) snapshotted when the seed was fixed. */
+  candidates?: string[]
+  recordedAt?: number
+}
+export interface QcRecord { nodeId: string, round: number, qc: Uint8Array, outcome: 'pass' | 'fail', expiresAt: number, committee: string[], height: number }
+
+/** Effective view of a node for queries: its record plus the status at the latest block time. */
+export type EffectiveStatus = 'registered' | 'pending' | 'certified' | 'expired' | 'failed' | 'revoked' | 'genesis-verifier'
+export interface NodeView {
+  nodeId: string
+  effective: EffectiveStatus
+  certified: boolean
+  record?: NodeRecord
+  request?: AttestRequestRecord
+  genesisVerifier: boolean
+}
+export interface SeedView {
+  status: 'none' | 'pending' | 'ready'
+  nodeId: string
+  round?: number
+  requestHeight?: number
+  seedHeight?: number
+  seed?: Uint8Array
+  candidates?: Array<{ nodeId: string, publicKey: Uint8Array }>
+}
+
+/**
+ * Quorum rules, injected (chain must not import attestation/). Times are Unix milliseconds of
+ * block time. Throws InvalidInputError when the certificate is not acceptable.
+ */
+export interface QuorumRules {
+  verifyCertificate (input: {
+    qc: Uint8Array
+    nodeId: string
+    round: number
+    seed: Uint8Array
+    candidates: ReadonlyArray<{ nodeId: string, publicKey: Uint8Array }>
+    now: number
+  }): { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
+}
+
+/** Genesis of a chain (stored as CometBFT-like genesis.json in the home dir). */
+export interface Genesis {
+  chainId: string
+  /** Unix ms. */
+  genesisTime: number
+  initialHeight: number
+  /** ed25519 public keys of validators (the embedded validator: exactly one). */
+  validators: Uint8Array[]
+  /** Node ids (peer ids) treated as certified forever. */
+  verifiers: string[]
+}
+
+export interface BlockHeader {
+  chainId: string
+  height: number
+  /** Unix ms, set by the proposer. */
+  time: number
+  lastBlockHash: Uint8Array
+  /** sha256 over the canonical array of tx hashes. */
+  dataHash: Uint8Array
+  /** As in CometBFT: app hash after the previous block. */
+  appHash: Uint8Array
+  /** As in CometBFT: hash of the previous block's results. */
+  lastResultsHash: Uint8Array
+  proposer: Uint8Array
+}

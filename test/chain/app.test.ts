@@ -1,0 +1,157 @@
+import t from 'tap'
+import { makeChain, fakeDer, testQc, T0 } from './harness.ts'
+import { generateChainKey } from '../../chain/keys.ts'
+import { buildRawTx, buildTx } from '../../chain/tx.ts'
+import { TxCode, type NodeView, type SeedView, type ReferenceValues } from '../../chain/types.ts'
+import { decode, encode } from '../../encoding/canonical.ts'
+import { toHex } from '../../encoding/bytes.ts'
+import { verifyStateProof } from '../../chain/store.ts'
+import { PROOF_TYPE } from '../../chain/app.ts'
+import { utf8 } from '../../encoding/bytes.ts'
+
+const d32 = (n: number): Uint8Array => new Uint8Array(32).fill(n)
+const q = <T>(h: { app: { query: (r: { path: string, data?: Uint8Array }) => { code: number, value?: Uint8Array, log: string } } }, path: string, params: Record<string, unknown> = {}): T => {
+  const r = h.app.query({ path, data: encode(params as never) })
+  if (r.code !== 0) throw new Error(`query ${path}: ${r.code} ${r.log}`)
+  return decode(r.value ?? new Uint8Array()) as T
+}
+
+t.test('vendor namespace, firmware reference values and revocation', async t => {
+  const h = await makeChain()
+  const acme = await generateChainKey()
+  const mallory = await generateChainKey()
+  t.equal(h.run('vendor.register', { name: 'acme' }, acme).code, 0)
+  const before = h.app.info().appHash
+  const dup = h.run('vendor.register', { name: 'acme' }, mallory)
+  t.equal(dup.code, TxCode.CONFLICT, 'duplicate name refused')
+  t.match(dup.log, /already registered/)
+  const fw = { vendor: 'acme', platform: 'x1', version: '1.0', bank: 'sha256' as const, pcrs: { 0: { golden: [d32(1)] }, 7: { events: [d32(2), d32(3)] } } }
+  const wrong = h.run('firmware.publish', fw, mallory)
+  t.equal(wrong.code, TxCode.UNAUTHORIZED, 'wrong signer for vendor namespace')
+  t.match(wrong.log, /only the key that registered vendor "acme"/)
+  t.same(h.app.info().appHash, before, 'failed txs change nothing')
+  t.equal(h.run('firmware.publish', fw, acme).code, 0)
+  t.equal(h.run('vendor.ekca.publish', { vendor: 'acme', certificate: fakeDer(1) }, acme).code, 0)
+  t.equal(h.run('os.publish', { name: 'nixos', version: '24.11', bank: 'sha256', pcrs: { 11: { golden: [d32(9)] } } }, acme).code, 0)
+  const refs = q<ReferenceValues>(h, '/refs', { vendor: 'acme', platform: 'x1' })
+  t.equal(refs.firmware.length, 1)
+  t.equal(refs.firmware[0].name, 'acme/x1')
+  t.same(refs.firmware[0].pcrs['7'].events, [d32(2), d32(3)])
+  t.equal(refs.ekCas.length, 1)
+  t.equal(refs.os.length, 1)
+  t.equal(h.run('firmware.revoke', { vendor: 'acme', platform: 'x1', version: '1.0' }, acme).code, 0)
+  t.equal(q<ReferenceValues>(h, '/refs', {}).firmware.length, 0, 'revoked set no longer served')
+  t.equal(h.run('firmware.publish', fw, acme).code, TxCode.CONFLICT, 'revoked version cannot come back')
+})
+
+t.test('bad input changes nothing and says why', async t => {
+  const h = await makeChain()
+  const k = await generateChainKey()
+  const other = await generateChainKey()
+  t.equal(h.run('vendor.register', { name: 'v1' }, k).code, 0)
+  const hash0 = h.app.info().appHash
+  const cases: Array<[string, Uint8Array, number, RegExp]> = []
+  // bad signature: signed by another key but claims k as signer
+  cases.push(['bad signature', buildRawTx({ v: 1, type: 'vendor.register', chainId: h.genesis.chainId, signer: k.publicKey, seq: 1, body: { name: 'zz' } }, other), TxCode.BAD_SIGNATURE, /bad signature/])
+  cases.push(['replay', buildTx('vendor.register', { name: 'v1' }, k, 0, h.genesis.chainId), TxCode.BAD_SEQUENCE, /out of order/])
+  cases.push(['future seq', buildTx('vendor.register', { name: 'v2' }, k, 5, h.genesis.chainId), TxCode.BAD_SEQUENCE, /next sequence is 1/])
+  cases.push(['malformed', new Uint8Array([0xa1, 0x61]), TxCode.MALFORMED, /malformed/])
+  cases.push(['oversized', new Uint8Array(70_000), TxCode.TOO_LARGE, /exceeds the limit/])
+  cases.push(['unknown type', buildRawTx({ v: 1, type: 'bank.send', chainId: h.genesis.chainId, signer: k.publicKey, seq: 1, body: {} }, k), TxCode.UNKNOWN_TYPE, /unknown transaction type/])
+  cases.push(['wrong chain', buildTx('vendor.register', { name: 'v3' }, k, 1, 'other-chain'), TxCode.WRONG_CHAIN, /other-chain/])
+  cases.push(['version', buildRawTx({ v: 2, type: 'vendor.register', chainId: h.genesis.chainId, signer: k.publicKey, seq: 1, body: { name: 'v4' } }, k), TxCode.UNSUPPORTED_VERSION, /version 2/])
+  cases.push(['bad body', buildRawTx({ v: 1, type: 'vendor.register', chainId: h.genesis.chainId, signer: k.publicKey, seq: 1, body: { name: 'UPPER CASE' } }, k), TxCode.INVALID_BODY, /name/])
+  cases.push(['extra field', buildRawTx({ v: 1, type: 'vendor.register', chainId: h.genesis.chainId, signer: k.publicKey, seq: 1, body: { name: 'ok', x: 1 } }, k), TxCode.INVALID_BODY, /unknown field/])
+  for (const [name, tx, code, re] of cases) {
+    const check = h.app.checkTx(tx)
+    t.equal(check.code, code, `${name}: checkTx code`)
+    t.match(check.log, re, `${name}: says why`)
+  }
+  // The same txs forced into a block (as a faulty proposer might) fail in finalize too.
+  h.clock.now += 1000
+  const r = h.app.finalizeBlock({ height: h.app.info().height + 1, time: h.clock.now, hash: new Uint8Array(32), txs: cases.map(c => c[1]) })
+  t.same(r.txResults.map(x => x.code), cases.map(c => c[2]), 'finalize refuses them with the same codes')
+  t.same(r.appHash, hash0, 'state unchanged')
+  h.app.commit()
+  t.same(h.app.info().appHash, hash0)
+})
+
+t.test('node registration, attestation request, seed, record, expiry, revocation', async t => {
+  const gv = await generateChainKey()
+  const h = await makeChain({ verifiers: [gv] })
+  const node = await generateChainKey()
+  const acme = await generateChainKey()
+  t.equal(h.run('vendor.register', { name: 'acme' }, acme).code, 0)
+  t.equal(h.run('firmware.publish', { vendor: 'acme', platform: 'x1', version: '1', bank: 'sha256', pcrs: { 0: { golden: [d32(1)] } } }, acme).code, 0)
+  const reg = { nodeId: node.peerId, ekCertificate: fakeDer(3), akPublic: new Uint8Array([1, 2, 3]), addrs: ['/ip4/127.0.0.1/tcp/4001'], platform: 'acme/x1' }
+  t.equal(h.run('node.register', reg, acme).code, TxCode.UNAUTHORIZED, 'only the node registers itself')
+  t.equal(h.run('node.register', reg, node).code, 0)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', T0 + 1e9) }, node).code, TxCode.NOT_FOUND)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  const reqHeight = h.app.info().height
+  // seed is fixed by the next block
+  let seed = q<SeedView>(h, '/seed', { nodeId: node.peerId })
+  t.equal(seed.status, 'pending')
+  h.block([])
+  seed = q<SeedView>(h, '/seed', { nodeId: node.peerId })
+  t.equal(seed.status, 'ready')
+  t.equal(seed.requestHeight, reqHeight)
+  t.equal(seed.seedHeight, reqHeight + 1)
+  t.same(seed.candidates?.map(c => c.nodeId), [gv.peerId], 'candidates = genesis verifiers, excluding the node')
+  const block = h.producer.store.block(reqHeight + 1)
+  const { committeeSeed } = await import('../../chain/seed.ts')
+  t.same(seed.seed, committeeSeed(block!.hash, node.peerId, 1), 'seed derives from the hash of the block after the request')
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, TxCode.CONFLICT, 'rounds must increase')
+  const bad = h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', T0 + 1e9, ['12D3KooWRDnDMPnnTGH6FAGDZVtEm31iPuCeP53fMiBgY4kbZNmv']) }, node)
+  t.equal(bad.code, TxCode.QC_REJECTED)
+  t.match(bad.log, /not a candidate/)
+  const expires = h.clock.now + 10_000
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', expires) }, gv).code, 0, 'anyone may submit the QC')
+  let view = q<NodeView>(h, '/node', { nodeId: node.peerId })
+  t.equal(view.effective, 'certified')
+  t.equal(view.record?.expiresAt, expires)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', expires) }, gv).code, TxCode.CONFLICT, 'no second record for a round')
+  t.same(q<{ nodes: NodeView[] }>(h, '/nodes').nodes.map(n => n.nodeId).sort(), [gv.peerId, node.peerId].sort())
+  // revocation of the platform's firmware ends certification
+  t.equal(h.run('firmware.revoke', { vendor: 'acme', platform: 'x1', version: '1' }, acme).code, 0)
+  view = q<NodeView>(h, '/node', { nodeId: node.peerId })
+  t.equal(view.effective, 'revoked')
+  t.match(view.record?.statusReason, /firmware acme\/x1 1 revoked/)
+  // re-attest, then let it expire
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 2 }, node).code, 0)
+  h.block([])
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 2, qc: testQc('pass', h.clock.now + 1500) }, node).code, 0)
+  t.equal(q<NodeView>(h, '/node', { nodeId: node.peerId }).effective, 'certified')
+  h.block([]); h.block([])
+  t.equal(q<NodeView>(h, '/node', { nodeId: node.peerId }).effective, 'expired')
+  // a failing QC
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 3 }, node).code, 0)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 3, qc: testQc('fail', 0) }, node).code, 0)
+  t.equal(q<NodeView>(h, '/node', { nodeId: node.peerId }).effective, 'failed')
+})
+
+t.test('images by name and digest; proofs of inclusion', async t => {
+  const h = await makeChain()
+  const pub = await generateChainKey()
+  const other = await generateChainKey()
+  const digest = 'sha256:' + 'ab'.repeat(32)
+  const cid = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+  t.equal(h.run('image.publish', { name: 'library/hello', digest, cid, size: 1234 }, pub).code, 0)
+  t.equal(h.run('image.publish', { name: 'library/hello', digest: 'sha256:' + 'cd'.repeat(32), cid, size: 1 }, other).code, TxCode.UNAUTHORIZED, 'name belongs to its first publisher')
+  t.equal(h.run('image.publish', { name: 'library/hello', digest, cid: 'not-a-cid', size: 1 }, pub).code, TxCode.INVALID_BODY)
+  const byName = q<{ images: Array<{ cid: string }> }>(h, '/image', { name: 'library/hello' })
+  t.equal(byName.images[0].cid, cid)
+  const byDigest = q<{ images: Array<{ name: string }> }>(h, '/image', { digest })
+  t.equal(byDigest.images[0].name, 'library/hello')
+  const key = `img/library/hello#${digest}`
+  const r = h.app.query({ path: '/key', data: utf8.encode(key), prove: true })
+  t.equal(r.code, 0)
+  t.equal(r.proofOps?.[0].type, PROOF_TYPE)
+  const root = h.app.info().appHash
+  t.ok(verifyStateProof(root, key, r.value!, r.proofOps![0].data), 'proof verifies against the app hash')
+  const tampered = new Uint8Array(r.value!); tampered[3] ^= 1
+  t.notOk(verifyStateProof(root, key, tampered, r.proofOps![0].data), 'tampered value does not verify')
+  t.equal(h.app.query({ path: '/nope' }).code, TxCode.UNKNOWN_TYPE)
+  t.equal(h.app.query({ path: '/vendor', data: encode({ name: 'none' }) }).code, TxCode.NOT_FOUND)
+  t.equal(toHex(h.app.info().appHash).length, 64)
+})
