@@ -66,6 +66,7 @@ export interface Tpm {
   readClock (): Promise<ClockInfo>
   /** Any selection; the TPM returns ≤ 8 digests per PCR_Read, so this loops (one PCR state: restarts if the update counter moves). */
   pcrRead (selection: readonly PcrSelection[]): Promise<PcrReadResult>
+  /** TPM2_PCR_Extend of each bank given (digests for banks the TPM has not allocated are ignored by the TPM). */
   pcrExtend (pcr: number, digests: Partial<Record<HashAlg, Uint8Array>>): Promise<void>
   /** TPMT_PUBLIC of the EK created from the standard TCG template (default rsa2048); cached per connection. */
   ekPublic (kind?: EkKind): Promise<Uint8Array>

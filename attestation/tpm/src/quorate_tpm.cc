@@ -254,6 +254,7 @@ class Context : public Napi::ObjectWrap<Context> {
   TSS2_TCTI_CONTEXT* tcti = nullptr;
   std::map<uint32_t, ESYS_TR> persistent;  // cached ESYS_TRs for persistent handles (AKs)
   uint16_t nvBufferMax = 0;
+  Bytes ekPublic[2];  // EK public areas from the templates, learnt by CreateEk (see LoadEk)
 
   void Finalize() {
     for (auto& kv : persistent) { ESYS_TR h = kv.second; if (esys != nullptr) Esys_TR_Close(esys, &h); }
@@ -420,7 +421,8 @@ bool SelectionEmpty(const TPML_PCR_SELECTION& s) {
 
 // ---- TPM-side building blocks (worker thread, mutex held) ----
 struct Ek {
-  Flush obj;
+  Flush obj;        // a transient EK from CreatePrimary, flushed at scope end
+  ESYS_TR use = ESYS_TR_NONE;  // the EK to use: obj.h, or a persistent EK with the same public
   TPMT_PUBLIC pub;
   explicit Ek(ESYS_CONTEXT* c) : obj(c) {}
 };
@@ -436,6 +438,7 @@ void CreateEk(ESYS_CONTEXT* e, EkKind kind, Ek& ek) {
                            &outside, &pcrs, &ek.obj.h, pub.ptr(), nullptr, nullptr, nullptr),
         "Esys_CreatePrimary", kind == EK_RSA2048 ? "EK RSA-2048 (template L-1)" : "EK ECC P-384 (template H-3)");
   ek.pub = pub->publicArea;
+  ek.use = ek.obj.h;
 }
 
 // A policy session that satisfies the EK's authPolicy (PolicyA, or PolicyB = OR(A, C) for H-3).
@@ -470,6 +473,15 @@ void StartEkSession(ESYS_CONTEXT* e, EkKind kind, Flush& session) {
   SatisfyEkPolicy(e, kind, session.h);
 }
 
+// TCG EK Credential Profile: where provisioning software persists the EKs.
+const uint32_t kEkPersistentHandle[2] = {0x81010001, 0x81010016};
+
+// The EK for ActivateCredential / AK creation. Creating the RSA EK from its seed costs ~80 ms on
+// swtpm (far more on hardware), so when the TCG-standard persistent handle holds a key whose
+// public area is byte-identical to the one the template produces (same seed + same template =
+// same key; learnt once per connection), that persistent EK is used instead.
+void LoadEk(Context& c, EkKind kind, Ek& ek);
+
 Val PublicVal(ESYS_CONTEXT* e, ESYS_TR obj, uint32_t handle, bool* isAk = nullptr, std::string* notAk = nullptr) {
   Out<TPM2B_PUBLIC> pub;
   Out<TPM2B_NAME> name;
@@ -491,6 +503,32 @@ EkKind EkKindArg(const Napi::CallbackInfo& info, size_t i) {
   uint32_t k = U32(info, i, "ekKind");
   if (k > 1) throw Napi::RangeError::New(info.Env(), "ekKind must be 0 (RSA-2048) or 1 (ECC P-384)");
   return static_cast<EkKind>(k);
+}
+
+void LoadEk(Context& c, EkKind kind, Ek& ek) {
+  ESYS_CONTEXT* e = c.E();
+  const Bytes& known = c.ekPublic[kind];
+  if (!known.empty()) {
+    const uint32_t h = kEkPersistentHandle[kind];
+    ESYS_TR tr = ESYS_TR_NONE;
+    auto it = c.persistent.find(h);
+    TSS2_RC rc = TSS2_RC_SUCCESS;
+    if (it != c.persistent.end()) tr = it->second;
+    else rc = Esys_TR_FromTPMPublic(e, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
+    if (rc == TSS2_RC_SUCCESS) {
+      c.persistent[h] = tr;
+      Out<TPM2B_PUBLIC> pub;
+      if (Esys_ReadPublic(e, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, pub.ptr(), nullptr, nullptr) == TSS2_RC_SUCCESS &&
+          MarshalPublic(pub->publicArea) == known) {
+        ek.use = tr;
+        ek.pub = pub->publicArea;
+        return;
+      }
+      c.Forget(h);
+    }
+  }
+  CreateEk(e, kind, ek);
+  c.ekPublic[kind] = MarshalPublic(ek.pub);
 }
 
 // ---- methods ----
@@ -676,7 +714,8 @@ Napi::Value Context::EkPublic(const Napi::CallbackInfo& info) {
   return Run(info, [kind](Context& c) {
     Ek ek(c.E());
     CreateEk(c.E(), kind, ek);
-    return Val::bytes(MarshalPublic(ek.pub));
+    c.ekPublic[kind] = MarshalPublic(ek.pub);
+    return Val::bytes(c.ekPublic[kind]);
   });
 }
 
@@ -775,7 +814,7 @@ Napi::Value Context::EnsureAk(const Napi::CallbackInfo& info) {
       if (!IsHandleError(rc)) Check(rc, "Esys_TR_FromTPMPublic", "handle " + Hex32(handle));
     }
     Ek ek(e);
-    CreateEk(e, kind, ek);
+    LoadEk(c, kind, ek);
     Flush session(e);
     StartEkSession(e, kind, session);
     TPM2B_SENSITIVE_CREATE sens;
@@ -785,12 +824,12 @@ Napi::Value Context::EnsureAk(const Napi::CallbackInfo& info) {
     TPML_PCR_SELECTION pcrs = {};
     Out<TPM2B_PRIVATE> priv;
     Out<TPM2B_PUBLIC> pub;
-    Check(Esys_Create(e, ek.obj.h, session.h, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, priv.ptr(), pub.ptr(),
+    Check(Esys_Create(e, ek.use, session.h, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, priv.ptr(), pub.ptr(),
                       nullptr, nullptr, nullptr),
           "Esys_Create", "AK under the EK");
     SatisfyEkPolicy(e, kind, session.h);
     Flush ak(e);
-    Check(Esys_Load(e, ek.obj.h, session.h, ESYS_TR_NONE, ESYS_TR_NONE, priv.p, pub.p, &ak.h), "Esys_Load", "AK");
+    Check(Esys_Load(e, ek.use, session.h, ESYS_TR_NONE, ESYS_TR_NONE, priv.p, pub.p, &ak.h), "Esys_Load", "AK");
     ESYS_TR persisted = ESYS_TR_NONE;
     Check(Esys_EvictControl(e, ESYS_TR_RH_OWNER, ak.h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persisted),
           "Esys_EvictControl", "persist AK at " + Hex32(handle));
@@ -866,11 +905,11 @@ Napi::Value Context::ActivateCredential(const Napi::CallbackInfo& info) {
     es.size = static_cast<uint16_t>(secret.size());
     if (!secret.empty()) std::memcpy(es.secret, secret.data(), secret.size());
     Ek ek(e);
-    CreateEk(e, kind, ek);
+    LoadEk(c, kind, ek);
     Flush session(e);
     StartEkSession(e, kind, session);
     Out<TPM2B_DIGEST> certInfo;
-    TSS2_RC rc = Esys_ActivateCredential(e, ak, ek.obj.h, ESYS_TR_PASSWORD, session.h, ESYS_TR_NONE, &cb, &es, certInfo.ptr());
+    TSS2_RC rc = Esys_ActivateCredential(e, ak, ek.use, ESYS_TR_PASSWORD, session.h, ESYS_TR_NONE, &cb, &es, certInfo.ptr());
     if (rc != TSS2_RC_SUCCESS) {
       if (IsHandleError(rc)) c.Forget(handle);
       Check(rc, "Esys_ActivateCredential");
