@@ -1,0 +1,18 @@
+// agent/p2p — the libp2p side of attestation: the host, the protocols, the node side
+// (AttestationResponder), the verifier side (CommitteeMember, verifyPeer) and the round driver.
+export { createP2PHost, dialTarget } from './host.ts'
+export type { P2PHost, P2PHostOptions } from './host.ts'
+export { Framed, StreamTimeoutError, StreamClosedError, PeerRefusedError } from './framing.ts'
+export { PROTOCOL_CERTIFY, PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS } from './messages.ts'
+export type { CredentialChallenge, EkKind } from './messages.ts'
+export { AttestationResponder, NoEkCertificateError, DEFAULT_QUOTE_PCRS } from './responder.ts'
+export type { AttesterTpm, EventLogSource, ResponderOptions, ProtocolHost, PcrSelection } from './responder.ts'
+export {
+  CommitteeMember, checkEvidenceBinding, EvidenceBindingError, NotOnCommitteeError, UnknownRoundError,
+  PeerMismatchError, RoundAlreadyJudgedError
+} from './member.ts'
+export type { MemberChainPort, MemberOptions, Appraise, AppraisalSummary, MakeCredential } from './member.ts'
+export { runCertificationRound, RoundFailedError } from './round.ts'
+export type { ChainPort, DialingHost, RoundOptions, RoundProgress, RoundResult } from './round.ts'
+export { verifyPeer } from './verifier.ts'
+export type { VerifyPeerOptions, VerifyPeerResult } from './verifier.ts'

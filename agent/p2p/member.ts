@@ -1,0 +1,210 @@
+// Verifier side: a committee member appraises a node that dials it on /quorate/certify/1.0.0 and
+// signs a verdict. Before appraisal it checks, itself, what ties the evidence to this session:
+//   - the stream's authenticated peer (noise) is the node the round is about;
+//   - this member is on the committee that the chain's seed draws for (node, round);
+//   - its own nonce is in committeeNonces, and evidence.nonce = sha256(canonical(committeeNonces))
+//     = the quote's extraData (so a replayed bundle or a quote for another nonce fails);
+//   - the EK certificate and AK in the bundle are the ones the node registered on chain, and the
+//     AK was bound to that EK by TPM2_ActivateCredential (once per verifier and AK, cached).
+// The appraisal proper (quote signature, PCRs vs reference values, event logs) is injected.
+import { randomBytes } from 'node:crypto'
+import type { Stream, Connection } from '@libp2p/interface'
+import { decodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
+import { parseAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
+import { selectCommittee } from '../../attestation/quorum/committee.ts'
+import { signVerdict, type SignedVerdict } from '../../attestation/quorum/verdict.ts'
+import type { VerdictSigner } from '../../attestation/quorum/keys.ts'
+import { equal, equalConstantTime, sha256, toHex } from '../../encoding/bytes.ts'
+import { encode } from '../../encoding/canonical.ts'
+import { InvalidInputError, QuorateError } from '../../encoding/errors.ts'
+import type { Logger } from '../../encoding/log.ts'
+import { silentLogger } from '../../encoding/log.ts'
+import { Framed } from './framing.ts'
+import {
+  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, encodeError,
+  type CredentialChallenge
+} from './messages.ts'
+import type { ProtocolHost } from './responder.ts'
+
+export class NotOnCommitteeError extends InvalidInputError {
+  override readonly code: string = 'ERR_NOT_ON_COMMITTEE'
+}
+export class UnknownRoundError extends InvalidInputError {
+  override readonly code: string = 'ERR_UNKNOWN_ROUND'
+}
+export class PeerMismatchError extends InvalidInputError {
+  override readonly code: string = 'ERR_PEER_MISMATCH'
+}
+export class RoundAlreadyJudgedError extends InvalidInputError {
+  override readonly code: string = 'ERR_ROUND_JUDGED'
+}
+/** The evidence does not answer this session (replay, other nonce, other TPM identity). */
+export class EvidenceBindingError extends InvalidInputError {
+  override readonly code: string = 'ERR_EVIDENCE_BINDING'
+  readonly claim: 'freshness' | 'identity'
+  constructor (claim: 'freshness' | 'identity', message: string) {
+    super(message)
+    this.claim = claim
+  }
+}
+
+/** What a member reads from the chain. */
+export interface MemberChainPort {
+  /** The committee draw for an attestation request, once its seed block exists. */
+  roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: readonly string[], k: number } | undefined>
+  /** The node's registration (EK certificate and AK public it registered). */
+  nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array } | undefined>
+}
+
+/** Appraisal summary a verdict is built from (attestation `appraise` → this, via an adapter). */
+export interface AppraisalSummary {
+  readonly ok: boolean
+  /** sha256 of the appraisal's canonical encoding. */
+  readonly digest: Uint8Array
+  /** Names of the failed claims (`identity`, `firmware`, `os`, `containers`, `freshness`). */
+  readonly failed: readonly string[]
+  /** The full appraisal, for display. */
+  readonly detail?: unknown
+}
+
+export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, readonly signal?: AbortSignal }) => Promise<AppraisalSummary>
+
+/** Verifier-side TPM2_MakeCredential against the EK in the certificate, naming the AK. */
+export type MakeCredential = (input: { readonly ekCertificate: Uint8Array, readonly akPublic: Uint8Array }) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
+
+export interface MemberOptions {
+  readonly signer: VerdictSigner
+  readonly chain: MemberChainPort
+  readonly appraise: Appraise
+  readonly makeCredential: MakeCredential
+  /** Verdict lifetime (default 24 h). */
+  readonly verdictTtlMs?: number
+  /** Deadline for each message from the node (default 15 s: the node waits for the other members). */
+  readonly timeoutMs?: number
+  readonly now?: () => number
+  readonly logger?: Logger
+}
+
+/**
+ * Checks that `evidence` answers a session with nonce `nonce` and (if given) the registered
+ * identity. Throws EvidenceBindingError naming the claim that fails.
+ */
+export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, registered?: { ekCertificate: Uint8Array, akPublic: Uint8Array }): void {
+  const list = evidence.committeeNonces
+  if (list === undefined || !list.some(n => equal(n, nonce))) throw new EvidenceBindingError('freshness', 'my nonce is not among the committee nonces (replayed or foreign evidence)')
+  if (!equal(committeeNonce(list), evidence.nonce)) throw new EvidenceBindingError('freshness', 'evidence nonce is not the hash of the committee nonces')
+  let extraData: Uint8Array
+  try {
+    const a = parseAttest(evidence.quote.attest)
+    if (a.magic !== TPM_GENERATED_VALUE || a.type !== TPM_ST_ATTEST_QUOTE) throw new Error('not a TPM-generated quote')
+    extraData = a.extraData
+  } catch (err) {
+    throw new EvidenceBindingError('freshness', `quote is unreadable: ${(err as Error).message}`)
+  }
+  if (!equal(extraData, evidence.nonce)) throw new EvidenceBindingError('freshness', 'the quote was taken for another nonce')
+  if (registered !== undefined) {
+    if (!equal(registered.ekCertificate, evidence.ekCertificate)) throw new EvidenceBindingError('identity', 'EK certificate differs from the one registered on chain')
+    if (!equal(registered.akPublic, evidence.akPublic)) throw new EvidenceBindingError('identity', 'AK differs from the one registered on chain')
+  }
+}
+
+const ALL_CLAIMS = ['identity', 'firmware', 'os', 'containers', 'freshness']
+
+export class CommitteeMember {
+  readonly #o: MemberOptions
+  readonly #log: Logger
+  readonly #bound = new Set<string>()           // sha256(ekCert ‖ akPublic) hex: AK bound to EK
+  readonly #judged = new Map<string, number>()  // `${nodeId}/${round}` → time, bounded
+  /** Sessions served (tests and metrics). */
+  sessions = 0
+
+  constructor (opts: MemberOptions) {
+    this.#o = opts
+    this.#log = opts.logger ?? silentLogger('quorate:p2p:member')
+  }
+
+  get nodeId (): string { return this.#o.signer.nodeId }
+
+  async register (host: ProtocolHost): Promise<void> {
+    await host.handle(PROTOCOL_CERTIFY, async (stream, connection) => { await this.serve(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 64 })
+  }
+
+  async unregister (host: ProtocolHost): Promise<void> { await host.unhandle(PROTOCOL_CERTIFY) }
+
+  /** One certification session with the node authenticated as `remoteNodeId`. */
+  async serve (stream: Stream, remoteNodeId: string): Promise<void> {
+    const f = new Framed(stream)
+    const timeout = this.#o.timeoutMs ?? 15_000
+    try {
+      const hello = decodeHello(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(timeout)))
+      if (hello.nodeId !== remoteNodeId) throw new PeerMismatchError(`session for ${hello.nodeId} opened by ${remoteNodeId}`)
+      const key = `${hello.nodeId}/${hello.round}`
+      if (this.#judged.has(key)) throw new RoundAlreadyJudgedError(`already judged ${key}`)
+      const info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
+      if (info === undefined) throw new UnknownRoundError(`no attestation request with a seed for ${key} on chain`)
+      const committee = selectCommittee(info.seed, info.candidates.filter(c => c !== hello.nodeId), info.k)
+      if (!committee.includes(this.nodeId)) throw new NotOnCommitteeError(`${this.nodeId} is not on the committee for ${key}`)
+      const registered = await this.#o.chain.nodeRecord(hello.nodeId)
+      if (registered === undefined) throw new UnknownRoundError(`node ${hello.nodeId} is not registered`)
+      this.#markJudged(key)
+      this.sessions++
+
+      const nonce = new Uint8Array(randomBytes(32))
+      const bindKey = toHex(sha256(encode([registered.ekCertificate, registered.akPublic])))
+      const cred = this.#bound.has(bindKey) ? undefined : await this.#o.makeCredential(registered)
+      await f.write(encodeChallenge({ nonce, credential: cred !== undefined ? { credentialBlob: cred.credentialBlob, encryptedSecret: cred.encryptedSecret, ekKind: cred.ekKind } : undefined }))
+
+      const msg = decodeEvidenceMsg(await f.read(MESSAGE_LIMITS.evidence, AbortSignal.timeout(timeout)))
+      const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, bindKey }, msg)
+      await f.write(encodeVerdictMsg(verdict))
+      await f.close()
+    } catch (err) {
+      this.#log.warn('certification session refused', { remote: remoteNodeId, error: err })
+      const e = err instanceof QuorateError ? err : undefined
+      try { await f.write(encodeError(e?.code ?? 'ERR_INTERNAL', e?.message ?? 'internal error')); await f.close() } catch { f.abort(err as Error) }
+    }
+  }
+
+  /**
+   * Appraises the node's answer and signs a verdict. Binding failures (credential, nonce,
+   * identity) and undecodable evidence give a failing verdict, not silence: the node's round can
+   * then end with a fail QC instead of hanging.
+   */
+  async judge (s: { nodeId: string, round: number, nonce: Uint8Array, registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }, credentialSecret?: Uint8Array, bindKey: string },
+    msg: { evidence: Uint8Array, secret?: Uint8Array }): Promise<{ verdict: SignedVerdict, appraisal: AppraisalSummary }> {
+    const now = (this.#o.now ?? Date.now)()
+    let appraisal: AppraisalSummary
+    try {
+      if (s.credentialSecret !== undefined) {
+        if (msg.secret === undefined || !equalConstantTime(msg.secret, s.credentialSecret)) throw new EvidenceBindingError('identity', 'credential not activated: the AK is not proven to live beside the EK')
+        this.#bound.add(s.bindKey)
+      }
+      let evidence: Evidence
+      try { evidence = decodeEvidence(msg.evidence) } catch (err) { throw new EvidenceBindingError('freshness', `evidence is malformed: ${(err as Error).message}`) }
+      checkEvidenceBinding(evidence, s.nonce, s.registered)
+      appraisal = await this.#o.appraise(evidence, { nodeId: s.nodeId })
+    } catch (err) {
+      if (!(err instanceof EvidenceBindingError)) throw err
+      const failed = err.claim === 'identity' ? ['identity'] : err.message.startsWith('evidence is malformed') ? ALL_CLAIMS : ['freshness']
+      appraisal = { ok: false, failed, digest: sha256(encode({ error: err.message, failed })), detail: { error: err.message } }
+    }
+    const verdict = signVerdict({
+      nodeId: s.nodeId,
+      round: s.round,
+      pass: appraisal.ok,
+      appraisalDigest: appraisal.digest,
+      failed: appraisal.ok ? [] : appraisal.failed.slice(0, 16),
+      expiresAt: now + (this.#o.verdictTtlMs ?? 24 * 3600_000)
+    }, this.#o.signer)
+    this.#log.info('verdict', { node: s.nodeId, round: s.round, pass: appraisal.ok, failed: appraisal.failed })
+    return { verdict, appraisal }
+  }
+
+  #markJudged (key: string): void {
+    if (this.#judged.size >= 10_000) {
+      const oldest = [...this.#judged.entries()].sort((a, b) => a[1] - b[1]).slice(0, 5_000)
+      for (const [k] of oldest) this.#judged.delete(k)
+    }
+    this.#judged.set(key, Date.now())
+  }
+}

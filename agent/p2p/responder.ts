@@ -1,0 +1,184 @@
+// Node side of attestation: answers credential challenges (TPM2_ActivateCredential) and evidence
+// challenges with ONE quote per batch of nonces: the quote's nonce is
+// committeeNonce(nonces) = sha256(canonical(nonces)), and every member gets the same bundle with
+// the nonce list so it can check its own nonce is in it (docs/CONTRACTS.md). A hardware TPM signs
+// a few quotes per second, so quotes are never taken per verifier.
+import type { Stream, Connection } from '@libp2p/interface'
+import { encodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
+import type { Logger } from '../../encoding/log.ts'
+import { silentLogger } from '../../encoding/log.ts'
+import { QuorateError, TransientError } from '../../encoding/errors.ts'
+import { Framed } from './framing.ts'
+import {
+  PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, decodeCredentialRequest, encodeActivated,
+  decodeNonceRequest, encodeEvidenceMsg, encodeError, type CredentialChallenge, type EkKind
+} from './messages.ts'
+
+export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512'
+export interface PcrSelection { readonly hash: HashAlg, readonly pcrs: readonly number[] }
+
+/** The TPM methods the responder uses (a subset of attestation/tpm `Tpm`). */
+export interface AttesterTpm {
+  quote (opts: { nonce: Uint8Array, pcrs: readonly PcrSelection[], akHandle?: number }): Promise<{ attest: Uint8Array, signature: Uint8Array }>
+  pcrRead (selection: readonly PcrSelection[]): Promise<{ updateCounter: number, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[] }>
+  activateCredential (opts: { credentialBlob: Uint8Array, encryptedSecret: Uint8Array, ekKind?: EkKind, akHandle?: number }): Promise<Uint8Array>
+  ekCertificate (kind?: EkKind): Promise<Uint8Array | undefined>
+  ensureAk (opts?: { handle?: number }): Promise<{ handle: number, public: Uint8Array, name: Uint8Array }>
+}
+
+/** Where the node's event logs come from (firmware log file, the container log of the agent). */
+export interface EventLogSource {
+  eventLog? (): Promise<Uint8Array | undefined>
+  containerLog? (): Promise<string | undefined>
+}
+
+/** A libp2p node, as far as the responder needs one. */
+export interface ProtocolHost {
+  handle (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, opts?: { maxInboundStreams?: number }): Promise<void>
+  unhandle (protocol: string): Promise<void>
+}
+
+export interface ResponderOptions {
+  readonly tpm: AttesterTpm
+  readonly logs?: EventLogSource
+  /** PCRs to quote; default sha256 0–14 (firmware, boot chain, OS, container PCR 13). */
+  readonly pcrs?: readonly PcrSelection[]
+  /** Which EK certificate to present; default rsa2048. */
+  readonly ekKind?: EkKind
+  /** How long the evidence protocol gathers nonces before quoting once (default 25 ms). */
+  readonly batchWindowMs?: number
+  /** Per-message deadline on served streams (default 10 s). */
+  readonly timeoutMs?: number
+  readonly logger?: Logger
+}
+
+export class NoEkCertificateError extends QuorateError {
+  override readonly code: string = 'ERR_NO_EK_CERTIFICATE'
+}
+
+export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] }]
+
+interface Batch { nonces: Uint8Array[], waiters: { resolve: (b: Uint8Array) => void, reject: (e: unknown) => void }[] }
+
+export class AttestationResponder {
+  readonly #tpm: AttesterTpm
+  readonly #logs: EventLogSource
+  readonly #pcrs: readonly PcrSelection[]
+  readonly #ekKind: EkKind
+  readonly #window: number
+  readonly #timeout: number
+  readonly #log: Logger
+  #identity: Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }> | undefined
+  #pending: Batch | undefined
+  /** Quotes taken so far (observability and tests: one per batch). */
+  quotesTaken = 0
+
+  constructor (opts: ResponderOptions) {
+    this.#tpm = opts.tpm
+    this.#logs = opts.logs ?? {}
+    this.#pcrs = opts.pcrs ?? DEFAULT_QUOTE_PCRS
+    this.#ekKind = opts.ekKind ?? 'rsa2048'
+    this.#window = opts.batchWindowMs ?? 25
+    this.#timeout = opts.timeoutMs ?? 10_000
+    this.#log = opts.logger ?? silentLogger('quorate:p2p:responder')
+  }
+
+  get ekKind (): EkKind { return this.#ekKind }
+
+  /** EK certificate and AK (created and persisted on first use), cached. */
+  async identity (): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }> {
+    this.#identity ??= (async () => {
+      const ak = await this.#tpm.ensureAk()
+      const ekCertificate = await this.#tpm.ekCertificate(this.#ekKind)
+      if (ekCertificate === undefined) throw new NoEkCertificateError(`the TPM holds no ${this.#ekKind} EK certificate; verifiers cannot tie it to a vendor`)
+      return { ekCertificate, akPublic: ak.public, akName: ak.name, akHandle: ak.handle }
+    })()
+    try { return await this.#identity } catch (err) { this.#identity = undefined; throw err }
+  }
+
+  /** TPM2_ActivateCredential: recovers a verifier's secret, proving the AK lives beside the EK. */
+  async activate (c: CredentialChallenge): Promise<Uint8Array> {
+    const id = await this.identity()
+    return await this.#tpm.activateCredential({ credentialBlob: c.credentialBlob, encryptedSecret: c.encryptedSecret, ekKind: c.ekKind, akHandle: id.akHandle })
+  }
+
+  /**
+   * Takes ONE quote over committeeNonce(nonces) and builds the bundle every member receives.
+   * PCRs are read around the quote; if they moved in between (updateCounter), it retries once.
+   */
+  async evidence (nonces: readonly Uint8Array[]): Promise<{ bytes: Uint8Array, evidence: Evidence }> {
+    if (nonces.length === 0) throw new TransientError('no nonces to quote over')
+    const id = await this.identity()
+    const nonce = committeeNonce(nonces)
+    for (let attempt = 0; ; attempt++) {
+      const before = await this.#tpm.pcrRead(this.#pcrs)
+      const quote = await this.#tpm.quote({ nonce, pcrs: this.#pcrs, akHandle: id.akHandle })
+      this.quotesTaken++
+      const after = await this.#tpm.pcrRead(this.#pcrs)
+      if (after.updateCounter !== before.updateCounter && attempt === 0) continue
+      const pcrs: Record<string, Record<string, Uint8Array>> = {}
+      for (const bank of after.banks) {
+        const out: Record<string, Uint8Array> = {}
+        for (const [i, v] of bank.values) out[String(i)] = v
+        pcrs[bank.hash] = out
+      }
+      const evidence: Evidence = {
+        version: 1,
+        nonce,
+        quote,
+        pcrs,
+        akPublic: id.akPublic,
+        ekCertificate: id.ekCertificate,
+        eventLog: await this.#logs.eventLog?.(),
+        containerLog: await this.#logs.containerLog?.(),
+        committeeNonces: [...nonces]
+      }
+      return { bytes: encodeEvidence(evidence), evidence }
+    }
+  }
+
+  /** Evidence for one verifier nonce, batched with others arriving within the window. */
+  async evidenceBatched (nonce: Uint8Array): Promise<Uint8Array> {
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      if (this.#pending === undefined) {
+        const batch: Batch = { nonces: [], waiters: [] }
+        this.#pending = batch
+        setTimeout(() => {
+          if (this.#pending === batch) this.#pending = undefined
+          this.evidence(batch.nonces).then(r => { for (const w of batch.waiters) w.resolve(r.bytes) }, err => { for (const w of batch.waiters) w.reject(err) })
+        }, this.#window)
+      }
+      this.#pending.nonces.push(nonce)
+      this.#pending.waiters.push({ resolve, reject })
+    })
+  }
+
+  /** Serves the credential and evidence protocols (verifiers that dial this node, `quorate verify`). */
+  async register (host: ProtocolHost): Promise<void> {
+    await host.handle(PROTOCOL_CREDENTIAL, async (stream) => { await this.#serve(stream, 'credential', async f => {
+      const c = decodeCredentialRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
+      return encodeActivated(await this.activate(c))
+    }) }, { maxInboundStreams: 32 })
+    await host.handle(PROTOCOL_EVIDENCE, async (stream) => { await this.#serve(stream, 'evidence', async f => {
+      const nonce = decodeNonceRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
+      return encodeEvidenceMsg({ evidence: await this.evidenceBatched(nonce) })
+    }) }, { maxInboundStreams: 32 })
+  }
+
+  async unregister (host: ProtocolHost): Promise<void> {
+    await host.unhandle(PROTOCOL_CREDENTIAL)
+    await host.unhandle(PROTOCOL_EVIDENCE)
+  }
+
+  async #serve (stream: Stream, what: string, fn: (f: Framed) => Promise<Uint8Array>): Promise<void> {
+    const f = new Framed(stream)
+    try {
+      await f.write(await fn(f))
+      await f.close()
+    } catch (err) {
+      this.#log.warn(`${what} request refused`, { error: err })
+      const e = err instanceof QuorateError ? err : undefined
+      try { await f.write(encodeError(e?.code ?? 'ERR_INTERNAL', e?.message ?? 'internal error')); await f.close() } catch { f.abort(err as Error) }
+    }
+  }
+}

@@ -1,0 +1,197 @@
+// One certification round, driven by the node being certified. The node dials out to every
+// member (DESIGN: nodes need no inbound port for their own certification):
+//   attest.request on chain → wait for the seed block → derive the committee from chain data →
+//   open /quorate/certify/1.0.0 to every member in parallel and collect their nonces (and
+//   credential challenges) until all answered or the challenge window closed → ONE quote over
+//   all nonces → same bundle to every member → collect signed verdicts, each checked on arrival →
+//   as soon as > 2/3 agree, build the QC and submit attest.record.
+// A member that crashes or stays silent only costs its vote: every wait is bounded, and the round
+// ends early once the threshold is reached or can no longer be.
+import type { Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { selectCommittee, threshold } from '../../attestation/quorum/committee.ts'
+import { QuorumCollector } from '../../attestation/quorum/certificate.ts'
+import { QuorateError, TransientError } from '../../encoding/errors.ts'
+import type { Logger } from '../../encoding/log.ts'
+import { silentLogger } from '../../encoding/log.ts'
+import { Framed } from './framing.ts'
+import { dialTarget } from './host.ts'
+import {
+  PROTOCOL_CERTIFY, MESSAGE_LIMITS, encodeHello, decodeChallenge, encodeEvidenceMsg, decodeVerdictMsg, type Challenge
+} from './messages.ts'
+import type { AttestationResponder } from './responder.ts'
+
+/** What the round driver needs from the chain (chain/client adapts to it; tests use a fake). */
+export interface ChainPort {
+  /** Submits attest.request for the node's next round and returns the round number. */
+  requestAttestation (nodeId: string, opts?: { signal?: AbortSignal }): Promise<{ round: number }>
+  /** Waits for the seed block after the request and returns the committee draw inputs. */
+  waitForRound (nodeId: string, round: number, opts?: { signal?: AbortSignal }): Promise<{
+    seed: Uint8Array
+    k: number
+    /** Certified nodes plus genesis verifiers at that height, with their registered addresses. */
+    candidates: readonly { nodeId: string, addrs: readonly string[] }[]
+  }>
+  /** Submits attest.record with the QC. */
+  recordAttestation (nodeId: string, round: number, qc: Uint8Array, opts?: { signal?: AbortSignal }): Promise<{ height?: number, txHash?: string }>
+}
+
+/** The libp2p node, as far as the driver needs one. */
+export interface DialingHost {
+  readonly peerId: { toString: () => string }
+  dialProtocol (peer: Multiaddr | Multiaddr[], protocols: string | string[], opts?: { signal?: AbortSignal }): Promise<Stream>
+}
+
+export type RoundProgress =
+  | { type: 'requested', round: number }
+  | { type: 'committee', round: number, committee: readonly string[], threshold: number }
+  | { type: 'challenged', member: string, credential: boolean }
+  | { type: 'member-failed', member: string, phase: 'challenge' | 'verdict', error: string }
+  | { type: 'quoted', nonces: number }
+  | { type: 'verdict', member: string, pass: boolean }
+  | { type: 'recorded', outcome: 'pass' | 'fail', height?: number }
+
+export interface RoundOptions {
+  readonly host: DialingHost
+  readonly responder: AttestationResponder
+  readonly chain: ChainPort
+  /** How long to wait for members' challenges (default 5 s). */
+  readonly challengeTimeoutMs?: number
+  /** Once a threshold of members answered, how long the others still get (default 1 s). */
+  readonly challengeGraceMs?: number
+  /** How long to wait for verdicts after sending evidence (default 15 s). */
+  readonly verdictTimeoutMs?: number
+  readonly onProgress?: (e: RoundProgress) => void
+  readonly signal?: AbortSignal
+  readonly logger?: Logger
+  readonly now?: () => number
+}
+
+export interface RoundResult {
+  readonly round: number
+  readonly outcome: 'pass' | 'fail'
+  readonly expiresAt: number
+  readonly committee: readonly string[]
+  readonly threshold: number
+  readonly qc: Uint8Array
+  readonly pass: number
+  readonly fail: number
+  /** Members that did not answer in time or sent something invalid. */
+  readonly unresponsive: readonly string[]
+  readonly height?: number
+}
+
+export class RoundFailedError extends TransientError {
+  override readonly code: string = 'ERR_ROUND_FAILED'
+}
+
+interface Session { member: string, framed: Framed, challenge: Challenge }
+
+function errText (err: unknown): string { return err instanceof Error ? err.message : String(err) }
+
+function anySignal (signals: readonly (AbortSignal | undefined)[]): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
+}
+
+export async function runCertificationRound (opts: RoundOptions): Promise<RoundResult> {
+  const log = opts.logger ?? silentLogger('quorate:p2p:round')
+  const progress = opts.onProgress ?? (() => {})
+  const nodeId = opts.host.peerId.toString()
+  const signal = opts.signal
+  const { round } = await opts.chain.requestAttestation(nodeId, { signal })
+  progress({ type: 'requested', round })
+  const draw = await opts.chain.waitForRound(nodeId, round, { signal })
+  const addrs = new Map(draw.candidates.map(c => [c.nodeId, c.addrs]))
+  const committee = selectCommittee(draw.seed, draw.candidates.map(c => c.nodeId).filter(id => id !== nodeId), draw.k)
+  if (committee.length === 0) throw new RoundFailedError('no certified nodes or genesis verifiers to form a committee')
+  const need = threshold(committee.length)
+  progress({ type: 'committee', round, committee, threshold: need })
+  log.info('certification round', { round, committee, threshold: need })
+  const unresponsive = new Set<string>()
+  const fail = (member: string, phase: 'challenge' | 'verdict', err: unknown): void => {
+    unresponsive.add(member)
+    progress({ type: 'member-failed', member, phase, error: errText(err) })
+    log.warn('committee member failed', { member, phase, error: errText(err) })
+  }
+
+  // 1. challenges, in parallel, bounded by one window for all
+  // Once the threshold has answered, the rest get a short grace period, not the whole window.
+  const graceAbort = new AbortController()
+  let graceTimer: ReturnType<typeof setTimeout> | undefined
+  const challengeSignal = anySignal([signal, graceAbort.signal, AbortSignal.timeout(opts.challengeTimeoutMs ?? 5_000)])
+  const sessions: Session[] = []
+  await Promise.all(committee.map(async member => {
+    let framed: Framed | undefined
+    try {
+      const target = dialTarget(member, addrs.get(member) ?? [])
+      const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
+      framed = new Framed(stream)
+      await framed.write(encodeHello({ nodeId, round }))
+      const challenge = decodeChallenge(await framed.read(MESSAGE_LIMITS.small, challengeSignal))
+      sessions.push({ member, framed, challenge })
+      progress({ type: 'challenged', member, credential: challenge.credential !== undefined })
+      if (sessions.length === need && sessions.length < committee.length) {
+        graceTimer = setTimeout(() => { graceAbort.abort(new Error('challenge grace period over')) }, opts.challengeGraceMs ?? 1_000)
+      }
+    } catch (err) {
+      framed?.abort(err as Error)
+      fail(member, 'challenge', err)
+    }
+  }))
+  clearTimeout(graceTimer)
+  signal?.throwIfAborted()
+  if (sessions.length < need) {
+    for (const s of sessions) s.framed.abort(new Error('round abandoned'))
+    throw new RoundFailedError(`only ${sessions.length} of ${committee.length} committee members answered; ${need} needed`)
+  }
+
+  // 2. credentials (TPM, one at a time — the TPM serialises anyway), then ONE quote
+  const secrets = new Map<string, Uint8Array>()
+  for (const s of sessions) {
+    if (s.challenge.credential === undefined) continue
+    try {
+      secrets.set(s.member, await opts.responder.activate(s.challenge.credential))
+    } catch (err) {
+      // the member will fail our identity; still send evidence so it signs that, rather than hang
+      log.warn('credential activation failed', { member: s.member, error: errText(err) })
+    }
+  }
+  const order = sessions.map(s => s.challenge.nonce)
+  const { bytes } = await opts.responder.evidence(order)
+  progress({ type: 'quoted', nonces: order.length })
+
+  // 3. verdicts: each checked on arrival; stop as soon as the outcome is settled
+  const collector = new QuorumCollector({ nodeId, round, committee })
+  const verdictAbort = new AbortController()
+  const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
+  let settle: () => void = () => {}
+  const settled = new Promise<void>(resolve => { settle = resolve })
+  const pending = sessions.map(async s => {
+    try {
+      await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
+      const vm = decodeVerdictMsg(await s.framed.read(MESSAGE_LIMITS.small, verdictSignal))
+      const v = collector.add({ verdict: vm.verdict, signature: vm.signature }, (opts.now ?? Date.now)())
+      if (v.member !== s.member) throw new QuorateError(`verdict signed by ${v.member}, expected ${s.member}`)
+      progress({ type: 'verdict', member: s.member, pass: v.pass })
+      await s.framed.close()
+    } catch (err) {
+      s.framed.abort(err as Error)
+      if (!verdictAbort.signal.aborted) fail(s.member, 'verdict', err)
+    }
+    if (collector.outcome() !== undefined || collector.undecidable()) settle()
+  })
+  await Promise.race([settled, Promise.allSettled(pending)])
+  verdictAbort.abort(new Error('outcome settled'))
+  signal?.throwIfAborted()
+
+  const outcome = collector.outcome()
+  if (outcome === undefined) {
+    const c = collector.counts
+    throw new RoundFailedError(`no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed on one side`)
+  }
+  const cert = collector.certificate()
+  const rec = await opts.chain.recordAttestation(nodeId, round, cert.qc, { signal })
+  progress({ type: 'recorded', outcome, height: rec.height })
+  const counts = collector.counts
+  return { round, outcome, expiresAt: cert.expiresAt, committee, threshold: need, qc: cert.qc, pass: counts.pass, fail: counts.fail, unresponsive: [...unresponsive], height: rec.height }
+}

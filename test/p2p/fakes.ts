@@ -1,0 +1,125 @@
+// Fakes for unit tests of agent/p2p: a TPM that counts quotes and builds real TPMS_ATTEST bytes
+// (unsigned), a credential scheme tied to the EK certificate, an appraiser comparing one PCR to a
+// golden value, and an in-memory chain that verifies QCs with the real QuorumRules.
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { marshalAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
+import { createQuorumRules, selectCommittee, ed25519Signer, type VerdictSigner } from '../../attestation/quorum/index.ts'
+import { concat, equal, sha256, utf8 } from '../../encoding/bytes.ts'
+import { encode } from '../../encoding/canonical.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
+import type { AttesterTpm, Appraise, MakeCredential, ChainPort, MemberChainPort } from '../../agent/p2p/index.ts'
+
+export class FakeTpm implements AttesterTpm {
+  quotes = 0
+  activations = 0
+  readonly ekCert: Uint8Array
+  readonly akPublic: Uint8Array
+  pcr0: Uint8Array
+  constructor (name: string, pcr0 = new Uint8Array(32)) {
+    this.ekCert = utf8.encode(`ek certificate of ${name}`)
+    this.akPublic = sha256(utf8.encode(`ak of ${name}`))
+    this.pcr0 = pcr0
+  }
+
+  async quote (opts: { nonce: Uint8Array }): Promise<{ attest: Uint8Array, signature: Uint8Array }> {
+    this.quotes++
+    const attest = marshalAttest({
+      magic: TPM_GENERATED_VALUE, type: TPM_ST_ATTEST_QUOTE, qualifiedSigner: new Uint8Array(34), extraData: opts.nonce,
+      clockInfo: { clock: 1000n, resetCount: 1, restartCount: 0, safe: true }, firmwareVersion: 1n,
+      quote: { pcrSelect: [{ hash: 'sha256', pcrs: [0] }], pcrDigest: sha256(this.pcr0) }
+    })
+    return { attest, signature: new Uint8Array(8) }
+  }
+
+  async pcrRead (): Promise<{ updateCounter: number, banks: { hash: 'sha256', values: Map<number, Uint8Array> }[] }> {
+    return { updateCounter: 1, banks: [{ hash: 'sha256', values: new Map([[0, this.pcr0]]) }] }
+  }
+
+  async activateCredential (opts: { credentialBlob: Uint8Array, encryptedSecret: Uint8Array }): Promise<Uint8Array> {
+    this.activations++
+    if (!equal(opts.encryptedSecret, sha256(this.ekCert))) throw new InvalidInputError('credential is not for this EK')
+    return opts.credentialBlob
+  }
+
+  async ekCertificate (): Promise<Uint8Array> { return this.ekCert }
+  async ensureAk (): Promise<{ handle: number, public: Uint8Array, name: Uint8Array }> {
+    return { handle: 0x81000a01, public: this.akPublic, name: concat([new Uint8Array([0, 11]), sha256(this.akPublic)]) }
+  }
+}
+
+/** "MakeCredential": the secret travels in the clear, encryptedSecret names the EK. Counts calls. */
+export function fakeMakeCredential (): MakeCredential & { calls: number } {
+  const f = Object.assign(async (input: { ekCertificate: Uint8Array }) => {
+    f.calls++
+    const secret = sha256(utf8.encode(`secret ${Math.random()}`))
+    return { credentialBlob: secret, encryptedSecret: sha256(input.ekCertificate), ekKind: 'rsa2048' as const, secret }
+  }, { calls: 0 })
+  return f
+}
+
+export const GOLDEN_PCR0 = new Uint8Array(32)
+
+export const fakeAppraise: Appraise = async (evidence) => {
+  const pcr0 = evidence.pcrs.sha256?.['0']
+  const ok = pcr0 !== undefined && equal(pcr0, GOLDEN_PCR0)
+  const failed = ok ? [] : ['firmware']
+  return { ok, failed, digest: sha256(encode({ ok, failed, nonce: evidence.nonce })) }
+}
+
+export async function nodeKey (): Promise<{ key: Ed25519PrivateKey, signer: VerdictSigner }> {
+  const key = await generateKeyPair('Ed25519')
+  return { key, signer: ed25519Signer(key) }
+}
+
+/** In-memory chain: rounds, registrations, addresses, and attest.record checked by the real rules. */
+export class FakeChain implements ChainPort, MemberChainPort {
+  readonly k: number
+  readonly nodes = new Map<string, { ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], publicKey: Uint8Array }>()
+  readonly rounds = new Map<string, { seed: Uint8Array, candidates: string[] }>()
+  readonly records: { nodeId: string, round: number, outcome: string, expiresAt: number, qcBytes: number }[] = []
+  readonly lastRound = new Map<string, number>()
+  #seedCounter = 0
+  constructor (k: number) { this.k = k }
+
+  register (nodeId: string, r: { ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], publicKey: Uint8Array }): void { this.nodes.set(nodeId, r) }
+
+  async requestAttestation (nodeId: string): Promise<{ round: number }> {
+    const round = (this.lastRound.get(nodeId) ?? 0) + 1
+    this.lastRound.set(nodeId, round)
+    const seed = sha256(utf8.encode(`block hash ${this.#seedCounter++}`), utf8.encode(nodeId))
+    this.rounds.set(`${nodeId}/${round}`, { seed, candidates: [...this.nodes.keys()].filter(id => id !== nodeId) })
+    return { round }
+  }
+
+  async waitForRound (nodeId: string, round: number): Promise<{ seed: Uint8Array, k: number, candidates: { nodeId: string, addrs: string[] }[] }> {
+    const r = this.rounds.get(`${nodeId}/${round}`)
+    if (r === undefined) throw new Error('no such round')
+    return { seed: r.seed, k: this.k, candidates: r.candidates.map(id => ({ nodeId: id, addrs: this.nodes.get(id)?.addrs ?? [] })) }
+  }
+
+  async recordAttestation (nodeId: string, round: number, qc: Uint8Array): Promise<{ height: number }> {
+    const r = this.rounds.get(`${nodeId}/${round}`)
+    if (r === undefined) throw new Error('no such round')
+    const res = createQuorumRules({ k: this.k }).verifyCertificate({
+      qc, nodeId, round, seed: r.seed, now: Date.now(),
+      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: this.nodes.get(id)?.publicKey ?? new Uint8Array(32) }))
+    })
+    this.records.push({ nodeId, round, outcome: res.outcome, expiresAt: res.expiresAt, qcBytes: qc.length })
+    return { height: this.records.length }
+  }
+
+  async roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: string[], k: number } | undefined> {
+    const r = this.rounds.get(`${nodeId}/${round}`)
+    return r === undefined ? undefined : { seed: r.seed, candidates: r.candidates, k: this.k }
+  }
+
+  async nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array } | undefined> {
+    return this.nodes.get(nodeId)
+  }
+
+  committeeOf (nodeId: string, round: number): string[] {
+    const r = this.rounds.get(`${nodeId}/${round}`)
+    return r === undefined ? [] : selectCommittee(r.seed, r.candidates, this.k)
+  }
+}
