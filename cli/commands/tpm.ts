@@ -38,8 +38,9 @@ function parseHandle (s: string | undefined): number {
 
 const hex8 = (n: number): string => '0x' + n.toString(16).padStart(8, '0')
 
-function warnSoftware (argv: GlobalArgs, isSoftware: boolean): void {
-  if (isSoftware) progress(argv, 'WARNING: this is a SOFTWARE TPM (swtpm): its quotes prove nothing about a machine. Use it for tests only.')
+/** Announced loudly (stderr, also with --json): a software TPM is no root of trust. */
+function warnSoftware (isSoftware: boolean): void {
+  if (isSoftware) process.stderr.write('WARNING: this is a SOFTWARE TPM (swtpm): its quotes prove nothing about a machine. Use it for tests only.\n')
 }
 
 const info: CommandModule<GlobalArgs, TpmArgs> = {
@@ -55,7 +56,7 @@ const info: CommandModule<GlobalArgs, TpmArgs> = {
       for (const k of EK_KINDS) ekCertificates[k] = (await tpm.ekCertificate(k))?.length ?? null
       return { ...i, tcti: tpm.tcti, clock, persistentHandles: persistent.map(hex8), ekCertificates, akHandle: hex8(DEFAULT_AK_HANDLE), akPresent: persistent.includes(DEFAULT_AK_HANDLE) }
     })
-    warnSoftware(argv, r.isSoftware)
+    warnSoftware(r.isSoftware)
     emit(argv, r, () => [
       `TPM          ${r.tcti}`,
       `manufacturer ${r.manufacturer}  vendor "${r.vendor}"  firmware ${r.firmwareVersion}${r.isSoftware ? '  (SOFTWARE TPM)' : ''}`,
@@ -124,7 +125,7 @@ const quote: CommandModule<GlobalArgs, QuoteArgs> = {
     const eventLog = argv.eventLog === undefined ? undefined : new Uint8Array(readFileSync(argv.eventLog))
     const r = await withTpm(argv, async tpm => {
       const i = await tpm.info()
-      warnSoftware(argv, i.isSoftware)
+      warnSoftware(i.isSoftware)
       const ekCertificate = await tpm.ekCertificate(ek)
       if (ekCertificate === undefined) throw new InvalidInputError(`the TPM has no ${ek} EK certificate (NV index missing); try --ek ${ek === 'rsa2048' ? 'ecc-p384' : 'rsa2048'}`)
       const ak = await tpm.ensureAk({ handle: akHandle, ekKind: ek })
