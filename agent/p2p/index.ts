@@ -6,7 +6,7 @@ export { Framed, StreamTimeoutError, StreamClosedError, PeerRefusedError } from 
 export { PROTOCOL_CERTIFY, PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS } from './messages.ts'
 export type { CredentialChallenge, EkKind } from './messages.ts'
 export { AttestationResponder, NoEkCertificateError, DEFAULT_QUOTE_PCRS } from './responder.ts'
-export type { AttesterTpm, EventLogSource, ResponderOptions, ProtocolHost, PcrSelection } from './responder.ts'
+export type { AttesterTpm, EventLogSource, ResponderOptions, ProtocolHost, PcrSelection, Identity } from './responder.ts'
 export {
   CommitteeMember, checkEvidenceBinding, EvidenceBindingError, NotOnCommitteeError, UnknownRoundError,
   PeerMismatchError, RoundAlreadyJudgedError
@@ -15,4 +15,5 @@ export type { MemberChainPort, MemberOptions, Appraise, AppraisalSummary, MakeCr
 export { runCertificationRound, RoundFailedError } from './round.ts'
 export type { ChainPort, DialingHost, RoundOptions, RoundProgress, RoundResult } from './round.ts'
 export { verifyPeer } from './verifier.ts'
+export { tpmMakeCredential } from './credential.ts'
 export type { VerifyPeerOptions, VerifyPeerResult } from './verifier.ts'

@@ -70,7 +70,8 @@ export interface AppraisalSummary {
 export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, readonly signal?: AbortSignal }) => Promise<AppraisalSummary>
 
 /** Verifier-side TPM2_MakeCredential against the EK in the certificate, naming the AK. */
-export type MakeCredential = (input: { readonly ekCertificate: Uint8Array, readonly akPublic: Uint8Array }) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
+/** `ekPublic` is what the node presents; implementations must check it is the certificate's key. */
+export type MakeCredential = (input: { readonly ekCertificate: Uint8Array, readonly ekPublic: Uint8Array, readonly akPublic: Uint8Array }) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
 
 export interface MemberOptions {
   readonly signer: VerdictSigner
@@ -151,11 +152,20 @@ export class CommitteeMember {
 
       const nonce = new Uint8Array(randomBytes(32))
       const bindKey = toHex(sha256(encode([registered.ekCertificate, registered.akPublic])))
-      const cred = this.#bound.has(bindKey) ? undefined : await this.#o.makeCredential(registered)
+      let cred: (CredentialChallenge & { secret: Uint8Array }) | undefined
+      let credError: EvidenceBindingError | undefined
+      if (!this.#bound.has(bindKey)) {
+        try {
+          cred = await this.#o.makeCredential({ ...registered, ekPublic: hello.ekPublic })
+        } catch (err) {
+          // an EK that is not the certificate's key: answer with a failing verdict, not silence
+          credError = new EvidenceBindingError('identity', `cannot challenge the EK: ${(err as Error).message}`)
+        }
+      }
       await f.write(encodeChallenge({ nonce, credential: cred !== undefined ? { credentialBlob: cred.credentialBlob, encryptedSecret: cred.encryptedSecret, ekKind: cred.ekKind } : undefined }))
 
       const msg = decodeEvidenceMsg(await f.read(MESSAGE_LIMITS.evidence, AbortSignal.timeout(timeout)))
-      const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, bindKey }, msg)
+      const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, credentialError: credError, bindKey }, msg)
       await f.write(encodeVerdictMsg(verdict))
       await f.close()
     } catch (err) {
@@ -170,11 +180,12 @@ export class CommitteeMember {
    * identity) and undecodable evidence give a failing verdict, not silence: the node's round can
    * then end with a fail QC instead of hanging.
    */
-  async judge (s: { nodeId: string, round: number, nonce: Uint8Array, registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }, credentialSecret?: Uint8Array, bindKey: string },
+  async judge (s: { nodeId: string, round: number, nonce: Uint8Array, registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }, credentialSecret?: Uint8Array, credentialError?: EvidenceBindingError, bindKey: string },
     msg: { evidence: Uint8Array, secret?: Uint8Array }): Promise<{ verdict: SignedVerdict, appraisal: AppraisalSummary }> {
     const now = (this.#o.now ?? Date.now)()
     let appraisal: AppraisalSummary
     try {
+      if (s.credentialError !== undefined) throw s.credentialError
       if (s.credentialSecret !== undefined) {
         if (msg.secret === undefined || !equalConstantTime(msg.secret, s.credentialSecret)) throw new EvidenceBindingError('identity', 'credential not activated: the AK is not proven to live beside the EK')
         this.#bound.add(s.bindKey)

@@ -35,9 +35,10 @@ export interface CredentialChallenge {
   readonly ekKind: EkKind
 }
 
-export interface Hello { readonly nodeId: string, readonly round: number }
+/** `ekPublic`: the node's EK TPMT_PUBLIC; the member checks it is the certificate's key before MakeCredential. */
+export interface Hello { readonly nodeId: string, readonly round: number, readonly ekPublic: Uint8Array }
 export interface Challenge { readonly nonce: Uint8Array, readonly credential?: CredentialChallenge }
-export interface EvidenceMsg { readonly evidence: Uint8Array, readonly secret?: Uint8Array }
+export interface EvidenceMsg { readonly evidence: Uint8Array, readonly secret?: Uint8Array, readonly ekPublic?: Uint8Array }
 export interface VerdictMsg { readonly verdict: Uint8Array, readonly signature: Uint8Array }
 
 function bytes (m: Record<string, Canonical>, key: string, what: string, min: number, max: number): Uint8Array {
@@ -54,13 +55,13 @@ export function encodeError (code: string, message: string): Uint8Array {
   return encode({ v: 1, t: 'error', code: code.slice(0, 64), message: message.slice(0, 300) })
 }
 
-export function encodeHello (h: Hello): Uint8Array { return encode({ v: 1, t: 'hello', nodeId: h.nodeId, round: h.round }) }
+export function encodeHello (h: Hello): Uint8Array { return encode({ v: 1, t: 'hello', nodeId: h.nodeId, round: h.round, ekPublic: h.ekPublic }) }
 export function decodeHello (b: Uint8Array): Hello {
   const msg = decodeMessage(b, MESSAGE_LIMITS.small, 'hello'); expectType(msg, 'hello', 'hello')
-  onlyKeys(msg.m, ['v', 't', 'nodeId', 'round'], 'hello')
+  onlyKeys(msg.m, ['v', 't', 'nodeId', 'round', 'ekPublic'], 'hello')
   const nodeId = field(msg.m, 'nodeId', 'hello', is.string, 'text')
   if (nodeId.length === 0 || nodeId.length > 128) throw new DecodeError('hello.nodeId: bad length')
-  return { nodeId, round: field(msg.m, 'round', 'hello', is.uint, 'unsigned integer') }
+  return { nodeId, round: field(msg.m, 'round', 'hello', is.uint, 'unsigned integer'), ekPublic: bytes(msg.m, 'ekPublic', 'hello', 1, 1024) }
 }
 
 function credentialFrom (x: Canonical, what: string): CredentialChallenge {
@@ -86,14 +87,15 @@ export function decodeChallenge (b: Uint8Array): Challenge {
 }
 
 export function encodeEvidenceMsg (e: EvidenceMsg): Uint8Array {
-  return encode({ v: 1, t: 'evidence', evidence: e.evidence, secret: e.secret })
+  return encode({ v: 1, t: 'evidence', evidence: e.evidence, secret: e.secret, ekPublic: e.ekPublic })
 }
 export function decodeEvidenceMsg (b: Uint8Array): EvidenceMsg {
   const msg = decodeMessage(b, MESSAGE_LIMITS.evidence, 'evidence message'); expectType(msg, 'evidence', 'evidence message')
-  onlyKeys(msg.m, ['v', 't', 'evidence', 'secret'], 'evidence message')
+  onlyKeys(msg.m, ['v', 't', 'evidence', 'secret', 'ekPublic'], 'evidence message')
   const evidence = bytes(msg.m, 'evidence', 'evidence message', 1, EVIDENCE_LIMITS.maxBytes)
   const secret = optBytes(msg.m, 'secret', 'evidence message', 1, 64)
-  return secret !== undefined ? { evidence, secret } : { evidence }
+  const ekPublic = optBytes(msg.m, 'ekPublic', 'evidence message', 1, 1024)
+  return { evidence, ...(secret !== undefined ? { secret } : {}), ...(ekPublic !== undefined ? { ekPublic } : {}) }
 }
 
 export function encodeVerdictMsg (v: VerdictMsg): Uint8Array {

@@ -23,6 +23,7 @@ export interface AttesterTpm {
   pcrRead (selection: readonly PcrSelection[]): Promise<{ updateCounter: number, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[] }>
   activateCredential (opts: { credentialBlob: Uint8Array, encryptedSecret: Uint8Array, ekKind?: EkKind, akHandle?: number }): Promise<Uint8Array>
   ekCertificate (kind?: EkKind): Promise<Uint8Array | undefined>
+  ekPublic (kind?: EkKind): Promise<Uint8Array>
   ensureAk (opts?: { handle?: number }): Promise<{ handle: number, public: Uint8Array, name: Uint8Array }>
 }
 
@@ -58,6 +59,8 @@ export class NoEkCertificateError extends QuorateError {
 
 export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] }]
 
+export interface Identity { ekCertificate: Uint8Array, ekPublic: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }
+
 interface Batch { nonces: Uint8Array[], waiters: { resolve: (b: Uint8Array) => void, reject: (e: unknown) => void }[] }
 
 export class AttestationResponder {
@@ -68,7 +71,7 @@ export class AttestationResponder {
   readonly #window: number
   readonly #timeout: number
   readonly #log: Logger
-  #identity: Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }> | undefined
+  #identity: Promise<Identity> | undefined
   #pending: Batch | undefined
   /** Quotes taken so far (observability and tests: one per batch). */
   quotesTaken = 0
@@ -86,12 +89,12 @@ export class AttestationResponder {
   get ekKind (): EkKind { return this.#ekKind }
 
   /** EK certificate and AK (created and persisted on first use), cached. */
-  async identity (): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }> {
+  async identity (): Promise<Identity> {
     this.#identity ??= (async () => {
       const ak = await this.#tpm.ensureAk()
       const ekCertificate = await this.#tpm.ekCertificate(this.#ekKind)
       if (ekCertificate === undefined) throw new NoEkCertificateError(`the TPM holds no ${this.#ekKind} EK certificate; verifiers cannot tie it to a vendor`)
-      return { ekCertificate, akPublic: ak.public, akName: ak.name, akHandle: ak.handle }
+      return { ekCertificate, ekPublic: await this.#tpm.ekPublic(this.#ekKind), akPublic: ak.public, akName: ak.name, akHandle: ak.handle }
     })()
     try { return await this.#identity } catch (err) { this.#identity = undefined; throw err }
   }
@@ -161,7 +164,7 @@ export class AttestationResponder {
     }) }, { maxInboundStreams: 32 })
     await host.handle(PROTOCOL_EVIDENCE, async (stream) => { await this.#serve(stream, 'evidence', async f => {
       const nonce = decodeNonceRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
-      return encodeEvidenceMsg({ evidence: await this.evidenceBatched(nonce) })
+      return encodeEvidenceMsg({ evidence: await this.evidenceBatched(nonce), ekPublic: (await this.identity()).ekPublic })
     }) }, { maxInboundStreams: 32 })
   }
 

@@ -114,6 +114,8 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
     log.warn('committee member failed', { member, phase, error: errText(err) })
   }
 
+  const { ekPublic } = await opts.responder.identity()
+
   // 1. challenges, in parallel, bounded by one window for all
   // Once the threshold has answered, the rest get a short grace period, not the whole window.
   const graceAbort = new AbortController()
@@ -126,7 +128,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
       const target = dialTarget(member, addrs.get(member) ?? [])
       const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
       framed = new Framed(stream)
-      await framed.write(encodeHello({ nodeId, round }))
+      await framed.write(encodeHello({ nodeId, round, ekPublic }))
       const challenge = decodeChallenge(await framed.read(MESSAGE_LIMITS.small, challengeSignal))
       sessions.push({ member, framed, challenge })
       progress({ type: 'challenged', member, credential: challenge.credential !== undefined })

@@ -48,9 +48,12 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
   progress(`evidence challenge to ${nodeId}`)
   const ev = new Framed(await opts.host.dialProtocol(target.addrs, PROTOCOL_EVIDENCE, { signal: step() }))
   let evidenceBytes: Uint8Array
+  let ekPublic: Uint8Array | undefined
   try {
     await ev.write(encodeNonceRequest(nonce))
-    evidenceBytes = decodeEvidenceMsg(await ev.read(MESSAGE_LIMITS.evidence, step())).evidence
+    const msg = decodeEvidenceMsg(await ev.read(MESSAGE_LIMITS.evidence, step()))
+    evidenceBytes = msg.evidence
+    ekPublic = msg.ekPublic
     await ev.close()
   } catch (err) { ev.abort(err as Error); throw err }
 
@@ -68,7 +71,13 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
   }
 
   progress('credential challenge (MakeCredential → ActivateCredential)')
-  const cred = await opts.makeCredential({ ekCertificate: evidence.ekCertificate, akPublic: evidence.akPublic })
+  if (ekPublic === undefined) return failWith(new EvidenceBindingError('identity', 'the node did not present its EK public area'), evidence)
+  let cred: Awaited<ReturnType<MakeCredential>>
+  try {
+    cred = await opts.makeCredential({ ekCertificate: evidence.ekCertificate, ekPublic, akPublic: evidence.akPublic })
+  } catch (err) {
+    return failWith(new EvidenceBindingError('identity', `cannot challenge the EK: ${(err as Error).message}`), evidence)
+  }
   const cs = new Framed(await opts.host.dialProtocol(target.addrs, PROTOCOL_CREDENTIAL, { signal: step() }))
   let secret: Uint8Array
   try {

@@ -43,6 +43,7 @@ export class FakeTpm implements AttesterTpm {
   }
 
   async ekCertificate (): Promise<Uint8Array> { return this.ekCert }
+  async ekPublic (): Promise<Uint8Array> { return sha256(this.ekCert) }
   async ensureAk (): Promise<{ handle: number, public: Uint8Array, name: Uint8Array }> {
     return { handle: 0x81000a01, public: this.akPublic, name: concat([new Uint8Array([0, 11]), sha256(this.akPublic)]) }
   }

@@ -138,8 +138,8 @@ t.test('member refuses: unknown round, wrong peer, oversized frame', async t => 
     await f.write(hello)
     try { return decodeChallenge(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(5000))) } finally { await f.close() }
   }
-  await t.rejects(talk(node.host, encodeHello({ nodeId: node.id, round: 999 })), /ERR_UNKNOWN_ROUND/)
-  await t.rejects(talk(node.host, encodeHello({ nodeId: members[1].id, round: 1 })), /ERR_PEER_MISMATCH/)
+  await t.rejects(talk(node.host, encodeHello({ nodeId: node.id, round: 999, ekPublic: new Uint8Array(4) })), /ERR_UNKNOWN_ROUND/)
+  await t.rejects(talk(node.host, encodeHello({ nodeId: members[1].id, round: 1, ekPublic: new Uint8Array(4) })), /ERR_PEER_MISMATCH/)
   // oversized frame: the member rejects on the length prefix, before buffering
   const f = new Framed(await node.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY))
   f.stream.send(encodeVarint(MESSAGE_LIMITS.small + 1))
@@ -160,7 +160,7 @@ t.test('replayed bundle and quote for another nonce: failing verdicts (freshness
   // an old bundle (from a previous quote) replayed to a fresh challenge
   const old = await node.responder.evidence([new Uint8Array(randomBytes(32))])
   const f = new Framed(await node.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY))
-  await f.write(encodeHello({ nodeId: node.id, round }))
+  await f.write(encodeHello({ nodeId: node.id, round, ekPublic: new Uint8Array(4) }))
   const ch = decodeChallenge(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(5000)))
   const secret = ch.credential !== undefined ? await node.responder.activate(ch.credential) : undefined
   await f.write(encodeEvidenceMsg({ evidence: old.bytes, secret }))
@@ -172,7 +172,7 @@ t.test('replayed bundle and quote for another nonce: failing verdicts (freshness
   await f.close()
   // the member refuses a second session for the same round (no verdict shopping)
   const g = new Framed(await node.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY))
-  await g.write(encodeHello({ nodeId: node.id, round }))
+  await g.write(encodeHello({ nodeId: node.id, round, ekPublic: new Uint8Array(4) }))
   await t.rejects(g.read(MESSAGE_LIMITS.small, AbortSignal.timeout(5000)).then(decodeChallenge), /ERR_ROUND_JUDGED/)
   g.abort(new Error('done'))
   // quote taken for another nonce, list doctored to contain ours
