@@ -68,6 +68,12 @@ export interface QuoteCheck {
   /** The decoded attestation when it could be parsed (for reporting, e.g. clock info); NOT trusted when problems exist. */
   readonly attest?: Attest
   readonly akName?: Uint8Array
+  /**
+   * The selected PCR values, present when the signature, AK and structure are sound and the
+   * values hash to the signed pcrDigest — even if the nonce is wrong (so an appraisal can still
+   * report every other problem).
+   */
+  readonly attestedPcrs?: ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>
 }
 
 export class QuoteError extends InvalidInputError {
@@ -230,14 +236,18 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
     }
   }
   const digestHash: HashAlg = sig !== undefined && sig.sigAlg !== 'null' ? sig.hash : (q.pcrDigest.length === 48 ? 'sha384' : q.pcrDigest.length === 64 ? 'sha512' : q.pcrDigest.length === 20 ? 'sha1' : 'sha256')
+  let digestOk = false
   if (complete) {
     const d = computePcrDigest(digestHash, q.pcrSelect, (b, p) => quoted.get(b)?.get(p))
-    if (d === undefined || !equal(d, q.pcrDigest)) {
+    digestOk = d !== undefined && equal(d, q.pcrDigest)
+    if (!digestOk) {
       problems.push({ kind: 'pcrs', message: `reported PCR values hash to ${short(d ?? new Uint8Array())}, not the quoted pcrDigest ${short(q.pcrDigest)}` })
     }
   }
 
-  if (problems.length > 0 || ak === undefined) return { problems, attest, akName: ak?.name }
+  const authentic = ak !== undefined && sig !== undefined && !problems.some(p => p.kind === 'structure' || p.kind === 'ak' || p.kind === 'signature')
+  const attestedPcrs = authentic && digestOk ? quoted : undefined
+  if (problems.length > 0 || ak === undefined) return { problems, attest, akName: ak?.name, ...(attestedPcrs !== undefined ? { attestedPcrs } : {}) }
   const verified = {
     attest,
     ak: ak.pub,
@@ -248,7 +258,7 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
     selection: q.pcrSelect,
     pcrs: quoted
   } as unknown as VerifiedQuote // the brand exists only in the type system
-  return { verified, problems, attest, akName: ak.name }
+  return { verified, problems, attest, akName: ak.name, attestedPcrs: quoted }
 }
 
 /** Verifies a quote; throws QuoteError listing every problem. */

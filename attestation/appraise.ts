@@ -1,0 +1,262 @@
+// Appraisal of evidence against reference values and a policy → one status per claim, in the
+// shape of an EAR (IETF RATS "EAT Attestation Results": `ear.status` per submodule), with every
+// failure listed — not only the first — each naming its claim and, where there is one, the PCR
+// and event. `digest` is sha256 of the canonical encoding of the result (without the digest), so
+// committee members that agree produce the same digest.
+//
+// Claims:
+//   identity   EK certificate chains to a published TPM vendor CA; the quote is TPM-generated and
+//              signed by a restricted, fixedTPM/fixedParent signing AK; (policy) the AK was bound
+//              to the EK by credential activation
+//   firmware   the firmware event log replays to the quoted PCRs; each firmware PCR's value is a
+//              published golden value or each of its events is in a published firmware RefSet
+//   os         the same for the OS PCRs (4, 9, and 8/11/12 when OS references list them)
+//   containers the container log replays to PCR 13 and every launched image is allowed
+//   freshness  the quote carries the expected nonce (directly or via the committee nonce hash)
+//              and the TPM was not reset/restarted since the previous quote
+// Hot path: one signature verify plus hashing; EK chains, reference indexes, AK keys and parsed
+// event logs are cached by content.
+import { createHash } from 'node:crypto'
+import { encode, type Canonical } from '../encoding/canonical.ts'
+import { equal, toHex } from '../encoding/bytes.ts'
+import type { Evidence } from './evidence.ts'
+import { committeeNonce } from './evidence.ts'
+import { checkQuote, compareClock } from './quote.ts'
+import { verifyEkCertificateCached, type VerifiedEk } from './ekcert.ts'
+import { parseEventLog, replayEventLog, eventsForPcr, type EventLog } from './eventlog.ts'
+import { parseContainerLog, replayContainerLog, CONTAINER_PCR, type ContainerLogEntry } from './containerlog.ts'
+import { prepareReferences, type PcrIndex, type PreparedReferences, type ReferenceValues } from './refs.ts'
+
+export type Claim = 'identity' | 'firmware' | 'os' | 'containers' | 'freshness'
+export const CLAIMS: readonly Claim[] = ['identity', 'firmware', 'os', 'containers', 'freshness']
+
+/** EAR status values we use: all checks passed, or at least one failed. */
+export type EarStatus = 'affirming' | 'contraindicated'
+
+export interface ClaimStatus {
+  readonly ok: boolean
+  readonly 'ear.status': EarStatus
+  /** Every failure of this claim, each starting with the claim name. */
+  readonly failures: readonly string[]
+}
+
+export interface Appraisal {
+  readonly profile: 'quorate/appraisal/v1'
+  readonly ok: boolean
+  readonly 'ear.status': EarStatus
+  readonly status: { readonly [c in Claim]: ClaimStatus }
+  /** All failures of all claims, in claim order. */
+  readonly failures: readonly string[]
+  readonly subject: {
+    /** sha256 of the EK certificate (hex). */
+    readonly ekCertificate: string
+    /** AK name (hex) when the AK public area decodes. */
+    readonly akName?: string
+    readonly nonce: string
+    readonly tpm?: { readonly manufacturer?: string, readonly model?: string, readonly version?: string }
+  }
+  /** TPMS_CLOCK_INFO of the quote, when it is authentic (clock as a decimal string). */
+  readonly clock?: { readonly clock: string, readonly resetCount: number, readonly restartCount: number, readonly safe: boolean }
+  /** Hex sha256 of the canonical encoding of everything above. */
+  readonly digest: string
+}
+
+export interface AppraisalPolicy {
+  /** The nonce this verifier sent (with committeeNonces: this member's own nonce). */
+  readonly nonce: Uint8Array
+  /** Validation time for certificates (default: now). */
+  readonly now?: Date | number
+  /** Clock info of this node's previous accepted quote: a reset or restart since then fails freshness. */
+  readonly previousClock?: { readonly resetCount: number, readonly restartCount: number, readonly clock?: bigint }
+  /** Whether MakeCredential/ActivateCredential proved this AK is in the EK's TPM. */
+  readonly credentialActivated?: boolean
+  /** Fail identity unless credentialActivated (default false). */
+  readonly requireCredentialActivation?: boolean
+  /** Firmware PCRs (default 0, 1, 2, 3, 5, 6, 7). */
+  readonly firmwarePcrs?: readonly number[]
+  /** OS PCRs (default 4 and 9, plus 8, 11 and 12 when an OS RefSet lists them). */
+  readonly osPcrs?: readonly number[]
+  /** Image digests (`sha256:…`) allowed in addition to the published ones. */
+  readonly allowedImages?: readonly string[]
+  /** Fail firmware when the evidence has no event log (default true). */
+  readonly requireEventLog?: boolean
+}
+
+export const DEFAULT_FIRMWARE_PCRS: readonly number[] = [0, 1, 2, 3, 5, 6, 7]
+export const DEFAULT_OS_PCRS: readonly number[] = [4, 9]
+const OPTIONAL_OS_PCRS: readonly number[] = [8, 11, 12]
+const MAX_FAILURES_PER_CLAIM = 64
+
+function short (b: Uint8Array | string): string {
+  const h = typeof b === 'string' ? b : toHex(b)
+  return h.length > 16 ? `${h.slice(0, 16)}…` : h
+}
+
+// Parsing and replaying a log depends only on its bytes: cache by content hash.
+interface ParsedLog { readonly log: EventLog, readonly replay: ReadonlyMap<number, Uint8Array> | undefined, readonly hex: ReadonlyMap<number, string> }
+const logCache = new Map<string, ParsedLog | { error: string }>()
+const LOG_CACHE_MAX = 256
+
+function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
+  const key = createHash('sha256').update(bytes).digest('hex')
+  const hit = logCache.get(key)
+  if (hit !== undefined) return hit
+  let v: ParsedLog | { error: string }
+  try {
+    const log = parseEventLog(bytes)
+    const replay = log.banks.includes('sha256') || log.events.length === 0 ? replayEventLog(log, ['sha256']).get('sha256') : undefined
+    const hex = new Map<number, string>()
+    for (const e of log.events) { const d = e.digests.sha256; if (d !== undefined) hex.set(e.index, toHex(d)) }
+    v = { log, replay, hex }
+  } catch (err) {
+    v = { error: (err as Error).message }
+  }
+  if (logCache.size >= LOG_CACHE_MAX) logCache.delete(logCache.keys().next().value as string)
+  logCache.set(key, v)
+  return v
+}
+
+/** Appraises evidence; never throws for bad evidence (every problem becomes a failure). */
+export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedReferences, policy: AppraisalPolicy): Appraisal {
+  const R = 'trust' in refs ? refs : prepareReferences(refs)
+  const f: Record<Claim, string[]> = { identity: [], firmware: [], os: [], containers: [], freshness: [] }
+  const add = (c: Claim, m: string): void => {
+    const list = f[c]
+    if (list.length < MAX_FAILURES_PER_CLAIM) list.push(`${c}: ${m}`)
+    else if (list.length === MAX_FAILURES_PER_CLAIM) list.push(`${c}: … more failures not listed`)
+  }
+  const now = policy.now ?? Date.now()
+
+  // identity: EK certificate chain
+  let ek: VerifiedEk | undefined
+  if (R.trust.anchors.length === 0) add('identity', 'no published TPM vendor CA to check the EK certificate against')
+  else {
+    try { ek = verifyEkCertificateCached(evidence.ekCertificate, R.trust, now) } catch (err) { add('identity', `EK certificate: ${(err as Error).message}`) }
+  }
+  if (policy.requireCredentialActivation === true && policy.credentialActivated !== true) {
+    add('identity', 'the AK is not bound to the EK: credential activation was not proven')
+  }
+
+  // freshness: which nonce the quote must carry
+  let expected = policy.nonce
+  if (evidence.committeeNonces !== undefined) {
+    if (!evidence.committeeNonces.some(n => equal(n, policy.nonce))) add('freshness', `our nonce ${short(policy.nonce)} is not among the ${evidence.committeeNonces.length} committee nonces`)
+    expected = committeeNonce(evidence.committeeNonces)
+    if (!equal(expected, evidence.nonce)) add('freshness', `evidence nonce ${short(evidence.nonce)} is not the hash of the committee nonces (${short(expected)})`)
+  } else if (!equal(evidence.nonce, policy.nonce)) {
+    add('freshness', `evidence nonce ${short(evidence.nonce)} is not the expected nonce ${short(policy.nonce)}`)
+  }
+
+  // the quote
+  const firmwarePcrs = policy.firmwarePcrs ?? DEFAULT_FIRMWARE_PCRS
+  const osPcrs = policy.osPcrs ?? [...DEFAULT_OS_PCRS, ...OPTIONAL_OS_PCRS.filter(p => R.os.has(p))].sort((a, b) => a - b)
+  const owner = (p: number): Claim => firmwarePcrs.includes(p) ? 'firmware' : osPcrs.includes(p) ? 'os' : p === CONTAINER_PCR ? 'containers' : 'firmware'
+  const qc = checkQuote({ attest: evidence.quote.attest, signature: evidence.quote.signature, akPublic: evidence.akPublic, pcrs: evidence.pcrs }, { nonce: expected })
+  let authentic = true
+  for (const p of qc.problems) {
+    switch (p.kind) {
+      case 'structure': case 'ak': case 'signature': add('identity', p.message); authentic = false; break
+      case 'nonce': add('freshness', p.message); break
+      case 'pcrs':
+        if (p.pcr !== undefined) add(owner(p.pcr), p.message)
+        else { add('firmware', p.message); add('os', p.message); add('containers', p.message) }
+        break
+    }
+  }
+  if (!authentic) {
+    for (const c of ['firmware', 'os', 'containers', 'freshness'] as const) add(c, 'the quote is not authentic (see identity), so its PCR values and nonce are unattested')
+  }
+  const pcrs = qc.attestedPcrs?.get('sha256')
+
+  // firmware event log
+  let log: ParsedLog | undefined
+  if (evidence.eventLog !== undefined) {
+    const pl = parsedLog(evidence.eventLog)
+    if ('error' in pl) add('firmware', `event log: ${pl.error}`)
+    else if (pl.replay === undefined) add('firmware', 'event log has no sha256 digests for every event, so it cannot be replayed')
+    else log = pl
+  } else if (policy.requireEventLog ?? true) add('firmware', 'the evidence has no firmware event log')
+
+  const pcrClaim = (claim: 'firmware' | 'os', list: readonly number[], idx: ReadonlyMap<number, PcrIndex>): void => {
+    if (pcrs === undefined) return // already failed above: nothing attested to compare
+    for (const p of list) {
+      const v = pcrs.get(p)
+      if (v === undefined) { add(claim, `PCR ${p} is not in the quote`); continue }
+      const vh = toHex(v)
+      if (log?.replay !== undefined) {
+        const r = log.replay.get(p)
+        if (r !== undefined && !equal(r, v)) add(claim, `PCR ${p}: the event log replays to ${short(r)} but the quote says ${short(vh)}`)
+      }
+      const ref = idx.get(p)
+      if (ref === undefined) { add(claim, `PCR ${p} has no published ${claim} reference`); continue }
+      if (ref.golden.has(vh)) continue
+      if (!ref.hasEvents) { add(claim, `PCR ${p} value ${short(vh)} is not a published ${claim} golden value`); continue }
+      if (log === undefined) { add(claim, `PCR ${p} value ${short(vh)} is not a published golden value, and without an event log its events cannot be checked`); continue }
+      for (const e of eventsForPcr(log.log, p)) {
+        const d = log.hex.get(e.index)
+        if (d === undefined) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
+        else if (!ref.events.has(d)) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)
+      }
+    }
+  }
+  pcrClaim('firmware', firmwarePcrs, R.firmware)
+  pcrClaim('os', osPcrs, R.os)
+
+  // containers
+  let entries: ContainerLogEntry[] = []
+  if (evidence.containerLog !== undefined) {
+    try { entries = parseContainerLog(evidence.containerLog) } catch (err) { add('containers', `container log: ${(err as Error).message}`) }
+  }
+  if (pcrs !== undefined) {
+    const v = pcrs.get(CONTAINER_PCR)
+    if (v === undefined) {
+      if (entries.length > 0) add('containers', `PCR ${CONTAINER_PCR} is not in the quote, so the ${entries.length} container launches are unattested`)
+    } else {
+      const r = replayContainerLog(entries)
+      if (!equal(r, v)) add('containers', `PCR ${CONTAINER_PCR}: the container log (${entries.length} launches) replays to ${short(r)} but the quote says ${short(v)}`)
+    }
+  }
+  const extra = policy.allowedImages ?? []
+  for (const e of entries) {
+    if (!R.images.has(e.record.digest) && !extra.includes(e.record.digest)) {
+      add('containers', `launch #${e.index + 1} image ${e.record.image} digest ${short(e.record.digest)} is not an allowed (published) image`)
+    }
+  }
+
+  // freshness: reboot since the previous quote
+  const clockInfo = authentic ? qc.attest?.clockInfo : undefined
+  if (clockInfo !== undefined && policy.previousClock !== undefined) {
+    const ch = compareClock(policy.previousClock, clockInfo)
+    if (ch.rebooted) add('freshness', `the TPM was reset since the previous quote (resetCount ${policy.previousClock.resetCount} → ${clockInfo.resetCount}): the node rebooted`)
+    if (ch.restarted) add('freshness', `the TPM was restarted since the previous quote (restartCount ${policy.previousClock.restartCount} → ${clockInfo.restartCount})`)
+    if (ch.clockWentBack) add('freshness', `the TPM clock went back since the previous quote (${String(policy.previousClock.clock)} → ${clockInfo.clock})`)
+  }
+
+  const status = {} as Record<Claim, ClaimStatus>
+  for (const c of CLAIMS) status[c] = { ok: f[c].length === 0, 'ear.status': f[c].length === 0 ? 'affirming' : 'contraindicated', failures: f[c] }
+  const failures = CLAIMS.flatMap(c => f[c])
+  const ok = failures.length === 0
+  const body = {
+    profile: 'quorate/appraisal/v1' as const,
+    ok,
+    'ear.status': (ok ? 'affirming' : 'contraindicated') as EarStatus,
+    status,
+    failures,
+    subject: {
+      ekCertificate: createHash('sha256').update(evidence.ekCertificate).digest('hex'),
+      ...(qc.akName !== undefined ? { akName: toHex(qc.akName) } : {}),
+      nonce: toHex(evidence.nonce),
+      ...(ek !== undefined ? { tpm: { ...ek.tpm } } : {})
+    },
+    ...(clockInfo !== undefined ? { clock: { clock: clockInfo.clock.toString(), resetCount: clockInfo.resetCount, restartCount: clockInfo.restartCount, safe: clockInfo.safe } } : {})
+  }
+  // Interfaces lack index signatures, so TypeScript cannot see that the body is a Canonical value.
+  const digest = createHash('sha256').update(encode(body as unknown as Canonical)).digest('hex')
+  return { ...body, digest }
+}
+
+/** Recomputes an appraisal's digest (sha256 of the canonical encoding without `digest`). */
+export function appraisalDigest (a: Appraisal): string {
+  const { digest: _omit, ...body } = a
+  return createHash('sha256').update(encode(JSON.parse(JSON.stringify(body)))).digest('hex')
+}
