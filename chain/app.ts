@@ -14,7 +14,9 @@ import { silentLogger, type Logger } from '../encoding/log.ts'
 import { isTxType, parseBody } from './bodies.ts'
 import { peerIdToPublicKey } from './keys.ts'
 import { committeeSeed } from './seed.ts'
-import { EMPTY, Overlay, StateStore, dec, enc, encodeProof, type PreparedRoot, type WriteSet } from './store.ts'
+import { EMPTY, Overlay, PROOF_TYPE, StateStore, dec, enc, encodeProof, type PreparedRoot, type WriteSet } from './store.ts'
+
+export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
   MAX_TX_BYTES, TX_VERSION, TxCode,
@@ -24,7 +26,6 @@ import {
 } from './types.ts'
 
 export const CODESPACE = 'quorate'
-export const PROOF_TYPE = 'quorate:bucket-merkle/v1'
 
 export interface ChainAppOptions {
   /** SQLite database file; ':memory:' (the default) for tests. */

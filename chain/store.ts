@@ -10,6 +10,8 @@ import { sha256, compare, concat, utf8 } from '../encoding/bytes.ts'
 import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
+/** proofOps type of an inclusion proof in abci_query. */
+export const PROOF_TYPE = 'quorate:bucket-merkle/v1'
 export const BUCKET_BITS = 12
 const BUCKETS = 1 << BUCKET_BITS
 const KEY_RE = /^[\x21-\x7e]{1,512}$/

@@ -1,0 +1,149 @@
+// The embedded validator (one machine, the default): a home directory with a CometBFT-like
+// genesis and a validator key, the app + block store in one SQLite file (WAL), a block producer
+// on a timer and the CometBFT-compatible RPC. For many machines the same ChainApp would be served
+// to CometBFT over ABCI instead (a later issue).
+//
+// Home layout:  config/genesis.json · config/validator.key (libp2p protobuf, 0600) · data/chain.sqlite
+import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ConfigError } from '../encoding/errors.ts'
+import { silentLogger, type Logger } from '../encoding/log.ts'
+import { createChainApp, type ChainApp } from './app.ts'
+import { genesisFromJson, genesisToJson } from './genesis.ts'
+import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
+import { BlockProducer } from './producer.ts'
+import { startRpcServer } from './rpc.ts'
+import type { Genesis, QuorumRules } from './types.ts'
+
+export function chainPaths (home: string): { genesis: string, validatorKey: string, db: string, data: string, config: string } {
+  return { config: join(home, 'config'), data: join(home, 'data'), genesis: join(home, 'config', 'genesis.json'), validatorKey: join(home, 'config', 'validator.key'), db: join(home, 'data', 'chain.sqlite') }
+}
+
+export interface InitChainHomeOptions {
+  home: string
+  chainId?: string
+  /** Peer ids of genesis verifiers (treated as certified forever). */
+  verifiers?: readonly string[]
+  /** Unix ms; default now. */
+  genesisTime?: number
+}
+
+/** Creates a new chain in `home`: genesis.json and a fresh validator key. Refuses to overwrite. */
+export async function initChainHome (opts: InitChainHomeOptions): Promise<{ genesis: Genesis, validatorPeerId: string, paths: ReturnType<typeof chainPaths> }> {
+  const paths = chainPaths(opts.home)
+  try { await access(paths.genesis); throw new ConfigError(`${paths.genesis} already exists; this home already holds a chain`) } catch (err) { if (err instanceof ConfigError) throw err }
+  for (const v of opts.verifiers ?? []) {
+    try { peerIdToPublicKey(v) } catch (err) { throw new ConfigError(`genesis verifier ${v}: ${(err as Error).message}`) }
+  }
+  const key = await generateChainKey()
+  await mkdir(paths.config, { recursive: true, mode: 0o700 })
+  await mkdir(paths.data, { recursive: true, mode: 0o700 })
+  await saveChainKey(paths.validatorKey, key)
+  const genesis: Genesis = {
+    chainId: opts.chainId ?? `quorate-${Math.random().toString(36).slice(2, 8)}`,
+    genesisTime: opts.genesisTime ?? Date.now(),
+    initialHeight: 1,
+    validators: [key.publicKey],
+    verifiers: [...new Set(opts.verifiers ?? [])].sort()
+  }
+  if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
+  await writeFile(paths.genesis, JSON.stringify(genesisToJson(genesis), null, 2) + '\n', { flag: 'wx' })
+  return { genesis, validatorPeerId: key.peerId, paths }
+}
+
+export async function readGenesis (home: string): Promise<Genesis> {
+  const p = chainPaths(home).genesis
+  let text: string
+  try { text = await readFile(p, 'utf8') } catch (err) { throw new ConfigError(`no chain in ${home} (missing ${p}); run \`quorate chain init --home ${home}\``, { cause: err }) }
+  let j: unknown
+  try { j = JSON.parse(text) } catch (err) { throw new ConfigError(`${p} is not JSON`, { cause: err }) }
+  return genesisFromJson(j, p)
+}
+
+export interface EmbeddedValidatorOptions {
+  home: string
+  /** RPC listen address, host:port (default 127.0.0.1:0 = ephemeral port). */
+  rpc?: string
+  rules: QuorumRules
+  /** Delay before a block once txs are pending (ms, default 100; 0 = next tick, for tests). */
+  blockIntervalMs?: number
+  /** Empty blocks when idle (ms, default 1000), so "the next block after a request" always comes. */
+  emptyBlockIntervalMs?: number
+  maxBlockTxs?: number
+  commitTimeoutMs?: number
+  clock?: () => number
+  logger?: Logger
+}
+
+export interface EmbeddedValidator {
+  readonly url: string
+  readonly port: number
+  readonly chainId: string
+  readonly app: ChainApp
+  readonly producer: BlockProducer
+  stop (): Promise<void>
+}
+
+export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): Promise<EmbeddedValidator> {
+  const log = opts.logger ?? silentLogger('quorate:chain:validator')
+  const genesis = await readGenesis(opts.home)
+  const paths = chainPaths(opts.home)
+  const key: ChainKey = await loadChainKey(paths.validatorKey)
+  if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey)))) throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
+  await mkdir(paths.data, { recursive: true, mode: 0o700 })
+  const app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
+  try {
+    const info = app.info()
+    if (!info.initialized) app.initChain(genesis)
+    else if (info.chainId !== genesis.chainId) throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
+  } catch (err) { app.close(); throw err }
+  const producer = new BlockProducer({ app, key, clock: opts.clock, maxBlockTxs: opts.maxBlockTxs, logger: log.child('producer') })
+  const fast = opts.blockIntervalMs ?? 100
+  const slow = opts.emptyBlockIntervalMs ?? 1000
+  let timer: NodeJS.Timeout | undefined
+  let timerDue = Infinity
+  let lastBlockAt = Date.now()
+  let stopped = false
+  let failed: Error | undefined
+
+  const produce = (): void => {
+    timer = undefined; timerDue = Infinity
+    if (stopped) return
+    try {
+      const b = producer.produce()
+      lastBlockAt = Date.now()
+      if (b.txs.length > 0) log.debug('block', { height: b.header.height, txs: b.txs.length })
+    } catch (err) {
+      // A failing commit (disk full, I/O error) must not be papered over: stop producing.
+      failed = err as Error
+      log.error('block production failed; the validator stops producing blocks', { err })
+      return
+    }
+    schedule()
+  }
+  const schedule = (): void => {
+    if (stopped || failed !== undefined) return
+    const delay = producer.mempoolSize > 0 ? Math.max(0, lastBlockAt + fast - Date.now()) : slow
+    const due = Date.now() + delay
+    if (timer !== undefined && timerDue <= due) return
+    if (timer !== undefined) clearTimeout(timer)
+    timerDue = due
+    timer = setTimeout(produce, delay)
+  }
+  const rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
+  schedule()
+  log.info('embedded validator started', { chainId: genesis.chainId, rpc: rpc.url, height: app.info().height })
+  return {
+    url: rpc.url,
+    port: rpc.port,
+    chainId: genesis.chainId,
+    app,
+    producer,
+    stop: async () => {
+      stopped = true
+      if (timer !== undefined) clearTimeout(timer)
+      await rpc.close()
+      app.close()
+    }
+  }
+}

@@ -1,0 +1,93 @@
+// The embedded validator's RPC through ChainClient and raw CometBFT-style requests.
+import t from 'tap'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { initChainHome, startEmbeddedValidator, chainPaths } from '../../chain/validator.ts'
+import { ChainClient, TxRejectedError } from '../../chain/client.ts'
+import { generateChainKey } from '../../chain/keys.ts'
+import { buildTx } from '../../chain/tx.ts'
+import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
+import { TxCode } from '../../chain/types.ts'
+import { toHex, sha256 } from '../../encoding/bytes.ts'
+import { fakeDer } from './harness.ts'
+
+t.test('embedded validator over CometBFT-style RPC', async t => {
+  const home = await mkdtemp(join(tmpdir(), 'quorate-chain-'))
+  t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
+  const gv = await generateChainKey()
+  const { genesis } = await initChainHome({ home, chainId: 'rpc-test', verifiers: [gv.peerId] })
+  t.equal(((await stat(chainPaths(home).validatorKey)).mode & 0o777), 0o600, 'validator key is 0600')
+  await t.rejects(initChainHome({ home }), /already exists/, 'init refuses to overwrite')
+  const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), blockIntervalMs: 0, emptyBlockIntervalMs: 200 })
+  t.teardown(async () => { await v.stop() })
+  t.match(v.url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const c = new ChainClient({ url: v.url })
+  t.teardown(() => { c.close() })
+
+  const st = await c.status()
+  t.equal(st.chainId, genesis.chainId)
+  const acme = await generateChainKey()
+  const r = await c.send('vendor.register', { name: 'acme' }, acme)
+  t.ok(r.height > 0, 'committed at a height')
+  t.match(r.hash, /^[0-9A-F]{64}$/)
+  const dup = await c.send('vendor.register', { name: 'acme' }, await generateChainKey()).catch((e: unknown) => e)
+  t.ok(dup instanceof TxRejectedError, 'duplicate refused')
+  t.equal((dup as TxRejectedError).txCode, TxCode.CONFLICT)
+  t.equal((dup as TxRejectedError).phase, 'deliver')
+  // several in a row from one key (sequence tracked by the client), in parallel with another key
+  const other = await generateChainKey()
+  const sends = await Promise.all([
+    c.send('vendor.ekca.publish', { vendor: 'acme', certificate: fakeDer(1) }, acme),
+    c.send('vendor.ekca.publish', { vendor: 'acme', certificate: fakeDer(2) }, acme),
+    c.send('vendor.register', { name: 'other' }, other)
+  ])
+  t.equal(sends.length, 3)
+  t.equal((await c.ekCas('acme')).length, 2)
+  t.equal((await c.vendor('acme'))?.name, 'acme')
+  t.equal(await c.vendor('nobody'), undefined)
+  t.equal(await c.account(acme.publicKey), 3)
+
+  const info = await c.tx(r.hash)
+  t.equal(info?.height, r.height)
+  t.equal(info?.result.code, 0)
+  t.equal(await c.tx('00'.repeat(32)), undefined, 'unknown tx')
+  const b = await c.block(r.height)
+  t.equal(b.height, r.height)
+  t.equal(b.txs.length >= 1, true)
+  const next = await c.block(r.height + 1).catch(async () => { await new Promise(resolve => setTimeout(resolve, 300)); return await c.block(r.height + 1) })
+  t.same(next.lastBlockHash, b.hash, 'blocks are hash-linked')
+
+  // broadcast_tx_sync, then the tx shows up
+  const seq = await c.account(other.publicKey)
+  const tx = buildTx('vendor.ekca.publish', { vendor: 'other', certificate: fakeDer(3) }, other, seq, genesis.chainId)
+  const sync = await c.broadcastTxSync(tx)
+  t.equal(sync.code, 0)
+  t.equal(sync.hash, toHex(sha256(tx)).toUpperCase())
+  const bad = await c.broadcastTxSync(buildTx('vendor.register', { name: 'x' }, other, 99, genesis.chainId))
+  t.equal(bad.code, TxCode.BAD_SEQUENCE, 'check refuses out-of-order sequence')
+  let found
+  for (let i = 0; i < 50 && found === undefined; i++) { found = await c.tx(sync.hash); if (found === undefined) await new Promise(resolve => setTimeout(resolve, 20)) }
+  t.equal(found?.result.code, 0)
+
+  // URI GET forms, as curl would use them
+  const s2 = await (await fetch(`${v.url}/status?`)).json() as { result: { sync_info: { latest_block_height: string } } }
+  t.match(s2.result.sync_info.latest_block_height, /^\d+$/)
+  const q = await (await fetch(`${v.url}/abci_query?path="/info"`)).json() as { result: { response: { code: number, value: string } } }
+  t.equal(q.result.response.code, 0)
+  const txg = await (await fetch(`${v.url}/tx?hash=0x${r.hash}`)).json() as { result: { height: string } }
+  t.equal(txg.result.height, String(r.height))
+  const unknown = await (await fetch(`${v.url}/`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'nope', params: {} }) })).json() as { id: number, error: { code: number } }
+  t.equal(unknown.error.code, -32601)
+  t.equal(unknown.id, 7)
+  const positional = await (await fetch(`${v.url}/`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'block', params: [String(r.height)] }) })).json() as { result: { block: { header: { height: string } } } }
+  t.equal(positional.result.block.header.height, String(r.height))
+
+  // proofs through the client
+  const proven = await c.provenValue('vendor/acme', (await c.status()).appHash)
+  t.equal(proven?.verified, true, 'inclusion proof verifies against the status app hash')
+  // empty blocks keep coming when idle
+  const h0 = (await c.status()).height
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.ok((await c.status()).height > h0, 'empty blocks when idle')
+})
