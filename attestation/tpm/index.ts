@@ -9,9 +9,8 @@
 //
 // Every call is queued per connection (one TPM command stream at a time; the addon also holds a
 // mutex) and runs off the event loop. No call leaves a transient object or session in the TPM.
-import { createRequire } from 'node:module'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { createContext, decodeRc as nativeDecodeRc } from './native.js'
+import type { NativeContext, NativeSelection } from './native.js'
 import { QuorateError, ConfigError, InvalidInputError } from '../../encoding/errors.ts'
 import type { Disposition } from '../../encoding/errors.ts'
 import { silentLogger } from '../../encoding/log.ts'
@@ -142,48 +141,10 @@ function classify (rc: number): Disposition {
   return 'stop'
 }
 
-// ---- the native addon ----
-type NativeSelection = Array<[number, number[]]>
-interface NativePublic { handle: number, public: Uint8Array, name: Uint8Array, isAk: boolean, notAkReason: string, created?: boolean }
-interface NativeContext {
-  open (tcti: string): Promise<void>
-  close (): Promise<void>
-  getRandom (n: number): Promise<Uint8Array>
-  readClock (): Promise<{ time: bigint, clock: bigint, resetCount: number, restartCount: number, safe: boolean }>
-  properties (first: number, count: number): Promise<Array<[number, number]>>
-  handles (first: number): Promise<number[]>
-  pcrRead (sel: NativeSelection): Promise<{ updateCounter: number, values: Array<[number, number, Uint8Array]> }>
-  pcrExtend (pcr: number, digests: Array<[number, Uint8Array]>): Promise<void>
-  ekPublic (kind: number): Promise<Uint8Array>
-  nvRead (index: number): Promise<Uint8Array | undefined>
-  readPublic (handle: number): Promise<NativePublic | undefined>
-  ensureAk (handle: number, ekKind: number): Promise<NativePublic>
-  evict (handle: number): Promise<boolean>
-  quote (akHandle: number, nonce: Uint8Array, sel: NativeSelection): Promise<{ attest: Uint8Array, signature: Uint8Array }>
-  activateCredential (akHandle: number, ekKind: number, blob: Uint8Array, secret: Uint8Array): Promise<Uint8Array>
-}
-interface NativeModule {
-  Context: new () => NativeContext
-  decodeRc (rc: number): string
-}
-
-const ADDON_PATH = fileURLToPath(new URL('./build/Release/quorate_tpm.node', import.meta.url))
-let nativeModule: NativeModule | undefined
-
-/** Loads the addon on first use, so importing this module never needs the build. */
-export function loadNative (): NativeModule {
-  if (nativeModule !== undefined) return nativeModule
-  if (!existsSync(ADDON_PATH)) {
-    throw new ConfigError(`the TPM addon is not built (${ADDON_PATH} missing): run scripts/setup.sh, or node-gyp rebuild in attestation/tpm`)
-  }
-  const require = createRequire(import.meta.url)
-  nativeModule = require(ADDON_PATH) as NativeModule
-  return nativeModule
-}
-
+// ---- the native addon (native.js / native.d.ts: the publishable part of this package) ----
 /** Tss2_RC_Decode of a TSS2_RC. */
 export function decodeRc (rc: number): string {
-  return loadNative().decodeRc(rc >>> 0)
+  return nativeDecodeRc(rc)
 }
 
 function toTpmError (err: unknown): unknown {
@@ -418,8 +379,12 @@ export async function openTpm (opts: { tcti?: string, logger?: Logger } = {}): P
   const tcti = opts.tcti ?? defaultTcti()
   if (typeof tcti !== 'string' || tcti === '' || tcti.length > 4096 || tcti.includes('\0')) throw new InvalidInputError('tcti must be a non-empty string')
   const log = (opts.logger ?? silentLogger('quorate')).child('attestation').child('tpm')
-  const native = loadNative()
-  const ctx = new native.Context()
+  let ctx: NativeContext
+  try {
+    ctx = createContext()
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
+  }
   try {
     await ctx.open(tcti)
   } catch (err) {
