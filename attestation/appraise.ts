@@ -18,12 +18,13 @@
 // event logs are cached by content.
 import { createHash } from 'node:crypto'
 import { encode, type Canonical } from '../encoding/canonical.ts'
+import { canonicalSha256 } from './canondigest.ts'
 import { equal, toHex } from '../encoding/bytes.ts'
 import type { Evidence } from './evidence.ts'
 import { committeeNonce } from './evidence.ts'
 import { checkQuote, compareClock } from './quote.ts'
 import { verifyEkCertificateCached, type VerifiedEk } from './ekcert.ts'
-import { parseEventLog, replayEventLog, eventsForPcr, type EventLog } from './eventlog.ts'
+import { parseEventLog, replayEventLog, eventsForPcr, type EventLog, type TcgEvent } from './eventlog.ts'
 import { parseContainerLog, replayContainerLog, CONTAINER_PCR, type ContainerLogEntry } from './containerlog.ts'
 import { prepareReferences, type PcrIndex, type PreparedReferences, type ReferenceValues } from './refs.ts'
 
@@ -93,7 +94,12 @@ function short (b: Uint8Array | string): string {
 }
 
 // Parsing and replaying a log depends only on its bytes: cache by content hash.
-interface ParsedLog { readonly log: EventLog, readonly replay: ReadonlyMap<number, Uint8Array> | undefined, readonly hex: ReadonlyMap<number, string> }
+interface ParsedLog {
+  readonly log: EventLog
+  readonly replay: ReadonlyMap<number, Uint8Array> | undefined
+  /** Per PCR, its extending events with their sha256 digest in hex (undefined when missing). */
+  readonly byPcr: ReadonlyMap<number, ReadonlyArray<{ readonly event: TcgEvent, readonly hex: string | undefined }>>
+}
 const logCache = new Map<string, ParsedLog | { error: string }>()
 const LOG_CACHE_MAX = 256
 
@@ -105,14 +111,32 @@ function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
   try {
     const log = parseEventLog(bytes)
     const replay = log.banks.includes('sha256') || log.events.length === 0 ? replayEventLog(log, ['sha256']).get('sha256') : undefined
-    const hex = new Map<number, string>()
-    for (const e of log.events) { const d = e.digests.sha256; if (d !== undefined) hex.set(e.index, toHex(d)) }
-    v = { log, replay, hex }
+    const byPcr = new Map<number, Array<{ event: TcgEvent, hex: string | undefined }>>()
+    for (let p = 0; p < 24; p++) {
+      const list = eventsForPcr(log, p).map(event => ({ event, hex: event.digests.sha256 !== undefined ? toHex(event.digests.sha256) : undefined }))
+      if (list.length > 0) byPcr.set(p, list)
+    }
+    v = { log, replay, byPcr }
   } catch (err) {
     v = { error: (err as Error).message }
   }
   if (logCache.size >= LOG_CACHE_MAX) logCache.delete(logCache.keys().next().value as string)
   logCache.set(key, v)
+  return v
+}
+
+// The container log only grows between appraisals of a node; parsing is cached by content too.
+interface ParsedContainerLog { readonly entries: readonly ContainerLogEntry[], readonly replay: Uint8Array }
+const clogCache = new Map<string, ParsedContainerLog | { error: string }>()
+
+function parsedContainerLog (text: string): ParsedContainerLog | { error: string } {
+  const key = createHash('sha256').update(text).digest('hex')
+  const hit = clogCache.get(key)
+  if (hit !== undefined) return hit
+  let v: ParsedContainerLog | { error: string }
+  try { const entries = parseContainerLog(text); v = { entries, replay: replayContainerLog(entries) } } catch (err) { v = { error: (err as Error).message } }
+  if (clogCache.size >= LOG_CACHE_MAX) clogCache.delete(clogCache.keys().next().value as string)
+  clogCache.set(key, v)
   return v
 }
 
@@ -192,8 +216,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
       if (ref.golden.has(vh)) continue
       if (!ref.hasEvents) { add(claim, `PCR ${p} value ${short(vh)} is not a published ${claim} golden value`); continue }
       if (log === undefined) { add(claim, `PCR ${p} value ${short(vh)} is not a published golden value, and without an event log its events cannot be checked`); continue }
-      for (const e of eventsForPcr(log.log, p)) {
-        const d = log.hex.get(e.index)
+      for (const { event: e, hex: d } of log.byPcr.get(p) ?? []) {
         if (d === undefined) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
         else if (!ref.events.has(d)) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)
       }
@@ -203,16 +226,19 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
   pcrClaim('os', osPcrs, R.os)
 
   // containers
-  let entries: ContainerLogEntry[] = []
+  let entries: readonly ContainerLogEntry[] = []
+  let containerReplay: Uint8Array | undefined
   if (evidence.containerLog !== undefined) {
-    try { entries = parseContainerLog(evidence.containerLog) } catch (err) { add('containers', `container log: ${(err as Error).message}`) }
+    const cl = parsedContainerLog(evidence.containerLog)
+    if ('error' in cl) add('containers', `container log: ${cl.error}`)
+    else { entries = cl.entries; containerReplay = cl.replay }
   }
   if (pcrs !== undefined) {
     const v = pcrs.get(CONTAINER_PCR)
     if (v === undefined) {
       if (entries.length > 0) add('containers', `PCR ${CONTAINER_PCR} is not in the quote, so the ${entries.length} container launches are unattested`)
     } else {
-      const r = replayContainerLog(entries)
+      const r = containerReplay ?? replayContainerLog(entries)
       if (!equal(r, v)) add('containers', `PCR ${CONTAINER_PCR}: the container log (${entries.length} launches) replays to ${short(r)} but the quote says ${short(v)}`)
     }
   }
@@ -251,7 +277,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     ...(clockInfo !== undefined ? { clock: { clock: clockInfo.clock.toString(), resetCount: clockInfo.resetCount, restartCount: clockInfo.restartCount, safe: clockInfo.safe } } : {})
   }
   // Interfaces lack index signatures, so TypeScript cannot see that the body is a Canonical value.
-  const digest = createHash('sha256').update(encode(body as unknown as Canonical)).digest('hex')
+  const digest = canonicalSha256(body as unknown as Canonical)
   return { ...body, digest }
 }
 
