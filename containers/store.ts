@@ -1,0 +1,287 @@
+// The node's IPFS store: Helia over a filesystem blockstore and datastore, on a libp2p host that
+// talks to local/configured peers only (no bootstrap, DHT, autoNAT, UPnP, relay, routers or
+// gateways). Images are imported as UnixFS files with raw leaves (IPIP-499 profile
+// unixfs-v1-2025: CIDv1, 1 MiB chunks, 1024 links per node), so the same bytes give the same CID
+// on every node. Fetching uses our CID-verified block stream (transfer.ts) and falls back to
+// Helia's bitswap; both verify every block against its CID before it is stored or used.
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createHeliaLight } from 'helia'
+import { withBitswap } from '@helia/bitswap'
+import { unixfs, type UnixFS } from '@helia/unixfs'
+import { importByteStream } from 'ipfs-unixfs-importer'
+import { FsBlockstore } from 'blockstore-fs'
+import { NextToLast } from 'blockstore-fs/sharding'
+import { FsDatastore } from 'datastore-fs'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import type { Logger } from '../encoding/log.ts'
+import { silentLogger } from '../encoding/log.ts'
+import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
+import { BLOCKS_PROTOCOL, parseCid, readLocalFile, requestBlocks, serveBlocks, type FetchProgress } from './transfer.ts'
+import { ContentMismatchError, FetchError } from './errors.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
+
+export interface ImageStoreInit {
+  /** Data directory: blocks/, data/ and (for an own libp2p host) peer.key. */
+  readonly dir: string
+  /** An existing libp2p host to share (the agent's); the caller starts and stops it. */
+  readonly libp2p?: Libp2p
+  /** Listen addresses when the store creates its own host (default /ip4/127.0.0.1/tcp/0). */
+  readonly listen?: readonly string[]
+  readonly logger?: Logger
+}
+
+export interface AddProgress { readonly bytes: number }
+
+export interface AddResult {
+  readonly cid: string
+  readonly size: number
+  /** What the archive is, computed while it was imported. */
+  readonly image: ImageTarInfo
+}
+
+export interface FetchOptions {
+  /** Multiaddrs (with /p2p/<peer id>) of peers that hold the content. */
+  readonly providers?: readonly string[]
+  /** 'stream' (default): our verified block stream, then bitswap; 'bitswap': bitswap only. */
+  readonly via?: 'stream' | 'bitswap'
+  readonly signal?: AbortSignal
+  readonly onProgress?: (p: FetchProgress) => void
+}
+
+export interface ImageStore {
+  readonly peerId: string
+  readonly libp2p: Libp2p
+  /** Addresses peers can fetch from (with /p2p/<peer id>). */
+  multiaddrs (): string[]
+  /** Imports a `docker save` archive; one pass computes the CID and the image ID. */
+  add (source: Uint8Array | AsyncIterable<Uint8Array>, opts?: { signal?: AbortSignal, onProgress?: (p: AddProgress) => void }): Promise<AddResult>
+  /** True when the whole DAG is held locally. */
+  has (cid: string): Promise<boolean>
+  /** The file's bytes from the local store only. */
+  cat (cid: string, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
+  /**
+   * The file's bytes in order, from the local store or fetched from providers as verified blocks
+   * arrive (stored, and marked complete at the end). A block not matching its CID throws ContentMismatchError.
+   */
+  fetch (cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
+  /** Forgets that the content is complete (it is fetched again next time; blocks stay until removed). */
+  unpin (cid: string): Promise<void>
+  stop (): Promise<void>
+}
+
+const IMPORT_OPTIONS = { profile: 'unixfs-v1-2025', rawLeaves: true, cidVersion: 1, reduceSingleLeafToSelf: true } as const
+
+async function loadOrCreateKey (path: string): Promise<PrivateKey> {
+  try {
+    return privateKeyFromProtobuf(new Uint8Array(await readFile(path)))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const key = await generateKeyPair('Ed25519')
+    await writeFile(path, privateKeyToProtobuf(key), { mode: 0o600 })
+    return key
+  }
+}
+
+/** A libp2p host for local peers only: TCP, noise, yamux, identify; nothing that reaches out. */
+export async function createLocalLibp2p (opts: { listen?: readonly string[], privateKey?: PrivateKey } = {}): Promise<Libp2p> {
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: [...(opts.listen ?? ['/ip4/127.0.0.1/tcp/0'])] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    // Larger stream windows: one stream carries a whole image (yamux's default is 256 KiB).
+    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 << 20, maxStreamWindowSize: 16 << 20 } })],
+    services: { identify: identify() }
+  })
+}
+
+class HeliaImageStore implements ImageStore {
+  readonly libp2p: Libp2p
+  private readonly ownsLibp2p: boolean
+  private readonly helia: ReturnType<typeof createHeliaLight>
+  private readonly fs: UnixFS
+  private readonly blocks: FsBlockstore
+  private readonly blocksDir: string
+  private readonly sharding: NextToLast
+  private readonly completeDir: string
+  private readonly log: Logger
+
+  constructor (libp2p: Libp2p, ownsLibp2p: boolean, helia: ReturnType<typeof createHeliaLight>, blocks: { store: FsBlockstore, dir: string, sharding: NextToLast, completeDir: string }, log: Logger) {
+    this.libp2p = libp2p
+    this.ownsLibp2p = ownsLibp2p
+    this.helia = helia
+    this.fs = unixfs(helia)
+    this.blocks = blocks.store
+    this.blocksDir = blocks.dir
+    this.sharding = blocks.sharding
+    this.completeDir = blocks.completeDir
+    this.log = log
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+
+  multiaddrs (): string[] { return this.libp2p.getMultiaddrs().map(m => m.toString()) }
+
+  async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    signal?.throwIfAborted()
+    // One read per block, straight from blockstore-fs' file layout (its get() streams 64 KiB pieces).
+    const { dir, file } = this.sharding.encode(cid)
+    try {
+      return new Uint8Array(await readFile(join(this.blocksDir, dir, file)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async add (source: Uint8Array | AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal, onProgress?: (p: AddProgress) => void } = {}): Promise<AddResult> {
+    const inspector = new ImageTarInspector()
+    let bytes = 0
+    const src = source instanceof Uint8Array ? [source] : source
+    async function * tee (): AsyncGenerator<Uint8Array> {
+      for await (const c of src) {
+        opts.signal?.throwIfAborted()
+        inspector.update(c)
+        bytes += c.byteLength
+        opts.onProgress?.({ bytes })
+        yield c
+      }
+    }
+    // Straight into the filesystem blockstore (Helia's wrapper would re-read and re-hash for pins).
+    const { cid } = await importByteStream(tee(), this.blocks, { ...IMPORT_OPTIONS, signal: opts.signal } as Parameters<typeof importByteStream>[2])
+    const image = inspector.finish()
+    await this.markComplete(cid)
+    this.log.info('image added', { cid: cid.toString(), size: bytes, imageId: image.imageId })
+    return { cid: cid.toString(), size: bytes, image }
+  }
+
+  /** Completeness markers instead of Helia pins: a pin re-reads and re-hashes every block. */
+  private markerPath (cid: CID): string { return join(this.completeDir, cid.toV1().toString()) }
+
+  private async markComplete (cid: CID): Promise<void> { await writeFile(this.markerPath(cid), '') }
+
+  async isComplete (cid: CID): Promise<boolean> {
+    try { await access(this.markerPath(cid)); return true } catch { return false }
+  }
+
+  async has (cid: string): Promise<boolean> {
+    return await this.isComplete(parseCid(cid))
+  }
+
+  async * cat (cid: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+    const root = parseCid(cid)
+    if (!await this.isComplete(root)) throw new FetchError(`${cid} is not in the local store`)
+    yield * readLocalFile(root, { get: async (c, s) => await this.getLocal(c, s) }, opts)
+  }
+
+  async * fetch (cidStr: string, opts: FetchOptions = {}): AsyncGenerator<Uint8Array> {
+    const cid = parseCid(cidStr)
+    if (await this.has(cidStr)) { yield * this.cat(cidStr, opts); return }
+    const providers = (opts.providers ?? []).map(a => {
+      try { return multiaddr(a) } catch (err) { throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err }) }
+    })
+    const failures: string[] = []
+    if (opts.via !== 'bitswap') {
+      for (const ma of providers) {
+        let yielded = false
+        try {
+          const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
+          try {
+            for await (const chunk of requestBlocks(stream, cid, { store: async (c, b) => { await this.blocks.put(c, b) }, signal: opts.signal, onProgress: opts.onProgress })) {
+              yielded = true
+              yield chunk
+            }
+            await stream.close().catch(() => {})
+          } catch (err) {
+            stream.abort(err instanceof Error ? err : new Error(String(err)))
+            throw err
+          }
+          await this.markComplete(cid)
+          return
+        } catch (err) {
+          // Content that does not match is never retried elsewhere mid-file: the caller already
+          // consumed part of it. A provider that is down or lacks the root is skipped.
+          if (yielded || err instanceof ContentMismatchError || opts.signal?.aborted === true) throw err
+          failures.push(`${ma.toString()}: ${(err as Error).message}`)
+          this.log.debug('block stream failed, trying next', { provider: ma.toString(), error: (err as Error).message })
+        }
+      }
+    }
+    // Bitswap: connect to the providers, then let Helia fetch (and verify) block by block.
+    let connected = 0
+    for (const ma of providers) {
+      try { await this.libp2p.dial(ma, { signal: opts.signal }); connected++ } catch (err) { failures.push(`${ma.toString()}: ${(err as Error).message}`) }
+    }
+    if (connected === 0) throw new FetchError(`no provider reachable for ${cidStr}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`)
+    let bytes = 0; let blocks = 0
+    try {
+      for await (const chunk of this.fs.cat(cid, { signal: opts.signal })) {
+        bytes += chunk.byteLength; blocks++
+        opts.onProgress?.({ bytes, blocks })
+        yield chunk
+      }
+    } catch (err) {
+      const name = (err as Error).name
+      if (name === 'AbortError' || opts.signal?.aborted === true) throw err
+      if (/hash|CID|multihash/i.test((err as Error).message)) throw new ContentMismatchError(`content does not match ${cidStr}: ${(err as Error).message}`, { cause: err })
+      throw new FetchError(`fetching ${cidStr} over bitswap failed: ${(err as Error).message}`, { cause: err })
+    }
+    await this.markComplete(cid)
+  }
+
+  async unpin (cid: string): Promise<void> {
+    await rm(this.markerPath(parseCid(cid)), { force: true })
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.unhandle(BLOCKS_PROTOCOL).catch(() => {})
+    await this.helia.stop()
+    if (this.ownsLibp2p) await this.libp2p.stop()
+  }
+}
+
+export async function createImageStore (init: ImageStoreInit): Promise<ImageStore> {
+  const log = init.logger ?? silentLogger('quorate:containers:store')
+  await mkdir(init.dir, { recursive: true, mode: 0o700 })
+  const sharding = new NextToLast()
+  const blocksDir = join(init.dir, 'blocks')
+  const blocks = new FsBlockstore(blocksDir, { shardingStrategy: sharding })
+  const datastore = new FsDatastore(join(init.dir, 'data'))
+  const completeDir = join(init.dir, 'complete')
+  await mkdir(completeDir, { recursive: true })
+  await blocks.open()
+  await datastore.open()
+  const owns = init.libp2p === undefined
+  const libp2p = init.libp2p ?? await createLocalLibp2p({ listen: init.listen, privateKey: await loadOrCreateKey(join(init.dir, 'peer.key')) })
+  // Helia without its libp2p mixin (which would create its own host with public defaults):
+  // no routers, bitswap over the given host, talking to peers we connect to explicitly.
+  const helia = createHeliaLight({ blockstore: blocks, datastore, routers: [] })
+  Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
+  // The type asks for Helia's own libp2p mixin; the property defined above is what bitswap reads.
+  withBitswap(helia as Parameters<typeof withBitswap>[0])
+  const store = new HeliaImageStore(libp2p, owns, helia, { store: blocks, dir: blocksDir, sharding, completeDir }, log)
+  try {
+    await libp2p.start()
+    await helia.start()
+    await libp2p.handle(BLOCKS_PROTOCOL, (stream) => {
+      serveBlocks(stream, { get: async (c, s) => await store.getLocal(c, s), complete: async c => await store.isComplete(c) }).catch((err: unknown) => {
+        log.debug('serving blocks failed', { error: (err as Error).message })
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      })
+    }, { maxInboundStreams: 16 })
+  } catch (err) {
+    await helia.stop().catch(() => {})
+    if (owns) await Promise.resolve(libp2p.stop()).catch(() => {})
+    throw err
+  }
+  return store
+}
