@@ -26,6 +26,7 @@ import {
 } from './types.ts'
 
 export const CODESPACE = 'quorate'
+export const DEFAULT_COMMITTEE_SIZE = 7
 
 export interface ChainAppOptions {
   /** SQLite database file; ':memory:' (the default) for tests. */
@@ -331,7 +332,7 @@ function dbOpen (path: string): DatabaseSync {
 }
 
 function encodeGenesis (g: Genesis): Uint8Array {
-  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers })
+  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers, committeeSize: g.committeeSize })
 }
 
 class App implements ChainApp {
@@ -361,7 +362,7 @@ class App implements ChainApp {
     const g = this.#meta('genesis')
     if (g !== undefined) {
       const m = dec<Genesis>(g)
-      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers] }
+      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers], committeeSize: m.committeeSize }
       const h = this.#meta('height')
       this.#height = h === undefined ? m.initialHeight - 1 : dec<number>(h)
       const t = this.#meta('time')
@@ -648,15 +649,15 @@ const queries: Record<string, Query> = {
     const ex = pstr(p, 'exclude') ?? ''
     return { candidates: candidatesAt(s, i.time, ex).map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })), height: i.height, time: i.time }
   },
-  '/seed': (s, p) => {
+  '/seed': (s, p, i) => {
     const nodeId = pstr(p, 'nodeId', true)
     const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
     const round = p.round
     if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
     if (r.seed === undefined || r.candidates === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
     return {
-      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed,
-      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) }))
+      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed, k: i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
+      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id), addrs: get<NodeRecord>(s, `node/${id}`)?.addrs ?? [] }))
     } satisfies SeedView
   },
   '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)

@@ -18,7 +18,7 @@ export function genesisToJson (g: Genesis): Record<string, unknown> {
       name: i === 0 ? 'embedded' : `validator-${i}`
     })),
     app_hash: '',
-    app_state: { verifiers: g.verifiers }
+    app_state: { verifiers: g.verifiers, committee_size: g.committeeSize ?? 7 }
   }
 }
 
@@ -38,11 +38,13 @@ export function genesisFromJson (j: unknown, where = 'genesis.json'): Genesis {
     if (k.byteLength !== 32) bad(`validators[${i}].pub_key is not 32 bytes`)
     return k
   })
-  const app = (o.app_state ?? {}) as { verifiers?: unknown }
+  const app = (o.app_state ?? {}) as { verifiers?: unknown, committee_size?: unknown }
+  const k = app.committee_size ?? 7
+  if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1 || k > 100) bad('app_state.committee_size must be an integer 1–100')
   const verifiers = app.verifiers ?? []
   if (!Array.isArray(verifiers) || !verifiers.every(v => typeof v === 'string')) bad('app_state.verifiers must be a list of peer ids')
   for (const v of verifiers as string[]) {
     try { peerIdToPublicKey(v) } catch (err) { bad(`app_state.verifiers: ${(err as Error).message}`) }
   }
-  return { chainId: o.chain_id as string, genesisTime: t, initialHeight: ih, validators, verifiers: [...(verifiers as string[])].sort() }
+  return { chainId: o.chain_id as string, genesisTime: t, initialHeight: ih, validators, verifiers: [...(verifiers as string[])].sort(), committeeSize: k as number }
 }

@@ -157,7 +157,10 @@ export interface SeedView {
   requestHeight?: number
   seedHeight?: number
   seed?: Uint8Array
-  candidates?: Array<{ nodeId: string, publicKey: Uint8Array }>
+  /** Committee size (genesis parameter). */
+  k?: number
+  /** Snapshot taken when the seed was fixed, sorted by node id; addrs from registrations ([] for unregistered genesis verifiers). */
+  candidates?: Array<{ nodeId: string, publicKey: Uint8Array, addrs: string[] }>
 }
 
 /**
@@ -185,6 +188,8 @@ export interface Genesis {
   validators: Uint8Array[]
   /** Node ids (peer ids) treated as certified forever. */
   verifiers: string[]
+  /** Committee size k the network uses (default 7); served with the seed. */
+  committeeSize?: number
 }
 
 export interface BlockHeader {

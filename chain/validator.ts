@@ -26,6 +26,8 @@ export interface InitChainHomeOptions {
   verifiers?: readonly string[]
   /** Unix ms; default now. */
   genesisTime?: number
+  /** Committee size k (default 7). */
+  committeeSize?: number
 }
 
 /** Creates a new chain in `home`: genesis.json and a fresh validator key. Refuses to overwrite. */
@@ -44,7 +46,8 @@ export async function initChainHome (opts: InitChainHomeOptions): Promise<{ gene
     genesisTime: opts.genesisTime ?? Date.now(),
     initialHeight: 1,
     validators: [key.publicKey],
-    verifiers: [...new Set(opts.verifiers ?? [])].sort()
+    verifiers: [...new Set(opts.verifiers ?? [])].sort(),
+    committeeSize: opts.committeeSize ?? 7
   }
   if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
   await writeFile(paths.genesis, JSON.stringify(genesisToJson(genesis), null, 2) + '\n', { flag: 'wx' })

@@ -1,0 +1,230 @@
+// `quorate chain init|start|status|query|replay` — the registry ledger. Also the small helpers
+// the other chain-facing commands (keys, vendor, os) share: home dir, RPC URL, key files.
+import type { Argv, CommandModule } from 'yargs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { createQuorumRules } from '../../attestation/quorum/index.ts'
+import { ChainClient, type SendResult } from '../../chain/client.ts'
+import { loadChainKey, type ChainKey } from '../../chain/keys.ts'
+import { replayBlockLog } from '../../chain/replay.ts'
+import { chainPaths, initChainHome, readGenesis, startEmbeddedValidator } from '../../chain/validator.ts'
+import { TX_TYPES, type TxBodies, type TxType } from '../../chain/types.ts'
+import { fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
+import { decode } from '../../encoding/canonical.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
+import { createLogger } from '../../encoding/log.ts'
+import { emit, progress, toJsonValue, type GlobalArgs } from '../output.ts'
+
+export interface HomeArgs extends GlobalArgs { home?: string }
+export interface RpcArgs extends GlobalArgs { rpc?: string }
+export interface SignArgs extends HomeArgs, RpcArgs { key?: string, sync?: boolean }
+
+export const defaultHome = (): string => process.env.QUORATE_HOME ?? join(homedir(), '.quorate')
+export const defaultRpc = (): string => process.env.QUORATE_CHAIN_RPC ?? 'http://127.0.0.1:26657'
+
+export function withHome<T> (y: Argv<T>): Argv<T & { home: string | undefined }> {
+  return y.option('home', { type: 'string', describe: 'home directory (default: QUORATE_HOME, then ~/.quorate)' })
+}
+export function withRpc<T> (y: Argv<T>): Argv<T & { rpc: string | undefined }> {
+  return y.option('rpc', { type: 'string', describe: 'chain RPC URL (default: QUORATE_CHAIN_RPC, then http://127.0.0.1:26657)' })
+}
+export function withSigner<T> (y: Argv<T>): Argv<T & { home: string | undefined, rpc: string | undefined, key: string | undefined, sync: boolean | undefined }> {
+  return withRpc(withHome(y))
+    .option('key', { type: 'string', describe: 'signing key: a name under <home>/keys (default "default") or a file path' })
+    .option('sync', { type: 'boolean', describe: 'return once the tx is in the mempool instead of waiting for its block' })
+}
+
+export function keyPath (argv: HomeArgs & { key?: string }, name?: string): string {
+  const k = name ?? argv.key ?? 'default'
+  if (k.includes('/') || k.endsWith('.key')) return k
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(k)) throw new InvalidInputError(`key name ${JSON.stringify(k)} must be 1–64 characters A-Z a-z 0-9 . _ -`)
+  return join(argv.home ?? defaultHome(), 'keys', `${k}.key`)
+}
+
+export async function loadSigner (argv: SignArgs): Promise<ChainKey> { return await loadChainKey(keyPath(argv)) }
+export function client (argv: RpcArgs): ChainClient { return new ChainClient({ url: argv.rpc ?? defaultRpc() }) }
+
+/** Signs, sends and reports one transaction. */
+export async function sendAndReport<T extends TxType> (argv: SignArgs, type: T, body: TxBodies[T], what: string, extra: Record<string, unknown> = {}): Promise<SendResult> {
+  const key = await loadSigner(argv)
+  const c = client(argv)
+  try {
+    progress(argv, `sending ${type} signed by ${key.peerId} to ${c.url.origin}…`)
+    const r = await c.send(type, body, key, { wait: argv.sync === true ? 'sync' : 'commit' })
+    emit(argv, { type, hash: r.hash, height: r.height, signer: key.peerId, ...extra },
+      `${what}\n  tx ${r.hash}${r.height > 0 ? ` committed at height ${r.height}` : ' accepted into the mempool'}`)
+    return r
+  } finally { c.close() }
+}
+
+interface InitArgs extends HomeArgs { chainId?: string, verifier?: string[], genesisTime?: string, committeeSize?: number }
+const init: CommandModule<GlobalArgs, InitArgs> = {
+  command: 'init',
+  describe: 'create a new chain (genesis and validator key) in the home directory',
+  builder: y => withHome(y)
+    .option('chain-id', { type: 'string', describe: 'chain id (default: quorate-<random>)' })
+    .option('verifier', { type: 'string', array: true, describe: 'genesis verifier node id (libp2p peer id), certified forever; repeatable' })
+    .option('genesis-time', { type: 'string', describe: 'RFC 3339 genesis time (default: now)' })
+    .option('committee-size', { type: 'number', describe: 'committee size k (default 7)' }),
+  handler: async argv => {
+    const home = argv.home ?? defaultHome()
+    let genesisTime: number | undefined
+    if (argv.genesisTime !== undefined) {
+      genesisTime = Date.parse(argv.genesisTime)
+      if (!Number.isFinite(genesisTime)) throw new InvalidInputError(`--genesis-time ${argv.genesisTime} is not an RFC 3339 time`)
+    }
+    const r = await initChainHome({ home, chainId: argv.chainId, verifiers: argv.verifier, genesisTime, committeeSize: argv.committeeSize })
+    emit(argv, { home, chainId: r.genesis.chainId, genesis: r.paths.genesis, validator: r.validatorPeerId, verifiers: r.genesis.verifiers, genesisTime: new Date(r.genesis.genesisTime).toISOString() },
+      `created chain "${r.genesis.chainId}" in ${home}\n  genesis   ${r.paths.genesis}\n  validator ${r.validatorPeerId} (key ${r.paths.validatorKey}, mode 0600)\n  verifiers ${r.genesis.verifiers.length === 0 ? '(none)' : r.genesis.verifiers.join(', ')}\nstart it with: quorate chain start --home ${home}`)
+  }
+}
+
+interface StartArgs extends HomeArgs { rpc: string, blockInterval: number, emptyBlockInterval: number }
+const start: CommandModule<GlobalArgs, StartArgs> = {
+  command: 'start',
+  describe: 'run the embedded validator: produce blocks and serve the CometBFT-style RPC until interrupted',
+  builder: y => withHome(y)
+    .option('rpc', { type: 'string', default: '127.0.0.1:26657', describe: 'RPC listen address host:port (port 0 = pick a free one)' })
+    .option('block-interval', { type: 'number', default: 100, describe: 'ms to collect txs before a block (0 = at once)' })
+    .option('empty-block-interval', { type: 'number', default: 1000, describe: 'ms between empty blocks when idle' }) as unknown as Argv<StartArgs>,
+  handler: async argv => {
+    const home = argv.home ?? defaultHome()
+    const genesis = await readGenesis(home)
+    const logger = createLogger('quorate:chain')
+    const v = await startEmbeddedValidator({
+      home, rpc: argv.rpc, rules: createQuorumRules({ k: genesis.committeeSize ?? 7 }), blockIntervalMs: argv.blockInterval,
+      emptyBlockIntervalMs: argv.emptyBlockInterval, logger
+    })
+    const info = v.app.info()
+    emit(argv, { rpc: v.url, chainId: v.chainId, height: info.height, appHash: info.appHash, db: chainPaths(home).db },
+      `chain "${v.chainId}" at height ${info.height}; RPC on ${v.url} (Ctrl-C to stop)`)
+    await new Promise<void>(resolve => {
+      const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    })
+    await v.stop()
+    progress(argv, `stopped at height ${v.app.info().height}`)
+  }
+}
+
+const status: CommandModule<GlobalArgs, RpcArgs> = {
+  command: 'status',
+  describe: 'chain id, latest height, block and app hash',
+  builder: y => withRpc(y),
+  handler: async argv => {
+    const c = client(argv)
+    try {
+      const s = await c.status()
+      emit(argv, { ...s, time: new Date(s.time).toISOString(), appHash: toHex(s.appHash).toUpperCase(), blockHash: toHex(s.blockHash).toUpperCase(), rpc: c.url.origin },
+        `chain "${s.chainId}" at height ${s.height} (${new Date(s.time).toISOString()})\n  block ${toHex(s.blockHash).toUpperCase()}\n  app   ${toHex(s.appHash).toUpperCase()}\n  node  ${s.nodeVersion} at ${c.url.origin}`)
+    } finally { c.close() }
+  }
+}
+
+const WHAT = ['info', 'vendor', 'refs', 'firmware', 'os', 'ekcas', 'node', 'nodes', 'candidates', 'seed', 'image', 'qc', 'account', 'tx', 'block', 'key'] as const
+interface QueryArgs extends RpcArgs { what: typeof WHAT[number], arg?: string, vendor?: string, platform?: string, os?: string, name?: string, digest?: string, round?: number, all?: boolean, prove?: boolean }
+const query: CommandModule<GlobalArgs, QueryArgs> = {
+  command: 'query <what> [arg]',
+  describe: 'read chain state: info | vendor NAME | refs | firmware VENDOR | os NAME | ekcas | node ID | nodes | candidates | seed ID | image NAME|DIGEST | qc ID | account PEERID|HEX | tx HASH | block [H] | key KEY',
+  builder: y => withRpc(y)
+    .positional('what', { choices: WHAT, describe: 'what to read' })
+    .positional('arg', { type: 'string', describe: 'name, node id, hash, … (see above)' })
+    .option('vendor', { type: 'string' }).option('platform', { type: 'string' }).option('os', { type: 'string' })
+    .option('round', { type: 'number' }).option('all', { type: 'boolean', describe: 'nodes: every registered node, not only certified ones' })
+    .option('prove', { type: 'boolean', describe: 'key: fetch and check the inclusion proof against the latest app hash' }) as Argv<QueryArgs>,
+  handler: async argv => {
+    const c = client(argv)
+    const need = (): string => { if (argv.arg === undefined) throw new InvalidInputError(`chain query ${argv.what} needs an argument`); return argv.arg }
+    try {
+      let r: unknown
+      switch (argv.what) {
+        case 'info': r = await c.query('/info'); break
+        case 'vendor': r = await c.vendor(need()); break
+        case 'refs': r = await c.referenceValues({ vendor: argv.vendor, platform: argv.platform, os: argv.os }); break
+        case 'firmware': r = await c.firmware(argv.arg ?? argv.vendor ?? need(), argv.platform); break
+        case 'os': r = await c.os(argv.arg ?? argv.os ?? need()); break
+        case 'ekcas': r = await c.ekCas(argv.arg ?? argv.vendor); break
+        case 'node': r = await c.node(need()); break
+        case 'nodes': r = await c.nodes(argv.all === true ? 'all' : 'certified'); break
+        case 'candidates': r = await c.candidates(argv.arg); break
+        case 'seed': r = await c.seed(need(), argv.round); break
+        case 'image': { const a = need(); r = await c.images(a.startsWith('sha256:') ? { digest: a } : { name: a }); break }
+        case 'qc': r = await c.qc(need()); break
+        case 'account': {
+          const a = need()
+          const { peerIdToPublicKey } = await import('../../chain/keys.ts')
+          r = { seq: await c.account(/^[0-9a-f]{64}$/i.test(a) ? fromHex(a) : peerIdToPublicKey(a)) }
+          break
+        }
+        case 'tx': r = await c.tx(need()); break
+        case 'block': r = await c.block(argv.arg === undefined ? undefined : Number(argv.arg)); break
+        case 'key': {
+          const k = need()
+          if (argv.prove === true) {
+            const p = await c.provenValue(k, (await c.status()).appHash)
+            r = p === undefined ? undefined : { ...p, decoded: tryDecode(p.value) }
+          } else {
+            const q = await c.abciQuery('/key', utf8.encode(k))
+            r = q.value === undefined ? undefined : { value: q.value, height: q.height, decoded: tryDecode(q.value) }
+          }
+          break
+        }
+      }
+      if (r === undefined) throw new InvalidInputError(`nothing found for ${argv.what}${argv.arg === undefined ? '' : ` ${argv.arg}`}`)
+      emit(argv, r, () => JSON.stringify(toJsonValue(r), null, 2))
+    } finally { c.close() }
+  }
+}
+
+function tryDecode (b: Uint8Array): unknown {
+  try { return decode(b) } catch { return undefined }
+}
+
+interface ReplayArgs extends HomeArgs {}
+const replay: CommandModule<GlobalArgs, ReplayArgs> = {
+  command: 'replay',
+  describe: 're-execute the block log from genesis into a fresh state and compare every app hash (run with the chain stopped or live; reads a snapshot)',
+  builder: y => withHome(y),
+  handler: async argv => {
+    const home = argv.home ?? defaultHome()
+    const genesis = await readGenesis(home)
+    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: createQuorumRules({ k: genesis.committeeSize ?? 7 }) })
+    r.app.close()
+    const out = { ok: r.ok, heights: r.heights, appHash: toHex(r.appHash).toUpperCase(), mismatches: r.mismatches }
+    if (!r.ok) {
+      emit(argv, out, `replay of ${r.heights} blocks FOUND ${r.mismatches.length} MISMATCH(ES):\n  ${r.mismatches.join('\n  ')}`)
+      process.exitCode = 1
+      return
+    }
+    emit(argv, out, `replayed ${r.heights} blocks from genesis: every header link and app hash matches (app hash ${out.appHash})`)
+  }
+}
+
+const chain: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'chain <command>',
+  describe: `the registry ledger (embedded validator, queries); tx types: ${TX_TYPES.join(', ')}`,
+  builder: y => y.command([init, start, status, query, replay] as unknown as CommandModule[]).demandCommand(1),
+  handler: () => {}
+}
+
+export default [chain]
+
+const DIGEST_BYTES: Record<string, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }
+
+/** `--pcr N=HEX` (golden) and `--event N=HEX` (event digest) options → reference PCRs. */
+export function pcrRefsFromArgs (golden: readonly string[], events: readonly string[], bank: string): Record<string, { golden?: Uint8Array[], events?: Uint8Array[] }> {
+  const out: Record<string, { golden?: Uint8Array[], events?: Uint8Array[] }> = {}
+  const add = (spec: string, kind: 'golden' | 'events', flag: string): void => {
+    const m = /^(\d{1,2})=(?:0x)?([0-9a-fA-F]+)$/.exec(spec)
+    if (m === null || Number(m[1]) > 23) throw new InvalidInputError(`${flag} ${JSON.stringify(spec)}: expected PCR=HEX, e.g. 7=ab12… (PCR 0–23)`)
+    const d = fromHex(m[2], flag)
+    if (d.byteLength !== DIGEST_BYTES[bank]) throw new InvalidInputError(`${flag} ${spec}: a ${bank} digest has ${DIGEST_BYTES[bank]} bytes, not ${d.byteLength}`)
+    const e = out[String(Number(m[1]))] ??= {}
+    const list = e[kind] ??= []
+    if (!list.some(x => toHex(x) === toHex(d))) list.push(d)
+  }
+  for (const g of golden) add(g, 'golden', '--pcr')
+  for (const e of events) add(e, 'events', '--event')
+  return out
+}

@@ -1,0 +1,44 @@
+// `quorate os publish|revoke` — OS image reference values (PCRs 4, 8, 9, 11, 12 for a NixOS UKI).
+// An OS name belongs to the key that first published it.
+import type { Argv, CommandModule } from 'yargs'
+import { isHashAlg } from '../../attestation/algs.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
+import type { GlobalArgs } from '../output.ts'
+import { pcrRefsFromArgs, sendAndReport, withSigner, type SignArgs } from './chain.ts'
+
+interface PublishArgs extends SignArgs { name: string, version: string, bank: string, pcr?: string[], event?: string[] }
+const publish: CommandModule<GlobalArgs, PublishArgs> = {
+  command: 'publish',
+  describe: 'publish OS reference values: --pcr N=HEX golden values and/or --event N=HEX event digests',
+  builder: y => withSigner(y.version(false))
+    .option('name', { type: 'string', demandOption: true }).option('version', { type: 'string', demandOption: true })
+    .option('bank', { type: 'string', default: 'sha256' })
+    .option('pcr', { type: 'string', array: true, describe: 'golden value PCR=HEX; repeatable' })
+    .option('event', { type: 'string', array: true, describe: 'allowed event digest PCR=HEX; repeatable' }) as unknown as Argv<PublishArgs>,
+  handler: async argv => {
+    if (!isHashAlg(argv.bank)) throw new InvalidInputError(`--bank ${argv.bank}: expected sha1, sha256, sha384 or sha512`)
+    const pcrs = pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], argv.bank)
+    if (Object.keys(pcrs).length === 0) throw new InvalidInputError('no reference values: give --pcr N=HEX and/or --event N=HEX')
+    await sendAndReport(argv, 'os.publish', { name: argv.name, version: argv.version, bank: argv.bank, pcrs },
+      `published OS ${argv.name} ${argv.version}: PCRs ${Object.keys(pcrs).join(', ')}`, { name: argv.name, version: argv.version, pcrs: Object.keys(pcrs).map(Number) })
+  }
+}
+
+interface RevokeArgs extends SignArgs { name: string, version: string }
+const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
+  command: 'revoke',
+  describe: 'revoke an OS version; nodes that run it must re-attest',
+  builder: y => withSigner(y.version(false)).option('name', { type: 'string', demandOption: true }).option('version', { type: 'string', demandOption: true }) as unknown as Argv<RevokeArgs>,
+  handler: async argv => {
+    await sendAndReport(argv, 'os.revoke', { name: argv.name, version: argv.version }, `revoked OS ${argv.name} ${argv.version}`, { name: argv.name, version: argv.version })
+  }
+}
+
+const os: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'os <command>',
+  describe: 'OS image reference values',
+  builder: y => y.command([publish, revoke] as unknown as CommandModule[]).demandCommand(1),
+  handler: () => {}
+}
+
+export default [os]
