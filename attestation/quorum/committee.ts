@@ -1,7 +1,8 @@
 // Committee selection and BFT threshold math. Pure and deterministic: the chain re-derives the
 // committee from the same seed when it checks a quorum certificate, so node, members and chain
 // must agree bit for bit.
-import { sha256, utf8, compare } from '../../encoding/bytes.ts'
+import { createHash } from 'node:crypto'
+import { utf8 } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
 /** Committee size when none is configured (DESIGN.md: default 7, tolerating 2 liars). */
@@ -35,19 +36,28 @@ function checkSize (k: number): void {
  * of `candidates`. Duplicate candidate ids count once. Returned in rank order.
  */
 export function selectCommittee (seed: Uint8Array, candidates: readonly string[], k: number): string[] {
-  if (!(seed instanceof Uint8Array) || seed.length < 16) throw new InvalidInputError('committee seed must be at least 16 bytes')
+  if (!(seed instanceof Uint8Array) || seed.length < 16 || seed.length > 0xffff) throw new InvalidInputError('committee seed must be 16..65535 bytes')
   checkSize(k)
+  // Length-prefix the seed so (seed, id) pairs cannot collide by shifting bytes between them.
+  // The hash state after domain ‖ len ‖ seed is computed once and copied per candidate.
+  const prefix = createHash('sha256').update(SELECT_DOMAIN).update(new Uint8Array([seed.length >> 8, seed.length & 0xff])).update(seed)
   const seen = new Set<string>()
-  const ranked: { id: string, rank: Uint8Array }[] = []
+  // Keep only the k best ranks (k is small): O(n·k) worst case, no full sort of n hashes.
+  const best: { id: string, rank: Buffer }[] = []
   for (const id of candidates) {
     if (typeof id !== 'string' || id === '') throw new InvalidInputError('committee candidate ids must be non-empty strings')
     if (seen.has(id)) continue
     seen.add(id)
-    const idBytes = utf8.encode(id)
-    // Length-prefix the seed so (seed, id) pairs cannot collide by shifting bytes between them.
-    const len = new Uint8Array([seed.length >> 8, seed.length & 0xff])
-    ranked.push({ id, rank: sha256(SELECT_DOMAIN, len, seed, idBytes) })
+    const rank = prefix.copy().update(id, 'utf8').digest()
+    if (best.length === k && order(rank, id, best[k - 1]) >= 0) continue
+    let i = best.length === k ? k - 1 : best.length
+    if (best.length === k) best.pop()
+    while (i > 0 && order(rank, id, best[i - 1]) < 0) i--
+    best.splice(i, 0, { id, rank })
   }
-  ranked.sort((a, b) => compare(a.rank, b.rank) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return ranked.slice(0, Math.min(k, ranked.length)).map(r => r.id)
+  return best.map(r => r.id)
+}
+
+function order (rank: Buffer, id: string, other: { id: string, rank: Buffer }): number {
+  return Buffer.compare(rank, other.rank) || (id < other.id ? -1 : id > other.id ? 1 : 0)
 }
