@@ -17,3 +17,5 @@ export type { ChainPort, DialingHost, RoundOptions, RoundProgress, RoundResult }
 export { verifyPeer } from './verifier.ts'
 export { tpmMakeCredential } from './credential.ts'
 export type { VerifyPeerOptions, VerifyPeerResult } from './verifier.ts'
+export { chainPort, memberChainPort } from './chain-port.ts'
+export type { ChainReader, ChainWriter } from './chain-port.ts'

@@ -29,9 +29,11 @@ export interface ChainPort {
   waitForRound (nodeId: string, round: number, opts?: { signal?: AbortSignal }): Promise<{
     seed: Uint8Array
     k: number
-    /** Certified nodes plus genesis verifiers at that height, with their registered addresses. */
-    candidates: readonly { nodeId: string, addrs: readonly string[] }[]
+    /** Node ids of the certified nodes plus genesis verifiers at that height. */
+    candidates: readonly string[]
   }>
+  /** Registered listen addresses of a node (asked for committee members only). */
+  addresses (nodeId: string, opts?: { signal?: AbortSignal }): Promise<readonly string[]>
   /** Submits attest.record with the QC. */
   recordAttestation (nodeId: string, round: number, qc: Uint8Array, opts?: { signal?: AbortSignal }): Promise<{ height?: number, txHash?: string }>
 }
@@ -101,8 +103,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const { round } = await opts.chain.requestAttestation(nodeId, { signal })
   progress({ type: 'requested', round })
   const draw = await opts.chain.waitForRound(nodeId, round, { signal })
-  const addrs = new Map(draw.candidates.map(c => [c.nodeId, c.addrs]))
-  const committee = selectCommittee(draw.seed, draw.candidates.map(c => c.nodeId).filter(id => id !== nodeId), draw.k)
+  const committee = selectCommittee(draw.seed, draw.candidates.filter(id => id !== nodeId), draw.k)
   if (committee.length === 0) throw new RoundFailedError('no certified nodes or genesis verifiers to form a committee')
   const need = threshold(committee.length)
   progress({ type: 'committee', round, committee, threshold: need })
@@ -125,7 +126,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   await Promise.all(committee.map(async member => {
     let framed: Framed | undefined
     try {
-      const target = dialTarget(member, addrs.get(member) ?? [])
+      const target = dialTarget(member, await opts.chain.addresses(member, { signal: challengeSignal }))
       const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
       framed = new Framed(stream)
       await framed.write(encodeHello({ nodeId, round, ekPublic }))

@@ -57,7 +57,7 @@ export interface VerifiedCertificate {
 /** Structurally the chain's `QuorumRules` (docs/CONTRACTS.md); chain/ does not import us. */
 export interface QuorumRules {
   verifyCertificate (input: { qc: Uint8Array, nodeId: string, round: number, seed: Uint8Array,
-    candidates: readonly { nodeId: string, publicKey: Uint8Array }[], now: number }):
+    candidates: readonly { nodeId: string, publicKey: Uint8Array }[], now: number, k?: number }):
   { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
 }
 
@@ -66,7 +66,8 @@ export function createQuorumRules (opts: { k?: number } = {}): QuorumRules {
   if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
   return {
     verifyCertificate: input => {
-      const r = verifyQuorumCertificate({ ...input, k })
+      // the chain may pass its genesis committee size; otherwise the configured one
+      const r = verifyQuorumCertificate({ ...input, k: input.k ?? k })
       return { outcome: r.outcome, expiresAt: r.expiresAt, committee: r.committee }
     }
   }

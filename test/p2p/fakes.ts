@@ -93,11 +93,13 @@ export class FakeChain implements ChainPort, MemberChainPort {
     return { round }
   }
 
-  async waitForRound (nodeId: string, round: number): Promise<{ seed: Uint8Array, k: number, candidates: { nodeId: string, addrs: string[] }[] }> {
+  async waitForRound (nodeId: string, round: number): Promise<{ seed: Uint8Array, k: number, candidates: string[] }> {
     const r = this.rounds.get(`${nodeId}/${round}`)
     if (r === undefined) throw new Error('no such round')
-    return { seed: r.seed, k: this.k, candidates: r.candidates.map(id => ({ nodeId: id, addrs: this.nodes.get(id)?.addrs ?? [] })) }
+    return { seed: r.seed, k: this.k, candidates: r.candidates }
   }
+
+  async addresses (nodeId: string): Promise<string[]> { return this.nodes.get(nodeId)?.addrs ?? [] }
 
   async recordAttestation (nodeId: string, round: number, qc: Uint8Array): Promise<{ height: number }> {
     const r = this.rounds.get(`${nodeId}/${round}`)

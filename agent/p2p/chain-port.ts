@@ -1,0 +1,56 @@
+// Adapts chain/client's ChainClient to the two narrow ports of this module: the node's round
+// driver (ChainPort) and a committee member's reads (MemberChainPort).
+import type { ChainClient } from '../../chain/client.ts'
+import type { TxSigner } from '../../chain/keys.ts'
+import { DEFAULT_COMMITTEE_SIZE } from '../../attestation/quorum/committee.ts'
+import type { ChainPort } from './round.ts'
+import type { MemberChainPort } from './member.ts'
+
+export type ChainReader = Pick<ChainClient, 'node' | 'seed' | 'waitForSeed'>
+export type ChainWriter = ChainReader & Pick<ChainClient, 'send'>
+
+function committeeSize (s: object, fallback: number): number {
+  const k = (s as { k?: unknown }).k
+  return typeof k === 'number' && Number.isSafeInteger(k) && k > 0 ? k : fallback
+}
+
+/** The round driver's port: the node signs attest.request / attest.record with its own key. */
+export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: number, pollMs?: number } = {}): ChainPort {
+  return {
+    async requestAttestation (nodeId, o) {
+      o?.signal?.throwIfAborted()
+      const view = await client.node(nodeId)
+      const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
+      await client.send('attest.request', { nodeId, round }, key)
+      return { round }
+    },
+    async waitForRound (nodeId, round, o) {
+      const s = await client.waitForSeed(nodeId, round, { signal: o?.signal, pollMs: opts.pollMs })
+      if (s.seed === undefined || s.candidates === undefined) throw new Error(`seed view for ${nodeId} round ${round} is incomplete`)
+      return { seed: s.seed, k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE), candidates: s.candidates.map(c => c.nodeId) }
+    },
+    async addresses (nodeId) {
+      return (await client.node(nodeId))?.record?.addrs ?? []
+    },
+    async recordAttestation (nodeId, round, qc, o) {
+      o?.signal?.throwIfAborted()
+      const r = await client.send('attest.record', { nodeId, round, qc }, key)
+      return { height: r.height, txHash: r.hash }
+    }
+  }
+}
+
+/** A member's reads: the committee draw of a request and the node's registration. */
+export function memberChainPort (client: ChainReader, opts: { k?: number } = {}): MemberChainPort {
+  return {
+    async roundInfo (nodeId, round) {
+      const s = await client.seed(nodeId, round)
+      if (s.status !== 'ready' || s.seed === undefined || s.candidates === undefined || s.round !== round) return undefined
+      return { seed: s.seed, candidates: s.candidates.map(c => c.nodeId), k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE) }
+    },
+    async nodeRecord (nodeId) {
+      const r = (await client.node(nodeId))?.record
+      return r === undefined ? undefined : { ekCertificate: r.ekCertificate, akPublic: r.akPublic }
+    }
+  }
+}
