@@ -1,0 +1,97 @@
+// Whole round against the embedded chain: genesis verifiers as the committee, a node with its own
+// swtpm registers, requests attestation, is certified by > 2/3 of the members, and the chain (real
+// QuorumRules) records it. Members read the draw and the registration from the chain too.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { X509Certificate } from 'node:crypto'
+import { startSwtpm } from '../helpers/swtpm.ts'
+import { openTpm } from '../../attestation/tpm/index.ts'
+import { checkQuote } from '../../attestation/quote.ts'
+import { createEkTrustStore, verifyEkCertificate } from '../../attestation/ekcert.ts'
+import type { Evidence } from '../../attestation/evidence.ts'
+import { createQuorumRules, decodeQuorumCertificate, threshold } from '../../attestation/quorum/index.ts'
+import { initChainHome, startEmbeddedValidator } from '../../chain/validator.ts'
+import { ChainClient } from '../../chain/client.ts'
+import { sha256 } from '../../encoding/bytes.ts'
+import { encode } from '../../encoding/canonical.ts'
+import {
+  createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, tpmMakeCredential, chainPort, memberChainPort,
+  type Appraise, type P2PHost, type RoundProgress
+} from '../../agent/p2p/index.ts'
+import { nodeKey } from './fakes.ts'
+
+const K = 4
+const home = mkdtempSync(join(tmpdir(), 'quorate-p2p-chain-'))
+const sw = await startSwtpm()
+const tpm = await openTpm({ tcti: sw.tcti })
+const hosts: P2PHost[] = []
+let stopChain: (() => Promise<void>) | undefined
+let client: ChainClient | undefined
+t.teardown(async () => {
+  await Promise.all(hosts.map(async h => { await h.stop() }))
+  client?.close()
+  await stopChain?.()
+  await tpm.close()
+  await sw.stop()
+  rmSync(home, { recursive: true, force: true })
+})
+
+const store = createEkTrustStore(sw.ekCaPems)
+const appraise: Appraise = async (e: Evidence) => {
+  const failed: string[] = []
+  try { verifyEkCertificate(e.ekCertificate, store) } catch { failed.push('identity') }
+  if (checkQuote({ attest: e.quote.attest, signature: e.quote.signature, akPublic: e.akPublic, pcrs: e.pcrs }, { nonce: e.nonce }).problems.length > 0) failed.push('freshness')
+  return { ok: failed.length === 0, failed, digest: sha256(encode({ failed, nonce: e.nonce })) }
+}
+
+const memberKeys = await Promise.all(Array.from({ length: 5 }, async () => await nodeKey()))
+await initChainHome({ home, verifiers: memberKeys.map(m => m.signer.nodeId), committeeSize: K })
+const v = await startEmbeddedValidator({ home, rules: createQuorumRules({ k: K }), blockIntervalMs: 5, emptyBlockIntervalMs: 50 })
+stopChain = async () => { await v.stop() }
+client = new ChainClient({ url: v.url })
+const c = client
+
+// genesis verifiers publish their addresses with node.register (a stand-in DER certificate: they are not attested here)
+const standInCert = new Uint8Array(new X509Certificate(sw.ekCaPems[0]).raw)
+const members: CommitteeMember[] = []
+for (const m of memberKeys) {
+  const h = await createP2PHost({ privateKey: m.key })
+  hosts.push(h)
+  const member = new CommitteeMember({ signer: m.signer, chain: memberChainPort(c), appraise, makeCredential: tpmMakeCredential() })
+  await member.register(h)
+  members.push(member)
+  await c.send('node.register', { nodeId: m.signer.nodeId, ekCertificate: standInCert, akPublic: new Uint8Array(4), addrs: h.getMultiaddrs().map(a => a.toString()) }, m.signer)
+}
+// one member is down for the whole test: the round must complete without it
+await hosts[4].stop()
+
+t.test('register, request, committee from the chain seed, one quote, QC recorded', async t => {
+  const n = await nodeKey()
+  const host = await createP2PHost({ privateKey: n.key })
+  hosts.push(host)
+  const responder = new AttestationResponder({ tpm })
+  const id = await responder.identity()
+  await c.send('node.register', { nodeId: n.signer.nodeId, ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs: host.getMultiaddrs().map(a => a.toString()) }, n.signer)
+  const events: RoundProgress[] = []
+  const r = await runCertificationRound({ host, responder, chain: chainPort(c, n.signer), challengeTimeoutMs: 3000, challengeGraceMs: 300, onProgress: e => { events.push(e) } })
+  t.equal(r.outcome, 'pass')
+  t.equal(r.committee.length, K)
+  t.ok(r.pass >= threshold(K))
+  t.equal(events.filter(e => e.type === 'quoted').length, 1, 'one quote')
+  const view = await c.node(n.signer.nodeId)
+  t.equal(view?.effective, 'certified', 'the chain says certified')
+  t.same(view?.record?.committee, r.committee)
+  const qc = await c.qc(n.signer.nodeId)
+  t.equal(qc?.outcome, 'pass')
+  t.equal(decodeQuorumCertificate(qc?.qc as Uint8Array).verdicts.length, threshold(K))
+  if (r.committee.includes(memberKeys[4].signer.nodeId)) t.same(r.unresponsive, [memberKeys[4].signer.nodeId], 'the downed member was drawn and skipped')
+  // the certified node is now a candidate for others' committees
+  const cands = await c.candidates()
+  t.ok(cands.some(x => x.nodeId === n.signer.nodeId))
+  // a second round gets the next round number and is recorded too
+  const r2 = await runCertificationRound({ host, responder, chain: chainPort(c, n.signer), challengeTimeoutMs: 3000, challengeGraceMs: 300 })
+  t.equal(r2.round, r.round + 1)
+  t.equal(r2.outcome, 'pass')
+})
