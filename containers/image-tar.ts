@@ -176,7 +176,9 @@ export function buildTar (files: readonly TarFile[]): Uint8Array {
     }
   }
   parts.push(new Uint8Array(1024))
-  return Buffer.concat(parts)
+  const b = Buffer.concat(parts)
+  // A plain Uint8Array view: Buffer#slice would share memory where callers expect a copy.
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
 
 export interface ImageSpec {

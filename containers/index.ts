@@ -1,0 +1,28 @@
+// containers/ — tenant images from IPFS, gated by this node's certification and the chain.
+// Contracts first (STYLE §2): the interfaces others implement or call, then the factories.
+// Nothing here imports agent/ or cli/; the chain and the TPM come in through the narrow
+// ImageRegistry / ImagePublisher / Measurer interfaces, wired by the agent.
+
+// ---- contracts ----------------------------------------------------------------------------
+export type {
+  ImageRecord, CertificationStatus, ImageRegistry, Measurer, ImageSource, DockerClient,
+  ContainerLimits, ContainerRunnerInit, LaunchPhase, LaunchProgress, LaunchRequest, RunningContainer, ContainerRunner
+} from './runner.ts'
+export type { ImageStore, ImageStoreInit, AddResult, AddProgress, FetchOptions } from './store.ts'
+export type { FetchProgress, LocalBlocks } from './transfer.ts'
+export type { TenantProxy, TenantProxyInit } from './proxy.ts'
+export type { ContainerLaunchEvent, EventLogWriter } from './events.ts'
+export type { ImageTarInfo, ImageTarLimits, ImageSpec, BuiltImage, TarFile } from './image-tar.ts'
+export type { ImagePublisher, PublishRequest, PublishResult, PublishProgress } from './publish.ts'
+
+// ---- errors -------------------------------------------------------------------------------
+export * from './errors.ts'
+
+// ---- factories and functions --------------------------------------------------------------
+export { createImageStore, createLocalLibp2p } from './store.ts'
+export { createContainerRunner, hardenedHostConfig, demuxDockerLogs, MANAGED_LABEL, NODE_LABEL } from './runner.ts'
+export { createTenantProxy } from './proxy.ts'
+export { publishImage, imageSourceStream } from './publish.ts'
+export { CONTAINER_PCR, launchEvent, eventLine, eventDigest, envDigest, parseEventLog, replayEventLog, memoryEventLog, fileEventLog } from './events.ts'
+export { ImageTarInspector, inspectImageTar, buildImageTar, buildTar } from './image-tar.ts'
+export { BLOCKS_PROTOCOL, parseCid } from './transfer.ts'

@@ -1,0 +1,132 @@
+// The tenant request proxy: `/tenant/<image>/<path>` on the agent's HTTP server is forwarded to
+// the running container of that image (http://127.0.0.1:<port>/<path>), streaming both ways.
+// While the node is not certified every request is answered 503 with the reason: clients must
+// never be served by a node whose certification has ended. Limits: request body size,
+// concurrent requests, time to the upstream's response headers, and idle time on either side.
+import { request as httpRequest, type IncomingMessage, type ServerResponse, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
+import type { Logger } from '../encoding/log.ts'
+import { silentLogger } from '../encoding/log.ts'
+import type { CertificationStatus } from './runner.ts'
+
+export interface TenantProxyInit {
+  /** Current certification of this node (ContainerRunner.certification). */
+  readonly certification: () => CertificationStatus
+  /** The port of the running container for an image name (ContainerRunner.get). */
+  readonly resolve: (image: string) => { readonly port: number } | undefined
+  /** Path prefix (default '/tenant/'). */
+  readonly prefix?: string
+  /** Largest request body (default 16 MiB). */
+  readonly maxBodyBytes?: number
+  /** Most requests in flight (default 64). */
+  readonly maxConcurrent?: number
+  /** Time until the container's response headers (default 30 s). */
+  readonly responseTimeoutMs?: number
+  /** Idle time on the container's response body (default 60 s). */
+  readonly idleTimeoutMs?: number
+  readonly logger?: Logger
+}
+
+export interface TenantProxy {
+  /** Handles the request when its path is under the prefix; returns false otherwise. */
+  handle (req: IncomingMessage, res: ServerResponse): boolean
+  /** For http.createServer: everything outside the prefix is 404. */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void
+  readonly inFlight: number
+}
+
+// RFC 9110 §7.6.1: connection-specific fields are not forwarded.
+const HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+function forwardable (h: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = new Set(String(h.connection ?? '').toLowerCase().split(',').map(s => s.trim()).filter(Boolean))
+  const out: OutgoingHttpHeaders = {}
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k) && !listed.has(k)) out[k] = v
+  return out
+}
+
+function reply (res: ServerResponse, status: number, body: Record<string, unknown>, extra: OutgoingHttpHeaders = {}): void {
+  if (res.headersSent) { res.destroy(); return }
+  const b = JSON.stringify(body) + '\n'
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b), 'cache-control': 'no-store', ...extra })
+  res.end(b)
+}
+
+export function createTenantProxy (init: TenantProxyInit): TenantProxy {
+  const prefix = init.prefix ?? '/tenant/'
+  const maxBody = init.maxBodyBytes ?? 16 << 20
+  const maxConcurrent = init.maxConcurrent ?? 64
+  const responseTimeout = init.responseTimeoutMs ?? 30_000
+  const idleTimeout = init.idleTimeoutMs ?? 60_000
+  const log = init.logger ?? silentLogger('quorate:containers:proxy')
+  let inFlight = 0
+
+  const handle = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '/'
+    if (!url.startsWith(prefix)) return false
+    const rest = url.slice(prefix.length)
+    const slash = rest.search(/[/?]/)
+    let image: string
+    try { image = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash)) } catch { reply(res, 400, { error: 'bad image name in path' }); return true }
+    const path = slash === -1 ? '/' : rest[slash] === '?' ? '/' + rest.slice(slash) : rest.slice(slash)
+
+    const cert = init.certification()
+    if (!cert.certified) {
+      reply(res, 503, { error: 'node not certified', reason: cert.reason ?? 'no valid certification on chain' }, { 'retry-after': '30' })
+      req.resume()
+      return true
+    }
+    const target = init.resolve(image)
+    if (target === undefined) { reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` }); req.resume(); return true }
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (Number.isFinite(declared) && declared > maxBody) { reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' }); req.resume(); return true }
+    if (inFlight >= maxConcurrent) { reply(res, 503, { error: 'too many requests in flight' }, { 'retry-after': '1' }); req.resume(); return true }
+
+    inFlight++
+    let done = false
+    const finish = (): void => { if (!done) { done = true; inFlight-- } }
+    res.on('close', finish)
+
+    const headers = forwardable(req.headers)
+    const fwd = req.headers['x-forwarded-for']
+    headers['x-forwarded-for'] = [fwd, req.socket.remoteAddress].filter(x => x !== undefined && x !== '').join(', ')
+    headers['x-forwarded-proto'] = 'http'
+    if (req.headers.host !== undefined) headers['x-forwarded-host'] = req.headers.host
+
+    const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path, headers })
+    const responseTimer = setTimeout(() => { up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' })) }, responseTimeout)
+    up.on('response', (ur) => {
+      clearTimeout(responseTimer)
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardable(ur.headers))
+      ur.socket.setTimeout(idleTimeout, () => { ur.destroy(new Error('upstream idle timeout')) })
+      ur.pipe(res)
+      ur.on('error', () => { res.destroy() })
+    })
+    up.on('error', (err: Error & { code?: string }) => {
+      clearTimeout(responseTimer)
+      const timeout = err.code === 'QUORATE_TIMEOUT'
+      log.debug('upstream error', { image, error: err.message })
+      if (!res.headersSent) reply(res, timeout ? 504 : 502, { error: timeout ? 'container did not answer in time' : `container unreachable: ${err.message}` })
+      else res.destroy()
+    })
+    let bodyBytes = 0
+    req.on('data', (c: Buffer) => {
+      bodyBytes += c.byteLength
+      if (bodyBytes > maxBody) {
+        req.unpipe(up)
+        up.destroy(new Error('request body too large'))
+        reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' })
+        req.destroy()
+      }
+    })
+    req.on('error', () => { up.destroy() })
+    res.on('close', () => { if (!res.writableFinished) up.destroy() })
+    req.pipe(up)
+    return true
+  }
+
+  return {
+    handle,
+    handler: (req, res) => { if (!handle(req, res)) reply(res, 404, { error: 'not found' }) },
+    get inFlight () { return inFlight }
+  }
+}

@@ -1,0 +1,501 @@
+// The gate: a node runs a tenant image only when, in this order,
+//   1. its own certification on chain is valid now,
+//   2. the image is published on chain and not revoked,
+//   3. the bytes fetched from IPFS peers match the CID (every block verified),
+//   4. the archive's config digest (the Docker image ID) equals the on-chain digest, computed
+//      while the bytes stream past, and
+//   5. after `docker load`, the image ID Docker reports equals it.
+// Then the launch is measured (PCR 13 + container event log) before the container starts with a
+// hardened host config (STYLE §5: check policy, measure, then start).
+//
+// Bytes are streamed into `docker load` while they are fetched and hashed, but the archive's
+// last 1024 bytes (at least the end-of-archive marker) are held back until checks 3 and 4 pass.
+// On any failure the upload is aborted mid-archive: Docker extracts the whole archive into a
+// temporary directory before it reads manifest.json, so an aborted upload loads nothing.
+import { randomBytes } from 'node:crypto'
+import { PassThrough } from 'node:stream'
+import { once } from 'node:events'
+import { request as httpRequest } from 'node:http'
+import type Docker from 'dockerode'
+import type { Logger } from '../encoding/log.ts'
+import { silentLogger } from '../encoding/log.ts'
+import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
+import { ImageTarInspector } from './image-tar.ts'
+import { parseCid } from './transfer.ts'
+import { CONTAINER_PCR, eventDigest, eventLine, launchEvent, type EventLogWriter } from './events.ts'
+import {
+  ContainerStartError, ContentMismatchError, DockerError, DockerImageMismatchError, ImageDigestMismatchError,
+  ImageNotPublishedError, ImageRevokedError, InvalidImageTarError, MeasurementError, NotCertifiedError
+} from './errors.ts'
+import type { FetchProgress } from './transfer.ts'
+
+// ---- what the runner needs from others (STYLE §4: narrow, so tests hand in fakes) ------------
+
+/** An `image.publish` record as the chain holds it. */
+export interface ImageRecord {
+  readonly name: string
+  /** Docker image ID: `sha256:<hex>` of the config JSON. */
+  readonly digest: string
+  readonly cid: string
+  readonly size: number
+  readonly revoked: boolean
+  readonly publisher?: string
+}
+
+export interface CertificationStatus {
+  readonly certified: boolean
+  readonly reason?: string
+  /** Milliseconds since the epoch. */
+  readonly expiresAt?: number
+}
+
+/** The chain, as the gate sees it (the agent wires chain/client into this). */
+export interface ImageRegistry {
+  getImage (name: string, opts?: { signal?: AbortSignal }): Promise<ImageRecord | undefined>
+  isCertified (nodeId: string, opts?: { signal?: AbortSignal }): Promise<CertificationStatus>
+}
+
+/** The TPM, as the gate sees it (the agent wires attestation/tpm into this). */
+export interface Measurer {
+  extend (pcr: number, digest: Uint8Array): Promise<void>
+}
+
+/** Where image bytes come from (ImageStore implements it). */
+export interface ImageSource {
+  fetch (cid: string, opts?: { providers?: readonly string[], signal?: AbortSignal, onProgress?: (p: FetchProgress) => void }): AsyncIterable<Uint8Array>
+}
+
+/** The subset of dockerode the runner uses. */
+export type DockerClient = Pick<Docker, 'loadImage' | 'getImage' | 'createContainer' | 'getContainer' | 'listContainers'>
+
+// ---- options and results ------------------------------------------------------------------------
+
+export interface ContainerLimits {
+  /** Memory limit in bytes (swap disabled); default 256 MiB. */
+  readonly memoryBytes?: number
+  /** Most processes/threads; default 128. */
+  readonly pids?: number
+  /** CPU in units of 1e-9 CPUs; default unlimited. */
+  readonly nanoCpus?: number
+  /** Size of the writable /tmp tmpfs; default 64 MiB (0: no /tmp). */
+  readonly tmpfsBytes?: number
+}
+
+export interface ContainerRunnerInit {
+  readonly docker: DockerClient
+  readonly registry: ImageRegistry
+  readonly source: ImageSource
+  readonly measurer: Measurer
+  readonly eventLog: EventLogWriter
+  /** This node's id (libp2p peer id), as the chain knows it. */
+  readonly nodeId: string
+  /** Docker network mode: 'host' (default; bind tenants to 127.0.0.1), 'none', or a network name. */
+  readonly network?: string
+  readonly limits?: ContainerLimits
+  /** Labels added to every container (tests: quorate.test=<run>). */
+  readonly labels?: Readonly<Record<string, string>>
+  /** Reuse an image Docker already holds under the on-chain digest (default true). */
+  readonly reuseLoaded?: boolean
+  readonly logger?: Logger
+  readonly now?: () => number
+}
+
+export type LaunchPhase = 'check' | 'fetch' | 'load' | 'measure' | 'start' | 'ready'
+export interface LaunchProgress { readonly phase: LaunchPhase, readonly bytes?: number, readonly total?: number }
+
+export interface LaunchRequest {
+  /** Image name as published on chain. */
+  readonly image: string
+  /** Command arguments (Docker Cmd); the image's entrypoint stays. */
+  readonly args?: readonly string[]
+  /** Environment ("KEY=value"); measured only as a digest. */
+  readonly env?: readonly string[]
+  /** Port the container answers on at 127.0.0.1 (host networking). */
+  readonly port: number
+  /** Path probed until the container answers (default '/'). */
+  readonly healthPath?: string
+  /** IPFS peers (multiaddrs) that hold the image. */
+  readonly providers?: readonly string[]
+  readonly user?: string
+  readonly limits?: ContainerLimits
+  readonly labels?: Readonly<Record<string, string>>
+  /** How long to wait for the first answer (default 20 s). */
+  readonly readyTimeoutMs?: number
+  readonly signal?: AbortSignal
+  readonly onProgress?: (p: LaunchProgress) => void
+}
+
+export interface RunningContainer {
+  readonly id: string
+  readonly containerName: string
+  readonly image: string
+  readonly digest: string
+  readonly cid: string
+  readonly port: number
+  readonly url: string
+  readonly args: readonly string[]
+  readonly startedAt: number
+  /** The measured event line (what was extended into PCR 13). */
+  readonly event: string
+}
+
+export interface ContainerRunner {
+  launch (req: LaunchRequest): Promise<RunningContainer>
+  list (): RunningContainer[]
+  /** The running container for an image name (the most recent). */
+  get (image: string): RunningContainer | undefined
+  stop (idOrImage: string): Promise<boolean>
+  /** Stops and removes every tenant container of this node (also ones left by an earlier run). */
+  stopAll (reason: string): Promise<number>
+  logs (idOrImage: string, opts?: { tail?: number }): Promise<string>
+  /** The last known certification (what the proxy consults). */
+  certification (): CertificationStatus
+  /** The agent reports certification changes; losing it stops every tenant container. */
+  setCertification (status: CertificationStatus): Promise<void>
+  /** Polls the registry (and the expiry) every intervalMs; returns a function that stops watching. */
+  watchCertification (opts?: { intervalMs?: number }): () => void
+}
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
+const HOLD_BACK = 1024
+export const MANAGED_LABEL = 'quorate.managed'
+export const NODE_LABEL = 'quorate.node'
+
+/** The hardened host config every tenant container gets. */
+export function hardenedHostConfig (network: string, limits: ContainerLimits = {}): Docker.HostConfig {
+  const mem = limits.memoryBytes ?? 256 << 20
+  const tmpfs = limits.tmpfsBytes ?? 64 << 20
+  return {
+    ReadonlyRootfs: true,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'],
+    Privileged: false,
+    Memory: mem,
+    MemorySwap: mem, // equal to Memory: no swap
+    PidsLimit: limits.pids ?? 128,
+    ...(limits.nanoCpus !== undefined ? { NanoCpus: limits.nanoCpus } : {}),
+    NetworkMode: network,
+    Binds: [],
+    Mounts: [],
+    Tmpfs: tmpfs > 0 ? { '/tmp': `rw,noexec,nosuid,nodev,size=${tmpfs}` } : {},
+    IpcMode: 'private',
+    PublishAllPorts: false,
+    RestartPolicy: { Name: 'no' },
+    LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } }
+  }
+}
+
+/** Demultiplexes Docker's attach/logs stream (8-byte headers) of a non-TTY container. */
+export function demuxDockerLogs (buf: Uint8Array): string {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  const parts: Buffer[] = []
+  let p = 0
+  while (p + 8 <= b.length && (b[p] === 0 || b[p] === 1 || b[p] === 2) && b[p + 1] === 0 && b[p + 2] === 0 && b[p + 3] === 0) {
+    const n = b.readUInt32BE(p + 4)
+    parts.push(b.subarray(p + 8, p + 8 + n))
+    p += 8 + n
+  }
+  if (p < b.length) parts.push(b.subarray(p))
+  return Buffer.concat(parts).toString('utf8')
+}
+
+function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** One GET; resolves with the status code, rejects on connection errors or timeout. */
+function probe (url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'GET', timeout: timeoutMs }, res => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('timeout', () => { req.destroy(new Error('timeout')) })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+class Runner implements ContainerRunner {
+  private readonly init: ContainerRunnerInit
+  private readonly log: Logger
+  private readonly running = new Map<string, RunningContainer>()
+  private cert: CertificationStatus = { certified: false, reason: 'certification not checked yet' }
+  private readonly now: () => number
+
+  constructor (init: ContainerRunnerInit) {
+    this.init = init
+    this.log = init.logger ?? silentLogger('quorate:containers:runner')
+    this.now = init.now ?? Date.now
+  }
+
+  certification (): CertificationStatus {
+    const c = this.cert
+    if (c.certified && c.expiresAt !== undefined && c.expiresAt <= this.now()) return { certified: false, reason: `certification expired at ${new Date(c.expiresAt).toISOString()}` }
+    return c
+  }
+
+  async setCertification (status: CertificationStatus): Promise<void> {
+    this.cert = status
+    const now = this.certification()
+    // Also clears containers an earlier run of the agent left behind (found by label).
+    if (!now.certified) await this.stopAll(`certification lost: ${now.reason ?? 'unknown'}`)
+  }
+
+  watchCertification (opts: { intervalMs?: number } = {}): () => void {
+    let busy = false
+    const tick = async (): Promise<void> => {
+      if (busy) return
+      busy = true
+      try {
+        const st = await this.init.registry.isCertified(this.init.nodeId)
+        await this.setCertification(st)
+      } catch (err) {
+        // A chain that does not answer is not a loss of certification; the expiry still applies.
+        this.log.warn('certification check failed', { error: (err as Error).message })
+        if (!this.certification().certified && this.running.size > 0) await this.stopAll('certification expired').catch(() => {})
+      } finally { busy = false }
+    }
+    const t = setInterval(() => { void tick() }, opts.intervalMs ?? 5000)
+    t.unref()
+    void tick()
+    return () => { clearInterval(t) }
+  }
+
+  list (): RunningContainer[] { return [...this.running.values()] }
+
+  get (image: string): RunningContainer | undefined {
+    let best: RunningContainer | undefined
+    for (const c of this.running.values()) if (c.image === image && (best === undefined || c.startedAt > best.startedAt)) best = c
+    return best
+  }
+
+  private find (idOrImage: string): RunningContainer | undefined {
+    return this.running.get(idOrImage) ?? [...this.running.values()].find(c => c.id.startsWith(idOrImage) || c.containerName === idOrImage) ?? this.get(idOrImage)
+  }
+
+  async launch (req: LaunchRequest): Promise<RunningContainer> {
+    const { docker, registry, nodeId } = this.init
+    const signal = req.signal
+    const progress = req.onProgress ?? (() => {})
+    if (!Number.isInteger(req.port) || req.port <= 0 || req.port > 65535) throw new InvalidInputError(`port ${req.port} is not a TCP port`)
+    progress({ phase: 'check' })
+
+    // 1. this node's certification, now
+    const cert = await registry.isCertified(nodeId, { signal })
+    this.cert = cert
+    const effective = this.certification()
+    if (!effective.certified) throw new NotCertifiedError(effective.reason)
+
+    // 2. published, not revoked
+    const rec = await registry.getImage(req.image, { signal })
+    if (rec === undefined) throw new ImageNotPublishedError(req.image)
+    if (rec.revoked) throw new ImageRevokedError(req.image, rec.digest)
+    if (!DIGEST_RE.test(rec.digest)) throw new ImageDigestMismatchError(rec.digest, '(the chain record holds no valid sha256 digest)')
+    parseCid(rec.cid)
+
+    // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
+    const have = this.init.reuseLoaded !== false && await this.hasImage(rec.digest)
+    if (!have) await this.fetchAndLoad(rec, req, progress)
+    else this.log.info('image already loaded; reusing', { image: rec.name, digest: rec.digest })
+
+    // measure, then start
+    progress({ phase: 'measure' })
+    const args = [...(req.args ?? [])]
+    const line = eventLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
+    try {
+      await this.init.measurer.extend(CONTAINER_PCR, eventDigest(line))
+      await this.init.eventLog.append(line)
+    } catch (err) {
+      throw new MeasurementError(`measuring the launch of ${rec.name} failed: ${(err as Error).message}; the container was not started`, { cause: err })
+    }
+
+    progress({ phase: 'start' })
+    const containerName = `quorate-${rec.name.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, 40)}-${randomBytes(4).toString('hex')}`
+    const network = this.init.network ?? 'host'
+    let container: Docker.Container
+    try {
+      container = await docker.createContainer({
+        name: containerName,
+        Image: rec.digest,
+        ...(req.args !== undefined ? { Cmd: args } : {}),
+        Env: [...(req.env ?? [])],
+        ...(req.user !== undefined ? { User: req.user } : {}),
+        Labels: {
+          ...this.init.labels,
+          ...req.labels,
+          [MANAGED_LABEL]: 'true',
+          [NODE_LABEL]: nodeId,
+          'quorate.image': rec.name,
+          'quorate.digest': rec.digest,
+          'quorate.cid': rec.cid,
+          'quorate.port': String(req.port)
+        },
+        HostConfig: hardenedHostConfig(network, { ...this.init.limits, ...req.limits }),
+        NetworkDisabled: network === 'none'
+      })
+    } catch (err) {
+      throw new DockerError(`creating the container for ${rec.name} failed: ${(err as Error).message}`, { cause: err })
+    }
+    const url = `http://127.0.0.1:${req.port}`
+    const rc: RunningContainer = { id: container.id, containerName, image: rec.name, digest: rec.digest, cid: rec.cid, port: req.port, url, args, startedAt: this.now(), event: line }
+    try {
+      await container.start()
+      await this.waitReady(container, url + (req.healthPath ?? '/'), req.readyTimeoutMs ?? 20_000, signal)
+    } catch (err) {
+      const logs = await this.containerLogs(container, 20).catch(() => '')
+      await container.remove({ force: true }).catch(() => {})
+      if (err instanceof QuorateError || (err as Error).name === 'AbortError') throw err
+      throw new ContainerStartError(`container for ${rec.name} did not start: ${(err as Error).message}${logs !== '' ? `\n${logs}` : ''}`, { cause: err })
+    }
+    // Certification may have ended while we were starting.
+    this.running.set(rc.id, rc)
+    if (!this.certification().certified) {
+      await this.stop(rc.id)
+      throw new NotCertifiedError(this.certification().reason)
+    }
+    progress({ phase: 'ready' })
+    this.log.info('tenant container running', { image: rc.image, digest: rc.digest, id: rc.id, port: rc.port })
+    return rc
+  }
+
+  private async hasImage (digest: string): Promise<boolean> {
+    try {
+      const info = await this.init.docker.getImage(digest).inspect()
+      return info.Id === digest
+    } catch { return false }
+  }
+
+  private async fetchAndLoad (rec: ImageRecord, req: LaunchRequest, progress: (p: LaunchProgress) => void): Promise<void> {
+    const { docker, source } = this.init
+    const signal = req.signal
+    const upload = new PassThrough({ highWaterMark: 4 << 20 })
+    // Aborted uploads reject this promise; it is always awaited before launch() returns.
+    const loading = (async () => {
+      const res = await docker.loadImage(upload, { quiet: true })
+      let out = ''
+      for await (const c of res as AsyncIterable<Buffer | string>) out += c.toString()
+      return out
+    })()
+    let loadFailed: unknown
+    loading.catch((err: unknown) => { loadFailed = err })
+    const inspector = new ImageTarInspector()
+    let tail = new Uint8Array(0)
+    let bytes = 0
+    const write = async (b: Uint8Array): Promise<void> => {
+      if (b.byteLength === 0) return
+      if (!upload.write(b)) {
+        await Promise.race([once(upload, 'drain', { signal }), loading.then(() => {}, () => {})])
+      }
+      if (loadFailed !== undefined) throw new DockerError(`docker load failed: ${(loadFailed as Error).message}`, { cause: loadFailed })
+    }
+    try {
+      progress({ phase: 'fetch', bytes: 0, total: rec.size })
+      for await (const chunk of source.fetch(rec.cid, { providers: req.providers, signal, onProgress: p => { progress({ phase: 'fetch', bytes: p.bytes, total: rec.size }) } })) {
+        inspector.update(chunk)
+        bytes += chunk.byteLength
+        if (bytes > rec.size) throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)
+        // Hold back the archive's last HOLD_BACK bytes until the checks pass.
+        if (chunk.byteLength >= HOLD_BACK) {
+          await write(tail)
+          await write(chunk.subarray(0, chunk.byteLength - HOLD_BACK))
+          tail = chunk.slice(chunk.byteLength - HOLD_BACK)
+        } else {
+          const joined = new Uint8Array(tail.byteLength + chunk.byteLength)
+          joined.set(tail); joined.set(chunk, tail.byteLength)
+          const cut = Math.max(0, joined.byteLength - HOLD_BACK)
+          await write(joined.subarray(0, cut))
+          tail = joined.slice(cut)
+        }
+      }
+      if (bytes !== rec.size) throw new ContentMismatchError(`content of ${rec.cid} is ${bytes} bytes but the chain records ${rec.size}`)
+      const info = inspector.finish()
+      if (info.imageId !== rec.digest) throw new ImageDigestMismatchError(rec.digest, info.imageId)
+      if (info.repoTags.length > 0) throw new InvalidImageTarError(`the archive would tag images on this host (${info.repoTags.join(', ')}); publish archives saved by image ID`)
+    } catch (err) {
+      upload.destroy(err instanceof Error ? err : new Error(String(err)))
+      await loading.catch(() => {})
+      throw err
+    }
+    progress({ phase: 'load' })
+    upload.end(tail)
+    let out: string
+    try { out = await loading } catch (err) { throw new DockerError(`docker load failed: ${(err as Error).message}`, { cause: err }) }
+    const reported: string[] = []
+    for (const line of out.split('\n')) {
+      if (line.trim() === '') continue
+      let msg: { stream?: string, error?: string }
+      try { msg = JSON.parse(line) } catch { continue }
+      if (typeof msg.error === 'string') throw new DockerError(`docker load failed: ${msg.error}`)
+      const m = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(msg.stream ?? '')
+      if (m !== null) reported.push(m[1])
+    }
+    const wrong = reported.filter(id => id !== rec.digest)
+    let actual: string | undefined
+    try { actual = (await docker.getImage(rec.digest).inspect()).Id } catch { actual = undefined }
+    if (wrong.length > 0 || actual !== rec.digest) {
+      for (const id of wrong) await docker.getImage(id).remove({ force: true }).catch(() => {})
+      throw new DockerImageMismatchError(`docker reported ${[...reported, actual ?? 'no image'].join(', ')} after loading, expected ${rec.digest}; removed what it loaded`)
+    }
+  }
+
+  private async waitReady (container: Docker.Container, url: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const deadline = this.now() + timeoutMs
+    let lastErr = 'no answer'
+    let n = 0
+    for (;;) {
+      signal?.throwIfAborted()
+      try { await probe(url, 1000); return } catch (err) { lastErr = (err as Error).message }
+      if (++n % 5 === 0) {
+        const st = await container.inspect()
+        if (!st.State.Running) throw new ContainerStartError(`container exited with code ${st.State.ExitCode} before answering on ${url}`)
+      }
+      if (this.now() > deadline) throw new ContainerStartError(`container did not answer on ${url} within ${timeoutMs} ms (${lastErr})`)
+      await sleep(Math.min(50 * n, 250), signal)
+    }
+  }
+
+  private async containerLogs (container: Docker.Container, tail: number): Promise<string> {
+    const buf = await container.logs({ stdout: true, stderr: true, tail, follow: false })
+    return demuxDockerLogs(buf)
+  }
+
+  async logs (idOrImage: string, opts: { tail?: number } = {}): Promise<string> {
+    const rc = this.find(idOrImage)
+    return await this.containerLogs(this.init.docker.getContainer(rc?.id ?? idOrImage), opts.tail ?? 100)
+  }
+
+  async stop (idOrImage: string): Promise<boolean> {
+    const rc = this.find(idOrImage)
+    if (rc === undefined) return false
+    this.running.delete(rc.id)
+    const c = this.init.docker.getContainer(rc.id)
+    await c.stop({ t: 2 }).catch(() => {})
+    await c.remove({ force: true }).catch(() => {})
+    this.log.info('tenant container stopped', { image: rc.image, id: rc.id })
+    return true
+  }
+
+  async stopAll (reason: string): Promise<number> {
+    const ids = new Set(this.running.keys())
+    this.running.clear()
+    try {
+      const filters = JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.init.nodeId}`] })
+      for (const c of await this.init.docker.listContainers({ all: true, filters })) ids.add(c.Id)
+    } catch (err) {
+      this.log.warn('listing tenant containers failed', { error: (err as Error).message })
+    }
+    await Promise.all([...ids].map(async id => {
+      const c = this.init.docker.getContainer(id)
+      await c.stop({ t: 2 }).catch(() => {})
+      await c.remove({ force: true }).catch(() => {})
+    }))
+    if (ids.size > 0) this.log.warn('stopped tenant containers', { count: ids.size, reason })
+    return ids.size
+  }
+}
+
+export function createContainerRunner (init: ContainerRunnerInit): ContainerRunner {
+  return new Runner(init)
+}
