@@ -67,7 +67,11 @@ export interface AppraisalSummary {
   readonly detail?: unknown
 }
 
-export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, readonly signal?: AbortSignal }) => Promise<AppraisalSummary>
+/**
+ * `nonce` is this verifier's own nonce (with a shared quote it is one of committeeNonces);
+ * `credentialActivated` says the AK was proven (now or earlier, cached) to live beside the EK.
+ */
+export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, readonly nonce: Uint8Array, readonly credentialActivated: boolean, readonly signal?: AbortSignal }) => Promise<AppraisalSummary>
 
 /** Verifier-side TPM2_MakeCredential against the EK in the certificate, naming the AK. */
 /** `ekPublic` is what the node presents; implementations must check it is the certificate's key. */
@@ -193,7 +197,7 @@ export class CommitteeMember {
       let evidence: Evidence
       try { evidence = decodeEvidence(msg.evidence) } catch (err) { throw new EvidenceBindingError('freshness', `evidence is malformed: ${(err as Error).message}`) }
       checkEvidenceBinding(evidence, s.nonce, s.registered)
-      appraisal = await this.#o.appraise(evidence, { nodeId: s.nodeId })
+      appraisal = await this.#o.appraise(evidence, { nodeId: s.nodeId, nonce: s.nonce, credentialActivated: this.#bound.has(s.bindKey) })
     } catch (err) {
       if (!(err instanceof EvidenceBindingError)) throw err
       const failed = err.claim === 'identity' ? ['identity'] : err.message.startsWith('evidence is malformed') ? ALL_CLAIMS : ['freshness']

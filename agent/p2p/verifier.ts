@@ -88,6 +88,6 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
   if (!equalConstantTime(secret, cred.secret)) return failWith(new EvidenceBindingError('identity', 'credential not activated: the AK is not proven to live beside the EK'), evidence)
 
   progress('appraising evidence against reference values')
-  const appraisal = await opts.appraise(evidence, { nodeId, signal: opts.signal })
+  const appraisal = await opts.appraise(evidence, { nodeId, nonce, credentialActivated: true, signal: opts.signal })
   return { nodeId, pass: appraisal.ok, failed: appraisal.ok ? [] : appraisal.failed, appraisal, evidence, credentialActivated: true }
 }

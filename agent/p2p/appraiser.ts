@@ -1,0 +1,34 @@
+// The real Appraise for committee members and `quorate verify`: reference values from the chain
+// (for the node's registered platform and OS), attestation/appraise, and a summary for the verdict.
+import { appraise, CLAIMS, type AppraisalPolicy } from '../../attestation/appraise.ts'
+import { prepareReferences, type PreparedReferences } from '../../attestation/refs.ts'
+import type { ChainClient } from '../../chain/client.ts'
+import { fromHex } from '../../encoding/bytes.ts'
+import type { Appraise } from './member.ts'
+
+export interface ChainAppraiserOptions {
+  /** Policy beyond nonce and credential activation (PCR sets, allowed images, event log rule). */
+  readonly policy?: Omit<AppraisalPolicy, 'nonce' | 'credentialActivated'>
+  /** How long fetched reference values are reused (default 10 s). */
+  readonly refsTtlMs?: number
+}
+
+export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'node'>, opts: ChainAppraiserOptions = {}): Appraise {
+  const cache = new Map<string, { at: number, refs: PreparedReferences }>()
+  const ttl = opts.refsTtlMs ?? 10_000
+  return async (evidence, ctx) => {
+    const rec = (await client.node(ctx.nodeId))?.record
+    const filter = { platform: rec?.platform, os: rec?.os }
+    const key = JSON.stringify(filter)
+    let hit = cache.get(key)
+    if (hit === undefined || Date.now() - hit.at > ttl) {
+      const r = await client.referenceValues(filter)
+      // appraisal reads sha256 reference sets only; others cannot match a sha256 quote anyway
+      const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] => xs.filter((x): x is T & { bank: 'sha256' } => x.bank === 'sha256')
+      hit = { at: Date.now(), refs: prepareReferences({ ekCas: r.ekCas, firmware: sha256Only(r.firmware), os: sha256Only(r.os) }) }
+      cache.set(key, hit)
+    }
+    const a = appraise(evidence, hit.refs, { requireCredentialActivation: true, ...opts.policy, nonce: ctx.nonce, credentialActivated: ctx.credentialActivated })
+    return { ok: a.ok, digest: fromHex(a.digest), failed: CLAIMS.filter(c => !a.status[c].ok), detail: a }
+  }
+}
