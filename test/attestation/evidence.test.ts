@@ -92,7 +92,7 @@ t.test('container log: canonical lines, digests, replay into PCR 13', async t =>
   t.equal(entries[0].record.digest, IMAGE_A)
   t.same(entries[0].eventDigest, sha256(utf8.encode(entries[0].line)))
   t.same(containerEventDigest(entries[1].line), entries[1].eventDigest)
-  let pcr = new Uint8Array(32)
+  let pcr: Uint8Array = new Uint8Array(32)
   for (const e of entries) pcr = sha256(pcr, e.eventDigest)
   t.same(replayContainerLog(text), pcr)
   t.same(replayContainerLog(''), new Uint8Array(32), 'empty log: PCR untouched')
