@@ -1,0 +1,94 @@
+# NixOS VM test (flake check `vm`): one node with an emulated TPM (swtpm behind QEMU's
+# tpm-tis), the embedded chain and the agent as services, and the CLI against the real
+# /dev/tpmrm0.
+#
+#   nix build .#checks.x86_64-linux.vm          (or: nix flake check)
+#
+# The TPM that virtualisation.tpm starts is not manufactured (no EK certificate in NV), and
+# `quorate tpm quote` refuses a TPM without one. The provisioning hook — run against the swtpm
+# before the VM boots — plays the TPM vendor: it creates the standard RSA EK (template L-1, the
+# one the agent derives), certifies it with a throwaway test CA and writes the DER certificate to
+# the EK certificate NV index 0x01c00002 (TCG EK Credential Profile §2.2.1.4).
+{ self }:
+
+{ lib, pkgs, ... }:
+
+let
+  nonce = "7175307261746521c0ffee0000000000";
+in
+{
+  name = "quorate-node";
+
+  nodes.node =
+    { config, pkgs, ... }:
+    {
+      imports = [ self.nixosModules.default ];
+
+      virtualisation.memorySize = 2048;
+      virtualisation.diskSize = 4096;
+      virtualisation.tpm.enable = true;
+      virtualisation.tpm.provisioning = ''
+        export PATH=${
+          lib.makeBinPath [
+            pkgs.tpm2-tools
+            pkgs.openssl
+            pkgs.coreutils
+          ]
+        }:$PATH
+        d=$(mktemp -d)
+        tpm2_createek -G rsa -c $d/ek.ctx -u $d/ek.pem -f pem
+        tpm2_flushcontext -t
+        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+          -keyout $d/ca.key -out $d/ca.pem -subj /CN=quorate-vm-test-ek-ca -days 2
+        openssl x509 -new -force_pubkey $d/ek.pem -subj /CN=quorate-vm-tpm \
+          -CA $d/ca.pem -CAkey $d/ca.key -days 2 -outform der -out $d/ek.der
+        tpm2_nvdefine 0x01c00002 -C o -s $(stat -c %s $d/ek.der) \
+          -a "ownerwrite|ownerread|authread|authwrite|no_da"
+        tpm2_nvwrite 0x01c00002 -C o -i $d/ek.der
+        rm -rf $d
+      '';
+
+      security.tpm2.enable = true;
+      environment.systemPackages = [ pkgs.jq ];
+
+      services.quorate = {
+        enable = true;
+        package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        docker.enable = true;
+        # A one-machine chain next to the agent (no committee can form with one node, so the
+        # agent registers and then waits for certification; the TPM stays usable next to it).
+        chain.embedded.enable = true;
+      };
+    };
+
+  testScript = ''
+    node.start()
+    node.wait_for_unit("docker.service")
+    node.wait_for_unit("quorate-chain.service")
+    node.wait_until_succeeds("quorate chain status --json --rpc http://127.0.0.1:26657", timeout=60)
+    node.wait_for_unit("quorate.service")
+
+    with subtest("the TPM is the VM's TPM, reached through the resource manager"):
+        info = node.succeed("QUORATE_TCTI=device:/dev/tpmrm0 quorate tpm info --json")
+        print(info)
+        node.succeed("QUORATE_TCTI=device:/dev/tpmrm0 quorate tpm info --json | jq -e '.ekCertificates.rsa2048 > 0'")
+
+    with subtest("a quote with our nonce, PCRs and the firmware event log"):
+        # The test VM boots its kernel directly (SeaBIOS, no UEFI): whether firmware left an
+        # event log depends on the BIOS, so it is included only when the kernel exposes one.
+        log = "/sys/kernel/security/tpm0/binary_bios_measurements"
+        has_log = node.execute(f"test -r {log}")[0] == 0
+        node.succeed(
+            "QUORATE_TCTI=device:/dev/tpmrm0 quorate tpm quote --json --nonce ${nonce} --pcrs 0-9 "
+            + (f"--event-log {log} " if has_log else "")
+            + "--out /tmp/evidence.json"
+        )
+        node.succeed("jq -e '.nonce == \"${nonce}\"' /tmp/evidence.json")
+        node.succeed("jq -e '.pcrs.sha256 | keys | length == 10' /tmp/evidence.json")
+
+    with subtest("the agent runs sandboxed as its own user"):
+        node.succeed("systemctl show -p User --value quorate | grep -qx quorate")
+        node.succeed("test -r /etc/quorate/config.json && jq -e '.tcti == \"device:/dev/tpmrm0\"' /etc/quorate/config.json")
+        print(node.succeed("systemd-analyze security quorate.service | tail -n 1"))
+  '';
+}
