@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { X509Certificate } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { generateChainKey } from '../../chain/keys.ts'
 import { startSwtpm } from '../helpers/swtpm.ts'
 import { openTpm } from '../../attestation/tpm/index.ts'
 import { checkQuote } from '../../attestation/quote.ts'
@@ -94,4 +96,38 @@ t.test('register, request, committee from the chain seed, one quote, QC recorded
   const r2 = await runCertificationRound({ host, responder, chain: chainPort(c, n.signer), challengeTimeoutMs: 3000, challengeGraceMs: 300 })
   t.equal(r2.round, r.round + 1)
   t.equal(r2.outcome, 'pass')
+
+  // the CLI, as a separate process: node status from the chain …
+  const st = await cli(['node', 'status', n.signer.nodeId, '--rpc', v.url, '--json'])
+  t.equal(st.code, 0, st.stderr)
+  const sj = JSON.parse(st.stdout) as { status: string, committee: string[], round: number, qc: { outcome: string, verdicts: unknown[] } }
+  t.equal(sj.status, 'certified')
+  t.equal(sj.round, r2.round)
+  t.same(sj.committee, r2.committee)
+  t.equal(sj.qc.outcome, 'pass')
+  // … and a one-off verify against the chain's reference values: the EK CA is published, so
+  // identity (with the credential challenge) passes; no firmware reference values → FAIL, exit 1
+  const vendor = await generateChainKey()
+  await c.send('vendor.register', { name: 'swtpm-test' }, vendor)
+  for (const pem of sw.ekCaPems) await c.send('vendor.ekca.publish', { vendor: 'swtpm-test', certificate: new Uint8Array(new X509Certificate(pem).raw) }, vendor)
+  await responder.register(host)
+  const vr = await cli(['verify', host.getMultiaddrs()[0].toString(), '--rpc', v.url, '--json'])
+  t.equal(vr.code, 1, vr.stderr)
+  const vj = JSON.parse(vr.stdout) as { pass: boolean, failed: string[], credentialActivated: boolean, registered: boolean }
+  t.equal(vj.pass, false)
+  t.equal(vj.credentialActivated, true)
+  t.equal(vj.registered, true)
+  t.notOk(vj.failed.includes('identity'), `identity passes (${vj.failed.join(', ')})`)
+  t.notOk(vj.failed.includes('freshness'), 'fresh quote for the CLI nonce')
+  t.ok(vj.failed.includes('firmware'), 'no firmware reference values on chain')
+  const unknown = await cli(['node', 'status', memberKeys[0].signer.nodeId.replace(/.$/, 'x'), '--rpc', v.url])
+  t.not(unknown.code, 0)
 })
+
+async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    execFile(join(import.meta.dirname, '../../bin/quorate'), args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
+    })
+  })
+}
