@@ -68,7 +68,12 @@ export function parseCertificates (input: CertInput, what = 'certificate'): X509
     return out
   }
   try {
-    return [new X509Certificate(trimDer(input as Uint8Array))]
+    const x = new X509Certificate(trimDer(input as Uint8Array))
+    // node decodes some parts lazily: touch them here so a corrupt key or date is a DecodeError now.
+    void x.publicKey.asymmetricKeyType
+    if (Number.isNaN(Date.parse(x.validFrom)) || Number.isNaN(Date.parse(x.validTo))) throw new Error('unreadable validity dates')
+    void x.subject; void x.issuer; void x.subjectAltName
+    return [x]
   } catch (err) {
     if (err instanceof DecodeError) throw new DecodeError(`${what}: ${err.message.replace(/^certificate: /, '')}`)
     throw new DecodeError(`${what}: not a valid X.509 certificate (${(err as Error).message})`)
