@@ -56,7 +56,7 @@ export async function run (opts: { quotes?: number, processes?: number } = {}): 
         readClockP50Ms: await timeIt(50, async () => await tpm.readClock())
       }
     } finally {
-      await tpm.close() // swtpm serves one client at a time: free it for tpm2_quote
+      await tpm.close()
     }
 
     const env = { ...process.env, TPM2TOOLS_TCTI: sw.tcti }

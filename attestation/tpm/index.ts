@@ -9,6 +9,9 @@
 //
 // Every call is queued per connection (one TPM command stream at a time; the addon also holds a
 // mutex) and runs off the event loop. No call leaves a transient object or session in the TPM.
+// Several connections (processes) may share one TPM: with /dev/tpmrm0 the kernel resource manager
+// isolates them; swtpm has no resource manager, but its TCTI connects per command, so clients
+// interleave command by command and see each other's transient objects (3 slots in all).
 import { createContext, decodeRc as nativeDecodeRc } from './native.js'
 import type { NativeContext, NativeSelection } from './native.js'
 import { QuorateError, ConfigError, InvalidInputError } from '../../encoding/errors.ts'
@@ -147,6 +150,12 @@ export function decodeRc (rc: number): string {
   return nativeDecodeRc(rc)
 }
 
+/** A TCTI-layer I/O failure: the connection to the TPM is gone (not a TPM error). */
+function isTransportError (err: unknown): boolean {
+  const rc = (err as { rc?: unknown } | null)?.rc
+  return typeof rc === 'number' && (rc & 0xff0000) === TCTI_LAYER && (rc & 0xffff) === TSS_IO_ERROR
+}
+
 function toTpmError (err: unknown): unknown {
   if (err instanceof QuorateError) return err
   if (err instanceof Error && typeof (err as { rc?: unknown }).rc === 'number') {
@@ -233,6 +242,7 @@ class TpmConnection implements Tpm {
   readonly #log: Logger
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
+  #broken = false
   readonly #ekPublic = new Map<EkKind, Promise<Uint8Array>>()
 
   constructor (tcti: string, ctx: NativeContext, log: Logger) {
@@ -241,12 +251,36 @@ class TpmConnection implements Tpm {
     this.#log = log
   }
 
-  /** Runs one addon job after the previous one settled (per-connection serialization). */
-  #run<T> (fn: (ctx: NativeContext) => Promise<T>): Promise<T> {
+  /**
+   * Runs one addon job after the previous one settled (per-connection serialization).
+   * When the transport broke (TCTI I/O error: the TPM daemon restarted or went away), the
+   * connection is reopened and the job retried once if it is `idempotent` (reads, quotes);
+   * state-changing jobs (extend, AK creation, evict, ActivateCredential) are not retried, as the
+   * TPM may have executed them. If reopening fails, the next call tries again.
+   */
+  #run<T> (fn: (ctx: NativeContext) => Promise<T>, idempotent = true): Promise<T> {
     if (this.#closed) return Promise.reject(new ConfigError(`TPM connection ${this.tcti} is closed`))
-    const p = this.#queue.then(async () => await fn(this.#ctx)).catch((err: unknown) => { throw toTpmError(err) })
+    const p = this.#queue.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        if (this.#broken) await this.#reopen()
+        try {
+          return await fn(this.#ctx)
+        } catch (err) {
+          if (!isTransportError(err)) throw err
+          this.#broken = true // ESYS refuses further calls after a failed transmit: reopen before the next one
+          if (!idempotent || attempt >= 1) throw err
+          this.#log.warn('TPM transport broke; reconnecting', { tcti: this.tcti, error: (err as Error).message })
+        }
+      }
+    }).catch((err: unknown) => { throw toTpmError(err) })
     this.#queue = p.catch(() => {})
     return p
+  }
+
+  async #reopen (): Promise<void> {
+    await this.#ctx.close()
+    await this.#ctx.open(this.tcti)
+    this.#broken = false
   }
 
   async info (): Promise<TpmInfo> {
@@ -298,7 +332,7 @@ class TpmConnection implements Tpm {
       list.push([HASH_ID[h], d])
     }
     if (list.length === 0) throw new InvalidInputError('pcrExtend: at least one digest is required')
-    await this.#run(c => c.pcrExtend(pcr, list))
+    await this.#run(c => c.pcrExtend(pcr, list), false)
   }
 
   async ekPublic (kind?: EkKind): Promise<Uint8Array> {
@@ -320,7 +354,7 @@ class TpmConnection implements Tpm {
   async ensureAk (opts: { handle?: number, ekKind?: EkKind } = {}): Promise<AkInfo> {
     const handle = persistentHandle(opts.handle, 'AK handle')
     const k = ekKind(opts.ekKind)
-    const r = await this.#run(c => c.ensureAk(handle, EK_KIND_ID[k]))
+    const r = await this.#run(c => c.ensureAk(handle, EK_KIND_ID[k]), false)
     if (r.created === true) this.#log.info('created and persisted the AK', { handle: `0x${handle.toString(16)}`, ek: k })
     return { handle: r.handle, public: r.public, name: r.name, created: r.created === true }
   }
@@ -338,7 +372,7 @@ class TpmConnection implements Tpm {
     const blob = bytes(opts.credentialBlob, 'credentialBlob', 66 + 2 + 64) // TPM2B_ID_OBJECT: integrity HMAC + encrypted TPM2B_DIGEST
     const secret = bytes(opts.encryptedSecret, 'encryptedSecret', 512)
     if (blob.byteLength === 0 || secret.byteLength === 0) throw new InvalidInputError('credentialBlob and encryptedSecret must not be empty')
-    return await this.#run(c => c.activateCredential(handle, EK_KIND_ID[k], blob, secret))
+    return await this.#run(c => c.activateCredential(handle, EK_KIND_ID[k], blob, secret), false)
   }
 
   async transientHandles (): Promise<TransientState> {
@@ -356,14 +390,15 @@ class TpmConnection implements Tpm {
 
   async evict (handle: number): Promise<boolean> {
     const h = persistentHandle(handle, 'handle')
-    return await this.#run(c => c.evict(h))
+    return await this.#run(c => c.evict(h), false)
   }
 
   async close (): Promise<void> {
     if (this.#closed) return
-    const p = this.#run(c => c.close())
     this.#closed = true
-    await p
+    const p = this.#queue.then(async () => { await this.#ctx.close() }) // after queued jobs; no reopen
+    this.#queue = p.catch(() => {})
+    await p.catch((err: unknown) => { throw toTpmError(err) })
     this.#log.debug('closed', { tcti: this.tcti })
   }
 }

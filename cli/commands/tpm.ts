@@ -21,11 +21,21 @@ function withTcti<T> (y: Argv<T>): Argv<T & { tcti: string | undefined }> {
 }
 
 async function withTpm<T> (argv: TpmArgs, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-  const tpm = await openTpm({ tcti: argv.tcti ?? defaultTcti() })
+  const tcti = argv.tcti ?? defaultTcti()
+  // A raw /dev/tpm0 or a TCP TPM that accepts but does not answer would otherwise wait silently.
+  const slow = setTimeout(() => {
+    process.stderr.write(`still waiting for the TPM at ${tcti} (is it busy, or is another process holding /dev/tpm0?)\n`)
+  }, 3000)
+  slow.unref()
   try {
-    return await fn(tpm)
+    const tpm = await openTpm({ tcti })
+    try {
+      return await fn(tpm)
+    } finally {
+      await tpm.close()
+    }
   } finally {
-    await tpm.close()
+    clearTimeout(slow)
   }
 }
 

@@ -8,8 +8,9 @@
 //   ...
 //   await tpm.close(); await sw.stop()
 //
-// swtpm serves ONE client connection at a time on its data port: a second TCTI (another
-// openTpm, a tpm2-tools process) waits until the first one closes.
+// swtpm serves one data connection at a time, but the swtpm TCTI (tpm2-tss) connects per command,
+// so several openTpm connections and tpm2-tools processes can share one swtpm, interleaving
+// command by command. There is no resource manager: transient objects are shared (3 slots).
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
@@ -44,7 +45,8 @@ export interface Swtpm {
   /**
    * TPM reset: stops the swtpm process and starts it again on the same state and ports, which
    * issues a new TPM2_Startup(CLEAR) — resetCount increments, PCRs are back to their initial
-   * values, persistent objects and NV remain. Open TCTI connections break: reopen them.
+   * values, persistent objects and NV remain. Transient objects and sessions are gone. Open
+   * openTpm connections keep working (the TCTI reconnects).
    */
   restart (): Promise<void>
   /** Kills swtpm and removes the temp dir. Idempotent. */

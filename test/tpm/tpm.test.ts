@@ -219,13 +219,18 @@ t.test('nothing transient is left behind', async t => {
 t.test('TPM reset (swtpm restart): resetCount increments, PCRs reset, AK persists', async t => {
   const ak = await tpm.ensureAk()
   const before = await tpm.readClock()
+  await sw.restart()
+  const mid = await tpm.readClock()
+  t.equal(mid.resetCount, before.resetCount + 1, 'an open connection keeps working across a TPM reset')
+  t.ok((await tpm.quote({ nonce: new Uint8Array(8), pcrs: [{ hash: 'sha256', pcrs: [0] }] })).attest.length > 0, 'cached AK handle still valid')
+
   await tpm.close()
   await t.rejects(tpm.getRandom(1), ConfigError, 'closed connection refuses work')
   await tpm.close() // idempotent
   await sw.restart()
   tpm = await openTpm({ tcti: sw.tcti })
   const after = await tpm.readClock()
-  t.equal(after.resetCount, before.resetCount + 1)
+  t.equal(after.resetCount, before.resetCount + 2)
   const p16 = await tpm.pcrRead([{ hash: 'sha256', pcrs: [16] }])
   t.same(p16.banks[0].values.get(16), new Uint8Array(32), 'PCR 16 back to zero')
   const again = await tpm.ensureAk()

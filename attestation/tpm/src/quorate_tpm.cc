@@ -787,31 +787,34 @@ Napi::Value Context::EnsureAk(const Napi::CallbackInfo& info) {
   EkKind kind = EkKindArg(info, 1);
   return Run(info, [handle, kind](Context& c) {
     ESYS_CONTEXT* e = c.E();
-    {
+    // An object already there? (A cached ESYS_TR may be stale if someone evicted it meanwhile.)
+    for (int pass = 0; pass < 2; pass++) {
       ESYS_TR tr = ESYS_TR_NONE;
       auto it = c.persistent.find(handle);
-      TSS2_RC rc = TSS2_RC_SUCCESS;
-      if (it != c.persistent.end()) tr = it->second;
-      else rc = Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
-      if (rc == TSS2_RC_SUCCESS) {
-        c.persistent[handle] = tr;  // quotes will use it next
-        bool isAk = false;
-        std::string why;
-        Val v;
-        try {
-          v = PublicVal(e, tr, handle, &isAk, &why);
-        } catch (const Failure&) {
-          c.Forget(handle);
-          throw;
-        }
-        if (!isAk) {
-          c.Forget(handle);
-          Fail("ensureAk", "persistent handle " + Hex32(handle) + " holds an object that is not an AK (" + why + "); choose another handle or evict it");
-        }
-        v.set("created", Val::boolean(false));
-        return v;
+      const bool cached = it != c.persistent.end();
+      TSS2_RC rc = cached ? TSS2_RC_SUCCESS : Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
+      if (cached) tr = it->second;
+      if (rc != TSS2_RC_SUCCESS) {
+        if (!IsHandleError(rc)) Check(rc, "Esys_TR_FromTPMPublic", "handle " + Hex32(handle));
+        break;  // nothing there: create it
       }
-      if (!IsHandleError(rc)) Check(rc, "Esys_TR_FromTPMPublic", "handle " + Hex32(handle));
+      c.persistent[handle] = tr;  // quotes will use it next
+      bool isAk = false;
+      std::string why;
+      Val v;
+      try {
+        v = PublicVal(e, tr, handle, &isAk, &why);
+      } catch (const Failure& f) {
+        c.Forget(handle);
+        if (cached && IsHandleError(f.rc)) continue;  // stale cache entry: look again
+        throw;
+      }
+      if (!isAk) {
+        c.Forget(handle);
+        Fail("ensureAk", "persistent handle " + Hex32(handle) + " holds an object that is not an AK (" + why + "); choose another handle or evict it");
+      }
+      v.set("created", Val::boolean(false));
+      return v;
     }
     Ek ek(e);
     LoadEk(c, kind, ek);
