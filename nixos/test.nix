@@ -6,9 +6,9 @@
 #
 # The TPM that virtualisation.tpm starts is not manufactured (no EK certificate in NV), and
 # `quorate tpm quote` refuses a TPM without one. The provisioning hook — run against the swtpm
-# before the VM boots — plays the TPM vendor: it creates the standard RSA EK (template L-1, the
-# one the agent derives), certifies it with a throwaway test CA and writes the DER certificate to
-# the EK certificate NV index 0x01c00002 (TCG EK Credential Profile §2.2.1.4).
+# before the VM boots — plays the TPM vendor with scripts/vm/provision-ek-cert.sh: the standard
+# RSA EK (template L-1, the one the agent derives), certified by a throwaway test CA, its DER
+# certificate in the EK certificate NV index 0x01c00002 (TCG EK Credential Profile).
 { self }:
 
 { lib, pkgs, ... }:
@@ -27,25 +27,18 @@ in
       virtualisation.memorySize = 2048;
       virtualisation.diskSize = 4096;
       virtualisation.tpm.enable = true;
+      # Runs on the host against the VM's swtpm before boot, TPM2TOOLS_TCTI set by qemu-vm.nix.
+      # The same script is tested against swtpm by test/vm/provision-ek.test.ts.
       virtualisation.tpm.provisioning = ''
         export PATH=${
           lib.makeBinPath [
             pkgs.tpm2-tools
             pkgs.openssl
             pkgs.coreutils
+            pkgs.bash
           ]
         }:$PATH
-        d=$(mktemp -d)
-        tpm2_createek -G rsa -c $d/ek.ctx -u $d/ek.pem -f pem
-        tpm2_flushcontext -t
-        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-          -keyout $d/ca.key -out $d/ca.pem -subj /CN=quorate-vm-test-ek-ca -days 2
-        openssl x509 -new -force_pubkey $d/ek.pem -subj /CN=quorate-vm-tpm \
-          -CA $d/ca.pem -CAkey $d/ca.key -days 2 -outform der -out $d/ek.der
-        tpm2_nvdefine 0x01c00002 -C o -s $(stat -c %s $d/ek.der) \
-          -a "ownerwrite|ownerread|authread|authwrite|no_da"
-        tpm2_nvwrite 0x01c00002 -C o -i $d/ek.der
-        rm -rf $d
+        bash ${../scripts/vm/provision-ek-cert.sh}
       '';
 
       security.tpm2.enable = true;
