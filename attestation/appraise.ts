@@ -245,7 +245,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
   const extra = policy.allowedImages ?? []
   for (const e of entries) {
     if (!R.images.has(e.record.digest) && !extra.includes(e.record.digest)) {
-      add('containers', `launch #${e.index + 1} image ${e.record.image} digest ${short(e.record.digest)} is not an allowed (published) image`)
+      add('containers', `launch #${e.index + 1} image ${e.record.image} digest sha256:${short(e.record.digest.slice(7))} is not an allowed (published) image`)
     }
   }
 
