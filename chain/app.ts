@@ -348,8 +348,11 @@ class App implements ChainApp {
   #appHash: Uint8Array
   #pending: { height: number, time: number, writes: WriteSet, prepared: PreparedRoot } | undefined
   readonly #checkSeq = new Map<string, number>()
-  /** Transactions whose signature checkTx verified (hash → validated); finalize skips re-verifying. */
-  readonly #verified = new Map<string, Validated>()
+  /**
+   * Transactions whose signature checkTx verified, by identity of the byte array: the producer
+   * hands finalizeBlock the very arrays checkTx saw (never mutated), so verification runs once.
+   */
+  readonly #verified = new WeakMap<Uint8Array, Validated>()
 
   constructor (opts: ChainAppOptions) {
     this.db = dbOpen(opts.path ?? ':memory:')
@@ -410,8 +413,7 @@ class App implements ChainApp {
   /** Everything that does not depend on state: size, encoding, version, chain, type, body, signature. */
   #validate (bytes: Uint8Array): Validated | TxResult {
     if (bytes.byteLength > MAX_TX_BYTES) return fail(TxCode.TOO_LARGE, `transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
-    const h = toHex(sha256(bytes))
-    const cached = this.#verified.get(h)
+    const cached = this.#verified.get(bytes)
     if (cached !== undefined) return cached
     let tx: DecodedTx
     try { tx = decodeTx(bytes) } catch (err) { return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`) }
@@ -423,8 +425,7 @@ class App implements ChainApp {
     try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
     if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
     const v: Validated = { tx, type: tx.type, body }
-    if (this.#verified.size >= 100_000) this.#verified.clear()
-    this.#verified.set(h, v)
+    this.#verified.set(bytes, v)
     return v
   }
 
@@ -474,7 +475,7 @@ class App implements ChainApp {
   #deliver (block: Overlay, bytes: Uint8Array, req: FinalizeBlockRequest): TxResult {
     const v = this.#validate(bytes)
     if (!('tx' in v)) return v
-    this.#verified.delete(toHex(v.tx.hash))
+    this.#verified.delete(bytes)
     const sh = toHex(v.tx.signer)
     const s = new Overlay(block)
     const acct = `acct/${sh}`

@@ -45,7 +45,8 @@ export function encodeHeader (h: BlockHeader): Uint8Array {
 export function resultsHash (results: readonly TxResult[]): Uint8Array {
   return sha256(encode(results.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])))
 }
-export function dataHash (txs: readonly Uint8Array[]): Uint8Array { return sha256(encode(txs.map(t => sha256(t)))) }
+export function dataHash (txs: readonly Uint8Array[]): Uint8Array { return dataHashOf(txs.map(t => sha256(t))) }
+export function dataHashOf (txHashes: readonly Uint8Array[]): Uint8Array { return sha256(encode(txHashes)) }
 export function verifyBlockSignature (publicKey: Uint8Array, hash: Uint8Array, sig: Uint8Array): boolean {
   return verifyEd25519(publicKey, concat([BLOCK_SIGN_DOMAIN, hash]), sig)
 }
@@ -137,7 +138,7 @@ export class BlockProducer {
   readonly #log: Logger
   readonly #insBlock: StatementSync
   readonly #insTx: StatementSync
-  #mempool: Array<{ tx: Uint8Array, hex: string }> = []
+  #mempool: Array<{ tx: Uint8Array, hash: Uint8Array, hex: string }> = []
   readonly #inMempool = new Set<string>()
   #last: StoredBlock | undefined
   readonly #listeners = new Set<(b: StoredBlock) => void>()
@@ -175,7 +176,7 @@ export class BlockProducer {
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
     const result = this.app.checkTx(tx)
-    if (result.code === 0) { this.#mempool.push({ tx, hex }); this.#inMempool.add(hex) }
+    if (result.code === 0) { this.#mempool.push({ tx, hash, hex }); this.#inMempool.add(hex) }
     return { result, hash }
   }
 
@@ -183,11 +184,12 @@ export class BlockProducer {
   produce (): StoredBlock {
     const info = this.app.info()
     const take: Uint8Array[] = []
+    const hashes: Uint8Array[] = []
     let bytes = 0
     let n = 0
     for (const m of this.#mempool) {
       if (take.length >= this.#maxTxs || bytes + m.tx.byteLength > this.#maxBytes) break
-      take.push(m.tx); bytes += m.tx.byteLength; n++
+      take.push(m.tx); hashes.push(m.hash); bytes += m.tx.byteLength; n++
     }
     const rest = this.#mempool.slice(n)
     for (const m of this.#mempool.slice(0, n)) this.#inMempool.delete(m.hex)
@@ -196,7 +198,7 @@ export class BlockProducer {
       height: info.height + 1,
       time: Math.max(this.#clock(), info.time + 1),
       lastBlockHash: this.#last?.hash ?? new Uint8Array(0),
-      dataHash: dataHash(take),
+      dataHash: dataHashOf(hashes),
       appHash: info.appHash,
       lastResultsHash: this.#last?.resultsHash ?? EMPTY_HASH,
       proposer: validatorAddress(this.#key.publicKey)
@@ -209,7 +211,7 @@ export class BlockProducer {
     }
     this.app.commit(() => {
       this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encode(txResults.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])), appHash, block.resultsHash, block.signature)
-      for (let i = 0; i < take.length; i++) this.#insTx.run(sha256(take[i]), header.height, i)
+      for (let i = 0; i < take.length; i++) this.#insTx.run(hashes[i], header.height, i)
     })
     this.#last = block
     // Re-check what is left against the new state (sequences moved on); drop what no longer passes.

@@ -1,40 +1,51 @@
 // State storage: key/value rows in SQLite plus an in-memory bucketed Merkle tree for the app hash.
 //
 // App hash: each key/value pair has a leaf hash sha256(0x00 ‖ be32(len key) ‖ key ‖ value); keys
-// fall into 4096 buckets by the first 12 bits of sha256(key); a bucket hashes to
+// fall into 65536 buckets (bucketOf: FNV-1a, 16 bits); a bucket hashes to
 // sha256(0x01 ‖ its leaves sorted bytewise); the app hash is the binary Merkle root over the
-// 4096 bucket hashes (inner nodes sha256(0x02 ‖ left ‖ right)). Updating a block touches only its
-// buckets and their paths; an inclusion proof is the bucket's leaves plus 12 sibling hashes.
+// 65536 bucket hashes (inner nodes sha256(0x02 ‖ left ‖ right)). Updating a block touches only its
+// buckets and their paths; an inclusion proof is the bucket's leaves plus 16 sibling hashes.
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { sha256, compare, concat, utf8 } from '../encoding/bytes.ts'
+import { createHash } from 'node:crypto'
+import { compare, concat } from '../encoding/bytes.ts'
 import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
 /** proofOps type of an inclusion proof in abci_query. */
 export const PROOF_TYPE = 'quorate:bucket-merkle/v1'
-export const BUCKET_BITS = 12
+export const BUCKET_BITS = 16
 const BUCKETS = 1 << BUCKET_BITS
 const KEY_RE = /^[\x21-\x7e]{1,512}$/
 
+/** Keys are printable ASCII (enforced on write), so latin1 = UTF-8 here. */
 export function leafHash (key: string, value: Uint8Array): Uint8Array {
-  const k = utf8.encode(key)
-  const head = new Uint8Array(5)
+  const head = Buffer.allocUnsafe(5)
   head[0] = 0
-  new DataView(head.buffer).setUint32(1, k.byteLength)
-  return sha256(head, k, value)
+  head.writeUInt32BE(key.length, 1)
+  return new Uint8Array(createHash('sha256').update(head).update(key, 'latin1').update(value).digest())
 }
 
+/**
+ * Bucket of a key: 16 bits of FNV-1a over its bytes. The bucket only spreads keys for update
+ * cost and proof size; integrity comes from the sha256 leaves and tree, so a fast hash suffices.
+ */
 export function bucketOf (key: string): number {
-  const h = sha256(utf8.encode(key))
-  return (h[0] << 4) | (h[1] >> 4)
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) { h ^= key.charCodeAt(i); h = Math.imul(h, 0x01000193) }
+  h ^= h >>> 16
+  return (h >>> 0) & (BUCKETS - 1)
 }
 
+const ONE = new Uint8Array([1])
 function bucketHash (leaves: Iterable<Uint8Array>): Uint8Array {
-  const list = [...leaves].sort(compare)
-  return sha256(new Uint8Array([1]), ...list)
+  const list = [...leaves].sort(Buffer.compare)
+  const h = createHash('sha256').update(ONE)
+  for (const l of list) h.update(l)
+  return new Uint8Array(h.digest())
 }
 
-function nodeHash (l: Uint8Array, r: Uint8Array): Uint8Array { return sha256(new Uint8Array([2]), l, r) }
+const TWO = new Uint8Array([2])
+function nodeHash (l: Uint8Array, r: Uint8Array): Uint8Array { return new Uint8Array(createHash('sha256').update(TWO).update(l).update(r).digest()) }
 
 /** Pending writes: value, or null for a deletion. */
 export type WriteSet = Map<string, Uint8Array | null>
@@ -63,7 +74,8 @@ export class StateStore implements KvReader {
   readonly #scan: StatementSync
   readonly #put: StatementSync
   readonly #del: StatementSync
-  readonly #buckets: Array<Map<string, Uint8Array>>
+  /** Leaf hashes per bucket (undefined = empty bucket). */
+  readonly #buckets: Array<Map<string, Uint8Array> | undefined>
   /** levels[0] = bucket hashes, levels[BUCKET_BITS] = [root]. */
   readonly #levels: Uint8Array[][]
 
@@ -74,12 +86,16 @@ export class StateStore implements KvReader {
     this.#scan = db.prepare('SELECT k, v FROM state WHERE k >= ? AND k < ? ORDER BY k')
     this.#put = db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
     this.#del = db.prepare('DELETE FROM state WHERE k = ?')
-    this.#buckets = Array.from({ length: BUCKETS }, () => new Map())
+    this.#buckets = new Array<Map<string, Uint8Array> | undefined>(BUCKETS).fill(undefined)
     for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string, v: Uint8Array }>) {
-      this.#buckets[bucketOf(row.k)].set(row.k, leafHash(row.k, new Uint8Array(row.v)))
+      const b = bucketOf(row.k)
+      const m = this.#buckets[b] ?? new Map<string, Uint8Array>()
+      this.#buckets[b] = m
+      m.set(row.k, leafHash(row.k, new Uint8Array(row.v)))
     }
     this.#levels = []
-    let level = this.#buckets.map(b => bucketHash(b.values()))
+    const emptyBucket = bucketHash([])
+    let level = this.#buckets.map(b => (b === undefined ? emptyBucket : bucketHash(b.values())))
     this.#levels.push(level)
     while (level.length > 1) {
       const next: Uint8Array[] = []
@@ -107,7 +123,7 @@ export class StateStore implements KvReader {
     for (const [k, v] of writes) {
       const b = bucketOf(k)
       let m = touched.get(b)
-      if (m === undefined) { m = new Map(this.#buckets[b]); touched.set(b, m) }
+      if (m === undefined) { m = new Map(this.#buckets[b] ?? []); touched.set(b, m) }
       if (v === null) m.delete(k); else m.set(k, leafHash(k, v))
     }
     const nodes = new Map<number, Uint8Array>() // level * BUCKETS + index → hash
@@ -132,7 +148,7 @@ export class StateStore implements KvReader {
 
   /** Makes a prepared tree current (after the SQLite transaction committed). */
   install (p: PreparedRoot): void {
-    for (const [b, m] of p.buckets) this.#buckets[b] = m
+    for (const [b, m] of p.buckets) this.#buckets[b] = m.size === 0 ? undefined : m
     for (const [id, h] of p.nodes) this.#levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h
   }
 
@@ -141,11 +157,11 @@ export class StateStore implements KvReader {
     const siblings: Uint8Array[] = []
     let i = b
     for (let lvl = 0; lvl < BUCKET_BITS; lvl++) { siblings.push(this.#levels[lvl][i ^ 1]); i >>= 1 }
-    return { bucket: b, leaves: [...this.#buckets[b].values()].sort(compare), siblings }
+    return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort(compare), siblings }
   }
 
   /** Number of entries (for status). */
-  get size (): number { let n = 0; for (const b of this.#buckets) n += b.size; return n }
+  get size (): number { let n = 0; for (const b of this.#buckets) n += b?.size ?? 0; return n }
 }
 
 export function encodeProof (p: StateProof): Uint8Array {

@@ -31,7 +31,7 @@ export function buildRawTx (tx: { v: number, type: string, chainId: string, sign
 export function txHash (tx: Uint8Array): Uint8Array { return sha256(tx) }
 
 /** Strict decoding; does not verify the signature (see verifyTxSignature). */
-export function decodeTx (bytes: Uint8Array): DecodedTx {
+export function decodeTx (bytes: Uint8Array, knownHash?: Uint8Array): DecodedTx {
   if (bytes.byteLength > MAX_TX_BYTES) throw new TooLargeError(`transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
   const outer = asMap(decode(bytes, { maxBytes: MAX_TX_BYTES, maxDepth: 4, maxItems: 4 }), 'tx')
   onlyKeys(outer, ['payload', 'sig'], 'tx')
@@ -47,7 +47,7 @@ export function decodeTx (bytes: Uint8Array): DecodedTx {
   if (!Object.hasOwn(m, 'body')) throw new DecodeError('tx.payload.body: missing')
   if (signer.byteLength !== 32) throw new DecodeError('tx.payload.signer: expected a 32-byte ed25519 public key')
   if (sig.byteLength !== 64) throw new DecodeError('tx.sig: expected a 64-byte ed25519 signature')
-  return { v, type, chainId, signer, seq, body: m.body, sig, payload, hash: sha256(bytes) }
+  return { v, type, chainId, signer, seq, body: m.body, sig, payload, hash: knownHash ?? sha256(bytes) }
 }
 
 export function verifyTxSignature (tx: DecodedTx): boolean {
