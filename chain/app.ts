@@ -538,7 +538,9 @@ class App implements ChainApp {
     }
     try {
       if (req.path === '/key') {
-        const key = utf8.decode(req.data ?? EMPTY)
+        const raw = req.data ?? EMPTY
+        if (raw.byteLength === 0 || raw.byteLength > 512 || raw.some(c => c < 0x21 || c > 0x7e)) return { ...base, code: TxCode.MALFORMED, log: 'query /key: data must be a state key (1–512 printable ASCII characters)' }
+        const key = utf8.decode(raw)
         const value = this.#store.get(key)
         if (value === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `no state at key ${JSON.stringify(key)}`, key: req.data }
         const r: QueryResponse = { ...base, code: 0, log: '', key: req.data, value }

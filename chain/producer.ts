@@ -142,6 +142,7 @@ export class BlockProducer {
   readonly #inMempool = new Set<string>()
   #last: StoredBlock | undefined
   readonly #listeners = new Set<(b: StoredBlock) => void>()
+  readonly #evictListeners = new Set<(hash: Uint8Array, result: TxResult) => void>()
 
   constructor (opts: BlockProducerOptions) {
     this.app = opts.app
@@ -168,6 +169,8 @@ export class BlockProducer {
   get lastBlock (): StoredBlock | undefined { return this.#last }
 
   onCommit (fn: (b: StoredBlock) => void): () => void { this.#listeners.add(fn); return () => this.#listeners.delete(fn) }
+  /** A mempool tx no longer passes checkTx after a block (e.g. its sequence was taken) and was dropped. */
+  onEvict (fn: (hash: Uint8Array, result: TxResult) => void): () => void { this.#evictListeners.add(fn); return () => this.#evictListeners.delete(fn) }
 
   /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
   submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
@@ -217,11 +220,14 @@ export class BlockProducer {
     // Re-check what is left against the new state (sequences moved on); drop what no longer passes.
     this.#mempool = []
     this.app.resetCheckState()
+    const evicted: Array<[Uint8Array, TxResult]> = []
     for (const m of rest) {
-      if (this.app.checkTx(m.tx).code === 0) this.#mempool.push(m); else this.#inMempool.delete(m.hex)
+      const r = this.app.checkTx(m.tx)
+      if (r.code === 0) this.#mempool.push(m); else { this.#inMempool.delete(m.hex); evicted.push([m.hash, r]) }
     }
     this.#log.debug('block', { height: header.height, txs: take.length })
     for (const fn of this.#listeners) fn(block)
+    for (const [h, r] of evicted) for (const fn of this.#evictListeners) fn(h, r)
     return block
   }
 }

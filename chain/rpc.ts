@@ -112,7 +112,15 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
   const app = producer.app
   const log = opts.logger ?? silentLogger('quorate:chain:rpc')
   const commitTimeout = opts.commitTimeoutMs ?? 30_000
-  const waiters = new Map<string, Array<(r: { height: number, index: number, result: TxResult }) => void>>()
+  type Outcome = { height: number, index: number, result: TxResult } | { evicted: TxResult }
+  const waiters = new Map<string, Array<(r: Outcome) => void>>()
+  producer.onEvict((hash, result) => {
+    const hex = toHex(hash)
+    const ws = waiters.get(hex)
+    if (ws === undefined) return
+    waiters.delete(hex)
+    for (const w of ws) w({ evicted: result })
+  })
   producer.onCommit(b => {
     if (waiters.size === 0) return
     for (let i = 0; i < b.txs.length; i++) {
@@ -187,8 +195,8 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       const tx = bytesParam(p.tx, 'tx', uri)
       const hex = toHex(sha(tx))
       // Register before submitting: a block could be produced before we would otherwise listen.
-      let resolve!: (r: { height: number, index: number, result: TxResult }) => void
-      const done = new Promise<{ height: number, index: number, result: TxResult }>(res => { resolve = res })
+      let resolve!: (r: Outcome) => void
+      const done = new Promise<Outcome>(res => { resolve = res })
       const list = waiters.get(hex) ?? []
       list.push(resolve)
       waiters.set(hex, list)
@@ -206,6 +214,8 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       const timeout = new Promise<never>((_res, rej) => { timer = setTimeout(() => { drop(); rej(internal('timed out waiting for tx to be included in a block')) }, commitTimeout) })
       try {
         const r = await Promise.race([done, timeout])
+        // dropped from the mempool after a block: report it as CometBFT reports a failed recheck
+        if ('evicted' in r) return { check_tx: txResultJson(r.evicted), tx_result: txResultJson({ code: 0, log: '', codespace: '' }), hash: HEX(check.hash), height: '0' }
         return { check_tx: txResultJson(check.result), tx_result: txResultJson(r.result), hash: HEX(check.hash), height: String(r.height) }
       } finally { clearTimeout(timer) }
     },
