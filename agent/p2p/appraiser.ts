@@ -18,7 +18,11 @@ export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'n
   const ttl = opts.refsTtlMs ?? 10_000
   return async (evidence, ctx) => {
     const rec = (await client.node(ctx.nodeId))?.record
-    const filter = { platform: rec?.platform, os: rec?.os }
+    // a registration names its platform as "<vendor>/<platform>" (chain/types.ts NodeRegisterBody)
+    const slash = rec?.platform?.indexOf('/') ?? -1
+    const filter = rec?.platform !== undefined && slash > 0
+      ? { vendor: rec.platform.slice(0, slash), platform: rec.platform.slice(slash + 1), os: rec.os }
+      : { vendor: rec?.platform, os: rec?.os }
     const key = JSON.stringify(filter)
     let hit = cache.get(key)
     if (hit === undefined || Date.now() - hit.at > ttl) {

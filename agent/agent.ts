@@ -1,0 +1,481 @@
+// The agent: the one composition root that starts and stops every long-lived part in order
+// (STYLE §7) and drives the lifecycle in agent/lifecycle.ts:
+//
+//   TPM → node key → (simulated boot, software TPM only) → libp2p host (attestation protocols +
+//   IPFS) → chain client → container runner + tenant proxy → HTTP API → register → certify →
+//   run the deployed tenants → re-attest before expiry, watch the chain, stop tenants when
+//   certification ends.
+//
+// Stopping is the reverse: stop accepting (HTTP, protocols), abort the round in flight, stop
+// tenants per policy, close the IPFS store and libp2p, close the TPM.
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import Docker from 'dockerode'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { openTpm, type Tpm, type TpmInfo } from '../attestation/tpm/index.ts'
+import { createQuorumRules } from '../attestation/quorum/index.ts'
+import { ChainClient, generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../chain/index.ts'
+import {
+  createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
+  type ImageStore, type ContainerRunner, type TenantProxy, type ImageRegistry, type RunningContainer, type CertificationStatus
+} from '../containers/index.ts'
+import {
+  createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, tpmMakeCredential, chainPort,
+  memberChainPort, chainAppraiser, type P2PHost, type RoundProgress, type RoundResult
+} from './p2p/index.ts'
+import { QuorateError, TransientError } from '../encoding/errors.ts'
+import { equal } from '../encoding/bytes.ts'
+import { createLogger, type Logger } from '../encoding/log.ts'
+import type { AgentConfig } from './config.ts'
+import { Lifecycle, type AgentState } from './lifecycle.ts'
+import { Metrics } from './metrics.ts'
+import { startHttpApi, type HttpApi } from './http.ts'
+import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
+
+/** A tenant the node runs once certified: the image name on chain and how to start it. */
+export interface Deployment {
+  readonly image: string
+  /** Port the container answers on (host networking, 127.0.0.1). */
+  readonly port: number
+  readonly args?: readonly string[]
+  readonly env?: readonly string[]
+  /** Multiaddrs of peers known to hold the image (besides the publisher's registration). */
+  readonly providers?: readonly string[]
+}
+
+export interface AgentInit {
+  readonly config: AgentConfig
+  readonly logger?: Logger
+  /** Software TPM only: a recorded TCG event log to replay into the TPM (demo, tests). */
+  readonly simulatedBootLog?: Uint8Array
+  /** Reports lifecycle and round progress to a person waiting (the demo, `node start`). */
+  readonly onEvent?: (e: AgentEvent) => void
+  /** Do not run the automatic certify / re-attest loop (tests drive `certify()` themselves). */
+  readonly manual?: boolean
+}
+
+export type AgentEvent =
+  | { type: 'state', state: AgentState }
+  | { type: 'round', progress: RoundProgress }
+  | { type: 'tenant', image: string, phase: string }
+  | { type: 'warning', message: string }
+
+export interface AgentStatus {
+  nodeId: string
+  state: AgentState
+  since: string
+  tpm: { tcti: string, software: boolean, manufacturer?: string, resetCount?: number }
+  p2p: string[]
+  http?: string
+  chain: string
+  lastRound?: { round: number, outcome: string, committee: readonly string[], pass: number, fail: number, unresponsive: readonly string[], expiresAt: number }
+  containers: Array<{ image: string, id: string, digest: string, cid: string, url: string }>
+  verifier: { sessions: number }
+}
+
+export class NotCertifiedError extends QuorateError {
+  override readonly disposition = 'reject' as const
+  override readonly code: string = 'ERR_NOT_CERTIFIED'
+}
+
+export class Agent {
+  readonly config: AgentConfig
+  readonly lifecycle = new Lifecycle()
+  readonly metrics = new Metrics()
+  readonly #log: Logger
+  readonly #init: AgentInit
+  #tpm?: Tpm
+  #tpmInfo?: TpmInfo
+  #resetCount?: number
+  #key?: ChainKey
+  #host?: P2PHost
+  #store?: ImageStore
+  #runner?: ContainerRunner
+  #proxy?: TenantProxy
+  #http?: HttpApi
+  #chain?: ChainClient
+  #responder?: AttestationResponder
+  #member?: CommitteeMember
+  #bootLog?: Uint8Array
+  #lastRound?: RoundResult
+  #deployments: Deployment[] = []
+  #timers = new Set<NodeJS.Timeout>()
+  #abort = new AbortController()
+  #roundInFlight?: Promise<RoundResult | undefined>
+  #stopped = false
+
+  constructor (init: AgentInit) {
+    this.config = init.config
+    this.#init = init
+    this.#log = init.logger ?? createLogger('quorate:agent')
+    this.lifecycle.onChange(s => {
+      this.#log.info('state', { state: s })
+      this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)').set(1, { state: s.kind })
+      this.#init.onEvent?.({ type: 'state', state: s })
+    })
+  }
+
+  get nodeId (): string {
+    if (this.#key === undefined) throw new QuorateError('agent not started')
+    return this.#key.peerId
+  }
+
+  get key (): ChainKey {
+    if (this.#key === undefined) throw new QuorateError('agent not started')
+    return this.#key
+  }
+
+  get tpm (): Tpm {
+    if (this.#tpm === undefined) throw new QuorateError('agent not started')
+    return this.#tpm
+  }
+
+  get store (): ImageStore {
+    if (this.#store === undefined) throw new QuorateError('agent not started')
+    return this.#store
+  }
+
+  get runner (): ContainerRunner {
+    if (this.#runner === undefined) throw new QuorateError('agent not started')
+    return this.#runner
+  }
+
+  get httpUrl (): string | undefined { return this.#http?.url }
+
+  multiaddrs (): string[] { return this.#host?.getMultiaddrs().map(a => a.toString()) ?? [] }
+
+  /** Boot → measure → register; then (unless manual) the certification loop runs in the background. */
+  async start (): Promise<void> {
+    const c = this.config
+    await mkdir(c.home, { recursive: true, mode: 0o700 })
+
+    // booting: TPM, node key, chain client
+    this.#tpm = await openTpm({ tcti: c.tcti, logger: this.#log.child('tpm') })
+    this.#tpmInfo = await this.#tpm.info()
+    if (this.#tpmInfo.isSoftware) {
+      const msg = `INSECURE: ${c.tcti} is a SOFTWARE TPM (${this.#tpmInfo.manufacturer.trim()} ${this.#tpmInfo.vendor.trim()}); its attestation proves nothing about real hardware`
+      this.#log.warn(msg)
+      this.#init.onEvent?.({ type: 'warning', message: msg })
+    }
+    this.#key = await this.#loadOrCreateKey(join(c.home, 'node.key'))
+    this.#chain = new ChainClient({ url: c.chainRpc })
+
+    // measuring
+    this.lifecycle.to({ kind: 'measuring' })
+    const clock = await this.#tpm.readClock()
+    this.#resetCount = clock.resetCount
+    if (this.#init.simulatedBootLog !== undefined) {
+      await simulateMeasuredBoot(this.#tpm, this.#init.simulatedBootLog, this.#log.child('measure'))
+      this.#bootLog = this.#init.simulatedBootLog
+    } else {
+      this.#bootLog = await readBootEventLog(c.eventLogPath)
+      if (this.#bootLog === undefined) this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', { path: c.eventLogPath })
+    }
+    const containerLogPath = await this.#containerLogForThisBoot(clock.resetCount)
+
+    // the libp2p host: attestation protocols (node side and verifier side) and IPFS share it
+    this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
+    const events = fileEventLog(containerLogPath)
+    this.#responder = new AttestationResponder({
+      tpm: this.#tpm,
+      logs: { eventLog: async () => this.#bootLog, containerLog: async () => { const t = await events.read(); return t === '' ? undefined : t } },
+      pcrs: [{ hash: 'sha256', pcrs: [...c.pcrs] }],
+      logger: this.#log.child('responder')
+    })
+    await this.#responder.register(this.#host)
+    const key = this.#key
+    this.#member = new CommitteeMember({
+      signer: { nodeId: key.peerId, publicKey: key.publicKey, sign: m => key.sign(m) },
+      chain: memberChainPort(this.#chain),
+      appraise: chainAppraiser(this.#chain),
+      makeCredential: tpmMakeCredential(),
+      verdictTtlMs: c.certificationTtlMs,
+      logger: this.#log.child('member')
+    })
+    await this.#member.register(this.#host)
+    this.#store = await createImageStore({ dir: join(c.home, 'ipfs'), libp2p: this.#host, logger: this.#log.child('ipfs') })
+
+    // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
+    const chain = this.#chain
+    const tpm = this.#tpm
+    const registry: ImageRegistry = {
+      getImage: async name => {
+        const recs = await chain.images({ name })
+        const r = recs.at(-1)
+        return r === undefined ? undefined : { name: r.name, digest: r.digest, cid: r.cid, size: r.size, revoked: r.revokedAt !== undefined }
+      },
+      isCertified: async nodeId => await this.#certificationOf(nodeId)
+    }
+    this.#runner = createContainerRunner({
+      docker: new Docker(),
+      registry,
+      source: this.#store,
+      measurer: { extend: async (pcr, digest) => { await tpm.pcrExtend(pcr, { sha256: digest }) } },
+      eventLog: events,
+      nodeId: key.peerId,
+      network: c.containerNetwork,
+      logger: this.#log.child('containers')
+    })
+    // containers of an earlier run of this agent are not ours to trust: remove them (no duplicates)
+    const leftover = await this.#runner.stopAll('agent restart')
+    if (leftover > 0) this.#log.info('removed tenant containers left by an earlier run', { count: leftover })
+    this.#proxy = createTenantProxy({
+      certification: () => this.#runner?.certification() ?? { certified: false, reason: 'agent starting' },
+      resolve: image => this.#runner?.get(image),
+      logger: this.#log.child('proxy')
+    })
+    this.#http = await startHttpApi({ listen: c.httpListen, status: () => this.status(), metrics: () => this.#renderMetrics(), tenant: this.#proxy.handler, logger: this.#log.child('http') })
+
+    // registering
+    this.lifecycle.to({ kind: 'registering' })
+    await this.#retrying('register', async () => { await this.register() })
+    this.lifecycle.to({ kind: 'awaiting-certification', round: 0 })
+    if (this.#init.manual !== true) this.#schedule(0)
+  }
+
+  /** node.register on chain, when the registration is missing or differs (addresses, AK, EK). */
+  async register (): Promise<void> {
+    const chain = this.#chainClient()
+    const responder = this.#responder
+    if (responder === undefined) throw new QuorateError('agent not started')
+    const id = await responder.identity()
+    const addrs = this.multiaddrs()
+    const view = await chain.node(this.nodeId)
+    const r = view?.record
+    const same = r !== undefined && equal(r.akPublic, id.akPublic) && equal(r.ekCertificate, id.ekCertificate) &&
+      r.platform === this.config.platform && r.os === this.config.osImage && JSON.stringify(r.addrs) === JSON.stringify(addrs)
+    if (same) return
+    await chain.send('node.register', { nodeId: this.nodeId, ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs, platform: this.config.platform, os: this.config.osImage }, this.key)
+    this.#log.info('registered on chain', { addrs })
+  }
+
+  /** One certification round now. Resolves with its result (pass or fail). */
+  async certify (): Promise<RoundResult> {
+    const host = this.#host
+    const responder = this.#responder
+    if (host === undefined || responder === undefined) throw new QuorateError('agent not started')
+    const chain = this.#chainClient()
+    const k = this.config.committeeSize
+    const roundsTotal = this.metrics.counter('quorate_rounds_total', 'certification rounds of this node by outcome')
+    const run = (async () => {
+      const r = await runCertificationRound({
+        host,
+        responder,
+        chain: chainPort(chain, this.key, { k, pollMs: 50 }),
+        verdictTimeoutMs: this.config.roundTimeoutMs,
+        signal: this.#abort.signal,
+        logger: this.#log.child('round'),
+        onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
+      })
+      this.#lastRound = r
+      roundsTotal.inc({ outcome: r.outcome })
+      this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds').inc({ pass: 'true' }, r.pass)
+      this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds').inc({ pass: 'false' }, r.fail)
+      return r
+    })()
+    this.#roundInFlight = run
+    try {
+      const r = await run
+      if (r.outcome === 'pass') {
+        this.lifecycle.to({ kind: 'certified', round: r.round, expiresAt: r.expiresAt })
+        await this.runner.setCertification({ certified: true, expiresAt: r.expiresAt })
+        this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(1)
+        this.metrics.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)').set(Math.floor(r.expiresAt / 1000))
+      } else {
+        this.lifecycle.to({ kind: 'revoked', reason: `committee refused round ${r.round} (${r.fail} of ${r.committee.length} failed)` })
+        await this.runner.setCertification({ certified: false, reason: 'committee refused certification' })
+        this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(0)
+      }
+      return r
+    } catch (err) {
+      roundsTotal.inc({ outcome: 'error' })
+      throw err
+    } finally {
+      this.#roundInFlight = undefined
+    }
+  }
+
+  /** Runs a tenant now (if certified) and again whenever certification is regained. */
+  async deploy (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
+    if (!this.#deployments.some(x => x.image === d.image)) this.#deployments.push(d)
+    return await this.#launch(d, opts)
+  }
+
+  async #launch (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
+    const providers = [...(d.providers ?? []), ...(await this.#publisherAddrs(d.image))]
+    const started = this.runner.launch({
+      image: d.image,
+      port: d.port,
+      args: d.args,
+      env: d.env,
+      providers,
+      signal: opts.signal,
+      onProgress: p => {
+        opts.onProgress?.(p.phase)
+        this.#init.onEvent?.({ type: 'tenant', image: d.image, phase: p.phase })
+      }
+    })
+    const c = await started.catch((err: unknown) => {
+      this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome').inc({ outcome: 'refused' })
+      throw err
+    })
+    this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome').inc({ outcome: 'started' })
+    return c
+  }
+
+  /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
+  async #publisherAddrs (_image: string): Promise<string[]> {
+    const nodes = await this.#chainClient().nodes('all')
+    const out: string[] = []
+    for (const n of nodes) {
+      if (n.nodeId === this.nodeId) continue
+      for (const a of n.record?.addrs ?? []) out.push(a.includes('/p2p/') ? a : `${a}/p2p/${n.nodeId}`)
+    }
+    return out
+  }
+
+  async #certificationOf (nodeId: string): Promise<CertificationStatus> {
+    const v = await this.#chainClient().node(nodeId)
+    if (v === undefined) return { certified: false, reason: 'node is not registered on chain' }
+    if (v.effective === 'certified') return { certified: true, expiresAt: v.record?.expiresAt }
+    return { certified: false, reason: `chain says ${v.effective}${v.record?.statusReason !== undefined ? ` (${v.record.statusReason})` : ''}` }
+  }
+
+  // The background loop: certify, run tenants, re-attest before expiry, watch the chain.
+  #schedule (delayMs: number): void {
+    if (this.#stopped) return
+    const t = setTimeout(() => {
+      this.#timers.delete(t)
+      void this.#cycle()
+    }, delayMs)
+    this.#timers.add(t)
+  }
+
+  async #cycle (): Promise<void> {
+    if (this.#stopped) return
+    try {
+      const s = this.lifecycle.state
+      if (s.kind === 'certified') {
+        // still certified on chain? (revocations and QCs of failure end it before expiry)
+        const st = await this.#certificationOf(this.nodeId)
+        const now = Date.now()
+        if (!st.certified) {
+          this.lifecycle.to({ kind: 'revoked', reason: st.reason ?? 'certification ended' })
+          await this.runner.setCertification(st)
+          this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(0)
+          this.#schedule(1000)
+          return
+        }
+        if (s.expiresAt - now > this.config.reattestBeforeExpiryMs) {
+          this.#schedule(Math.min(5000, s.expiresAt - now - this.config.reattestBeforeExpiryMs))
+          return
+        }
+      }
+      if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
+      const r = await this.certify()
+      if (r.outcome === 'pass') {
+        for (const d of this.#deployments) {
+          if (this.runner.get(d.image) === undefined) await this.#launch(d).catch((err: unknown) => { this.#log.warn('tenant launch refused', { image: d.image, err }) })
+        }
+        this.#schedule(1000)
+      } else {
+        this.#schedule(30_000)
+      }
+    } catch (err) {
+      if (this.#stopped) return
+      const reason = err instanceof Error ? err.message : String(err)
+      this.#log.warn('certification cycle failed; will retry', { err })
+      const cur = this.lifecycle.state.kind
+      if (cur !== 'degraded' && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: cur })
+      else if (cur === 'degraded') this.lifecycle.to({ kind: 'degraded', reason, previous: (this.lifecycle.state as { previous: AgentState['kind'] }).previous })
+      this.#schedule(err instanceof TransientError ? 2000 : 5000)
+    }
+  }
+
+  async #retrying (what: string, fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try { await fn(); return } catch (err) {
+        if (this.#stopped || attempt >= 30 || !(err instanceof TransientError || (err as Error).name === 'ChainUnavailableError')) throw err
+        this.#log.warn(`${what} failed; retrying`, { attempt, err })
+        await new Promise(resolve => setTimeout(resolve, Math.min(5000, 200 * attempt)))
+      }
+    }
+  }
+
+  /** The container log belongs to one TPM boot: after a TPM reset PCR 13 is zero again, so is the log. */
+  async #containerLogForThisBoot (resetCount: number): Promise<string> {
+    const path = join(this.config.home, 'container-events.jsonl')
+    const marker = join(this.config.home, 'container-events.boot')
+    const prev = await readFile(marker, 'utf8').catch(() => '')
+    if (prev.trim() !== String(resetCount)) {
+      await rm(path, { force: true })
+      await writeFile(marker, String(resetCount))
+    }
+    return path
+  }
+
+  async #loadOrCreateKey (path: string): Promise<ChainKey> {
+    try {
+      return await loadChainKey(path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !/ENOENT|no such file/i.test((err as Error).message)) throw err
+      const key = await generateChainKey()
+      await saveChainKey(path, key)
+      this.#log.info('created a new node key', { nodeId: key.peerId })
+      return key
+    }
+  }
+
+  #chainClient (): ChainClient {
+    if (this.#chain === undefined) throw new QuorateError('agent not started')
+    return this.#chain
+  }
+
+  #renderMetrics (): string {
+    this.metrics.gauge('quorate_tenant_containers', 'running tenant containers').set(this.#runner?.list().length ?? 0)
+    this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member').set(this.#member?.sessions ?? 0)
+    this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied').set(this.#proxy?.inFlight ?? 0)
+    return this.metrics.render()
+  }
+
+  status (): AgentStatus {
+    const r = this.#lastRound
+    return {
+      nodeId: this.#key?.peerId ?? '',
+      state: this.lifecycle.state,
+      since: new Date(this.lifecycle.since).toISOString(),
+      tpm: { tcti: this.config.tcti, software: this.#tpmInfo?.isSoftware ?? false, manufacturer: this.#tpmInfo?.manufacturer, resetCount: this.#resetCount },
+      p2p: this.multiaddrs(),
+      http: this.#http?.url,
+      chain: this.config.chainRpc,
+      lastRound: r === undefined ? undefined : { round: r.round, outcome: r.outcome, committee: r.committee, pass: r.pass, fail: r.fail, unresponsive: r.unresponsive, expiresAt: r.expiresAt },
+      containers: (this.#runner?.list() ?? []).map(c => ({ image: c.image, id: c.id, digest: c.digest, cid: c.cid, url: c.url })),
+      verifier: { sessions: this.#member?.sessions ?? 0 }
+    }
+  }
+
+  /** Graceful stop: stop accepting, abort the round in flight, stop tenants per policy, close everything. */
+  async stop (): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    if (this.lifecycle.can('stopping')) this.lifecycle.to({ kind: 'stopping' })
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    await this.#http?.stop().catch(() => {})
+    this.#abort.abort(new QuorateError('agent stopping'))
+    await this.#roundInFlight?.catch(() => {})
+    if (this.#host !== undefined) {
+      await this.#member?.unregister(this.#host).catch(() => {})
+      await this.#responder?.unregister(this.#host).catch(() => {})
+    }
+    if (this.config.onShutdown === 'stop') await this.#runner?.stopAll('agent stopping').catch((err: unknown) => { this.#log.warn('could not stop tenants', { err }) })
+    await this.#store?.stop().catch(() => {})
+    try { await this.#host?.stop() } catch {}
+    this.#chain?.close()
+    await this.#tpm?.close().catch(() => {})
+    this.lifecycle.to({ kind: 'stopped' })
+  }
+}
+
+/** The quorum rules the chain needs, for a composition root that embeds a validator. */
+export { createQuorumRules, CONTAINER_PCR }

@@ -1,0 +1,328 @@
+// `npm run demo` — the whole story on 127.0.0.1 with real parts: an embedded chain (SQLite), a
+// swtpm per agent, libp2p between agents, Helia for the image, and the real dockerd.
+//
+//   1. chain        embedded validator; genesis names the first agents as verifiers
+//   2. TPM vendor   registers and publishes the EK CA certificates of its (software) TPMs
+//   3. fw vendor    publishes firmware reference values from a genuine OVMF measured boot
+//   4. operator     publishes the node image's reference values (PCRs 4 and 9)
+//   5. agents       each with its own swtpm replaying that boot: register, certified by committees
+//   6. tenant       publishes a small HTTP image to IPFS (on one node) and on chain
+//   7. run          a certified node fetches, verifies, measures and runs it; a request through its proxy
+//   8. tampered     a node whose firmware measurements differ is refused and never runs the image
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createServer } from 'node:net'
+import Docker from 'dockerode'
+import { startSwtpm, type Swtpm } from '../test/helpers/swtpm.ts'
+import { parseEventLog, replayEventLog } from '../attestation/eventlog.ts'
+import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
+import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
+import { buildImageTar, publishImage } from '../containers/index.ts'
+import { toHex, sha256 } from '../encoding/bytes.ts'
+import { createLogger } from '../encoding/log.ts'
+import { Agent, type AgentEvent } from '../agent/agent.ts'
+import { loadConfig } from '../agent/config.ts'
+
+export interface DemoOptions {
+  /** Honest agents (≥ 5); the first four are genesis verifiers. */
+  readonly nodes: number
+  readonly committeeSize: number
+  readonly keep: boolean
+  readonly say: (line: string) => void
+}
+
+export interface DemoNodeResult {
+  name: string
+  nodeId: string
+  role: 'genesis verifier' | 'joiner' | 'tampered'
+  certified: boolean
+  committeeSize: number
+  pass: number
+  fail: number
+  failedClaims: string[]
+  ranImage: boolean
+}
+
+export interface DemoResult {
+  ok: boolean
+  chain: { url: string, height: number }
+  nodes: DemoNodeResult[]
+  image: { name: string, cid: string, digest: string, size: number, publishedOn: string }
+  request: { node: string, url: string, status: number, body: string }
+  refused: { node: string, failedClaims: string[], imageRefused: string }
+  seconds: number
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
+const EV_NO_ACTION = 0x3
+const PLATFORM = 'ovmf/q35-smp2'
+const OS_NAME = 'quorate-node'
+const IMAGE = 'demo/hello'
+
+/** The claims the counted verdicts of a QC name as failed. */
+function failedClaims (qc: Uint8Array): string[] {
+  const out = new Set<string>()
+  for (const sv of decodeQuorumCertificate(qc).verdicts) for (const c of decodeVerdict(sv.verdict).failed) out.add(c)
+  return [...out]
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a !== null ? a.port : 0
+      s.close(() => { resolve(port) })
+    })
+  })
+}
+
+/** Reference values per PCR from a boot log: every event digest, and the replayed final value. */
+function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
+  const parsed = parseEventLog(log)
+  const replayed = replayEventLog(parsed, ['sha256']).get('sha256') ?? new Map<number, Uint8Array>()
+  const out: Record<string, { golden: Uint8Array[], events: Uint8Array[] }> = {}
+  for (const p of pcrs) {
+    const events = parsed.events.filter(e => e.pcr === p && e.type !== EV_NO_ACTION && e.digests.sha256 !== undefined).map(e => e.digests.sha256 as Uint8Array)
+    const golden = replayed.get(p)
+    if (events.length === 0 || golden === undefined) continue
+    out[String(p)] = { golden: [golden], events }
+  }
+  return out as PcrRefs
+}
+
+/**
+ * The tampered node's boot log: one PCR 0 firmware event (a firmware volume blob) carries a
+ * different digest — as if the firmware had been modified. The log stays well-formed, so the
+ * node's own replay and quote agree; only the reference values can tell.
+ */
+function tamperedLog (log: Uint8Array): Uint8Array {
+  const parsed = parseEventLog(log)
+  const victim = parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION && e.typeName.includes('BLOB'))
+    ?? parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION)
+  if (victim?.digests.sha256 === undefined) throw new Error('fixture has no PCR 0 event to tamper with')
+  const out = new Uint8Array(log)
+  const d = victim.digests.sha256
+  // find the digest bytes inside the record and flip them to another value
+  for (let i = victim.offset; i + d.length <= out.length; i++) {
+    if (out.subarray(i, i + d.length).every((b, j) => b === d[j])) {
+      out.set(sha256(new TextEncoder().encode('modified firmware volume')), i)
+      return out
+    }
+  }
+  throw new Error('could not locate the event digest to tamper with')
+}
+
+/** The tenant's image: Debian's busybox-static serving one page, no base image, no registry. */
+function helloImage (): { tar: Uint8Array, imageId: string } {
+  const busybox = readFileSync('/bin/busybox')
+  const built = buildImageTar({
+    files: [
+      { path: 'bin' },
+      { path: 'bin/busybox', content: busybox, mode: 0o755 },
+      { path: 'www' },
+      { path: 'www/index.html', content: new TextEncoder().encode('hello from a tenant container on an attested quorate node\n') }
+    ],
+    entrypoint: ['/bin/busybox', 'httpd', '-f', '-h', '/www'],
+    labels: { 'quorate.demo': '1' }
+  })
+  return { tar: built.tar, imageId: built.imageId }
+}
+
+export async function runDemo (o: DemoOptions): Promise<DemoResult> {
+  const t0 = Date.now()
+  const say = o.say
+  const work = mkdtempSync(join(tmpdir(), 'quorate-demo-'))
+  const logger = createLogger('quorate:demo', { level: process.env.QUORATE_LOG_LEVEL === undefined ? 'error' : undefined })
+  const swtpms: Swtpm[] = []
+  const agents: Agent[] = []
+  let validator: EmbeddedValidator | undefined
+  let client: ChainClient | undefined
+  const cleanup = async (): Promise<void> => {
+    await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
+    await validator?.stop().catch(() => {})
+    client?.close()
+    await Promise.all(swtpms.map(async s => { await s.stop().catch(() => {}) }))
+    if (!o.keep) rmSync(work, { recursive: true, force: true })
+  }
+  const onSignal = (): void => { void cleanup().finally(() => process.exit(130)) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const docker = new Docker()
+    await docker.ping().catch((err: unknown) => { throw new Error(`no Docker engine answers (${(err as Error).message}); run: npm run setup`) })
+    const bootLog = new Uint8Array(readFileSync(FIXTURE))
+
+    // 1. chain ----------------------------------------------------------------------------------
+    const names = Array.from({ length: o.nodes }, (_, i) => `node-${i + 1}`)
+    const keys = new Map<string, ChainKey>()
+    for (const n of [...names, 'node-x']) keys.set(n, await generateChainKey())
+    const genesisVerifiers = names.slice(0, 4)
+    const chainHome = join(work, 'chain')
+    await initChainHome({ home: chainHome, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize })
+    validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
+    client = new ChainClient({ url: validator.url })
+    const chain = client
+    say(`[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
+
+    // TPMs: one swtpm per agent, manufactured with EK certificates
+    say(`       manufacturing ${o.nodes + 1} software TPMs (swtpm, EK certificates from the TPM vendor's CA) …`)
+    for (let i = 0; i < o.nodes + 1; i++) swtpms.push(await startSwtpm())
+
+    // 2. TPM vendor -----------------------------------------------------------------------------
+    const tpmVendor = await generateChainKey()
+    await chain.send('vendor.register', { name: 'swtpm-demo' }, tpmVendor)
+    let cas = 0
+    const seen = new Set<string>()
+    for (const s of swtpms) {
+      for (const pem of s.ekCaPems) {
+        if (seen.has(pem)) continue
+        seen.add(pem)
+        const der = new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64'))
+        await chain.send('vendor.ekca.publish', { vendor: 'swtpm-demo', certificate: der }, tpmVendor)
+        cas++
+      }
+    }
+    say(`[2/8] TPM vendor "swtpm-demo" registered and published ${cas} EK CA certificate(s)`)
+
+    // 3. firmware vendor --------------------------------------------------------------------------
+    const fwVendor = await generateChainKey()
+    await chain.send('vendor.register', { name: 'ovmf' }, fwVendor)
+    const fwRefs = refsFromLog(bootLog, [0, 1, 2, 3, 5, 6, 7])
+    await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '2022.11', bank: 'sha256', pcrs: fwRefs }, fwVendor)
+    say(`[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${Object.keys(fwRefs).join(', ')}; from a genuine OVMF measured boot)`)
+
+    // 4. operator: OS image ---------------------------------------------------------------------
+    const operator = await generateChainKey()
+    const osRefs = refsFromLog(bootLog, [4, 9])
+    await chain.send('os.publish', { name: OS_NAME, version: '1', bank: 'sha256', pcrs: osRefs }, operator)
+    say(`[4/8] operator published node image "${OS_NAME}" v1 (PCRs 4 and 9: kernel, command line, initrd)`)
+
+    // 5. agents ---------------------------------------------------------------------------------
+    const events: string[] = []
+    const mkAgent = async (name: string, tpm: Swtpm, log: Uint8Array): Promise<Agent> => {
+      const home = join(work, name)
+      await saveChainKey(join(home, 'node.key'), keys.get(name) as ChainKey)
+      const config = loadConfig({
+        env: {},
+        flags: {
+          home,
+          tcti: tpm.tcti,
+          chainRpc: validator?.url,
+          httpListen: `127.0.0.1:${await freePort()}`,
+          committeeSize: o.committeeSize,
+          certificationTtlMs: 10 * 60_000,
+          roundTimeoutMs: 10_000,
+          platform: PLATFORM,
+          osImage: OS_NAME,
+          pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13]
+        }
+      })
+      const a = new Agent({
+        config,
+        logger: logger.child(name),
+        simulatedBootLog: log,
+        manual: true,
+        onEvent: (e: AgentEvent) => { if (e.type === 'warning') events.push(`${name}: ${e.message}`) }
+      })
+      agents.push(a)
+      await a.start()
+      return a
+    }
+    const byName = new Map<string, Agent>()
+    for (let i = 0; i < o.nodes; i++) byName.set(names[i], await mkAgent(names[i], swtpms[i], bootLog))
+    say(`[5/8] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`)
+    if (events.length > 0) say(`       (every agent announced: INSECURE software TPM — as it should outside real hardware)`)
+
+    const results: DemoNodeResult[] = []
+    for (const name of names) {
+      const a = byName.get(name) as Agent
+      const r = await a.certify()
+      const role = genesisVerifiers.includes(name) ? 'genesis verifier' : 'joiner'
+      const failed = failedClaims(r.qc)
+      results.push({ name, nodeId: a.nodeId, role, certified: r.outcome === 'pass', committeeSize: r.committee.length, pass: r.pass, fail: r.fail, failedClaims: failed, ranImage: false })
+      say(`       ${name} (${a.nodeId.slice(0, 16)}…) ${r.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'}: committee of ${r.committee.length} [${r.committee.map(m => nameOf(m)).join(', ')}], ${r.pass} pass / ${r.fail} fail${r.unresponsive.length > 0 ? `, ${r.unresponsive.length} silent` : ''}`)
+    }
+    function nameOf (nodeId: string): string {
+      for (const [n, k] of keys) if (k.peerId === nodeId) return n
+      return nodeId.slice(0, 10)
+    }
+
+    // 6. tenant publishes -----------------------------------------------------------------------
+    const tenant = await generateChainKey()
+    const img = helloImage()
+    const publisherNode = byName.get(names[0]) as Agent
+    const pub = await publishImage(publisherNode.store, {
+      publishImage: async (rec) => {
+        const r = await chain.send('image.publish', { name: rec.name, digest: rec.digest, cid: rec.cid, size: rec.size }, tenant)
+        return { txHash: r.hash, height: r.height }
+      }
+    }, { source: img.tar, name: IMAGE })
+    say(`[6/8] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`)
+
+    // 7. a certified node runs it -----------------------------------------------------------------
+    const runnerName = names[o.nodes - 1]
+    const runner = byName.get(runnerName) as Agent
+    const port = await freePort()
+    const phases: string[] = []
+    const c = await runner.deploy({ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }, { onProgress: p => { if (phases.at(-1) !== p) phases.push(p) } })
+    results[o.nodes - 1].ranImage = true
+    say(`[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`)
+    const url = `${runner.httpUrl ?? ''}/tenant/${encodeURIComponent(IMAGE)}/`
+    const resp = await fetch(url)
+    const body = await resp.text()
+    say(`       GET ${url} → ${resp.status} ${JSON.stringify(body.trim())}`)
+
+    // 8. tampered node --------------------------------------------------------------------------
+    const bad = await mkAgent('node-x', swtpms[o.nodes], tamperedLog(bootLog))
+    const rx = await bad.certify()
+    const failedX = failedClaims(rx.qc)
+    results.push({ name: 'node-x', nodeId: bad.nodeId, role: 'tampered', certified: rx.outcome === 'pass', committeeSize: rx.committee.length, pass: rx.pass, fail: rx.fail, failedClaims: failedX, ranImage: false })
+    say(`[8/8] node-x (tampered PCR 0 firmware event) ${rx.outcome === 'pass' ? 'CERTIFIED (unexpected!)' : 'REFUSED'}: committee of ${rx.committee.length}, ${rx.pass} pass / ${rx.fail} fail, failing claim(s): ${failedX.join(', ') || 'none'}`)
+    let imageRefused = ''
+    try {
+      const p2 = await freePort()
+      await bad.deploy({ image: IMAGE, port: p2, args: ['-p', `127.0.0.1:${p2}`] })
+      results[results.length - 1].ranImage = true
+      imageRefused = 'ran (unexpected!)'
+    } catch (err) {
+      imageRefused = (err as Error).message
+    }
+    say(`       node-x asked to run "${IMAGE}": refused — ${imageRefused}`)
+
+    const status = await chain.status()
+    const ok = results.filter(r => r.role !== 'tampered').every(r => r.certified) && !results[results.length - 1].certified &&
+      resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage
+    return {
+      ok,
+      chain: { url: validator.url, height: status.height },
+      nodes: results,
+      image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0] },
+      request: { node: runnerName, url, status: resp.status, body },
+      refused: { node: 'node-x', failedClaims: failedX, imageRefused },
+      seconds: Math.round((Date.now() - t0) / 100) / 10
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await cleanup()
+  }
+}
+
+export function summaryTable (r: DemoResult): string {
+  const rows = [['node', 'role', 'node id', 'certified', 'committee', 'pass', 'fail', 'failed claims', 'ran image']]
+  for (const n of r.nodes) rows.push([n.name, n.role, `${n.nodeId.slice(0, 14)}…`, n.certified ? 'yes' : 'NO', String(n.committeeSize), String(n.pass), String(n.fail), n.failedClaims.join(',') || '-', n.ranImage ? 'yes' : '-'])
+  const w = rows[0].map((_, i) => Math.max(...rows.map(x => x[i].length)))
+  const line = (x: string[]): string => x.map((c, i) => c.padEnd(w[i])).join('  ')
+  return [line(rows[0]), w.map(n => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n') +
+    `\n\nimage ${r.image.name}  CID ${r.image.cid}  digest ${r.image.digest}\n` +
+    `request via ${r.request.node}: HTTP ${r.request.status} ${JSON.stringify(r.request.body.trim())}\n` +
+    `refused: ${r.refused.node} failed ${r.refused.failedClaims.join(', ')}; image refused: ${r.refused.imageRefused}\n` +
+    `chain height ${r.chain.height}; ${r.seconds} s; ${r.ok ? 'DEMO OK' : 'DEMO FAILED'}`
+}
+
+export { toHex }
