@@ -148,6 +148,7 @@ export class Agent {
   async start (): Promise<void> {
     const c = this.config
     await mkdir(c.home, { recursive: true, mode: 0o700 })
+    this.#deployments = c.deploy.map(d => ({ ...d }))
 
     // booting: TPM, node key, chain client
     this.#tpm = await openTpm({ tcti: c.tcti, logger: this.#log.child('tpm') })
@@ -164,9 +165,10 @@ export class Agent {
     this.lifecycle.to({ kind: 'measuring' })
     const clock = await this.#tpm.readClock()
     this.#resetCount = clock.resetCount
-    if (this.#init.simulatedBootLog !== undefined) {
-      await simulateMeasuredBoot(this.#tpm, this.#init.simulatedBootLog, this.#log.child('measure'))
-      this.#bootLog = this.#init.simulatedBootLog
+    const simulated = this.#init.simulatedBootLog ?? (c.simulateBoot !== '' ? new Uint8Array(await readFile(c.simulateBoot)) : undefined)
+    if (simulated !== undefined) {
+      await simulateMeasuredBoot(this.#tpm, simulated, this.#log.child('measure'))
+      this.#bootLog = simulated
     } else {
       this.#bootLog = await readBootEventLog(c.eventLogPath)
       if (this.#bootLog === undefined) this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', { path: c.eventLogPath })

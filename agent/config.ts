@@ -5,6 +5,14 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 
+export interface DeploySpec {
+  readonly image: string
+  /** Port the container answers on (host networking). */
+  readonly port: number
+  readonly args?: readonly string[]
+  readonly env?: readonly string[]
+}
+
 export interface AgentConfig {
   /** State directory: keys, IPFS blocks, container log, agent state. */
   readonly home: string
@@ -31,8 +39,10 @@ export interface AgentConfig {
   readonly osImage: string
   /** Where the firmware event log is read (TCG binary format). */
   readonly eventLogPath: string
-  /** Tenant images to run once certified (names published on chain). */
-  readonly deploy: readonly string[]
+  /** Tenant images to run once certified (names published on chain) and how to start them. */
+  readonly deploy: readonly DeploySpec[]
+  /** Software TPM only: a recorded TCG event log replayed into the TPM at start ('' = none). */
+  readonly simulateBoot: string
   /** Docker network mode for tenants ('host' in tests, bound to 127.0.0.1). */
   readonly containerNetwork: string
   /** Stop tenant containers when the agent stops ('stop') or leave them running ('keep'). */
@@ -56,6 +66,7 @@ export const defaults: AgentConfig = Object.freeze({
   osImage: 'default',
   eventLogPath: '/sys/kernel/security/tpm0/binary_bios_measurements',
   deploy: [],
+  simulateBoot: '',
   containerNetwork: 'host',
   onShutdown: 'stop',
   peers: []
@@ -78,6 +89,7 @@ const envNames: Record<keyof AgentConfig, string> = {
   osImage: 'QUORATE_OS_IMAGE',
   eventLogPath: 'QUORATE_EVENT_LOG',
   deploy: 'QUORATE_DEPLOY',
+  simulateBoot: 'QUORATE_SIMULATE_BOOT',
   containerNetwork: 'QUORATE_CONTAINER_NETWORK',
   onShutdown: 'QUORATE_ON_SHUTDOWN',
   peers: 'QUORATE_PEERS'
@@ -100,6 +112,9 @@ function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
   const d = defaults[key]
   if (Array.isArray(d)) {
     if (Array.isArray(v)) return v
+    if (typeof v === 'string' && key === 'deploy') {
+      try { return JSON.parse(v) as unknown } catch { throw new ConfigError(`${from}: deploy must be a JSON list like [{"image":"name","port":8080}]`) }
+    }
     if (typeof v === 'string') return key === 'pcrs' ? parsePcrList(v) : v.split(',').map(s => s.trim()).filter(Boolean)
     if (typeof v === 'number' && key === 'pcrs') return [v]
     throw new ConfigError(`${from}: ${key} must be a list`)
@@ -156,6 +171,13 @@ export function validate (c: AgentConfig): AgentConfig {
   if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
   if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti)) errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
   if (c.onShutdown !== 'stop' && c.onShutdown !== 'keep') errs.push('onShutdown must be "stop" or "keep"')
+  c.deploy.forEach((d, i) => {
+    const x = d as unknown as Record<string, unknown>
+    if (x === null || typeof x !== 'object') { errs.push(`deploy[${i}] must be an object {image, port, args?, env?}`); return }
+    if (typeof x.image !== 'string' || x.image === '') errs.push(`deploy[${i}].image must be an image name published on chain`)
+    if (typeof x.port !== 'number' || !Number.isInteger(x.port) || x.port < 1 || x.port > 65535) errs.push(`deploy[${i}].port must be a TCP port`)
+    for (const k of ['args', 'env']) if (x[k] !== undefined && (!Array.isArray(x[k]) || !(x[k] as unknown[]).every(a => typeof a === 'string'))) errs.push(`deploy[${i}].${k} must be a list of strings`)
+  })
   for (const p of c.pcrs) if (!Number.isInteger(p) || p < 0 || p > 23) errs.push(`pcrs: ${p} is not a PCR index 0-23`)
   if (errs.length > 0) throw new ConfigError(`invalid configuration:\n  - ${errs.join('\n  - ')}`)
   return Object.freeze({ ...c, listen: Object.freeze([...c.listen]), pcrs: Object.freeze([...c.pcrs]), deploy: Object.freeze([...c.deploy]), peers: Object.freeze([...c.peers]) })

@@ -1,0 +1,71 @@
+// `quorate node start` — the long-running agent (agent/agent.ts), with config in layers:
+// defaults → --config FILE (JSON) → QUORATE_* environment → flags. SIGTERM/SIGINT stop it
+// gracefully: stop accepting, abort the round in flight, stop tenants per policy, close the TPM.
+import type { CommandModule } from 'yargs'
+import { Agent } from '../agent/agent.ts'
+import { loadConfig, defaults, type AgentConfig } from '../agent/config.ts'
+import { createLogger } from '../encoding/log.ts'
+import type { GlobalArgs } from './output.ts'
+
+interface StartArgs extends GlobalArgs {
+  config?: string
+  home?: string
+  tcti?: string
+  chain?: string
+  listen?: string[]
+  http?: string
+  k?: number
+  platform?: string
+  os?: string
+  'simulate-boot'?: string
+  'event-log'?: string
+}
+
+export const start: CommandModule<GlobalArgs, StartArgs> = {
+  command: 'start',
+  describe: 'run the agent: measure, register, get certified by a committee, serve tenants (until SIGTERM)',
+  builder: y => y
+    .option('config', { type: 'string', describe: 'JSON config file (also QUORATE_CONFIG)' })
+    .option('home', { type: 'string', describe: `state directory (default ${defaults.home})` })
+    .option('tcti', { type: 'string', describe: 'TPM TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321' })
+    .option('chain', { type: 'string', describe: 'chain RPC URL (embedded validator or CometBFT)' })
+    .option('listen', { type: 'string', array: true, describe: 'libp2p listen multiaddrs' })
+    .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
+    .option('k', { type: 'number', describe: 'committee size' })
+    .option('platform', { type: 'string', describe: 'firmware platform as "<vendor>/<platform>" (reference-value lookup)' })
+    .option('os', { type: 'string', describe: 'OS image name (reference-value lookup)' })
+    .option('event-log', { type: 'string', describe: 'firmware event log path' })
+    .option('simulate-boot', { type: 'string', describe: 'SOFTWARE TPM ONLY: replay this recorded TCG event log into the TPM at start' })
+    .epilogue('Status: GET http://<http>/status (JSON), GET /metrics (Prometheus); tenants: /tenant/<image>/…') as never,
+  handler: async argv => {
+    const flags: Partial<Record<keyof AgentConfig, unknown>> = {
+      home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, httpListen: argv.http, committeeSize: argv.k,
+      platform: argv.platform, osImage: argv.os, eventLogPath: argv['event-log'], simulateBoot: argv['simulate-boot']
+    }
+    const config = loadConfig({ file: argv.config, flags })
+    const logger = createLogger('quorate:agent')
+    const agent = new Agent({
+      config,
+      logger,
+      onEvent: e => {
+        if (e.type === 'warning') process.stderr.write(`quorate: WARNING: ${e.message}\n`)
+        if (e.type === 'state' && argv.json !== true) process.stderr.write(`quorate: state ${e.state.kind}${'reason' in e.state ? ` (${e.state.reason})` : ''}\n`)
+      }
+    })
+    let stopping = false
+    const stop = (sig: string): void => {
+      if (stopping) return
+      stopping = true
+      process.stderr.write(`quorate: ${sig}: stopping\n`)
+      void agent.stop().then(() => { process.exit(0) }, (err: unknown) => { process.stderr.write(`quorate: stop failed: ${String(err)}\n`); process.exit(1) })
+    }
+    process.on('SIGTERM', () => { stop('SIGTERM') })
+    process.on('SIGINT', () => { stop('SIGINT') })
+    await agent.start()
+    const s = agent.status()
+    if (argv.json === true) process.stdout.write(JSON.stringify({ started: true, nodeId: s.nodeId, http: s.http, p2p: s.p2p }) + '\n')
+    else process.stdout.write(`quorate agent ${s.nodeId}\n  http ${s.http ?? ''}\n  p2p  ${s.p2p.join(' ')}\n`)
+    // runs until a signal
+    await new Promise(() => {})
+  }
+}
