@@ -13,6 +13,7 @@ import { toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { CliExit, emit, progress, type GlobalArgs } from '../output.ts'
 import { client, defaultHome, withHome, withRpc, type HomeArgs, type RpcArgs } from './chain.ts'
+import { start } from '../node-start.ts'
 
 interface VerifyArgs extends RpcArgs { peer: string, timeout?: number }
 
@@ -132,7 +133,7 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
 const node: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'node <command>',
   describe: 'node certification on chain',
-  builder: y => y.command(status).demandCommand(1, 'name a node command: status'),
+  builder: y => y.command(status).command(start).demandCommand(1, 'name a node command: start, status'),
   handler: () => {}
 }
 
