@@ -28,8 +28,12 @@ import { concat, fromHex, sha256, toHex } from '../../encoding/bytes.ts'
 const execFileP = promisify(execFile)
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd'
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd'
+// Host tools and firmware: Debian's paths (scripts/setup.sh installs them), overridable for other
+// distributions or a Nix devShell (where busybox must be a static build, e.g. pkgsStatic.busybox).
+export const OVMF_CODE = process.env.QUORATE_OVMF_CODE ?? '/usr/share/OVMF/OVMF_CODE_4M.fd'
+export const OVMF_VARS = process.env.QUORATE_OVMF_VARS ?? '/usr/share/OVMF/OVMF_VARS_4M.fd'
+const BUSYBOX = process.env.QUORATE_VM_BUSYBOX ?? '/usr/bin/busybox'
+const TPM2 = process.env.QUORATE_VM_TPM2 ?? '/usr/bin/tpm2'
 /** The guest's kernel command line. Part of the OS image: it is measured into PCR 9. */
 export const DEFAULT_CMDLINE = 'console=ttyS0 panic=-1 rdinit=/init loglevel=1'
 /** The PCRs /init quotes (sha256 bank): everything firmware, boot loader and EFI stub measure. */
@@ -40,13 +44,17 @@ export const LABEL_LENGTH = 24
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 
+function which (exe: string): string {
+  return execFileSync('sh', ['-c', 'command -v "$1"', 'sh', exe], { encoding: 'utf8' }).trim()
+}
+
 /** What is missing to boot a VM here (executables, OVMF images); empty when everything is there. */
 export function vmPrerequisitesMissing (): string[] {
   const missing: string[] = []
-  for (const exe of ['qemu-system-x86_64', 'swtpm', 'swtpm_setup', 'cpio']) {
-    try { execFileSync('sh', ['-c', `command -v ${exe}`], { stdio: 'ignore' }) } catch { missing.push(exe) }
+  for (const exe of ['qemu-system-x86_64', 'swtpm', 'swtpm_setup', 'swtpm_localca', 'cpio', 'ldd']) {
+    try { which(exe) } catch { missing.push(exe) }
   }
-  for (const f of [OVMF_CODE, OVMF_VARS, '/usr/bin/busybox', '/usr/bin/tpm2', '/usr/bin/swtpm_localca']) {
+  for (const f of [OVMF_CODE, OVMF_VARS, BUSYBOX, TPM2]) {
     if (!existsSync(f)) missing.push(f)
   }
   return missing
@@ -140,10 +148,15 @@ export async function buildInitramfs (opts: { dir: string, kernel: VmKernel, lab
   const tree = mkdtempSync(join(opts.dir, 'initramfs-tree-'))
   try {
     for (const d of ['bin', 'lib', 'lib64', 'lib/modules', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root']) mkdirSync(join(tree, d), { recursive: true })
-    copyFileSync('/usr/bin/busybox', join(tree, 'bin/busybox'))
-    copyFileSync('/usr/bin/tpm2', join(tree, 'bin/tpm2'))
-    const tcti = '/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0'
-    for (const lib of new Set([...sharedLibraries('/usr/bin/tpm2'), ...sharedLibraries(tcti), tcti])) {
+    copyFileSync(BUSYBOX, join(tree, 'bin/busybox'))
+    copyFileSync(TPM2, join(tree, 'bin/tpm2'))
+    // The TCTI loader dlopen()s the device TCTI at run time, so ldd cannot see it: it lives next
+    // to libtss2-tctildr, which ldd does list.
+    const tpm2Libs = sharedLibraries(TPM2)
+    const tctildr = tpm2Libs.find(l => basename(l).startsWith('libtss2-tctildr.so'))
+    if (tctildr === undefined) throw new Error(`${TPM2} does not link libtss2-tctildr`)
+    const tcti = join(dirname(tctildr), 'libtss2-tcti-device.so.0')
+    for (const lib of new Set([...tpm2Libs, ...sharedLibraries(tcti), tcti])) {
       const into = lib.startsWith('/lib64/') ? 'lib64' : 'lib'
       copyFileSync(realpathSync(lib), join(tree, into, basename(lib)))
     }
@@ -235,7 +248,7 @@ export async function manufactureVmTpm (opts: { pcrBanks?: string } = {}): Promi
     `issuercert = ${join(caDir, 'issuercert.pem')}`, `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'))
   writeFileSync(join(dir, 'swtpm-localca.options'), ['--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model qemu-q35', ''].join('\n'))
   writeFileSync(join(dir, 'swtpm_setup.conf'), [
-    'create_certs_tool = /usr/bin/swtpm_localca', `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
+    `create_certs_tool = ${which('swtpm_localca')}`, `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
     `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`, ''].join('\n'))
   try {
     await execFileP('swtpm_setup', ['--tpm2', '--tpm-state', stateDir, '--config', join(dir, 'swtpm_setup.conf'),
