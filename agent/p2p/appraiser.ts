@@ -1,6 +1,7 @@
 // The real Appraise for committee members and `quorate verify`: reference values from the chain
 // (for the node's registered platform and OS), attestation/appraise, and a summary for the verdict.
 import { appraise, CLAIMS, type AppraisalPolicy } from '../../attestation/appraise.ts'
+import { parseContainerLog } from '../../attestation/containerlog.ts'
 import { prepareReferences, type PreparedReferences } from '../../attestation/refs.ts'
 import type { ChainClient } from '../../chain/client.ts'
 import { fromHex } from '../../encoding/bytes.ts'
@@ -13,8 +14,26 @@ export interface ChainAppraiserOptions {
   readonly refsTtlMs?: number
 }
 
-export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'node'>, opts: ChainAppraiserOptions = {}): Appraise {
+export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images'>>, opts: ChainAppraiserOptions = {}): Appraise {
   const cache = new Map<string, { at: number, refs: PreparedReferences }>()
+  const imageCache = new Map<string, { at: number, allowed: boolean }>()
+  // Images in the node's container log are allowed when published on chain and not revoked.
+  const allowedImages = async (log: string | undefined): Promise<string[]> => {
+    if (log === undefined || client.images === undefined) return []
+    let digests: string[]
+    try { digests = [...new Set(parseContainerLog(log).map(e => e.record.digest))] } catch { return [] } // appraise reports the malformed log
+    const out: string[] = []
+    for (const digest of digests.slice(0, 64)) {
+      let hit = imageCache.get(digest)
+      if (hit === undefined || Date.now() - hit.at > ttl) {
+        const recs = await client.images({ digest })
+        hit = { at: Date.now(), allowed: recs.some(r => r.revokedAt === undefined) }
+        imageCache.set(digest, hit)
+      }
+      if (hit.allowed) out.push(digest)
+    }
+    return out
+  }
   const ttl = opts.refsTtlMs ?? 10_000
   return async (evidence, ctx) => {
     const rec = (await client.node(ctx.nodeId))?.record
@@ -32,7 +51,14 @@ export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'n
       hit = { at: Date.now(), refs: prepareReferences({ ekCas: r.ekCas, firmware: sha256Only(r.firmware), os: sha256Only(r.os) }) }
       cache.set(key, hit)
     }
-    const a = appraise(evidence, hit.refs, { requireCredentialActivation: true, ...opts.policy, nonce: ctx.nonce, credentialActivated: ctx.credentialActivated })
+    const images = await allowedImages(evidence.containerLog)
+    const a = appraise(evidence, hit.refs, {
+      requireCredentialActivation: true,
+      ...opts.policy,
+      allowedImages: [...(opts.policy?.allowedImages ?? []), ...images],
+      nonce: ctx.nonce,
+      credentialActivated: ctx.credentialActivated
+    })
     return { ok: a.ok, digest: fromHex(a.digest), failed: CLAIMS.filter(c => !a.status[c].ok), detail: a }
   }
 }

@@ -4,7 +4,7 @@
 // the nonce list so it can check its own nonce is in it (docs/CONTRACTS.md). A hardware TPM signs
 // a few quotes per second, so quotes are never taken per verifier.
 import type { Stream, Connection } from '@libp2p/interface'
-import { encodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
+import { encodeEvidence, committeeNonce, EVIDENCE_LIMITS, type Evidence } from '../../attestation/evidence.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { QuorateError, TransientError } from '../../encoding/errors.ts'
@@ -73,6 +73,7 @@ export class AttestationResponder {
   readonly #log: Logger
   #identity: Promise<Identity> | undefined
   #pending: Batch | undefined
+  #tpmIdle: Promise<void> = Promise.resolve()
   /** Quotes taken so far (observability and tests: one per batch). */
   quotesTaken = 0
 
@@ -125,6 +126,8 @@ export class AttestationResponder {
         for (const [i, v] of bank.values) out[String(i)] = v
         pcrs[bank.hash] = out
       }
+      const eventLog = await this.#logs.eventLog?.()
+      const containerLog = await this.#logs.containerLog?.()
       const evidence: Evidence = {
         version: 1,
         nonce,
@@ -132,28 +135,47 @@ export class AttestationResponder {
         pcrs,
         akPublic: id.akPublic,
         ekCertificate: id.ekCertificate,
-        eventLog: await this.#logs.eventLog?.(),
-        containerLog: await this.#logs.containerLog?.(),
+        ...(eventLog !== undefined ? { eventLog } : {}),
+        ...(containerLog !== undefined ? { containerLog } : {}),
         committeeNonces: [...nonces]
       }
       return { bytes: encodeEvidence(evidence), evidence }
     }
   }
 
-  /** Evidence for one verifier nonce, batched with others arriving within the window. */
+  /**
+   * Evidence for one verifier nonce, batched with others: a batch collects nonces for the window
+   * and, if the TPM is still busy with the previous quote, until it is free — so a slow hardware
+   * TPM sees at most one quote in flight and one batch waiting, whatever the request rate.
+   */
   async evidenceBatched (nonce: Uint8Array): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
-      if (this.#pending === undefined) {
-        const batch: Batch = { nonces: [], waiters: [] }
-        this.#pending = batch
-        setTimeout(() => {
-          if (this.#pending === batch) this.#pending = undefined
-          this.evidence(batch.nonces).then(r => { for (const w of batch.waiters) w.resolve(r.bytes) }, err => { for (const w of batch.waiters) w.reject(err) })
-        }, this.#window)
+      let batch = this.#pending
+      if (batch === undefined) {
+        const b: Batch = { nonces: [], waiters: [] }
+        this.#pending = batch = b
+        setTimeout(() => { void this.#flush(b) }, this.#window)
       }
-      this.#pending.nonces.push(nonce)
-      this.#pending.waiters.push({ resolve, reject })
+      if (batch.nonces.length >= EVIDENCE_LIMITS.maxCommitteeNonces) {
+        reject(new TransientError('too many verifiers waiting for a quote; try again shortly'))
+        return
+      }
+      batch.nonces.push(nonce)
+      batch.waiters.push({ resolve, reject })
     })
+  }
+
+  async #flush (batch: Batch): Promise<void> {
+    await this.#tpmIdle
+    if (this.#pending === batch) this.#pending = undefined
+    const p = this.evidence(batch.nonces)
+    this.#tpmIdle = p.then(() => {}, () => {})
+    try {
+      const r = await p
+      for (const w of batch.waiters) w.resolve(r.bytes)
+    } catch (err) {
+      for (const w of batch.waiters) w.reject(err)
+    }
   }
 
   /** Serves the credential and evidence protocols (verifiers that dial this node, `quorate verify`). */

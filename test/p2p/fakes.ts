@@ -126,3 +126,26 @@ export class FakeChain implements ChainPort, MemberChainPort {
     return r === undefined ? [] : selectCommittee(r.seed, r.candidates, this.k)
   }
 }
+
+/** A TPM whose quotes wait until the test releases them (a slow hardware TPM, deterministically). */
+export class GatedTpm extends FakeTpm {
+  #gate: { release: () => void, started: Promise<void>, onStart: () => void } | undefined
+  /** Resolves when the next quote has started; call the returned function to let it finish. */
+  nextQuote (): Promise<() => void> {
+    let onStart!: () => void
+    const started = new Promise<void>(resolve => { onStart = resolve })
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    this.#gate = { release, started, onStart }
+    this.#released = released
+    return started.then(() => release)
+  }
+
+  #released: Promise<void> = Promise.resolve()
+  override async quote (opts: { nonce: Uint8Array }): Promise<{ attest: Uint8Array, signature: Uint8Array }> {
+    const g = this.#gate
+    this.#gate = undefined
+    if (g !== undefined) { g.onStart(); await this.#released }
+    return await super.quote(opts)
+  }
+}
