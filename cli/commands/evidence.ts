@@ -1,0 +1,83 @@
+// `quorate evidence verify FILE --nonce HEX --ek-ca PEM… [--refs FILE]` — appraise an evidence
+// bundle (JSON file, as `quorate tpm quote --out` writes it) against reference values, offline.
+// Prints every claim's status and failures; exit code 0 only when every claim passes.
+import type { CommandModule } from 'yargs'
+import { readFileSync } from 'node:fs'
+import { evidenceFromJson, decodeEvidence } from '../../attestation/evidence.ts'
+import { appraise, CLAIMS, type Appraisal } from '../../attestation/appraise.ts'
+import { referenceValuesFromJson, type ReferenceValues } from '../../attestation/refs.ts'
+import { parseCertificates } from '../../attestation/ekcert.ts'
+import { fromHex } from '../../encoding/bytes.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
+import { CliExit, emit, type GlobalArgs } from '../output.ts'
+
+interface VerifyArgs extends GlobalArgs {
+  file: string
+  nonce: string
+  ekCa?: string[]
+  refs?: string
+  activated?: boolean
+  image?: string[]
+  previousReset?: number
+  previousRestart?: number
+}
+
+function readFile (path: string, what: string): Buffer {
+  try { return readFileSync(path) } catch (err) { throw new InvalidInputError(`${what} ${path}: ${(err as Error).message}`) }
+}
+
+export function renderAppraisal (a: Appraisal): string {
+  const lines = [`appraisal: ${a.ok ? 'PASS' : 'FAIL'} (${a['ear.status']})`]
+  for (const c of CLAIMS) {
+    const s = a.status[c]
+    lines.push(`  ${c.padEnd(11)} ${s.ok ? 'ok' : 'FAIL'}`)
+    for (const f of s.failures) lines.push(`      - ${f}`)
+  }
+  if (a.subject.akName !== undefined) lines.push(`AK name      ${a.subject.akName}`)
+  if (a.subject.tpm !== undefined) lines.push(`TPM          ${[a.subject.tpm.manufacturer, a.subject.tpm.model, a.subject.tpm.version].filter(Boolean).join(' ')}`)
+  if (a.clock !== undefined) lines.push(`TPM clock    ${a.clock.clock} ms  resetCount ${a.clock.resetCount}  restartCount ${a.clock.restartCount}`)
+  lines.push(`digest       ${a.digest}`)
+  return lines.join('\n')
+}
+
+const verify: CommandModule<GlobalArgs, VerifyArgs> = {
+  command: 'verify <file>',
+  describe: 'appraise an evidence bundle against reference values (exit 0 only if every claim passes)',
+  builder: y => y
+    .positional('file', { type: 'string', demandOption: true, describe: 'evidence bundle: JSON (quorate tpm quote --out) or canonical CBOR' })
+    .option('nonce', { type: 'string', demandOption: true, describe: 'the nonce you challenged with (hex); with committee nonces: your own' })
+    .option('ek-ca', { type: 'string', array: true, describe: 'TPM vendor EK CA certificate(s), PEM or DER files (added to --refs ekCas)' })
+    .option('refs', { type: 'string', describe: 'reference values JSON: { ekCas, firmware: RefSet[], os: RefSet[], containers? }' })
+    .option('activated', { type: 'boolean', describe: 'credential activation for this AK was proven (identity requires it when given false)' })
+    .option('image', { type: 'string', array: true, describe: 'allowed container image digest(s) sha256:… in addition to the refs' })
+    .option('previous-reset', { type: 'number', describe: 'resetCount of the previous quote (a change fails freshness: reboot)' })
+    .option('previous-restart', { type: 'number', describe: 'restartCount of the previous quote' }),
+  handler: argv => {
+    const raw = readFile(argv.file, 'evidence file')
+    const evidence = raw.length > 0 && (raw[0] === 0x7b || raw[0] === 0x20 || raw[0] === 0x0a) ? evidenceFromJson(raw.toString('utf8')) : decodeEvidence(new Uint8Array(raw))
+    let nonce: Uint8Array
+    try { nonce = fromHex(argv.nonce, '--nonce') } catch (err) { throw new InvalidInputError((err as Error).message) }
+    const base: ReferenceValues = argv.refs !== undefined ? referenceValuesFromJson(readFile(argv.refs, '--refs').toString('utf8')) : { ekCas: [], firmware: [], os: [] }
+    const cas = (argv.ekCa ?? []).flatMap(p => parseCertificates(new Uint8Array(readFile(p, '--ek-ca')), `--ek-ca ${p}`).map(c => new Uint8Array(c.raw)))
+    const refs: ReferenceValues = { ...base, ekCas: [...base.ekCas, ...cas] }
+    if (refs.ekCas.length === 0) throw new InvalidInputError('no EK CA: give --ek-ca PEM (or ekCas in --refs)')
+    const previousClock = argv.previousReset !== undefined ? { resetCount: argv.previousReset, restartCount: argv.previousRestart ?? 0 } : undefined
+    const a = appraise(evidence, refs, {
+      nonce,
+      ...(argv.activated !== undefined ? { credentialActivated: argv.activated, requireCredentialActivation: true } : {}),
+      ...(argv.image !== undefined ? { allowedImages: argv.image } : {}),
+      ...(previousClock !== undefined ? { previousClock } : {})
+    })
+    emit(argv, a, () => renderAppraisal(a))
+    if (!a.ok) throw new CliExit(1)
+  }
+}
+
+const evidence: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'evidence <command>',
+  describe: 'evidence bundles: appraise offline',
+  builder: y => y.command(verify).demandCommand(1, 'name an evidence command: verify'),
+  handler: () => {}
+}
+
+export default [evidence]
