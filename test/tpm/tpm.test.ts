@@ -261,3 +261,17 @@ t.test('parsePcrList and defaultTcti', async t => {
   t.same(bad, [], 'fuzz: only sorted in-range lists or InvalidInputError')
   t.ok(parsed > 0, 'fuzz produced some valid lists')
 })
+
+t.test('TpmError disposition by response code', async t => {
+  const d = (rc: number): string => new TpmError('x', { rc, rcText: '', op: 'test' }).disposition
+  t.equal(d(0x922), 'retry', 'TPM_RC_RETRY')
+  t.equal(d(0x908), 'retry', 'TPM_RC_YIELDED')
+  t.equal(d(0x90a), 'retry', 'TPM_RC_TESTING')
+  t.equal(d(0x0a000a), 'retry', 'TCTI I/O error')
+  t.equal(d(0x0a0009), 'retry', 'TCTI try again')
+  t.equal(d(0x2df), 'reject', 'TPM_RC_INTEGRITY on parameter 2')
+  t.equal(d(0x18b), 'stop', 'TPM_RC_HANDLE (a handle, not a parameter)')
+  t.equal(d(0x101), 'stop', 'TPM_RC_FAILURE')
+  t.equal(d(0x070018), 'stop', 'ESYS bad TR')
+  t.equal(d(0), 'stop')
+})
