@@ -2,32 +2,15 @@
 // restart every tx acknowledged as committed is there at its height, the app hash of every height
 // is unchanged, and replaying the block log from genesis rebuilds the same state.
 import t from 'tap'
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { BIN, startChainProcess as startChain } from './process.ts'
 import { ChainClient } from '../../chain/client.ts'
 import { generateChainKey } from '../../chain/keys.ts'
 import { toHex } from '../../encoding/bytes.ts'
-
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'quorate')
-
-function startChain (home: string): Promise<{ proc: ChildProcess, url: string }> {
-  const proc = spawn(BIN, ['chain', 'start', '--home', home, '--rpc', '127.0.0.1:0', '--block-interval', '20', '--empty-block-interval', '300', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    let err = ''
-    proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /"rpc":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)
-      if (m !== null) resolve({ proc, url: m[1] })
-    })
-    proc.once('exit', code => { reject(new Error(`chain start exited with ${code}: ${err}`)) })
-  })
-}
 
 t.test('kill -9 while clients submit, restart, everything acked is there', async t => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-crash-'))

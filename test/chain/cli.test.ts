@@ -1,0 +1,57 @@
+// The chain-facing CLI as a user runs it: keys, vendor, os, chain status/query, with --json.
+import t from 'tap'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { quorate, startChainProcess } from './process.ts'
+
+const EVENTLOG = '/work/shared/fixtures/measured-boot/ovmf-q35-smp2/eventlog.bin'
+
+t.test('keys, vendor, os and queries through the CLI', async t => {
+  const home = await mkdtemp(join(tmpdir(), 'quorate-cli-'))
+  t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
+  t.equal((await quorate(['chain', 'init', '--home', home, '--chain-id', 'cli-test'])).code, 0)
+  const { proc, url } = await startChainProcess(home)
+  t.teardown(() => { proc.kill('SIGKILL') })
+  const env = { QUORATE_HOME: home, QUORATE_CHAIN_RPC: url }
+
+  const k = await quorate(['keys', 'new', '--json'], env)
+  t.equal(k.code, 0, k.stderr)
+  const key = JSON.parse(k.stdout) as { peerId: string, path: string }
+  t.match(key.peerId, /^12D3KooW/)
+  t.equal((await stat(key.path)).mode & 0o777, 0o600, 'key file 0600')
+  t.equal(JSON.parse((await quorate(['keys', 'show', '--json'], env)).stdout).peerId, key.peerId)
+  t.not((await quorate(['keys', 'new'], env)).code, 0, 'refuses to overwrite a key')
+
+  const reg = await quorate(['vendor', 'register', 'acme', '--json'], env)
+  t.equal(reg.code, 0, reg.stderr)
+  const r = JSON.parse(reg.stdout) as { hash: string, height: number }
+  t.match(r.hash, /^[0-9A-F]{64}$/)
+  t.ok(r.height > 0, 'prints the height')
+  const dup = await quorate(['vendor', 'register', 'acme', '--json'], env)
+  t.equal(dup.code, 1)
+  t.match(dup.stderr, /already registered/, 'says why')
+
+  const fw = await quorate(['vendor', 'publish-firmware', '--vendor', 'acme', '--platform', 'ovmf', '--version', '1.0', '--eventlog', EVENTLOG, '--golden', '--json'], env)
+  t.equal(fw.code, 0, fw.stderr)
+  t.same(JSON.parse(fw.stdout).pcrs, [0, 1, 2, 3, 4, 5, 6, 7])
+  const os = await quorate(['os', 'publish', '--name', 'nixos', '--version', '25.05', '--pcr', `11=${'ab'.repeat(32)}`, '--json'], env)
+  t.equal(os.code, 0, os.stderr)
+  const bad = await quorate(['os', 'publish', '--name', 'nixos', '--version', '25.06', '--pcr', '11=abcd'], env)
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /32 bytes/)
+
+  const refs = JSON.parse((await quorate(['chain', 'query', 'refs', '--vendor', 'acme', '--platform', 'ovmf', '--json'], env)).stdout) as { firmware: Array<{ name: string, pcrs: Record<string, { golden?: string[] }> }>, os: unknown[] }
+  t.equal(refs.firmware[0].name, 'acme/ovmf')
+  t.equal(refs.firmware[0].pcrs['0'].golden?.[0], '3e695b1035f9b7fa5ade7430fc93730efab93bcb6c0a843cdab260323f7734c4', 'PCR 0 golden value replayed from the OVMF log')
+  t.equal(refs.os.length, 1)
+  const rev = await quorate(['vendor', 'revoke', '--vendor', 'acme', '--platform', 'ovmf', '--version', '1.0', '--json'], env)
+  t.equal(rev.code, 0, rev.stderr)
+  const st = JSON.parse((await quorate(['chain', 'status', '--json'], env)).stdout) as { chainId: string, height: number }
+  t.equal(st.chainId, 'cli-test')
+  t.ok(st.height >= r.height)
+  const tx = JSON.parse((await quorate(['chain', 'query', 'tx', r.hash, '--json'], env)).stdout) as { height: number }
+  t.equal(tx.height, r.height)
+  const proven = JSON.parse((await quorate(['chain', 'query', 'key', 'vendor/acme', '--prove', '--json'], env)).stdout) as { verified: boolean }
+  t.equal(proven.verified, true)
+})
