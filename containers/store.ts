@@ -53,6 +53,8 @@ export interface FetchOptions {
   readonly providers?: readonly string[]
   /** 'stream' (default): our verified block stream, then bitswap; 'bitswap': bitswap only. */
   readonly via?: 'stream' | 'bitswap'
+  /** Bitswap only: give up when no block arrives for this long (default 30 s). */
+  readonly stallTimeoutMs?: number
   readonly signal?: AbortSignal
   readonly onProgress?: (p: FetchProgress) => void
 }
@@ -190,6 +192,7 @@ class HeliaImageStore implements ImageStore {
       try { return multiaddr(a) } catch (err) { throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err }) }
     })
     const failures: string[] = []
+    let refused = 0
     if (opts.via !== 'bitswap') {
       for (const ma of providers) {
         let yielded = false
@@ -211,29 +214,41 @@ class HeliaImageStore implements ImageStore {
           // Content that does not match is never retried elsewhere mid-file: the caller already
           // consumed part of it. A provider that is down or lacks the root is skipped.
           if (yielded || err instanceof ContentMismatchError || opts.signal?.aborted === true) throw err
+          if (err instanceof FetchError && err.message.startsWith('provider refused')) refused++
           failures.push(`${ma.toString()}: ${(err as Error).message}`)
           this.log.debug('block stream failed, trying next', { provider: ma.toString(), error: (err as Error).message })
         }
       }
     }
-    // Bitswap: connect to the providers, then let Helia fetch (and verify) block by block.
+    // Every provider speaks our protocol and said it lacks the content: bitswap would not find it either.
+    if (providers.length > 0 && refused === providers.length) throw new FetchError(`no provider holds ${cidStr}: ${failures.join('; ')}`)
+    // Bitswap: connect to the providers, then let Helia fetch (and verify) block by block,
+    // giving up when no block arrives for stallTimeoutMs.
     let connected = 0
     for (const ma of providers) {
       try { await this.libp2p.dial(ma, { signal: opts.signal }); connected++ } catch (err) { failures.push(`${ma.toString()}: ${(err as Error).message}`) }
     }
     if (connected === 0) throw new FetchError(`no provider reachable for ${cidStr}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`)
     let bytes = 0; let blocks = 0
+    const stall = new AbortController()
+    const stallMs = opts.stallTimeoutMs ?? 30_000
+    let timer = setTimeout(() => { stall.abort() }, stallMs)
+    const signal = opts.signal === undefined ? stall.signal : AbortSignal.any([opts.signal, stall.signal])
     try {
-      for await (const chunk of this.fs.cat(cid, { signal: opts.signal })) {
+      for await (const chunk of this.fs.cat(cid, { signal })) {
+        clearTimeout(timer)
         bytes += chunk.byteLength; blocks++
         opts.onProgress?.({ bytes, blocks })
         yield chunk
+        timer = setTimeout(() => { stall.abort() }, stallMs)
       }
     } catch (err) {
-      const name = (err as Error).name
-      if (name === 'AbortError' || opts.signal?.aborted === true) throw err
+      if (opts.signal?.aborted === true) throw err
+      if (stall.signal.aborted) throw new FetchError(`no block of ${cidStr} arrived over bitswap for ${stallMs} ms${failures.length > 0 ? ` (${failures.join('; ')})` : ''}`, { cause: err })
       if (/hash|CID|multihash/i.test((err as Error).message)) throw new ContentMismatchError(`content does not match ${cidStr}: ${(err as Error).message}`, { cause: err })
       throw new FetchError(`fetching ${cidStr} over bitswap failed: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearTimeout(timer)
     }
     await this.markComplete(cid)
   }
