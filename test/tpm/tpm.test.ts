@@ -5,7 +5,14 @@ import { startSwtpm } from '../helpers/swtpm.ts'
 import { openTpm, TpmError, DEFAULT_AK_HANDLE, parsePcrList, defaultTcti } from '../../attestation/tpm/index.ts'
 import type { Tpm } from '../../attestation/tpm/index.ts'
 import { InvalidInputError, ConfigError } from '../../encoding/errors.ts'
+import { createContext } from '../../attestation/tpm/native.js'
 import { parsePublic, eccKey, ecdsaSignature, parseQuoteAttest, makeCredential } from './structs.ts'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+const run = promisify(execFile)
 
 const sw = await startSwtpm()
 t.teardown(() => sw.stop())
@@ -118,6 +125,20 @@ t.test('EK certificate ↔ EK public from the template (RSA-2048 and ECC P-384)'
     t.same(await tpm.ekPublic(kind), await tpm.ekPublic(kind), 'deterministic / cached')
   }
   await t.rejects(tpm.ekPublic('rsa4096' as 'rsa2048'), InvalidInputError)
+})
+
+t.test('NV reads span several TPM2_NV_Read chunks (2000 bytes > NV_BUFFER_MAX 1024)', async t => {
+  const env = { ...process.env, TPM2TOOLS_TCTI: sw.tcti }
+  const data = randomBytes(2000)
+  const file = join(sw.dir, 'nv.bin')
+  writeFileSync(file, data)
+  await run('tpm2_nvdefine', ['0x01500001', '-C', 'o', '-s', '2000', '-a', 'ownerread|ownerwrite|authread|authwrite'], { env })
+  await run('tpm2_nvwrite', ['0x01500001', '-C', 'o', '-i', file], { env })
+  const ctx = createContext()
+  await ctx.open(sw.tcti)
+  t.teardown(() => ctx.close())
+  t.same(Buffer.from(await ctx.nvRead(0x01500001) ?? []), data)
+  t.equal(await ctx.nvRead(0x01500002), undefined, 'undefined index')
 })
 
 t.test('ensureAk: creates once, then reuses; refuses a non-AK handle', async t => {
