@@ -51,6 +51,8 @@ export interface DemoResult {
   nodes: DemoNodeResult[]
   image: { name: string, cid: string, digest: string, size: number, publishedOn: string }
   request: { node: string, url: string, status: number, body: string }
+  /** The running node's next round, whose quote covers the container PCR. */
+  reattest: { outcome: string, pass: number, fail: number, failedClaims: string[] }
   refused: { node: string, failedClaims: string[], imageRefused: string }
   seconds: number
 }
@@ -142,8 +144,10 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
   const agents: Agent[] = []
   let validator: EmbeddedValidator | undefined
   let client: ChainClient | undefined
+  let imageId: string | undefined
   const cleanup = async (): Promise<void> => {
     await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
+    if (imageId !== undefined && !o.keep) await new Docker().getImage(imageId).remove({ force: true }).catch(() => {})
     await validator?.stop().catch(() => {})
     client?.close()
     await Promise.all(swtpms.map(async s => { await s.stop().catch(() => {}) }))
@@ -255,6 +259,9 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     // 6. tenant publishes -----------------------------------------------------------------------
     const tenant = await generateChainKey()
     const img = helloImage()
+    // start from a Docker engine that does not hold the image, so the whole gated path runs
+    await new Docker().getImage(img.imageId).remove({ force: true }).catch(() => {})
+    imageId = img.imageId
     const publisherNode = byName.get(names[0]) as Agent
     const pub = await publishImage(publisherNode.store, {
       publishImage: async (rec) => {
@@ -276,6 +283,10 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const resp = await fetch(url)
     const body = await resp.text()
     say(`       GET ${url} → ${resp.status} ${JSON.stringify(body.trim())}`)
+    // the next quote covers PCR 13: the committee replays the container log against it
+    const again = await runner.certify()
+    const reattest = { outcome: again.outcome, pass: again.pass, fail: again.fail, failedClaims: failedClaims(again.qc) }
+    say(`       ${runnerName} re-attested with the container running: ${again.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'} (${again.pass} pass / ${again.fail} fail; container log replayed to PCR 13)`)
 
     // 8. tampered node --------------------------------------------------------------------------
     const bad = await mkAgent('node-x', swtpms[o.nodes], tamperedLog(bootLog))
@@ -296,13 +307,14 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
 
     const status = await chain.status()
     const ok = results.filter(r => r.role !== 'tampered').every(r => r.certified) && !results[results.length - 1].certified &&
-      resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage
+      resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage && reattest.outcome === 'pass'
     return {
       ok,
       chain: { url: validator.url, height: status.height },
       nodes: results,
       image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0] },
       request: { node: runnerName, url, status: resp.status, body },
+      reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
       seconds: Math.round((Date.now() - t0) / 100) / 10
     }
