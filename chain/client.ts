@@ -273,6 +273,32 @@ export class ChainClient {
     }
   }
 
+  /** Polls until the chain reaches `height`; returns the status then. */
+  async waitForHeight (height: number, opts: { signal?: AbortSignal, pollMs?: number } = {}): Promise<ChainStatus> {
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      const s = await this.status()
+      if (s.height >= height) return s
+      await new Promise(resolve => setTimeout(resolve, opts.pollMs ?? 100))
+    }
+  }
+
+  /**
+   * attest.request for the node's next round (latest round + 1), signed by the node's own key.
+   * `reset` after a reboot ends the current certification at once.
+   */
+  async requestAttestation (nodeKey: TxSigner & { peerId: string }, opts: { reset?: boolean, round?: number } = {}): Promise<SendResult & { round: number }> {
+    const latest = (await this.seed(nodeKey.peerId)).round ?? 0
+    const round = opts.round ?? latest + 1
+    const r = await this.send('attest.request', opts.reset === true ? { nodeId: nodeKey.peerId, round, reset: true } : { nodeId: nodeKey.peerId, round }, nodeKey)
+    return { ...r, round }
+  }
+
+  /** attest.record with a quorum certificate (any account may submit it). */
+  async recordAttestation (key: TxSigner, nodeId: string, round: number, qc: Uint8Array): Promise<SendResult> {
+    return await this.send('attest.record', { nodeId, round, qc }, key)
+  }
+
   /**
    * Signs and sends a transaction with the signer's next sequence (queried once, then tracked).
    * Transactions of one signer are sent one at a time, so they reach the mempool in order.

@@ -86,6 +86,21 @@ t.test('embedded validator over CometBFT-style RPC', async t => {
   // proofs through the client
   const proven = await c.provenValue('vendor/acme', (await c.status()).appHash)
   t.equal(proven?.verified, true, 'inclusion proof verifies against the status app hash')
+  // an attestation round through the client: request, seed from the next block, record
+  const node = await generateChainKey()
+  await c.send('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(9), akPublic: new Uint8Array([4, 5]), addrs: ['/ip4/127.0.0.1/tcp/4001'] }, node)
+  const req = await c.requestAttestation(node)
+  t.equal(req.round, 1)
+  const seed = await c.waitForSeed(node.peerId, 1)
+  t.equal(seed.k, 7)
+  t.same(seed.candidates?.map(x => x.nodeId), [gv.peerId], 'genesis verifier is the only candidate')
+  t.same(seed.candidates?.[0].addrs, [], 'unregistered verifier has no addrs')
+  const { testQc } = await import('./harness.ts')
+  await c.recordAttestation(acme, node.peerId, 1, testQc('pass', Date.now() + 60_000))
+  t.equal((await c.node(node.peerId))?.effective, 'certified')
+  t.same((await c.nodes()).map(n => n.nodeId).sort(), [gv.peerId, node.peerId].sort())
+  t.equal((await c.requestAttestation(node)).round, 2, 'next round')
+
   // empty blocks keep coming when idle
   const h0 = (await c.status()).height
   await new Promise(resolve => setTimeout(resolve, 500))
