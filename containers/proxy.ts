@@ -115,7 +115,7 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
         req.unpipe(up)
         up.destroy(new Error('request body too large'))
         reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' })
-        req.destroy()
+        res.once('finish', () => { req.destroy() })
       }
     })
     req.on('error', () => { up.destroy() })
