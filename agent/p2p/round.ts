@@ -100,6 +100,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const progress = opts.onProgress ?? (() => {})
   const nodeId = opts.host.peerId.toString()
   const signal = opts.signal
+  signal?.throwIfAborted()
   const { round } = await opts.chain.requestAttestation(nodeId, { signal })
   progress({ type: 'requested', round })
   const draw = await opts.chain.waitForRound(nodeId, round, { signal })

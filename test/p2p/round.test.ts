@@ -119,6 +119,14 @@ t.test('a member that never answers: the round completes from the rest', async t
   await silent.host.stop()
 })
 
+t.test('cancellation: an aborted signal stops the round before anything is sent', async t => {
+  const before = chain.records.length
+  const rounds = chain.lastRound.get(node.id)
+  await t.rejects(runCertificationRound({ host: node.host, responder: node.responder, chain, signal: AbortSignal.abort(new Error('shutting down')) }), /shutting down/)
+  t.equal(chain.records.length, before)
+  t.equal(chain.lastRound.get(node.id), rounds, 'no attest.request sent')
+})
+
 t.test('too few members reachable: the round fails cleanly (transient)', async t => {
   const lonely = new FakeChain(4)
   const { key } = await nodeKey()
