@@ -16,7 +16,7 @@ export class FakeTpm implements AttesterTpm {
   readonly ekCert: Uint8Array
   readonly akPublic: Uint8Array
   pcr0: Uint8Array
-  constructor (name: string, pcr0 = new Uint8Array(32)) {
+  constructor (name: string, pcr0: Uint8Array = new Uint8Array(32)) {
     this.ekCert = utf8.encode(`ek certificate of ${name}`)
     this.akPublic = sha256(utf8.encode(`ak of ${name}`))
     this.pcr0 = pcr0
