@@ -107,7 +107,12 @@ const HASH_BY_ID = new Map<number, HashAlg>(Object.entries(HASH_ID).map(([k, v])
 const EK_KIND_ID: Readonly<Record<EkKind, number>> = { rsa2048: 0, 'ecc-p384': 1 }
 
 // TPM 2.0 Part 2 §6.6: warnings that mean "try again", and the TCTI layer's retryable codes.
-const RETRY_RCS = new Set([0x908 /* YIELDED */, 0x909 /* CANCELED */, 0x90a /* TESTING */, 0x920 /* NV_RATE */, 0x922 /* RETRY */])
+const RETRY_RCS = new Set([0x901 /* MEMORY */, 0x902 /* OBJECT_MEMORY */, 0x903 /* SESSION_MEMORY */, 0x908 /* YIELDED */,
+  0x909 /* CANCELED */, 0x90a /* TESTING */, 0x920 /* NV_RATE */, 0x922 /* RETRY */])
+// Warnings after which the command was not executed and that clear by themselves soon: slots taken
+// by another client of a TPM without resource manager (swtpm), self-test, RETRY. Retried in place.
+const BUSY_RCS = new Set([0x901, 0x902, 0x903, 0x908, 0x90a, 0x922])
+const BUSY_ATTEMPTS = 8
 const TCTI_LAYER = 0x0a0000
 const TSS_TRY_AGAIN = 9
 const TSS_IO_ERROR = 10
@@ -148,6 +153,12 @@ function classify (rc: number): Disposition {
 /** Tss2_RC_Decode of a TSS2_RC. */
 export function decodeRc (rc: number): string {
   return nativeDecodeRc(rc)
+}
+
+/** A TPM warning meaning "not executed, try again shortly" (see BUSY_RCS). */
+function isBusy (err: unknown): boolean {
+  const rc = (err as { rc?: unknown } | null)?.rc
+  return typeof rc === 'number' && (rc & 0xff0000) === 0 && BUSY_RCS.has(rc & 0xfff)
 }
 
 /** A TCTI-layer I/O failure: the connection to the TPM is gone (not a TPM error). */
@@ -261,11 +272,16 @@ class TpmConnection implements Tpm {
   #run<T> (fn: (ctx: NativeContext) => Promise<T>, idempotent = true): Promise<T> {
     if (this.#closed) return Promise.reject(new ConfigError(`TPM connection ${this.tcti} is closed`))
     const p = this.#queue.then(async () => {
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0, busy = 0; ; attempt++) {
         if (this.#broken) await this.#reopen()
         try {
           return await fn(this.#ctx)
         } catch (err) {
+          if (isBusy(err) && ++busy < BUSY_ATTEMPTS) {
+            attempt--
+            await new Promise(resolve => setTimeout(resolve, 2 + Math.random() * 8 * busy))
+            continue
+          }
           if (!isTransportError(err)) throw err
           this.#broken = true // ESYS refuses further calls after a failed transmit: reopen before the next one
           if (!idempotent || attempt >= 1) throw err

@@ -79,3 +79,30 @@ t.test('fuzz: random and mutated credential blobs never crash or leak', async t 
   t.equal(other, 0)
   t.same(await tpm.transientHandles(), clean)
 })
+
+t.test('two clients on one swtpm (no resource manager): busy slots are retried, one AK created', async t => {
+  const other = await openTpm({ tcti: sw.tcti })
+  t.teardown(() => other.close())
+  const handle = 0x81000b10
+  const made = await Promise.all([tpm.ensureAk({ handle }), other.ensureAk({ handle }), tpm.ensureAk({ handle, ekKind: 'ecc-p384' })])
+  t.equal(made.filter(a => a.created === true).length, 1, 'exactly one creation')
+  t.same(made[0].public, made[1].public)
+  const ak = made[0]
+  const sel = [{ hash: 'sha256' as const, pcrs: [0, 1, 2] }]
+  const jobs: Array<Promise<unknown>> = []
+  for (let i = 0; i < 10; i++) {
+    jobs.push(tpm.quote({ nonce: randomBytes(16), pcrs: sel, akHandle: handle }))
+    jobs.push(other.quote({ nonce: randomBytes(16), pcrs: sel, akHandle: handle }))
+  }
+  for (const [c, ekKind] of [[tpm, 'rsa2048'], [other, 'ecc-p384'], [other, 'rsa2048']] as const) {
+    jobs.push((async () => {
+      const secret = randomBytes(16)
+      const cred = await makeCredential(await c.ekPublic(ekKind), ak.name, secret)
+      t.same(Buffer.from(await c.activateCredential({ ...cred, ekKind, akHandle: handle })), secret)
+    })())
+  }
+  const settled = await Promise.allSettled(jobs)
+  t.same(settled.filter(s => s.status === 'rejected').map(s => String((s as PromiseRejectedResult).reason)), [], 'no call failed')
+  t.same(await tpm.transientHandles(), clean)
+  t.equal(await tpm.evict(handle), true)
+})

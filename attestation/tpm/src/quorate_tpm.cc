@@ -834,11 +834,35 @@ Napi::Value Context::EnsureAk(const Napi::CallbackInfo& info) {
     Flush ak(e);
     Check(Esys_Load(e, ek.use, session.h, ESYS_TR_NONE, ESYS_TR_NONE, priv.p, pub.p, &ak.h), "Esys_Load", "AK");
     ESYS_TR persisted = ESYS_TR_NONE;
-    Check(Esys_EvictControl(e, ESYS_TR_RH_OWNER, ak.h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persisted),
-          "Esys_EvictControl", "persist AK at " + Hex32(handle));
+    TSS2_RC rc = Esys_EvictControl(e, ESYS_TR_RH_OWNER, ak.h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persisted);
+    if (rc != TSS2_RC_SUCCESS) {
+      // Another process may have persisted an AK there meanwhile (TPM_RC_NV_DEFINED): use it.
+      TrClose tr(e);
+      bool isAk = false;
+      if (c.persistent.find(handle) == c.persistent.end() &&
+          Esys_TR_FromTPMPublic(e, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr.h) == TSS2_RC_SUCCESS) {
+        Val v = PublicVal(e, tr.h, handle, &isAk);
+        if (isAk) {
+          c.persistent[handle] = tr.h;
+          tr.h = ESYS_TR_NONE;  // now owned by the cache
+          v.set("created", Val::boolean(false));
+          return v;
+        }
+      }
+      Check(rc, "Esys_EvictControl", "persist AK at " + Hex32(handle));
+    }
     c.Forget(handle);
     c.persistent[handle] = persisted;
-    Val v = PublicVal(e, persisted, handle);
+    // From Create's output and ESYS's own name computation: no TPM command (a ReadPublic could
+    // fail with OBJECT_MEMORY when another client fills the slots, after the AK was persisted).
+    Out<TPM2B_NAME> name;
+    Check(Esys_TR_GetName(e, persisted, name.ptr()), "Esys_TR_GetName");
+    Val v = Val::object();
+    v.set("handle", Val::num(handle));
+    v.set("public", Val::bytes(MarshalPublic(pub->publicArea)));
+    v.set("name", Val::bytes(name->name, name->size));
+    v.set("isAk", Val::boolean(true));
+    v.set("notAkReason", Val::str(""));
     v.set("created", Val::boolean(true));
     return v;
   });
