@@ -22,6 +22,14 @@ t.test('deterministic, order-independent, distinct, min(k, n)', async t => {
   t.throws(() => selectCommittee(seedOf(1), [''], 1), /non-empty/)
 })
 
+t.test('fixed test vector (chain replay depends on the draw never changing)', async t => {
+  // rank = sha256("quorate/committee-rank/v1" ‖ u16be(len(seed)) ‖ seed ‖ utf8(nodeId)); k lowest win.
+  // Cross-checked with an independent Python implementation.
+  t.same(selectCommittee(sha256(utf8.encode('quorate committee test vector')), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'], 4), ['c', 'b', 'e', 'd'])
+  t.same(selectCommittee(sha256(utf8.encode('quorate committee test vector 2')), ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'x', 'y', 'z'], 2),
+    ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'y'])
+})
+
 t.test('uniform: chi-square over a fixed seed sequence', async t => {
   const n = 20
   const k = 5
