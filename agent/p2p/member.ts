@@ -86,6 +86,8 @@ export interface MemberOptions {
   readonly verdictTtlMs?: number
   /** Deadline for each message from the node (default 15 s: the node waits for the other members). */
   readonly timeoutMs?: number
+  /** How long to wait for our chain view to show the round's seed (default 2 s). */
+  readonly seedWaitMs?: number
   readonly now?: () => number
   readonly logger?: Logger
 }
@@ -145,7 +147,12 @@ export class CommitteeMember {
       if (hello.nodeId !== remoteNodeId) throw new PeerMismatchError(`session for ${hello.nodeId} opened by ${remoteNodeId}`)
       const key = `${hello.nodeId}/${hello.round}`
       if (this.#judged.has(key)) throw new RoundAlreadyJudgedError(`already judged ${key}`)
-      const info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
+      // The node saw the seed block; our chain view may lag a little behind (another RPC node).
+      let info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
+      for (let waited = 0; info === undefined && waited < (this.#o.seedWaitMs ?? 2_000); waited += 100) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+        info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
+      }
       if (info === undefined) throw new UnknownRoundError(`no attestation request with a seed for ${key} on chain`)
       const committee = selectCommittee(info.seed, info.candidates.filter(c => c !== hello.nodeId), info.k)
       if (!committee.includes(this.nodeId)) throw new NotOnCommitteeError(`${this.nodeId} is not on the committee for ${key}`)

@@ -25,7 +25,7 @@ async function addPeer (opts: { silent?: boolean, pcr0?: Uint8Array, windowMs?: 
   const host = await createP2PHost({ privateKey: key })
   const tpm = new FakeTpm(signer.nodeId, opts.pcr0 as Uint8Array<ArrayBuffer> | undefined)
   const responder = new AttestationResponder({ tpm, batchWindowMs: opts.windowMs ?? 10 })
-  const member = new CommitteeMember({ signer, chain, appraise: fakeAppraise, makeCredential: makeCred, timeoutMs: 5000 })
+  const member = new CommitteeMember({ signer, chain, appraise: fakeAppraise, makeCredential: makeCred, timeoutMs: 5000, seedWaitMs: 200 })
   if (opts.silent === true) {
     // accepts the stream, then never answers (a hung member)
     await host.handle(PROTOCOL_CERTIFY, () => {})
