@@ -1,5 +1,16 @@
 // agent/p2p — the libp2p side of attestation: the host, the protocols, the node side
 // (AttestationResponder), the verifier side (CommitteeMember, verifyPeer) and the round driver.
+//
+// Wiring (what the agent does):
+//   const host = await createP2PHost({ privateKey, listen, logger })
+//   const responder = new AttestationResponder({ tpm /* openTpm() */, logs: { eventLog, containerLog } })
+//   await responder.register(host)                      // serves verifiers that dial in (quorate verify)
+//   const member = new CommitteeMember({ signer: ed25519Signer(privateKey), chain: memberChainPort(client),
+//     appraise: chainAppraiser(client), makeCredential: tpmMakeCredential(), verdictTtlMs })
+//   await member.register(host)                         // serves nodes being certified (they dial out)
+//   const r = await runCertificationRound({ host, responder, chain: chainPort(client, signer), onProgress, signal })
+//
+// Protocols and messages: see messages.ts. One quote per round: responder.evidence(nonces).
 export { createP2PHost, dialTarget } from './host.ts'
 export type { P2PHost, P2PHostOptions } from './host.ts'
 export { Framed, StreamTimeoutError, StreamClosedError, PeerRefusedError } from './framing.ts'
