@@ -78,6 +78,7 @@ in
         };
         repartConfig = {
           Type = "esp";
+          Label = "esp";
           Format = "vfat";
           SizeMinBytes = "256M";
         };
@@ -89,8 +90,6 @@ in
           Format = "ext4";
           Label = rootLabel;
           Minimize = "guess";
-          # Room for /var/lib/quorate (IPFS blocks, container images) after first boot.
-          SizeMinBytes = "8G";
         };
       };
     };
@@ -99,7 +98,11 @@ in
   fileSystems."/" = {
     device = "/dev/disk/by-partlabel/${rootLabel}";
     fsType = "ext4";
+    # The image is minimal; on first boot the root partition (the last one) and its file system
+    # grow to the disk, making room for /var/lib/quorate (IPFS blocks, container images).
+    autoResize = true;
   };
+  boot.growPartition = true;
   fileSystems."/boot" = {
     device = "/dev/disk/by-partlabel/esp";
     fsType = "vfat";
@@ -133,8 +136,10 @@ in
 
   # --- A closed appliance ----------------------------------------------------------------------
   users.mutableUsers = false;
-  # No interactive logins by default; operators add their SSH keys in their own module.
+  # No interactive logins by default; operators add their SSH keys in their own module. NixOS
+  # refuses an immutable user set nobody can log in to unless told that this is intended.
   users.users.root.hashedPassword = lib.mkDefault "!";
+  users.allowNoPasswordLogin = lib.mkDefault true;
   services.openssh = {
     enable = lib.mkDefault false;
     settings.PasswordAuthentication = false;
