@@ -73,7 +73,8 @@ export interface ChainApp {
   info (): AppInfo
   /** Stores the genesis state (verifiers); only on an empty database. Returns the app hash. */
   initChain (genesis: Genesis): Uint8Array
-  checkTx (tx: Uint8Array): TxResult
+  /** `hash` (sha256 of tx) may be passed when the caller already computed it. */
+  checkTx (tx: Uint8Array, hash?: Uint8Array): TxResult
   /** Drops the mempool view of sequences (after a commit; then re-check what is left). */
   resetCheckState (): void
   finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse
@@ -411,12 +412,12 @@ class App implements ChainApp {
   }
 
   /** Everything that does not depend on state: size, encoding, version, chain, type, body, signature. */
-  #validate (bytes: Uint8Array): Validated | TxResult {
+  #validate (bytes: Uint8Array, hash?: Uint8Array): Validated | TxResult {
     if (bytes.byteLength > MAX_TX_BYTES) return fail(TxCode.TOO_LARGE, `transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
     const cached = this.#verified.get(bytes)
     if (cached !== undefined) return cached
     let tx: DecodedTx
-    try { tx = decodeTx(bytes) } catch (err) { return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`) }
+    try { tx = decodeTx(bytes, hash) } catch (err) { return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`) }
     if (tx.v !== TX_VERSION) return fail(TxCode.UNSUPPORTED_VERSION, `transaction version ${tx.v} is not supported (this chain speaks version ${TX_VERSION})`)
     const chainId = this.#genesis?.chainId
     if (tx.chainId !== chainId) return fail(TxCode.WRONG_CHAIN, `transaction is for chain "${tx.chainId}", this is "${chainId ?? ''}"`)
@@ -434,9 +435,9 @@ class App implements ChainApp {
     return v === undefined ? 0 : dec<{ seq: number }>(v).seq
   }
 
-  checkTx (bytes: Uint8Array): TxResult {
+  checkTx (bytes: Uint8Array, hash?: Uint8Array): TxResult {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
-    const v = this.#validate(bytes)
+    const v = this.#validate(bytes, hash)
     if (!('tx' in v)) return v
     const sh = toHex(v.tx.signer)
     const expected = this.#checkSeq.get(sh) ?? this.#committedSeq(sh)

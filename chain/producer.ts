@@ -178,7 +178,7 @@ export class BlockProducer {
     const hex = toHex(hash)
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
-    const result = this.app.checkTx(tx)
+    const result = this.app.checkTx(tx, hash)
     if (result.code === 0) { this.#mempool.push({ tx, hash, hex }); this.#inMempool.add(hex) }
     return { result, hash }
   }
@@ -222,7 +222,7 @@ export class BlockProducer {
     this.app.resetCheckState()
     const evicted: Array<[Uint8Array, TxResult]> = []
     for (const m of rest) {
-      const r = this.app.checkTx(m.tx)
+      const r = this.app.checkTx(m.tx, m.hash)
       if (r.code === 0) this.#mempool.push(m); else { this.#inMempool.delete(m.hex); evicted.push([m.hash, r]) }
     }
     this.#log.debug('block', { height: header.height, txs: take.length })
