@@ -16,9 +16,9 @@
 //              and the TPM was not reset/restarted since the previous quote
 // Hot path: one signature verify plus hashing; EK chains, reference indexes, AK keys and parsed
 // event logs are cached by content.
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { encode, type Canonical } from '../encoding/canonical.ts'
-import { canonicalSha256 } from './canondigest.ts'
+import { canonicalSha256, memoizeCanonical } from './canondigest.ts'
 import { equal, toHex } from '../encoding/bytes.ts'
 import type { Evidence } from './evidence.ts'
 import { committeeNonce } from './evidence.ts'
@@ -88,6 +88,10 @@ export const DEFAULT_OS_PCRS: readonly number[] = [4, 9]
 const OPTIONAL_OS_PCRS: readonly number[] = [8, 11, 12]
 const MAX_FAILURES_PER_CLAIM = 64
 
+// Frozen, with their canonical encodings remembered: most results reuse them.
+const AFFIRMING: ClaimStatus = memoizeCanonical({ ok: true, 'ear.status': 'affirming', failures: [] }) as unknown as ClaimStatus
+const ALL_AFFIRMING = memoizeCanonical({ identity: AFFIRMING, firmware: AFFIRMING, os: AFFIRMING, containers: AFFIRMING, freshness: AFFIRMING } as unknown as Canonical) as unknown as { readonly [c in Claim]: ClaimStatus }
+
 function short (b: Uint8Array | string): string {
   const h = typeof b === 'string' ? b : toHex(b)
   return h.length > 16 ? `${h.slice(0, 16)}…` : h
@@ -104,7 +108,7 @@ const logCache = new Map<string, ParsedLog | { error: string }>()
 const LOG_CACHE_MAX = 256
 
 function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
-  const key = createHash('sha256').update(bytes).digest('hex')
+  const key = hash('sha256', bytes, 'hex')
   const hit = logCache.get(key)
   if (hit !== undefined) return hit
   let v: ParsedLog | { error: string }
@@ -130,7 +134,7 @@ interface ParsedContainerLog { readonly entries: readonly ContainerLogEntry[], r
 const clogCache = new Map<string, ParsedContainerLog | { error: string }>()
 
 function parsedContainerLog (text: string): ParsedContainerLog | { error: string } {
-  const key = createHash('sha256').update(text).digest('hex')
+  const key = hash('sha256', text, 'hex')
   const hit = clogCache.get(key)
   if (hit !== undefined) return hit
   let v: ParsedContainerLog | { error: string }
@@ -150,12 +154,13 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     else if (list.length === MAX_FAILURES_PER_CLAIM) list.push(`${c}: … more failures not listed`)
   }
   const now = policy.now ?? Date.now()
+  const ekSha256 = hash('sha256', evidence.ekCertificate, 'hex')
 
   // identity: EK certificate chain
   let ek: VerifiedEk | undefined
   if (R.trust.anchors.length === 0) add('identity', 'no published TPM vendor CA to check the EK certificate against')
   else {
-    try { ek = verifyEkCertificateCached(evidence.ekCertificate, R.trust, now) } catch (err) { add('identity', `EK certificate: ${(err as Error).message}`) }
+    try { ek = verifyEkCertificateCached(evidence.ekCertificate, R.trust, now, ekSha256) } catch (err) { add('identity', `EK certificate: ${(err as Error).message}`) }
   }
   if (policy.requireCredentialActivation === true && policy.credentialActivated !== true) {
     add('identity', 'the AK is not bound to the EK: credential activation was not proven')
@@ -258,10 +263,15 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     if (ch.clockWentBack) add('freshness', `the TPM clock went back since the previous quote (${String(policy.previousClock.clock)} → ${clockInfo.clock})`)
   }
 
-  const status = {} as Record<Claim, ClaimStatus>
-  for (const c of CLAIMS) status[c] = { ok: f[c].length === 0, 'ear.status': f[c].length === 0 ? 'affirming' : 'contraindicated', failures: f[c] }
   const failures = CLAIMS.flatMap(c => f[c])
   const ok = failures.length === 0
+  let status: { readonly [c in Claim]: ClaimStatus }
+  if (ok) status = ALL_AFFIRMING
+  else {
+    const st = {} as Record<Claim, ClaimStatus>
+    for (const c of CLAIMS) st[c] = f[c].length === 0 ? AFFIRMING : { ok: false, 'ear.status': 'contraindicated', failures: f[c] }
+    status = st
+  }
   const body = {
     profile: 'quorate/appraisal/v1' as const,
     ok,
@@ -269,7 +279,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     status,
     failures,
     subject: {
-      ekCertificate: createHash('sha256').update(evidence.ekCertificate).digest('hex'),
+      ekCertificate: ekSha256,
       ...(qc.akName !== undefined ? { akName: toHex(qc.akName) } : {}),
       nonce: toHex(evidence.nonce),
       ...(ek !== undefined ? { tpm: { ...ek.tpm } } : {})

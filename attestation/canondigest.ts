@@ -3,7 +3,7 @@
 // produces (the tests compare them) but caches map-key encodings and key orders and writes into
 // one reused buffer, which makes the digest of an appraisal result several times cheaper.
 // Values outside the JSON-like subset (bigint) fall back to the shared encoder.
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { encode, type Canonical } from '../encoding/canonical.ts'
 
 let buf = Buffer.allocUnsafe(4096)
@@ -57,6 +57,33 @@ function sortedKeys (keys: string[]): string[] {
 
 class Unsupported extends Error {}
 
+// Encodings of frozen objects that recur in every result (e.g. a passing claim's status).
+const memo = new WeakMap<object, Buffer>()
+
+/** Freezes `v` (deeply) and remembers its canonical encoding, so later digests copy the bytes. */
+export function memoizeCanonical<T extends Canonical> (v: T): T {
+  const saved = len
+  const savedBuf = buf
+  buf = Buffer.allocUnsafe(256)
+  len = 0
+  try {
+    write(v, 0)
+    if (typeof v === 'object' && v !== null) memo.set(v, Buffer.from(buf.subarray(0, len)))
+  } finally {
+    buf = savedBuf
+    len = saved
+  }
+  return deepFreeze(v)
+}
+
+function deepFreeze<T> (v: T): T {
+  if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) {
+    for (const x of Object.values(v)) deepFreeze(x)
+    Object.freeze(v)
+  }
+  return v
+}
+
 function write (v: unknown, depth: number): void {
   if (depth > 64) throw new Unsupported()
   if (v === null) { ensure(1); buf[len++] = 0xf6; return }
@@ -69,6 +96,10 @@ function write (v: unknown, depth: number): void {
   }
   if (typeof v === 'string') { str(v); return }
   if (v instanceof Uint8Array) { head(2, v.length); ensure(v.length); buf.set(v, len); len += v.length; return }
+  if (typeof v === 'object' && v !== null) {
+    const m = memo.get(v)
+    if (m !== undefined) { ensure(m.length); m.copy(buf, len); len += m.length; return }
+  }
   if (Array.isArray(v)) { head(4, v.length); for (const x of v) write(x, depth + 1); return }
   if (typeof v === 'object') {
     const proto = Object.getPrototypeOf(v)
@@ -97,5 +128,5 @@ export function canonicalSha256 (v: Canonical): string {
     if (!(err instanceof Unsupported)) throw err
     return createHash('sha256').update(encode(v)).digest('hex')
   }
-  return createHash('sha256').update(buf.subarray(0, len)).digest('hex')
+  return hash('sha256', buf.subarray(0, len), 'hex')
 }

@@ -4,8 +4,7 @@
 // of asking OpenSSL to verify the chain, because EK certificates routinely carry critical
 // extensions OpenSSL does not know (the SAN with TPM manufacturer attributes is critical and
 // holds a directoryName; Subject Directory Attributes) and would reject.
-import { X509Certificate, createHash, type KeyObject } from 'node:crypto'
-import { toHex } from '../encoding/bytes.ts'
+import { X509Certificate, createHash, hash, type KeyObject } from 'node:crypto'
 import { DecodeError, InvalidInputError } from '../encoding/errors.ts'
 import { parsePublic, publicToKeyObject, type TpmPublic } from './tpm2.ts'
 
@@ -198,9 +197,9 @@ const cache = new Map<string, CacheEntry>()
 const CACHE_MAX = 4096
 
 /** verifyEkCertificate with a cache keyed by sha256(cert) and the trust store id. */
-export function verifyEkCertificateCached (cert: Uint8Array, store: EkTrustStore, now: Date | number = new Date()): VerifiedEk {
-  const t = new Date(now).getTime()
-  const key = `${store.id}:${toHex(createHash('sha256').update(cert).digest())}`
+export function verifyEkCertificateCached (cert: Uint8Array, store: EkTrustStore, now: Date | number = new Date(), certSha256Hex?: string): VerifiedEk {
+  const t = typeof now === 'number' ? now : now.getTime()
+  const key = `${store.id}:${certSha256Hex ?? hash('sha256', cert, 'hex')}`
   const hit = cache.get(key)
   if (hit !== undefined && t >= hit.validFrom && t <= hit.validTo) return hit.result
   const result = verifyEkCertificate(cert, store, { now: t })

@@ -4,7 +4,7 @@
 // the signed pcrDigest. Data in, data out: no TPM. `checkQuote` lists every problem (so the
 // appraisal can report them all, each under its claim); `verifyQuote` returns a VerifiedQuote or
 // throws a QuoteError carrying that list.
-import { createHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
+import { hash as oneShotHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
 import { equal, equalConstantTime, toHex } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { DIGEST_SIZE, hashAlgFromId, type HashAlg } from './algs.ts'
@@ -142,6 +142,7 @@ export function checkSignature (pub: TpmPublic, key: KeyObject, sig: TpmSignatur
     const c = curveInfo(pub.curve)
     if (c === undefined) return 'AK curve not supported'
     if (sig.r.length > c.size || sig.s.length > c.size) return 'ECDSA r or s larger than the curve order'
+    // DER, not { dsaEncoding: 'ieee-p1363' }: the options-object form costs ~50% more per verify.
     const ok = cryptoVerify(sig.hash, data, key, ecdsaDer(sig.r, sig.s))
     return ok ? undefined : 'ECDSA signature does not verify under the AK'
   }
@@ -158,15 +159,15 @@ export function checkSignature (pub: TpmPublic, key: KeyObject, sig: TpmSignatur
 
 /** pcrDigest as the TPM computes it: H(concatenation of the selected PCR values in selection order). */
 export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): Uint8Array | undefined {
-  const h = createHash(hash)
+  const parts: Uint8Array[] = []
   for (const s of selection) {
     for (const p of s.pcrs) { // ascending within a TPMS_PCR_SELECTION (bit order)
       const v = values(s.hash, p)
       if (v === undefined) return undefined
-      h.update(v)
+      parts.push(v)
     }
   }
-  return new Uint8Array(h.digest())
+  return new Uint8Array(oneShotHash(hash, Buffer.concat(parts), 'buffer'))
 }
 
 /** Checks a quote and lists every problem. */

@@ -13,15 +13,19 @@ import { ecdsaDer } from '../attestation/quote.ts'
 import { scenario } from '../test/attestation/scenario.ts'
 import { softAk } from '../test/attestation/forge.ts'
 
-function rate (seconds: number, fn: (i: number) => void): { perSec: number, n: number } {
-  // warm-up
-  for (let i = 0; i < 200; i++) fn(i)
+// Rates per wall-clock second and per CPU second of this process: the machine is shared, so the
+// CPU-time figure is the better estimate of one dedicated core.
+function rate (seconds: number, fn: (i: number) => void): { perSec: number, perCpuSec: number, n: number } {
+  for (let i = 0; i < 200; i++) fn(i) // warm-up
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   let n = 0
   const end = t0 + seconds * 1000
   while (performance.now() < end) { for (let k = 0; k < 50; k++) fn(n++) }
   const dt = (performance.now() - t0) / 1000
-  return { perSec: Math.round(n / dt), n }
+  const c = process.cpuUsage(c0)
+  const cpu = (c.user + c.system) / 1e6
+  return { perSec: Math.round(n / dt), perCpuSec: Math.round(n / cpu), n }
 }
 
 export async function run (opts: { seconds?: number, quotes?: number } = {}): Promise<Record<string, unknown>> {
@@ -43,8 +47,11 @@ export async function run (opts: { seconds?: number, quotes?: number } = {}): Pr
   return {
     target: 'appraisals/s >= 8000 on one core',
     appraisalsPerSec: appraiseOnly.perSec,
+    appraisalsPerCpuSec: appraiseOnly.perCpuSec,
     decodeAndAppraisePerSec: decodeAndAppraise.perSec,
+    decodeAndAppraisePerCpuSec: decodeAndAppraise.perCpuSec,
     ecdsaP256VerifyPerSec: ecdsa.perSec,
+    ecdsaP256VerifyPerCpuSec: ecdsa.perCpuSec,
     evidenceBytes: wire[0].length,
     eventLogEvents: 25,
     eventLogBytes: first.eventLog?.length,
