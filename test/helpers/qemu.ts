@@ -88,6 +88,15 @@ export async function ensureKernel (opts: { cacheDir?: string, pkg?: string } = 
   const vmlinuz = join(cache, `vmlinuz-${version}`)
   const fwCfgModule = join(cache, `qemu_fw_cfg-${version}.ko`)
   if (!existsSync(vmlinuz) || !existsSync(fwCfgModule)) throw new Error(`fetch-kernel.sh did not leave ${vmlinuz} and ${fwCfgModule}`)
+  // The guest loads no TPM driver module: QEMU's tpm-tis device needs CONFIG_TCG_TIS built in
+  // (Debian's kernels have it, and CRB, built in; securityfs for the event log too).
+  const kconfig = join(cache, `config-${version}`)
+  if (existsSync(kconfig)) {
+    const text = readFileSync(kconfig, 'utf8')
+    for (const opt of ['CONFIG_TCG_TPM', 'CONFIG_TCG_TIS', 'CONFIG_SECURITYFS', 'CONFIG_EFI_STUB']) {
+      if (!new RegExp(`^${opt}=y$`, 'm').test(text)) throw new Error(`kernel ${version}: ${opt} is not built in (=y); the measured-boot initramfs loads no modules but qemu_fw_cfg`)
+    }
+  }
   return { version, vmlinuz, fwCfgModule, sha256: toHex(sha256(readFileSync(vmlinuz))) }
 }
 
