@@ -229,6 +229,8 @@ t.test('real measured boot: QEMU + OVMF + swtpm, appraised against reference val
   t.teardown(() => { tpm.remove() })
 
   const published = await buildInitramfs({ dir, kernel, label: 'quorate-test-image v1' })
+  const rebuilt = await buildInitramfs({ dir: mkdtempSync(join(dir, 'again-')), kernel, label: 'quorate-test-image v1' })
+  t.ok(equal(rebuilt.digest, published.digest), 'the initramfs build is reproducible (a publisher and a node get the same bytes)')
   const tampered = modifiedInitramfs(published, dir, 'quorate-test-image v2')
   t.equal(tampered.size, published.size, 'tampered initrd has the same size (PCR 4 unaffected)')
   t.notOk(equal(tampered.digest, published.digest), 'but different content')
