@@ -178,15 +178,8 @@ export function decodeEvidence (bytes: Uint8Array, limits: EvidenceLimits = EVID
   const m = asMap(v, 'evidence')
   onlyKeys(m, KEYS, 'evidence')
   if (m.version !== undefined && !is.uint(m.version)) fail('version: expected an unsigned integer')
-  return validateEvidence({ ...m, quote: is.map(m.quote ?? null) ? { ...asMap(m.quote, 'evidence.quote') } : m.quote, pcrs: plainPcrs(m.pcrs) })
-}
-
-// The CBOR decoder builds null-prototype maps; copy them into plain objects for the validator.
-function plainPcrs (v: Canonical | undefined): unknown {
-  if (v === undefined || !is.map(v)) return v
-  const out: Record<string, unknown> = {}
-  for (const [k, x] of Object.entries(v)) out[k] = x !== undefined && is.map(x) ? { ...x } : x
-  return out
+  // validateEvidence accepts the decoder's null-prototype maps and copies what it keeps.
+  return validateEvidence(m, limits)
 }
 
 /** JSON file form: hex for nonces and digests, base64 for blobs, the container log as text. */
