@@ -5,6 +5,9 @@
 // a few quotes per second, so quotes are never taken per verifier.
 import type { Stream, Connection } from '@libp2p/interface'
 import { encodeEvidence, committeeNonce, EVIDENCE_LIMITS, type Evidence } from '../../attestation/evidence.ts'
+import { parseAttest } from '../../attestation/tpm2.ts'
+import { computePcrDigest } from '../../attestation/quote.ts'
+import { equal } from '../../encoding/bytes.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { QuorateError, TransientError } from '../../encoding/errors.ts'
@@ -61,6 +64,22 @@ export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [{ hash: 'sha256', pc
 
 export interface Identity { ekCertificate: Uint8Array, ekPublic: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }
 
+const DIGEST_HASH: Readonly<Record<number, HashAlg>> = { 20: 'sha1', 32: 'sha256', 48: 'sha384', 64: 'sha512' }
+
+/** Whether PCR values read now hash to the quote's signed pcrDigest (TPM 2.0 Part 2 §10.12.1). */
+function matchesQuote (attest: Uint8Array, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[]): boolean {
+  try {
+    const q = parseAttest(attest).quote
+    if (q === undefined) return true // not a quote: let the verifiers say so
+    const hash = DIGEST_HASH[q.pcrDigest.length]
+    if (hash === undefined) return true
+    const d = computePcrDigest(hash, q.pcrSelect, (bank, pcr) => banks.find(b => b.hash === bank)?.values.get(pcr))
+    return d !== undefined && equal(d, q.pcrDigest)
+  } catch {
+    return true
+  }
+}
+
 interface Batch { nonces: Uint8Array[], waiters: { resolve: (b: Uint8Array) => void, reject: (e: unknown) => void }[] }
 
 export class AttestationResponder {
@@ -108,18 +127,18 @@ export class AttestationResponder {
 
   /**
    * Takes ONE quote over committeeNonce(nonces) and builds the bundle every member receives.
-   * PCRs are read around the quote; if they moved in between (updateCounter), it retries once.
+   * PCRs are read after the quote and checked against its signed pcrDigest; if one moved in
+   * between (a container launch extending PCR 13), it quotes again (at most 3 attempts).
    */
   async evidence (nonces: readonly Uint8Array[]): Promise<{ bytes: Uint8Array, evidence: Evidence }> {
     if (nonces.length === 0) throw new TransientError('no nonces to quote over')
     const id = await this.identity()
     const nonce = committeeNonce(nonces)
     for (let attempt = 0; ; attempt++) {
-      const before = await this.#tpm.pcrRead(this.#pcrs)
       const quote = await this.#tpm.quote({ nonce, pcrs: this.#pcrs, akHandle: id.akHandle })
       this.quotesTaken++
       const after = await this.#tpm.pcrRead(this.#pcrs)
-      if (after.updateCounter !== before.updateCounter && attempt === 0) continue
+      if (attempt < 2 && !matchesQuote(quote.attest, after.banks)) continue
       const pcrs: Record<string, Record<string, Uint8Array>> = {}
       for (const bank of after.banks) {
         const out: Record<string, Uint8Array> = {}

@@ -41,3 +41,19 @@ t.test('slow TPM: requests arriving during a quote share the next one', async t 
     t.ok(e.committeeNonces?.some(n => equal(n, asked[i])), `verifier ${i} finds its nonce`)
   })
 })
+
+t.test('a PCR extended between quote and read: quoted again, bundle consistent', async t => {
+  const tpm = new FakeTpm('moving')
+  const extended = new Uint8Array(32).fill(5)
+  const quote = tpm.quote.bind(tpm)
+  let first = true
+  tpm.quote = async o => {
+    const q = await quote(o)
+    if (first) { first = false; tpm.pcr0 = extended } // a container launch lands right after the quote
+    return q
+  }
+  const r = new AttestationResponder({ tpm })
+  const { evidence } = await r.evidence([nonce()])
+  t.equal(tpm.quotes, 2, 'quoted again')
+  t.same(evidence.pcrs.sha256?.['0'], extended, 'values match the second quote')
+})
