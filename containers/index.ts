@@ -8,7 +8,7 @@ export type {
   ImageRecord, CertificationStatus, ImageRegistry, Measurer, ImageSource, DockerClient,
   ContainerLimits, ContainerRunnerInit, LaunchPhase, LaunchProgress, LaunchRequest, RunningContainer, ContainerRunner
 } from './runner.ts'
-export type { ImageStore, ImageStoreInit, AddResult, AddProgress, FetchOptions } from './store.ts'
+export type { ImageStore, ImageStoreInit, AddResult, AddProgress, FetchOptions, StoredContent } from './store.ts'
 export type { FetchProgress, LocalBlocks } from './transfer.ts'
 export type { TenantProxy, TenantProxyInit } from './proxy.ts'
 export type { ContainerLaunchEvent, EventLogWriter } from './events.ts'
@@ -26,3 +26,8 @@ export { publishImage, imageSourceStream } from './publish.ts'
 export { CONTAINER_PCR, launchEvent, eventLine, eventDigest, envDigest, parseEventLog, replayEventLog, memoryEventLog, fileEventLog } from './events.ts'
 export { ImageTarInspector, inspectImageTar, buildImageTar, buildTar } from './image-tar.ts'
 export { BLOCKS_PROTOCOL, parseCid } from './transfer.ts'
+export { chainImageRegistry, chainImagePublisher, pickImage } from './chain-registry.ts'
+export type { ChainImageQueries } from './chain-registry.ts'
+export { readDeployments, upsertDeployment, removeDeployment, validateDeployment } from './deployments.ts'
+export type { Deployment } from './deployments.ts'
+export { checkImageName } from './publish.ts'

@@ -50,6 +50,8 @@ export async function imageSourceStream (source: string, docker?: Pick<Docker, '
     return { stream: createReadStream(source, { highWaterMark: 1 << 20 }), total: st.size, from: 'file' }
   }
   if (docker === undefined) throw new InvalidInputError(`${source} is neither a file nor (without Docker) a local image`)
+  // Image references never start with / or . (and dockerode mangles such paths into host names).
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$/.test(source)) throw new InvalidInputError(`${source}: no such file, and not a Docker image reference`)
   let id: string
   let size: number | undefined
   try {

@@ -4,7 +4,7 @@
 // unixfs-v1-2025: CIDv1, 1 MiB chunks, 1024 links per node), so the same bytes give the same CID
 // on every node. Fetching uses our CID-verified block stream (transfer.ts) and falls back to
 // Helia's bitswap; both verify every block against its CID before it is stored or used.
-import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHeliaLight } from 'helia'
 import { withBitswap } from '@helia/bitswap'
@@ -59,6 +59,8 @@ export interface FetchOptions {
   readonly onProgress?: (p: FetchProgress) => void
 }
 
+export interface StoredContent { readonly cid: string, readonly size?: number, readonly imageId?: string, readonly storedAt?: number }
+
 export interface ImageStore {
   readonly peerId: string
   readonly libp2p: Libp2p
@@ -75,6 +77,8 @@ export interface ImageStore {
    * arrive (stored, and marked complete at the end). A block not matching its CID throws ContentMismatchError.
    */
   fetch (cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
+  /** Content held completely in this store. */
+  list (): Promise<StoredContent[]>
   /** Forgets that the content is complete (it is fetched again next time; blocks stay until removed). */
   unpin (cid: string): Promise<void>
   stop (): Promise<void>
@@ -161,7 +165,7 @@ class HeliaImageStore implements ImageStore {
     // Straight into the filesystem blockstore (Helia's wrapper would re-read and re-hash for pins).
     const { cid } = await importByteStream(tee(), this.blocks, { ...IMPORT_OPTIONS, signal: opts.signal } as Parameters<typeof importByteStream>[2])
     const image = inspector.finish()
-    await this.markComplete(cid)
+    await this.markComplete(cid, { size: bytes, imageId: image.imageId })
     this.log.info('image added', { cid: cid.toString(), size: bytes, imageId: image.imageId })
     return { cid: cid.toString(), size: bytes, image }
   }
@@ -169,7 +173,20 @@ class HeliaImageStore implements ImageStore {
   /** Completeness markers instead of Helia pins: a pin re-reads and re-hashes every block. */
   private markerPath (cid: CID): string { return join(this.completeDir, cid.toV1().toString()) }
 
-  private async markComplete (cid: CID): Promise<void> { await writeFile(this.markerPath(cid), '') }
+  private async markComplete (cid: CID, meta: { size: number, imageId?: string }): Promise<void> {
+    await writeFile(this.markerPath(cid), JSON.stringify({ ...meta, at: Date.now() }))
+  }
+
+  async list (): Promise<StoredContent[]> {
+    const out: StoredContent[] = []
+    for (const name of await readdir(this.completeDir)) {
+      try {
+        const m = JSON.parse(await readFile(join(this.completeDir, name), 'utf8')) as { size?: number, imageId?: string, at?: number }
+        out.push({ cid: name, size: m.size, imageId: m.imageId, storedAt: m.at })
+      } catch { out.push({ cid: name }) }
+    }
+    return out
+  }
 
   async isComplete (cid: CID): Promise<boolean> {
     try { await access(this.markerPath(cid)); return true } catch { return false }
@@ -199,16 +216,18 @@ class HeliaImageStore implements ImageStore {
         try {
           const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
           try {
+            let size = 0
             for await (const chunk of requestBlocks(stream, cid, { store: async (c, b) => { await this.blocks.put(c, b) }, signal: opts.signal, onProgress: opts.onProgress })) {
               yielded = true
+              size += chunk.byteLength
               yield chunk
             }
             await stream.close().catch(() => {})
+            await this.markComplete(cid, { size })
           } catch (err) {
             stream.abort(err instanceof Error ? err : new Error(String(err)))
             throw err
           }
-          await this.markComplete(cid)
           return
         } catch (err) {
           // Content that does not match is never retried elsewhere mid-file: the caller already
@@ -250,7 +269,7 @@ class HeliaImageStore implements ImageStore {
     } finally {
       clearTimeout(timer)
     }
-    await this.markComplete(cid)
+    await this.markComplete(cid, { size: bytes })
   }
 
   async unpin (cid: string): Promise<void> {
