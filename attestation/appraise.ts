@@ -16,9 +16,10 @@
 //              and the TPM was not reset/restarted since the previous quote
 // Hot path: one signature verify plus hashing; EK chains, reference indexes, AK keys and parsed
 // event logs are cached by content.
-import { createHash, hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { encode, type Canonical } from '../encoding/canonical.ts'
 import { canonicalSha256, memoizeCanonical } from './canondigest.ts'
+import { ContentKeys } from './contentkey.ts'
 import { equal, toHex } from '../encoding/bytes.ts'
 import type { Evidence } from './evidence.ts'
 import { committeeNonce } from './evidence.ts'
@@ -105,10 +106,13 @@ interface ParsedLog {
   readonly byPcr: ReadonlyMap<number, ReadonlyArray<{ readonly event: TcgEvent, readonly hex: string | undefined }>>
 }
 const logCache = new Map<string, ParsedLog | { error: string }>()
+const logKeys = new ContentKeys()
+const clogKeys = new ContentKeys()
+const certKeys = new ContentKeys()
 const LOG_CACHE_MAX = 256
 
 function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
-  const key = hash('sha256', bytes, 'hex')
+  const key = logKeys.key(bytes)
   const hit = logCache.get(key)
   if (hit !== undefined) return hit
   let v: ParsedLog | { error: string }
@@ -134,7 +138,7 @@ interface ParsedContainerLog { readonly entries: readonly ContainerLogEntry[], r
 const clogCache = new Map<string, ParsedContainerLog | { error: string }>()
 
 function parsedContainerLog (text: string): ParsedContainerLog | { error: string } {
-  const key = hash('sha256', text, 'hex')
+  const key = clogKeys.key(text)
   const hit = clogCache.get(key)
   if (hit !== undefined) return hit
   let v: ParsedContainerLog | { error: string }
@@ -154,7 +158,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     else if (list.length === MAX_FAILURES_PER_CLAIM) list.push(`${c}: … more failures not listed`)
   }
   const now = policy.now ?? Date.now()
-  const ekSha256 = hash('sha256', evidence.ekCertificate, 'hex')
+  const ekSha256 = certKeys.key(evidence.ekCertificate)
 
   // identity: EK certificate chain
   let ek: VerifiedEk | undefined

@@ -202,3 +202,23 @@ t.test('quote re-signed with a different clock: reboot and restart visible', asy
   const back = appraise(s.evidence, s.refs, { nonce: s.nonce, previousClock: { resetCount: 1, restartCount: 0, clock: 999999n } })
   t.same(back.status.freshness.failures, ['freshness: the TPM clock went back since the previous quote (999999 → 123456)'])
 })
+
+t.test('content keys: equal content → same key; in-place mutation is noticed', async t => {
+  const { ContentKeys } = await import('../../attestation/contentkey.ts')
+  const k = new ContentKeys(2)
+  const b = new Uint8Array([1, 2, 3])
+  const k1 = k.key(b)
+  t.equal(k.key(new Uint8Array([1, 2, 3])), k1)
+  b[0] = 9
+  t.not(k.key(b), k1, 'mutated buffer re-hashed')
+  t.equal(k.key('abc'), createHash('sha256').update('abc').digest('hex'))
+  t.equal(k.key(new Uint8Array([1, 2, 3])), k1, 'evicted entries are re-hashed to the same key')
+})
+
+t.test('appraisal after the evidence buffers are reused for another log', async t => {
+  const ev = scenario({}, ak)
+  const log = ev.evidence.eventLog?.slice() ?? new Uint8Array()
+  t.equal(appraise({ ...ev.evidence, eventLog: log }, ev.refs, { nonce: ev.nonce }).ok, true)
+  log[100] ^= 0xff // same buffer object, different content: the cache must not serve the old parse
+  t.equal(appraise({ ...ev.evidence, eventLog: log }, ev.refs, { nonce: ev.nonce }).ok, false)
+})
