@@ -8,7 +8,7 @@
 //
 // Stopping is the reverse: stop accepting (HTTP, protocols), abort the round in flight, stop
 // tenants per policy, close the IPFS store and libp2p, close the TPM.
-import { mkdir, readFile, writeFile, rm } from 'node:fs/promises'
+import { access, mkdir, readFile, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import Docker from 'dockerode'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
@@ -417,10 +417,9 @@ export class Agent {
   }
 
   async #loadOrCreateKey (path: string): Promise<ChainKey> {
-    try {
-      return await loadChainKey(path)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !/ENOENT|no such file/i.test((err as Error).message)) throw err
+    const exists = await access(path).then(() => true, () => false)
+    if (exists) return await loadChainKey(path)
+    {
       const key = await generateChainKey()
       await saveChainKey(path, key)
       this.#log.info('created a new node key', { nodeId: key.peerId })

