@@ -225,7 +225,11 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
       if (ref.golden.has(vh)) continue
       if (!ref.hasEvents) { add(claim, `PCR ${p} value ${short(vh)} is not a published ${claim} golden value`); continue }
       if (log === undefined) { add(claim, `PCR ${p} value ${short(vh)} is not a published golden value, and without an event log its events cannot be checked`); continue }
-      for (const { event: e, hex: d } of log.byPcr.get(p) ?? []) {
+      const events = log.byPcr.get(p) ?? []
+      // A reference that lists events expects some: an untouched PCR (not even the PFP-mandated
+      // EV_SEPARATOR) would otherwise pass vacuously.
+      if (events.length === 0) add(claim, `PCR ${p} has no events in the event log, but its published ${claim} reference lists events`)
+      for (const { event: e, hex: d } of events) {
         if (d === undefined) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
         else if (!ref.events.has(d)) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)
       }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { toHex } from '../encoding/bytes.ts'
 import { DIGEST_SIZE, HASH_ALGS, PCR_COUNT, hashAlgFromId, type HashAlg } from './algs.ts'
 import { Reader, StructureError } from './reader.ts'
+import { TooLargeError } from '../encoding/errors.ts'
 
 /** Event types (PFP §10.4.1, Table 9). */
 export const EVENT_TYPES: Readonly<Record<number, string>> = {
@@ -122,7 +123,7 @@ const SPEC_ID_03 = 'Spec ID Event03'
 /** Parses a firmware event log. An empty input is a valid log with no events. */
 export function parseEventLog (bytes: Uint8Array, limits: EventLogLimits = EVENT_LOG_LIMITS): EventLog {
   const r = new Reader(bytes, 'event log')
-  if (bytes.length > limits.maxBytes) r.fail(`log of ${bytes.length} bytes exceeds the limit of ${limits.maxBytes}`)
+  if (bytes.length > limits.maxBytes) throw new TooLargeError(`event log of ${bytes.length} bytes exceeds the limit of ${limits.maxBytes}`)
   if (bytes.length === 0) return { format: 'crypto-agile', banks: [], events: [], unknownTypes: [] }
   const events: TcgEvent[] = []
   const unknown = new Set<number>()

@@ -222,3 +222,24 @@ t.test('appraisal after the evidence buffers are reused for another log', async 
   log[100] ^= 0xff // same buffer object, different content: the cache must not serve the old parse
   t.equal(appraise({ ...ev.evidence, eventLog: log }, ev.refs, { nonce: ev.nonce }).ok, false)
 })
+
+t.test('a PCR with no events does not pass an events reference vacuously', async t => {
+  const refs = s.refs
+  // PCR 8 is untouched in the fixture (zeros); an OS reference listing events for it must fail
+  const withPcr8: ReferenceValues = { ...refs, os: [{ ...refs.os[0], pcrs: { ...refs.os[0].pcrs, 8: { events: [new Uint8Array(32).fill(8)] } } }] }
+  const a = appraise(s.evidence, withPcr8, { nonce: s.nonce })
+  t.same(a.status.os.failures, ['os: PCR 8 has no events in the event log, but its published os reference lists events'])
+  const golden8: ReferenceValues = { ...refs, os: [{ ...refs.os[0], pcrs: { ...refs.os[0].pcrs, 8: { golden: [new Uint8Array(32)] } } }] }
+  t.equal(appraise(s.evidence, golden8, { nonce: s.nonce }).ok, true, 'a golden zero value allows it explicitly')
+})
+
+t.test('reference values JSON fuzz: only InvalidInputError', async t => {
+  const text = new Uint8Array(Buffer.from(JSON.stringify(referenceValuesToJson(s.refs))))
+  const rnd = prng(0x5ef)
+  let bad = 0
+  for (let i = 0; i < 1000; i++) {
+    const m = Buffer.from(mutate(rnd, text).filter(c => c < 0x80)).toString('latin1')
+    try { const r = referenceValuesFromJson(m); prepareReferences(r) } catch (err) { if (!(err instanceof InvalidInputError)) { bad++; if (bad < 4) t.fail(String(err)) } }
+  }
+  t.equal(bad, 0)
+})

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { parseEventLog, replayEventLog, eventsForPcr, eventTypeName, pcrResetValue } from '../../attestation/eventlog.ts'
 import { StructureError } from '../../attestation/reader.ts'
-import { DecodeError, InvalidInputError } from '../../encoding/errors.ts'
+import { DecodeError, InvalidInputError, TooLargeError } from '../../encoding/errors.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { fixtureEventLog, fixturePcrs, OVMF } from './scenario.ts'
 import { throwsInstance, prng, randomBytesFrom, mutate } from './util.ts'
@@ -119,7 +119,7 @@ t.test('malformed logs are DecodeErrors naming the record and offset', async t =
   throwsInstance(t, () => parseEventLog(count), DecodeError, 'digest count', /digests.count 1000/)
   const badHeader = header.slice(); badHeader[32 + 24] = 0 // numberOfAlgorithms = 0
   throwsInstance(t, () => parseEventLog(badHeader), DecodeError, 'no algorithms in header', /numberOfAlgorithms 0/)
-  throwsInstance(t, () => parseEventLog(new Uint8Array(600 << 10)), DecodeError, 'size limit')
+  throwsInstance(t, () => parseEventLog(new Uint8Array(600 << 10)), TooLargeError, 'size limit')
 })
 
 t.test('fuzz: random + mutated logs only throw DecodeError, and finish', async t => {
