@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto'
 import { encode, type Canonical } from '../encoding/canonical.ts'
 import { canonicalSha256, memoizeCanonical } from './canondigest.ts'
-import { ContentKeys } from './contentkey.ts'
+import { BoundedCache, ContentKeys } from './contentkey.ts'
 import { equal, toHex } from '../encoding/bytes.ts'
 import type { Evidence } from './evidence.ts'
 import { committeeNonce } from './evidence.ts'
@@ -105,11 +105,11 @@ interface ParsedLog {
   /** Per PCR, its extending events with their sha256 digest in hex (undefined when missing). */
   readonly byPcr: ReadonlyMap<number, ReadonlyArray<{ readonly event: TcgEvent, readonly hex: string | undefined }>>
 }
-const logCache = new Map<string, ParsedLog | { error: string }>()
+// Parsed logs hold about twice their size; 256 entries and 32 MiB each at most.
+const logCache = new BoundedCache<ParsedLog | { error: string }>(256, 32 << 20)
 const logKeys = new ContentKeys()
 const clogKeys = new ContentKeys()
 const certKeys = new ContentKeys()
-const LOG_CACHE_MAX = 256
 
 function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
   const key = logKeys.key(bytes)
@@ -128,14 +128,13 @@ function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
   } catch (err) {
     v = { error: (err as Error).message }
   }
-  if (logCache.size >= LOG_CACHE_MAX) logCache.delete(logCache.keys().next().value as string)
-  logCache.set(key, v)
+  logCache.set(key, v, 2 * bytes.length + 1024)
   return v
 }
 
 // The container log only grows between appraisals of a node; parsing is cached by content too.
 interface ParsedContainerLog { readonly entries: readonly ContainerLogEntry[], readonly replay: Uint8Array }
-const clogCache = new Map<string, ParsedContainerLog | { error: string }>()
+const clogCache = new BoundedCache<ParsedContainerLog | { error: string }>(256, 32 << 20)
 
 function parsedContainerLog (text: string): ParsedContainerLog | { error: string } {
   const key = clogKeys.key(text)
@@ -143,8 +142,7 @@ function parsedContainerLog (text: string): ParsedContainerLog | { error: string
   if (hit !== undefined) return hit
   let v: ParsedContainerLog | { error: string }
   try { const entries = parseContainerLog(text); v = { entries, replay: replayContainerLog(entries) } } catch (err) { v = { error: (err as Error).message } }
-  if (clogCache.size >= LOG_CACHE_MAX) clogCache.delete(clogCache.keys().next().value as string)
-  clogCache.set(key, v)
+  clogCache.set(key, v, 2 * text.length + 1024)
   return v
 }
 

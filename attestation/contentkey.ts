@@ -24,3 +24,34 @@ export class ContentKeys {
     return key
   }
 }
+
+/**
+ * A Map with an entry limit and a byte budget (oldest entries go first), so caches of parsed
+ * logs stay bounded even when every node sends a maximal log.
+ */
+export class BoundedCache<V> {
+  private readonly map = new Map<string, { value: V, size: number }>()
+  private total = 0
+  private readonly maxEntries: number
+  private readonly maxBytes: number
+
+  constructor (maxEntries: number, maxBytes: number) { this.maxEntries = maxEntries; this.maxBytes = maxBytes }
+
+  get (key: string): V | undefined { return this.map.get(key)?.value }
+
+  set (key: string, value: V, size: number): void {
+    const old = this.map.get(key)
+    if (old !== undefined) { this.total -= old.size; this.map.delete(key) }
+    if (size > this.maxBytes) return
+    this.map.set(key, { value, size })
+    this.total += size
+    for (const [k, e] of this.map) {
+      if (this.map.size <= this.maxEntries && this.total <= this.maxBytes) break
+      this.map.delete(k)
+      this.total -= e.size
+    }
+  }
+
+  get size (): number { return this.map.size }
+  get bytes (): number { return this.total }
+}

@@ -243,3 +243,16 @@ t.test('reference values JSON fuzz: only InvalidInputError', async t => {
   }
   t.equal(bad, 0)
 })
+
+t.test('bounded cache: entry limit and byte budget evict the oldest', async t => {
+  const { BoundedCache } = await import('../../attestation/contentkey.ts')
+  const c = new BoundedCache<number>(3, 100)
+  c.set('a', 1, 10); c.set('b', 2, 10); c.set('c', 3, 10); c.set('d', 4, 10)
+  t.equal(c.get('a'), undefined, 'entry limit')
+  t.equal(c.get('d'), 4)
+  c.set('e', 5, 90)
+  t.ok(c.bytes <= 100, `byte budget kept (${c.bytes})`)
+  t.equal(c.get('e'), 5)
+  c.set('huge', 6, 1000)
+  t.equal(c.get('huge'), undefined, 'larger than the budget: not cached')
+})
