@@ -159,7 +159,7 @@ in
           committeeSize = 7;
           platform = "dell-r650-bios-1.9";
           osImage = "quorate-node";
-          deploy = [ "registry.example/inference:v3" ];
+          deploy = [ { image = "registry.example/inference:v3"; port = 8080; } ];
         }
       '';
       type = types.submodule {

@@ -9,7 +9,7 @@
 //   const img = await buildInitramfs({ dir, kernel, label: 'A' })
 //   const boot = await bootMeasured({ kernel, initrd: img.path, tpm, nonce })
 //   boot.pieces.attest / .signature / .akPublic / .pcrs / .eventLog ...
-//   await tpm.remove()
+//   tpm.remove()
 //
 // The nonce travels by QEMU fw_cfg (opt/quorate/nonce), NOT on the kernel command line: the
 // kernel's EFI stub measures its command line into PCR 9 (event "LOADED_IMAGE::LoadOptions"), so a
@@ -427,6 +427,8 @@ export interface BootResult {
   /** Milliseconds of the successful attempt (QEMU start to exit). */
   readonly durationMs: number
   readonly attempts: number
+  /** Why earlier attempts failed (empty when the first one succeeded). */
+  readonly failures: readonly string[]
   /** The exact QEMU argument list of the successful attempt. */
   readonly qemuArgs: readonly string[]
 }
@@ -545,7 +547,7 @@ export async function bootMeasured (opts: BootOptions): Promise<BootResult> {
       try {
         const pieces = parseSerial(r.serial)
         if (pieces.nonceEcho.toLowerCase() !== toHex(opts.nonce)) throw new SerialProtocolError(`guest used nonce ${pieces.nonceEcho}, not ours`)
-        return { pieces, serial: r.serial, durationMs: r.durationMs, attempts: attempt, qemuArgs: r.args }
+        return { pieces, serial: r.serial, durationMs: r.durationMs, attempts: attempt, failures: errors, qemuArgs: r.args }
       } catch (err) {
         throw new Error(`${(err as Error).message}; console tail: ${JSON.stringify(r.serial.slice(-600))}`, { cause: err })
       }

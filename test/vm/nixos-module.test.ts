@@ -66,11 +66,11 @@ t.test('services.quorate renders a config the agent accepts and a sandboxed unit
 })
 
 t.test('services.quorate options: settings, firewall, embedded chain, a non-device TCTI', { skip: nix ? false : 'nix-instantiate not installed' }, async t => {
-  const d = await evaluate('{ enable = true; tcti = "swtpm:host=127.0.0.1,port=2321"; openFirewall = true; docker.enable = false; chain.embedded.enable = true; settings = { committeeSize = 4; reattestBeforeExpiryMs = 60000; deploy = [ "demo/echo" ]; }; }')
+  const d = await evaluate('{ enable = true; tcti = "swtpm:host=127.0.0.1,port=2321"; openFirewall = true; docker.enable = false; chain.embedded.enable = true; settings = { committeeSize = 4; reattestBeforeExpiryMs = 60000; deploy = [ { image = "demo/echo"; port = 8080; } ]; }; }')
   const cfg = loads(d.environment.etc['quorate/config.json'].source.value)
   t.equal(cfg.committeeSize, 4)
   t.equal(cfg.reattestBeforeExpiryMs, 60000)
-  t.same(cfg.deploy, ['demo/echo'], 'freeform settings pass through')
+  t.same(cfg.deploy.map(d => ({ ...d })), [{ image: 'demo/echo', port: 8080 }], 'freeform settings pass through, nested values too')
   t.equal(cfg.tcti, 'swtpm:host=127.0.0.1,port=2321')
   t.same(d.systemd.services.quorate.serviceConfig?.DeviceAllow, [], 'no device for a socket TCTI')
   t.same(d.users.users.quorate.extraGroups, ['tss'], 'no docker group without docker')
