@@ -1,0 +1,179 @@
+// Benchmarks for containers/: the gated launch path (fetch from a local peer + verify + load +
+// measure + start, until the container answers) against a plain `docker load` + `docker run` of
+// the same archive with the same host config; and IPFS fetch throughput between two local peers
+// (our CID-verified block stream, and Helia's bitswap for comparison).
+// The providing peer runs in a worker thread (its own event loop), as another node would.
+// Run alone: node_modules/.bin/node bench/containers.ts   (QUORATE_BENCH_BIG_MB=200 by default)
+import { Worker } from 'node:worker_threads'
+import { mkdtempSync, rmSync, writeFileSync, createReadStream } from 'node:fs'
+import { tmpdir, loadavg, cpus } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'node:http'
+import { createHash } from 'node:crypto'
+import Docker from 'dockerode'
+import { createImageStore } from '../containers/store.ts'
+import { createContainerRunner, hardenedHostConfig, type CertificationStatus, type ImageRecord } from '../containers/runner.ts'
+import { memoryEventLog } from '../containers/events.ts'
+import { busyboxImage, cleanupDocker, freePort, httpdArgs, uniqueLabel } from '../test/containers/helpers.ts'
+
+interface Provider { addrs: string[], add (path: string): Promise<{ cid: string, size: number, imageId: string }>, stop (): Promise<void> }
+
+/** A providing node in a worker thread. */
+async function startProvider (dir: string): Promise<Provider> {
+  const storeUrl = new URL('../containers/store.ts', import.meta.url).href
+  const w = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { readFile } = require('node:fs/promises')
+    ;(async () => {
+      const { createImageStore } = await import(workerData.storeUrl)
+      const store = await createImageStore({ dir: workerData.dir })
+      parentPort.on('message', async m => {
+        if (m.type === 'add') {
+          const r = await store.add(new Uint8Array(await readFile(m.path)))
+          parentPort.postMessage({ type: 'added', cid: r.cid, size: r.size, imageId: r.image.imageId })
+        } else if (m.type === 'stop') { await store.stop(); parentPort.postMessage({ type: 'stopped' }) }
+      })
+      parentPort.postMessage({ type: 'ready', addrs: store.multiaddrs() })
+    })().catch(err => { parentPort.postMessage({ type: 'error', error: String(err && err.stack || err) }) })
+  `, { eval: true, workerData: { storeUrl, dir } })
+  const next = (type: string): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+    const on = (m: Record<string, unknown>): void => {
+      if (m.type === 'error') { w.off('message', on); reject(new Error(String(m.error))) } else if (m.type === type) { w.off('message', on); resolve(m) }
+    }
+    w.on('message', on)
+  })
+  const ready = await next('ready')
+  return {
+    addrs: ready.addrs as string[],
+    add: async path => { const p = next('added'); w.postMessage({ type: 'add', path }); const m = await p; return { cid: m.cid as string, size: m.size as number, imageId: m.imageId as string } },
+    stop: async () => { const p = next('stopped'); w.postMessage({ type: 'stop' }); await p; await w.terminate() }
+  }
+}
+
+function probe (url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: 1000 }, res => { res.resume(); resolve() })
+    req.on('timeout', () => { req.destroy(new Error('timeout')) })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** The same readiness schedule the runner uses. */
+async function waitReady (url: string): Promise<void> {
+  for (let n = 1; ; n++) {
+    try { await probe(url); return } catch {}
+    if (n > 400) throw new Error(`${url} never answered`)
+    await new Promise(resolve => setTimeout(resolve, Math.min(50 * n, 250)))
+  }
+}
+
+function median (xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d
+
+export async function run (): Promise<Record<string, unknown>> {
+  const docker = new Docker()
+  const label = uniqueLabel('bench')
+  const dir = mkdtempSync(join(tmpdir(), 'quorate-bench-containers-'))
+  const bigMb = Number(process.env.QUORATE_BENCH_BIG_MB ?? 200)
+  const provider = await startProvider(join(dir, 'a'))
+  const b = await createImageStore({ dir: join(dir, 'b') })
+  const results: Record<string, unknown> = {}
+  try {
+    for (const [key, padBytes, reps] of [['2MB', 0, 3], [`${bigMb}MB`, bigMb * 1e6, 2]] as const) {
+      const img = busyboxImage({ testLabel: label, padBytes, body: `bench ${key}\n` })
+      const tarPath = join(dir, `${key}.tar`)
+      writeFileSync(tarPath, img.tar)
+      const pub = await provider.add(tarPath)
+      if (pub.imageId !== img.imageId) throw new Error('provider computed another image ID')
+      const record: ImageRecord = { name: `bench-${key.toLowerCase()}`, digest: img.imageId, cid: pub.cid, size: pub.size, revoked: false }
+      const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
+      const runner = createContainerRunner({
+        docker,
+        registry: { getImage: async () => record, isCertified: async () => cert },
+        source: b,
+        measurer: { extend: async () => {} },
+        eventLog: memoryEventLog(),
+        nodeId: b.peerId,
+        labels: { 'quorate.test': label }
+      })
+      const gated: number[] = []; const plain: number[] = []
+      const phases: Record<string, number[]> = {}
+      for (let i = 0; i < reps; i++) {
+        // gated: nothing local — neither in B's store nor in Docker
+        await b.unpin(pub.cid)
+        await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+        let port = await freePort()
+        const t0 = performance.now()
+        const at: Record<string, number> = {}
+        const rc = await runner.launch({ image: record.name, args: httpdArgs(port), port, providers: provider.addrs, onProgress: p => { at[p.phase] ??= performance.now() - t0 } })
+        gated.push(performance.now() - t0)
+        for (const [ph, ms] of Object.entries(at)) (phases[ph] ??= []).push(ms)
+        await runner.stop(rc.id)
+        await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+
+        // plain: docker load of the tar file + docker run with the same host config
+        port = await freePort()
+        const t1 = performance.now()
+        const res = await docker.loadImage(createReadStream(tarPath), { quiet: true })
+        for await (const _ of res as AsyncIterable<unknown>) { /* drain */ }
+        const c = await docker.createContainer({ Image: img.imageId, Cmd: httpdArgs(port), Labels: { 'quorate.test': label }, HostConfig: hardenedHostConfig('host') })
+        await c.start()
+        await waitReady(`http://127.0.0.1:${port}/`)
+        plain.push(performance.now() - t1)
+        await c.remove({ force: true })
+        await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+      }
+      results[key] = {
+        bytes: pub.size,
+        gatedMs: round(median(gated)),
+        plainMs: round(median(plain)),
+        ratio: round(median(gated) / median(plain), 2),
+        gatedRunsMs: gated.map(x => round(x)),
+        plainRunsMs: plain.map(x => round(x)),
+        gatedPhaseStartMs: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(median(v))]))
+      }
+    }
+
+    // IPFS fetch between two local peers: the big image, block stream vs bitswap
+    const fetchMbps = async (via: 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
+      const out: number[] = []
+      for (let i = 0; i < reps; i++) {
+        const c = await createImageStore({ dir: join(dir, `fetch-${via}-${i}`) })
+        try {
+          const h = createHash('sha256')
+          const t0 = performance.now()
+          let n = 0
+          for await (const chunk of c.fetch(cid, { providers: provider.addrs, via })) { n += chunk.byteLength; h.update(chunk) }
+          out.push(round(n / ((performance.now() - t0) / 1000) / 1e6))
+        } finally { await c.stop() }
+      }
+      return out
+    }
+    const big = busyboxImage({ testLabel: label, padBytes: bigMb * 1e6 })
+    writeFileSync(join(dir, 'fetch.tar'), big.tar)
+    const f = await provider.add(join(dir, 'fetch.tar'))
+    const stream = await fetchMbps('stream', f.cid, 3)
+    const small = busyboxImage({ testLabel: label, padBytes: 30e6 })
+    writeFileSync(join(dir, 'fetch-small.tar'), small.tar)
+    const fs = await provider.add(join(dir, 'fetch-small.tar'))
+    const bitswap = await fetchMbps('bitswap', fs.cid, 1)
+    results.ipfsFetch = {
+      streamMBps: median(stream), streamRunsMBps: stream, streamBytes: f.size,
+      bitswapMBps: median(bitswap), bitswapBytes: fs.size,
+      note: 'provider in a worker thread, requester in the main thread, noise + yamux over TCP on 127.0.0.1; every block sha2-256-verified and written to blockstore-fs'
+    }
+    results.targets = { gatedVsPlainRatio: '≤ 1.10 (big image)', ipfsFetchMBps: '≥ 300' }
+    results.machine = { cpus: cpus().length, loadavg1: round(loadavg()[0], 2) }
+  } finally {
+    await b.stop().catch(() => {})
+    await provider.stop().catch(() => {})
+    await cleanupDocker(docker, label)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return results
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.stdout.write(JSON.stringify(await run(), null, 2) + '\n')
+}
