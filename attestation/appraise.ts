@@ -226,7 +226,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
       const events = log.byPcr.get(p) ?? []
       // A reference that lists events expects some: an untouched PCR (not even the PFP-mandated
       // EV_SEPARATOR) would otherwise pass vacuously.
-      if (events.length === 0) add(claim, `PCR ${p} has no events in the event log, but its published ${claim} reference lists events`)
+      if (events.length === 0 && !ref.allowsNoEvents) add(claim, `PCR ${p} has no events in the event log, but its published ${claim} reference lists events`)
       for (const { event: e, hex: d } of events) {
         if (d === undefined) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
         else if (!ref.events.has(d)) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)

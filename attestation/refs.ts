@@ -150,6 +150,8 @@ export interface PcrIndex {
   readonly events: ReadonlySet<string>
   /** True when some RefSet lists events for this PCR. */
   readonly hasEvents: boolean
+  /** True when some RefSet lists an empty events list: "no events" is an allowed state. */
+  readonly allowsNoEvents: boolean
 }
 
 export interface PreparedReferences {
@@ -164,14 +166,18 @@ export interface PreparedReferences {
 }
 
 function index (sets: readonly RefSet[]): Map<number, PcrIndex> {
-  const tmp = new Map<number, { golden: Map<string, string[]>, events: Set<string>, hasEvents: boolean }>()
+  const tmp = new Map<number, { golden: Map<string, string[]>, events: Set<string>, hasEvents: boolean, allowsNoEvents: boolean }>()
   for (const s of sets) {
     for (const [k, ref] of Object.entries(s.pcrs)) {
       const p = Number(k)
-      const e = tmp.get(p) ?? { golden: new Map<string, string[]>(), events: new Set<string>(), hasEvents: false }
+      const e = tmp.get(p) ?? { golden: new Map<string, string[]>(), events: new Set<string>(), hasEvents: false, allowsNoEvents: false }
       tmp.set(p, e)
       for (const g of ref.golden ?? []) { const h = toHex(g); e.golden.set(h, [...(e.golden.get(h) ?? []), `${s.name}@${s.version}`]) }
-      if (ref.events !== undefined) { e.hasEvents = true; for (const d of ref.events) e.events.add(toHex(d)) }
+      if (ref.events !== undefined) {
+        e.hasEvents = true
+        if (ref.events.length === 0) e.allowsNoEvents = true
+        for (const d of ref.events) e.events.add(toHex(d))
+      }
     }
   }
   return tmp

@@ -231,6 +231,8 @@ t.test('a PCR with no events does not pass an events reference vacuously', async
   t.same(a.status.os.failures, ['os: PCR 8 has no events in the event log, but its published os reference lists events'])
   const golden8: ReferenceValues = { ...refs, os: [{ ...refs.os[0], pcrs: { ...refs.os[0].pcrs, 8: { golden: [new Uint8Array(32)] } } }] }
   t.equal(appraise(s.evidence, golden8, { nonce: s.nonce }).ok, true, 'a golden zero value allows it explicitly')
+  const empty8: ReferenceValues = { ...refs, os: [{ ...refs.os[0], pcrs: { ...refs.os[0].pcrs, 8: { events: [] } } }] }
+  t.equal(appraise(s.evidence, empty8, { nonce: s.nonce }).ok, true, 'so does an explicitly empty events list')
 })
 
 t.test('reference values JSON fuzz: only InvalidInputError', async t => {
