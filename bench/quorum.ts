@@ -137,15 +137,20 @@ async function loopback (ks: readonly number[], rounds: number): Promise<Record<
       const times: number[] = []
       let firstMs = 0
       const q0 = quotes
+      let cpu: NodeJS.CpuUsage | undefined
       for (let i = 0; i <= rounds; i++) {
+        if (i === 1) cpu = process.cpuUsage()
         const t0 = performance.now()
         const r = await p2p.runCertificationRound({ host: node, responder, chain })
         const ms = performance.now() - t0
         if (r.outcome !== 'pass') throw new Error(`round failed: ${JSON.stringify(r.unresponsive)}`)
         if (i === 0) firstMs = ms; else times.push(ms)
       }
+      const used = process.cpuUsage(cpu)
       out[`k${k}`] = {
         k,
+        // CPU of the whole process (node + k members + swtpm client) per round: less load-sensitive than wall time
+        cpuMsPerRound: r2((used.user + used.system) / 1000 / rounds),
         firstRoundMs: r2(firstMs), // includes MakeCredential/ActivateCredential for every member and dialing
         p50Ms: r2(pct(times, 0.5)),
         p90Ms: r2(pct(times, 0.9)),
