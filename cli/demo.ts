@@ -15,7 +15,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import Docker from 'dockerode'
-import { startSwtpm, type Swtpm } from '../test/helpers/swtpm.ts'
+import { startSwtpm, createSwtpmCa, type Swtpm } from '../test/helpers/swtpm.ts'
 import { parseEventLog, replayEventLog } from '../attestation/eventlog.ts'
 import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
@@ -175,7 +175,8 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
 
     // TPMs: one swtpm per agent, manufactured with EK certificates
     say(`       manufacturing ${o.nodes + 1} software TPMs (swtpm, EK certificates from the TPM vendor's CA) …`)
-    for (let i = 0; i < o.nodes + 1; i++) swtpms.push(await startSwtpm())
+    const tpmCa = createSwtpmCa(join(work, 'tpm-vendor-ca'))
+    for (let i = 0; i < o.nodes + 1; i++) swtpms.push(await startSwtpm({ caDir: tpmCa.dir }))
 
     // 2. TPM vendor -----------------------------------------------------------------------------
     const tpmVendor = await generateChainKey()

@@ -28,6 +28,12 @@ export interface SwtpmOptions {
   platformCert?: boolean
   /** Keep the temp dir on stop() (debugging). Default false, or QUORATE_KEEP_SWTPM=1. */
   keep?: boolean
+  /**
+   * A CA made by createSwtpmCa() to issue the EK certificates, shared by several swtpms (one "TPM
+   * vendor"); default a fresh CA per swtpm. Not removed by stop(). Manufacture sequentially when
+   * sharing (swtpm-localca keeps the serial number in the CA dir).
+   */
+  caDir?: string
 }
 
 export interface Swtpm {
@@ -241,6 +247,13 @@ function makeCa (caDir: string): void {
   writeFileSync(join(caDir, 'certserial'), '1')
 }
 
+/** A CA (root + issuing CA) for several swtpms; returns its dir and certificates (PEM, root first). */
+export function createSwtpmCa (dir: string = mkdtempSync(join(tmpdir(), 'quorate-swtpm-ca-'))): { dir: string, pems: string[] } {
+  mkdirSync(dir, { recursive: true })
+  makeCa(dir)
+  return { dir, pems: [readFileSync(join(dir, 'swtpm-localca-rootca-cert.pem'), 'utf8'), readFileSync(join(dir, 'issuercert.pem'), 'utf8')] }
+}
+
 /** Manufactures a fresh swtpm (EK certs from a per-run CA) and serves it on free loopback ports. */
 export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
   installExitHook()
@@ -248,7 +261,7 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
   const rec: { proc?: ChildProcess, dir: string, keep: boolean } = { dir, keep: opts.keep ?? process.env.QUORATE_KEEP_SWTPM === '1' }
   live.add(rec)
   const stateDir = join(dir, 'state')
-  const caDir = join(dir, 'ca')
+  const caDir = opts.caDir ?? join(dir, 'ca')
   const logFile = join(dir, 'swtpm.log')
   try {
     const t0 = performance.now()
@@ -265,8 +278,10 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
       `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
       `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`, ''].join('\n'))
     mkdirSync(stateDir)
-    mkdirSync(caDir)
-    makeCa(caDir)
+    if (opts.caDir === undefined) {
+      mkdirSync(caDir)
+      makeCa(caDir)
+    }
     const args = ['--tpm2', '--tpm-state', stateDir, '--config', join(dir, 'swtpm_setup.conf'),
       '--create-ek-cert', '--pcr-banks', opts.pcrBanks ?? 'sha1,sha256', '--logfile', join(dir, 'setup.log')]
     if (opts.platformCert ?? true) args.push('--create-platform-cert')
