@@ -1,25 +1,42 @@
 // `quorate os publish|revoke` — OS image reference values (PCRs 4, 8, 9, 11, 12 for a NixOS UKI).
 // An OS name belongs to the key that first published it.
 import type { Argv, CommandModule } from 'yargs'
+import { readFile } from 'node:fs/promises'
 import { isHashAlg } from '../../attestation/algs.ts'
+import type { PcrRefs } from '../../chain/types.ts'
+import { progress } from '../output.ts'
+import { pcrRange, refsFromEventLog } from './vendor.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import type { GlobalArgs } from '../output.ts'
 import { pcrRefsFromArgs, sendAndReport, withSigner, type SignArgs } from './chain.ts'
 
-interface PublishArgs extends SignArgs { name: string, version: string, bank: string, pcr?: string[], event?: string[] }
+interface PublishArgs extends SignArgs { name: string, version: string, bank: string, pcr?: string[], event?: string[], eventlog?: string, pcrs: string, golden?: boolean }
 const publish: CommandModule<GlobalArgs, PublishArgs> = {
   command: 'publish',
-  describe: 'publish OS reference values: --pcr N=HEX golden values and/or --event N=HEX event digests',
+  describe: 'publish OS reference values: --pcr N=HEX golden values, --event N=HEX event digests, and/or the events of PCRs 4,8,9,11,12 from a TCG event log',
   builder: y => withSigner(y.version(false))
     .option('name', { type: 'string', demandOption: true }).option('version', { type: 'string', demandOption: true })
     .option('bank', { type: 'string', default: 'sha256' })
     .option('pcr', { type: 'string', array: true, describe: 'golden value PCR=HEX; repeatable' })
-    .option('event', { type: 'string', array: true, describe: 'allowed event digest PCR=HEX; repeatable' }) as unknown as Argv<PublishArgs>,
+    .option('event', { type: 'string', array: true, describe: 'allowed event digest PCR=HEX; repeatable' })
+    .option('eventlog', { type: 'string', describe: 'binary TCG event log of a boot of this OS image' })
+    .option('pcrs', { type: 'string', default: '4,8,9,11,12', describe: 'with --eventlog: which PCRs to publish' })
+    .option('golden', { type: 'boolean', describe: 'with --eventlog: also publish the replayed final PCR values' }) as unknown as Argv<PublishArgs>,
   handler: async argv => {
     if (!isHashAlg(argv.bank)) throw new InvalidInputError(`--bank ${argv.bank}: expected sha1, sha256, sha384 or sha512`)
-    const pcrs = pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], argv.bank)
-    if (Object.keys(pcrs).length === 0) throw new InvalidInputError('no reference values: give --pcr N=HEX and/or --event N=HEX')
-    await sendAndReport(argv, 'os.publish', { name: argv.name, version: argv.version, bank: argv.bank, pcrs },
+    const bank = argv.bank
+    let pcrs: PcrRefs = {}
+    if (argv.eventlog !== undefined) {
+      pcrs = refsFromEventLog(new Uint8Array(await readFile(argv.eventlog)), bank, pcrRange(argv.pcrs), argv.golden === true)
+      progress(argv, `event log ${argv.eventlog}: ${Object.entries(pcrs).map(([k, v]) => `PCR ${k}: ${v.events?.length ?? 0} event digests`).join(', ')}`)
+    }
+    for (const [k, v] of Object.entries(pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], bank))) {
+      const e = pcrs[k] ??= {}
+      if (v.golden !== undefined) e.golden = [...(e.golden ?? []), ...v.golden]
+      if (v.events !== undefined) e.events = [...(e.events ?? []), ...v.events]
+    }
+    if (Object.keys(pcrs).length === 0) throw new InvalidInputError('no reference values: give --eventlog FILE, --pcr N=HEX and/or --event N=HEX')
+    await sendAndReport(argv, 'os.publish', { name: argv.name, version: argv.version, bank, pcrs },
       `published OS ${argv.name} ${argv.version}: PCRs ${Object.keys(pcrs).join(', ')}`, { name: argv.name, version: argv.version, pcrs: Object.keys(pcrs).map(Number) })
   }
 }

@@ -47,7 +47,7 @@ const publishEkca: CommandModule<GlobalArgs, EkcaArgs> = {
 
 interface FirmwareArgs extends SignArgs { vendor: string, platform: string, version: string, bank: string, eventlog?: string, pcrs: string, golden?: boolean, pcr?: string[], event?: string[] }
 
-function pcrRange (s: string): Set<number> {
+export function pcrRange (s: string): Set<number> {
   const out = new Set<number>()
   for (const part of s.split(',')) {
     const m = /^(\d{1,2})(?:-(\d{1,2}))?$/.exec(part.trim())

@@ -155,3 +155,28 @@ t.test('images by name and digest; proofs of inclusion', async t => {
   t.equal(h.app.query({ path: '/vendor', data: encode({ name: 'none' }) }).code, TxCode.NOT_FOUND)
   t.equal(toHex(h.app.info().appHash).length, 64)
 })
+
+t.test('revocation ends the certification of the nodes it concerns, and of nodes that named nothing', async t => {
+  const gv = await generateChainKey()
+  const h = await makeChain({ verifiers: [gv] })
+  const os = await generateChainKey()
+  const nodes = await Promise.all([0, 1, 2].map(async () => await generateChainKey()))
+  t.equal(h.run('os.publish', { name: 'nixos', version: '1', bank: 'sha256', pcrs: { 11: { golden: [d32(1)] } } }, os).code, 0)
+  t.equal(h.run('os.publish', { name: 'other', version: '1', bank: 'sha256', pcrs: { 11: { golden: [d32(2)] } } }, os).code, 0)
+  const osOf = ['nixos', 'other', undefined]
+  for (const [i, n] of nodes.entries()) {
+    const body = { nodeId: n.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: [] as string[], os: osOf[i] }
+    if (body.os === undefined) delete body.os
+    t.equal(h.run('node.register', body, n).code, 0)
+    t.equal(h.run('attest.request', { nodeId: n.peerId, round: 1 }, n).code, 0)
+  }
+  h.block([])
+  for (const n of nodes) t.equal(h.run('attest.record', { nodeId: n.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e9) }, n).code, 0)
+  t.equal(h.run('os.revoke', { name: 'nixos', version: '1' }, nodes[0]).code, TxCode.UNAUTHORIZED, 'only the OS publisher revokes')
+  t.equal(h.run('os.revoke', { name: 'nixos', version: '1' }, os).code, 0)
+  const eff = nodes.map(n => q<NodeView>(h, '/node', { nodeId: n.peerId }).effective)
+  t.same(eff, ['revoked', 'certified', 'revoked'], 'nixos node and the node that named no OS lose certification; the other stays')
+  // a reboot (reset) ends certification at once
+  t.equal(h.run('attest.request', { nodeId: nodes[1].peerId, round: 2, reset: true }, nodes[1]).code, 0)
+  t.equal(q<NodeView>(h, '/node', { nodeId: nodes[1].peerId }).effective, 'pending')
+})

@@ -37,6 +37,9 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   t.same(JSON.parse(fw.stdout).pcrs, [0, 1, 2, 3, 4, 5, 6, 7])
   const os = await quorate(['os', 'publish', '--name', 'nixos', '--version', '25.05', '--pcr', `11=${'ab'.repeat(32)}`, '--json'], env)
   t.equal(os.code, 0, os.stderr)
+  const osLog = await quorate(['os', 'publish', '--name', 'nixos-img', '--version', '1', '--eventlog', EVENTLOG, '--json'], env)
+  t.equal(osLog.code, 0, osLog.stderr)
+  t.ok((JSON.parse(osLog.stdout).pcrs as number[]).includes(4), 'OS refs from the event log include PCR 4')
   const bad = await quorate(['os', 'publish', '--name', 'nixos', '--version', '25.06', '--pcr', '11=abcd'], env)
   t.equal(bad.code, 1)
   t.match(bad.stderr, /32 bytes/)
@@ -44,7 +47,7 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   const refs = JSON.parse((await quorate(['chain', 'query', 'refs', '--vendor', 'acme', '--platform', 'ovmf', '--json'], env)).stdout) as { firmware: Array<{ name: string, pcrs: Record<string, { golden?: string[] }> }>, os: unknown[] }
   t.equal(refs.firmware[0].name, 'acme/ovmf')
   t.equal(refs.firmware[0].pcrs['0'].golden?.[0], '3e695b1035f9b7fa5ade7430fc93730efab93bcb6c0a843cdab260323f7734c4', 'PCR 0 golden value replayed from the OVMF log')
-  t.equal(refs.os.length, 1)
+  t.equal(refs.os.length, 2, 'both OS publications')
   const rev = await quorate(['vendor', 'revoke', '--vendor', 'acme', '--platform', 'ovmf', '--version', '1.0', '--json'], env)
   t.equal(rev.code, 0, rev.stderr)
   const st = JSON.parse((await quorate(['chain', 'status', '--json'], env)).stdout) as { chainId: string, height: number }
