@@ -1,13 +1,17 @@
 // `quorate evidence verify FILE --nonce HEX --ek-ca PEM… [--refs FILE]` — appraise an evidence
 // bundle (JSON file, as `quorate tpm quote --out` writes it) against reference values, offline.
 // Prints every claim's status and failures; exit code 0 only when every claim passes.
+// `quorate evidence show FILE` — what a bundle contains, decoded (quote fields, AK, EK subject).
 import type { CommandModule } from 'yargs'
 import { readFileSync } from 'node:fs'
-import { evidenceFromJson, decodeEvidence } from '../../attestation/evidence.ts'
+import { evidenceFromJson, decodeEvidence, type Evidence } from '../../attestation/evidence.ts'
+import { parseAttest, parseSignature, parsePublic, objectName, objectAttributes } from '../../attestation/tpm2.ts'
+import { parseEventLog } from '../../attestation/eventlog.ts'
+import { parseContainerLog } from '../../attestation/containerlog.ts'
 import { appraise, CLAIMS, type Appraisal } from '../../attestation/appraise.ts'
 import { referenceValuesFromJson, type ReferenceValues } from '../../attestation/refs.ts'
 import { parseCertificates } from '../../attestation/ekcert.ts'
-import { fromHex } from '../../encoding/bytes.ts'
+import { fromHex, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { CliExit, emit, type GlobalArgs } from '../output.ts'
 
@@ -53,8 +57,7 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
     .option('previous-reset', { type: 'number', describe: 'resetCount of the previous quote (a change fails freshness: reboot)' })
     .option('previous-restart', { type: 'number', describe: 'restartCount of the previous quote' }),
   handler: argv => {
-    const raw = readFile(argv.file, 'evidence file')
-    const evidence = raw.length > 0 && (raw[0] === 0x7b || raw[0] === 0x20 || raw[0] === 0x0a) ? evidenceFromJson(raw.toString('utf8')) : decodeEvidence(new Uint8Array(raw))
+    const evidence = loadEvidence(argv.file)
     let nonce: Uint8Array
     try { nonce = fromHex(argv.nonce, '--nonce') } catch (err) { throw new InvalidInputError((err as Error).message) }
     const base: ReferenceValues = argv.refs !== undefined ? referenceValuesFromJson(readFile(argv.refs, '--refs').toString('utf8')) : { ekCas: [], firmware: [], os: [] }
@@ -73,10 +76,61 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
   }
 }
 
+interface ShowArgs extends GlobalArgs { file: string }
+
+/** What a bundle says, decoded but NOT verified (use `evidence verify` for that). */
+export function describeEvidence (e: Evidence): Record<string, unknown> {
+  const out: Record<string, unknown> = { version: e.version, nonce: toHex(e.nonce) }
+  try {
+    const a = parseAttest(e.quote.attest)
+    out.quote = {
+      magic: '0x' + a.magic.toString(16),
+      type: '0x' + a.type.toString(16),
+      qualifiedSigner: toHex(a.qualifiedSigner),
+      extraData: toHex(a.extraData),
+      clockInfo: { ...a.clockInfo, clock: a.clockInfo.clock.toString() },
+      firmwareVersion: '0x' + a.firmwareVersion.toString(16),
+      pcrSelect: a.quote?.pcrSelect,
+      pcrDigest: a.quote !== undefined ? toHex(a.quote.pcrDigest) : undefined
+    }
+  } catch (err) { out.quote = { error: (err as Error).message } }
+  try { const s = parseSignature(e.quote.signature); out.signature = { sigAlg: s.sigAlg, ...(s.sigAlg !== 'null' ? { hash: s.hash } : {}) } } catch (err) { out.signature = { error: (err as Error).message } }
+  try {
+    const p = parsePublic(e.akPublic)
+    const attrs = objectAttributes(p.objectAttributes)
+    out.ak = { type: p.type, name: toHex(objectName(e.akPublic, p)), attributes: Object.keys(attrs).filter(k => attrs[k as keyof typeof attrs]) }
+  } catch (err) { out.ak = { error: (err as Error).message } }
+  try { const c = parseCertificates(e.ekCertificate)[0]; out.ekCertificate = { subject: c.subject, issuer: c.issuer, serialNumber: c.serialNumber, notAfter: c.validTo, key: c.publicKey.asymmetricKeyType } } catch (err) { out.ekCertificate = { error: (err as Error).message } }
+  out.pcrs = Object.fromEntries(Object.entries(e.pcrs).map(([b, v]) => [b, Object.fromEntries(Object.entries(v ?? {}).map(([k, d]) => [k, toHex(d)]))]))
+  if (e.eventLog !== undefined) {
+    try { const l = parseEventLog(e.eventLog); out.eventLog = { bytes: e.eventLog.length, format: l.format, events: l.events.length, banks: l.banks } } catch (err) { out.eventLog = { bytes: e.eventLog.length, error: (err as Error).message } }
+  }
+  if (e.containerLog !== undefined) {
+    try { out.containers = parseContainerLog(e.containerLog).map(x => ({ image: x.record.image, digest: x.record.digest, cid: x.record.cid })) } catch (err) { out.containers = { error: (err as Error).message } }
+  }
+  if (e.committeeNonces !== undefined) out.committeeNonces = e.committeeNonces.map(toHex)
+  return out
+}
+
+const show: CommandModule<GlobalArgs, ShowArgs> = {
+  command: 'show <file>',
+  describe: 'decode an evidence bundle (not a verification)',
+  builder: y => y.positional('file', { type: 'string', demandOption: true, describe: 'evidence bundle: JSON or canonical CBOR' }),
+  handler: argv => {
+    const d = describeEvidence(loadEvidence(argv.file))
+    emit(argv, d, () => Object.entries(d).map(([k, v]) => `${k.padEnd(16)} ${typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`).join('\n'))
+  }
+}
+
+function loadEvidence (path: string): Evidence {
+  const raw = readFile(path, 'evidence file')
+  return raw.length > 0 && (raw[0] === 0x7b || raw[0] === 0x20 || raw[0] === 0x0a) ? evidenceFromJson(raw.toString('utf8')) : decodeEvidence(new Uint8Array(raw))
+}
+
 const evidence: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evidence <command>',
-  describe: 'evidence bundles: appraise offline',
-  builder: y => y.command(verify).demandCommand(1, 'name an evidence command: verify'),
+  describe: 'evidence bundles: decode and appraise offline',
+  builder: y => y.command(verify).command(show).demandCommand(1, 'name an evidence command: verify, show'),
   handler: () => {}
 }
 

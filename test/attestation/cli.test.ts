@@ -86,6 +86,18 @@ t.test('evidence verify: failures → exit 1, every failure printed (canonical C
   t.match(noCa.error?.message, /no EK CA/)
 })
 
+t.test('evidence show decodes without verifying', async t => {
+  const r = await inProcess(['evidence', 'show', evFile, '--json'])
+  t.equal(r.code, 0, r.error?.message ?? 'shows')
+  const d = JSON.parse(r.stdout)
+  t.equal(d.quote.type, '0x8018')
+  t.equal(d.signature.sigAlg, 'ecdsa')
+  t.ok(d.ak.attributes.includes('restricted'))
+  t.equal(d.ekCertificate.issuer, 'CN=swtpm-localca')
+  t.same(d.eventLog, { bytes: 1932, format: 'crypto-agile', events: 25, banks: ['sha256'] })
+  t.equal(d.containers.length, 2)
+})
+
 t.test('eventlog show / replay', async t => {
   const log = join(OVMF, 'eventlog.bin')
   const show = await inProcess(['eventlog', 'show', log, '--json'])
