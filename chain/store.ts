@@ -7,7 +7,7 @@
 // buckets and their paths; an inclusion proof is the bucket's leaves plus 16 sibling hashes.
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { createHash } from 'node:crypto'
-import { compare, concat } from '../encoding/bytes.ts'
+import { compare } from '../encoding/bytes.ts'
 import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
@@ -224,4 +224,3 @@ export class Overlay implements KvReader {
 export function enc (v: Canonical): Uint8Array { return encode(v) }
 export function dec<T> (b: Uint8Array): T { return decode(b, { maxBytes: 1 << 24, maxItems: 1 << 20 }) as unknown as T }
 export const EMPTY = new Uint8Array(0)
-export { concat }
