@@ -4,7 +4,7 @@
 // to CometBFT over ABCI instead (a later issue).
 //
 // Home layout:  config/genesis.json · config/validator.key (libp2p protobuf, 0600) · data/chain.sqlite
-import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
+import { mkdir, readFile, writeFile, access, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
@@ -63,6 +63,26 @@ export async function readGenesis (home: string): Promise<Genesis> {
   return genesisFromJson(j, p)
 }
 
+/** One validator per home: a pid file, taken over when its process is gone (e.g. after kill -9). */
+async function takeLock (path: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' })
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+    let alive = false
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid) {
+      try { process.kill(pid, 0); alive = true } catch (err) { alive = (err as NodeJS.ErrnoException).code === 'EPERM' }
+    }
+    if (alive) throw new ConfigError(`another validator (pid ${pid}) is running on this home (${path}); stop it first`)
+    await rm(path, { force: true })
+  }
+  throw new ConfigError(`could not take the validator lock ${path}`)
+}
+
 export interface EmbeddedValidatorOptions {
   home: string
   /** RPC listen address, host:port (default 127.0.0.1:0 = ephemeral port). */
@@ -94,12 +114,13 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   const key: ChainKey = await loadChainKey(paths.validatorKey)
   if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey)))) throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
   await mkdir(paths.data, { recursive: true, mode: 0o700 })
+  await takeLock(join(paths.data, 'validator.pid'))
   const app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
   try {
     const info = app.info()
     if (!info.initialized) app.initChain(genesis)
     else if (info.chainId !== genesis.chainId) throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
-  } catch (err) { app.close(); throw err }
+  } catch (err) { app.close(); await rm(join(paths.data, 'validator.pid'), { force: true }); throw err }
   const producer = new BlockProducer({ app, key, clock: opts.clock, maxBlockTxs: opts.maxBlockTxs, logger: log.child('producer') })
   const fast = opts.blockIntervalMs ?? 100
   const slow = opts.emptyBlockIntervalMs ?? 1000
@@ -147,6 +168,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
       if (timer !== undefined) clearTimeout(timer)
       await rpc.close()
       app.close()
+      await rm(join(paths.data, 'validator.pid'), { force: true })
     }
   }
 }
