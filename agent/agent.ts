@@ -17,8 +17,10 @@ import { createQuorumRules } from '../attestation/quorum/index.ts'
 import { ChainClient, generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../chain/index.ts'
 import {
   createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
-  type ImageStore, type ContainerRunner, type TenantProxy, type ImageRegistry, type RunningContainer, type CertificationStatus
+  type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type CertificationStatus
 } from '../containers/index.ts'
+import { chainImageRegistry } from '../containers/chain-registry.ts'
+import { readDeployments, type Deployment } from '../containers/deployments.ts'
 import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, tpmMakeCredential, chainPort,
   memberChainPort, chainAppraiser, type P2PHost, type RoundProgress, type RoundResult
@@ -32,16 +34,8 @@ import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
 
-/** A tenant the node runs once certified: the image name on chain and how to start it. */
-export interface Deployment {
-  readonly image: string
-  /** Port the container answers on (host networking, 127.0.0.1). */
-  readonly port: number
-  readonly args?: readonly string[]
-  readonly env?: readonly string[]
-  /** Multiaddrs of peers known to hold the image (besides the publisher's registration). */
-  readonly providers?: readonly string[]
-}
+/** A tenant the node runs once certified (containers/deployments.ts): image name on chain and how to start it. */
+export type { Deployment }
 
 export interface AgentInit {
   readonly config: AgentConfig
@@ -148,7 +142,6 @@ export class Agent {
   async start (): Promise<void> {
     const c = this.config
     await mkdir(c.home, { recursive: true, mode: 0o700 })
-    this.#deployments = c.deploy.map(d => ({ ...d }))
 
     // booting: TPM, node key, chain client
     this.#tpm = await openTpm({ tcti: c.tcti, logger: this.#log.child('tpm') })
@@ -200,14 +193,7 @@ export class Agent {
     // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
     const chain = this.#chain
     const tpm = this.#tpm
-    const registry: ImageRegistry = {
-      getImage: async name => {
-        const recs = await chain.images({ name })
-        const r = recs.at(-1)
-        return r === undefined ? undefined : { name: r.name, digest: r.digest, cid: r.cid, size: r.size, revoked: r.revokedAt !== undefined }
-      },
-      isCertified: async nodeId => await this.#certificationOf(nodeId)
-    }
+    const registry = chainImageRegistry(chain)
     this.#runner = createContainerRunner({
       docker: new Docker(),
       registry,
@@ -299,7 +285,7 @@ export class Agent {
 
   /** Runs a tenant now (if certified) and again whenever certification is regained. */
   async deploy (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
-    if (!this.#deployments.some(x => x.image === d.image)) this.#deployments.push(d)
+    this.#deployments = [...this.#deployments.filter(x => x.image !== d.image), d]
     return await this.#launch(d, opts)
   }
 
@@ -310,6 +296,9 @@ export class Agent {
       port: d.port,
       args: d.args,
       env: d.env,
+      healthPath: d.healthPath,
+      user: d.user,
+      limits: d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
       providers,
       signal: opts.signal,
       onProgress: p => {
@@ -323,6 +312,32 @@ export class Agent {
     })
     this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome').inc({ outcome: 'started' })
     return c
+  }
+
+  /**
+   * What should run: the config's deployments, `<home>/deployments.json` (written by
+   * `quorate deploy`, re-read every cycle) and those added through deploy(). Starts what is
+   * missing (through the gate) and stops what is no longer wanted.
+   */
+  async #reconcileTenants (): Promise<void> {
+    const fromFile = await readDeployments(join(this.config.home, 'deployments.json')).catch((err: unknown) => {
+      this.#log.warn('cannot read deployments.json; keeping the current tenants', { err })
+      return undefined
+    })
+    if (fromFile === undefined) return
+    const wanted = new Map<string, Deployment>()
+    for (const d of [...this.config.deploy, ...fromFile, ...this.#deployments]) wanted.set(d.image, d)
+    for (const d of wanted.values()) {
+      if (this.runner.get(d.image) === undefined) {
+        await this.#launch(d).catch((err: unknown) => { this.#log.warn('tenant launch refused', { image: d.image, err }) })
+      }
+    }
+    for (const c of this.runner.list()) {
+      if (!wanted.has(c.image)) {
+        this.#log.info('stopping a tenant that is no longer deployed', { image: c.image })
+        await this.runner.stop(c.id).catch((err: unknown) => { this.#log.warn('could not stop tenant', { image: c.image, err }) })
+      }
+    }
   }
 
   /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
@@ -369,6 +384,7 @@ export class Agent {
           return
         }
         if (s.expiresAt - now > this.config.reattestBeforeExpiryMs) {
+          await this.#reconcileTenants()
           this.#schedule(Math.min(5000, s.expiresAt - now - this.config.reattestBeforeExpiryMs))
           return
         }
@@ -376,9 +392,7 @@ export class Agent {
       if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
       const r = await this.certify()
       if (r.outcome === 'pass') {
-        for (const d of this.#deployments) {
-          if (this.runner.get(d.image) === undefined) await this.#launch(d).catch((err: unknown) => { this.#log.warn('tenant launch refused', { image: d.image, err }) })
-        }
+        await this.#reconcileTenants()
         this.#schedule(1000)
       } else {
         this.#schedule(30_000)
