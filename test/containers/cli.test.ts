@@ -20,6 +20,32 @@ await saveChainKey(join(home, 'keys', 'default.key'), key)
 const chain = new ChainClient({ url: v.url })
 t.teardown(async () => { chain.close(); await v.stop(); rmSync(home, { recursive: true, force: true }) })
 
+/** Runs commands in-process (CLI start-up loads every area's modules and costs seconds here). */
+async function inProcess (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  const yargs = (await import('yargs')).default
+  const { describeError } = await import('../../cli/output.ts')
+  const mods = [...(await import('../../cli/commands/image.ts')).default, ...(await import('../../cli/commands/containers.ts')).default]
+  let stdout = ''
+  const write = process.stdout.write.bind(process.stdout)
+  const saved = { home: process.env.QUORATE_HOME, rpc: process.env.QUORATE_CHAIN_RPC }
+  process.env.QUORATE_HOME = home; process.env.QUORATE_CHAIN_RPC = v.url
+  process.stdout.write = ((c: string | Uint8Array) => { stdout += c.toString(); return true }) as typeof process.stdout.write
+  try {
+    let y = yargs(args).option('json', { type: 'boolean', global: true }).strict().fail((msg, err) => { throw err ?? new Error(msg) })
+    for (const m of mods) y = y.command(m as never)
+    await y.parseAsync()
+    return { code: 0, stdout, stderr: '' }
+  } catch (err) {
+    return { code: 1, stdout, stderr: describeError(err).message }
+  } finally {
+    process.stdout.write = write
+    process.env.QUORATE_HOME = saved.home; process.env.QUORATE_CHAIN_RPC = saved.rpc
+    if (saved.home === undefined) delete process.env.QUORATE_HOME
+    if (saved.rpc === undefined) delete process.env.QUORATE_CHAIN_RPC
+  }
+}
+
+/** The real binary (one call, to prove the entry point works). */
 function quorate (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   return new Promise(resolve => {
     execFile(join(root, 'node_modules', '.bin', 'node'), [join(root, 'cli', 'main.ts'), ...args], { env: { ...process.env, QUORATE_CHAIN_RPC: v.url, QUORATE_HOME: home } }, (err, stdout, stderr) => {
@@ -33,7 +59,7 @@ const tarPath = join(home, 'web.tar')
 writeFileSync(tarPath, img.tar)
 
 t.test('publish a docker save archive: IPFS store + image.publish on chain', async t => {
-  const r = await quorate('image', 'publish', tarPath, '--name', 'web', '--json')
+  const r = await quorate('image', 'publish', tarPath, '--name', 'web', '--json') // the real binary
   t.equal(r.code, 0, r.stderr)
   const out = JSON.parse(r.stdout) as { digest: string, cid: string, size: number, txHash: string }
   t.equal(out.digest, img.imageId)
@@ -43,35 +69,35 @@ t.test('publish a docker save archive: IPFS store + image.publish on chain', asy
   const rec = await chainImageRegistry(chain).getImage('web')
   t.same(rec, { name: 'web', digest: img.imageId, cid: out.cid, size: img.tar.length, revoked: false }, 'the gate\'s adapter reads the record')
 
-  const list = JSON.parse((await quorate('image', 'list', '--json')).stdout) as { images: { cid: string }[] }
+  const list = JSON.parse((await inProcess('image', 'list', '--json')).stdout) as { images: { cid: string }[] }
   t.ok(list.images.some(i => i.cid === out.cid), 'held in <home>/ipfs')
-  const onChain = JSON.parse((await quorate('image', 'list', '--name', 'web', '--json')).stdout) as { images: { digest: string, current: boolean }[] }
+  const onChain = JSON.parse((await inProcess('image', 'list', '--name', 'web', '--json')).stdout) as { images: { digest: string, current: boolean }[] }
   t.same(onChain.images.map(i => [i.digest, i.current]), [[img.imageId, true]])
-  const ins = JSON.parse((await quorate('image', 'inspect', tarPath, '--json')).stdout) as { imageId: string }
+  const ins = JSON.parse((await inProcess('image', 'inspect', tarPath, '--json')).stdout) as { imageId: string }
   t.equal(ins.imageId, img.imageId, 'inspect of a file needs no chain')
 
-  const rv = await quorate('image', 'revoke', '--name', 'web', '--digest', img.imageId, '--json')
+  const rv = await inProcess('image', 'revoke', '--name', 'web', '--digest', img.imageId, '--json')
   t.equal(rv.code, 0, rv.stderr)
   t.equal((await chainImageRegistry(chain).getImage('web'))?.revoked, true, 'revoked on chain')
   t.match(await chainImageRegistry(chain).isCertified(key.peerId), { certified: false, reason: /not registered/ })
 })
 
 t.test('refusals are clear, change nothing', async t => {
-  const r = await quorate('image', 'publish', join(home, 'missing.tar'), '--name', 'x')
+  const r = await inProcess('image', 'publish', join(home, 'missing.tar'), '--name', 'x')
   t.equal(r.code, 1)
   t.match(r.stderr, /no such file/)
-  const bad = await quorate('image', 'publish', tarPath, '--name', 'Bad Name!')
+  const bad = await inProcess('image', 'publish', tarPath, '--name', 'Bad Name!')
   t.equal(bad.code, 1)
   t.match(bad.stderr, /image name/)
   t.equal(await chainImageRegistry(chain).getImage('x'), undefined)
 })
 
 t.test('deploy writes node configuration', async t => {
-  const r = await quorate('deploy', 'web', '--port', '18080', '--env', 'A=1', '--', '-p', '127.0.0.1:18080')
+  const r = await inProcess('deploy', 'web', '--port', '18080', '--env', 'A=1', '--', '-p', '127.0.0.1:18080')
   t.equal(r.code, 0, r.stderr)
   const cfg = JSON.parse(readFileSync(join(home, 'deployments.json'), 'utf8')) as { deployments: unknown[] }
   t.same(cfg.deployments, [{ image: 'web', port: 18080, args: ['-p', '127.0.0.1:18080'], env: ['A=1'] }])
-  t.equal((await quorate('deploy', 'web', '--port', '70000')).code, 1, 'bad port refused')
-  t.equal((await quorate('undeploy', 'web')).code, 0)
+  t.equal((await inProcess('deploy', 'web', '--port', '70000')).code, 1, 'bad port refused')
+  t.equal((await inProcess('undeploy', 'web')).code, 0)
   t.same((JSON.parse(readFileSync(join(home, 'deployments.json'), 'utf8')) as { deployments: unknown[] }).deployments, [])
 })
