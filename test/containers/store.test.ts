@@ -97,3 +97,17 @@ t.test('a block that does not match its CID is refused, nothing marked complete'
   // the provider's own local read verifies too
   await t.rejects(collect(evil.cat(added.cid)), ContentMismatchError)
 })
+
+t.test('a store on a shared libp2p host leaves the host running when it stops', async t => {
+  const { createLocalLibp2p } = await import('../../containers/store.ts')
+  const host = await createLocalLibp2p()
+  await host.start()
+  t.teardown(async () => { await host.stop() })
+  const s = await createImageStore({ dir: join(dir, 'shared'), libp2p: host })
+  t.equal(s.peerId, host.peerId.toString(), 'the store speaks as the host')
+  const got = await collect(s.fetch(added.cid, { providers: a.multiaddrs() }))
+  t.equal(sha(got), sha(img.tar))
+  await s.stop()
+  t.equal(host.status, 'started', 'host still running')
+  t.notOk(host.getProtocols().includes('/quorate/blocks/1.0.0'), 'our protocol handler is gone')
+})
