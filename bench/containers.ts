@@ -63,8 +63,8 @@ function probe (url: string): Promise<void> {
 async function waitReady (url: string): Promise<void> {
   for (let n = 1; ; n++) {
     try { await probe(url); return } catch {}
-    if (n > 400) throw new Error(`${url} never answered`)
-    await new Promise(resolve => setTimeout(resolve, Math.min(50 * n, 250)))
+    if (n > 1000) throw new Error(`${url} never answered`)
+    await new Promise(resolve => setTimeout(resolve, Math.min(20 * n, 100)))
   }
 }
 

@@ -447,12 +447,12 @@ class Runner implements ContainerRunner {
     for (;;) {
       signal?.throwIfAborted()
       try { await probe(url, 1000); return } catch (err) { lastErr = (err as Error).message }
-      if (++n % 5 === 0) {
+      if (++n % 10 === 0) {
         const st = await container.inspect()
         if (!st.State.Running) throw new ContainerStartError(`container exited with code ${st.State.ExitCode} before answering on ${url}`)
       }
       if (this.now() > deadline) throw new ContainerStartError(`container did not answer on ${url} within ${timeoutMs} ms (${lastErr})`)
-      await sleep(Math.min(50 * n, 250), signal)
+      await sleep(Math.min(20 * n, 100), signal)
     }
   }
 
