@@ -10,9 +10,33 @@ import { CliExit, describeError } from './output.ts'
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands')
 
-async function loadCommands (): Promise<CommandModule[]> {
+/**
+ * Which file defines each top-level command, so a command loads only its own module (each
+ * pulls in libp2p, Helia, dockerode… and loading all costs ~1.8 s of CPU). Anything not listed
+ * (--help, typos) loads every file; test/cli/main.test.ts checks this table is complete.
+ */
+export const COMMAND_FILES: Readonly<Record<string, string>> = {
+  chain: 'chain.ts',
+  keys: 'keys.ts',
+  vendor: 'vendor.ts',
+  os: 'os.ts',
+  tpm: 'tpm.ts',
+  evidence: 'evidence.ts',
+  eventlog: 'eventlog.ts',
+  image: 'image.ts',
+  deploy: 'containers.ts',
+  undeploy: 'containers.ts',
+  containers: 'containers.ts',
+  demo: 'demo.ts',
+  verify: 'verify.ts',
+  node: 'verify.ts'
+}
+
+export async function loadCommands (first?: string): Promise<CommandModule[]> {
   const out: CommandModule[] = []
+  const only = first !== undefined && !first.startsWith('-') ? COMMAND_FILES[first] : undefined
   for (const f of readdirSync(dir).filter(f => f.endsWith('.ts')).sort()) {
+    if (only !== undefined && f !== only) continue
     const mod = await import(join(dir, f)) as { default?: CommandModule[] }
     if (Array.isArray(mod.default)) out.push(...mod.default)
   }
@@ -31,7 +55,7 @@ async function main (): Promise<void> {
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .epilogue('Environment: QUORATE_TCTI (TPM, e.g. swtpm:host=127.0.0.1,port=2321), QUORATE_HOME, QUORATE_CHAIN_RPC, QUORATE_LOG (debug namespaces, e.g. quorate:*)')
-  for (const c of await loadCommands()) cli = cli.command(c)
+  for (const c of await loadCommands(argv[0])) cli = cli.command(c)
   try {
     await cli.fail((msg, err) => { throw err ?? new CliExit(2, msg) }).parseAsync()
   } catch (err) {
@@ -47,4 +71,4 @@ async function main (): Promise<void> {
   }
 }
 
-await main()
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main()
