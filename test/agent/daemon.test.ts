@@ -4,25 +4,19 @@
 // restart re-attests and runs the tenant again without duplicates.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
-import { startSwtpm, type Swtpm } from '../helpers/swtpm.ts'
-import { createQuorumRules } from '../../attestation/quorum/index.ts'
-import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type EmbeddedValidator, type ChainKey } from '../../chain/index.ts'
-import { publishImage, NODE_LABEL } from '../../containers/index.ts'
-import { Agent } from '../../agent/agent.ts'
-import { loadConfig } from '../../agent/config.ts'
-import { silentLogger } from '../../encoding/log.ts'
-import { FIXTURE, freePort, helloImage, refsFromLog } from '../../cli/demo.ts'
+import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
+import { generateChainKey } from '../../chain/index.ts'
+import { publishImage, NODE_LABEL, MANAGED_LABEL } from '../../containers/index.ts'
+import { FIXTURE, freePort, helloImage } from '../../cli/demo.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const work = mkdtempSync(join(tmpdir(), 'quorate-daemon-'))
-const swtpms: Swtpm[] = []
-const agents: Agent[] = []
-let validator: EmbeddedValidator | undefined
+const net = await startTestNetwork({ verifiers: 3 })
+const work = net.work
+const chain = net.chain
 let daemon: ChildProcess | undefined
 const docker = new Docker()
 const img = helloImage()
@@ -30,15 +24,13 @@ const IMAGE = 'daemon-test/hello'
 
 t.teardown(async () => {
   daemon?.kill('SIGKILL')
-  await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
-  await validator?.stop().catch(() => {})
-  await Promise.all(swtpms.map(async s => { await s.stop() }))
-  for (const c of await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${NODE_LABEL}`] }) })) {
-    if (c.Labels['quorate.test-run'] === work) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {})
+  for (const c of await docker.listContainers({ all: true, filters: JSON.stringify({ label: [MANAGED_LABEL] }) })) {
+    if (c.Labels[NODE_LABEL] === daemonNodeId) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {})
   }
   await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
-  rmSync(work, { recursive: true, force: true })
+  await net.stop()
 })
+let daemonNodeId = ''
 
 async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs
@@ -52,48 +44,11 @@ async function until<T> (what: string, fn: () => Promise<T | undefined>, timeout
 
 interface Status { nodeId: string, state: { kind: string }, lastRound?: { round: number, outcome: string }, containers: Array<{ image: string, id: string }> }
 
-const bootLog = new Uint8Array(readFileSync(FIXTURE))
-const chainHome = join(work, 'chain')
-const verifierKeys: ChainKey[] = await Promise.all([1, 2, 3].map(async () => await generateChainKey()))
-await initChainHome({ home: chainHome, chainId: 'daemon-test', verifiers: verifierKeys.map(k => k.peerId), committeeSize: 7 })
-const rpcPort = await freePort()
-const startChain = async (): Promise<EmbeddedValidator> => await startEmbeddedValidator({ home: chainHome, rpc: `127.0.0.1:${rpcPort}`, rules: createQuorumRules({ k: 7 }), blockIntervalMs: 20, emptyBlockIntervalMs: 200 })
-validator = await startChain()
-const chain = new ChainClient({ url: validator.url })
-t.teardown(() => { chain.close() })
-
-for (let i = 0; i < 4; i++) swtpms.push(await startSwtpm())
-const vendor = await generateChainKey()
-await chain.send('vendor.register', { name: 'swtpm-test' }, vendor)
-const seen = new Set<string>()
-for (const s of swtpms) {
-  for (const pem of s.ekCaPems) {
-    if (seen.has(pem)) continue
-    seen.add(pem)
-    await chain.send('vendor.ekca.publish', { vendor: 'swtpm-test', certificate: new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')) }, vendor)
-  }
-}
-const fw = await generateChainKey()
-await chain.send('vendor.register', { name: 'ovmf' }, fw)
-await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '1', bank: 'sha256', pcrs: refsFromLog(bootLog, [0, 1, 2, 3, 5, 6, 7]) }, fw)
-await chain.send('os.publish', { name: 'quorate-node', version: '1', bank: 'sha256', pcrs: refsFromLog(bootLog, [4, 9]) }, await generateChainKey())
-
-// three in-process agents: the genesis verifiers, certifying each other in the background
-for (let i = 0; i < 3; i++) {
-  const home = join(work, `v${i}`)
-  await saveChainKey(join(home, 'node.key'), verifierKeys[i])
-  const a = new Agent({
-    config: loadConfig({ env: {}, flags: { home, tcti: swtpms[i].tcti, chainRpc: validator.url, httpListen: `127.0.0.1:${await freePort()}`, platform: 'ovmf/q35-smp2', osImage: 'quorate-node', roundTimeoutMs: 5000 } }),
-    logger: silentLogger(),
-    simulatedBootLog: bootLog
-  })
-  agents.push(a)
-  await a.start()
-}
+const sw = await net.newSwtpm()
 // the tenant's image, held by the first verifier's IPFS store
 await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
 const tenant = await generateChainKey()
-await publishImage(agents[0].store, { publishImage: async r => { const x = await chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img.tar, name: IMAGE })
+await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img.tar, name: IMAGE })
 
 const dHome = join(work, 'daemon')
 const httpPort = await freePort()
@@ -101,11 +56,11 @@ const tenantPort = await freePort()
 const configFile = join(work, 'daemon.json')
 writeFileSync(configFile, JSON.stringify({
   home: dHome,
-  tcti: swtpms[3].tcti,
-  chainRpc: validator.url,
+  tcti: sw.tcti,
+  chainRpc: net.chainUrl,
   httpListen: `127.0.0.1:${httpPort}`,
-  platform: 'ovmf/q35-smp2',
-  osImage: 'quorate-node',
+  platform: PLATFORM,
+  osImage: OS_IMAGE,
   certificationTtlMs: 20_000,
   reattestBeforeExpiryMs: 15_000,
   roundTimeoutMs: 5000,
@@ -132,6 +87,7 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   const s = await until('certified with the tenant running', async () => { const x = await status(); return x.state.kind === 'certified' && x.containers.length === 1 ? x : undefined }, 90_000)
     .catch((err: unknown) => { t.comment(`daemon stderr:\n${d.stderr()}`); throw err })
   t.match(d.stderr(), /INSECURE/, 'a software TPM is announced loudly')
+  daemonNodeId = s.nodeId
   t.equal(s.containers[0].image, IMAGE)
   const r = await fetch(`${api}/tenant/${encodeURIComponent(IMAGE)}/`)
   t.equal(r.status, 200)
@@ -147,11 +103,11 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
 
   // chain RPC down for a while: the daemon keeps running and recovers
   const before = (await status()).lastRound?.round ?? 0
-  await validator?.stop()
+  await net.stopChain()
   await new Promise(resolve => setTimeout(resolve, 4000))
   t.equal(d.proc.exitCode, null, 'still running while the chain is unreachable')
   t.ok((await status()).nodeId === s.nodeId, '/status still answers')
-  validator = await startChain()
+  await net.restartChain()
   const after = await until('a new passing round after the chain came back', async () => { const x = await status(); return (x.lastRound?.round ?? 0) > before && x.lastRound?.outcome === 'pass' && x.state.kind === 'certified' ? x : undefined }, 90_000)
   t.ok((after.lastRound?.round ?? 0) > before)
   t.equal(await tenantContainers(s.nodeId), 1, 'still exactly one tenant container')
