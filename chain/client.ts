@@ -234,13 +234,26 @@ export class ChainClient {
     return decode(r.value ?? new Uint8Array(0), { maxBytes: 64 << 20, maxItems: 1 << 20 }) as T
   }
 
-  /** Raw state value at `key`, with its inclusion proof checked against the app hash the query reports. */
-  async provenValue (key: string, appHash: Uint8Array): Promise<{ value: Uint8Array, height: number, verified: boolean } | undefined> {
+  /** App hash after `height`: from block height+1's header (CometBFT semantics), or status while that block is not out yet. */
+  async appHashAfter (height: number): Promise<Uint8Array | undefined> {
+    const s = await this.status()
+    if (s.height === height) return s.appHash
+    if (s.height > height) return (await this.block(height + 1)).appHash
+    return undefined
+  }
+
+  /**
+   * Raw state value at `key` with its inclusion proof checked against an app hash: the one given
+   * (e.g. from a light client), else the app hash after the height the query answered at.
+   */
+  async provenValue (key: string, appHash?: Uint8Array): Promise<{ value: Uint8Array, height: number, appHash?: Uint8Array, verified: boolean } | undefined> {
     const r = await this.abciQuery('/key', utf8.encode(key), { prove: true })
     if (r.code === TxCode.NOT_FOUND) return undefined
     if (r.code !== 0 || r.value === undefined) throw new ChainQueryError(`query /key failed (code ${r.code}): ${r.log}`)
+    const root = appHash ?? await this.appHashAfter(r.height)
     const op = r.proofOps?.find(o => o.type === PROOF_TYPE)
-    return { value: r.value, height: r.height, verified: op !== undefined && verifyStateProof(appHash, key, r.value, op.data) }
+    const verified = root !== undefined && op !== undefined && verifyStateProof(root, key, r.value, op.data)
+    return root === undefined ? { value: r.value, height: r.height, verified } : { value: r.value, height: r.height, appHash: root, verified }
   }
 
   // ---- typed queries ----

@@ -162,7 +162,7 @@ const query: CommandModule<GlobalArgs, QueryArgs> = {
         case 'key': {
           const k = need()
           if (argv.prove === true) {
-            const p = await c.provenValue(k, (await c.status()).appHash)
+            const p = await c.provenValue(k)
             r = p === undefined ? undefined : { ...p, decoded: tryDecode(p.value) }
           } else {
             const q = await c.abciQuery('/key', utf8.encode(k))
