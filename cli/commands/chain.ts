@@ -30,7 +30,7 @@ export function withRpc<T> (y: Argv<T>): Argv<T & { rpc: string | undefined }> {
 }
 export function withSigner<T> (y: Argv<T>): Argv<T & { home: string | undefined, rpc: string | undefined, key: string | undefined, sync: boolean | undefined }> {
   return withRpc(withHome(y))
-    .option('key', { type: 'string', describe: 'signing key: a name under <home>/keys (default "default") or a file path' })
+    .option('key', { type: 'string', describe: 'signing key: a name under <home>/keys (default "default"; "node" = the agent\'s <home>/node.key) or a file path' })
     .option('sync', { type: 'boolean', describe: 'return once the tx is in the mempool instead of waiting for its block' })
 }
 
@@ -38,6 +38,8 @@ export function keyPath (argv: HomeArgs & { key?: string }, name?: string): stri
   const k = name ?? argv.key ?? 'default'
   if (k.includes('/') || k.endsWith('.key')) return k
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(k)) throw new InvalidInputError(`key name ${JSON.stringify(k)} must be 1–64 characters A-Z a-z 0-9 . _ -`)
+  // "node" is the agent's identity, which the agent keeps at <home>/node.key
+  if (k === 'node') return join(argv.home ?? defaultHome(), 'node.key')
   return join(argv.home ?? defaultHome(), 'keys', `${k}.key`)
 }
 
