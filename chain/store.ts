@@ -2,11 +2,12 @@
 //
 // App hash: each key/value pair has a leaf hash sha256(0x00 ‖ be32(len key) ‖ key ‖ value); keys
 // fall into 65536 buckets (bucketOf: FNV-1a, 16 bits); a bucket hashes to
-// sha256(0x01 ‖ its leaves sorted bytewise); the app hash is the binary Merkle root over the
-// 65536 bucket hashes (inner nodes sha256(0x02 ‖ left ‖ right)). Updating a block touches only its
-// buckets and their paths; an inclusion proof is the bucket's leaves plus 16 sibling hashes.
+// sha256(0x01 ‖ its leaves sorted bytewise); the app hash is the root of a 16-ary Merkle tree
+// over the 65536 bucket hashes (inner nodes sha256(0x02 ‖ 16 children), 4 levels). Updating a
+// block touches only its buckets and their paths; an inclusion proof is the bucket's leaves plus
+// the 16 children of each of the 4 ancestors (64 hashes).
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { compare } from '../encoding/bytes.ts'
 import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
@@ -15,14 +16,20 @@ import { InvalidInputError } from '../encoding/errors.ts'
 export const PROOF_TYPE = 'quorate:bucket-merkle/v1'
 export const BUCKET_BITS = 16
 const BUCKETS = 1 << BUCKET_BITS
+/** The tree over the buckets is 16-ary: 4 levels of inner nodes above the 65,536 buckets. */
+const ARITY = 16
+const DEPTH = 4
 const KEY_RE = /^[\x21-\x7e]{1,512}$/
 
 /** Keys are printable ASCII (enforced on write), so latin1 = UTF-8 here. */
 export function leafHash (key: string, value: Uint8Array): Uint8Array {
-  const head = Buffer.allocUnsafe(5)
-  head[0] = 0
-  head.writeUInt32BE(key.length, 1)
-  return new Uint8Array(createHash('sha256').update(head).update(key, 'latin1').update(value).digest())
+  const k = Buffer.from(key, 'latin1')
+  const buf = Buffer.allocUnsafe(5 + k.length + value.byteLength)
+  buf[0] = 0
+  buf.writeUInt32BE(k.length, 1)
+  k.copy(buf, 5)
+  buf.set(value, 5 + k.length)
+  return new Uint8Array(hash('sha256', buf, 'buffer'))
 }
 
 /**
@@ -36,16 +43,21 @@ export function bucketOf (key: string): number {
   return (h >>> 0) & (BUCKETS - 1)
 }
 
-const ONE = new Uint8Array([1])
 function bucketHash (leaves: Iterable<Uint8Array>): Uint8Array {
   const list = [...leaves].sort(Buffer.compare)
-  const h = createHash('sha256').update(ONE)
-  for (const l of list) h.update(l)
-  return new Uint8Array(h.digest())
+  const buf = Buffer.allocUnsafe(1 + 32 * list.length)
+  buf[0] = 1
+  for (let i = 0; i < list.length; i++) buf.set(list[i], 1 + 32 * i)
+  return new Uint8Array(hash('sha256', buf, 'buffer'))
 }
 
-const TWO = new Uint8Array([2])
-function nodeHash (l: Uint8Array, r: Uint8Array): Uint8Array { return new Uint8Array(createHash('sha256').update(TWO).update(l).update(r).digest()) }
+/** Inner node: sha256(0x02 ‖ its 16 children). */
+function nodeHash (children: readonly Uint8Array[]): Uint8Array {
+  const buf = Buffer.allocUnsafe(1 + 32 * ARITY)
+  buf[0] = 2
+  for (let i = 0; i < ARITY; i++) buf.set(children[i], 1 + 32 * i)
+  return new Uint8Array(hash('sha256', buf, 'buffer'))
+}
 
 /** Pending writes: value, or null for a deletion. */
 export type WriteSet = Map<string, Uint8Array | null>
@@ -76,7 +88,7 @@ export class StateStore implements KvReader {
   readonly #del: StatementSync
   /** Leaf hashes per bucket (undefined = empty bucket). */
   readonly #buckets: Array<Map<string, Uint8Array> | undefined>
-  /** levels[0] = bucket hashes, levels[BUCKET_BITS] = [root]. */
+  /** levels[0] = bucket hashes, levels[DEPTH] = [root]. */
   readonly #levels: Uint8Array[][]
 
   constructor (db: DatabaseSync) {
@@ -99,7 +111,7 @@ export class StateStore implements KvReader {
     this.#levels.push(level)
     while (level.length > 1) {
       const next: Uint8Array[] = []
-      for (let i = 0; i < level.length; i += 2) next.push(nodeHash(level[i], level[i + 1]))
+      for (let i = 0; i < level.length; i += ARITY) next.push(nodeHash(level.slice(i, i + ARITY)))
       this.#levels.push(next)
       level = next
     }
@@ -115,7 +127,7 @@ export class StateStore implements KvReader {
     return rows.map(r => [r.k, new Uint8Array(r.v)])
   }
 
-  get root (): Uint8Array { return this.#levels[BUCKET_BITS][0] }
+  get root (): Uint8Array { return this.#levels[DEPTH][0] }
 
   /** Computes the root the state would have after `writes`, without changing anything. */
   prepare (writes: WriteSet): PreparedRoot {
@@ -130,13 +142,17 @@ export class StateStore implements KvReader {
     let dirty = new Set<number>()
     for (const [b, m] of touched) { nodes.set(b, bucketHash(m.values())); dirty.add(b) }
     const at = (lvl: number, i: number): Uint8Array => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
-    for (let lvl = 1; lvl <= BUCKET_BITS; lvl++) {
+    const children: Uint8Array[] = new Array<Uint8Array>(ARITY)
+    for (let lvl = 1; lvl <= DEPTH; lvl++) {
       const next = new Set<number>()
-      for (const i of dirty) next.add(i >> 1)
-      for (const p of next) nodes.set(lvl * BUCKETS + p, nodeHash(at(lvl - 1, 2 * p), at(lvl - 1, 2 * p + 1)))
+      for (const i of dirty) next.add(Math.floor(i / ARITY))
+      for (const p of next) {
+        for (let c = 0; c < ARITY; c++) children[c] = at(lvl - 1, p * ARITY + c)
+        nodes.set(lvl * BUCKETS + p, nodeHash(children))
+      }
       dirty = next
     }
-    return { root: at(BUCKET_BITS, 0), buckets: touched, nodes }
+    return { root: at(DEPTH, 0), buckets: touched, nodes }
   }
 
   /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
@@ -154,9 +170,14 @@ export class StateStore implements KvReader {
 
   proof (key: string): StateProof {
     const b = bucketOf(key)
+    // per level, the 16 children of the ancestor (the node's own hash among them)
     const siblings: Uint8Array[] = []
     let i = b
-    for (let lvl = 0; lvl < BUCKET_BITS; lvl++) { siblings.push(this.#levels[lvl][i ^ 1]); i >>= 1 }
+    for (let lvl = 0; lvl < DEPTH; lvl++) {
+      const first = Math.floor(i / ARITY) * ARITY
+      siblings.push(...this.#levels[lvl].slice(first, first + ARITY))
+      i = Math.floor(i / ARITY)
+    }
     return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort(compare), siblings }
   }
 
@@ -178,12 +199,18 @@ export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Arr
     if (!leaves.every(is.bytes) || !siblings.every(is.bytes)) return false
     p = { bucket: field(m, 'bucket', 'proof', is.uint, 'uint'), leaves: leaves as Uint8Array[], siblings: siblings as Uint8Array[] }
   } catch { return false }
-  if (p.bucket !== bucketOf(key) || p.siblings.length !== BUCKET_BITS) return false
+  if (p.bucket !== bucketOf(key) || p.siblings.length !== ARITY * DEPTH) return false
+  if (!p.leaves.every(l => l.byteLength === 32) || !p.siblings.every(l => l.byteLength === 32)) return false
   const leaf = leafHash(key, value)
   if (!p.leaves.some(l => compare(l, leaf) === 0)) return false
   let h = bucketHash(p.leaves)
   let i = p.bucket
-  for (const s of p.siblings) { h = (i & 1) === 0 ? nodeHash(h, s) : nodeHash(s, h); i >>= 1 }
+  for (let lvl = 0; lvl < DEPTH; lvl++) {
+    const group = p.siblings.slice(lvl * ARITY, (lvl + 1) * ARITY)
+    if (compare(group[i % ARITY], h) !== 0) return false
+    h = nodeHash(group)
+    i = Math.floor(i / ARITY)
+  }
   return compare(h, root) === 0
 }
 
