@@ -3,8 +3,9 @@
 # Runs as PID 1 under QEMU + OVMF + swtpm: reads the host's nonce from QEMU fw_cfg
 # (opt/quorate/nonce), creates an EK and a restricted ECDSA P-256 AK, quotes sha256 PCRs 0-9 with
 # the nonce and prints every piece base64-encoded between markers on the serial console, then
-# powers off. The nonce is NOT taken from the kernel command line: the EFI stub measures the
-# command line into PCR 9, which would make PCR 9 different on every boot.
+# powers off once the host has acknowledged the end marker. The nonce is NOT taken from the
+# kernel command line: the EFI stub measures the command line into PCR 9, which would make PCR 9
+# different on every boot.
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin TPM2TOOLS_TCTI=device:/dev/tpmrm0 LD_LIBRARY_PATH=/lib
 mount -t proc proc /proc
@@ -19,7 +20,12 @@ emit () { # emit NAME FILE: the file's bytes, base64, between markers the host l
   base64 "$2"
   echo "=====END $1====="
 }
-fail () { say "FAIL $*"; echo "=====QUORATE-FAIL====="; poweroff -f; }
+# End marker, then wait for the host's acknowledgement on the console before powering off:
+# powering off at once could cut off console output still queued in the tty layer. The power-off
+# itself must be the kernel's (it sends TPM2_Shutdown): cutting the VM's power instead leaves the
+# TPM shut down disorderly, which counts towards its dictionary-attack lockout.
+finish () { echo "$1"; read -r -t 120 ack || :; poweroff -f; }
+fail () { say "FAIL $*"; finish "=====QUORATE-FAIL====="; }
 
 say "init $(cat /etc/quorate-image)"
 [ -e /sys/firmware/qemu_fw_cfg ] || insmod /lib/modules/qemu_fw_cfg.ko || fail "insmod qemu_fw_cfg"
@@ -49,6 +55,4 @@ emit ek.pub ek.pub
 emit ekcert.der ekcert.der
 emit pcrs.txt pcrs.txt
 emit eventlog.bin eventlog.bin
-echo "=====QUORATE-DONE====="
-sync
-poweroff -f
+finish "=====QUORATE-DONE====="

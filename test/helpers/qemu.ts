@@ -494,15 +494,27 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
       '-append', opts.cmdline ?? DEFAULT_CMDLINE
     ]
     const t0 = performance.now()
-    qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    qemu.stdin?.on('error', () => {}) // QEMU may exit before the acknowledgement is written
     track.procs.add(qemu)
     let serial = ''
     let stderr = ''
     let partial = ''
+    // The guest prints an end marker and waits for an acknowledgement on its console before it
+    // powers off: once the marker has arrived, every byte before it has too (a guest that
+    // powered off at once could cut off output still queued in its tty layer). The guest's own
+    // power-off sends TPM2_Shutdown; only if it does not come is QEMU stopped from here.
+    let finished = false
+    let fallback: NodeJS.Timeout | undefined
     qemu.stdout?.on('data', (d: Buffer) => {
       if (serial.length > SERIAL_LIMIT) return
       const s = d.toString('latin1')
       serial += s
+      if (!finished && (serial.includes('=====QUORATE-DONE=====') || serial.includes('=====QUORATE-FAIL====='))) {
+        finished = true
+        qemu?.stdin?.write('ack\n')
+        fallback = setTimeout(() => { qemu?.kill('SIGTERM') }, 30_000)
+      }
       if (opts.onLine !== undefined) {
         const parts = (partial + s).split('\n')
         partial = parts.pop() ?? ''
@@ -515,13 +527,14 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
       const timer = setTimeout(() => { resolve(false) }, timeoutMs)
       const onAbort = (): void => { clearTimeout(timer); resolve(false) }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
-      qemu?.once('exit', () => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort); resolve(true) })
+      qemu?.once('close', () => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort); resolve(true) })
     })
+    clearTimeout(fallback)
     const durationMs = Math.round(performance.now() - t0)
     if (!exited) {
-      throw new Error(opts.signal?.aborted === true ? 'boot aborted' : `VM did not power off within ${timeoutMs} ms; last output: ${JSON.stringify(serial.slice(-400))}`)
+      throw new Error(opts.signal?.aborted === true ? 'boot aborted' : `VM did not finish within ${timeoutMs} ms; last output: ${JSON.stringify(serial.slice(-400))}`)
     }
-    if (qemu.exitCode !== 0) throw new Error(`qemu exited ${qemu.exitCode ?? qemu.signalCode}: ${stderr.slice(-1000)}`)
+    if (!finished && qemu.exitCode !== 0) throw new Error(`qemu exited ${qemu.exitCode ?? qemu.signalCode}: ${stderr.slice(-1000)}`)
     return { serial, durationMs, args }
   } finally {
     await kill(qemu)
