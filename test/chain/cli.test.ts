@@ -21,7 +21,6 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   t.match(key.peerId, /^12D3KooW/)
   t.equal((await stat(key.path)).mode & 0o777, 0o600, 'key file 0600')
   t.equal(JSON.parse((await quorate(['keys', 'show', '--json'], env)).stdout).peerId, key.peerId)
-  t.not((await quorate(['keys', 'new'], env)).code, 0, 'refuses to overwrite a key')
 
   const reg = await quorate(['vendor', 'register', 'acme', '--json'], env)
   t.equal(reg.code, 0, reg.stderr)
@@ -53,8 +52,6 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   const st = JSON.parse((await quorate(['chain', 'status', '--json'], env)).stdout) as { chainId: string, height: number }
   t.equal(st.chainId, 'cli-test')
   t.ok(st.height >= r.height)
-  const tx = JSON.parse((await quorate(['chain', 'query', 'tx', r.hash, '--json'], env)).stdout) as { height: number }
-  t.equal(tx.height, r.height)
   const proven = JSON.parse((await quorate(['chain', 'query', 'key', 'vendor/acme', '--prove', '--json'], env)).stdout) as { verified: boolean }
   t.equal(proven.verified, true)
 })
