@@ -38,6 +38,9 @@ for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do [ -e /dev/tpmrm0
 [ -e /dev/tpmrm0 ] || fail "no /dev/tpmrm0"
 
 cd /tmp
+# Dictionary-attack failure counter: stays 0 as long as every earlier boot shut the TPM down
+# orderly (a power cut without TPM2_Shutdown increments it; at MAX_AUTH_FAIL the TPM locks out).
+say "lockout-counter $(tpm2 getcap properties-variable | sed -n 's/^TPM2_PT_LOCKOUT_COUNTER: *//p')"
 # The standard RSA-2048 EK (template of TCG EK Credential Profile, low range) and an AK under it:
 # ECDSA P-256 / SHA-256, restricted signing (tpm2_createak's template).
 tpm2 createek -c ek.ctx -G rsa -u ek.pub >/dev/null || fail createek

@@ -304,6 +304,8 @@ export interface MeasuredBootPieces {
   readonly eventLog: Uint8Array
   /** The image label the guest booted (/etc/quorate-image). */
   readonly imageLabel: string
+  /** TPM2_PT_LOCKOUT_COUNTER at boot (undefined when the guest could not read it). */
+  readonly lockoutCounter?: number
 }
 
 /** Largest serial output kept; the protocol itself needs ~10 kB. */
@@ -377,6 +379,7 @@ export function parseSerial (text: string): MeasuredBootPieces {
   for (const i of QUOTED_PCRS) if (!pcrs.has(i)) throw new SerialProtocolError(`pcrs.txt: PCR ${i} missing`)
   const nonceLine = lines.find(l => l.startsWith('QUORATE: nonce '))
   const labelLine = lines.find(l => l.startsWith('QUORATE: init '))
+  const lockout = /^QUORATE: lockout-counter (0x[0-9a-fA-F]{1,8}|\d{1,10})$/.exec(lines.find(l => l.startsWith('QUORATE: lockout-counter ')) ?? '')
   const cert = need('ekcert.der')
   const attest = need('quote.msg')
   const signature = need('quote.sig')
@@ -393,7 +396,8 @@ export function parseSerial (text: string): MeasuredBootPieces {
     ...(cert.length > 0 ? { ekCertificate: cert } : {}),
     pcrs,
     eventLog,
-    imageLabel: labelLine?.slice('QUORATE: init '.length).trim() ?? ''
+    imageLabel: labelLine?.slice('QUORATE: init '.length).trim() ?? '',
+    ...(lockout !== null ? { lockoutCounter: Number(lockout[1]) } : {})
   }
 }
 

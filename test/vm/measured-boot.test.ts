@@ -143,7 +143,7 @@ function syntheticSerial (over: Partial<Record<string, Uint8Array>> = {}): strin
     'eventlog.bin': randomBytes(200),
     ...over
   } as Record<string, Uint8Array>
-  return 'EFI stub: Measured initrd data into PCR 9\r\nQUORATE: init quorate-test-image.......\r\nQUORATE: nonce 0011\r\n' +
+  return 'EFI stub: Measured initrd data into PCR 9\r\nQUORATE: init quorate-test-image.......\r\nQUORATE: lockout-counter 0x2\r\nQUORATE: nonce 0011\r\n' +
     Object.entries(parts).map(([k, v]) => b64Block(k, v)).join('') + '=====QUORATE-DONE=====\r\n[    6.39] reboot: Power down\r\n'
 }
 
@@ -154,6 +154,7 @@ t.test('serial protocol: parses what /init prints, rejects the rest', async t =>
   t.equal(p.nonceEcho, '0011')
   t.equal(p.pcrs.size, 10)
   t.equal(p.imageLabel, 'quorate-test-image.......')
+  t.equal(p.lockoutCounter, 2, 'lockout counter (hex) decoded')
 
   t.throws(() => parseSerial(syntheticSerial().replace('=====QUORATE-DONE=====', '')), SerialProtocolError, 'unfinished boot')
   t.throws(() => parseSerial(syntheticSerial() + 'QUORATE: FAIL quote\r\n'), /guest failed: QUORATE: FAIL quote/, 'guest failure is reported with its reason')
@@ -284,6 +285,7 @@ t.test('real measured boot: QEMU + OVMF + swtpm, appraised against reference val
   t.comment(`boot 2: ${b2.durationMs} ms, ${b2.attempts} attempt(s)`)
   for (const f of b2.failures) t.comment(`boot 2 retried after: ${f}`)
   t.equal(b2.pieces.imageLabel, tampered.label, 'guest booted the tampered initrd')
+  t.equal(b2.pieces.lockoutCounter, 0, 'boot 1 shut the TPM down orderly: no dictionary-attack failure counted')
   const c2 = checkPieces(t, b2.pieces, nonce2, tpm.ekCaPems)
   const a2 = appraise(evidenceOf(b2.pieces, nonce2), refs, { ...policy, nonce: nonce2 })
   t.equal(a2.ok, false, 'the tampered image is not certifiable')
