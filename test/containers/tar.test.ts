@@ -165,3 +165,17 @@ t.test('container event log: line format, digest and replay', async t => {
   t.throws(() => parseEventLog('{"type":"other"}\n'), /not a container.launch/)
   t.throws(() => parseEventLog('nope\n'), /not JSON/)
 })
+
+t.test('file event log: appends lines, reads back, replays', async t => {
+  const { fileEventLog } = await import('../../containers/events.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'quorate-evlog-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const log = fileEventLog(join(dir, 'containers.log'))
+  t.equal(await log.read(), '', 'missing file reads as empty')
+  const l1 = eventLine(launchEvent({ image: 'a', digest: 'sha256:' + '1'.repeat(64), cid: 'c1' }))
+  const l2 = eventLine(launchEvent({ image: 'b', digest: 'sha256:' + '2'.repeat(64), cid: 'c2', args: ['x'] }))
+  await log.append(l1); await log.append(l2)
+  t.equal(await log.read(), `${l1}\n${l2}\n`)
+  const expect = sha256(concat([sha256(concat([new Uint8Array(32), eventDigest(l1)])), eventDigest(l2)]))
+  t.equal(toHex(replayEventLog(await log.read())), toHex(expect))
+})
