@@ -12,14 +12,17 @@
 //   - os: PCR 9 as the image publisher computes it from the command line and the initrd bytes
 //     alone (predictPcr9), without booting (os.publish).
 // Two boots on the same TPM: the published initrd passes; an initrd of the same size with one
-// changed byte fails, and the failure names PCR 9 and the initrd event only.
+// changed byte fails, and the failure names PCR 9 and the initrd event only. The same bundles
+// then go through the operator's `quorate evidence verify`.
 //
 // PCR 4 is not appraised here (policy osPcrs = [9]): under QEMU's direct kernel boot it holds the
 // Authenticode hash of a kernel whose setup header QEMU patched per boot (-m, initrd size), which
 // no publisher can compute from the image alone. The NixOS image (nixos/image.nix) boots a UKI
 // from disk, where PCR 4 is predictable.
 import t, { type Test } from 'tap'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -31,7 +34,8 @@ import { parsePublic } from '../../attestation/tpm2.ts'
 import { appraise, type Appraisal } from '../../attestation/appraise.ts'
 import type { ReferenceValues } from '../../attestation/refs.ts'
 import type { ReferenceValues as ChainReferenceValues } from '../../chain/types.ts'
-import { validateEvidence, type Evidence } from '../../attestation/evidence.ts'
+import { validateEvidence, evidenceToJson, type Evidence } from '../../attestation/evidence.ts'
+import { referenceValuesToJson } from '../../attestation/refs.ts'
 import { createQuorumRules } from '../../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator } from '../../chain/validator.ts'
 import { ChainClient } from '../../chain/client.ts'
@@ -42,6 +46,8 @@ import {
 } from '../helpers/qemu.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
+const QUORATE = join(HERE, '..', '..', 'bin', 'quorate')
+const execFileP = promisify(execFile)
 const FIXTURE = join(HERE, '..', 'fixtures', 'measured-boot', 'ovmf-q35-smp2')
 
 // ---------------------------------------------------------------------------------------------
@@ -302,6 +308,32 @@ t.test('real measured boot: QEMU + OVMF + swtpm, appraised against reference val
   t.ok(a2seen.status.freshness.failures.some(f => f.includes('rebooted')), 'with the previous quote known, freshness reports the reboot')
   t.ok(equal(b1.pieces.ekPublic, b2.pieces.ekPublic), 'same EK across boots (same TPM)')
   t.notOk(equal(b1.pieces.akPublic, b2.pieces.akPublic), 'a fresh AK per boot (tpm2_createak makes a new key)')
+
+  // The operator's path: the same bundles through `quorate evidence verify`. Its default policy
+  // appraises OS PCRs 4 and 9, so these OS references also carry PCR 4 as recorded from boot 1
+  // (under QEMU's direct kernel boot it cannot be computed from the image alone, see the top).
+  const pcr4 = b1.pieces.pcrs.get(4) ?? new Uint8Array(32)
+  const cliRefs: ReferenceValues = { ekCas: [], firmware: refs.firmware, os: refs.os.map(o => ({ ...o, pcrs: { ...o.pcrs, 4: { golden: [pcr4] } } })) }
+  writeFileSync(join(dir, 'refs.json'), JSON.stringify(referenceValuesToJson(cliRefs)))
+  writeFileSync(join(dir, 'ek-ca.pem'), tpm.ekCaPems.join(''))
+  writeFileSync(join(dir, 'boot1.json'), JSON.stringify(evidenceToJson(ev1)))
+  writeFileSync(join(dir, 'boot2.json'), JSON.stringify(evidenceToJson(evidenceOf(b2.pieces, nonce2))))
+  const cli = async (file: string, nonce: Uint8Array): Promise<{ code: number, appraisal: Appraisal }> => {
+    const args = ['evidence', 'verify', join(dir, file), '--nonce', Buffer.from(nonce).toString('hex'), '--refs', join(dir, 'refs.json'), '--ek-ca', join(dir, 'ek-ca.pem'), '--json']
+    try {
+      const { stdout } = await execFileP(QUORATE, args, { timeout: 60_000 })
+      return { code: 0, appraisal: JSON.parse(stdout) as Appraisal }
+    } catch (err) {
+      const e = err as { code?: number, stdout?: string, message: string }
+      if (typeof e.code !== 'number' || e.stdout === undefined || e.stdout === '') throw err
+      return { code: e.code, appraisal: JSON.parse(e.stdout) as Appraisal }
+    }
+  }
+  const v1 = await cli('boot1.json', nonce1)
+  t.equal(v1.code, 0, `quorate evidence verify passes boot 1: ${JSON.stringify(v1.appraisal.failures)}`)
+  const v2 = await cli('boot2.json', nonce2)
+  t.equal(v2.code, 1, 'quorate evidence verify exits 1 for boot 2')
+  t.ok(v2.appraisal.failures.length > 0 && v2.appraisal.failures.every(f => f.startsWith('os: PCR 9')), `and names PCR 9 only: ${JSON.stringify(v2.appraisal.failures)}`)
 
   // Publishing the tampered image's values makes it pass: the failure was about the reference
   // values, nothing else.
