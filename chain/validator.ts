@@ -154,7 +154,16 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
     timerDue = due
     timer = setTimeout(produce, delay)
   }
-  const rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
+  let rpc
+  try {
+    rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
+  } catch (err) {
+    app.close()
+    await rm(join(paths.data, 'validator.pid'), { force: true })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot serve the RPC on ${opts.rpc ?? '127.0.0.1:0'} (${code}); pick another --rpc address (port 0 = any free port)`, { cause: err })
+    throw err
+  }
   schedule()
   log.info('embedded validator started', { chainId: genesis.chainId, rpc: rpc.url, height: app.info().height })
   return {

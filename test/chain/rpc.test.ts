@@ -121,3 +121,18 @@ t.test('one validator per home', async t => {
   await writeFile(join(chainPaths(home).data, 'validator.pid'), String(other.pid))
   await t.rejects(startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() }), /another validator/, 'refuses a home another live process holds')
 })
+
+t.test('a busy RPC port is a clear configuration error and releases the home', async t => {
+  const home = await mkdtemp(join(tmpdir(), 'quorate-chain-port-'))
+  t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
+  await initChainHome({ home, chainId: 'port-test' })
+  const { createServer } = await import('node:net')
+  const blocker = createServer()
+  await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(() => { blocker.close() })
+  const port = (blocker.address() as { port: number }).port
+  await t.rejects(startEmbeddedValidator({ home, rpc: `127.0.0.1:${port}`, rules: createTestOnlyQuorumRules() }), /EADDRINUSE/)
+  const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() })
+  t.ok(v.url, 'the home can be used right after')
+  await v.stop()
+})
