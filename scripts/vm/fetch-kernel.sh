@@ -4,7 +4,8 @@
 # dir, keeping only vmlinuz and the one module the guest needs (qemu_fw_cfg.ko, which carries the
 # host's nonce into the guest; TPM TIS/CRB drivers are built into Debian's kernel).
 #
-#   scripts/vm/fetch-kernel.sh [CACHE_DIR]     (default: $QUORATE_VM_CACHE or /var/cache/quorate-vm)
+#   scripts/vm/fetch-kernel.sh [CACHE_DIR]     (default: $QUORATE_VM_CACHE, /var/cache/quorate-vm,
+#                                               or ~/.cache/quorate-vm when that is not writable)
 #
 # Prints the cache dir on stdout. Idempotent: does nothing when both files are already there.
 # The package defaults to the one the shared fixtures were recorded with; override with
@@ -13,6 +14,10 @@ set -euo pipefail
 CACHE=${1:-${QUORATE_VM_CACHE:-/var/cache/quorate-vm}}
 PKG=${QUORATE_VM_KERNEL_PKG:-linux-image-6.1.0-56-amd64}
 VER=${PKG#linux-image-}
+# Not root (no /var/cache access) and no explicit cache: the user's cache dir instead.
+if [ $# -eq 0 ] && [ -z "${QUORATE_VM_CACHE:-}" ] && ! mkdir -p "$CACHE" 2>/dev/null; then
+  CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/quorate-vm
+fi
 mkdir -p "$CACHE"
 if [ -f "$CACHE/vmlinuz-$VER" ] && [ -f "$CACHE/qemu_fw_cfg-$VER.ko" ]; then echo "$CACHE"; exit 0; fi
 # Serialise concurrent runs (two test files, two engineers) on the same cache.
