@@ -14,8 +14,11 @@ set -euo pipefail
 CACHE=${1:-${QUORATE_VM_CACHE:-/var/cache/quorate-vm}}
 PKG=${QUORATE_VM_KERNEL_PKG:-linux-image-6.1.0-56-amd64}
 VER=${PKG#linux-image-}
-# Not root (no /var/cache access) and no explicit cache: the user's cache dir instead.
-if [ $# -eq 0 ] && [ -z "${QUORATE_VM_CACHE:-}" ] && ! mkdir -p "$CACHE" 2>/dev/null; then
+# No explicit cache, the default one not filled yet and not writable (not root): the user's
+# cache dir instead.
+if [ $# -eq 0 ] && [ -z "${QUORATE_VM_CACHE:-}" ] \
+  && ! { [ -f "$CACHE/vmlinuz-$VER" ] && [ -f "$CACHE/qemu_fw_cfg-$VER.ko" ]; } \
+  && ! { mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ]; }; then
   CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/quorate-vm
 fi
 mkdir -p "$CACHE"
