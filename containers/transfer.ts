@@ -28,6 +28,8 @@ const SHA2_256 = 0x12
 /** Largest block accepted (IPFS's own limit is 2 MiB for bitswap; we chunk at 1 MiB). */
 export const MAX_BLOCK = 4 << 20
 const MAX_CONTROL = 4096
+/** Blocks received and hashing while earlier ones are settled (stored and yielded). */
+const VERIFY_AHEAD = 4
 
 /** CIDs we accept: v0/v1, dag-pb or raw, sha2-256 only (nothing else is needed for images). */
 export function checkCid (cid: CID): void {
@@ -42,10 +44,8 @@ export function parseCid (s: string): CID {
   return cid
 }
 
-/** Verifies a block against its CID; returns the ordered child CIDs and the UnixFS file data it carries. */
-export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { links: CID[], data: Uint8Array | undefined, fileSize?: bigint } {
-  const h = createHash('sha256').update(bytes).digest()
-  if (!equal(h, cid.multihash.digest)) throw new ContentMismatchError(`block ${cid.toString()} does not match its CID (sha2-256 differs); the provider sent other content`)
+/** The ordered child CIDs and the UnixFS file data of a block — structure only, no hash check. */
+export function parseBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { links: CID[], data: Uint8Array | undefined, fileSize?: bigint } {
   if (cid.code === RAW) return { links: [], data: bytes }
   let node: dagPb.PBNode
   let fs: UnixFS
@@ -59,6 +59,17 @@ export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { li
   if (fs.type !== 'file' && fs.type !== 'raw') throw new ContentMismatchError(`block ${cid.toString()} is a UnixFS ${fs.type}, not a file`)
   const links = node.Links.map(l => { checkCid(l.Hash); return l.Hash })
   return { links, data: fs.data !== undefined && fs.data.length > 0 ? fs.data : undefined, fileSize: isRoot ? fs.fileSize() : undefined }
+}
+
+function mismatch (cid: CID): ContentMismatchError {
+  return new ContentMismatchError(`block ${cid.toString()} does not match its CID (sha2-256 differs); the provider sent other content`)
+}
+
+/** Verifies a block against its CID; returns the ordered child CIDs and the UnixFS file data it carries. */
+export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { links: CID[], data: Uint8Array | undefined, fileSize?: bigint } {
+  const h = createHash('sha256').update(bytes).digest()
+  if (!equal(h, cid.multihash.digest)) throw mismatch(cid)
+  return parseBlock(cid, bytes, isRoot)
 }
 
 function varint (n: number): Uint8Array {
@@ -123,7 +134,7 @@ export interface LocalBlocks {
  * file data follows), with `readAhead` reads in flight. Blocks are yielded as stored, unverified.
  */
 export async function * walkLocal (root: CID, blocks: LocalBlocks, opts: { signal?: AbortSignal, readAhead?: number } = {}): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
-  const ahead = opts.readAhead ?? 8
+  const ahead = opts.readAhead ?? 16
   const seq: CID[] = [root]
   const pending = new Map<string, Promise<Uint8Array | undefined>>()
   while (seq.length > 0) {
@@ -209,25 +220,43 @@ export async function * requestBlocks (stream: Stream, root: CID, opts: {
   let bytesOut = 0; let blocks = 0; let total: bigint | undefined
   const writes = new Set<Promise<void>>()
   let writeErr: unknown
-  while (seq.length > 0) {
-    opts.signal?.throwIfAborted()
-    const block = await reader.next(MAX_BLOCK)
-    if (block === undefined) throw new FetchError(`provider ended the stream with ${seq.length} block(s) still expected`)
-    const cid = seq.shift() as CID // length checked by the loop condition
-    const v = verifyBlock(cid, block, blocks === 0)
-    if (blocks === 0) total = v.fileSize
-    blocks++
-    seq.unshift(...v.links)
+  // Hashes run off the event loop (WebCrypto digests run in libuv's pool) while the next blocks
+  // are received and decrypted. A block's structure is parsed as it arrives (its links say which
+  // CIDs come next), but nothing of it is stored or yielded before its own hash matched, and a
+  // parent always completes before its children, so an unverified node never vouches for data.
+  const pending: { cid: CID, block: Uint8Array, data: Uint8Array | undefined, hash: Promise<ArrayBuffer> }[] = []
+  const settle = async function * (): AsyncGenerator<Uint8Array> {
+    const p = pending.shift() as NonNullable<(typeof pending)[number]> // callers check the length
+    if (!equal(new Uint8Array(await p.hash), p.cid.multihash.digest)) throw mismatch(p.cid)
     // Keep a few writes in flight; the disk and the network overlap.
-    const w: Promise<void> = opts.store(cid, block).catch((err: unknown) => { writeErr ??= err }).finally(() => writes.delete(w))
+    const w: Promise<void> = opts.store(p.cid, p.block).catch((err: unknown) => { writeErr ??= err }).finally(() => writes.delete(w))
     writes.add(w)
     if (writes.size >= 16) await Promise.race(writes)
     if (writeErr !== undefined) throw writeErr
-    if (v.data !== undefined) {
-      bytesOut += v.data.byteLength
-      yield v.data
+    if (p.data !== undefined) {
+      bytesOut += p.data.byteLength
+      yield p.data
     }
     opts.onProgress?.({ bytes: bytesOut, blocks, total: total === undefined ? undefined : Number(total) })
+  }
+  try {
+    while (seq.length > 0) {
+      opts.signal?.throwIfAborted()
+      const block = await reader.next(MAX_BLOCK)
+      if (block === undefined) throw new FetchError(`provider ended the stream with ${seq.length} block(s) still expected`)
+      const cid = seq.shift() as CID // length checked by the loop condition
+      const hash = crypto.subtle.digest('SHA-256', block)
+      hash.catch(() => {}) // awaited in settle(); avoids an unhandled rejection if we abort first
+      const v = parseBlock(cid, block, blocks === 0)
+      if (blocks === 0) total = v.fileSize
+      blocks++
+      seq.unshift(...v.links)
+      pending.push({ cid, block, data: v.data, hash })
+      if (pending.length > VERIFY_AHEAD) yield * settle()
+    }
+    while (pending.length > 0) yield * settle()
+  } finally {
+    pending.length = 0
   }
   if (await reader.next(MAX_BLOCK) !== undefined) throw new ContentMismatchError('provider sent more blocks than the DAG holds')
   await Promise.all(writes)
