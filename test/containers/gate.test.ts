@@ -125,6 +125,22 @@ t.test('happy path: published on A, fetched by B over libp2p, loaded, measured, 
   t.equal(await containersOf(label), 0, 'stopped and removed')
 })
 
+t.test('publish a local Docker image (docker save by ID), remove it, run it again from IPFS', async t => {
+  const img = busyboxImage({ testLabel: label, body: 'from docker save\n' })
+  const { Readable } = await import('node:stream')
+  const res = await docker.loadImage(Readable.from([Buffer.from(img.tar)]) as unknown as NodeJS.ReadableStream, { quiet: true })
+  for await (const _ of res as AsyncIterable<unknown>) { /* drain */ }
+  // docker's own archive (legacy layout on this engine) must give the same image ID, no tags
+  const pub = await publishImage(a, registry, { source: img.imageId.slice('sha256:'.length, 'sha256:'.length + 12), name: 'from-docker', docker })
+  t.equal(pub.digest, img.imageId, 'image ID computed from docker save output')
+  await docker.getImage(img.imageId).remove({ force: true })
+  t.notOk(await imageExists(docker, img.imageId))
+  const port = await freePort()
+  const rc = await runner.launch({ image: 'from-docker', args: httpdArgs(port), port, providers: a.multiaddrs() })
+  t.equal((await get(rc.url + '/')).body, 'from docker save\n')
+  await runner.stop(rc.id)
+})
+
 t.test('refused, with nothing loaded into Docker', async t => {
   const extendsBefore = measurer.extends.length
   const port = await freePort()
