@@ -71,7 +71,7 @@ fi
 if [ "${QUORATE_SETUP_DOCKER:-1}" = 1 ] && ! docker info >/dev/null 2>&1; then
   say "starting dockerd (--bridge=none --iptables=false)"
   mkdir -p /var/log
-  nohup dockerd --bridge=none --iptables=false --ip6tables=false >/var/log/quorate-dockerd.log 2>&1 &
+  setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false >/var/log/quorate-dockerd.log 2>&1 &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/quorate-dockerd.log" >&2; exit 1; }
 fi
