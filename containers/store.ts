@@ -6,9 +6,9 @@
 // Helia's bitswap; both verify every block against its CID before it is stored or used.
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createHeliaLight } from 'helia'
+import type { createHeliaLight, HeliaInit } from 'helia'
 import { withBitswap } from '@helia/bitswap'
-import { unixfs, type UnixFS } from '@helia/unixfs'
+import type { UnixFS } from '@helia/unixfs'
 import { importByteStream } from 'ipfs-unixfs-importer'
 import { FsBlockstore } from 'blockstore-fs'
 import { NextToLast } from 'blockstore-fs/sharding'
@@ -85,6 +85,37 @@ export interface ImageStore {
   stop (): Promise<void>
 }
 
+type HeliaLight = ReturnType<typeof createHeliaLight>
+type HeliaClass = new (init: HeliaInit & { name: string, version: string }) => HeliaLight
+
+/**
+ * Helia's class without helia's index: `import 'helia'` also loads @helia/http and @helia/libp2p
+ * with their public-network defaults (webrtc, kad-dht, autoNAT, …) for createHelia, ~75 MB of RSS
+ * in every agent although only createHeliaLight (= `new Helia(init)`) is used here. helia's
+ * package.json exports only ".", so the sibling file is resolved from the entry point's URL; if a
+ * future helia moves it, we fall back to the index (correct, just heavier).
+ */
+let heliaClass: Promise<(init: HeliaInit) => HeliaLight> | undefined
+async function loadHeliaLight (): Promise<(init: HeliaInit) => HeliaLight> {
+  heliaClass ??= (async () => {
+    try {
+      const entry = import.meta.resolve('helia')
+      const [cls, ver] = await Promise.all([
+        import(new URL('./helia.js', entry).href) as Promise<{ Helia?: HeliaClass }>,
+        import(new URL('./version.js', entry).href) as Promise<{ name?: string, version?: string }>
+      ])
+      const Helia = cls.Helia
+      if (typeof Helia === 'function' && typeof ver.name === 'string' && typeof ver.version === 'string') {
+        const { name, version } = ver
+        return (init: HeliaInit) => new Helia({ name, version, ...init })
+      }
+    } catch { /* the index below */ }
+    const { createHeliaLight } = await import('helia')
+    return createHeliaLight
+  })()
+  return await heliaClass
+}
+
 const IMPORT_OPTIONS = { profile: 'unixfs-v1-2025', rawLeaves: true, cidVersion: 1, reduceSingleLeafToSelf: true } as const
 
 async function loadOrCreateKey (path: string): Promise<PrivateKey> {
@@ -119,19 +150,19 @@ export async function createLocalLibp2p (opts: { listen?: readonly string[], pri
 class HeliaImageStore implements ImageStore {
   readonly libp2p: Libp2p
   private readonly ownsLibp2p: boolean
-  private readonly helia: ReturnType<typeof createHeliaLight>
-  private readonly fs: UnixFS
+  private readonly helia: HeliaLight
+  /** @helia/unixfs (~11 MB RSS) is loaded on the first bitswap fetch only. */
+  private fs: UnixFS | undefined
   private readonly blocks: FsBlockstore
   private readonly blocksDir: string
   private readonly sharding: NextToLast
   private readonly completeDir: string
   private readonly log: Logger
 
-  constructor (libp2p: Libp2p, ownsLibp2p: boolean, helia: ReturnType<typeof createHeliaLight>, blocks: { store: FsBlockstore, dir: string, sharding: NextToLast, completeDir: string }, log: Logger) {
+  constructor (libp2p: Libp2p, ownsLibp2p: boolean, helia: HeliaLight, blocks: { store: FsBlockstore, dir: string, sharding: NextToLast, completeDir: string }, log: Logger) {
     this.libp2p = libp2p
     this.ownsLibp2p = ownsLibp2p
     this.helia = helia
-    this.fs = unixfs(helia)
     this.blocks = blocks.store
     this.blocksDir = blocks.dir
     this.sharding = blocks.sharding
@@ -274,6 +305,7 @@ class HeliaImageStore implements ImageStore {
     let timer = setTimeout(() => { stall.abort() }, stallMs)
     const signal = opts.signal === undefined ? stall.signal : AbortSignal.any([opts.signal, stall.signal])
     try {
+      if (this.fs === undefined) { const { unixfs } = await import('@helia/unixfs'); this.fs = unixfs(this.helia) }
       for await (const chunk of this.fs.cat(cid, { signal })) {
         clearTimeout(timer)
         bytes += chunk.byteLength; blocks++
@@ -318,7 +350,7 @@ export async function createImageStore (init: ImageStoreInit): Promise<ImageStor
   const libp2p = init.libp2p ?? await createLocalLibp2p({ listen: init.listen, privateKey: await loadOrCreateKey(join(init.dir, 'peer.key')) })
   // Helia without its libp2p mixin (which would create its own host with public defaults):
   // no routers, bitswap over the given host, talking to peers we connect to explicitly.
-  const helia = createHeliaLight({ blockstore: blocks, datastore, routers: [] })
+  const helia = (await loadHeliaLight())({ blockstore: blocks, datastore, routers: [] })
   Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
   // The type asks for Helia's own libp2p mixin; the property defined above is what bitswap reads.
   withBitswap(helia as Parameters<typeof withBitswap>[0])
