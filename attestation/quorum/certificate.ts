@@ -2,10 +2,15 @@
 // node uses to build one. Data in, data out: bytes, a seed and the candidate list in; a verified
 // result or one specific InvalidInputError subclass out.
 import { equal } from '../../encoding/bytes.ts'
-import { InvalidInputError } from '../../encoding/errors.ts'
+import { DecodeError, InvalidInputError } from '../../encoding/errors.ts'
 import { selectCommittee, threshold, DEFAULT_COMMITTEE_SIZE, MAX_COMMITTEE_SIZE } from './committee.ts'
 import { publicKeyFromNodeId, verifyEd25519 } from './keys.ts'
-import { decodeQuorumCertificate, decodeVerdict, encodeQuorumCertificate, verdictSigningBytes, type SignedVerdict, type Verdict } from './verdict.ts'
+import {
+  decodeQuorumCertificate, decodeVerdict, encodeQcEntries, encodeVerdict, verdictSigningBytes, WrongSubjectError,
+  type QcEntry, type SignedVerdict, type Verdict
+} from './verdict.ts'
+
+export { WrongSubjectError }
 
 export class NotCommitteeMemberError extends InvalidInputError {
   override readonly code: string = 'ERR_NOT_COMMITTEE_MEMBER'
@@ -15,9 +20,6 @@ export class DuplicateVerdictError extends InvalidInputError {
 }
 export class BadVerdictSignatureError extends InvalidInputError {
   override readonly code: string = 'ERR_BAD_SIGNATURE'
-}
-export class WrongSubjectError extends InvalidInputError {
-  override readonly code: string = 'ERR_WRONG_SUBJECT'
 }
 export class ExpiredVerdictError extends InvalidInputError {
   override readonly code: string = 'ERR_EXPIRED'
@@ -80,15 +82,31 @@ interface CheckContext {
   readonly keys: ReadonlyMap<string, Uint8Array>
 }
 
-/** Decodes one signed verdict and checks subject, membership and signature. */
+/**
+ * Decodes one signed verdict as a member sent it and checks subject, membership and signature.
+ * The bytes must be the canonical encoding of the verdict (strict decoding ensures it; checked
+ * again here) because a QC carries the verdict's fields, not its bytes, and its verifier signs
+ * off on the re-encoding.
+ */
 export function checkSignedVerdict (sv: SignedVerdict, ctx: CheckContext): Verdict {
   const v = decodeVerdict(sv.verdict)
   if (v.nodeId !== ctx.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${ctx.nodeId}`)
   if (v.round !== ctx.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${ctx.round}`)
+  if (!equal(encodeVerdict(v), sv.verdict)) throw new DecodeError('verdict bytes are not the canonical encoding of the verdict')
+  checkSignature(v, sv.verdict, sv.signature, ctx)
+  return v
+}
+
+/** Membership and signature of one QC entry (its node and round are the QC's, already checked). */
+function checkEntry (e: QcEntry, ctx: CheckContext): Verdict {
+  checkSignature(e.verdict, encodeVerdict(e.verdict), e.signature, ctx)
+  return e.verdict
+}
+
+function checkSignature (v: Verdict, bytes: Uint8Array, signature: Uint8Array, ctx: CheckContext): void {
   const key = ctx.keys.get(v.member)
   if (key === undefined) throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${ctx.round} for ${ctx.nodeId}`)
-  if (!verifyEd25519(key, verdictSigningBytes(sv.verdict), sv.signature)) throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
-  return v
+  if (!verifyEd25519(key, verdictSigningBytes(bytes), signature)) throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
 }
 
 function committeeKeys (committee: readonly string[], candidates: readonly Candidate[]): Map<string, Uint8Array> {
@@ -120,13 +138,13 @@ export function verifyQuorumCertificate (input: VerifyCertificateInput): Verifie
   const committee = selectCommittee(input.seed, candidates.map(c => c.nodeId), k)
   if (committee.length === 0) throw new BelowThresholdError('no candidates: the committee is empty')
   const need = threshold(committee.length)
-  if (qc.verdicts.length > committee.length) throw new InvalidInputError(`QC holds ${qc.verdicts.length} verdicts for a committee of ${committee.length}`)
+  if (qc.entries.length > committee.length) throw new InvalidInputError(`QC holds ${qc.entries.length} verdicts for a committee of ${committee.length}`)
   const ctx: CheckContext = { nodeId: input.nodeId, round: input.round, keys: committeeKeys(committee, candidates) }
   const seen = new Set<string>()
   const pass: Verdict[] = []
   const fail: Verdict[] = []
-  for (const sv of qc.verdicts) {
-    const v = checkSignedVerdict(sv, ctx)
+  for (const e of qc.entries) {
+    const v = checkEntry(e, ctx)
     if (seen.has(v.member)) throw new DuplicateVerdictError(`two verdicts from ${v.member}`)
     seen.add(v.member)
     ;(v.pass ? pass : fail).push(v)
@@ -159,8 +177,8 @@ export class QuorumCollector {
   readonly committee: readonly string[]
   readonly threshold: number
   readonly #ctx: CheckContext
-  readonly #pass = new Map<string, { v: Verdict, sv: SignedVerdict }>()
-  readonly #fail = new Map<string, { v: Verdict, sv: SignedVerdict }>()
+  readonly #pass = new Map<string, QcEntry>()
+  readonly #fail = new Map<string, QcEntry>()
 
   constructor (opts: { nodeId: string, round: number, committee: readonly string[] }) {
     if (opts.committee.length === 0) throw new BelowThresholdError('empty committee')
@@ -176,7 +194,7 @@ export class QuorumCollector {
     const v = checkSignedVerdict(sv, this.#ctx)
     if (this.#pass.has(v.member) || this.#fail.has(v.member)) throw new DuplicateVerdictError(`two verdicts from ${v.member}`)
     if (v.expiresAt <= now) throw new ExpiredVerdictError(`verdict of ${v.member} already expired`)
-    ;(v.pass ? this.#pass : this.#fail).set(v.member, { v, sv })
+    ;(v.pass ? this.#pass : this.#fail).set(v.member, { verdict: v, signature: sv.signature })
     return v
   }
 
@@ -198,9 +216,9 @@ export class QuorumCollector {
     const outcome = this.outcome()
     if (outcome === undefined) throw new BelowThresholdError(`${this.#pass.size} pass and ${this.#fail.size} fail verdicts; ${this.threshold} needed on one side`)
     const side = [...(outcome === 'pass' ? this.#pass : this.#fail).values()]
-      .sort((a, b) => b.v.expiresAt - a.v.expiresAt || (a.v.member < b.v.member ? -1 : 1))
+      .sort((a, b) => b.verdict.expiresAt - a.verdict.expiresAt || (a.verdict.member < b.verdict.member ? -1 : 1))
       .slice(0, this.threshold)
-    const qc = encodeQuorumCertificate({ nodeId: this.nodeId, round: this.round, verdicts: side.map(s => s.sv) })
-    return { qc, outcome, expiresAt: Math.min(...side.map(s => s.v.expiresAt)) }
+    const qc = encodeQcEntries({ nodeId: this.nodeId, round: this.round, entries: side })
+    return { qc, outcome, expiresAt: Math.min(...side.map(s => s.verdict.expiresAt)) }
   }
 }

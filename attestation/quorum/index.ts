@@ -5,9 +5,9 @@ export { ed25519Signer, nodeIdFromPublicKey, publicKeyFromNodeId, verifyEd25519,
 export type { VerdictSigner } from './keys.ts'
 export {
   encodeVerdict, decodeVerdict, signVerdict, verdictSigningBytes, encodeSignedVerdict, decodeSignedVerdict,
-  encodeQuorumCertificate, decodeQuorumCertificate, LIMITS as QUORUM_LIMITS, VERDICT_SIGNATURE_DOMAIN
+  encodeQuorumCertificate, encodeQcEntries, decodeQuorumCertificate, LIMITS as QUORUM_LIMITS, VERDICT_SIGNATURE_DOMAIN
 } from './verdict.ts'
-export type { Verdict, SignedVerdict, QuorumCertificate } from './verdict.ts'
+export type { Verdict, SignedVerdict, QuorumCertificate, QcEntry } from './verdict.ts'
 export {
   verifyQuorumCertificate, createQuorumRules, checkSignedVerdict, QuorumCollector,
   NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError,

@@ -1,12 +1,22 @@
 // Verdicts and quorum certificates: their canonical encodings, strict decoders and signatures.
 //
-//   Verdict = canonical { v:1, nodeId, round, member, pass, appraisalDigest, failed, expiresAt }
+//   Verdict   = canonical { v:1, nodeId, round, member, pass, appraisalDigest, failed, expiresAt }
 //   signature = ed25519(member key, "quorate/verdict/v1\0" ‖ verdict bytes)
-//   QC      = canonical { v:1, nodeId, round, verdicts: [{ verdict: bytes, signature: bytes }] }
+//   QC v2     = canonical { v:2, nodeId, round, verdicts: [{ m: member, p: pass, d: appraisalDigest,
+//                                                           f: failed, e: expiresAt, s: signature }] }
 //
 // The signature covers a domain prefix so a verdict signature can never be replayed as a
 // transaction or any other message signed with the same node key. `expiresAt` is in
 // milliseconds since the Unix epoch (the unit of `now` in QuorumRules).
+//
+// A QC is chain data, so it is compact: node id and round appear once, not in every verdict
+// (v1 repeated both plus the field names in each verdict: 303 bytes a verdict, 2,456 bytes for the
+// attest.record of k = 10). Each entry carries only what differs per member; the verifier
+// rebuilds the canonical verdict from the QC's nodeId/round and the entry, and checks the
+// member's signature over exactly those bytes, so a signature still covers node, round, member,
+// outcome, digest and expiry. A verdict signed for another node or round therefore fails its
+// signature inside a QC. Members still sign and send the full canonical verdict (VerdictMsg);
+// only the certificate is compact. QC v1 is not accepted (no deployed data when v2 replaced it).
 import { decode, encode, asMap, field, is, onlyKeys, type Canonical } from '../../encoding/canonical.ts'
 import { concat, utf8 } from '../../encoding/bytes.ts'
 import { DecodeError, InvalidInputError, TooLargeError } from '../../encoding/errors.ts'
@@ -44,13 +54,6 @@ export interface SignedVerdict {
   /** The canonical verdict bytes exactly as signed. */
   readonly verdict: Uint8Array
   readonly signature: Uint8Array
-}
-
-export interface QuorumCertificate {
-  readonly v: 1
-  readonly nodeId: string
-  readonly round: number
-  readonly verdicts: readonly SignedVerdict[]
 }
 
 function checkText (s: string, max: number, what: string): void {
@@ -131,28 +134,97 @@ export function decodeSignedVerdict (bytes: Uint8Array): SignedVerdict {
   return signedVerdictFrom(decode(bytes, { maxBytes: LIMITS.verdictBytes + 128, maxDepth: 2, maxItems: 4 }), 'signed verdict')
 }
 
-export function encodeQuorumCertificate (qc: Omit<QuorumCertificate, 'v'> & { v?: 1 }): Uint8Array {
-  checkText(qc.nodeId, LIMITS.nodeIdChars, 'QC nodeId')
-  if (!Number.isSafeInteger(qc.round) || qc.round < 0) throw new InvalidInputError('QC round must be a non-negative integer')
-  if (qc.verdicts.length === 0 || qc.verdicts.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
-  return encode({ v: 1, nodeId: qc.nodeId, round: qc.round, verdicts: qc.verdicts.map(s => ({ verdict: s.verdict, signature: s.signature })) })
+/** A verdict or QC about another node or round than the one asked for. */
+export class WrongSubjectError extends InvalidInputError {
+  override readonly code: string = 'ERR_WRONG_SUBJECT'
 }
 
+/** One member's verdict inside a QC: the verdict (rebuilt from the QC) and its signature. */
+export interface QcEntry { readonly verdict: Verdict, readonly signature: Uint8Array }
+
+export interface QuorumCertificate {
+  readonly v: 2
+  readonly nodeId: string
+  readonly round: number
+  /** Decoded verdicts with their signatures, in QC order. */
+  readonly entries: readonly QcEntry[]
+  /**
+   * The same verdicts as canonical signed bytes (what each member signed), for code that handles
+   * SignedVerdicts: `decodeVerdict(qc.verdicts[i].verdict)` works as for a verdict off the wire.
+   */
+  readonly verdicts: readonly SignedVerdict[]
+}
+
+/** Builds a QC from entries already decoded and checked to be about `nodeId` and `round`. */
+export function encodeQcEntries (qc: { nodeId: string, round: number, entries: readonly QcEntry[] }): Uint8Array {
+  checkText(qc.nodeId, LIMITS.nodeIdChars, 'QC nodeId')
+  if (!Number.isSafeInteger(qc.round) || qc.round < 0) throw new InvalidInputError('QC round must be a non-negative integer')
+  if (qc.entries.length === 0 || qc.entries.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
+  const list = qc.entries.map(({ verdict: v, signature }, i) => {
+    if (v.nodeId !== qc.nodeId || v.round !== qc.round) throw new WrongSubjectError(`QC verdict ${i} is about node ${v.nodeId} round ${v.round}, not node ${qc.nodeId} round ${qc.round}`)
+    verdictFields(v)
+    if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new InvalidInputError(`QC verdict ${i}: a signature is 64 bytes`)
+    return { m: v.member, p: v.pass, d: v.appraisalDigest, f: [...v.failed], e: v.expiresAt, s: signature }
+  })
+  return encode({ v: 2, nodeId: qc.nodeId, round: qc.round, verdicts: list })
+}
+
+/**
+ * Builds a QC from signed verdicts (as members send them). Each verdict must decode strictly and
+ * be about the QC's node and round (WrongSubjectError otherwise: a compact QC cannot carry a
+ * verdict about anything else).
+ */
+export function encodeQuorumCertificate (qc: { nodeId: string, round: number, verdicts: readonly SignedVerdict[] }): Uint8Array {
+  if (qc.verdicts.length === 0 || qc.verdicts.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
+  return encodeQcEntries({ nodeId: qc.nodeId, round: qc.round, entries: qc.verdicts.map(sv => ({ verdict: decodeVerdict(sv.verdict), signature: sv.signature })) })
+}
+
+const ENTRY_KEYS = ['m', 'p', 'd', 'f', 'e', 's'] as const
+
+function entryFrom (x: Canonical, nodeId: string, round: number, what: string): QcEntry {
+  const m = asMap(x, what)
+  onlyKeys(m, ENTRY_KEYS, what)
+  const signature = field(m, 's', what, is.bytes, 'bytes')
+  if (signature.length !== 64) throw new DecodeError(`${what}.s: expected a 64-byte signature`)
+  const failed = field(m, 'f', what, is.array, 'array')
+  const verdict: Verdict = {
+    v: 1,
+    nodeId,
+    round,
+    member: field(m, 'm', what, is.string, 'text'),
+    pass: field(m, 'p', what, is.bool, 'boolean'),
+    appraisalDigest: field(m, 'd', what, is.bytes, 'bytes'),
+    failed: failed.map((c: Canonical) => { if (typeof c !== 'string') throw new DecodeError(`${what}.f: expected text items`); return c }),
+    expiresAt: field(m, 'e', what, is.uint, 'unsigned integer')
+  }
+  try { verdictFields(verdict) } catch (err) { throw new DecodeError(`${what}: ${(err as Error).message}`, { cause: err }) }
+  return { verdict, signature }
+}
+
+/** Strict decoding of a QC (v2 only); limits enforced before any signature is looked at. */
 export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
   if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
   const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 4, maxItems: MAX_COMMITTEE_SIZE }), 'QC')
   onlyKeys(m, ['v', 'nodeId', 'round', 'verdicts'], 'QC')
   const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
-  if (v !== 1) throw new DecodeError(`QC: unsupported version ${v}`)
+  if (v !== 2) throw new DecodeError(`QC: unsupported version ${v} (this build reads v2)`)
   const nodeId = field(m, 'nodeId', 'QC', is.string, 'text')
   if (nodeId === '' || nodeId.length > LIMITS.nodeIdChars) throw new DecodeError('QC.nodeId: bad length')
+  const round = field(m, 'round', 'QC', is.uint, 'unsigned integer')
   const list = field(m, 'verdicts', 'QC', is.array, 'array')
   if (list.length === 0) throw new DecodeError('QC.verdicts: empty')
+  const entries = list.map((x, i) => entryFrom(x, nodeId, round, `QC.verdicts[${i}]`))
+  let verdicts: SignedVerdict[] | undefined
   return {
-    v: 1,
+    v: 2,
     nodeId,
-    round: field(m, 'round', 'QC', is.uint, 'unsigned integer'),
-    verdicts: list.map((x, i) => signedVerdictFrom(x, `QC.verdicts[${i}]`))
+    round,
+    entries,
+    // built on first use: the chain's verifier needs only the entries
+    get verdicts (): SignedVerdict[] {
+      verdicts ??= entries.map(e => ({ verdict: encodeVerdict(e.verdict), signature: e.signature }))
+      return verdicts
+    }
   }
 }
