@@ -295,6 +295,10 @@ class Runner implements ContainerRunner {
     if (!DIGEST_RE.test(rec.digest)) throw new ImageDigestMismatchError(rec.digest, '(the chain record holds no valid sha256 digest)')
     parseCid(rec.cid)
 
+    // The measured line, built (and checked the way the verifier parses it) before anything is fetched.
+    const args = [...(req.args ?? [])]
+    const line = eventLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
+
     // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
     const have = this.init.reuseLoaded !== false && await this.hasImage(rec.digest)
     if (!have) await this.fetchAndLoad(rec, req, progress)
@@ -302,8 +306,6 @@ class Runner implements ContainerRunner {
 
     // measure, then start
     progress({ phase: 'measure' })
-    const args = [...(req.args ?? [])]
-    const line = eventLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
     try {
       await this.init.measurer.extend(CONTAINER_PCR, eventDigest(line))
       await this.init.eventLog.append(line)

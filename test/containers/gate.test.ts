@@ -16,6 +16,7 @@ import {
   ContentMismatchError, ImageDigestMismatchError, ImageNotPublishedError, ImageRevokedError, NotCertifiedError
 } from '../../containers/errors.ts'
 import { sha256, concat, toHex } from '../../encoding/bytes.ts'
+import { parseContainerLog, replayContainerLog } from '../../attestation/containerlog.ts'
 import { busyboxImage, cleanupDocker, freePort, httpdArgs, imageExists, uniqueLabel } from './helpers.ts'
 
 const docker = new Docker()
@@ -118,6 +119,10 @@ t.test('happy path: published on A, fetched by B over libp2p, loaded, measured, 
   t.equal(measurer.extends[0].pcr, 13)
   const log = await eventLog.read()
   t.equal(toHex(replayEventLog(log)), toHex(measurer.pcr13), 'container log replays to the PCR')
+  const verifierView = parseContainerLog(log)
+  t.equal(verifierView.length, 1, "the verifier's parser reads the runner's line")
+  t.equal(toHex(replayContainerLog(verifierView)), toHex(measurer.pcr13), "and the verifier's replay gives the measured PCR 13")
+  t.equal(toHex(verifierView[0].eventDigest), measurer.extends[0].digest, 'the extended digest is the one the verifier computes')
   const ev = JSON.parse(log.trim()) as Record<string, unknown>
   t.same({ image: ev.image, digest: ev.digest, cid: ev.cid, args: ev.args }, { image: 'web', digest: img.imageId, cid: pub.cid, args: httpdArgs(port) })
 

@@ -162,8 +162,18 @@ t.test('container event log: line format, digest and replay', async t => {
   }
   t.equal(toHex(replayEventLog(await log.read())), toHex(pcr))
   t.equal(parseEventLog(await log.read()).length, 2)
-  t.throws(() => parseEventLog('{"type":"other"}\n'), /not a container.launch/)
+  t.throws(() => parseEventLog('{"type":"other"}\n'), /not "container.launch"/)
   t.throws(() => parseEventLog('nope\n'), /not JSON/)
+  t.throws(() => parseEventLog(line.replace('"image":"web"', '"image": "web"') + '\n'), /canonical form/, 'only the canonical form parses')
+  t.equal(envDigest(['SECRET=x', 'A=1']), envDigest(['A=1', 'SECRET=x']), 'env digest does not depend on order (the verifier sorts)')
+  t.throws(() => eventLine({ ...ev, digest: 'sha256:short' }), /digest must be/, 'a record the verifier would refuse is never written')
+  t.throws(() => eventLine({ ...ev, args: Array.from({ length: 300 }, () => 'a') }), /at most 256/)
+  // the verifier's module reads the same lines and replays to the same PCR
+  const { parseContainerLog, replayContainerLog, CONTAINER_PCR: pcrIndex } = await import('../../attestation/containerlog.ts')
+  const entries = parseContainerLog(await log.read())
+  t.same(entries.map(e => e.line), log.lines)
+  t.equal(toHex(replayContainerLog(entries)), toHex(pcr))
+  t.equal(pcrIndex, 13)
 })
 
 t.test('file event log: appends lines, reads back, replays', async t => {
