@@ -19,17 +19,25 @@ const BUCKETS = 1 << BUCKET_BITS
 /** The tree over the buckets is 16-ary: 4 levels of inner nodes above the 65,536 buckets. */
 const ARITY = 16
 const DEPTH = 4
+/** Rows per multi-row INSERT/DELETE in persist. */
+const BATCH = 64
+/** Values kept in memory by StateStore.get. */
+const CACHE_ENTRIES = 65_536
 const KEY_RE = /^[\x21-\x7e]{1,512}$/
+
+/** Scratch for leaf preimages (grown on demand; the hash is taken before it is reused). */
+let leafBuf = Buffer.allocUnsafe(1024)
 
 /** Keys are printable ASCII (enforced on write), so latin1 = UTF-8 here. */
 export function leafHash (key: string, value: Uint8Array): Uint8Array {
-  const k = Buffer.from(key, 'latin1')
-  const buf = Buffer.allocUnsafe(5 + k.length + value.byteLength)
+  const n = 5 + key.length + value.byteLength
+  if (n > leafBuf.length) leafBuf = Buffer.allocUnsafe(Math.max(n, leafBuf.length * 2))
+  const buf = leafBuf
   buf[0] = 0
-  buf.writeUInt32BE(k.length, 1)
-  k.copy(buf, 5)
-  buf.set(value, 5 + k.length)
-  return new Uint8Array(hash('sha256', buf, 'buffer'))
+  buf.writeUInt32BE(key.length, 1)
+  buf.write(key, 5, 'latin1')
+  buf.set(value, 5 + key.length)
+  return new Uint8Array(hash('sha256', buf.subarray(0, n), 'buffer'))
 }
 
 /**
@@ -70,6 +78,7 @@ export interface KvReader {
 
 export interface PreparedRoot {
   readonly root: Uint8Array
+  readonly writes: WriteSet
   readonly buckets: Map<number, Map<string, Uint8Array>>
   readonly nodes: Map<number, Uint8Array>
 }
@@ -86,6 +95,13 @@ export class StateStore implements KvReader {
   readonly #scan: StatementSync
   readonly #put: StatementSync
   readonly #del: StatementSync
+  readonly #putMany: StatementSync
+  readonly #delMany: StatementSync
+  /**
+   * Recently read or committed values (bounded, oldest dropped first). Reads of absent keys never
+   * reach SQLite: the leaf maps below know every key in the state.
+   */
+  readonly #cache = new Map<string, Uint8Array>()
   /** Leaf hashes per bucket (undefined = empty bucket). */
   readonly #buckets: Array<Map<string, Uint8Array> | undefined>
   /** levels[0] = bucket hashes, levels[DEPTH] = [root]. */
@@ -98,6 +114,8 @@ export class StateStore implements KvReader {
     this.#scan = db.prepare('SELECT k, v FROM state WHERE k >= ? AND k < ? ORDER BY k')
     this.#put = db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
     this.#del = db.prepare('DELETE FROM state WHERE k = ?')
+    this.#putMany = db.prepare('INSERT INTO state (k, v) VALUES ' + Array(BATCH).fill('(?, ?)').join(', ') + ' ON CONFLICT (k) DO UPDATE SET v = excluded.v')
+    this.#delMany = db.prepare('DELETE FROM state WHERE k IN (' + Array(BATCH).fill('?').join(', ') + ')')
     this.#buckets = new Array<Map<string, Uint8Array> | undefined>(BUCKETS).fill(undefined)
     for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string, v: Uint8Array }>) {
       const b = bucketOf(row.k)
@@ -117,9 +135,25 @@ export class StateStore implements KvReader {
     }
   }
 
+  /** The committed value (shared: callers must not mutate it). */
   get (key: string): Uint8Array | undefined {
+    const m = this.#buckets[bucketOf(key)]
+    if (m === undefined || !m.has(key)) return undefined
+    const hit = this.#cache.get(key)
+    if (hit !== undefined) return hit
     const row = this.#get.get(key) as { v: Uint8Array } | undefined
-    return row === undefined ? undefined : new Uint8Array(row.v)
+    if (row === undefined) return undefined
+    const v = new Uint8Array(row.v)
+    this.#remember(key, v)
+    return v
+  }
+
+  #remember (key: string, v: Uint8Array): void {
+    if (this.#cache.size >= CACHE_ENTRIES) {
+      const first = this.#cache.keys().next()
+      if (first.done !== true) this.#cache.delete(first.value)
+    }
+    this.#cache.set(key, v)
   }
 
   scan (prefix: string): Array<[string, Uint8Array]> {
@@ -152,18 +186,34 @@ export class StateStore implements KvReader {
       }
       dirty = next
     }
-    return { root: at(DEPTH, 0), buckets: touched, nodes }
+    return { root: at(DEPTH, 0), writes, buckets: touched, nodes }
   }
 
   /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
   persist (writes: WriteSet): void {
-    for (const [k, v] of writes) {
-      if (v === null) this.#del.run(k); else this.#put.run(k, v)
+    // keys are unique, so deletions and insertions commute; sorted for B-tree locality, and
+    // BATCH rows per statement to cut the per-statement overhead
+    const keys = [...writes.keys()].sort()
+    const dels: string[] = []
+    const puts: Array<string | Uint8Array> = []
+    for (const k of keys) {
+      const v = writes.get(k) as Uint8Array | null
+      if (v === null) dels.push(k); else puts.push(k, v)
     }
+    let i = 0
+    for (; i + BATCH <= dels.length; i += BATCH) this.#delMany.run(...dels.slice(i, i + BATCH))
+    for (; i < dels.length; i++) this.#del.run(dels[i])
+    let j = 0
+    for (; j + 2 * BATCH <= puts.length; j += 2 * BATCH) this.#putMany.run(...puts.slice(j, j + 2 * BATCH))
+    for (; j < puts.length; j += 2) this.#put.run(puts[j], puts[j + 1])
   }
 
   /** Makes a prepared tree current (after the SQLite transaction committed). */
   install (p: PreparedRoot): void {
+    for (const [k, v] of p.writes) {
+      if (v === null) this.#cache.delete(k)
+      else { this.#cache.delete(k); this.#remember(k, v) }
+    }
     for (const [b, m] of p.buckets) this.#buckets[b] = m.size === 0 ? undefined : m
     for (const [id, h] of p.nodes) this.#levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h
   }
