@@ -85,6 +85,7 @@ export class Agent {
   #host?: P2PHost
   #store?: ImageStore
   #runner?: ContainerRunner
+  #docker = new Docker()
   #proxy?: TenantProxy
   #http?: HttpApi
   #chain?: ChainClient
@@ -195,7 +196,7 @@ export class Agent {
     const tpm = this.#tpm
     const registry = chainImageRegistry(chain)
     this.#runner = createContainerRunner({
-      docker: new Docker(),
+      docker: this.#docker,
       registry,
       source: this.#store,
       measurer: { extend: async (pcr, digest) => { await tpm.pcrExtend(pcr, { sha256: digest }) } },
@@ -325,6 +326,23 @@ export class Agent {
       return undefined
     })
     if (fromFile === undefined) return
+    // a tenant that died (crashed, or dockerd restarted without live-restore) is relaunched
+    // through the gate, which measures the new launch like the first
+    for (const c of this.runner.list()) {
+      let running: boolean | undefined
+      try {
+        running = (await this.#docker.getContainer(c.id).inspect()).State.Running
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode
+        if (status === 404) running = false
+        else { this.#log.warn('cannot reach Docker to check tenants; will retry', { err }); return }
+      }
+      if (running === false) {
+        this.#log.warn('tenant container is gone; relaunching', { image: c.image, id: c.id })
+        this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched').inc({ image: c.image })
+        await this.runner.stop(c.id).catch(() => {})
+      }
+    }
     const wanted = new Map<string, Deployment>()
     for (const d of [...this.config.deploy, ...fromFile, ...this.#deployments]) wanted.set(d.image, d)
     for (const d of wanted.values()) {
@@ -383,9 +401,12 @@ export class Agent {
           this.#schedule(1000)
           return
         }
-        if (s.expiresAt - now > this.config.reattestBeforeExpiryMs) {
+        // re-attest before the certificate expires, and at least every certificationTtlMs
+        // (members choose how long their verdicts last; the node may want fresher evidence)
+        const due = Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) - this.config.reattestBeforeExpiryMs
+        if (due > now) {
           await this.#reconcileTenants()
-          this.#schedule(Math.min(5000, s.expiresAt - now - this.config.reattestBeforeExpiryMs))
+          this.#schedule(Math.min(5000, due - now))
           return
         }
       }

@@ -101,6 +101,16 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   t.match(metrics, /quorate_tenant_launches_total\{outcome="started"\} 1/)
   t.equal(await tenantContainers(s.nodeId), 1)
 
+  // the tenant dies behind the agent's back (as after a dockerd restart without live-restore):
+  // the agent notices and relaunches it through the gate
+  const firstId = s.containers[0].id
+  await docker.getContainer(firstId).remove({ force: true })
+  const relaunched = await until('the tenant relaunched', async () => { const x = await status(); return x.containers.length === 1 && x.containers[0].id !== firstId ? x : undefined }, 60_000)
+  t.not(relaunched.containers[0].id, firstId, 'a new container runs the tenant')
+  t.equal(await tenantContainers(s.nodeId), 1)
+  t.equal((await fetch(`${api}/tenant/${encodeURIComponent(IMAGE)}/`)).status, 200, 'and it serves again')
+  t.match(await (await fetch(`${api}/metrics`)).text(), /quorate_tenant_relaunches_total\{image="daemon-test\/hello"\} 1/)
+
   // chain RPC down for a while: the daemon keeps running and recovers
   const before = (await status()).lastRound?.round ?? 0
   await net.stopChain()
@@ -109,6 +119,7 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   t.ok((await status()).nodeId === s.nodeId, '/status still answers')
   await net.restartChain()
   const after = await until('a new passing round after the chain came back', async () => { const x = await status(); return (x.lastRound?.round ?? 0) > before && x.lastRound?.outcome === 'pass' && x.state.kind === 'certified' ? x : undefined }, 90_000)
+    .catch(async (err: unknown) => { t.comment(JSON.stringify(await status().catch(() => undefined))); t.comment(d.stderr().slice(-3000)); throw err })
   t.ok((after.lastRound?.round ?? 0) > before)
   t.equal(await tenantContainers(s.nodeId), 1, 'still exactly one tenant container')
 
