@@ -120,14 +120,14 @@ export function tamperedLog (log: Uint8Array): Uint8Array {
 }
 
 /** The tenant's image: Debian's busybox-static serving one page, no base image, no registry. */
-export function helloImage (): { tar: Uint8Array, imageId: string } {
+export function helloImage (body = 'hello from a tenant container on an attested quorate node\n'): { tar: Uint8Array, imageId: string } {
   const busybox = readFileSync('/bin/busybox')
   const built = buildImageTar({
     files: [
       { path: 'bin' },
       { path: 'bin/busybox', content: busybox, mode: 0o755 },
       { path: 'www' },
-      { path: 'www/index.html', content: new TextEncoder().encode('hello from a tenant container on an attested quorate node\n') }
+      { path: 'www/index.html', content: new TextEncoder().encode(body) }
     ],
     entrypoint: ['/bin/busybox', 'httpd', '-f', '-h', '/www'],
     labels: { 'quorate.demo': '1' }

@@ -134,6 +134,22 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   const s2 = await until('certified again after restart', async () => { const x = await status(); return x.state.kind === 'certified' && x.containers.length === 1 ? x : undefined }, 90_000)
   t.equal(s2.nodeId, s.nodeId, 'the node key persisted')
   t.equal(await tenantContainers(s.nodeId), 1, 'no duplicate containers after restart')
+
+  // `quorate deploy` while the agent runs: it picks the new deployment up, `undeploy` removes it
+  const img2 = helloImage('second tenant\n')
+  await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img2.tar, name: 'daemon-test/second' })
+  const p2 = await freePort()
+  const cli = async (args: string[]): Promise<number | null> => await new Promise(resolve => {
+    spawn(join(root, 'bin', 'quorate'), args, { stdio: 'ignore' }).once('exit', resolve)
+  })
+  t.equal(await cli(['deploy', 'daemon-test/second', '--home', dHome, '--port', String(p2), '--', '-p', `127.0.0.1:${p2}`]), 0)
+  await until('the second tenant running', async () => { const x = await status(); return x.containers.some(c => c.image === 'daemon-test/second') ? x : undefined }, 60_000)
+  t.equal(await (await fetch(`${api}/tenant/${encodeURIComponent('daemon-test/second')}/`)).text(), 'second tenant\n')
+  t.equal(await cli(['undeploy', 'daemon-test/second', '--home', dHome]), 0)
+  await until('the second tenant stopped', async () => { const x = await status(); return x.containers.every(c => c.image !== 'daemon-test/second') ? x : undefined }, 60_000)
+  t.ok(await until('one tenant container left in Docker', async () => (await tenantContainers(s.nodeId)) === 1 ? true : undefined, 30_000), 'only the configured tenant remains')
+  await docker.getImage(img2.imageId).remove({ force: true }).catch(() => {})
+
   d2.proc.kill('SIGTERM')
   t.equal(await d2.exited, 0)
 })
