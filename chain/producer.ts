@@ -7,6 +7,7 @@
 // committee seed is derived from it). The app hash after H is stored with the block and shown by
 // `status` as latest_app_hash.
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { hash as cryptoHash } from 'node:crypto'
 import { sha256, toHex, utf8, concat, equal } from '../encoding/bytes.ts'
 import { encode, decode, type Canonical } from '../encoding/canonical.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
@@ -18,6 +19,8 @@ import type { BlockHeader, TxResult } from './types.ts'
 
 const BLOCK_SIGN_DOMAIN = utf8.encode('quorate/block/v1\0')
 export const EMPTY_HASH = sha256(new Uint8Array(0))
+/** Rows per multi-row txindex INSERT. */
+const TX_BATCH = 64
 
 export interface StoredBlock {
   header: BlockHeader
@@ -138,6 +141,7 @@ export class BlockProducer {
   readonly #log: Logger
   readonly #insBlock: StatementSync
   readonly #insTx: StatementSync
+  readonly #insTxMany: StatementSync
   #mempool: Array<{ tx: Uint8Array, hash: Uint8Array, hex: string }> = []
   readonly #inMempool = new Set<string>()
   #last: StoredBlock | undefined
@@ -156,6 +160,7 @@ export class BlockProducer {
     this.store = new BlockStore(this.app.db)
     this.#insBlock = this.app.db.prepare('INSERT INTO blocks (height, hash, header, txs, results, app_hash, results_hash, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     this.#insTx = this.app.db.prepare('INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES (?, ?, ?)')
+    this.#insTxMany = this.app.db.prepare('INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES ' + Array(TX_BATCH).fill('(?, ?, ?)').join(', '))
     const info = this.app.info()
     if (!info.initialized) throw new QuorateError('the chain app is not initialized (no genesis)')
     const r = this.store.range()
@@ -174,7 +179,7 @@ export class BlockProducer {
 
   /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
   submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
-    const hash = sha256(tx)
+    const hash = new Uint8Array(cryptoHash('sha256', tx, 'buffer'))
     const hex = toHex(hash)
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
@@ -214,7 +219,14 @@ export class BlockProducer {
     }
     this.app.commit(() => {
       this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encode(txResults.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])), appHash, block.resultsHash, block.signature)
-      for (let i = 0; i < take.length; i++) this.#insTx.run(hashes[i], header.height, i)
+      // TX_BATCH rows per statement (rows keep their order, so the first of duplicates wins as before)
+      let i = 0
+      const params: Array<Uint8Array | number> = new Array<Uint8Array | number>(3 * TX_BATCH)
+      for (; i + TX_BATCH <= take.length; i += TX_BATCH) {
+        for (let j = 0; j < TX_BATCH; j++) { params[3 * j] = hashes[i + j]; params[3 * j + 1] = header.height; params[3 * j + 2] = i + j }
+        this.#insTxMany.run(...params)
+      }
+      for (; i < take.length; i++) this.#insTx.run(hashes[i], header.height, i)
     })
     this.#last = block
     // Re-check what is left against the new state (sequences moved on); drop what no longer passes.

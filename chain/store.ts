@@ -51,20 +51,29 @@ export function bucketOf (key: string): number {
   return (h >>> 0) & (BUCKETS - 1)
 }
 
-function bucketHash (leaves: Iterable<Uint8Array>): Uint8Array {
-  const list = [...leaves].sort(Buffer.compare)
-  const buf = Buffer.allocUnsafe(1 + 32 * list.length)
+let nodeBuf = Buffer.allocUnsafe(1 + 32 * 64)
+
+function bucketHash (leaves: ReadonlyMap<string, Uint8Array> | Iterable<Uint8Array>): Uint8Array {
+  let list: Uint8Array[]
+  if (leaves instanceof Map) {
+    // most buckets hold one leaf or none: no sort needed
+    if (leaves.size === 1) list = [leaves.values().next().value as Uint8Array]
+    else list = [...(leaves as Map<string, Uint8Array>).values()].sort(Buffer.compare)
+  } else list = [...(leaves as Iterable<Uint8Array>)].sort(Buffer.compare)
+  const n = 1 + 32 * list.length
+  if (n > nodeBuf.length) nodeBuf = Buffer.allocUnsafe(Math.max(n, nodeBuf.length * 2))
+  const buf = nodeBuf
   buf[0] = 1
   for (let i = 0; i < list.length; i++) buf.set(list[i], 1 + 32 * i)
-  return new Uint8Array(hash('sha256', buf, 'buffer'))
+  return new Uint8Array(hash('sha256', buf.subarray(0, n), 'buffer'))
 }
 
 /** Inner node: sha256(0x02 ‖ its 16 children). */
 function nodeHash (children: readonly Uint8Array[]): Uint8Array {
-  const buf = Buffer.allocUnsafe(1 + 32 * ARITY)
+  const buf = nodeBuf
   buf[0] = 2
   for (let i = 0; i < ARITY; i++) buf.set(children[i], 1 + 32 * i)
-  return new Uint8Array(hash('sha256', buf, 'buffer'))
+  return new Uint8Array(hash('sha256', buf.subarray(0, 1 + 32 * ARITY), 'buffer'))
 }
 
 /** Pending writes: value, or null for a deletion. */
@@ -125,7 +134,7 @@ export class StateStore implements KvReader {
     }
     this.#levels = []
     const emptyBucket = bucketHash([])
-    let level = this.#buckets.map(b => (b === undefined ? emptyBucket : bucketHash(b.values())))
+    let level = this.#buckets.map(b => (b === undefined ? emptyBucket : bucketHash(b)))
     this.#levels.push(level)
     while (level.length > 1) {
       const next: Uint8Array[] = []
@@ -174,7 +183,7 @@ export class StateStore implements KvReader {
     }
     const nodes = new Map<number, Uint8Array>() // level * BUCKETS + index → hash
     let dirty = new Set<number>()
-    for (const [b, m] of touched) { nodes.set(b, bucketHash(m.values())); dirty.add(b) }
+    for (const [b, m] of touched) { nodes.set(b, bucketHash(m)); dirty.add(b) }
     const at = (lvl: number, i: number): Uint8Array => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
     const children: Uint8Array[] = new Array<Uint8Array>(ARITY)
     for (let lvl = 1; lvl <= DEPTH; lvl++) {

@@ -53,8 +53,8 @@ class Writer {
     }
     if (n < 24) this.byte(m | n)
     else if (n < 0x100) { this.ensure(2); this.buf[this.len++] = m | 24; this.buf[this.len++] = n }
-    else if (n < 0x10000) { this.ensure(3); this.buf[this.len++] = m | 25; new DataView(this.buf.buffer).setUint16(this.len, n); this.len += 2 }
-    else if (n < 0x100000000) { this.ensure(5); this.buf[this.len++] = m | 26; new DataView(this.buf.buffer).setUint32(this.len, n); this.len += 4 }
+    else if (n < 0x10000) { this.ensure(3); const b = this.buf; b[this.len++] = m | 25; b[this.len++] = n >>> 8; b[this.len++] = n & 0xff }
+    else if (n < 0x100000000) { this.ensure(5); const b = this.buf; b[this.len++] = m | 26; b[this.len++] = n >>> 24; b[this.len++] = (n >>> 16) & 0xff; b[this.len++] = (n >>> 8) & 0xff; b[this.len++] = n & 0xff }
     else this.head(major, BigInt(n))
   }
 }
@@ -72,6 +72,22 @@ function encodedKey (k: string): Uint8Array {
     keyCache.set(k, e)
   }
   return e
+}
+
+// The canonical order of a set of map keys, by the key list as Object.keys gives it (records of
+// one shape share it). §4.2.1: keys sorted by the bytewise lexicographic order of their encodings.
+interface KeyEnc { readonly name: string, readonly key: Uint8Array }
+const orderCache = new Map<string, readonly KeyEnc[]>()
+function keyOrder (names: string[]): readonly KeyEnc[] {
+  const id = names.join('\u0000')
+  let o = orderCache.get(id)
+  if (o === undefined) {
+    o = names.map(name => ({ name, key: encodedKey(name) })).sort((a, b) => compare(a.key, b.key))
+    if (id.length > 1024) return o // not worth keeping (and bounds the memory)
+    if (orderCache.size >= 4096) orderCache.clear()
+    orderCache.set(id, o)
+  }
+  return o
 }
 
 function write (w: Writer, v: Canonical | undefined, depth: number): void {
@@ -95,7 +111,21 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
     }
     return
   }
-  if (typeof v === 'string') { const b = te.encode(v); w.head(3, b.length); w.bytes(b); return }
+  if (typeof v === 'string') {
+    // short ASCII strings (keys, names, digests) are written directly; anything else via TextEncoder
+    const n = v.length
+    if (n < 256) {
+      w.head(3, n)
+      w.ensure(n)
+      const b = w.buf
+      const start = w.len
+      let i = 0
+      for (; i < n; i++) { const c = v.charCodeAt(i); if (c > 0x7f) break; b[start + i] = c }
+      if (i === n) { w.len += n; return }
+      w.len = start - (n < 24 ? 1 : 2) // undo the head: the UTF-8 length differs
+    }
+    const b = te.encode(v); w.head(3, b.length); w.bytes(b); return
+  }
   if (v instanceof Uint8Array) { w.head(2, v.length); w.bytes(v); return }
   if (Array.isArray(v)) {
     w.head(4, v.length)
@@ -105,11 +135,16 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
   if (typeof v === 'object' && v !== undefined) {
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical encode: only plain objects can be encoded as maps')
-    const entries = Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => ({ key: encodedKey(k), value: x }))
-    // §4.2.1: keys sorted by the bytewise lexicographic order of their encodings
-    entries.sort((a, b) => compare(a.key, b.key))
-    w.head(5, entries.length)
-    for (const e of entries) { w.bytes(e.key); write(w, e.value, depth + 1) }
+    const m = v as { readonly [key: string]: Canonical | undefined }
+    const order = keyOrder(Object.keys(m))
+    let count = 0
+    for (let i = 0; i < order.length; i++) if (m[order[i].name] !== undefined) count++
+    w.head(5, count)
+    for (let i = 0; i < order.length; i++) {
+      const x = m[order[i].name]
+      if (x === undefined) continue
+      w.bytes(order[i].key); write(w, x, depth + 1)
+    }
     return
   }
   throw new TypeError(`canonical encode: unsupported value of type ${typeof v}`)
@@ -167,8 +202,17 @@ class Reader {
       case 2: { const n = this.len(info); const b = this.buf.slice(this.pos, this.pos + n); this.pos += n; return b }
       case 3: {
         const n = this.len(info)
-        let s: string
-        try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
+        let s: string | undefined
+        if (n <= 64) {
+          // short ASCII text (field names, ids) without the TextDecoder round trip
+          const b = this.buf
+          const p = this.pos
+          s = ''
+          for (let i = 0; i < n; i++) { const c = b[p + i]; if (c > 0x7f) { s = undefined; break } s += String.fromCharCode(c) }
+        }
+        if (s === undefined) {
+          try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
+        }
         this.pos += n
         return s
       }
