@@ -167,7 +167,7 @@ export class Agent {
       this.#bootLog = await readBootEventLog(c.eventLogPath)
       if (this.#bootLog === undefined) this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', { path: c.eventLogPath })
     }
-    const containerLogPath = await this.#containerLogForThisBoot(clock.resetCount)
+    const { path: containerLogPath, rebooted } = await this.#containerLogForThisBoot(clock.resetCount)
 
     // the libp2p host: attestation protocols (node side and verifier side) and IPFS share it
     this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
@@ -218,6 +218,15 @@ export class Agent {
     // registering
     this.lifecycle.to({ kind: 'registering' })
     await this.#retrying('register', async () => { await this.register() })
+    if (rebooted) {
+      // The TPM was reset since this agent last ran (a reboot): whatever was certified before
+      // describes another boot. End it on chain now instead of letting it run to expiry.
+      const view = await this.#chainClient().node(this.nodeId)
+      if (view?.effective === 'certified') {
+        await this.#chainClient().requestAttestation(this.key, { reset: true })
+        this.#log.warn('TPM reset since the last run (reboot): ended the previous certification on chain')
+      }
+    }
     this.lifecycle.to({ kind: 'awaiting-certification', round: 0 })
     if (this.#init.manual !== true) this.#schedule(0)
   }
@@ -440,15 +449,16 @@ export class Agent {
   }
 
   /** The container log belongs to one TPM boot: after a TPM reset PCR 13 is zero again, so is the log. */
-  async #containerLogForThisBoot (resetCount: number): Promise<string> {
+  async #containerLogForThisBoot (resetCount: number): Promise<{ path: string, rebooted: boolean }> {
     const path = join(this.config.home, 'container-events.jsonl')
     const marker = join(this.config.home, 'container-events.boot')
-    const prev = await readFile(marker, 'utf8').catch(() => '')
-    if (prev.trim() !== String(resetCount)) {
+    const prev = (await readFile(marker, 'utf8').catch(() => '')).trim()
+    const rebooted = prev !== '' && prev !== String(resetCount)
+    if (prev !== String(resetCount)) {
       await rm(path, { force: true })
       await writeFile(marker, String(resetCount))
     }
-    return path
+    return { path, rebooted }
   }
 
   async #loadOrCreateKey (path: string): Promise<ChainKey> {

@@ -42,7 +42,7 @@ async function until<T> (what: string, fn: () => Promise<T | undefined>, timeout
   throw new Error(`timed out waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ''}`)
 }
 
-interface Status { nodeId: string, state: { kind: string }, lastRound?: { round: number, outcome: string }, containers: Array<{ image: string, id: string }> }
+interface Status { nodeId: string, state: { kind: string }, tpm: { resetCount?: number }, lastRound?: { round: number, outcome: string }, containers: Array<{ image: string, id: string }> }
 
 const sw = await net.newSwtpm()
 // the tenant's image, held by the first verifier's IPFS store
@@ -128,11 +128,15 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   t.equal(await d.exited, 0, 'exits 0 on SIGTERM')
   t.equal(await tenantContainers(s.nodeId), 0, 'tenant containers stopped on shutdown')
 
-  // its own restart: same node id, re-attests, one tenant again
+  // its own restart, after a reboot (TPM reset: PCRs and the container log start over): same
+  // node id, the old certification is ended on chain, it re-attests, one tenant again
+  await sw.restart()
   const d2 = startDaemon()
   daemon = d2.proc
   const s2 = await until('certified again after restart', async () => { const x = await status(); return x.state.kind === 'certified' && x.containers.length === 1 ? x : undefined }, 90_000)
   t.equal(s2.nodeId, s.nodeId, 'the node key persisted')
+  t.ok((s2.tpm.resetCount ?? 0) > (s.tpm.resetCount ?? 0), 'the TPM reset is visible')
+  t.match(d2.stderr(), /TPM reset since the last run/, 'the reboot ended the previous certification')
   t.equal(await tenantContainers(s.nodeId), 1, 'no duplicate containers after restart')
 
   // `quorate deploy` while the agent runs: it picks the new deployment up, `undeploy` removes it
