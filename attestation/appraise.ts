@@ -146,6 +146,50 @@ function parsedContainerLog (text: string): ParsedContainerLog | { error: string
   return v
 }
 
+// Derived once per prepared reference set, parsed log or AK name (all cached objects themselves).
+const osPcrsOf = new WeakMap<PreparedReferences, readonly number[]>()
+function defaultOsPcrs (R: PreparedReferences): readonly number[] {
+  let list = osPcrsOf.get(R)
+  if (list === undefined) {
+    list = [...DEFAULT_OS_PCRS, ...OPTIONAL_OS_PCRS.filter(p => R.os.has(p))].sort((a, b) => a - b)
+    osPcrsOf.set(R, list)
+  }
+  return list
+}
+
+// Whether a PCR's events are all in a reference depends only on the (cached) parsed log and the
+// (cached) reference index: remember the failures per pair, claim and PCR.
+const eventChecks = new WeakMap<ParsedLog, WeakMap<PcrIndex, Map<number, readonly string[]>>>()
+function eventFailures (log: ParsedLog, ref: PcrIndex, claim: 'firmware' | 'os', p: number): readonly string[] {
+  let byRef = eventChecks.get(log)
+  if (byRef === undefined) { byRef = new WeakMap(); eventChecks.set(log, byRef) }
+  let byPcr = byRef.get(ref)
+  if (byPcr === undefined) { byPcr = new Map(); byRef.set(ref, byPcr) }
+  const key = 2 * p + (claim === 'os' ? 1 : 0)
+  let out = byPcr.get(key)
+  if (out === undefined) {
+    const list: string[] = []
+    const events = log.byPcr.get(p) ?? []
+    // A reference that lists events expects some: an untouched PCR (not even the PFP-mandated
+    // EV_SEPARATOR) would otherwise pass vacuously.
+    if (events.length === 0 && !ref.allowsNoEvents) list.push(`PCR ${p} has no events in the event log, but its published ${claim} reference lists events`)
+    for (const { event: e, hex: d } of events) {
+      if (d === undefined) list.push(`PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
+      else if (!ref.events.has(d)) list.push(`PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)
+    }
+    out = list
+    byPcr.set(key, out)
+  }
+  return out
+}
+
+const hexOf = new WeakMap<Uint8Array, string>()
+function cachedHex (b: Uint8Array): string {
+  let h = hexOf.get(b)
+  if (h === undefined) { h = toHex(b); hexOf.set(b, h) }
+  return h
+}
+
 /** Appraises evidence; never throws for bad evidence (every problem becomes a failure). */
 export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedReferences, policy: AppraisalPolicy): Appraisal {
   const R = 'trust' in refs ? refs : prepareReferences(refs)
@@ -180,7 +224,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
 
   // the quote
   const firmwarePcrs = policy.firmwarePcrs ?? DEFAULT_FIRMWARE_PCRS
-  const osPcrs = policy.osPcrs ?? [...DEFAULT_OS_PCRS, ...OPTIONAL_OS_PCRS.filter(p => R.os.has(p))].sort((a, b) => a - b)
+  const osPcrs = policy.osPcrs ?? defaultOsPcrs(R)
   const owner = (p: number): Claim => firmwarePcrs.includes(p) ? 'firmware' : osPcrs.includes(p) ? 'os' : p === CONTAINER_PCR ? 'containers' : 'firmware'
   const qc = checkQuote({ attest: evidence.quote.attest, signature: evidence.quote.signature, akPublic: evidence.akPublic, pcrs: evidence.pcrs }, { nonce: expected })
   let authentic = true
@@ -213,24 +257,16 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     for (const p of list) {
       const v = pcrs.get(p)
       if (v === undefined) { add(claim, `PCR ${p} is not in the quote`); continue }
-      const vh = toHex(v)
       if (log?.replay !== undefined) {
         const r = log.replay.get(p)
-        if (r !== undefined && !equal(r, v)) add(claim, `PCR ${p}: the event log replays to ${short(r)} but the quote says ${short(vh)}`)
+        if (r !== undefined && !equal(r, v)) add(claim, `PCR ${p}: the event log replays to ${short(r)} but the quote says ${short(v)}`)
       }
       const ref = idx.get(p)
       if (ref === undefined) { add(claim, `PCR ${p} has no published ${claim} reference`); continue }
-      if (ref.golden.has(vh)) continue
-      if (!ref.hasEvents) { add(claim, `PCR ${p} value ${short(vh)} is not a published ${claim} golden value`); continue }
-      if (log === undefined) { add(claim, `PCR ${p} value ${short(vh)} is not a published golden value, and without an event log its events cannot be checked`); continue }
-      const events = log.byPcr.get(p) ?? []
-      // A reference that lists events expects some: an untouched PCR (not even the PFP-mandated
-      // EV_SEPARATOR) would otherwise pass vacuously.
-      if (events.length === 0 && !ref.allowsNoEvents) add(claim, `PCR ${p} has no events in the event log, but its published ${claim} reference lists events`)
-      for (const { event: e, hex: d } of events) {
-        if (d === undefined) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) has no sha256 digest`)
-        else if (!ref.events.has(d)) add(claim, `PCR ${p} event #${e.index} (${e.typeName}) digest ${short(d)} not in any published ${claim} reference`)
-      }
+      if (ref.golden.size > 0 && ref.golden.has(toHex(v))) continue
+      if (!ref.hasEvents) { add(claim, `PCR ${p} value ${short(v)} is not a published ${claim} golden value`); continue }
+      if (log === undefined) { add(claim, `PCR ${p} value ${short(v)} is not a published golden value, and without an event log its events cannot be checked`); continue }
+      for (const m of eventFailures(log, ref, claim, p)) add(claim, m)
     }
   }
   pcrClaim('firmware', firmwarePcrs, R.firmware)
@@ -286,7 +322,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     failures,
     subject: {
       ekCertificate: ekSha256,
-      ...(qc.akName !== undefined ? { akName: toHex(qc.akName) } : {}),
+      ...(qc.akName !== undefined ? { akName: cachedHex(qc.akName) } : {}),
       nonce: toHex(evidence.nonce),
       ...(ek !== undefined ? { tpm: { ...ek.tpm } } : {})
     },

@@ -44,15 +44,35 @@ function keyEnc (k: string): Buffer {
   return b
 }
 
-const orders = new Map<string, string[]>()
-function sortedKeys (keys: string[]): string[] {
-  const id = keys.join('\u0000')
-  let o = orders.get(id)
-  if (o === undefined) {
-    o = [...keys].sort((a, b) => Buffer.compare(keyEnc(a), keyEnc(b)))
-    if (orders.size < 10_000) orders.set(id, o)
+// Key orders, cached per key list (in the object's own order) in a trie walked key by key: no
+// string joining per object. Each node knows the canonical order of the keys on its path.
+interface KeyEntry { readonly k: string, readonly enc: Buffer }
+interface Shape { readonly next: Map<string, Shape>, order?: readonly KeyEntry[] }
+const shapes: Shape = { next: new Map() }
+let shapeNodes = 0
+const SHAPE_NODES_MAX = 10_000
+
+function canonicalOrder (keys: readonly string[]): KeyEntry[] {
+  return keys.map(k => ({ k, enc: keyEnc(k) })).sort((a, b) => Buffer.compare(a.enc, b.enc))
+}
+
+/** The defined keys of `o` in canonical order. */
+function orderOf (o: Record<string, unknown>): readonly KeyEntry[] {
+  let node: Shape | undefined = shapes
+  const keys = Object.keys(o)
+  let defined = 0
+  for (const k of keys) {
+    if (o[k] === undefined) continue
+    defined++
+    if (node === undefined) continue
+    let nx: Shape | undefined = node.next.get(k)
+    if (nx === undefined && shapeNodes < SHAPE_NODES_MAX) { nx = { next: new Map() }; node.next.set(k, nx); shapeNodes++ }
+    node = nx
   }
-  return o
+  const list = defined === keys.length ? keys : keys.filter(k => o[k] !== undefined)
+  if (node === undefined) return canonicalOrder(list) // trie full: sort without caching
+  node.order ??= canonicalOrder(list)
+  return node.order
 }
 
 class Unsupported extends Error {}
@@ -105,13 +125,11 @@ function write (v: unknown, depth: number): void {
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) throw new Unsupported()
     const o = v as Record<string, unknown>
-    const keys = Object.keys(o).filter(k => o[k] !== undefined)
-    head(5, keys.length)
-    for (const k of sortedKeys(keys)) {
-      const kb = keyEnc(k)
-      ensure(kb.length)
-      kb.copy(buf, len)
-      len += kb.length
+    const order = orderOf(o)
+    head(5, order.length)
+    for (const { k, enc } of order) {
+      ensure(enc.length)
+      for (let i = 0; i < enc.length; i++) buf[len++] = enc[i]
       write(o[k], depth + 1)
     }
     return

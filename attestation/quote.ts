@@ -88,50 +88,70 @@ export class QuoteError extends InvalidInputError {
 export const DEFAULT_AK_ATTRIBUTES: ReadonlyArray<keyof typeof TPMA_OBJECT> = ['restricted', 'sign', 'fixedTPM', 'fixedParent']
 
 // Parsing the AK and building its KeyObject costs more than the ECDSA verify itself; the same AK
-// signs many quotes, so keep a small cache keyed by the TPMT_PUBLIC bytes.
+// signs many quotes, so keep a small cache keyed by the TPMT_PUBLIC bytes. The last few AKs are
+// found by comparing bytes (memcmp), which is cheaper than building the hex key.
 interface AkEntry { readonly pub: TpmPublic, readonly key?: KeyObject, readonly keyError?: string, readonly name: Uint8Array }
 const akCache = new Map<string, AkEntry>()
 const AK_CACHE_MAX = 1024
+const akRecent: Array<{ readonly bytes: Buffer, readonly entry: AkEntry } | undefined> = new Array(8).fill(undefined)
+let akRecentNext = 0
 
 function akEntry (akPublic: Uint8Array): AkEntry {
+  const b = Buffer.from(akPublic.buffer, akPublic.byteOffset, akPublic.byteLength)
+  for (const r of akRecent) if (r !== undefined && r.bytes.length === b.length && r.bytes.equals(b)) return r.entry
   const k = toHex(akPublic)
-  const hit = akCache.get(k)
-  if (hit !== undefined) return hit
-  const pub = parsePublic(akPublic)
-  const name = objectName(akPublic, pub)
-  let e: AkEntry
-  try { e = { pub, name, key: publicToKeyObject(pub) } } catch (err) { e = { pub, name, keyError: (err as Error).message } }
-  if (akCache.size >= AK_CACHE_MAX) akCache.delete(akCache.keys().next().value as string)
-  akCache.set(k, e)
+  let e = akCache.get(k)
+  if (e === undefined) {
+    const pub = parsePublic(akPublic)
+    const name = objectName(akPublic, pub)
+    try { e = { pub, name, key: publicToKeyObject(pub) } } catch (err) { e = { pub, name, keyError: (err as Error).message } }
+    if (akCache.size >= AK_CACHE_MAX) akCache.delete(akCache.keys().next().value as string)
+    akCache.set(k, e)
+  }
+  // a copy: the caller may reuse its buffer
+  akRecent[akRecentNext] = { bytes: Buffer.from(b), entry: e }
+  akRecentNext = (akRecentNext + 1) % akRecent.length
   return e
 }
 
-/** DER SEQUENCE { INTEGER r, INTEGER s } from the TPM's unsigned big-endian r and s. */
+/** DER SEQUENCE { INTEGER r, INTEGER s } from the TPM's unsigned big-endian r and s, in one allocation. */
 export function ecdsaDer (r: Uint8Array, s: Uint8Array): Uint8Array {
-  const int = (v: Uint8Array): Uint8Array => {
-    let i = 0
-    while (i < v.length - 1 && v[i] === 0) i++
-    const t = v.subarray(i)
-    const pad = t.length === 0 || (t[0] & 0x80) !== 0 ? 1 : 0
-    const body = new Uint8Array(pad + Math.max(t.length, 1))
-    body.set(t, pad)
-    return concatTlv(0x02, body)
-  }
-  const ri = int(r)
-  const si = int(s)
-  const seq = new Uint8Array(ri.length + si.length)
-  seq.set(ri, 0)
-  seq.set(si, ri.length)
-  return concatTlv(0x30, seq)
+  const ri = intStart(r)
+  const si = intStart(s)
+  const rLen = intLen(r, ri)
+  const sLen = intLen(s, si)
+  const body = tlvSize(rLen) + tlvSize(sLen)
+  const out = new Uint8Array(tlvSize(body)) // zero-filled: pad bytes need no writing
+  const o = putInt(out, header(out, 0, 0x30, body), r, ri, rLen)
+  putInt(out, o, s, si, sLen)
+  return out
 }
 
-function concatTlv (tag: number, body: Uint8Array): Uint8Array {
-  const len = body.length < 0x80 ? [body.length] : body.length < 0x100 ? [0x81, body.length] : [0x82, body.length >> 8, body.length & 0xff]
-  const out = new Uint8Array(1 + len.length + body.length)
-  out[0] = tag
-  out.set(len, 1)
-  out.set(body, 1 + len.length)
-  return out
+// First byte kept of an unsigned value: leading zeros dropped, one kept for zero.
+function intStart (v: Uint8Array): number {
+  let i = 0
+  while (i < v.length - 1 && v[i] === 0) i++
+  return i
+}
+
+// INTEGER contents length: the kept bytes, plus 0x00 before a set high bit (empty → one 0x00).
+function intLen (v: Uint8Array, i: number): number {
+  return v.length === 0 ? 1 : v.length - i + ((v[i] & 0x80) !== 0 ? 1 : 0)
+}
+
+function putInt (out: Uint8Array, o: number, v: Uint8Array, i: number, len: number): number {
+  o = header(out, o, 0x02, len)
+  if (v.length > 0) out.set(v.subarray(i), o + len - (v.length - i))
+  return o + len
+}
+
+function tlvSize (len: number): number { return 1 + (len < 0x80 ? 1 : len < 0x100 ? 2 : 3) + len }
+
+function header (out: Uint8Array, o: number, tag: number, len: number): number {
+  out[o++] = tag
+  if (len < 0x80) out[o++] = len
+  else if (len < 0x100) { out[o++] = 0x81; out[o++] = len } else { out[o++] = 0x82; out[o++] = len >> 8; out[o++] = len & 0xff }
+  return o
 }
 
 /** Verifies a TPMT_SIGNATURE over `data` with the key. Returns a problem message or undefined. */
@@ -157,17 +177,26 @@ export function checkSignature (pub: TpmPublic, key: KeyObject, sig: TpmSignatur
   return `AK of type ${pub.type} cannot sign`
 }
 
+// computePcrDigest concatenates into this buffer (grown as needed) instead of allocating per call.
+let pcrScratch = Buffer.allocUnsafe(1024)
+
 /** pcrDigest as the TPM computes it: H(concatenation of the selected PCR values in selection order). */
 export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): Uint8Array | undefined {
-  const parts: Uint8Array[] = []
+  let n = 0
   for (const s of selection) {
     for (const p of s.pcrs) { // ascending within a TPMS_PCR_SELECTION (bit order)
       const v = values(s.hash, p)
       if (v === undefined) return undefined
-      parts.push(v)
+      if (n + v.length > pcrScratch.length) {
+        const b = Buffer.allocUnsafe(2 * (n + v.length))
+        pcrScratch.copy(b, 0, 0, n)
+        pcrScratch = b
+      }
+      pcrScratch.set(v, n)
+      n += v.length
     }
   }
-  return new Uint8Array(oneShotHash(hash, Buffer.concat(parts), 'buffer'))
+  return new Uint8Array(oneShotHash(hash, pcrScratch.subarray(0, n), 'buffer'))
 }
 
 /** Checks a quote and lists every problem. */
@@ -213,14 +242,12 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
 
   // PCR values: exactly the selected ones, hashing to pcrDigest with the signing hash.
   const quoted = new Map<HashAlg, Map<number, Uint8Array>>()
-  const selected = new Set<string>()
   let complete = true
   for (const s of q.pcrSelect) {
     const reported = input.pcrs[s.hash]
-    const bank = quoted.get(s.hash) ?? new Map<number, Uint8Array>()
-    quoted.set(s.hash, bank)
+    let bank = quoted.get(s.hash)
+    if (bank === undefined) { bank = new Map<number, Uint8Array>(); quoted.set(s.hash, bank) }
     for (const p of s.pcrs) {
-      selected.add(`${s.hash}:${p}`)
       const v = reported !== undefined && Object.hasOwn(reported, String(p)) ? reported[String(p)] : undefined
       if (v === undefined) {
         complete = false
@@ -231,9 +258,19 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
       } else bank.set(p, v)
     }
   }
-  for (const [bank, values] of Object.entries(input.pcrs) as Array<[HashAlg, Readonly<Record<string, Uint8Array>> | undefined]>) {
-    for (const idx of Object.keys(values ?? {})) {
-      if (!selected.has(`${bank}:${idx}`)) problems.push({ kind: 'pcrs', bank, pcr: Number(idx), message: `PCR ${idx} (${bank}) was reported but is not covered by the quote` })
+  // an index counts as covered only in its plain decimal form, as it is looked up above
+  const covered = (bank: string, idx: string): boolean => {
+    const p = Number(idx)
+    if (String(p) !== idx) return false
+    for (const s of q.pcrSelect) if (s.hash === bank && s.pcrs.includes(p)) return true
+    return false
+  }
+  for (const bank in input.pcrs) {
+    if (!Object.hasOwn(input.pcrs, bank)) continue
+    const values = input.pcrs[bank as HashAlg]
+    if (values === undefined) continue
+    for (const idx in values) {
+      if (Object.hasOwn(values, idx) && !covered(bank, idx)) problems.push({ kind: 'pcrs', bank: bank as HashAlg, pcr: Number(idx), message: `PCR ${idx} (${bank}) was reported but is not covered by the quote` })
     }
   }
   const digestHash: HashAlg = sig !== undefined && sig.sigAlg !== 'null' ? sig.hash : (q.pcrDigest.length === 48 ? 'sha384' : q.pcrDigest.length === 64 ? 'sha512' : q.pcrDigest.length === 20 ? 'sha1' : 'sha256')
