@@ -171,6 +171,24 @@ t.test('fast canonical digest equals the shared encoder on varied values', async
   const vals: Canonical[] = [{}, [], { b: 1, a: [true, false, null], aa: 'x' }, { 'ear.status': 'é', n: -5, big: 2 ** 40, bytes: new Uint8Array([1, 2]) }, 'x'.repeat(300), [{ z: { y: { x: 1 } } }]]
   for (const v of vals) t.equal(canonicalSha256(v), createHash('sha256').update(encode(v)).digest('hex'))
   t.equal(canonicalSha256({ n: 2n ** 63n }), createHash('sha256').update(encode({ n: 2n ** 63n })).digest('hex'), 'bigint falls back')
+  // key orders are cached per key list: the same keys in another order, a subset, undefined members
+  const shapes: Canonical[] = [{ b: 1, a: 2, ccc: 3 }, { ccc: 3, a: 2, b: 1 }, { a: 2, b: 1 }, { b: 1, a: undefined, ccc: 3 }, { a: 2, b: 1, ccc: 3, dd: { b: 1, a: 2 } }]
+  for (const v of shapes) t.equal(canonicalSha256(v), createHash('sha256').update(encode(v)).digest('hex'), JSON.stringify(v))
+  t.equal(canonicalSha256({ b: 1, a: 2, ccc: 3 }), canonicalSha256({ ccc: 3, a: 2, b: 1 }), 'insertion order does not matter')
+})
+
+t.test('cached event checks follow the reference set, not the first one seen', async t => {
+  const fw = s.refs.firmware[0]
+  const ev0 = fw.pcrs['0'].events ?? []
+  const without: ReferenceValues = { ...s.refs, firmware: [{ ...fw, pcrs: { ...fw.pcrs, 0: { events: ev0.filter((_, i) => i !== 2) } } }] }
+  for (let i = 0; i < 2; i++) {
+    t.equal(appraise(s.evidence, s.refs, { nonce: s.nonce }).ok, true, `full references pass (${i})`)
+    t.same(failed(appraise(s.evidence, without, { nonce: s.nonce })), ['firmware'], `reduced references fail (${i})`)
+  }
+  // the same PCR list under os instead of firmware names the os claim
+  const asOs = appraise(s.evidence, { ...s.refs, os: [{ ...s.refs.os[0], pcrs: { ...s.refs.os[0].pcrs, 0: { events: ev0.filter((_, i) => i !== 2) } } }] }, { nonce: s.nonce, osPcrs: [0, 4, 9], firmwarePcrs: [1, 2, 3, 5, 6, 7] })
+  t.match(asOs.status.os.failures, [/^os: PCR 0 event #3 .* not in any published os reference$/])
+  t.equal(asOs.status.firmware.ok, true)
 })
 
 t.test('appraise never throws on mutated evidence (fuzz)', async t => {

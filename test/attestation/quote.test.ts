@@ -100,6 +100,30 @@ t.test('ECDSA r/s to DER: leading zeros stripped, high bit padded', async t => {
   t.same([...der], [0x30, 0x08, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x01, 0x7f])
   const s = parseSignature(good.signature)
   t.equal(s.sigAlg, 'ecdsa')
+  t.same([...ecdsaDer(new Uint8Array([0, 0]), new Uint8Array([0x80]))], [0x30, 0x07, 0x02, 0x01, 0x00, 0x02, 0x02, 0x00, 0x80], 'zero kept as one byte')
+  // against a straightforward TLV builder, on random lengths, zero runs and high bits
+  const int = (v: Uint8Array): number[] => {
+    let i = 0
+    while (i < v.length - 1 && v[i] === 0) i++
+    const b = [...v.subarray(i)]
+    if (b.length === 0 || (b[0] & 0x80) !== 0) b.unshift(0)
+    return [0x02, ...len(b.length), ...b]
+  }
+  const len = (n: number): number[] => n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff]
+  let x = 7
+  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x % n }
+  const value = (): Uint8Array => {
+    const v = new Uint8Array(1 + rnd(140)).map(() => rnd(256))
+    for (let i = 0; i < v.length && rnd(3) === 0; i++) v[i] = 0
+    return v
+  }
+  let same = 0
+  for (let i = 0; i < 500; i++) {
+    const r = value(); const sv = value()
+    const body = [...int(r), ...int(sv)]
+    if (Buffer.from(ecdsaDer(r, sv)).equals(Buffer.from([0x30, ...len(body.length), ...body]))) same++
+  }
+  t.equal(same, 500, 'identical DER for 500 random r, s')
 })
 
 t.test('clock info makes a reboot between quotes visible', async t => {
