@@ -305,7 +305,8 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
     if (ch.clockWentBack) add('freshness', `the TPM clock went back since the previous quote (${String(policy.previousClock.clock)} → ${clockInfo.clock})`)
   }
 
-  const failures = CLAIMS.flatMap(c => f[c])
+  const failures: string[] = []
+  for (const c of CLAIMS) for (const m of f[c]) failures.push(m)
   const ok = failures.length === 0
   let status: { readonly [c in Claim]: ClaimStatus }
   if (ok) status = ALL_AFFIRMING

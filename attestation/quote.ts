@@ -248,7 +248,7 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
     let bank = quoted.get(s.hash)
     if (bank === undefined) { bank = new Map<number, Uint8Array>(); quoted.set(s.hash, bank) }
     for (const p of s.pcrs) {
-      const v = reported !== undefined && Object.hasOwn(reported, String(p)) ? reported[String(p)] : undefined
+      const v = reported !== undefined && Object.hasOwn(reported, p) ? reported[p] : undefined // numeric keys: element access
       if (v === undefined) {
         complete = false
         problems.push({ kind: 'pcrs', bank: s.hash, pcr: p, message: `PCR ${p} (${s.hash}) is in the quote's selection but its value was not reported` })
@@ -258,7 +258,9 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
       } else bank.set(p, v)
     }
   }
-  // an index counts as covered only in its plain decimal form, as it is looked up above
+  // Reported values outside the selection. An index counts as covered only in its plain decimal
+  // form, as it is looked up above. Fast path: one selection for the bank and as many reported
+  // keys as selected PCRs found among them means there is nothing else.
   const covered = (bank: string, idx: string): boolean => {
     const p = Number(idx)
     if (String(p) !== idx) return false
@@ -269,8 +271,17 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
     if (!Object.hasOwn(input.pcrs, bank)) continue
     const values = input.pcrs[bank as HashAlg]
     if (values === undefined) continue
-    for (const idx in values) {
-      if (Object.hasOwn(values, idx) && !covered(bank, idx)) problems.push({ kind: 'pcrs', bank: bank as HashAlg, pcr: Number(idx), message: `PCR ${idx} (${bank}) was reported but is not covered by the quote` })
+    const keys = Object.keys(values)
+    let only: PcrSelection | undefined
+    let selections = 0
+    for (const s of q.pcrSelect) if (s.hash === bank) { only = s; selections++ }
+    if (selections === 1 && only !== undefined) {
+      let found = 0
+      for (const p of only.pcrs) if (Object.hasOwn(values, p)) found++
+      if (found === keys.length) continue
+    }
+    for (const idx of keys) {
+      if (!covered(bank, idx)) problems.push({ kind: 'pcrs', bank: bank as HashAlg, pcr: Number(idx), message: `PCR ${idx} (${bank}) was reported but is not covered by the quote` })
     }
   }
   const digestHash: HashAlg = sig !== undefined && sig.sigAlg !== 'null' ? sig.hash : (q.pcrDigest.length === 48 ? 'sha384' : q.pcrDigest.length === 64 ? 'sha512' : q.pcrDigest.length === 20 ? 'sha1' : 'sha256')

@@ -39,6 +39,10 @@ t.test('every single-field tamper fails and names the check', async t => {
   cases.push(['PCR 4 not reported', checkQuote(input(good, { pcrs: missing }), { nonce }), ['pcrs'], /PCR 4 \(sha256\) is in the quote's selection but its value was not reported/])
   const extra = { sha256: { ...good.pcrs.sha256, 9: new Uint8Array(32) } }
   cases.push(['PCR 9 reported, not quoted', checkQuote(input(good, { pcrs: extra }), { nonce }), ['pcrs'], /PCR 9 \(sha256\) was reported but is not covered by the quote/])
+  const padded = { sha256: { ...good.pcrs.sha256, '07': new Uint8Array(32) } }
+  cases.push(['PCR "07" reported next to 7', checkQuote(input(good, { pcrs: padded }), { nonce }), ['pcrs'], /PCR 07 \(sha256\) was reported but is not covered by the quote/])
+  const otherBank = { ...good.pcrs, sha1: { 0: new Uint8Array(20) } }
+  cases.push(['a bank not in the selection', checkQuote(input(good, { pcrs: otherBank }), { nonce }), ['pcrs'], /PCR 0 \(sha1\) was reported but is not covered by the quote/])
   // selection changed in the signed body (re-signed, so only the selection is wrong)
   const a = parseAttest(good.attest)
   const resel = marshalAttest({ ...a, quote: { pcrSelect: [{ hash: 'sha256', pcrs: [0, 4] }], pcrDigest: a.quote?.pcrDigest ?? new Uint8Array() } })
