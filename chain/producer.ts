@@ -179,7 +179,7 @@ export class BlockProducer {
 
   /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
   submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
-    const hash = new Uint8Array(cryptoHash('sha256', tx, 'buffer'))
+    const hash: Uint8Array = cryptoHash('sha256', tx, 'buffer')
     const hex = toHex(hash)
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)

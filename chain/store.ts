@@ -37,7 +37,8 @@ export function leafHash (key: string, value: Uint8Array): Uint8Array {
   buf.writeUInt32BE(key.length, 1)
   buf.write(key, 5, 'latin1')
   buf.set(value, 5 + key.length)
-  return new Uint8Array(hash('sha256', buf.subarray(0, n), 'buffer'))
+  // a Buffer is a Uint8Array; not copying it saves an ArrayBuffer per hash
+  return hash('sha256', buf.subarray(0, n), 'buffer')
 }
 
 /**
@@ -65,7 +66,7 @@ function bucketHash (leaves: ReadonlyMap<string, Uint8Array> | Iterable<Uint8Arr
   const buf = nodeBuf
   buf[0] = 1
   for (let i = 0; i < list.length; i++) buf.set(list[i], 1 + 32 * i)
-  return new Uint8Array(hash('sha256', buf.subarray(0, n), 'buffer'))
+  return hash('sha256', buf.subarray(0, n), 'buffer')
 }
 
 /** Inner node: sha256(0x02 ‖ its 16 children). */
@@ -73,7 +74,7 @@ function nodeHash (children: readonly Uint8Array[]): Uint8Array {
   const buf = nodeBuf
   buf[0] = 2
   for (let i = 0; i < ARITY; i++) buf.set(children[i], 1 + 32 * i)
-  return new Uint8Array(hash('sha256', buf.subarray(0, 1 + 32 * ARITY), 'buffer'))
+  return hash('sha256', buf.subarray(0, 1 + 32 * ARITY), 'buffer')
 }
 
 /** Pending writes: value, or null for a deletion. */
@@ -170,7 +171,7 @@ export class StateStore implements KvReader {
     return rows.map(r => [r.k, new Uint8Array(r.v)])
   }
 
-  get root (): Uint8Array { return this.#levels[DEPTH][0] }
+  get root (): Uint8Array { return new Uint8Array(this.#levels[DEPTH][0]) }
 
   /** Computes the root the state would have after `writes`, without changing anything. */
   prepare (writes: WriteSet): PreparedRoot {
@@ -195,7 +196,7 @@ export class StateStore implements KvReader {
       }
       dirty = next
     }
-    return { root: at(DEPTH, 0), writes, buckets: touched, nodes }
+    return { root: new Uint8Array(at(DEPTH, 0)), writes, buckets: touched, nodes }
   }
 
   /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
@@ -234,10 +235,10 @@ export class StateStore implements KvReader {
     let i = b
     for (let lvl = 0; lvl < DEPTH; lvl++) {
       const first = Math.floor(i / ARITY) * ARITY
-      siblings.push(...this.#levels[lvl].slice(first, first + ARITY))
+      for (const h of this.#levels[lvl].slice(first, first + ARITY)) siblings.push(new Uint8Array(h))
       i = Math.floor(i / ARITY)
     }
-    return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort(compare), siblings }
+    return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort(compare).map(h => new Uint8Array(h)), siblings }
   }
 
   /** Number of entries (for status). */

@@ -203,12 +203,13 @@ class Reader {
       case 3: {
         const n = this.len(info)
         let s: string | undefined
-        if (n <= 64) {
+        if (n <= 128) {
           // short ASCII text (field names, ids) without the TextDecoder round trip
           const b = this.buf
           const p = this.pos
-          s = ''
-          for (let i = 0; i < n; i++) { const c = b[p + i]; if (c > 0x7f) { s = undefined; break } s += String.fromCharCode(c) }
+          let ascii = true
+          for (let i = 0; i < n; i++) if (b[p + i] > 0x7f) { ascii = false; break }
+          if (ascii) s = String.fromCharCode.apply(null, b.subarray(p, p + n) as unknown as number[])
         }
         if (s === undefined) {
           try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
