@@ -183,6 +183,18 @@ function eventFailures (log: ParsedLog, ref: PcrIndex, claim: 'firmware' | 'os',
   return out
 }
 
+// The TPM description of a (cached) verified EK: a frozen copy with its encoding remembered, so
+// results share it safely and the digest copies its bytes.
+const tpmOfEk = new WeakMap<VerifiedEk, VerifiedEk['tpm']>()
+function tpmOf (ek: VerifiedEk): VerifiedEk['tpm'] {
+  let t = tpmOfEk.get(ek)
+  if (t === undefined) {
+    t = memoizeCanonical({ ...ek.tpm } as unknown as Canonical) as unknown as VerifiedEk['tpm']
+    tpmOfEk.set(ek, t)
+  }
+  return t
+}
+
 const hexOf = new WeakMap<Uint8Array, string>()
 function cachedHex (b: Uint8Array): string {
   let h = hexOf.get(b)
@@ -325,7 +337,7 @@ export function appraise (evidence: Evidence, refs: ReferenceValues | PreparedRe
       ekCertificate: ekSha256,
       ...(qc.akName !== undefined ? { akName: cachedHex(qc.akName) } : {}),
       nonce: toHex(evidence.nonce),
-      ...(ek !== undefined ? { tpm: { ...ek.tpm } } : {})
+      ...(ek !== undefined ? { tpm: tpmOf(ek) } : {})
     },
     ...(clockInfo !== undefined ? { clock: { clock: clockInfo.clock.toString(), resetCount: clockInfo.resetCount, restartCount: clockInfo.restartCount, safe: clockInfo.safe } } : {})
   }
