@@ -100,7 +100,8 @@ interface Ctx {
   readonly txHash: Uint8Array
 }
 
-interface Validated { tx: DecodedTx, type: TxType, body: TxBodies[TxType] }
+/** What deliver needs of a validated tx (kept small: it lives in the cache while the tx waits in the mempool). */
+interface Validated { tx: { seq: number, signer: Uint8Array, hash: Uint8Array }, type: TxType, body: TxBodies[TxType], signerHex: string }
 
 const get = <T>(s: { get: (k: string) => Uint8Array | undefined }, k: string): T | undefined => {
   const v = s.get(k)
@@ -425,7 +426,7 @@ class App implements ChainApp {
     let body: TxBodies[TxType]
     try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
     if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
-    const v: Validated = { tx, type: tx.type, body }
+    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: toHex(tx.signer) }
     this.#verified.set(bytes, v)
     return v
   }
@@ -439,7 +440,7 @@ class App implements ChainApp {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
     const v = this.#validate(bytes, hash)
     if (!('tx' in v)) return v
-    const sh = toHex(v.tx.signer)
+    const sh = v.signerHex
     const expected = this.#checkSeq.get(sh) ?? this.#committedSeq(sh)
     if (v.tx.seq !== expected) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${expected}`)
     this.#checkSeq.set(sh, expected + 1)
@@ -477,7 +478,7 @@ class App implements ChainApp {
     const v = this.#validate(bytes)
     if (!('tx' in v)) return v
     this.#verified.delete(bytes)
-    const sh = toHex(v.tx.signer)
+    const sh = v.signerHex
     const s = new Overlay(block)
     const acct = `acct/${sh}`
     const seqRaw = s.get(acct)

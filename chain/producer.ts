@@ -45,8 +45,13 @@ export function blockHash (h: BlockHeader): Uint8Array { return sha256(encodeHea
 export function encodeHeader (h: BlockHeader): Uint8Array {
   return encode({ chainId: h.chainId, height: h.height, time: h.time, lastBlockHash: h.lastBlockHash, dataHash: h.dataHash, appHash: h.appHash, lastResultsHash: h.lastResultsHash, proposer: h.proposer })
 }
+const NO_DATA = new Uint8Array(0)
+/** The stored form of a block's results (what resultsHash hashes). */
+export function encodeResults (results: readonly TxResult[]): Uint8Array {
+  return encode(results.map(r => [r.code, r.data ?? NO_DATA, r.log]))
+}
 export function resultsHash (results: readonly TxResult[]): Uint8Array {
-  return sha256(encode(results.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])))
+  return sha256(encodeResults(results))
 }
 export function dataHash (txs: readonly Uint8Array[]): Uint8Array { return dataHashOf(txs.map(t => sha256(t))) }
 export function dataHashOf (txHashes: readonly Uint8Array[]): Uint8Array { return sha256(encode(txHashes)) }
@@ -213,12 +218,13 @@ export class BlockProducer {
     }
     const hash = blockHash(header)
     const { txResults, appHash } = this.app.finalizeBlock({ height: header.height, time: header.time, hash, txs: take })
+    const encodedResults = encodeResults(txResults)
     const block: StoredBlock = {
-      header, hash, txs: take, results: txResults, appHash, resultsHash: resultsHash(txResults),
+      header, hash, txs: take, results: txResults, appHash, resultsHash: sha256(encodedResults),
       signature: this.#key.sign(concat([BLOCK_SIGN_DOMAIN, hash]))
     }
     this.app.commit(() => {
-      this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encode(txResults.map(r => [r.code, r.data ?? new Uint8Array(0), r.log])), appHash, block.resultsHash, block.signature)
+      this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encodedResults, appHash, block.resultsHash, block.signature)
       // TX_BATCH rows per statement (rows keep their order, so the first of duplicates wins as before)
       let i = 0
       const params: Array<Uint8Array | number> = new Array<Uint8Array | number>(3 * TX_BATCH)

@@ -50,6 +50,17 @@ export function decodeTx (bytes: Uint8Array, knownHash?: Uint8Array): DecodedTx 
   return { v, type, chainId, signer, seq, body: m.body, sig, payload, hash: knownHash ?? sha256(bytes) }
 }
 
+// Scratch for the signed message (domain ‖ payload): verification is synchronous, so a view of
+// it can be handed to verify without allocating a copy per transaction.
+let signScratch = new Uint8Array(4096)
+signScratch.set(SIGN_DOMAIN)
+
 export function verifyTxSignature (tx: DecodedTx): boolean {
-  return verifyEd25519(tx.signer, txSignBytes(tx.payload), tx.sig)
+  const n = SIGN_DOMAIN.byteLength + tx.payload.byteLength
+  if (n > signScratch.byteLength) {
+    signScratch = new Uint8Array(Math.max(n, 2 * signScratch.byteLength))
+    signScratch.set(SIGN_DOMAIN)
+  }
+  signScratch.set(tx.payload, SIGN_DOMAIN.byteLength)
+  return verifyEd25519(tx.signer, signScratch.subarray(0, n), tx.sig)
 }

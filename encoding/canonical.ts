@@ -150,10 +150,21 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
   throw new TypeError(`canonical encode: unsupported value of type ${typeof v}`)
 }
 
+// One scratch writer for all encodes (encode is synchronous and not re-entered): saves an
+// off-heap buffer allocation per call; the result is always a fresh exact-size copy.
+const scratch = new Writer()
+scratch.buf = new Uint8Array(64 * 1024)
+
 export function encode (v: Canonical): Uint8Array {
-  const w = new Writer()
-  write(w, v, 0)
-  return w.buf.slice(0, w.len)
+  const w = scratch
+  w.len = 0
+  try {
+    write(w, v, 0)
+    return w.buf.slice(0, w.len)
+  } finally {
+    w.len = 0
+    if (w.buf.length > 1 << 20) w.buf = new Uint8Array(64 * 1024)
+  }
 }
 
 class Reader {
