@@ -5,7 +5,7 @@
 // appraisal can report them all, each under its claim); `verifyQuote` returns a VerifiedQuote or
 // throws a QuoteError carrying that list.
 import { hash as oneShotHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
-import { equal, equalConstantTime, toHex } from '../encoding/bytes.ts'
+import { equalConstantTime, toHex } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { DIGEST_SIZE, hashAlgFromId, type HashAlg } from './algs.ts'
 import type { EvidencePcrs } from './evidence.ts'
@@ -141,7 +141,8 @@ function intLen (v: Uint8Array, i: number): number {
 
 function putInt (out: Uint8Array, o: number, v: Uint8Array, i: number, len: number): number {
   o = header(out, o, 0x02, len)
-  if (v.length > 0) out.set(v.subarray(i), o + len - (v.length - i))
+  // byte loop, not set(subarray): for ~32 bytes the view object costs more than the copy
+  for (let j = i, k = o + len - (v.length - i); j < v.length; j++, k++) out[k] = v[j]
   return o + len
 }
 
@@ -177,16 +178,16 @@ export function checkSignature (pub: TpmPublic, key: KeyObject, sig: TpmSignatur
   return `AK of type ${pub.type} cannot sign`
 }
 
-// computePcrDigest concatenates into this buffer (grown as needed) instead of allocating per call.
+// The selected PCR values are concatenated into this buffer (grown as needed), not a new one per call.
 let pcrScratch = Buffer.allocUnsafe(1024)
 
-/** pcrDigest as the TPM computes it: H(concatenation of the selected PCR values in selection order). */
-export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): Uint8Array | undefined {
+/** Concatenates the selected values into pcrScratch; their total length, or -1 when one is missing. */
+function concatSelected (selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): number {
   let n = 0
   for (const s of selection) {
     for (const p of s.pcrs) { // ascending within a TPMS_PCR_SELECTION (bit order)
       const v = values(s.hash, p)
-      if (v === undefined) return undefined
+      if (v === undefined) return -1
       if (n + v.length > pcrScratch.length) {
         const b = Buffer.allocUnsafe(2 * (n + v.length))
         pcrScratch.copy(b, 0, 0, n)
@@ -196,7 +197,27 @@ export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelectio
       n += v.length
     }
   }
-  return new Uint8Array(oneShotHash(hash, pcrScratch.subarray(0, n), 'buffer'))
+  return n
+}
+
+/** pcrDigest as the TPM computes it: H(concatenation of the selected PCR values in selection order). */
+export function computePcrDigest (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined): Uint8Array | undefined {
+  const n = concatSelected(selection, values)
+  return n < 0 ? undefined : new Uint8Array(oneShotHash(hash, pcrScratch.subarray(0, n), 'buffer'))
+}
+
+/**
+ * Whether the selected values hash to `expected`. The digest is taken as a binary (latin1) string (one
+ * char per byte) and compared in place: node's one-shot hash returns a string several times
+ * faster than a Buffer (~0.4 µs against ~1.5 µs here), and this runs on every appraisal.
+ */
+function pcrDigestMatches (hash: HashAlg, selection: readonly PcrSelection[], values: (bank: HashAlg, pcr: number) => Uint8Array | undefined, expected: Uint8Array): boolean {
+  const n = concatSelected(selection, values)
+  if (n < 0) return false
+  const d = oneShotHash(hash, pcrScratch.subarray(0, n), 'binary')
+  if (d.length !== expected.length) return false
+  for (let i = 0; i < d.length; i++) if (d.charCodeAt(i) !== expected[i]) return false
+  return true
 }
 
 /** Checks a quote and lists every problem. */
@@ -287,9 +308,10 @@ export function checkQuote (input: QuoteInput, opts: QuoteOptions = {}): QuoteCh
   const digestHash: HashAlg = sig !== undefined && sig.sigAlg !== 'null' ? sig.hash : (q.pcrDigest.length === 48 ? 'sha384' : q.pcrDigest.length === 64 ? 'sha512' : q.pcrDigest.length === 20 ? 'sha1' : 'sha256')
   let digestOk = false
   if (complete) {
-    const d = computePcrDigest(digestHash, q.pcrSelect, (b, p) => quoted.get(b)?.get(p))
-    digestOk = d !== undefined && equal(d, q.pcrDigest)
+    const values = (b: HashAlg, p: number): Uint8Array | undefined => quoted.get(b)?.get(p)
+    digestOk = pcrDigestMatches(digestHash, q.pcrSelect, values, q.pcrDigest)
     if (!digestOk) {
+      const d = computePcrDigest(digestHash, q.pcrSelect, values)
       problems.push({ kind: 'pcrs', message: `reported PCR values hash to ${short(d ?? new Uint8Array())}, not the quoted pcrDigest ${short(q.pcrDigest)}` })
     }
   }
