@@ -383,7 +383,8 @@ class Runner implements ContainerRunner {
     let loadFailed: unknown
     loading.catch((err: unknown) => { loadFailed = err })
     const inspector = new ImageTarInspector()
-    let tail = new Uint8Array(0)
+    const held: Uint8Array[] = []
+    let heldBytes = 0
     let bytes = 0
     const write = async (b: Uint8Array): Promise<void> => {
       if (b.byteLength === 0) return
@@ -398,17 +399,13 @@ class Runner implements ContainerRunner {
         inspector.update(chunk)
         bytes += chunk.byteLength
         if (bytes > rec.size) throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)
-        // Hold back the archive's last HOLD_BACK bytes until the checks pass.
-        if (chunk.byteLength >= HOLD_BACK) {
-          await write(tail)
-          await write(chunk.subarray(0, chunk.byteLength - HOLD_BACK))
-          tail = chunk.slice(chunk.byteLength - HOLD_BACK)
-        } else {
-          const joined = new Uint8Array(tail.byteLength + chunk.byteLength)
-          joined.set(tail); joined.set(chunk, tail.byteLength)
-          const cut = Math.max(0, joined.byteLength - HOLD_BACK)
-          await write(joined.subarray(0, cut))
-          tail = joined.slice(cut)
+        // Hold back at least the archive's last HOLD_BACK bytes until the checks pass: whole
+        // chunks are queued and released while the rest still covers HOLD_BACK (no copies).
+        held.push(chunk); heldBytes += chunk.byteLength
+        while (held.length > 1 && heldBytes - held[0].byteLength >= HOLD_BACK) {
+          const c = held.shift() as Uint8Array // length checked by the loop condition
+          heldBytes -= c.byteLength
+          await write(c)
         }
       }
       if (bytes !== rec.size) throw new ContentMismatchError(`content of ${rec.cid} is ${bytes} bytes but the chain records ${rec.size}`)
@@ -421,7 +418,7 @@ class Runner implements ContainerRunner {
       throw err
     }
     progress({ phase: 'load' })
-    upload.end(tail)
+    upload.end(Buffer.concat(held))
     let out: string
     try { out = await loading } catch (err) { throw new DockerError(`docker load failed: ${(err as Error).message}`, { cause: err }) }
     const reported: string[] = []

@@ -4,7 +4,7 @@
 // unixfs-v1-2025: CIDv1, 1 MiB chunks, 1024 links per node), so the same bytes give the same CID
 // on every node. Fetching uses our CID-verified block stream (transfer.ts) and falls back to
 // Helia's bitswap; both verify every block against its CID before it is stored or used.
-import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { createHeliaLight, HeliaInit } from 'helia'
 import { withBitswap } from '@helia/bitswap'
@@ -181,11 +181,18 @@ class HeliaImageStore implements ImageStore {
    * temp file, rename and mkdir per block). A torn write is harmless: content is marked complete
    * only after every write finished, and local reads verify each block against its CID again.
    */
-  async putLocal (cid: CID, bytes: Uint8Array): Promise<void> {
+  async putLocal (cid: CID, pieces: readonly Uint8Array[]): Promise<void> {
     const { dir, file } = this.sharding.encode(cid)
     const d = join(this.blocksDir, dir)
     if (!this.dirsMade.has(d)) { await mkdir(d, { recursive: true }); this.dirsMade.add(d) }
-    await writeFile(join(d, file), bytes)
+    // The pieces as received (writev), not joined first: no 1 MiB copy per block.
+    const fh = await open(join(d, file), 'w')
+    try {
+      let total = 0
+      for (const p of pieces) total += p.byteLength
+      const { bytesWritten } = await fh.writev(pieces, 0)
+      if (bytesWritten !== total) await fh.write(Buffer.concat(pieces).subarray(bytesWritten), 0, total - bytesWritten, bytesWritten) // a short write: the rest
+    } finally { await fh.close() }
   }
 
   async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {

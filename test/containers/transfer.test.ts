@@ -44,6 +44,25 @@ t.test('FrameReader: random streams end in frames, a clean end, or a QuorateErro
   t.equal(crashes, 0)
 })
 
+t.test('FrameReader.nextList: pieces as received, joined when there are too many', async t => {
+  const a = randomBytes(3000); const b = randomBytes(40)
+  // a frame of 3000 bytes in 3 pieces, then one of 40 bytes in 40 one-byte pieces... and 1000 of them
+  const few = [Uint8Array.from([0xb8, 0x17]), a.subarray(0, 1000), a.subarray(1000, 2000), a.subarray(2000)]
+  const many = [Uint8Array.from([40]), ...Array.from(b, x => Uint8Array.from([x]))]
+  const big = randomBytes(1000)
+  const tiny = [Uint8Array.from([0xe8, 0x07]), ...Array.from(big, x => Uint8Array.from([x]))]
+  const r = new FrameReader((async function * () { yield * few; yield * many; yield * tiny })())
+  const f1 = await r.nextList(4096)
+  t.equal(f1?.length, 3, 'three pieces, not joined')
+  t.same(Buffer.concat(f1 ?? []), a)
+  const f2 = await r.nextList(4096)
+  t.same(Buffer.concat(f2 ?? []), b)
+  const f3 = await r.nextList(4096)
+  t.equal(f3?.length, 1, '1000 one-byte pieces are joined into one')
+  t.same(f3?.[0], big)
+  t.equal(await r.nextList(4096), undefined, 'clean end')
+})
+
 t.test('a misbehaving provider on a real connection', async t => {
   const a = await createLocalLibp2p()
   const b = await createLocalLibp2p()
