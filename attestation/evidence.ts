@@ -87,6 +87,17 @@ function checkBytes (v: unknown, what: string, max: number, min = 1): Uint8Array
   return v
 }
 
+/** "0".."23" in plain decimal (no sign, no leading zero); what a regex would say, without one per PCR. */
+function isPcrIndex (idx: string): boolean {
+  const n = idx.length
+  if (n === 0 || n > 2) return false
+  const a = idx.charCodeAt(0) - 48
+  if (a < 0 || a > 9 || (n === 2 && a === 0)) return false
+  if (n === 1) return a < PCR_COUNT
+  const b = idx.charCodeAt(1) - 48
+  return b >= 0 && b <= 9 && a * 10 + b < PCR_COUNT
+}
+
 function isPlainRecord (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
 }
@@ -112,9 +123,11 @@ export function validateEvidence (input: unknown, limits: EvidenceLimits = EVIDE
     if (!isHashAlg(bank)) fail(`pcrs: unknown bank ${JSON.stringify(bank)} (expected one of ${HASH_ALGS.join(', ')})`)
     if (!isPlainRecord(values)) fail(`pcrs.${bank}: expected a map`)
     const out: Record<string, Uint8Array> = {}
-    for (const [idx, d] of Object.entries(values)) {
-      if (!/^(0|[1-9][0-9]?)$/.test(idx) || Number(idx) >= PCR_COUNT) fail(`pcrs.${bank}: PCR index ${JSON.stringify(idx)} is not 0..${PCR_COUNT - 1}`)
-      if (!(d instanceof Uint8Array) || d.length !== DIGEST_SIZE[bank]) fail(`pcrs.${bank}.${idx}: expected a ${DIGEST_SIZE[bank]}-byte digest`)
+    const size = DIGEST_SIZE[bank]
+    for (const idx of Object.keys(values)) {
+      const d = values[idx]
+      if (!isPcrIndex(idx)) fail(`pcrs.${bank}: PCR index ${JSON.stringify(idx)} is not 0..${PCR_COUNT - 1}`)
+      if (!(d instanceof Uint8Array) || d.length !== size) fail(`pcrs.${bank}.${idx}: expected a ${size}-byte digest`)
       out[idx] = d
     }
     pcrs[bank] = out
