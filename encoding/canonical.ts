@@ -167,8 +167,22 @@ export function encode (v: Canonical): Uint8Array {
   }
 }
 
+/** Bytewise comparison of buf[a0, a1) and buf[b0, b1) (as compare() on the two subarrays). */
+function compareSpans (buf: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
+  const la = a1 - a0
+  const lb = b1 - b0
+  const n = la < lb ? la : lb
+  for (let i = 0; i < n; i++) {
+    const d = buf[a0 + i] - buf[b0 + i]
+    if (d !== 0) return d
+  }
+  return la - lb
+}
+
 class Reader {
   pos = 0
+  /** A Buffer view of buf for latin1Slice (made on first use). */
+  text: Buffer | undefined
   readonly view: DataView
   readonly buf: Uint8Array
   readonly limits: Required<DecodeLimits>
@@ -220,7 +234,10 @@ class Reader {
           const p = this.pos
           let ascii = true
           for (let i = 0; i < n; i++) if (b[p + i] > 0x7f) { ascii = false; break }
-          if (ascii) s = String.fromCharCode.apply(null, b.subarray(p, p + n) as unknown as number[])
+          if (ascii) {
+            this.text ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+            s = this.text.toString('latin1', p, p + n)
+          }
         }
         if (s === undefined) {
           try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
@@ -238,16 +255,18 @@ class Reader {
       case 5: {
         const n = this.len(info)
         if (n > this.limits.maxItems) this.fail(`map of ${n} entries exceeds the limit of ${this.limits.maxItems}`)
-        const out: Record<string, Canonical> = Object.create(null)
-        let prev: Uint8Array | undefined
+        // null prototype (as Object.create(null)), but a literal keeps V8's fast properties
+        const out = { __proto__: null } as unknown as Record<string, Canonical>
+        let prevStart = -1
+        let prevEnd = -1
         for (let i = 0; i < n; i++) {
           const start = this.pos
           this.need(1)
           if (this.buf[this.pos] >> 5 !== 3) this.fail('map keys must be text strings')
           const k = this.value(depth + 1) as string
-          const enc = this.buf.subarray(start, this.pos)
-          if (prev !== undefined && compare(prev, enc) >= 0) this.fail('map keys are not in canonical order or are duplicated')
-          prev = enc
+          if (prevStart >= 0 && compareSpans(this.buf, prevStart, prevEnd, start, this.pos) >= 0) this.fail('map keys are not in canonical order or are duplicated')
+          prevStart = start
+          prevEnd = this.pos
           out[k] = this.value(depth + 1)
         }
         return out

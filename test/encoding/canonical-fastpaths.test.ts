@@ -70,3 +70,24 @@ t.test('invalid UTF-8 in short text is still refused', async t => {
   t.throws(() => decode(new Uint8Array([0x62, 0xc3, 0x28])), /invalid UTF-8/)
   t.equal(decode(new Uint8Array([0x62, 0xc3, 0xa9])), 'é')
 })
+
+t.test('decoded maps have a null prototype; a "__proto__" key is an own property', async t => {
+  const bytes = encode(JSON.parse('{"__proto__": 1, "a": {"constructor": 2}}') as Canonical)
+  const m = decode(bytes) as Record<string, Canonical>
+  t.equal(Object.getPrototypeOf(m), null)
+  t.ok(Object.hasOwn(m, '__proto__'))
+  t.equal(m.__proto__, 1)
+  const inner = m.a as Record<string, Canonical>
+  t.equal(Object.getPrototypeOf(inner), null)
+  t.equal(inner.constructor, 2)
+  t.notOk('toString' in m)
+  t.same(Buffer.from(encode(m)).toString('hex'), Buffer.from(bytes).toString('hex'))
+})
+
+t.test('map key order is checked on the raw bytes', async t => {
+  // {"b": 1, "a": 2} with keys out of order; and a duplicated key
+  t.throws(() => decode(new Uint8Array([0xa2, 0x61, 0x62, 0x01, 0x61, 0x61, 0x02])), /canonical order/)
+  t.throws(() => decode(new Uint8Array([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02])), /canonical order/)
+  // shorter key first even if its bytes compare higher ("b" < "aa" by encoded length byte)
+  t.same(decode(new Uint8Array([0xa2, 0x61, 0x62, 0x01, 0x62, 0x61, 0x61, 0x02])), { b: 1, aa: 2 })
+})
