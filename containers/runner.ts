@@ -158,6 +158,8 @@ export interface ContainerRunner {
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 const HOLD_BACK = 1024
+/** Upload writes to `docker load` of about this size (see fetchAndLoad). */
+const UPLOAD_WRITE = 1 << 20
 export const MANAGED_LABEL = 'quorate.managed'
 export const NODE_LABEL = 'quorate.node'
 
@@ -399,13 +401,19 @@ class Runner implements ContainerRunner {
         inspector.update(chunk)
         bytes += chunk.byteLength
         if (bytes > rec.size) throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)
-        // Hold back at least the archive's last HOLD_BACK bytes until the checks pass: whole
-        // chunks are queued and released while the rest still covers HOLD_BACK (no copies).
+        // Hold back at least the archive's last HOLD_BACK bytes until the checks pass. Chunks
+        // (a fetch yields the pieces blocks arrived in, ~16 KiB) are queued and released in
+        // writes of about UPLOAD_WRITE: one small write per piece costs Docker's HTTP upload
+        // more (chunked encoding, a syscall each) than joining them.
         held.push(chunk); heldBytes += chunk.byteLength
-        while (held.length > 1 && heldBytes - held[0].byteLength >= HOLD_BACK) {
-          const c = held.shift() as Uint8Array // length checked by the loop condition
-          heldBytes -= c.byteLength
-          await write(c)
+        if (heldBytes >= UPLOAD_WRITE + HOLD_BACK) {
+          let n = 0; let out = 0
+          while (n < held.length - 1 && heldBytes - out - held[n].byteLength >= HOLD_BACK) out += held[n++].byteLength
+          if (n > 0) {
+            const release = held.splice(0, n)
+            heldBytes -= out
+            await write(release.length === 1 ? release[0] : Buffer.concat(release, out))
+          }
         }
       }
       if (bytes !== rec.size) throw new ContentMismatchError(`content of ${rec.cid} is ${bytes} bytes but the chain records ${rec.size}`)
