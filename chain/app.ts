@@ -27,6 +27,8 @@ import {
 
 export const CODESPACE = 'quorate'
 export const DEFAULT_COMMITTEE_SIZE = 7
+/** Validated txs kept between checkTx and finalizeBlock (above the default mempool size of 50,000). */
+const VERIFIED_CACHE = 65_536
 
 export interface ChainAppOptions {
   /** SQLite database file; ':memory:' (the default) for tests. */
@@ -354,7 +356,7 @@ class App implements ChainApp {
    * Transactions whose signature checkTx verified, by identity of the byte array: the producer
    * hands finalizeBlock the very arrays checkTx saw (never mutated), so verification runs once.
    */
-  readonly #verified = new WeakMap<Uint8Array, Validated>()
+  readonly #verified = new Map<Uint8Array, Validated>()
 
   constructor (opts: ChainAppOptions) {
     this.db = dbOpen(opts.path ?? ':memory:')
@@ -427,6 +429,12 @@ class App implements ChainApp {
     try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
     if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
     const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: toHex(tx.signer) }
+    // bounded (oldest first): a tx checked but never delivered must not be kept forever; one
+    // dropped here is simply validated again when delivered
+    if (this.#verified.size >= VERIFIED_CACHE) {
+      const first = this.#verified.keys().next()
+      if (first.done !== true) this.#verified.delete(first.value)
+    }
     this.#verified.set(bytes, v)
     return v
   }
