@@ -176,15 +176,21 @@ export class StateStore implements KvReader {
   /** Computes the root the state would have after `writes`, without changing anything. */
   prepare (writes: WriteSet): PreparedRoot {
     const touched = new Map<number, Map<string, Uint8Array>>()
-    for (const [k, v] of writes) {
+    const buckets = this.#buckets
+    writes.forEach((v, k) => {
       const b = bucketOf(k)
       let m = touched.get(b)
-      if (m === undefined) { m = new Map(this.#buckets[b] ?? []); touched.set(b, m) }
+      if (m === undefined) {
+        m = new Map()
+        const old = buckets[b]
+        if (old !== undefined) old.forEach((h, key) => { (m as Map<string, Uint8Array>).set(key, h) })
+        touched.set(b, m)
+      }
       if (v === null) m.delete(k); else m.set(k, leafHash(k, v))
-    }
+    })
     const nodes = new Map<number, Uint8Array>() // level * BUCKETS + index → hash
     let dirty = new Set<number>()
-    for (const [b, m] of touched) { nodes.set(b, bucketHash(m)); dirty.add(b) }
+    touched.forEach((m, b) => { nodes.set(b, bucketHash(m)); dirty.add(b) })
     const at = (lvl: number, i: number): Uint8Array => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
     const children: Uint8Array[] = new Array<Uint8Array>(ARITY)
     for (let lvl = 1; lvl <= DEPTH; lvl++) {
