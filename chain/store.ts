@@ -310,7 +310,8 @@ export class Overlay implements KvReader {
 
   /** Moves this overlay's writes into its parent overlay. */
   mergeInto (parent: Overlay): void {
-    for (const [k, v] of this.writes) parent.writes.set(k, v)
+    const into = parent.writes
+    this.writes.forEach((v, k) => { into.set(k, v) })
   }
 }
 
