@@ -226,12 +226,15 @@ export class StateStore implements KvReader {
 
   /** Makes a prepared tree current (after the SQLite transaction committed). */
   install (p: PreparedRoot): void {
-    for (const [k, v] of p.writes) {
-      if (v === null) this.#cache.delete(k)
-      else { this.#cache.delete(k); this.#remember(k, v) }
-    }
-    for (const [b, m] of p.buckets) this.#buckets[b] = m.size === 0 ? undefined : m
-    for (const [id, h] of p.nodes) this.#levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h
+    const cache = this.#cache
+    p.writes.forEach((v, k) => {
+      cache.delete(k)
+      if (v !== null) this.#remember(k, v)
+    })
+    const buckets = this.#buckets
+    p.buckets.forEach((m, b) => { buckets[b] = m.size === 0 ? undefined : m })
+    const levels = this.#levels
+    p.nodes.forEach((h, id) => { levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h })
   }
 
   proof (key: string): StateProof {

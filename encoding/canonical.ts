@@ -167,6 +167,9 @@ export function encode (v: Canonical): Uint8Array {
   }
 }
 
+// Node's Buffer#toString('latin1') primitive; it accepts any Uint8Array (no Buffer view needed)
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
+
 /** Bytewise comparison of buf[a0, a1) and buf[b0, b1) (as compare() on the two subarrays). */
 function compareSpans (buf: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
   const la = a1 - a0
@@ -181,8 +184,6 @@ function compareSpans (buf: Uint8Array, a0: number, a1: number, b0: number, b1: 
 
 class Reader {
   pos = 0
-  /** A Buffer view of buf for latin1Slice (made on first use). */
-  text: Buffer | undefined
   readonly view: DataView
   readonly buf: Uint8Array
   readonly limits: Required<DecodeLimits>
@@ -234,10 +235,7 @@ class Reader {
           const p = this.pos
           let ascii = true
           for (let i = 0; i < n; i++) if (b[p + i] > 0x7f) { ascii = false; break }
-          if (ascii) {
-            this.text ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-            s = this.text.toString('latin1', p, p + n)
-          }
+          if (ascii) s = latin1Slice.call(b, p, p + n)
         }
         if (s === undefined) {
           try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
