@@ -1,0 +1,73 @@
+// dockerd restarts under a running, certified agent: its tenant dies with the engine (no
+// live-restore); the agent keeps running, and once Docker answers again it relaunches the
+// tenant through the gate (measured again). Runs alone, after the parallel suite (see
+// package.json "test"), because it takes the shared Docker engine away for a while.
+import t from 'tap'
+import { spawnSync, execFileSync } from 'node:child_process'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Docker from 'dockerode'
+import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
+import { generateChainKey } from '../../chain/index.ts'
+import { publishImage } from '../../containers/index.ts'
+import { Agent } from '../../agent/agent.ts'
+import { loadConfig } from '../../agent/config.ts'
+import { silentLogger } from '../../encoding/log.ts'
+import { freePort, helloImage } from '../../cli/demo.ts'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const docker = new Docker()
+const img = helloImage('survives a dockerd restart\n')
+const IMAGE = 'serial/restart'
+const net = await startTestNetwork({ verifiers: 3 })
+let agent: Agent | undefined
+t.teardown(async () => {
+  await agent?.stop()
+  await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+  await net.stop()
+})
+
+async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    const v = await fn().catch(() => undefined)
+    if (v !== undefined) return v
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+const dockerUp = async (): Promise<boolean> => await docker.ping().then(() => true, () => false)
+
+t.test('the agent relaunches its tenant after dockerd restarts', async t => {
+  await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+  const tenant = await generateChainKey()
+  await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await net.chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img.tar, name: IMAGE })
+  const sw = await net.newSwtpm()
+  const port = await freePort()
+  agent = new Agent({
+    config: loadConfig({ env: {}, flags: { home: join(net.work, 'agent'), tcti: sw.tcti, chainRpc: net.chainUrl, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, deploy: [{ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }] } }),
+    logger: silentLogger(),
+    simulatedBootLog: net.bootLog
+  })
+  await agent.start()
+  const a = agent
+  const first = await until('certified with its tenant', async () => { const s = a.status(); return s.state.kind === 'certified' && s.containers.length === 1 ? s.containers[0] : undefined }, 90_000)
+  const url = `${a.httpUrl ?? ''}/tenant/${encodeURIComponent(IMAGE)}/`
+  t.equal((await fetch(url)).status, 200)
+
+  // restart the engine: SIGTERM dockerd, wait until it is gone, start it again the way setup does
+  const pids = spawnSync('pgrep', ['-x', 'dockerd'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean)
+  t.ok(pids.length > 0, 'a dockerd runs')
+  for (const p of pids) process.kill(Number(p), 'SIGTERM')
+  await until('dockerd gone', async () => (await dockerUp()) ? undefined : true, 60_000)
+  t.equal(a.lifecycle.state.kind, 'certified', 'the agent itself is unaffected while Docker is down')
+  execFileSync('bash', [join(root, 'scripts', 'setup.sh')], { stdio: 'inherit', env: { ...process.env, QUORATE_SETUP_QEMU: '0' } })
+  t.ok(await dockerUp(), 'dockerd is back')
+
+  const second = await until('tenant relaunched', async () => { const s = a.status(); return s.containers.length === 1 && s.containers[0].id !== first.id ? s.containers[0] : undefined }, 90_000)
+  t.not(second.id, first.id, 'a new container runs the tenant')
+  const r = await until('the tenant answers again', async () => { const x = await fetch(url); return x.status === 200 ? x : undefined }, 30_000)
+  t.equal(await r.text(), 'survives a dockerd restart\n')
+  t.match(a.metrics.render(), /quorate_tenant_relaunches_total\{image="serial\/restart"\} 1/)
+})
