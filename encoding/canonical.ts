@@ -253,8 +253,9 @@ class Reader {
       case 5: {
         const n = this.len(info)
         if (n > this.limits.maxItems) this.fail(`map of ${n} entries exceeds the limit of ${this.limits.maxItems}`)
-        // null prototype (as Object.create(null)), but a literal keeps V8's fast properties
-        const out = { __proto__: null } as unknown as Record<string, Canonical>
+        // Built as a plain object (V8 fast properties; Object.create(null) objects are dictionaries
+        // of ~1 KB) and given a null prototype at the end: the same own properties either way
+        const out: Record<string, Canonical> = {}
         let prevStart = -1
         let prevEnd = -1
         for (let i = 0; i < n; i++) {
@@ -265,9 +266,11 @@ class Reader {
           if (prevStart >= 0 && compareSpans(this.buf, prevStart, prevEnd, start, this.pos) >= 0) this.fail('map keys are not in canonical order or are duplicated')
           prevStart = start
           prevEnd = this.pos
-          out[k] = this.value(depth + 1)
+          const x = this.value(depth + 1)
+          if (k === '__proto__') Object.defineProperty(out, k, { value: x, writable: true, enumerable: true, configurable: true })
+          else out[k] = x
         }
-        return out
+        return Object.setPrototypeOf(out, null) as Record<string, Canonical>
       }
       case 7:
         if (info === 20) return false
