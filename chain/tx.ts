@@ -30,14 +30,17 @@ export function buildRawTx (tx: { v: number, type: string, chainId: string, sign
 
 export function txHash (tx: Uint8Array): Uint8Array { return sha256(tx) }
 
-/** Strict decoding; does not verify the signature (see verifyTxSignature). */
+/**
+ * Strict decoding; does not verify the signature (see verifyTxSignature). Byte fields (payload,
+ * sig, signer, body bytes) are views into `bytes`, which must not be mutated afterwards.
+ */
 export function decodeTx (bytes: Uint8Array, knownHash?: Uint8Array): DecodedTx {
   if (bytes.byteLength > MAX_TX_BYTES) throw new TooLargeError(`transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
-  const outer = asMap(decode(bytes, { maxBytes: MAX_TX_BYTES, maxDepth: 4, maxItems: 4 }), 'tx')
+  const outer = asMap(decode(bytes, { maxBytes: MAX_TX_BYTES, maxDepth: 4, maxItems: 4, shareBytes: true }), 'tx')
   onlyKeys(outer, ['payload', 'sig'], 'tx')
   const payload = field(outer, 'payload', 'tx', is.bytes, 'bytes')
   const sig = field(outer, 'sig', 'tx', is.bytes, 'bytes')
-  const m = asMap(decode(payload, { maxBytes: MAX_TX_BYTES, maxDepth: 12, maxItems: 4096 }), 'tx.payload')
+  const m = asMap(decode(payload, { maxBytes: MAX_TX_BYTES, maxDepth: 12, maxItems: 4096, shareBytes: true }), 'tx.payload')
   onlyKeys(m, ['v', 'type', 'chainId', 'signer', 'seq', 'body'], 'tx.payload')
   const v = field(m, 'v', 'tx.payload', is.uint, 'unsigned integer')
   const type = field(m, 'type', 'tx.payload', is.string, 'string')

@@ -24,6 +24,11 @@ export interface DecodeLimits {
   maxDepth?: number
   /** Most items in one array or map (default 65536). */
   maxItems?: number
+  /**
+   * Byte strings as views into the input instead of copies (default false). Only for callers
+   * that never mutate the input afterwards: saves an allocation per byte string.
+   */
+  shareBytes?: boolean
 }
 
 const te = new TextEncoder()
@@ -225,7 +230,12 @@ class Reader {
     switch (major) {
       case 0: return this.arg(info)
       case 1: { const n = this.arg(info); return typeof n === 'number' ? -1 - n : -1n - n }
-      case 2: { const n = this.len(info); const b = this.buf.slice(this.pos, this.pos + n); this.pos += n; return b }
+      case 2: {
+        const n = this.len(info)
+        const b = this.limits.shareBytes ? this.buf.subarray(this.pos, this.pos + n) : this.buf.slice(this.pos, this.pos + n)
+        this.pos += n
+        return b
+      }
       case 3: {
         const n = this.len(info)
         let s: string | undefined
@@ -284,7 +294,7 @@ class Reader {
 }
 
 export function decode (bytes: Uint8Array, limits: DecodeLimits = {}): Canonical {
-  const l: Required<DecodeLimits> = { maxBytes: limits.maxBytes ?? 1 << 20, maxDepth: limits.maxDepth ?? 32, maxItems: limits.maxItems ?? 65536 }
+  const l: Required<DecodeLimits> = { maxBytes: limits.maxBytes ?? 1 << 20, maxDepth: limits.maxDepth ?? 32, maxItems: limits.maxItems ?? 65536, shareBytes: limits.shareBytes ?? false }
   if (bytes.length > l.maxBytes) throw new TooLargeError(`canonical decode: input of ${bytes.length} bytes exceeds the limit of ${l.maxBytes}`)
   if (bytes.length === 0) throw new DecodeError('canonical decode: empty input')
   const r = new Reader(bytes, l)

@@ -91,3 +91,15 @@ t.test('map key order is checked on the raw bytes', async t => {
   // shorter key first even if its bytes compare higher ("b" < "aa" by encoded length byte)
   t.same(decode(new Uint8Array([0xa2, 0x61, 0x62, 0x01, 0x62, 0x61, 0x61, 0x02])), { b: 1, aa: 2 })
 })
+
+t.test('shareBytes: byte strings are views into the input; default: independent copies', async t => {
+  const input = encode({ a: new Uint8Array([1, 2, 3]), b: [new Uint8Array([4])] })
+  const copy = decode(input) as { a: Uint8Array, b: Uint8Array[] }
+  const view = decode(input, { shareBytes: true }) as { a: Uint8Array, b: Uint8Array[] }
+  t.same(view, copy, 'same values')
+  t.equal(view.a.buffer, input.buffer, 'a view shares the input buffer')
+  t.not(copy.a.buffer, input.buffer, 'a copy does not')
+  input[input.indexOf(2)] = 9
+  t.same([...view.a], [1, 9, 3], 'the view sees a later change of the input')
+  t.same([...copy.a], [1, 2, 3], 'the copy does not')
+})
