@@ -8,7 +8,6 @@
 // the 16 children of each of the 4 ancestors (64 hashes).
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { hash } from 'node:crypto'
-import { compare } from '../encoding/bytes.ts'
 import { encode, decode, asMap, field, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
@@ -28,8 +27,16 @@ const KEY_RE = /^[\x21-\x7e]{1,512}$/
 /** Scratch for leaf preimages (grown on demand; the hash is taken before it is reused). */
 let leafBuf = Buffer.allocUnsafe(1024)
 
+/**
+ * A sha256 digest held as a 32-character latin1 string: a hash then costs no buffer allocation,
+ * and strings of latin1 characters sort and compare exactly as their bytes do.
+ */
+type Digest = string
+const digestBytes = (d: Digest): Uint8Array => new Uint8Array(Buffer.from(d, 'latin1'))
+const bytesDigest = (b: Uint8Array): Digest => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+
 /** Keys are printable ASCII (enforced on write), so latin1 = UTF-8 here. */
-export function leafHash (key: string, value: Uint8Array): Uint8Array {
+function leafDigest (key: string, value: Uint8Array): Digest {
   const n = 5 + key.length + value.byteLength
   if (n > leafBuf.length) leafBuf = Buffer.allocUnsafe(Math.max(n, leafBuf.length * 2))
   const buf = leafBuf
@@ -37,9 +44,10 @@ export function leafHash (key: string, value: Uint8Array): Uint8Array {
   buf.writeUInt32BE(key.length, 1)
   buf.write(key, 5, 'latin1')
   buf.set(value, 5 + key.length)
-  // a Buffer is a Uint8Array; not copying it saves an ArrayBuffer per hash
-  return hash('sha256', buf.subarray(0, n), 'buffer')
+  return hash('sha256', buf.subarray(0, n), 'binary')
 }
+
+export function leafHash (key: string, value: Uint8Array): Uint8Array { return digestBytes(leafDigest(key, value)) }
 
 /**
  * Bucket of a key: 16 bits of FNV-1a over its bytes. The bucket only spreads keys for update
@@ -54,27 +62,29 @@ export function bucketOf (key: string): number {
 
 let nodeBuf = Buffer.allocUnsafe(1 + 32 * 64)
 
-function bucketHash (leaves: ReadonlyMap<string, Uint8Array> | Iterable<Uint8Array>): Uint8Array {
-  let list: Uint8Array[]
+/** Bucket: sha256(0x01 ‖ its leaves sorted bytewise). */
+function bucketDigest (leaves: ReadonlyMap<string, Digest> | readonly Digest[]): Digest {
+  let list: readonly Digest[]
   if (leaves instanceof Map) {
     // most buckets hold one leaf or none: no sort needed
-    if (leaves.size === 1) list = [leaves.values().next().value as Uint8Array]
-    else list = [...(leaves as Map<string, Uint8Array>).values()].sort(Buffer.compare)
-  } else list = [...(leaves as Iterable<Uint8Array>)].sort(Buffer.compare)
+    if (leaves.size === 0) list = []
+    else if (leaves.size === 1) list = [leaves.values().next().value as Digest]
+    else list = [...(leaves as ReadonlyMap<string, Digest>).values()].sort()
+  } else list = [...(leaves as readonly Digest[])].sort()
   const n = 1 + 32 * list.length
   if (n > nodeBuf.length) nodeBuf = Buffer.allocUnsafe(Math.max(n, nodeBuf.length * 2))
   const buf = nodeBuf
   buf[0] = 1
-  for (let i = 0; i < list.length; i++) buf.set(list[i], 1 + 32 * i)
-  return hash('sha256', buf.subarray(0, n), 'buffer')
+  for (let i = 0; i < list.length; i++) buf.write(list[i], 1 + 32 * i, 'latin1')
+  return hash('sha256', buf.subarray(0, n), 'binary')
 }
 
 /** Inner node: sha256(0x02 ‖ its 16 children). */
-function nodeHash (children: readonly Uint8Array[]): Uint8Array {
+function nodeDigest (children: readonly Digest[]): Digest {
   const buf = nodeBuf
   buf[0] = 2
-  for (let i = 0; i < ARITY; i++) buf.set(children[i], 1 + 32 * i)
-  return hash('sha256', buf.subarray(0, 1 + 32 * ARITY), 'buffer')
+  for (let i = 0; i < ARITY; i++) buf.write(children[i], 1 + 32 * i, 'latin1')
+  return hash('sha256', buf.subarray(0, 1 + 32 * ARITY), 'binary')
 }
 
 /** Pending writes: value, or null for a deletion. */
@@ -89,8 +99,10 @@ export interface KvReader {
 export interface PreparedRoot {
   readonly root: Uint8Array
   readonly writes: WriteSet
-  readonly buckets: Map<number, Map<string, Uint8Array>>
-  readonly nodes: Map<number, Uint8Array>
+  /** Touched buckets: key → leaf digest (latin1 string). */
+  readonly buckets: Map<number, Map<string, string>>
+  /** Changed tree nodes: level * 65536 + index → digest (latin1 string). */
+  readonly nodes: Map<number, string>
 }
 
 export interface StateProof {
@@ -112,10 +124,10 @@ export class StateStore implements KvReader {
    * reach SQLite: the leaf maps below know every key in the state.
    */
   readonly #cache = new Map<string, Uint8Array>()
-  /** Leaf hashes per bucket (undefined = empty bucket). */
-  readonly #buckets: Array<Map<string, Uint8Array> | undefined>
-  /** levels[0] = bucket hashes, levels[DEPTH] = [root]. */
-  readonly #levels: Uint8Array[][]
+  /** Leaf digests per bucket (undefined = empty bucket). */
+  readonly #buckets: Array<Map<string, Digest> | undefined>
+  /** levels[0] = bucket digests, levels[DEPTH] = [root]. */
+  readonly #levels: Digest[][]
 
   constructor (db: DatabaseSync) {
     this.db = db
@@ -126,20 +138,20 @@ export class StateStore implements KvReader {
     this.#del = db.prepare('DELETE FROM state WHERE k = ?')
     this.#putMany = db.prepare('INSERT INTO state (k, v) VALUES ' + Array(BATCH).fill('(?, ?)').join(', ') + ' ON CONFLICT (k) DO UPDATE SET v = excluded.v')
     this.#delMany = db.prepare('DELETE FROM state WHERE k IN (' + Array(BATCH).fill('?').join(', ') + ')')
-    this.#buckets = new Array<Map<string, Uint8Array> | undefined>(BUCKETS).fill(undefined)
+    this.#buckets = new Array<Map<string, Digest> | undefined>(BUCKETS).fill(undefined)
     for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string, v: Uint8Array }>) {
       const b = bucketOf(row.k)
-      const m = this.#buckets[b] ?? new Map<string, Uint8Array>()
+      const m = this.#buckets[b] ?? new Map<string, Digest>()
       this.#buckets[b] = m
-      m.set(row.k, leafHash(row.k, new Uint8Array(row.v)))
+      m.set(row.k, leafDigest(row.k, new Uint8Array(row.v)))
     }
     this.#levels = []
-    const emptyBucket = bucketHash([])
-    let level = this.#buckets.map(b => (b === undefined ? emptyBucket : bucketHash(b)))
+    const emptyBucket = bucketDigest([])
+    let level = this.#buckets.map(b => (b === undefined ? emptyBucket : bucketDigest(b)))
     this.#levels.push(level)
     while (level.length > 1) {
-      const next: Uint8Array[] = []
-      for (let i = 0; i < level.length; i += ARITY) next.push(nodeHash(level.slice(i, i + ARITY)))
+      const next: Digest[] = []
+      for (let i = 0; i < level.length; i += ARITY) next.push(nodeDigest(level.slice(i, i + ARITY)))
       this.#levels.push(next)
       level = next
     }
@@ -171,11 +183,11 @@ export class StateStore implements KvReader {
     return rows.map(r => [r.k, new Uint8Array(r.v)])
   }
 
-  get root (): Uint8Array { return new Uint8Array(this.#levels[DEPTH][0]) }
+  get root (): Uint8Array { return digestBytes(this.#levels[DEPTH][0]) }
 
   /** Computes the root the state would have after `writes`, without changing anything. */
   prepare (writes: WriteSet): PreparedRoot {
-    const touched = new Map<number, Map<string, Uint8Array>>()
+    const touched = new Map<number, Map<string, Digest>>()
     const buckets = this.#buckets
     writes.forEach((v, k) => {
       const b = bucketOf(k)
@@ -183,26 +195,26 @@ export class StateStore implements KvReader {
       if (m === undefined) {
         m = new Map()
         const old = buckets[b]
-        if (old !== undefined) old.forEach((h, key) => { (m as Map<string, Uint8Array>).set(key, h) })
+        if (old !== undefined) old.forEach((h, key) => { (m as Map<string, Digest>).set(key, h) })
         touched.set(b, m)
       }
-      if (v === null) m.delete(k); else m.set(k, leafHash(k, v))
+      if (v === null) m.delete(k); else m.set(k, leafDigest(k, v))
     })
-    const nodes = new Map<number, Uint8Array>() // level * BUCKETS + index → hash
+    const nodes = new Map<number, Digest>() // level * BUCKETS + index → digest
     let dirty = new Set<number>()
-    touched.forEach((m, b) => { nodes.set(b, bucketHash(m)); dirty.add(b) })
-    const at = (lvl: number, i: number): Uint8Array => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
-    const children: Uint8Array[] = new Array<Uint8Array>(ARITY)
+    touched.forEach((m, b) => { nodes.set(b, bucketDigest(m)); dirty.add(b) })
+    const at = (lvl: number, i: number): Digest => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
+    const children: Digest[] = new Array<Digest>(ARITY)
     for (let lvl = 1; lvl <= DEPTH; lvl++) {
       const next = new Set<number>()
       for (const i of dirty) next.add(Math.floor(i / ARITY))
       for (const p of next) {
         for (let c = 0; c < ARITY; c++) children[c] = at(lvl - 1, p * ARITY + c)
-        nodes.set(lvl * BUCKETS + p, nodeHash(children))
+        nodes.set(lvl * BUCKETS + p, nodeDigest(children))
       }
       dirty = next
     }
-    return { root: new Uint8Array(at(DEPTH, 0)), writes, buckets: touched, nodes }
+    return { root: digestBytes(at(DEPTH, 0)), writes, buckets: touched, nodes }
   }
 
   /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
@@ -244,10 +256,10 @@ export class StateStore implements KvReader {
     let i = b
     for (let lvl = 0; lvl < DEPTH; lvl++) {
       const first = Math.floor(i / ARITY) * ARITY
-      for (const h of this.#levels[lvl].slice(first, first + ARITY)) siblings.push(new Uint8Array(h))
+      for (const h of this.#levels[lvl].slice(first, first + ARITY)) siblings.push(digestBytes(h))
       i = Math.floor(i / ARITY)
     }
-    return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort(compare).map(h => new Uint8Array(h)), siblings }
+    return { bucket: b, leaves: [...(this.#buckets[b]?.values() ?? [])].sort().map(digestBytes), siblings }
   }
 
   /** Number of entries (for status). */
@@ -270,17 +282,18 @@ export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Arr
   } catch { return false }
   if (p.bucket !== bucketOf(key) || p.siblings.length !== ARITY * DEPTH) return false
   if (!p.leaves.every(l => l.byteLength === 32) || !p.siblings.every(l => l.byteLength === 32)) return false
-  const leaf = leafHash(key, value)
-  if (!p.leaves.some(l => compare(l, leaf) === 0)) return false
-  let h = bucketHash(p.leaves)
+  const leaf = leafDigest(key, value)
+  const leaves = p.leaves.map(bytesDigest)
+  if (!leaves.includes(leaf)) return false
+  let h = bucketDigest(leaves)
   let i = p.bucket
   for (let lvl = 0; lvl < DEPTH; lvl++) {
-    const group = p.siblings.slice(lvl * ARITY, (lvl + 1) * ARITY)
-    if (compare(group[i % ARITY], h) !== 0) return false
-    h = nodeHash(group)
+    const group = p.siblings.slice(lvl * ARITY, (lvl + 1) * ARITY).map(bytesDigest)
+    if (group[i % ARITY] !== h) return false
+    h = nodeDigest(group)
     i = Math.floor(i / ARITY)
   }
-  return compare(h, root) === 0
+  return root.byteLength === 32 && h === bytesDigest(root)
 }
 
 /** Write-buffering view over a reader: used per block and, nested, per transaction. */
