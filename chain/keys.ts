@@ -97,11 +97,14 @@ export function peerIdToPublicKey (peerId: string): Uint8Array {
   return raw
 }
 
+// Node's Buffer#toString('latin1') primitive; it accepts any Uint8Array (no Buffer view needed)
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
+/** Imported public keys by their 32 bytes as a latin1 string. */
 const verifyKeyCache = new Map<string, KeyObject>()
 /** ed25519 verification with a cache of imported public keys (importing costs as much as verifying). */
 export function verifyEd25519 (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.byteLength !== 32 || signature.byteLength !== 64) return false
-  const id = toHex(publicKey)
+  const id = latin1Slice.call(publicKey, 0, 32)
   let k = verifyKeyCache.get(id)
   if (k === undefined) {
     try { k = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' }) } catch { return false }

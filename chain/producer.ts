@@ -8,7 +8,7 @@
 // `status` as latest_app_hash.
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { hash as cryptoHash } from 'node:crypto'
-import { sha256, toHex, utf8, concat, equal } from '../encoding/bytes.ts'
+import { sha256, utf8, concat, equal } from '../encoding/bytes.ts'
 import { encode, decode, type Canonical } from '../encoding/canonical.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
@@ -184,8 +184,9 @@ export class BlockProducer {
 
   /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
   submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
-    const hash: Uint8Array = cryptoHash('sha256', tx, 'buffer')
-    const hex = toHex(hash)
+    // hex first: Buffer.from(hex) takes its bytes from Node's buffer pool (no allocation of its own)
+    const hex = cryptoHash('sha256', tx, 'hex')
+    const hash: Uint8Array = Buffer.from(hex, 'hex')
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
     const result = this.app.checkTx(tx, hash)
