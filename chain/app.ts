@@ -7,6 +7,7 @@
 // A failed transaction changes nothing (not even its signer's sequence): each tx runs in its own
 // overlay that is merged into the block only on success.
 import { DatabaseSync } from 'node:sqlite'
+import { Buffer } from 'node:buffer'
 import { equal, sha256, toHex, utf8 } from '../encoding/bytes.ts'
 import { decode, encode, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
@@ -24,6 +25,9 @@ import {
   type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
 } from './types.ts'
+
+// Node's Buffer#toString('hex') primitive; it accepts any Uint8Array (no Buffer view needed)
+const hexSlice = (Buffer.prototype as unknown as { hexSlice: (this: Uint8Array, start: number, end: number) => string }).hexSlice
 
 export const CODESPACE = 'quorate'
 export const DEFAULT_COMMITTEE_SIZE = 7
@@ -428,7 +432,7 @@ class App implements ChainApp {
     let body: TxBodies[TxType]
     try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
     if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
-    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: toHex(tx.signer) }
+    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: hexSlice.call(tx.signer, 0, tx.signer.byteLength) }
     // bounded (oldest first): a tx checked but never delivered must not be kept forever; one
     // dropped here is simply validated again when delivered
     if (this.#verified.size >= VERIFIED_CACHE) {

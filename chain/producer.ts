@@ -8,6 +8,7 @@
 // `status` as latest_app_hash.
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { hash as cryptoHash } from 'node:crypto'
+import { Buffer } from 'node:buffer'
 import { sha256, utf8, concat, equal } from '../encoding/bytes.ts'
 import { encode, decode, type Canonical } from '../encoding/canonical.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
