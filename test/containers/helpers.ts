@@ -2,7 +2,6 @@
 // registry or base image, free ports, and cleanup of everything labelled for one test run.
 import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import Docker from 'dockerode'
 import { buildImageTar, type BuiltImage, type TarFile } from '../../containers/image-tar.ts'
 
@@ -38,17 +37,8 @@ export function busyboxImage (opts: BusyboxImageOptions): BuiltImage {
 /** Arguments making the image listen on 127.0.0.1:port (host networking). */
 export function httpdArgs (port: number): string[] { return ['-p', `127.0.0.1:${port}`] }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => { resolve(port) })
-    })
-  })
-}
+// one free-port probe for the whole project (cli/demo.ts)
+export { freePort } from '../../cli/demo.ts'
 
 export function uniqueLabel (what: string): string { return `${what}-${process.pid}-${randomBytes(4).toString('hex')}` }
 
