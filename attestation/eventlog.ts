@@ -1,6 +1,6 @@
 // TCG PC Client firmware event log: parser and replay (TCG PC Client Platform Firmware Profile
 // (PFP) §10). A crypto-agile log starts with one SHA1-format TCG_PCClientPCREvent whose data is the
-// TCG_EfiSpecIDEvent ("Spec ID Event03", §10.4.5.1) listing the hash algorithms and their digest
+// TCG_EfiSpecIDEvent ("Spec ID Event03", §10.4.5 (item 1)) listing the hash algorithms and their digest
 // sizes; every later record is a TCG_PCR_EVENT2 (§10.2.2) with one digest per bank. A log without
 // that header is the legacy SHA1-only format (every record a TCG_PCClientPCREvent). Integers are
 // little-endian. Framing errors are DecodeErrors with the byte offset; a payload that does not
@@ -207,7 +207,7 @@ function readEvent2 (r: Reader, index: number, sizes: ReadonlyMap<number, number
   return { index, offset, pcr, type, typeName: eventTypeName(type), digests, data }
 }
 
-/** TCG_EfiSpecIdEvent (PFP §10.4.5.1). */
+/** TCG_EfiSpecIdEvent (PFP §10.4.5 (item 1)). */
 function parseSpecId (data: Uint8Array, base: number): SpecIdEvent {
   const r = new Reader(data, 'TCG_EfiSpecIdEvent')
   try {
@@ -373,7 +373,7 @@ export type PcrBanks = ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>
 export function pcrResetValue (bank: HashAlg, pcr: number, locality = 0): Uint8Array {
   const v = new Uint8Array(DIGEST_SIZE[bank])
   if (pcr >= 17 && pcr <= 22) v.fill(0xff)
-  if (pcr === 0 && locality !== 0) v[v.length - 1] = locality // PFP §10.4.5.3 StartupLocality
+  if (pcr === 0 && locality !== 0) v[v.length - 1] = locality // PFP §10.4.5 (item 3) StartupLocality
   return v
 }
 

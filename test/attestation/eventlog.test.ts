@@ -96,7 +96,7 @@ t.test('odd logs: empty, header only, unknown type, SHA1-only, StartupLocality',
   const step1 = createHash('sha1').update(new Uint8Array(20)).update(new Uint8Array(20).fill(1)).digest()
   t.same(r, new Uint8Array(createHash('sha1').update(step1).update(new Uint8Array(20).fill(2)).digest()))
 
-  // StartupLocality (PFP §10.4.5.3): EV_NO_ACTION, PCR 0 starts at ...03
+  // StartupLocality (PFP §10.4.5 (item 3)): EV_NO_ACTION, PCR 0 starts at ...03
   const loc = new Uint8Array([...Buffer.from('StartupLocality\0'), 3])
   const nz = new Uint8Array([...le32(0), ...le32(3), ...le32(1), 0x0b, 0x00, ...new Uint8Array(32), ...le32(loc.length), ...loc])
   const sl = parseEventLog(cat(header, nz, event2(0, 8, d, new Uint8Array(2))))
