@@ -51,6 +51,42 @@ let
       echo "quorate: no firmware event log at $src (no TPM, or not booted with measured boot)" >&2
     fi
   '';
+
+  # The sandbox both services share; each adds its own user, devices and address families.
+  hardening = {
+    StateDirectoryMode = "0700";
+    UMask = "0077";
+    # Filesystem: everything read-only but the state directory.
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    # No privileges at all.
+    NoNewPrivileges = true;
+    CapabilityBoundingSet = "";
+    RestrictSUIDSGID = true;
+    # Kernel and system surfaces neither service touches.
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    LockPersonality = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+    # Refuse, do not kill: libuv probes optional syscalls (io_uring) and falls back on EPERM.
+    SystemCallErrorNumber = "EPERM";
+    # V8 compiles JavaScript to machine code at run time: it needs writable+executable
+    # memory, so MemoryDenyWriteExecute must stay off for any Node.js service.
+    MemoryDenyWriteExecute = false;
+  };
 in
 {
   options.services.quorate = {
@@ -258,7 +294,7 @@ in
       description = "quorate embedded chain validator";
       wantedBy = [ "multi-user.target" ];
       before = [ "quorate.service" ];
-      serviceConfig = {
+      serviceConfig = hardening // {
         # First start only: genesis and validator key (the init command refuses to overwrite).
         ExecStartPre = pkgs.writeShellScript "quorate-chain-init" ''
           if [ ! -e /var/lib/quorate-chain/config/genesis.json ]; then
@@ -273,38 +309,12 @@ in
         # The validator needs no device, no Docker, no TPM: the tightest sandbox here.
         DynamicUser = true;
         StateDirectory = "quorate-chain";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
         PrivateDevices = true;
-        NoNewPrivileges = true;
-        CapabilityBoundingSet = "";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
         RestrictAddressFamilies = [
           "AF_UNIX"
           "AF_INET"
           "AF_INET6"
         ];
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        SystemCallErrorNumber = "EPERM";
-        MemoryDenyWriteExecute = false; # V8 JIT, as for the agent
       };
     };
 
@@ -316,7 +326,7 @@ in
       requires = optional cfg.docker.enable "docker.service";
       restartTriggers = [ configFile ];
 
-      serviceConfig = {
+      serviceConfig = hardening // {
         ExecStartPre = [ "+${copyEventLog}" ];
         ExecStart = "${lib.getExe cfg.package} node start --config /etc/quorate/config.json";
         Restart = "on-failure";
@@ -330,38 +340,17 @@ in
         User = cfg.user;
         Group = cfg.group;
         StateDirectory = "quorate";
-        StateDirectoryMode = "0700";
         RuntimeDirectory = "quorate";
         RuntimeDirectoryMode = "0750";
-        UMask = "0077";
 
-        # Filesystem: everything read-only but the state directory (and /run/quorate).
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
         # Devices: only the TPM resource manager. PrivateDevices=true would build a /dev without
         # /dev/tpmrm0, so the device cgroup does the restricting instead.
         PrivateDevices = false;
         DevicePolicy = "closed";
         DeviceAllow = optional (tpmDevice != null) "${tpmDevice} rw";
 
-        # No privileges at all: TPM and Docker are reached through group-owned files.
-        NoNewPrivileges = true;
-        CapabilityBoundingSet = "";
+        # TPM and Docker are reached through group-owned files, never capabilities.
         AmbientCapabilities = "";
-        RestrictSUIDSGID = true;
-
-        # Kernel and system surfaces the agent never touches.
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        LockPersonality = true;
         RemoveIPC = true;
         PrivateMounts = true;
         KeyringMode = "private";
@@ -374,18 +363,6 @@ in
           "AF_INET6"
           "AF_NETLINK"
         ];
-
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        # Refuse, do not kill: libuv probes optional syscalls (io_uring) and falls back on EPERM.
-        SystemCallErrorNumber = "EPERM";
-        # V8 compiles JavaScript to machine code at run time: it needs writable+executable
-        # memory, so MemoryDenyWriteExecute must stay off for any Node.js service.
-        MemoryDenyWriteExecute = false;
 
         # libp2p keeps a socket per peer connection and stream multiplexer.
         LimitNOFILE = 65536;
