@@ -9,6 +9,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { TarReader, normalizeTarPath, type TarEntry, type TarEntrySink } from './tar.ts'
 import { InvalidImageTarError } from './errors.ts'
+import { sha256, toHex } from '../encoding/bytes.ts'
 
 export interface ImageTarInfo {
   /** `sha256:<hex>` of the config JSON: the Docker image ID. */
@@ -202,12 +203,10 @@ export interface BuiltImage {
   readonly config: Uint8Array
 }
 
-function sha256hex (b: Uint8Array): string { return createHash('sha256').update(b).digest('hex') }
-
 /** Builds a one-layer `docker save` archive; `docker load` accepts it as is (no registry, no base image). */
 export function buildImageTar (spec: ImageSpec): BuiltImage {
   const layer = buildTar(spec.files)
-  const diffId = sha256hex(layer)
+  const diffId = toHex(sha256(layer))
   const config = te.encode(JSON.stringify({
     architecture: 'amd64',
     os: 'linux',
@@ -217,7 +216,7 @@ export function buildImageTar (spec: ImageSpec): BuiltImage {
     rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
     history: [{ created_by: 'quorate buildImageTar' }]
   }))
-  const configHex = sha256hex(config)
+  const configHex = toHex(sha256(config))
   const layout = spec.layout ?? 'oci'
   const configPath = layout === 'oci' ? `blobs/sha256/${configHex}` : `${configHex}.json`
   const layerPath = layout === 'oci' ? `blobs/sha256/${diffId}` : `${diffId}/layer.tar`

@@ -13,11 +13,10 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
-import { createHash } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { encode, decode, asMap } from '../encoding/canonical.ts'
-import { equal } from '../encoding/bytes.ts'
+import { concat, equal, sha256 } from '../encoding/bytes.ts'
 import { ContentMismatchError, FetchError } from './errors.ts'
 
 export const BLOCKS_PROTOCOL = '/quorate/blocks/1.0.0'
@@ -69,8 +68,7 @@ function mismatch (cid: CID): ContentMismatchError {
 
 /** Verifies a block against its CID; returns the ordered child CIDs and the UnixFS file data it carries. */
 export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { links: CID[], data: Uint8Array | undefined, fileSize?: bigint } {
-  const h = createHash('sha256').update(bytes).digest()
-  if (!equal(h, cid.multihash.digest)) throw mismatch(cid)
+  if (!equal(sha256(bytes), cid.multihash.digest)) throw mismatch(cid)
   return parseBlock(cid, bytes, isRoot)
 }
 
@@ -79,15 +77,6 @@ function varint (n: number): Uint8Array {
   while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80) }
   out.push(n)
   return Uint8Array.from(out)
-}
-
-function concatPieces (pieces: readonly Uint8Array[]): Uint8Array {
-  let n = 0
-  for (const p of pieces) n += p.byteLength
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const p of pieces) { out.set(p, at); at += p.byteLength }
-  return out
 }
 
 /** Reads varint-length-prefixed frames from a libp2p stream. */
@@ -108,7 +97,7 @@ export class FrameReader {
   /** Next frame, or undefined at a clean end of stream. */
   async next (max: number): Promise<Uint8Array | undefined> {
     const pieces = await this.nextList(max)
-    return pieces === undefined ? undefined : pieces.length === 1 ? pieces[0] : concatPieces(pieces)
+    return pieces === undefined ? undefined : pieces.length === 1 ? pieces[0] : concat(pieces)
   }
 
   /**
@@ -135,7 +124,7 @@ export class FrameReader {
     while (this.buf.byteLength < i + len) if (!await this.fill()) throw new FetchError('stream ended inside a frame')
     const frame = [...this.buf.sublist(i, i + len)]
     this.buf.consume(i + len)
-    return frame.length > MAX_PIECES ? [concatPieces(frame)] : frame
+    return frame.length > MAX_PIECES ? [concat(frame)] : frame
   }
 }
 
@@ -253,14 +242,12 @@ export async function * requestBlocks (stream: Stream, root: CID, opts: {
     const frame = await reader.nextList(MAX_BLOCK)
     if (frame === undefined) throw new FetchError(`provider ended the stream with ${seq.length} block(s) still expected`)
     const cid = seq.shift() as CID // length checked by the loop condition
-    const h = createHash('sha256')
-    for (const piece of frame) h.update(piece)
-    if (!equal(h.digest(), cid.multihash.digest)) throw mismatch(cid)
+    if (!equal(sha256(...frame), cid.multihash.digest)) throw mismatch(cid)
     let data: readonly Uint8Array[]
     if (cid.code === RAW) {
       data = frame
     } else {
-      const v = parseBlock(cid, frame.length === 1 ? frame[0] : concatPieces(frame), blocks === 0)
+      const v = parseBlock(cid, frame.length === 1 ? frame[0] : concat(frame), blocks === 0)
       if (blocks === 0) total = v.fileSize
       seq.unshift(...v.links)
       data = v.data === undefined ? [] : [v.data]
