@@ -211,22 +211,3 @@ const chain: CommandModule<GlobalArgs, GlobalArgs> = {
 }
 
 export default [chain]
-
-const DIGEST_BYTES: Record<string, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }
-
-/** `--pcr N=HEX` (golden) and `--event N=HEX` (event digest) options → reference PCRs. */
-export function pcrRefsFromArgs (golden: readonly string[], events: readonly string[], bank: string): Record<string, { golden?: Uint8Array[], events?: Uint8Array[] }> {
-  const out: Record<string, { golden?: Uint8Array[], events?: Uint8Array[] }> = {}
-  const add = (spec: string, kind: 'golden' | 'events', flag: string): void => {
-    const m = /^(\d{1,2})=(?:0x)?([0-9a-fA-F]+)$/.exec(spec)
-    if (m === null || Number(m[1]) > 23) throw new InvalidInputError(`${flag} ${JSON.stringify(spec)}: expected PCR=HEX, e.g. 7=ab12… (PCR 0–23)`)
-    const d = fromHex(m[2], flag)
-    if (d.byteLength !== DIGEST_BYTES[bank]) throw new InvalidInputError(`${flag} ${spec}: a ${bank} digest has ${DIGEST_BYTES[bank]} bytes, not ${d.byteLength}`)
-    const e = out[String(Number(m[1]))] ??= {}
-    const list = e[kind] ??= []
-    if (!list.some(x => toHex(x) === toHex(d))) list.push(d)
-  }
-  for (const g of golden) add(g, 'golden', '--pcr')
-  for (const e of events) add(e, 'events', '--event')
-  return out
-}

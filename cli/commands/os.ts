@@ -1,16 +1,12 @@
 // `quorate os publish|revoke` — OS image reference values (PCRs 4, 8, 9, 11, 12 for a NixOS UKI).
 // An OS name belongs to the key that first published it.
 import type { Argv, CommandModule } from 'yargs'
-import { readFile } from 'node:fs/promises'
-import { isHashAlg } from '../../attestation/algs.ts'
-import type { PcrRefs } from '../../chain/types.ts'
-import { progress } from '../output.ts'
-import { pcrRange, refsFromEventLog } from './vendor.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import type { GlobalArgs } from '../output.ts'
-import { pcrRefsFromArgs, sendAndReport, withSigner, type SignArgs } from './chain.ts'
+import { pcrRefsFromOptions, type PcrRefArgs } from '../pcr-refs.ts'
+import { sendAndReport, withSigner, type SignArgs } from './chain.ts'
 
-interface PublishArgs extends SignArgs { name: string, version: string, bank: string, pcr?: string[], event?: string[], eventlog?: string, pcrs: string, golden?: boolean }
+interface PublishArgs extends SignArgs, PcrRefArgs { name: string, version: string }
 const publish: CommandModule<GlobalArgs, PublishArgs> = {
   command: 'publish',
   describe: 'publish OS reference values: --pcr N=HEX golden values, --event N=HEX event digests, and/or the events of PCRs 4,8,9,11,12 from a TCG event log',
@@ -23,18 +19,7 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
     .option('pcrs', { type: 'string', default: '4,8,9,11,12', describe: 'with --eventlog: which PCRs to publish' })
     .option('golden', { type: 'boolean', describe: 'with --eventlog: also publish the replayed final PCR values' }) as unknown as Argv<PublishArgs>,
   handler: async argv => {
-    if (!isHashAlg(argv.bank)) throw new InvalidInputError(`--bank ${argv.bank}: expected sha1, sha256, sha384 or sha512`)
-    const bank = argv.bank
-    let pcrs: PcrRefs = {}
-    if (argv.eventlog !== undefined) {
-      pcrs = refsFromEventLog(new Uint8Array(await readFile(argv.eventlog)), bank, pcrRange(argv.pcrs), argv.golden === true)
-      progress(argv, `event log ${argv.eventlog}: ${Object.entries(pcrs).map(([k, v]) => `PCR ${k}: ${v.events?.length ?? 0} event digests`).join(', ')}`)
-    }
-    for (const [k, v] of Object.entries(pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], bank))) {
-      const e = pcrs[k] ??= {}
-      if (v.golden !== undefined) e.golden = [...(e.golden ?? []), ...v.golden]
-      if (v.events !== undefined) e.events = [...(e.events ?? []), ...v.events]
-    }
+    const { bank, pcrs } = await pcrRefsFromOptions(argv)
     if (Object.keys(pcrs).length === 0) throw new InvalidInputError('no reference values: give --eventlog FILE, --pcr N=HEX and/or --event N=HEX')
     await sendAndReport(argv, 'os.publish', { name: argv.name, version: argv.version, bank, pcrs },
       `published OS ${argv.name} ${argv.version}: PCRs ${Object.keys(pcrs).join(', ')}`, { name: argv.name, version: argv.version, pcrs: Object.keys(pcrs).map(Number) })

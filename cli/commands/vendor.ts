@@ -3,13 +3,11 @@
 import type { Argv, CommandModule } from 'yargs'
 import { readFile } from 'node:fs/promises'
 import { X509Certificate } from 'node:crypto'
-import { parseEventLog, replayEventLog, eventsForPcr } from '../../attestation/eventlog.ts'
-import { isHashAlg } from '../../attestation/algs.ts'
 import { fromHex, sha256, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
-import type { HashBank, PcrRefs } from '../../chain/types.ts'
-import { progress, type GlobalArgs } from '../output.ts'
-import { pcrRefsFromArgs, sendAndReport, withSigner, type SignArgs } from './chain.ts'
+import type { GlobalArgs } from '../output.ts'
+import { pcrRefsFromOptions, type PcrRefArgs } from '../pcr-refs.ts'
+import { sendAndReport, withSigner, type SignArgs } from './chain.ts'
 
 interface RegisterArgs extends SignArgs { name: string }
 const register: CommandModule<GlobalArgs, RegisterArgs> = {
@@ -45,35 +43,7 @@ const publishEkca: CommandModule<GlobalArgs, EkcaArgs> = {
   }
 }
 
-interface FirmwareArgs extends SignArgs { vendor: string, platform: string, version: string, bank: string, eventlog?: string, pcrs: string, golden?: boolean, pcr?: string[], event?: string[] }
-
-export function pcrRange (s: string): Set<number> {
-  const out = new Set<number>()
-  for (const part of s.split(',')) {
-    const m = /^(\d{1,2})(?:-(\d{1,2}))?$/.exec(part.trim())
-    if (m === null) throw new InvalidInputError(`--pcrs ${JSON.stringify(s)}: expected a list like 0-7 or 0,2,4`)
-    for (let i = Number(m[1]); i <= Number(m[2] ?? m[1]); i++) if (i <= 23) out.add(i)
-  }
-  return out
-}
-
-/** Reference values from a TCG event log: each PCR's event digests, and (with golden) the replayed final value. */
-export function refsFromEventLog (bytes: Uint8Array, bank: HashBank, pcrs: Set<number>, golden: boolean): PcrRefs {
-  const log = parseEventLog(bytes)
-  if (!log.banks.includes(bank)) throw new InvalidInputError(`the event log has no ${bank} digests (banks: ${log.banks.join(', ') || 'none'})`)
-  const out: PcrRefs = {}
-  const finals = golden ? replayEventLog(log, [bank]).get(bank) : undefined
-  for (const pcr of [...pcrs].sort((a, b) => a - b)) {
-    const seen = new Map<string, Uint8Array>()
-    for (const e of eventsForPcr(log, pcr)) { const d = e.digests[bank]; if (d !== undefined) seen.set(toHex(d), d) }
-    if (seen.size === 0) continue
-    const entry: { golden?: Uint8Array[], events?: Uint8Array[] } = { events: [...seen.values()] }
-    const f = finals?.get(pcr)
-    if (f !== undefined) entry.golden = [f]
-    out[String(pcr)] = entry
-  }
-  return out
-}
+interface FirmwareArgs extends SignArgs, PcrRefArgs { vendor: string, platform: string, version: string }
 
 const publishFirmware: CommandModule<GlobalArgs, FirmwareArgs> = {
   command: 'publish-firmware',
@@ -89,18 +59,7 @@ const publishFirmware: CommandModule<GlobalArgs, FirmwareArgs> = {
     .option('pcr', { type: 'string', array: true, describe: 'golden value PCR=HEX; repeatable' })
     .option('event', { type: 'string', array: true, describe: 'allowed event digest PCR=HEX; repeatable' }) as unknown as Argv<FirmwareArgs>,
   handler: async argv => {
-    if (!isHashAlg(argv.bank)) throw new InvalidInputError(`--bank ${argv.bank}: expected sha1, sha256, sha384 or sha512`)
-    const bank = argv.bank
-    let pcrs: PcrRefs = {}
-    if (argv.eventlog !== undefined) {
-      pcrs = refsFromEventLog(new Uint8Array(await readFile(argv.eventlog)), bank, pcrRange(argv.pcrs), argv.golden === true)
-      progress(argv, `event log ${argv.eventlog}: ${Object.entries(pcrs).map(([k, v]) => `PCR ${k}: ${v.events?.length ?? 0} event digests`).join(', ')}`)
-    }
-    for (const [k, v] of Object.entries(pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], bank))) {
-      const e = pcrs[k] ??= {}
-      if (v.golden !== undefined) e.golden = [...(e.golden ?? []), ...v.golden]
-      if (v.events !== undefined) e.events = [...(e.events ?? []), ...v.events]
-    }
+    const { bank, pcrs } = await pcrRefsFromOptions(argv)
     if (Object.keys(pcrs).length === 0) throw new InvalidInputError('no reference values: give --eventlog FILE and/or --pcr N=HEX / --event N=HEX')
     await sendAndReport(argv, 'firmware.publish', { vendor: argv.vendor, platform: argv.platform, version: argv.version, bank, pcrs },
       `published firmware ${argv.vendor}/${argv.platform} ${argv.version}: ${Object.entries(pcrs).map(([k, v]) => `PCR ${k} (${v.golden?.length ?? 0} golden, ${v.events?.length ?? 0} events)`).join(', ')}`,
