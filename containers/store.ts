@@ -257,12 +257,17 @@ class HeliaImageStore implements ImageStore {
   async * cat (cid: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
     const root = parseCid(cid)
     if (!await this.isComplete(root)) throw new FetchError(`${cid} is not in the local store`)
-    yield * readLocalFile(root, { get: async (c, s) => await this.getLocal(c, s) }, opts)
+    yield * this.readLocal(root, opts)
+  }
+
+  private readLocal (root: CID, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+    return readLocalFile(root, { get: async (c, s) => await this.getLocal(c, s) }, opts)
   }
 
   async * fetch (cidStr: string, opts: FetchOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = parseCid(cidStr)
-    if (await this.has(cidStr)) { yield * this.cat(cidStr, opts); return }
+    // one CID parse and one marker check, not has() then cat() repeating both
+    if (await this.isComplete(cid)) { yield * this.readLocal(cid, opts); return }
     const providers = (opts.providers ?? []).map(a => {
       try { return multiaddr(a) } catch (err) { throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err }) }
     })
