@@ -3,7 +3,6 @@
 // is not resettable at locality 0 (TCG PC Client PTP), so a node cannot rewind it. The parser is
 // strict: a line must be exactly what containerLaunchLine writes (fixed key order, no extra
 // whitespace or fields), so no two parsers can read the same measured bytes differently.
-import { createHash } from 'node:crypto'
 import { encode } from '../encoding/canonical.ts'
 import { DecodeError, InvalidInputError, TooLargeError } from '../encoding/errors.ts'
 import { sha256, toHex, utf8 } from '../encoding/bytes.ts'
@@ -96,6 +95,6 @@ export function parseContainerLog (text: string, limits: ContainerLogLimits = CO
 export function replayContainerLog (entries: readonly ContainerLogEntry[] | string): Uint8Array {
   const list = typeof entries === 'string' ? parseContainerLog(entries) : entries
   let pcr: Uint8Array = new Uint8Array(32)
-  for (const e of list) pcr = new Uint8Array(createHash('sha256').update(pcr).update(e.eventDigest).digest())
+  for (const e of list) pcr = sha256(pcr, e.eventDigest)
   return pcr
 }

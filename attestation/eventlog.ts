@@ -5,8 +5,7 @@
 // that header is the legacy SHA1-only format (every record a TCG_PCClientPCREvent). Integers are
 // little-endian. Framing errors are DecodeErrors with the byte offset; a payload that does not
 // decode, or an unknown event type, is reported on the event and never fatal.
-import { createHash } from 'node:crypto'
-import { toHex } from '../encoding/bytes.ts'
+import { digest, toHex } from '../encoding/bytes.ts'
 import { DIGEST_SIZE, HASH_ALGS, PCR_COUNT, hashAlgFromId, type HashAlg } from './algs.ts'
 import { Reader, StructureError } from './reader.ts'
 import { TooLargeError } from '../encoding/errors.ts'
@@ -394,7 +393,7 @@ export function replayEventLog (log: EventLog, banks: readonly HashAlg[] = log.b
       if (d === undefined) continue // parseEventLog lists only banks every event has
       const prev = pcrs.get(e.pcr)
       if (prev === undefined) continue
-      pcrs.set(e.pcr, new Uint8Array(createHash(bank).update(prev).update(d).digest()))
+      pcrs.set(e.pcr, digest(bank, prev, d))
     }
     out.set(bank, pcrs)
   }

@@ -5,7 +5,7 @@
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { concat, fromHex } from '../../encoding/bytes.ts'
+import { concat, fromHex, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
 // RFC 8410 DER prefixes: PKCS#8 for a 32-byte seed, SPKI for a 32-byte public key.
@@ -70,7 +70,7 @@ export function publicKeyFromNodeId (nodeId: string): Uint8Array {
 const keyCache = new Map<string, KeyObject>()
 
 function publicKeyObject (publicKey: Uint8Array): KeyObject {
-  const hex = Buffer.from(publicKey).toString('hex')
+  const hex = toHex(publicKey)
   let k = keyCache.get(hex)
   if (k === undefined) {
     k = createPublicKey({ key: Buffer.from(concat([SPKI_PREFIX, publicKey])), format: 'der', type: 'spki' })
