@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
+import { X509Certificate } from 'node:crypto'
 import Docker from 'dockerode'
 import { startSwtpm, createSwtpmCa, type Swtpm } from '../test/helpers/swtpm.ts'
 import { parseEventLog, replayEventLog } from '../attestation/eventlog.ts'
@@ -60,8 +61,10 @@ export interface DemoResult {
 const here = dirname(fileURLToPath(import.meta.url))
 export const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
 const EV_NO_ACTION = 0x3
-const PLATFORM = 'ovmf/q35-smp2'
-const OS_NAME = 'quorate-node'
+/** What agents register as: "<vendor>/<platform>" of the firmware, and the node image name. */
+export const PLATFORM = 'ovmf/q35-smp2'
+export const OS_NAME = 'quorate-node'
+const TPM_VENDOR = 'swtpm-demo'
 const IMAGE = 'demo/hello'
 
 /** The claims the counted verdicts of a QC name as failed. */
@@ -95,6 +98,25 @@ export function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs 
     out[String(p)] = { golden: [golden], events }
   }
   return out as PcrRefs
+}
+
+/**
+ * Steps 2–4 of the story, shared with the test network: the TPM vendor registers and publishes
+ * its EK CA certificates; the firmware vendor "ovmf" publishes every event digest and final value
+ * of PCRs 0–3 and 5–7 from the boot log; an operator publishes the node image (PCRs 4 and 9).
+ */
+export async function publishTrustAnchors (chain: ChainClient, o: { caPems: readonly string[], bootLog: Uint8Array }): Promise<{ cas: number, firmwarePcrs: string[] }> {
+  const tpmVendor = await generateChainKey()
+  await chain.send('vendor.register', { name: TPM_VENDOR }, tpmVendor)
+  for (const pem of o.caPems) {
+    await chain.send('vendor.ekca.publish', { vendor: TPM_VENDOR, certificate: new Uint8Array(new X509Certificate(pem).raw) }, tpmVendor)
+  }
+  const fwVendor = await generateChainKey()
+  await chain.send('vendor.register', { name: 'ovmf' }, fwVendor)
+  const fwRefs = refsFromLog(o.bootLog, [0, 1, 2, 3, 5, 6, 7])
+  await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '2022.11', bank: 'sha256', pcrs: fwRefs }, fwVendor)
+  await chain.send('os.publish', { name: OS_NAME, version: '1', bank: 'sha256', pcrs: refsFromLog(o.bootLog, [4, 9]) }, await generateChainKey())
+  return { cas: o.caPems.length, firmwarePcrs: Object.keys(fwRefs) }
 }
 
 /**
@@ -178,33 +200,10 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const tpmCa = createSwtpmCa(join(work, 'tpm-vendor-ca'))
     for (let i = 0; i < o.nodes + 1; i++) swtpms.push(await startSwtpm({ caDir: tpmCa.dir }))
 
-    // 2. TPM vendor -----------------------------------------------------------------------------
-    const tpmVendor = await generateChainKey()
-    await chain.send('vendor.register', { name: 'swtpm-demo' }, tpmVendor)
-    let cas = 0
-    const seen = new Set<string>()
-    for (const s of swtpms) {
-      for (const pem of s.ekCaPems) {
-        if (seen.has(pem)) continue
-        seen.add(pem)
-        const der = new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64'))
-        await chain.send('vendor.ekca.publish', { vendor: 'swtpm-demo', certificate: der }, tpmVendor)
-        cas++
-      }
-    }
-    say(`[2/8] TPM vendor "swtpm-demo" registered and published ${cas} EK CA certificate(s)`)
-
-    // 3. firmware vendor --------------------------------------------------------------------------
-    const fwVendor = await generateChainKey()
-    await chain.send('vendor.register', { name: 'ovmf' }, fwVendor)
-    const fwRefs = refsFromLog(bootLog, [0, 1, 2, 3, 5, 6, 7])
-    await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '2022.11', bank: 'sha256', pcrs: fwRefs }, fwVendor)
-    say(`[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${Object.keys(fwRefs).join(', ')}; from a genuine OVMF measured boot)`)
-
-    // 4. operator: OS image ---------------------------------------------------------------------
-    const operator = await generateChainKey()
-    const osRefs = refsFromLog(bootLog, [4, 9])
-    await chain.send('os.publish', { name: OS_NAME, version: '1', bank: 'sha256', pcrs: osRefs }, operator)
+    // 2–4. TPM vendor, firmware vendor, operator
+    const anchors = await publishTrustAnchors(chain, { caPems: tpmCa.pems, bootLog })
+    say(`[2/8] TPM vendor "${TPM_VENDOR}" registered and published ${anchors.cas} EK CA certificate(s)`)
+    say(`[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${anchors.firmwarePcrs.join(', ')}; from a genuine OVMF measured boot)`)
     say(`[4/8] operator published node image "${OS_NAME}" v1 (PCRs 4 and 9: kernel, command line, initrd)`)
 
     // 5. agents ---------------------------------------------------------------------------------

@@ -11,10 +11,9 @@ import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, s
 import { Agent } from '../../agent/agent.ts'
 import { loadConfig } from '../../agent/config.ts'
 import { silentLogger } from '../../encoding/log.ts'
-import { FIXTURE, freePort, refsFromLog } from '../../cli/demo.ts'
+import { FIXTURE, freePort, publishTrustAnchors, PLATFORM, OS_NAME as OS_IMAGE } from '../../cli/demo.ts'
 
-export const PLATFORM = 'ovmf/q35-smp2'
-export const OS_IMAGE = 'quorate-node'
+export { PLATFORM, OS_NAME as OS_IMAGE } from '../../cli/demo.ts'
 
 export interface TestNetwork {
   readonly work: string
@@ -53,15 +52,7 @@ export async function startTestNetwork (opts: { verifiers?: number, k?: number }
     rmSync(work, { recursive: true, force: true })
   }
   try {
-    const vendor = await generateChainKey()
-    await chain.send('vendor.register', { name: 'swtpm-test' }, vendor)
-    for (const pem of ca.pems) {
-      await chain.send('vendor.ekca.publish', { vendor: 'swtpm-test', certificate: new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')) }, vendor)
-    }
-    const fw = await generateChainKey()
-    await chain.send('vendor.register', { name: 'ovmf' }, fw)
-    await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '1', bank: 'sha256', pcrs: refsFromLog(bootLog, [0, 1, 2, 3, 5, 6, 7]) }, fw)
-    await chain.send('os.publish', { name: OS_IMAGE, version: '1', bank: 'sha256', pcrs: refsFromLog(bootLog, [4, 9]) }, await generateChainKey())
+    await publishTrustAnchors(chain, { caPems: ca.pems, bootLog })
     for (let i = 0; i < n; i++) {
       const sw = await startSwtpm({ caDir: ca.dir })
       swtpms.push(sw)
