@@ -17,7 +17,7 @@ import { createQuorumRules } from '../attestation/quorum/index.ts'
 import { ChainClient, generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../chain/index.ts'
 import {
   createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
-  type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type CertificationStatus
+  type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type ImageRegistry
 } from '../containers/index.ts'
 import { chainImageRegistry } from '../containers/chain-registry.ts'
 import { readDeployments, type Deployment } from '../containers/deployments.ts'
@@ -76,6 +76,18 @@ export class Agent {
   readonly config: AgentConfig
   readonly lifecycle = new Lifecycle()
   readonly metrics = new Metrics()
+  readonly #m = {
+    state: this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)'),
+    rounds: this.metrics.counter('quorate_rounds_total', 'certification rounds of this node by outcome'),
+    verdicts: this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds'),
+    certified: this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate'),
+    expires: this.metrics.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)'),
+    launches: this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
+    relaunches: this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
+    containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
+    sessions: this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
+    inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied')
+  }
   readonly #log: Logger
   readonly #init: AgentInit
   #tpm?: Tpm
@@ -86,6 +98,7 @@ export class Agent {
   #store?: ImageStore
   #runner?: ContainerRunner
   #docker = new Docker()
+  #registry?: ImageRegistry
   #proxy?: TenantProxy
   #http?: HttpApi
   #chain?: ChainClient
@@ -103,9 +116,10 @@ export class Agent {
     this.config = init.config
     this.#init = init
     this.#log = init.logger ?? createLogger('quorate:agent')
-    this.lifecycle.onChange(s => {
+    this.lifecycle.onChange((s, prev) => {
       this.#log.info('state', { state: s })
-      this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)').set(1, { state: s.kind })
+      this.#m.state.set(0, { state: prev.kind })
+      this.#m.state.set(1, { state: s.kind })
       this.#init.onEvent?.({ type: 'state', state: s })
     })
   }
@@ -194,7 +208,7 @@ export class Agent {
     // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
     const chain = this.#chain
     const tpm = this.#tpm
-    const registry = chainImageRegistry(chain)
+    const registry = this.#registry = chainImageRegistry(chain)
     this.#runner = createContainerRunner({
       docker: this.#docker,
       registry,
@@ -254,7 +268,6 @@ export class Agent {
     if (host === undefined || responder === undefined) throw new QuorateError('agent not started')
     const chain = this.#chainClient()
     const k = this.config.committeeSize
-    const roundsTotal = this.metrics.counter('quorate_rounds_total', 'certification rounds of this node by outcome')
     const run = (async () => {
       const r = await runCertificationRound({
         host,
@@ -266,9 +279,9 @@ export class Agent {
         onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
       })
       this.#lastRound = r
-      roundsTotal.inc({ outcome: r.outcome })
-      this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds').inc({ pass: 'true' }, r.pass)
-      this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds').inc({ pass: 'false' }, r.fail)
+      this.#m.rounds.inc({ outcome: r.outcome })
+      this.#m.verdicts.inc({ pass: 'true' }, r.pass)
+      this.#m.verdicts.inc({ pass: 'false' }, r.fail)
       return r
     })()
     this.#roundInFlight = run
@@ -277,16 +290,16 @@ export class Agent {
       if (r.outcome === 'pass') {
         this.lifecycle.to({ kind: 'certified', round: r.round, expiresAt: r.expiresAt })
         await this.runner.setCertification({ certified: true, expiresAt: r.expiresAt })
-        this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(1)
-        this.metrics.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)').set(Math.floor(r.expiresAt / 1000))
+        this.#m.certified.set(1)
+        this.#m.expires.set(Math.floor(r.expiresAt / 1000))
       } else {
         this.lifecycle.to({ kind: 'revoked', reason: `committee refused round ${r.round} (${r.fail} of ${r.committee.length} failed)` })
         await this.runner.setCertification({ certified: false, reason: 'committee refused certification' })
-        this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(0)
+        this.#m.certified.set(0)
       }
       return r
     } catch (err) {
-      roundsTotal.inc({ outcome: 'error' })
+      this.#m.rounds.inc({ outcome: 'error' })
       throw err
     } finally {
       this.#roundInFlight = undefined
@@ -300,7 +313,7 @@ export class Agent {
   }
 
   async #launch (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
-    const providers = [...(d.providers ?? []), ...(await this.#publisherAddrs(d.image))]
+    const providers = [...(d.providers ?? []), ...(await this.#peerAddrs())]
     const started = this.runner.launch({
       image: d.image,
       port: d.port,
@@ -317,10 +330,10 @@ export class Agent {
       }
     })
     const c = await started.catch((err: unknown) => {
-      this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome').inc({ outcome: 'refused' })
+      this.#m.launches.inc({ outcome: 'refused' })
       throw err
     })
-    this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome').inc({ outcome: 'started' })
+    this.#m.launches.inc({ outcome: 'started' })
     return c
   }
 
@@ -348,7 +361,7 @@ export class Agent {
       }
       if (running === false) {
         this.#log.warn('tenant container is gone; relaunching', { image: c.image, id: c.id })
-        this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched').inc({ image: c.image })
+        this.#m.relaunches.inc({ image: c.image })
         await this.runner.stop(c.id).catch(() => {})
       }
     }
@@ -368,7 +381,7 @@ export class Agent {
   }
 
   /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
-  async #publisherAddrs (_image: string): Promise<string[]> {
+  async #peerAddrs (): Promise<string[]> {
     const nodes = await this.#chainClient().nodes('all')
     const out: string[] = []
     for (const n of nodes) {
@@ -376,13 +389,6 @@ export class Agent {
       for (const a of n.record?.addrs ?? []) out.push(a.includes('/p2p/') ? a : `${a}/p2p/${n.nodeId}`)
     }
     return out
-  }
-
-  async #certificationOf (nodeId: string): Promise<CertificationStatus> {
-    const v = await this.#chainClient().node(nodeId)
-    if (v === undefined) return { certified: false, reason: 'node is not registered on chain' }
-    if (v.effective === 'certified') return { certified: true, expiresAt: v.record?.expiresAt }
-    return { certified: false, reason: `chain says ${v.effective}${v.record?.statusReason !== undefined ? ` (${v.record.statusReason})` : ''}` }
   }
 
   // The background loop: certify, run tenants, re-attest before expiry, watch the chain.
@@ -401,12 +407,13 @@ export class Agent {
       const s = this.lifecycle.state
       if (s.kind === 'certified') {
         // still certified on chain? (revocations and QCs of failure end it before expiry)
-        const st = await this.#certificationOf(this.nodeId)
+        if (this.#registry === undefined) throw new QuorateError('agent not started')
+        const st = await this.#registry.isCertified(this.nodeId)
         const now = Date.now()
         if (!st.certified) {
           this.lifecycle.to({ kind: 'revoked', reason: st.reason ?? 'certification ended' })
           await this.runner.setCertification(st)
-          this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate').set(0)
+          this.#m.certified.set(0)
           this.#schedule(1000)
           return
         }
@@ -441,7 +448,7 @@ export class Agent {
   async #retrying (what: string, fn: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try { await fn(); return } catch (err) {
-        if (this.#stopped || attempt >= 30 || !(err instanceof TransientError || (err as Error).name === 'ChainUnavailableError')) throw err
+        if (this.#stopped || attempt >= 30 || !(err instanceof TransientError)) throw err
         this.#log.warn(`${what} failed; retrying`, { attempt, err })
         await new Promise(resolve => setTimeout(resolve, Math.min(5000, 200 * attempt)))
       }
@@ -478,9 +485,9 @@ export class Agent {
   }
 
   #renderMetrics (): string {
-    this.metrics.gauge('quorate_tenant_containers', 'running tenant containers').set(this.#runner?.list().length ?? 0)
-    this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member').set(this.#member?.sessions ?? 0)
-    this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied').set(this.#proxy?.inFlight ?? 0)
+    this.#m.containers.set(this.#runner?.list().length ?? 0)
+    this.#m.sessions.set(this.#member?.sessions ?? 0)
+    this.#m.inFlight.set(this.#proxy?.inFlight ?? 0)
     return this.metrics.render()
   }
 

@@ -2,8 +2,8 @@
 // environment → flags. Validated once, here, at the edge; the result is a frozen object passed
 // down. No module reads process.env for its settings after this point.
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
+import { parsePcrList as parseTpmPcrList } from '../attestation/tpm/index.ts'
 
 export interface DeploySpec {
   readonly image: string
@@ -95,17 +95,13 @@ const envNames: Record<keyof AgentConfig, string> = {
   peers: 'QUORATE_PEERS'
 }
 
-/** Parses a PCR list like `0-9,11,13`. */
+/** Parses a PCR list like `0-9,11,13` (the TPM module's parser; a config allows PCRs 0–23 only). */
 export function parsePcrList (s: string): number[] {
-  const out = new Set<number>()
-  for (const part of s.split(',').map(p => p.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part)
-    if (m === null) throw new ConfigError(`PCR list: "${part}" is not a number or a range like 0-9`)
-    const a = Number(m[1]); const b = m[2] === undefined ? a : Number(m[2])
-    if (a > b || b > 23) throw new ConfigError(`PCR list: "${part}" is outside 0-23`)
-    for (let i = a; i <= b; i++) out.add(i)
-  }
-  return [...out].sort((x, y) => x - y)
+  let list: number[]
+  try { list = parseTpmPcrList(s) } catch (err) { throw new ConfigError(`PCR list: ${(err as Error).message}`, { cause: err }) }
+  const bad = list.filter(p => p > 23)
+  if (bad.length > 0) throw new ConfigError(`PCR list: "${s}" is outside 0-23`)
+  return list
 }
 
 function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
@@ -181,8 +177,4 @@ export function validate (c: AgentConfig): AgentConfig {
   for (const p of c.pcrs) if (!Number.isInteger(p) || p < 0 || p > 23) errs.push(`pcrs: ${p} is not a PCR index 0-23`)
   if (errs.length > 0) throw new ConfigError(`invalid configuration:\n  - ${errs.join('\n  - ')}`)
   return Object.freeze({ ...c, listen: Object.freeze([...c.listen]), pcrs: Object.freeze([...c.pcrs]), deploy: Object.freeze([...c.deploy]), peers: Object.freeze([...c.peers]) })
-}
-
-export function pathsOf (c: AgentConfig): { key: string, ipfs: string, containerLog: string, state: string } {
-  return { key: join(c.home, 'node.key'), ipfs: join(c.home, 'ipfs'), containerLog: join(c.home, 'container-events.jsonl'), state: join(c.home, 'agent-state.json') }
 }
