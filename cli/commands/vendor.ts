@@ -17,15 +17,14 @@ const register: CommandModule<GlobalArgs, RegisterArgs> = {
   handler: async argv => { await sendAndReport(argv, 'vendor.register', { name: argv.name }, `registered vendor "${argv.name}"`, { vendor: argv.name }) }
 }
 
-/** DER certificates from a PEM bundle or a DER file; each parsed once to refuse garbage early. */
-export function certificatesFromFile (bytes: Uint8Array, path: string): Uint8Array[] {
+/** DER certificates from a PEM bundle or a DER file; each parsed once to refuse garbage early (and to name its subject). */
+function certificatesFromFile (bytes: Uint8Array, path: string): Array<{ der: Uint8Array, subject: string }> {
   const text = Buffer.from(bytes).toString('latin1')
   const pems = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map(m => new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')))
   const ders = pems.length > 0 ? pems : [bytes]
-  for (const d of ders) {
-    try { new X509Certificate(d) } catch (err) { throw new InvalidInputError(`${path}: not an X.509 certificate (PEM or DER): ${(err as Error).message}`) }
-  }
-  return ders
+  return ders.map(der => {
+    try { return { der, subject: new X509Certificate(der).subject.replace(/\n/g, ', ') } } catch (err) { throw new InvalidInputError(`${path}: not an X.509 certificate (PEM or DER): ${(err as Error).message}`) }
+  })
 }
 
 interface EkcaArgs extends SignArgs { vendor: string, file: string }
@@ -35,10 +34,10 @@ const publishEkca: CommandModule<GlobalArgs, EkcaArgs> = {
   builder: y => withSigner(y).positional('file', { type: 'string', demandOption: true }).option('vendor', { type: 'string', demandOption: true }) as unknown as Argv<EkcaArgs>,
   handler: async argv => {
     const certs = certificatesFromFile(new Uint8Array(await readFile(argv.file)), argv.file)
-    for (const cert of certs) {
-      const subject = new X509Certificate(cert).subject.replace(/\n/g, ', ')
-      await sendAndReport(argv, 'vendor.ekca.publish', { vendor: argv.vendor, certificate: cert },
-        `published EK CA for vendor "${argv.vendor}": ${subject}\n  sha256 fingerprint ${toHex(sha256(cert))}`, { vendor: argv.vendor, fingerprint: toHex(sha256(cert)), subject })
+    for (const { der, subject } of certs) {
+      const fingerprint = toHex(sha256(der))
+      await sendAndReport(argv, 'vendor.ekca.publish', { vendor: argv.vendor, certificate: der },
+        `published EK CA for vendor "${argv.vendor}": ${subject}\n  sha256 fingerprint ${fingerprint}`, { vendor: argv.vendor, fingerprint, subject })
     }
   }
 }
