@@ -473,13 +473,18 @@ class Runner implements ContainerRunner {
     return await this.containerLogs(this.init.docker.getContainer(rc?.id ?? idOrImage), opts.tail ?? 100)
   }
 
+  /** Stops (2 s grace) and removes a container; a container already gone is not an error. */
+  private async discard (id: string): Promise<void> {
+    const c = this.init.docker.getContainer(id)
+    await c.stop({ t: 2 }).catch(() => {})
+    await c.remove({ force: true }).catch(() => {})
+  }
+
   async stop (idOrImage: string): Promise<boolean> {
     const rc = this.find(idOrImage)
     if (rc === undefined) return false
     this.running.delete(rc.id)
-    const c = this.init.docker.getContainer(rc.id)
-    await c.stop({ t: 2 }).catch(() => {})
-    await c.remove({ force: true }).catch(() => {})
+    await this.discard(rc.id)
     this.log.info('tenant container stopped', { image: rc.image, id: rc.id })
     return true
   }
@@ -493,11 +498,7 @@ class Runner implements ContainerRunner {
     } catch (err) {
       this.log.warn('listing tenant containers failed', { error: (err as Error).message })
     }
-    await Promise.all([...ids].map(async id => {
-      const c = this.init.docker.getContainer(id)
-      await c.stop({ t: 2 }).catch(() => {})
-      await c.remove({ force: true }).catch(() => {})
-    }))
+    await Promise.all([...ids].map(async id => { await this.discard(id) }))
     if (ids.size > 0) this.log.warn('stopped tenant containers', { count: ids.size, reason })
     return ids.size
   }
