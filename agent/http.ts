@@ -4,7 +4,7 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Logger } from '../encoding/log.ts'
+import { jsonReplacer, type Logger } from '../encoding/log.ts'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
 
@@ -22,7 +22,7 @@ export interface HttpApi {
 }
 
 function json (res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body, (_k, v) => typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)
+  const text = JSON.stringify(body, jsonReplacer)
   res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
 }

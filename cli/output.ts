@@ -2,21 +2,14 @@
 // as one JSON line on stdout (bytes as hex, bigints as decimal strings), otherwise the
 // human-readable text. Errors go to stderr with what to do next, and set the exit code.
 import { QuorateError } from '../encoding/errors.ts'
+import { jsonReplacer } from '../encoding/log.ts'
 
 export interface GlobalArgs {
   json?: boolean
 }
 
 export function toJsonValue (v: unknown): unknown {
-  return JSON.parse(JSON.stringify(v, (_k, x) => {
-    if (typeof x === 'bigint') return x.toString()
-    if (x instanceof Uint8Array) return Buffer.from(x).toString('hex')
-    if (x !== null && typeof x === 'object' && (x as { type?: unknown }).type === 'Buffer' && Array.isArray((x as { data?: unknown }).data)) {
-      return Buffer.from((x as { data: number[] }).data).toString('hex')
-    }
-    if (x instanceof Map) return Object.fromEntries(x)
-    return x
-  }))
+  return JSON.parse(JSON.stringify(v, jsonReplacer))
 }
 
 /** Prints `result` as JSON (with --json) or the human text. */

@@ -30,7 +30,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger (name: string, opts: LoggerOptions = {}): Logger {
-  const sink = opts.sink ?? { write: rec => process.stderr.write(JSON.stringify(rec, replacer) + '\n') }
+  const sink = opts.sink ?? { write: rec => process.stderr.write(JSON.stringify(rec, jsonReplacer) + '\n') }
   const isDebug = matcher(opts.debug ?? process.env.QUORATE_LOG ?? '')
   const min = levels[opts.level ?? (process.env.QUORATE_LOG_LEVEL as Level | undefined) ?? 'info'] ?? levels.info
   const make = (n: string): Logger => {
@@ -57,9 +57,18 @@ export function silentLogger (name = 'quorate'): Logger {
   return l
 }
 
-function replacer (_k: string, v: unknown): unknown {
+/**
+ * JSON.stringify replacer for everything quorate prints or logs: bigints as decimal strings,
+ * bytes as hex (also Buffers, which reach a replacer already in their toJSON form), Maps as
+ * objects, Errors as { name, message }.
+ */
+export function jsonReplacer (_k: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString()
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex')
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')
+  if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+    return Buffer.from((v as { data: number[] }).data).toString('hex')
+  }
+  if (v instanceof Map) return Object.fromEntries(v)
   if (v instanceof Error) return { name: v.name, message: v.message }
   return v
 }
