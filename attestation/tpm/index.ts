@@ -18,8 +18,9 @@ import { QuorateError, ConfigError, InvalidInputError } from '../../encoding/err
 import type { Disposition } from '../../encoding/errors.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import type { Logger } from '../../encoding/log.ts'
+import { DIGEST_SIZE as HASH_SIZE, TPM_ALG_HASH as HASH_ID, hashAlgFromId, isHashAlg, type HashAlg } from '../algs.ts'
 
-export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512'
+export type { HashAlg }
 export interface PcrSelection { readonly hash: HashAlg, readonly pcrs: readonly number[] }
 export interface PcrBankValues { readonly hash: HashAlg, readonly values: ReadonlyMap<number, Uint8Array> }
 export interface PcrReadResult { readonly updateCounter: number, readonly banks: readonly PcrBankValues[] }
@@ -101,9 +102,6 @@ export const DEFAULT_AK_HANDLE = 0x81000A01
 /** TCG EK Credential Profile: NV indexes of the EK certificates. */
 export const EK_CERT_NV_INDEX: Readonly<Record<EkKind, number>> = { rsa2048: 0x01c00002, 'ecc-p384': 0x01c00016 }
 
-const HASH_ID: Readonly<Record<HashAlg, number>> = { sha1: 0x0004, sha256: 0x000b, sha384: 0x000c, sha512: 0x000d }
-const HASH_SIZE: Readonly<Record<HashAlg, number>> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }
-const HASH_BY_ID = new Map<number, HashAlg>(Object.entries(HASH_ID).map(([k, v]) => [v, k as HashAlg]))
 const EK_KIND_ID: Readonly<Record<EkKind, number>> = { rsa2048: 0, 'ecc-p384': 1 }
 
 // TPM 2.0 Part 2 §6.6: warnings that mean "try again", and the TCTI layer's retryable codes.
@@ -179,8 +177,8 @@ function toTpmError (err: unknown): unknown {
 
 // ---- input validation (nothing reaches the TPM unless it passes) ----
 function hashAlg (h: unknown): HashAlg {
-  if (typeof h !== 'string' || !Object.hasOwn(HASH_ID, h)) throw new InvalidInputError(`unknown hash algorithm ${String(h)} (sha1, sha256, sha384, sha512)`)
-  return h as HashAlg
+  if (!isHashAlg(h)) throw new InvalidInputError(`unknown hash algorithm ${String(h)} (sha1, sha256, sha384, sha512)`)
+  return h
 }
 
 function ekKind (k: EkKind | undefined): EkKind {
@@ -327,13 +325,13 @@ class TpmConnection implements Tpm {
 
   async pcrRead (selection: readonly PcrSelection[]): Promise<PcrReadResult> {
     const sel = nativeSelection(selection)
-    if (sel.every(([, pcrs]) => pcrs.length === 0)) return { updateCounter: 0, banks: sel.map(([id]) => ({ hash: HASH_BY_ID.get(id) ?? 'sha256', values: new Map() })) }
+    if (sel.every(([, pcrs]) => pcrs.length === 0)) return { updateCounter: 0, banks: sel.map(([id]) => ({ hash: hashAlgFromId(id) ?? 'sha256', values: new Map() })) }
     const r = await this.#run(c => c.pcrRead(sel))
     const banks = sel.map(([id]) => ({ id, values: new Map<number, Uint8Array>() }))
     for (const [alg, pcr, d] of r.values) banks.find(b => b.id === alg)?.values.set(pcr, d)
     return {
       updateCounter: r.updateCounter,
-      banks: banks.map(b => ({ hash: HASH_BY_ID.get(b.id) ?? 'sha256', values: new Map([...b.values].sort((x, y) => x[0] - y[0])) }))
+      banks: banks.map(b => ({ hash: hashAlgFromId(b.id) ?? 'sha256', values: new Map([...b.values].sort((x, y) => x[0] - y[0])) }))
     }
   }
 
