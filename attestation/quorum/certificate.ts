@@ -63,9 +63,13 @@ export interface QuorumRules {
   { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
 }
 
+function checkCommitteeSize (k: number): void {
+  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+}
+
 export function createQuorumRules (opts: { k?: number } = {}): QuorumRules {
   const k = opts.k ?? DEFAULT_COMMITTEE_SIZE
-  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+  checkCommitteeSize(k)
   return {
     verifyCertificate: input => {
       // the chain may pass its genesis committee size; otherwise the configured one
@@ -129,7 +133,7 @@ function committeeKeys (committee: readonly string[], candidates: readonly Candi
  */
 export function verifyQuorumCertificate (input: VerifyCertificateInput): VerifiedCertificate {
   const k = input.k ?? DEFAULT_COMMITTEE_SIZE
-  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+  checkCommitteeSize(k)
   if (!Number.isSafeInteger(input.now)) throw new InvalidInputError('now must be an integer (ms since epoch)')
   const qc = decodeQuorumCertificate(input.qc)
   if (qc.nodeId !== input.nodeId) throw new WrongSubjectError(`QC is about node ${qc.nodeId}, not ${input.nodeId}`)
