@@ -160,6 +160,14 @@ function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: strin
 
 const fpHex = (cert: Uint8Array): string => toHex(sha256(cert))
 
+/** Marks the published record at k revoked at this height; refuses one that is missing or already revoked. */
+function markRevoked<T extends { revokedAt?: number }> (c: Ctx, k: string, label: string, missing: string): void {
+  const old = get<T>(c.s, k)
+  if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, missing)
+  if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `${label} is already revoked`)
+  put(c.s, k, { ...old, revokedAt: c.height })
+}
+
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
 
 const handlers: Handlers = {
@@ -180,11 +188,8 @@ const handlers: Handlers = {
   },
   'vendor.ekca.revoke': (c, b) => {
     requireVendor(c, b.vendor)
-    const k = `ekca/${b.vendor}/${toHex(b.fingerprint)}`
-    const old = get<EkCaRecord>(c.s, k)
-    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `vendor "${b.vendor}" has no EK CA ${toHex(b.fingerprint)}`)
-    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `EK CA ${toHex(b.fingerprint)} is already revoked`)
-    put(c.s, k, { ...old, revokedAt: c.height })
+    const fp = toHex(b.fingerprint)
+    markRevoked<EkCaRecord>(c, `ekca/${b.vendor}/${fp}`, `EK CA ${fp}`, `vendor "${b.vendor}" has no EK CA ${fp}`)
     return undefined
   },
   'firmware.publish': (c, b) => {
@@ -197,11 +202,8 @@ const handlers: Handlers = {
   },
   'firmware.revoke': (c, b) => {
     requireVendor(c, b.vendor)
-    const k = `fw/${b.vendor}/${b.platform}/${b.version}`
-    const old = get<FirmwareRecord>(c.s, k)
-    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `firmware ${b.vendor}/${b.platform} ${b.version} was never published`)
-    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `firmware ${b.vendor}/${b.platform} ${b.version} is already revoked`)
-    put(c.s, k, { ...old, revokedAt: c.height })
+    const label = `firmware ${b.vendor}/${b.platform} ${b.version}`
+    markRevoked<FirmwareRecord>(c, `fw/${b.vendor}/${b.platform}/${b.version}`, label, `${label} was never published`)
     endCertifications(c, 'nodeplat', `${b.vendor}/${b.platform}`, `firmware ${b.vendor}/${b.platform} ${b.version} revoked at height ${c.height}`)
     return undefined
   },
@@ -215,11 +217,8 @@ const handlers: Handlers = {
   },
   'os.revoke': (c, b) => {
     requireName(c, `osname/${b.name}`, b.name, 'OS')
-    const k = `os/${b.name}/${b.version}`
-    const old = get<OsRecord>(c.s, k)
-    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `OS ${b.name} ${b.version} was never published`)
-    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `OS ${b.name} ${b.version} is already revoked`)
-    put(c.s, k, { ...old, revokedAt: c.height })
+    const label = `OS ${b.name} ${b.version}`
+    markRevoked<OsRecord>(c, `os/${b.name}/${b.version}`, label, `${label} was never published`)
     endCertifications(c, 'nodeos', b.name, `OS ${b.name} ${b.version} revoked at height ${c.height}`)
     return undefined
   },
@@ -234,11 +233,8 @@ const handlers: Handlers = {
   },
   'image.revoke': (c, b) => {
     requireName(c, `imgname/${b.name}`, b.name, 'image')
-    const k = `img/${b.name}#${b.digest}`
-    const old = get<ImageRecord>(c.s, k)
-    if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, `image ${b.name}@${b.digest} was never published`)
-    if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `image ${b.name}@${b.digest} is already revoked`)
-    put(c.s, k, { ...old, revokedAt: c.height })
+    const label = `image ${b.name}@${b.digest}`
+    markRevoked<ImageRecord>(c, `img/${b.name}#${b.digest}`, label, `${label} was never published`)
     return undefined
   },
   'node.register': (c, b) => {
