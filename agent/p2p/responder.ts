@@ -7,6 +7,8 @@ import type { Stream, Connection } from '@libp2p/interface'
 import { encodeEvidence, committeeNonce, EVIDENCE_LIMITS, type Evidence } from '../../attestation/evidence.ts'
 import { parseAttest } from '../../attestation/tpm2.ts'
 import { computePcrDigest } from '../../attestation/quote.ts'
+import { DIGEST_SIZE, HASH_ALGS, type HashAlg } from '../../attestation/algs.ts'
+import type { PcrSelection } from '../../attestation/tpm2.ts'
 import { equal } from '../../encoding/bytes.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
@@ -17,8 +19,7 @@ import {
   decodeNonceRequest, encodeEvidenceMsg, encodeError, type CredentialChallenge, type EkKind
 } from './messages.ts'
 
-export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512'
-export interface PcrSelection { readonly hash: HashAlg, readonly pcrs: readonly number[] }
+export type { HashAlg, PcrSelection }
 
 /** The TPM methods the responder uses (a subset of attestation/tpm `Tpm`). */
 export interface AttesterTpm {
@@ -64,14 +65,12 @@ export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [{ hash: 'sha256', pc
 
 export interface Identity { ekCertificate: Uint8Array, ekPublic: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }
 
-const DIGEST_HASH: Readonly<Record<number, HashAlg>> = { 20: 'sha1', 32: 'sha256', 48: 'sha384', 64: 'sha512' }
-
 /** Whether PCR values read now hash to the quote's signed pcrDigest (TPM 2.0 Part 2 §10.12.1). */
 function matchesQuote (attest: Uint8Array, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[]): boolean {
   try {
     const q = parseAttest(attest).quote
     if (q === undefined) return true // not a quote: let the verifiers say so
-    const hash = DIGEST_HASH[q.pcrDigest.length]
+    const hash = HASH_ALGS.find(a => DIGEST_SIZE[a] === q.pcrDigest.length)
     if (hash === undefined) return true
     const d = computePcrDigest(hash, q.pcrSelect, (bank, pcr) => banks.find(b => b.hash === bank)?.values.get(pcr))
     return d !== undefined && equal(d, q.pcrDigest)
