@@ -160,6 +160,9 @@ function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: strin
 
 const fpHex = (cert: Uint8Array): string => toHex(sha256(cert))
 
+/** The next sequence number of an account (0 before its first transaction). */
+const nextSeq = (s: { get: (k: string) => Uint8Array | undefined }, signerHex: string): number => get<{ seq: number }>(s, `acct/${signerHex}`)?.seq ?? 0
+
 /** Marks the published record at k revoked at this height; refuses one that is missing or already revoked. */
 function markRevoked<T extends { revokedAt?: number }> (c: Ctx, k: string, label: string, missing: string): void {
   const old = get<T>(c.s, k)
@@ -439,17 +442,12 @@ class App implements ChainApp {
     return v
   }
 
-  #committedSeq (signerHex: string): number {
-    const v = this.#store.get(`acct/${signerHex}`)
-    return v === undefined ? 0 : dec<{ seq: number }>(v).seq
-  }
-
   checkTx (bytes: Uint8Array, hash?: Uint8Array): TxResult {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
     const v = this.#validate(bytes, hash)
     if (!('tx' in v)) return v
     const sh = v.signerHex
-    const expected = this.#checkSeq.get(sh) ?? this.#committedSeq(sh)
+    const expected = this.#checkSeq.get(sh) ?? nextSeq(this.#store, sh)
     if (v.tx.seq !== expected) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${expected}`)
     this.#checkSeq.set(sh, expected + 1)
     return ok()
@@ -488,9 +486,7 @@ class App implements ChainApp {
     this.#verified.delete(bytes)
     const sh = v.signerHex
     const s = new Overlay(block)
-    const acct = `acct/${sh}`
-    const seqRaw = s.get(acct)
-    const seq = seqRaw === undefined ? 0 : dec<{ seq: number }>(seqRaw).seq
+    const seq = nextSeq(s, sh)
     if (v.tx.seq !== seq) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${seq}`)
     let data: Uint8Array | undefined
     try {
@@ -501,7 +497,7 @@ class App implements ChainApp {
       if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
       throw err
     }
-    put(s, acct, { seq: seq + 1 })
+    put(s, `acct/${sh}`, { seq: seq + 1 })
     s.mergeInto(block)
     return ok(data)
   }
@@ -607,8 +603,7 @@ const queries: Record<string, Query> = {
   '/account': (s, p) => {
     const signer = p.signer
     if (!(signer instanceof Uint8Array) || signer.byteLength !== 32) throw new InvalidInputError('query parameter signer must be a 32-byte public key')
-    const v = get<{ seq: number }>(s, `acct/${toHex(signer)}`)
-    return { seq: v?.seq ?? 0 }
+    return { seq: nextSeq(s, toHex(signer)) }
   },
   '/vendor': (s, p) => get<VendorRecord>(s, `vendor/${pstr(p, 'name', true)}`),
   '/ekcas': (s, p) => {
