@@ -4,13 +4,11 @@
 // into the TPM — loudly, and only into PCRs that are still in their reset state, so it can never
 // paper over a real measurement.
 import { readFile } from 'node:fs/promises'
-import { parseEventLog } from '../attestation/eventlog.ts'
+import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { QuorateError } from '../encoding/errors.ts'
 import { equal } from '../encoding/bytes.ts'
 import type { Tpm } from '../attestation/tpm/index.ts'
 import type { Logger } from '../encoding/log.ts'
-
-const EV_NO_ACTION = 0x3
 
 export class MeasurementError extends QuorateError {
   override readonly code: string = 'ERR_MEASUREMENT'

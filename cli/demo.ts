@@ -17,7 +17,8 @@ import { createServer } from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import Docker from 'dockerode'
 import { startSwtpm, createSwtpmCa, type Swtpm } from '../test/helpers/swtpm.ts'
-import { parseEventLog, replayEventLog } from '../attestation/eventlog.ts'
+import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
+import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
 import { buildImageTar, publishImage } from '../containers/index.ts'
@@ -60,7 +61,6 @@ export interface DemoResult {
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
-const EV_NO_ACTION = 0x3
 /** What agents register as: "<vendor>/<platform>" of the firmware, and the node image name. */
 export const PLATFORM = 'ovmf/q35-smp2'
 export const OS_NAME = 'quorate-node'
@@ -88,16 +88,7 @@ export async function freePort (): Promise<number> {
 
 /** Reference values per PCR from a boot log: every event digest, and the replayed final value. */
 export function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
-  const parsed = parseEventLog(log)
-  const replayed = replayEventLog(parsed, ['sha256']).get('sha256') ?? new Map<number, Uint8Array>()
-  const out: Record<string, { golden: Uint8Array[], events: Uint8Array[] }> = {}
-  for (const p of pcrs) {
-    const events = parsed.events.filter(e => e.pcr === p && e.type !== EV_NO_ACTION && e.digests.sha256 !== undefined).map(e => e.digests.sha256 as Uint8Array)
-    const golden = replayed.get(p)
-    if (events.length === 0 || golden === undefined) continue
-    out[String(p)] = { golden: [golden], events }
-  }
-  return out as PcrRefs
+  return refsFromEventLog(log, 'sha256', new Set(pcrs), true)
 }
 
 /**
