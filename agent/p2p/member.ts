@@ -16,12 +16,12 @@ import { signVerdict, type SignedVerdict } from '../../attestation/quorum/verdic
 import type { VerdictSigner } from '../../attestation/quorum/keys.ts'
 import { equal, equalConstantTime, sha256, toHex } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
-import { InvalidInputError, QuorateError } from '../../encoding/errors.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
 import {
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, encodeError,
+  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, refuse,
   type CredentialChallenge
 } from './messages.ts'
 import type { ProtocolHost } from './responder.ts'
@@ -181,8 +181,7 @@ export class CommitteeMember {
       await f.close()
     } catch (err) {
       this.#log.warn('certification session refused', { remote: remoteNodeId, error: err })
-      const e = err instanceof QuorateError ? err : undefined
-      try { await f.write(encodeError(e?.code ?? 'ERR_INTERNAL', e?.message ?? 'internal error')); await f.close() } catch { f.abort(err as Error) }
+      await refuse(f, err)
     }
   }
 

@@ -9,9 +9,9 @@
 // /quorate/evidence/1.0.0    verifier → node: nonce {nonce}   node: evidence {evidence}
 // Either side may answer `error {code, message}` instead, then closes the stream.
 import { encode, field, is, onlyKeys, type Canonical } from '../../encoding/canonical.ts'
-import { DecodeError } from '../../encoding/errors.ts'
+import { DecodeError, QuorateError } from '../../encoding/errors.ts'
 import { EVIDENCE_LIMITS } from '../../attestation/evidence.ts'
-import { decodeMessage, expectType } from './framing.ts'
+import { decodeMessage, expectType, type Framed } from './framing.ts'
 
 export const PROTOCOL_CERTIFY = '/quorate/certify/1.0.0'
 export const PROTOCOL_CREDENTIAL = '/quorate/credential/1.0.0'
@@ -53,6 +53,15 @@ function optBytes (m: Record<string, Canonical>, key: string, what: string, min:
 
 export function encodeError (code: string, message: string): Uint8Array {
   return encode({ v: 1, t: 'error', code: code.slice(0, 64), message: message.slice(0, 300) })
+}
+
+/**
+ * Answers a served stream with `error` for `err` (its code and message if it is a QuorateError,
+ * ERR_INTERNAL otherwise) and closes it; aborts the stream if that fails.
+ */
+export async function refuse (f: Framed, err: unknown): Promise<void> {
+  const e = err instanceof QuorateError ? err : undefined
+  try { await f.write(encodeError(e?.code ?? 'ERR_INTERNAL', e?.message ?? 'internal error')); await f.close() } catch { f.abort(err as Error) }
 }
 
 export function encodeHello (h: Hello): Uint8Array { return encode({ v: 1, t: 'hello', nodeId: h.nodeId, round: h.round, ekPublic: h.ekPublic }) }

@@ -16,7 +16,7 @@ import { QuorateError, TransientError } from '../../encoding/errors.ts'
 import { Framed } from './framing.ts'
 import {
   PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, decodeCredentialRequest, encodeActivated,
-  decodeNonceRequest, encodeEvidenceMsg, encodeError, type CredentialChallenge, type EkKind
+  decodeNonceRequest, encodeEvidenceMsg, refuse, type CredentialChallenge, type EkKind
 } from './messages.ts'
 
 export type { HashAlg, PcrSelection }
@@ -220,8 +220,7 @@ export class AttestationResponder {
       await f.close()
     } catch (err) {
       this.#log.warn(`${what} request refused`, { error: err })
-      const e = err instanceof QuorateError ? err : undefined
-      try { await f.write(encodeError(e?.code ?? 'ERR_INTERNAL', e?.message ?? 'internal error')); await f.close() } catch { f.abort(err as Error) }
+      await refuse(f, err)
     }
   }
 }
