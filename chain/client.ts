@@ -171,10 +171,7 @@ export class ChainClient {
 
   async broadcastTxSync (tx: Uint8Array): Promise<BroadcastResult> {
     const r = await this.call('broadcast_tx_sync', { tx: toBase64(tx) })
-    const data = b64OrEmpty(r.data)
-    const out: BroadcastResult = { hash: String(r.hash), code: num(r.code), log: String(r.log ?? ''), codespace: String(r.codespace ?? '') }
-    if (data !== undefined) out.data = data
-    return out
+    return { hash: String(r.hash), ...txResultFrom(r) }
   }
 
   async broadcastTxCommit (tx: Uint8Array): Promise<CommitResult> {
