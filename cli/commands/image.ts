@@ -81,7 +81,8 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
       try {
         const recs = await (c satisfies ChainImageQueries).images({ name: argv.name })
         const current = pickImage(recs)
-        const rows = recs.map(r => ({ name: r.name, digest: r.digest, cid: r.cid, size: r.size, height: r.height, revoked: r.revokedAt !== undefined, current: r.digest === current?.digest && r.height === Math.max(...recs.map(x => x.height)) }))
+        const latest = Math.max(...recs.map(x => x.height))
+        const rows = recs.map(r => ({ name: r.name, digest: r.digest, cid: r.cid, size: r.size, height: r.height, revoked: r.revokedAt !== undefined, current: r.digest === current?.digest && r.height === latest }))
         emit(argv, { images: rows }, rows.length === 0 ? `no image named ${argv.name} on chain` : rows.map(r => `${r.current ? '*' : ' '} ${r.name} ${r.digest} ${r.cid} ${mb(r.size)} height ${r.height}${r.revoked ? ' REVOKED' : ''}`).join('\n'))
       } finally { c.close() }
       return
