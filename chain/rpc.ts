@@ -132,6 +132,12 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
     }
   })
   const validatorKey = app.info().genesis?.validators[0] ?? new Uint8Array(32)
+  const validatorAddr = validatorAddress(validatorKey)
+  const noResult = txResultJson({ code: 0, log: '', codespace: '' })
+  const broadcastTx = (p: Params, uri: boolean): Record<string, unknown> => {
+    const { result, hash } = submit(bytesParam(p.tx, 'tx', uri))
+    return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
+  }
 
   const methods: Record<string, (p: Params, uri: boolean) => unknown> = {
     health: () => ({}),
@@ -143,7 +149,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       return {
         node_info: {
           protocol_version: { p2p: '8', block: '11', app: '1' },
-          id: toHex(validatorAddress(validatorKey)),
+          id: toHex(validatorAddr),
           listen_addr: '',
           network: info.chainId,
           version: RPC_VERSION,
@@ -162,7 +168,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
           earliest_block_time: rfc3339(first?.header.time ?? info.time),
           catching_up: false
         },
-        validator_info: { address: HEX(validatorAddress(validatorKey)), pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(validatorKey) }, voting_power: '10' }
+        validator_info: { address: HEX(validatorAddr), pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(validatorKey) }, voting_power: '10' }
       }
     },
     abci_info: () => {
@@ -181,16 +187,9 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
         }
       }
     },
-    broadcast_tx_sync: (p, uri) => {
-      const tx = bytesParam(p.tx, 'tx', uri)
-      const { result, hash } = submit(tx)
-      return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
-    },
-    broadcast_tx_async: (p, uri) => {
-      const tx = bytesParam(p.tx, 'tx', uri)
-      const { result, hash } = submit(tx)
-      return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
-    },
+    // async answers like sync here: checkTx is synchronous in the embedded validator
+    broadcast_tx_sync: broadcastTx,
+    broadcast_tx_async: broadcastTx,
     broadcast_tx_commit: async (p, uri) => {
       const tx = bytesParam(p.tx, 'tx', uri)
       const hex = toHex(sha(tx))
@@ -208,14 +207,14 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       try { check = submit(tx) } catch (err) { drop(); throw err }
       if (check.result.code !== 0) {
         drop()
-        return { check_tx: txResultJson(check.result), tx_result: txResultJson({ code: 0, log: '', codespace: '' }), hash: HEX(check.hash), height: '0' }
+        return { check_tx: txResultJson(check.result), tx_result: noResult, hash: HEX(check.hash), height: '0' }
       }
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_res, rej) => { timer = setTimeout(() => { drop(); rej(internal('timed out waiting for tx to be included in a block')) }, commitTimeout) })
       try {
         const r = await Promise.race([done, timeout])
         // dropped from the mempool after a block: report it as CometBFT reports a failed recheck
-        if ('evicted' in r) return { check_tx: txResultJson(r.evicted), tx_result: txResultJson({ code: 0, log: '', codespace: '' }), hash: HEX(check.hash), height: '0' }
+        if ('evicted' in r) return { check_tx: txResultJson(r.evicted), tx_result: noResult, hash: HEX(check.hash), height: '0' }
         return { check_tx: txResultJson(check.result), tx_result: txResultJson(r.result), hash: HEX(check.hash), height: String(r.height) }
       } finally { clearTimeout(timer) }
     },
