@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { TarReader, normalizeTarPath, type TarEntry, type TarEntrySink } from './tar.ts'
 import { InvalidImageTarError } from './errors.ts'
-import { sha256, toHex } from '../encoding/bytes.ts'
+import { sha256, toHex, utf8 } from '../encoding/bytes.ts'
 
 export interface ImageTarInfo {
   /** `sha256:<hex>` of the config JSON: the Docker image ID. */
@@ -79,7 +79,7 @@ export class ImageTarInspector {
     const mf = this.manifest
     if (mf === undefined || this.seen.get('manifest.json')?.kind !== 'file') throw new InvalidImageTarError('not a docker save archive: manifest.json is missing')
     let parsed: unknown
-    try { parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(mf)) } catch (err) { throw new InvalidImageTarError('manifest.json is not valid JSON', { cause: err }) }
+    try { parsed = JSON.parse(utf8.decode(mf)) } catch (err) { throw new InvalidImageTarError('manifest.json is not valid JSON', { cause: err }) }
     if (!Array.isArray(parsed) || parsed.length !== 1) throw new InvalidImageTarError(`manifest.json must describe exactly one image (found ${Array.isArray(parsed) ? parsed.length : 'no list'})`)
     const m = parsed[0] as { Config?: unknown, RepoTags?: unknown, Layers?: unknown }
     if (typeof m !== 'object' || m === null || typeof m.Config !== 'string') throw new InvalidImageTarError('manifest.json: Config is missing')
