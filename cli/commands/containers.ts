@@ -90,12 +90,16 @@ async function managed (docker: Docker): Promise<Row[]> {
   }))
 }
 
-async function resolve (docker: Docker, target: string): Promise<Row> {
-  const rows = await managed(docker)
+/** The container `target` (id prefix, name or image name) names among `rows`. */
+function pick (rows: readonly Row[], target: string): Row {
   const hits = rows.filter(r => r.id.startsWith(target) || r.name === target || r.image === target)
   if (hits.length === 0) throw new InvalidInputError(`no tenant container matches ${JSON.stringify(target)} (see quorate containers ls)`)
   if (hits.length > 1 && !hits.every(h => h.image === target)) throw new InvalidInputError(`${JSON.stringify(target)} matches ${hits.length} containers; use an id`)
   return hits[0]
+}
+
+async function resolve (docker: Docker, target: string): Promise<Row> {
+  return pick(await managed(docker), target)
 }
 
 const ls: CommandModule<GlobalArgs, GlobalArgs> = {
@@ -127,8 +131,9 @@ const stop: CommandModule<GlobalArgs, LogsArgs> = {
   builder: y => y.positional('target', { type: 'string', demandOption: true }) as unknown as Argv<LogsArgs>,
   handler: async argv => {
     const docker = new Docker()
-    const first = await resolve(docker, argv.target)
-    const rows = (await managed(docker)).filter(r => r.id === first.id || (first.image === argv.target && r.image === argv.target))
+    const all = await managed(docker) // listed once: pick and the image's other containers
+    const first = pick(all, argv.target)
+    const rows = all.filter(r => r.id === first.id || (first.image === argv.target && r.image === argv.target))
     for (const r of rows) {
       const c = docker.getContainer(r.id)
       await c.stop({ t: 2 }).catch(() => {})
