@@ -140,6 +140,8 @@ export class BlockProducer {
   readonly app: ChainApp
   readonly store: BlockStore
   readonly #key: ChainKey
+  /** validatorAddress of the key: the proposer of every block this producer makes. */
+  readonly #proposer: Uint8Array
   readonly #clock: () => number
   readonly #maxTxs: number
   readonly #maxBytes: number
@@ -157,6 +159,7 @@ export class BlockProducer {
   constructor (opts: BlockProducerOptions) {
     this.app = opts.app
     this.#key = opts.key
+    this.#proposer = validatorAddress(opts.key.publicKey)
     this.#clock = opts.clock ?? Date.now
     this.#maxTxs = opts.maxBlockTxs ?? 5000
     this.#maxBytes = opts.maxBlockBytes ?? 8 * 1024 * 1024
@@ -216,7 +219,7 @@ export class BlockProducer {
       dataHash: dataHashOf(hashes),
       appHash: info.appHash,
       lastResultsHash: this.#last?.resultsHash ?? EMPTY_HASH,
-      proposer: validatorAddress(this.#key.publicKey)
+      proposer: this.#proposer
     }
     const hash = blockHash(header)
     const { txResults, appHash } = this.app.finalizeBlock({ height: header.height, time: header.time, hash, txs: take })
