@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile, access, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
-import { createChainApp, type ChainApp } from './app.ts'
+import { DEFAULT_COMMITTEE_SIZE, createChainApp, type ChainApp } from './app.ts'
 import { genesisFromJson, genesisToJson } from './genesis.ts'
 import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
 import { BlockProducer } from './producer.ts'
@@ -47,7 +47,7 @@ export async function initChainHome (opts: InitChainHomeOptions): Promise<{ gene
     initialHeight: 1,
     validators: [key.publicKey],
     verifiers: [...new Set(opts.verifiers ?? [])].sort(),
-    committeeSize: opts.committeeSize ?? 7
+    committeeSize: opts.committeeSize ?? DEFAULT_COMMITTEE_SIZE
   }
   if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
   await writeFile(paths.genesis, JSON.stringify(genesisToJson(genesis), null, 2) + '\n', { flag: 'wx' })
@@ -114,13 +114,14 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   const key: ChainKey = await loadChainKey(paths.validatorKey)
   if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey)))) throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
   await mkdir(paths.data, { recursive: true, mode: 0o700 })
-  await takeLock(join(paths.data, 'validator.pid'))
+  const lock = join(paths.data, 'validator.pid')
+  await takeLock(lock)
   const app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
   try {
     const info = app.info()
     if (!info.initialized) app.initChain(genesis)
     else if (info.chainId !== genesis.chainId) throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
-  } catch (err) { app.close(); await rm(join(paths.data, 'validator.pid'), { force: true }); throw err }
+  } catch (err) { app.close(); await rm(lock, { force: true }); throw err }
   const producer = new BlockProducer({ app, key, clock: opts.clock, maxBlockTxs: opts.maxBlockTxs, logger: log.child('producer') })
   const fast = opts.blockIntervalMs ?? 100
   const slow = opts.emptyBlockIntervalMs ?? 1000
@@ -159,7 +160,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
     rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
   } catch (err) {
     app.close()
-    await rm(join(paths.data, 'validator.pid'), { force: true })
+    await rm(lock, { force: true })
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot serve the RPC on ${opts.rpc ?? '127.0.0.1:0'} (${code}); pick another --rpc address (port 0 = any free port)`, { cause: err })
     throw err
@@ -177,7 +178,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
       if (timer !== undefined) clearTimeout(timer)
       await rpc.close()
       app.close()
-      await rm(join(paths.data, 'validator.pid'), { force: true })
+      await rm(lock, { force: true })
     }
   }
 }
