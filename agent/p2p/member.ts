@@ -117,6 +117,11 @@ export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, reg
 
 const ALL_CLAIMS = ['identity', 'firmware', 'os', 'containers', 'freshness']
 
+/** The failing appraisal for evidence that never reached appraisal (a binding failure). */
+export function failedAppraisal (error: string, failed: readonly string[]): AppraisalSummary {
+  return { ok: false, failed, digest: sha256(encode({ error, failed: [...failed] })), detail: { error } }
+}
+
 export class CommitteeMember {
   readonly #o: MemberOptions
   readonly #log: Logger
@@ -207,7 +212,7 @@ export class CommitteeMember {
     } catch (err) {
       if (!(err instanceof EvidenceBindingError)) throw err
       const failed = err.claim === 'identity' ? ['identity'] : err.message.startsWith('evidence is malformed') ? ALL_CLAIMS : ['freshness']
-      appraisal = { ok: false, failed, digest: sha256(encode({ error: err.message, failed })), detail: { error: err.message } }
+      appraisal = failedAppraisal(err.message, failed)
     }
     const verdict = signVerdict({
       nodeId: s.nodeId,

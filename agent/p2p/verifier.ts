@@ -3,11 +3,10 @@
 // The same checks a committee member makes; no verdict is signed or sent.
 import { randomBytes } from 'node:crypto'
 import { decodeEvidence, type Evidence } from '../../attestation/evidence.ts'
-import { equalConstantTime, sha256 } from '../../encoding/bytes.ts'
-import { encode } from '../../encoding/canonical.ts'
+import { equalConstantTime } from '../../encoding/bytes.ts'
 import { Framed } from './framing.ts'
 import { dialTarget } from './host.ts'
-import { checkEvidenceBinding, EvidenceBindingError, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
+import { checkEvidenceBinding, EvidenceBindingError, failedAppraisal, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
 import {
   PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, encodeNonceRequest, decodeEvidenceMsg,
   encodeCredentialRequest, decodeActivated
@@ -59,7 +58,7 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
 
   const failWith = (err: EvidenceBindingError, evidence?: Evidence, activated = false): VerifyPeerResult => {
     const failed = [err.claim]
-    return { nodeId, pass: false, failed, appraisal: { ok: false, failed, digest: sha256(encode({ error: err.message, failed })), detail: { error: err.message } }, evidence, credentialActivated: activated }
+    return { nodeId, pass: false, failed, appraisal: failedAppraisal(err.message, failed), evidence, credentialActivated: activated }
   }
   let evidence: Evidence
   try {
