@@ -15,6 +15,7 @@ export interface ChainAppraiserOptions {
 }
 
 export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images'>>, opts: ChainAppraiserOptions = {}): Appraise {
+  const ttl = opts.refsTtlMs ?? 10_000
   const cache = new Map<string, { at: number, refs: PreparedReferences }>()
   const imageCache = new Map<string, { at: number, allowed: boolean }>()
   // Images in the node's container log are allowed when published on chain and not revoked.
@@ -34,7 +35,6 @@ export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'n
     }
     return out
   }
-  const ttl = opts.refsTtlMs ?? 10_000
   return async (evidence, ctx) => {
     const rec = (await client.node(ctx.nodeId))?.record
     // a registration names its platform as "<vendor>/<platform>" (chain/types.ts NodeRegisterBody)
