@@ -20,7 +20,7 @@ import { EMPTY, Overlay, PROOF_TYPE, StateStore, dec, enc, encodeProof, type Pre
 export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
-  MAX_TX_BYTES, TX_VERSION, TxCode,
+  CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, MAX_TX_BYTES, TX_VERSION, TxCode,
   type AttestRequestRecord, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
   type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
@@ -30,7 +30,6 @@ import {
 const hexSlice = (Buffer.prototype as unknown as { hexSlice: (this: Uint8Array, start: number, end: number) => string }).hexSlice
 
 export const CODESPACE = 'quorate'
-export const DEFAULT_COMMITTEE_SIZE = 7
 /** Validated txs kept between checkTx and finalizeBlock (above the default mempool size of 50,000). */
 const VERIFIED_CACHE = 65_536
 
@@ -395,7 +394,7 @@ class App implements ChainApp {
 
   initChain (genesis: Genesis): Uint8Array {
     if (this.#genesis !== undefined) throw new QuorateError('the chain is already initialized')
-    if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
+    if (!CHAIN_ID_RE.test(genesis.chainId)) throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
     if (!Number.isSafeInteger(genesis.initialHeight) || genesis.initialHeight < 1) throw new InvalidInputError('initial height must be ≥ 1')
     const o = new Overlay(this.#store)
     for (const id of genesis.verifiers) o.set(`gv/${id}`, enc({ publicKey: peerIdToPublicKey(id) }))

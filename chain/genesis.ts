@@ -4,7 +4,7 @@ import { fromBase64, toBase64, toHex } from '../encoding/bytes.ts'
 import { ConfigError } from '../encoding/errors.ts'
 import { peerIdToPublicKey } from './keys.ts'
 import { validatorAddress } from './producer.ts'
-import type { Genesis } from './types.ts'
+import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type Genesis } from './types.ts'
 
 export function genesisToJson (g: Genesis): Record<string, unknown> {
   return {
@@ -18,7 +18,7 @@ export function genesisToJson (g: Genesis): Record<string, unknown> {
       name: i === 0 ? 'embedded' : `validator-${i}`
     })),
     app_hash: '',
-    app_state: { verifiers: g.verifiers, committee_size: g.committeeSize ?? 7 }
+    app_state: { verifiers: g.verifiers, committee_size: g.committeeSize ?? DEFAULT_COMMITTEE_SIZE }
   }
 }
 
@@ -26,7 +26,7 @@ export function genesisFromJson (j: unknown, where = 'genesis.json'): Genesis {
   const bad = (m: string): never => { throw new ConfigError(`${where}: ${m}`) }
   if (j === null || typeof j !== 'object') return bad('not a JSON object')
   const o = j as Record<string, unknown>
-  if (typeof o.chain_id !== 'string' || !/^[A-Za-z0-9._-]{1,50}$/.test(o.chain_id)) bad('chain_id missing or invalid')
+  if (typeof o.chain_id !== 'string' || !CHAIN_ID_RE.test(o.chain_id)) bad('chain_id missing or invalid')
   const t = typeof o.genesis_time === 'string' ? Date.parse(o.genesis_time) : NaN
   if (!Number.isFinite(t)) bad('genesis_time is not an RFC 3339 time')
   const ih = Number(o.initial_height ?? '1')
@@ -39,7 +39,7 @@ export function genesisFromJson (j: unknown, where = 'genesis.json'): Genesis {
     return k
   })
   const app = (o.app_state ?? {}) as { verifiers?: unknown, committee_size?: unknown }
-  const k = app.committee_size ?? 7
+  const k = app.committee_size ?? DEFAULT_COMMITTEE_SIZE
   if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1 || k > 100) bad('app_state.committee_size must be an integer 1–100')
   const verifiers = app.verifiers ?? []
   if (!Array.isArray(verifiers) || !verifiers.every(v => typeof v === 'string')) bad('app_state.verifiers must be a list of peer ids')

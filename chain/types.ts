@@ -5,6 +5,10 @@ import type { Canonical } from '../encoding/canonical.ts'
 export const TX_VERSION = 1
 /** Largest transaction accepted, in bytes (checked before decoding). */
 export const MAX_TX_BYTES = 64 * 1024
+/** Committee size k when the genesis names none. */
+export const DEFAULT_COMMITTEE_SIZE = 7
+/** What a chain id may be: 1–50 characters A-Z a-z 0-9 . _ - */
+export const CHAIN_ID_RE = /^[A-Za-z0-9._-]{1,50}$/
 
 export const TX_TYPES = [
   'vendor.register', 'vendor.ekca.publish', 'vendor.ekca.revoke',

@@ -8,12 +8,12 @@ import { mkdir, readFile, writeFile, access, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
-import { DEFAULT_COMMITTEE_SIZE, createChainApp, type ChainApp } from './app.ts'
+import { createChainApp, type ChainApp } from './app.ts'
 import { genesisFromJson, genesisToJson } from './genesis.ts'
 import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
 import { BlockProducer } from './producer.ts'
 import { startRpcServer } from './rpc.ts'
-import type { Genesis, QuorumRules } from './types.ts'
+import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type Genesis, type QuorumRules } from './types.ts'
 
 export function chainPaths (home: string): { genesis: string, validatorKey: string, db: string, data: string, config: string } {
   return { config: join(home, 'config'), data: join(home, 'data'), genesis: join(home, 'config', 'genesis.json'), validatorKey: join(home, 'config', 'validator.key'), db: join(home, 'data', 'chain.sqlite') }
@@ -49,7 +49,7 @@ export async function initChainHome (opts: InitChainHomeOptions): Promise<{ gene
     verifiers: [...new Set(opts.verifiers ?? [])].sort(),
     committeeSize: opts.committeeSize ?? DEFAULT_COMMITTEE_SIZE
   }
-  if (!/^[A-Za-z0-9._-]{1,50}$/.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
+  if (!CHAIN_ID_RE.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
   await writeFile(paths.genesis, JSON.stringify(genesisToJson(genesis), null, 2) + '\n', { flag: 'wx' })
   return { genesis, validatorPeerId: key.peerId, paths }
 }

@@ -8,7 +8,7 @@ import { ChainClient, type SendResult } from '../../chain/client.ts'
 import { loadChainKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
 import { chainPaths, initChainHome, readGenesis, startEmbeddedValidator } from '../../chain/validator.ts'
-import { TX_TYPES, type TxBodies, type TxType } from '../../chain/types.ts'
+import { DEFAULT_COMMITTEE_SIZE, TX_TYPES, type TxBodies, type TxType } from '../../chain/types.ts'
 import { fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
 import { decode } from '../../encoding/canonical.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
@@ -94,7 +94,7 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
     const genesis = await readGenesis(home)
     const logger = createLogger('quorate:chain')
     const v = await startEmbeddedValidator({
-      home, rpc: argv.rpc, rules: createQuorumRules({ k: genesis.committeeSize ?? 7 }), blockIntervalMs: argv.blockInterval,
+      home, rpc: argv.rpc, rules: createQuorumRules({ k: genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE }), blockIntervalMs: argv.blockInterval,
       emptyBlockIntervalMs: argv.emptyBlockInterval, logger
     })
     const info = v.app.info()
@@ -191,7 +191,7 @@ const replay: CommandModule<GlobalArgs, ReplayArgs> = {
   handler: async argv => {
     const home = argv.home ?? defaultHome()
     const genesis = await readGenesis(home)
-    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: createQuorumRules({ k: genesis.committeeSize ?? 7 }) })
+    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: createQuorumRules({ k: genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE }) })
     r.app.close()
     const out = { ok: r.ok, heights: r.heights, appHash: toHex(r.appHash).toUpperCase(), mismatches: r.mismatches }
     if (!r.ok) {
