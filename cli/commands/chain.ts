@@ -5,10 +5,10 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createQuorumRules } from '../../attestation/quorum/index.ts'
 import { ChainClient, type SendResult } from '../../chain/client.ts'
-import { loadChainKey, type ChainKey } from '../../chain/keys.ts'
+import { loadChainKey, peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
 import { chainPaths, initChainHome, readGenesis, startEmbeddedValidator } from '../../chain/validator.ts'
-import { DEFAULT_COMMITTEE_SIZE, TX_TYPES, type TxBodies, type TxType } from '../../chain/types.ts'
+import { DEFAULT_COMMITTEE_SIZE, TX_TYPES, type Genesis, type TxBodies, type TxType } from '../../chain/types.ts'
 import { fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
 import { decode } from '../../encoding/canonical.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
@@ -59,6 +59,9 @@ export async function sendAndReport<T extends TxType> (argv: SignArgs, type: T, 
   } finally { c.close() }
 }
 
+/** The quorum rules of a chain: its genesis committee size. */
+const rulesOf = (g: Genesis): ReturnType<typeof createQuorumRules> => createQuorumRules({ k: g.committeeSize ?? DEFAULT_COMMITTEE_SIZE })
+
 interface InitArgs extends HomeArgs { chainId?: string, verifier?: string[], genesisTime?: string, committeeSize?: number }
 const init: CommandModule<GlobalArgs, InitArgs> = {
   command: 'init',
@@ -94,7 +97,7 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
     const genesis = await readGenesis(home)
     const logger = createLogger('quorate:chain')
     const v = await startEmbeddedValidator({
-      home, rpc: argv.rpc, rules: createQuorumRules({ k: genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE }), blockIntervalMs: argv.blockInterval,
+      home, rpc: argv.rpc, rules: rulesOf(genesis), blockIntervalMs: argv.blockInterval,
       emptyBlockIntervalMs: argv.emptyBlockInterval, logger
     })
     const info = v.app.info()
@@ -118,8 +121,8 @@ const status: CommandModule<GlobalArgs, RpcArgs> = {
     const c = client(argv)
     try {
       const s = await c.status()
-      emit(argv, { ...s, time: new Date(s.time).toISOString(), appHash: toHex(s.appHash).toUpperCase(), blockHash: toHex(s.blockHash).toUpperCase(), rpc: c.url.origin },
-        `chain "${s.chainId}" at height ${s.height} (${new Date(s.time).toISOString()})\n  block ${toHex(s.blockHash).toUpperCase()}\n  app   ${toHex(s.appHash).toUpperCase()}\n  node  ${s.nodeVersion} at ${c.url.origin}`)
+      const out = { ...s, time: new Date(s.time).toISOString(), appHash: toHex(s.appHash).toUpperCase(), blockHash: toHex(s.blockHash).toUpperCase(), rpc: c.url.origin }
+      emit(argv, out, `chain "${s.chainId}" at height ${s.height} (${out.time})\n  block ${out.blockHash}\n  app   ${out.appHash}\n  node  ${s.nodeVersion} at ${out.rpc}`)
     } finally { c.close() }
   }
 }
@@ -155,7 +158,6 @@ const query: CommandModule<GlobalArgs, QueryArgs> = {
         case 'qc': r = await c.qc(need()); break
         case 'account': {
           const a = need()
-          const { peerIdToPublicKey } = await import('../../chain/keys.ts')
           r = { seq: await c.account(/^[0-9a-f]{64}$/i.test(a) ? fromHex(a) : peerIdToPublicKey(a)) }
           break
         }
@@ -191,7 +193,7 @@ const replay: CommandModule<GlobalArgs, ReplayArgs> = {
   handler: async argv => {
     const home = argv.home ?? defaultHome()
     const genesis = await readGenesis(home)
-    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: createQuorumRules({ k: genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE }) })
+    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: rulesOf(genesis) })
     r.app.close()
     const out = { ok: r.ok, heights: r.heights, appHash: toHex(r.appHash).toUpperCase(), mismatches: r.mismatches }
     if (!r.ok) {
