@@ -1,12 +1,16 @@
 // `quorate keys new|show` — ed25519 account keys, stored as libp2p marshals private keys (0600),
 // so a node's chain account is its libp2p peer id.
 import type { CommandModule } from 'yargs'
-import { generateChainKey, loadChainKey, saveChainKey } from '../../chain/keys.ts'
+import { generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../../chain/keys.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { emit, type GlobalArgs } from '../output.ts'
 import { keyPath, withHome, type HomeArgs } from './chain.ts'
 
 interface KeyArgs extends HomeArgs { name?: string, force?: boolean }
+
+function report (argv: KeyArgs, path: string, key: ChainKey, title: string): void {
+  emit(argv, { path, peerId: key.peerId, publicKey: toHex(key.publicKey) }, `${title}\n  peer id / account ${key.peerId}\n  public key        ${toHex(key.publicKey)}`)
+}
 
 const create: CommandModule<GlobalArgs, KeyArgs> = {
   command: 'new [name]',
@@ -17,7 +21,7 @@ const create: CommandModule<GlobalArgs, KeyArgs> = {
     const path = keyPath(argv, argv.name)
     const key = await generateChainKey()
     await saveChainKey(path, key, { overwrite: argv.force === true })
-    emit(argv, { path, peerId: key.peerId, publicKey: toHex(key.publicKey) }, `created key ${path}\n  peer id / account ${key.peerId}\n  public key        ${toHex(key.publicKey)}`)
+    report(argv, path, key, `created key ${path}`)
   }
 }
 
@@ -28,7 +32,7 @@ const show: CommandModule<GlobalArgs, KeyArgs> = {
   handler: async argv => {
     const path = keyPath(argv, argv.name)
     const key = await loadChainKey(path)
-    emit(argv, { path, peerId: key.peerId, publicKey: toHex(key.publicKey) }, `${path}\n  peer id / account ${key.peerId}\n  public key        ${toHex(key.publicKey)}`)
+    report(argv, path, key, path)
   }
 }
 
