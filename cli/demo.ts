@@ -22,6 +22,7 @@ import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
 import { buildImageTar, publishImage } from '../containers/index.ts'
+import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
 import { createLogger } from '../encoding/log.ts'
 import { Agent, type AgentEvent } from '../agent/agent.ts'
@@ -254,12 +255,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     await new Docker().getImage(img.imageId).remove({ force: true }).catch(() => {})
     imageId = img.imageId
     const publisherNode = byName.get(names[0]) as Agent
-    const pub = await publishImage(publisherNode.store, {
-      publishImage: async (rec) => {
-        const r = await chain.send('image.publish', { name: rec.name, digest: rec.digest, cid: rec.cid, size: rec.size }, tenant)
-        return { txHash: r.hash, height: r.height }
-      }
-    }, { source: img.tar, name: IMAGE })
+    const pub = await publishImage(publisherNode.store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: img.tar, name: IMAGE })
     say(`[6/8] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`)
 
     // 7. a certified node runs it -----------------------------------------------------------------

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
 import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
 import { generateChainKey } from '../../chain/index.ts'
+import { chainImagePublisher } from '../../containers/chain-registry.ts'
 import { publishImage, NODE_LABEL, MANAGED_LABEL } from '../../containers/index.ts'
 import { FIXTURE, freePort, helloImage } from '../../cli/demo.ts'
 
@@ -48,7 +49,7 @@ const sw = await net.newSwtpm()
 // the tenant's image, held by the first verifier's IPFS store
 await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
 const tenant = await generateChainKey()
-await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img.tar, name: IMAGE })
+await publishImage(net.verifiers[0].store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: img.tar, name: IMAGE })
 
 const dHome = join(work, 'daemon')
 const httpPort = await freePort()
@@ -141,7 +142,7 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
 
   // `quorate deploy` while the agent runs: it picks the new deployment up, `undeploy` removes it
   const img2 = helloImage('second tenant\n')
-  await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img2.tar, name: 'daemon-test/second' })
+  await publishImage(net.verifiers[0].store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: img2.tar, name: 'daemon-test/second' })
   const p2 = await freePort()
   const cli = async (args: string[]): Promise<number | null> => await new Promise(resolve => {
     spawn(join(root, 'bin', 'quorate'), args, { stdio: 'ignore' }).once('exit', resolve)

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
 import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
 import { generateChainKey } from '../../chain/index.ts'
+import { chainImagePublisher } from '../../containers/chain-registry.ts'
 import { publishImage } from '../../containers/index.ts'
 import { Agent } from '../../agent/agent.ts'
 import { loadConfig } from '../../agent/config.ts'
@@ -42,7 +43,7 @@ const dockerUp = async (): Promise<boolean> => await docker.ping().then(() => tr
 t.test('the agent relaunches its tenant after dockerd restarts', async t => {
   await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
   const tenant = await generateChainKey()
-  await publishImage(net.verifiers[0].store, { publishImage: async r => { const x = await net.chain.send('image.publish', { ...r }, tenant); return { txHash: x.hash, height: x.height } } }, { source: img.tar, name: IMAGE })
+  await publishImage(net.verifiers[0].store, chainImagePublisher(async body => await net.chain.send('image.publish', body, tenant)), { source: img.tar, name: IMAGE })
   const sw = await net.newSwtpm()
   const port = await freePort()
   agent = new Agent({
