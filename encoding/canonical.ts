@@ -86,12 +86,13 @@ const orderCache = new Map<string, readonly KeyEnc[]>()
 function keyOrder (names: string[]): readonly KeyEnc[] {
   const id = names.join('\u0000')
   let o = orderCache.get(id)
-  if (o === undefined) {
-    o = names.map(name => ({ name, key: encodedKey(name) })).sort((a, b) => compare(a.key, b.key))
-    if (id.length > 1024) return o // not worth keeping (and bounds the memory)
-    if (orderCache.size >= 4096) orderCache.clear()
-    orderCache.set(id, o)
-  }
+  // Only key lists without NUL in a name are cached, so a cached id has exactly one NUL per
+  // separator: a list whose names contain NUL (same id, fewer names) never takes its entry.
+  if (o !== undefined && o.length === names.length) return o
+  o = names.map(name => ({ name, key: encodedKey(name) })).sort((a, b) => compare(a.key, b.key))
+  if (id.length > 1024 || names.some(n => n.includes('\u0000'))) return o // not kept: bounds the memory; see above
+  if (orderCache.size >= 4096) orderCache.clear()
+  orderCache.set(id, o)
   return o
 }
 
