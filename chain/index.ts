@@ -24,7 +24,7 @@ export { generateChainKey, loadChainKey, saveChainKey, chainKeyFromProtobuf, pee
 export { committeeSeed } from './seed.ts'
 export { verifyStateProof, PROOF_TYPE } from './store.ts'
 export type { ReplayResult } from './replay.ts'
-export { replayBlockLog } from './replay.ts'
+export { replayBlockLog, NoBlockLogError } from './replay.ts'
 export type { StoredBlock, CommittedTx, BlockProducerOptions } from './producer.ts'
 export { BlockProducer, BlockStore, MempoolError } from './producer.ts'
 export { genesisFromJson, genesisToJson } from './genesis.ts'

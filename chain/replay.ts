@@ -1,7 +1,9 @@
 // Rebuilds the state from genesis by re-executing the block log into a fresh app, checking every
 // header link and every app hash against what was stored. Proves the block log is the state.
+import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { equal, toHex } from '../encoding/bytes.ts'
+import { ConfigError } from '../encoding/errors.ts'
 import { createChainApp, type ChainApp } from './app.ts'
 import { BlockStore, blockHash, dataHash, EMPTY_HASH, verifyBlockSignature } from './producer.ts'
 import type { Genesis, QuorumRules } from './types.ts'
@@ -14,12 +16,39 @@ export interface ReplayResult {
   mismatches: string[]
 }
 
+/** No block log to replay at a path (never started, or not a chain database). */
+export class NoBlockLogError extends ConfigError {
+  override readonly code: string = 'ERR_NO_BLOCK_LOG'
+}
+
+/**
+ * Opens the block log read-only. SQLite's own messages ("unable to open database file", "no such
+ * table: blocks") do not say that a chain home gets its database only when the validator first
+ * starts, so each case is named here.
+ */
+function openBlockLog (path: string): DatabaseSync {
+  // read-only open never creates the file, so a missing one is the common "initialised, never started"
+  if (!existsSync(path)) throw new NoBlockLogError(`no chain database at ${path}: the validator creates it when it first starts (\`quorate chain start\`); nothing to replay yet`)
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(path, { readOnly: true })
+    const t = db.prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'blocks'").get()
+    if (t === undefined) throw new NoBlockLogError(`${path} holds no block log (no blocks table): it is not a database written by \`quorate chain start\``)
+    return db
+  } catch (err) {
+    db?.close()
+    if (err instanceof NoBlockLogError) throw err
+    throw new NoBlockLogError(`cannot read the chain database ${path}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 /**
  * Replays blocks from the SQLite database at `dbPath` (opened read-only) into `into` (default: a
- * fresh in-memory app) and compares. `into` is left open for the caller to inspect.
+ * fresh in-memory app) and compares. `into` is left open for the caller to inspect. Throws
+ * NoBlockLogError when `dbPath` is missing or not a block log.
  */
 export function replayBlockLog (opts: { dbPath: string, genesis: Genesis, rules: QuorumRules, into?: ChainApp }): ReplayResult & { app: ChainApp } {
-  const src = new DatabaseSync(opts.dbPath, { readOnly: true })
+  const src = openBlockLog(opts.dbPath)
   const app = opts.into ?? createChainApp({ rules: opts.rules })
   const mismatches: string[] = []
   try {

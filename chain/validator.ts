@@ -116,7 +116,14 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   await mkdir(paths.data, { recursive: true, mode: 0o700 })
   const lock = join(paths.data, 'validator.pid')
   await takeLock(lock)
-  const app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
+  let app: ChainApp
+  try {
+    app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
+  } catch (err) {
+    // SQLite alone says "file is not a database" without naming the file; and the lock must go
+    await rm(lock, { force: true })
+    throw new ConfigError(`cannot open the chain database ${paths.db}: ${(err as Error).message}; move it aside to start a new chain from genesis`, { cause: err })
+  }
   try {
     const info = app.info()
     if (!info.initialized) app.initChain(genesis)
