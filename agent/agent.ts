@@ -72,6 +72,9 @@ export class NotCertifiedError extends QuorateError {
   override readonly code: string = 'ERR_NOT_CERTIFIED'
 }
 
+/** How long one shutdown step may take before stop() logs it and goes on (see #stopStep). */
+const STOP_STEP_MS = 10_000
+
 export class Agent {
   readonly config: AgentConfig
   readonly lifecycle = new Lifecycle()
@@ -110,6 +113,7 @@ export class Agent {
   #timers = new Set<NodeJS.Timeout>()
   #abort = new AbortController()
   #roundInFlight?: Promise<RoundResult | undefined>
+  #cycleInFlight?: Promise<void>
   #stopped = false
 
   constructor (init: AgentInit) {
@@ -323,7 +327,7 @@ export class Agent {
       user: d.user,
       limits: d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
       providers,
-      signal: opts.signal,
+      signal: opts.signal === undefined ? this.#abort.signal : AbortSignal.any([opts.signal, this.#abort.signal]),
       onProgress: p => {
         opts.onProgress?.(p.phase)
         this.#init.onEvent?.({ type: 'tenant', image: d.image, phase: p.phase })
@@ -369,7 +373,7 @@ export class Agent {
     for (const d of [...this.config.deploy, ...fromFile, ...this.#deployments]) wanted.set(d.image, d)
     for (const d of wanted.values()) {
       if (this.runner.get(d.image) === undefined) {
-        await this.#launch(d).catch((err: unknown) => { this.#log.warn('tenant launch refused', { image: d.image, err }) })
+        await this.#launch(d, { signal: this.#abort.signal }).catch((err: unknown) => { if (!this.#stopped) this.#log.warn('tenant launch refused', { image: d.image, err }) })
       }
     }
     for (const c of this.runner.list()) {
@@ -396,7 +400,9 @@ export class Agent {
     if (this.#stopped) return
     const t = setTimeout(() => {
       this.#timers.delete(t)
-      void this.#cycle()
+      const run = this.#cycle()
+      this.#cycleInFlight = run
+      void run.finally(() => { if (this.#cycleInFlight === run) this.#cycleInFlight = undefined })
     }, delayMs)
     this.#timers.add(t)
   }
@@ -514,19 +520,35 @@ export class Agent {
     if (this.lifecycle.can('stopping')) this.lifecycle.to({ kind: 'stopping' })
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
-    await this.#http?.stop().catch(() => {})
+    // Every step is bounded: a peer, Docker or the TPM that stops answering must not keep the
+    // agent (or `systemctl stop`) from ending; a step that overruns is logged by name.
+    await this.#stopStep('http api', async () => { await this.#http?.stop() })
     this.#abort.abort(new QuorateError('agent stopping'))
-    await this.#roundInFlight?.catch(() => {})
-    if (this.#host !== undefined) {
-      await this.#member?.unregister(this.#host).catch(() => {})
-      await this.#responder?.unregister(this.#host).catch(() => {})
+    await this.#stopStep('attestation round', async () => { await this.#roundInFlight })
+    await this.#stopStep('certification cycle', async () => { await this.#cycleInFlight })
+    const host = this.#host
+    if (host !== undefined) {
+      await this.#stopStep('attestation member', async () => { await this.#member?.unregister(host) })
+      await this.#stopStep('attestation responder', async () => { await this.#responder?.unregister(host) })
     }
-    if (this.config.onShutdown === 'stop') await this.#runner?.stopAll('agent stopping').catch((err: unknown) => { this.#log.warn('could not stop tenants', { err }) })
-    await this.#store?.stop().catch(() => {})
-    try { await this.#host?.stop() } catch {}
+    if (this.config.onShutdown === 'stop') await this.#stopStep('tenant containers', async () => { await this.#runner?.stopAll('agent stopping') }, 15_000)
+    await this.#stopStep('image store', async () => { await this.#store?.stop() })
+    await this.#stopStep('p2p host', async () => { await host?.stop() })
     this.#chain?.close()
-    await this.#tpm?.close().catch(() => {})
+    await this.#stopStep('tpm', async () => { await this.#tpm?.close() })
     this.lifecycle.to({ kind: 'stopped' })
+  }
+
+  async #stopStep (step: string, fn: () => Promise<void>, limitMs = STOP_STEP_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const overran = new Promise<'overran'>(resolve => { timer = setTimeout(() => { resolve('overran') }, limitMs) })
+    const done = fn().then(() => 'done' as const, (err: unknown) => {
+      if (!(err instanceof QuorateError && err.message === 'agent stopping')) this.#log.warn('shutdown step failed; going on', { step, err })
+      return 'failed' as const
+    })
+    const r = await Promise.race([done, overran])
+    clearTimeout(timer)
+    if (r === 'overran') this.#log.warn('shutdown step did not finish in time; going on', { step, limitMs })
   }
 }
 

@@ -6,6 +6,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { jsonReplacer, type Logger } from '../encoding/log.ts'
 
+/** How long stop() lets requests in progress finish before it closes their connections. */
+const STOP_GRACE_MS = 2000
+
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
 
 export interface HttpApiInit {
@@ -63,9 +66,13 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   return {
     url,
     stop: async () => {
+      // close() waits for every open connection; idle keep-alive ones go now, and requests still
+      // running (a long tenant response, a client that never reads) get STOP_GRACE_MS to finish
+      const closed = new Promise<void>(resolve => server.close(() => { resolve() }))
       server.closeIdleConnections()
-      await new Promise<void>(resolve => server.close(() => { resolve() }))
-      server.closeAllConnections()
+      const force = setTimeout(() => { server.closeAllConnections() }, STOP_GRACE_MS)
+      await closed
+      clearTimeout(force)
     }
   }
 }

@@ -13,7 +13,7 @@ import { chainImagePublisher } from '../../containers/chain-registry.ts'
 import { publishImage } from '../../containers/index.ts'
 import { Agent } from '../../agent/agent.ts'
 import { loadConfig } from '../../agent/config.ts'
-import { silentLogger } from '../../encoding/log.ts'
+import { createLogger } from '../../encoding/log.ts'
 import { freePort, helloImage } from '../../cli/demo.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -22,10 +22,20 @@ const img = helloImage('survives a dockerd restart\n')
 const IMAGE = 'serial/restart'
 const net = await startTestNetwork({ verifiers: 3 })
 let agent: Agent | undefined
+// The agent's warnings go to stderr (and are kept): if CI ever hangs or fails here, its output
+// says which step the agent was in.
+const warnings: Array<Record<string, unknown>> = []
+const logger = createLogger('quorate', { level: 'warn', sink: { write: rec => { warnings.push(rec); process.stderr.write(`# agent ${JSON.stringify(rec)}\n`) } } })
 t.teardown(async () => {
-  await agent?.stop()
-  await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
-  await net.stop()
+  for (const [what, fn] of [
+    ['agent.stop', async () => { await agent?.stop() }],
+    ['image remove', async () => { await docker.getImage(img.imageId).remove({ force: true }).catch(() => {}) }],
+    ['network stop', async () => { await net.stop() }]
+  ] as const) {
+    const t0 = performance.now()
+    await fn()
+    process.stderr.write(`# teardown: ${what} took ${Math.round(performance.now() - t0)} ms\n`)
+  }
 })
 
 async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -48,7 +58,7 @@ t.test('the agent relaunches its tenant after dockerd restarts', async t => {
   const port = await freePort()
   agent = new Agent({
     config: loadConfig({ env: {}, flags: { home: join(net.work, 'agent'), tcti: sw.tcti, chainRpc: net.chainUrl, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, deploy: [{ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }] } }),
-    logger: silentLogger(),
+    logger,
     simulatedBootLog: net.bootLog
   })
   await agent.start()
@@ -71,4 +81,12 @@ t.test('the agent relaunches its tenant after dockerd restarts', async t => {
   const r = await until('the tenant answers again', async () => { const x = await fetch(url); return x.status === 200 ? x : undefined }, 30_000)
   t.equal(await r.text(), 'survives a dockerd restart\n')
   t.match(a.metrics.render(), /quorate_tenant_relaunches_total\{image="serial\/restart"\} 1/)
+
+  // and the agent still shuts down cleanly on the restarted engine: every step finishes, the
+  // tenant container is removed
+  await a.stop()
+  t.equal(a.lifecycle.state.kind, 'stopped')
+  t.same(warnings.filter(w => typeof w.msg === 'string' && w.msg.startsWith('shutdown step')), [], 'no shutdown step overran or failed')
+  const left = await docker.listContainers({ all: true, filters: JSON.stringify({ id: [second.id] }) })
+  t.equal(left.length, 0, 'the tenant container is gone')
 })
