@@ -19,7 +19,7 @@ export type { CredentialChallenge, EkKind } from './messages.ts'
 export { AttestationResponder, NoEkCertificateError, DEFAULT_QUOTE_PCRS } from './responder.ts'
 export type { AttesterTpm, EventLogSource, ResponderOptions, ProtocolHost, PcrSelection, Identity } from './responder.ts'
 export {
-  CommitteeMember, checkEvidenceBinding, EvidenceBindingError, NotOnCommitteeError, UnknownRoundError,
+  CommitteeMember, checkEvidenceBinding, EvidenceBindingError, MalformedEvidenceError, NotOnCommitteeError, UnknownRoundError,
   PeerMismatchError, RoundAlreadyJudgedError
 } from './member.ts'
 export type { MemberChainPort, MemberOptions, Appraise, AppraisalSummary, MakeCredential } from './member.ts'

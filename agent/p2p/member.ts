@@ -42,9 +42,20 @@ export class RoundAlreadyJudgedError extends InvalidInputError {
 export class EvidenceBindingError extends InvalidInputError {
   override readonly code: string = 'ERR_EVIDENCE_BINDING'
   readonly claim: 'freshness' | 'identity'
-  constructor (claim: 'freshness' | 'identity', message: string) {
-    super(message)
+  constructor (claim: 'freshness' | 'identity', message: string, options?: { cause?: unknown }) {
+    super(message, options)
     this.claim = claim
+  }
+}
+/**
+ * The evidence bundle could not be decoded at all: nothing in it was checked, so a verdict on it
+ * fails every claim (a member), not only freshness. A class of its own so that no caller has to
+ * recognise it by its message.
+ */
+export class MalformedEvidenceError extends EvidenceBindingError {
+  override readonly code: string = 'ERR_EVIDENCE_MALFORMED'
+  constructor (cause: unknown) {
+    super('freshness', `evidence is malformed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
   }
 }
 
@@ -206,12 +217,12 @@ export class CommitteeMember {
         this.#bound.add(s.bindKey)
       }
       let evidence: Evidence
-      try { evidence = decodeEvidence(msg.evidence) } catch (err) { throw new EvidenceBindingError('freshness', `evidence is malformed: ${(err as Error).message}`) }
+      try { evidence = decodeEvidence(msg.evidence) } catch (err) { throw new MalformedEvidenceError(err) }
       checkEvidenceBinding(evidence, s.nonce, s.registered)
       appraisal = await this.#o.appraise(evidence, { nodeId: s.nodeId, nonce: s.nonce, credentialActivated: this.#bound.has(s.bindKey) })
     } catch (err) {
       if (!(err instanceof EvidenceBindingError)) throw err
-      const failed = err.claim === 'identity' ? ['identity'] : err.message.startsWith('evidence is malformed') ? ALL_CLAIMS : ['freshness']
+      const failed = err instanceof MalformedEvidenceError ? ALL_CLAIMS : [err.claim]
       appraisal = failedAppraisal(err.message, failed)
     }
     const verdict = signVerdict({

@@ -6,7 +6,7 @@ import { decodeEvidence, type Evidence } from '../../attestation/evidence.ts'
 import { equalConstantTime } from '../../encoding/bytes.ts'
 import { Framed } from './framing.ts'
 import { dialTarget } from './host.ts'
-import { checkEvidenceBinding, EvidenceBindingError, failedAppraisal, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
+import { checkEvidenceBinding, EvidenceBindingError, MalformedEvidenceError, failedAppraisal, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
 import {
   PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, encodeNonceRequest, decodeEvidenceMsg,
   encodeCredentialRequest, decodeActivated
@@ -66,7 +66,7 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
     checkEvidenceBinding(evidence, nonce, opts.registered)
   } catch (err) {
     if (err instanceof EvidenceBindingError) return failWith(err)
-    return failWith(new EvidenceBindingError('freshness', `evidence is malformed: ${(err as Error).message}`))
+    return failWith(new MalformedEvidenceError(err))
   }
 
   progress('credential challenge (MakeCredential → ActivateCredential)')

@@ -1,0 +1,64 @@
+// CommitteeMember.judge without a network: which claims a failing verdict names is decided by the
+// error's class (MalformedEvidenceError → every claim, else the EvidenceBindingError's claim),
+// never by the text of its message.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { CommitteeMember, AttestationResponder, EvidenceBindingError, MalformedEvidenceError, type Appraise } from '../../agent/p2p/index.ts'
+import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
+import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey } from './fakes.ts'
+
+const ALL = ['identity', 'firmware', 'os', 'containers', 'freshness']
+
+async function setup (appraise: Appraise): Promise<{ member: CommitteeMember, judge: (evidence: Uint8Array, extra?: { credentialSecret?: Uint8Array, secret?: Uint8Array }) => ReturnType<CommitteeMember['judge']>, good: () => Promise<Uint8Array> }> {
+  const { signer } = await nodeKey()
+  const member = new CommitteeMember({ signer, chain: new FakeChain(4), appraise, makeCredential: fakeMakeCredential() })
+  const tpm = new FakeTpm('node-a')
+  const responder = new AttestationResponder({ tpm })
+  const nonce = new Uint8Array(randomBytes(32))
+  const registered = { ekCertificate: tpm.ekCert, akPublic: tpm.akPublic }
+  let round = 0
+  return {
+    member,
+    judge: async (evidence, extra = {}) => await member.judge({ nodeId: 'node-a', round: ++round, nonce, registered, credentialSecret: extra.credentialSecret, bindKey: `k${round}` }, { evidence, secret: extra.secret }),
+    good: async () => (await responder.evidence([nonce])).bytes
+  }
+}
+
+t.test('MalformedEvidenceError is an EvidenceBindingError on freshness with its own code', async t => {
+  const e = new MalformedEvidenceError(new Error('truncated'))
+  t.ok(e instanceof EvidenceBindingError)
+  t.equal(e.claim, 'freshness')
+  t.equal(e.code, 'ERR_EVIDENCE_MALFORMED')
+  t.equal(e.name, 'MalformedEvidenceError')
+  t.match(e.message, /evidence is malformed: truncated/)
+  t.equal((e.cause as Error).message, 'truncated')
+})
+
+t.test('undecodable evidence fails every claim', async t => {
+  const s = await setup(fakeAppraise)
+  for (const bytes of [new Uint8Array(0), new Uint8Array([0xa1, 0x61]), new Uint8Array(randomBytes(64))]) {
+    const j = await s.judge(bytes)
+    t.same(j.appraisal.failed, ALL)
+    t.match((j.appraisal.detail as { error: string }).error, /^evidence is malformed: /)
+    const v = decodeVerdict(j.verdict.verdict)
+    t.equal(v.pass, false)
+    t.same(v.failed, ALL, 'the signed verdict names every claim')
+  }
+})
+
+t.test('good evidence passes; identity failures fail identity only', async t => {
+  const s = await setup(fakeAppraise)
+  const ok = await s.judge(await s.good())
+  t.equal(ok.appraisal.ok, true)
+  const id = await s.judge(await s.good(), { credentialSecret: new Uint8Array(32).fill(1), secret: new Uint8Array(32) })
+  t.same(id.appraisal.failed, ['identity'])
+})
+
+t.test('the message text does not decide: an error worded like a malformed one still fails only its claim', async t => {
+  const worded = await setup(async () => { throw new EvidenceBindingError('freshness', 'evidence is malformed (says the appraiser, but it is a freshness failure)') })
+  t.same((await worded.judge(await worded.good())).appraisal.failed, ['freshness'])
+  const typed = await setup(async () => { throw new MalformedEvidenceError(new Error('event log cut short')) })
+  t.same((await typed.judge(await typed.good())).appraisal.failed, ALL, 'the class does')
+  const ident = await setup(async () => { throw new EvidenceBindingError('identity', 'evidence is malformed, wrongly worded') })
+  t.same((await ident.judge(await ident.good())).appraisal.failed, ['identity'])
+})
