@@ -5,7 +5,8 @@
 // extensions OpenSSL does not know (the SAN with TPM manufacturer attributes is critical and
 // holds a directoryName; Subject Directory Attributes) and would reject.
 import { X509Certificate, createHash, hash, type KeyObject } from 'node:crypto'
-import { DecodeError, InvalidInputError } from '../encoding/errors.ts'
+import { fromBase64 } from '../encoding/bytes.ts'
+import { DecodeError, InvalidInputError, TooLargeError } from '../encoding/errors.ts'
 import { parsePublic, publicToKeyObject, type TpmPublic } from './tpm2.ts'
 
 export class EkCertificateError extends InvalidInputError { override readonly code: string = 'ERR_EK_CERTIFICATE' }
@@ -37,7 +38,64 @@ export interface VerifiedEk {
   readonly certificate: X509Certificate
 }
 
-const PEM_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g
+/** A PEM text that is not well formed (unclosed or mislabelled block, body not base64, …). */
+export class PemError extends DecodeError { override readonly code: string = 'ERR_PEM' }
+
+/** PEM input bounds: a vendor CA bundle is a few dozen certificates of a few KiB each. */
+export const PEM_LIMITS = { chars: 4 << 20, blocks: 256 } as const
+
+export interface PemBlock { readonly label: string, readonly der: Uint8Array }
+
+// RFC 7468 §3: label characters are printable ASCII except '-', single spaces or hyphens between.
+const PEM_LABEL_RE = /^[\x21-\x2c\x2e-\x7e](?:[- ]?[\x21-\x2c\x2e-\x7e])*$/
+const BEGIN = '-----BEGIN '
+const END = '-----END '
+
+/**
+ * Decodes every PEM block of `text` (RFC 7468), strictly: each "-----BEGIN L-----" line must be
+ * closed by "-----END L-----" with the same label before the next BEGIN, a body is non-empty
+ * base64 with padding only at its end (whitespace and line breaks anywhere are ignored; RFC 1421
+ * headers are not accepted), and with `label` every block must carry it. Text outside blocks is
+ * explanatory (RFC 7468 §2) and ignored, except a stray END line. No BEGIN at all gives [].
+ * Throws PemError naming `what` and the block, or TooLargeError beyond PEM_LIMITS.
+ */
+export function decodePem (text: string, opts: { label?: string, what?: string } = {}): PemBlock[] {
+  const what = opts.what ?? 'PEM'
+  if (text.length > PEM_LIMITS.chars) throw new TooLargeError(`${what}: ${text.length} characters of PEM (limit ${PEM_LIMITS.chars})`)
+  const out: PemBlock[] = []
+  let pos = 0
+  for (;;) {
+    const at = text.indexOf(BEGIN, pos)
+    const outside = text.slice(pos, at === -1 ? text.length : at)
+    if (outside.includes(END)) throw new PemError(`${what}: an END line without its BEGIN${out.length > 0 ? ` after block #${out.length}` : ''}`)
+    if (at === -1) return out
+    const n = out.length + 1
+    if (n > PEM_LIMITS.blocks) throw new TooLargeError(`${what}: more than ${PEM_LIMITS.blocks} PEM blocks`)
+    const eol = text.indexOf('\n', at)
+    const line = text.slice(at, eol === -1 ? text.length : eol).trimEnd()
+    const label = line.endsWith('-----') ? line.slice(BEGIN.length, -5) : undefined
+    if (label === undefined || !PEM_LABEL_RE.test(label)) throw new PemError(`${what}: block #${n}: malformed BEGIN line ${JSON.stringify(line.slice(0, 80))}`)
+    if (opts.label !== undefined && label !== opts.label) throw new PemError(`${what}: block #${n} is a ${label}, expected ${opts.label}`)
+    const bodyStart = at + line.length
+    const end = text.indexOf(END, bodyStart)
+    const next = text.indexOf(BEGIN, bodyStart)
+    if (end === -1 || (next !== -1 && next < end)) throw new PemError(`${what}: block #${n} (${label}) has no END line`)
+    const endLine = `${END}${label}-----`
+    if (!text.startsWith(endLine, end)) {
+      const endEol = text.indexOf('\n', end)
+      throw new PemError(`${what}: block #${n}: BEGIN ${label} is closed by ${JSON.stringify(text.slice(end, endEol === -1 ? text.length : endEol).trimEnd().slice(0, 80))}`)
+    }
+    const body = text.slice(bodyStart, end).replace(/[ \t\r\n]+/g, '')
+    if (body === '') throw new PemError(`${what}: block #${n} (${label}) is empty`)
+    let der: Uint8Array
+    try { der = fromBase64(body) } catch {
+      const bad = /[^A-Za-z0-9+/=]/.exec(body)
+      throw new PemError(`${what}: block #${n} (${label}): body is not base64 (${bad !== null ? `character ${JSON.stringify(bad[0])}` : body.length % 4 !== 0 ? `${body.length} characters, not a multiple of 4` : "'=' padding before the end"})`)
+    }
+    out.push({ label, der })
+    pos = end + endLine.length
+  }
+}
 
 /** Trims trailing bytes after the outer DER SEQUENCE (EK certificates read from NV are often padded). */
 function trimDer (b: Uint8Array): Uint8Array {
@@ -55,24 +113,34 @@ function trimDer (b: Uint8Array): Uint8Array {
   return b.subarray(0, hdr + len)
 }
 
-/** Parses certificates from DER bytes, PEM text (one or several) or PEM bytes. */
+/**
+ * Parses certificates from DER bytes, PEM text (one or several CERTIFICATE blocks, see decodePem)
+ * or PEM bytes. Bytes are PEM when they are not a DER SEQUENCE and contain a BEGIN line (a bundle
+ * may start with explanatory text).
+ */
 export function parseCertificates (input: CertInput, what = 'certificate'): X509Certificate[] {
   let text: string | undefined
   if (typeof input === 'string') text = input
-  else if (input.length > 10 && Buffer.from(input.subarray(0, 10)).toString('latin1') === '-----BEGIN') text = Buffer.from(input).toString('latin1')
-  if (text !== undefined) {
-    const out: X509Certificate[] = []
-    for (const m of text.matchAll(PEM_RE)) out.push(...parseCertificates(new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')), what))
-    if (out.length === 0) throw new DecodeError(`${what}: no PEM certificate found`)
-    return out
+  else if (input[0] !== 0x30 && Buffer.from(input.buffer, input.byteOffset, input.byteLength).includes(BEGIN)) {
+    if (input.length > PEM_LIMITS.chars) throw new TooLargeError(`${what}: ${input.length} bytes of PEM (limit ${PEM_LIMITS.chars})`)
+    text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('latin1')
   }
+  if (text !== undefined) {
+    const blocks = decodePem(text, { label: 'CERTIFICATE', what })
+    if (blocks.length === 0) throw new DecodeError(`${what}: no PEM certificate found`)
+    return blocks.map((b, i) => parseDer(b.der, blocks.length > 1 ? `${what} (PEM block #${i + 1})` : what))
+  }
+  return [parseDer(input as Uint8Array, what)]
+}
+
+function parseDer (der: Uint8Array, what: string): X509Certificate {
   try {
-    const x = new X509Certificate(trimDer(input as Uint8Array))
+    const x = new X509Certificate(trimDer(der))
     // node decodes some parts lazily: touch them here so a corrupt key or date is a DecodeError now.
     void x.publicKey.asymmetricKeyType
     if (Number.isNaN(Date.parse(x.validFrom)) || Number.isNaN(Date.parse(x.validTo))) throw new Error('unreadable validity dates')
     void x.subject; void x.issuer; void x.subjectAltName
-    return [x]
+    return x
   } catch (err) {
     if (err instanceof DecodeError) throw new DecodeError(`${what}: ${err.message.replace(/^certificate: /, '')}`)
     throw new DecodeError(`${what}: not a valid X.509 certificate (${(err as Error).message})`)

@@ -7,7 +7,7 @@ export type {
   TpmSignature, SymDef, Scheme, ObjectAttributes
 } from './tpm2.ts'
 export type { VerifiedQuote, QuoteInput, QuoteOptions, QuoteCheck, QuoteProblem, QuoteProblemKind, ClockChange } from './quote.ts'
-export type { EkTrustStore, VerifiedEk, VerifyEkOptions, CertInput } from './ekcert.ts'
+export type { EkTrustStore, VerifiedEk, VerifyEkOptions, CertInput, PemBlock } from './ekcert.ts'
 export type { MakeCredentialInput, MadeCredential } from './credential.ts'
 export type { EventLog, TcgEvent, EventPayload, SpecIdEvent, PcrBanks, EventLogLimits } from './eventlog.ts'
 export type { ContainerLaunch, ContainerLogEntry, ContainerLogLimits } from './containerlog.ts'
@@ -26,7 +26,7 @@ export {
 } from './tpm2.ts'
 export { checkQuote, verifyQuote, computePcrDigest, compareClock, QuoteError, DEFAULT_AK_ATTRIBUTES } from './quote.ts'
 export {
-  createEkTrustStore, verifyEkCertificate, verifyEkCertificateCached, checkEkPublic, parseCertificates,
+  createEkTrustStore, verifyEkCertificate, verifyEkCertificateCached, checkEkPublic, parseCertificates, decodePem, PemError, PEM_LIMITS,
   EkCertificateError, UnknownIssuerError, CertificateExpiredError, CertificateNotYetValidError, EkKeyMismatchError
 } from './ekcert.ts'
 export { makeCredential, kdfa, kdfe } from './credential.ts'

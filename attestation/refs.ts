@@ -5,7 +5,7 @@
 import { DecodeError, TooLargeError } from '../encoding/errors.ts'
 import { fromBase64, fromHex, toHex } from '../encoding/bytes.ts'
 import { PCR_COUNT } from './algs.ts'
-import { createEkTrustStore, type EkTrustStore } from './ekcert.ts'
+import { createEkTrustStore, decodePem, type EkTrustStore, type PemBlock } from './ekcert.ts'
 
 export interface PcrReference {
   /** Allowed final PCR values. */
@@ -94,7 +94,12 @@ export function referenceValuesFromJson (input: unknown): ReferenceValues {
   if (!Array.isArray(j.ekCas)) fail('ekCas: expected an array')
   for (const [i, c] of j.ekCas.entries()) {
     if (c instanceof Uint8Array) ekCas.push(c)
-    else if (typeof c === 'string' && c.includes('-----BEGIN')) ekCas.push(new Uint8Array(Buffer.from(c, 'latin1')))
+    else if (typeof c === 'string' && c.includes('-----BEGIN')) {
+      let blocks: PemBlock[] = []
+      try { blocks = decodePem(c, { label: 'CERTIFICATE', what: `ekCas[${i}]` }) } catch (err) { fail((err as Error).message) }
+      if (blocks.length === 0) fail(`ekCas[${i}]: no PEM certificate found`)
+      for (const b of blocks) ekCas.push(b.der)
+    }
     else if (typeof c === 'string') { try { ekCas.push(fromBase64(c, `ekCas[${i}]`)) } catch (err) { fail((err as Error).message) } } else fail(`ekCas[${i}]: expected PEM text or base64 DER`)
   }
   const sets = (v: unknown, what: string): RefSet[] => {

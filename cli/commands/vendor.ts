@@ -2,7 +2,7 @@
 // first come, first served; everything under it is signed by the key that registered it.
 import type { Argv, CommandModule } from 'yargs'
 import { readFile } from 'node:fs/promises'
-import { X509Certificate } from 'node:crypto'
+import { parseCertificates } from '../../attestation/ekcert.ts'
 import { fromHex, sha256, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import type { GlobalArgs } from '../output.ts'
@@ -19,12 +19,7 @@ const register: CommandModule<GlobalArgs, RegisterArgs> = {
 
 /** DER certificates from a PEM bundle or a DER file; each parsed once to refuse garbage early (and to name its subject). */
 function certificatesFromFile (bytes: Uint8Array, path: string): Array<{ der: Uint8Array, subject: string }> {
-  const text = Buffer.from(bytes).toString('latin1')
-  const pems = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map(m => new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')))
-  const ders = pems.length > 0 ? pems : [bytes]
-  return ders.map(der => {
-    try { return { der, subject: new X509Certificate(der).subject.replace(/\n/g, ', ') } } catch (err) { throw new InvalidInputError(`${path}: not an X.509 certificate (PEM or DER): ${(err as Error).message}`) }
-  })
+  return parseCertificates(bytes, path).map(x => ({ der: new Uint8Array(x.raw), subject: x.subject.replace(/\n/g, ', ') }))
 }
 
 interface EkcaArgs extends SignArgs { vendor: string, file: string }

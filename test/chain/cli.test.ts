@@ -1,10 +1,13 @@
 // The chain-facing CLI as a user runs it: keys, vendor, os, chain status/query, with --json.
 import t from 'tap'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { quorate, startChainProcess } from './process.ts'
 
+const EK_FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'ek')
 const EVENTLOG = '/work/shared/fixtures/measured-boot/ovmf-q35-smp2/eventlog.bin'
 
 t.test('keys, vendor, os and queries through the CLI', async t => {
@@ -30,6 +33,19 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   const dup = await quorate(['vendor', 'register', 'acme', '--json'], env)
   t.equal(dup.code, 1)
   t.match(dup.stderr, /already registered/, 'says why')
+
+  // EK CAs from a PEM bundle (leading text, two certificates); a malformed block refuses the file before anything is sent
+  const bundle = join(home, 'cas.pem')
+  const [root, issuer] = ['rootca.pem', 'issuer.pem'].map(f => readFileSync(join(EK_FIXTURES, f), 'utf8'))
+  await writeFile(bundle, `# EK CAs\n${root}${issuer}`)
+  const ca = await quorate(['vendor', 'publish-ekca', bundle, '--vendor', 'acme', '--json'], env)
+  t.equal(ca.code, 0, ca.stderr)
+  t.equal(ca.stdout.trim().split('\n').length, 2, 'one transaction per certificate')
+  await writeFile(bundle, `${root}-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n`)
+  const badCa = await quorate(['vendor', 'publish-ekca', bundle, '--vendor', 'acme'], env)
+  t.equal(badCa.code, 1)
+  t.match(badCa.stderr, /block #2 \(CERTIFICATE\): body is not base64/)
+  t.same(JSON.parse((await quorate(['chain', 'query', 'ekcas', 'acme', '--json'], env)).stdout).length, 2, 'nothing of the bad bundle was published')
 
   const fw = await quorate(['vendor', 'publish-firmware', '--vendor', 'acme', '--platform', 'ovmf', '--version', '1.0', '--eventlog', EVENTLOG, '--golden', '--json'], env)
   t.equal(fw.code, 0, fw.stderr)
