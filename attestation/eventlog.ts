@@ -282,7 +282,7 @@ function utf16 (b: Uint8Array): string {
 }
 
 /** EFI_GUID: UINT32, UINT16, UINT16 little-endian, then 8 bytes in order. */
-export function guidToString (g: Uint8Array): string {
+function guidToString (g: Uint8Array): string {
   const h = (a: number, b: number): string => toHex(g.subarray(a, b))
   const le = (a: number, b: number): string => toHex(g.slice(a, b).reverse())
   return `${le(0, 4)}-${le(4, 6)}-${le(6, 8)}-${h(8, 10)}-${h(10, 16)}`

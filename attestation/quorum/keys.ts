@@ -47,7 +47,7 @@ export function ed25519Signer (key: { readonly type: string, readonly raw: Uint8
 }
 
 /** The node id (peer id string) of a raw 32-byte ed25519 public key. */
-export function nodeIdFromPublicKey (publicKey: Uint8Array): string {
+function nodeIdFromPublicKey (publicKey: Uint8Array): string {
   if (publicKey.length !== 32) throw new InvalidInputError('an ed25519 public key is 32 bytes')
   const pk = publicKeyFromRaw(publicKey)
   if (pk.type !== 'Ed25519') throw new InvalidInputError('not an ed25519 public key')

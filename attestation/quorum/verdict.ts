@@ -116,24 +116,6 @@ export function signVerdict (v: Omit<Verdict, 'v' | 'member'> & { v?: 1 }, signe
   return { verdict, signature: signer.sign(verdictSigningBytes(verdict)) }
 }
 
-export function encodeSignedVerdict (sv: SignedVerdict): Uint8Array {
-  return encode({ verdict: sv.verdict, signature: sv.signature })
-}
-
-function signedVerdictFrom (x: Canonical, what: string): SignedVerdict {
-  const m = asMap(x, what)
-  onlyKeys(m, ['verdict', 'signature'], what)
-  const verdict = field(m, 'verdict', what, is.bytes, 'bytes')
-  const signature = field(m, 'signature', what, is.bytes, 'bytes')
-  if (verdict.length > LIMITS.verdictBytes) throw new TooLargeError(`${what}.verdict exceeds ${LIMITS.verdictBytes} bytes`)
-  if (signature.length !== 64) throw new DecodeError(`${what}.signature: expected 64 bytes`)
-  return { verdict, signature }
-}
-
-export function decodeSignedVerdict (bytes: Uint8Array): SignedVerdict {
-  return signedVerdictFrom(decode(bytes, { maxBytes: LIMITS.verdictBytes + 128, maxDepth: 2, maxItems: 4 }), 'signed verdict')
-}
-
 /** A verdict or QC about another node or round than the one asked for. */
 export class WrongSubjectError extends InvalidInputError {
   override readonly code: string = 'ERR_WRONG_SUBJECT'
