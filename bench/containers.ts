@@ -1,7 +1,8 @@
 // Benchmarks for containers/: the gated launch path (fetch from a local peer + verify + load +
 // measure + start, until the container answers) against a plain `docker load` + `docker run` of
 // the same archive with the same host config; and IPFS fetch throughput between two local peers
-// (our CID-verified block stream, and Helia's bitswap for comparison).
+// (our CID-verified block stream over its direct TLS channel and over libp2p, and Helia's
+// bitswap for comparison).
 // The providing peer runs in a worker thread (its own event loop), as another node would.
 // Run alone: node_modules/.bin/node bench/containers.ts   (QUORATE_BENCH_BIG_MB=200 by default)
 import { Worker } from 'node:worker_threads'
@@ -144,14 +145,14 @@ export async function run (): Promise<Record<string, unknown>> {
     }
 
     // IPFS fetch between two local peers: the big image, block stream vs bitswap
-    const fetchMbps = async (via: 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
+    const fetchMbps = async (via: 'bulk' | 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
       const out: number[] = []
       for (let i = 0; i < reps; i++) {
         const c = await createImageStore({ dir: join(dir, `fetch-${via}-${i}`) })
         try {
           const t0 = performance.now()
           let n = 0
-          for await (const chunk of c.fetch(cid, { providers: provider.addrs, via })) n += chunk.byteLength
+          for await (const chunk of c.fetch(cid, { providers: provider.addrs, via: via === 'bitswap' ? 'bitswap' : 'stream', bulk: via === 'bulk' })) n += chunk.byteLength
           out.push(round(n / ((performance.now() - t0) / 1000) / 1e6))
         } finally { await c.stop() }
       }
@@ -170,16 +171,18 @@ export async function run (): Promise<Record<string, unknown>> {
     const big = busyboxImage({ testLabel: label, padBytes: bigMb * 1e6 })
     writeFileSync(join(dir, 'fetch.tar'), big.tar)
     const f = await provider.add(join(dir, 'fetch.tar'))
+    const bulk = await fetchMbps('bulk', f.cid, 3)
     const stream = await fetchMbps('stream', f.cid, 3)
     const small = busyboxImage({ testLabel: label, padBytes: 30e6 })
     writeFileSync(join(dir, 'fetch-small.tar'), small.tar)
     const fs = await provider.add(join(dir, 'fetch-small.tar'))
     const bitswap = await fetchMbps('bitswap', fs.cid, 1)
     results.ipfsFetch = {
+      bulkMBps: median(bulk), bulkRunsMBps: bulk,
       streamMBps: median(stream), streamRunsMBps: stream, streamBytes: f.size,
       rawLibp2pStreamMBps: median(raw), rawLibp2pRunsMBps: raw,
       bitswapMBps: median(bitswap), bitswapBytes: fs.size,
-      note: 'raw = the same libp2p connection streaming bytes with no protocol, verification or disk (the ceiling); provider in a worker thread, requester in the main thread, TLS 1.3 (preferred over noise) + yamux over TCP on 127.0.0.1; every block sha2-256-verified and written to blockstore-fs'
+      note: 'bulk = our block protocol asked over libp2p, blocks over the offered direct TLS 1.3 PSK channel (the default); stream = the same blocks on the libp2p stream (TLS 1.3 + yamux over TCP); raw = that libp2p connection streaming bytes with no protocol, verification or disk; provider in a worker thread, requester in the main thread, 127.0.0.1; every block sha2-256-verified and written to blockstore-fs'
     }
     results.targets = { gatedVsPlainRatio: '≤ 1.10 (big image)', ipfsFetchMBps: '≥ 300' }
     results.machine = { cpus: cpus().length, loadavg1: round(loadavg()[0], 2) }

@@ -66,6 +66,16 @@ export class FetchError extends TransientError {
   override readonly code: string = 'ERR_FETCH'
 }
 
+/** A provider that speaks our block protocol answered that it cannot serve the content. */
+export class ProviderRefusedError extends FetchError {
+  override readonly code: string = 'ERR_PROVIDER_REFUSED'
+  readonly reason: string
+  constructor (reason: string, options?: { cause?: unknown }) {
+    super(`provider refused: ${reason}`, options)
+    this.reason = reason
+  }
+}
+
 /** Docker refused or failed an operation (daemon down, out of space). */
 export class DockerError extends TransientError {
   override readonly code: string = 'ERR_DOCKER'

@@ -20,14 +20,15 @@ import { tls } from '@libp2p/tls'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
-import { BLOCKS_PROTOCOL, parseCid, readLocalFile, requestBlocks, serveBlocks, type FetchProgress } from './transfer.ts'
-import { ContentMismatchError, FetchError } from './errors.ts'
+import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type FetchProgress } from './transfer.ts'
+import { BulkServer, connectBulk, hostOf, socketBatches } from './bulk.ts'
+import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
 export interface ImageStoreInit {
@@ -38,6 +39,8 @@ export interface ImageStoreInit {
   /** Listen addresses when the store creates its own host (default /ip4/127.0.0.1/tcp/0). */
   readonly listen?: readonly string[]
   readonly logger?: Logger
+  /** Offer requesters the direct TLS channel for blocks (default true; see bulk.ts). */
+  readonly bulk?: boolean
 }
 
 export interface AddProgress { readonly bytes: number }
@@ -52,8 +55,13 @@ export interface AddResult {
 export interface FetchOptions {
   /** Multiaddrs (with /p2p/<peer id>) of peers that hold the content. */
   readonly providers?: readonly string[]
-  /** 'stream' (default): our verified block stream, then bitswap; 'bitswap': bitswap only. */
+  /**
+   * 'stream' (default): our verified block stream — over a direct TLS channel when the provider
+   * offers one (bulk.ts), else over the libp2p stream — then bitswap; 'bitswap': bitswap only.
+   */
   readonly via?: 'stream' | 'bitswap'
+  /** Ask providers for the direct TLS channel (default true); false keeps blocks on libp2p. */
+  readonly bulk?: boolean
   /** Bitswap only: give up when no block arrives for this long (default 30 s). */
   readonly stallTimeoutMs?: number
   readonly signal?: AbortSignal
@@ -80,6 +88,8 @@ export interface ImageStore {
   fetch (cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
   /** Content held completely in this store. */
   list (): Promise<StoredContent[]>
+  /** DAGs this store sent to peers: over the libp2p stream, over the bulk channel. */
+  served (): { stream: number, bulk: number }
   /** Forgets that the content is complete (it is fetched again next time; blocks stay until removed). */
   unpin (cid: string): Promise<void>
   stop (): Promise<void>
@@ -158,6 +168,9 @@ class HeliaImageStore implements ImageStore {
   private readonly sharding: NextToLast
   private readonly completeDir: string
   private readonly log: Logger
+  /** Offers the direct TLS channel to requesters (see bulk.ts); set once the host runs. */
+  bulk: BulkServer | undefined
+  servedOnStream = 0
 
   constructor (libp2p: Libp2p, ownsLibp2p: boolean, helia: HeliaLight, blocks: { store: FsBlockstore, dir: string, sharding: NextToLast, completeDir: string }, log: Logger) {
     this.libp2p = libp2p
@@ -200,11 +213,33 @@ class HeliaImageStore implements ImageStore {
     // One read per block, straight from blockstore-fs' file layout (its get() streams 64 KiB pieces).
     const { dir, file } = this.sharding.encode(cid)
     try {
-      return new Uint8Array(await readFile(join(this.blocksDir, dir, file)))
+      // the Buffer itself: new Uint8Array(buffer) would copy the whole block
+      return await readFile(join(this.blocksDir, dir, file))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err
     }
+  }
+
+  async readInto (cid: CID, into: Uint8Array, signal?: AbortSignal): Promise<number | undefined> {
+    signal?.throwIfAborted()
+    const { dir, file } = this.sharding.encode(cid)
+    let fh
+    try {
+      fh = await open(join(this.blocksDir, dir, file), 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    try {
+      let n = 0
+      for (;;) { // a regular file fills the buffer in one read; loop for the exception
+        const { bytesRead } = await fh.read(into, n, into.byteLength - n, n)
+        if (bytesRead === 0) return n
+        n += bytesRead
+        if (n === into.byteLength) return -1 // as big as the buffer: maybe bigger, get() it whole
+      }
+    } finally { await fh.close() }
   }
 
   async add (source: Uint8Array | AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal, onProgress?: (p: AddProgress) => void } = {}): Promise<AddResult> {
@@ -277,26 +312,16 @@ class HeliaImageStore implements ImageStore {
       for (const ma of providers) {
         let yielded = false
         try {
-          const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
-          try {
-            let size = 0
-            for await (const chunk of requestBlocks(stream, cid, { store: async (c, b) => { await this.putLocal(c, b) }, signal: opts.signal, onProgress: opts.onProgress })) {
-              yielded = true
-              size += chunk.byteLength
-              yield chunk
-            }
-            await stream.close().catch(() => {})
-            await this.markComplete(cid, { size })
-          } catch (err) {
-            stream.abort(err instanceof Error ? err : new Error(String(err)))
-            throw err
+          for await (const chunk of this.streamFrom(ma, cid, opts)) {
+            yielded = true
+            yield chunk
           }
           return
         } catch (err) {
           // Content that does not match is never retried elsewhere mid-file: the caller already
           // consumed part of it. A provider that is down or lacks the root is skipped.
           if (yielded || err instanceof ContentMismatchError || opts.signal?.aborted === true) throw err
-          if (err instanceof FetchError && err.message.startsWith('provider refused')) refused++
+          if (err instanceof ProviderRefusedError) refused++
           failures.push(`${ma.toString()}: ${(err as Error).message}`)
           this.log.debug('block stream failed, trying next', { provider: ma.toString(), error: (err as Error).message })
         }
@@ -336,15 +361,98 @@ class HeliaImageStore implements ImageStore {
     await this.markComplete(cid, { size: bytes })
   }
 
+  /**
+   * The file from one provider over our block protocol: asks for a bulk channel (unless
+   * opts.bulk is false) and reads the blocks there; when the provider offers none, or the
+   * channel cannot be opened, reads them from a libp2p stream. Stores blocks and marks the
+   * content complete at the end.
+   */
+  private async * streamFrom (ma: Multiaddr, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
+    const receive = { store: async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) }, signal: opts.signal, onProgress: opts.onProgress }
+    const host = opts.bulk === false ? undefined : hostOf(ma)
+    let size = 0
+    if (host !== undefined) {
+      const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
+      let answer
+      try {
+        answer = await askForBlocks(stream, cid, { bulk: true, signal: opts.signal })
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        throw err
+      }
+      if (answer.kind === 'blocks') {
+        yield * this.receiveOn(stream, answer.reader, cid, receive)
+        return
+      }
+      await stream.close().catch(() => {})
+      let socket
+      try {
+        socket = await connectBulk(host, answer.offer, { signal: opts.signal })
+      } catch (err) {
+        if (opts.signal?.aborted === true) throw err
+        this.log.warn('bulk channel unavailable; fetching over the libp2p stream', { provider: ma.toString(), error: (err as Error).message })
+      }
+      if (socket !== undefined) {
+        try {
+          for await (const chunk of receiveDag(new FrameReader(socketBatches(socket)), cid, receive)) {
+            size += chunk.byteLength
+            yield chunk
+          }
+        } finally { socket.destroy() }
+        await this.markComplete(cid, { size })
+        return
+      }
+    }
+    const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
+    let answer
+    try {
+      answer = await askForBlocks(stream, cid, { signal: opts.signal })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
+    if (answer.kind !== 'blocks') throw new FetchError('provider offered a bulk channel that was not asked for') // askForBlocks refuses it first
+    yield * this.receiveOn(stream, answer.reader, cid, receive)
+  }
+
+  /** Blocks from a libp2p stream whose answer was read; closes (or aborts) the stream, marks the content complete. */
+  private async * receiveOn (stream: Stream, reader: FrameReader, cid: CID, receive: Parameters<typeof receiveDag>[2]): AsyncGenerator<Uint8Array> {
+    let size = 0
+    try {
+      for await (const chunk of receiveDag(reader, cid, receive)) {
+        size += chunk.byteLength
+        yield chunk
+      }
+      await stream.close().catch(() => {})
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
+    await this.markComplete(cid, { size })
+  }
+
+  served (): { stream: number, bulk: number } { return { stream: this.servedOnStream, bulk: this.bulk?.served ?? 0 } }
+
   async unpin (cid: string): Promise<void> {
     await rm(this.markerPath(parseCid(cid)), { force: true })
   }
 
   async stop (): Promise<void> {
     await this.libp2p.unhandle(BLOCKS_PROTOCOL).catch(() => {})
+    await this.bulk?.stop()
     await this.helia.stop()
     if (this.ownsLibp2p) await this.libp2p.stop()
   }
+}
+
+/** The IP hosts of the host's TCP listen addresses: where the bulk channel listens, never wider. */
+function announcedHosts (libp2p: Libp2p): string[] {
+  const out: string[] = []
+  for (const ma of libp2p.getMultiaddrs()) {
+    const cs = ma.getComponents()
+    if ((cs[0]?.name === 'ip4' || cs[0]?.name === 'ip6') && cs[1]?.name === 'tcp' && cs[0].value !== undefined) out.push(cs[0].value)
+  }
+  return out
 }
 
 export async function createImageStore (init: ImageStoreInit): Promise<ImageStore> {
@@ -370,8 +478,10 @@ export async function createImageStore (init: ImageStoreInit): Promise<ImageStor
   try {
     await libp2p.start()
     await helia.start()
+    const local = { get: async (c: CID, s?: AbortSignal) => await store.getLocal(c, s), readInto: async (c: CID, b: Uint8Array, s?: AbortSignal) => await store.readInto(c, b, s), complete: async (c: CID) => await store.isComplete(c) }
+    store.bulk = init.bulk === false ? undefined : new BulkServer({ blocks: local, hosts: () => announcedHosts(libp2p), logger: log.child('bulk') })
     await libp2p.handle(BLOCKS_PROTOCOL, (stream) => {
-      serveBlocks(stream, { get: async (c, s) => await store.getLocal(c, s), complete: async c => await store.isComplete(c) }).catch((err: unknown) => {
+      serveBlocks(stream, local, { bulk: store.bulk }).then(did => { if (did === 'blocks') store.servedOnStream++ }, (err: unknown) => {
         log.debug('serving blocks failed', { error: (err as Error).message })
         stream.abort(err instanceof Error ? err : new Error(String(err)))
       })

@@ -1,0 +1,184 @@
+// The bulk channel (containers/bulk.ts): block frames over a direct TLS 1.3 PSK connection whose
+// one-time key came over libp2p. Real stores, real libp2p hosts and sockets on 127.0.0.1.
+// What must hold: the store uses it by default and the content is the same; a key works once,
+// for a while, and only with its own identity; a provider that offers a channel nobody can
+// reach costs a fallback to the libp2p stream, not the fetch; bytes that do not match their
+// CIDs are refused on this channel as on the other; malformed offers are refused.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer as createTcpServer } from 'node:net'
+import { randomBytes, createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createImageStore, createLocalLibp2p } from '../../containers/store.ts'
+import { BulkServer, connectBulk } from '../../containers/bulk.ts'
+import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, frame, receiveDag } from '../../containers/transfer.ts'
+import { ContentMismatchError, FetchError } from '../../containers/errors.ts'
+import { encode, decode } from '../../encoding/canonical.ts'
+import { busyboxImage } from './helpers.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'quorate-bulk-'))
+t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+
+function cidOf (codec: number, bytes: Uint8Array): CID {
+  return CID.createV1(codec, Digest.create(0x12, createHash('sha256').update(bytes).digest()))
+}
+
+async function collect (it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const c of it) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+async function closedPort (): Promise<number> {
+  const s = createTcpServer()
+  await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
+  const port = (s.address() as { port: number }).port
+  await new Promise<void>(resolve => s.close(() => { resolve() }))
+  return port
+}
+
+t.test('two stores: the fetch takes the bulk channel by default, the libp2p stream with bulk: false', async t => {
+  const a = await createImageStore({ dir: join(dir, 'a') })
+  const b = await createImageStore({ dir: join(dir, 'b') })
+  const c = await createImageStore({ dir: join(dir, 'c') })
+  t.teardown(async () => { await a.stop(); await b.stop(); await c.stop() })
+  const img = busyboxImage({ testLabel: 'bulk', padBytes: 5e6, body: 'bulk\n' }) // several 1 MiB leaves under a dag-pb root
+  const { cid } = await a.add(img.tar)
+  const progress: number[] = []
+  const got = await collect(b.fetch(cid, { providers: a.multiaddrs(), onProgress: p => progress.push(p.bytes) }))
+  t.ok(got.equals(img.tar), 'same bytes')
+  t.same(a.served(), { stream: 0, bulk: 1 }, 'served over the bulk channel')
+  t.ok(await b.has(cid), 'complete in the requester')
+  t.ok(progress.length > 5 && progress.at(-1) === img.tar.byteLength, 'progress up to the whole file')
+  t.ok((await collect(b.cat(cid))).equals(img.tar), 'stored blocks read back')
+
+  const again = await collect(c.fetch(cid, { providers: a.multiaddrs(), bulk: false }))
+  t.ok(again.equals(img.tar))
+  t.same(a.served(), { stream: 1, bulk: 1 }, 'bulk: false stays on libp2p')
+})
+
+t.test('a store created with bulk: false never offers the channel', async t => {
+  const a = await createImageStore({ dir: join(dir, 'nobulk-a'), bulk: false })
+  const b = await createImageStore({ dir: join(dir, 'nobulk-b') })
+  t.teardown(async () => { await a.stop(); await b.stop() })
+  const img = busyboxImage({ testLabel: 'bulk', body: 'no bulk\n' })
+  const r = await a.add(img.tar)
+  t.ok((await collect(b.fetch(r.cid, { providers: a.multiaddrs() }))).equals(img.tar))
+  t.same(a.served(), { stream: 1, bulk: 0 })
+})
+
+t.test('BulkServer: a key works once, only with its identity, only until it expires', async t => {
+  const leaf = randomBytes(200_000)
+  const root = cidOf(0x55, leaf)
+  const blocks = { get: async (c: CID) => c.equals(root) ? leaf : undefined }
+  const server = new BulkServer({ blocks, hosts: () => ['127.0.0.1'], ticketTtlMs: 300 })
+  t.teardown(async () => { await server.stop() })
+  const read = async (offer: Parameters<typeof connectBulk>[1]): Promise<Buffer> => {
+    const s = await connectBulk('127.0.0.1', offer)
+    try { return await collect(receiveDag(new FrameReader(s), root, { store: async () => {} })) } finally { s.destroy() }
+  }
+  const offer = await server.offer(root)
+  if (offer === undefined) { t.fail('no offer'); return }
+  t.ok((await read(offer)).equals(leaf), 'the offered DAG arrives whole and verified')
+  t.equal(server.served, 1)
+  await t.rejects(read(offer), FetchError, 'the same key again is refused')
+
+  const other = await server.offer(root)
+  if (other === undefined) { t.fail('no offer'); return }
+  await t.rejects(read({ ...other, key: randomBytes(32) }), FetchError, 'the right identity with another key is refused')
+  await t.rejects(read({ ...other, id: randomBytes(16) }), FetchError, 'an unknown identity is refused')
+  await t.rejects(read(other), FetchError, 'a failed attempt used the ticket up')
+
+  const late = await server.offer(root)
+  if (late === undefined) { t.fail('no offer'); return }
+  await new Promise(resolve => setTimeout(resolve, 400))
+  await t.rejects(read(late), FetchError, 'an expired offer is refused')
+  t.equal(server.served, 1, 'nothing else was served')
+})
+
+t.test('BulkServer stops: connections end, no more offers', async t => {
+  const leaf = randomBytes(1000)
+  const root = cidOf(0x55, leaf)
+  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'] })
+  const offer = await server.offer(root)
+  t.ok(offer !== undefined)
+  await server.stop()
+  t.equal(await server.offer(root), undefined, 'a stopped server offers nothing')
+  if (offer !== undefined) await t.rejects(connectBulk('127.0.0.1', offer, { timeoutMs: 2000 }), FetchError, 'its port is closed')
+})
+
+/** A libp2p provider that answers our protocol as `answer` says, for the requester under test. */
+async function evilProvider (t: { teardown: (fn: () => Promise<void>) => void }, answer: (req: Record<string, unknown>, send: (x: Uint8Array) => void) => Promise<void>): Promise<string[]> {
+  const host = await createLocalLibp2p()
+  t.teardown(async () => { await host.stop() })
+  await host.handle(BLOCKS_PROTOCOL, async stream => {
+    const r = new FrameReader(stream)
+    const req = await r.next(4096)
+    if (req === undefined) return
+    await answer(decode(req) as Record<string, unknown>, x => { stream.send(x) })
+    await stream.close()
+  })
+  return host.getMultiaddrs().map(m => m.toString())
+}
+
+t.test('an offer nobody can reach: the requester falls back to the libp2p stream', async t => {
+  const b = await createImageStore({ dir: join(dir, 'fallback-b') })
+  t.teardown(async () => { await b.stop() })
+  const leaf = randomBytes(100_000)
+  const root = cidOf(0x55, leaf)
+  const port = await closedPort()
+  const asked: boolean[] = []
+  const addrs = await evilProvider(t, async (req, send) => {
+    asked.push(req.bulk === true)
+    if (req.bulk === true) { send(frame(encode({ v: 1, ok: true, bulk: { port, id: randomBytes(16), key: randomBytes(32) } })).subarray()); return }
+    send(frame(encode({ v: 1, ok: true })).subarray())
+    send(frame(leaf).subarray())
+  })
+  const got = await collect(b.fetch(root.toString(), { providers: addrs }))
+  t.ok(got.equals(leaf), 'fetched over the libp2p stream')
+  t.same(asked, [true, false], 'asked for bulk first, then for the blocks on libp2p')
+  t.ok(await b.has(root.toString()))
+})
+
+t.test('other bytes on the bulk channel: refused, nothing complete', async t => {
+  const b = await createImageStore({ dir: join(dir, 'evil-b') })
+  t.teardown(async () => { await b.stop() })
+  const leaf = randomBytes(100_000)
+  const root = cidOf(0x55, leaf)
+  const server = new BulkServer({ blocks: { get: async () => randomBytes(100_000) }, hosts: () => ['127.0.0.1'] })
+  t.teardown(async () => { await server.stop() })
+  const addrs = await evilProvider(t, async (_req, send) => {
+    const offer = await server.offer(root)
+    send(frame(encode({ v: 1, ok: true, bulk: { port: offer?.port ?? 0, id: offer?.id ?? new Uint8Array(16), key: offer?.key ?? new Uint8Array(32) } })).subarray())
+  })
+  await t.rejects(collect(b.fetch(root.toString(), { providers: addrs })), ContentMismatchError)
+  t.notOk(await b.has(root.toString()), 'not marked complete')
+})
+
+t.test('malformed offers are refused with a FetchError', async t => {
+  const client = await createLocalLibp2p()
+  t.teardown(async () => { await client.stop() })
+  const root = cidOf(0x55, randomBytes(10))
+  const offers: Record<string, unknown> = {
+    'port 0': { port: 0, id: randomBytes(16), key: randomBytes(32) },
+    'port too big': { port: 70000, id: randomBytes(16), key: randomBytes(32) },
+    'short id': { port: 1234, id: randomBytes(4), key: randomBytes(32) },
+    'short key': { port: 1234, id: randomBytes(16), key: randomBytes(8) },
+    'not a map': 'x'
+  }
+  for (const [name, bulk] of Object.entries(offers)) {
+    const addrs = await evilProvider(t, async (_req, send) => { send(frame(encode({ v: 1, ok: true, bulk } as never)).subarray()) })
+    const s = await client.dialProtocol(multiaddr(addrs[0]), BLOCKS_PROTOCOL)
+    await t.rejects(askForBlocks(s, root, { bulk: true }), FetchError, name)
+    s.abort(new Error('done'))
+  }
+  // an offer that was not asked for
+  const addrs = await evilProvider(t, async (_req, send) => { send(frame(encode({ v: 1, ok: true, bulk: { port: 1, id: randomBytes(16), key: randomBytes(32) } })).subarray()) })
+  const s = await client.dialProtocol(multiaddr(addrs[0]), BLOCKS_PROTOCOL)
+  await t.rejects(askForBlocks(s, root), /not asked for/)
+  s.abort(new Error('done'))
+})
