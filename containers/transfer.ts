@@ -23,6 +23,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { encode, decode, asMap, type Canonical } from '../encoding/canonical.ts'
 import { concat, equal, sha256 } from '../encoding/bytes.ts'
+import { encodeUvarint } from '../encoding/varint.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
 
 export const BLOCKS_PROTOCOL = '/quorate/blocks/1.0.0'
@@ -78,13 +79,6 @@ export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { li
   return parseBlock(cid, bytes, isRoot)
 }
 
-function varint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80) }
-  out.push(n)
-  return Uint8Array.from(out)
-}
-
 /** Reads varint-length-prefixed frames from a libp2p stream. */
 export class FrameReader {
   private readonly buf = new Uint8ArrayList()
@@ -136,7 +130,7 @@ export class FrameReader {
 
 /** One frame: the length prefix and the bytes, kept apart (no copy). */
 export function frame (data: Uint8Array): Uint8ArrayList {
-  return new Uint8ArrayList(varint(data.byteLength), data)
+  return new Uint8ArrayList(encodeUvarint(data.byteLength), data)
 }
 
 async function send (stream: Stream, data: Uint8Array, signal?: AbortSignal): Promise<void> {
