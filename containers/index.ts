@@ -10,6 +10,7 @@ export type {
 } from './runner.ts'
 export type { ImageStore, ImageStoreInit, AddResult, AddProgress, FetchOptions, StoredContent } from './store.ts'
 export type { FetchProgress, LocalBlocks } from './transfer.ts'
+export type { LocalLibp2p, LocalLibp2pOptions } from './libp2p.ts'
 export type { TenantProxy, TenantProxyInit } from './proxy.ts'
 export type { ContainerLaunchEvent, EventLogWriter } from './events.ts'
 export type { ImageTarInfo, ImageTarLimits, ImageSpec, BuiltImage, TarFile } from './image-tar.ts'
@@ -21,7 +22,8 @@ export type { Deployment } from './deployments.ts'
 export * from './errors.ts'
 
 // ---- factories and functions --------------------------------------------------------------
-export { createImageStore, createLocalLibp2p } from './store.ts'
+export { createImageStore } from './store.ts'
+export { createLocalLibp2p } from './libp2p.ts'
 export { createContainerRunner, hardenedHostConfig, demuxDockerLogs, MANAGED_LABEL, NODE_LABEL } from './runner.ts'
 export { createTenantProxy } from './proxy.ts'
 export { publishImage, imageSourceStream, checkImageName } from './publish.ts'

@@ -13,12 +13,6 @@ import { importByteStream } from 'ipfs-unixfs-importer'
 import { FsBlockstore } from 'blockstore-fs'
 import { NextToLast } from 'blockstore-fs/sharding'
 import { FsDatastore } from 'datastore-fs'
-import { createLibp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { tls } from '@libp2p/tls'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface'
@@ -28,6 +22,7 @@ import { silentLogger } from '../encoding/log.ts'
 import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
 import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type FetchProgress } from './transfer.ts'
 import { BulkServer, connectBulk, hostOf, socketBatches } from './bulk.ts'
+import { createLocalLibp2p } from './libp2p.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 
@@ -139,23 +134,8 @@ async function loadOrCreateKey (path: string): Promise<PrivateKey> {
   }
 }
 
-/**
- * A libp2p host for local peers only: TCP, TLS 1.3 (libp2p TLS spec) preferred over noise,
- * yamux, identify; nothing that reaches out. TLS comes first because its record encryption runs
- * natively (AES-GCM in OpenSSL): ~1.6–1.8× noise's throughput here (noise encrypts 64 KiB
- * messages from JS). Peers without TLS still connect over noise.
- */
-export async function createLocalLibp2p (opts: { listen?: readonly string[], privateKey?: PrivateKey } = {}): Promise<Libp2p> {
-  return await createLibp2p({
-    privateKey: opts.privateKey,
-    addresses: { listen: [...(opts.listen ?? ['/ip4/127.0.0.1/tcp/0'])] },
-    transports: [tcp()],
-    connectionEncrypters: [tls(), noise()],
-    // Larger stream windows: one stream carries a whole image (yamux's default is 256 KiB).
-    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 << 20, maxStreamWindowSize: 16 << 20 } })],
-    services: { identify: identify() }
-  })
-}
+/** The image store's own host when none is shared (moved to libp2p.ts; the tests import it from here). */
+export { createLocalLibp2p }
 
 class HeliaImageStore implements ImageStore {
   readonly libp2p: Libp2p

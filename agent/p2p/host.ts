@@ -1,18 +1,13 @@
 // The node's libp2p host: TCP + TLS 1.3 (preferred) or noise + yamux + identify, nothing else. No bootstrap list, DHT,
 // relay, autoNAT, UPnP or mDNS: peers are dialled at the addresses they registered on chain,
 // given to us by the caller. The same node can be handed to Helia (it accepts an existing libp2p).
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { tls } from '@libp2p/tls'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify, type Identify } from '@libp2p/identify'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
+import { createLocalLibp2p, type LocalLibp2p } from '../../containers/libp2p.ts'
 
 export interface P2PHostOptions {
   /** The node key (ed25519): its peer id is the node id on chain. */
@@ -24,24 +19,21 @@ export interface P2PHostOptions {
   readonly logger?: Logger
 }
 
-export type P2PHost = Libp2p<{ identify: Identify }>
+export type P2PHost = LocalLibp2p
 
+/**
+ * The node's host: the node's configuration (containers/libp2p.ts, shared with the image store,
+ * which runs on this host in the agent) with an Ed25519 key required and a connection limit.
+ */
 export async function createP2PHost (opts: P2PHostOptions): Promise<P2PHost> {
   if (opts.privateKey.type !== 'Ed25519') throw new InvalidInputError('the node key must be Ed25519 (its peer id is the node id)')
   const log = opts.logger ?? silentLogger('quorate:p2p')
-  const host = await createLibp2p({
+  const host = await createLocalLibp2p({
     privateKey: opts.privateKey,
-    addresses: { listen: [...(opts.listen ?? ['/ip4/127.0.0.1/tcp/0'])], announce: opts.announce !== undefined ? [...opts.announce] : undefined },
-    transports: [tcp()],
-    // TLS first: its record encryption runs natively (AES-GCM in OpenSSL), ~1.6–1.8× noise's
-    // throughput here, which matters when the same host carries image blocks; peers that only
-    // speak noise still connect.
-    connectionEncrypters: [tls(), noise()],
-    // Larger stream windows: one stream may carry a whole tenant image (yamux's default is 256 KiB).
-    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 << 20, maxStreamWindowSize: 16 << 20 } })],
+    listen: opts.listen,
+    announce: opts.announce,
     // Attestation streams are short; keep the peer count modest and never go looking for peers.
-    connectionManager: { maxConnections: 256 },
-    services: { identify: identify() }
+    maxConnections: 256
   })
   log.info('libp2p host started', { peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) })
   return host
