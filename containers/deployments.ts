@@ -9,7 +9,7 @@ import { checkImageName } from './publish.ts'
 export interface Deployment {
   /** Image name on chain. */
   readonly image: string
-  /** Port the container answers on at 127.0.0.1 (host networking). */
+  /** Port the container answers on at 127.0.0.1 (its own loopback when isolated, the node's with host networking). */
   readonly port: number
   readonly args?: readonly string[]
   readonly env?: readonly string[]

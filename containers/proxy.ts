@@ -1,5 +1,6 @@
 // The tenant request proxy: `/tenant/<image>/<path>` on the agent's HTTP server is forwarded to
-// the running container of that image (http://127.0.0.1:<port>/<path>), streaming both ways.
+// the running container of that image (http://127.0.0.1:<port>/<path>, or the relay socket of an
+// isolated tenant), streaming both ways.
 // While the node is not certified every request is answered 503 with the reason: clients must
 // never be served by a node whose certification has ended. Limits: request body size,
 // concurrent requests, time to the upstream's response headers, and idle time on either side.
@@ -12,7 +13,7 @@ export interface TenantProxyInit {
   /** Current certification of this node (ContainerRunner.certification). */
   readonly certification: () => CertificationStatus
   /** The port of the running container for an image name (ContainerRunner.get). */
-  readonly resolve: (image: string) => { readonly port: number } | undefined
+  readonly resolve: (image: string) => { readonly port: number, readonly socketPath?: string } | undefined
   /** Path prefix (default '/tenant/'). */
   readonly prefix?: string
   /** Largest request body (default 16 MiB). */
@@ -92,7 +93,8 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     headers['x-forwarded-proto'] = 'http'
     if (req.headers.host !== undefined) headers['x-forwarded-host'] = req.headers.host
 
-    const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path, headers })
+    const where = target.socketPath !== undefined ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }
+    const up = httpRequest({ ...where, method: req.method, path, headers })
     const responseTimer = setTimeout(() => { up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' })) }, responseTimeout)
     up.on('response', (ur) => {
       clearTimeout(responseTimer)

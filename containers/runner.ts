@@ -16,12 +16,15 @@ import { randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type Docker from 'dockerode'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
 import { ImageTarInspector } from './image-tar.ts'
 import { parseCid } from './transfer.ts'
+import { relaySocketPath, startRelay, stopLeftoverRelays, type Relay } from './relay.ts'
 import { CONTAINER_PCR, eventDigest, eventLine, launchEvent, type EventLogWriter } from './events.ts'
 import {
   ContainerStartError, ContentMismatchError, DockerError, DockerImageMismatchError, ImageDigestMismatchError,
@@ -89,8 +92,18 @@ export interface ContainerRunnerInit {
   readonly eventLog: EventLogWriter
   /** This node's id (libp2p peer id), as the chain knows it. */
   readonly nodeId: string
-  /** Docker network mode: 'host' (default; bind tenants to 127.0.0.1), 'none', or a network name. */
+  /**
+   * Tenant networking: 'host' (default; tenants bind 127.0.0.1 and share the node's loopback),
+   * 'isolated' (Docker's 'none' — loopback only — reached through a relay on a unix socket, see
+   * relay.ts), 'none' (no network at all), or a Docker network name.
+   */
   readonly network?: string
+  /**
+   * Where this node's 'isolated' tenants' relay sockets live (default
+   * <tmpdir>/quorate-relays/<node id prefix>). One directory per node: stopAll also stops relays
+   * an earlier run left there.
+   */
+  readonly relayDir?: string
   readonly limits?: ContainerLimits
   /** Labels added to every container (tests: quorate.test=<run>). */
   readonly labels?: Readonly<Record<string, string>>
@@ -110,7 +123,7 @@ export interface LaunchRequest {
   readonly args?: readonly string[]
   /** Environment ("KEY=value"); measured only as a digest. */
   readonly env?: readonly string[]
-  /** Port the container answers on at 127.0.0.1 (host networking). */
+  /** Port the container answers on at 127.0.0.1 (its own loopback when isolated). */
   readonly port: number
   /** Path probed until the container answers (default '/'). */
   readonly healthPath?: string
@@ -132,7 +145,10 @@ export interface RunningContainer {
   readonly digest: string
   readonly cid: string
   readonly port: number
+  /** http://127.0.0.1:<port>, or unix:<socket> for an isolated tenant. */
   readonly url: string
+  /** The relay socket of an isolated tenant (requests go there instead of the port). */
+  readonly socketPath?: string
   readonly args: readonly string[]
   readonly startedAt: number
   /** The measured event line (what was extended into PCR 13). */
@@ -210,9 +226,13 @@ function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** One GET; resolves with the status code, rejects on connection errors or timeout. */
-function probe (url: string, timeoutMs: number): Promise<number> {
+/** Where a tenant answers: its port on 127.0.0.1, or its relay socket. */
+interface TenantAddress { readonly port: number, readonly socketPath?: string }
+
+function probe (to: TenantAddress, path: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'GET', timeout: timeoutMs }, res => { res.resume(); resolve(res.statusCode ?? 0) })
+    const where = to.socketPath !== undefined ? { socketPath: to.socketPath } : { host: '127.0.0.1', port: to.port }
+    const req = httpRequest({ ...where, path, method: 'GET', timeout: timeoutMs }, res => { res.resume(); resolve(res.statusCode ?? 0) })
     req.on('timeout', () => { req.destroy(new Error('timeout')) })
     req.on('error', reject)
     req.end()
@@ -223,8 +243,11 @@ class Runner implements ContainerRunner {
   private readonly init: ContainerRunnerInit
   private readonly log: Logger
   private readonly running = new Map<string, RunningContainer>()
+  private readonly relays = new Map<string, Relay>()
   private cert: CertificationStatus = { certified: false, reason: 'certification not checked yet' }
   private readonly now: () => number
+
+  private get relayDir (): string { return this.init.relayDir ?? join(tmpdir(), 'quorate-relays', this.init.nodeId.slice(-16).replace(/[^a-zA-Z0-9]/g, '_')) }
 
   constructor (init: ContainerRunnerInit) {
     this.init = init
@@ -336,19 +359,25 @@ class Runner implements ContainerRunner {
           'quorate.cid': rec.cid,
           'quorate.port': String(req.port)
         },
-        HostConfig: hardenedHostConfig(network, { ...this.init.limits, ...req.limits }),
+        HostConfig: hardenedHostConfig(network === 'isolated' ? 'none' : network, { ...this.init.limits, ...req.limits }),
         NetworkDisabled: network === 'none'
       })
     } catch (err) {
       throw new DockerError(`creating the container for ${rec.name} failed: ${(err as Error).message}`, { cause: err })
     }
-    const url = `http://127.0.0.1:${req.port}`
-    const rc: RunningContainer = { id: container.id, containerName, image: rec.name, digest: rec.digest, cid: rec.cid, port: req.port, url, args, startedAt: this.now(), event: line }
+    let rc: RunningContainer = { id: container.id, containerName, image: rec.name, digest: rec.digest, cid: rec.cid, port: req.port, url: `http://127.0.0.1:${req.port}`, args, startedAt: this.now(), event: line }
     try {
       await container.start()
-      await this.waitReady(container, url + (req.healthPath ?? '/'), req.readyTimeoutMs ?? 20_000, signal)
+      if (network === 'isolated') {
+        const relay = await startRelay({ pid: (await container.inspect()).State.Pid, port: req.port, socketPath: relaySocketPath(this.relayDir, container.id), signal })
+        this.relays.set(container.id, relay)
+        rc = { ...rc, url: `unix:${relay.socketPath}`, socketPath: relay.socketPath }
+      }
+      await this.waitReady(container, rc, req.healthPath ?? '/', req.readyTimeoutMs ?? 20_000, signal)
     } catch (err) {
       const logs = await this.containerLogs(container, 20).catch(() => '')
+      await this.relays.get(container.id)?.stop()
+      this.relays.delete(container.id)
       await container.remove({ force: true }).catch(() => {})
       if (err instanceof QuorateError || (err as Error).name === 'AbortError') throw err
       throw new ContainerStartError(`container for ${rec.name} did not start: ${(err as Error).message}${logs !== '' ? `\n${logs}` : ''}`, { cause: err })
@@ -447,13 +476,14 @@ class Runner implements ContainerRunner {
     }
   }
 
-  private async waitReady (container: Docker.Container, url: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  private async waitReady (container: Docker.Container, to: RunningContainer, path: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = this.now() + timeoutMs
+    const url = to.url + path
     let lastErr = 'no answer'
     let n = 0
     for (;;) {
       signal?.throwIfAborted()
-      try { await probe(url, 1000); return } catch (err) { lastErr = (err as Error).message }
+      try { await probe(to, path, 1000); return } catch (err) { lastErr = (err as Error).message }
       if (++n % 10 === 0) {
         const st = await container.inspect()
         if (!st.State.Running) throw new ContainerStartError(`container exited with code ${st.State.ExitCode} before answering on ${url}`)
@@ -477,6 +507,8 @@ class Runner implements ContainerRunner {
   private async discard (id: string): Promise<void> {
     const c = this.init.docker.getContainer(id)
     await c.stop({ t: 2 }).catch(() => {})
+    await this.relays.get(id)?.stop()
+    this.relays.delete(id)
     await c.remove({ force: true }).catch(() => {})
   }
 
@@ -499,6 +531,8 @@ class Runner implements ContainerRunner {
       this.log.warn('listing tenant containers failed', { error: (err as Error).message })
     }
     await Promise.all([...ids].map(async id => { await this.discard(id) }))
+    const leftover = stopLeftoverRelays(this.relayDir)
+    if (leftover > 0) this.log.warn('stopped relays an earlier run left', { count: leftover })
     if (ids.size > 0) this.log.warn('stopped tenant containers', { count: ids.size, reason })
     return ids.size
   }

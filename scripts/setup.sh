@@ -11,7 +11,7 @@ ROOT=$PWD
 say () { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. system packages -------------------------------------------------------------------------
-PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static nix-bin iproute2 python3 make g++ pkg-config)
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static socat nix-bin iproute2 python3 make g++ pkg-config)
 if [ "${QUORATE_SETUP_QEMU:-1}" = 1 ]; then PKGS+=(qemu-system-x86 ovmf cpio); fi
 missing=()
 for p in "${PKGS[@]}"; do

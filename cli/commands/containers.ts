@@ -27,7 +27,7 @@ const deploy: CommandModule<GlobalArgs, DeployArgs> = {
   describe: 'run a published image on this node: adds it to <home>/deployments.json; the agent launches it through the gate once certified',
   builder: y => withHome(y)
     .positional('name', { type: 'string', describe: 'image name on chain' })
-    .option('port', { type: 'number', describe: 'port the container answers on at 127.0.0.1 (host networking)' })
+    .option('port', { type: 'number', describe: 'port the tenant listens on at 127.0.0.1 (inside its own network namespace when isolated)' })
     .option('arg', { type: 'string', array: true, describe: 'container argument (Cmd): --arg=VALUE, repeatable; or put them after --' })
     .option('env', { type: 'string', array: true, describe: 'KEY=value; repeatable (only its digest is measured)' })
     .option('provider', { type: 'string', array: true, describe: 'IPFS peer holding the image (multiaddr with /p2p/); repeatable' })

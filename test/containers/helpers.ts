@@ -34,7 +34,7 @@ export function busyboxImage (opts: BusyboxImageOptions): BuiltImage {
   })
 }
 
-/** Arguments making the image listen on 127.0.0.1:port (host networking). */
+/** Arguments making the image listen on 127.0.0.1:port (its loopback: the node's with host networking). */
 export function httpdArgs (port: number): string[] { return ['-p', `127.0.0.1:${port}`] }
 
 // one free-port probe for the whole project (cli/demo.ts)
