@@ -7,7 +7,7 @@ import { parsePcrList as parseTpmPcrList } from '../attestation/tpm/index.ts'
 
 export interface DeploySpec {
   readonly image: string
-  /** Port the container answers on (host networking). */
+  /** Port the container answers on at 127.0.0.1 (its own loopback when isolated, the node's with host networking). */
   readonly port: number
   readonly args?: readonly string[]
   readonly env?: readonly string[]
@@ -43,7 +43,11 @@ export interface AgentConfig {
   readonly deploy: readonly DeploySpec[]
   /** Software TPM only: a recorded TCG event log replayed into the TPM at start ('' = none). */
   readonly simulateBoot: string
-  /** Docker network mode for tenants ('host' in tests, bound to 127.0.0.1). */
+  /**
+   * Tenant networking: 'isolated' (default: loopback only, reached through a relay socket —
+   * containers/relay.ts), 'host' (shares the node's loopback: tenants can reach swtpm, the chain
+   * RPC and the agent API), 'none', or a Docker network name.
+   */
   readonly containerNetwork: string
   /** Stop tenant containers when the agent stops ('stop') or leave them running ('keep'). */
   readonly onShutdown: 'stop' | 'keep'
@@ -67,7 +71,7 @@ export const defaults: AgentConfig = Object.freeze({
   eventLogPath: '/sys/kernel/security/tpm0/binary_bios_measurements',
   deploy: [],
   simulateBoot: '',
-  containerNetwork: 'host',
+  containerNetwork: 'isolated',
   onShutdown: 'stop',
   peers: []
 })

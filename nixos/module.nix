@@ -53,6 +53,36 @@ let
   '';
 
   # The sandbox both services share; each adds its own user, devices and address families.
+  # 'isolated' tenants (the agent's default) are reached through a relay that the agent starts
+  # inside each tenant's network namespace (nsenter --net … socat, containers/relay.ts): that
+  # takes setns (CAP_SYS_ADMIN) on a root-owned process's namespace (CAP_SYS_PTRACE). The docker
+  # group the agent already has is root-equivalent; 'host' networking needs neither capability
+  # but lets tenants reach everything on the node's loopback.
+  isolated = cfg.settings.containerNetwork == "isolated";
+  relayPrivileges =
+    if isolated then
+      {
+        AmbientCapabilities = [
+          "CAP_SYS_ADMIN"
+          "CAP_SYS_PTRACE"
+        ];
+        CapabilityBoundingSet = [
+          "CAP_SYS_ADMIN"
+          "CAP_SYS_PTRACE"
+        ];
+        RestrictNamespaces = "net";
+        # the container's init must be visible to open /proc/<pid>/ns/net
+        ProtectProc = "default";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+          "setns"
+        ];
+      }
+    else
+      { };
+
   hardening = {
     StateDirectoryMode = "0700";
     UMask = "0077";
@@ -245,6 +275,11 @@ in
             default = null;
             description = "Re-attest when this much of the certification remains (the re-attestation interval is the TTL minus this), in ms; null = the agent's default.";
           };
+          containerNetwork = mkOption {
+            type = types.str;
+            default = "isolated";
+            description = "Tenant networking: isolated (loopback only, reached through a relay; grants the unit CAP_SYS_ADMIN and CAP_SYS_PTRACE for it), host (tenants share the node's loopback), none, or a Docker network name.";
+          };
           eventLogPath = mkOption {
             type = types.str;
             default = eventLogCopy;
@@ -349,7 +384,8 @@ in
         DevicePolicy = "closed";
         DeviceAllow = optional (tpmDevice != null) "${tpmDevice} rw";
 
-        # TPM and Docker are reached through group-owned files, never capabilities.
+        # TPM and Docker are reached through group-owned files; capabilities only for the
+        # isolated tenants' relay (relayPrivileges).
         AmbientCapabilities = "";
         RemoveIPC = true;
         PrivateMounts = true;
@@ -366,7 +402,11 @@ in
 
         # libp2p keeps a socket per peer connection and stream multiplexer.
         LimitNOFILE = 65536;
-      };
+      } // relayPrivileges;
+      path = optionals isolated [
+        pkgs.socat
+        pkgs.util-linux
+      ];
     };
   };
 }

@@ -42,6 +42,8 @@ let
     writeShellScript = name: text: { _isPkg = true; outPath = "/nix/store/fake-${name}"; inherit text; };
     writeText = name: text: { _isPkg = true; outPath = "/nix/store/fake-${name}"; inherit text; };
     coreutils = fakePkg "coreutils";
+    socat = fakePkg "socat";
+    util-linux = fakePkg "util-linux";
     callPackage = f: a: fakePkg "quorate";
   };
   defaultsOf = opts: b.mapAttrs (n: v:

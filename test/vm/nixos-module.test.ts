@@ -54,11 +54,15 @@ t.test('services.quorate renders a config the agent accepts and a sandboxed unit
 
   const sc = d.systemd.services.quorate.serviceConfig ?? {}
   t.match(sc.ExecStart, /\/bin\/quorate node start --config \/etc\/quorate\/config\.json$/)
-  t.same([sc.User, sc.ProtectSystem, sc.ProtectHome, sc.PrivateTmp, sc.NoNewPrivileges, sc.CapabilityBoundingSet],
-    ['quorate', 'strict', true, true, true, ''], 'user, read-only system, no home, private tmp, no privileges')
+  t.same([sc.User, sc.ProtectSystem, sc.ProtectHome, sc.PrivateTmp, sc.NoNewPrivileges],
+    ['quorate', 'strict', true, true, true], 'user, read-only system, no home, private tmp, no new privileges')
+  t.equal(cfg.containerNetwork, 'isolated', 'tenants isolated by default')
+  t.same([sc.CapabilityBoundingSet, sc.AmbientCapabilities, sc.RestrictNamespaces], [['CAP_SYS_ADMIN', 'CAP_SYS_PTRACE'], ['CAP_SYS_ADMIN', 'CAP_SYS_PTRACE'], 'net'],
+    'isolated tenants: exactly what the relay needs to enter their network namespace')
+  t.equal((d.systemd.services.quorate as { path?: unknown[] }).path?.length, 2, 'socat and nsenter on the unit path')
   t.same([sc.DevicePolicy, sc.DeviceAllow], ['closed', ['/dev/tpmrm0 rw']], 'only the TPM device')
   t.same(sc.RestrictAddressFamilies, ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK'])
-  t.same(sc.SystemCallFilter, ['@system-service', '~@privileged', '~@resources'])
+  t.same(sc.SystemCallFilter, ['@system-service', '~@privileged', '~@resources', 'setns'])
   t.equal(sc.Restart, 'on-failure')
   t.same(d.users.users.quorate.extraGroups, ['tss', 'docker'], 'tss for the TPM, docker (root-equivalent) for tenants')
   t.same(d.networking.firewall.allowedTCPPorts, [], 'no port opened unless asked')
@@ -83,4 +87,14 @@ t.test('services.quorate options: settings, firewall, embedded chain, a non-devi
   const bad = await evaluate('{ enable = true; settings.home = "/srv/quorate"; }')
   t.notOk(bad.assertions.every(a => a.assertion), 'moving home out of the StateDirectory trips the assertion')
   t.throws(() => loads({ ...bad.environment.etc['quorate/config.json'].source.value, comitteeSize: 3 }), /unknown setting "comitteeSize"/, 'a misspelt freeform key fails at agent start, naming it')
+})
+
+t.test('services.quorate with host networking for tenants: no capabilities at all', { skip: nix ? false : 'nix-instantiate not installed' }, async t => {
+  const d = await evaluate('{ enable = true; settings.containerNetwork = "host"; }')
+  const cfg = loads(d.environment.etc['quorate/config.json'].source.value)
+  t.equal(cfg.containerNetwork, 'host')
+  const sc = d.systemd.services.quorate.serviceConfig ?? {}
+  t.same([sc.CapabilityBoundingSet, sc.AmbientCapabilities, sc.RestrictNamespaces], ['', '', true], 'no privileges, no namespaces')
+  t.same(sc.SystemCallFilter, ['@system-service', '~@privileged', '~@resources'])
+  t.same((d.systemd.services.quorate as { path?: unknown[] }).path, [], 'no relay tools')
 })
