@@ -126,7 +126,8 @@ export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, reg
   }
 }
 
-const ALL_CLAIMS = ['identity', 'firmware', 'os', 'containers', 'freshness']
+/** Every claim an appraisal makes (what malformed evidence fails). */
+export const ALL_CLAIMS = ['identity', 'firmware', 'os', 'containers', 'freshness']
 
 /** The failing appraisal for evidence that never reached appraisal (a binding failure). */
 export function failedAppraisal (error: string, failed: readonly string[]): AppraisalSummary {

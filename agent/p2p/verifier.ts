@@ -6,7 +6,7 @@ import { decodeEvidence, type Evidence } from '../../attestation/evidence.ts'
 import { equalConstantTime } from '../../encoding/bytes.ts'
 import { Framed } from './framing.ts'
 import { dialTarget } from './host.ts'
-import { checkEvidenceBinding, EvidenceBindingError, MalformedEvidenceError, failedAppraisal, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
+import { ALL_CLAIMS, checkEvidenceBinding, EvidenceBindingError, MalformedEvidenceError, failedAppraisal, type Appraise, type AppraisalSummary, type MakeCredential } from './member.ts'
 import {
   PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, encodeNonceRequest, decodeEvidenceMsg,
   encodeCredentialRequest, decodeActivated
@@ -57,7 +57,8 @@ export async function verifyPeer (opts: VerifyPeerOptions): Promise<VerifyPeerRe
   } catch (err) { ev.abort(err as Error); throw err }
 
   const failWith = (err: EvidenceBindingError, evidence?: Evidence, activated = false): VerifyPeerResult => {
-    const failed = [err.claim]
+    // as a committee member judges it: evidence that does not decode leaves no claim standing
+    const failed = err instanceof MalformedEvidenceError ? [...ALL_CLAIMS] : [err.claim]
     return { nodeId, pass: false, failed, appraisal: failedAppraisal(err.message, failed), evidence, credentialActivated: activated }
   }
   let evidence: Evidence

@@ -5,7 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, verifyPeer, Framed, PeerRefusedError,
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, RoundFailedError, type P2PHost, type RoundProgress
+  PROTOCOL_CERTIFY, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, RoundFailedError, type P2PHost, type RoundProgress
 } from '../../agent/p2p/index.ts'
 import { encodeHello, encodeChallenge, decodeChallenge, encodeEvidenceMsg } from '../../agent/p2p/messages.ts'
 import { encodeVarint } from '../../agent/p2p/framing.ts'
@@ -201,4 +201,20 @@ t.test('replayed bundle and quote for another nonce: failing verdicts (freshness
     { evidence: old.bytes, secret: new Uint8Array(32) })
   t.same(judged2.appraisal.failed, ['identity'])
   void encodeChallenge
+})
+
+t.test('one-off verify of a node whose evidence does not decode: every claim fails, as a committee member judges it', async t => {
+  const { key } = await nodeKey()
+  const liar = await createP2PHost({ privateKey: key })
+  t.teardown(async () => { await liar.stop() })
+  await liar.handle(PROTOCOL_EVIDENCE, async stream => {
+    const f = new Framed(stream)
+    await f.read(MESSAGE_LIMITS.small)
+    await f.write(encodeEvidenceMsg({ evidence: new Uint8Array(randomBytes(200)) }))
+    await f.close()
+  })
+  const r = await verifyPeer({ host: members[0].host, peer: `${liar.getMultiaddrs()[0].toString()}`, makeCredential: makeCred, appraise: fakeAppraise })
+  t.equal(r.pass, false)
+  t.same([...r.failed].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'all claims fail')
+  t.match(JSON.stringify(r.appraisal), /malformed/, 'the appraisal says why')
 })
