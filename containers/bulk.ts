@@ -39,6 +39,8 @@ export interface BulkServerInit {
   readonly blocks: LocalBlocks
   /** How long an offer can be taken up (default 10 s). */
   readonly ticketTtlMs?: number
+  /** The clock offers expire by (tests). */
+  readonly now?: () => number
   /** IP hosts to listen on (those of the libp2p host); read at the first offer. */
   readonly hosts: () => string[]
   readonly logger?: Logger
@@ -59,8 +61,11 @@ export class BulkServer implements BulkProvider {
   /** Read buffers for raw leaves, reused once the socket has taken their bytes. */
   readonly #pool = new BufferPool(LEAF_BUFFER, POOLED_BUFFERS)
 
+  readonly #now: () => number
+
   constructor (init: BulkServerInit) {
     this.#init = init
+    this.#now = init.now ?? Date.now
     this.#log = init.logger ?? silentLogger('quorate:containers:bulk')
   }
 
@@ -69,7 +74,7 @@ export class BulkServer implements BulkProvider {
     this.#servers ??= this.#listen()
     const listening = await this.#servers
     if (listening === undefined) return undefined
-    const now = Date.now()
+    const now = this.#now()
     for (const [id, t] of this.#tickets) if (t.expires <= now) this.#tickets.delete(id)
     if (this.#tickets.size >= MAX_TICKETS) return undefined // the requester falls back to the libp2p stream
     const id = randomBytes(16)
@@ -112,7 +117,7 @@ export class BulkServer implements BulkProvider {
         const t = this.#tickets.get(identity)
         if (t === undefined) return null
         this.#tickets.delete(identity) // one use, whatever happens next
-        if (t.expires <= Date.now()) return null
+        if (t.expires <= this.#now()) return null
         this.#roots.set(socket, t.root)
         return t.key
       }
