@@ -56,6 +56,9 @@
             pkgs.tpm2-tools
             pkgs.swtpm
             pkgs.docker
+            # isolated tenants are reached through socat started with nsenter (util-linux)
+            pkgs.socat
+            pkgs.util-linux
             pkgs.pkg-config
             pkgs.python3
             pkgs.gcc
