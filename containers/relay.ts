@@ -31,6 +31,13 @@ export function relaySocketPath (dir: string, containerId: string): string {
   return p
 }
 
+/** What to do about a relay that would not start, from what nsenter/socat said. */
+function relayHint (stderr: string, exited: string): string {
+  if (/not permitted|permission denied/i.test(stderr)) return 'entering a container\'s network namespace takes CAP_SYS_ADMIN and CAP_SYS_PTRACE (run the agent as root, or with those capabilities as the NixOS module grants them), or use containerNetwork "host"'
+  if (/ENOENT|not found|No such file/i.test(stderr + exited)) return 'nsenter (util-linux) and socat must be installed for isolated tenants'
+  return 'isolated tenants need nsenter (util-linux) and socat, and the capabilities to enter a network namespace'
+}
+
 function killGroup (pid: number, signal: NodeJS.Signals): boolean {
   try { process.kill(-pid, signal); return true } catch { return false }
 }
@@ -59,7 +66,7 @@ export async function startRelay (opts: { pid: number, port: number, socketPath:
   })
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (!existsSync(socketPath)) {
-    if (exited !== undefined) throw new ContainerStartError(`relay into the container could not start (${exited}): ${stderr.trim() || 'no output'} — are nsenter and socat installed?`)
+    if (exited !== undefined) throw new ContainerStartError(`relay into the container could not start (${exited}): ${stderr.trim() || 'no output'} — ${relayHint(stderr, exited)}`)
     if (opts.signal?.aborted === true || Date.now() > deadline) {
       killGroup(child.pid ?? 0, 'SIGKILL')
       throw new ContainerStartError(`relay socket ${socketPath} did not appear within ${READY_TIMEOUT_MS} ms`)

@@ -16,7 +16,8 @@ import { createContainerRunner, type CertificationStatus, type ImageRecord } fro
 import { createTenantProxy } from '../../containers/proxy.ts'
 import { memoryEventLog } from '../../containers/events.ts'
 import { buildImageTar } from '../../containers/image-tar.ts'
-import { stopLeftoverRelays } from '../../containers/relay.ts'
+import { relaySocketPath, startRelay, stopLeftoverRelays } from '../../containers/relay.ts'
+import { ContainerStartError } from '../../containers/errors.ts'
 import { BUSYBOX, cleanupDocker, freePort, uniqueLabel } from './helpers.ts'
 
 const docker = new Docker()
@@ -128,4 +129,15 @@ t.test('stopAll stops relays an earlier run left behind', async t => {
   await exited
   t.notOk(existsSync(sock), 'its socket is gone')
   t.equal(stopLeftoverRelays(relayDir), 0, 'nothing left')
+})
+
+t.test('a relay that cannot start is a ContainerStartError saying why; nothing is left behind', async t => {
+  const socketPath = join(relayDir, 'nosuchpid00.sock')
+  // a pid that is not running: nsenter cannot open its namespace
+  await t.rejects(startRelay({ pid: 4_000_000, port: 8080, socketPath }), { name: 'ContainerStartError', message: /relay into the container could not start .*nsenter/s })
+  t.notOk(existsSync(socketPath), 'no socket')
+  t.notOk(existsSync(`${socketPath}.pid`), 'no pid file')
+  await t.rejects(startRelay({ pid: 1, port: 8080, socketPath }), ContainerStartError, 'pid 1 (the host\'s init) is refused')
+  await t.rejects(startRelay({ pid: 1234, port: 70000, socketPath }), /not a TCP port/)
+  t.throws(() => relaySocketPath('/' + 'x'.repeat(120), 'abcdef0123456789'), /longer than a unix socket path/)
 })
