@@ -53,7 +53,7 @@ export interface DemoResult {
   chain: { url: string, height: number }
   nodes: DemoNodeResult[]
   image: { name: string, cid: string, digest: string, size: number, publishedOn: string }
-  request: { node: string, url: string, status: number, body: string }
+  request: { node: string, url: string, status: number, body: string, network: string }
   /** The running node's next round, whose quote covers the container PCR. */
   reattest: { outcome: string, pass: number, fail: number, failedClaims: string[] }
   refused: { node: string, failedClaims: string[], imageRefused: string }
@@ -266,6 +266,9 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const c = await runner.deploy({ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }, { onProgress: p => { if (phases.at(-1) !== p) phases.push(p) } })
     results[o.nodes - 1].ranImage = true
     say(`[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`)
+    say(c.socketPath !== undefined
+      ? '       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node\'s 127.0.0.1)'
+      : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`)
     const url = `${runner.httpUrl ?? ''}/tenant/${encodeURIComponent(IMAGE)}/`
     const resp = await fetch(url)
     const body = await resp.text()
@@ -300,7 +303,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       chain: { url: validator.url, height: status.height },
       nodes: results,
       image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0] },
-      request: { node: runnerName, url, status: resp.status, body },
+      request: { node: runnerName, url, status: resp.status, body, network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork },
       reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
       seconds: Math.round((Date.now() - t0) / 100) / 10
