@@ -89,7 +89,8 @@ export class Agent {
     relaunches: this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
     sessions: this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
-    inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied')
+    inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
+    served: this.metrics.gauge('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct TLS, stream: libp2p)')
   }
   readonly #log: Logger
   readonly #init: AgentInit
@@ -494,6 +495,8 @@ export class Agent {
     this.#m.containers.set(this.#runner?.list().length ?? 0)
     this.#m.sessions.set(this.#member?.sessions ?? 0)
     this.#m.inFlight.set(this.#proxy?.inFlight ?? 0)
+    const served = this.#store?.served()
+    if (served !== undefined) for (const [channel, n] of Object.entries(served)) this.#m.served.set(n, { channel })
     return this.metrics.render()
   }
 

@@ -52,7 +52,7 @@ export interface DemoResult {
   ok: boolean
   chain: { url: string, height: number }
   nodes: DemoNodeResult[]
-  image: { name: string, cid: string, digest: string, size: number, publishedOn: string }
+  image: { name: string, cid: string, digest: string, size: number, publishedOn: string, transfer: 'bulk' | 'stream' }
   request: { node: string, url: string, status: number, body: string, network: string }
   /** The running node's next round, whose quote covers the container PCR. */
   reattest: { outcome: string, pass: number, fail: number, failedClaims: string[] }
@@ -266,6 +266,8 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const c = await runner.deploy({ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }, { onProgress: p => { if (phases.at(-1) !== p) phases.push(p) } })
     results[o.nodes - 1].ranImage = true
     say(`[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`)
+    const transfer = publisherNode.store.served().bulk > 0 ? 'bulk' : 'stream'
+    say(`       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct TLS channel (offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
     say(c.socketPath !== undefined
       ? '       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node\'s 127.0.0.1)'
       : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`)
@@ -302,7 +304,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       ok,
       chain: { url: validator.url, height: status.height },
       nodes: results,
-      image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0] },
+      image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0], transfer },
       request: { node: runnerName, url, status: resp.status, body, network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork },
       reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },

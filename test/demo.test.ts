@@ -21,6 +21,7 @@ t.test('demo: honest nodes certified, tenant served, tampered node refused', asy
   t.equal(r.request.status, 200)
   t.match(r.request.body, /hello from a tenant container/)
   t.equal(r.request.network, 'isolated', 'the tenant ran isolated, reached through its relay')
+  t.equal(r.image.transfer, 'bulk', 'the image travelled over the bulk channel')
   t.equal(r.reattest.outcome, 'pass', 'the next quote covers PCR 13 and the container log replays to it')
   t.same(r.reattest.failedClaims, [])
   const bad = r.nodes.find(n => n.role === 'tampered')

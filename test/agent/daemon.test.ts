@@ -100,6 +100,7 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   t.match(metrics, /quorate_certified 1/)
   t.match(metrics, /quorate_tenant_containers 1/)
   t.match(metrics, /quorate_tenant_launches_total\{outcome="started"\} 1/)
+  t.match(metrics, /quorate_image_dags_served_total\{channel="bulk"\} 0/, 'images served to peers, by channel')
   t.equal(await tenantContainers(s.nodeId), 1)
 
   // the tenant dies behind the agent's back (as after a dockerd restart without live-restore):
