@@ -20,7 +20,7 @@ import type { CID } from 'multiformats/cid'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
-import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type FetchProgress } from './transfer.ts'
+import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type BlocksAnswer, type FetchProgress, type ReceiveOptions } from './transfer.ts'
 import { BulkServer, connectBulk, hostOf, socketBatches } from './bulk.ts'
 import { createLocalLibp2p } from './libp2p.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
@@ -350,63 +350,54 @@ class HeliaImageStore implements ImageStore {
   private async * streamFrom (ma: Multiaddr, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
     const receive = { store: async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) }, signal: opts.signal, onProgress: opts.onProgress }
     const host = opts.bulk === false ? undefined : hostOf(ma)
-    let size = 0
-    if (host !== undefined) {
-      const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
-      let answer
-      try {
-        answer = await askForBlocks(stream, cid, { bulk: true, signal: opts.signal })
-      } catch (err) {
-        stream.abort(err instanceof Error ? err : new Error(String(err)))
-        throw err
-      }
-      if (answer.kind === 'blocks') {
-        yield * this.receiveOn(stream, answer.reader, cid, receive)
-        return
-      }
+    let { stream, answer } = await this.ask(ma, cid, host !== undefined, opts.signal)
+    if (answer.kind === 'bulk' && host !== undefined) {
       await stream.close().catch(() => {})
-      let socket
-      try {
-        socket = await connectBulk(host, answer.offer, { signal: opts.signal })
-      } catch (err) {
+      const socket = await connectBulk(host, answer.offer, { signal: opts.signal }).catch((err: unknown) => {
         if (opts.signal?.aborted === true) throw err
         this.log.warn('bulk channel unavailable; fetching over the libp2p stream', { provider: ma.toString(), error: (err as Error).message })
-      }
+        return undefined
+      })
       if (socket !== undefined) {
-        try {
-          for await (const chunk of receiveDag(new FrameReader(socketBatches(socket)), cid, receive)) {
-            size += chunk.byteLength
-            yield chunk
-          }
-        } finally { socket.destroy() }
-        await this.markComplete(cid, { size })
+        yield * this.receive(new FrameReader(socketBatches(socket)), cid, receive, () => { socket.destroy() }, () => { socket.destroy() })
         return
       }
+      ;({ stream, answer } = await this.ask(ma, cid, false, opts.signal))
     }
-    const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal: opts.signal })
-    let answer
+    if (answer.kind !== 'blocks') throw new FetchError('provider offered a bulk channel that was not asked for') // askForBlocks refuses it first
+    const s = stream
+    yield * this.receive(answer.reader, cid, receive, () => { void s.close().catch(() => {}) }, err => { s.abort(err) })
+  }
+
+  /** Opens a block-protocol stream to `ma` and asks for `cid`; the stream is aborted if asking fails. */
+  private async ask (ma: Multiaddr, cid: CID, bulk: boolean, signal?: AbortSignal): Promise<{ stream: Stream, answer: BlocksAnswer }> {
+    const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal })
     try {
-      answer = await askForBlocks(stream, cid, { signal: opts.signal })
+      return { stream, answer: await askForBlocks(stream, cid, { bulk, signal }) }
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     }
-    if (answer.kind !== 'blocks') throw new FetchError('provider offered a bulk channel that was not asked for') // askForBlocks refuses it first
-    yield * this.receiveOn(stream, answer.reader, cid, receive)
   }
 
-  /** Blocks from a libp2p stream whose answer was read; closes (or aborts) the stream, marks the content complete. */
-  private async * receiveOn (stream: Stream, reader: FrameReader, cid: CID, receive: Parameters<typeof receiveDag>[2]): AsyncGenerator<Uint8Array> {
+  /**
+   * Verified blocks from `reader` (a libp2p stream or a bulk socket): `fail` on an error, `done`
+   * in any case; marks the content complete when all arrived.
+   */
+  private async * receive (reader: FrameReader, cid: CID, opts: ReceiveOptions, done: () => void, fail: (err: Error) => void): AsyncGenerator<Uint8Array> {
     let size = 0
+    let failed = false
     try {
-      for await (const chunk of receiveDag(reader, cid, receive)) {
+      for await (const chunk of receiveDag(reader, cid, opts)) {
         size += chunk.byteLength
         yield chunk
       }
-      await stream.close().catch(() => {})
     } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      failed = true
+      fail(err instanceof Error ? err : new Error(String(err)))
       throw err
+    } finally {
+      if (!failed) done()
     }
     await this.markComplete(cid, { size })
   }
