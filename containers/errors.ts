@@ -81,6 +81,15 @@ export class DockerError extends TransientError {
   override readonly code: string = 'ERR_DOCKER'
 }
 
+/**
+ * The Docker engine cannot give the gate's step 5 its meaning: with the containerd image store,
+ * `docker load` reports manifest digests as image IDs, not the config digest on chain.
+ */
+export class UnsupportedEngineError extends QuorateError {
+  override readonly disposition = 'stop' as const
+  override readonly code: string = 'ERR_DOCKER_ENGINE'
+}
+
 /** The container was created but exited or never answered. */
 export class ContainerStartError extends QuorateError {
   override readonly disposition = 'reject' as const

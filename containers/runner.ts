@@ -28,7 +28,7 @@ import { relaySocketPath, startRelay, stopLeftoverRelays, type Relay } from './r
 import { CONTAINER_PCR, eventDigest, eventLine, launchEvent, type EventLogWriter } from './events.ts'
 import {
   ContainerStartError, ContentMismatchError, DockerError, DockerImageMismatchError, ImageDigestMismatchError,
-  ImageNotPublishedError, ImageRevokedError, InvalidImageTarError, MeasurementError, NotCertifiedError
+  ImageNotPublishedError, ImageRevokedError, InvalidImageTarError, MeasurementError, NotCertifiedError, UnsupportedEngineError
 } from './errors.ts'
 import type { FetchProgress } from './transfer.ts'
 
@@ -69,7 +69,7 @@ export interface ImageSource {
 }
 
 /** The subset of dockerode the runner uses. */
-export type DockerClient = Pick<Docker, 'loadImage' | 'getImage' | 'createContainer' | 'getContainer' | 'listContainers'>
+export type DockerClient = Pick<Docker, 'loadImage' | 'getImage' | 'createContainer' | 'getContainer' | 'listContainers' | 'info'>
 
 // ---- options and results ------------------------------------------------------------------------
 
@@ -244,6 +244,7 @@ class Runner implements ContainerRunner {
   private readonly log: Logger
   private readonly running = new Map<string, RunningContainer>()
   private readonly relays = new Map<string, Relay>()
+  private engine: Promise<void> | undefined
   private cert: CertificationStatus = { certified: false, reason: 'certification not checked yet' }
   private readonly now: () => number
 
@@ -325,6 +326,7 @@ class Runner implements ContainerRunner {
     const line = eventLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
 
     // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
+    await this.checkEngine()
     const have = this.init.reuseLoaded !== false && await this.hasImage(rec.digest)
     if (!have) await this.fetchAndLoad(rec, req, progress)
     else this.log.info('image already loaded; reusing', { image: rec.name, digest: rec.digest })
@@ -391,6 +393,32 @@ class Runner implements ContainerRunner {
     progress({ phase: 'ready' })
     this.log.info('tenant container running', { image: rc.image, digest: rc.digest, id: rc.id, port: rc.port })
     return rc
+  }
+
+  /**
+   * Once per runner (retried while Docker does not answer): step 5 compares the image ID Docker
+   * reports with the image config digest on chain, which is what the classic image store uses as
+   * the ID. Docker's containerd image store ("containerd-snapshotter") reports manifest digests
+   * instead, so every launch would end in DockerImageMismatchError; say so before fetching.
+   */
+  private async checkEngine (): Promise<void> {
+    this.engine ??= (async () => {
+      let info: { DriverStatus?: unknown, Driver?: unknown }
+      try {
+        info = await this.init.docker.info() as { DriverStatus?: unknown, Driver?: unknown }
+      } catch (err) {
+        throw new DockerError(`Docker does not answer: ${(err as Error).message}`, { cause: err })
+      }
+      const status = Array.isArray(info.DriverStatus) ? info.DriverStatus as unknown[] : []
+      const containerdStore = status.some(kv => Array.isArray(kv) && kv.some(v => typeof v === 'string' && v.startsWith('io.containerd.snapshotter')))
+      if (containerdStore) {
+        throw new UnsupportedEngineError(`Docker uses the containerd image store (storage driver ${String(info.Driver)}), where image IDs are manifest digests; the gate checks Docker's image ID against the image config digest on chain and needs the classic image store: set "features": { "containerd-snapshotter": false } in /etc/docker/daemon.json and restart dockerd`)
+      }
+    })()
+    try { await this.engine } catch (err) {
+      if (!(err instanceof UnsupportedEngineError)) this.engine = undefined // Docker down: ask again next time
+      throw err
+    }
   }
 
   private async hasImage (digest: string): Promise<boolean> {

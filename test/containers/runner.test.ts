@@ -5,13 +5,14 @@ import { PassThrough, Readable } from 'node:stream'
 import { createContainerRunner, type CertificationStatus, type DockerClient, type ImageRecord, type ImageSource } from '../../containers/runner.ts'
 import { memoryEventLog } from '../../containers/events.ts'
 import { buildImageTar } from '../../containers/image-tar.ts'
-import { DockerImageMismatchError, MeasurementError, NotCertifiedError, ImageNotPublishedError } from '../../containers/errors.ts'
+import { DockerError, DockerImageMismatchError, MeasurementError, NotCertifiedError, ImageNotPublishedError, UnsupportedEngineError } from '../../containers/errors.ts'
 
 const img = buildImageTar({ files: [{ path: 'hello', content: new TextEncoder().encode('hi') }], labels: { 'quorate.test': 'runner-unit' } })
 const CID = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 
 interface FakeDocker { loaded: Buffer[], created: number, reportId: string, has: Set<string> }
-function fakeDocker (reportId: string): { docker: DockerClient, state: FakeDocker } {
+const CLASSIC_STORE = { Driver: 'overlay2', DriverStatus: [['Backing Filesystem', 'extfs'], ['Supports d_type', 'true']] }
+function fakeDocker (reportId: string, info: () => Promise<unknown> = async () => CLASSIC_STORE): { docker: DockerClient, state: FakeDocker } {
   const state: FakeDocker = { loaded: [], created: 0, reportId, has: new Set() }
   const docker = {
     loadImage: async (body: NodeJS.ReadableStream) => {
@@ -27,7 +28,8 @@ function fakeDocker (reportId: string): { docker: DockerClient, state: FakeDocke
     }),
     createContainer: async () => { state.created++; throw new Error('not expected in these tests') },
     getContainer: () => { throw new Error('not expected') },
-    listContainers: async () => []
+    listContainers: async () => [],
+    info
   }
   // The fake implements only what the runner calls; the full dockerode types are much wider.
   return { docker: docker as unknown as DockerClient, state }
@@ -108,4 +110,26 @@ t.test('Docker receives exactly the archive, whatever the chunking (held-back ta
     await t.rejects(r.launch({ image: 'app', port: 1234 }), /creating the container/, `chunk ${chunk}: gets as far as creating the container`)
     t.ok(Buffer.from(img.tar).equals(state.loaded[0] ?? Buffer.alloc(0)), `chunk ${chunk}: bytes identical`)
   }
+})
+
+t.test('Docker with the containerd image store: refused before anything is fetched, with what to change', async t => {
+  let fetched = 0
+  const counting: ImageSource = { fetch: async function * () { fetched++; yield img.tar } }
+  let asked = 0
+  const { docker, state } = fakeDocker(img.imageId, async () => { asked++; return { Driver: 'overlayfs', DriverStatus: [['driver-type', 'io.containerd.snapshotter.v1']] } })
+  const r = createContainerRunner({ docker, registry: registry([], { certified: true, expiresAt: Date.now() + 60_000 }, rec), source: counting, measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
+  await t.rejects(r.launch({ image: 'app', port: 1234 }), { name: 'UnsupportedEngineError', message: /containerd image store.*containerd-snapshotter": false/ })
+  await t.rejects(r.launch({ image: 'app', port: 1234 }), UnsupportedEngineError, 'again')
+  t.equal(asked, 1, 'the engine is asked once')
+  t.equal(fetched, 0, 'nothing fetched')
+  t.equal(state.loaded.length, 0, 'nothing loaded')
+})
+
+t.test('Docker not answering the engine check: a DockerError (retry later), asked again next launch', async t => {
+  let asked = 0
+  const { docker } = fakeDocker(img.imageId, async () => { asked++; throw new Error('connect ENOENT /var/run/docker.sock') })
+  const r = createContainerRunner({ docker, registry: registry([], { certified: true, expiresAt: Date.now() + 60_000 }, rec), source: source(img.tar), measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
+  await t.rejects(r.launch({ image: 'app', port: 1234 }), DockerError)
+  await t.rejects(r.launch({ image: 'app', port: 1234 }), DockerError)
+  t.equal(asked, 2, 'not cached')
 })
