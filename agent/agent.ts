@@ -208,7 +208,7 @@ export class Agent {
       logger: this.#log.child('member')
     })
     await this.#member.register(this.#host)
-    this.#store = await createImageStore({ dir: join(c.home, 'ipfs'), libp2p: this.#host, logger: this.#log.child('ipfs') })
+    this.#store = await createImageStore({ dir: join(c.home, 'ipfs'), libp2p: this.#host, bulk: { port: c.bulkPort }, logger: this.#log.child('ipfs') })
 
     // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
     const chain = this.#chain

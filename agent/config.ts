@@ -22,6 +22,11 @@ export interface AgentConfig {
   readonly chainRpc: string
   /** libp2p listen multiaddrs. */
   readonly listen: readonly string[]
+  /**
+   * TCP port of the bulk channel that sends images to peers (containers/bulk.ts), on the hosts
+   * libp2p listens on; 0 = an ephemeral port. Fix it where a firewall or NAT must forward it.
+   */
+  readonly bulkPort: number
   /** Local HTTP API (status, metrics, tenant proxy). host:port */
   readonly httpListen: string
   /** Committee size k (f = ⌊(k−1)/3⌋). */
@@ -60,6 +65,7 @@ export const defaults: AgentConfig = Object.freeze({
   tcti: 'device:/dev/tpmrm0',
   chainRpc: 'http://127.0.0.1:26657',
   listen: ['/ip4/127.0.0.1/tcp/0'],
+  bulkPort: 0,
   httpListen: '127.0.0.1:8460',
   committeeSize: 7,
   certificationTtlMs: 10 * 60_000,
@@ -83,6 +89,7 @@ const envNames: Record<keyof AgentConfig, string> = {
   tcti: 'QUORATE_TCTI',
   chainRpc: 'QUORATE_CHAIN_RPC',
   listen: 'QUORATE_LISTEN',
+  bulkPort: 'QUORATE_BULK_PORT',
   httpListen: 'QUORATE_HTTP',
   committeeSize: 'QUORATE_COMMITTEE_SIZE',
   certificationTtlMs: 'QUORATE_CERT_TTL_MS',
@@ -167,6 +174,7 @@ export function validate (c: AgentConfig): AgentConfig {
   if (c.certificationTtlMs < 10_000) errs.push('certificationTtlMs must be at least 10000')
   if (c.reattestBeforeExpiryMs >= c.certificationTtlMs) errs.push('reattestBeforeExpiryMs must be less than certificationTtlMs')
   if (c.roundTimeoutMs < 100) errs.push('roundTimeoutMs must be at least 100')
+  if (!Number.isInteger(c.bulkPort) || c.bulkPort < 0 || c.bulkPort > 65535) errs.push(`bulkPort must be a TCP port, or 0 for an ephemeral one (got ${c.bulkPort})`)
   if (!/^[^:]+:\d+$/.test(c.httpListen)) errs.push(`httpListen must be host:port (got ${c.httpListen})`)
   if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
   if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti)) errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)

@@ -30,6 +30,8 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
     .option('tcti', { type: 'string', describe: 'TPM TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321' })
     .option('chain', { type: 'string', describe: 'chain RPC URL (embedded validator or CometBFT)' })
     .option('listen', { type: 'string', array: true, describe: 'libp2p listen multiaddrs' })
+    .option('bulk-port', { type: 'number', describe: 'TCP port of the bulk channel that sends images to peers, on the libp2p hosts (default 0: ephemeral; fix it to forward it through a firewall/NAT)' })
+    .option('network', { type: 'string', describe: 'tenant networking: isolated (default), host, none or a Docker network name' })
     .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
     .option('k', { type: 'number', describe: 'committee size' })
     .option('platform', { type: 'string', describe: 'firmware platform as "<vendor>/<platform>" (reference-value lookup)' })
@@ -39,7 +41,7 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
     .epilogue('Status: GET http://<http>/status (JSON), GET /metrics (Prometheus); tenants: /tenant/<image>/…') as never,
   handler: async argv => {
     const flags: Partial<Record<keyof AgentConfig, unknown>> = {
-      home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, httpListen: argv.http, committeeSize: argv.k,
+      home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, bulkPort: argv['bulk-port'], containerNetwork: argv.network, httpListen: argv.http, committeeSize: argv.k,
       platform: argv.platform, osImage: argv.os, eventLogPath: argv['event-log'], simulateBoot: argv['simulate-boot']
     }
     const config = loadConfig({ file: argv.config, flags })

@@ -43,6 +43,8 @@ export interface BulkServerInit {
   readonly now?: () => number
   /** IP hosts to listen on (those of the libp2p host); read at the first offer. */
   readonly hosts: () => string[]
+  /** TCP port (default 0: an ephemeral one); a fixed port is what a firewall or NAT can forward. */
+  readonly port?: number
   readonly logger?: Logger
   /** Connections served at once (default 8). */
   readonly maxConnections?: number
@@ -87,7 +89,7 @@ export class BulkServer implements BulkProvider {
   async #listen (): Promise<{ port: number, servers: Server[] } | undefined> {
     const hosts = [...new Set(this.#init.hosts())]
     const servers: Server[] = []
-    let port = 0
+    let port = this.#init.port ?? 0
     for (const host of hosts) {
       const server = this.#createServer()
       try {

@@ -34,8 +34,12 @@ export interface ImageStoreInit {
   /** Listen addresses when the store creates its own host (default /ip4/127.0.0.1/tcp/0). */
   readonly listen?: readonly string[]
   readonly logger?: Logger
-  /** Offer requesters the direct TLS channel for blocks (default true; see bulk.ts). */
-  readonly bulk?: boolean
+  /**
+   * Offer requesters the direct TLS channel for blocks (default true; see bulk.ts), optionally on
+   * a fixed port (default an ephemeral one) and on given hosts (default those the libp2p host
+   * announces).
+   */
+  readonly bulk?: boolean | { readonly port?: number, readonly hosts?: readonly string[] }
 }
 
 export interface AddProgress { readonly bytes: number }
@@ -450,7 +454,8 @@ export async function createImageStore (init: ImageStoreInit): Promise<ImageStor
     await libp2p.start()
     await helia.start()
     const local = { get: async (c: CID, s?: AbortSignal) => await store.getLocal(c, s), readInto: async (c: CID, b: Uint8Array, s?: AbortSignal) => await store.readInto(c, b, s), complete: async (c: CID) => await store.isComplete(c) }
-    store.bulk = init.bulk === false ? undefined : new BulkServer({ blocks: local, hosts: () => announcedHosts(libp2p), logger: log.child('bulk') })
+    const bulk = typeof init.bulk === 'object' ? init.bulk : {}
+    store.bulk = init.bulk === false ? undefined : new BulkServer({ blocks: local, hosts: () => bulk.hosts !== undefined ? [...bulk.hosts] : announcedHosts(libp2p), port: bulk.port, logger: log.child('bulk') })
     await libp2p.handle(BLOCKS_PROTOCOL, (stream) => {
       serveBlocks(stream, local, { bulk: store.bulk }).then(did => { if (did === 'blocks') store.servedOnStream++ }, (err: unknown) => {
         log.debug('serving blocks failed', { error: (err as Error).message })

@@ -184,7 +184,8 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Open the libp2p port (ports.p2p) so committee peers can reach this node, and the HTTP
+        Open the libp2p port (ports.p2p) so committee peers can reach this node, the bulk port
+        (ports.bulk) so peers fetching images from it get them over TLS directly, and the HTTP
         port (ports.http), which only matters once settings.httpListen is not a loopback
         address (tenant requests reach containers through the agent's proxy there).
       '';
@@ -195,6 +196,11 @@ in
         type = types.port;
         default = 4460;
         description = "TCP port of the libp2p host (attestation protocols between nodes).";
+      };
+      bulk = mkOption {
+        type = types.port;
+        default = 4461;
+        description = "TCP port of the bulk channel: images sent to peers over TLS after they asked over libp2p (settings.bulkPort).";
       };
       http = mkOption {
         type = types.port;
@@ -253,6 +259,12 @@ in
             default = [ "/ip4/0.0.0.0/tcp/${toString cfg.ports.p2p}" ];
             defaultText = literalExpression ''[ "/ip4/0.0.0.0/tcp/''${toString config.services.quorate.ports.p2p}" ]'';
             description = "libp2p listen multiaddrs.";
+          };
+          bulkPort = mkOption {
+            type = types.port;
+            default = cfg.ports.bulk;
+            defaultText = literalExpression "config.services.quorate.ports.bulk";
+            description = "TCP port of the bulk channel, on the hosts libp2p listens on (see services.quorate.ports.bulk).";
           };
           httpListen = mkOption {
             type = types.str;
@@ -322,6 +334,7 @@ in
 
     networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [
       cfg.ports.p2p
+      cfg.ports.bulk
       cfg.ports.http
     ];
 

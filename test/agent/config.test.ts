@@ -19,11 +19,15 @@ t.test('config layers: defaults → file → env → flags', async t => {
   t.equal(c.tcti, 'swtpm:port=1', 'TPM2TOOLS_TCTI is used when QUORATE_TCTI is not set')
   t.ok(Object.isFrozen(c))
   t.equal(loadConfig({ env: {} }).tcti, defaults.tcti)
+  t.equal(loadConfig({ env: { QUORATE_BULK_PORT: '4461' } }).bulkPort, 4461, 'bulk port from the environment')
+  t.equal(loadConfig({ env: {} }).bulkPort, 0, 'ephemeral by default')
+  t.equal(loadConfig({ env: {} }).containerNetwork, 'isolated', 'tenants isolated by default')
 })
 
 t.test('config: every invalid setting is reported at once', async t => {
-  const err = t.throws(() => loadConfig({ env: {}, flags: { committeeSize: 0, httpListen: 'nope', tcti: 'bogus' } })) as Error
+  const err = t.throws(() => loadConfig({ env: {}, flags: { committeeSize: 0, httpListen: 'nope', tcti: 'bogus', bulkPort: 70000 } })) as Error
   t.type(err, ConfigError)
+  t.match(err.message, /bulkPort must be a TCP port/)
   t.match(err.message, /committeeSize/)
   t.match(err.message, /httpListen/)
   t.match(err.message, /tcti/)

@@ -101,6 +101,19 @@ t.test('BulkServer: a key works once, only with its identity, only until it expi
   t.equal(server.served, 1, 'nothing else was served')
 })
 
+t.test('BulkServer on a fixed port (what a firewall or NAT forwards)', async t => {
+  const leaf = randomBytes(1000)
+  const root = cidOf(0x55, leaf)
+  const port = await closedPort()
+  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'], port })
+  t.teardown(async () => { await server.stop() })
+  const offer = await server.offer(root)
+  t.equal(offer?.port, port, 'offers the configured port')
+  if (offer === undefined) return
+  const s = await connectBulk('127.0.0.1', offer)
+  try { t.ok((await collect(receiveDag(new FrameReader(s), root, { store: async () => {} }))).equals(leaf)) } finally { s.destroy() }
+})
+
 t.test('BulkServer stops: connections end, no more offers', async t => {
   const leaf = randomBytes(1000)
   const root = cidOf(0x55, leaf)

@@ -50,6 +50,7 @@ t.test('services.quorate renders a config the agent accepts and a sandboxed unit
   t.equal(cfg.home, '/var/lib/quorate', 'home is the StateDirectory')
   t.same(cfg.listen, ['/ip4/0.0.0.0/tcp/4460'], 'libp2p on the p2p port')
   t.equal(cfg.httpListen, '127.0.0.1:8460', 'HTTP API on loopback')
+  t.equal(cfg.bulkPort, 4461, 'the bulk channel on a fixed port a firewall can open')
   t.equal(cfg.eventLogPath, '/run/quorate/binary_bios_measurements', 'the event log copy the root pre-start step makes')
 
   const sc = d.systemd.services.quorate.serviceConfig ?? {}
@@ -78,7 +79,7 @@ t.test('services.quorate options: settings, firewall, embedded chain, a non-devi
   t.equal(cfg.tcti, 'swtpm:host=127.0.0.1,port=2321')
   t.same(d.systemd.services.quorate.serviceConfig?.DeviceAllow, [], 'no device for a socket TCTI')
   t.same(d.users.users.quorate.extraGroups, ['tss'], 'no docker group without docker')
-  t.same(d.networking.firewall.allowedTCPPorts, [4460, 8460])
+  t.same(d.networking.firewall.allowedTCPPorts, [4460, 4461, 8460], 'p2p, bulk, http')
   const chain = d.systemd.services['quorate-chain'].serviceConfig ?? {}
   t.match(chain.ExecStart, /quorate chain start --home \/var\/lib\/quorate-chain --rpc 127\.0\.0\.1:26657$/)
   t.equal(chain.DynamicUser, true, 'the validator runs as a dynamic user')
