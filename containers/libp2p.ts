@@ -24,6 +24,8 @@ export interface LocalLibp2pOptions {
 
 export type LocalLibp2p = Libp2p<{ identify: Identify }>
 
+const LOOPBACK = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+
 /**
  * A started libp2p host for local/configured peers only: TCP, TLS 1.3 (libp2p TLS spec)
  * preferred over noise, yamux, identify; nothing that reaches out (no bootstrap list, DHT,
@@ -42,7 +44,13 @@ export async function createLocalLibp2p (opts: LocalLibp2pOptions = {}): Promise
     connectionEncrypters: [tls(), noise()],
     // Larger stream windows: one stream carries a whole image (yamux's default is 256 KiB).
     streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 << 20, maxStreamWindowSize: 16 << 20 } })],
-    ...(opts.maxConnections !== undefined ? { connectionManager: { maxConnections: opts.maxConnections } } : {}),
+    // Loopback peers skip libp2p's per-host limits (5 inbound connections a second, pending and
+    // total caps): they are this machine's own processes — local tools, co-located nodes, every
+    // peer of a test network — and all share one address, so the limit refused them in bursts.
+    connectionManager: {
+      allow: LOOPBACK,
+      ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {})
+    },
     services: { identify: identify() }
   })
 }

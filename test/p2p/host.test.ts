@@ -28,3 +28,12 @@ t.test('announce addresses replace the listen addresses', async t => {
 t.test('the agent host refuses a key that is not Ed25519', async t => {
   await t.rejects(createP2PHost({ privateKey: await generateKeyPair('secp256k1') }), InvalidInputError)
 })
+
+t.test('a burst of local peers is not refused (loopback is exempt from the per-host connection limits)', async t => {
+  const node = await createLocalLibp2p()
+  const peers = await Promise.all(Array.from({ length: 10 }, async () => await createLocalLibp2p()))
+  t.teardown(async () => { await Promise.all([node, ...peers].map(async h => { await h.stop() })) })
+  // libp2p refuses a 6th inbound connection from one host within a second unless it is allowed
+  const results = await Promise.allSettled(peers.map(async p => await p.dial(node.getMultiaddrs()[0])))
+  t.same(results.map(r => r.status), peers.map(() => 'fulfilled'), '10 peers on 127.0.0.1 connect at once')
+})
