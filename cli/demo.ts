@@ -52,7 +52,7 @@ export interface DemoResult {
   ok: boolean
   chain: { url: string, height: number }
   nodes: DemoNodeResult[]
-  image: { name: string, cid: string, digest: string, size: number, publishedOn: string, transfer: 'bulk' | 'stream' }
+  image: { name: string, cid: string, digest: string, size: number, publishedOn: string, transfer: 'bulk' | 'stream' | 'reused' }
   request: { node: string, url: string, status: number, body: string, network: string }
   /** The running node's next round, whose quote covers the container PCR. */
   reattest: { outcome: string, pass: number, fail: number, failedClaims: string[] }
@@ -266,8 +266,11 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const c = await runner.deploy({ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }, { onProgress: p => { if (phases.at(-1) !== p) phases.push(p) } })
     results[o.nodes - 1].ranImage = true
     say(`[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`)
-    const transfer = publisherNode.store.served().bulk > 0 ? 'bulk' : 'stream'
-    say(`       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct TLS channel (offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
+    const served = publisherNode.store.served()
+    const transfer = served.bulk > 0 ? 'bulk' : served.stream > 0 ? 'stream' : 'reused'
+    say(transfer === 'reused'
+      ? `       Docker already held exactly this image ID: ${runnerName} reused it (nothing fetched)`
+      : `       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct TLS channel (offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
     say(c.socketPath !== undefined
       ? '       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node\'s 127.0.0.1)'
       : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`)

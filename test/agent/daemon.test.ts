@@ -20,7 +20,9 @@ const work = net.work
 const chain = net.chain
 let daemon: ChildProcess | undefined
 const docker = new Docker()
-const img = helloImage()
+// its own body, so its image ID differs from the demo's (tests run in parallel on one dockerd:
+// a shared ID let one test's gate reuse, or remove, the other's image)
+const img = helloImage('hello from a tenant container (daemon test)\n')
 const IMAGE = 'daemon-test/hello'
 
 t.teardown(async () => {
