@@ -534,7 +534,7 @@ export class Agent {
       await this.#stopStep('attestation member', async () => { await this.#member?.unregister(host) })
       await this.#stopStep('attestation responder', async () => { await this.#responder?.unregister(host) })
     }
-    if (this.config.onShutdown === 'stop') await this.#stopStep('tenant containers', async () => { await this.#runner?.stopAll('agent stopping') }, 15_000)
+    if (this.config.onShutdown === 'stop') await this.#stopStep('tenant containers', async () => { await this.#runner?.stopAll('agent stopping') }, 20_000)
     await this.#stopStep('image store', async () => { await this.#store?.stop() })
     await this.#stopStep('p2p host', async () => { await host?.stop() })
     this.#chain?.close()

@@ -174,6 +174,8 @@ export interface ContainerRunner {
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 const HOLD_BACK = 1024
+/** Longest wait for one Docker call when stopping and removing tenants (seconds of grace: 2). */
+const DOCKER_CALL_MS = 5_000
 /** Upload writes to `docker load` of about this size (see fetchAndLoad). */
 const UPLOAD_WRITE = 1 << 20
 export const MANAGED_LABEL = 'quorate.managed'
@@ -534,10 +536,14 @@ class Runner implements ContainerRunner {
   /** Stops (2 s grace) and removes a container; a container already gone is not an error. */
   private async discard (id: string): Promise<void> {
     const c = this.init.docker.getContainer(id)
-    await c.stop({ t: 2 }).catch(() => {})
+    // Bounded: a Docker engine that stops answering (seen right after a dockerd restart) must
+    // not hold up certification loss or the agent's shutdown.
+    await c.stop({ t: 2, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) }).catch(() => {})
     await this.relays.get(id)?.stop()
     this.relays.delete(id)
-    await c.remove({ force: true }).catch(() => {})
+    await c.remove({ force: true, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) }).catch((err: unknown) => {
+      if ((err as { statusCode?: number }).statusCode !== 404) this.log.warn('could not remove a tenant container', { id, error: (err as Error).message })
+    })
   }
 
   async stop (idOrImage: string): Promise<boolean> {
@@ -554,7 +560,7 @@ class Runner implements ContainerRunner {
     this.running.clear()
     try {
       const filters = JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.init.nodeId}`] })
-      for (const c of await this.init.docker.listContainers({ all: true, filters })) ids.add(c.Id)
+      for (const c of await this.init.docker.listContainers({ all: true, filters, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })) ids.add(c.Id)
     } catch (err) {
       this.log.warn('listing tenant containers failed', { error: (err as Error).message })
     }

@@ -29,7 +29,7 @@ const logger = createLogger('quorate', { level: 'warn', sink: { write: rec => { 
 t.teardown(async () => {
   for (const [what, fn] of [
     ['agent.stop', async () => { await agent?.stop() }],
-    ['image remove', async () => { await docker.getImage(img.imageId).remove({ force: true }).catch(() => {}) }],
+    ['image remove', async () => { await docker.getImage(img.imageId).remove({ force: true, abortSignal: AbortSignal.timeout(30_000) }).catch(() => {}) }],
     ['network stop', async () => { await net.stop() }]
   ] as const) {
     const t0 = performance.now()
@@ -87,6 +87,6 @@ t.test('the agent relaunches its tenant after dockerd restarts', async t => {
   await a.stop()
   t.equal(a.lifecycle.state.kind, 'stopped')
   t.same(warnings.filter(w => typeof w.msg === 'string' && w.msg.startsWith('shutdown step')), [], 'no shutdown step overran or failed')
-  const left = await docker.listContainers({ all: true, filters: JSON.stringify({ id: [second.id] }) })
-  t.equal(left.length, 0, 'the tenant container is gone')
+  const gone = await until('the tenant container removed', async () => (await docker.listContainers({ all: true, filters: JSON.stringify({ id: [second.id] }) })).length === 0 ? true : undefined, 30_000).catch(() => false)
+  t.ok(gone, 'the tenant container is gone')
 })
