@@ -10,7 +10,7 @@ import { createQuorumRules } from '../../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type EmbeddedValidator, type ChainKey } from '../../chain/index.ts'
 import { Agent } from '../../agent/agent.ts'
 import { loadConfig } from '../../agent/config.ts'
-import { silentLogger } from '../../encoding/log.ts'
+import { silentLogger, type Logger } from '../../encoding/log.ts'
 import { FIXTURE, freePort, publishTrustAnchors, PLATFORM, OS_NAME as OS_IMAGE } from '../../cli/demo.ts'
 
 export { PLATFORM, OS_NAME as OS_IMAGE } from '../../cli/demo.ts'
@@ -29,7 +29,7 @@ export interface TestNetwork {
   stop (): Promise<void>
 }
 
-export async function startTestNetwork (opts: { verifiers?: number, k?: number } = {}): Promise<TestNetwork> {
+export async function startTestNetwork (opts: { verifiers?: number, k?: number, logger?: (name: string) => Logger } = {}): Promise<TestNetwork> {
   const n = opts.verifiers ?? 3
   const k = opts.k ?? 7
   const work = mkdtempSync(join(tmpdir(), 'quorate-net-'))
@@ -60,7 +60,7 @@ export async function startTestNetwork (opts: { verifiers?: number, k?: number }
       await saveChainKey(join(home, 'node.key'), keys[i])
       const a = new Agent({
         config: loadConfig({ env: {}, flags: { home, tcti: sw.tcti, chainRpc: validator.url, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, roundTimeoutMs: 5000, committeeSize: k } }),
-        logger: silentLogger(),
+        logger: opts.logger?.(`verifier-${i}`) ?? silentLogger(),
         simulatedBootLog: bootLog
       })
       agents.push(a)

@@ -21,7 +21,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const docker = new Docker()
 const img = helloImage('survives a dockerd restart\n')
 const IMAGE = 'serial/restart'
-const net = await startTestNetwork({ verifiers: 3 })
+// the verifiers' warnings too (their shutdown took 30 s once in CI after this test)
+const net = await startTestNetwork({ verifiers: 3, logger: name => createLogger(`quorate:${name}`, { level: 'warn', sink: { write: rec => { process.stderr.write(`# ${name} ${JSON.stringify(rec)}\n`) } } }) })
 let agent: Agent | undefined
 // The agent's warnings go to stderr (and are kept): if CI ever hangs or fails here, its output
 // says which step the agent was in.
