@@ -8,10 +8,10 @@
 //
 // A relay is its own process group (socat forks one child per connection), stopped with the
 // container. A pid file next to the socket lets a restarted agent stop relays an earlier run left.
-import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ContainerStartError } from './errors.ts'
+import { spawnClean } from '../encoding/process.ts'
 
 /** sockaddr_un.sun_path holds 108 bytes, the terminating NUL included. */
 const MAX_SOCKET_PATH = 107
@@ -52,7 +52,8 @@ export async function startRelay (opts: { pid: number, port: number, socketPath:
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ContainerStartError(`relay port ${port} is not a TCP port`)
   mkdirSync(join(socketPath, '..'), { recursive: true, mode: 0o700 })
   rmSync(socketPath, { force: true })
-  const child = spawn('nsenter', ['--target', String(pid), '--net', '--', 'socat', `UNIX-LISTEN:${socketPath},fork,mode=600,unlink-early`, `TCP4:127.0.0.1:${port}`], {
+  // without the agent's stray descriptors (a TPM socket kept by socat would block the TPM)
+  const child = spawnClean('nsenter', ['--target', String(pid), '--net', '--', 'socat', `UNIX-LISTEN:${socketPath},fork,mode=600,unlink-early`, `TCP4:127.0.0.1:${port}`], {
     detached: true, // its own process group: stop() reaches the per-connection children too
     stdio: ['ignore', 'ignore', 'pipe']
   })

@@ -71,7 +71,12 @@ fi
 if [ "${QUORATE_SETUP_DOCKER:-1}" = 1 ] && ! docker info >/dev/null 2>&1; then
   say "starting dockerd (--bridge=none --iptables=false)"
   mkdir -p /var/log
-  setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false >/var/log/quorate-dockerd.log 2>&1 &
+  # without the caller's open descriptors: a daemon must not keep e.g. a test's TPM socket (swtpm
+  # serves one connection at a time) or npm's pipes open for its whole life
+  (
+    for f in /proc/$BASHPID/fd/*; do f=${f##*/}; if [ "$f" -gt 2 ] 2>/dev/null; then eval "exec $f>&-"; fi; done
+    exec setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false </dev/null >/var/log/quorate-dockerd.log 2>&1
+  ) &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/quorate-dockerd.log" >&2; exit 1; }
 fi

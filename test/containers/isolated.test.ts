@@ -8,7 +8,7 @@ import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import Docker from 'dockerode'
 import { createImageStore } from '../../containers/store.ts'
@@ -140,4 +140,26 @@ t.test('a relay that cannot start is a ContainerStartError saying why; nothing i
   await t.rejects(startRelay({ pid: 1, port: 8080, socketPath }), ContainerStartError, 'pid 1 (the host\'s init) is refused')
   await t.rejects(startRelay({ pid: 1234, port: 70000, socketPath }), /not a TCP port/)
   t.throws(() => relaySocketPath('/' + 'x'.repeat(120), 'abcdef0123456789'), /longer than a unix socket path/)
+})
+
+t.test('a relay does not inherit descriptors its starter held open without close-on-exec', async t => {
+  // A native library's descriptor (tpm2-tss's swtpm socket, /dev/tpmrm0) stands in as fd 77 on a
+  // marker file, opened by bash without close-on-exec before it runs node.
+  const marker = join(dir, 'inherited-marker')
+  writeFileSync(marker, 'x')
+  const relayUrl = new URL('../../containers/relay.ts', import.meta.url).href
+  const script = `
+    import { readdirSync, readlinkSync } from 'node:fs'
+    import { spawn } from 'node:child_process'
+    const { startRelay } = await import(${JSON.stringify(relayUrl)})
+    const fds = pid => readdirSync('/proc/' + pid + '/fd').map(f => { try { return readlinkSync('/proc/' + pid + '/fd/' + f) } catch { return '' } })
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' })
+    const r = await startRelay({ pid: sleeper.pid, port: 9, socketPath: ${JSON.stringify(join(relayDir, 'inherit00000.sock'))} })
+    console.log(JSON.stringify({ self: fds(process.pid), relay: fds(r.pid) }))
+    await r.stop(); sleeper.kill()
+  `
+  const out = execFileSync('bash', ['-c', `exec 77<${JSON.stringify(marker)}; exec "$0" --input-type=module -e "$1"`, process.execPath, script], { encoding: 'utf8' })
+  const { self, relay } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { self: string[], relay: string[] }
+  t.ok(self.includes(marker), 'the starting process holds the inherited descriptor (the control)')
+  t.notOk(relay.includes(marker), 'the relay does not')
 })

@@ -15,6 +15,7 @@
 // kernel's EFI stub measures its command line into PCR 9 (event "LOADED_IMAGE::LoadOptions"), so a
 // nonce there would make PCR 9 different on every boot and impossible to publish beforehand.
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawnClean } from '../../encoding/process.ts'
 import {
   mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, copyFileSync,
   chmodSync, lutimesSync, readdirSync, lstatSync, realpathSync
@@ -473,7 +474,7 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
   rmSync(sock, { force: true })
   // swtpm serves QEMU's tpm-emulator backend: the control channel on a unix socket, the data
   // channel handed over by QEMU (CMD_SET_DATAFD). --terminate: exit when QEMU disconnects.
-  const swtpm = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${opts.tpm.stateDir}`,
+  const swtpm = spawnClean('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${opts.tpm.stateDir}`,
     '--ctrl', `type=unixio,path=${sock}`, '--terminate',
     '--log', `file=${join(runDir, 'swtpm.log')},level=1`], { stdio: 'ignore' })
   track.procs.add(swtpm)
@@ -498,7 +499,7 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
       '-append', opts.cmdline ?? DEFAULT_CMDLINE
     ]
     const t0 = performance.now()
-    qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    qemu = spawnClean('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] })
     qemu.stdin?.on('error', () => {}) // QEMU may exit before the acknowledgement is written
     track.procs.add(qemu)
     let serial = ''

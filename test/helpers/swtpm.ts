@@ -11,7 +11,8 @@
 // swtpm serves one data connection at a time, but the swtpm TCTI (tpm2-tss) connects per command,
 // so several openTpm connections and tpm2-tools processes can share one swtpm, interleaving
 // command by command. There is no resource manager: transient objects are shared (3 slots).
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
+import { spawnClean } from '../../encoding/process.ts'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -146,7 +147,9 @@ async function probe (port: number, timeoutMs: number): Promise<boolean> {
 }
 
 function spawnSwtpm (stateDir: string, logFile: string, port: number): ChildProcess {
-  return spawn('swtpm', ['socket', '--tpm2',
+  // spawnClean: a swtpm started while another TPM command is in flight must not keep that
+  // command's socket (this hung a verifier's ActivateCredential in CI)
+  return spawnClean('swtpm', ['socket', '--tpm2',
     '--tpmstate', `dir=${stateDir}`,
     '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
     '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
