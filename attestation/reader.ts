@@ -2,6 +2,7 @@
 // fails with a DecodeError naming the structure and the byte offset, so a truncated or corrupted
 // input can never read out of range, allocate from an unchecked length, or loop forever.
 import { DecodeError } from '../encoding/errors.ts'
+import { GrowableBytes } from '../encoding/bytes.ts'
 
 /** A DecodeError that knows where in the input the problem is. */
 export class StructureError extends DecodeError {
@@ -72,28 +73,16 @@ export class Reader {
 }
 
 /** Growable big-endian writer for marshaling TPM structures. */
-export class Writer {
-  private buf = new Uint8Array(128)
-  private len = 0
-
-  private ensure (n: number): void {
-    if (this.len + n <= this.buf.length) return
-    let cap = this.buf.length * 2
-    while (cap < this.len + n) cap *= 2
-    const b = new Uint8Array(cap)
-    b.set(this.buf.subarray(0, this.len))
-    this.buf = b
-  }
+export class Writer extends GrowableBytes {
+  constructor () { super(128) }
 
   u8 (v: number): this { this.ensure(1); this.buf[this.len++] = v & 0xff; return this }
   u16 (v: number): this { this.ensure(2); new DataView(this.buf.buffer).setUint16(this.len, v); this.len += 2; return this }
   u32 (v: number): this { this.ensure(4); new DataView(this.buf.buffer).setUint32(this.len, v >>> 0); this.len += 4; return this }
   u64 (v: bigint): this { this.ensure(8); new DataView(this.buf.buffer).setBigUint64(this.len, v); this.len += 8; return this }
-  bytes (b: Uint8Array): this { this.ensure(b.length); this.buf.set(b, this.len); this.len += b.length; return this }
+  bytes (b: Uint8Array): this { this.put(b); return this }
   tpm2b (b: Uint8Array): this {
     if (b.length > 0xffff) throw new RangeError(`TPM2B of ${b.length} bytes does not fit a UINT16 size`)
     return this.u16(b.length).bytes(b)
   }
-
-  finish (): Uint8Array { return this.buf.slice(0, this.len) }
 }

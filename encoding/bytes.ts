@@ -25,6 +25,28 @@ export function fromBase64 (s: string, what = 'base64 string'): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'base64'))
 }
 
+/**
+ * A growable byte buffer for writers (canonical CBOR, TPM structures): doubles when full;
+ * finish() returns an exact-size copy of what was written.
+ */
+export class GrowableBytes {
+  buf: Uint8Array
+  len = 0
+  constructor (initialSize = 256) { this.buf = new Uint8Array(initialSize) }
+
+  ensure (n: number): void {
+    if (this.len + n <= this.buf.length) return
+    let cap = this.buf.length * 2
+    while (cap < this.len + n) cap *= 2
+    const b = new Uint8Array(cap)
+    b.set(this.buf.subarray(0, this.len))
+    this.buf = b
+  }
+
+  put (b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.len); this.len += b.length }
+  finish (): Uint8Array { return this.buf.slice(0, this.len) }
+}
+
 export function concat (parts: readonly Uint8Array[]): Uint8Array {
   let n = 0
   for (const p of parts) n += p.byteLength

@@ -5,7 +5,7 @@
 // lengths, floats, tags, trailing bytes), enforces size and depth limits, and never trusts a
 // length it has not checked against the remaining input.
 import { DecodeError, TooLargeError } from './errors.ts'
-import { compare } from './bytes.ts'
+import { compare, GrowableBytes } from './bytes.ts'
 
 export type Canonical =
   | null
@@ -34,20 +34,8 @@ export interface DecodeLimits {
 const te = new TextEncoder()
 const td = new TextDecoder('utf-8', { fatal: true })
 
-class Writer {
-  buf = new Uint8Array(256)
-  len = 0
-  ensure (n: number): void {
-    if (this.len + n <= this.buf.length) return
-    let cap = this.buf.length * 2
-    while (cap < this.len + n) cap *= 2
-    const b = new Uint8Array(cap)
-    b.set(this.buf.subarray(0, this.len))
-    this.buf = b
-  }
-
+class Writer extends GrowableBytes {
   byte (b: number): void { this.ensure(1); this.buf[this.len++] = b }
-  bytes (b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.len); this.len += b.length }
   head (major: number, n: number | bigint): void {
     const m = major << 5
     if (typeof n === 'bigint') {
@@ -71,8 +59,8 @@ function encodedKey (k: string): Uint8Array {
   let e = keyCache.get(k)
   if (e === undefined) {
     const b = te.encode(k)
-    const kw = new Writer(); kw.head(3, b.length); kw.bytes(b)
-    e = kw.buf.slice(0, kw.len)
+    const kw = new Writer(); kw.head(3, b.length); kw.put(b)
+    e = kw.finish()
     if (keyCache.size >= 4096) keyCache.clear()
     keyCache.set(k, e)
   }
@@ -130,9 +118,9 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
       if (i === n) { w.len += n; return }
       w.len = start - (n < 24 ? 1 : 2) // undo the head: the UTF-8 length differs
     }
-    const b = te.encode(v); w.head(3, b.length); w.bytes(b); return
+    const b = te.encode(v); w.head(3, b.length); w.put(b); return
   }
-  if (v instanceof Uint8Array) { w.head(2, v.length); w.bytes(v); return }
+  if (v instanceof Uint8Array) { w.head(2, v.length); w.put(v); return }
   if (Array.isArray(v)) {
     w.head(4, v.length)
     for (const x of v) write(w, x, depth + 1)
@@ -149,7 +137,7 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
     for (let i = 0; i < order.length; i++) {
       const x = m[order[i].name]
       if (x === undefined) continue
-      w.bytes(order[i].key); write(w, x, depth + 1)
+      w.put(order[i].key); write(w, x, depth + 1)
     }
     return
   }
@@ -158,15 +146,14 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
 
 // One scratch writer for all encodes (encode is synchronous and not re-entered): saves an
 // off-heap buffer allocation per call; the result is always a fresh exact-size copy.
-const scratch = new Writer()
-scratch.buf = new Uint8Array(64 * 1024)
+const scratch = new Writer(64 * 1024)
 
 export function encode (v: Canonical): Uint8Array {
   const w = scratch
   w.len = 0
   try {
     write(w, v, 0)
-    return w.buf.slice(0, w.len)
+    return w.finish()
   } finally {
     w.len = 0
     if (w.buf.length > 1 << 20) w.buf = new Uint8Array(64 * 1024)
