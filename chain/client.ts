@@ -12,7 +12,7 @@ import { PROOF_TYPE, verifyStateProof } from './store.ts'
 import { buildTx } from './tx.ts'
 import type { TxSigner } from './keys.ts'
 import {
-  TxCode, type EkCaRecord, type FirmwareRecord, type ImageRecord, type NodeView, type OsRecord, type QcRecord,
+  TxCode, type BlockHeader, type EkCaRecord, type FirmwareRecord, type ImageRecord, type NodeView, type OsRecord, type QcRecord,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
 } from './types.ts'
 
@@ -66,17 +66,9 @@ export interface AbciQueryResult {
   proofOps?: Array<{ type: string, key: Uint8Array, data: Uint8Array }>
   codespace: string
 }
-export interface BlockInfo {
-  height: number
+/** A block as the RPC returns it: its header (CometBFT semantics), its hash and its transactions. */
+export interface BlockInfo extends BlockHeader {
   hash: Uint8Array
-  chainId: string
-  time: number
-  lastBlockHash: Uint8Array
-  dataHash: Uint8Array
-  /** CometBFT semantics: app hash after the previous block. */
-  appHash: Uint8Array
-  lastResultsHash: Uint8Array
-  proposer: Uint8Array
   txs: Uint8Array[]
 }
 export interface TxInfo { hash: string, height: number, index: number, result: TxResult, tx: Uint8Array }
