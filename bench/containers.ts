@@ -185,9 +185,6 @@ export async function run (): Promise<Record<string, unknown>> {
     const fetchMbps = async (via: 'bulk' | 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
       const out: number[] = []
       for (let i = 0; i < reps; i++) {
-        // every fetch is a new peer: libp2p refuses a 6th inbound connection per host within a
-        // second (inboundConnectionThreshold), which small QUORATE_BENCH_BIG_MB runs would reach
-        await new Promise(resolve => setTimeout(resolve, 250))
         const c = await createImageStore({ dir: join(dir, `fetch-${via}-${i}`) })
         try {
           const t0 = performance.now()

@@ -334,10 +334,3 @@ export async function * receiveDag (reader: FrameReader, root: CID, opts: Receiv
   if (writeErr !== undefined) throw writeErr
   if (total !== undefined && BigInt(bytesOut) !== total) throw new ContentMismatchError(`file has ${bytesOut} bytes but its root node declares ${total}`)
 }
-
-/** Requests `root` over an open stream (no bulk channel) and yields the file's bytes as verified blocks arrive. */
-export async function * requestBlocks (stream: Stream, root: CID, opts: ReceiveOptions): AsyncGenerator<Uint8Array> {
-  const answer = await askForBlocks(stream, root, { signal: opts.signal })
-  if (answer.kind !== 'blocks') throw new FetchError('provider answered with a bulk offer') // not asked for: askForBlocks refuses it
-  yield * receiveDag(answer.reader, root, opts)
-}
