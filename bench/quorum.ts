@@ -8,6 +8,7 @@
 //     and appraisal simulated. Reports work per node vs k and attest.record bytes.
 // Run alone: node_modules/.bin/node bench/quorum.ts
 import { performance } from 'node:perf_hooks'
+import { countingTpm } from '../test/helpers/counting-tpm.ts'
 import { sha256, utf8 } from '../encoding/bytes.ts'
 import { encode } from '../encoding/canonical.ts'
 import { buildTx } from '../chain/tx.ts'
@@ -101,15 +102,7 @@ async function loopback (ks: readonly number[], rounds: number): Promise<Record<
     if (checkQuote({ attest: e.quote.attest, signature: e.quote.signature, akPublic: e.akPublic, pcrs: e.pcrs }, { nonce: e.nonce }).problems.length > 0) failed.push('freshness')
     return { ok: failed.length === 0, failed, digest: sha256(encode({ failed, nonce: e.nonce })) }
   }
-  let quotes = 0
-  const counted: import('../agent/p2p/index.ts').AttesterTpm = {
-    quote: async o => { quotes++; return await tpm.quote(o) },
-    pcrRead: async s => await tpm.pcrRead(s),
-    activateCredential: async o => await tpm.activateCredential(o),
-    ekCertificate: async k => await tpm.ekCertificate(k),
-    ekPublic: async k => await tpm.ekPublic(k),
-    ensureAk: async o => await tpm.ensureAk(o)
-  }
+  const { tpm: counted, quotes } = countingTpm(tpm)
   const hosts: import('../agent/p2p/index.ts').P2PHost[] = []
   const out: Record<string, unknown> = {}
   try {
@@ -136,7 +129,7 @@ async function loopback (ks: readonly number[], rounds: number): Promise<Record<
       }
       const times: number[] = []
       let firstMs = 0
-      const q0 = quotes
+      const q0 = quotes()
       let cpu: NodeJS.CpuUsage | undefined
       for (let i = 0; i <= rounds; i++) {
         if (i === 1) cpu = process.cpuUsage()
@@ -155,7 +148,7 @@ async function loopback (ks: readonly number[], rounds: number): Promise<Record<
         p50Ms: r2(pct(times, 0.5)),
         p90Ms: r2(pct(times, 0.9)),
         rounds,
-        quotesPerRound: (quotes - q0) / (rounds + 1),
+        quotesPerRound: (quotes() - q0) / (rounds + 1),
         qcBytes: chain.records.at(-1)?.qcBytes
       }
     }

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { startSwtpm } from '../helpers/swtpm.ts'
+import { countingTpm } from '../helpers/counting-tpm.ts'
 import { openTpm, type Tpm } from '../../attestation/tpm/index.ts'
 import { checkQuote } from '../../attestation/quote.ts'
 import { createEkTrustStore, verifyEkCertificate } from '../../attestation/ekcert.ts'
@@ -11,22 +12,14 @@ import { sha256 } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
 import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, verifyPeer, tpmMakeCredential,
-  type Appraise, type AttesterTpm, type P2PHost
+  type Appraise, type P2PHost
 } from '../../agent/p2p/index.ts'
 import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
 import { FakeChain, nodeKey } from './fakes.ts'
 
 const sw = await startSwtpm()
 const tpm: Tpm = await openTpm({ tcti: sw.tcti })
-let quotes = 0
-const counted: AttesterTpm = {
-  quote: async o => { quotes++; return await tpm.quote(o) },
-  pcrRead: async s => await tpm.pcrRead(s),
-  activateCredential: async o => await tpm.activateCredential(o),
-  ekCertificate: async k => await tpm.ekCertificate(k),
-  ekPublic: async k => await tpm.ekPublic(k),
-  ensureAk: async o => await tpm.ensureAk(o)
-}
+const { tpm: counted, quotes } = countingTpm(tpm)
 const store = createEkTrustStore(sw.ekCaPems)
 /** Identity + quote appraisal (the full appraise lives in attestation/; this is the part we need). */
 const appraise: Appraise = async (e: Evidence) => {
@@ -71,11 +64,11 @@ t.test('real TPM: credential challenge + evidence via verifyPeer', async t => {
 })
 
 t.test('real TPM: certification round, one quote for three members, credentials activated', async t => {
-  const before = quotes
+  const before = quotes()
   const r = await runCertificationRound({ host: nodeHost, responder, chain })
   t.equal(r.outcome, 'pass')
   t.equal(r.pass, 3)
-  t.equal(quotes - before, 1, 'exactly one TPM quote')
+  t.equal(quotes() - before, 1, 'exactly one TPM quote')
   t.equal(chain.records.at(-1)?.outcome, 'pass')
 })
 

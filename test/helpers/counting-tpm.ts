@@ -1,0 +1,18 @@
+// An attester TPM that counts its quotes (the one-quote-per-round property), for tests and benches.
+import type { Tpm } from '../../attestation/tpm/index.ts'
+import type { AttesterTpm } from '../../agent/p2p/index.ts'
+
+export function countingTpm (tpm: Tpm): { tpm: AttesterTpm, quotes: () => number } {
+  let quotes = 0
+  return {
+    tpm: {
+      quote: async o => { quotes++; return await tpm.quote(o) },
+      pcrRead: async s => await tpm.pcrRead(s),
+      activateCredential: async o => await tpm.activateCredential(o),
+      ekCertificate: async k => await tpm.ekCertificate(k),
+      ekPublic: async k => await tpm.ekPublic(k),
+      ensureAk: async o => await tpm.ensureAk(o)
+    },
+    quotes: () => quotes
+  }
+}
