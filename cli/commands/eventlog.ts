@@ -54,8 +54,9 @@ const show: CommandModule<GlobalArgs, FileArgs> = {
   handler: argv => {
     const log = load(argv.file)
     const events = log.events.filter(e => argv.pcr === undefined || argv.pcr.includes(e.pcr))
-    emit(argv, { format: log.format, banks: log.banks, specId: log.specId, unknownTypes: log.unknownTypes.map(t => '0x' + t.toString(16)), events: events.map(eventJson) }, () => [
-      `${log.format} log, ${log.events.length} events, banks ${log.banks.join(',') || '(none)'}${log.unknownTypes.length > 0 ? `, unknown event types ${log.unknownTypes.map(t => '0x' + t.toString(16)).join(',')}` : ''}`,
+    const unknownTypes = log.unknownTypes.map(t => '0x' + t.toString(16))
+    emit(argv, { format: log.format, banks: log.banks, specId: log.specId, unknownTypes, events: events.map(eventJson) }, () => [
+      `${log.format} log, ${log.events.length} events, banks ${log.banks.join(',') || '(none)'}${unknownTypes.length > 0 ? `, unknown event types ${unknownTypes.join(',')}` : ''}`,
       ...events.map(e => {
         const d = log.banks.map(b => `${b}:${toHex(e.digests[b] ?? new Uint8Array()).slice(0, 16)}…`).join(' ')
         return `#${String(e.index).padStart(3)} PCR ${String(e.pcr).padStart(2)} ${e.typeName.padEnd(34)} ${d}  ${payloadText(e.payload)}${e.payloadError !== undefined ? ` [undecoded: ${e.payloadError}]` : ''}`
