@@ -13,7 +13,7 @@
 // isolates them; swtpm has no resource manager, but its TCTI connects per command, so clients
 // interleave command by command and see each other's transient objects (3 slots in all).
 import { createContext, decodeRc as nativeDecodeRc } from './native.js'
-import type { NativeContext, NativeSelection } from './native.js'
+import type { NativeContext, NativePublic, NativeSelection } from './native.js'
 import { QuorateError, ConfigError, InvalidInputError } from '../../encoding/errors.ts'
 import type { Disposition } from '../../encoding/errors.ts'
 import { silentLogger } from '../../encoding/log.ts'
@@ -154,6 +154,9 @@ export function decodeRc (rc: number): string {
 }
 
 /** A TPM warning meaning "not executed, try again shortly" (see BUSY_RCS). */
+/** TPM 2.0 Part 2 §6.6.3: the NV index or persistent handle is already defined. */
+const TPM_RC_NV_DEFINED = 0x14c
+
 function isBusy (err: unknown): boolean {
   const rc = (err as { rc?: unknown } | null)?.rc
   return typeof rc === 'number' && (rc & 0xff0000) === 0 && BUSY_RCS.has(rc & 0xfff)
@@ -368,7 +371,18 @@ class TpmConnection implements Tpm {
   async ensureAk (opts: { handle?: number, ekKind?: EkKind } = {}): Promise<AkInfo> {
     const handle = persistentHandle(opts.handle, 'AK handle')
     const k = ekKind(opts.ekKind)
-    const r = await this.#run(c => c.ensureAk(handle, EK_KIND_ID[k]), false)
+    // Two clients racing to create the AK: the loser's EvictControl fails with NV_DEFINED, and the
+    // native code then reads the winner's AK back — unless that read found the TPM's slots busy.
+    // Looking again is then safe: the handle is taken, so the next call reuses what is there.
+    let r: NativePublic
+    for (let attempt = 1; ; attempt++) {
+      try {
+        r = await this.#run(c => c.ensureAk(handle, EK_KIND_ID[k]), false)
+        break
+      } catch (err) {
+        if (attempt >= 3 || (err as { rc?: unknown }).rc !== TPM_RC_NV_DEFINED) throw err
+      }
+    }
     if (r.created === true) this.#log.info('created and persisted the AK', { handle: `0x${handle.toString(16)}`, ek: k })
     return { handle: r.handle, public: r.public, name: r.name, created: r.created === true }
   }
