@@ -222,6 +222,7 @@ export class Agent {
       eventLog: events,
       nodeId: key.peerId,
       network: c.containerNetwork,
+      keepImages: c.keepImages,
       logger: this.#log.child('containers')
     })
     // containers of an earlier run of this agent are not ours to trust: remove them (no duplicates)

@@ -54,6 +54,11 @@ export interface AgentConfig {
    * RPC and the agent API), 'none', or a Docker network name.
    */
   readonly containerNetwork: string
+  /**
+   * Keep fetched tenant images in the IPFS store too (default false): this node then serves them
+   * to peers and reloads them without any; Docker's image store holds them either way.
+   */
+  readonly keepImages: boolean
   /** Stop tenant containers when the agent stops ('stop') or leave them running ('keep'). */
   readonly onShutdown: 'stop' | 'keep'
   /** Extra peers to dial (multiaddrs), besides those found on chain. */
@@ -78,6 +83,7 @@ export const defaults: AgentConfig = Object.freeze({
   deploy: [],
   simulateBoot: '',
   containerNetwork: 'isolated',
+  keepImages: false,
   onShutdown: 'stop',
   peers: []
 })
@@ -102,6 +108,7 @@ const envNames: Record<keyof AgentConfig, string> = {
   deploy: 'QUORATE_DEPLOY',
   simulateBoot: 'QUORATE_SIMULATE_BOOT',
   containerNetwork: 'QUORATE_CONTAINER_NETWORK',
+  keepImages: 'QUORATE_KEEP_IMAGES',
   onShutdown: 'QUORATE_ON_SHUTDOWN',
   peers: 'QUORATE_PEERS'
 }
@@ -125,6 +132,12 @@ function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
     if (typeof v === 'string') return key === 'pcrs' ? parsePcrList(v) : v.split(',').map(s => s.trim()).filter(Boolean)
     if (typeof v === 'number' && key === 'pcrs') return [v]
     throw new ConfigError(`${from}: ${key} must be a list`)
+  }
+  if (typeof d === 'boolean') {
+    if (typeof v === 'boolean') return v
+    if (v === 'true' || v === '1') return true
+    if (v === 'false' || v === '0') return false
+    throw new ConfigError(`${from}: ${key} must be true or false, got ${JSON.stringify(v)}`)
   }
   if (typeof d === 'number') {
     const n = typeof v === 'string' ? Number(v) : v

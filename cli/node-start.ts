@@ -31,6 +31,7 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
     .option('chain', { type: 'string', describe: 'chain RPC URL (embedded validator or CometBFT)' })
     .option('listen', { type: 'string', array: true, describe: 'libp2p listen multiaddrs' })
     .option('bulk-port', { type: 'number', describe: 'TCP port of the bulk channel that sends images to peers, on the libp2p hosts (default 0: ephemeral; fix it to forward it through a firewall/NAT)' })
+    .option('keep-images', { type: 'boolean', describe: 'also keep fetched tenant images in the IPFS store, to serve them to peers (default false: Docker holds them)' })
     .option('network', { type: 'string', describe: 'tenant networking: isolated (default), host, none or a Docker network name' })
     .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
     .option('k', { type: 'number', describe: 'committee size' })
@@ -41,7 +42,7 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
     .epilogue('Status: GET http://<http>/status (JSON), GET /metrics (Prometheus); tenants: /tenant/<image>/…') as never,
   handler: async argv => {
     const flags: Partial<Record<keyof AgentConfig, unknown>> = {
-      home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, bulkPort: argv['bulk-port'], containerNetwork: argv.network, httpListen: argv.http, committeeSize: argv.k,
+      home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, bulkPort: argv['bulk-port'], containerNetwork: argv.network, keepImages: argv['keep-images'], httpListen: argv.http, committeeSize: argv.k,
       platform: argv.platform, osImage: argv.os, eventLogPath: argv['event-log'], simulateBoot: argv['simulate-boot']
     }
     const config = loadConfig({ file: argv.config, flags })

@@ -65,7 +65,7 @@ export interface Measurer {
 
 /** Where image bytes come from (ImageStore implements it). */
 export interface ImageSource {
-  fetch (cid: string, opts?: { providers?: readonly string[], signal?: AbortSignal, onProgress?: (p: FetchProgress) => void }): AsyncIterable<Uint8Array>
+  fetch (cid: string, opts?: { providers?: readonly string[], keep?: boolean, signal?: AbortSignal, onProgress?: (p: FetchProgress) => void }): AsyncIterable<Uint8Array>
 }
 
 /** The subset of dockerode the runner uses. */
@@ -109,6 +109,12 @@ export interface ContainerRunnerInit {
   readonly labels?: Readonly<Record<string, string>>
   /** Reuse an image Docker already holds under the on-chain digest (default true). */
   readonly reuseLoaded?: boolean
+  /**
+   * Also keep a fetched image's blocks in the IPFS store, so that this node serves it to peers
+   * and can load it again without them (default false: Docker's image store is the node's copy,
+   * and a second one doubles the disk an image takes and the writes of every launch).
+   */
+  readonly keepImages?: boolean
   readonly logger?: Logger
   readonly now?: () => number
 }
@@ -456,7 +462,7 @@ class Runner implements ContainerRunner {
     }
     try {
       progress({ phase: 'fetch', bytes: 0, total: rec.size })
-      for await (const chunk of source.fetch(rec.cid, { providers: req.providers, signal, onProgress: p => { progress({ phase: 'fetch', bytes: p.bytes, total: rec.size }) } })) {
+      for await (const chunk of source.fetch(rec.cid, { providers: req.providers, keep: this.init.keepImages === true, signal, onProgress: p => { progress({ phase: 'fetch', bytes: p.bytes, total: rec.size }) } })) {
         inspector.update(chunk)
         bytes += chunk.byteLength
         if (bytes > rec.size) throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)

@@ -63,6 +63,13 @@ export interface FetchOptions {
   readonly bulk?: boolean
   /** Bitswap only: give up when no block arrives for this long (default 30 s). */
   readonly stallTimeoutMs?: number
+  /**
+   * Keep the fetched blocks (default true): the content is then complete here, read from disk next
+   * time and served to peers. false only verifies and yields them (the block stream writes
+   * nothing; bitswap's blocks still land in Helia's blockstore, but the content is not marked
+   * complete) — for a caller that keeps the bytes elsewhere, like Docker's image store.
+   */
+  readonly keep?: boolean
   readonly signal?: AbortSignal
   readonly onProgress?: (p: FetchProgress) => void
 }
@@ -82,7 +89,8 @@ export interface ImageStore {
   cat (cid: string, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
   /**
    * The file's bytes in order, from the local store or fetched from providers as verified blocks
-   * arrive (stored, and marked complete at the end). A block not matching its CID throws ContentMismatchError.
+   * arrive (stored, and marked complete at the end, unless opts.keep is false). A block not
+   * matching its CID throws ContentMismatchError.
    */
   fetch (cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
   /** Content held completely in this store. */
@@ -342,7 +350,7 @@ class HeliaImageStore implements ImageStore {
     } finally {
       clearTimeout(timer)
     }
-    await this.markComplete(cid, { size: bytes })
+    if (opts.keep !== false) await this.markComplete(cid, { size: bytes })
   }
 
   /**
@@ -352,7 +360,8 @@ class HeliaImageStore implements ImageStore {
    * content complete at the end.
    */
   private async * streamFrom (ma: Multiaddr, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
-    const receive = { store: async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) }, signal: opts.signal, onProgress: opts.onProgress }
+    const keep = opts.keep !== false
+    const receive = { store: keep ? async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) } : undefined, signal: opts.signal, onProgress: opts.onProgress }
     const host = opts.bulk === false ? undefined : hostOf(ma)
     let { stream, answer } = await this.ask(ma, cid, host !== undefined, opts.signal)
     if (answer.kind === 'bulk' && host !== undefined) {
@@ -386,7 +395,7 @@ class HeliaImageStore implements ImageStore {
 
   /**
    * Verified blocks from `reader` (a libp2p stream or a bulk socket): `fail` on an error, `done`
-   * in any case; marks the content complete when all arrived.
+   * in any case; marks the content complete when all arrived and were stored.
    */
   private async * receive (reader: FrameReader, cid: CID, opts: ReceiveOptions, done: () => void, fail: (err: Error) => void): AsyncGenerator<Uint8Array> {
     let size = 0
@@ -403,7 +412,7 @@ class HeliaImageStore implements ImageStore {
     } finally {
       if (!failed) done()
     }
-    await this.markComplete(cid, { size })
+    if (opts.store !== undefined) await this.markComplete(cid, { size })
   }
 
   served (): { stream: number, bulk: number } { return { stream: this.servedOnStream, bulk: this.bulk?.served ?? 0 } }

@@ -255,7 +255,8 @@ export async function serveBlocks (stream: Stream, blocks: LocalBlocks, opts: { 
 export interface FetchProgress { readonly bytes: number, readonly blocks: number, readonly total?: number }
 
 export interface ReceiveOptions {
-  store: (cid: CID, pieces: readonly Uint8Array[]) => Promise<void>
+  /** Where verified blocks go, as the pieces they arrived in (none: verified and yielded only). */
+  store?: (cid: CID, pieces: readonly Uint8Array[]) => Promise<void>
   signal?: AbortSignal
   onProgress?: (p: FetchProgress) => void
 }
@@ -287,8 +288,8 @@ export async function askForBlocks (stream: Stream, root: CID, opts: { bulk?: bo
 
 /**
  * Receives the DAG under `root` as block frames and yields the file's bytes in order as verified
- * blocks arrive. Every block is handed to `store` after verification, as the pieces it arrived
- * in. Throws ContentMismatchError on any block that does not match, FetchError when the
+ * blocks arrive. Every block is handed to `store` (if given) after verification, as the pieces
+ * it arrived in. Throws ContentMismatchError on any block that does not match, FetchError when the
  * transport breaks.
  *
  * A block is hashed as it arrived — the transport's pieces fed to one sha2-256, no copy — before
@@ -319,10 +320,12 @@ export async function * receiveDag (reader: FrameReader, root: CID, opts: Receiv
       data = v.data === undefined ? [] : [v.data]
     }
     blocks++
-    const w: Promise<void> = opts.store(cid, pieces).catch((err: unknown) => { writeErr ??= err }).finally(() => writes.delete(w))
-    writes.add(w)
-    if (writes.size >= WRITES_IN_FLIGHT) await Promise.race(writes)
-    if (writeErr !== undefined) throw writeErr
+    if (opts.store !== undefined) {
+      const w: Promise<void> = opts.store(cid, pieces).catch((err: unknown) => { writeErr ??= err }).finally(() => writes.delete(w))
+      writes.add(w)
+      if (writes.size >= WRITES_IN_FLIGHT) await Promise.race(writes)
+      if (writeErr !== undefined) throw writeErr
+    }
     for (const d of data) {
       bytesOut += d.byteLength
       yield d

@@ -292,6 +292,11 @@ in
             default = "isolated";
             description = "Tenant networking: isolated (loopback only, reached through a relay; grants the unit CAP_SYS_ADMIN and CAP_SYS_PTRACE for it), host (tenants share the node's loopback), none, or a Docker network name.";
           };
+          keepImages = mkOption {
+            type = types.bool;
+            default = false;
+            description = "Also keep fetched tenant images in the IPFS store, so that this node serves them to peers (Docker's image store holds them either way; this doubles their disk use).";
+          };
           eventLogPath = mkOption {
             type = types.str;
             default = eventLogCopy;

@@ -22,6 +22,11 @@ t.test('config layers: defaults → file → env → flags', async t => {
   t.equal(loadConfig({ env: { QUORATE_BULK_PORT: '4461' } }).bulkPort, 4461, 'bulk port from the environment')
   t.equal(loadConfig({ env: {} }).bulkPort, 0, 'ephemeral by default')
   t.equal(loadConfig({ env: {} }).containerNetwork, 'isolated', 'tenants isolated by default')
+  t.equal(loadConfig({ env: {} }).keepImages, false, 'fetched images live in Docker only, by default')
+  t.equal(loadConfig({ env: { QUORATE_KEEP_IMAGES: 'true' } }).keepImages, true, 'keepImages from the environment')
+  t.equal(loadConfig({ env: { QUORATE_KEEP_IMAGES: '1' } }).keepImages, true)
+  t.equal(loadConfig({ env: { QUORATE_KEEP_IMAGES: 'true' }, flags: { keepImages: false } }).keepImages, false, 'a flag overrides the environment')
+  t.throws(() => loadConfig({ env: { QUORATE_KEEP_IMAGES: 'yes please' } }), /environment: keepImages must be true or false, got "yes please"/)
 })
 
 t.test('config: every invalid setting is reported at once', async t => {

@@ -5,7 +5,7 @@
 // reach costs a fallback to the libp2p stream, not the fetch; bytes that do not match their
 // CIDs are refused on this channel as on the other; malformed offers are refused.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer as createTcpServer } from 'node:net'
@@ -59,6 +59,22 @@ t.test('two stores: the fetch takes the bulk channel by default, the libp2p stre
   const again = await collect(c.fetch(cid, { providers: a.multiaddrs(), bulk: false }))
   t.ok(again.equals(img.tar))
   t.same(a.served(), { stream: 1, bulk: 1 }, 'bulk: false stays on libp2p')
+})
+
+t.test('keep: false verifies and yields the blocks but stores none, on either channel', async t => {
+  const a = await createImageStore({ dir: join(dir, 'keep-a') })
+  const b = await createImageStore({ dir: join(dir, 'keep-b') })
+  t.teardown(async () => { await a.stop(); await b.stop() })
+  const img = busyboxImage({ testLabel: 'bulk', padBytes: 3e6, body: 'not kept\n' })
+  const { cid } = await a.add(img.tar)
+  for (const bulk of [true, false]) {
+    const got = await collect(b.fetch(cid, { providers: a.multiaddrs(), bulk, keep: false }))
+    t.ok(got.equals(img.tar), `same bytes (bulk: ${bulk})`)
+    t.notOk(await b.has(cid), 'not complete in the requester')
+    t.same(await b.list(), [], 'nothing listed')
+    t.same(readdirSync(join(dir, 'keep-b', 'blocks'), { recursive: true }).filter(f => String(f).endsWith('.data')), [], 'no block file written')
+  }
+  t.same(a.served(), { stream: 1, bulk: 1 }, 'fetched from the provider both times')
 })
 
 t.test('a store created with bulk: false never offers the channel', async t => {

@@ -93,7 +93,7 @@ t.test('happy path: published on A, fetched by B over libp2p, loaded, measured, 
   const rc = await runner.launch({ image: 'web', args: httpdArgs(port), env: ['GREETING=hi'], port, providers: a.multiaddrs(), onProgress: p => { if (!phases.includes(p.phase)) phases.push(p.phase) } })
   t.same(phases, ['check', 'fetch', 'load', 'measure', 'start', 'ready'])
   t.equal(rc.digest, img.imageId)
-  t.ok(await b.has(pub.cid), 'B holds the content now')
+  t.notOk(await b.has(pub.cid), 'B keeps no second copy in its IPFS store: Docker holds the image (keepImages: false)')
 
   const direct = await get(rc.url + '/')
   t.equal(direct.body, 'served by the tenant\n')

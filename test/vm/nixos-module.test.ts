@@ -58,6 +58,7 @@ t.test('services.quorate renders a config the agent accepts and a sandboxed unit
   t.same([sc.User, sc.ProtectSystem, sc.ProtectHome, sc.PrivateTmp, sc.NoNewPrivileges],
     ['quorate', 'strict', true, true, true], 'user, read-only system, no home, private tmp, no new privileges')
   t.equal(cfg.containerNetwork, 'isolated', 'tenants isolated by default')
+  t.equal(cfg.keepImages, false, 'fetched images kept by Docker only')
   t.same([sc.CapabilityBoundingSet, sc.AmbientCapabilities, sc.RestrictNamespaces], [['CAP_SYS_ADMIN', 'CAP_SYS_PTRACE'], ['CAP_SYS_ADMIN', 'CAP_SYS_PTRACE'], 'net'],
     'isolated tenants: exactly what the relay needs to enter their network namespace')
   t.equal((d.systemd.services.quorate as { path?: unknown[] }).path?.length, 2, 'socat and nsenter on the unit path')
