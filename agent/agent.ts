@@ -90,7 +90,7 @@ export class Agent {
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
     sessions: this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
-    served: this.metrics.gauge('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct TLS, stream: libp2p)')
+    served: this.metrics.gauge('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)')
   }
   readonly #log: Logger
   readonly #init: AgentInit

@@ -1,8 +1,9 @@
 // Benchmarks for containers/: the gated launch path (fetch from a local peer + verify + load +
 // measure + start, until the container answers) against a plain `docker load` + `docker run` of
-// the same archive with the same host config; and IPFS fetch throughput between two local peers
-// (our CID-verified block stream over its direct TLS channel and over libp2p, and Helia's
-// bitswap for comparison).
+// the same archive with the same host config (also with keepImages, which stores the blocks for
+// peers as well); and IPFS fetch throughput between two local peers (our CID-verified block
+// stream over its direct bulk channel and over libp2p, storing the blocks or only verifying them
+// as a launch does, and Helia's bitswap for comparison).
 // The providing peer runs in a worker thread (its own event loop), as another node would.
 // Run alone: node_modules/.bin/node bench/containers.ts   (QUORATE_BENCH_BIG_MB=200 by default)
 import { Worker } from 'node:worker_threads'
@@ -97,32 +98,38 @@ export async function run (): Promise<Record<string, unknown>> {
       if (pub.imageId !== img.imageId) throw new Error('provider computed another image ID')
       const record: ImageRecord = { name: `bench-${key.toLowerCase()}`, digest: img.imageId, cid: pub.cid, size: pub.size, revoked: false }
       const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
-      const runner = createContainerRunner({
+      const runnerFor = (keepImages: boolean): ReturnType<typeof createContainerRunner> => createContainerRunner({
         docker,
         registry: { getImage: async () => record, isCertified: async () => cert },
         source: b,
         measurer: { extend: async () => {} },
         eventLog: memoryEventLog(),
         nodeId: b.peerId,
+        keepImages,
         labels: { 'quorate.test': label }
       })
-      const gated: number[] = []; const plain: number[] = []
+      const runner = runnerFor(false) // the agent's default
+      const keeping = padBytes > 0 ? runnerFor(true) : undefined
+      const gated: number[] = []; const gatedKeep: number[] = []; const plain: number[] = []
       const phases: Record<string, number[]> = {}
       for (let i = -1; i < reps; i++) { // i = -1: warm-up (connection, JIT), not counted
         // gated: nothing local — neither in B's store nor in Docker
-        await b.unpin(pub.cid)
-        await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
-        let port = await freePort()
-        const t0 = performance.now()
-        const at: Record<string, number> = {}
-        const rc = await runner.launch({ image: record.name, args: httpdArgs(port), port, providers: provider.addrs, onProgress: p => { at[p.phase] ??= performance.now() - t0 } })
-        if (i >= 0) gated.push(performance.now() - t0)
-        if (i >= 0) for (const [ph, ms] of Object.entries(at)) (phases[ph] ??= []).push(ms)
-        await runner.stop(rc.id)
-        await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+        for (const r of keeping === undefined ? [runner] : [runner, keeping]) {
+          await b.unpin(pub.cid)
+          await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+          const port = await freePort()
+          const t0 = performance.now()
+          const at: Record<string, number> = {}
+          const rc = await r.launch({ image: record.name, args: httpdArgs(port), port, providers: provider.addrs, onProgress: p => { at[p.phase] ??= performance.now() - t0 } })
+          const ms = performance.now() - t0
+          if (i >= 0 && r === runner) { gated.push(ms); for (const [ph, t] of Object.entries(at)) (phases[ph] ??= []).push(t) }
+          if (i >= 0 && r === keeping) gatedKeep.push(ms)
+          await r.stop(rc.id)
+          await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+        }
 
         // plain: docker load of the tar file + docker run with the same host config
-        port = await freePort()
+        const port = await freePort()
         const t1 = performance.now()
         const res = await docker.loadImage(createReadStream(tarPath), { quiet: true })
         for await (const _ of res as AsyncIterable<unknown>) { /* drain */ }
@@ -141,7 +148,8 @@ export async function run (): Promise<Record<string, unknown>> {
         bestRatio: round(Math.min(...gated) / Math.min(...plain), 2),
         gatedRunsMs: gated.map(x => round(x)),
         plainRunsMs: plain.map(x => round(x)),
-        gatedPhaseStartMs: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(median(v))]))
+        gatedPhaseStartMs: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(median(v))])),
+        ...(gatedKeep.length > 0 ? { keepImages: { gatedMs: round(median(gatedKeep)), ratio: round(median(gatedKeep) / median(plain), 2), gatedRunsMs: gatedKeep.map(x => round(x)) } } : {})
       }
     }
 
@@ -182,14 +190,14 @@ export async function run (): Promise<Record<string, unknown>> {
     }
     results.proxy = { ...proxied, note: 'sequential GETs of a 3-byte page through createTenantProxy, client to proxy kept alive; busybox httpd closes every connection, so each request opens one to the tenant (through a fresh socat child when isolated: Docker network none + relay on a unix socket)' }
     // IPFS fetch between two local peers: the big image, block stream vs bitswap
-    const fetchMbps = async (via: 'bulk' | 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
+    const fetchMbps = async (via: 'bulk' | 'bulk, verify only' | 'stream' | 'bitswap', cid: string, reps: number): Promise<number[]> => {
       const out: number[] = []
       for (let i = 0; i < reps; i++) {
-        const c = await createImageStore({ dir: join(dir, `fetch-${via}-${i}`) })
+        const c = await createImageStore({ dir: join(dir, `fetch-${via.replace(/\W+/g, '-')}-${i}`) })
         try {
           const t0 = performance.now()
           let n = 0
-          for await (const chunk of c.fetch(cid, { providers: provider.addrs, via: via === 'bitswap' ? 'bitswap' : 'stream', bulk: via === 'bulk' })) n += chunk.byteLength
+          for await (const chunk of c.fetch(cid, { providers: provider.addrs, via: via === 'bitswap' ? 'bitswap' : 'stream', bulk: via.startsWith('bulk'), keep: via !== 'bulk, verify only' })) n += chunk.byteLength
           out.push(round(n / ((performance.now() - t0) / 1000) / 1e6))
         } finally { await c.stop() }
       }
@@ -209,6 +217,7 @@ export async function run (): Promise<Record<string, unknown>> {
     writeFileSync(join(dir, 'fetch.tar'), big.tar)
     const f = await provider.add(join(dir, 'fetch.tar'))
     const bulk = await fetchMbps('bulk', f.cid, 3)
+    const verifyOnly = await fetchMbps('bulk, verify only', f.cid, 3)
     const stream = await fetchMbps('stream', f.cid, 3)
     const small = busyboxImage({ testLabel: label, padBytes: 30e6 })
     writeFileSync(join(dir, 'fetch-small.tar'), small.tar)
@@ -216,12 +225,13 @@ export async function run (): Promise<Record<string, unknown>> {
     const bitswap = await fetchMbps('bitswap', fs.cid, 1)
     results.ipfsFetch = {
       bulkMBps: median(bulk), bulkRunsMBps: bulk,
+      bulkVerifyOnlyMBps: median(verifyOnly), bulkVerifyOnlyRunsMBps: verifyOnly,
       streamMBps: median(stream), streamRunsMBps: stream, streamBytes: f.size,
       rawLibp2pStreamMBps: median(raw), rawLibp2pRunsMBps: raw,
       bitswapMBps: median(bitswap), bitswapBytes: fs.size,
-      note: 'bulk = our block protocol asked over libp2p, blocks over the offered direct TLS 1.3 PSK channel (the default); stream = the same blocks on the libp2p stream (TLS 1.3 + yamux over TCP); raw = that libp2p connection streaming bytes with no protocol, verification or disk; provider in a worker thread, requester in the main thread, 127.0.0.1; every block sha2-256-verified and written to blockstore-fs'
+      note: 'bulk = our block protocol asked over libp2p, blocks over the offered direct TCP channel (the default), every block sha2-256-verified and written to blockstore-fs; bulk, verify only = the same without writing (keep: false, what a launch does by default); stream = the same blocks on the libp2p stream (TLS 1.3 + yamux over TCP), written; raw = that libp2p connection streaming bytes with no protocol, verification or disk; provider in a worker thread, requester in the main thread, 127.0.0.1'
     }
-    results.targets = { gatedVsPlainRatio: '≤ 1.10 (big image)', ipfsFetchMBps: '≥ 300' }
+    results.targets = { gatedVsPlainRatio: '≤ 1.10 (big image; keepImages false, the default)', ipfsFetchMBps: '≥ 300' }
     results.machine = { cpus: cpus().length, loadavg1: round(loadavg()[0], 2) }
   } finally {
     await b.stop().catch(() => {})

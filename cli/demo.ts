@@ -270,7 +270,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const transfer = served.bulk > 0 ? 'bulk' : served.stream > 0 ? 'stream' : 'reused'
     say(transfer === 'reused'
       ? `       Docker already held exactly this image ID: ${runnerName} reused it (nothing fetched)`
-      : `       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct TLS channel (offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
+      : `       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct bulk channel (a one-time ticket offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
     say(c.socketPath !== undefined
       ? '       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node\'s 127.0.0.1)'
       : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`)

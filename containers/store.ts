@@ -35,7 +35,7 @@ export interface ImageStoreInit {
   readonly listen?: readonly string[]
   readonly logger?: Logger
   /**
-   * Offer requesters the direct TLS channel for blocks (default true; see bulk.ts), optionally on
+   * Offer requesters the direct bulk channel for blocks (default true; see bulk.ts), optionally on
    * a fixed port (default an ephemeral one) and on given hosts (default those the libp2p host
    * announces).
    */
@@ -55,11 +55,11 @@ export interface FetchOptions {
   /** Multiaddrs (with /p2p/<peer id>) of peers that hold the content. */
   readonly providers?: readonly string[]
   /**
-   * 'stream' (default): our verified block stream — over a direct TLS channel when the provider
+   * 'stream' (default): our verified block stream — over a direct bulk channel when the provider
    * offers one (bulk.ts), else over the libp2p stream — then bitswap; 'bitswap': bitswap only.
    */
   readonly via?: 'stream' | 'bitswap'
-  /** Ask providers for the direct TLS channel (default true); false keeps blocks on libp2p. */
+  /** Ask providers for the direct bulk channel (default true); false keeps blocks on libp2p. */
   readonly bulk?: boolean
   /** Bitswap only: give up when no block arrives for this long (default 30 s). */
   readonly stallTimeoutMs?: number
@@ -160,7 +160,7 @@ class HeliaImageStore implements ImageStore {
   private readonly sharding: NextToLast
   private readonly completeDir: string
   private readonly log: Logger
-  /** Offers the direct TLS channel to requesters (see bulk.ts); set once the host runs. */
+  /** Offers the direct bulk channel to requesters (see bulk.ts); set once the host runs. */
   bulk: BulkServer | undefined
   servedOnStream = 0
 

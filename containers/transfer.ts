@@ -12,10 +12,10 @@
 // provider can neither inject a block nor reorder one. UnixFS file data comes out in file order
 // as blocks arrive, which lets the caller hash and load the image while it downloads.
 //
-// The bulk answer moves the same block frames to a direct TLS connection (bulk.ts): libp2p's
-// JS TLS-over-stream and yamux cap one stream at ~200 MB/s here, a kernel socket with OpenSSL
-// does not. The one-time key comes over the authenticated libp2p stream, so the TLS channel is
-// bound to the same peer; verification of every block is unchanged.
+// The bulk answer moves the same block frames to a direct TCP connection (bulk.ts): libp2p's
+// JS TLS-over-stream and yamux cap one stream at ~200 MB/s here, a kernel socket does not. The
+// one-time ticket that opens it comes over the authenticated libp2p stream; verification of
+// every block is unchanged.
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
@@ -191,10 +191,10 @@ export async function * readLocalFile (root: CID, blocks: LocalBlocks, opts: { s
   }
 }
 
-/** A provider's offer of a direct TLS channel for one DAG (see bulk.ts). */
+/** A provider's offer of a direct channel for one DAG (see bulk.ts). */
 export interface BulkOffer {
   readonly port: number
-  /** PSK identity (16 bytes) and key (32 bytes), valid once, for a few seconds. */
+  /** The ticket: id (16 bytes) and secret (32 bytes), valid once, for a few seconds. */
   readonly id: Uint8Array
   readonly key: Uint8Array
 }

@@ -185,7 +185,7 @@ in
       default = false;
       description = ''
         Open the libp2p port (ports.p2p) so committee peers can reach this node, the bulk port
-        (ports.bulk) so peers fetching images from it get them over TLS directly, and the HTTP
+        (ports.bulk) so peers fetching images from it get them on a direct connection, and the HTTP
         port (ports.http), which only matters once settings.httpListen is not a loopback
         address (tenant requests reach containers through the agent's proxy there).
       '';
@@ -200,7 +200,7 @@ in
       bulk = mkOption {
         type = types.port;
         default = 4461;
-        description = "TCP port of the bulk channel: images sent to peers over TLS after they asked over libp2p (settings.bulkPort).";
+        description = "TCP port of the bulk channel: images sent to peers on a direct TCP connection after they asked over libp2p (settings.bulkPort).";
       };
       http = mkOption {
         type = types.port;

@@ -1,20 +1,22 @@
-// The bulk channel (containers/bulk.ts): block frames over a direct TLS 1.3 PSK connection whose
-// one-time key came over libp2p. Real stores, real libp2p hosts and sockets on 127.0.0.1.
-// What must hold: the store uses it by default and the content is the same; a key works once,
-// for a while, and only with its own identity; a provider that offers a channel nobody can
-// reach costs a fallback to the libp2p stream, not the fetch; bytes that do not match their
-// CIDs are refused on this channel as on the other; malformed offers are refused.
+// The bulk channel (containers/bulk.ts): block frames over a direct TCP connection opened with a
+// one-time ticket that came over libp2p. Real stores, real libp2p hosts and sockets on 127.0.0.1.
+// What must hold: the store uses it by default and the content is the same; a ticket works once,
+// for a while, and only with its own secret; whatever else a connection sends first (fuzzed,
+// trickled, too short, silent) is refused without serving anything or disturbing the server; a
+// provider that offers a channel nobody can reach, or a ticket someone else used, costs a
+// fallback to the libp2p stream, not the fetch; bytes that do not match their CIDs are refused
+// on this channel as on the other; malformed offers are refused.
 import t from 'tap'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer as createTcpServer } from 'node:net'
+import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net'
 import { randomBytes, createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createImageStore, createLocalLibp2p } from '../../containers/store.ts'
-import { BulkServer, connectBulk } from '../../containers/bulk.ts'
+import { BulkServer, connectBulk, readPrefix } from '../../containers/bulk.ts'
 import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, frame, receiveDag } from '../../containers/transfer.ts'
 import { ContentMismatchError, FetchError } from '../../containers/errors.ts'
 import { encode, decode } from '../../encoding/canonical.ts'
@@ -87,7 +89,7 @@ t.test('a store created with bulk: false never offers the channel', async t => {
   t.same(a.served(), { stream: 1, bulk: 0 })
 })
 
-t.test('BulkServer: a key works once, only with its identity, only until it expires', async t => {
+t.test('BulkServer: a ticket works once, only with its secret, only until it expires', async t => {
   const leaf = randomBytes(200_000)
   const root = cidOf(0x55, leaf)
   const blocks = { get: async (c: CID) => c.equals(root) ? leaf : undefined }
@@ -102,12 +104,12 @@ t.test('BulkServer: a key works once, only with its identity, only until it expi
   if (offer === undefined) { t.fail('no offer'); return }
   t.ok((await read(offer)).equals(leaf), 'the offered DAG arrives whole and verified')
   t.equal(server.served, 1)
-  await t.rejects(read(offer), FetchError, 'the same key again is refused')
+  await t.rejects(read(offer), FetchError, 'the same ticket again is refused')
 
   const other = await server.offer(root)
   if (other === undefined) { t.fail('no offer'); return }
-  await t.rejects(read({ ...other, key: randomBytes(32) }), FetchError, 'the right identity with another key is refused')
-  await t.rejects(read({ ...other, id: randomBytes(16) }), FetchError, 'an unknown identity is refused')
+  await t.rejects(read({ ...other, key: randomBytes(32) }), FetchError, 'the right id with another secret is refused')
+  await t.rejects(read({ ...other, id: randomBytes(16) }), FetchError, 'an unknown id is refused')
   await t.rejects(read(other), FetchError, 'a failed attempt used the ticket up')
 
   const late = await server.offer(root)
@@ -115,6 +117,96 @@ t.test('BulkServer: a key works once, only with its identity, only until it expi
   clock += 10_000
   await t.rejects(read(late), FetchError, 'an expired offer is refused')
   t.equal(server.served, 1, 'nothing else was served')
+})
+
+/** Sends `bytes` (in the given pieces) to the server's port; resolves with what came back before it closed. */
+async function present (port: number, pieces: readonly Uint8Array[], gapMs = 0): Promise<{ answer: Buffer, closed: boolean }> {
+  const s: Socket = tcpConnect({ host: '127.0.0.1', port })
+  s.on('error', () => {})
+  const got: Buffer[] = []
+  s.on('data', (c: Buffer) => got.push(c))
+  const closed = new Promise<boolean>(resolve => { s.once('close', () => { resolve(true) }); setTimeout(() => { resolve(false) }, 3000) })
+  for (const p of pieces) {
+    if (gapMs > 0) await new Promise(resolve => setTimeout(resolve, gapMs))
+    if (!s.destroyed) s.write(p)
+  }
+  const c = await closed
+  s.destroy()
+  return { answer: Buffer.concat(got), closed: c }
+}
+
+t.test('BulkServer: whatever else comes first is refused, and nothing is served (fuzz)', async t => {
+  const leaf = randomBytes(50_000)
+  const root = cidOf(0x55, leaf)
+  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'], handshakeTimeoutMs: 300 })
+  t.teardown(async () => { await server.stop() })
+  const offer = await server.offer(root)
+  if (offer === undefined) { t.fail('no offer'); return }
+  const ticket = Buffer.concat([offer.id, offer.key])
+  let refused = 0
+  const cases: Array<[string, Uint8Array[]]> = [
+    ['nothing at all', []],
+    ['one byte short', [ticket.subarray(0, 47)]],
+    ['the id alone', [ticket.subarray(0, 16)]],
+    ['a TLS ClientHello-like start', [Uint8Array.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])]]
+  ]
+  for (let i = 0; i < 60; i++) cases.push([`random ${i}`, [randomBytes(1 + Math.floor(Math.random() * 120))]])
+  for (let i = 0; i < 20; i++) { const m = Buffer.from(ticket); m[Math.floor(Math.random() * 48)] ^= 1 + Math.floor(Math.random() * 255); cases.push([`ticket with one byte changed ${i}`, [m]]) }
+  for (const [name, pieces] of cases) {
+    const r = await present(offer.port, pieces)
+    if (r.answer.byteLength !== 0 || !r.closed) t.fail(`${name}: answered ${r.answer.byteLength} byte(s), closed: ${r.closed}`); else refused++
+  }
+  t.equal(refused, cases.length, `${cases.length} wrong or incomplete tickets: each closed with no byte sent back`)
+  t.equal(server.served, 0, 'nothing served')
+  // a changed-byte case may have hit the id and used the ticket up: offer again
+  const fresh = await server.offer(root)
+  if (fresh === undefined) { t.fail('no offer'); return }
+  const trickled = await present(fresh.port, [...Buffer.concat([fresh.id, fresh.key])].map(b => Uint8Array.of(b)), 2)
+  t.equal(trickled.answer[0], 0x01, 'a ticket trickled a byte at a time is still taken')
+  t.ok(trickled.answer.byteLength > 50_000, 'and the DAG follows')
+  t.equal(server.served, 1)
+})
+
+t.test('readPrefix: bytes after the prefix stay for the next reader', async t => {
+  const server = createTcpServer(s => { s.end(Buffer.concat([Uint8Array.of(1), Buffer.from('first frame bytes')])) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const s = tcpConnect({ host: '127.0.0.1', port: (server.address() as { port: number }).port })
+  const ack = await readPrefix(s, 1, 2000)
+  t.same(ack, Buffer.of(1))
+  const rest: Buffer[] = []
+  s.on('data', (c: Buffer) => rest.push(c))
+  s.resume()
+  await new Promise(resolve => s.once('end', resolve))
+  t.equal(Buffer.concat(rest).toString(), 'first frame bytes', 'one chunk carried the ack and the data; the data was put back')
+  const silent = createTcpServer(() => {})
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { silent.close() })
+  const q = tcpConnect({ host: '127.0.0.1', port: (silent.address() as { port: number }).port })
+  t.equal(await readPrefix(q, 1, 200), undefined, 'silence: undefined after the timeout')
+  q.destroy()
+})
+
+t.test('a ticket someone else used first: the requester falls back to the libp2p stream', async t => {
+  const b = await createImageStore({ dir: join(dir, 'stolen-b') })
+  t.teardown(async () => { await b.stop() })
+  const leaf = randomBytes(100_000)
+  const root = cidOf(0x55, leaf)
+  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'] })
+  t.teardown(async () => { await server.stop() })
+  let thief = 0
+  const addrs = await evilProvider(t, async (req, send) => {
+    if (req.bulk !== true) { send(frame(encode({ v: 1, ok: true })).subarray()); send(frame(leaf).subarray()); return }
+    const offer = await server.offer(root)
+    if (offer === undefined) throw new Error('no offer')
+    const stolen = await present(offer.port, [Buffer.concat([offer.id, offer.key])]) // an eavesdropper redeems it first
+    thief = stolen.answer.byteLength
+    send(frame(encode({ v: 1, ok: true, bulk: { port: offer.port, id: offer.id, key: offer.key } })).subarray())
+  })
+  const got = await collect(b.fetch(root.toString(), { providers: addrs }))
+  t.ok(thief > 100_000, 'the eavesdropper got the public content, once')
+  t.ok(got.equals(leaf), 'the requester still got it, over the libp2p stream')
+  t.ok(await b.has(root.toString()))
 })
 
 t.test('BulkServer on a fixed port (what a firewall or NAT forwards)', async t => {
