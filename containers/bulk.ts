@@ -40,7 +40,10 @@ const TICKET_TAKEN = 0x01
 const TICKET_TTL_MS = 10_000
 /** Offers not yet taken up, at most (a peer asking again and again cannot grow this). */
 const MAX_TICKETS = 64
+/** How long a requester waits for its ticket to be taken. */
 const HANDSHAKE_TIMEOUT_MS = 5_000
+/** How long a connection may take to present its ticket (a requester sends it with the connect). */
+const TICKET_TIMEOUT_MS = 2_000
 /** Raw leaves up to this size are read into pooled buffers (our importer makes 1 MiB leaves). */
 const LEAF_BUFFER = (1 << 20) + 1
 const POOLED_BUFFERS = 32
@@ -61,7 +64,7 @@ export interface BulkServerInit {
   /** TCP port (default 0: an ephemeral one); a fixed port is what a firewall or NAT can forward. */
   readonly port?: number
   readonly logger?: Logger
-  /** How long a connection may take to present its ticket (default 5 s). */
+  /** How long a connection may take to present its ticket (default 2 s). */
   readonly handshakeTimeoutMs?: number
   /** Connections served at once (default 8). */
   readonly maxConnections?: number
@@ -138,8 +141,9 @@ export class BulkServer implements BulkProvider {
     this.#sockets.add(socket)
     socket.on('error', () => {}) // reported through the read or write that fails
     try {
-      const presented = await readPrefix(socket, TICKET_BYTES, this.#init.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS)
-      const root = presented === undefined ? undefined : this.#take(presented)
+      const presented = await readPrefix(socket, TICKET_BYTES, this.#init.handshakeTimeoutMs ?? TICKET_TIMEOUT_MS)
+      // exactly the ticket: bytes already behind it (put back by readPrefix) refuse it too
+      const root = presented === undefined ? undefined : this.#take(presented, socket.readableLength === 0)
       if (root === undefined) { this.#log.debug('bulk ticket refused', { from: socket.remoteAddress }); socket.destroy(); return }
       await this.#serve(socket, root)
     } finally {
@@ -148,19 +152,19 @@ export class BulkServer implements BulkProvider {
   }
 
   /** The root of a valid, unexpired ticket; the ticket is used up whether it was valid or not. */
-  #take (presented: Buffer): CID | undefined {
+  #take (presented: Buffer, alone: boolean): CID | undefined {
     const id = presented.subarray(0, ID_BYTES).toString('hex')
     const t = this.#tickets.get(id)
     if (t === undefined) return undefined
     this.#tickets.delete(id) // one use, whatever happens next
-    if (t.expires <= this.#now() || !timingSafeEqual(t.secret, presented.subarray(ID_BYTES))) return undefined
+    if (!alone || t.expires <= this.#now() || !timingSafeEqual(t.secret, presented.subarray(ID_BYTES))) return undefined
     return t.root
   }
 
   async #serve (socket: Socket, root: CID): Promise<void> {
     socket.setTimeout(IDLE_TIMEOUT_MS, () => { socket.destroy(new Error('requester stopped reading')) })
-    // Nothing more is expected from the requester: whatever it sends is read and dropped.
-    socket.on('data', () => {})
+    // The requester sends nothing after its ticket: a byte more ends the channel.
+    socket.once('data', () => { socket.destroy(new Error('requester sent data after its ticket')) })
     socket.resume()
     const pool = this.#pool
     const blocks = this.#init.blocks

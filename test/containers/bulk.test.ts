@@ -165,6 +165,10 @@ t.test('BulkServer: whatever else comes first is refused, and nothing is served 
   t.equal(trickled.answer[0], 0x01, 'a ticket trickled a byte at a time is still taken')
   t.ok(trickled.answer.byteLength > 50_000, 'and the DAG follows')
   t.equal(server.served, 1)
+  const third = await server.offer(root)
+  if (third === undefined) { t.fail('no offer'); return }
+  const chatty = await present(third.port, [Buffer.concat([third.id, third.key, Buffer.from('and more')])])
+  t.same([chatty.closed, chatty.answer.byteLength, server.served], [true, 0, 1], 'a ticket with more bytes behind it is refused')
 })
 
 t.test('readPrefix: bytes after the prefix stay for the next reader', async t => {
