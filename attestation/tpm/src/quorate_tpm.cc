@@ -17,7 +17,13 @@
 #include <tss2_rc.h>
 #include <tss2_tctildr.h>
 
+#ifdef __linux__
+#include <dirent.h>
+#include <fcntl.h>
+#endif
+
 #include <cstdint>
+#include <set>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -531,13 +537,50 @@ void LoadEk(Context& c, EkKind kind, Ek& ek) {
   c.ekPublic[kind] = MarshalPublic(ek.pub);
 }
 
+// The descriptors this process has open (Linux: /proc/self/fd; elsewhere none are known).
+static std::set<int> OpenFds() {
+  std::set<int> fds;
+#ifdef __linux__
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  const int self = dirfd(d);
+  while (struct dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && fd != self) fds.insert(static_cast<int>(fd));
+  }
+  closedir(d);
+#endif
+  return fds;
+}
+
+// tpm2-tss opens its sockets (swtpm, mssim) and /dev/tpmrm0 without close-on-exec, so every child
+// process started while a context is open inherits them, and with swtpm — one connection at a
+// time — a child that keeps one blocks the TPM for good. Mark what the TCTI opened close-on-exec.
+// (Descriptors another thread opened meanwhile get the flag too: Node and libuv open everything
+// close-on-exec already, so that changes nothing for them.)
+static void CloseOnExecSince(const std::set<int>& before) {
+#ifdef __linux__
+  for (int fd : OpenFds()) {
+    if (before.count(fd) != 0) continue;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+#else
+  (void)before;
+#endif
+}
+
 // ---- methods ----
 Napi::Value Context::Open(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "tcti must be a string");
   std::string conf = info[0].As<Napi::String>();
   return Run(info, [conf](Context& c) {
     if (c.esys != nullptr) Fail("open", "already open");
-    Check(Tss2_TctiLdr_Initialize(conf.c_str(), &c.tcti), "Tss2_TctiLdr_Initialize", "TCTI '" + conf + "'");
+    const std::set<int> before = OpenFds();
+    TSS2_RC init = Tss2_TctiLdr_Initialize(conf.c_str(), &c.tcti);
+    CloseOnExecSince(before);
+    Check(init, "Tss2_TctiLdr_Initialize", "TCTI '" + conf + "'");
     TSS2_RC rc = Esys_Initialize(&c.esys, c.tcti, nullptr);
     if (rc != TSS2_RC_SUCCESS) {
       Tss2_TctiLdr_Finalize(&c.tcti);
