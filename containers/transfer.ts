@@ -23,7 +23,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { encode, decode, asMap, type Canonical } from '../encoding/canonical.ts'
 import { concat, equal, sha256 } from '../encoding/bytes.ts'
-import { encodeUvarint } from '../encoding/varint.ts'
+import { decodeUvarint, encodeUvarint } from '../encoding/varint.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
 
 export const BLOCKS_PROTOCOL = '/quorate/blocks/1.0.0'
@@ -36,6 +36,8 @@ export const MAX_BLOCK = 4 << 20
 const MAX_CONTROL = 4096
 /** A frame received in more pieces than this is joined (see FrameReader.nextList). */
 const MAX_PIECES = 256
+/** A frame header's varint: 5 bytes hold any length up to 2^35, far above MAX_BLOCK. */
+const MAX_HEADER_BYTES = 5
 /** Block writes to the store in flight while later blocks are received. */
 const WRITES_IN_FLIGHT = 16
 
@@ -106,25 +108,28 @@ export class FrameReader {
    * muxer frames cannot make us hold millions of small views.
    */
   async nextList (max: number): Promise<Uint8Array[] | undefined> {
-    let len = 0; let shift = 1; let i = 0
-    for (;;) {
-      while (i >= this.buf.byteLength) {
-        if (!await this.fill()) {
-          if (i === 0 && this.buf.byteLength === 0) return undefined
-          throw new FetchError('stream ended inside a frame header')
-        }
+    let head: { value: number, length: number } | undefined
+    while ((head = this.header()) === undefined) {
+      if (!await this.fill()) {
+        if (this.buf.byteLength === 0) return undefined
+        throw new FetchError('stream ended inside a frame header')
       }
-      const b = this.buf.get(i++)
-      len += (b & 0x7f) * shift
-      if ((b & 0x80) === 0) break
-      shift *= 0x80
-      if (i > 5) throw new ContentMismatchError('frame length varint too long')
     }
+    const { value: len, length: i } = head
     if (len > max) throw new ContentMismatchError(`frame of ${len} bytes exceeds the limit of ${max}`)
     while (this.buf.byteLength < i + len) if (!await this.fill()) throw new FetchError('stream ended inside a frame')
     const pieces = [...this.buf.sublist(i, i + len)]
     this.buf.consume(i + len)
     return pieces.length > MAX_PIECES ? [concat(pieces)] : pieces
+  }
+
+  /** The buffered frame header, or undefined until it has arrived whole; strict (minimal, ≤ 5 bytes). */
+  private header (): { value: number, length: number } | undefined {
+    try {
+      return decodeUvarint(this.buf, { maxBytes: MAX_HEADER_BYTES, what: 'frame length' })
+    } catch (err) {
+      throw new ContentMismatchError((err as Error).message, { cause: err })
+    }
   }
 }
 

@@ -44,6 +44,15 @@ t.test('FrameReader: random streams end in frames, a clean end, or a QuorateErro
   t.equal(crashes, 0)
 })
 
+t.test('FrameReader: frame headers are strict — minimal varints of at most 5 bytes', async t => {
+  const read = async (...chunks: number[][]): Promise<Uint8Array | undefined> => await new FrameReader((async function * () { for (const c of chunks) yield Uint8Array.from(c) })()).next(1 << 30)
+  t.same(await read([0x03, 1, 2, 3]), Uint8Array.from([1, 2, 3]), 'a minimal header')
+  await t.rejects(read([0x83, 0x00, 1, 2, 3]), ContentMismatchError, 'a padded (non-minimal) length is refused, not read as 3')
+  await t.rejects(read([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), ContentMismatchError, 'a 6-byte header is refused')
+  await t.rejects(read([0x81]), /ended inside a frame header/, 'the stream ends inside the header')
+  t.same(await read([0x80], [0x01], Array.from({ length: 128 }, () => 7)), new Uint8Array(128).fill(7), 'a header that arrives in two chunks')
+})
+
 t.test('FrameReader.nextList: pieces as received, joined when there are too many', async t => {
   const a = randomBytes(3000); const b = randomBytes(40)
   // a frame of 3000 bytes in 3 pieces, then one of 40 bytes in 40 one-byte pieces... and 1000 of them
