@@ -65,7 +65,7 @@ export interface BulkServerInit {
   readonly port?: number
   readonly logger?: Logger
   /** How long a connection may take to present its ticket (default 2 s). */
-  readonly handshakeTimeoutMs?: number
+  readonly ticketTimeoutMs?: number
   /** Connections served at once (default 8). */
   readonly maxConnections?: number
 }
@@ -136,12 +136,12 @@ export class BulkServer implements BulkProvider {
     return server
   }
 
-  /** Reads the ticket (exactly TICKET_BYTES, within the handshake timeout); serves its root or closes. */
+  /** Reads the ticket (exactly TICKET_BYTES, within the ticket timeout); serves its root or closes. */
   async #accept (socket: Socket): Promise<void> {
     this.#sockets.add(socket)
     socket.on('error', () => {}) // reported through the read or write that fails
     try {
-      const presented = await readPrefix(socket, TICKET_BYTES, this.#init.handshakeTimeoutMs ?? TICKET_TIMEOUT_MS)
+      const presented = await readPrefix(socket, TICKET_BYTES, this.#init.ticketTimeoutMs ?? TICKET_TIMEOUT_MS)
       // exactly the ticket: bytes already behind it (put back by readPrefix) refuse it too
       const root = presented === undefined ? undefined : this.#take(presented, socket.readableLength === 0)
       if (root === undefined) { this.#log.debug('bulk ticket refused', { from: socket.remoteAddress }); socket.destroy(); return }

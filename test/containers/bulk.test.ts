@@ -138,7 +138,7 @@ async function present (port: number, pieces: readonly Uint8Array[], gapMs = 0):
 t.test('BulkServer: whatever else comes first is refused, and nothing is served (fuzz)', async t => {
   const leaf = randomBytes(50_000)
   const root = cidOf(0x55, leaf)
-  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'], handshakeTimeoutMs: 300 })
+  const server = new BulkServer({ blocks: { get: async () => leaf }, hosts: () => ['127.0.0.1'], ticketTimeoutMs: 300 })
   t.teardown(async () => { await server.stop() })
   const offer = await server.offer(root)
   if (offer === undefined) { t.fail('no offer'); return }
