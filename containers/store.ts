@@ -133,6 +133,12 @@ async function loadHeliaLight (): Promise<(init: HeliaInit) => HeliaLight> {
   return await heliaClass
 }
 
+/** Providers asked at once for a CID (see askFirst). */
+const ASK_AT_ONCE = 4
+
+/** A provider that said yes, with the stream it said it on. */
+interface Asked { readonly ma: Multiaddr, readonly stream: Stream, readonly answer: BlocksAnswer }
+
 const IMPORT_OPTIONS = { profile: 'unixfs-v1-2025', rawLeaves: true, cidVersion: 1, reduceSingleLeafToSelf: true } as const
 
 async function loadOrCreateKey (path: string): Promise<PrivateKey> {
@@ -301,23 +307,30 @@ class HeliaImageStore implements ImageStore {
     const failures: string[] = []
     let refused = 0
     if (opts.via !== 'bitswap') {
-      for (const ma of providers) {
+      const failed = (ma: Multiaddr, err: unknown): void => {
+        if (err instanceof ProviderRefusedError) refused++
+        failures.push(`${ma.toString()}: ${(err as Error).message}`)
+        this.log.debug('provider failed, trying others', { provider: ma.toString(), error: (err as Error).message })
+      }
+      const queue = [...providers]
+      for (;;) {
+        const asked = await this.askFirst(queue, cid, opts.bulk !== false, opts.signal, failed)
+        if (asked === undefined) break
         let yielded = false
         try {
-          for await (const chunk of this.streamFrom(ma, cid, opts)) {
+          for await (const chunk of this.streamFrom(asked, cid, opts)) {
             yielded = true
             yield chunk
           }
           return
         } catch (err) {
           // Content that does not match is never retried elsewhere mid-file: the caller already
-          // consumed part of it. A provider that is down or lacks the root is skipped.
+          // consumed part of it. A provider that fails before its first block is skipped.
           if (yielded || err instanceof ContentMismatchError || opts.signal?.aborted === true) throw err
-          if (err instanceof ProviderRefusedError) refused++
-          failures.push(`${ma.toString()}: ${(err as Error).message}`)
-          this.log.debug('block stream failed, trying next', { provider: ma.toString(), error: (err as Error).message })
+          failed(asked.ma, err)
         }
       }
+      opts.signal?.throwIfAborted()
     }
     // Every provider speaks our protocol and said it lacks the content: bitswap would not find it either.
     if (providers.length > 0 && refused === providers.length) throw new FetchError(`no provider holds ${cidStr}: ${failures.join('; ')}`)
@@ -354,16 +367,54 @@ class HeliaImageStore implements ImageStore {
   }
 
   /**
-   * The file from one provider over our block protocol: asks for a bulk channel (unless
-   * opts.bulk is false) and reads the blocks there; when the provider offers none, or the
-   * channel cannot be opened, reads them from a libp2p stream. Stores blocks and marks the
-   * content complete at the end.
+   * Asks the providers in `queue` for `cid`, ASK_AT_ONCE at a time and in order, and returns the
+   * first that answers yes; the ones still being asked then are cancelled and put back at the
+   * front of `queue`, each one that failed is reported to `failed` and not put back. Undefined
+   * when every provider failed. (In a network where most nodes do not hold an image, asking one
+   * by one would pay a round trip — or a dial timeout for a peer that is down — per refusal.)
    */
-  private async * streamFrom (ma: Multiaddr, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
+  private async askFirst (queue: Multiaddr[], cid: CID, bulk: boolean, signal: AbortSignal | undefined, failed: (ma: Multiaddr, err: unknown) => void): Promise<Asked | undefined> {
+    return await new Promise<Asked | undefined>(resolve => {
+      const running = new Map<Multiaddr, AbortController>()
+      let settled = false
+      const settle = (r: Asked | undefined): void => { settled = true; resolve(r) }
+      const start = (): void => {
+        while (running.size < ASK_AT_ONCE && queue.length > 0) {
+          const ma = queue.shift() as Multiaddr // length checked by the loop condition
+          const cancel = new AbortController()
+          running.set(ma, cancel)
+          this.ask(ma, cid, bulk && hostOf(ma) !== undefined, signal === undefined ? cancel.signal : AbortSignal.any([signal, cancel.signal])).then(r => {
+            running.delete(ma)
+            if (settled) { r.stream.abort(new Error('another provider answered first')); return }
+            for (const [other, c] of [...running].reverse()) { c.abort(); queue.unshift(other) }
+            running.clear()
+            settle({ ma, ...r })
+          }, (err: unknown) => {
+            running.delete(ma)
+            if (settled) return
+            failed(ma, err)
+            start()
+            if (running.size === 0) settle(undefined)
+          })
+        }
+      }
+      start()
+      if (running.size === 0) settle(undefined)
+    })
+  }
+
+  /**
+   * The file from one provider over our block protocol, once it said yes (askFirst): reads the
+   * blocks on the offered bulk channel, or when it offered none or the channel cannot be opened,
+   * from a libp2p stream. Stores blocks (unless opts.keep is false) and marks the content
+   * complete at the end.
+   */
+  private async * streamFrom (asked: Asked, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
     const keep = opts.keep !== false
     const receive = { store: keep ? async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) } : undefined, signal: opts.signal, onProgress: opts.onProgress }
+    const ma = asked.ma
     const host = opts.bulk === false ? undefined : hostOf(ma)
-    let { stream, answer } = await this.ask(ma, cid, host !== undefined, opts.signal)
+    let { stream, answer } = asked
     if (answer.kind === 'bulk' && host !== undefined) {
       await stream.close().catch(() => {})
       const socket = await connectBulk(host, answer.offer, { signal: opts.signal }).catch((err: unknown) => {
@@ -382,14 +433,19 @@ class HeliaImageStore implements ImageStore {
     yield * this.receive(answer.reader, cid, receive, () => { void s.close().catch(() => {}) }, err => { s.abort(err) })
   }
 
-  /** Opens a block-protocol stream to `ma` and asks for `cid`; the stream is aborted if asking fails. */
+  /** Opens a block-protocol stream to `ma` and asks for `cid`; the stream is aborted if asking fails or `signal` fires first. */
   private async ask (ma: Multiaddr, cid: CID, bulk: boolean, signal?: AbortSignal): Promise<{ stream: Stream, answer: BlocksAnswer }> {
     const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal })
+    // a provider that never answers is let go when the signal fires (askFirst cancels the others)
+    const onAbort = (): void => { stream.abort(signal?.reason instanceof Error ? signal.reason : new Error('asking was cancelled')) }
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
       return { stream, answer: await askForBlocks(stream, cid, { bulk, signal }) }
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 

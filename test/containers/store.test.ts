@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, readdirSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
-import { createImageStore, type ImageStore } from '../../containers/store.ts'
+import { createImageStore, createLocalLibp2p, type ImageStore } from '../../containers/store.ts'
+import { BLOCKS_PROTOCOL } from '../../containers/transfer.ts'
 import { ContentMismatchError, FetchError } from '../../containers/errors.ts'
 import { buildImageTar } from '../../containers/image-tar.ts'
 import { randomBytes } from 'node:crypto'
@@ -81,6 +82,32 @@ t.test('a provider without the content, or none reachable', async t => {
   t.notOk(await e.has(other.cid))
   await t.rejects(collect(e.fetch(other.cid, { providers: ['/ip4/127.0.0.1/tcp/1/p2p/' + d.peerId] })), FetchError, 'nothing reachable')
   await t.rejects(collect(e.fetch('not-a-cid', {})), ContentMismatchError)
+})
+
+t.test('providers are asked several at a time: one that never answers, ones that lack the image and a dead one do not hold up the one that has it', async t => {
+  const g = await store('g')
+  const silent = await createLocalLibp2p()
+  t.teardown(async () => { await silent.stop() })
+  let silentAsked = 0
+  let silentReleased = false
+  await silent.handle(BLOCKS_PROTOCOL, async stream => {
+    silentAsked++
+    // reads the request and never answers; ends when the requester gives up on it
+    try { for await (const _ of stream) { /* drain */ } } catch {}
+    silentReleased = true
+  })
+  const lacking = [await store('lack-1'), await store('lack-2')]
+  const providers = [
+    ...silent.getMultiaddrs().map(m => m.toString()),
+    '/ip4/127.0.0.1/tcp/1/p2p/' + lacking[0].peerId, // nobody listens there
+    ...lacking.flatMap(l => l.multiaddrs()),
+    ...a.multiaddrs()
+  ]
+  const got = await collect(g.fetch(added.cid, { providers, keep: false, signal: AbortSignal.timeout(60_000) }))
+  t.equal(sha(got), sha(img.tar), 'fetched from the one provider that holds it, the silent one first in the list')
+  t.equal(silentAsked, 1, 'the silent provider was asked')
+  for (let i = 0; i < 100 && !silentReleased; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  t.ok(silentReleased, 'and its stream was closed once another provider answered')
 })
 
 t.test('a block that does not match its CID is refused, nothing marked complete', async t => {
