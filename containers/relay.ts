@@ -8,7 +8,7 @@
 //
 // A relay is its own process group (socat forks one child per connection), stopped with the
 // container. A pid file next to the socket lets a restarted agent stop relays an earlier run left.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ContainerStartError } from './errors.ts'
 import { spawnClean } from '../encoding/process.ts'
@@ -98,7 +98,8 @@ export async function startRelay (opts: { pid: number, port: number, socketPath:
 
 /**
  * Stops relays an earlier run left in `dir` (their pid files), checking that each pid still is
- * a socat for that socket before signalling it. Returns how many were stopped.
+ * a socat for that socket before signalling it, and removes `dir` once empty. Returns how many
+ * were stopped.
  */
 export function stopLeftoverRelays (dir: string): number {
   let n = 0
@@ -115,5 +116,7 @@ export function stopLeftoverRelays (dir: string): number {
     rmSync(pidFile, { force: true })
     rmSync(socketPath, { force: true })
   }
+  // the node's relay directory, once empty, goes too (startRelay makes it again)
+  try { rmdirSync(dir) } catch {}
   return n
 }

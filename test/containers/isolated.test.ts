@@ -129,6 +129,7 @@ t.test('stopAll stops relays an earlier run left behind', async t => {
   await exited
   t.notOk(existsSync(sock), 'its socket is gone')
   t.equal(stopLeftoverRelays(relayDir), 0, 'nothing left')
+  t.notOk(existsSync(relayDir), 'and the emptied relay directory is removed')
 })
 
 t.test('a relay that cannot start is a ContainerStartError saying why; nothing is left behind', async t => {
