@@ -87,6 +87,8 @@ export class Agent {
     expires: this.metrics.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)'),
     launches: this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
     relaunches: this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
+    launchSeconds: this.metrics.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
+    fetched: this.metrics.counter('quorate_image_fetched_bytes_total', 'tenant image bytes fetched from peers (and verified) for launches'),
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
     sessions: this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
@@ -320,6 +322,8 @@ export class Agent {
 
   async #launch (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
     const providers = [...(d.providers ?? []), ...(await this.#peerAddrs())]
+    const t0 = performance.now()
+    let fetched = 0
     const started = this.runner.launch({
       image: d.image,
       port: d.port,
@@ -331,15 +335,19 @@ export class Agent {
       providers,
       signal: opts.signal === undefined ? this.#abort.signal : AbortSignal.any([opts.signal, this.#abort.signal]),
       onProgress: p => {
+        if (p.phase === 'fetch' && p.bytes !== undefined) fetched = p.bytes
         opts.onProgress?.(p.phase)
         this.#init.onEvent?.({ type: 'tenant', image: d.image, phase: p.phase })
       }
     })
     const c = await started.catch((err: unknown) => {
       this.#m.launches.inc({ outcome: 'refused' })
+      this.#m.fetched.inc({}, fetched)
       throw err
     })
     this.#m.launches.inc({ outcome: 'started' })
+    this.#m.fetched.inc({}, fetched)
+    this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
     return c
   }
 

@@ -102,6 +102,8 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   t.match(metrics, /quorate_certified 1/)
   t.match(metrics, /quorate_tenant_containers 1/)
   t.match(metrics, /quorate_tenant_launches_total\{outcome="started"\} 1/)
+  t.match(metrics, new RegExp(`quorate_image_fetched_bytes_total ${img.tar.byteLength}\\b`), 'the image was fetched from a peer, all of it')
+  t.match(metrics, /quorate_tenant_launch_seconds\{image="daemon-test\/hello"\} \d+(\.\d+)?/, 'how long the launch took')
   t.match(metrics, /quorate_image_dags_served_total\{channel="bulk"\} 0/, 'images served to peers, by channel')
   t.equal(await tenantContainers(s.nodeId), 1)
 
