@@ -13,7 +13,7 @@
 // command by command. There is no resource manager: transient objects are shared (3 slots).
 import { execFile, type ChildProcess } from 'node:child_process'
 import { spawnClean } from '../../encoding/process.ts'
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, readlinkSync, existsSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -355,4 +355,28 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
     live.delete(rec)
     throw err
   }
+}
+
+export interface PtyDevice {
+  /** `device:<pty>`: the device TCTI, as a node uses it with /dev/tpmrm0. */
+  readonly tcti: string
+  /** The pty's own path (/dev/pts/N), which descriptors opened by the TCTI point at. */
+  readonly path: string
+  stop (): void
+}
+
+/**
+ * swtpm as a character device: socat bridges a raw pseudo-terminal to swtpm's command port, so
+ * the device TCTI writes commands to and reads responses from it exactly as from the kernel's
+ * /dev/tpmrm0 (one command, one response). There is no resource manager behind it: one client.
+ */
+export async function ptyDevice (sw: Swtpm): Promise<PtyDevice> {
+  const link = join(sw.dir, 'tpm-pty')
+  const socat = spawnClean('socat', [`PTY,link=${link},rawer,echo=0`, `TCP:127.0.0.1:${sw.port}`], { stdio: ['ignore', 'ignore', 'inherit'] })
+  for (let i = 0; !existsSync(link); i++) {
+    if (i > 250 || socat.exitCode !== null) { socat.kill(); throw new Error(`socat did not create ${link} (exit ${String(socat.exitCode)})`) }
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  const path = readlinkSync(link)
+  return { tcti: `device:${path}`, path, stop: () => { socat.kill() } }
 }

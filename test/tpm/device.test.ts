@@ -6,12 +6,11 @@
 // without the addon setting it every process the agent starts (relays, docker helpers, tools)
 // inherited the TPM device.
 import t from 'tap'
-import { existsSync, readdirSync, readlinkSync, readFileSync } from 'node:fs'
+import { readdirSync, readlinkSync, readFileSync } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { startSwtpm } from '../helpers/swtpm.ts'
-import { spawnClean } from '../../encoding/process.ts'
+import { startSwtpm, ptyDevice } from '../helpers/swtpm.ts'
 import { openTpm } from '../../attestation/tpm/index.ts'
 import { verifyQuote } from '../../attestation/quote.ts'
 
@@ -19,16 +18,9 @@ const execFileP = promisify(execFile)
 
 const sw = await startSwtpm({ platformCert: false })
 t.teardown(() => sw.stop())
-const port = /port=(\d+)/.exec(sw.tcti)?.[1]
-if (port === undefined) throw new Error(`no port in ${sw.tcti}`)
-const link = `/tmp/quorate-test-tpm-${process.pid}`
-const socat = spawnClean('socat', [`PTY,link=${link},rawer,echo=0`, `TCP:127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'inherit'] })
-t.teardown(() => { socat.kill() })
-for (let i = 0; !existsSync(link); i++) {
-  if (i > 250 || socat.exitCode !== null) throw new Error(`socat did not create ${link} (exit ${String(socat.exitCode)})`)
-  await new Promise(resolve => setTimeout(resolve, 20))
-}
-const pty = readlinkSync(link)
+const dev = await ptyDevice(sw)
+t.teardown(() => { dev.stop() })
+const pty = dev.path
 
 /** This process's descriptors that point at the pty, with their open flags (octal, from fdinfo). */
 function ptyFds (): Array<{ fd: string, flags: number }> {
@@ -47,7 +39,7 @@ const O_CLOEXEC = 0o2000000
 
 t.test('device TCTI through a pty: the TPM works, and its descriptor is not inherited by children', async t => {
   t.same(ptyFds(), [], 'nothing open on the pty yet')
-  const tpm = await openTpm({ tcti: `device:${pty}` })
+  const tpm = await openTpm({ tcti: dev.tcti })
   t.teardown(() => tpm.close())
   t.equal((await tpm.getRandom(16)).byteLength, 16, 'GetRandom through the device TCTI')
   const ak = await tpm.ensureAk({ handle: 0x81000d01 })
