@@ -301,7 +301,7 @@ class HeliaImageStore implements ImageStore {
     const cid = parseCid(cidStr)
     // one CID parse and one marker check, not has() then cat() repeating both
     if (await this.isComplete(cid)) { yield * this.readLocal(cid, opts); return }
-    const providers = (opts.providers ?? []).map(a => {
+    const providers = [...new Set(opts.providers ?? [])].map(a => { // a peer listed twice (deployment and chain) is asked once
       try { return multiaddr(a) } catch (err) { throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err }) }
     })
     const failures: string[] = []
