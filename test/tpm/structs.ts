@@ -67,7 +67,10 @@ export function eccKey (pub: ParsedPublic): KeyObject {
   if (pub.ecc === undefined) throw new TypeError('not an ECC key')
   const crv = pub.ecc.curve === 0x0003 ? 'P-256' : pub.ecc.curve === 0x0004 ? 'P-384' : undefined
   if (crv === undefined) throw new TypeError(`curve ${pub.ecc.curve}`)
-  return createPublicKey({ key: { kty: 'EC', crv, x: b64u(pub.ecc.x), y: b64u(pub.ecc.y) }, format: 'jwk' })
+  // a TPM may send a coordinate without its leading zero bytes; a JWK needs the full width
+  const size = crv === 'P-256' ? 32 : 48
+  const full = (b: Uint8Array): Buffer => Buffer.concat([Buffer.alloc(Math.max(0, size - b.length)), b])
+  return createPublicKey({ key: { kty: 'EC', crv, x: b64u(full(pub.ecc.x)), y: b64u(full(pub.ecc.y)) }, format: 'jwk' })
 }
 
 /** TPMT_SIGNATURE (ECDSA) → r‖s, each left-padded to `size` bytes (ieee-p1363 for node:crypto). */
