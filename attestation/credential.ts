@@ -12,7 +12,7 @@
 //   outerHMAC     = HMAC(nameAlg, hmacKey, encIdentity ‖ name)
 //   credentialBlob (TPM2B_ID_OBJECT body) = TPM2B(outerHMAC) ‖ encIdentity
 import { createCipheriv, createHmac, createHash, createECDH, publicEncrypt, randomBytes, constants } from 'node:crypto'
-import { concat } from '../encoding/bytes.ts'
+import { concat, leftPad } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { DIGEST_SIZE, type HashAlg } from './algs.ts'
 import { Writer } from './reader.ts'
@@ -106,8 +106,8 @@ export function makeCredential (input: MakeCredentialInput): MadeCredential {
     const ecdh = createECDH(c.node)
     if (input.random !== undefined) ecdh.setPrivateKey(input.random(c.size))
     else ecdh.generateKeys()
-    const ekX = pad(ek.x, c.size)
-    const ekPoint = concat([new Uint8Array([4]), ekX, pad(ek.y, c.size)])
+    const ekX = leftPad(ek.x, c.size, 'MakeCredential: EK x coordinate')
+    const ekPoint = concat([new Uint8Array([4]), ekX, leftPad(ek.y, c.size, 'MakeCredential: EK y coordinate')])
     const z = new Uint8Array(ecdh.computeSecret(ekPoint)) // the shared point's x coordinate
     const eph = new Uint8Array(ecdh.getPublicKey())
     const ephX = eph.subarray(1, 1 + c.size)
@@ -125,10 +125,3 @@ export function makeCredential (input: MakeCredentialInput): MadeCredential {
   return { credentialBlob, encryptedSecret }
 }
 
-function pad (b: Uint8Array, size: number): Uint8Array {
-  if (b.length === size) return b
-  if (b.length > size) throw new InvalidInputError('MakeCredential: EK point coordinate larger than the curve')
-  const out = new Uint8Array(size)
-  out.set(b, size - b.length)
-  return out
-}

@@ -2,7 +2,7 @@
 // names and conversion of public areas to node:crypto keys. Pure: bytes in, typed values out.
 // Every malformed input fails with a StructureError (a DecodeError) naming the field and offset.
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { digest } from '../encoding/bytes.ts'
+import { digest, leftPad } from '../encoding/bytes.ts'
 import { DecodeError, InvalidInputError } from '../encoding/errors.ts'
 import { hashAlgFromId, TPM_ALG_HASH, DIGEST_SIZE, type HashAlg } from './algs.ts'
 import { Reader, Writer } from './reader.ts'
@@ -408,18 +408,6 @@ export function objectName (publicBytes: Uint8Array, parsed: TpmPublic = parsePu
 }
 
 function b64url (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url') }
-
-function leftPad (b: Uint8Array, size: number, what: string): Uint8Array {
-  if (b.length === size) return b
-  // TPM2B_ECC_PARAMETER may drop leading zero bytes; anything longer than the field is invalid.
-  let start = 0
-  while (start < b.length - size && b[start] === 0) start++
-  const t = b.subarray(start)
-  if (t.length > size) throw new InvalidInputError(`${what}: ${b.length} bytes, larger than the ${size}-byte field`)
-  const out = new Uint8Array(size)
-  out.set(t, size - t.length)
-  return out
-}
 
 /** node:crypto public key of an RSA or ECC (NIST P-256/384/521) TPMT_PUBLIC. */
 export function publicToKeyObject (p: TpmPublic): KeyObject {

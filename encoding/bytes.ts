@@ -1,5 +1,6 @@
-// Byte helpers shared by every module. Kept tiny and dependency-free.
+// Byte helpers shared by every module. Kept tiny: node:crypto and our error classes only.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { InvalidInputError } from './errors.ts'
 
 export function toHex (b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
@@ -45,6 +46,23 @@ export class GrowableBytes {
 
   put (b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.len); this.len += b.length }
   finish (): Uint8Array { return this.buf.slice(0, this.len) }
+}
+
+/**
+ * A big-endian unsigned integer as exactly `size` bytes: leading zero bytes added, or extra ones
+ * dropped. A TPM2B_ECC_PARAMETER (and OpenSSL's minimal encoding) may come without its leading
+ * zeros, while a curve point or a JWK needs the full width; a value that does not fit is an
+ * InvalidInputError naming `what`.
+ */
+export function leftPad (b: Uint8Array, size: number, what: string): Uint8Array {
+  if (b.length === size) return b
+  let start = 0
+  while (start < b.length - size && b[start] === 0) start++
+  const t = b.subarray(start)
+  if (t.length > size) throw new InvalidInputError(`${what}: ${b.length} bytes, larger than the ${size}-byte field`)
+  const out = new Uint8Array(size)
+  out.set(t, size - t.length)
+  return out
 }
 
 export function concat (parts: readonly Uint8Array[]): Uint8Array {

@@ -11,7 +11,7 @@ import { makeCredential, kdfa, kdfe } from '../../attestation/credential.ts'
 import { TPM_ALG, TPM_ECC, marshalPublic, parsePublic, parsePublic2b, objectName, type TpmPublic, type RsaPublic, type EccPublic } from '../../attestation/tpm2.ts'
 import { Reader, Writer } from '../../attestation/reader.ts'
 import { DIGEST_SIZE, hashAlgFromId, type HashAlg } from '../../attestation/algs.ts'
-import { equal, toHex } from '../../encoding/bytes.ts'
+import { equal, leftPad, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError, DecodeError } from '../../encoding/errors.ts'
 import { throwsInstance } from './util.ts'
 import { softAk } from './forge.ts'
@@ -66,8 +66,7 @@ function activateCredentialSoftware (ek: TpmPublic, ekPriv: KeyObject | Uint8Arr
     // A TPM2B_ECC_PARAMETER may come without its leading zero bytes (tpm2-tools writes OpenSSL's
     // minimal big-endian form, ~1 point in 128): the curve point needs them; KDFe takes x as sent.
     const size = ek.curve === TPM_ECC.NIST_P256 ? 32 : 48
-    const full = (b: Uint8Array): Buffer => Buffer.concat([Buffer.alloc(size - b.length), b])
-    const z = new Uint8Array(ecdh.computeSecret(Buffer.concat([Buffer.from([4]), full(x), full(y)])))
+    const z = new Uint8Array(ecdh.computeSecret(Buffer.concat([Buffer.from([4]), leftPad(x, size, 'x'), leftPad(y, size, 'y')])))
     seed = kdfe(hash, z, 'IDENTITY', x, ek.x, DIGEST_SIZE[hash] * 8)
   } else throw new Error('bad ek')
   const r = new Reader(credentialBlob, 'TPM2B_ID_OBJECT')

@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { leftPad } from '../../encoding/bytes.ts'
 
 const execFileP = promisify(execFile)
 
@@ -69,8 +70,8 @@ export function eccKey (pub: ParsedPublic): KeyObject {
   if (crv === undefined) throw new TypeError(`curve ${pub.ecc.curve}`)
   // a TPM may send a coordinate without its leading zero bytes; a JWK needs the full width
   const size = crv === 'P-256' ? 32 : 48
-  const full = (b: Uint8Array): Buffer => Buffer.concat([Buffer.alloc(Math.max(0, size - b.length)), b])
-  return createPublicKey({ key: { kty: 'EC', crv, x: b64u(full(pub.ecc.x)), y: b64u(full(pub.ecc.y)) }, format: 'jwk' })
+  const full = (b: Uint8Array, what: string): Buffer => Buffer.from(leftPad(b, size, what))
+  return createPublicKey({ key: { kty: 'EC', crv, x: b64u(full(pub.ecc.x, 'x')), y: b64u(full(pub.ecc.y, 'y')) }, format: 'jwk' })
 }
 
 /** TPMT_SIGNATURE (ECDSA) → r‖s, each left-padded to `size` bytes (ieee-p1363 for node:crypto). */
