@@ -340,15 +340,16 @@ export class Agent {
         this.#init.onEvent?.({ type: 'tenant', image: d.image, phase: p.phase })
       }
     })
-    const c = await started.catch((err: unknown) => {
-      this.#m.launches.inc({ outcome: 'refused' })
+    let outcome = 'refused'
+    try {
+      const c = await started
+      outcome = 'started'
+      this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
+      return c
+    } finally {
+      this.#m.launches.inc({ outcome })
       this.#m.fetched.inc({}, fetched)
-      throw err
-    })
-    this.#m.launches.inc({ outcome: 'started' })
-    this.#m.fetched.inc({}, fetched)
-    this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
-    return c
+    }
   }
 
   /**

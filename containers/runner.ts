@@ -233,10 +233,10 @@ function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-/** One GET; resolves with the status code, rejects on connection errors or timeout. */
 /** Where a tenant answers: its port on 127.0.0.1, or its relay socket. */
 interface TenantAddress { readonly port: number, readonly socketPath?: string }
 
+/** One GET; resolves with the status code, rejects on connection errors or timeout. */
 function probe (to: TenantAddress, path: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const where = to.socketPath !== undefined ? { socketPath: to.socketPath } : { host: '127.0.0.1', port: to.port }

@@ -413,8 +413,9 @@ class HeliaImageStore implements ImageStore {
     const keep = opts.keep !== false
     const receive = { store: keep ? async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) } : undefined, signal: opts.signal, onProgress: opts.onProgress }
     const ma = asked.ma
-    const host = opts.bulk === false ? undefined : hostOf(ma)
     let { stream, answer } = asked
+    // a bulk offer comes only when askFirst asked for one, i.e. when `ma` names a host
+    const host = answer.kind === 'bulk' ? hostOf(ma) : undefined
     if (answer.kind === 'bulk' && host !== undefined) {
       await stream.close().catch(() => {})
       const socket = await connectBulk(host, answer.offer, { signal: opts.signal }).catch((err: unknown) => {
