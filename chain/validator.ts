@@ -4,7 +4,9 @@
 // to CometBFT over ABCI instead (a later issue).
 //
 // Home layout:  config/genesis.json · config/validator.key (libp2p protobuf, 0600) · data/chain.sqlite
-import { mkdir, readFile, writeFile, access, rm } from 'node:fs/promises'
+import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
 import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
@@ -63,26 +65,48 @@ export async function readGenesis (home: string): Promise<Genesis> {
   return genesisFromJson(j, p)
 }
 
-/** One validator per home: a pid file, taken over when its process is gone (e.g. after kill -9). */
-async function takeLock (path: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, String(process.pid), { flag: 'wx' })
-      return
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-    let alive = false
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid) {
-      try { process.kill(pid, 0); alive = true } catch (err) { alive = (err as NodeJS.ErrnoException).code === 'EPERM' }
-    }
-    if (alive) throw new ConfigError(`another validator (pid ${pid}) is running on this home (${path}); stop it first`)
-    await rm(path, { force: true })
-  }
-  throw new ConfigError(`could not take the validator lock ${path}`)
-}
+/** SQLITE_BUSY: the lock database is locked by another connection (process). */
+const SQLITE_BUSY = 5
 
+/**
+ * One validator per home: an exclusive lock on `data/validator.lock`, held for the validator's
+ * life. A pid file cannot say whether its process lives: a killed validator stays a zombie until
+ * its parent reaps it (kill(pid, 0) still succeeds), and a pid can be reused by another program.
+ * A lock held by the kernel can: POSIX record locks belong to the process and are released when
+ * it exits, however it exits, before it becomes a zombie. Node has no flock(2), so the lock is
+ * taken through SQLite: a dedicated (empty) database in `locking_mode=EXCLUSIVE` keeps the
+ * EXCLUSIVE lock its first write transaction takes until the connection closes. SQLite tracks
+ * locks per inode within a process too, so a second validator in the same process is refused as
+ * well. The pid file beside it only names the holder in the error; it decides nothing.
+ */
+function takeLock (dataDir: string): { release (): void } {
+  const path = join(dataDir, 'validator.lock')
+  const pidFile = join(dataDir, 'validator.pid')
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(path, { timeout: 0 })
+    db.exec('PRAGMA locking_mode=EXCLUSIVE')
+    db.exec('BEGIN EXCLUSIVE')
+    db.exec('COMMIT')
+  } catch (err) {
+    db?.close()
+    if ((err as { errcode?: number }).errcode === SQLITE_BUSY) {
+      let holder = ''
+      try { holder = readFileSync(pidFile, 'utf8').trim() } catch {}
+      const who = /^\d+$/.test(holder) ? ` (pid ${holder})` : ''
+      throw new ConfigError(`another validator${who} is running on this home: it holds the lock ${path}; stop it first`, { cause: err })
+    }
+    throw new ConfigError(`cannot take the validator lock ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  writeFileSync(pidFile, `${process.pid}\n`)
+  const lock = db
+  return {
+    release: () => {
+      rmSync(pidFile, { force: true })
+      lock.close()
+    }
+  }
+}
 export interface EmbeddedValidatorOptions {
   home: string
   /** RPC listen address, host:port (default 127.0.0.1:0 = ephemeral port). */
@@ -114,21 +138,20 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   const key: ChainKey = await loadChainKey(paths.validatorKey)
   if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey)))) throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
   await mkdir(paths.data, { recursive: true, mode: 0o700 })
-  const lock = join(paths.data, 'validator.pid')
-  await takeLock(lock)
+  const lock = takeLock(paths.data)
   let app: ChainApp
   try {
     app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
   } catch (err) {
     // SQLite alone says "file is not a database" without naming the file; and the lock must go
-    await rm(lock, { force: true })
+    lock.release()
     throw new ConfigError(`cannot open the chain database ${paths.db}: ${(err as Error).message}; move it aside to start a new chain from genesis`, { cause: err })
   }
   try {
     const info = app.info()
     if (!info.initialized) app.initChain(genesis)
     else if (info.chainId !== genesis.chainId) throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
-  } catch (err) { app.close(); await rm(lock, { force: true }); throw err }
+  } catch (err) { app.close(); lock.release(); throw err }
   const producer = new BlockProducer({ app, key, clock: opts.clock, maxBlockTxs: opts.maxBlockTxs, logger: log.child('producer') })
   const fast = opts.blockIntervalMs ?? 100
   const slow = opts.emptyBlockIntervalMs ?? 1000
@@ -167,7 +190,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
     rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
   } catch (err) {
     app.close()
-    await rm(lock, { force: true })
+    lock.release()
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot serve the RPC on ${opts.rpc ?? '127.0.0.1:0'} (${code}); pick another --rpc address (port 0 = any free port)`, { cause: err })
     throw err
@@ -185,7 +208,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
       if (timer !== undefined) clearTimeout(timer)
       await rpc.close()
       app.close()
-      await rm(lock, { force: true })
+      lock.release()
     }
   }
 }

@@ -107,21 +107,6 @@ t.test('embedded validator over CometBFT-style RPC', async t => {
   t.ok((await c.status()).height > h0, 'empty blocks when idle')
 })
 
-t.test('one validator per home', async t => {
-  const home = await mkdtemp(join(tmpdir(), 'quorate-chain-lock-'))
-  t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
-  await initChainHome({ home, chainId: 'lock-test' })
-  const { writeFile } = await import('node:fs/promises')
-  await writeFile(join(chainPaths(home).data, 'validator.pid'), '999999999') // stale: no such process
-  const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), blockIntervalMs: 0 })
-  t.teardown(async () => { await v.stop() })
-  const { spawn } = await import('node:child_process')
-  const other = spawn('sleep', ['30'])
-  t.teardown(() => { other.kill() })
-  await writeFile(join(chainPaths(home).data, 'validator.pid'), String(other.pid))
-  await t.rejects(startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() }), /another validator/, 'refuses a home another live process holds')
-})
-
 t.test('a busy RPC port is a clear configuration error and releases the home', async t => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-chain-port-'))
   t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
