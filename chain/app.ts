@@ -552,8 +552,9 @@ class App implements ChainApp {
         if (req.prove === true) r.proofOps = [{ type: PROOF_TYPE, key: utf8.encode(key), data: encodeProof(this.#store.proof(key)) }]
         return r
       }
-      const q = queries[req.path]
-      if (q === undefined) return { ...base, code: TxCode.UNKNOWN_TYPE, log: `unknown query path ${JSON.stringify(req.path)}; known: /key, ${Object.keys(queries).join(', ')}` }
+      // a Map: a path like "constructor" or "__proto__" must not find Object.prototype's members
+      const q = queries.get(req.path)
+      if (q === undefined) return { ...base, code: TxCode.UNKNOWN_TYPE, log: `unknown query path ${JSON.stringify(req.path.slice(0, 64))}; known: /key, ${[...queries.keys()].join(', ')}` }
       const result = q(this.#store, params, this.info())
       if (result === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `nothing found for ${req.path}` }
       return { ...base, code: 0, log: '', value: encode(result as Canonical) }
@@ -570,10 +571,13 @@ class App implements ChainApp {
 type Reader = StateStore
 type Query = (s: Reader, p: Record<string, Canonical>, info: AppInfo) => unknown
 
+/** A query parameter the caller gave (own property only: never one inherited from Object.prototype). */
+const param = (p: Record<string, Canonical>, k: string): Canonical | undefined => (Object.hasOwn(p, k) ? p[k] : undefined)
+
 function pstr (p: Record<string, Canonical>, k: string, required: true): string
 function pstr (p: Record<string, Canonical>, k: string, required?: false): string | undefined
 function pstr (p: Record<string, Canonical>, k: string, required = false): string | undefined {
-  const v = p[k]
+  const v = param(p, k)
   if (v === undefined) { if (required) throw new InvalidInputError(`query parameter ${k} is required`); return undefined }
   if (typeof v !== 'string' || v.length > 512 || /[^\x21-\x7e]/.test(v)) throw new InvalidInputError(`query parameter ${k} must be a printable string`)
   return v
@@ -597,10 +601,10 @@ export function nodeView (s: Reader, nodeId: string, now: number): NodeView | un
 
 const toRefSet = (name: string, r: { version: string, bank: RefSet['bank'], pcrs: RefSet['pcrs'] }): RefSet => ({ name, version: r.version, bank: r.bank, pcrs: r.pcrs })
 
-const queries: Record<string, Query> = {
+const queries = new Map<string, Query>(Object.entries({
   '/info': (s, _p, i) => ({ chainId: i.chainId, height: i.height, appHash: i.appHash, time: i.time, entries: s.size }),
   '/account': (s, p) => {
-    const signer = p.signer
+    const signer = param(p, 'signer')
     if (!(signer instanceof Uint8Array) || signer.byteLength !== 32) throw new InvalidInputError('query parameter signer must be a 32-byte public key')
     return { seq: nextSeq(s, toHex(signer)) }
   },
@@ -659,7 +663,7 @@ const queries: Record<string, Query> = {
   '/seed': (s, p, i) => {
     const nodeId = pstr(p, 'nodeId', true)
     const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
-    const round = p.round
+    const round = param(p, 'round')
     if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
     if (r.seed === undefined || r.candidates === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
     return {
@@ -668,7 +672,7 @@ const queries: Record<string, Query> = {
     } satisfies SeedView
   },
   '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)
-}
+} satisfies Record<string, Query>))
 
 export function createChainApp (opts: ChainAppOptions): ChainApp {
   return new App(opts)

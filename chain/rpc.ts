@@ -43,14 +43,15 @@ export interface RpcServerOptions {
 export interface RpcServer { readonly url: string, readonly port: number, close (): Promise<void> }
 
 type Params = Record<string, unknown>
-const ORDER: Record<string, string[]> = {
-  abci_query: ['path', 'data', 'height', 'prove'],
-  broadcast_tx_sync: ['tx'],
-  broadcast_tx_async: ['tx'],
-  broadcast_tx_commit: ['tx'],
-  block: ['height'],
-  tx: ['hash', 'prove']
-}
+/** Names of positional params per method (Maps: a method named "constructor" finds nothing). */
+const ORDER = new Map<string, readonly string[]>([
+  ['abci_query', ['path', 'data', 'height', 'prove']],
+  ['broadcast_tx_sync', ['tx']],
+  ['broadcast_tx_async', ['tx']],
+  ['broadcast_tx_commit', ['tx']],
+  ['block', ['height']],
+  ['tx', ['hash', 'prove']]
+])
 
 /** Bytes given as base64 (JSON-RPC), or 0x-hex / quoted string (URI form). */
 function bytesParam (v: unknown, what: string, uri: boolean, hexDefault = false): Uint8Array {
@@ -139,7 +140,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
     return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
   }
 
-  const methods: Record<string, (p: Params, uri: boolean) => unknown> = {
+  const methods = new Map<string, (p: Params, uri: boolean) => unknown>(Object.entries({
     health: () => ({}),
     status: () => {
       const info = app.info()
@@ -232,7 +233,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       if (t === undefined) throw internal(`tx (${HEX(hash)}) not found`)
       return { hash: HEX(hash), height: String(t.height), index: t.index, tx_result: txResultJson(t.result), tx: toBase64(t.tx) }
     }
-  }
+  } satisfies Record<string, (p: Params, uri: boolean) => unknown>))
 
   function submit (tx: Uint8Array): ReturnType<BlockProducer['submit']> {
     let r
@@ -245,7 +246,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
   }
 
   async function call (method: string, params: Params, uri: boolean): Promise<unknown> {
-    const m = Object.hasOwn(methods, method) ? methods[method] : undefined
+    const m = methods.get(method)
     if (m === undefined) throw new RpcError(-32601, 'Method not found', `unknown method ${JSON.stringify(method.slice(0, 64))}`)
     try {
       return await m(params, uri)
@@ -270,7 +271,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x')
     if (req.method === 'GET' && u.pathname !== '/') {
-      const params: Params = {}
+      const params: Params = Object.create(null) as Params // a query string may name __proto__
       for (const [k, v] of u.searchParams) params[k] = v
       try { reply(res, 200, { jsonrpc: '2.0', id: -1, result: await call(u.pathname.slice(1), params, true) }) } catch (err) { reply(res, 500, errorBody(-1, err)) }
       return
@@ -288,7 +289,7 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
     if (body === null || typeof body !== 'object' || typeof body.method !== 'string') { reply(res, 400, errorBody(-1, new RpcError(-32600, 'Invalid Request', 'expected { jsonrpc, id, method, params }'))); return }
     let params: Params = {}
     if (Array.isArray(body.params)) {
-      const names = ORDER[body.method] ?? []
+      const names = ORDER.get(body.method) ?? []
       body.params.forEach((v, i) => { if (names[i] !== undefined) params[names[i]] = v })
     } else if (body.params !== null && typeof body.params === 'object') params = body.params as Params
     try { reply(res, 200, { jsonrpc: '2.0', id: body.id ?? -1, result: await call(body.method, params, false) }) } catch (err) { reply(res, 200, errorBody(body.id, err)) }
