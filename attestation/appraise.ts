@@ -118,7 +118,7 @@ function parsedLog (bytes: Uint8Array): ParsedLog | { error: string } {
   let v: ParsedLog | { error: string }
   try {
     const log = parseEventLog(bytes)
-    const replay = log.banks.includes('sha256') || log.events.length === 0 ? replayEventLog(log, ['sha256']).get('sha256') : undefined
+    const replay = log.banks.includes('sha256') ? replayEventLog(log, ['sha256']).get('sha256') : undefined
     const byPcr = new Map<number, Array<{ event: TcgEvent, hex: string | undefined }>>()
     for (let p = 0; p < 24; p++) {
       const list = eventsForPcr(log, p).map(event => ({ event, hex: event.digests.sha256 !== undefined ? toHex(event.digests.sha256) : undefined }))

@@ -1,14 +1,15 @@
 // TCG PC Client firmware event log: parser and replay (TCG PC Client Platform Firmware Profile
-// (PFP) §10). A crypto-agile log starts with one SHA1-format TCG_PCClientPCREvent whose data is the
-// TCG_EfiSpecIDEvent ("Spec ID Event03", §10.4.5 (item 1)) listing the hash algorithms and their digest
-// sizes; every later record is a TCG_PCR_EVENT2 (§10.2.2) with one digest per bank. A log without
-// that header is the legacy SHA1-only format (every record a TCG_PCClientPCREvent). Integers are
-// little-endian. Framing errors are DecodeErrors with the byte offset; a payload that does not
-// decode, or an unknown event type, is reported on the event and never fatal.
+// (PFP) §10). A log starts with one SHA1-format TCG_PCClientPCREvent whose data is the
+// TCG_EfiSpecIDEvent ("Spec ID Event03", §10.4.5 (item 1)) listing the hash algorithms and their
+// digest sizes; every later record is a TCG_PCR_EVENT2 (§10.2.2) with one digest per bank. A log
+// without that header (empty, or the TPM 1.2 SHA1-only format) is refused: it names no banks, so
+// nothing in it can be checked against a TPM 2.0 quote. Integers are little-endian. Framing errors
+// are DecodeErrors with the byte offset; a payload that does not decode, or an unknown event type,
+// is reported on the event and never fatal.
 import { digest, toHex } from '../encoding/bytes.ts'
 import { DIGEST_SIZE, HASH_ALGS, PCR_COUNT, hashAlgFromId, type HashAlg } from './algs.ts'
 import { Reader, StructureError } from './reader.ts'
-import { TooLargeError } from '../encoding/errors.ts'
+import { DecodeError, TooLargeError } from '../encoding/errors.ts'
 
 /** Event types (PFP §10.4.1, Table 9). */
 export const EVENT_TYPES: Readonly<Record<number, string>> = {
@@ -87,7 +88,7 @@ export type EventPayload =
   | { readonly kind: 'event-tag', readonly tagId: number, readonly tagName?: string, readonly data: Uint8Array, readonly text?: string }
 
 export interface TcgEvent {
-  /** Position in the log; 0 is the header for crypto-agile logs. */
+  /** Position in the log; 0 is the Spec ID header. */
   readonly index: number
   /** Byte offset of the record in the log. */
   readonly offset: number
@@ -105,8 +106,9 @@ export interface TcgEvent {
 }
 
 export interface EventLog {
-  readonly format: 'crypto-agile' | 'sha1'
-  readonly specId?: SpecIdEvent
+  /** Always crypto-agile: the only format parseEventLog accepts (kept in the output for readers). */
+  readonly format: 'crypto-agile'
+  readonly specId: SpecIdEvent
   /** Banks with digests in every event (those that can be replayed). */
   readonly banks: readonly HashAlg[]
   readonly events: readonly TcgEvent[]
@@ -118,30 +120,30 @@ export interface EventLogLimits { maxBytes: number, maxEvents: number, maxEventD
 export const EVENT_LOG_LIMITS: Readonly<EventLogLimits> = Object.freeze({ maxBytes: 512 << 10, maxEvents: 10_000, maxEventData: 256 << 10 })
 
 const SPEC_ID_03 = 'Spec ID Event03'
+const HEADER = 'Spec ID header event (EV_NO_ACTION on PCR 0, "Spec ID Event03"; TCG PC Client PFP §10.4.5)'
 
-/** Parses a firmware event log. An empty input is a valid log with no events. */
+/**
+ * Parses a firmware event log. The first record must be the Spec ID header (PFP §10.4.5:
+ * EV_NO_ACTION on PCR 0, "Spec ID Event03"); an empty log or one without it is a DecodeError.
+ */
 export function parseEventLog (bytes: Uint8Array, limits: EventLogLimits = EVENT_LOG_LIMITS): EventLog {
   const r = new Reader(bytes, 'event log')
   if (bytes.length > limits.maxBytes) throw new TooLargeError(`event log of ${bytes.length} bytes exceeds the limit of ${limits.maxBytes}`)
-  if (bytes.length === 0) return { format: 'crypto-agile', banks: [], events: [], unknownTypes: [] }
+  if (bytes.length === 0) throw new DecodeError(`the event log is empty: a TCG PC Client log starts with the ${HEADER}`)
   const events: TcgEvent[] = []
   const unknown = new Set<number>()
 
-  // The first record is always in the SHA1 format (PFP §10.2.1 TCG_PCClientPCREvent).
+  // The first record is always in the SHA1 format (PFP §10.2.1 TCG_PCClientPCREvent). Its PCR
+  // and type are checked before its length, so a log that is not one at all says so.
+  const notHeader = (what: string): never => { throw new StructureError('event log', 0, `the first event is ${what}, not the ${HEADER}; a SHA1-only (TPM 1.2) log is not supported`) }
+  if (bytes.length >= 8) {
+    const pcr = r.view.getUint32(0, true)
+    const type = r.view.getUint32(4, true)
+    if (type !== EV.EV_NO_ACTION || pcr !== 0) notHeader(`${eventTypeName(type)} on PCR ${pcr}`)
+  }
   const first = readSha1Event(r, 0, limits)
-  let specId: SpecIdEvent | undefined
-  if (first.type === EV.EV_NO_ACTION && first.pcr === 0 && startsWithAscii(first.data, SPEC_ID_03)) {
-    specId = parseSpecId(first.data, first.offset)
-  }
-  if (specId === undefined) {
-    // Legacy SHA1 log: every record is a TCG_PCClientPCREvent.
-    events.push(decorate(first, unknown))
-    while (r.remaining > 0) {
-      if (events.length >= limits.maxEvents) r.fail(`more than ${limits.maxEvents} events`)
-      events.push(decorate(readSha1Event(r, events.length, limits), unknown))
-    }
-    return { format: 'sha1', banks: ['sha1'], events, unknownTypes: [...unknown] }
-  }
+  if (!startsWithAscii(first.data, SPEC_ID_03)) notHeader(`EV_NO_ACTION ("${asciiz(first.data.subarray(0, 16))}") on PCR 0`)
+  const specId = parseSpecId(first.data, first.offset)
   events.push({ ...first, payload: { kind: 'spec-id', specId } })
   const sizes = new Map<number, number>(specId.algorithms.map(a => [a.algorithmId, a.digestSize]))
   const known = specId.algorithms.filter(a => a.hash !== undefined).map(a => a.hash as HashAlg)
@@ -388,7 +390,7 @@ export function replayEventLog (log: EventLog, banks: readonly HashAlg[] = log.b
     const pcrs = new Map<number, Uint8Array>()
     for (let i = 0; i < PCR_COUNT; i++) pcrs.set(i, pcrResetValue(bank, i, locality?.kind === 'startup-locality' ? locality.locality : 0))
     for (const e of log.events) {
-      if (e.type === EV.EV_NO_ACTION || (log.format === 'crypto-agile' && e.index === 0)) continue
+      if (e.type === EV.EV_NO_ACTION || e.index === 0) continue
       const d = e.digests[bank]
       if (d === undefined) continue // parseEventLog lists only banks every event has
       const prev = pcrs.get(e.pcr)
@@ -402,7 +404,7 @@ export function replayEventLog (log: EventLog, banks: readonly HashAlg[] = log.b
 
 /** Events that extend a given PCR in a bank (replay order). */
 export function eventsForPcr (log: EventLog, pcr: number): TcgEvent[] {
-  return log.events.filter(e => e.pcr === pcr && e.type !== EV.EV_NO_ACTION && !(log.format === 'crypto-agile' && e.index === 0))
+  return log.events.filter(e => e.pcr === pcr && e.type !== EV.EV_NO_ACTION && e.index !== 0)
 }
 
 export const EV_NO_ACTION = 0x00000003

@@ -47,7 +47,7 @@ function eventJson (e: TcgEvent): Record<string, unknown> {
 
 const show: CommandModule<GlobalArgs, FileArgs> = {
   command: 'show <file>',
-  describe: 'decode a firmware event log (crypto-agile or SHA1)',
+  describe: 'decode a TCG PC Client firmware event log (crypto-agile, starting with the Spec ID header)',
   builder: y => y
     .positional('file', { type: 'string', demandOption: true, describe: 'binary event log' })
     .option('pcr', { type: 'number', array: true, describe: 'only events of these PCRs' }),

@@ -113,3 +113,18 @@ t.test('eventlog show / replay', async t => {
   const missing = await inProcess(['eventlog', 'show', join(dir, 'nope.bin')])
   t.match(missing.error?.message, /event log .*nope.bin/)
 })
+
+t.test('eventlog replay refuses an empty log and one without the Spec ID header', async t => {
+  const empty = join(dir, 'empty.bin')
+  writeFileSync(empty, '')
+  const r = await inProcess(['eventlog', 'replay', empty, '--json'])
+  t.equal(r.code, 1)
+  t.equal(r.stdout, '', 'no {"pcrs":{}} printed')
+  t.ok(r.error instanceof DecodeError)
+  t.match(r.error?.message, /event log is empty/)
+  const noHeader = join(dir, 'no-header.bin')
+  writeFileSync(noHeader, readFileSync(join(OVMF, 'eventlog.bin')).subarray(65)) // the genuine log minus its header
+  const r2 = await inProcess(['eventlog', 'show', noHeader])
+  t.equal(r2.code, 1)
+  t.match(r2.error?.message, /first event is EV_S_CRTM_VERSION on PCR 0, not the Spec ID header/)
+})

@@ -1,7 +1,7 @@
 // TCG PC Client event log (PFP §10): the genuine OVMF fixture parses into 25 events with decoded
-// payloads and replays to the guest's PCRs 0–9 exactly; odd logs (empty, header only, unknown
-// event type, SHA1-only, StartupLocality) behave; malformed logs are DecodeErrors with offsets;
-// bounded fuzz.
+// payloads and replays to the guest's PCRs 0–9 exactly; odd logs (header only, unknown event
+// type, StartupLocality) behave; an empty log and one without the Spec ID header are refused;
+// malformed logs are DecodeErrors with offsets; bounded fuzz.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -64,11 +64,23 @@ t.test('replay reproduces the guest PCRs 0-9 exactly', async t => {
   t.equal(eventsForPcr(parseEventLog(bin), 0).length, 4, 'PCR 0: S-CRTM version, 2 blobs, separator')
 })
 
-t.test('odd logs: empty, header only, unknown type, SHA1-only, StartupLocality', async t => {
-  const empty = parseEventLog(new Uint8Array(0))
-  t.equal(empty.events.length, 0)
-  t.same(replayEventLog(empty, ['sha256']).get('sha256')?.get(0), new Uint8Array(32))
+t.test('an empty log, and a log without the Spec ID header, are refused', async t => {
+  throwsInstance(t, () => parseEventLog(new Uint8Array(0)), DecodeError, 'empty', /the event log is empty: .*Spec ID Event03/)
+  // SHA1-only legacy (TPM 1.2) log: every record a TCG_PCClientPCREvent, no Spec ID header
+  const sha1ev = (pcr: number, type: number, dg: Uint8Array, data: Uint8Array) => new Uint8Array([...le32(pcr), ...le32(type), ...dg, ...le32(data.length), ...data])
+  const s1 = cat(sha1ev(0, 8, new Uint8Array(20).fill(1), new Uint8Array([0, 0])), sha1ev(0, 4, new Uint8Array(20).fill(2), new Uint8Array(4)))
+  throwsInstance(t, () => parseEventLog(s1), StructureError, 'SHA1-only log', /first event is EV_S_CRTM_VERSION on PCR 0, not the Spec ID header .*not supported at offset 0/)
+  // the TPM 1.2 header ("Spec ID Event02") names no TPM 2.0 banks either
+  const v02 = header.slice(); v02.set(Buffer.from('Spec ID Event02'), 32)
+  throwsInstance(t, () => parseEventLog(v02), StructureError, 'Spec ID Event02', /first event is EV_NO_ACTION \("Spec ID Event02"\) on PCR 0/)
+  // the header on another PCR is not the header
+  const pcr1 = header.slice(); pcr1[0] = 1
+  throwsInstance(t, () => parseEventLog(pcr1), StructureError, 'header on PCR 1', /first event is EV_NO_ACTION on PCR 1, not the Spec ID header/)
+  // the genuine log still parses from its first byte on
+  t.equal(parseEventLog(bin).events.length, 25)
+})
 
+t.test('odd logs: header only, unknown type, StartupLocality', async t => {
   const only = parseEventLog(header)
   t.equal(only.events.length, 1)
   t.same(only.banks, ['sha256'])
@@ -86,15 +98,6 @@ t.test('odd logs: empty, header only, unknown type, SHA1-only, StartupLocality',
   const badVar = cat(header, event2(7, 0x80000001, d, new Uint8Array(20)))
   const bv = parseEventLog(badVar)
   t.match(bv.events[1].payloadError, /UnicodeName|VariableDataLength|truncated/)
-
-  // SHA1-only legacy log (no Spec ID header): every record a TCG_PCClientPCREvent
-  const sha1ev = (pcr: number, type: number, dg: Uint8Array, data: Uint8Array) => new Uint8Array([...le32(pcr), ...le32(type), ...dg, ...le32(data.length), ...data])
-  const s1 = parseEventLog(cat(sha1ev(0, 8, new Uint8Array(20).fill(1), new Uint8Array([0, 0])), sha1ev(0, 4, new Uint8Array(20).fill(2), new Uint8Array(4))))
-  t.equal(s1.format, 'sha1')
-  t.same(s1.banks, ['sha1'])
-  const r = replayEventLog(s1).get('sha1')?.get(0)
-  const step1 = createHash('sha1').update(new Uint8Array(20)).update(new Uint8Array(20).fill(1)).digest()
-  t.same(r, new Uint8Array(createHash('sha1').update(step1).update(new Uint8Array(20).fill(2)).digest()))
 
   // StartupLocality (PFP §10.4.5 (item 3)): EV_NO_ACTION, PCR 0 starts at ...03
   const loc = new Uint8Array([...Buffer.from('StartupLocality\0'), 3])
