@@ -1,16 +1,16 @@
 // Chain account keys: ed25519, stored as libp2p marshals private keys (protobuf), so a node's
 // chain account is its libp2p peer id. Signing and verification use node:crypto (≈ 20k sign/s,
 // ≈ 7–8k verify/s per core); @libp2p/crypto is used only for the key file format and peer ids.
-import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto'
+import { sign as edSign, type KeyObject } from 'node:crypto'
 import { readFile, writeFile, mkdir, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { ConfigError, InvalidInputError } from '../encoding/errors.ts'
 import { toHex } from '../encoding/bytes.ts'
+import { ed25519PrivateKey, publicKeyToPeerId } from '../encoding/ed25519.ts'
 
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
+/** Peer ids, keys and verification are shared with attestation/quorum (one parser, one cache). */
+export { peerIdToPublicKey, publicKeyToPeerId, verifyEd25519 } from '../encoding/ed25519.ts'
 
 /** What signing a transaction needs. */
 export interface TxSigner {
@@ -32,7 +32,7 @@ class Ed25519ChainKey implements ChainKey {
   readonly protobuf: Uint8Array
   readonly #key: KeyObject
   constructor (seed: Uint8Array, publicKey: Uint8Array, protobuf: Uint8Array) {
-    this.#key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' })
+    this.#key = ed25519PrivateKey(seed)
     this.publicKey = publicKey
     this.protobuf = protobuf
     this.peerId = publicKeyToPeerId(publicKey)
@@ -75,41 +75,4 @@ export async function saveChainKey (path: string, key: ChainKey, opts: { overwri
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConfigError(`a key already exists at ${path}; refusing to overwrite it`, { cause: err })
     throw err
   }
-}
-
-export function publicKeyToPeerId (publicKey: Uint8Array): string {
-  if (publicKey.byteLength !== 32) throw new InvalidInputError('ed25519 public key must be 32 bytes')
-  return peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString()
-}
-
-const peerKeyCache = new Map<string, Uint8Array>()
-/** The raw ed25519 public key inside an Ed25519 peer id; throws InvalidInputError otherwise. */
-export function peerIdToPublicKey (peerId: string): Uint8Array {
-  const hit = peerKeyCache.get(peerId)
-  if (hit !== undefined) return hit
-  let id
-  try { id = peerIdFromString(peerId) } catch (err) { throw new InvalidInputError(`${JSON.stringify(peerId.slice(0, 80))} is not a libp2p peer id`, { cause: err }) }
-  if (id.type !== 'Ed25519' || id.publicKey === undefined) throw new InvalidInputError(`peer id ${peerId} is not an Ed25519 peer id`)
-  if (id.toString() !== peerId) throw new InvalidInputError(`peer id ${peerId} is not in canonical form (expected ${id.toString()})`)
-  const raw = new Uint8Array(id.publicKey.raw)
-  if (peerKeyCache.size > 10000) peerKeyCache.clear()
-  peerKeyCache.set(peerId, raw)
-  return raw
-}
-
-// Node's Buffer#toString('latin1') primitive; it accepts any Uint8Array (no Buffer view needed)
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
-/** Imported public keys by their 32 bytes as a latin1 string. */
-const verifyKeyCache = new Map<string, KeyObject>()
-/** ed25519 verification with a cache of imported public keys (importing costs as much as verifying). */
-export function verifyEd25519 (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== 32 || signature.byteLength !== 64) return false
-  const id = latin1Slice.call(publicKey, 0, 32)
-  let k = verifyKeyCache.get(id)
-  if (k === undefined) {
-    try { k = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' }) } catch { return false }
-    if (verifyKeyCache.size > 10000) verifyKeyCache.clear()
-    verifyKeyCache.set(id, k)
-  }
-  try { return edVerify(null, message, k, signature) } catch { return false }
 }
