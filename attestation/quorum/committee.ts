@@ -5,11 +5,20 @@ import { createHash } from 'node:crypto'
 import { utf8 } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
-/** Committee size when none is configured (DESIGN.md: default 7, tolerating 2 liars). */
+/**
+ * Committee size of the legacy rules (fixed k = 7, tolerating 2 liars). The current rules derive
+ * k from genesis (sizing.ts committeeSizeFor); this stays only for legacy genesis files.
+ */
 export const DEFAULT_COMMITTEE_SIZE = 7
 
-/** Largest committee we accept anywhere (bounds QC size and verification work). */
-export const MAX_COMMITTEE_SIZE = 64
+/**
+ * Largest committee we accept anywhere (bounds QC size and verification work). 128 leaves room
+ * above the ≈ 48 that F = 1/5 at 40 bits needs (sizing.ts).
+ */
+export const MAX_COMMITTEE_SIZE = 128
+
+/** Smallest committee the sizing rule returns: 3f + 1 with f ≥ 1, so one liar is tolerated. */
+export const MIN_COMMITTEE_SIZE = 4
 
 const SELECT_DOMAIN = utf8.encode('quorate/committee-rank/v1')
 

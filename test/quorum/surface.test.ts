@@ -13,7 +13,9 @@ t.test('attestation/quorum exports exactly its contract', async t => {
     'DuplicateVerdictError', 'ExpiredVerdictError', 'MAX_COMMITTEE_SIZE', 'NotCommitteeMemberError', 'QUORUM_LIMITS', 'QuorumCollector',
     'VERDICT_SIGNATURE_DOMAIN', 'WrongSubjectError', 'checkSignedVerdict', 'createQuorumRules', 'decodeQuorumCertificate', 'decodeVerdict',
     'ed25519Signer', 'encodeQcEntries', 'encodeQuorumCertificate', 'encodeVerdict', 'faultTolerance', 'publicKeyFromNodeId', 'selectCommittee',
-    'signVerdict', 'threshold', 'verdictSigningBytes', 'verifyEd25519', 'verifyQuorumCertificate'
+    'signVerdict', 'threshold', 'verdictSigningBytes', 'verifyEd25519', 'verifyQuorumCertificate',
+    'MIN_COMMITTEE_SIZE', 'committeeSizeFor', 'committeeSizeWith', 'securityBitsAt', 'forgeProbability', 'blockedProbability',
+    'UnreachableSecurityError', 'DEFAULT_ADVERSARY_MODEL'
   ].sort())
 })
 
