@@ -30,6 +30,7 @@ import { equal } from '../encoding/bytes.ts'
 import { createLogger, type Logger } from '../encoding/log.ts'
 import type { AgentConfig } from './config.ts'
 import { Lifecycle, type AgentState } from './lifecycle.ts'
+import { Certification } from './certification.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -81,10 +82,6 @@ export class Agent {
   readonly metrics = new Metrics()
   readonly #m = {
     state: this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)'),
-    rounds: this.metrics.counter('quorate_rounds_total', 'certification rounds of this node by outcome'),
-    verdicts: this.metrics.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds'),
-    certified: this.metrics.gauge('quorate_certified', '1 while this node holds a valid quorum certificate'),
-    expires: this.metrics.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)'),
     launches: this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
     relaunches: this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
     launchSeconds: this.metrics.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
@@ -111,7 +108,7 @@ export class Agent {
   #responder?: AttestationResponder
   #member?: CommitteeMember
   #bootLog?: Uint8Array
-  #lastRound?: RoundResult
+  #certification?: Certification
   #deployments: Deployment[] = []
   #timers = new Set<NodeJS.Timeout>()
   #abort = new AbortController()
@@ -191,15 +188,15 @@ export class Agent {
     const { path: containerLogPath, rebooted } = await this.#containerLogForThisBoot(clock.resetCount)
 
     // the libp2p host: attestation protocols (node side and verifier side) and IPFS share it
-    this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
+    const host = this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
     const events = fileEventLog(containerLogPath)
-    this.#responder = new AttestationResponder({
+    const responder = this.#responder = new AttestationResponder({
       tpm: this.#tpm,
       logs: { eventLog: async () => this.#bootLog, containerLog: async () => { const t = await events.read(); return t === '' ? undefined : t } },
       pcrs: [{ hash: 'sha256', pcrs: [...c.pcrs] }],
       logger: this.#log.child('responder')
     })
-    await this.#responder.register(this.#host)
+    await responder.register(host)
     const key = this.#key
     this.#member = new CommitteeMember({
       signer: { nodeId: key.peerId, publicKey: key.publicKey, sign: m => key.sign(m) },
@@ -209,7 +206,7 @@ export class Agent {
       verdictTtlMs: c.certificationTtlMs,
       logger: this.#log.child('member')
     })
-    await this.#member.register(this.#host)
+    await this.#member.register(host)
     this.#store = await createImageStore({ dir: join(c.home, 'ipfs'), libp2p: this.#host, bulk: { port: c.bulkPort }, logger: this.#log.child('ipfs') })
 
     // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
@@ -226,6 +223,22 @@ export class Agent {
       network: c.containerNetwork,
       keepImages: c.keepImages,
       logger: this.#log.child('containers')
+    })
+    const runner = this.#runner
+    this.#certification = new Certification({
+      lifecycle: this.lifecycle,
+      gate: runner,
+      metrics: this.metrics,
+      round: async onProgress => await runCertificationRound({
+        host,
+        responder,
+        chain: chainPort(chain, key, { k: c.committeeSize, pollMs: 50 }),
+        verdictTimeoutMs: c.roundTimeoutMs,
+        signal: this.#abort.signal,
+        logger: this.#log.child('round'),
+        onProgress
+      }),
+      onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
     })
     // containers of an earlier run of this agent are not ours to trust: remove them (no duplicates)
     const leftover = await this.#runner.stopAll('agent restart')
@@ -271,44 +284,12 @@ export class Agent {
 
   /** One certification round now. Resolves with its result (pass or fail). */
   async certify (): Promise<RoundResult> {
-    const host = this.#host
-    const responder = this.#responder
-    if (host === undefined || responder === undefined) throw new QuorateError('agent not started')
-    const chain = this.#chainClient()
-    const k = this.config.committeeSize
-    const run = (async () => {
-      const r = await runCertificationRound({
-        host,
-        responder,
-        chain: chainPort(chain, this.key, { k, pollMs: 50 }),
-        verdictTimeoutMs: this.config.roundTimeoutMs,
-        signal: this.#abort.signal,
-        logger: this.#log.child('round'),
-        onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
-      })
-      this.#lastRound = r
-      this.#m.rounds.inc({ outcome: r.outcome })
-      this.#m.verdicts.inc({ pass: 'true' }, r.pass)
-      this.#m.verdicts.inc({ pass: 'false' }, r.fail)
-      return r
-    })()
+    const cert = this.#certification
+    if (cert === undefined) throw new QuorateError('agent not started')
+    const run = cert.run()
     this.#roundInFlight = run
     try {
-      const r = await run
-      if (r.outcome === 'pass') {
-        this.lifecycle.to({ kind: 'certified', round: r.round, expiresAt: r.expiresAt })
-        await this.runner.setCertification({ certified: true, expiresAt: r.expiresAt })
-        this.#m.certified.set(1)
-        this.#m.expires.set(Math.floor(r.expiresAt / 1000))
-      } else {
-        this.lifecycle.to({ kind: 'revoked', reason: `committee refused round ${r.round} (${r.fail} of ${r.committee.length} failed)` })
-        await this.runner.setCertification({ certified: false, reason: 'committee refused certification' })
-        this.#m.certified.set(0)
-      }
-      return r
-    } catch (err) {
-      this.#m.rounds.inc({ outcome: 'error' })
-      throw err
+      return await run
     } finally {
       this.#roundInFlight = undefined
     }
@@ -428,9 +409,7 @@ export class Agent {
         const st = await this.#registry.isCertified(this.nodeId)
         const now = Date.now()
         if (!st.certified) {
-          this.lifecycle.to({ kind: 'revoked', reason: st.reason ?? 'certification ended' })
-          await this.runner.setCertification(st)
-          this.#m.certified.set(0)
+          await this.#certification?.lost(st)
           this.#schedule(1000)
           return
         }
@@ -511,7 +490,7 @@ export class Agent {
   }
 
   status (): AgentStatus {
-    const r = this.#lastRound
+    const r = this.#certification?.last
     return {
       nodeId: this.#key?.peerId ?? '',
       state: this.lifecycle.state,

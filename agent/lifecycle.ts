@@ -1,15 +1,22 @@
 // The agent's lifecycle as an explicit state machine over a discriminated union (STYLE §7).
 //
-//   booting ──▶ measuring ──▶ registering ──▶ awaiting-certification ──▶ certified ◀─┐
-//      │            │              │                 │    ▲                   │      │ re-attest
-//      │            │              │                 │    └── retry ──────────┤      │ passes
-//      ▼            ▼              ▼                 ▼                        ▼      │
-//   stopped ◀──── degraded (transient fault: chain/TPM/docker down; retries) ◀┴──────┘
-//                    ▲
-//   revoked (a QC of failures, a revoked reference value, a reboot detected) ──▶ awaiting-certification
+//   booting ──▶ measuring ──▶ registering ──▶ awaiting-certification ◀─────────────────────┐
+//                                              │          │      ▲  │                      │
+//                                         pass │     fail │      └──┘ a later round opens  │
+//                                              ▼          ▼                                │
+//                     re-attest passes ┌─▶ certified ──▶ revoked ── the next round opens ──┤
+//                                      └──────┘    re-attest fails; QC of failures,        │
+//                                                  revoked reference value, reboot         │
+//   degraded (transient fault: chain, TPM or Docker down) ── the next round opens ─────────┘
+//     ▲ from every state above, and from itself (another fault)
 //
-// Every state ends in `stopping` → `stopped` on SIGTERM. Transitions not drawn here are refused,
-// so a bug cannot, say, jump from `registering` to `certified` without a quorum certificate.
+// A round that fails lands in `revoked`, from which the next round starts: a node may fail any
+// number of rounds and pass the next. A re-attestation stays `certified` until its outcome (the
+// certificate on chain still holds meanwhile). Every state ends in `stopping` → `stopped` on
+// SIGTERM. Transitions not drawn here are refused, so a bug cannot, say, jump from `registering`
+// to `certified`, or from `revoked` to `certified`, without a round.
+import { QuorateError } from '../encoding/errors.ts'
+
 export type AgentState =
   | { readonly kind: 'booting' }
   | { readonly kind: 'measuring' }
@@ -27,18 +34,19 @@ const allowed: Record<StateKind, readonly StateKind[]> = {
   booting: ['measuring', 'degraded', 'stopping'],
   measuring: ['registering', 'degraded', 'stopping'],
   registering: ['awaiting-certification', 'degraded', 'stopping'],
-  'awaiting-certification': ['certified', 'revoked', 'degraded', 'awaiting-certification', 'stopping'],
-  certified: ['certified', 'awaiting-certification', 'revoked', 'degraded', 'stopping'],
-  degraded: ['measuring', 'registering', 'awaiting-certification', 'certified', 'revoked', 'degraded', 'stopping'],
+  'awaiting-certification': ['certified', 'revoked', 'awaiting-certification', 'degraded', 'stopping'],
+  certified: ['certified', 'revoked', 'degraded', 'stopping'],
   revoked: ['awaiting-certification', 'degraded', 'stopping'],
+  degraded: ['awaiting-certification', 'degraded', 'stopping'],
   stopping: ['stopped'],
   stopped: []
 }
 
-export class IllegalTransitionError extends Error {
+/** A bug in the agent: it asked for a transition the diagram does not draw. */
+export class IllegalTransitionError extends QuorateError {
+  override readonly code: string = 'ERR_ILLEGAL_TRANSITION'
   constructor (from: StateKind, to: StateKind) {
     super(`agent lifecycle: ${from} → ${to} is not allowed`)
-    this.name = 'IllegalTransitionError'
   }
 }
 
