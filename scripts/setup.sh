@@ -4,6 +4,7 @@
 #   2. npm dependencies, which bring Node 24 (devDependency `node`) when the machine's node is older
 #   3. the native TPM addon, built against Node 24's own headers
 #   4. dockerd (--bridge=none --iptables=false) when no engine answers
+#   5. CometBFT (pinned v0.38 release, built with Go) for the multi-validator ledger
 # Progress goes to stderr; it prints nothing when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,5 +80,33 @@ if [ "${QUORATE_SETUP_DOCKER:-1}" = 1 ] && ! docker info >/dev/null 2>&1; then
   ) &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/quorate-dockerd.log" >&2; exit 1; }
+fi
+
+# 5. CometBFT -----------------------------------------------------------------------------
+# The validators of a multi-operator ledger (`quorate chain testnet`, `chain start --engine
+# cometbft`). One pinned v0.38 release (ABCI 2.0), built from the Go module proxy into
+# $(go env GOPATH)/bin; chain/cometbft/binary.ts looks there. Without Go ≥ 1.22 everything else
+# still works; only the CometBFT engine (and its tests) need it.
+COMETBFT_VERSION=0.38.26
+if [ "${QUORATE_SETUP_COMETBFT:-1}" = 1 ]; then
+  GOBIN_DIR=""
+  if command -v go >/dev/null 2>&1; then GOBIN_DIR="$(go env GOPATH)/bin"; fi
+  have=""
+  for c in "${QUORATE_COMETBFT:-}" "$GOBIN_DIR/cometbft" "$(command -v cometbft 2>/dev/null || true)"; do
+    if [ -n "$c" ] && [ -x "$c" ] && [ "$("$c" version 2>/dev/null)" = "$COMETBFT_VERSION" ]; then have=$c; break; fi
+  done
+  if [ -z "$have" ]; then
+    gover=$(go env GOVERSION 2>/dev/null | sed 's/^go//' || true)
+    if [ -z "$gover" ] || [ "$(printf '%s\n' 1.22 "$gover" | sort -V | head -1)" != 1.22 ]; then
+      say "CometBFT $COMETBFT_VERSION needs Go >= 1.22 (found: ${gover:-none}); install Go from https://go.dev/dl/ or your distribution (golang-go), then run setup again. Everything but the CometBFT engine works without it."
+    else
+      say "building CometBFT $COMETBFT_VERSION (go install; takes a few minutes once)"
+      if ! GOFLAGS=-mod=mod go install "github.com/cometbft/cometbft/cmd/cometbft@v$COMETBFT_VERSION" >/tmp/quorate-cometbft-build.log 2>&1; then
+        tail -20 /tmp/quorate-cometbft-build.log >&2
+        echo "setup: building CometBFT failed (full log: /tmp/quorate-cometbft-build.log)" >&2
+        exit 1
+      fi
+    fi
+  fi
 fi
 exit 0
