@@ -87,9 +87,9 @@ export class Agent {
     launchSeconds: this.metrics.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
     fetched: this.metrics.counter('quorate_image_fetched_bytes_total', 'tenant image bytes fetched from peers (and verified) for launches'),
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
-    sessions: this.metrics.gauge('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
+    sessions: this.metrics.counter('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
-    served: this.metrics.gauge('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)')
+    served: this.metrics.counter('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)')
   }
   readonly #log: Logger
   readonly #init: AgentInit
@@ -482,10 +482,10 @@ export class Agent {
 
   #renderMetrics (): string {
     this.#m.containers.set(this.#runner?.list().length ?? 0)
-    this.#m.sessions.set(this.#member?.sessions ?? 0)
+    this.#m.sessions.setTotal(this.#member?.sessions ?? 0)
     this.#m.inFlight.set(this.#proxy?.inFlight ?? 0)
     const served = this.#store?.served()
-    if (served !== undefined) for (const [channel, n] of Object.entries(served)) this.#m.served.set(n, { channel })
+    if (served !== undefined) for (const [channel, n] of Object.entries(served)) this.#m.served.setTotal(n, { channel })
     return this.metrics.render()
   }
 
