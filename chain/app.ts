@@ -15,13 +15,14 @@ import { silentLogger, type Logger } from '../encoding/log.ts'
 import { isTxType, parseBody } from './bodies.ts'
 import { peerIdToPublicKey } from './keys.ts'
 import { committeeSeed } from './seed.ts'
+import { resolveCertification } from './genesis.ts'
 import { EMPTY, Overlay, PROOF_TYPE, StateStore, dec, enc, encodeProof, type PreparedRoot, type WriteSet } from './store.ts'
 
 export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
   CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, MAX_TX_BYTES, TX_VERSION, TxCode,
-  type AttestRequestRecord, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
+  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
   type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
 } from './types.ts'
@@ -80,6 +81,12 @@ export interface ChainApp {
   initChain (genesis: Genesis): Uint8Array
   /** `hash` (sha256 of tx) may be passed when the caller already computed it. */
   checkTx (tx: Uint8Array, hash?: Uint8Array): TxResult
+  /**
+   * Only the checks that do not depend on state (size, encoding, version, chain, type, body,
+   * signature): what makes a block holding the tx invalid (ProcessProposal). Caches the
+   * verification for finalizeBlock like checkTx.
+   */
+  validateTx (tx: Uint8Array): TxResult
   /** Drops the mempool view of sequences (after a commit; then re-check what is left). */
   resetCheckState (): void
   finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse
@@ -103,6 +110,8 @@ interface Ctx {
   readonly time: number
   readonly signer: Uint8Array
   readonly txHash: Uint8Array
+  /** Genesis certification parameters (resolved). */
+  readonly cert: CertificationParams
 }
 
 /** What deliver needs of a validated tx (kept small: it lives in the cache while the tx waits in the mempool). */
@@ -168,6 +177,139 @@ function markRevoked<T extends { revokedAt?: number }> (c: Ctx, k: string, label
   if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, missing)
   if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `${label} is already revoked`)
   put(c.s, k, { ...old, revokedAt: c.height })
+}
+
+// ---- certification rounds under the current rules (DESIGN.md "Certification rules") ----
+// A request opens round r with deadline = request height + D. It ends on chain either with a QC
+// (attest.record, by the node or anyone holding it) or, failing that, is closed as failed at the
+// start of block deadline + 1 by the chain itself (closeExpiredRounds), so a node cannot hide a
+// losing round. While a round is open no other may be opened. Each failed round (fail QC, no QC
+// by the deadline, abandoned by a reset) doubles the wait before the next request:
+// min(base × 2^failures, max) blocks after the failure; a pass clears it.
+
+/** State key of the deadline index: the rounds to close at the start of block `height` + 1. */
+const deadlineKey = (height: number, nodeId: string): string => `rdl/${height}/${nodeId}`
+
+const isOpen = (r: AttestRequestRecord | undefined): r is AttestRequestRecord => r !== undefined && r.deadline !== undefined && r.recordedAt === undefined && r.closedAt === undefined
+
+/** Counts one more consecutive failure of `nodeId` at `height` and sets when it may request again. */
+function countFailure (s: Overlay, cert: CertificationParams, nodeId: string, height: number): CooldownRecord {
+  const failures = (get<CooldownRecord>(s, `cool/${nodeId}`)?.failures ?? 0) + 1
+  // base × 2^30 stays an exact integer for any base the genesis allows (≤ 10^6)
+  const wait = Math.min(cert.cooldownMaxBlocks, cert.cooldownBaseBlocks * 2 ** Math.min(failures, 30))
+  const c: CooldownRecord = { failures, allowedAt: height + wait }
+  put(s, `cool/${nodeId}`, c)
+  return c
+}
+
+/**
+ * Ends an open round without a QC at `height`: the request is marked closed, the failure counted.
+ * A node certified by an earlier round stays certified (no quorum says nothing against it; a reset
+ * ends it separately); any other node is marked failed.
+ */
+function closeRound (s: Overlay, cert: CertificationParams, req: AttestRequestRecord, height: number, reason: string): void {
+  if (req.deadline !== undefined) s.del(deadlineKey(req.deadline, req.nodeId))
+  put(s, `req/${req.nodeId}`, { ...req, closedAt: height, closeReason: reason })
+  countFailure(s, cert, req.nodeId, height)
+  const rec = get<NodeRecord>(s, `node/${req.nodeId}`)
+  if (rec !== undefined && rec.status !== 'certified') {
+    put(s, `node/${req.nodeId}`, { ...rec, status: 'failed', statusReason: `round ${req.round}: ${reason}`, statusHeight: height, round: req.round })
+  }
+}
+
+/** Ends the node's certification (reset after a reboot). */
+function endCertification (s: Overlay, rec: NodeRecord, height: number, reason: string): void {
+  if (rec.status !== 'certified') return
+  put(s, `node/${rec.nodeId}`, { ...rec, status: 'registered', statusReason: reason, statusHeight: height })
+  s.del(`cert/${rec.nodeId}`)
+}
+
+/**
+ * Committee size for `candidates` candidates and the level it reaches, as the quorum rules say;
+ * the same arithmetic here for rules that do not provide it yet (attestation/quorum/sizing.ts).
+ */
+function committeeFor (rules: QuorumRules, cert: CertificationParams, candidates: number): { k: number, securityBits: number } {
+  const model: AdversaryModel = { fractionNum: cert.adversaryFraction.num, fractionDen: cert.adversaryFraction.den, securityBits: cert.securityBits }
+  const r = rules.committeeSize !== undefined ? rules.committeeSize(model, candidates) : localCommitteeSize(model, candidates)
+  const k = Math.min(r.k, candidates)
+  // recorded in state: an integer, capped (F = 0 would be infinitely many bits)
+  const bits = Number.isFinite(r.securityBits) ? Math.max(0, Math.min(1024, Math.floor(r.securityBits))) : 1024
+  if (!Number.isSafeInteger(k) || k < 0) throw new QuorateError(`quorum rules gave committee size ${r.k}`)
+  return { k, securityBits: k === 0 ? 0 : bits }
+}
+
+/** P_forge(k) = P(Binomial(k, a/b) ≥ ⌊2k/3⌋ + 1) as n / b^k, exact. */
+function forgeNumerator (k: number, a: number, b: number): bigint {
+  const A = BigInt(a); const C = BigInt(b - a)
+  const t = Math.floor(2 * k / 3) + 1
+  let n = 0n; let binom = 1n
+  for (let i = 0; i <= k; i++) {
+    if (i > 0) binom = binom * BigInt(k - i + 1) / BigInt(i)
+    if (i >= t) n += binom * A ** BigInt(i) * C ** BigInt(k - i)
+  }
+  return n
+}
+
+const MIN_K = 4
+const MAX_K = 128
+function localCommitteeSize (m: AdversaryModel, candidates: number): { k: number, securityBits: number } {
+  const b = BigInt(m.fractionDen)
+  let target = MAX_K
+  for (let k = MIN_K; k <= MAX_K; k++) {
+    if (forgeNumerator(k, m.fractionNum, m.fractionDen) << BigInt(m.securityBits) <= b ** BigInt(k)) { target = k; break }
+  }
+  const k = Math.min(target, candidates)
+  if (k === 0) return { k, securityBits: 0 }
+  const n = forgeNumerator(k, m.fractionNum, m.fractionDen)
+  return { k, securityBits: n === 0n ? Infinity : (b ** BigInt(k) / n).toString(2).length - 1 }
+}
+
+/**
+ * attest.request under the current rules. A plain request waits for the open round's deadline
+ * and any cooldown (TOO_EARLY, naming the height). A reset (reboot) is never refused for that: it
+ * ends the certification at once and closes an open round as failed (evidence from before the
+ * reboot must not certify after it; and a reset must not be a free way to abandon a losing
+ * round), but it opens a new round only when a plain request would be allowed; otherwise its
+ * result says `opened: false` and the height the next request is allowed at.
+ */
+function openRound (c: Ctx, b: TxBodies['attest.request'], rec: NodeRecord, prev: AttestRequestRecord | undefined): Uint8Array {
+  if (b.reset === true) {
+    endCertification(c.s, rec, c.height, `reset at round ${b.round} (reboot)`)
+    if (isOpen(prev)) closeRound(c.s, c.cert, prev, c.height, `abandoned by a reset at height ${c.height}`)
+  } else if (isOpen(prev)) {
+    throw new TxFail(TxCode.TOO_EARLY, `round ${prev.round} of ${b.nodeId} is open until height ${prev.deadline ?? 0}; a new round is allowed at height ${(prev.deadline ?? 0) + 1} if it is not recorded by then`)
+  }
+  const cool = get<CooldownRecord>(c.s, `cool/${b.nodeId}`)
+  if (cool !== undefined && c.height < cool.allowedAt) {
+    if (b.reset === true) return enc({ opened: false, allowedAt: cool.allowedAt })
+    throw new TxFail(TxCode.TOO_EARLY, `${b.nodeId} is cooling down after ${cool.failures} failed round${cool.failures === 1 ? '' : 's'}: attest.request is allowed at height ${cool.allowedAt}`)
+  }
+  const deadline = c.height + c.cert.roundDeadlineBlocks
+  const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset, deadline }
+  put(c.s, `req/${b.nodeId}`, req)
+  c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
+  c.s.set(deadlineKey(deadline, b.nodeId), EMPTY)
+  return enc({ opened: true, round: b.round, deadline })
+}
+
+/** attest.record under the current rules, after the QC verified: the round ends here. */
+function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRecord, rec: NodeRecord,
+  out: ReturnType<QuorumRules['verifyCertificate']>, committee: string[], qcHash: Uint8Array): Uint8Array {
+  if (req.deadline !== undefined) c.s.del(deadlineKey(req.deadline, b.nodeId))
+  // the chain sets the lifetime (genesis certTtlMs); verdicts may only shorten it
+  const expiresAt = Math.min(out.expiresAt, c.time + c.cert.certTtlMs)
+  if (out.outcome === 'pass') {
+    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee, securityBits: req.securityBits })
+    put(c.s, `cert/${b.nodeId}`, { expiresAt })
+    c.s.del(`cool/${b.nodeId}`)
+  } else {
+    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee, securityBits: req.securityBits })
+    c.s.del(`cert/${b.nodeId}`)
+    countFailure(c.s, c.cert, b.nodeId, c.height)
+  }
+  put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
+  put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
+  return enc({ outcome: out.outcome, expiresAt })
 }
 
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
@@ -279,6 +421,7 @@ const handlers: Handlers = {
     if (!equal(rec.publicKey, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `attest.request for ${b.nodeId} must be signed by that node's own key`)
     const prev = get<AttestRequestRecord>(c.s, `req/${b.nodeId}`)
     if (prev !== undefined && b.round <= prev.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} must be greater than the latest round ${prev.round}`)
+    if (c.cert.rules === 'current') return openRound(c, b, rec, prev)
     const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset }
     put(c.s, `req/${b.nodeId}`, req)
     c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
@@ -293,6 +436,7 @@ const handlers: Handlers = {
     if (req === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} has no attestation request`)
     if (b.round !== req.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} is not the node's latest request (round ${req.round})`)
     if (req.recordedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was already recorded at height ${req.recordedAt}`)
+    if (req.closedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was closed at height ${req.closedAt} (${req.closeReason ?? 'failed'}); request a new round`)
     if (req.seed === undefined || req.candidates === undefined) throw new TxFail(TxCode.NOT_READY, `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`)
     const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
     if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
@@ -304,7 +448,9 @@ const handlers: Handlers = {
         round: b.round,
         seed: req.seed,
         candidates: req.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })),
-        now: c.time
+        now: c.time,
+        // legacy rules passed no size (the rules' own); current rules draw the size fixed with the seed
+        ...(req.k === undefined ? {} : { k: req.k })
       })
     } catch (err) {
       throw new TxFail(TxCode.QC_REJECTED, `quorum certificate rejected: ${(err as Error).message}`)
@@ -315,6 +461,7 @@ const handlers: Handlers = {
     if (out.outcome === 'pass' && out.expiresAt <= c.time) throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${out.expiresAt}, not after the block time ${c.time}`)
     const committee = [...out.committee]
     const qcHash = sha256(b.qc)
+    if (c.cert.rules === 'current') return recordRound(c, b, req, rec, out, committee, qcHash)
     if (out.outcome === 'pass') {
       put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt: out.expiresAt, qcHash, committee })
       put(c.s, `cert/${b.nodeId}`, { expiresAt: out.expiresAt })
@@ -338,7 +485,7 @@ function dbOpen (path: string): DatabaseSync {
 }
 
 function encodeGenesis (g: Genesis): Uint8Array {
-  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers, committeeSize: g.committeeSize })
+  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers, committeeSize: g.committeeSize, certification: resolveCertification(g) as unknown as Canonical })
 }
 
 class App implements ChainApp {
@@ -349,6 +496,8 @@ class App implements ChainApp {
   readonly #metaGet
   readonly #metaPut
   #genesis: Genesis | undefined
+  /** Resolved genesis certification parameters (defaults until initChain). */
+  #cert: CertificationParams = resolveCertification({})
   #height = 0
   #time = 0
   #appHash: Uint8Array
@@ -371,7 +520,8 @@ class App implements ChainApp {
     const g = this.#meta('genesis')
     if (g !== undefined) {
       const m = dec<Genesis>(g)
-      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers], committeeSize: m.committeeSize }
+      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers], committeeSize: m.committeeSize, certification: m.certification }
+      this.#cert = resolveCertification(this.#genesis)
       const h = this.#meta('height')
       this.#height = h === undefined ? m.initialHeight - 1 : dec<number>(h)
       const t = this.#meta('time')
@@ -396,6 +546,7 @@ class App implements ChainApp {
     if (this.#genesis !== undefined) throw new QuorateError('the chain is already initialized')
     if (!CHAIN_ID_RE.test(genesis.chainId)) throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
     if (!Number.isSafeInteger(genesis.initialHeight) || genesis.initialHeight < 1) throw new InvalidInputError('initial height must be ≥ 1')
+    const cert = resolveCertification(genesis)
     const o = new Overlay(this.#store)
     for (const id of genesis.verifiers) o.set(`gv/${id}`, enc({ publicKey: peerIdToPublicKey(id) }))
     const prepared = this.#store.prepare(o.writes)
@@ -409,7 +560,8 @@ class App implements ChainApp {
       this.db.exec('COMMIT')
     } catch (err) { this.db.exec('ROLLBACK'); throw err }
     this.#store.install(prepared)
-    this.#genesis = { ...genesis, validators: [...genesis.validators], verifiers: [...genesis.verifiers] }
+    this.#genesis = { ...genesis, validators: [...genesis.validators], verifiers: [...genesis.verifiers], certification: cert }
+    this.#cert = cert
     this.#height = genesis.initialHeight - 1
     this.#time = genesis.genesisTime
     this.#appHash = prepared.root
@@ -441,6 +593,12 @@ class App implements ChainApp {
     return v
   }
 
+  validateTx (bytes: Uint8Array): TxResult {
+    if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
+    const v = this.#validate(bytes)
+    return 'tx' in v ? ok() : v
+  }
+
   checkTx (bytes: Uint8Array, hash?: Uint8Array): TxResult {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
     const v = this.#validate(bytes, hash)
@@ -467,15 +625,30 @@ class App implements ChainApp {
     return { txResults, appHash: prepared.root }
   }
 
-  /** Fixes the committee seed (and candidate snapshot) of the requests made in the previous block. */
+  /**
+   * Start of block H: closes the rounds whose deadline was H − 1 (current rules; O(rounds closed)
+   * through the deadline index), then fixes the committee seed and candidate snapshot of the
+   * requests made in block H − 1 (under the current rules also the committee size they draw).
+   */
   #beginBlock (s: Overlay, req: FinalizeBlockRequest): void {
+    const current = this.#cert.rules === 'current'
+    if (current) {
+      const due = `rdl/${req.height - 1}/`
+      for (const [k] of s.scan(due)) {
+        const r = get<AttestRequestRecord>(s, `req/${k.slice(due.length)}`)
+        if (isOpen(r) && r.deadline === req.height - 1) closeRound(s, this.#cert, r, req.height, `no quorum recorded by the deadline (height ${r.deadline})`)
+        else s.del(k)
+      }
+    }
     const prefix = `reqat/${req.height - 1}/`
     for (const [k] of s.scan(prefix)) {
       s.del(k)
       const id = k.slice(prefix.length)
       const r = get<AttestRequestRecord>(s, `req/${id}`)
       if (r === undefined || r.height !== req.height - 1 || r.seed !== undefined) continue
-      put(s, `req/${id}`, { ...r, seed: committeeSeed(req.hash, id, r.round), seedHeight: req.height, seedBlockHash: req.hash, candidates: candidatesAt(s, req.time, id) })
+      const candidates = candidatesAt(s, req.time, id)
+      const size = current ? committeeFor(this.#rules, this.#cert, candidates.length) : undefined
+      put(s, `req/${id}`, { ...r, seed: committeeSeed(req.hash, id, r.round), seedHeight: req.height, seedBlockHash: req.hash, candidates, ...size })
     }
   }
 
@@ -490,7 +663,7 @@ class App implements ChainApp {
     let data: Uint8Array | undefined
     try {
       const h = handlers[v.type] as (c: Ctx, b: TxBodies[TxType], r: QuorumRules) => Uint8Array | undefined
-      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash }, v.body, this.#rules)
+      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert }, v.body, this.#rules)
     } catch (err) {
       if (err instanceof TxFail) return fail(err.code, err.message)
       if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
@@ -594,9 +767,10 @@ export function nodeView (s: Reader, nodeId: string, now: number): NodeView | un
   if (gv) effective = 'genesis-verifier'
   else if (record === undefined) effective = 'registered'
   else if (record.status === 'certified') effective = (record.expiresAt ?? 0) > now ? 'certified' : 'expired'
-  else if (request !== undefined && request.recordedAt === undefined) effective = 'pending'
+  else if (request !== undefined && request.recordedAt === undefined && request.closedAt === undefined) effective = 'pending'
   else effective = record.status
-  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv }
+  const cooldown = get<CooldownRecord>(s, `cool/${nodeId}`)
+  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv, ...(cooldown === undefined ? {} : { cooldown }) }
 }
 
 const toRefSet = (name: string, r: { version: string, bank: RefSet['bank'], pcrs: RefSet['pcrs'] }): RefSet => ({ name, version: r.version, bank: r.bank, pcrs: r.pcrs })
@@ -667,7 +841,8 @@ const queries = new Map<string, Query>(Object.entries({
     if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
     if (r.seed === undefined || r.candidates === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
     return {
-      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed, k: i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
+      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed, k: r.k ?? i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
+      ...(r.securityBits === undefined ? {} : { securityBits: r.securityBits }), ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
       candidates: r.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id), addrs: get<NodeRecord>(s, `node/${id}`)?.addrs ?? [] }))
     } satisfies SeedView
   },
