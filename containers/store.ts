@@ -20,7 +20,8 @@ import type { CID } from 'multiformats/cid'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
-import { BLOCKS_PROTOCOL, FrameReader, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type BlocksAnswer, type FetchProgress, type ReceiveOptions } from './transfer.ts'
+import { BLOCKS_PROTOCOL, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type BlocksAnswer, type FetchProgress, type ReceiveOptions } from './transfer.ts'
+import { FrameReader } from '../encoding/frames.ts'
 import { BulkServer, connectBulk, hostOf, socketBatches } from './bulk.ts'
 import { createLocalLibp2p } from './libp2p.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
@@ -324,9 +325,10 @@ class HeliaImageStore implements ImageStore {
           }
           return
         } catch (err) {
-          // Content that does not match is never retried elsewhere mid-file: the caller already
-          // consumed part of it. A provider that fails before its first block is skipped.
-          if (yielded || err instanceof ContentMismatchError || opts.signal?.aborted === true) throw err
+          // Content that does not match (or frames that break the protocol) is never retried
+          // elsewhere mid-file: the caller already consumed part of it. A provider that fails
+          // before its first block is skipped.
+          if (yielded || err instanceof ContentMismatchError || err instanceof InvalidInputError || opts.signal?.aborted === true) throw err
           failed(asked.ma, err)
         }
       }

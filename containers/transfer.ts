@@ -19,11 +19,11 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
-import { Uint8ArrayList } from 'uint8arraylist'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 import { encode, decode, asMap, type Canonical } from '../encoding/canonical.ts'
 import { concat, equal, sha256 } from '../encoding/bytes.ts'
-import { decodeUvarint, encodeUvarint } from '../encoding/varint.ts'
+import { FrameReader, frame } from '../encoding/frames.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
 
 export const BLOCKS_PROTOCOL = '/quorate/blocks/1.0.0'
@@ -34,10 +34,6 @@ const SHA2_256 = 0x12
 /** Largest block accepted (IPFS's own limit is 2 MiB for bitswap; we chunk at 1 MiB). */
 export const MAX_BLOCK = 4 << 20
 const MAX_CONTROL = 4096
-/** A frame received in more pieces than this is joined (see FrameReader.nextList). */
-const MAX_PIECES = 256
-/** A frame header's varint: 5 bytes hold any length up to 2^35, far above MAX_BLOCK. */
-const MAX_HEADER_BYTES = 5
 /** Block writes to the store in flight while later blocks are received. */
 const WRITES_IN_FLIGHT = 16
 
@@ -79,63 +75,6 @@ function mismatch (cid: CID): ContentMismatchError {
 export function verifyBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { links: CID[], data: Uint8Array | undefined, fileSize?: bigint } {
   if (!equal(sha256(bytes), cid.multihash.digest)) throw mismatch(cid)
   return parseBlock(cid, bytes, isRoot)
-}
-
-/** Reads varint-length-prefixed frames from a libp2p stream. */
-export class FrameReader {
-  private readonly buf = new Uint8ArrayList()
-  private readonly it: AsyncIterator<Uint8Array | Uint8ArrayList>
-  private ended = false
-  constructor (stream: AsyncIterable<Uint8Array | Uint8ArrayList>) { this.it = stream[Symbol.asyncIterator]() }
-
-  private async fill (): Promise<boolean> {
-    if (this.ended) return false
-    const r = await this.it.next()
-    if (r.done === true) { this.ended = true; return false }
-    this.buf.append(r.value)
-    return true
-  }
-
-  /** Next frame, or undefined at a clean end of stream. */
-  async next (max: number): Promise<Uint8Array | undefined> {
-    const pieces = await this.nextList(max)
-    return pieces === undefined ? undefined : pieces.length === 1 ? pieces[0] : concat(pieces)
-  }
-
-  /**
-   * Next frame as the received pieces (no copy), or undefined at a clean end of stream. A frame
-   * that arrived in more than MAX_PIECES pieces is joined into one, so a peer sending tiny
-   * muxer frames cannot make us hold millions of small views.
-   */
-  async nextList (max: number): Promise<Uint8Array[] | undefined> {
-    let head: { value: number, length: number } | undefined
-    while ((head = this.header()) === undefined) {
-      if (!await this.fill()) {
-        if (this.buf.byteLength === 0) return undefined
-        throw new FetchError('stream ended inside a frame header')
-      }
-    }
-    const { value: len, length: i } = head
-    if (len > max) throw new ContentMismatchError(`frame of ${len} bytes exceeds the limit of ${max}`)
-    while (this.buf.byteLength < i + len) if (!await this.fill()) throw new FetchError('stream ended inside a frame')
-    const pieces = [...this.buf.sublist(i, i + len)]
-    this.buf.consume(i + len)
-    return pieces.length > MAX_PIECES ? [concat(pieces)] : pieces
-  }
-
-  /** The buffered frame header, or undefined until it has arrived whole; strict (minimal, ≤ 5 bytes). */
-  private header (): { value: number, length: number } | undefined {
-    try {
-      return decodeUvarint(this.buf, { maxBytes: MAX_HEADER_BYTES, what: 'frame length' })
-    } catch (err) {
-      throw new ContentMismatchError((err as Error).message, { cause: err })
-    }
-  }
-}
-
-/** One frame: the length prefix and the bytes, kept apart (no copy). */
-export function frame (data: Uint8Array): Uint8ArrayList {
-  return new Uint8ArrayList(encodeUvarint(data.byteLength), data)
 }
 
 async function send (stream: Stream, data: Uint8Array, signal?: AbortSignal): Promise<void> {
