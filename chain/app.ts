@@ -274,8 +274,9 @@ function localCommitteeSize (m: AdversaryModel, candidates: number): { k: number
  */
 function openRound (c: Ctx, b: TxBodies['attest.request'], rec: NodeRecord, prev: AttestRequestRecord | undefined): Uint8Array {
   if (b.reset === true) {
-    endCertification(c.s, rec, c.height, `reset at round ${b.round} (reboot)`)
     if (isOpen(prev)) closeRound(c.s, c.cert, prev, c.height, `abandoned by a reset at height ${c.height}`)
+    const now = get<NodeRecord>(c.s, `node/${b.nodeId}`) ?? rec
+    endCertification(c.s, now, c.height, `reset at round ${b.round} (reboot)`)
   } else if (isOpen(prev)) {
     throw new TxFail(TxCode.TOO_EARLY, `round ${prev.round} of ${b.nodeId} is open until height ${prev.deadline ?? 0}; a new round is allowed at height ${(prev.deadline ?? 0) + 1} if it is not recorded by then`)
   }

@@ -5,7 +5,7 @@ import type { Canonical } from '../encoding/canonical.ts'
 export const TX_VERSION = 1
 /** Largest transaction accepted, in bytes (checked before decoding). */
 export const MAX_TX_BYTES = 64 * 1024
-/** Committee size k when the genesis names none. */
+/** Committee size k when the genesis names none (legacy rules only; current rules derive k). */
 export const DEFAULT_COMMITTEE_SIZE = 7
 /** What a chain id may be: 1–50 characters A-Z a-z 0-9 . _ - */
 export const CHAIN_ID_RE = /^[A-Za-z0-9._-]{1,50}$/
@@ -92,7 +92,9 @@ export const TxCode = {
   WRONG_CHAIN: 10,
   UNSUPPORTED_VERSION: 11,
   QC_REJECTED: 12,
-  NOT_READY: 13
+  NOT_READY: 13,
+  /** Not yet: a round is open or the node is cooling down; the log names the height it is allowed at. */
+  TOO_EARLY: 14
 } as const
 export type TxCodeValue = typeof TxCode[keyof typeof TxCode]
 
@@ -128,20 +130,32 @@ export interface NodeRecord {
   expiresAt?: number
   qcHash?: Uint8Array
   committee?: string[]
+  /** Security level (bits) the committee of the certifying round reached (current rules). */
+  securityBits?: number
 }
 export interface AttestRequestRecord {
   nodeId: string
   round: number
   height: number
   reset?: boolean
+  /** Current rules: the last height at which the round may be recorded; closed as failed after it. */
+  deadline?: number
   /** Set at the first block after `height`. */
   seed?: Uint8Array
   seedHeight?: number
   seedBlockHash?: Uint8Array
   /** Candidate node ids (sorted) snapshotted when the seed was fixed. */
   candidates?: string[]
+  /** Current rules: committee size drawn for the round and the security level it reaches (fixed with the seed). */
+  k?: number
+  securityBits?: number
   recordedAt?: number
+  /** Current rules: the round ended without a QC (deadline passed, or abandoned by a reset). */
+  closedAt?: number
+  closeReason?: string
 }
+/** Current rules: consecutive failed rounds of a node and the height its next request is allowed at. */
+export interface CooldownRecord { failures: number, allowedAt: number }
 export interface QcRecord { nodeId: string, round: number, qc: Uint8Array, outcome: 'pass' | 'fail', expiresAt: number, committee: string[], height: number }
 
 /** Effective view of a node for queries: its record plus the status at the latest block time. */
@@ -153,6 +167,8 @@ export interface NodeView {
   record?: NodeRecord
   request?: AttestRequestRecord
   genesisVerifier: boolean
+  /** Current rules: present while the node has failed rounds not yet reset by a pass. */
+  cooldown?: CooldownRecord
 }
 export interface SeedView {
   status: 'none' | 'pending' | 'ready'
@@ -161,8 +177,11 @@ export interface SeedView {
   requestHeight?: number
   seedHeight?: number
   seed?: Uint8Array
-  /** Committee size (genesis parameter). */
+  /** Committee size drawn (current rules: fixed with the seed; legacy: genesis committee_size). */
   k?: number
+  /** Current rules: security level the committee reaches, and the last height the round may be recorded. */
+  securityBits?: number
+  deadline?: number
   /** Snapshot taken when the seed was fixed, sorted by node id; addrs from registrations ([] for unregistered genesis verifiers). */
   candidates?: Array<{ nodeId: string, publicKey: Uint8Array, addrs: string[] }>
 }
@@ -179,7 +198,16 @@ export interface QuorumRules {
     seed: Uint8Array
     candidates: ReadonlyArray<{ nodeId: string, publicKey: Uint8Array }>
     now: number
+    /** Committee size drawn for the round (current rules pass the genesis-derived size; legacy passes none). */
+    k?: number
   }): { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
+  /**
+   * The committee a round draws among `candidates` candidates: k = min(smallest size reaching
+   * the model's level, candidates) and the security level that k actually reaches
+   * (⌊−log2 P_forge(k)⌋, exact arithmetic). Optional until every implementation has it; the
+   * chain then computes the same numbers itself.
+   */
+  committeeSize? (model: AdversaryModel, candidates: number): { k: number, securityBits: number }
 }
 
 /** Genesis of a chain (stored as CometBFT-like genesis.json in the home dir). */
@@ -192,9 +220,45 @@ export interface Genesis {
   validators: Uint8Array[]
   /** Node ids (peer ids) treated as certified forever. */
   verifiers: string[]
-  /** Committee size k the network uses (default 7); served with the seed. */
+  /** Committee size k under legacy rules (default 7); current rules derive k from `certification`. */
   committeeSize?: number
+  /** Certification rules (DESIGN.md "Certification rules"); missing fields take DEFAULT_CERTIFICATION. */
+  certification?: Partial<CertificationParams>
 }
+
+/**
+ * Genesis parameters of certification. `current` (the default): every round ends on chain by its
+ * deadline, failed rounds cost an exponential cooldown, k follows from the adversary model.
+ * `legacy`: the rules before issue 10 (no deadline, no cooldown, fixed k) — kept only so the
+ * simulator can show the hole they leave; a legacy chain writes exactly the state it used to.
+ */
+export interface CertificationParams {
+  rules: 'current' | 'legacy'
+  /** Fraction F of colluding candidates the network tolerates, as num/den (default 1/5; F < 1/3). */
+  adversaryFraction: { num: number, den: number }
+  /** Forgery probability per round ≤ 2^-securityBits (default 40). */
+  securityBits: number
+  /** D: a round requested at height H is closed as failed at H + D + 1 unless recorded by H + D. */
+  roundDeadlineBlocks: number
+  /** After n consecutive failed rounds the next request waits min(base × 2^n, max) blocks. */
+  cooldownBaseBlocks: number
+  cooldownMaxBlocks: number
+  /** A pass certifies for this long (ms of block time) at most. */
+  certTtlMs: number
+}
+
+export const DEFAULT_CERTIFICATION: Readonly<CertificationParams> = Object.freeze({
+  rules: 'current',
+  adversaryFraction: Object.freeze({ num: 1, den: 5 }),
+  securityBits: 40,
+  roundDeadlineBlocks: 300,
+  cooldownBaseBlocks: 10,
+  cooldownMaxBlocks: 14_400,
+  certTtlMs: 24 * 3600_000
+})
+
+/** The adversary model the quorum rules size committees for (attestation/quorum AdversaryModel). */
+export interface AdversaryModel { readonly fractionNum: number, readonly fractionDen: number, readonly securityBits: number }
 
 export interface BlockHeader {
   chainId: string

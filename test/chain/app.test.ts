@@ -180,3 +180,148 @@ t.test('revocation ends the certification of the nodes it concerns, and of nodes
   t.equal(h.run('attest.request', { nodeId: nodes[1].peerId, round: 2, reset: true }, nodes[1]).code, 0)
   t.equal(q<NodeView>(h, '/node', { nodeId: nodes[1].peerId }).effective, 'pending')
 })
+
+// ---- issue 10: certification rules (DESIGN.md "Certification rules") ----
+const RULES = { roundDeadlineBlocks: 3, cooldownBaseBlocks: 2, cooldownMaxBlocks: 16 }
+
+async function certChain (certification: Record<string, unknown> = RULES) {
+  const gv = await generateChainKey()
+  const validator = await generateChainKey()
+  const genesis = { chainId: 'quorate-test', genesisTime: T0, initialHeight: 1, validators: [validator.publicKey], verifiers: [gv.peerId], certification }
+  const h = await makeChain({ genesis, validator })
+  const node = await generateChainKey()
+  t.equal(h.run('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(7), akPublic: new Uint8Array([7]), addrs: [] }, node).code, 0)
+  return { h, gv, node, view: () => q<NodeView>(h, '/node', { nodeId: node.peerId }) }
+}
+
+t.test('genesis certification parameters are checked; a bad genesis changes nothing', async t => {
+  const { createChainApp } = await import('../../chain/app.ts')
+  const { createTestOnlyQuorumRules } = await import('../../chain/testing.ts')
+  const v = await generateChainKey()
+  const base = { chainId: 'c', genesisTime: T0, initialHeight: 1, validators: [v.publicKey], verifiers: [] }
+  for (const [certification, re] of [
+    [{ adversaryFraction: { num: 1, den: 3 } }, /adversaryFraction/],
+    [{ securityBits: 0 }, /securityBits/],
+    [{ roundDeadlineBlocks: 1 }, /roundDeadlineBlocks/],
+    [{ cooldownBaseBlocks: 10, cooldownMaxBlocks: 5 }, /cooldownMaxBlocks/],
+    [{ rules: 'lax' }, /rules must be/]
+  ] as const) {
+    const app = createChainApp({ rules: createTestOnlyQuorumRules() })
+    t.throws(() => app.initChain({ ...base, certification: certification as never }), re, `refused: ${JSON.stringify(certification)}`)
+    t.equal(app.info().initialized, false, 'nothing stored')
+    app.close()
+  }
+  const { genesisFromJson, genesisToJson } = await import('../../chain/genesis.ts')
+  const j = genesisToJson({ ...base, certification: { rules: 'legacy', adversaryFraction: { num: 1, den: 10 } } })
+  t.same((j.app_state as Record<string, unknown>).certification, { rules: 'legacy', adversary_fraction: '1/10', security_bits: 40, round_deadline_blocks: 300, cooldown_base_blocks: 10, cooldown_max_blocks: 14400, cert_ttl_ms: 86_400_000 })
+  t.same(genesisFromJson(j).certification?.adversaryFraction, { num: 1, den: 10 }, 'genesis.json round trip')
+  t.throws(() => genesisFromJson({ ...j, app_state: { certification: { adversary_fraction: '0.2' } } }), /num\/den/)
+  t.throws(() => genesisFromJson({ ...j, app_state: { certification: { deadline: 5 } } }), /unknown field "deadline"/)
+})
+
+t.test('a round the node drops is closed as failed by the chain at its deadline', async t => {
+  const { h, node, view } = await certChain()
+  const r = h.run('attest.request', { nodeId: node.peerId, round: 1 }, node)
+  t.equal(r.code, 0)
+  const at = h.app.info().height
+  t.same(decode(r.data!), { opened: true, round: 1, deadline: at + 3 }, 'the request says its deadline')
+  const early = h.run('attest.request', { nodeId: node.peerId, round: 2 }, node)
+  t.equal(early.code, TxCode.TOO_EARLY, 'no second round while one is open')
+  t.match(early.log, new RegExp(`open until height ${at + 3}.*allowed at height ${at + 4}`))
+  // the node never records; blocks go by
+  while (h.app.info().height < at + 3) h.block([])
+  t.equal(view().effective, 'pending', 'still open at its deadline')
+  h.block([])
+  const v = view()
+  t.equal(v.effective, 'failed', 'closed in the first block after the deadline')
+  t.equal(v.request?.closedAt, at + 4)
+  t.match(v.request?.closeReason, /no quorum recorded by the deadline/)
+  t.same(v.cooldown, { failures: 1, allowedAt: at + 4 + 4 }, 'cooldown base × 2^1')
+  t.equal(h.app.query({ path: '/key', data: utf8.encode(`rdl/${at + 3}/${node.peerId}`) }).code, TxCode.NOT_FOUND, 'deadline index entry removed')
+  const late = h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e6) }, node)
+  t.equal(late.code, TxCode.CONFLICT, 'a QC for a closed round is refused')
+  t.match(late.log, /closed at height/)
+})
+
+t.test('cooldown: refused with the height it is allowed at, doubling, capped, cleared by a pass', async t => {
+  const { h, node, view } = await certChain()
+  let round = 0
+  const fail = (): void => {
+    t.equal(h.run('attest.request', { nodeId: node.peerId, round: ++round }, node).code, 0)
+    h.block([])
+    t.equal(h.run('attest.record', { nodeId: node.peerId, round, qc: testQc('fail', 0) }, node).code, 0)
+  }
+  fail()
+  const c1 = view().cooldown!
+  t.equal(c1.failures, 1)
+  t.equal(c1.allowedAt, h.app.info().height + 4)
+  const refused = h.run('attest.request', { nodeId: node.peerId, round: round + 1 }, node)
+  t.equal(refused.code, TxCode.TOO_EARLY)
+  t.match(refused.log, new RegExp(`allowed at height ${c1.allowedAt}$`))
+  const hash = h.app.info().appHash
+  t.same(h.app.info().appHash, hash, 'a refusal changes nothing')
+  while (h.app.info().height + 1 < c1.allowedAt) h.block([])
+  fail()
+  const c2 = view().cooldown!
+  t.same([c2.failures, c2.allowedAt - h.app.info().height], [2, 8], 'second failure: base × 2^2')
+  while (h.app.info().height + 1 < c2.allowedAt) h.block([])
+  fail()
+  while (h.app.info().height + 1 < view().cooldown!.allowedAt) h.block([])
+  fail()
+  t.same([view().cooldown!.failures, view().cooldown!.allowedAt - h.app.info().height], [4, 16], 'capped at cooldownMaxBlocks (2 × 2^4 = 32 > 16)')
+  while (h.app.info().height + 1 < view().cooldown!.allowedAt) h.block([])
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: ++round }, node).code, 0)
+  h.block([])
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round, qc: testQc('pass', h.clock.now + 1e6) }, node).code, 0)
+  t.equal(view().effective, 'certified')
+  t.equal(view().cooldown, undefined, 'a pass clears the failures')
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: ++round }, node).code, 0, 'the next round opens at once')
+})
+
+t.test('reset: ends the certification at once, closes an open round, opens one only when allowed', async t => {
+  const { h, node, view } = await certChain()
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e9) }, node).code, 0)
+  t.equal(view().record?.expiresAt, h.clock.now + 86_400_000, 'the chain caps the lifetime at certTtlMs')
+  // a re-attestation round is open when the node reboots
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 2 }, node).code, 0)
+  h.block([])
+  const r = h.run('attest.request', { nodeId: node.peerId, round: 3, reset: true }, node)
+  t.equal(r.code, 0, 'a reset is not refused while a round is open')
+  t.same(decode(r.data!), { opened: false, allowedAt: h.app.info().height + 4 }, 'the open round was closed as failed: cooldown, no new round')
+  const v = view()
+  t.equal(v.effective, 'registered', 'certification ended at once')
+  t.match(v.request?.closeReason, /abandoned by a reset/)
+  t.equal(v.request?.round, 2)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 2, qc: testQc('pass', h.clock.now + 1e9) }, node).code, TxCode.CONFLICT, 'evidence from before the reboot cannot certify after it')
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 3 }, node).code, TxCode.TOO_EARLY, 'a plain request still waits')
+  while (h.app.info().height + 1 < v.cooldown!.allowedAt) h.block([])
+  const again = h.run('attest.request', { nodeId: node.peerId, round: 3, reset: true }, node)
+  t.same((decode(again.data!) as { opened: boolean }).opened, true, 'after the cooldown a reset opens a round')
+})
+
+t.test('legacy rules: no deadline, no cooldown (the hole the simulator shows)', async t => {
+  const { h, node, view } = await certChain({ rules: 'legacy' })
+  for (let round = 1; round <= 3; round++) {
+    t.equal(h.run('attest.request', { nodeId: node.peerId, round }, node).code, 0, `round ${round} requested at once`)
+  }
+  for (let i = 0; i < 10; i++) h.block([])
+  t.equal(view().effective, 'pending', 'never closed')
+  t.equal(view().cooldown, undefined)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 3, qc: testQc('fail', 0) }, node).code, 0)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 4 }, node).code, 0, 'retry right after a failure')
+})
+
+t.test('committee size from the adversary model; fewer candidates record the level reached', async t => {
+  const verifiers = await Promise.all(Array.from({ length: 60 }, async () => await generateChainKey()))
+  const h = await makeChain({ verifiers })
+  const node = await generateChainKey()
+  t.equal(h.run('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(1), akPublic: new Uint8Array([1]), addrs: [] }, node).code, 0)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  const seed = q<SeedView>(h, '/seed', { nodeId: node.peerId })
+  t.equal(seed.candidates?.length, 60)
+  t.ok(seed.k! >= 40 && seed.k! < 60, `k = ${seed.k} for F = 1/5 at 40 bits`)
+  t.ok(seed.securityBits! >= 40, `${seed.securityBits} bits`)
+})

@@ -3,6 +3,11 @@
 // and result data that the chain produced before its performance work (recorded 2026-11-22 from
 // commit 036353c). Any change to state encoding, hashing or tx semantics fails this test; a
 // deliberate one must come with a migration story and a new digest.
+//
+// Issue 10 changed certification (rounds with deadlines, cooldown, committee size from the
+// adversary model). The recorded history runs under `rules: 'legacy'` and must still give exactly
+// the old hashes: that is what "legacy reproduces today's behaviour" means. The same history under
+// the current rules is pinned by a second digest (recorded 2026-12-03 when those rules landed).
 import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -16,17 +21,20 @@ import { buildTx } from '../../chain/tx.ts'
 import { createTestOnlyQuorumRules, encodeTestOnlyQc } from '../../chain/testing.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
 import { toHex } from '../../encoding/bytes.ts'
+import type { Genesis } from '../../chain/types.ts'
 
 const FINAL = 'd33ff8cb0b83fbc8136ac2e1af20e2cb3f2a69695094c429c9cc003226b1afb6'
 const DIGEST = 'b1383159977862f5e8e9e8ba44ff1f19c7fdb22ffcf517b352aa77a01f440048'
+const FINAL_CURRENT = 'f1a7ed77c283a2b3f7973ab34c558a9c2a819f6bc65488fd831c9de6ed429d4d'
+const DIGEST_CURRENT = 'a0bf6b213ab631c4557cbab4d60301463e68e6cfe01004d40deeffaa6fceac6d'
 
 async function key (i: number): Promise<ChainKey> { const s = new Uint8Array(32); s[0] = i; s[1] = 77; return chainKeyFromProtobuf(privateKeyToProtobuf(await generateKeyPairFromSeed('Ed25519', s))) }
 const T0 = Date.UTC(2026, 10, 22)
 const fakeDer = (seed: number, n = 40): Uint8Array => { const b = new Uint8Array(2 + n); b[0] = 0x30; b[1] = n; for (let i = 0; i < n; i++) b[2 + i] = (seed * 31 + i) & 0xff; return b }
-async function history (db: string): Promise<{ out: string[], genesis: { chainId: string, genesisTime: number, initialHeight: number, validators: Uint8Array[], verifiers: string[] } }> {
+async function history (db: string, rules: 'legacy' | 'current'): Promise<{ out: string[], genesis: Genesis }> {
   const gv = await key(1); const val = await key(2)
   const keys = await Promise.all([3, 4, 5].map(key)); const nodes = await Promise.all([6, 7, 8].map(key))
-  const genesis = { chainId: 'golden', genesisTime: T0, initialHeight: 1, validators: [val.publicKey], verifiers: [gv.peerId] }
+  const genesis: Genesis = { chainId: 'golden', genesisTime: T0, initialHeight: 1, validators: [val.publicKey], verifiers: [gv.peerId], certification: { rules } }
   const app = createChainApp({ path: db, rules: createTestOnlyQuorumRules() })
   const out: string[] = []
   out.push('genesis ' + toHex(app.initChain(genesis)))
@@ -63,18 +71,20 @@ async function history (db: string): Promise<{ out: string[], genesis: { chainId
   return { out, genesis }
 }
 
-t.test('a fixed history gives the recorded app hashes, results and data', async t => {
-  const dir = await mkdtemp(join(tmpdir(), 'quorate-golden-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  const db = join(dir, 'g.sqlite')
-  const { out, genesis } = await history(db)
-  t.equal(out.at(-1), `final ${FINAL} h=37`)
-  t.equal(createHash('sha256').update(out.join('\n') + '\n').digest('hex'), DIGEST, 'every height: app hash, checkTx and deliver codes, result data')
-  const reopened = createChainApp({ path: db, rules: createTestOnlyQuorumRules() })
-  t.equal(toHex(reopened.info().appHash), FINAL, 'reopened store recomputes it')
-  reopened.close()
-  const r = replayBlockLog({ dbPath: db, genesis, rules: createTestOnlyQuorumRules() })
-  t.same(r.mismatches, [])
-  t.equal(toHex(r.appHash), FINAL, 'replay reaches it')
-  r.app.close()
-})
+for (const [rules, final, digest] of [['legacy', FINAL, DIGEST], ['current', FINAL_CURRENT, DIGEST_CURRENT]] as const) {
+  t.test(`${rules} rules: a fixed history gives the recorded app hashes, results and data`, async t => {
+    const dir = await mkdtemp(join(tmpdir(), 'quorate-golden-'))
+    t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    const db = join(dir, 'g.sqlite')
+    const { out, genesis } = await history(db, rules)
+    t.equal(out.at(-1), `final ${final} h=37`)
+    t.equal(createHash('sha256').update(out.join('\n') + '\n').digest('hex'), digest, 'every height: app hash, checkTx and deliver codes, result data')
+    const reopened = createChainApp({ path: db, rules: createTestOnlyQuorumRules() })
+    t.equal(toHex(reopened.info().appHash), final, 'reopened store recomputes it')
+    reopened.close()
+    const r = replayBlockLog({ dbPath: db, genesis, rules: createTestOnlyQuorumRules() })
+    t.same(r.mismatches, [])
+    t.equal(toHex(r.appHash), final, 'replay reaches it')
+    r.app.close()
+  })
+}

@@ -20,17 +20,21 @@ t.test('attest.record with a real quorum certificate', async t => {
   const seed = decode(r.value!) as unknown as SeedView
   t.equal(seed.status, 'ready')
   const candidates = seed.candidates!.map(c => c.nodeId)
-  const committee = selectCommittee(seed.seed!, candidates, 4)
+  // current rules: k = min(size for F = 1/5 at 40 bits, candidates) = all 5 verifiers, fixed with the seed
+  t.equal(seed.k, 5, 'the chain draws every candidate when there are fewer than the level needs')
+  t.ok(seed.securityBits !== undefined && seed.securityBits < 40, `the level reached is recorded (${seed.securityBits} bits)`)
+  const k = seed.k!
+  const committee = selectCommittee(seed.seed!, candidates, k)
   const byId = new Map(verifiers.map(v => [v.peerId, v]))
   const expiresAt = h.clock.now + 3_600_000
-  const verdicts = committee.slice(0, threshold(4)).map(id => signVerdict({ nodeId: node.peerId, round: 1, pass: true, appraisalDigest: new Uint8Array(32), failed: [], expiresAt }, signer(byId.get(id)!)))
+  const verdicts = committee.slice(0, threshold(k)).map(id => signVerdict({ nodeId: node.peerId, round: 1, pass: true, appraisalDigest: new Uint8Array(32), failed: [], expiresAt }, signer(byId.get(id)!)))
   // a QC missing one verdict is below threshold: refused, nothing changes
   const short = encodeQuorumCertificate({ nodeId: node.peerId, round: 1, verdicts: verdicts.slice(1) })
   const refused = h.run('attest.record', { nodeId: node.peerId, round: 1, qc: short }, node)
   t.equal(refused.code, TxCode.QC_REJECTED)
   t.match(refused.log, /quorum certificate rejected/)
   // a verdict from a non-member is refused
-  const outsider = verifiers.find(v => !committee.includes(v.peerId))!
+  const outsider = await generateChainKey()
   const forged = encodeQuorumCertificate({ nodeId: node.peerId, round: 1, verdicts: [...verdicts.slice(1), signVerdict({ nodeId: node.peerId, round: 1, pass: true, appraisalDigest: new Uint8Array(32), failed: [], expiresAt }, signer(outsider))] })
   t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: forged }, node).code, TxCode.QC_REJECTED, 'non-member verdict refused')
   const qc = encodeQuorumCertificate({ nodeId: node.peerId, round: 1, verdicts })
@@ -40,4 +44,5 @@ t.test('attest.record with a real quorum certificate', async t => {
   t.equal(view.effective, 'certified')
   t.equal(view.record?.expiresAt, expiresAt)
   t.same([...(view.record?.committee ?? [])].sort(), [...committee].sort(), 'the chain re-derived the same committee')
+  t.equal(view.record?.securityBits, seed.securityBits, 'the certification records the security level its committee reached')
 })
