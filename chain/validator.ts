@@ -79,7 +79,7 @@ const SQLITE_BUSY = 5
  * locks per inode within a process too, so a second validator in the same process is refused as
  * well. The pid file beside it only names the holder in the error; it decides nothing.
  */
-function takeLock (dataDir: string): { release (): void } {
+export function takeLock (dataDir: string): { release (): void } {
   const path = join(dataDir, 'validator.lock')
   const pidFile = join(dataDir, 'validator.pid')
   let db: DatabaseSync | undefined
