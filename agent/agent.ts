@@ -68,11 +68,6 @@ export interface AgentStatus {
   verifier: { sessions: number }
 }
 
-export class NotCertifiedError extends QuorateError {
-  override readonly disposition = 'reject' as const
-  override readonly code: string = 'ERR_NOT_CERTIFIED'
-}
-
 /** How long one shutdown step may take before stop() logs it and goes on (see #stopStep). */
 const STOP_STEP_MS = 10_000
 

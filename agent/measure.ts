@@ -5,14 +5,10 @@
 // paper over a real measurement.
 import { readFile } from 'node:fs/promises'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
-import { QuorateError } from '../encoding/errors.ts'
+import { MeasurementError } from '../containers/errors.ts'
 import { equal } from '../encoding/bytes.ts'
 import type { Tpm } from '../attestation/tpm/index.ts'
 import type { Logger } from '../encoding/log.ts'
-
-export class MeasurementError extends QuorateError {
-  override readonly code: string = 'ERR_MEASUREMENT'
-}
 
 /** Reads the firmware event log; undefined when the platform exposes none. */
 export async function readBootEventLog (path: string): Promise<Uint8Array | undefined> {

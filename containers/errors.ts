@@ -96,7 +96,10 @@ export class ContainerStartError extends QuorateError {
   override readonly code: string = 'ERR_CONTAINER_START'
 }
 
-/** Extending the container PCR or appending the event log failed: the launch is abandoned. */
+/**
+ * Measuring into the TPM failed: extending the container PCR or appending the event log (the
+ * launch is abandoned), or replaying a recorded boot (agent/measure.ts).
+ */
 export class MeasurementError extends QuorateError {
   override readonly disposition = 'stop' as const
   override readonly code: string = 'ERR_MEASUREMENT'

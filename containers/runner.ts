@@ -25,7 +25,8 @@ import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
 import { ImageTarInspector } from './image-tar.ts'
 import { parseCid } from './transfer.ts'
 import { relaySocketPath, startRelay, stopLeftoverRelays, type Relay } from './relay.ts'
-import { CONTAINER_PCR, eventDigest, eventLine, launchEvent, type EventLogWriter } from './events.ts'
+import { CONTAINER_PCR, launchEvent, type EventLogWriter } from './events.ts'
+import { containerEventDigest, containerLaunchLine } from '../attestation/containerlog.ts'
 import {
   ContainerStartError, ContentMismatchError, DockerError, DockerImageMismatchError, ImageDigestMismatchError,
   ImageNotPublishedError, ImageRevokedError, InvalidImageTarError, MeasurementError, NotCertifiedError, UnsupportedEngineError
@@ -331,7 +332,7 @@ class Runner implements ContainerRunner {
 
     // The measured line, built (and checked the way the verifier parses it) before anything is fetched.
     const args = [...(req.args ?? [])]
-    const line = eventLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
+    const line = containerLaunchLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
 
     // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
     await this.checkEngine()
@@ -342,7 +343,7 @@ class Runner implements ContainerRunner {
     // measure, then start
     progress({ phase: 'measure' })
     try {
-      await this.init.measurer.extend(CONTAINER_PCR, eventDigest(line))
+      await this.init.measurer.extend(CONTAINER_PCR, containerEventDigest(line))
       await this.init.eventLog.append(line)
     } catch (err) {
       throw new MeasurementError(`measuring the launch of ${rec.name} failed: ${(err as Error).message}; the container was not started`, { cause: err })

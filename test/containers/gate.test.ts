@@ -10,7 +10,7 @@ import Docker from 'dockerode'
 import { createImageStore, type ImageStore } from '../../containers/store.ts'
 import { createContainerRunner, type CertificationStatus, type ImageRecord, type ImageRegistry, type ContainerRunner } from '../../containers/runner.ts'
 import { createTenantProxy } from '../../containers/proxy.ts'
-import { memoryEventLog, replayEventLog, CONTAINER_PCR } from '../../containers/events.ts'
+import { memoryEventLog, CONTAINER_PCR } from '../../containers/events.ts'
 import { publishImage } from '../../containers/publish.ts'
 import {
   ContentMismatchError, ImageDigestMismatchError, ImageNotPublishedError, ImageRevokedError, NotCertifiedError
@@ -118,7 +118,7 @@ t.test('happy path: published on A, fetched by B over libp2p, loaded, measured, 
   t.equal(measurer.extends.length, 1)
   t.equal(measurer.extends[0].pcr, 13)
   const log = await eventLog.read()
-  t.equal(toHex(replayEventLog(log)), toHex(measurer.pcr13), 'container log replays to the PCR')
+  t.equal(toHex(replayContainerLog(log)), toHex(measurer.pcr13), 'container log replays to the PCR')
   const verifierView = parseContainerLog(log)
   t.equal(verifierView.length, 1, "the verifier's parser reads the runner's line")
   t.equal(toHex(replayContainerLog(verifierView)), toHex(measurer.pcr13), "and the verifier's replay gives the measured PCR 13")
