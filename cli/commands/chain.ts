@@ -8,6 +8,7 @@ import { ChainClient, type SendResult } from '../../chain/client.ts'
 import { loadChainKey, peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
 import { chainPaths, initChainHome, readGenesis, startEmbeddedValidator } from '../../chain/validator.ts'
+import { checkGenesisVerifiers } from '../../chain/genesis.ts'
 import { DEFAULT_COMMITTEE_SIZE, TX_TYPES, type Genesis, type TxBodies, type TxType } from '../../chain/types.ts'
 import { fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
 import { decode } from '../../encoding/canonical.ts'
@@ -62,7 +63,7 @@ export async function sendAndReport<T extends TxType> (argv: SignArgs, type: T, 
 /** The quorum rules of a chain: its genesis committee size. */
 const rulesOf = (g: Genesis): ReturnType<typeof createQuorumRules> => createQuorumRules({ k: g.committeeSize ?? DEFAULT_COMMITTEE_SIZE })
 
-interface InitArgs extends HomeArgs { chainId?: string, verifier?: string[], genesisTime?: string, committeeSize?: number }
+interface InitArgs extends HomeArgs { chainId?: string, verifier?: string[], genesisTime?: string, committeeSize?: number, insecureBootstrap?: boolean }
 const init: CommandModule<GlobalArgs, InitArgs> = {
   command: 'init',
   describe: 'create a new chain (genesis and validator key) in the home directory',
@@ -70,7 +71,8 @@ const init: CommandModule<GlobalArgs, InitArgs> = {
     .option('chain-id', { type: 'string', describe: 'chain id (default: quorate-<random>)' })
     .option('verifier', { type: 'string', array: true, describe: 'genesis verifier node id (libp2p peer id), certified forever; repeatable' })
     .option('genesis-time', { type: 'string', describe: 'RFC 3339 genesis time (default: now)' })
-    .option('committee-size', { type: 'number', describe: 'committee size k (default 7)' }),
+    .option('committee-size', { type: 'number', describe: 'committee size k (default 7)' })
+    .option('insecure-bootstrap', { type: 'boolean', describe: 'allow fewer than 4 genesis verifiers (first committees then tolerate no liar)' }),
   handler: async argv => {
     const home = argv.home ?? defaultHome()
     let genesisTime: number | undefined
@@ -78,6 +80,8 @@ const init: CommandModule<GlobalArgs, InitArgs> = {
       genesisTime = Date.parse(argv.genesisTime)
       if (!Number.isFinite(genesisTime)) throw new InvalidInputError(`--genesis-time ${argv.genesisTime} is not an RFC 3339 time`)
     }
+    checkGenesisVerifiers(argv.verifier ?? [], { insecureBootstrap: argv.insecureBootstrap })
+    if (argv.insecureBootstrap === true && new Set(argv.verifier ?? []).size < 4) progress(argv, 'WARNING: --insecure-bootstrap: fewer than 4 genesis verifiers; the first committees tolerate no liar')
     const r = await initChainHome({ home, chainId: argv.chainId, verifiers: argv.verifier, genesisTime, committeeSize: argv.committeeSize })
     emit(argv, { home, chainId: r.genesis.chainId, genesis: r.paths.genesis, validator: r.validatorPeerId, verifiers: r.genesis.verifiers, genesisTime: new Date(r.genesis.genesisTime).toISOString() },
       `created chain "${r.genesis.chainId}" in ${home}\n  genesis   ${r.paths.genesis}\n  validator ${r.validatorPeerId} (key ${r.paths.validatorKey}, mode 0600)\n  verifiers ${r.genesis.verifiers.length === 0 ? '(none)' : r.genesis.verifiers.join(', ')}\nstart it with: quorate chain start --home ${home}`)

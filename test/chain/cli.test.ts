@@ -13,7 +13,7 @@ const EVENTLOG = '/work/shared/fixtures/measured-boot/ovmf-q35-smp2/eventlog.bin
 t.test('keys, vendor, os and queries through the CLI', async t => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-cli-'))
   t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
-  t.equal((await quorate(['chain', 'init', '--home', home, '--chain-id', 'cli-test'])).code, 0)
+  t.equal((await quorate(['chain', 'init', '--home', home, '--chain-id', 'cli-test', '--insecure-bootstrap'])).code, 0)
   const { proc, url } = await startChainProcess(home)
   t.teardown(() => { proc.kill('SIGKILL') })
   const env = { QUORATE_HOME: home, QUORATE_CHAIN_RPC: url }
@@ -70,4 +70,18 @@ t.test('keys, vendor, os and queries through the CLI', async t => {
   t.ok(st.height >= r.height)
   const proven = JSON.parse((await quorate(['chain', 'query', 'key', 'vendor/acme', '--prove', '--json'], env)).stdout) as { verified: boolean }
   t.equal(proven.verified, true)
+})
+
+t.test('chain init refuses fewer than 4 genesis verifiers unless --insecure-bootstrap', async t => {
+  const home = await mkdtemp(join(tmpdir(), 'quorate-cli-gv-'))
+  t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
+  const ids = (JSON.parse((await quorate(['keys', 'new', '--json'], { QUORATE_HOME: home })).stdout) as { peerId: string }).peerId
+  const three = [ids, '12D3KooWRDnDMPnnTGH6FAGDZVtEm31iPuCeP53fMiBgY4kbZNmv', '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq']
+  const refused = await quorate(['chain', 'init', '--home', join(home, 'c3'), ...three.flatMap(v => ['--verifier', v])])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /at least 4 genesis verifiers.*got 3.*--insecure-bootstrap/s, 'says why and what to do')
+  await t.rejects(stat(join(home, 'c3', 'config', 'genesis.json')), 'nothing written')
+  const forced = await quorate(['chain', 'init', '--home', join(home, 'c3'), '--insecure-bootstrap', ...three.flatMap(v => ['--verifier', v])])
+  t.equal(forced.code, 0, forced.stderr)
+  t.match(forced.stderr, /WARNING: --insecure-bootstrap/)
 })

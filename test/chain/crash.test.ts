@@ -15,7 +15,7 @@ import { toHex } from '../../encoding/bytes.ts'
 t.test('kill -9 while clients submit, restart, everything acked is there', async t => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-crash-'))
   t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
-  await promisify(execFile)(BIN, ['chain', 'init', '--home', home, '--chain-id', 'crash-test'])
+  await promisify(execFile)(BIN, ['chain', 'init', '--home', home, '--chain-id', 'crash-test', '--insecure-bootstrap'])
   const first = await startChain(home)
   const c = new ChainClient({ url: first.url, timeoutMs: 5000 })
   const keys = await Promise.all([0, 1, 2, 3].map(async () => await generateChainKey()))
