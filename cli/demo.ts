@@ -29,7 +29,7 @@ import { Agent, type AgentEvent } from '../agent/agent.ts'
 import { loadConfig } from '../agent/config.ts'
 
 export interface DemoOptions {
-  /** Honest agents (≥ 5); the first four are genesis verifiers. */
+  /** Honest agents (≥ 6); the first five are genesis verifiers, so every committee has ≥ 4 members. */
   readonly nodes: number
   readonly committeeSize: number
   readonly keep: boolean
@@ -179,7 +179,8 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const names = Array.from({ length: o.nodes }, (_, i) => `node-${i + 1}`)
     const keys = new Map<string, ChainKey>()
     for (const n of [...names, 'node-x']) keys.set(n, await generateChainKey())
-    const genesisVerifiers = names.slice(0, 4)
+    // five: a genesis verifier is certified by the other four, so no committee is smaller than 4 (3f + 1, f = 1)
+    const genesisVerifiers = names.slice(0, 5)
     const chainHome = join(work, 'chain')
     await initChainHome({ home: chainHome, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize })
     validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })

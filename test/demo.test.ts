@@ -5,10 +5,11 @@ import { runDemo } from '../cli/demo.ts'
 
 t.test('demo: honest nodes certified, tenant served, tampered node refused', async t => {
   const lines: string[] = []
-  const r = await runDemo({ nodes: 5, committeeSize: 7, keep: false, say: l => { lines.push(l) } })
+  const r = await runDemo({ nodes: 6, committeeSize: 7, keep: false, say: l => { lines.push(l) } })
   t.ok(r.ok, 'the demo reports success')
   const honest = r.nodes.filter(n => n.role !== 'tampered')
-  t.equal(honest.length, 5)
+  t.equal(honest.length, 6)
+  for (const n of r.nodes) t.ok(n.committeeSize >= 4, `${n.name}: committee of ${n.committeeSize} (≥ 4: tolerates a liar)`)
   for (const n of honest) {
     t.ok(n.certified, `${n.name} certified`)
     t.ok(n.pass > (2 * n.committeeSize) / 3, `${n.name}: more than 2/3 of its committee passed it`)
