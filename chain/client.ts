@@ -119,11 +119,13 @@ export class ChainClient {
   async call<T = Record<string, unknown>> (method: string, params: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<T> {
     const id = ++this.#id
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, params })
+    let status = 0
     const text = await new Promise<string>((resolve, reject) => {
       const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(this.url, {
         method: 'POST', agent: this.#agent, signal: opts.signal, timeout: this.#timeout,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
       }, res => {
+        status = res.statusCode ?? 0
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
@@ -133,6 +135,8 @@ export class ChainClient {
       req.on('error', err => reject(new ChainUnavailableError(`chain RPC ${this.url.origin} (${method}) failed: ${err.message}`, { cause: err })))
       req.end(body)
     })
+    // the server is at its connection or buffered-bytes limit: try again shortly
+    if (status === 503) throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
     let j: { result?: T, error?: { code?: number, message?: string, data?: string } }
     try { j = JSON.parse(text) } catch { throw new ChainUnavailableError(`chain RPC ${this.url.origin} answered ${method} with something that is not JSON`) }
     if (j.error !== undefined) {
@@ -223,10 +227,15 @@ export class ChainClient {
     return decode(r.value ?? new Uint8Array(0), { maxBytes: 64 << 20, maxItems: 1 << 20 }) as T
   }
 
-  /** App hash after `height`: from block height+1's header (CometBFT semantics), or status while that block is not out yet. */
+  /**
+   * App hash after `height`: the app's own last committed hash (abci_info) while `height` is the
+   * last committed one, else block height+1's header (CometBFT semantics). Not status'
+   * latest_app_hash: on a CometBFT node that is the latest header's, i.e. after height − 1.
+   */
   async appHashAfter (height: number): Promise<Uint8Array | undefined> {
+    const a = (await this.call<{ response: Record<string, unknown> }>('abci_info', {})).response
+    if (num(a.last_block_height) === height) return b64OrEmpty(a.last_block_app_hash)
     const s = await this.status()
-    if (s.height === height) return s.appHash
     if (s.height > height) return (await this.block(height + 1)).appHash
     return undefined
   }
