@@ -1,32 +1,41 @@
-// HTTP RPC of the embedded validator, following CometBFT's RPC (v0.38) for the methods we use:
-// health, status, abci_info, abci_query, broadcast_tx_sync, broadcast_tx_commit, block, tx.
-// Both forms: JSON-RPC 2.0 POST to "/" (params by name or position; []byte params base64,
-// abci_query data hex, integers as strings) and GET "/<method>?arg=…" (strings quoted, bytes
-// 0x-hex). Responses use CometBFT's JSON shapes (heights as strings, hashes upper-case hex).
+// HTTP RPC of the embedded validator, following CometBFT's RPC (v0.38) for the methods we use
+// (chain/rpc-methods.ts): JSON-RPC 2.0 POSTed to "/" (single or batch) and GET "/<method>?arg=…"
+// ("URI over HTTP"; argument forms in chain/rpc-jsonrpc.ts).
+//
+// Every connection and every byte a client makes us hold is bounded: open connections
+// (`maxConnections`), the size of one request body (refused from its Content-Length before any
+// of it is read), the body bytes buffered across all requests at once (a request that would
+// exceed them is answered 503 and its connection closed), and the time to receive a whole
+// request (a slow upload ends there).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fromBase64, fromHex, sha256 as sha, toBase64, toHex, utf8 } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
-import { MempoolError, type BlockProducer, type StoredBlock, validatorAddress } from './producer.ts'
-import type { TxResult } from './types.ts'
+import type { BlockProducer } from './producer.ts'
+import { createRpcMethods, type RpcMethod } from './rpc-methods.ts'
+import {
+  MAX_BATCH, MAX_JSON_DEPTH, RpcError, bindParams, internal, invalidParams, invalidRequest, jsonDepthExceeds, methodNotFound,
+  parseError, parseRequest, queryParams, type Params, type ParsedRequest, type RpcId
+} from './rpc-jsonrpc.ts'
 
-export const RPC_VERSION = 'quorate-embedded/0.1.0'
+export { RPC_VERSION, blockJson, txResultJson } from './rpc-methods.ts'
 
-class RpcError extends Error {
-  readonly rpcCode: number
-  readonly data: string
-  constructor (rpcCode: number, message: string, data: string) { super(message); this.rpcCode = rpcCode; this.data = data }
+export interface RpcLimits {
+  /** Connections open at once; more are closed as they arrive (CometBFT: max_open_connections). */
+  maxConnections: number
+  /** Largest request body (a 64 KiB tx is ≈ 88 KiB as base64 in JSON). */
+  maxBodyBytes: number
+  /** Request body bytes held across all connections at once. */
+  maxBufferedBytes: number
+  /** Time to receive a whole request, headers and body, ms. */
+  requestTimeoutMs: number
 }
-const invalidParams = (data: string): RpcError => new RpcError(-32602, 'Invalid params', data)
-const internal = (data: string): RpcError => new RpcError(-32603, 'Internal error', data)
 
-const HEX = (b: Uint8Array): string => toHex(b).toUpperCase()
-const rfc3339 = (ms: number): string => new Date(ms).toISOString()
-const b64OrNull = (b: Uint8Array | undefined): string | null => (b === undefined || b.byteLength === 0 ? null : toBase64(b))
-
-export function txResultJson (r: TxResult): Record<string, unknown> {
-  return { code: r.code, data: b64OrNull(r.data), log: r.log, info: '', gas_wanted: '0', gas_used: '0', events: [], codespace: r.codespace }
+export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = {
+  maxConnections: 256,
+  maxBodyBytes: 256 * 1024,
+  maxBufferedBytes: 32 * 1024 * 1024,
+  requestTimeoutMs: 15_000
 }
 
 export interface RpcServerOptions {
@@ -37,273 +46,176 @@ export interface RpcServerOptions {
   kick: () => void
   /** How long broadcast_tx_commit waits for inclusion (ms). */
   commitTimeoutMs?: number
+  limits?: Partial<RpcLimits>
   logger?: Logger
 }
 
 export interface RpcServer { readonly url: string, readonly port: number, close (): Promise<void> }
 
-type Params = Record<string, unknown>
-/** Names of positional params per method (Maps: a method named "constructor" finds nothing). */
-const ORDER = new Map<string, readonly string[]>([
-  ['abci_query', ['path', 'data', 'height', 'prove']],
-  ['broadcast_tx_sync', ['tx']],
-  ['broadcast_tx_async', ['tx']],
-  ['broadcast_tx_commit', ['tx']],
-  ['block', ['height']],
-  ['tx', ['hash', 'prove']]
-])
+/** GET answers carry CometBFT's id for URI requests. */
+const URI_ID = -1
 
-/** Bytes given as base64 (JSON-RPC), or 0x-hex / quoted string (URI form). */
-function bytesParam (v: unknown, what: string, uri: boolean, hexDefault = false): Uint8Array {
-  if (typeof v !== 'string') throw invalidParams(`${what}: expected a string`)
-  try {
-    if (uri) {
-      if (v.startsWith('0x') || v.startsWith('0X')) return fromHex(v, what)
-      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) return utf8.encode(v.slice(1, -1))
-      return hexDefault ? fromHex(v, what) : fromBase64(v, what)
-    }
-    if (hexDefault || /^(0x)?[0-9A-Fa-f]{64}$/.test(v)) return fromHex(v, what)
-    return fromBase64(v, what)
-  } catch (err) { throw invalidParams((err as Error).message) }
-}
-function intParam (v: unknown, what: string): number | undefined {
-  if (v === undefined || v === null || v === '') return undefined
-  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v.replace(/^"|"$/g, '')) : NaN
-  if (!Number.isSafeInteger(n) || n < 0) throw invalidParams(`${what}: expected a non-negative integer`)
-  return n
-}
-function strParam (v: unknown, uri: boolean): string {
-  if (typeof v !== 'string') return ''
-  return uri && v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v
+/** HTTP status of a GET error: the client's fault (400), an unknown method (404), ours (500). */
+function uriStatus (e: RpcError): number {
+  if (e.rpcCode === -32601) return 404
+  if (e.rpcCode === -32603) return 500
+  return 400
 }
 
-export function blockJson (b: StoredBlock, prev: StoredBlock | undefined): Record<string, unknown> {
-  const h = b.header
-  const id = (hash: Uint8Array): Record<string, unknown> => ({ hash: HEX(hash), parts: { total: hash.byteLength === 0 ? 0 : 1, hash: HEX(hash) } })
-  return {
-    block_id: id(b.hash),
-    block: {
-      header: {
-        version: { block: '11', app: '1' },
-        chain_id: h.chainId,
-        height: String(h.height),
-        time: rfc3339(h.time),
-        last_block_id: id(h.lastBlockHash),
-        last_commit_hash: '',
-        data_hash: HEX(h.dataHash),
-        validators_hash: '',
-        next_validators_hash: '',
-        consensus_hash: '',
-        app_hash: HEX(h.appHash),
-        last_results_hash: HEX(h.lastResultsHash),
-        evidence_hash: '',
-        proposer_address: HEX(h.proposer)
-      },
-      data: { txs: b.txs.map(toBase64) },
-      evidence: { evidence: [] },
-      last_commit: prev === undefined
-        ? { height: '0', round: 0, block_id: id(new Uint8Array(0)), signatures: [] }
-        : { height: String(prev.header.height), round: 0, block_id: id(prev.hash), signatures: [{ block_id_flag: 2, validator_address: HEX(prev.header.proposer), timestamp: rfc3339(prev.header.time), signature: toBase64(prev.signature) }] }
-    }
+const errorJson = (id: RpcId, e: RpcError): Record<string, unknown> => ({ jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: e.data } })
+
+function reply (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const s = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s), ...headers })
+  res.end(s)
+}
+
+/** Answers and closes the connection, leaving the unread body unread. */
+function refuse (res: ServerResponse, status: number, e: RpcError, headers: Record<string, string> = {}): void {
+  reply(res, status, errorJson(null, e), { connection: 'close', ...headers })
+}
+
+/** Budget of request body bytes held at once, over all connections. */
+class BodyBudget {
+  #used = 0
+  readonly max: number
+  constructor (max: number) { this.max = max }
+  take (n: number): boolean {
+    if (this.#used + n > this.max) return false
+    this.#used += n
+    return true
   }
+
+  give (n: number): void { this.#used -= n }
+}
+
+/**
+ * Reads a POST body within the limits, or answers the refusal itself and returns undefined.
+ * The budget is taken for the declared length (or the most a body may be, when it is chunked)
+ * before any byte is read, so a slow upload holds budget, not memory beyond it.
+ */
+async function readBody (req: IncomingMessage, res: ServerResponse, limits: RpcLimits, budget: BodyBudget): Promise<string | undefined> {
+  const declared = req.headers['content-length']
+  const size = declared === undefined ? limits.maxBodyBytes : Number(declared)
+  if (!Number.isSafeInteger(size) || size < 0) {
+    refuse(res, 400, invalidRequest('bad Content-Length'))
+    return undefined
+  }
+  if (size > limits.maxBodyBytes) {
+    refuse(res, 413, invalidRequest(`request body of ${size} bytes exceeds the limit of ${limits.maxBodyBytes}`))
+    return undefined
+  }
+  if (!budget.take(size)) {
+    refuse(res, 503, internal('the RPC server holds as many request bytes as it may; retry shortly'), { 'retry-after': '1' })
+    return undefined
+  }
+  try {
+    const chunks: Buffer[] = []
+    let got = 0
+    for await (const c of req) {
+      got += (c as Buffer).length
+      if (got > size) { refuse(res, 413, invalidRequest(`request body exceeds ${size} bytes`)); return undefined }
+      chunks.push(c as Buffer)
+    }
+    return Buffer.concat(chunks).toString('utf8')
+  } finally { budget.give(size) }
 }
 
 export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer> {
-  const { producer } = opts
-  const app = producer.app
   const log = opts.logger ?? silentLogger('quorate:chain:rpc')
-  const commitTimeout = opts.commitTimeoutMs ?? 30_000
-  type Outcome = { height: number, index: number, result: TxResult } | { evicted: TxResult }
-  const waiters = new Map<string, Array<(r: Outcome) => void>>()
-  producer.onEvict((hash, result) => {
-    const hex = toHex(hash)
-    const ws = waiters.get(hex)
-    if (ws === undefined) return
-    waiters.delete(hex)
-    for (const w of ws) w({ evicted: result })
-  })
-  producer.onCommit(b => {
-    if (waiters.size === 0) return
-    for (let i = 0; i < b.txs.length; i++) {
-      const hex = toHex(sha(b.txs[i]))
-      const ws = waiters.get(hex)
-      if (ws === undefined) continue
-      waiters.delete(hex)
-      for (const w of ws) w({ height: b.header.height, index: i, result: b.results[i] })
-    }
-  })
-  const validatorKey = app.info().genesis?.validators[0] ?? new Uint8Array(32)
-  const validatorAddr = validatorAddress(validatorKey)
-  const noResult = txResultJson({ code: 0, log: '', codespace: '' })
-  const broadcastTx = (p: Params, uri: boolean): Record<string, unknown> => {
-    const { result, hash } = submit(bytesParam(p.tx, 'tx', uri))
-    return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
-  }
+  const limits: RpcLimits = { ...DEFAULT_RPC_LIMITS, ...opts.limits }
+  const budget = new BodyBudget(limits.maxBufferedBytes)
+  let url = ''
+  const methods = createRpcMethods({ producer: opts.producer, kick: opts.kick, commitTimeoutMs: opts.commitTimeoutMs ?? 30_000, url: () => url })
 
-  const methods = new Map<string, (p: Params, uri: boolean) => unknown>(Object.entries({
-    health: () => ({}),
-    status: () => {
-      const info = app.info()
-      const r = producer.store.range()
-      const last = producer.lastBlock
-      const first = r === undefined ? undefined : producer.store.block(r.earliest)
-      return {
-        node_info: {
-          protocol_version: { p2p: '8', block: '11', app: '1' },
-          id: toHex(validatorAddr),
-          listen_addr: '',
-          network: info.chainId,
-          version: RPC_VERSION,
-          channels: '',
-          moniker: 'quorate-embedded',
-          other: { tx_index: 'on', rpc_address: url }
-        },
-        sync_info: {
-          latest_block_hash: last === undefined ? '' : HEX(last.hash),
-          latest_app_hash: HEX(info.appHash),
-          latest_block_height: String(info.height),
-          latest_block_time: rfc3339(info.time),
-          earliest_block_hash: first === undefined ? '' : HEX(first.hash),
-          earliest_app_hash: first === undefined ? '' : HEX(first.header.appHash),
-          earliest_block_height: String(r?.earliest ?? 0),
-          earliest_block_time: rfc3339(first?.header.time ?? info.time),
-          catching_up: false
-        },
-        validator_info: { address: HEX(validatorAddr), pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(validatorKey) }, voting_power: '10' }
-      }
-    },
-    abci_info: () => {
-      const info = app.info()
-      return { response: { data: 'quorate', version: RPC_VERSION, app_version: '1', last_block_height: String(info.height), last_block_app_hash: toBase64(info.appHash) } }
-    },
-    abci_query: (p, uri) => {
-      const data = p.data === undefined || p.data === '' ? new Uint8Array(0) : bytesParam(p.data, 'data', uri, true)
-      const r = app.query({ path: strParam(p.path, uri), data, height: intParam(p.height, 'height'), prove: p.prove === true || p.prove === 'true' })
-      return {
-        response: {
-          code: r.code, log: r.log, info: '', index: '0',
-          key: b64OrNull(r.key), value: b64OrNull(r.value),
-          proofOps: r.proofOps === undefined ? null : { ops: r.proofOps.map(o => ({ type: o.type, key: toBase64(o.key), data: toBase64(o.data) })) },
-          height: String(r.height), codespace: r.code === 0 ? '' : r.codespace
-        }
-      }
-    },
-    // async answers like sync here: checkTx is synchronous in the embedded validator
-    broadcast_tx_sync: broadcastTx,
-    broadcast_tx_async: broadcastTx,
-    broadcast_tx_commit: async (p, uri) => {
-      const tx = bytesParam(p.tx, 'tx', uri)
-      const hex = toHex(sha(tx))
-      // Register before submitting: a block could be produced before we would otherwise listen.
-      let resolve!: (r: Outcome) => void
-      const done = new Promise<Outcome>(res => { resolve = res })
-      const list = waiters.get(hex) ?? []
-      list.push(resolve)
-      waiters.set(hex, list)
-      const drop = (): void => {
-        const l = waiters.get(hex)?.filter(f => f !== resolve)
-        if (l === undefined || l.length === 0) waiters.delete(hex); else waiters.set(hex, l)
-      }
-      let check
-      try { check = submit(tx) } catch (err) { drop(); throw err }
-      if (check.result.code !== 0) {
-        drop()
-        return { check_tx: txResultJson(check.result), tx_result: noResult, hash: HEX(check.hash), height: '0' }
-      }
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_res, rej) => { timer = setTimeout(() => { drop(); rej(internal('timed out waiting for tx to be included in a block')) }, commitTimeout) })
-      try {
-        const r = await Promise.race([done, timeout])
-        // dropped from the mempool after a block: report it as CometBFT reports a failed recheck
-        if ('evicted' in r) return { check_tx: txResultJson(r.evicted), tx_result: noResult, hash: HEX(check.hash), height: '0' }
-        return { check_tx: txResultJson(check.result), tx_result: txResultJson(r.result), hash: HEX(check.hash), height: String(r.height) }
-      } finally { clearTimeout(timer) }
-    },
-    block: p => {
-      const info = app.info()
-      const h = intParam(p.height, 'height') ?? info.height
-      if (h > info.height) throw internal(`height ${h} must be less than or equal to the current blockchain height ${info.height}`)
-      const b = producer.store.block(h)
-      if (b === undefined) throw internal(`height ${h} is not available`)
-      return blockJson(b, producer.store.block(h - 1))
-    },
-    tx: (p, uri) => {
-      const hash = bytesParam(p.hash, 'hash', uri, uri)
-      const t = producer.store.tx(hash)
-      if (t === undefined) throw internal(`tx (${HEX(hash)}) not found`)
-      return { hash: HEX(hash), height: String(t.height), index: t.index, tx_result: txResultJson(t.result), tx: toBase64(t.tx) }
-    }
-  } satisfies Record<string, (p: Params, uri: boolean) => unknown>))
-
-  function submit (tx: Uint8Array): ReturnType<BlockProducer['submit']> {
-    let r
-    try { r = producer.submit(tx) } catch (err) {
-      if (err instanceof MempoolError) throw internal(err.message)
-      throw err
-    }
-    if (r.result.code === 0) opts.kick()
-    return r
-  }
-
-  async function call (method: string, params: Params, uri: boolean): Promise<unknown> {
-    const m = methods.get(method)
-    if (m === undefined) throw new RpcError(-32601, 'Method not found', `unknown method ${JSON.stringify(method.slice(0, 64))}`)
+  /** Runs a method; every failure becomes the RpcError to answer with. */
+  async function call (method: RpcMethod, name: string, params: Params, uri: boolean): Promise<unknown> {
     try {
-      return await m(params, uri)
+      return await method.call(params, uri)
     } catch (err) {
       if (err instanceof RpcError) throw err
       if (err instanceof InvalidInputError) throw invalidParams(err.message)
-      log.error('rpc method failed', { method, err })
+      log.error('rpc method failed', { method: name, err })
       throw internal((err as Error).message)
     }
   }
 
-  const reply = (res: ServerResponse, status: number, body: unknown): void => {
-    const s = JSON.stringify(body)
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) })
-    res.end(s)
+  async function handleGet (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? '/', 'http://x')
+    if (u.pathname === '/') { listEndpoints(res); return }
+    const name = u.pathname.slice(1)
+    const method = methods.get(name)
+    try {
+      if (method === undefined) throw methodNotFound(name)
+      reply(res, 200, { jsonrpc: '2.0', id: URI_ID, result: await call(method, name, queryParams(u.searchParams), true) })
+    } catch (err) {
+      const e = err instanceof RpcError ? err : internal((err as Error).message)
+      reply(res, uriStatus(e), errorJson(URI_ID, e))
+    }
   }
-  const errorBody = (id: unknown, err: unknown): Record<string, unknown> => {
-    const e = err instanceof RpcError ? err : internal((err as Error).message)
-    return { jsonrpc: '2.0', id: id ?? -1, error: { code: e.rpcCode, message: e.message, data: e.data } }
+
+  function listEndpoints (res: ServerResponse): void {
+    const lines = [...methods].map(([name, m]) => `/${name}${m.params.length === 0 ? '' : '?' + m.params.map(p => `${p}=_`).join('&')}`)
+    const text = `Available endpoints (GET, or JSON-RPC 2.0 POST to /):\n${lines.join('\n')}\n`
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+    res.end(text)
+  }
+
+  /** One JSON-RPC request: its answer, or undefined for a notification. */
+  async function answer (r: ParsedRequest): Promise<Record<string, unknown> | undefined> {
+    if (!r.ok) return errorJson(r.id, r.error)
+    let result: unknown
+    try {
+      const method = methods.get(r.method)
+      if (method === undefined) throw methodNotFound(r.method)
+      result = await call(method, r.method, bindParams(r.params, method.params), false)
+    } catch (err) {
+      if (r.notification) return undefined
+      return errorJson(r.id, err instanceof RpcError ? err : internal((err as Error).message))
+    }
+    return r.notification ? undefined : { jsonrpc: '2.0', id: r.id, result }
+  }
+
+  async function handlePost (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const text = await readBody(req, res, limits, budget)
+    if (text === undefined) return
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) { reply(res, 400, errorJson(null, invalidRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`))); return }
+    let body: unknown
+    try { body = JSON.parse(text) } catch { reply(res, 400, errorJson(null, parseError('the body is not JSON'))); return }
+    if (!Array.isArray(body)) {
+      const r = parseRequest(body)
+      if (!r.ok) { reply(res, 400, errorJson(r.id, r.error)); return }
+      const out = await answer(r)
+      if (out === undefined) { res.writeHead(204).end(); return }
+      reply(res, 200, out)
+      return
+    }
+    if (body.length === 0 || body.length > MAX_BATCH) { reply(res, 400, errorJson(null, invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests`))); return }
+    const outs = (await Promise.all(body.map(async b => await answer(parseRequest(b))))).filter(o => o !== undefined)
+    if (outs.length === 0) { res.writeHead(204).end(); return }
+    reply(res, 200, outs)
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const u = new URL(req.url ?? '/', 'http://x')
-    if (req.method === 'GET' && u.pathname !== '/') {
-      const params: Params = Object.create(null) as Params // a query string may name __proto__
-      for (const [k, v] of u.searchParams) params[k] = v
-      try { reply(res, 200, { jsonrpc: '2.0', id: -1, result: await call(u.pathname.slice(1), params, true) }) } catch (err) { reply(res, 500, errorBody(-1, err)) }
-      return
-    }
-    if (req.method !== 'POST') { reply(res, 405, errorBody(-1, new RpcError(-32600, 'Invalid Request', 'use POST / with JSON-RPC 2.0 or GET /<method>'))); return }
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const c of req) {
-      size += (c as Buffer).length
-      if (size > 1024 * 1024) { reply(res, 413, errorBody(-1, new RpcError(-32600, 'Invalid Request', 'request body exceeds 1 MiB'))); req.destroy(); return }
-      chunks.push(c as Buffer)
-    }
-    let body: { id?: unknown, method?: unknown, params?: unknown }
-    try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch { reply(res, 400, errorBody(-1, new RpcError(-32700, 'Parse error', 'the body is not JSON'))); return }
-    if (body === null || typeof body !== 'object' || typeof body.method !== 'string') { reply(res, 400, errorBody(-1, new RpcError(-32600, 'Invalid Request', 'expected { jsonrpc, id, method, params }'))); return }
-    let params: Params = {}
-    if (Array.isArray(body.params)) {
-      const names = ORDER.get(body.method) ?? []
-      body.params.forEach((v, i) => { if (names[i] !== undefined) params[names[i]] = v })
-    } else if (body.params !== null && typeof body.params === 'object') params = body.params as Params
-    try { reply(res, 200, { jsonrpc: '2.0', id: body.id ?? -1, result: await call(body.method, params, false) }) } catch (err) { reply(res, 200, errorBody(body.id, err)) }
+    if (req.method === 'GET') await handleGet(req, res)
+    else if (req.method === 'POST' && new URL(req.url ?? '/', 'http://x').pathname === '/') await handlePost(req, res)
+    else refuse(res, 405, invalidRequest('use POST / with JSON-RPC 2.0, or GET /<method>'), { allow: 'GET, POST' })
   }
 
-  const server: Server = createServer((req, res) => { handle(req, res).catch(err => { log.error('rpc', { err }); if (!res.headersSent) reply(res, 500, errorBody(-1, err)) }) })
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(err => {
+      log.error('rpc', { err })
+      if (!res.headersSent) reply(res, 500, errorJson(null, internal((err as Error).message)))
+      else res.destroy()
+    })
+  })
+  server.maxConnections = limits.maxConnections
+  server.requestTimeout = limits.requestTimeoutMs
+  server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs)
   server.keepAliveTimeout = 60_000
-  const i = opts.listen.lastIndexOf(':')
-  const host = i < 0 ? '127.0.0.1' : opts.listen.slice(0, i).replace(/^\[|\]$/g, '')
-  const port = Number(i < 0 ? opts.listen : opts.listen.slice(i + 1))
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidInputError(`bad RPC listen address ${opts.listen} (expected host:port)`)
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => { server.off('error', reject); resolve() }) })
+  await listen(server, opts.listen)
   const addr = server.address() as AddressInfo
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+  url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
   return {
     url,
     port: addr.port,
@@ -312,4 +224,15 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
+}
+
+async function listen (server: Server, address: string): Promise<void> {
+  const i = address.lastIndexOf(':')
+  const host = i < 0 ? '127.0.0.1' : address.slice(0, i).replace(/^\[|\]$/g, '')
+  const port = Number(i < 0 ? address : address.slice(i + 1))
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidInputError(`bad RPC listen address ${address} (expected host:port)`)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
 }
