@@ -111,10 +111,12 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
         expiresAt: rec?.expiresAt !== undefined ? new Date(rec.expiresAt).toISOString() : undefined,
         reason: rec?.statusReason,
         committee: rec?.committee,
+        securityBits: rec?.securityBits,
+        cooldown: view.cooldown,
         addrs: rec?.addrs,
         platform: rec?.platform,
         os: rec?.os,
-        pendingRequest: view.request !== undefined && view.request.recordedAt === undefined ? { round: view.request.round, height: view.request.height } : undefined,
+        pendingRequest: view.request !== undefined && view.request.recordedAt === undefined && view.request.closedAt === undefined ? { round: view.request.round, height: view.request.height, deadline: view.request.deadline } : undefined,
         qc: qc !== undefined ? { round: qc.round, outcome: qc.outcome, height: qc.height, bytes: qc.qc.length, verdicts } : undefined
       }
       emit(argv, result, () => [
@@ -123,6 +125,8 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
         ...(result.expiresAt !== undefined ? [`  expires     ${result.expiresAt}`] : []),
         ...(rec?.statusReason !== undefined ? [`  reason      ${rec.statusReason}`] : []),
         ...(rec?.committee !== undefined ? [`  committee   ${rec.committee.join('\n              ')}`] : []),
+        ...(rec?.securityBits !== undefined ? [`  security    ${rec.securityBits} bits (committee of ${rec.committee?.length ?? '?'}; forging a round takes ≥ 2^${rec.securityBits} tries at the genesis adversary fraction)`] : []),
+        ...(view.cooldown !== undefined ? [`  cooldown    ${view.cooldown.failures} failed round(s); next request allowed at height ${view.cooldown.allowedAt}`] : []),
         ...(qc !== undefined ? [`  QC          ${qc.outcome} at height ${qc.height}, ${verdicts?.length ?? '?'} verdicts, ${qc.qc.length} bytes`] : []),
         ...(result.pendingRequest !== undefined ? [`  pending     round ${result.pendingRequest.round} requested at height ${result.pendingRequest.height}`] : [])
       ].join('\n'))
