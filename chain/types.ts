@@ -187,27 +187,59 @@ export interface SeedView {
 }
 
 /**
- * Quorum rules, injected (chain must not import attestation/). Times are Unix milliseconds of
- * block time. Throws InvalidInputError when the certificate is not acceptable.
+ * Quorum rules, injected (chain must not import attestation/): structurally attestation/quorum's
+ * QuorumRules (certificate.ts) — keep the two equal. Pure and deterministic. Each check throws
+ * InvalidInputError when its input is not acceptable.
  */
 export interface QuorumRules {
-  verifyCertificate (input: {
-    qc: Uint8Array
-    nodeId: string
-    round: number
-    seed: Uint8Array
-    candidates: ReadonlyArray<{ nodeId: string, publicKey: Uint8Array }>
-    now: number
-    /** Committee size drawn for the round (current rules pass the genesis-derived size; legacy passes none). */
-    k?: number
-  }): { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
   /**
    * The committee a round draws among `candidates` candidates: k = min(smallest size reaching
-   * the model's level, candidates) and the security level that k actually reaches
-   * (⌊−log2 P_forge(k)⌋, exact arithmetic). Optional until every implementation has it; the
-   * chain then computes the same numbers itself.
+   * the model's level, candidates), the size the model asks for (target), and the security level
+   * that k actually reaches (⌊−log2 P_forge(k)⌋, exact arithmetic; Infinity when F = 0).
    */
-  committeeSize? (model: AdversaryModel, candidates: number): { k: number, securityBits: number }
+  committeeSize (model: AdversaryModel, candidates: number): { k: number, target: number, securityBits: number }
+  /** The committee of a round in drawn order (the order a QC's signer bitmap indexes); the node itself excluded. */
+  drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): readonly string[]
+  /**
+   * A QC v3 (BLS aggregate + signer bitmap) for round `round` of `nodeId` on `chainId`: the
+   * committee re-derived (or `committee` as drawCommittee gave it), > 2/3 signers, aggregate
+   * signature valid. Candidates' BLS keys must have passed verifyPossession at node.register.
+   * No expiry inside: the chain sets it (genesis certTtlMs).
+   */
+  verifyCertificate (input: QuorumCommitteeInput & { qc: Uint8Array }): {
+    outcome: 'pass' | 'fail'
+    evidenceDigest: Uint8Array
+    failedClaims: readonly string[]
+    committee: readonly string[]
+    threshold: number
+    signers: readonly string[]
+  }
+  /** One member's signed verdict (canonical bytes): member-submitted verdicts and fault proofs. */
+  verifyVerdict (input: QuorumCommitteeInput & { verdict: Uint8Array }): {
+    verdict: {
+      chainId: string, nodeId: string, round: number, outcome: 'pass' | 'fail', evidenceDigest: Uint8Array,
+      failedClaims: readonly string[], member: string, signature: Uint8Array
+    }
+    committee: readonly string[]
+    /** The member's position in the committee. */
+    index: number
+  }
+  /** node.register: the BLS public key (48 bytes) and its proof of possession bound to the node id. */
+  verifyPossession (input: { nodeId: string, blsPublicKey: Uint8Array, proof: Uint8Array }): void
+}
+
+/** Whose committee, which round, drawn how: what the quorum rules need to re-derive a committee. */
+export interface QuorumCommitteeInput {
+  chainId: string
+  nodeId: string
+  round: number
+  seed: Uint8Array
+  /** Candidates at the round's height with their registered BLS public keys (the node itself is skipped). */
+  candidates: ReadonlyArray<{ nodeId: string, blsPublicKey: Uint8Array }>
+  /** Committee size fixed with the seed. */
+  k: number
+  /** The committee as drawCommittee returned it, when kept; saves the re-draw over all candidates. */
+  committee?: readonly string[]
 }
 
 /** Genesis of a chain (stored as CometBFT-like genesis.json in the home dir). */

@@ -1,13 +1,17 @@
 // Quorum certificate verification (what the chain runs on attest.record) and the collector the
 // node uses to build one. Data in, data out: bytes, a seed and the candidate list in; a verified
 // result or one specific InvalidInputError subclass out.
-import { equal } from '../../encoding/bytes.ts'
+import { equal, toHex } from '../../encoding/bytes.ts'
 import { DecodeError, InvalidInputError } from '../../encoding/errors.ts'
 import { selectCommittee, threshold, DEFAULT_COMMITTEE_SIZE, MAX_COMMITTEE_SIZE } from './committee.ts'
 import { publicKeyFromNodeId, verifyEd25519 } from './keys.ts'
+import { BLS_PUBLIC_KEY_BYTES, blsAggregate, blsFastAggregateVerify, blsVerify, verifyKeyPossession } from './bls.ts'
+import { committeeSizeWith, type AdversaryModel } from './sizing.ts'
 import {
   decodeQuorumCertificate, decodeVerdict, encodeQcEntries, encodeVerdict, verdictSigningBytes, WrongSubjectError,
-  type QcEntry, type SignedVerdict, type Verdict
+  decodeCertificate, decodeMemberVerdict, encodeCertificate, encodeMemberVerdict, verdictMessageSigningBytes, messageOf,
+  signerBitmap, bitmapIndices,
+  type QcEntry, type SignedVerdict, type Verdict, type MemberVerdict, type VerdictMessage, type Outcome
 } from './verdict.ts'
 
 export { WrongSubjectError }
@@ -56,26 +60,47 @@ export interface VerifiedCertificate {
   readonly failed: readonly string[]
 }
 
-/** Structurally the chain's `QuorumRules` (docs/CONTRACTS.md); chain/ does not import us. */
+/**
+ * What chain/ calls (injected: chain/ does not import attestation/); chain/types.ts declares the
+ * same shape. All pure and deterministic: every validator gets the same answer.
+ */
 export interface QuorumRules {
-  verifyCertificate (input: { qc: Uint8Array, nodeId: string, round: number, seed: Uint8Array,
-    candidates: readonly { nodeId: string, publicKey: Uint8Array }[], now: number, k?: number }):
-  { outcome: 'pass' | 'fail', expiresAt: number, committee: readonly string[] }
+  /** min(committeeSizeFor(model), candidates) and the security level that size reaches. */
+  committeeSize (model: AdversaryModel, candidates: number): { k: number, target: number, securityBits: number }
+  /** The committee of a round, in drawn order (what a QC's signer bitmap indexes). */
+  drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): readonly string[]
+  verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificateV3
+  /** One member's verdict (member-submitted, or inside a fault proof). */
+  verifyVerdict (input: CommitteeInput & { readonly verdict: Uint8Array }): { verdict: MemberVerdict, committee: readonly string[], index: number }
+  /** A node.register's BLS key and proof of possession; throws InvalidBlsKeyError or BadPossessionProofError. */
+  verifyPossession (input: { nodeId: string, blsPublicKey: Uint8Array, proof: Uint8Array }): void
 }
 
 function checkCommitteeSize (k: number): void {
   if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
 }
 
+/**
+ * The rules object. `k` is only for legacy callers: until agent/p2p and chain/app.ts move to v3,
+ * verifyCertificate given the old input (no chainId; candidates with ed25519 publicKey; now) checks
+ * a QC v2 as before and returns its expiresAt. Remove with QC v2.
+ */
 export function createQuorumRules (opts: { k?: number } = {}): QuorumRules {
-  const k = opts.k ?? DEFAULT_COMMITTEE_SIZE
-  checkCommitteeSize(k)
+  const legacyK = opts.k ?? DEFAULT_COMMITTEE_SIZE
+  checkCommitteeSize(legacyK)
   return {
+    committeeSize: (model, candidates) => committeeSizeWith(model, candidates),
+    drawCommittee: input => drawCommittee(input),
     verifyCertificate: input => {
-      // the chain may pass its genesis committee size; otherwise the configured one
-      const r = verifyQuorumCertificate({ ...input, k: input.k ?? k })
-      return { outcome: r.outcome, expiresAt: r.expiresAt, committee: r.committee }
-    }
+      const legacy = input as unknown as Partial<VerifyCertificateInput> & { chainId?: unknown }
+      if (legacy.chainId === undefined && typeof legacy.now === 'number') {
+        const r = verifyQuorumCertificate({ ...(legacy as VerifyCertificateInput), k: legacy.k ?? legacyK })
+        return { outcome: r.outcome, expiresAt: r.expiresAt, committee: r.committee } as unknown as VerifiedCertificateV3
+      }
+      return verifyCertificate(input)
+    },
+    verifyVerdict: input => verifyMemberVerdict(input),
+    verifyPossession: input => { verifyKeyPossession(input) }
   }
 }
 
@@ -226,3 +251,199 @@ export class QuorumCollector {
     return { qc, outcome, expiresAt: Math.min(...side.map(s => s.verdict.expiresAt)) }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// v3: BLS verdicts and aggregate QCs (issue 10; formats in verdict.ts).
+
+export class BadSignerBitmapError extends InvalidInputError {
+  override readonly code: string = 'ERR_BAD_SIGNER_BITMAP'
+}
+
+/** A candidate verifier as the chain lists it: node id and its registered (PoP-checked) BLS key. */
+export interface BlsCandidate { readonly nodeId: string, readonly blsPublicKey: Uint8Array }
+
+export interface CommitteeInput {
+  readonly chainId: string
+  readonly nodeId: string
+  readonly round: number
+  readonly seed: Uint8Array
+  /** Every candidate at the round's height; the node itself is left out of the draw. */
+  readonly candidates: readonly BlsCandidate[]
+  /** Committee size the chain uses (committeeSize(...).k); the draw takes min(k, candidates). */
+  readonly k: number
+  /**
+   * The round's committee when the caller already drew it (drawCommittee) and kept it: skips the
+   * re-draw over all candidates. Must be exactly what drawCommittee returned for these inputs.
+   */
+  readonly committee?: readonly string[]
+}
+
+export interface VerifiedCertificateV3 {
+  readonly outcome: Outcome
+  readonly evidenceDigest: Uint8Array
+  readonly failedClaims: readonly string[]
+  /** The drawn committee, in rank order (the bitmap's order). */
+  readonly committee: readonly string[]
+  readonly threshold: number
+  /** Committee members whose signatures the aggregate holds. */
+  readonly signers: readonly string[]
+}
+
+/** The committee of a round: min(k, candidates) members drawn from seed, the node excluded. */
+export function drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): string[] {
+  checkCommitteeSize(input.k)
+  return selectCommittee(input.seed, input.candidates.filter(id => id !== input.nodeId), input.k)
+}
+
+function committeeOf (input: CommitteeInput): { committee: readonly string[], keys: Map<string, Uint8Array> } {
+  const byId = new Map<string, Uint8Array>()
+  for (const c of input.candidates) if (c.nodeId !== input.nodeId && !byId.has(c.nodeId)) byId.set(c.nodeId, c.blsPublicKey)
+  const committee = input.committee ?? drawCommittee({ seed: input.seed, nodeId: input.nodeId, candidates: [...byId.keys()], k: input.k })
+  if (committee.length === 0) throw new BelowThresholdError(`no candidates: the committee of round ${input.round} for ${input.nodeId} is empty`)
+  const keys = new Map<string, Uint8Array>()
+  for (const id of committee) {
+    const key = byId.get(id)
+    if (!(key instanceof Uint8Array) || key.length !== BLS_PUBLIC_KEY_BYTES) throw new CandidateKeyMismatchError(`committee member ${id} has no registered BLS public key`)
+    keys.set(id, key)
+  }
+  return { committee, keys }
+}
+
+/**
+ * Full QC v3 check, what the chain runs on attest.record: strict decoding and size limits; the
+ * committee re-derived from seed and candidates; a bitmap of exactly ⌈|committee|/8⌉ bytes with no
+ * bit past the committee; at least threshold(|committee|) signers (> 2/3); the aggregate of their
+ * BLS keys verifies over the message rebuilt from chain id, node, round and the QC's outcome,
+ * evidence digest and failed claims. Candidates' keys must have passed verifyKeyPossession.
+ */
+export function verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificateV3 {
+  const qc = decodeCertificate(input.qc)
+  const { committee, keys } = committeeOf(input)
+  if (qc.signers.length !== Math.ceil(committee.length / 8)) throw new BadSignerBitmapError(`signer bitmap of ${qc.signers.length} bytes for a committee of ${committee.length}`)
+  const idx = bitmapIndices(qc.signers)
+  if (idx.length > 0 && idx[idx.length - 1] >= committee.length) throw new BadSignerBitmapError(`signer bitmap names position ${idx[idx.length - 1]} of a committee of ${committee.length}`)
+  const need = threshold(committee.length)
+  if (idx.length < need) throw new BelowThresholdError(`${idx.length} signers; ${need} of ${committee.length} needed`)
+  const signers = idx.map(i => committee[i])
+  const message = { chainId: input.chainId, nodeId: input.nodeId, round: input.round, outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: qc.failedClaims }
+  const pks = signers.map(id => keys.get(id) as Uint8Array) // every committee member has a key (committeeOf)
+  if (!blsFastAggregateVerify(pks, verdictMessageSigningBytes(message), qc.signature)) {
+    throw new BadVerdictSignatureError(`the aggregate signature of ${signers.length} signers does not verify for round ${input.round} of ${input.nodeId} on ${input.chainId}`)
+  }
+  return { outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: qc.failedClaims, committee, threshold: need, signers }
+}
+
+/**
+ * One member's verdict on its own (member-submitted verdicts, fault proofs): strict decoding;
+ * about this chain, node and round; signed by a committee member with its registered BLS key.
+ * Returns the verdict and the member's position in the committee.
+ */
+export function verifyMemberVerdict (input: CommitteeInput & { readonly verdict: Uint8Array | MemberVerdict }): { verdict: MemberVerdict, committee: readonly string[], index: number } {
+  const v = input.verdict instanceof Uint8Array ? decodeMemberVerdict(input.verdict) : checkedMemberVerdict(input.verdict)
+  if (v.chainId !== input.chainId) throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${input.chainId}`)
+  if (v.nodeId !== input.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${input.nodeId}`)
+  if (v.round !== input.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${input.round}`)
+  const { committee, keys } = committeeOf(input)
+  const key = keys.get(v.member)
+  if (key === undefined) throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${input.round} for ${input.nodeId}`)
+  if (!blsVerify(key, verdictMessageSigningBytes(v), v.signature)) throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
+  return { verdict: v, committee, index: committee.indexOf(v.member) }
+}
+
+/** A MemberVerdict object passed in directly gets the same checks as decoded bytes. */
+function checkedMemberVerdict (v: MemberVerdict): MemberVerdict {
+  try { return decodeMemberVerdict(encodeMemberVerdict(v)) } catch (err) {
+    if (err instanceof InvalidInputError) throw err
+    throw new InvalidInputError(`verdict: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+function messageKey (m: VerdictMessage): string {
+  return `${m.outcome}/${toHex(m.evidenceDigest)}/${m.failedClaims.join(',')}`
+}
+
+/**
+ * Collects one round's member verdicts as they arrive (the node, or a member recording the QC).
+ * Each verdict is checked on arrival (subject, membership, signature), so garbage from one member
+ * disturbs nobody. Verdicts group by message (outcome, evidence digest, failed claims): only
+ * identical messages aggregate. Once a group reaches the threshold, `certificate()` aggregates it.
+ */
+export class CertificateCollector {
+  readonly chainId: string
+  readonly nodeId: string
+  readonly round: number
+  readonly committee: readonly string[]
+  readonly threshold: number
+  readonly #keys: Map<string, Uint8Array>
+  readonly #index: Map<string, number>
+  readonly #heard = new Set<string>()
+  readonly #groups = new Map<string, { message: VerdictMessage, sigs: Map<number, Uint8Array> }>()
+
+  /** `committee`: the round's members in drawn order, with their registered BLS keys. */
+  constructor (opts: { chainId: string, nodeId: string, round: number, committee: readonly BlsCandidate[] }) {
+    if (opts.committee.length === 0) throw new BelowThresholdError('empty committee')
+    if (opts.committee.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee larger than ${MAX_COMMITTEE_SIZE}`)
+    this.chainId = opts.chainId
+    this.nodeId = opts.nodeId
+    this.round = opts.round
+    this.committee = opts.committee.map(c => c.nodeId)
+    if (new Set(this.committee).size !== this.committee.length) throw new InvalidInputError('committee lists a member twice')
+    this.threshold = threshold(opts.committee.length)
+    this.#keys = new Map(opts.committee.map(c => [c.nodeId, c.blsPublicKey]))
+    this.#index = new Map(this.committee.map((id, i) => [id, i]))
+  }
+
+  /** Checks and records one verdict; throws (recording nothing) if invalid or a second one from its member. */
+  add (verdict: Uint8Array | MemberVerdict): MemberVerdict {
+    const { verdict: v } = verifyMemberVerdict({
+      verdict, chainId: this.chainId, nodeId: this.nodeId, round: this.round, seed: EMPTY_SEED, k: this.committee.length,
+      committee: this.committee, candidates: this.committee.map(id => ({ nodeId: id, blsPublicKey: this.#keys.get(id) as Uint8Array }))
+    })
+    if (this.#heard.has(v.member)) throw new DuplicateVerdictError(`two verdicts from ${v.member}`)
+    this.#heard.add(v.member)
+    const key = messageKey(v)
+    let g = this.#groups.get(key)
+    if (g === undefined) this.#groups.set(key, g = { message: messageOf(v), sigs: new Map() })
+    g.sigs.set(this.#index.get(v.member) as number, v.signature)
+    return v
+  }
+
+  /** Members heard from, and the size of the largest group of identical verdicts. */
+  get counts (): { heard: number, largest: number, pass: number, fail: number } {
+    let largest = 0; let pass = 0; let fail = 0
+    for (const g of this.#groups.values()) {
+      largest = Math.max(largest, g.sigs.size)
+      if (g.message.outcome === 'pass') pass += g.sigs.size; else fail += g.sigs.size
+    }
+    return { heard: this.#heard.size, largest, pass, fail }
+  }
+
+  #decided (): { message: VerdictMessage, sigs: Map<number, Uint8Array> } | undefined {
+    for (const g of this.#groups.values()) if (g.sigs.size >= this.threshold) return g
+    return undefined
+  }
+
+  outcome (): Outcome | undefined {
+    return this.#decided()?.message.outcome
+  }
+
+  /** True when no verdict group can still reach the threshold with the members not yet heard. */
+  undecidable (): boolean {
+    if (this.#decided() !== undefined) return false
+    const left = this.committee.length - this.#heard.size
+    return this.counts.largest + left < this.threshold
+  }
+
+  /** The QC v3 of the decided group: all its signers, one aggregate signature. */
+  certificate (): { qc: Uint8Array, outcome: Outcome, message: VerdictMessage, signers: readonly string[] } {
+    const g = this.#decided()
+    if (g === undefined) throw new BelowThresholdError(`largest group of identical verdicts is ${this.counts.largest}; ${this.threshold} of ${this.committee.length} needed`)
+    const idx = [...g.sigs.keys()].sort((a, b) => a - b)
+    const signature = blsAggregate(idx.map(i => g.sigs.get(i) as Uint8Array))
+    const qc = encodeCertificate({ outcome: g.message.outcome, evidenceDigest: g.message.evidenceDigest, failedClaims: g.message.failedClaims, signers: signerBitmap(this.committee.length, idx), signature })
+    return { qc, outcome: g.message.outcome, message: g.message, signers: idx.map(i => this.committee[i]) }
+  }
+}
+
+// The collector passes its committee explicitly; the seed is then unused.
+const EMPTY_SEED = new Uint8Array(16)

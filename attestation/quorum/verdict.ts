@@ -210,3 +210,224 @@ export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// v3: BLS verdicts that aggregate (issue 10).
+//
+//   VerdictMessage = canonical { v:3, chainId, nodeId, round, outcome, evidenceDigest, failedClaims }
+//   signature      = BLS(member's BLS key, "quorate/verdict/v3\0" ‖ VerdictMessage)       (bls.ts)
+//   MemberVerdict  = canonical { v:3, chainId, nodeId, round, outcome, evidenceDigest, failedClaims,
+//                                member, signature }     (one member's verdict: p2p, tx, fault proof)
+//   QC v3          = canonical { v:3, outcome, evidenceDigest, failedClaims, signers, signature }
+//
+// The message has no per-verifier field (no member, no expiry: the chain sets expiry from the
+// genesis certification TTL), so every member who judged the same evidence the same way signs the
+// same bytes and the signatures add up to one. The QC names its signers with a bitmap over the
+// committee in drawn (rank) order: bit i is bit (i mod 8) of byte ⌊i/8⌋, LSB first; exactly
+// ⌈k/8⌉ bytes, unused high bits zero. Chain id, node and round are not in the QC: the verifier
+// knows them from the transaction and rebuilds the message, so a QC for another chain, node or
+// round fails its signature. failedClaims are sorted and unique (one spelling per message).
+
+export const VERDICT_V3_DOMAIN = utf8.encode('quorate/verdict/v3\0')
+
+/** Limits of v3 messages; a QC at k = 128 is ~ 300 bytes. */
+export const LIMITS_V3 = {
+  chainIdChars: 64,
+  nodeIdChars: 128,
+  failedClaims: 16,
+  memberVerdictBytes: 1024,
+  qcBytes: 1024
+} as const
+
+const CLAIM_RE = /^[a-z][a-z0-9_.-]{0,63}$/
+
+export type Outcome = 'pass' | 'fail'
+
+/** What a member signs: a judgement of one round's evidence. */
+export interface VerdictMessage {
+  readonly chainId: string
+  /** The node being certified. */
+  readonly nodeId: string
+  readonly round: number
+  readonly outcome: Outcome
+  /** sha256 of the canonical evidence bundle judged; 32 bytes. */
+  readonly evidenceDigest: Uint8Array
+  /** Claims that failed, sorted and unique; empty exactly when the outcome is pass. */
+  readonly failedClaims: readonly string[]
+}
+
+/** One member's signed verdict. */
+export interface MemberVerdict extends VerdictMessage {
+  readonly member: string
+  /** 96-byte BLS signature over verdictMessageSigningBytes(this). */
+  readonly signature: Uint8Array
+}
+
+/** A v3 quorum certificate (decoded). */
+export interface CertificateV3 {
+  readonly v: 3
+  readonly outcome: Outcome
+  readonly evidenceDigest: Uint8Array
+  readonly failedClaims: readonly string[]
+  /** Bitmap over the committee in drawn order. */
+  readonly signers: Uint8Array
+  /** Aggregate BLS signature of the signers over the message. */
+  readonly signature: Uint8Array
+}
+
+function messageProblems (m: VerdictMessage): string | undefined {
+  if (typeof m.chainId !== 'string' || m.chainId === '' || m.chainId.length > LIMITS_V3.chainIdChars) return `chainId must be 1..${LIMITS_V3.chainIdChars} characters`
+  if (typeof m.nodeId !== 'string' || m.nodeId === '' || m.nodeId.length > LIMITS_V3.nodeIdChars) return `nodeId must be 1..${LIMITS_V3.nodeIdChars} characters`
+  if (!Number.isSafeInteger(m.round) || m.round < 0) return 'round must be a non-negative integer'
+  return outcomeProblems(m)
+}
+
+function outcomeProblems (m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' | 'failedClaims'>): string | undefined {
+  if (m.outcome !== 'pass' && m.outcome !== 'fail') return 'outcome must be "pass" or "fail"'
+  if (!(m.evidenceDigest instanceof Uint8Array) || m.evidenceDigest.length !== 32) return 'evidenceDigest must be 32 bytes'
+  if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS_V3.failedClaims) return `failedClaims must list at most ${LIMITS_V3.failedClaims} claims`
+  for (let i = 0; i < m.failedClaims.length; i++) {
+    const c = m.failedClaims[i]
+    if (typeof c !== 'string' || !CLAIM_RE.test(c)) return `failed claim ${JSON.stringify(c)} is not a claim name (a-z, 0-9, _ . -; up to 64)`
+    if (i > 0 && !(m.failedClaims[i - 1] < c)) return 'failedClaims must be sorted and unique'
+  }
+  if (m.outcome === 'pass' && m.failedClaims.length > 0) return 'a passing verdict lists no failed claims'
+  if (m.outcome === 'fail' && m.failedClaims.length === 0) return 'a failing verdict names the claims that failed'
+  return undefined
+}
+
+/** failedClaims in their one canonical order (sorted, unique), for callers building a message. */
+export function normalizeClaims (claims: readonly string[]): string[] {
+  return [...new Set(claims)].sort()
+}
+
+function messageFields (m: VerdictMessage): Record<string, Canonical> {
+  return { v: 3, chainId: m.chainId, nodeId: m.nodeId, round: m.round, outcome: m.outcome, evidenceDigest: m.evidenceDigest, failedClaims: [...m.failedClaims] }
+}
+
+/** The canonical bytes of a verdict message; throws InvalidInputError when a field is invalid. */
+export function encodeVerdictMessage (m: VerdictMessage): Uint8Array {
+  const p = messageProblems(m)
+  if (p !== undefined) throw new InvalidInputError(`verdict: ${p}`)
+  return encode(messageFields(m))
+}
+
+/** Exactly what a member's BLS key signs for `m`. */
+export function verdictMessageSigningBytes (m: VerdictMessage): Uint8Array {
+  return concat([VERDICT_V3_DOMAIN, encodeVerdictMessage(m)])
+}
+
+/** Signs a verdict as `member` with its BLS key (failedClaims are normalized first). */
+export function signMemberVerdict (m: VerdictMessage, member: string, key: { sign (message: Uint8Array): Uint8Array }): MemberVerdict {
+  const msg: VerdictMessage = { ...m, failedClaims: normalizeClaims(m.failedClaims) }
+  checkText(member, LIMITS_V3.nodeIdChars, 'verdict member')
+  return { ...msg, member, signature: key.sign(verdictMessageSigningBytes(msg)) }
+}
+
+/** The message part of a member verdict (what aggregates). */
+export function messageOf (v: VerdictMessage): VerdictMessage {
+  return { chainId: v.chainId, nodeId: v.nodeId, round: v.round, outcome: v.outcome, evidenceDigest: v.evidenceDigest, failedClaims: v.failedClaims }
+}
+
+export function encodeMemberVerdict (v: MemberVerdict): Uint8Array {
+  const p = messageProblems(v)
+  if (p !== undefined) throw new InvalidInputError(`verdict: ${p}`)
+  checkText(v.member, LIMITS_V3.nodeIdChars, 'verdict member')
+  if (!(v.signature instanceof Uint8Array) || v.signature.length !== 96) throw new InvalidInputError('verdict signature must be 96 bytes')
+  return encode({ ...messageFields(v), member: v.member, signature: v.signature })
+}
+
+const MEMBER_VERDICT_KEYS = ['v', 'chainId', 'nodeId', 'round', 'outcome', 'evidenceDigest', 'failedClaims', 'member', 'signature'] as const
+
+function claimsFrom (m: Record<string, Canonical>, key: string, what: string): string[] {
+  return field(m, key, what, is.array, 'array').map((c: Canonical) => {
+    if (typeof c !== 'string') throw new DecodeError(`${what}.${key}: expected text items`)
+    return c
+  })
+}
+
+function outcomeFrom (m: Record<string, Canonical>, key: string, what: string): Outcome {
+  const o = field(m, key, what, is.string, 'text')
+  if (o !== 'pass' && o !== 'fail') throw new DecodeError(`${what}.${key}: expected "pass" or "fail"`)
+  return o
+}
+
+/** Strict decoding of one member's verdict (canonical bytes only, no unknown or missing fields). */
+export function decodeMemberVerdict (bytes: Uint8Array): MemberVerdict {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError('verdict: expected bytes')
+  if (bytes.length > LIMITS_V3.memberVerdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS_V3.memberVerdictBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS_V3.memberVerdictBytes, maxDepth: 2, maxItems: 32 }), 'verdict')
+  onlyKeys(m, MEMBER_VERDICT_KEYS, 'verdict')
+  const v = field(m, 'v', 'verdict', is.uint, 'unsigned integer')
+  if (v !== 3) throw new DecodeError(`verdict: unsupported version ${v} (this build reads v3)`)
+  const out: MemberVerdict = {
+    chainId: field(m, 'chainId', 'verdict', is.string, 'text'),
+    nodeId: field(m, 'nodeId', 'verdict', is.string, 'text'),
+    round: field(m, 'round', 'verdict', is.uint, 'unsigned integer'),
+    outcome: outcomeFrom(m, 'outcome', 'verdict'),
+    evidenceDigest: field(m, 'evidenceDigest', 'verdict', is.bytes, 'bytes'),
+    failedClaims: claimsFrom(m, 'failedClaims', 'verdict'),
+    member: field(m, 'member', 'verdict', is.string, 'text'),
+    signature: field(m, 'signature', 'verdict', is.bytes, 'bytes')
+  }
+  const p = messageProblems(out)
+  if (p !== undefined) throw new DecodeError(`verdict: ${p}`)
+  if (out.member === '' || out.member.length > LIMITS_V3.nodeIdChars) throw new DecodeError('verdict.member: bad length')
+  if (out.signature.length !== 96) throw new DecodeError('verdict.signature: expected 96 bytes')
+  return out
+}
+
+/** ⌈k/8⌉-byte bitmap with the bits of `indices` (positions in the committee) set. */
+export function signerBitmap (k: number, indices: Iterable<number>): Uint8Array {
+  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+  const b = new Uint8Array(Math.ceil(k / 8))
+  for (const i of indices) {
+    if (!Number.isSafeInteger(i) || i < 0 || i >= k) throw new InvalidInputError(`signer index ${i} is outside a committee of ${k}`)
+    b[i >> 3] |= 1 << (i & 7)
+  }
+  return b
+}
+
+/** Committee positions set in a bitmap, ascending. The caller checks the bitmap's length. */
+export function bitmapIndices (bitmap: Uint8Array): number[] {
+  const out: number[] = []
+  for (let i = 0; i < bitmap.length * 8; i++) if ((bitmap[i >> 3] >> (i & 7)) & 1) out.push(i)
+  return out
+}
+
+const QC3_KEYS = ['v', 'outcome', 'evidenceDigest', 'failedClaims', 'signers', 'signature'] as const
+
+export function encodeCertificate (qc: Omit<CertificateV3, 'v'>): Uint8Array {
+  const p = outcomeProblems(qc)
+  if (p !== undefined) throw new InvalidInputError(`QC: ${p}`)
+  if (!(qc.signers instanceof Uint8Array) || qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)) throw new InvalidInputError('QC signers bitmap has a bad length')
+  if (!(qc.signature instanceof Uint8Array) || qc.signature.length !== 96) throw new InvalidInputError('QC signature must be 96 bytes')
+  return encode({ v: 3, outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: [...qc.failedClaims], signers: qc.signers, signature: qc.signature })
+}
+
+/**
+ * Strict decoding of a QC v3, limits enforced before anything else is looked at. The bitmap's
+ * length against the committee is checked by verifyCertificate (it knows k). QC v2 (ed25519,
+ * one signature per verdict) is read by decodeQuorumCertificate above until the agent moves over.
+ */
+export function decodeCertificate (bytes: Uint8Array): CertificateV3 {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
+  if (bytes.length > LIMITS_V3.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS_V3.qcBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS_V3.qcBytes, maxDepth: 2, maxItems: 32 }), 'QC')
+  onlyKeys(m, QC3_KEYS, 'QC')
+  const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
+  if (v !== 3) throw new DecodeError(`QC: unsupported version ${v} (expected v3)`)
+  const qc: CertificateV3 = {
+    v: 3,
+    outcome: outcomeFrom(m, 'outcome', 'QC'),
+    evidenceDigest: field(m, 'evidenceDigest', 'QC', is.bytes, 'bytes'),
+    failedClaims: claimsFrom(m, 'failedClaims', 'QC'),
+    signers: field(m, 'signers', 'QC', is.bytes, 'bytes'),
+    signature: field(m, 'signature', 'QC', is.bytes, 'bytes')
+  }
+  const p = outcomeProblems(qc)
+  if (p !== undefined) throw new DecodeError(`QC: ${p}`)
+  if (qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)) throw new DecodeError('QC.signers: bad length')
+  if (qc.signature.length !== 96) throw new DecodeError('QC.signature: expected 96 bytes')
+  return qc
+}

@@ -15,7 +15,13 @@ t.test('attestation/quorum exports exactly its contract', async t => {
     'ed25519Signer', 'encodeQcEntries', 'encodeQuorumCertificate', 'encodeVerdict', 'faultTolerance', 'publicKeyFromNodeId', 'selectCommittee',
     'signVerdict', 'threshold', 'verdictSigningBytes', 'verifyEd25519', 'verifyQuorumCertificate',
     'MIN_COMMITTEE_SIZE', 'committeeSizeFor', 'committeeSizeWith', 'securityBitsAt', 'forgeProbability', 'blockedProbability',
-    'UnreachableSecurityError', 'DEFAULT_ADVERSARY_MODEL'
+    'UnreachableSecurityError', 'DEFAULT_ADVERSARY_MODEL',
+    'generateBlsKey', 'blsKeyFromSeed', 'blsKeyFromSecret', 'checkBlsPublicKey', 'blsVerify', 'blsFastAggregateVerify', 'blsAggregate',
+    'possessionMessage', 'proveKeyPossession', 'verifyKeyPossession', 'InvalidBlsKeyError', 'BadPossessionProofError',
+    'BLS_PUBLIC_KEY_BYTES', 'BLS_SIGNATURE_BYTES', 'BLS_SECRET_KEY_BYTES', 'BLS_POP_DOMAIN',
+    'VERDICT_V3_DOMAIN', 'QUORUM_LIMITS_V3', 'encodeVerdictMessage', 'verdictMessageSigningBytes', 'signMemberVerdict', 'messageOf',
+    'normalizeClaims', 'encodeMemberVerdict', 'decodeMemberVerdict', 'encodeCertificate', 'decodeCertificate', 'signerBitmap', 'bitmapIndices',
+    'drawCommittee', 'verifyCertificate', 'verifyMemberVerdict', 'CertificateCollector', 'BadSignerBitmapError'
   ].sort())
 })
 
