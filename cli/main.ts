@@ -29,7 +29,8 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   containers: 'containers.ts',
   demo: 'demo.ts',
   verify: 'verify.ts',
-  node: 'verify.ts'
+  node: 'verify.ts',
+  sim: 'sim.ts'
 }
 
 export async function loadCommands (first?: string): Promise<CommandModule[]> {

@@ -7,6 +7,8 @@ import { createQuorumRules } from '../../attestation/quorum/index.ts'
 import { ChainClient, type SendResult } from '../../chain/client.ts'
 import { loadChainKey, peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
+import { startCometValidator } from '../../chain/cometbft/node.ts'
+import { writeTestnet } from '../../chain/cometbft/testnet.ts'
 import { chainPaths, initChainHome, readGenesis, startEmbeddedValidator } from '../../chain/validator.ts'
 import { checkGenesisVerifiers } from '../../chain/genesis.ts'
 import { DEFAULT_COMMITTEE_SIZE, TX_TYPES, type Genesis, type TxBodies, type TxType } from '../../chain/types.ts'
@@ -88,16 +90,37 @@ const init: CommandModule<GlobalArgs, InitArgs> = {
   }
 }
 
-interface StartArgs extends HomeArgs { rpc: string, blockInterval: number, emptyBlockInterval: number }
+interface StartArgs extends HomeArgs { rpc: string, blockInterval: number, emptyBlockInterval: number, engine: 'embedded' | 'cometbft' }
+
+/** One CometBFT validator (our ABCI app + a supervised cometbft) until interrupted or cometbft keeps dying. */
+async function startCometbft (argv: StartArgs, home: string): Promise<void> {
+  const genesis = await readGenesis(home)
+  const v = await startCometValidator({ home, rules: rulesOf(genesis), logger: createLogger('quorate:chain') })
+  const info = v.abci.app.info()
+  emit(argv, { rpc: v.rpc, chainId: v.chainId, height: info.height, appHash: info.appHash, home, abci: v.abci.address, log: join(home, 'cometbft.log'), engine: 'cometbft' },
+    `chain "${v.chainId}": CometBFT validator in ${home}, app at height ${info.height}; RPC on ${v.rpc}, cometbft log ${join(home, 'cometbft.log')} (Ctrl-C to stop)`)
+  const failure = await new Promise<Error | undefined>(resolve => {
+    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(undefined) }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+    v.failed.then(resolve, resolve)
+  })
+  await v.stop()
+  if (failure !== undefined) throw failure
+  progress(argv, `stopped at height ${v.abci.app.info().height}`)
+}
+
 const start: CommandModule<GlobalArgs, StartArgs> = {
   command: 'start',
   describe: 'run the embedded validator: produce blocks and serve the CometBFT-style RPC until interrupted',
   builder: y => withHome(y)
     .option('rpc', { type: 'string', default: '127.0.0.1:26657', describe: 'RPC listen address host:port (port 0 = pick a free one)' })
     .option('block-interval', { type: 'number', default: 100, describe: 'ms to collect txs before a block (0 = at once)' })
-    .option('empty-block-interval', { type: 'number', default: 1000, describe: 'ms between empty blocks when idle' }) as unknown as Argv<StartArgs>,
+    .option('empty-block-interval', { type: 'number', default: 1000, describe: 'ms between empty blocks when idle' })
+    .option('engine', { choices: ['embedded', 'cometbft'] as const, default: 'embedded' as const, describe: 'embedded: this process makes the blocks; cometbft: one validator of a CometBFT network (home from `chain testnet`; RPC and timings from its config.toml)' }) as unknown as Argv<StartArgs>,
   handler: async argv => {
     const home = argv.home ?? defaultHome()
+    if (argv.engine === 'cometbft') { await startCometbft(argv, home); return }
     const genesis = await readGenesis(home)
     const logger = createLogger('quorate:chain')
     const v = await startEmbeddedValidator({
@@ -117,17 +140,51 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
   }
 }
 
+/**
+ * The validator set (CometBFT's `validators`) and who is up: who signed the latest block's commit
+ * (block_id_flag 2). Undefined on the embedded validator, whose RPC has no validator set.
+ */
+async function validatorSet (c: ChainClient, height: number): Promise<Array<{ address: string, power: number, up: boolean }> | undefined> {
+  let vs: { validators?: Array<{ address: string, voting_power: string }> }
+  try { vs = await c.call('validators', { per_page: '100' }) } catch { return undefined }
+  const b = await c.call<{ block: { last_commit?: { signatures?: Array<{ block_id_flag: number, validator_address: string }> } } }>('block', { height: String(height) })
+  const signed = new Set((b.block.last_commit?.signatures ?? []).filter(x => x.block_id_flag === 2).map(x => x.validator_address))
+  return (vs.validators ?? []).map(v => ({ address: v.address, power: Number(v.voting_power), up: signed.has(v.address) }))
+}
+
 const status: CommandModule<GlobalArgs, RpcArgs> = {
   command: 'status',
-  describe: 'chain id, latest height, block and app hash',
+  describe: 'chain id, latest height, block and app hash; on CometBFT also the validator set and who signed the latest block',
   builder: y => withRpc(y),
   handler: async argv => {
     const c = client(argv)
     try {
       const s = await c.status()
-      const out = { ...s, time: new Date(s.time).toISOString(), appHash: toHex(s.appHash).toUpperCase(), blockHash: toHex(s.blockHash).toUpperCase(), rpc: c.url.origin }
-      emit(argv, out, `chain "${s.chainId}" at height ${s.height} (${out.time})\n  block ${out.blockHash}\n  app   ${out.appHash}\n  node  ${s.nodeVersion} at ${out.rpc}`)
+      const validators = s.height > 1 ? await validatorSet(c, s.height) : undefined
+      const out = { ...s, time: new Date(s.time).toISOString(), appHash: toHex(s.appHash).toUpperCase(), blockHash: toHex(s.blockHash).toUpperCase(), rpc: c.url.origin, validators }
+      const vsText = validators === undefined ? '' : `\n  validators (${validators.filter(v => v.up).length} of ${validators.length} signed the latest block):` + validators.map(v => `\n    ${v.address}  power ${v.power}  ${v.up ? 'up' : 'DOWN (no signature on the latest block)'}`).join('')
+      emit(argv, out, `chain "${s.chainId}" at height ${s.height} (${out.time})\n  block ${out.blockHash}\n  app   ${out.appHash}\n  node  ${s.nodeVersion} at ${out.rpc}${vsText}`)
     } finally { c.close() }
+  }
+}
+
+interface TestnetArgs extends GlobalArgs { validators: number, dir: string, chainId?: string, verifier?: string[], committeeSize?: number, timeoutCommit: number, host?: string[] }
+const testnet: CommandModule<GlobalArgs, TestnetArgs> = {
+  command: 'testnet',
+  describe: 'write a CometBFT testnet: one home per validator (keys, config with its own ports, genesis carrying our app state); run each with `chain start --engine cometbft --home DIR/nodeI`',
+  builder: y => y
+    .option('validators', { type: 'number', default: 4, describe: 'number of validators' })
+    .option('dir', { type: 'string', demandOption: true, describe: 'new directory for the homes (node0, node1, …)' })
+    .option('chain-id', { type: 'string', describe: 'chain id (default: quorate-<random>)' })
+    .option('verifier', { type: 'string', array: true, describe: 'genesis verifier node id (libp2p peer id); repeatable' })
+    .option('committee-size', { type: 'number', describe: 'committee size k (default 7)' })
+    .option('timeout-commit', { type: 'number', default: 150, describe: 'ms after a block before the next height starts' })
+    .option('host', { type: 'string', array: true, describe: 'address each validator listens on and peers dial: one for all (default 127.0.0.1) or one per validator' }) as unknown as Argv<TestnetArgs>,
+  handler: async argv => {
+    const net = await writeTestnet({ dir: argv.dir, validators: argv.validators, chainId: argv.chainId, verifiers: argv.verifier, committeeSize: argv.committeeSize, timeoutCommitMs: argv.timeoutCommit, hosts: argv.host })
+    emit(argv, { chainId: net.chainId, validators: net.validators.map(v => ({ home: v.home, rpc: v.rpc, p2p: v.p2p, nodeId: v.nodeId })) },
+      `wrote CometBFT testnet "${net.chainId}" with ${net.validators.length} validators:\n` + net.validators.map(v => `  ${v.home}  rpc ${v.rpc}  p2p ${v.p2p}`).join('\n') +
+      `\nstart each with: quorate chain start --engine cometbft --home <home>`)
   }
 }
 
@@ -212,7 +269,7 @@ const replay: CommandModule<GlobalArgs, ReplayArgs> = {
 const chain: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'chain <command>',
   describe: `the registry ledger (embedded validator, queries); tx types: ${TX_TYPES.join(', ')}`,
-  builder: y => y.command([init, start, status, query, replay] as unknown as CommandModule[]).demandCommand(1),
+  builder: y => y.command([init, testnet, start, status, query, replay] as unknown as CommandModule[]).demandCommand(1),
   handler: () => {}
 }
 
