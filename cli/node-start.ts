@@ -6,6 +6,9 @@ import { Agent } from '../agent/agent.ts'
 import { loadConfig, defaults, type AgentConfig } from '../agent/config.ts'
 import { createLogger } from '../encoding/log.ts'
 import type { GlobalArgs } from './output.ts'
+import { stat } from 'node:fs/promises'
+import { checkInputFile } from '../encoding/files.ts'
+import { FILE_LIMITS } from './inputs.ts'
 
 interface StartArgs extends GlobalArgs {
   config?: string
@@ -45,7 +48,13 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
       home: argv.home, tcti: argv.tcti, chainRpc: argv.chain, listen: argv.listen, bulkPort: argv['bulk-port'], containerNetwork: argv.network, keepImages: argv['keep-images'], httpListen: argv.http, committeeSize: argv.k,
       platform: argv.platform, osImage: argv.os, eventLogPath: argv['event-log'], simulateBoot: argv['simulate-boot']
     }
+    // Files named by the operator are checked before the agent reads them (STYLE.md §17); the
+    // firmware log may be absent (the agent then says so), but not a FIFO or a device.
+    const configFile = argv.config ?? process.env.QUORATE_CONFIG
+    if (configFile !== undefined && configFile !== '') await checkInputFile(configFile, { label: '--config', maxBytes: FILE_LIMITS.config })
     const config = loadConfig({ file: argv.config, flags })
+    if (config.simulateBoot !== '') await checkInputFile(config.simulateBoot, { label: '--simulate-boot', maxBytes: FILE_LIMITS.eventLog })
+    if (await stat(config.eventLogPath).then(() => true, () => false)) await checkInputFile(config.eventLogPath, { label: '--event-log', maxBytes: FILE_LIMITS.eventLog })
     const logger = createLogger('quorate:agent')
     const agent = new Agent({
       config,

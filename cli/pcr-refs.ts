@@ -1,12 +1,13 @@
 // PCR reference values from the command line, shared by `quorate vendor publish-firmware` and
 // `quorate os publish`: --bank, --eventlog FILE (with --pcrs and --golden), --pcr N=HEX, --event N=HEX.
-import { readFile } from 'node:fs/promises'
 import { DIGEST_SIZE, isHashAlg, type HashAlg } from '../attestation/algs.ts'
 import { parseEventLog, replayEventLog, eventsForPcr } from '../attestation/eventlog.ts'
 import type { HashBank, PcrRefs } from '../chain/types.ts'
 import { fromHex, toHex } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
+import { readInputFile } from '../encoding/files.ts'
 import { progress, type GlobalArgs } from './output.ts'
+import { FILE_LIMITS } from './inputs.ts'
 
 function pcrRange (s: string): Set<number> {
   const out = new Set<number>()
@@ -64,7 +65,7 @@ export async function pcrRefsFromOptions (argv: PcrRefArgs): Promise<{ bank: Has
   const bank = argv.bank
   let pcrs: PcrRefs = {}
   if (argv.eventlog !== undefined) {
-    pcrs = refsFromEventLog(new Uint8Array(await readFile(argv.eventlog)), bank, pcrRange(argv.pcrs), argv.golden === true)
+    pcrs = refsFromEventLog(await readInputFile(argv.eventlog, { label: '--eventlog', maxBytes: FILE_LIMITS.eventLog }), bank, pcrRange(argv.pcrs), argv.golden === true)
     progress(argv, `event log ${argv.eventlog}: ${Object.entries(pcrs).map(([k, v]) => `PCR ${k}: ${v.events?.length ?? 0} event digests`).join(', ')}`)
   }
   for (const [k, v] of Object.entries(pcrRefsFromArgs(argv.pcr ?? [], argv.event ?? [], bank))) {

@@ -37,6 +37,9 @@ export interface TarLimits {
   maxEntries?: number
 }
 
+/** Zero padding accepted after the end-of-archive marker (a tar record is 10 KiB by default). */
+const MAX_TRAILING = 1 << 20
+
 type State = 'header' | 'data' | 'meta' | 'padding' | 'zero' | 'end'
 
 function fail (msg: string, offset: number): never {
@@ -134,6 +137,8 @@ export class TarReader {
   private entries = 0
   /** Bytes consumed so far. */
   offset = 0
+  /** Where the end-of-archive marker ended. */
+  private endOffset = 0
 
   constructor (visitor: TarVisitor, limits: TarLimits = {}) {
     this.visitor = visitor
@@ -178,8 +183,12 @@ export class TarReader {
           break
         }
         case 'end': {
-          // Only zero padding may follow the end-of-archive marker (writers pad to a record size).
-          for (; p < chunk.length; p++, this.offset++) if (chunk[p] !== 0) fail('data after the end-of-archive marker', this.offset)
+          // Only zero padding may follow the end-of-archive marker (writers pad to a record size,
+          // 10 KiB by default); more than MAX_TRAILING is not padding (a 3 GiB file of zeros).
+          for (; p < chunk.length; p++, this.offset++) {
+            if (chunk[p] !== 0) fail('data after the end-of-archive marker', this.offset)
+            if (this.offset - this.endOffset >= MAX_TRAILING) fail(`more than ${MAX_TRAILING >> 10} KiB of zeros after the end-of-archive marker`, this.offset)
+          }
           break
         }
       }
@@ -195,7 +204,7 @@ export class TarReader {
     const h = this.hdr
     const at = this.offset - BLOCK
     if (isZero(h)) {
-      if (this.state === 'zero') { this.state = 'end'; return }
+      if (this.state === 'zero') { this.state = 'end'; this.endOffset = this.offset; return }
       if (this.meta !== undefined || this.pendingPax !== undefined || this.pendingLongName !== undefined || this.pendingLongLink !== undefined) fail('extended header without an entry', at)
       this.state = 'zero'
       return

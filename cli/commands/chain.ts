@@ -5,7 +5,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createQuorumRules } from '../../attestation/quorum/index.ts'
 import { ChainClient, type SendResult } from '../../chain/client.ts'
-import { loadChainKey, peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
+import { peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
 import { startCometValidator } from '../../chain/cometbft/node.ts'
 import { writeTestnet } from '../../chain/cometbft/testnet.ts'
@@ -17,6 +17,7 @@ import { decode } from '../../encoding/canonical.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { createLogger } from '../../encoding/log.ts'
 import { emit, progress, toJsonValue, type GlobalArgs } from '../output.ts'
+import { loadKeyFile } from '../inputs.ts'
 
 export interface HomeArgs extends GlobalArgs { home?: string }
 export interface RpcArgs extends GlobalArgs { rpc?: string }
@@ -46,7 +47,7 @@ export function keyPath (argv: HomeArgs & { key?: string }, name?: string): stri
   return join(argv.home ?? defaultHome(), 'keys', `${k}.key`)
 }
 
-export async function loadSigner (argv: SignArgs): Promise<ChainKey> { return await loadChainKey(keyPath(argv)) }
+export async function loadSigner (argv: SignArgs): Promise<ChainKey> { return await loadKeyFile(keyPath(argv), '--key') }
 export function client (argv: RpcArgs): ChainClient { return new ChainClient({ url: argv.rpc ?? defaultRpc() }) }
 
 /** Signs, sends and reports one transaction. */

@@ -2,18 +2,16 @@
 // `quorate eventlog replay FILE` — PCR values the log replays to, per bank. FILE is a binary log
 // (e.g. /sys/kernel/security/tpm0/binary_bios_measurements). `--json` prints the objects.
 import type { CommandModule } from 'yargs'
-import { readFileSync } from 'node:fs'
 import { parseEventLog, replayEventLog, type TcgEvent, type EventPayload } from '../../attestation/eventlog.ts'
 import { toHex } from '../../encoding/bytes.ts'
-import { InvalidInputError } from '../../encoding/errors.ts'
+import { readInputFile } from '../../encoding/files.ts'
 import { emit, type GlobalArgs } from '../output.ts'
+import { FILE_LIMITS } from '../inputs.ts'
 
 interface FileArgs extends GlobalArgs { file: string, pcr?: number[] }
 
-function load (path: string): ReturnType<typeof parseEventLog> {
-  let b: Buffer
-  try { b = readFileSync(path) } catch (err) { throw new InvalidInputError(`event log ${path}: ${(err as Error).message}`) }
-  return parseEventLog(new Uint8Array(b))
+async function load (path: string): Promise<ReturnType<typeof parseEventLog>> {
+  return parseEventLog(await readInputFile(path, { label: 'event log', maxBytes: FILE_LIMITS.eventLog }))
 }
 
 function payloadText (p: EventPayload | undefined): string {
@@ -51,8 +49,8 @@ const show: CommandModule<GlobalArgs, FileArgs> = {
   builder: y => y
     .positional('file', { type: 'string', demandOption: true, describe: 'binary event log' })
     .option('pcr', { type: 'number', array: true, describe: 'only events of these PCRs' }),
-  handler: argv => {
-    const log = load(argv.file)
+  handler: async argv => {
+    const log = await load(argv.file)
     const events = log.events.filter(e => argv.pcr === undefined || argv.pcr.includes(e.pcr))
     const unknownTypes = log.unknownTypes.map(t => '0x' + t.toString(16))
     emit(argv, { format: log.format, banks: log.banks, specId: log.specId, unknownTypes, events: events.map(eventJson) }, () => [
@@ -71,8 +69,8 @@ const replay: CommandModule<GlobalArgs, FileArgs> = {
   builder: y => y
     .positional('file', { type: 'string', demandOption: true, describe: 'binary event log' })
     .option('pcr', { type: 'number', array: true, describe: 'only these PCRs (default: those the log extends)' }),
-  handler: argv => {
-    const log = load(argv.file)
+  handler: async argv => {
+    const log = await load(argv.file)
     const touched = [...new Set(log.events.filter(e => e.type !== 3).map(e => e.pcr))].sort((a, b) => a - b)
     const pcrs = argv.pcr ?? touched
     const banks = replayEventLog(log)

@@ -3,7 +3,6 @@
 // Prints every claim's status and failures; exit code 0 only when every claim passes.
 // `quorate evidence show FILE` — what a bundle contains, decoded (quote fields, AK, EK subject).
 import type { CommandModule } from 'yargs'
-import { readFileSync } from 'node:fs'
 import { evidenceFromJson, decodeEvidence, type Evidence } from '../../attestation/evidence.ts'
 import { parseAttest, parseSignature, parsePublic, objectName, objectAttributes } from '../../attestation/tpm2.ts'
 import { parseEventLog } from '../../attestation/eventlog.ts'
@@ -13,7 +12,9 @@ import { referenceValuesFromJson, type ReferenceValues } from '../../attestation
 import { parseCertificates } from '../../attestation/ekcert.ts'
 import { fromHex, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
+import { readInputFile, readInputText } from '../../encoding/files.ts'
 import { CliExit, emit, type GlobalArgs } from '../output.ts'
+import { FILE_LIMITS } from '../inputs.ts'
 
 interface VerifyArgs extends GlobalArgs {
   file: string
@@ -26,9 +27,6 @@ interface VerifyArgs extends GlobalArgs {
   previousRestart?: number
 }
 
-function readFile (path: string, what: string): Buffer {
-  try { return readFileSync(path) } catch (err) { throw new InvalidInputError(`${what} ${path}: ${(err as Error).message}`) }
-}
 
 export function renderAppraisal (a: Appraisal): string {
   const lines = [`appraisal: ${a.ok ? 'PASS' : 'FAIL'} (${a['ear.status']})`]
@@ -56,12 +54,16 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
     .option('image', { type: 'string', array: true, describe: 'allowed container image digest(s) sha256:… in addition to the refs' })
     .option('previous-reset', { type: 'number', describe: 'resetCount of the previous quote (a change fails freshness: reboot)' })
     .option('previous-restart', { type: 'number', describe: 'restartCount of the previous quote' }),
-  handler: argv => {
-    const evidence = loadEvidence(argv.file)
+  handler: async argv => {
+    const evidence = await loadEvidence(argv.file)
     let nonce: Uint8Array
     try { nonce = fromHex(argv.nonce, '--nonce') } catch (err) { throw new InvalidInputError((err as Error).message) }
-    const base: ReferenceValues = argv.refs !== undefined ? referenceValuesFromJson(readFile(argv.refs, '--refs').toString('utf8')) : { ekCas: [], firmware: [], os: [] }
-    const cas = (argv.ekCa ?? []).flatMap(p => parseCertificates(new Uint8Array(readFile(p, '--ek-ca')), `--ek-ca ${p}`).map(c => new Uint8Array(c.raw)))
+    const base: ReferenceValues = argv.refs !== undefined ? referenceValuesFromJson(await readInputText(argv.refs, { label: '--refs', maxBytes: FILE_LIMITS.refs })) : { ekCas: [], firmware: [], os: [] }
+    const cas: Uint8Array[] = []
+    for (const p of argv.ekCa ?? []) {
+      const bytes = await readInputFile(p, { label: '--ek-ca', maxBytes: FILE_LIMITS.certificates })
+      cas.push(...parseCertificates(bytes, `--ek-ca ${p}`).map(c => new Uint8Array(c.raw)))
+    }
     const refs: ReferenceValues = { ...base, ekCas: [...base.ekCas, ...cas] }
     if (refs.ekCas.length === 0) throw new InvalidInputError('no EK CA: give --ek-ca PEM (or ekCas in --refs)')
     const previousClock = argv.previousReset !== undefined ? { resetCount: argv.previousReset, restartCount: argv.previousRestart ?? 0 } : undefined
@@ -116,15 +118,15 @@ const show: CommandModule<GlobalArgs, ShowArgs> = {
   command: 'show <file>',
   describe: 'decode an evidence bundle (not a verification)',
   builder: y => y.positional('file', { type: 'string', demandOption: true, describe: 'evidence bundle: JSON or canonical CBOR' }),
-  handler: argv => {
-    const d = describeEvidence(loadEvidence(argv.file))
+  handler: async argv => {
+    const d = describeEvidence(await loadEvidence(argv.file))
     emit(argv, d, () => Object.entries(d).map(([k, v]) => `${k.padEnd(16)} ${typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`).join('\n'))
   }
 }
 
-function loadEvidence (path: string): Evidence {
-  const raw = readFile(path, 'evidence file')
-  return raw.length > 0 && (raw[0] === 0x7b || raw[0] === 0x20 || raw[0] === 0x0a) ? evidenceFromJson(raw.toString('utf8')) : decodeEvidence(new Uint8Array(raw))
+async function loadEvidence (path: string): Promise<Evidence> {
+  const raw = await readInputFile(path, { label: 'evidence bundle', maxBytes: FILE_LIMITS.evidence })
+  return raw.length > 0 && (raw[0] === 0x7b || raw[0] === 0x20 || raw[0] === 0x0a) ? evidenceFromJson(new TextDecoder().decode(raw)) : decodeEvidence(raw)
 }
 
 const evidence: CommandModule<GlobalArgs, GlobalArgs> = {

@@ -8,10 +8,16 @@ import { publishImage, imageSourceStream } from '../../containers/publish.ts'
 import { inspectImageTar } from '../../containers/image-tar.ts'
 import { chainImagePublisher, pickImage, type ChainImageQueries } from '../../containers/chain-registry.ts'
 import { CID } from 'multiformats/cid'
+import { stat } from 'node:fs/promises'
+import { IMAGE_NAME_RE } from '../../chain/bodies.ts'
+import { InvalidInputError } from '../../encoding/errors.ts'
+import { checkInputFile, FileInputError } from '../../encoding/files.ts'
 import { emit, progress, type GlobalArgs } from '../output.ts'
 import { client, defaultHome, loadSigner, sendAndReport, withHome, withRpc, withSigner, type HomeArgs, type SignArgs } from './chain.ts'
 
 export const ipfsDir = (argv: HomeArgs & { ipfsDir?: string }): string => argv.ipfsDir ?? join(argv.home ?? defaultHome(), 'ipfs')
+
+const exists = async (path: string): Promise<boolean> => await stat(path).then(() => true, () => false)
 
 function mb (n: number): string { return `${(n / 1e6).toFixed(1)} MB` }
 
@@ -42,6 +48,10 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
     .option('listen', { type: 'string', default: '/ip4/127.0.0.1/tcp/0', describe: 'libp2p listen address with --serve' })
     .option('ipfs-dir', { type: 'string', describe: 'IPFS store directory (default <home>/ipfs)' }) as unknown as Argv<PublishArgs>,
   handler: async argv => {
+    // A path must be a regular file (docker save archives are large: no size limit); anything
+    // else that exists is refused before the store opens or anything is sent.
+    if (await exists(argv.source)) await checkInputFile(argv.source, { label: 'image archive', maxBytes: Infinity })
+    else if (/^[./~]/.test(argv.source)) throw new FileInputError(`image archive: ${argv.source}: no such file`)
     const store = await openStore(argv, argv.serve === true ? [argv.listen ?? '/ip4/127.0.0.1/tcp/0'] : [])
     try {
       let publisher
@@ -101,18 +111,20 @@ const inspect: CommandModule<GlobalArgs, InspectArgs> = {
   describe: 'what an archive is (path: image ID, tags, layers — nothing published), or an image name on chain',
   builder: y => withRpc(withHome(y)).positional('target', { type: 'string', demandOption: true, describe: 'path of a docker save archive, or an image name' }) as unknown as Argv<InspectArgs>,
   handler: async argv => {
-    const { stat } = await import('node:fs/promises')
-    if (await stat(argv.target).then(s => s.isFile(), () => false)) {
+    if (await exists(argv.target)) {
+      await checkInputFile(argv.target, { label: 'image archive', maxBytes: Infinity })
       const { stream, total } = await imageSourceStream(argv.target)
       const info = await inspectImageTar(stream)
       emit(argv, { file: argv.target, ...info }, `${argv.target}\n  image ID ${info.imageId}\n  config   ${info.configPath}\n  layers   ${info.layers.length}\n  tags     ${info.repoTags.join(', ') || '(none)'}\n  size     ${mb(total ?? info.size)}`)
       return
     }
+    // Not a file: an image name, or a path that names nothing.
+    if (!IMAGE_NAME_RE.test(argv.target)) throw new FileInputError(`image archive: ${argv.target}: no such file (and not an image name: a-z 0-9 . _ / : -)`)
     const c = client(argv)
     try {
       const recs = await (c satisfies ChainImageQueries).images({ name: argv.target })
       const cur = pickImage(recs)
-      if (cur === undefined) { emit(argv, { name: argv.target, published: false }, `${argv.target}: not published on chain`); return }
+      if (cur === undefined) throw new InvalidInputError(`${argv.target}: no such file, and no image of that name is published on the chain at ${c.url.origin}`)
       let cidInfo = ''
       try { const cid = CID.parse(cur.cid); cidInfo = `CIDv${cid.version}, codec 0x${cid.code.toString(16)}` } catch { cidInfo = 'unparseable CID' }
       emit(argv, { ...cur, published: true, versions: recs.length }, `${cur.name}${cur.revoked ? ' (REVOKED)' : ''}\n  digest ${cur.digest}\n  cid    ${cur.cid} (${cidInfo})\n  size   ${mb(cur.size)}\n  versions on chain: ${recs.length}`)

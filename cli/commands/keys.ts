@@ -1,9 +1,10 @@
 // `quorate keys new|show` — ed25519 account keys, stored as libp2p marshals private keys (0600),
 // so a node's chain account is its libp2p peer id.
 import type { CommandModule } from 'yargs'
-import { generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../../chain/keys.ts'
+import { generateChainKey, saveChainKey, type ChainKey } from '../../chain/keys.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { emit, type GlobalArgs } from '../output.ts'
+import { loadKeyFile } from '../inputs.ts'
 import { keyPath, withHome, type HomeArgs } from './chain.ts'
 
 interface KeyArgs extends HomeArgs { name?: string, force?: boolean }
@@ -31,7 +32,7 @@ const show: CommandModule<GlobalArgs, KeyArgs> = {
   builder: y => withHome(y).positional('name', { type: 'string', describe: 'key name or file path' }),
   handler: async argv => {
     const path = keyPath(argv, argv.name)
-    const key = await loadChainKey(path)
+    const key = await loadKeyFile(path, 'key')
     report(argv, path, key, path)
   }
 }

@@ -1,9 +1,10 @@
 // `quorate tpm info|pcrs|quote` — look at the TPM and produce an evidence bundle by hand.
 import type { CommandModule, Argv } from 'yargs'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { openTpm, parsePcrList, defaultTcti, DEFAULT_AK_HANDLE } from '../../attestation/tpm/index.ts'
 import type { Tpm, HashAlg, EkKind, PcrReadResult } from '../../attestation/tpm/index.ts'
-import { evidenceToJson, validateEvidence } from '../../attestation/evidence.ts'
+import { evidenceToJson, validateEvidence, EVIDENCE_LIMITS } from '../../attestation/evidence.ts'
+import { readInputFile } from '../../encoding/files.ts'
 import { fromHex, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError, TransientError } from '../../encoding/errors.ts'
 import { emit, progress } from '../output.ts'
@@ -132,7 +133,7 @@ const quote: CommandModule<GlobalArgs, QuoteArgs> = {
     if (list.length === 0) throw new InvalidInputError('--pcrs selects no PCR')
     const ek = argv.ek as EkKind
     const akHandle = parseHandle(argv.akHandle)
-    const eventLog = argv.eventLog === undefined ? undefined : new Uint8Array(readFileSync(argv.eventLog))
+    const eventLog = argv.eventLog === undefined ? undefined : await readInputFile(argv.eventLog, { label: '--event-log', maxBytes: EVIDENCE_LIMITS.maxEventLog })
     const r = await withTpm(argv, async tpm => {
       const i = await tpm.info()
       warnSoftware(i.isSoftware)

@@ -1,11 +1,12 @@
 // `quorate vendor register|publish-ekca|publish-firmware|revoke` — a vendor's namespace on chain:
 // first come, first served; everything under it is signed by the key that registered it.
 import type { Argv, CommandModule } from 'yargs'
-import { readFile } from 'node:fs/promises'
 import { parseCertificates } from '../../attestation/ekcert.ts'
 import { fromHex, sha256, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
+import { readInputFile } from '../../encoding/files.ts'
 import type { GlobalArgs } from '../output.ts'
+import { FILE_LIMITS } from '../inputs.ts'
 import { pcrRefsFromOptions, type PcrRefArgs } from '../pcr-refs.ts'
 import { sendAndReport, withSigner, type SignArgs } from './chain.ts'
 
@@ -28,7 +29,7 @@ const publishEkca: CommandModule<GlobalArgs, EkcaArgs> = {
   describe: 'publish EK CA certificate(s) (PEM bundle or DER) that TPM EK certificates chain to',
   builder: y => withSigner(y).positional('file', { type: 'string', demandOption: true }).option('vendor', { type: 'string', demandOption: true }) as unknown as Argv<EkcaArgs>,
   handler: async argv => {
-    const certs = certificatesFromFile(new Uint8Array(await readFile(argv.file)), argv.file)
+    const certs = certificatesFromFile(await readInputFile(argv.file, { label: 'EK CA file', maxBytes: FILE_LIMITS.certificates }), argv.file)
     for (const { der, subject } of certs) {
       const fingerprint = toHex(sha256(der))
       await sendAndReport(argv, 'vendor.ekca.publish', { vendor: argv.vendor, certificate: der },

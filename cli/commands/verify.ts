@@ -6,7 +6,6 @@ import type { CommandModule } from 'yargs'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost, verifyPeer, tpmMakeCredential, chainAppraiser, dialTarget } from '../../agent/p2p/index.ts'
-import { loadChainKey } from '../../chain/keys.ts'
 import { decodeQuorumCertificate } from '../../attestation/quorum/index.ts'
 import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
 import { toHex } from '../../encoding/bytes.ts'
@@ -14,6 +13,7 @@ import { InvalidInputError } from '../../encoding/errors.ts'
 import { CliExit, emit, progress, type GlobalArgs } from '../output.ts'
 import { client, defaultHome, withHome, withRpc, type HomeArgs, type RpcArgs } from './chain.ts'
 import { start } from '../node-start.ts'
+import { loadKeyFile } from '../inputs.ts'
 
 interface VerifyArgs extends RpcArgs { peer: string, timeout?: number }
 
@@ -86,7 +86,7 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
     let nodeId = argv.node
     if (nodeId === undefined) {
       const path = join(argv.home ?? defaultHome(), 'node.key')
-      try { nodeId = (await loadChainKey(path)).peerId } catch (err) {
+      try { nodeId = (await loadKeyFile(path, 'node key')).peerId } catch (err) {
         throw new InvalidInputError(`name a node, or create this machine's node key first (${path}): ${(err as Error).message}`, { cause: err })
       }
     }
