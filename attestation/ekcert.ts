@@ -138,7 +138,7 @@ function parseDer (der: Uint8Array, what: string): X509Certificate {
     const x = new X509Certificate(trimDer(der))
     // node decodes some parts lazily: touch them here so a corrupt key or date is a DecodeError now.
     void x.publicKey.asymmetricKeyType
-    if (Number.isNaN(Date.parse(x.validFrom)) || Number.isNaN(Date.parse(x.validTo))) throw new Error('unreadable validity dates')
+    if (Number.isNaN(Date.parse(x.validFrom)) || Number.isNaN(Date.parse(x.validTo))) throw new DecodeError('unreadable validity dates')
     void x.subject; void x.issuer; void x.subjectAltName
     return x
   } catch (err) {

@@ -6,7 +6,7 @@
 // throws a QuoteError carrying that list.
 import { hash as oneShotHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
 import { equalConstantTime, toHex } from '../encoding/bytes.ts'
-import { InvalidInputError } from '../encoding/errors.ts'
+import { PolicyViolationsError } from '../encoding/errors.ts'
 import { DIGEST_SIZE, hashAlgFromId, type HashAlg } from './algs.ts'
 import type { EvidencePcrs } from './evidence.ts'
 import {
@@ -76,11 +76,13 @@ export interface QuoteCheck {
   readonly attestedPcrs?: ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>
 }
 
-export class QuoteError extends InvalidInputError {
+/** Every problem of a quote at once (a PolicyViolationsError: each problem is a violation). */
+export class QuoteError extends PolicyViolationsError {
   override readonly code: string = 'ERR_QUOTE'
   readonly problems: readonly QuoteProblem[]
   constructor (problems: readonly QuoteProblem[]) {
-    super(`quote verification failed: ${problems.map(p => p.message).join('; ')}`)
+    const violations = problems.map(p => p.message)
+    super(violations, `quote verification failed: ${violations.join('; ')}`)
     this.problems = problems
   }
 }

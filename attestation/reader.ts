@@ -1,7 +1,7 @@
 // A bounds-checked cursor over untrusted bytes. Every read checks the remaining length first and
 // fails with a DecodeError naming the structure and the byte offset, so a truncated or corrupted
 // input can never read out of range, allocate from an unchecked length, or loop forever.
-import { DecodeError } from '../encoding/errors.ts'
+import { DecodeError, TooLargeError } from '../encoding/errors.ts'
 import { GrowableBytes } from '../encoding/bytes.ts'
 
 /** A DecodeError that knows where in the input the problem is. */
@@ -82,7 +82,7 @@ export class Writer extends GrowableBytes {
   u64 (v: bigint): this { this.ensure(8); new DataView(this.buf.buffer).setBigUint64(this.len, v); this.len += 8; return this }
   bytes (b: Uint8Array): this { this.put(b); return this }
   tpm2b (b: Uint8Array): this {
-    if (b.length > 0xffff) throw new RangeError(`TPM2B of ${b.length} bytes does not fit a UINT16 size`)
+    if (b.length > 0xffff) throw new TooLargeError(`TPM2B of ${b.length} bytes does not fit a UINT16 size`)
     return this.u16(b.length).bytes(b)
   }
 }

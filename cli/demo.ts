@@ -21,9 +21,10 @@ import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
-import { buildImageTar, publishImage } from '../containers/index.ts'
+import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
 import { createLogger } from '../encoding/log.ts'
 import { Agent, type AgentEvent } from '../agent/agent.ts'
 import { loadConfig } from '../agent/config.ts'
@@ -120,7 +121,7 @@ export function tamperedLog (log: Uint8Array): Uint8Array {
   const parsed = parseEventLog(log)
   const victim = parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION && e.typeName.includes('BLOB'))
     ?? parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION)
-  if (victim?.digests.sha256 === undefined) throw new Error('fixture has no PCR 0 event to tamper with')
+  if (victim?.digests.sha256 === undefined) throw new InvalidInputError('the event log has no PCR 0 event to tamper with')
   const out = new Uint8Array(log)
   const d = victim.digests.sha256
   // find the digest bytes inside the record and flip them to another value
@@ -130,7 +131,7 @@ export function tamperedLog (log: Uint8Array): Uint8Array {
       return out
     }
   }
-  throw new Error('could not locate the event digest to tamper with')
+  throw new InvalidInputError('could not locate the event digest to tamper with')
 }
 
 /** The tenant's image: Debian's busybox-static serving one page, no base image, no registry. */
@@ -172,7 +173,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
   process.once('SIGTERM', onSignal)
   try {
     const docker = new Docker()
-    await docker.ping().catch((err: unknown) => { throw new Error(`no Docker engine answers (${(err as Error).message}); run: npm run setup`) })
+    await docker.ping().catch((err: unknown) => { throw new DockerError(`no Docker engine answers (${(err as Error).message}); run: npm run setup`, { cause: err }) })
     const bootLog = new Uint8Array(readFileSync(FIXTURE))
 
     // 1. chain ----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Readable } from 'node:stream'
 import { sendDag, type BulkOffer, type BulkProvider, type LocalBlocks } from './transfer.ts'
 import { FetchError } from './errors.ts'
+import { StreamClosedError } from '../encoding/frames.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
 
 /** What the requester sends first: the ticket's id and secret. */
@@ -231,7 +232,7 @@ class BufferPool {
  * `written` gets each piece back once the socket no longer needs it.
  */
 async function writeFrame (socket: Socket, f: Uint8ArrayList, written?: (piece: Uint8Array) => void): Promise<void> {
-  if (socket.destroyed) throw new Error('bulk channel closed')
+  if (socket.destroyed) throw new StreamClosedError('bulk channel closed')
   socket.cork()
   let ok = true
   for (const piece of f) ok = socket.write(piece, written === undefined ? undefined : () => { written(piece) })
@@ -240,7 +241,7 @@ async function writeFrame (socket: Socket, f: Uint8ArrayList, written?: (piece: 
   await new Promise<void>((resolve, reject) => {
     const done = (err?: Error): void => { socket.off('drain', onDrain); socket.off('close', onClose); if (err !== undefined) reject(err); else resolve() }
     const onDrain = (): void => { done() }
-    const onClose = (): void => { done(new Error('bulk channel closed')) }
+    const onClose = (): void => { done(new StreamClosedError('bulk channel closed')) }
     socket.once('drain', onDrain)
     socket.once('close', onClose)
   })

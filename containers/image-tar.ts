@@ -9,6 +9,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { TarReader, normalizeTarPath, type TarEntry, type TarEntrySink } from './tar.ts'
 import { InvalidImageTarError } from './errors.ts'
+import { TooLargeError } from '../encoding/errors.ts'
 import { sha256, toHex, utf8 } from '../encoding/bytes.ts'
 
 export interface ImageTarInfo {
@@ -129,7 +130,7 @@ export interface TarFile {
 
 function octal (h: Uint8Array, off: number, len: number, v: number): void {
   const s = v.toString(8).padStart(len - 1, '0')
-  if (s.length > len - 1) throw new RangeError(`tar: value ${v} does not fit ${len - 1} octal digits`)
+  if (s.length > len - 1) throw new TooLargeError(`tar: value ${v} does not fit ${len - 1} octal digits`)
   for (let i = 0; i < s.length; i++) h[off + i] = s.charCodeAt(i)
   h[off + len - 1] = 0
 }
@@ -143,7 +144,7 @@ function ustarHeader (name: string, size: number, mode: number, typeflag: string
   if (n.length > 100) {
     const cut = name.lastIndexOf('/', name.length - 1)
     const pre = te.encode(name.slice(0, cut)); const rest = te.encode(name.slice(cut + 1))
-    if (cut <= 0 || pre.length > 155 || rest.length > 100) throw new RangeError(`tar: path too long for ustar: ${name}`)
+    if (cut <= 0 || pre.length > 155 || rest.length > 100) throw new TooLargeError(`tar: path too long for ustar: ${name}`)
     prefix = pre; n = rest
   }
   h.set(n, 0)

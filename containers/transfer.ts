@@ -25,6 +25,7 @@ import { encode, decode, asMap, type Canonical } from '../encoding/canonical.ts'
 import { concat, equal, sha256 } from '../encoding/bytes.ts'
 import { FrameReader, frame } from '../encoding/frames.ts'
 import { ContentMismatchError, FetchError, ProviderRefusedError } from './errors.ts'
+import { DecodeError } from '../encoding/errors.ts'
 
 export const BLOCKS_PROTOCOL = '/quorate/blocks/1.0.0'
 
@@ -57,7 +58,7 @@ export function parseBlock (cid: CID, bytes: Uint8Array, isRoot: boolean): { lin
   let fs: UnixFS
   try {
     node = dagPb.decode(bytes)
-    if (node.Data === undefined) throw new Error('no UnixFS data')
+    if (node.Data === undefined) throw new DecodeError('no UnixFS data')
     fs = UnixFS.unmarshal(node.Data)
   } catch (err) {
     throw new ContentMismatchError(`block ${cid.toString()} is not a UnixFS dag-pb node`, { cause: err })
@@ -167,10 +168,10 @@ export async function serveBlocks (stream: Stream, blocks: LocalBlocks, opts: { 
   let wantsBulk = false
   try {
     const req = await reader.next(MAX_CONTROL)
-    if (req === undefined) throw new Error('empty request')
+    if (req === undefined) throw new DecodeError('empty request')
     const m = asMap(decode(req, { maxBytes: MAX_CONTROL }), 'blocks request')
-    if (m.v !== 1 || !(m.root instanceof Uint8Array)) throw new Error('bad request')
-    if (m.bulk !== undefined && m.bulk !== true) throw new Error('bulk must be true when present')
+    if (m.v !== 1 || !(m.root instanceof Uint8Array)) throw new DecodeError('bad request')
+    if (m.bulk !== undefined && m.bulk !== true) throw new DecodeError('bulk must be true when present')
     root = CID.decode(m.root)
     checkCid(root)
     wantsBulk = m.bulk === true

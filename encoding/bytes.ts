@@ -1,6 +1,6 @@
 // Byte helpers shared by every module. Kept tiny: node:crypto and our error classes only.
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { InvalidInputError } from './errors.ts'
+import { DecodeError, InvalidInputError } from './errors.ts'
 
 export function toHex (b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
@@ -10,7 +10,7 @@ export function toHex (b: Uint8Array): string {
 export function fromHex (s: string, what = 'hex string'): Uint8Array {
   const h = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s
   if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) {
-    throw new TypeError(`${what} is not valid hex (even number of 0-9a-f characters expected)`)
+    throw new DecodeError(`${what} is not valid hex (even number of 0-9a-f characters expected)`)
   }
   return new Uint8Array(Buffer.from(h, 'hex'))
 }
@@ -21,7 +21,7 @@ export function toBase64 (b: Uint8Array): string {
 
 export function fromBase64 (s: string, what = 'base64 string'): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) {
-    throw new TypeError(`${what} is not valid base64`)
+    throw new DecodeError(`${what} is not valid base64`)
   }
   return new Uint8Array(Buffer.from(s, 'base64'))
 }

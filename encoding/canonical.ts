@@ -4,7 +4,7 @@
 // encoder would not produce (non-shortest lengths, unsorted or duplicate map keys, indefinite
 // lengths, floats, tags, trailing bytes), enforces size and depth limits, and never trusts a
 // length it has not checked against the remaining input.
-import { DecodeError, TooLargeError } from './errors.ts'
+import { DecodeError, InvalidInputError, TooLargeError } from './errors.ts'
 import { compare, GrowableBytes } from './bytes.ts'
 
 export type Canonical =
@@ -85,22 +85,22 @@ function keyOrder (names: string[]): readonly KeyEnc[] {
 }
 
 function write (w: Writer, v: Canonical | undefined, depth: number): void {
-  if (depth > 64) throw new TypeError('canonical encode: nesting too deep')
+  if (depth > 64) throw new InvalidInputError('canonical encode: nesting too deep')
   if (v === null) { w.byte(0xf6); return }
   if (v === true) { w.byte(0xf5); return }
   if (v === false) { w.byte(0xf4); return }
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new TypeError(`canonical encode: ${v} is not a safe integer (floats are not allowed)`)
+    if (!Number.isSafeInteger(v)) throw new InvalidInputError(`canonical encode: ${v} is not a safe integer (floats are not allowed)`)
     if (v >= 0) w.head(0, v); else w.head(1, -1 - v)
     return
   }
   if (typeof v === 'bigint') {
     if (v >= 0n) {
-      if (v > 0xffffffffffffffffn) throw new TypeError('canonical encode: integer exceeds 64 bits')
+      if (v > 0xffffffffffffffffn) throw new InvalidInputError('canonical encode: integer exceeds 64 bits')
       if (v <= BigInt(Number.MAX_SAFE_INTEGER)) w.head(0, Number(v)); else w.head(0, v)
     } else {
       const n = -1n - v
-      if (n > 0xffffffffffffffffn) throw new TypeError('canonical encode: integer exceeds 64 bits')
+      if (n > 0xffffffffffffffffn) throw new InvalidInputError('canonical encode: integer exceeds 64 bits')
       if (n <= BigInt(Number.MAX_SAFE_INTEGER)) w.head(1, Number(n)); else w.head(1, n)
     }
     return
@@ -128,7 +128,7 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
   }
   if (typeof v === 'object' && v !== undefined) {
     const proto = Object.getPrototypeOf(v)
-    if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical encode: only plain objects can be encoded as maps')
+    if (proto !== Object.prototype && proto !== null) throw new InvalidInputError('canonical encode: only plain objects can be encoded as maps')
     const m = v as { readonly [key: string]: Canonical | undefined }
     const order = keyOrder(Object.keys(m))
     let count = 0
@@ -141,7 +141,7 @@ function write (w: Writer, v: Canonical | undefined, depth: number): void {
     }
     return
   }
-  throw new TypeError(`canonical encode: unsupported value of type ${typeof v}`)
+  throw new InvalidInputError(`canonical encode: unsupported value of type ${typeof v}`)
 }
 
 // One scratch writer for all encodes (encode is synchronous and not re-entered): saves an

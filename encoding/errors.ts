@@ -42,12 +42,19 @@ export class ConfigError extends QuorateError {
   override readonly code: string = 'ERR_CONFIG'
 }
 
-/** Several policy failures reported at once, not just the first. */
-export class PolicyViolationsError extends AggregateError {
-  readonly disposition = 'reject' as const
-  readonly code = 'ERR_POLICY'
-  constructor (errors: readonly Error[], message = `${errors.length} policy check(s) failed: ${errors.map(e => e.message).join('; ')}`) {
-    super(errors, message)
-    this.name = 'PolicyViolationsError'
+/**
+ * Several checks failed, reported at once rather than just the first (STYLE §6): every violation
+ * is listed, so the caller can fix them all before trying again.
+ */
+export class PolicyViolationsError extends InvalidInputError {
+  override readonly code: string = 'ERR_POLICY'
+  readonly violations: readonly string[]
+  constructor (violations: readonly string[], message = `${violations.length} policy check(s) failed: ${violations.join('; ')}`, options?: { cause?: unknown }) {
+    super(message, options)
+    this.violations = violations
+  }
+
+  override toJSON (): Record<string, unknown> {
+    return { ...super.toJSON(), violations: this.violations }
   }
 }

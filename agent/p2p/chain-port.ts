@@ -1,6 +1,6 @@
 // Adapts chain/client's ChainClient to the two narrow ports of this module: the node's round
 // driver (ChainPort) and a committee member's reads (MemberChainPort).
-import type { ChainClient } from '../../chain/client.ts'
+import { ChainQueryError, type ChainClient } from '../../chain/client.ts'
 import type { TxSigner } from '../../chain/keys.ts'
 import { DEFAULT_COMMITTEE_SIZE } from '../../attestation/quorum/committee.ts'
 import type { ChainPort } from './round.ts'
@@ -26,7 +26,7 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
     },
     async waitForRound (nodeId, round, o) {
       const s = await client.waitForSeed(nodeId, round, { signal: o?.signal, pollMs: opts.pollMs })
-      if (s.seed === undefined || s.candidates === undefined) throw new Error(`seed view for ${nodeId} round ${round} is incomplete`)
+      if (s.seed === undefined || s.candidates === undefined) throw new ChainQueryError(`seed view for ${nodeId} round ${round} is incomplete`)
       return { seed: s.seed, k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE), candidates: s.candidates.map(c => c.nodeId) }
     },
     async addresses (nodeId) {

@@ -16,7 +16,7 @@ import { signVerdict, type SignedVerdict } from '../../attestation/quorum/verdic
 import type { VerdictSigner } from '../../attestation/quorum/keys.ts'
 import { equal, equalConstantTime, sha256, toHex } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
-import { InvalidInputError } from '../../encoding/errors.ts'
+import { DecodeError, InvalidInputError } from '../../encoding/errors.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
@@ -114,7 +114,7 @@ export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, reg
   let extraData: Uint8Array
   try {
     const a = parseAttest(evidence.quote.attest)
-    if (a.magic !== TPM_GENERATED_VALUE || a.type !== TPM_ST_ATTEST_QUOTE) throw new Error('not a TPM-generated quote')
+    if (a.magic !== TPM_GENERATED_VALUE || a.type !== TPM_ST_ATTEST_QUOTE) throw new DecodeError('not a TPM-generated quote')
     extraData = a.extraData
   } catch (err) {
     throw new EvidenceBindingError('freshness', `quote is unreadable: ${(err as Error).message}`)
