@@ -52,3 +52,16 @@ t.test('every production dependency is imported by the product, and every import
   const undeclared = [...imported].filter(([name]) => !declared.includes(name)).map(([name, file]) => `${name} (${file})`)
   t.same(undeclared, [], 'imported by the product but not a production dependency')
 })
+
+// containers/store.ts loads Helia's class from helia's unexported ./helia.js (helia exports only
+// "."): the index also loads @helia/libp2p's public-network defaults, 60-85 MB more RSS in every
+// agent (bench/agent.ts targets 200 MB). store.ts falls back to the public createHeliaLight if the
+// file moves; this test makes such a helia upgrade visible instead of silently heavier.
+t.test("helia's unexported Helia class is where containers/store.ts looks for it", async t => {
+  const entry = import.meta.resolve('helia')
+  const cls = await import(new URL('./helia.js', entry).href) as { Helia?: unknown }
+  const ver = await import(new URL('./version.js', entry).href) as { name?: unknown, version?: unknown }
+  t.equal(typeof cls.Helia, 'function', 'helia/dist/src/helia.js exports Helia')
+  t.equal(typeof ver.name, 'string')
+  t.equal(typeof ver.version, 'string')
+})
