@@ -230,16 +230,20 @@ export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
 
 export const VERDICT_V3_DOMAIN = utf8.encode('quorate/verdict/v3\0')
 
-/** Limits of v3 messages; a QC at k = 128 is ~ 300 bytes. */
+/**
+ * Limits of v3 messages. A QC is ≈ 200 bytes (k = 48, passing); the worst case (k = 128, 16
+ * failed claims of 32 characters) stays under qcBytes, so attest.record fits in 1 KB.
+ */
 export const LIMITS_V3 = {
   chainIdChars: 64,
   nodeIdChars: 128,
   failedClaims: 16,
+  claimNameChars: 32,
   memberVerdictBytes: 1024,
   qcBytes: 1024
 } as const
 
-const CLAIM_RE = /^[a-z][a-z0-9_.-]{0,63}$/
+const CLAIM_RE = /^[a-z][a-z0-9_.-]{0,31}$/
 
 export type Outcome = 'pass' | 'fail'
 
@@ -288,7 +292,7 @@ function outcomeProblems (m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' |
   if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS_V3.failedClaims) return `failedClaims must list at most ${LIMITS_V3.failedClaims} claims`
   for (let i = 0; i < m.failedClaims.length; i++) {
     const c = m.failedClaims[i]
-    if (typeof c !== 'string' || !CLAIM_RE.test(c)) return `failed claim ${JSON.stringify(c)} is not a claim name (a-z, 0-9, _ . -; up to 64)`
+    if (typeof c !== 'string' || !CLAIM_RE.test(c)) return `failed claim ${JSON.stringify(c)} is not a claim name (a lower-case letter, then a-z 0-9 _ . -; up to 32)`
     if (i > 0 && !(m.failedClaims[i - 1] < c)) return 'failedClaims must be sorted and unique'
   }
   if (m.outcome === 'pass' && m.failedClaims.length > 0) return 'a passing verdict lists no failed claims'
