@@ -11,12 +11,12 @@
 //   8. tampered     a node whose firmware measurements differ is refused and never runs the image
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import Docker from 'dockerode'
-import { startSwtpm, createSwtpmCa, type Swtpm } from '../test/helpers/swtpm.ts'
+import { startSwtpm, createSwtpmCa, type Swtpm } from '../attestation/tpm/simulator.ts'
+import { SAMPLE_BOOT_LOG } from '../attestation/samples/index.ts'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
@@ -61,8 +61,7 @@ export interface DemoResult {
   seconds: number
 }
 
-const here = dirname(fileURLToPath(import.meta.url))
-export const FIXTURE = join(here, '..', 'test', 'fixtures', 'measured-boot', 'ovmf-q35-smp2', 'eventlog.bin')
+export const FIXTURE = SAMPLE_BOOT_LOG
 /** What agents register as: "<vendor>/<platform>" of the firmware, and the node image name. */
 export const PLATFORM = 'ovmf/q35-smp2'
 export const OS_NAME = 'quorate-node'

@@ -11,10 +11,11 @@ import { parseEventLog, eventsForPcr } from '../../attestation/eventlog.ts'
 import { containerLaunchLine, envDigest, replayContainerLog } from '../../attestation/containerlog.ts'
 import { parseCertificates } from '../../attestation/ekcert.ts'
 import { softAk, forgeQuote, type SoftAk, type ForgeOptions } from './forge.ts'
+import { OVMF_Q35_SMP2_DIR } from '../../attestation/samples/index.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const FIXTURES = join(here, '..', 'fixtures')
-export const OVMF = join(FIXTURES, 'measured-boot', 'ovmf-q35-smp2')
+export const OVMF = OVMF_Q35_SMP2_DIR
 
 export function fixtureEventLog (): Uint8Array { return new Uint8Array(readFileSync(join(OVMF, 'eventlog.bin'))) }
 
