@@ -1,0 +1,170 @@
+// The ABCI socket server spoken to directly over its Unix socket, as CometBFT would: framing,
+// Echo/Flush/Info, InitChain (idempotent), CheckTx, PrepareProposal's size limit,
+// ProcessProposal rejecting a block with an invalid tx, FinalizeBlock + Commit + Query with a
+// proof, a FinalizeBlock repeated without Commit (CometBFT restarted), oversized frames; and a
+// fuzzed frame decoder.
+import t from 'tap'
+import { connect, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Request, Response, CheckTxType, ResponseProcessProposal_ProposalStatus, type RequestInitChain } from 'cosmjs-types/tendermint/abci/types'
+import { FrameDecoder, encodeFrame } from '../../chain/abci/frame.ts'
+import { startAbciServer, type AbciServer } from '../../chain/abci/server.ts'
+import { createChainApp } from '../../chain/app.ts'
+import { generateChainKey } from '../../chain/keys.ts'
+import { verifyStateProof } from '../../chain/store.ts'
+import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
+import { buildTx } from '../../chain/tx.ts'
+import { TxCode } from '../../chain/types.ts'
+import { DecodeError, TooLargeError } from '../../encoding/errors.ts'
+import { encodeUvarint } from '../../encoding/varint.ts'
+
+const CHAIN = 'abci-test'
+
+class AbciConn {
+  readonly #sock: Socket
+  readonly #frames = new FrameDecoder()
+  readonly #waiting: Array<(r: Response) => void> = []
+  readonly closed: Promise<void>
+  constructor (path: string) {
+    this.#sock = connect(path)
+    this.closed = new Promise(resolve => this.#sock.once('close', () => resolve()))
+    this.#sock.on('data', (d: Buffer) => { for (const f of this.#frames.push(d)) this.#waiting.shift()?.(Response.decode(f)) })
+    this.#sock.on('error', () => {})
+  }
+
+  async call (req: Partial<Request>): Promise<Response> {
+    const p = new Promise<Response>(resolve => this.#waiting.push(resolve))
+    this.#sock.write(encodeFrame(Request.encode(Request.fromPartial(req)).finish()))
+    return await p
+  }
+
+  raw (b: Uint8Array): void { this.#sock.write(b) }
+  close (): void { this.#sock.destroy() }
+}
+
+const ts = (ms: number): { seconds: bigint, nanos: number } => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 })
+
+t.test('ABCI server over a Unix socket', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'qabci-'))
+  const db = join(dir, 'app.sqlite')
+  let opened = 0
+  const server: AbciServer = await startAbciServer({ listen: join(dir, 'abci.sock'), openApp: () => { opened++; return createChainApp({ path: db, rules: createTestOnlyQuorumRules() }) }, maxFrameBytes: 1 << 20 })
+  const c = new AbciConn(join(dir, 'abci.sock'))
+  t.teardown(async () => { c.close(); await server.close(); await rm(dir, { recursive: true, force: true }) })
+  t.equal(server.address, `unix://${join(dir, 'abci.sock')}`)
+
+  t.equal((await c.call({ echo: { message: 'hello' } })).echo?.message, 'hello', 'echo')
+  t.ok((await c.call({ flush: {} })).flush !== undefined, 'flush')
+  const info0 = (await c.call({ info: { version: '0.38.26', blockVersion: 11n, p2pVersion: 8n, abciVersion: '2.0.0' } })).info
+  t.equal(info0?.lastBlockHeight, 0n, 'fresh app: height 0, so CometBFT calls InitChain')
+
+  const validator = await generateChainKey()
+  const genesisTime = Date.UTC(2026, 11, 1)
+  const initChain: Partial<RequestInitChain> = {
+    time: ts(genesisTime), chainId: CHAIN, initialHeight: 1n,
+    validators: [{ pubKey: { ed25519: validator.publicKey }, power: 1n }],
+    appStateBytes: Buffer.from(JSON.stringify({ verifiers: [], committee_size: 7 }))
+  }
+  const ic = (await c.call({ initChain: initChain as RequestInitChain })).initChain
+  t.equal(ic?.appHash.byteLength, 32, 'InitChain answers the genesis app hash')
+  const again = (await c.call({ initChain: initChain as RequestInitChain })).initChain
+  t.same(again?.appHash, ic?.appHash, 'InitChain again before any block (a crash right after it) is answered, not refused')
+  const other = await c.call({ initChain: { ...initChain, chainId: 'other' } as RequestInitChain })
+  t.match(other.exception?.error, /holds "abci-test"/, 'InitChain of another chain is an exception')
+
+  const k = await generateChainKey()
+  const tx0 = buildTx('vendor.register', { name: 'acme' }, k, 0, CHAIN)
+  const tx1 = buildTx('vendor.register', { name: 'acme2' }, k, 1, CHAIN)
+  t.equal((await c.call({ checkTx: { tx: tx0, type: CheckTxType.NEW } })).checkTx?.code, 0, 'CheckTx accepts')
+  t.equal((await c.call({ checkTx: { tx: tx0, type: CheckTxType.NEW } })).checkTx?.code, TxCode.BAD_SEQUENCE, 'the same tx again: its sequence is taken in the mempool view')
+  t.equal((await c.call({ checkTx: { tx: new Uint8Array([1, 2, 3]), type: CheckTxType.NEW } })).checkTx?.code, TxCode.MALFORMED, 'junk refused')
+
+  // PrepareProposal: within max_tx_bytes; a tx that can never be valid is left out
+  const junk = new Uint8Array(randomBytes(100))
+  const prep = (await c.call({ prepareProposal: { maxTxBytes: 10_000n, txs: [tx0, junk, tx1], height: 1n, time: ts(genesisTime + 1000) } as never })).prepareProposal
+  t.same(prep?.txs.map(x => Buffer.from(x).toString('hex')), [tx0, tx1].map(x => Buffer.from(x).toString('hex')), 'junk left out of the proposal')
+  const small = (await c.call({ prepareProposal: { maxTxBytes: BigInt(tx0.byteLength + 3), txs: [tx0, tx1] } as never })).prepareProposal
+  t.equal(small?.txs.length, 1, 'only what fits in max_tx_bytes')
+
+  // ProcessProposal: any invalid tx rejects the block; a failing-but-valid tx (bad sequence) does not
+  const pp = async (txs: Uint8Array[]): Promise<number | undefined> => (await c.call({ processProposal: { txs, height: 1n, time: ts(genesisTime + 1000), hash: new Uint8Array(32), proposerAddress: new Uint8Array(20) } as never })).processProposal?.status
+  t.equal(await pp([tx0, tx1]), ResponseProcessProposal_ProposalStatus.ACCEPT, 'valid proposal accepted')
+  t.equal(await pp([tx0, junk]), ResponseProcessProposal_ProposalStatus.REJECT, 'a proposal with a malformed tx is rejected')
+  const forged = new Uint8Array(tx1); forged[forged.length - 1] ^= 1
+  t.equal(await pp([forged]), ResponseProcessProposal_ProposalStatus.REJECT, 'a proposal with a bad signature is rejected')
+  t.equal(await pp([buildTx('vendor.register', { name: 'x' }, k, 0, 'another-chain')]), ResponseProcessProposal_ProposalStatus.REJECT, 'a tx for another chain is rejected')
+  t.equal(await pp([tx1]), ResponseProcessProposal_ProposalStatus.ACCEPT, 'a tx out of sequence is still a valid block (it fails in FinalizeBlock)')
+
+  // FinalizeBlock, then CometBFT "restarts" and finalizes the same block again before any Commit
+  const fb = { txs: [tx0, tx1], height: 1n, time: ts(genesisTime + 1000), hash: new Uint8Array(32).fill(7), proposerAddress: new Uint8Array(20) } as never
+  const f1 = (await c.call({ finalizeBlock: fb })).finalizeBlock
+  t.same(f1?.txResults.map(r => r.code), [0, 0], 'both txs applied')
+  t.equal(f1?.appHash.byteLength, 32)
+  const f2 = (await c.call({ finalizeBlock: fb })).finalizeBlock
+  t.same(f2?.appHash, f1?.appHash, 'the same block finalized again (no commit in between) gives the same app hash')
+  t.equal(opened, 2, 'by reopening the app from its database')
+  t.equal((await c.call({ commit: {} })).commit?.retainHeight, 0n, 'commit')
+  const info1 = (await c.call({ info: { version: '', blockVersion: 0n, p2pVersion: 0n, abciVersion: '' } })).info
+  t.equal(info1?.lastBlockHeight, 1n, 'Info: last committed height')
+  t.same(info1?.lastBlockAppHash, f1?.appHash, 'Info: app hash after it')
+
+  const q = (await c.call({ query: { path: '/key', data: Buffer.from('vendor/acme'), prove: true, height: 0n } })).query
+  t.equal(q?.code, 0)
+  t.equal(q?.height, 1n)
+  const op = q?.proofOps?.ops[0]
+  t.ok(op !== undefined && q !== undefined && f1 !== undefined && verifyStateProof(f1.appHash, 'vendor/acme', q.value, op.data), 'Query prove=true: the proofOp verifies against the app hash')
+  t.equal((await c.call({ query: { path: '/nope', data: new Uint8Array(0), prove: false, height: 0n } })).query?.code, TxCode.UNKNOWN_TYPE)
+
+  // pipelined requests are answered in order
+  const many = await Promise.all(Array.from({ length: 50 }, async (_, i) => await c.call({ echo: { message: String(i) } })))
+  t.same(many.map(r => r.echo?.message), Array.from({ length: 50 }, (_, i) => String(i)), 'pipelined answers in order')
+
+  // a frame over the limit closes that connection, before its body is buffered; others go on
+  const bad = new AbciConn(join(dir, 'abci.sock'))
+  bad.raw(encodeUvarint(2 << 20))
+  await bad.closed
+  t.pass('oversized frame: connection closed')
+  t.equal((await c.call({ echo: { message: 'still here' } })).echo?.message, 'still here', 'other connections unaffected')
+})
+
+t.test('frame decoder: split anywhere, strict prefix, bounded, fuzzed', async t => {
+  const msgs = Array.from({ length: 40 }, (_, i) => new Uint8Array(randomBytes(i * 37 % 300)))
+  const stream = Buffer.concat(msgs.map(encodeFrame))
+  let seed = 99
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x80000000 }
+  for (let round = 0; round < 50; round++) {
+    const d = new FrameDecoder(1000)
+    const got: Uint8Array[] = []
+    for (let at = 0; at < stream.length;) {
+      const n = 1 + Math.floor(rnd() * 64)
+      got.push(...d.push(stream.subarray(at, at + n)))
+      at += n
+    }
+    if (got.length !== msgs.length || got.some((g, i) => Buffer.compare(g, msgs[i]) !== 0)) { t.fail(`round ${round}: frames differ`); return }
+    t.equal(d.buffered, 0)
+  }
+  t.pass('50 random splittings give back the same frames')
+  t.throws(() => new FrameDecoder(1000).push(encodeUvarint(1001)), TooLargeError, 'a length over the limit is refused from the prefix alone')
+  t.throws(() => new FrameDecoder().push(new Uint8Array([0x83, 0x00])), DecodeError, 'non-minimal length prefix')
+  t.throws(() => new FrameDecoder().push(new Uint8Array(9).fill(0xff)), DecodeError, 'over-long length prefix')
+  // fuzz: random bytes never throw anything but DecodeError/TooLargeError, never buffer past the bound
+  let errors = 0
+  for (let i = 0; i < 2000; i++) {
+    const d = new FrameDecoder(4096)
+    try {
+      for (let j = 0; j < 8; j++) { d.push(new Uint8Array(randomBytes(Math.floor(rnd() * 512)))); if (d.buffered > 4096 + 8) throw new Error(`buffered ${d.buffered}`) }
+    } catch (err) {
+      if (!(err instanceof DecodeError) && !(err instanceof TooLargeError)) throw err
+      errors++
+    }
+  }
+  t.ok(errors > 0, `fuzzed: ${errors} of 2000 random streams refused with DecodeError/TooLargeError, none crashed or over-buffered`)
+  // and random frames into the server's Request decoder only fail with an Error
+  for (let i = 0; i < 2000; i++) {
+    try { Request.decode(new Uint8Array(randomBytes(Math.floor(rnd() * 64)))) } catch (err) { if (!(err instanceof Error)) throw err }
+  }
+  t.pass('random Request bodies: decode returns or throws an Error')
+})
