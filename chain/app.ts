@@ -22,13 +22,11 @@ export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
   CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, MAX_TX_BYTES, TX_VERSION, TxCode,
-  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
+  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type QuorumCommitteeInput, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
   type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
 } from './types.ts'
 
-// Node's Buffer#toString('hex') primitive; it accepts any Uint8Array (no Buffer view needed)
-const hexSlice = (Buffer.prototype as unknown as { hexSlice: (this: Uint8Array, start: number, end: number) => string }).hexSlice
 
 export const CODESPACE = 'quorate'
 /** Validated txs kept between checkTx and finalizeBlock (above the default mempool size of 50,000). */
@@ -112,6 +110,7 @@ interface Ctx {
   readonly txHash: Uint8Array
   /** Genesis certification parameters (resolved). */
   readonly cert: CertificationParams
+  readonly genesis: Genesis
 }
 
 /** What deliver needs of a validated tx (kept small: it lives in the cache while the tx waits in the mempool). */
@@ -156,6 +155,30 @@ function endCertifications (c: Ctx, index: 'nodeplat' | 'nodeos', name: string, 
       c.s.del(`cert/${id}`)
     }
   }
+}
+
+/**
+ * Current rules: the candidates that can sign a verdict — certified, unexpired nodes and genesis
+ * verifiers that registered a BLS key (cert/ and gv/ entries carry it, so no record is read) —
+ * minus the node, sorted by node id.
+ */
+function blsCandidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: string): Array<{ nodeId: string, blsPublicKey: Uint8Array }> {
+  const out = new Map<string, Uint8Array>()
+  for (const [k, v] of s.scan('cert/')) {
+    const c = dec<{ expiresAt: number, blsPublicKey?: Uint8Array }>(v)
+    if (c.expiresAt > now && c.blsPublicKey !== undefined) out.set(k.slice(5), c.blsPublicKey)
+  }
+  for (const [k, v] of s.scan('gv/')) {
+    const g = dec<{ blsPublicKey?: Uint8Array }>(v)
+    if (g.blsPublicKey !== undefined) out.set(k.slice(3), g.blsPublicKey)
+  }
+  out.delete(exclude)
+  return [...out.keys()].sort().map(nodeId => ({ nodeId, blsPublicKey: out.get(nodeId) as Uint8Array }))
+}
+
+/** A registered node's BLS key. */
+function blsKeyOf (s: { get: (k: string) => Uint8Array | undefined }, nodeId: string): Uint8Array | undefined {
+  return get<NodeRecord>(s, `node/${nodeId}`)?.blsPublicKey
 }
 
 function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: string): string[] {
@@ -224,44 +247,15 @@ function endCertification (s: Overlay, rec: NodeRecord, height: number, reason: 
   s.del(`cert/${rec.nodeId}`)
 }
 
-/**
- * Committee size for `candidates` candidates and the level it reaches, as the quorum rules say;
- * the same arithmetic here for rules that do not provide it yet (attestation/quorum/sizing.ts).
- */
+/** Committee size for `candidates` candidates and the level it reaches, as the quorum rules say. */
 function committeeFor (rules: QuorumRules, cert: CertificationParams, candidates: number): { k: number, securityBits: number } {
   const model: AdversaryModel = { fractionNum: cert.adversaryFraction.num, fractionDen: cert.adversaryFraction.den, securityBits: cert.securityBits }
-  const r = rules.committeeSize !== undefined ? rules.committeeSize(model, candidates) : localCommitteeSize(model, candidates)
+  const r = rules.committeeSize(model, candidates)
   const k = Math.min(r.k, candidates)
   // recorded in state: an integer, capped (F = 0 would be infinitely many bits)
   const bits = Number.isFinite(r.securityBits) ? Math.max(0, Math.min(1024, Math.floor(r.securityBits))) : 1024
   if (!Number.isSafeInteger(k) || k < 0) throw new QuorateError(`quorum rules gave committee size ${r.k}`)
   return { k, securityBits: k === 0 ? 0 : bits }
-}
-
-/** P_forge(k) = P(Binomial(k, a/b) ≥ ⌊2k/3⌋ + 1) as n / b^k, exact. */
-function forgeNumerator (k: number, a: number, b: number): bigint {
-  const A = BigInt(a); const C = BigInt(b - a)
-  const t = Math.floor(2 * k / 3) + 1
-  let n = 0n; let binom = 1n
-  for (let i = 0; i <= k; i++) {
-    if (i > 0) binom = binom * BigInt(k - i + 1) / BigInt(i)
-    if (i >= t) n += binom * A ** BigInt(i) * C ** BigInt(k - i)
-  }
-  return n
-}
-
-const MIN_K = 4
-const MAX_K = 128
-function localCommitteeSize (m: AdversaryModel, candidates: number): { k: number, securityBits: number } {
-  const b = BigInt(m.fractionDen)
-  let target = MAX_K
-  for (let k = MIN_K; k <= MAX_K; k++) {
-    if (forgeNumerator(k, m.fractionNum, m.fractionDen) << BigInt(m.securityBits) <= b ** BigInt(k)) { target = k; break }
-  }
-  const k = Math.min(target, candidates)
-  if (k === 0) return { k, securityBits: 0 }
-  const n = forgeNumerator(k, m.fractionNum, m.fractionDen)
-  return { k, securityBits: n === 0n ? Infinity : (b ** BigInt(k) / n).toString(2).length - 1 }
 }
 
 /**
@@ -297,11 +291,13 @@ function openRound (c: Ctx, b: TxBodies['attest.request'], rec: NodeRecord, prev
 function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRecord, rec: NodeRecord,
   out: ReturnType<QuorumRules['verifyCertificate']>, committee: string[], qcHash: Uint8Array): Uint8Array {
   if (req.deadline !== undefined) c.s.del(deadlineKey(req.deadline, b.nodeId))
-  // the chain sets the lifetime (genesis certTtlMs); verdicts may only shorten it
-  const expiresAt = Math.min(out.expiresAt, c.time + c.cert.certTtlMs)
+  const expiresAt = out.expiresAt ?? c.time + c.cert.certTtlMs
   if (out.outcome === 'pass') {
-    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee, securityBits: req.securityBits })
-    put(c.s, `cert/${b.nodeId}`, { expiresAt })
+    // A pass means > 2/3 of the committee found the identity claim good, which includes the
+    // AK–EK binding (each member ran MakeCredential/ActivateCredential, or relied on this record).
+    const akBound = rec.akBound ?? { round: b.round, height: c.height }
+    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee, securityBits: req.securityBits, akBound })
+    put(c.s, `cert/${b.nodeId}`, { expiresAt, blsPublicKey: rec.blsPublicKey })
     c.s.del(`cool/${b.nodeId}`)
   } else {
     put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee, securityBits: req.securityBits })
@@ -311,6 +307,18 @@ function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRe
   put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
   put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
   return enc({ outcome: out.outcome, expiresAt })
+}
+
+/**
+ * What the quorum rules need to check a round's QC or one verdict: the committee drawn with the
+ * seed (current rules keep it; legacy re-derives it from the candidate snapshot) with each
+ * member's registered BLS key (empty when it has none: the rules then refuse its signature).
+ */
+function committeeInput (c: Ctx, req: AttestRequestRecord, nodeId: string): QuorumCommitteeInput {
+  const ids = req.committee ?? req.candidates ?? []
+  const candidates = ids.map(id => ({ nodeId: id, blsPublicKey: blsKeyOf(c.s, id) ?? EMPTY }))
+  const k = req.k ?? c.genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE
+  return { chainId: c.genesis.chainId, nodeId, round: req.round, seed: req.seed ?? EMPTY, candidates, k, ...(req.committee === undefined ? {} : { committee: req.committee }) }
 }
 
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
@@ -382,17 +390,24 @@ const handlers: Handlers = {
     markRevoked<ImageRecord>(c, `img/${b.name}#${b.digest}`, label, `${label} was never published`)
     return undefined
   },
-  'node.register': (c, b) => {
+  'node.register': (c, b, rules) => {
     const pub = peerIdToPublicKey(b.nodeId)
     if (!equal(pub, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `node.register for ${b.nodeId} must be signed by that node's own key (its peer id)`)
+    if (b.blsPublicKey !== undefined && b.blsProof !== undefined) {
+      // rogue-key defence: a BLS key counts only with a proof that its holder signed this node id
+      try { rules.verifyPossession({ nodeId: b.nodeId, blsPublicKey: b.blsPublicKey, proof: b.blsProof }) } catch (err) {
+        throw new TxFail(TxCode.UNAUTHORIZED, `node.register: the BLS key's proof of possession does not verify: ${(err as Error).message}`)
+      }
+    }
     const k = `node/${b.nodeId}`
     const old = get<NodeRecord>(c.s, k)
     if (old !== undefined) {
       c.s.del(`nodeplat/${old.platform ?? '*'}/${b.nodeId}`)
       c.s.del(`nodeos/${old.os ?? '*'}/${b.nodeId}`)
     }
+    const sameBls = old?.blsPublicKey === undefined ? b.blsPublicKey === undefined : b.blsPublicKey !== undefined && equal(old.blsPublicKey, b.blsPublicKey)
     const keep = old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) &&
-      old.platform === b.platform && old.os === b.os
+      old.platform === b.platform && old.os === b.os && sameBls
     const rec: NodeRecord = {
       nodeId: b.nodeId,
       publicKey: pub,
@@ -408,9 +423,14 @@ const handlers: Handlers = {
       round: old?.round,
       expiresAt: keep ? old.expiresAt : undefined,
       qcHash: keep ? old.qcHash : undefined,
-      committee: keep ? old.committee : undefined
+      committee: keep ? old.committee : undefined,
+      securityBits: keep ? old.securityBits : undefined,
+      blsPublicKey: b.blsPublicKey,
+      // the binding is of this EK certificate and AK: kept only while both are unchanged
+      akBound: old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) ? old.akBound : undefined
     }
     if (!keep) c.s.del(`cert/${b.nodeId}`)
+    if (b.blsPublicKey !== undefined && c.s.get(`gv/${b.nodeId}`) !== undefined) put(c.s, `gv/${b.nodeId}`, { publicKey: pub, blsPublicKey: b.blsPublicKey })
     put(c.s, k, rec)
     c.s.set(`nodeplat/${b.platform ?? '*'}/${b.nodeId}`, EMPTY)
     c.s.set(`nodeos/${b.os ?? '*'}/${b.nodeId}`, EMPTY)
@@ -438,41 +458,34 @@ const handlers: Handlers = {
     if (b.round !== req.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} is not the node's latest request (round ${req.round})`)
     if (req.recordedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was already recorded at height ${req.recordedAt}`)
     if (req.closedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was closed at height ${req.closedAt} (${req.closeReason ?? 'failed'}); request a new round`)
-    if (req.seed === undefined || req.candidates === undefined) throw new TxFail(TxCode.NOT_READY, `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`)
+    if (req.seed === undefined || (req.candidates === undefined && req.committee === undefined)) throw new TxFail(TxCode.NOT_READY, `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`)
     const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
     if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
     let out: ReturnType<QuorumRules['verifyCertificate']>
     try {
-      out = rules.verifyCertificate({
-        qc: b.qc,
-        nodeId: b.nodeId,
-        round: b.round,
-        seed: req.seed,
-        candidates: req.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })),
-        now: c.time,
-        // legacy rules passed no size (the rules' own); current rules draw the size fixed with the seed
-        ...(req.k === undefined ? {} : { k: req.k })
-      })
+      out = rules.verifyCertificate({ qc: b.qc, ...committeeInput(c, req, b.nodeId) })
     } catch (err) {
       throw new TxFail(TxCode.QC_REJECTED, `quorum certificate rejected: ${(err as Error).message}`)
     }
-    if ((out.outcome !== 'pass' && out.outcome !== 'fail') || !Number.isSafeInteger(out.expiresAt) || !Array.isArray(out.committee) || !out.committee.every(x => typeof x === 'string')) {
+    if ((out.outcome !== 'pass' && out.outcome !== 'fail') || (out.expiresAt !== undefined && !Number.isSafeInteger(out.expiresAt)) || !Array.isArray(out.committee) || !out.committee.every(x => typeof x === 'string')) {
       throw new TxFail(TxCode.QC_REJECTED, 'quorum rules returned an invalid result')
     }
-    if (out.outcome === 'pass' && out.expiresAt <= c.time) throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${out.expiresAt}, not after the block time ${c.time}`)
+    // v3 QCs carry no expiry: the chain sets it (certTtlMs); a signed one (v2, test double) may only shorten it
+    const expiresAt = Math.min(out.expiresAt ?? Number.MAX_SAFE_INTEGER, c.time + c.cert.certTtlMs)
+    if (out.outcome === 'pass' && expiresAt <= c.time) throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${expiresAt}, not after the block time ${c.time}`)
     const committee = [...out.committee]
     const qcHash = sha256(b.qc)
-    if (c.cert.rules === 'current') return recordRound(c, b, req, rec, out, committee, qcHash)
+    if (c.cert.rules === 'current') return recordRound(c, b, req, rec, { ...out, expiresAt }, committee, qcHash)
     if (out.outcome === 'pass') {
-      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt: out.expiresAt, qcHash, committee })
-      put(c.s, `cert/${b.nodeId}`, { expiresAt: out.expiresAt })
+      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee })
+      put(c.s, `cert/${b.nodeId}`, { expiresAt })
     } else {
       put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee })
       c.s.del(`cert/${b.nodeId}`)
     }
-    put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt: out.expiresAt, committee, height: c.height } satisfies QcRecord)
+    put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
     put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
-    return enc({ outcome: out.outcome, expiresAt: out.expiresAt })
+    return enc({ outcome: out.outcome, expiresAt })
   }
 }
 
@@ -583,7 +596,7 @@ class App implements ChainApp {
     let body: TxBodies[TxType]
     try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
     if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
-    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: hexSlice.call(tx.signer, 0, tx.signer.byteLength) }
+    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: toHex(tx.signer) }
     // bounded (oldest first): a tx checked but never delivered must not be kept forever; one
     // dropped here is simply validated again when delivered
     if (this.#verified.size >= VERIFIED_CACHE) {
@@ -647,9 +660,14 @@ class App implements ChainApp {
       const id = k.slice(prefix.length)
       const r = get<AttestRequestRecord>(s, `req/${id}`)
       if (r === undefined || r.height !== req.height - 1 || r.seed !== undefined) continue
-      const candidates = candidatesAt(s, req.time, id)
-      const size = current ? committeeFor(this.#rules, this.#cert, candidates.length) : undefined
-      put(s, `req/${id}`, { ...r, seed: committeeSeed(req.hash, id, r.round), seedHeight: req.height, seedBlockHash: req.hash, candidates, ...size })
+      const seed = committeeSeed(req.hash, id, r.round)
+      const fixed = { seed, seedHeight: req.height, seedBlockHash: req.hash }
+      if (!current) { put(s, `req/${id}`, { ...r, ...fixed, candidates: candidatesAt(s, req.time, id) }); continue }
+      // current rules keep the drawn committee, not every candidate: O(k) state per round and per check
+      const candidates = blsCandidatesAt(s, req.time, id)
+      const size = committeeFor(this.#rules, this.#cert, candidates.length)
+      const committee = size.k === 0 ? [] : [...this.#rules.drawCommittee({ seed, nodeId: id, candidates: candidates.map(x => x.nodeId), k: size.k })]
+      put(s, `req/${id}`, { ...r, ...fixed, committee, candidateCount: candidates.length, ...size })
     }
   }
 
@@ -664,7 +682,7 @@ class App implements ChainApp {
     let data: Uint8Array | undefined
     try {
       const h = handlers[v.type] as (c: Ctx, b: TxBodies[TxType], r: QuorumRules) => Uint8Array | undefined
-      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert }, v.body, this.#rules)
+      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert, genesis: this.#genesis as Genesis }, v.body, this.#rules)
     } catch (err) {
       if (err instanceof TxFail) return fail(err.code, err.message)
       if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
@@ -840,11 +858,19 @@ const queries = new Map<string, Query>(Object.entries({
     const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
     const round = param(p, 'round')
     if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
-    if (r.seed === undefined || r.candidates === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
+    const ids = r.committee ?? r.candidates
+    if (r.seed === undefined || ids === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
+    // current rules serve the drawn committee as the candidate list with k = its size: drawing
+    // k of k gives the committee back in the same order, so older clients derive the same one
     return {
-      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed, k: r.k ?? i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
+      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed,
+      k: r.committee !== undefined ? r.committee.length : r.k ?? i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
       ...(r.securityBits === undefined ? {} : { securityBits: r.securityBits }), ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
-      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id), addrs: get<NodeRecord>(s, `node/${id}`)?.addrs ?? [] }))
+      ...(r.committee === undefined ? {} : { committee: r.committee, candidateCount: r.candidateCount }),
+      candidates: ids.map(id => {
+        const rec = get<NodeRecord>(s, `node/${id}`)
+        return { nodeId: id, publicKey: peerIdToPublicKey(id), addrs: rec?.addrs ?? [], ...(rec?.blsPublicKey === undefined ? {} : { blsPublicKey: rec.blsPublicKey }) }
+      })
     } satisfies SeedView
   },
   '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)

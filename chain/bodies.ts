@@ -161,7 +161,7 @@ const parsers: Parsers = {
     return { name: b.str('name', IMAGE_NAME_RE, 'an image name'), digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits') }
   },
   'node.register': v => {
-    const b = new Body(v, 'node.register', ['nodeId', 'ekCertificate', 'akPublic', 'addrs', 'platform', 'os'])
+    const b = new Body(v, 'node.register', ['nodeId', 'ekCertificate', 'akPublic', 'addrs', 'platform', 'os', 'blsPublicKey', 'blsProof'])
     const addrs = b.raw('addrs')
     if (!is.array(addrs) || addrs.length > 32 || !addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 256 && /^[\x21-\x7e]+$/.test(a))) {
       throw new InvalidInputError('node.register.addrs: expected up to 32 multiaddr strings ("/ip4/…")')
@@ -174,6 +174,12 @@ const parsers: Parsers = {
     }
     if (b.has('platform')) out.platform = b.str('platform', /^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}$/, '"<vendor>/<platform>"')
     if (b.has('os')) out.os = b.str('os', NAME_RE, 'an OS name')
+    // BLS12-381: a compressed G1 public key and a G2 signature as proof of possession (checked by the quorum rules)
+    if (b.has('blsPublicKey') !== b.has('blsProof')) throw new InvalidInputError('node.register: blsPublicKey and blsProof come together')
+    if (b.has('blsPublicKey')) {
+      out.blsPublicKey = b.bytes('blsPublicKey', 48, 48)
+      out.blsProof = b.bytes('blsProof', 96, 96)
+    }
     return out
   },
   'attest.request': v => {

@@ -42,7 +42,12 @@ export interface ImageRevokeBody { name: string, digest: string }
  * `platform` is "<vendor>/<platform>" of the firmware it runs, `os` the OS name. They decide which
  * revocations end its certification; a node that names none is affected by every revocation.
  */
-export interface NodeRegisterBody { nodeId: string, ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], platform?: string, os?: string }
+export interface NodeRegisterBody {
+  nodeId: string, ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], platform?: string, os?: string
+  /** The node's BLS verdict key (48 bytes) and its proof of possession bound to the node id (96 bytes); both or neither. A node without one is never a committee candidate. */
+  blsPublicKey?: Uint8Array
+  blsProof?: Uint8Array
+}
 /** `reset: true` (after a reboot) ends the current certification at once. */
 export interface AttestRequestBody { nodeId: string, round: number, reset?: boolean }
 export interface AttestRecordBody { nodeId: string, round: number, qc: Uint8Array }
@@ -132,6 +137,13 @@ export interface NodeRecord {
   committee?: string[]
   /** Security level (bits) the committee of the certifying round reached (current rules). */
   securityBits?: number
+  /** BLS verdict key registered (possession proven at node.register). */
+  blsPublicKey?: Uint8Array
+  /**
+   * Current rules: the first passing QC for this EK certificate and AK recorded that a quorum
+   * checked the AK–EK binding (TPM2_ActivateCredential); later committees rely on it.
+   */
+  akBound?: { round: number, height: number }
 }
 export interface AttestRequestRecord {
   nodeId: string
@@ -149,6 +161,10 @@ export interface AttestRequestRecord {
   /** Current rules: committee size drawn for the round and the security level it reaches (fixed with the seed). */
   k?: number
   securityBits?: number
+  /** Current rules: the committee in drawn order (what a QC's signer bitmap indexes), instead of every candidate. */
+  committee?: string[]
+  /** Current rules: how many candidates the committee was drawn from. */
+  candidateCount?: number
   recordedAt?: number
   /** Current rules: the round ended without a QC (deadline passed, or abandoned by a reset). */
   closedAt?: number
@@ -182,8 +198,15 @@ export interface SeedView {
   /** Current rules: security level the committee reaches, and the last height the round may be recorded. */
   securityBits?: number
   deadline?: number
-  /** Snapshot taken when the seed was fixed, sorted by node id; addrs from registrations ([] for unregistered genesis verifiers). */
-  candidates?: Array<{ nodeId: string, publicKey: Uint8Array, addrs: string[] }>
+  /**
+   * Legacy rules: the snapshot taken when the seed was fixed, sorted by node id. Current rules: the
+   * drawn committee itself, in drawn order (drawing k of these gives them back in the same order).
+   * addrs from registrations ([] for unregistered genesis verifiers).
+   */
+  candidates?: Array<{ nodeId: string, publicKey: Uint8Array, addrs: string[], blsPublicKey?: Uint8Array }>
+  /** Current rules: the committee in drawn order, and the number of candidates it was drawn from. */
+  committee?: string[]
+  candidateCount?: number
 }
 
 /**
@@ -213,6 +236,8 @@ export interface QuorumRules {
     committee: readonly string[]
     threshold: number
     signers: readonly string[]
+    /** Only QC formats whose verdicts sign an expiry (v2, the test double): it can only shorten the chain's. */
+    expiresAt?: number
   }
   /** One member's signed verdict (canonical bytes): member-submitted verdicts and fault proofs. */
   verifyVerdict (input: QuorumCommitteeInput & { verdict: Uint8Array }): {

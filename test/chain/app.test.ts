@@ -10,6 +10,8 @@ import { PROOF_TYPE } from '../../chain/app.ts'
 import { utf8 } from '../../encoding/bytes.ts'
 
 const d32 = (n: number): Uint8Array => new Uint8Array(32).fill(n)
+/** A genesis verifier registers with a BLS key (the test double takes any non-zero proof) to become a candidate. */
+const bls = (n: number): { blsPublicKey: Uint8Array, blsProof: Uint8Array } => ({ blsPublicKey: new Uint8Array(48).fill(n + 1), blsProof: new Uint8Array(96).fill(1) })
 const q = <T>(h: { app: { query: (r: { path: string, data?: Uint8Array }) => { code: number, value?: Uint8Array, log: string } } }, path: string, params: Record<string, unknown> = {}): T => {
   const r = h.app.query({ path, data: encode(params as never) })
   if (r.code !== 0) throw new Error(`query ${path}: ${r.code} ${r.log}`)
@@ -81,6 +83,7 @@ t.test('node registration, attestation request, seed, record, expiry, revocation
   const h = await makeChain({ verifiers: [gv] })
   const node = await generateChainKey()
   const acme = await generateChainKey()
+  t.equal(h.run('node.register', { nodeId: gv.peerId, ekCertificate: fakeDer(99), akPublic: new Uint8Array([9]), addrs: [], ...bls(0) }, gv).code, 0)
   t.equal(h.run('vendor.register', { name: 'acme' }, acme).code, 0)
   t.equal(h.run('firmware.publish', { vendor: 'acme', platform: 'x1', version: '1', bank: 'sha256', pcrs: { 0: { golden: [d32(1)] } } }, acme).code, 0)
   const reg = { nodeId: node.peerId, ekCertificate: fakeDer(3), akPublic: new Uint8Array([1, 2, 3]), addrs: ['/ip4/127.0.0.1/tcp/4001'], platform: 'acme/x1' }
@@ -316,12 +319,15 @@ t.test('legacy rules: no deadline, no cooldown (the hole the simulator shows)', 
 t.test('committee size from the adversary model; fewer candidates record the level reached', async t => {
   const verifiers = await Promise.all(Array.from({ length: 60 }, async () => await generateChainKey()))
   const h = await makeChain({ verifiers })
+  h.block(verifiers.map((v, i) => h.tx('node.register', { nodeId: v.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: [], ...bls(i) }, v)))
   const node = await generateChainKey()
   t.equal(h.run('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(1), akPublic: new Uint8Array([1]), addrs: [] }, node).code, 0)
   t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
   h.block([])
   const seed = q<SeedView>(h, '/seed', { nodeId: node.peerId })
-  t.equal(seed.candidates?.length, 60)
+  t.equal(seed.candidateCount, 60, 'every genesis verifier with a BLS key is a candidate')
   t.ok(seed.k! >= 40 && seed.k! < 60, `k = ${seed.k} for F = 1/5 at 40 bits`)
+  t.equal(seed.committee?.length, seed.k)
+  t.same(seed.candidates?.map(c => c.nodeId), seed.committee, 'the seed view lists the committee, in drawn order')
   t.ok(seed.securityBits! >= 40, `${seed.securityBits} bits`)
 })

@@ -25,8 +25,8 @@ import type { Genesis } from '../../chain/types.ts'
 
 const FINAL = 'd33ff8cb0b83fbc8136ac2e1af20e2cb3f2a69695094c429c9cc003226b1afb6'
 const DIGEST = 'b1383159977862f5e8e9e8ba44ff1f19c7fdb22ffcf517b352aa77a01f440048'
-const FINAL_CURRENT = 'f1a7ed77c283a2b3f7973ab34c558a9c2a819f6bc65488fd831c9de6ed429d4d'
-const DIGEST_CURRENT = 'a0bf6b213ab631c4557cbab4d60301463e68e6cfe01004d40deeffaa6fceac6d'
+const FINAL_CURRENT = 'e971c989d20500a42a4a160c42d95ccdd661b42ddbed26438cc58a9d012c2772'
+const DIGEST_CURRENT = '5091c9ba2ca6c86dd12c03d34e5998fe6094cfbb65f787bf8392570cd08ff9c2'
 
 async function key (i: number): Promise<ChainKey> { const s = new Uint8Array(32); s[0] = i; s[1] = 77; return chainKeyFromProtobuf(privateKeyToProtobuf(await generateKeyPairFromSeed('Ed25519', s))) }
 const T0 = Date.UTC(2026, 10, 22)
@@ -49,7 +49,9 @@ async function history (db: string, rules: 'legacy' | 'current'): Promise<{ out:
     out.push(`h${b.header.height} ${toHex(b.appHash)} check=${codes.join(',')} deliver=${b.results.map(r => r.code).join(',')} data=${b.results.map(r => r.data === undefined ? '' : toHex(r.data)).join(',')}`)
   }
   const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
-  block([tx('vendor.register', { name: 'acme' }, keys[0]), tx('vendor.register', { name: 'acme' }, keys[1]), tx('vendor.register', { name: 'b' }, keys[1])])
+  // current rules: the genesis verifier registers a BLS key, so rounds draw a committee
+  const gvReg = rules === 'current' ? [tx('node.register', { nodeId: gv.peerId, ekCertificate: fakeDer(50), akPublic: new Uint8Array([50]), addrs: [], blsPublicKey: new Uint8Array(48).fill(5), blsProof: new Uint8Array(96).fill(6) }, gv)] : []
+  block([tx('vendor.register', { name: 'acme' }, keys[0]), tx('vendor.register', { name: 'acme' }, keys[1]), tx('vendor.register', { name: 'b' }, keys[1]), ...gvReg])
   block([tx('firmware.publish', { vendor: 'acme', platform: 'p', version: '1', bank: 'sha256', pcrs: { 0: { golden: [new Uint8Array(32)] } } }, keys[0]), tx('vendor.ekca.publish', { vendor: 'acme', certificate: fakeDer(9) }, keys[0])])
   block([tx('os.publish', { name: 'nixos', version: '1', bank: 'sha256', pcrs: { 4: { events: [new Uint8Array(32)] } } }, keys[2])])
   for (const [i, n] of nodes.entries()) block([tx('node.register', { nodeId: n.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: ['/ip4/127.0.0.1/tcp/1'], platform: i === 2 ? undefined : 'acme/p', os: i === 1 ? 'nixos' : undefined }, n)])
