@@ -28,6 +28,7 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   undeploy: 'containers.ts',
   containers: 'containers.ts',
   demo: 'demo.ts',
+  explorer: 'explorer.ts',
   verify: 'verify.ts',
   node: 'verify.ts',
   sim: 'sim.ts'

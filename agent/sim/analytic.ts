@@ -8,15 +8,17 @@
 //
 // Binomial, i.e. members drawn with replacement: for a finite population the real draw (without
 // replacement, hypergeometric) has thinner tails, so these figures are an upper bound and the
-// committee size they give is conservative. Exact rationals in BigInt; floats only for display.
-// attestation/quorum/sizing.ts is the chain's own copy of this arithmetic (consensus code); this
-// file is the simulator's reference it is checked against in test/sim.
+// committee size they give is conservative. The arithmetic is the product's own
+// (attestation/quorum/sizing.ts: exact BigInt rationals; floats only for display), so the
+// simulator reports exactly what the chain would decide.
+import * as sizing from '../../attestation/quorum/sizing.ts'
+import { threshold } from '../../attestation/quorum/committee.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
 export interface Fraction { readonly num: number, readonly den: number }
 
 /** Votes needed on one side: strictly more than 2/3 of the committee. */
-export function thresholdOf (k: number): number { return Math.floor((2 * k) / 3) + 1 }
+export function thresholdOf (k: number): number { return threshold(k) }
 
 function gcd (a: number, b: number): number { while (b !== 0) [a, b] = [b, a % b]; return a }
 
@@ -43,57 +45,16 @@ export function parseFraction (s: string): Fraction {
 
 export const fractionValue = (f: Fraction): number => f.num / f.den
 
-function binom (n: number, r: number): bigint {
-  let c = 1n
-  for (let i = 0; i < r; i++) c = c * BigInt(n - i) / BigInt(i + 1)
-  return c
-}
+/** P_forge(k) as a float (display and simulation; the chain decides with exact arithmetic). */
+export function forgeProbability (k: number, f: Fraction): number { return sizing.forgeProbability(k, f.num, f.den) }
 
-/** Exact P(Binomial(k, num/den) ≥ m) as a numerator over den^k. */
-function tailNumerator (k: number, f: Fraction, m: number): bigint {
-  const p = BigInt(f.num)
-  const q = BigInt(f.den - f.num)
-  let s = 0n
-  for (let i = Math.max(0, m); i <= k; i++) s += binom(k, i) * p ** BigInt(i) * q ** BigInt(k - i)
-  return s
-}
+/** P(colluders > k − t(k)): an honest node's round cannot reach a quorum without them. */
+export function blockedProbability (k: number, f: Fraction): number { return sizing.blockedProbability(k, f.num, f.den) }
 
-/** A numerator over den^k as a float, without losing small values to underflow in the division. */
-function toFloat (num: bigint, den: bigint): number {
-  if (num === 0n) return 0
-  const shift = Math.max(0, den.toString(2).length - num.toString(2).length + 60)
-  return Number((num << BigInt(shift)) / den) / 2 ** shift
-}
+/** ⌊−log2 P_forge(k)⌋, exact; capped at 1024 (F = 0 never forges). */
+export function securityBitsAt (k: number, f: Fraction): number { return Math.min(1024, sizing.securityBitsAt(k, f.num, f.den)) }
 
-function checkK (k: number): void {
-  if (!Number.isSafeInteger(k) || k < 1 || k > 1024) throw new InvalidInputError(`committee size must be 1..1024, got ${k}`)
-}
-
-export function forgeProbability (k: number, f: Fraction): number {
-  checkK(k)
-  return toFloat(tailNumerator(k, f, thresholdOf(k)), BigInt(f.den) ** BigInt(k))
-}
-
-export function blockedProbability (k: number, f: Fraction): number {
-  checkK(k)
-  return toFloat(tailNumerator(k, f, k - thresholdOf(k) + 1), BigInt(f.den) ** BigInt(k))
-}
-
-/** ⌊−log2 P_forge(k)⌋, exactly: the largest b with P_forge(k) ≤ 2^−b (1024 when P is 0). */
-export function securityBitsAt (k: number, f: Fraction): number {
-  checkK(k)
-  const num = tailNumerator(k, f, thresholdOf(k))
-  if (num === 0n) return 1024
-  const den = BigInt(f.den) ** BigInt(k)
-  // den / num ≥ 2^b ⇔ b ≤ log2(den / num); start from the bit-length estimate and correct
-  let b = Math.max(0, den.toString(2).length - num.toString(2).length - 1)
-  while ((num << BigInt(b + 1)) <= den) b++
-  while (b > 0 && (num << BigInt(b)) > den) b--
-  return b
-}
-
-/** Smallest k (up to `max`) whose forge probability is at most 2^−bits; undefined if none is. */
-export function committeeSizeFor (f: Fraction, bits: number, max = 1024): number | undefined {
-  for (let k = 1; k <= max; k++) if (securityBitsAt(k, f) >= bits) return k
-  return undefined
+/** Smallest k (≥ 4) whose forge probability is at most 2^−bits, as the chain computes it. */
+export function committeeSizeFor (f: Fraction, bits: number): number {
+  return sizing.committeeSizeFor({ fractionNum: f.num, fractionDen: f.den, securityBits: bits })
 }

@@ -140,7 +140,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
 
   progress(`sim: ${o.nodes} verifiers (${Math.round(F * o.nodes)} colluding), ${bad} bad node(s), ${attesters} honest attesters; keys…`)
   const pop = makePopulation({
-    seed: o.seed, verifiers: o.nodes, colluderFraction: F, bad, attesters,
+    seed: o.seed, verifiers: o.nodes, colluderFraction: F, bad, attesters, bls: rules.qcVersion === 3,
     onProgress: (d, t) => { if (d % 5000 === 0) progress(`sim: keys ${d}/${t}`) }
   })
   const rng = new Rng(o.seed, 'schedule')
@@ -169,10 +169,13 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     recordBytes: [] as number[], chainBytes: 0, memberRecords: 0, refused: 0,
     quotesAfter: 0, activationsAfter: 0, roundsAfter: 0, firstRoundActivations: 0,
     firstForgeAfter: undefined as number | undefined,
+    bindingMissing: false,
     committeeSize: 0
   }
   const appraisals = new Uint32Array(pop.nodes.length)
   let counting = false
+  /** Last simulated height (set once setup is done). */
+  let endHeight = Number.MAX_SAFE_INTEGER
 
   let height = 0
   let time = GENESIS_TIME
@@ -222,7 +225,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
         s.refused++
         const allowed = allowedHeight(r.log) ?? hh + (rules.deadlineBlocks ?? retryBlocks)
         const next = Math.max(allowed, hh + 1)
-        if (st.n.role === 'bad') s.advWaited += next - hh
+        if (st.n.role === 'bad') s.advWaited += Math.min(next, endHeight + 1) - hh
         at(next - 1, () => { request(st, next) })
       }
     })
@@ -244,13 +247,19 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     return decode(q.value, { maxBytes: 1 << 28, maxItems: 1 << 20 }) as unknown as AttestRequestRecord
   }
 
+  function akBoundOnChain (nodeId: string): boolean {
+    const q = app.query({ path: '/key', data: utf8.encode(`node/${nodeId}`) })
+    return q.value !== undefined && (decode(q.value, { maxBytes: 1 << 24 }) as { akBound?: unknown }).akBound !== undefined
+  }
+
   function seeded (st: Node, h: number): void {
     const open = st.open
     if (open === undefined) return
     const req = readRequest(st.n.nodeId)
-    if (req.round !== open.round || req.seed === undefined || req.candidates === undefined) throw new QuorateError(`sim: round ${open.round} of ${st.n.nodeId} has no seed at height ${h}`)
+    if (req.round !== open.round || req.seed === undefined || (req.candidates === undefined && req.committee === undefined)) throw new QuorateError(`sim: round ${open.round} of ${st.n.nodeId} has no seed at height ${h} (request record: round ${req.round}, height ${req.height}, seed ${req.seed === undefined ? 'missing' : 'set'}, closed ${String(req.closedAt)})`)
     // the current rules fix k with the seed (min(k, candidates)); legacy draws the genesis size
-    const committee = selectCommittee(req.seed, req.candidates, req.k ?? rules.k)
+    // (a chain that keeps the drawn committee in the request saves the draw; it is the same draw)
+    const committee = req.committee ?? selectCommittee(req.seed, req.candidates ?? [], req.k ?? rules.k)
     s.committeeSize = Math.max(s.committeeSize, committee.length)
     const need = thresholdOf(committee.length)
     const members = committee.map(id => {
@@ -267,11 +276,15 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     const engaged = !retrying || passers.length >= need
     if (engaged) {
       if (counting) for (let i = 0; i < members.length; i++) if (votes[i] !== T.silent) appraisals[members[i].index]++
+      // members check the AK–EK binding (MakeCredential → the node's ActivateCredential) unless
+      // they know it: legacy, each member remembers its own checks; current, the chain records it
+      const onChain = rules.bindingOnChain && akBoundOnChain(st.n.nodeId)
+      if (rules.bindingOnChain && st.certifiedOnce && !onChain) s.bindingMissing = true
       let activations = 0
       for (let i = 0; i < members.length; i++) {
         if (votes[i] === T.silent) continue
-        if (rules.bindingOnChain ? !st.certifiedOnce : !st.boundBy.has(members[i].index)) activations++
-        st.boundBy.add(members[i].index)
+        if (rules.bindingOnChain ? !onChain : !st.boundBy.has(members[i].index)) activations++
+        if (!rules.bindingOnChain) st.boundBy.add(members[i].index)
       }
       if (st.certifiedOnce) { s.roundsAfter++; s.quotesAfter++; s.activationsAfter += activations } else if (s.firstRoundActivations === 0) s.firstRoundActivations = activations
     }
@@ -281,7 +294,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
 
     const evidenceDigest = sha256(utf8.encode(`quorate/sim/evidence\0${st.n.nodeId}\0${open.round}\0${isBad ? 'bad' : 'good'}`))
     const qcFor = (side: 'pass' | 'fail'): Uint8Array => rules.buildQc({
-      nodeId: st.n.nodeId, round: open.round, outcome: side, signers: (side === 'pass' ? passers : failers).slice(0, need).map(m => m.key),
+      chainId: CHAIN_ID, nodeId: st.n.nodeId, round: open.round, outcome: side, signers: (side === 'pass' ? passers : failers).slice(0, need),
       committee, evidenceDigest, failedClaims: side === 'pass' ? [] : ['firmware'], now: time, ttlMs
     })
 
@@ -347,17 +360,19 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   }
 
   // ---- setup: register every node that will attest ----
-  const registering = pop.nodes.filter(n => n.attester)
+  // with BLS verdicts only registered keys can sign, so every verifier registers too
+  const registering = pop.nodes.filter(n => n.attester || rules.qcVersion === 3)
   let h = 1
   for (let i = 0; i < registering.length; i += REGISTER_PER_BLOCK) {
     for (const n of registering.slice(i, i + REGISTER_PER_BLOCK)) {
-      const body: TxBodies['node.register'] = { nodeId: n.nodeId, ekCertificate: placeholderCert(n.index), akPublic: sha256(utf8.encode(`ak\0${n.nodeId}`)), addrs: ['/ip4/127.0.0.1/tcp/4001'] }
+      const body: TxBodies['node.register'] = { nodeId: n.nodeId, ekCertificate: placeholderCert(n.index), akPublic: sha256(utf8.encode(`ak\0${n.nodeId}`)), addrs: ['/ip4/127.0.0.1/tcp/4001'], ...rules.registerExtra(n) }
       submit(h, { node: n, build: tx('node.register', body, n), done: r => { if (r.code !== 0) throw new QuorateError(`sim: node.register refused: ${r.log}`) } })
     }
     produce(h++)
   }
   const setupBlocks = h - 1
   const runBlocks = Math.ceil(o.hours * 3600_000 / blockMs)
+  endHeight = h + runBlocks - 1
   const ttlBlocks = Math.max(1, Math.floor(ttlMs / blockMs))
   // first requests spread over one certification lifetime, as a running network's would be
   for (const st of state.values()) again(st, h + 1 + (st.n.role === 'bad' ? 0 : rng.int(ttlBlocks)))
@@ -365,7 +380,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   progress(`sim: setup ${((t1 - t0) / 1000).toFixed(1)} s (${setupBlocks} blocks); running ${o.hours} h = ${runBlocks} blocks, rules ${rules.name}, k = ${rules.k}, strategy ${o.strategy}`)
 
   counting = true
-  const last = h + runBlocks - 1
+  const last = endHeight
   let lastReport = performance.now()
   for (; h <= last; h++) {
     produce(h)
@@ -416,7 +431,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     refusedRequests: s.refused,
     firstForgeAfterRounds: s.firstForgeAfter,
     firstRoundActivations: s.firstRoundActivations,
-    missing: rules.missing,
+    missing: [...rules.missing, ...(s.bindingMissing ? ['AK–EK binding on chain: this build records none after a pass, so every round activates the credential again'] : [])],
     wallSeconds: { setup: round3((t1 - t0) / 1000), run: round3((t2 - t1) / 1000) }
   }
   return { result, detail }

@@ -3,6 +3,7 @@
 // transaction signature and every verdict signature against them); only their seeds are derived
 // from the run's seed instead of the system's randomness.
 import { ed25519Signer, type VerdictSigner } from '../../attestation/quorum/keys.ts'
+import { blsKeyFromSeed, type BlsSigner } from '../../attestation/quorum/bls.ts'
 import { sha256, utf8 } from '../../encoding/bytes.ts'
 
 /** A small deterministic PRNG (sfc32) seeded from sha256 of a label; enough for a simulation. */
@@ -56,6 +57,8 @@ export interface SimNode {
   readonly verifier: boolean
   /** Re-attests through the chain during the run. */
   readonly attester: boolean
+  /** BLS verdict key (current rules, QC v3); made only when the run needs it. */
+  readonly bls?: BlsSigner
   /** Next transaction sequence number of its chain account. */
   seq: number
 }
@@ -76,7 +79,11 @@ export interface Population {
  * by the seed, collude. `bad` extra nodes (not verifiers) run bad firmware. The first `attesters`
  * honest verifiers (in a seeded order) also re-attest during the run.
  */
-export function makePopulation (o: { seed: string, verifiers: number, colluderFraction: number, bad: number, attesters: number, onProgress?: (done: number, total: number) => void }): Population {
+export function simBlsKey (seed: string, index: number): BlsSigner {
+  return blsKeyFromSeed(sha256(utf8.encode(`quorate/sim/bls\0${seed}\0${index}`)))
+}
+
+export function makePopulation (o: { seed: string, verifiers: number, colluderFraction: number, bad: number, attesters: number, bls?: boolean, onProgress?: (done: number, total: number) => void }): Population {
   const colluders = Math.round(o.colluderFraction * o.verifiers)
   const rng = new Rng(o.seed, 'roles')
   const order = rng.shuffle(Array.from({ length: o.verifiers }, (_, i) => i))
@@ -88,7 +95,8 @@ export function makePopulation (o: { seed: string, verifiers: number, colluderFr
     const key = simKey(o.seed, i)
     const verifier = i < o.verifiers
     const role: Role = !verifier ? 'bad' : colluding.has(i) ? 'colluder' : 'honest'
-    nodes.push({ index: i, key, nodeId: key.nodeId, role, verifier, attester: !verifier || attesting.has(i), seq: 0 })
+    const bls = o.bls === true ? simBlsKey(o.seed, i) : undefined
+    nodes.push({ index: i, key, nodeId: key.nodeId, role, verifier, attester: !verifier || attesting.has(i), seq: 0, ...(bls === undefined ? {} : { bls }) })
     if (o.onProgress !== undefined && (i + 1) % 1000 === 0) o.onProgress(i + 1, total)
   }
   return { nodes, byId: new Map(nodes.map(n => [n.nodeId, n])), verifiers: nodes.filter(n => n.verifier), colluders }

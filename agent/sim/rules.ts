@@ -5,26 +5,32 @@
 //   legacy  — today's certification before issue 10: k = 7, ed25519 verdicts in a QC v2, only the
 //             node records its round, no deadline, no cooldown.
 //   current — committees sized from genesis (adversary fraction, security bits), rounds that end
-//             on chain, members may record. Pieces the chain does not have yet are listed in
-//             `missing` (the report says so instead of pretending).
+//             on chain (deadline, cooldown), members may record, BLS verdicts aggregated in a
+//             QC v3 when this build of the chain takes them (probed, see qcVersionOf).
 import {
-  createQuorumRules, encodeQuorumCertificate, signVerdict, MAX_COMMITTEE_SIZE, type QuorumRules, type VerdictSigner
+  blsAggregate, createQuorumRules, encodeCertificate, encodeQuorumCertificate, normalizeClaims, proveKeyPossession,
+  signerBitmap, signVerdict, verdictMessageSigningBytes, type QuorumRules
 } from '../../attestation/quorum/index.ts'
+import { parseBody } from '../../chain/bodies.ts'
 import { DEFAULT_CERTIFICATION, type Genesis } from '../../chain/types.ts'
+import { QuorateError } from '../../encoding/errors.ts'
 import { committeeSizeFor, type Fraction } from './analytic.ts'
+import type { SimNode } from './population.ts'
 
 export type RulesName = 'legacy' | 'current'
 
 export interface QcInput {
+  readonly chainId: string
   readonly nodeId: string
   readonly round: number
   readonly outcome: 'pass' | 'fail'
-  /** The members whose verdicts go into the QC (threshold many, one side), in committee order. */
-  readonly signers: readonly VerdictSigner[]
+  /** The committee in drawn order (a v3 signer bitmap indexes it). */
   readonly committee: readonly string[]
+  /** The members whose verdicts go into the QC (threshold many, one side). */
+  readonly signers: readonly SimNode[]
   readonly evidenceDigest: Uint8Array
   readonly failedClaims: readonly string[]
-  /** Block time now (ms); verdicts that carry an expiry get now + ttl. */
+  /** Block time now (ms); v2 verdicts carry an expiry of now + ttl (v3: the chain sets it). */
   readonly now: number
   readonly ttlMs: number
 }
@@ -33,18 +39,20 @@ export interface RuleSet {
   readonly name: RulesName
   /** Committee size the chain draws (before min with the candidates). */
   readonly k: number
-  /** Adversary model the genesis sizes committees for. */
-  readonly model: CurrentParams
   genesis (base: Genesis, ttlMs: number): Genesis
   quorumRules (): QuorumRules
+  /** 2: ed25519 verdicts in a QC v2; 3: one BLS aggregate and a signer bitmap. */
+  readonly qcVersion: 2 | 3
   buildQc (q: QcInput): Uint8Array
+  /** node.register fields beyond the identity: a BLS key and its proof of possession (v3). */
+  registerExtra (n: SimNode): { blsPublicKey?: Uint8Array, blsProof?: Uint8Array }
   /** A committee member may submit the round's QC (current rules); otherwise only the node does. */
   readonly membersRecord: boolean
   /** Rounds close on chain after this many blocks without a QC; undefined: never (legacy). */
   readonly deadlineBlocks?: number
   /** The AK–EK binding is recorded on chain at the first certification; later rounds activate nothing. */
   readonly bindingOnChain: boolean
-  /** What of the current rules this build of the chain lacks (empty for legacy). */
+  /** What of the current rules this build of the chain lacks (empty when complete). */
   readonly missing: readonly string[]
 }
 
@@ -53,8 +61,41 @@ function qcV2 (q: QcInput): Uint8Array {
   return encodeQuorumCertificate({
     nodeId: q.nodeId,
     round: q.round,
-    verdicts: q.signers.map(s => signVerdict({ nodeId: q.nodeId, round: q.round, pass: q.outcome === 'pass', appraisalDigest: q.evidenceDigest, failed: q.failedClaims, expiresAt }, s))
+    verdicts: q.signers.map(s => signVerdict({ nodeId: q.nodeId, round: q.round, pass: q.outcome === 'pass', appraisalDigest: q.evidenceDigest, failed: q.failedClaims, expiresAt }, s.key))
   })
+}
+
+/** Every signer signs the same verdict message; the QC carries their aggregate and a bitmap. */
+function qcV3 (q: QcInput): Uint8Array {
+  const failedClaims = normalizeClaims(q.failedClaims)
+  const message = verdictMessageSigningBytes({ chainId: q.chainId, nodeId: q.nodeId, round: q.round, outcome: q.outcome, evidenceDigest: q.evidenceDigest, failedClaims })
+  const pos = new Map(q.committee.map((id, i) => [id, i]))
+  const signatures = q.signers.map(s => {
+    if (s.bls === undefined) throw new QuorateError(`sim: ${s.nodeId} has no BLS key`)
+    return s.bls.sign(message)
+  })
+  const indices = q.signers.map(s => {
+    const i = pos.get(s.nodeId)
+    if (i === undefined) throw new QuorateError(`sim: ${s.nodeId} is not on the committee`)
+    return i
+  })
+  return encodeCertificate({ outcome: q.outcome, evidenceDigest: q.evidenceDigest, failedClaims, signers: signerBitmap(q.committee.length, indices), signature: blsAggregate(signatures) })
+}
+
+function blsExtra (n: SimNode): { blsPublicKey?: Uint8Array, blsProof?: Uint8Array } {
+  if (n.bls === undefined) throw new QuorateError(`sim: ${n.nodeId} has no BLS key`)
+  return { blsPublicKey: n.bls.publicKey, blsProof: proveKeyPossession(n.bls, n.nodeId) }
+}
+
+/**
+ * Whether this build of the chain registers BLS keys (node.register takes blsPublicKey and
+ * blsProof): then it checks QC v3 and candidates are the nodes with a registered key.
+ */
+export function chainTakesBls (): boolean {
+  try {
+    parseBody('node.register', { nodeId: '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA', ekCertificate: new Uint8Array([0x30, 2, 5, 0]), akPublic: new Uint8Array([1]), addrs: [], blsPublicKey: new Uint8Array(48), blsProof: new Uint8Array(96) })
+    return true
+  } catch { return false }
 }
 
 export function legacyRules (): RuleSet {
@@ -62,10 +103,11 @@ export function legacyRules (): RuleSet {
   return {
     name: 'legacy',
     k,
-    model: { fraction: { num: 1, den: 5 }, securityBits: 0 },
     genesis: base => ({ ...base, committeeSize: k, certification: { rules: 'legacy' } }),
     quorumRules: () => createQuorumRules({ k }),
+    qcVersion: 2,
     buildQc: qcV2,
+    registerExtra: () => ({}),
     membersRecord: false,
     bindingOnChain: false,
     missing: []
@@ -82,17 +124,15 @@ export interface CurrentParams {
 }
 
 export function currentRules (model: CurrentParams): RuleSet {
-  const sized = committeeSizeFor(model.fraction, model.securityBits, MAX_COMMITTEE_SIZE)
-  const missing: string[] = []
-  if (sized === undefined) missing.push(`no committee of at most ${MAX_COMMITTEE_SIZE} reaches ${model.securityBits} bits at F = ${model.fraction.num}/${model.fraction.den}; drawing ${MAX_COMMITTEE_SIZE}`)
-  const k = sized ?? MAX_COMMITTEE_SIZE
+  // throws (refusing the model, as the chain's genesis check does) when no size reaches the level
+  const k = committeeSizeFor(model.fraction, model.securityBits)
   const deadline = model.roundDeadlineBlocks ?? DEFAULT_CERTIFICATION.roundDeadlineBlocks
-  missing.push('AK–EK binding on chain (chain-rules): counted by the simulator from the first recorded pass')
-  missing.push('BLS verdicts and QC v3 (quorum-crypto): QCs are ed25519 QC v2, about 110 bytes per verdict')
+  const v3 = chainTakesBls()
+  const missing: string[] = []
+  if (!v3) missing.push('BLS verdicts and QC v3 on chain: this build\'s node.register takes no BLS key, so QCs are ed25519 QC v2 (about 110 bytes per verdict)')
   return {
     name: 'current',
     k,
-    model,
     genesis: (base, ttlMs) => ({
       ...base,
       certification: {
@@ -106,10 +146,13 @@ export function currentRules (model: CurrentParams): RuleSet {
       }
     }),
     quorumRules: () => createQuorumRules({ k }),
-    buildQc: qcV2,
+    qcVersion: v3 ? 3 : 2,
+    buildQc: v3 ? qcV3 : qcV2,
+    registerExtra: v3 ? blsExtra : () => ({}),
     membersRecord: true,
     deadlineBlocks: deadline,
     bindingOnChain: true,
     missing
   }
 }
+
