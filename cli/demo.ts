@@ -35,6 +35,8 @@ export interface DemoOptions {
   readonly committeeSize: number
   readonly keep: boolean
   readonly say: (line: string) => void
+  /** Called with the result while the network still runs; cleanup waits for it (demo --keep). */
+  readonly hold?: (result: DemoResult) => Promise<void>
 }
 
 export interface DemoNodeResult {
@@ -304,7 +306,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const status = await chain.status()
     const ok = results.filter(r => r.role !== 'tampered').every(r => r.certified) && !results[results.length - 1].certified &&
       resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage && reattest.outcome === 'pass'
-    return {
+    const result: DemoResult = {
       ok,
       chain: { url: validator.url, height: status.height },
       nodes: results,
@@ -314,6 +316,13 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
       seconds: Math.round((Date.now() - t0) / 100) / 10
     }
+    if (o.hold !== undefined) {
+      // the caller keeps the network up (demo --keep) and ends the hold on its own signal
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      await o.hold(result)
+    }
+    return result
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

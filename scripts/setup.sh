@@ -12,7 +12,7 @@ ROOT=$PWD
 say () { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. system packages -------------------------------------------------------------------------
-PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static socat nix-bin iproute2 python3 make g++ pkg-config)
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static socat nix-bin iproute2 python3 make g++ pkg-config chromium fonts-dejavu-core)
 if [ "${QUORATE_SETUP_QEMU:-1}" = 1 ]; then PKGS+=(qemu-system-x86 ovmf cpio); fi
 missing=()
 for p in "${PKGS[@]}"; do
@@ -66,6 +66,12 @@ if [ ! -f "$ADDON" ] || [ -n "$(find attestation/tpm/src attestation/tpm/binding
     echo "setup: building the TPM addon failed (full log: /tmp/quorate-addon-build.log)" >&2
     exit 1
   fi
+fi
+
+# 3b. the explorer's page, bundled (esbuild) so it fetches nothing at run time --------------
+UI_OUT=agent/explorer/dist/app.js
+if [ ! -f "$UI_OUT" ] || [ -n "$(find agent/explorer/ui scripts/build-ui.ts -newer "$UI_OUT" 2>/dev/null | head -1)" ]; then
+  "$NODE" scripts/build-ui.ts
 fi
 
 # 4. Docker engine --------------------------------------------------------------------------
