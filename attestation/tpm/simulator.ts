@@ -343,6 +343,9 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
   if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65534)) {
     throw new ConfigError(`port ${opts.port}: give 1–65534 (the control port is the next one)`)
   }
+  // A chosen port that is taken is refused before anything is made.
+  const portTaken = async (p: number): Promise<boolean> => await listenFree(p) !== p || await listenFree(p + 1) !== p + 1
+  if (opts.port !== undefined && await portTaken(opts.port)) throw new ConfigError(`port ${opts.port} or ${opts.port + 1} on 127.0.0.1 is in use; choose another port`)
   const temp = opts.dir === undefined
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'quorate-swtpm-'))
   mkdirSync(dir, { recursive: true })
@@ -366,9 +369,6 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
     let port = 0
     for (let attempt = 0; ; attempt++) {
       port = opts.port ?? await freePortPair()
-      if (opts.port !== undefined && (await listenFree(port) !== port || await listenFree(port + 1) !== port + 1)) {
-        throw new ConfigError(`port ${port} or ${port + 1} on 127.0.0.1 is in use; choose another port`)
-      }
       const proc = spawnSwtpm(stateDir, logFile, port)
       rec.proc = proc
       try {

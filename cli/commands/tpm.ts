@@ -1,10 +1,13 @@
 // `quorate tpm info|pcrs|quote` — look at the TPM and produce an evidence bundle by hand.
+// `quorate tpm simulate --dir D` — an INSECURE software TPM (swtpm with an EK certificate chain)
+// for local networks and trying quorate without TPM hardware.
 import type { CommandModule, Argv } from 'yargs'
 import { writeFileSync } from 'node:fs'
 import { openTpm, parsePcrList, defaultTcti, DEFAULT_AK_HANDLE } from '../../attestation/tpm/index.ts'
 import type { Tpm, HashAlg, EkKind, PcrReadResult } from '../../attestation/tpm/index.ts'
 import { evidenceToJson, validateEvidence, EVIDENCE_LIMITS } from '../../attestation/evidence.ts'
 import { readInputFile } from '../../encoding/files.ts'
+import { startSwtpm, SOFTWARE_TPM_WARNING } from '../../attestation/tpm/simulator.ts'
 import { fromHex, toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError, TransientError } from '../../encoding/errors.ts'
 import { emit, progress } from '../output.ts'
@@ -156,14 +159,46 @@ const quote: CommandModule<GlobalArgs, QuoteArgs> = {
   }
 }
 
+interface SimulateArgs extends GlobalArgs { dir: string, port?: number }
+
+const simulate: CommandModule<GlobalArgs, SimulateArgs> = {
+  command: 'simulate',
+  describe: 'INSECURE: manufacture (or reuse) a software TPM with an EK certificate chain in --dir and serve it until interrupted',
+  builder: y => y
+    .option('dir', { type: 'string', demandOption: true, describe: 'directory of the TPM state and its local EK CA (created; reused when it holds a TPM)' })
+    .option('port', { type: 'number', describe: 'TCP port on 127.0.0.1 (the control port is the next one; default: a free pair)' }),
+  handler: async argv => {
+    process.stderr.write(`WARNING: ${SOFTWARE_TPM_WARNING}\n`)
+    const sw = await startSwtpm({ dir: argv.dir, ...(argv.port !== undefined ? { port: argv.port } : {}) })
+    try {
+      emit(argv, { tcti: sw.tcti, port: sw.port, ctrlPort: sw.ctrlPort, dir: sw.dir, stateDir: sw.stateDir, ekCaFile: sw.ekCaFile, manufactured: sw.manufactured, pid: process.pid }, [
+        `software TPM ${sw.manufactured ? 'manufactured' : 'reused'} in ${sw.dir} (EK certificates from its local CA)`,
+        `  TCTI     ${sw.tcti}`,
+        `  EK CA    ${sw.ekCaFile}  (publish it as the TPM vendor's: quorate vendor publish-ekca ${sw.ekCaFile} --vendor NAME)`,
+        `use it:   export QUORATE_TCTI=${sw.tcti}   (or --tcti)`,
+        'serving until interrupted (Ctrl-C)'
+      ].join('\n'))
+      await new Promise<void>(resolve => {
+        const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
+        process.on('SIGINT', stop)
+        process.on('SIGTERM', stop)
+      })
+    } finally {
+      await sw.stop()
+    }
+    progress(argv, `stopped the software TPM; its state stays in ${sw.dir}`)
+  }
+}
+
 const tpm: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'tpm <command>',
-  describe: 'the TPM: info, PCRs, quotes (evidence bundles)',
+  describe: 'the TPM: info, PCRs, quotes (evidence bundles); simulate: an INSECURE software TPM',
   builder: y => y
     .command(info as unknown as CommandModule<GlobalArgs, TpmArgs>)
     .command(pcrs as unknown as CommandModule<GlobalArgs, PcrsArgs>)
     .command(quote as unknown as CommandModule<GlobalArgs, QuoteArgs>)
-    .demandCommand(1, 'name a tpm command: info, pcrs, quote'),
+    .command(simulate as unknown as CommandModule<GlobalArgs, SimulateArgs>)
+    .demandCommand(1, 'name a tpm command: info, pcrs, quote, simulate'),
   handler: () => {}
 }
 
