@@ -241,6 +241,8 @@ export class Agent {
     this.#proxy = createTenantProxy({
       certification: () => this.#runner?.certification() ?? { certified: false, reason: 'agent starting' },
       resolve: image => this.#runner?.get(image),
+      maxConcurrent: c.proxyMaxInFlight,
+      maxPerTenant: c.proxyMaxInFlightPerTenant,
       logger: this.#log.child('proxy')
     })
     this.#http = await startHttpApi({ listen: c.httpListen, status: () => this.status(), metrics: () => this.#renderMetrics(), tenant: this.#proxy.handler, logger: this.#log.child('http') })

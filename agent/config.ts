@@ -61,6 +61,13 @@ export interface AgentConfig {
   readonly keepImages: boolean
   /** Stop tenant containers when the agent stops ('stop') or leave them running ('keep'). */
   readonly onShutdown: 'stop' | 'keep'
+  /** Tenant requests the proxy serves at once, all tenants together. */
+  readonly proxyMaxInFlight: number
+  /**
+   * Tenant requests in flight for one tenant: a slow or flooded tenant keeps to this, so the
+   * others still find slots (containers/proxy.ts also keeps each to a fair share under pressure).
+   */
+  readonly proxyMaxInFlightPerTenant: number
   /** Extra peers to dial (multiaddrs), besides those found on chain. */
   readonly peers: readonly string[]
 }
@@ -85,6 +92,8 @@ export const defaults: AgentConfig = Object.freeze({
   containerNetwork: 'isolated',
   keepImages: false,
   onShutdown: 'stop',
+  proxyMaxInFlight: 64,
+  proxyMaxInFlightPerTenant: 16,
   peers: []
 })
 
@@ -110,6 +119,8 @@ const envNames: Record<keyof AgentConfig, string> = {
   containerNetwork: 'QUORATE_CONTAINER_NETWORK',
   keepImages: 'QUORATE_KEEP_IMAGES',
   onShutdown: 'QUORATE_ON_SHUTDOWN',
+  proxyMaxInFlight: 'QUORATE_PROXY_MAX_IN_FLIGHT',
+  proxyMaxInFlightPerTenant: 'QUORATE_PROXY_MAX_IN_FLIGHT_PER_TENANT',
   peers: 'QUORATE_PEERS'
 }
 
@@ -192,6 +203,10 @@ export function validate (c: AgentConfig): AgentConfig {
   if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
   if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti)) errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
   if (c.onShutdown !== 'stop' && c.onShutdown !== 'keep') errs.push('onShutdown must be "stop" or "keep"')
+  if (!Number.isInteger(c.proxyMaxInFlight) || c.proxyMaxInFlight < 1) errs.push(`proxyMaxInFlight must be a positive integer (got ${c.proxyMaxInFlight})`)
+  if (!Number.isInteger(c.proxyMaxInFlightPerTenant) || c.proxyMaxInFlightPerTenant < 1 || c.proxyMaxInFlightPerTenant > c.proxyMaxInFlight) {
+    errs.push(`proxyMaxInFlightPerTenant must be an integer from 1 to proxyMaxInFlight (${c.proxyMaxInFlight}) (got ${c.proxyMaxInFlightPerTenant})`)
+  }
   c.deploy.forEach((d, i) => {
     const x = d as unknown as Record<string, unknown>
     if (x === null || typeof x !== 'object') { errs.push(`deploy[${i}] must be an object {image, port, args?, env?}`); return }

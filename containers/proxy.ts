@@ -4,9 +4,16 @@
 // While the node is not certified every request is answered 503 with the reason: clients must
 // never be served by a node whose certification has ended. Limits: request body size,
 // concurrent requests, time to the upstream's response headers, and idle time on either side.
+//
+// Concurrency is limited per tenant and for the node: a tenant that holds its requests (slow,
+// stuck, or flooded) may take at most maxPerTenant slots, and once half of the node's slots are
+// in use no tenant may take more than an equal share of them (counted with room for one more
+// tenant) — so one tenant cannot exhaust the pool that the others need. A refusal is 503 with
+// Retry-After and the reason.
 import { request as httpRequest, type IncomingMessage, type ServerResponse, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
+import { InvalidInputError } from '../encoding/errors.ts'
 import type { CertificationStatus } from './runner.ts'
 
 export interface TenantProxyInit {
@@ -18,8 +25,10 @@ export interface TenantProxyInit {
   readonly prefix?: string
   /** Largest request body (default 16 MiB). */
   readonly maxBodyBytes?: number
-  /** Most requests in flight (default 64). */
+  /** Most requests in flight on the node, all tenants together (default 64). */
   readonly maxConcurrent?: number
+  /** Most requests in flight for one tenant (default a quarter of maxConcurrent, at least 1). */
+  readonly maxPerTenant?: number
   /** Time until the container's response headers (default 30 s). */
   readonly responseTimeoutMs?: number
   /** Idle time on the container's response body (default 60 s). */
@@ -32,7 +41,10 @@ export interface TenantProxy {
   handle (req: IncomingMessage, res: ServerResponse): boolean
   /** For http.createServer: everything outside the prefix is 404. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void
+  /** Requests in flight, all tenants. */
   readonly inFlight: number
+  /** Requests in flight for one tenant (image name). */
+  inFlightOf (image: string): number
 }
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded.
@@ -56,10 +68,31 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
   const prefix = init.prefix ?? '/tenant/'
   const maxBody = init.maxBodyBytes ?? 16 << 20
   const maxConcurrent = init.maxConcurrent ?? 64
+  const maxPerTenant = init.maxPerTenant ?? Math.max(1, Math.floor(maxConcurrent / 4))
+  for (const [name, v] of [['maxConcurrent', maxConcurrent], ['maxPerTenant', maxPerTenant]] as const) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidInputError(`tenant proxy: ${name} must be a positive integer, got ${v}`)
+  }
+  if (maxPerTenant > maxConcurrent) throw new InvalidInputError(`tenant proxy: maxPerTenant (${maxPerTenant}) exceeds maxConcurrent (${maxConcurrent})`)
   const responseTimeout = init.responseTimeoutMs ?? 30_000
   const idleTimeout = init.idleTimeoutMs ?? 60_000
   const log = init.logger ?? silentLogger('quorate:containers:proxy')
   let inFlight = 0
+  const perTenant = new Map<string, number>()
+
+  /** Why a request for `image` may not take a slot now, or undefined when it may. */
+  const refusal = (image: string): string | undefined => {
+    const mine = perTenant.get(image) ?? 0
+    if (mine >= maxPerTenant) return `tenant ${JSON.stringify(image)} has ${mine} requests in flight, its limit`
+    if (inFlight >= maxConcurrent) return `the node has ${inFlight} requests in flight, its limit`
+    // under pressure, a tenant keeps at most an equal share of the node's slots, counted with
+    // room for one more tenant, so that a newcomer still finds a free slot
+    const tenants = perTenant.size + (mine === 0 ? 1 : 0)
+    const share = Math.max(1, Math.floor(maxConcurrent / (tenants + 1)))
+    if (inFlight * 2 >= maxConcurrent && mine >= share) {
+      return `the node is busy (${inFlight} of ${maxConcurrent} requests in flight) and tenant ${JSON.stringify(image)} holds its share (${share})`
+    }
+    return undefined
+  }
 
   const handle = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = req.url ?? '/'
@@ -80,11 +113,24 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     if (target === undefined) { reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` }); req.resume(); return true }
     const declared = Number(req.headers['content-length'] ?? 0)
     if (Number.isFinite(declared) && declared > maxBody) { reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' }); req.resume(); return true }
-    if (inFlight >= maxConcurrent) { reply(res, 503, { error: 'too many requests in flight' }, { 'retry-after': '1' }); req.resume(); return true }
+    const refused = refusal(image)
+    if (refused !== undefined) {
+      log.debug('request refused', { image, reason: refused })
+      reply(res, 503, { error: 'too many requests in flight', reason: refused }, { 'retry-after': '1' })
+      req.resume()
+      return true
+    }
 
     inFlight++
+    perTenant.set(image, (perTenant.get(image) ?? 0) + 1)
     let done = false
-    const finish = (): void => { if (!done) { done = true; inFlight-- } }
+    const finish = (): void => {
+      if (done) return
+      done = true
+      inFlight--
+      const left = (perTenant.get(image) ?? 1) - 1
+      if (left === 0) perTenant.delete(image); else perTenant.set(image, left)
+    }
     res.on('close', finish)
 
     const headers = forwardable(req.headers)
@@ -129,6 +175,7 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
   return {
     handle,
     handler: (req, res) => { if (!handle(req, res)) reply(res, 404, { error: 'not found' }) },
-    get inFlight () { return inFlight }
+    get inFlight () { return inFlight },
+    inFlightOf: image => perTenant.get(image) ?? 0
   }
 }

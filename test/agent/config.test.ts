@@ -27,6 +27,9 @@ t.test('config layers: defaults → file → env → flags', async t => {
   t.equal(loadConfig({ env: { QUORATE_KEEP_IMAGES: '1' } }).keepImages, true)
   t.equal(loadConfig({ env: { QUORATE_KEEP_IMAGES: 'true' }, flags: { keepImages: false } }).keepImages, false, 'a flag overrides the environment')
   t.throws(() => loadConfig({ env: { QUORATE_KEEP_IMAGES: 'yes please' } }), /environment: keepImages must be true or false, got "yes please"/)
+  t.equal(loadConfig({ env: {} }).proxyMaxInFlightPerTenant, 16, 'one tenant may hold a quarter of the proxy by default')
+  t.equal(loadConfig({ env: { QUORATE_PROXY_MAX_IN_FLIGHT_PER_TENANT: '4' } }).proxyMaxInFlightPerTenant, 4)
+  t.throws(() => loadConfig({ env: {}, flags: { proxyMaxInFlight: 8, proxyMaxInFlightPerTenant: 9 } }), /proxyMaxInFlightPerTenant must be an integer from 1 to proxyMaxInFlight \(8\)/)
 })
 
 t.test('config: every invalid setting is reported at once', async t => {

@@ -1,7 +1,8 @@
 // The tenant proxy against a plain node:http upstream (unit test of one module: no Docker).
 import t from 'tap'
-import { createServer, request, type IncomingMessage, type Server } from 'node:http'
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomBytes, createHash } from 'node:crypto'
+import { EventEmitter, once } from 'node:events'
 import { createTenantProxy } from '../../containers/proxy.ts'
 import type { CertificationStatus } from '../../containers/runner.ts'
 import { freePort } from './helpers.ts'
@@ -36,10 +37,35 @@ const upstream = createServer((req, res) => {
 })
 const upstreamPort = await listen(upstream)
 
+/** An upstream that holds every request until release(); `arrived(n)` waits until n came in. */
+async function holdingUpstream (): Promise<{ port: number, held: ServerResponse[], arrived: (n: number) => Promise<void>, release: () => void }> {
+  const held: ServerResponse[] = []
+  const events = new EventEmitter()
+  const port = await listen(createServer((req, res) => { held.push(res); events.emit('arrived') }))
+  return {
+    port,
+    held,
+    arrived: async n => { while (held.length < n) await once(events, 'arrived') },
+    release: () => { for (const r of held.splice(0)) r.end('released') }
+  }
+}
+
+/** Starts requests and lets a test wait until a number of them have been answered. */
+function tracked (): { start: (p: Promise<Reply>) => Promise<Reply>, settled: (n: number) => Promise<void> } {
+  let done = 0
+  const events = new EventEmitter()
+  return {
+    start: p => { void p.then(() => { done++; events.emit('settled') }, () => { done++; events.emit('settled') }); return p },
+    settled: async n => { while (done < n) await once(events, 'settled') }
+  }
+}
+
+const held = await holdingUpstream()
+
 let cert: CertificationStatus = { certified: true }
 const proxy = createTenantProxy({
   certification: () => cert,
-  resolve: name => name === 'app' ? { port: upstreamPort } : name === 'down' ? { port: deadPort } : undefined,
+  resolve: name => name === 'app' ? { port: upstreamPort } :  name === 'down' ? { port: deadPort } : undefined,
   maxBodyBytes: 1 << 20,
   maxConcurrent: 2,
   responseTimeoutMs: 300
@@ -47,9 +73,11 @@ const proxy = createTenantProxy({
 const deadPort = await freePort()
 const port = await listen(createServer(proxy.handler))
 
-function call (method: string, path: string, body?: Uint8Array | AsyncIterable<Uint8Array>, headers: Record<string, string> = {}): Promise<{ status: number, body: Buffer, headers: IncomingMessage['headers'] }> {
+interface Reply { status: number, body: Buffer, headers: IncomingMessage['headers'] }
+
+function call (method: string, path: string, body?: Uint8Array | AsyncIterable<Uint8Array>, headers: Record<string, string> = {}, to = port): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers }, res => {
+    const req = request({ host: '127.0.0.1', port: to, method, path, headers }, res => {
       const parts: Buffer[] = []
       res.on('data', (c: Buffer) => parts.push(c))
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), headers: res.headers }) })
@@ -90,13 +118,84 @@ t.test('limits: body size, response time, concurrency; errors as status codes', 
   t.equal((await call('GET', '/tenant/down/')).status, 502, 'container unreachable → 502')
   t.equal((await call('GET', '/tenant/missing/')).status, 404)
   t.equal((await call('GET', '/other')).status, 404)
-  // two slow requests fill the limit of 2; the third is turned away
-  const p1 = call('GET', '/tenant/app/slow'); const p2 = call('GET', '/tenant/app/slow')
-  await new Promise(resolve => setTimeout(resolve, 50))
-  t.equal(proxy.inFlight, 2)
-  t.equal((await call('GET', '/tenant/app/headers')).status, 503, 'over the concurrency limit')
-  await Promise.all([p1, p2])
-  t.equal(proxy.inFlight, 0, 'slots released')
+  // two held requests (two tenants: alone, one may take only half the node) fill a node limit
+  // of 2; a third is turned away (this proxy's response timeout is the default 30 s, so the held
+  // requests stay in flight however slowly the test runs)
+  const small = createTenantProxy({ certification: () => ({ certified: true }), resolve: n => n === 'app' ? { port: upstreamPort } : { port: held.port }, maxConcurrent: 2 })
+  const at = await listen(createServer(small.handler))
+  const p1 = call('GET', '/tenant/held/1', undefined, {}, at); const p2 = call('GET', '/tenant/held2/2', undefined, {}, at)
+  await held.arrived(2)
+  t.equal(small.inFlight, 2)
+  t.equal(small.inFlightOf('held'), 1)
+  const over = await call('GET', '/tenant/app/headers', undefined, {}, at)
+  t.equal(over.status, 503, 'over the concurrency limit')
+  t.equal(over.headers['retry-after'], '1')
+  t.match(JSON.parse(over.body.toString()), { error: 'too many requests in flight', reason: /the node has 2 requests in flight/ })
+  held.release()
+  t.same((await Promise.all([p1, p2])).map(r => r.status), [200, 200])
+  t.equal(small.inFlight, 0, 'slots released')
+  t.equal(small.inFlightOf('held'), 0)
+  t.equal(proxy.inFlight, 0, 'and the 504 and 502 above released theirs')
+})
+
+t.test('a slow tenant does not starve the others: per-tenant limits, fair share of the node', async t => {
+  // the defaults (64 on the node, 16 per tenant), two real upstreams: one holds every request
+  const slow = await holdingUpstream()
+  const healthy = await listen(createServer((req, res) => { res.end('healthy') }))
+  const p = createTenantProxy({ certification: () => ({ certified: true }), resolve: n => n === 'slow' ? { port: slow.port } : n === 'healthy' ? { port: healthy } : undefined })
+  const at = await listen(createServer(p.handler))
+  const tr = tracked()
+  const flood = Array.from({ length: 80 }, async (_, i) => await tr.start(call('GET', `/tenant/slow/${i}`, undefined, {}, at)))
+  await slow.arrived(16)
+  await tr.settled(64)
+  t.equal(p.inFlightOf('slow'), 16, 'the slow tenant holds its own limit, no more')
+  const answers = await Promise.all(Array.from({ length: 10 }, async () => await call('GET', '/tenant/healthy/', undefined, {}, at)))
+  t.same(answers.map(r => r.status), Array(10).fill(200), 'the healthy tenant answers 200 during 80 held requests')
+  t.equal(answers[0].body.toString(), 'healthy')
+  slow.release()
+  const all = await Promise.all(flood)
+  t.equal(all.filter(r => r.status === 200).length, 16)
+  const refused = all.filter(r => r.status === 503)
+  t.equal(refused.length, 64)
+  t.ok(refused.every(r => r.headers['retry-after'] === '1'), 'every 503 carries Retry-After')
+  t.match(JSON.parse(refused[0].body.toString()), { error: 'too many requests in flight', reason: /tenant "slow" has 16 requests in flight, its limit/ })
+  t.equal(p.inFlight, 0)
+
+  // a small node (8 slots, one tenant may take all 8 when alone): once half is in use, two held
+  // tenants keep to their share, so a third still finds a slot
+  const a = await holdingUpstream()
+  const b = await holdingUpstream()
+  const q = createTenantProxy({
+    certification: () => ({ certified: true }),
+    resolve: n => n === 'a' ? { port: a.port } : n === 'b' ? { port: b.port } : n === 'c' ? { port: healthy } : undefined,
+    maxConcurrent: 8,
+    maxPerTenant: 8
+  })
+  const qat = await listen(createServer(q.handler))
+  const ta = tracked()
+  const fa = Array.from({ length: 10 }, async (_, i) => await ta.start(call('GET', `/tenant/a/${i}`, undefined, {}, qat)))
+  await a.arrived(4)
+  await ta.settled(6)
+  t.equal(q.inFlightOf('a'), 4, 'alone, a tenant keeps half the node free for others')
+  const tb = tracked()
+  const fb = Array.from({ length: 10 }, async (_, i) => await tb.start(call('GET', `/tenant/b/${i}`, undefined, {}, qat)))
+  await b.arrived(2)
+  await tb.settled(8)
+  t.equal(q.inFlightOf('b'), 2, 'the second held tenant gets its share of what is left')
+  const c = await call('GET', '/tenant/c/', undefined, {}, qat)
+  t.equal(c.status, 200, 'a third tenant is served')
+  a.release(); b.release()
+  const refusedB = (await Promise.all(fb)).filter(r => r.status === 503)
+  t.match(JSON.parse(refusedB[0].body.toString()), { reason: /node is busy .* holds its share \(2\)/ })
+  t.equal((await Promise.all(fa)).filter(r => r.status === 200).length, 4)
+  t.equal(q.inFlight, 0)
+})
+
+t.test('bad limits are refused', async t => {
+  const base = { certification: () => ({ certified: true }), resolve: () => undefined }
+  t.throws(() => createTenantProxy({ ...base, maxConcurrent: 0 }), /maxConcurrent must be a positive integer/)
+  t.throws(() => createTenantProxy({ ...base, maxPerTenant: 1.5 }), /maxPerTenant must be a positive integer/)
+  t.throws(() => createTenantProxy({ ...base, maxConcurrent: 4, maxPerTenant: 5 }), /exceeds maxConcurrent/)
 })
 
 t.test('503 with the reason while the node is not certified', async t => {
