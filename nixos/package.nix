@@ -17,7 +17,10 @@
 
 let
   fs = lib.fileset;
-  # Only what the agent runs: no tests, benches, docs or local build output.
+  # Only what quorate runs (the agent, the CLI, the demo with its software TPM maker and the sample
+  # measured boot in attestation/samples): no tests, benches, docs or local build output. The
+  # product never imports test/; test/cli/package.test.ts runs the CLI from a copy of exactly
+  # these folders (it parses this list and the cp line below, which must name the same ones).
   src = fs.toSource {
     root = ../.;
     fileset = fs.difference (fs.unions [
