@@ -1,4 +1,8 @@
 // Quorum benchmarks.
+//  0. bls: @chainsafe/blst (chosen) against @noble/curves — keygen, sign, verify, aggregate verify
+//     at 33 signers of 48 (the threshold of the default committee). qcV3: chain-side QC v3
+//     verification at k = 48 among 1,000 candidates (target ≤ 5 ms p50) and the attest.record
+//     transaction it rides in (target ≤ 1 KB).
 //  1. loopback: time to certify one node with k = 4, 7, 10 committee members — real libp2p hosts
 //     on 127.0.0.1, a real swtpm for the node (one quote per round), real MakeCredential (first
 //     round only: bindings are cached), real quote + EK chain checks by every member, in-memory
@@ -13,7 +17,9 @@ import { sha256, utf8 } from '../encoding/bytes.ts'
 import { encode } from '../encoding/canonical.ts'
 import { buildTx } from '../chain/tx.ts'
 import {
-  ed25519Signer, selectCommittee, signVerdict, QuorumCollector, verifyQuorumCertificate, threshold, type VerdictSigner
+  ed25519Signer, selectCommittee, signVerdict, QuorumCollector, verifyQuorumCertificate, threshold, type VerdictSigner,
+  blsKeyFromSeed, drawCommittee, signMemberVerdict, CertificateCollector, verifyCertificate, verifyMemberVerdict,
+  encodeMemberVerdict, committeeSizeFor, DEFAULT_ADVERSARY_MODEL, type BlsSigner
 } from '../attestation/quorum/index.ts'
 
 function pct (xs: number[], p: number): number {
@@ -21,6 +27,105 @@ function pct (xs: number[], p: number): number {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(p * s.length))]
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100
+
+/** p50 and p90 of `n` timed calls (ms), after `warm` untimed ones. */
+function timeIt (n: number, f: () => unknown, warm = 3): { p50: number, p90: number } {
+  for (let i = 0; i < warm; i++) f()
+  const xs: number[] = []
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); f(); xs.push(performance.now() - t0) }
+  return { p50: Math.round(pct(xs, 0.5) * 1000) / 1000, p90: Math.round(pct(xs, 0.9) * 1000) / 1000 }
+}
+
+/** The two BLS12-381 libraries side by side, same ciphersuite and message, 33 signers of 48. */
+export async function blsComparison (): Promise<Record<string, unknown>> {
+  const blst = await import('@chainsafe/blst')
+  const { bls12_381: noble } = await import('@noble/curves/bls12-381.js')
+  const msg = sha256(utf8.encode('bench verdict message'))
+  const DST = 'BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_'
+  const seeds = Array.from({ length: 48 }, (_, i) => sha256(utf8.encode(`bls bench ${i}`)))
+  // blst
+  const sks = seeds.map(s => blst.SecretKey.fromKeygen(s))
+  const pks = sks.map(k => k.toPublicKey().toBytes(true))
+  const sigs = sks.slice(0, 33).map(k => k.sign(msg).toBytes(true))
+  const agg = blst.aggregateSerializedSignatures(sigs, true).toBytes(true)
+  const pkObjs = pks.slice(0, 33).map(b => blst.PublicKey.fromBytes(b, true))
+  const b = {
+    keygenMs: timeIt(100, () => blst.SecretKey.fromKeygen(seeds[0]).toPublicKey().toBytes(true)),
+    signMs: timeIt(100, () => sks[0].sign(msg).toBytes(true)),
+    verifyMs: timeIt(100, () => blst.verify(msg, blst.PublicKey.fromBytes(pks[0], true), blst.Signature.fromBytes(sigs[0], true))),
+    aggregateVerify33Ms: timeIt(100, () => blst.fastAggregateVerify(msg, pkObjs, blst.Signature.fromBytes(agg, true, true))),
+    aggregateVerify33ColdKeysMs: timeIt(100, () => blst.fastAggregateVerify(msg, pks.slice(0, 33).map(x => blst.PublicKey.fromBytes(x, true)), blst.Signature.fromBytes(agg, true, true)))
+  }
+  // noble (pure JS)
+  const L = noble.longSignatures
+  const nsk = seeds.map(s => L.keygen(new Uint8Array([...s, ...s.subarray(0, 16)])))
+  const npk = nsk.map(k => k.publicKey.toBytes(true))
+  const nagg = L.aggregateSignatures(nsk.slice(0, 33).map(k => L.sign(L.hash(msg, DST), k.secretKey))).toBytes(true)
+  const n = {
+    keygenMs: timeIt(10, () => L.keygen(new Uint8Array(48).fill(1)).publicKey.toBytes(true), 1),
+    signMs: timeIt(10, () => L.sign(L.hash(msg, DST), nsk[0].secretKey).toBytes(true), 1),
+    verifyMs: timeIt(10, () => L.verify(L.sign(L.hash(msg, DST), nsk[0].secretKey).toBytes(true), L.hash(msg, DST), npk[0]), 1),
+    aggregateVerify33Ms: timeIt(10, () => L.verify(nagg, L.hash(msg, DST), L.aggregatePublicKeys(npk.slice(0, 33))), 1)
+  }
+  return { signers: 33, of: 48, chosen: '@chainsafe/blst', chainsafeBlst: b, nobleCurves: n }
+}
+
+/**
+ * Chain-side QC v3 verification at the default committee (k = 48 for F = 1/5, 40 bits) among
+ * `candidates` registered verifiers, and the attest.record transaction carrying the QC.
+ */
+export async function qcV3 (candidatesN = 1000, rounds = 60): Promise<Record<string, unknown>> {
+  const k = committeeSizeFor(DEFAULT_ADVERSARY_MODEL)
+  const chainId = 'quorate-bench'
+  const members = Array.from({ length: candidatesN }, (_, i) => ({
+    nodeId: ed25519Signer(sha256(utf8.encode(`qc3 node ${i}`))).nodeId,
+    bls: blsKeyFromSeed(sha256(utf8.encode(`qc3 bls ${i}`)))
+  }))
+  const byId = new Map(members.map(m => [m.nodeId, m.bls]))
+  const candidates = members.map(m => ({ nodeId: m.nodeId, blsPublicKey: m.bls.publicKey }))
+  const nodeKey = ed25519Signer(sha256(utf8.encode('qc3 subject')))
+  const nodeId = nodeKey.nodeId
+  const full: number[] = []; const kept: number[] = []; const single: number[] = []; const collect: number[] = []; const collectDeferred: number[] = []
+  let qcBytes = 0; let txBytes = 0; let failTxBytes = 0
+  for (let r = 0; r < rounds; r++) {
+    const seed = sha256(utf8.encode(`qc3 seed ${r}`))
+    const committee = drawCommittee({ seed, nodeId, candidates: candidates.map(c => c.nodeId), k })
+    const fail = r % 2 === 1
+    const message = { chainId, nodeId, round: r, outcome: fail ? 'fail' as const : 'pass' as const, evidenceDigest: sha256(seed), failedClaims: fail ? ['containers', 'firmware', 'freshness', 'identity', 'os'] : [] }
+    const verdicts = committee.map(id => encodeMemberVerdict(signMemberVerdict(message, id, byId.get(id) as BlsSigner)))
+    const withKeys = committee.map(id => ({ nodeId: id, blsPublicKey: (byId.get(id) as BlsSigner).publicKey }))
+    let t0 = performance.now()
+    const c = new CertificateCollector({ chainId, nodeId, round: r, committee: withKeys })
+    for (const v of verdicts) { c.add(v); if (c.outcome() !== undefined) break }
+    collect.push(performance.now() - t0)
+    t0 = performance.now()
+    const d = new CertificateCollector({ chainId, nodeId, round: r, committee: withKeys, deferSignatures: true })
+    for (const v of verdicts) { d.add(v); if (d.outcome() !== undefined) break }
+    const { qc } = d.certificate()
+    collectDeferred.push(performance.now() - t0)
+    const input = { qc, chainId, nodeId, round: r, seed, candidates, k }
+    t0 = performance.now(); verifyCertificate(input); full.push(performance.now() - t0)
+    t0 = performance.now(); verifyCertificate({ ...input, committee }); kept.push(performance.now() - t0)
+    t0 = performance.now(); verifyMemberVerdict({ ...input, verdict: verdicts[0], committee }); single.push(performance.now() - t0)
+    const tx = buildTx('attest.record', { nodeId, round: r, qc } as Parameters<typeof buildTx<'attest.record'>>[1], nodeKey, r + 1, chainId).length
+    qcBytes = Math.max(qcBytes, qc.length)
+    if (fail) failTxBytes = Math.max(failTxBytes, tx); else txBytes = Math.max(txBytes, tx)
+  }
+  const ms = (xs: number[]): { p50: number, p90: number } => ({ p50: r2(pct(xs.slice(3), 0.5)), p90: r2(pct(xs.slice(3), 0.9)) })
+  return {
+    k,
+    threshold: threshold(k),
+    candidates: candidatesN,
+    chainVerifyQcMs: ms(full),
+    chainVerifyQcKeptCommitteeMs: ms(kept),
+    singleVerdictVerifyMs: ms(single),
+    // the node's side: take verdicts until the threshold, checking each on arrival or together
+    collectThresholdVerdictsMs: { eachChecked: ms(collect), deferredAggregateCheck: ms(collectDeferred) },
+    qcBytesMax: qcBytes,
+    attestRecordTxBytesMax: { pass: txBytes, failFiveClaims: failTxBytes },
+    targets: { chainVerifyQcP50Ms: 5, attestRecordTxBytes: 1024 }
+  }
+}
 
 export async function simulate (nodes: number, ks: readonly number[]): Promise<Record<string, unknown>> {
   const signers: VerdictSigner[] = Array.from({ length: nodes }, (_, i) => ed25519Signer(sha256(utf8.encode(`sim node ${i}`))))
@@ -162,6 +267,8 @@ async function loopback (ks: readonly number[], rounds: number): Promise<Record<
 
 export async function run (): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {}
+  result.bls = await blsComparison()
+  result.qcV3 = await qcV3()
   try {
     result.loopback = await loopback([4, 7, 10], 15)
   } catch (err) {

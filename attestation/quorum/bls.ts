@@ -18,7 +18,7 @@
 // never pass as a proof of possession or the reverse, and the quorate prefixes keep signatures of
 // other protocols using the same ciphersuite (Ethereum) from passing as either.
 import { randomBytes } from 'node:crypto'
-import { PublicKey, SecretKey, Signature, aggregateSignatures, fastAggregateVerify, verify } from '@chainsafe/blst'
+import { PublicKey, SecretKey, Signature, aggregateSerializedSignatures, aggregateSignatures, fastAggregateVerify, verify } from '@chainsafe/blst'
 import { concat, toHex, utf8 } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
@@ -125,9 +125,17 @@ export function blsFastAggregateVerify (publicKeys: readonly Uint8Array[], messa
   try { return fastAggregateVerify(message, publicKeys.map(publicKeyOf), sig) } catch { return false }
 }
 
-/** Aggregates signatures (each subgroup-checked); throws InvalidInputError on a malformed one. */
-export function blsAggregate (signatures: readonly Uint8Array[]): Uint8Array {
+/**
+ * Aggregates signatures; throws InvalidInputError on a malformed one. Each is subgroup-checked
+ * unless `opts.checked` says they were already verified, or the aggregate is about to be verified
+ * (whose decoding checks the sum's subgroup): half the cost at 33 signatures.
+ */
+export function blsAggregate (signatures: readonly Uint8Array[], opts: { checked?: boolean } = {}): Uint8Array {
   if (signatures.length === 0) throw new InvalidInputError('nothing to aggregate')
+  if (opts.checked === true) {
+    if (!signatures.every(s => s instanceof Uint8Array && s.length === BLS_SIGNATURE_BYTES)) throw new InvalidInputError(`a BLS signature is ${BLS_SIGNATURE_BYTES} bytes`)
+    try { return aggregateSerializedSignatures([...signatures], false).toBytes(true) } catch (err) { throw new InvalidInputError('a signature is not a G2 point', { cause: err }) }
+  }
   const sigs = signatures.map((s, i) => {
     const sig = signatureOf(s)
     if (sig === undefined) throw new InvalidInputError(`signature ${i} is not a valid BLS12-381 G2 signature`)

@@ -364,9 +364,16 @@ function messageKey (m: VerdictMessage): string {
 
 /**
  * Collects one round's member verdicts as they arrive (the node, or a member recording the QC).
- * Each verdict is checked on arrival (subject, membership, signature), so garbage from one member
- * disturbs nobody. Verdicts group by message (outcome, evidence digest, failed claims): only
- * identical messages aggregate. Once a group reaches the threshold, `certificate()` aggregates it.
+ * Verdicts group by message (outcome, evidence digest, failed claims): only identical messages
+ * aggregate. Once a group reaches the threshold, `certificate()` aggregates it.
+ *
+ * Each verdict's decoding, subject, membership and uniqueness are checked on arrival. Its
+ * signature is checked on arrival too, unless `deferSignatures`: then a group's signatures are
+ * checked together, with one aggregate verification (≈ 2 ms at 33 signers instead of ≈ 2 ms
+ * each), when the group reaches the threshold; if that fails, each is checked on its own and the
+ * bad ones are dropped (`rejected`) and their members may send again. Defer only where each
+ * verdict arrives on a channel authenticated as its member (a libp2p stream from that peer), so a
+ * forged verdict cannot take another member's place while it waits.
  */
 export class CertificateCollector {
   readonly chainId: string
@@ -376,11 +383,13 @@ export class CertificateCollector {
   readonly threshold: number
   readonly #keys: Map<string, Uint8Array>
   readonly #index: Map<string, number>
+  readonly #defer: boolean
   readonly #heard = new Set<string>()
-  readonly #groups = new Map<string, { message: VerdictMessage, sigs: Map<number, Uint8Array> }>()
+  readonly #groups = new Map<string, Group>()
+  readonly #rejected: { member: string, reason: string }[] = []
 
   /** `committee`: the round's members in drawn order, with their registered BLS keys. */
-  constructor (opts: { chainId: string, nodeId: string, round: number, committee: readonly BlsCandidate[] }) {
+  constructor (opts: { chainId: string, nodeId: string, round: number, committee: readonly BlsCandidate[], deferSignatures?: boolean }) {
     if (opts.committee.length === 0) throw new BelowThresholdError('empty committee')
     if (opts.committee.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee larger than ${MAX_COMMITTEE_SIZE}`)
     this.chainId = opts.chainId
@@ -391,24 +400,35 @@ export class CertificateCollector {
     this.threshold = threshold(opts.committee.length)
     this.#keys = new Map(opts.committee.map(c => [c.nodeId, c.blsPublicKey]))
     this.#index = new Map(this.committee.map((id, i) => [id, i]))
+    this.#defer = opts.deferSignatures === true
   }
 
   /** Checks and records one verdict; throws (recording nothing) if invalid or a second one from its member. */
   add (verdict: Uint8Array | MemberVerdict): MemberVerdict {
-    const { verdict: v } = verifyMemberVerdict({
-      verdict, chainId: this.chainId, nodeId: this.nodeId, round: this.round, seed: EMPTY_SEED, k: this.committee.length,
-      committee: this.committee, candidates: this.committee.map(id => ({ nodeId: id, blsPublicKey: this.#keys.get(id) as Uint8Array }))
-    })
+    const v = verdict instanceof Uint8Array ? decodeMemberVerdict(verdict) : checkedMemberVerdict(verdict)
+    if (v.chainId !== this.chainId) throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${this.chainId}`)
+    if (v.nodeId !== this.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${this.nodeId}`)
+    if (v.round !== this.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${this.round}`)
+    const index = this.#index.get(v.member)
+    if (index === undefined) throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${this.round} for ${this.nodeId}`)
     if (this.#heard.has(v.member)) throw new DuplicateVerdictError(`two verdicts from ${v.member}`)
+    const checked = !this.#defer
+    if (checked && !blsVerify(this.#keys.get(v.member) as Uint8Array, verdictMessageSigningBytes(v), v.signature)) {
+      throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
+    }
     this.#heard.add(v.member)
     const key = messageKey(v)
     let g = this.#groups.get(key)
-    if (g === undefined) this.#groups.set(key, g = { message: messageOf(v), sigs: new Map() })
-    g.sigs.set(this.#index.get(v.member) as number, v.signature)
+    if (g === undefined) this.#groups.set(key, g = { message: messageOf(v), sigs: new Map(), checked: new Set() })
+    g.sigs.set(index, v.signature)
+    if (checked) g.checked.add(index)
     return v
   }
 
-  /** Members heard from, and the size of the largest group of identical verdicts. */
+  /** Verdicts dropped because their signature failed a deferred check. */
+  get rejected (): ReadonlyArray<{ member: string, reason: string }> { return this.#rejected }
+
+  /** Members heard from (deferred bad signatures excluded once found), and group sizes. */
   get counts (): { heard: number, largest: number, pass: number, fail: number } {
     let largest = 0; let pass = 0; let fail = 0
     for (const g of this.#groups.values()) {
@@ -418,11 +438,33 @@ export class CertificateCollector {
     return { heard: this.#heard.size, largest, pass, fail }
   }
 
-  #decided (): { message: VerdictMessage, sigs: Map<number, Uint8Array> } | undefined {
-    for (const g of this.#groups.values()) if (g.sigs.size >= this.threshold) return g
+  /** Checks the group's unchecked signatures: one aggregate verification, or one by one to find the bad. */
+  #settle (g: Group): void {
+    const pending = [...g.sigs.keys()].filter(i => !g.checked.has(i))
+    if (pending.length === 0) return
+    const bytes = verdictMessageSigningBytes({ ...g.message, chainId: this.chainId, nodeId: this.nodeId, round: this.round })
+    const keyAt = (i: number): Uint8Array => this.#keys.get(this.committee[i]) as Uint8Array
+    let ok = false
+    // the sum's subgroup is checked when the aggregate is decoded for verification
+    try { ok = blsFastAggregateVerify(pending.map(keyAt), bytes, blsAggregate(pending.map(i => g.sigs.get(i) as Uint8Array), { checked: true })) } catch { ok = false }
+    for (const i of pending) {
+      if (ok || blsVerify(keyAt(i), bytes, g.sigs.get(i) as Uint8Array)) { g.checked.add(i); continue }
+      g.sigs.delete(i)
+      this.#heard.delete(this.committee[i])
+      this.#rejected.push({ member: this.committee[i], reason: 'verdict signature does not verify' })
+    }
+  }
+
+  #decided (): Group | undefined {
+    for (const g of this.#groups.values()) {
+      if (g.sigs.size < this.threshold) continue
+      this.#settle(g)
+      if (g.sigs.size >= this.threshold) return g
+    }
     return undefined
   }
 
+  /** The decided outcome, if a group of identical verdicts reached the threshold (settling deferred checks). */
   outcome (): Outcome | undefined {
     return this.#decided()?.message.outcome
   }
@@ -439,11 +481,16 @@ export class CertificateCollector {
     const g = this.#decided()
     if (g === undefined) throw new BelowThresholdError(`largest group of identical verdicts is ${this.counts.largest}; ${this.threshold} of ${this.committee.length} needed`)
     const idx = [...g.sigs.keys()].sort((a, b) => a - b)
-    const signature = blsAggregate(idx.map(i => g.sigs.get(i) as Uint8Array))
+    const signature = blsAggregate(idx.map(i => g.sigs.get(i) as Uint8Array), { checked: true }) // all verified (#decided)
     const qc = encodeCertificate({ outcome: g.message.outcome, evidenceDigest: g.message.evidenceDigest, failedClaims: g.message.failedClaims, signers: signerBitmap(this.committee.length, idx), signature })
     return { qc, outcome: g.message.outcome, message: g.message, signers: idx.map(i => this.committee[i]) }
   }
 }
 
-// The collector passes its committee explicitly; the seed is then unused.
-const EMPTY_SEED = new Uint8Array(16)
+interface Group {
+  readonly message: VerdictMessage
+  /** committee position → signature */
+  readonly sigs: Map<number, Uint8Array>
+  /** positions whose signature has been verified */
+  readonly checked: Set<number>
+}

@@ -256,3 +256,34 @@ t.test('fuzz: mutated, truncated and extended QCs and verdicts are refused with 
   if (expectRefused(new Uint8Array([...mv, 0]), 'verdict extended', check)) m2++
   t.equal(m2, 300 + mv.length + 1, 'every altered verdict refused')
 })
+
+t.test('collector with deferred signature checks: one aggregate check, bad ones found and dropped', async t => {
+  const com = committee.map(id => ({ nodeId: id, blsPublicKey: (byId.get(id) as Member).bls.publicKey }))
+  const honest = new CertificateCollector({ chainId, nodeId: node, round, committee: com, deferSignatures: true })
+  for (let i = 0; i < need; i++) honest.add(sign(member(i)))
+  t.equal(honest.outcome(), 'pass')
+  t.same(honest.rejected, [])
+  t.equal(verifyCertificate({ ...base, qc: honest.certificate().qc }).signers.length, need)
+
+  const c = new CertificateCollector({ chainId, nodeId: node, round, committee: com, deferSignatures: true })
+  // members 3 and 7 send verdicts whose signatures are not theirs; accepted for now
+  for (let i = 0; i < need; i++) {
+    const v = sign(member(i))
+    c.add(i === 3 || i === 7 ? { ...v, signature: sign(member(40)).signature } : v)
+  }
+  t.throws(() => c.add(sign(member(3))), DuplicateVerdictError, 'while unchecked, the slot is taken')
+  t.equal(c.outcome(), undefined, 'the check at the threshold finds two bad signatures')
+  t.same(c.rejected.map(r => r.member).sort(), [committee[3], committee[7]].sort())
+  t.equal(c.counts.heard, need - 2)
+  c.add(sign(member(3)))
+  t.equal(c.outcome(), undefined)
+  c.add(sign(member(7)))
+  t.equal(c.outcome(), 'pass', 'members resent: threshold reached with valid signatures')
+  const cert = c.certificate()
+  t.same(verifyCertificate({ ...base, qc: cert.qc }).signers, cert.signers)
+  // garbage signature bytes (not a G2 point) are also found at the check
+  const g = new CertificateCollector({ chainId, nodeId: node, round, committee: com, deferSignatures: true })
+  for (let i = 0; i < need; i++) g.add(i === 0 ? { ...sign(member(0)), signature: new Uint8Array(96).fill(7) } : sign(member(i)))
+  t.equal(g.outcome(), undefined)
+  t.same(g.rejected.map(r => r.member), [committee[0]])
+})
