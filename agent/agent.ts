@@ -20,10 +20,10 @@ import {
   type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type ImageRegistry
 } from '../containers/index.ts'
 import { chainImageRegistry } from '../containers/chain-registry.ts'
-import { readDeployments, type Deployment } from '../containers/deployments.ts'
+import type { Deployment } from '../containers/deployments.ts'
 import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, tpmMakeCredential, chainPort,
-  memberChainPort, chainAppraiser, type P2PHost, type RoundProgress, type RoundResult
+  memberChainPort, loadOrCreateBlsKey, blsRegistration, chainAppraiser, type P2PHost, type RoundProgress, type RoundResult
 } from './p2p/index.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
 import { equal } from '../encoding/bytes.ts'
@@ -31,6 +31,7 @@ import { createLogger, type Logger } from '../encoding/log.ts'
 import type { AgentConfig } from './config.ts'
 import { Lifecycle, type AgentState } from './lifecycle.ts'
 import { Certification } from './certification.ts'
+import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -77,10 +78,6 @@ export class Agent {
   readonly metrics = new Metrics()
   readonly #m = {
     state: this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)'),
-    launches: this.metrics.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
-    relaunches: this.metrics.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
-    launchSeconds: this.metrics.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
-    fetched: this.metrics.counter('quorate_image_fetched_bytes_total', 'tenant image bytes fetched from peers (and verified) for launches'),
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
     sessions: this.metrics.counter('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
@@ -102,9 +99,11 @@ export class Agent {
   #chain?: ChainClient
   #responder?: AttestationResponder
   #member?: CommitteeMember
+  /** BLS verdict key (node.bls beside node.key), registered on chain with a proof of possession. */
+  #bls?: Awaited<ReturnType<typeof loadOrCreateBlsKey>>['signer']
   #bootLog?: Uint8Array
   #certification?: Certification
-  #deployments: Deployment[] = []
+  #tenants?: Tenants
   #timers = new Set<NodeJS.Timeout>()
   #abort = new AbortController()
   #roundInFlight?: Promise<RoundResult | undefined>
@@ -166,6 +165,9 @@ export class Agent {
       this.#init.onEvent?.({ type: 'warning', message: msg })
     }
     this.#key = await this.#loadOrCreateKey(join(c.home, 'node.key'))
+    const bls = await loadOrCreateBlsKey(join(c.home, 'node.bls'))
+    this.#bls = bls.signer
+    if (bls.created) this.#log.info('created a new BLS verdict key', { path: join(c.home, 'node.bls') })
     this.#chain = new ChainClient({ url: c.chainRpc })
 
     // measuring
@@ -193,12 +195,14 @@ export class Agent {
     })
     await responder.register(host)
     const key = this.#key
+    const chain0 = this.#chain
     this.#member = new CommitteeMember({
       signer: { nodeId: key.peerId, publicKey: key.publicKey, sign: m => key.sign(m) },
+      bls: bls.signer,
+      chainId: async () => await chain0.chainId(),
       chain: memberChainPort(this.#chain),
       appraise: chainAppraiser(this.#chain),
       makeCredential: tpmMakeCredential(),
-      verdictTtlMs: c.certificationTtlMs,
       logger: this.#log.child('member')
     })
     await this.#member.register(host)
@@ -234,6 +238,17 @@ export class Agent {
         onProgress
       }),
       onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
+    })
+    this.#tenants = new Tenants({
+      runner,
+      probe: dockerProbe(this.#docker),
+      configured: c.deploy,
+      deploymentsFile: join(c.home, 'deployments.json'),
+      providers: async () => await this.#peerAddrs(),
+      metrics: this.metrics,
+      signal: this.#abort.signal,
+      onProgress: (image, phase) => { this.#init.onEvent?.({ type: 'tenant', image, phase }) },
+      logger: this.#log.child('tenants')
     })
     // containers of an earlier run of this agent are not ours to trust: remove them (no duplicates)
     const leftover = await this.#runner.stopAll('agent restart')
@@ -272,10 +287,13 @@ export class Agent {
     const addrs = this.multiaddrs()
     const view = await chain.node(this.nodeId)
     const r = view?.record
+    const bls = this.#bls
+    if (bls === undefined) throw new QuorateError('agent not started')
     const same = r !== undefined && equal(r.akPublic, id.akPublic) && equal(r.ekCertificate, id.ekCertificate) &&
+      r.blsPublicKey !== undefined && equal(r.blsPublicKey, bls.publicKey) &&
       r.platform === this.config.platform && r.os === this.config.osImage && JSON.stringify(r.addrs) === JSON.stringify(addrs)
     if (same) return
-    await chain.send('node.register', { nodeId: this.nodeId, ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs, platform: this.config.platform, os: this.config.osImage }, this.key)
+    await chain.send('node.register', { nodeId: this.nodeId, ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs, platform: this.config.platform, os: this.config.osImage, ...blsRegistration(bls, this.nodeId) }, this.key)
     this.#log.info('registered on chain', { addrs })
   }
 
@@ -293,84 +311,9 @@ export class Agent {
   }
 
   /** Runs a tenant now (if certified) and again whenever certification is regained. */
-  async deploy (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
-    this.#deployments = [...this.#deployments.filter(x => x.image !== d.image), d]
-    return await this.#launch(d, opts)
-  }
-
-  async #launch (d: Deployment, opts: { signal?: AbortSignal, onProgress?: (phase: string) => void } = {}): Promise<RunningContainer> {
-    const providers = [...(d.providers ?? []), ...(await this.#peerAddrs())]
-    const t0 = performance.now()
-    let fetched = 0
-    const started = this.runner.launch({
-      image: d.image,
-      port: d.port,
-      args: d.args,
-      env: d.env,
-      healthPath: d.healthPath,
-      user: d.user,
-      limits: d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
-      providers,
-      signal: opts.signal === undefined ? this.#abort.signal : AbortSignal.any([opts.signal, this.#abort.signal]),
-      onProgress: p => {
-        if (p.phase === 'fetch' && p.bytes !== undefined) fetched = p.bytes
-        opts.onProgress?.(p.phase)
-        this.#init.onEvent?.({ type: 'tenant', image: d.image, phase: p.phase })
-      }
-    })
-    let outcome = 'refused'
-    try {
-      const c = await started
-      outcome = 'started'
-      this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
-      return c
-    } finally {
-      this.#m.launches.inc({ outcome })
-      this.#m.fetched.inc({}, fetched)
-    }
-  }
-
-  /**
-   * What should run: the config's deployments, `<home>/deployments.json` (written by
-   * `quorate deploy`, re-read every cycle) and those added through deploy(). Starts what is
-   * missing (through the gate) and stops what is no longer wanted.
-   */
-  async #reconcileTenants (): Promise<void> {
-    const fromFile = await readDeployments(join(this.config.home, 'deployments.json')).catch((err: unknown) => {
-      this.#log.warn('cannot read deployments.json; keeping the current tenants', { err })
-      return undefined
-    })
-    if (fromFile === undefined) return
-    // a tenant that died (crashed, or dockerd restarted without live-restore) is relaunched
-    // through the gate, which measures the new launch like the first
-    for (const c of this.runner.list()) {
-      let running: boolean | undefined
-      try {
-        running = (await this.#docker.getContainer(c.id).inspect()).State.Running
-      } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode
-        if (status === 404) running = false
-        else { this.#log.warn('cannot reach Docker to check tenants; will retry', { err }); return }
-      }
-      if (running === false) {
-        this.#log.warn('tenant container is gone; relaunching', { image: c.image, id: c.id })
-        this.#m.relaunches.inc({ image: c.image })
-        await this.runner.stop(c.id).catch(() => {})
-      }
-    }
-    const wanted = new Map<string, Deployment>()
-    for (const d of [...this.config.deploy, ...fromFile, ...this.#deployments]) wanted.set(d.image, d)
-    for (const d of wanted.values()) {
-      if (this.runner.get(d.image) === undefined) {
-        await this.#launch(d, { signal: this.#abort.signal }).catch((err: unknown) => { if (!this.#stopped) this.#log.warn('tenant launch refused', { image: d.image, err }) })
-      }
-    }
-    for (const c of this.runner.list()) {
-      if (!wanted.has(c.image)) {
-        this.#log.info('stopping a tenant that is no longer deployed', { image: c.image })
-        await this.runner.stop(c.id).catch((err: unknown) => { this.#log.warn('could not stop tenant', { image: c.image, err }) })
-      }
-    }
+  async deploy (d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
+    if (this.#tenants === undefined) throw new QuorateError('agent not started')
+    return await this.#tenants.deploy(d, opts)
   }
 
   /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
@@ -414,7 +357,7 @@ export class Agent {
         // (members choose how long their verdicts last; the node may want fresher evidence)
         const due = Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) - this.config.reattestBeforeExpiryMs
         if (due > now) {
-          await this.#reconcileTenants()
+          await this.#tenants?.reconcile()
           this.#schedule(Math.min(5000, due - now))
           return
         }
@@ -422,7 +365,7 @@ export class Agent {
       if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
       const r = await this.certify()
       if (r.outcome === 'pass') {
-        await this.#reconcileTenants()
+        await this.#tenants?.reconcile()
         this.#schedule(1000)
       } else {
         this.#schedule(30_000)

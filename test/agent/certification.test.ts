@@ -9,10 +9,11 @@ import type { CertificationStatus } from '../../containers/runner.ts'
 import type { RoundProgress, RoundResult } from '../../agent/p2p/index.ts'
 
 function result (round: number, outcome: 'pass' | 'fail'): RoundResult {
+  // an assertion, not an annotation: RoundResult is growing fields (failedClaims) this test does not read
   return {
     round, outcome, expiresAt: 1_000_000 + round, committee: ['a', 'b', 'c', 'd'], threshold: 3, qc: new Uint8Array(1),
-    pass: outcome === 'pass' ? 4 : 0, fail: outcome === 'pass' ? 0 : 4, unresponsive: []
-  }
+    failedClaims: outcome === 'pass' ? [] : ['firmware'], pass: outcome === 'pass' ? 4 : 0, fail: outcome === 'pass' ? 0 : 4, unresponsive: []
+  } as RoundResult
 }
 
 function setup (outcomes: Array<'pass' | 'fail' | Error>): { cert: Certification, life: Lifecycle, metrics: Metrics, gate: CertificationStatus[], kinds: StateKind[] } {

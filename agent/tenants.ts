@@ -1,0 +1,149 @@
+// The tenants this node runs: what should run (the config's deployments, `<home>/deployments.json`
+// written by `quorate deploy`, and those added through deploy()), launched through the container
+// gate, relaunched when Docker lost them, stopped when no longer deployed. The gate itself (check →
+// verify → measure → start) is containers/runner.ts; this module only decides what to ask it.
+// Its ports are narrow (STYLE §4) so that the agent is the only place that knows Docker and chain.
+import type Docker from 'dockerode'
+import { readDeployments, type Deployment } from '../containers/deployments.ts'
+import type { ContainerRunner, LaunchPhase, RunningContainer } from '../containers/index.ts'
+import type { Logger } from '../encoding/log.ts'
+import type { Counter, Gauge, Metrics } from './metrics.ts'
+
+/** Whether a tenant container still runs; throws when Docker cannot be asked. */
+export interface ContainerProbe {
+  running (id: string): Promise<boolean>
+}
+
+/** The probe over Docker: a container Docker no longer knows (404) is not running. */
+export function dockerProbe (docker: Pick<Docker, 'getContainer'>): ContainerProbe {
+  return {
+    running: async id => {
+      try {
+        return (await docker.getContainer(id).inspect()).State.Running
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return false
+        throw err
+      }
+    }
+  }
+}
+
+export interface TenantsInit {
+  readonly runner: Pick<ContainerRunner, 'launch' | 'list' | 'get' | 'stop'>
+  readonly probe: ContainerProbe
+  /** Deployments from the agent's configuration. */
+  readonly configured: readonly Deployment[]
+  /** `<home>/deployments.json`, re-read on every reconcile. */
+  readonly deploymentsFile: string
+  /** Peers that may hold an image (multiaddrs with /p2p/), asked at each launch. */
+  readonly providers: () => Promise<string[]>
+  readonly metrics: Metrics
+  /** Aborted when the agent stops: launches end, refusals are no longer worth a warning. */
+  readonly signal: AbortSignal
+  readonly onProgress?: (image: string, phase: LaunchPhase) => void
+  readonly logger: Logger
+}
+
+export interface LaunchOptions {
+  readonly signal?: AbortSignal
+  readonly onProgress?: (phase: LaunchPhase) => void
+}
+
+interface TenantMetrics { launches: Counter, relaunches: Counter, launchSeconds: Gauge, fetched: Counter }
+
+function tenantMetrics (m: Metrics): TenantMetrics {
+  return {
+    launches: m.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
+    relaunches: m.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
+    launchSeconds: m.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
+    fetched: m.counter('quorate_image_fetched_bytes_total', 'tenant image bytes fetched from peers (and verified) for launches')
+  }
+}
+
+export class Tenants {
+  readonly #init: TenantsInit
+  readonly #m: TenantMetrics
+  #added: Deployment[] = []
+
+  constructor (init: TenantsInit) {
+    this.#init = init
+    this.#m = tenantMetrics(init.metrics)
+  }
+
+  /** Runs a tenant now (through the gate, so only while certified) and again on every reconcile. */
+  async deploy (d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
+    this.#added = [...this.#added.filter(x => x.image !== d.image), d]
+    return await this.#launch(d, opts)
+  }
+
+  /** Relaunches tenants Docker lost, starts what is missing and stops what is no longer wanted. */
+  async reconcile (): Promise<void> {
+    const { runner, logger: log } = this.#init
+    const fromFile = await readDeployments(this.#init.deploymentsFile).catch((err: unknown) => {
+      log.warn('cannot read deployments.json; keeping the current tenants', { err })
+      return undefined
+    })
+    if (fromFile === undefined) return
+    // a tenant that died (crashed, or dockerd restarted without live-restore) is relaunched
+    // through the gate, which measures the new launch like the first
+    for (const c of runner.list()) {
+      let running: boolean
+      try {
+        running = await this.#init.probe.running(c.id)
+      } catch (err) {
+        log.warn('cannot reach Docker to check tenants; will retry', { err })
+        return
+      }
+      if (!running) {
+        log.warn('tenant container is gone; relaunching', { image: c.image, id: c.id })
+        this.#m.relaunches.inc({ image: c.image })
+        await runner.stop(c.id).catch(() => {})
+      }
+    }
+    const wanted = new Map<string, Deployment>()
+    for (const d of [...this.#init.configured, ...fromFile, ...this.#added]) wanted.set(d.image, d)
+    for (const d of wanted.values()) {
+      if (runner.get(d.image) !== undefined) continue
+      await this.#launch(d, { signal: this.#init.signal }).catch((err: unknown) => {
+        if (!this.#init.signal.aborted) log.warn('tenant launch refused', { image: d.image, err })
+      })
+    }
+    for (const c of runner.list()) {
+      if (wanted.has(c.image)) continue
+      log.info('stopping a tenant that is no longer deployed', { image: c.image })
+      await runner.stop(c.id).catch((err: unknown) => { log.warn('could not stop tenant', { image: c.image, err }) })
+    }
+  }
+
+  async #launch (d: Deployment, opts: LaunchOptions): Promise<RunningContainer> {
+    const providers = [...(d.providers ?? []), ...(await this.#init.providers())]
+    const t0 = performance.now()
+    let fetched = 0
+    const started = this.#init.runner.launch({
+      image: d.image,
+      port: d.port,
+      args: d.args,
+      env: d.env,
+      healthPath: d.healthPath,
+      user: d.user,
+      limits: d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
+      providers,
+      signal: opts.signal === undefined ? this.#init.signal : AbortSignal.any([opts.signal, this.#init.signal]),
+      onProgress: p => {
+        if (p.phase === 'fetch' && p.bytes !== undefined) fetched = p.bytes
+        opts.onProgress?.(p.phase)
+        this.#init.onProgress?.(d.image, p.phase)
+      }
+    })
+    let outcome = 'refused'
+    try {
+      const c = await started
+      outcome = 'started'
+      this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
+      return c
+    } finally {
+      this.#m.launches.inc({ outcome })
+      this.#m.fetched.inc({}, fetched)
+    }
+  }
+}
