@@ -3,7 +3,8 @@ import t from 'tap'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { initChainHome, startEmbeddedValidator, chainPaths } from '../../chain/validator.ts'
+import { initChainHome, startEmbeddedValidator, chainPaths, type EmbeddedValidator } from '../../chain/validator.ts'
+import type { StoredBlock } from '../../chain/producer.ts'
 import { ChainClient, TxRejectedError } from '../../chain/client.ts'
 import { generateChainKey } from '../../chain/keys.ts'
 import { buildTx } from '../../chain/tx.ts'
@@ -11,6 +12,16 @@ import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
 import { TxCode } from '../../chain/types.ts'
 import { toHex, sha256 } from '../../encoding/bytes.ts'
 import { fakeDer } from './harness.ts'
+
+/** The first block committed (already, or from now on) that `pred` accepts; fails after 20 s. */
+function committed (v: EmbeddedValidator, pred: (b: StoredBlock) => boolean): Promise<StoredBlock> {
+  const last = v.producer.lastBlock
+  if (last !== undefined && pred(last)) return Promise.resolve(last)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { off(); reject(new Error('no such block committed within 20 s')) }, 20_000)
+    const off = v.producer.onCommit(b => { if (pred(b)) { clearTimeout(timer); off(); resolve(b) } })
+  })
+}
 
 t.test('embedded validator over CometBFT-style RPC', async t => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-chain-'))
@@ -55,20 +66,21 @@ t.test('embedded validator over CometBFT-style RPC', async t => {
   const b = await c.block(r.height)
   t.equal(b.height, r.height)
   t.equal(b.txs.length >= 1, true)
-  const next = await c.block(r.height + 1).catch(async () => { await new Promise(resolve => setTimeout(resolve, 300)); return await c.block(r.height + 1) })
+  await committed(v, b => b.header.height >= r.height + 1)
+  const next = await c.block(r.height + 1)
   t.same(next.lastBlockHash, b.hash, 'blocks are hash-linked')
 
   // broadcast_tx_sync, then the tx shows up
   const seq = await c.account(other.publicKey)
   const tx = buildTx('vendor.ekca.publish', { vendor: 'other', certificate: fakeDer(3) }, other, seq, genesis.chainId)
+  const included = committed(v, b => b.txs.some(x => toHex(sha256(x)) === toHex(sha256(tx))))
   const sync = await c.broadcastTxSync(tx)
   t.equal(sync.code, 0)
   t.equal(sync.hash, toHex(sha256(tx)).toUpperCase())
   const bad = await c.broadcastTxSync(buildTx('vendor.register', { name: 'x' }, other, 99, genesis.chainId))
   t.equal(bad.code, TxCode.BAD_SEQUENCE, 'check refuses out-of-order sequence')
-  let found
-  for (let i = 0; i < 50 && found === undefined; i++) { found = await c.tx(sync.hash); if (found === undefined) await new Promise(resolve => setTimeout(resolve, 20)) }
-  t.equal(found?.result.code, 0)
+  await included
+  t.equal((await c.tx(sync.hash))?.result.code, 0, 'the synced tx is found once its block is committed')
 
   // URI GET forms, as curl would use them
   const s2 = await (await fetch(`${v.url}/status?`)).json() as { result: { sync_info: { latest_block_height: string } } }
@@ -103,8 +115,9 @@ t.test('embedded validator over CometBFT-style RPC', async t => {
 
   // empty blocks keep coming when idle
   const h0 = (await c.status()).height
-  await new Promise(resolve => setTimeout(resolve, 500))
-  t.ok((await c.status()).height > h0, 'empty blocks when idle')
+  const empty = await committed(v, b => b.header.height > h0 && b.txs.length === 0)
+  t.equal(v.producer.mempoolSize, 0, 'nothing pending')
+  t.ok(empty.header.height > h0 && (await c.status()).height >= empty.header.height, 'empty blocks when idle')
 })
 
 t.test('a busy RPC port is a clear configuration error and releases the home', async t => {
