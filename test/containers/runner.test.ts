@@ -95,10 +95,25 @@ t.test('cancellation aborts the fetch and the upload', async t => {
   d.loadImage = async (b) => { uploads++; return await orig(b) }
   const big = buildImageTar({ files: [{ path: 'pad', content: new Uint8Array(400_000) }], labels: { 'quorate.test': 'runner-unit' } })
   const bigRec = { ...rec, digest: big.imageId, size: big.tar.length }
-  const r = createContainerRunner({ docker, registry: registry([], { certified: true }, bigRec), source: source(big.tar, 2), measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
+  // the operator cancels once half the image has come in (an event, not a timer): the upload
+  // to Docker has begun by then and the rest is never fetched
   const ac = new AbortController()
-  setTimeout(() => { ac.abort(new Error('operator cancelled')) }, 30)
+  let uploadsAtCancel = -1
+  let fetchedAfterCancel = 0
+  const cancelling: ImageSource = {
+    fetch: async function * (_cid, opts) {
+      for (let i = 0; i < big.tar.length; i += 4096) {
+        if (ac.signal.aborted) fetchedAfterCancel++
+        else if (i >= big.tar.length / 2) { uploadsAtCancel = uploads; ac.abort(new Error('operator cancelled')) }
+        opts?.signal?.throwIfAborted()
+        yield big.tar.subarray(i, i + 4096)
+      }
+    }
+  }
+  const r = createContainerRunner({ docker, registry: registry([], { certified: true }, bigRec), source: cancelling, measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
   await t.rejects(r.launch({ image: 'app', port: 1234, signal: ac.signal }), /operator cancelled/)
+  t.equal(uploadsAtCancel, 1, 'the upload had begun when the operator cancelled')
+  t.equal(fetchedAfterCancel, 0, 'the fetch stopped at the cancel')
   t.equal(uploads, 1)
   t.equal(state.loaded.length, 0, 'the upload never completed')
 })
