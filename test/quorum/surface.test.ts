@@ -6,6 +6,7 @@ import * as quorum from '../../attestation/quorum/index.ts'
 import * as keys from '../../attestation/quorum/keys.ts'
 import * as verdict from '../../attestation/quorum/verdict.ts'
 import * as eventlog from '../../attestation/eventlog.ts'
+import type { QuorumRules as ChainQuorumRules } from '../../chain/types.ts'
 
 t.test('attestation/quorum exports exactly its contract', async t => {
   t.same(Object.keys(quorum).sort(), [
@@ -36,4 +37,9 @@ t.test('ed25519Signer derives the node id from the public key (the private nodeI
   const s = quorum.ed25519Signer(new Uint8Array(32).fill(7))
   t.match(s.nodeId, /^12D3KooW/)
   t.same([...quorum.publicKeyFromNodeId(s.nodeId)], [...s.publicKey], 'round trip through the node id')
+})
+
+t.test('createQuorumRules() is a chain QuorumRules (chain/types.ts mirrors the type; tsc checks this line)', async t => {
+  const rules: ChainQuorumRules = quorum.createQuorumRules()
+  t.same(Object.keys(rules).sort(), ['committeeSize', 'drawCommittee', 'verifyCertificate', 'verifyPossession', 'verifyVerdict'])
 })
