@@ -298,7 +298,14 @@ export function drawCommittee (input: { seed: Uint8Array, nodeId: string, candid
 function committeeOf (input: CommitteeInput): { committee: readonly string[], keys: Map<string, Uint8Array> } {
   const byId = new Map<string, Uint8Array>()
   for (const c of input.candidates) if (c.nodeId !== input.nodeId && !byId.has(c.nodeId)) byId.set(c.nodeId, c.blsPublicKey)
-  const committee = input.committee ?? drawCommittee({ seed: input.seed, nodeId: input.nodeId, candidates: [...byId.keys()], k: input.k })
+  let committee: readonly string[]
+  if (input.committee === undefined) committee = drawCommittee({ seed: input.seed, nodeId: input.nodeId, candidates: [...byId.keys()], k: input.k })
+  else {
+    // a kept committee is the chain's own record; still, one member twice would count its signature twice
+    checkCommitteeSize(input.k)
+    committee = input.committee
+    if (committee.length > input.k || new Set(committee).size !== committee.length) throw new InvalidInputError(`the kept committee of round ${input.round} has ${committee.length} entries (k = ${input.k}) or a member twice`)
+  }
   if (committee.length === 0) throw new BelowThresholdError(`no candidates: the committee of round ${input.round} for ${input.nodeId} is empty`)
   const keys = new Map<string, Uint8Array>()
   for (const id of committee) {

@@ -59,6 +59,8 @@ t.test('a valid QC at exactly the threshold, directly and through the rules obje
   t.equal(r.threshold, need)
   t.same(r.evidenceDigest, digest)
   t.same(verifyCertificate({ ...base, qc, committee }), r, 'with the kept committee: same answer, no re-draw')
+  t.throws(() => verifyCertificate({ ...base, qc, committee: [committee[0], ...committee.slice(0, 47)] }), InvalidInputError, 'a kept committee naming a member twice')
+  t.throws(() => verifyCertificate({ ...base, qc, committee, k: 40 }), InvalidInputError, 'a kept committee larger than k')
   const rules = createQuorumRules()
   t.same(rules.verifyCertificate({ ...base, qc }), r)
   t.same(rules.committeeSize(DEFAULT_ADVERSARY_MODEL, 59), { k: 48, target: 48, securityBits: 41 })
