@@ -19,6 +19,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { hash as cryptoHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { Request, Response, CheckTxType, ResponseProcessProposal_ProposalStatus, ResponseVerifyVoteExtension_VerifyStatus, ResponseOfferSnapshot_Result, ResponseApplySnapshotChunk_Result, type Event, type ExecTxResult, type RequestFinalizeBlock, type RequestInitChain, type RequestPrepareProposal, type RequestProcessProposal, type RequestQuery } from 'cosmjs-types/tendermint/abci/types'
+import { BlockIDFlag } from 'cosmjs-types/tendermint/types/validator'
 import { toBase64 } from '../../encoding/bytes.ts'
 import { ConfigError, QuorateError } from '../../encoding/errors.ts'
 import { silentLogger, type Logger } from '../../encoding/log.ts'
@@ -26,6 +27,7 @@ import type { ChainApp } from '../app.ts'
 import { genesisFromJson } from '../genesis.ts'
 import type { TxResult } from '../types.ts'
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame.ts'
+import { buildSeedTx, isSeedTx, makeExtension, seedEntropy, seedRequired, verifyExtension, type SeedConfig } from './seed.ts'
 
 export const ABCI_APP_VERSION = 1n
 export const ABCI_APP_NAME = 'quorate'
@@ -40,6 +42,8 @@ export interface AbciServerOptions {
   /** A Unix socket path, or host:port (loopback only unless you mean it). */
   listen: string
   maxFrameBytes?: number
+  /** Vote-extension seed (./seed.ts); without it the seed input is the block hash, as on the embedded validator. */
+  seed?: SeedConfig
   logger?: Logger
 }
 
@@ -124,10 +128,19 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   /** Proto size of a tx inside the Data message (field tag + length + bytes), as CometBFT counts max_tx_bytes. */
   const protoSize = (n: number): number => 1 + (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4) + n
 
+  const seed = opts.seed
+  const seedTxResult: ExecTxResult = { code: 0, data: empty, log: 'committee seed entropy (vote extensions of the previous height)', info: '', gasWanted: 0n, gasUsed: 0n, events: [], codespace: '' }
+
   const prepareProposal = (req: RequestPrepareProposal): Response['prepareProposal'] => {
     const max = Number(req.maxTxBytes)
     const txs: Uint8Array[] = []
     let size = 0
+    if (seed !== undefined && seedRequired(seed, Number(req.height))) {
+      const votes = req.localLastCommit.votes.filter(v => v.blockIdFlag === BlockIDFlag.BLOCK_ID_FLAG_COMMIT).map(v => ({ address: v.validator.address, ext: v.voteExtension }))
+      const st = buildSeedTx(seed, Number(req.height), votes)
+      txs.push(st)
+      size += protoSize(st.byteLength)
+    }
     for (const tx of req.txs) {
       const s = protoSize(tx.byteLength)
       if (size + s > max) break
@@ -142,7 +155,17 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   }
 
   const processProposal = (req: RequestProcessProposal): Response['processProposal'] => {
+    let first = 0
+    if (seed !== undefined && seedRequired(seed, Number(req.height))) {
+      const e = req.txs.length === 0 ? { error: 'no seed tx' } : seedEntropy(seed, Number(req.height), req.txs[0])
+      if ('error' in e) {
+        log.warn('rejecting a proposal without a valid seed tx', { height: Number(req.height), error: e.error, proposer: Buffer.from(req.proposerAddress).toString('hex') })
+        return { status: ResponseProcessProposal_ProposalStatus.REJECT }
+      }
+      first = 1
+    }
     for (const [i, tx] of req.txs.entries()) {
+      if (i < first) continue
       const key = txKey(tx)
       const inst = seen.get(key) ?? tx
       const r = app.validateTx(inst)
@@ -165,16 +188,27 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
       app = opts.openApp()
       pending = undefined
     }
-    const txs = req.txs.map(tx => {
+    let hash = req.hash
+    let blockTxs = req.txs
+    if (seed !== undefined && blockTxs.length > 0 && isSeedTx(blockTxs[0])) {
+      const e = seedEntropy(seed, height, blockTxs[0])
+      // a decided block: every node reaches the same verdict, so a fallback stays deterministic
+      if ('entropy' in e) hash = e.entropy
+      else log.error('decided block carries an invalid seed tx; its block hash is the seed input', { height, error: e.error })
+      blockTxs = blockTxs.slice(1)
+    }
+    const txs = blockTxs.map(tx => {
       const key = txKey(tx)
       const inst = seen.get(key)
       if (inst === undefined) return tx
       seen.delete(key)
       return inst
     })
-    const r = app.finalizeBlock({ height, time: toMs(req.time), hash: req.hash, txs })
+    const r = app.finalizeBlock({ height, time: toMs(req.time), hash, txs })
     pending = height
-    return { events: [], txResults: r.txResults.map(execResult), validatorUpdates: [], appHash: r.appHash }
+    const txResults = r.txResults.map(execResult)
+    if (blockTxs !== req.txs) txResults.unshift(seedTxResult)
+    return { events: [], txResults, validatorUpdates: [], appHash: r.appHash }
   }
 
   const commit = (): Response['commit'] => {
@@ -204,9 +238,12 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     if (req.processProposal !== undefined) return { processProposal: processProposal(req.processProposal) }
     if (req.finalizeBlock !== undefined) return { finalizeBlock: finalizeBlock(req.finalizeBlock) }
     if (req.commit !== undefined) return { commit: commit() }
-    // vote extensions are not enabled in our genesis; answer as the spec's defaults do
-    if (req.extendVote !== undefined) return { extendVote: { voteExtension: empty } }
-    if (req.verifyVoteExtension !== undefined) return { verifyVoteExtension: { status: ResponseVerifyVoteExtension_VerifyStatus.ACCEPT } }
+    if (req.extendVote !== undefined) return { extendVote: { voteExtension: seed === undefined ? empty : makeExtension(seed, Number(req.extendVote.height)) } }
+    if (req.verifyVoteExtension !== undefined) {
+      const v = req.verifyVoteExtension
+      const good = seed === undefined ? v.voteExtension.byteLength === 0 : verifyExtension(seed, v.validatorAddress, Number(v.height), v.voteExtension)
+      return { verifyVoteExtension: { status: good ? ResponseVerifyVoteExtension_VerifyStatus.ACCEPT : ResponseVerifyVoteExtension_VerifyStatus.REJECT } }
+    }
     // no state sync: no snapshots offered, none accepted
     if (req.listSnapshots !== undefined) return { listSnapshots: { snapshots: [] } }
     if (req.offerSnapshot !== undefined) return { offerSnapshot: { result: ResponseOfferSnapshot_Result.REJECT } }

@@ -8,12 +8,15 @@
 // data/app.sqlite, data/abci.sock and data/validator.lock (one quorate process per home).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
-import { access } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../../encoding/errors.ts'
 import { silentLogger, type Logger } from '../../encoding/log.ts'
 import { createChainApp } from '../app.ts'
 import { startAbciServer, type AbciServer } from '../abci/server.ts'
+import type { SeedConfig } from '../abci/seed.ts'
+import { loadChainKey } from '../keys.ts'
+import { fromBase64 } from '../../encoding/bytes.ts'
 import { readGenesis, takeLock } from '../validator.ts'
 import type { QuorumRules } from '../types.ts'
 import { cometbftBinary } from './binary.ts'
@@ -43,6 +46,28 @@ export function cometPaths (home: string): { db: string, socket: string, log: st
   return { data: join(home, 'data'), db: join(home, 'data', 'app.sqlite'), socket: join(home, 'data', 'abci.sock'), log: join(home, 'cometbft.log') }
 }
 
+/**
+ * The vote-extension seed settings of a home: seed keys from genesis app_state.seed_keys, the
+ * enable height from consensus_params.abci, this validator's key from config/seed.key. Undefined
+ * when the genesis has no seed keys (the block hash is the seed input then).
+ */
+export async function seedConfig (home: string, chainId: string): Promise<SeedConfig | undefined> {
+  const g = JSON.parse(await readFile(join(home, 'config', 'genesis.json'), 'utf8')) as { app_state?: { seed_keys?: Record<string, string> }, consensus_params?: { abci?: { vote_extensions_enable_height?: string } } }
+  const map = g.app_state?.seed_keys
+  if (map === undefined) return undefined
+  const keys = new Map<string, Uint8Array>()
+  for (const [addr, k] of Object.entries(map)) {
+    const pk = fromBase64(k, `genesis app_state.seed_keys.${addr}`)
+    if (!/^[0-9A-Fa-f]{40}$/.test(addr) || pk.byteLength !== 32) throw new ConfigError(`genesis app_state.seed_keys: ${addr} must be a validator address (40 hex) with a 32-byte ed25519 key`)
+    keys.set(addr.toUpperCase(), pk)
+  }
+  const enableHeight = Number(g.consensus_params?.abci?.vote_extensions_enable_height ?? '0')
+  if (!Number.isSafeInteger(enableHeight) || enableHeight < 0) throw new ConfigError('genesis consensus_params.abci.vote_extensions_enable_height must be a non-negative integer')
+  const keyFile = join(home, 'config', 'seed.key')
+  const own = await access(keyFile).then(async () => await loadChainKey(keyFile), () => undefined)
+  return { chainId, enableHeight, keys, own }
+}
+
 const STOP_GRACE_MS = 10_000
 const MAX_DEATHS = 5
 const DEATH_WINDOW_MS = 5 * 60_000
@@ -58,7 +83,7 @@ export async function startCometValidator (opts: CometValidatorOptions): Promise
   const lock = takeLock(paths.data)
   let abci: AbciServer
   try {
-    abci = await startAbciServer({ listen: paths.socket, openApp: () => createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') }), logger: log.child('abci') })
+    abci = await startAbciServer({ listen: paths.socket, seed: await seedConfig(home, genesis.chainId), openApp: () => createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') }), logger: log.child('abci') })
     const info = abci.app.info()
     if (info.initialized && info.chainId !== genesis.chainId) {
       await abci.close()

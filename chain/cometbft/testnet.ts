@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ConfigError, InvalidInputError } from '../../encoding/errors.ts'
 import { genesisToJson } from '../genesis.ts'
-import { peerIdToPublicKey } from '../keys.ts'
+import { generateChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from '../keys.ts'
+import { toBase64 } from '../../encoding/bytes.ts'
 import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type Genesis } from '../types.ts'
 import { cometbftBinary } from './binary.ts'
 import { getTomlString, setTomlValues, tcpHostPort } from './config.ts'
@@ -88,9 +89,21 @@ export async function writeTestnet (opts: TestnetOptions): Promise<Testnet> {
   }
   g.chain_id = chainId
   g.initial_height = '1'
-  g.app_state = genesisToJson(ours).app_state
-  const params = g.consensus_params as { block: { max_bytes: string } }
+  // one seed key per validator (chain/abci/seed.ts): its vote extensions feed the committee seed
+  const gvs = g.validators as Array<{ address: string, name: string }>
+  const seedKeys: ChainKey[] = []
+  const seedMap: Record<string, string> = {}
+  for (let i = 0; i < n; i++) {
+    const v = gvs.find(x => x.name === `node${i}`)
+    if (v === undefined) throw new ConfigError(`cometbft testnet wrote no validator named node${i}`)
+    const k = await generateChainKey()
+    seedKeys.push(k)
+    seedMap[v.address.toUpperCase()] = toBase64(k.publicKey)
+  }
+  g.app_state = { ...(genesisToJson(ours).app_state as Record<string, unknown>), seed_keys: seedMap }
+  const params = g.consensus_params as { block: { max_bytes: string }, abci: { vote_extensions_enable_height: string } }
   params.block.max_bytes = String(opts.maxBlockBytes ?? 4 * 1024 * 1024)
+  params.abci.vote_extensions_enable_height = '1'
   const genesisText = JSON.stringify(g, null, 2) + '\n'
 
   const validators: TestnetValidator[] = []
@@ -113,6 +126,7 @@ export async function writeTestnet (opts: TestnetOptions): Promise<Testnet> {
     })
     await writeFile(cfgPath, text)
     await writeFile(genesisPath(home), genesisText)
+    await saveChainKey(join(home, 'config', 'seed.key'), seedKeys[i])
     validators.push({ home, rpc: `http://${host}:${ports[i].rpc}`, p2p: `${host}:${ports[i].p2p}`, nodeId: ids[i], moniker: `node${i}` })
   }
   return { chainId, validators }

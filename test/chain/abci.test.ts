@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { Request, Response, CheckTxType, ResponseProcessProposal_ProposalStatus, type RequestInitChain } from 'cosmjs-types/tendermint/abci/types'
 import { FrameDecoder, encodeFrame } from '../../chain/abci/frame.ts'
 import { startAbciServer, type AbciServer } from '../../chain/abci/server.ts'
+import { buildSeedTx, extensionMessage, isSeedTx, seedEntropy, type SeedConfig } from '../../chain/abci/seed.ts'
 import { createChainApp } from '../../chain/app.ts'
 import { generateChainKey } from '../../chain/keys.ts'
 import { verifyStateProof } from '../../chain/store.ts'
@@ -167,4 +168,54 @@ t.test('frame decoder: split anywhere, strict prefix, bounded, fuzzed', async t 
     try { Request.decode(new Uint8Array(randomBytes(Math.floor(rnd() * 64)))) } catch (err) { if (!(err instanceof Error)) throw err }
   }
   t.pass('random Request bodies: decode returns or throws an Error')
+})
+
+t.test('vote-extension seed: extensions, the seed tx in proposals, its checks, FinalizeBlock', async t => {
+    const dir = await mkdtemp(join(tmpdir(), 'qabci-seed-'))
+  const vals = await Promise.all(Array.from({ length: 4 }, async () => ({ key: await generateChainKey(), seedKey: await generateChainKey(), address: new Uint8Array(randomBytes(20)) })))
+  const keys = new Map(vals.map(v => [Buffer.from(v.address).toString('hex').toUpperCase(), v.seedKey.publicKey]))
+  const cfgOf = (own?: typeof vals[number]['seedKey']): SeedConfig => ({ chainId: CHAIN, enableHeight: 1, keys, own })
+  const server = await startAbciServer({ listen: join(dir, 's.sock'), seed: cfgOf(vals[0].seedKey), openApp: () => createChainApp({ path: join(dir, 'app.sqlite'), rules: createTestOnlyQuorumRules() }) })
+  const c = new AbciConn(join(dir, 's.sock'))
+  t.teardown(async () => { c.close(); await server.close(); await rm(dir, { recursive: true, force: true }) })
+  const t0 = Date.UTC(2026, 11, 1)
+  await c.call({ initChain: { time: ts(t0), chainId: CHAIN, initialHeight: 1n, validators: vals.map(v => ({ pubKey: { ed25519: v.key.publicKey }, power: 1n })), appStateBytes: Buffer.from('{}') } as never })
+
+  const ext = (await c.call({ extendVote: { height: 1n } as never })).extendVote?.voteExtension
+  t.equal(ext?.byteLength, 64, 'ExtendVote: a 64-byte signature')
+  const ext2 = (await c.call({ extendVote: { height: 1n } as never })).extendVote?.voteExtension
+  t.same(ext2, ext, 'deterministic: one value per validator and height')
+  const verify = async (address: Uint8Array, e: Uint8Array, height = 1n): Promise<number | undefined> => (await c.call({ verifyVoteExtension: { validatorAddress: address, height, voteExtension: e, hash: new Uint8Array(32) } })).verifyVoteExtension?.status
+  t.equal(await verify(vals[0].address, ext ?? new Uint8Array(0)), 1, 'VerifyVoteExtension accepts the validator\'s own')
+  t.equal(await verify(vals[1].address, ext ?? new Uint8Array(0)), 2, 'rejects it as another validator\'s')
+  t.equal(await verify(vals[0].address, ext ?? new Uint8Array(0), 2n), 2, 'rejects it for another height')
+  t.equal(await verify(vals[0].address, new Uint8Array(64)), 2, 'rejects anything else (no grinding through the extension\'s content)')
+
+  // height 1 has no previous extensions; at height 2 the proposer puts them first
+  await c.call({ finalizeBlock: { txs: [], height: 1n, time: ts(t0 + 1000), hash: new Uint8Array(32) } as never })
+  await c.call({ commit: {} })
+  const votes = vals.map(v => ({ validator: { address: v.address, power: 1n }, voteExtension: v.seedKey.sign(extensionMessage(CHAIN, 1)), extensionSignature: new Uint8Array(64), blockIdFlag: 2 }))
+  const k = await generateChainKey()
+  const tx = buildTx('vendor.register', { name: 'seeded' }, k, 0, CHAIN)
+  const prep = (await c.call({ prepareProposal: { maxTxBytes: 100_000n, txs: [tx], height: 2n, time: ts(t0 + 2000), localLastCommit: { round: 0, votes: votes.slice(1) } } as never })).prepareProposal
+  t.equal(prep?.txs.length, 2)
+  t.ok(prep !== undefined && isSeedTx(prep.txs[0]), 'the proposal starts with the seed tx')
+  const cfg = cfgOf()
+  const pp = async (txs: Uint8Array[]): Promise<number | undefined> => (await c.call({ processProposal: { txs, height: 2n, time: ts(t0 + 2000), hash: new Uint8Array(32), proposerAddress: new Uint8Array(20) } as never })).processProposal?.status
+  t.equal(await pp(prep?.txs ?? []), ResponseProcessProposal_ProposalStatus.ACCEPT, 'accepted with 3 of 4 extensions')
+  t.equal(await pp([tx]), ResponseProcessProposal_ProposalStatus.REJECT, 'rejected without the seed tx')
+  const two = buildSeedTx(cfg, 2, votes.slice(2).map(v => ({ address: v.validator.address, ext: v.voteExtension })))
+  t.equal(await pp([two, tx]), ResponseProcessProposal_ProposalStatus.REJECT, 'rejected with only 2 of 4 (not more than 2/3)')
+  const tampered = new Uint8Array(prep?.txs[0] ?? []); tampered[tampered.length - 1] ^= 1
+  t.equal(await pp([tampered, tx]), ResponseProcessProposal_ProposalStatus.REJECT, 'rejected with a changed extension')
+  t.equal(await pp([tx, prep?.txs[0] ?? new Uint8Array(0)]), ResponseProcessProposal_ProposalStatus.REJECT, 'rejected with the seed tx anywhere but first')
+  const e3 = seedEntropy(cfg, 2, prep?.txs[0] ?? new Uint8Array(0))
+  const all = seedEntropy(cfg, 2, buildSeedTx(cfg, 2, votes.map(v => ({ address: v.validator.address, ext: v.voteExtension }))))
+  t.ok('entropy' in e3 && 'entropy' in all && Buffer.compare(e3.entropy, all.entropy) !== 0, 'which extensions are included changes the seed input (the proposer\'s remaining choice)')
+
+  const fb = (await c.call({ finalizeBlock: { txs: prep?.txs ?? [], height: 2n, time: ts(t0 + 2000), hash: new Uint8Array(32).fill(9) } as never })).finalizeBlock
+  t.same(fb?.txResults.map(r => r.code), [0, 0], 'one result per tx, the seed tx included')
+  await c.call({ commit: {} })
+  const checked = (await c.call({ checkTx: { tx: prep?.txs[0] ?? new Uint8Array(0), type: CheckTxType.NEW } })).checkTx
+  t.equal(checked?.code, TxCode.MALFORMED, 'a seed tx sent to the mempool is refused')
 })

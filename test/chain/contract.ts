@@ -11,6 +11,18 @@ import { fakeDer } from './harness.ts'
 
 export interface ContractTarget { url: string, stop (): Promise<void> }
 
+/**
+ * A committed tx by hash. CometBFT's indexer writes the tx index after the block's commit event
+ * that answers broadcast_tx_commit, so right after it the tx may not be found yet: ask again.
+ */
+async function committedTx (c: ChainClient, hash: string): Promise<Awaited<ReturnType<ChainClient['tx']>>> {
+  for (let i = 0; ; i++) {
+    const info = await c.tx(hash)
+    if (info !== undefined || i >= 100) return info
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
 export function chainClientContract (tap: typeof tapT, name: string, start: () => Promise<ContractTarget>): void {
   tap.test(`ChainClient contract: ${name}`, async t => {
     const target = await start()
@@ -25,7 +37,7 @@ export function chainClientContract (tap: typeof tapT, name: string, start: () =
     const name = `v${toHex(k.publicKey).slice(0, 12)}`
     const r = await c.send('vendor.register', { name }, k)
     t.ok(r.height > 0)
-    const info = await c.tx(r.hash)
+    const info = await committedTx(c, r.hash)
     t.equal(info?.height, r.height, 'tx by hash')
     t.equal(info?.result.code, 0)
     t.same(info?.tx !== undefined && toHex(sha256(info.tx)).toUpperCase(), r.hash, 'hash = sha256(tx), upper-case hex')
