@@ -19,7 +19,7 @@ import { startSwtpm, createSwtpmCa, type Swtpm } from '../attestation/tpm/simula
 import { SAMPLE_BOOT_LOG } from '../attestation/samples/index.ts'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
-import { createQuorumRules, decodeQuorumCertificate, decodeVerdict } from '../attestation/quorum/index.ts'
+import { createQuorumRules, decodeCertificate } from '../attestation/quorum/index.ts'
 import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
@@ -70,11 +70,9 @@ export const OS_NAME = 'quorate-node'
 const TPM_VENDOR = 'swtpm-demo'
 const IMAGE = 'demo/hello'
 
-/** The claims the counted verdicts of a QC name as failed. */
+/** The claims a QC (v3: one verdict every signer signed) names as failed. */
 function failedClaims (qc: Uint8Array): string[] {
-  const out = new Set<string>()
-  for (const sv of decodeQuorumCertificate(qc).verdicts) for (const c of decodeVerdict(sv.verdict).failed) out.add(c)
-  return [...out]
+  return [...decodeCertificate(qc).failedClaims]
 }
 
 export async function freePort (): Promise<number> {

@@ -1,12 +1,14 @@
 // Adapts chain/client's ChainClient to the two narrow ports of this module: the node's round
 // driver (ChainPort) and a committee member's reads (MemberChainPort).
-import { ChainQueryError, type ChainClient } from '../../chain/client.ts'
+import { ChainQueryError, TxRejectedError, type ChainClient } from '../../chain/client.ts'
+import { TxCode } from '../../chain/types.ts'
+import { decode } from '../../encoding/canonical.ts'
 import type { TxSigner } from '../../chain/keys.ts'
 import { DEFAULT_COMMITTEE_SIZE } from '../../attestation/quorum/committee.ts'
 import type { ChainPort } from './round.ts'
 import type { MemberChainPort } from './member.ts'
 
-export type ChainReader = Pick<ChainClient, 'node' | 'seed' | 'waitForSeed'>
+export type ChainReader = Pick<ChainClient, 'node' | 'seed' | 'waitForSeed' | 'chainId' | 'waitForHeight'>
 export type ChainWriter = ChainReader & Pick<ChainClient, 'send'>
 
 function committeeSize (s: object, fallback: number): number {
@@ -18,16 +20,28 @@ function committeeSize (s: object, fallback: number): number {
 export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: number, pollMs?: number } = {}): ChainPort {
   return {
     async requestAttestation (nodeId, o) {
-      o?.signal?.throwIfAborted()
-      const view = await client.node(nodeId)
-      const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
-      await client.send('attest.request', { nodeId, round }, key)
-      return { round }
+      for (;;) {
+        o?.signal?.throwIfAborted()
+        const view = await client.node(nodeId)
+        const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
+        try {
+          await client.send('attest.request', { nodeId, round }, key)
+          return { round }
+        } catch (err) {
+          // a round still open or a cooldown after failed rounds: the refusal names the height
+          // a request is allowed at; wait for it (as long as the caller lets us) and ask again
+          const at = err instanceof TxRejectedError && err.txCode === TxCode.TOO_EARLY ? /allowed at height (\d+)/.exec(err.log) : null
+          if (at === null) throw err
+          await client.waitForHeight(Number(at[1]) - 1, { signal: o?.signal, pollMs: opts.pollMs })
+        }
+      }
     },
     async waitForRound (nodeId, round, o) {
       const s = await client.waitForSeed(nodeId, round, { signal: o?.signal, pollMs: opts.pollMs })
       if (s.seed === undefined || s.candidates === undefined) throw new ChainQueryError(`seed view for ${nodeId} round ${round} is incomplete`)
-      return { seed: s.seed, k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE), candidates: s.candidates.map(c => c.nodeId) }
+      const blsKeys = new Map<string, Uint8Array>()
+      for (const c of s.candidates) if (c.blsPublicKey !== undefined) blsKeys.set(c.nodeId, c.blsPublicKey)
+      return { chainId: await client.chainId(), seed: s.seed, k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE), candidates: s.candidates.map(c => c.nodeId), blsKeys }
     },
     async addresses (nodeId) {
       return (await client.node(nodeId))?.record?.addrs ?? []
@@ -35,7 +49,12 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
     async recordAttestation (nodeId, round, qc, o) {
       o?.signal?.throwIfAborted()
       const r = await client.send('attest.record', { nodeId, round, qc }, key)
-      return { height: r.height, txHash: r.hash }
+      let expiresAt: number | undefined
+      try {
+        const d = r.data === undefined ? undefined : decode(r.data) as { expiresAt?: unknown }
+        if (typeof d?.expiresAt === 'number') expiresAt = d.expiresAt
+      } catch {}
+      return { height: r.height, txHash: r.hash, expiresAt }
     }
   }
 }
@@ -50,7 +69,7 @@ export function memberChainPort (client: ChainReader, opts: { k?: number } = {})
     },
     async nodeRecord (nodeId) {
       const r = (await client.node(nodeId))?.record
-      return r === undefined ? undefined : { ekCertificate: r.ekCertificate, akPublic: r.akPublic }
+      return r === undefined ? undefined : { ekCertificate: r.ekCertificate, akPublic: r.akPublic, akBound: r.akBound !== undefined }
     }
   }
 }

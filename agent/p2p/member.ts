@@ -5,15 +5,21 @@
 //   - its own nonce is in committeeNonces, and evidence.nonce = sha256(canonical(committeeNonces))
 //     = the quote's extraData (so a replayed bundle or a quote for another nonce fails);
 //   - the EK certificate and AK in the bundle are the ones the node registered on chain, and the
-//     AK was bound to that EK by TPM2_ActivateCredential (once per verifier and AK, cached).
+//     AK was bound to that EK by TPM2_ActivateCredential — proven once: after the first quorum
+//     passed the node the chain records the binding (akBound) and no member challenges it again,
+//     so a round costs the node one quote and no activation (members also cache their own check).
 // The appraisal proper (quote signature, PCRs vs reference values, event logs) is injected.
+// The verdict (BLS, v3) commits to the evidence digest and the failed claims, and the member
+// keeps the evidence it judged for a retention window: if its verdict contradicts the appraisal
+// of that evidence, anyone holding both can prove the fault on chain (verifier.fault).
 import { randomBytes } from 'node:crypto'
 import type { Stream, Connection } from '@libp2p/interface'
 import { decodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
 import { parseAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
 import { selectCommittee } from '../../attestation/quorum/committee.ts'
-import { signVerdict, type SignedVerdict } from '../../attestation/quorum/verdict.ts'
+import { encodeMemberVerdict, signMemberVerdict, normalizeClaims, type MemberVerdict } from '../../attestation/quorum/verdict.ts'
 import type { VerdictSigner } from '../../attestation/quorum/keys.ts'
+import type { BlsSigner } from '../../attestation/quorum/bls.ts'
 import { equal, equalConstantTime, sha256, toHex } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
 import { DecodeError, InvalidInputError } from '../../encoding/errors.ts'
@@ -63,8 +69,8 @@ export class MalformedEvidenceError extends EvidenceBindingError {
 export interface MemberChainPort {
   /** The committee draw for an attestation request, once its seed block exists. */
   roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: readonly string[], k: number } | undefined>
-  /** The node's registration (EK certificate and AK public it registered). */
-  nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array } | undefined>
+  /** The node's registration (EK certificate and AK public it registered; akBound: a quorum already checked the AK–EK binding). */
+  nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akBound?: boolean } | undefined>
 }
 
 /** Appraisal summary a verdict is built from (attestation `appraise` → this, via an adapter). */
@@ -89,12 +95,19 @@ export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, read
 export type MakeCredential = (input: { readonly ekCertificate: Uint8Array, readonly ekPublic: Uint8Array, readonly akPublic: Uint8Array }) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
 
 export interface MemberOptions {
+  /** The member's node identity (its node id names it in verdicts). */
   readonly signer: VerdictSigner
+  /** The member's BLS verdict key (registered on chain with a proof of possession). */
+  readonly bls: BlsSigner
+  /** The chain the verdicts are for (signed into every verdict); a function is asked once, when first needed. */
+  readonly chainId: string | (() => Promise<string>)
   readonly chain: MemberChainPort
   readonly appraise: Appraise
   readonly makeCredential: MakeCredential
-  /** Verdict lifetime (default 24 h). */
-  readonly verdictTtlMs?: number
+  /** How long the evidence judged and the verdict given are kept, for fault proofs (default 7 days). */
+  readonly retentionMs?: number
+  /** At most this many judged rounds are kept (oldest dropped first; default 10,000). */
+  readonly retentionMax?: number
   /** Deadline for each message from the node (default 15 s: the node waits for the other members). */
   readonly timeoutMs?: number
   /** How long to wait for our chain view to show the round's seed (default 2 s). */
@@ -134,10 +147,15 @@ export function failedAppraisal (error: string, failed: readonly string[]): Appr
   return { ok: false, failed, digest: sha256(encode({ error, failed: [...failed] })), detail: { error } }
 }
 
+/** What a member keeps of a round it judged: the evidence bytes, its verdict, and when. */
+export interface JudgedRound { readonly evidence: Uint8Array, readonly verdict: MemberVerdict, readonly at: number }
+
 export class CommitteeMember {
   readonly #o: MemberOptions
   readonly #log: Logger
   readonly #bound = new Set<string>()           // sha256(ekCert ‖ akPublic) hex: AK bound to EK
+  readonly #kept = new Map<string, JudgedRound>() // `${nodeId}/${round}` → evidence and verdict (insertion order = age)
+  #chainId: string | undefined
   readonly #judged = new Map<string, number>()  // `${nodeId}/${round}` → time, bounded
   /** Sessions served (tests and metrics). */
   sessions = 0
@@ -182,6 +200,8 @@ export class CommitteeMember {
       const bindKey = toHex(sha256(encode([registered.ekCertificate, registered.akPublic])))
       let cred: (CredentialChallenge & { secret: Uint8Array }) | undefined
       let credError: EvidenceBindingError | undefined
+      // the chain records the binding once a quorum checked it: no second challenge for that AK
+      if (registered.akBound === true) this.#bound.add(bindKey)
       if (!this.#bound.has(bindKey)) {
         try {
           cred = await this.#o.makeCredential({ ...registered, ekPublic: hello.ekPublic })
@@ -194,7 +214,7 @@ export class CommitteeMember {
 
       const msg = decodeEvidenceMsg(await f.read(MESSAGE_LIMITS.evidence, AbortSignal.timeout(timeout)))
       const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, credentialError: credError, bindKey }, msg)
-      await f.write(encodeVerdictMsg(verdict))
+      await f.write(encodeVerdictMsg({ verdict: encodeMemberVerdict(verdict) }))
       await f.close()
     } catch (err) {
       this.#log.warn('certification session refused', { remote: remoteNodeId, error: err })
@@ -208,7 +228,7 @@ export class CommitteeMember {
    * then end with a fail QC instead of hanging.
    */
   async judge (s: { nodeId: string, round: number, nonce: Uint8Array, registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }, credentialSecret?: Uint8Array, credentialError?: EvidenceBindingError, bindKey: string },
-    msg: { evidence: Uint8Array, secret?: Uint8Array }): Promise<{ verdict: SignedVerdict, appraisal: AppraisalSummary }> {
+    msg: { evidence: Uint8Array, secret?: Uint8Array }): Promise<{ verdict: MemberVerdict, appraisal: AppraisalSummary }> {
     const now = (this.#o.now ?? Date.now)()
     let appraisal: AppraisalSummary
     try {
@@ -226,16 +246,40 @@ export class CommitteeMember {
       const failed = err instanceof MalformedEvidenceError ? ALL_CLAIMS : [err.claim]
       appraisal = failedAppraisal(err.message, failed)
     }
-    const verdict = signVerdict({
+    // The verdict commits to the evidence bundle as received (sha256 of its canonical bytes) and
+    // the failed claims; identical verdicts of honest members aggregate into one signature.
+    const failed = appraisal.ok ? [] : normalizeClaims(appraisal.failed).slice(0, 16)
+    this.#chainId ??= typeof this.#o.chainId === 'string' ? this.#o.chainId : await this.#o.chainId()
+    const verdict = signMemberVerdict({
+      chainId: this.#chainId,
       nodeId: s.nodeId,
       round: s.round,
-      pass: appraisal.ok,
-      appraisalDigest: appraisal.digest,
-      failed: appraisal.ok ? [] : appraisal.failed.slice(0, 16),
-      expiresAt: now + (this.#o.verdictTtlMs ?? 24 * 3600_000)
-    }, this.#o.signer)
+      outcome: appraisal.ok ? 'pass' : 'fail',
+      evidenceDigest: sha256(msg.evidence),
+      failedClaims: !appraisal.ok && failed.length === 0 ? ['unspecified'] : failed
+    }, this.nodeId, this.#o.bls)
+    this.#keep(`${s.nodeId}/${s.round}`, { evidence: msg.evidence, verdict, at: now })
     this.#log.info('verdict', { node: s.nodeId, round: s.round, pass: appraisal.ok, failed: appraisal.failed })
     return { verdict, appraisal }
+  }
+
+  /** The evidence judged and the verdict given for a round, while retained (fault proofs, audits). */
+  judged (nodeId: string, round: number): JudgedRound | undefined {
+    this.#expire()
+    return this.#kept.get(`${nodeId}/${round}`)
+  }
+
+  #keep (key: string, j: JudgedRound): void {
+    this.#kept.delete(key)
+    this.#kept.set(key, j)
+    this.#expire()
+    const max = this.#o.retentionMax ?? 10_000
+    for (const k of this.#kept.keys()) { if (this.#kept.size <= max) break; this.#kept.delete(k) }
+  }
+
+  #expire (): void {
+    const cutoff = (this.#o.now ?? Date.now)() - (this.#o.retentionMs ?? 7 * 24 * 3600_000)
+    for (const [k, j] of this.#kept) { if (j.at > cutoff) break; this.#kept.delete(k) }
   }
 
   #markJudged (key: string): void {

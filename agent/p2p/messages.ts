@@ -3,7 +3,7 @@
 //
 // /quorate/certify/1.0.0     node → committee member (the node dials out; no inbound port needed):
 //     node: hello {nodeId, round}      member: challenge {nonce, credential?}
-//     node: evidence {evidence, secret?}   member: verdict {verdict, signature}
+//     node: evidence {evidence, secret?}   member: verdict {verdict}  (a BLS-signed member verdict v3)
 // /quorate/credential/1.0.0  verifier → node: credential {credentialBlob, encryptedSecret, ekKind}
 //                            node: activated {secret}
 // /quorate/evidence/1.0.0    verifier → node: nonce {nonce}   node: evidence {evidence}
@@ -39,7 +39,8 @@ export interface CredentialChallenge {
 export interface Hello { readonly nodeId: string, readonly round: number, readonly ekPublic: Uint8Array }
 export interface Challenge { readonly nonce: Uint8Array, readonly credential?: CredentialChallenge }
 export interface EvidenceMsg { readonly evidence: Uint8Array, readonly secret?: Uint8Array, readonly ekPublic?: Uint8Array }
-export interface VerdictMsg { readonly verdict: Uint8Array, readonly signature: Uint8Array }
+/** `verdict`: attestation/quorum encodeMemberVerdict bytes (the BLS signature is inside). */
+export interface VerdictMsg { readonly verdict: Uint8Array }
 
 function bytes (m: Record<string, Canonical>, key: string, what: string, min: number, max: number): Uint8Array {
   const b = field(m, key, what, is.bytes, 'bytes')
@@ -108,12 +109,12 @@ export function decodeEvidenceMsg (b: Uint8Array): EvidenceMsg {
 }
 
 export function encodeVerdictMsg (v: VerdictMsg): Uint8Array {
-  return encode({ v: 1, t: 'verdict', verdict: v.verdict, signature: v.signature })
+  return encode({ v: 1, t: 'verdict', verdict: v.verdict })
 }
 export function decodeVerdictMsg (b: Uint8Array): VerdictMsg {
   const msg = decodeMessage(b, MESSAGE_LIMITS.small, 'verdict message'); expectType(msg, 'verdict', 'verdict message')
-  onlyKeys(msg.m, ['v', 't', 'verdict', 'signature'], 'verdict message')
-  return { verdict: bytes(msg.m, 'verdict', 'verdict message', 1, 1024), signature: bytes(msg.m, 'signature', 'verdict message', 64, 64) }
+  onlyKeys(msg.m, ['v', 't', 'verdict'], 'verdict message')
+  return { verdict: bytes(msg.m, 'verdict', 'verdict message', 1, 1024) }
 }
 
 export function encodeCredentialRequest (c: CredentialChallenge): Uint8Array {

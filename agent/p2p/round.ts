@@ -2,15 +2,17 @@
 // member (DESIGN: nodes need no inbound port for their own certification):
 //   attest.request on chain → wait for the seed block → derive the committee from chain data →
 //   open /quorate/certify/1.0.0 to every member in parallel and collect their nonces (and
-//   credential challenges) until all answered or the challenge window closed → ONE quote over
-//   all nonces → same bundle to every member → collect signed verdicts, each checked on arrival →
-//   as soon as > 2/3 agree, build the QC and submit attest.record.
+//   credential challenges, only until the chain records the AK–EK binding) until all answered or
+//   the challenge window closed → ONE quote over all nonces → same bundle to every member →
+//   collect BLS-signed verdicts, each checked on arrival → as soon as > 2/3 signed the same
+//   verdict, aggregate them into a QC v3 and submit attest.record.
+// A round the node gives up on still ends on chain: the chain closes it as failed at its deadline.
 // A member that crashes or stays silent only costs its vote: every wait is bounded, and the round
 // ends early once the threshold is reached or can no longer be.
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { selectCommittee, threshold } from '../../attestation/quorum/committee.ts'
-import { QuorumCollector } from '../../attestation/quorum/certificate.ts'
+import { CertificateCollector } from '../../attestation/quorum/certificate.ts'
 import { QuorateError, TransientError } from '../../encoding/errors.ts'
 import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
@@ -27,15 +29,18 @@ export interface ChainPort {
   requestAttestation (nodeId: string, opts?: { signal?: AbortSignal }): Promise<{ round: number }>
   /** Waits for the seed block after the request and returns the committee draw inputs. */
   waitForRound (nodeId: string, round: number, opts?: { signal?: AbortSignal }): Promise<{
+    chainId: string
     seed: Uint8Array
     k: number
-    /** Node ids of the certified nodes plus genesis verifiers at that height. */
+    /** Node ids to draw k from (the chain serves the drawn committee itself; drawing k of k gives it back). */
     candidates: readonly string[]
+    /** Registered BLS verdict keys of the candidates. */
+    blsKeys: ReadonlyMap<string, Uint8Array>
   }>
   /** Registered listen addresses of a node (asked for committee members only). */
   addresses (nodeId: string, opts?: { signal?: AbortSignal }): Promise<readonly string[]>
-  /** Submits attest.record with the QC. */
-  recordAttestation (nodeId: string, round: number, qc: Uint8Array, opts?: { signal?: AbortSignal }): Promise<{ height?: number, txHash?: string }>
+  /** Submits attest.record with the QC; `expiresAt` is the expiry the chain set (a QC v3 carries none). */
+  recordAttestation (nodeId: string, round: number, qc: Uint8Array, opts?: { signal?: AbortSignal }): Promise<{ height?: number, txHash?: string, expiresAt?: number }>
 }
 
 /** The libp2p node, as far as the driver needs one. */
@@ -63,6 +68,8 @@ export interface RoundOptions {
   readonly challengeGraceMs?: number
   /** How long to wait for verdicts after sending evidence (default 15 s). */
   readonly verdictTimeoutMs?: number
+  /** Certification lifetime to report when the chain does not say (default 24 h, the genesis default). */
+  readonly certTtlMs?: number
   readonly onProgress?: (e: RoundProgress) => void
   readonly signal?: AbortSignal
   readonly logger?: Logger
@@ -76,6 +83,8 @@ export interface RoundResult {
   readonly committee: readonly string[]
   readonly threshold: number
   readonly qc: Uint8Array
+  /** Claims the quorum found failed (empty on pass). */
+  readonly failedClaims: readonly string[]
   readonly pass: number
   readonly fail: number
   /** Members that did not answer in time or sent something invalid. */
@@ -165,7 +174,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   progress({ type: 'quoted', nonces: order.length })
 
   // 3. verdicts: each checked on arrival; stop as soon as the outcome is settled
-  const collector = new QuorumCollector({ nodeId, round, committee })
+  const collector = new CertificateCollector({ chainId: draw.chainId, nodeId, round, committee: committee.map(id => ({ nodeId: id, blsPublicKey: draw.blsKeys.get(id) ?? new Uint8Array(0) })) })
   const verdictAbort = new AbortController()
   const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
   let settle: () => void = () => {}
@@ -174,9 +183,9 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
     try {
       await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
       const vm = decodeVerdictMsg(await s.framed.read(MESSAGE_LIMITS.small, verdictSignal))
-      const v = collector.add({ verdict: vm.verdict, signature: vm.signature }, (opts.now ?? Date.now)())
+      const v = collector.add(vm.verdict)
       if (v.member !== s.member) throw new QuorateError(`verdict signed by ${v.member}, expected ${s.member}`)
-      progress({ type: 'verdict', member: s.member, pass: v.pass })
+      progress({ type: 'verdict', member: s.member, pass: v.outcome === 'pass' })
       await s.framed.close()
     } catch (err) {
       s.framed.abort(err as Error)
@@ -191,11 +200,12 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const outcome = collector.outcome()
   if (outcome === undefined) {
     const c = collector.counts
-    throw new RoundFailedError(`no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed on one side`)
+    throw new RoundFailedError(`no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed to sign one verdict (the chain closes the round as failed at its deadline)`)
   }
   const cert = collector.certificate()
   const rec = await opts.chain.recordAttestation(nodeId, round, cert.qc, { signal })
   progress({ type: 'recorded', outcome, height: rec.height })
   const counts = collector.counts
-  return { round, outcome, expiresAt: cert.expiresAt, committee, threshold: need, qc: cert.qc, pass: counts.pass, fail: counts.fail, unresponsive: [...unresponsive], height: rec.height }
+  const expiresAt = rec.expiresAt ?? (opts.now ?? Date.now)() + (opts.certTtlMs ?? 24 * 3600_000)
+  return { round, outcome, expiresAt, committee, threshold: need, qc: cert.qc, failedClaims: cert.message.failedClaims, pass: counts.pass, fail: counts.fail, unresponsive: [...unresponsive], height: rec.height }
 }

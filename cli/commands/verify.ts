@@ -6,8 +6,7 @@ import type { CommandModule } from 'yargs'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost, verifyPeer, tpmMakeCredential, chainAppraiser, dialTarget } from '../../agent/p2p/index.ts'
-import { decodeQuorumCertificate } from '../../attestation/quorum/index.ts'
-import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
+import { bitmapIndices, decodeCertificate } from '../../attestation/quorum/index.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { CliExit, emit, progress, type GlobalArgs } from '../output.ts'
@@ -98,7 +97,9 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
       let verdicts: { member: string, pass: boolean, failed: readonly string[] }[] | undefined
       if (qc !== undefined) {
         try {
-          verdicts = decodeQuorumCertificate(qc.qc).verdicts.map(sv => { const v = decodeVerdict(sv.verdict); return { member: v.member, pass: v.pass, failed: v.failed } })
+          // QC v3: one verdict, signed by the members its bitmap names (positions in the committee)
+          const c3 = decodeCertificate(qc.qc)
+          verdicts = bitmapIndices(c3.signers).map(i => ({ member: qc.committee[i] ?? `#${i}`, pass: c3.outcome === 'pass', failed: c3.failedClaims }))
         } catch { verdicts = undefined }
       }
       const rec = view.record

@@ -1,10 +1,11 @@
 // Fakes for unit tests of agent/p2p: a TPM that counts quotes and builds real TPMS_ATTEST bytes
 // (unsigned), a credential scheme tied to the EK certificate, an appraiser comparing one PCR to a
-// golden value, and an in-memory chain that verifies QCs with the real QuorumRules.
+// golden value, and an in-memory chain that verifies QCs v3 (BLS) with the real QuorumRules and,
+// like the chain, records the AK–EK binding once a QC passed a node.
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { marshalAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
-import { createQuorumRules, selectCommittee, ed25519Signer, type VerdictSigner } from '../../attestation/quorum/index.ts'
+import { createQuorumRules, selectCommittee, ed25519Signer, generateBlsKey, type VerdictSigner, type BlsSigner } from '../../attestation/quorum/index.ts'
 import { concat, equal, sha256, utf8 } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
@@ -68,9 +69,23 @@ export const fakeAppraise: Appraise = async (evidence) => {
   return { ok, failed, digest: sha256(encode({ ok, failed, nonce: evidence.nonce })) }
 }
 
-export async function nodeKey (): Promise<{ key: Ed25519PrivateKey, signer: VerdictSigner }> {
+export const FAKE_CHAIN_ID = 'fake-chain'
+/** Every fake node's BLS verdict key, by node id (what node.register would put on chain). */
+const blsKeys = new Map<string, BlsSigner>()
+
+export async function nodeKey (): Promise<{ key: Ed25519PrivateKey, signer: VerdictSigner, bls: BlsSigner }> {
   const key = await generateKeyPair('Ed25519')
-  return { key, signer: ed25519Signer(key) }
+  const signer = ed25519Signer(key)
+  const bls = generateBlsKey()
+  blsKeys.set(signer.nodeId, bls)
+  return { key, signer, bls }
+}
+
+/** The identity part of CommitteeMember options for a node made by nodeKey(). */
+export function memberKeys (signer: VerdictSigner): { signer: VerdictSigner, bls: BlsSigner, chainId: string } {
+  const bls = blsKeys.get(signer.nodeId)
+  if (bls === undefined) throw new Error(`no BLS key for ${signer.nodeId}: make it with nodeKey()`)
+  return { signer, bls, chainId: FAKE_CHAIN_ID }
 }
 
 /** In-memory chain: rounds, registrations, addresses, and attest.record checked by the real rules. */
@@ -80,6 +95,8 @@ export class FakeChain implements ChainPort, MemberChainPort {
   readonly rounds = new Map<string, { seed: Uint8Array, candidates: string[] }>()
   readonly records: { nodeId: string, round: number, outcome: string, expiresAt: number, qcBytes: number }[] = []
   readonly lastRound = new Map<string, number>()
+  /** Nodes a passing QC certified: the AK–EK binding is on record (as chain/app.ts does). */
+  readonly bound = new Set<string>()
   #seedCounter = 0
   constructor (k: number) { this.k = k }
 
@@ -93,23 +110,27 @@ export class FakeChain implements ChainPort, MemberChainPort {
     return { round }
   }
 
-  async waitForRound (nodeId: string, round: number): Promise<{ seed: Uint8Array, k: number, candidates: string[] }> {
+  async waitForRound (nodeId: string, round: number): Promise<{ chainId: string, seed: Uint8Array, k: number, candidates: string[], blsKeys: Map<string, Uint8Array> }> {
     const r = this.rounds.get(`${nodeId}/${round}`)
     if (r === undefined) throw new Error('no such round')
-    return { seed: r.seed, k: this.k, candidates: r.candidates }
+    const keys = new Map<string, Uint8Array>()
+    for (const id of r.candidates) { const b = blsKeys.get(id); if (b !== undefined) keys.set(id, b.publicKey) }
+    return { chainId: FAKE_CHAIN_ID, seed: r.seed, k: this.k, candidates: r.candidates, blsKeys: keys }
   }
 
   async addresses (nodeId: string): Promise<string[]> { return this.nodes.get(nodeId)?.addrs ?? [] }
 
-  async recordAttestation (nodeId: string, round: number, qc: Uint8Array): Promise<{ height: number }> {
+  async recordAttestation (nodeId: string, round: number, qc: Uint8Array): Promise<{ height: number, expiresAt: number }> {
     const r = this.rounds.get(`${nodeId}/${round}`)
     if (r === undefined) throw new Error('no such round')
-    const res = createQuorumRules({ k: this.k }).verifyCertificate({
-      qc, nodeId, round, seed: r.seed, now: Date.now(),
-      candidates: r.candidates.map(id => ({ nodeId: id, publicKey: this.nodes.get(id)?.publicKey ?? new Uint8Array(32) }))
+    const res = createQuorumRules().verifyCertificate({
+      qc, chainId: FAKE_CHAIN_ID, nodeId, round, seed: r.seed, k: this.k,
+      candidates: r.candidates.map(id => ({ nodeId: id, blsPublicKey: blsKeys.get(id)?.publicKey ?? new Uint8Array(0) }))
     })
-    this.records.push({ nodeId, round, outcome: res.outcome, expiresAt: res.expiresAt, qcBytes: qc.length })
-    return { height: this.records.length }
+    const expiresAt = Date.now() + 24 * 3600_000
+    this.records.push({ nodeId, round, outcome: res.outcome, expiresAt, qcBytes: qc.length })
+    if (res.outcome === 'pass') this.bound.add(nodeId)
+    return { height: this.records.length, expiresAt }
   }
 
   async roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: string[], k: number } | undefined> {
@@ -117,8 +138,9 @@ export class FakeChain implements ChainPort, MemberChainPort {
     return r === undefined ? undefined : { seed: r.seed, candidates: r.candidates, k: this.k }
   }
 
-  async nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array } | undefined> {
-    return this.nodes.get(nodeId)
+  async nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akBound: boolean } | undefined> {
+    const n = this.nodes.get(nodeId)
+    return n === undefined ? undefined : { ...n, akBound: this.bound.has(nodeId) }
   }
 
   committeeOf (nodeId: string, round: number): string[] {

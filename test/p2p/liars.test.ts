@@ -5,7 +5,7 @@ import { createP2PHost, AttestationResponder, CommitteeMember, runCertificationR
 import { faultTolerance } from '../../attestation/quorum/index.ts'
 import { sha256 } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
-import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey } from './fakes.ts'
+import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey, memberKeys } from './fakes.ts'
 
 const K = 4
 t.equal(faultTolerance(K), 1)
@@ -24,7 +24,7 @@ async function setup (liar: 'always-pass' | 'always-fail' | 'silent', nodePcr0: 
     if (i === 0 && liar === 'silent') await h.handle(PROTOCOL_CERTIFY, () => {})
     else {
       const appraise = i === 0 ? always(liar === 'always-pass') : fakeAppraise
-      await new CommitteeMember({ signer, chain, appraise, makeCredential: makeCred }).register(h)
+      await new CommitteeMember({ ...memberKeys(signer), chain, appraise, makeCredential: makeCred }).register(h)
     }
     chain.register(signer.nodeId, { ekCertificate: new Uint8Array(1), akPublic: new Uint8Array(1), addrs: h.getMultiaddrs().map(a => a.toString()), publicKey: signer.publicKey })
   }
@@ -42,7 +42,7 @@ for (const liar of ['always-pass', 'always-fail', 'silent'] as const) {
   for (const [label, pcr0, expected] of [['good node', good, 'pass'], ['bad node', bad, 'fail']] as const) {
     t.test(`${liar} liar, ${label} → ${expected}`, async t => {
       const s = await setup(liar, pcr0)
-      const r = await runCertificationRound({ host: s.host, responder: s.responder, chain: s.chain, challengeTimeoutMs: 2000, challengeGraceMs: 200 })
+      const r = await runCertificationRound({ host: s.host, responder: s.responder, chain: s.chain, challengeTimeoutMs: 5000, challengeGraceMs: 200 })
       t.equal(r.outcome, expected)
       t.equal(s.chain.records.at(-1)?.outcome, expected, 'the chain agrees')
     })

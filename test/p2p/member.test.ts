@@ -3,15 +3,15 @@
 // never by the text of its message.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { sha256 } from '../../encoding/bytes.ts'
 import { CommitteeMember, AttestationResponder, EvidenceBindingError, MalformedEvidenceError, type Appraise } from '../../agent/p2p/index.ts'
-import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
-import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey } from './fakes.ts'
+import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey, memberKeys } from './fakes.ts'
 
 const ALL = ['identity', 'firmware', 'os', 'containers', 'freshness']
 
 async function setup (appraise: Appraise): Promise<{ member: CommitteeMember, judge: (evidence: Uint8Array, extra?: { credentialSecret?: Uint8Array, secret?: Uint8Array }) => ReturnType<CommitteeMember['judge']>, good: () => Promise<Uint8Array> }> {
   const { signer } = await nodeKey()
-  const member = new CommitteeMember({ signer, chain: new FakeChain(4), appraise, makeCredential: fakeMakeCredential() })
+  const member = new CommitteeMember({ ...memberKeys(signer), chain: new FakeChain(4), appraise, makeCredential: fakeMakeCredential() })
   const tpm = new FakeTpm('node-a')
   const responder = new AttestationResponder({ tpm })
   const nonce = new Uint8Array(randomBytes(32))
@@ -40,9 +40,9 @@ t.test('undecodable evidence fails every claim', async t => {
     const j = await s.judge(bytes)
     t.same(j.appraisal.failed, ALL)
     t.match((j.appraisal.detail as { error: string }).error, /^evidence is malformed: /)
-    const v = decodeVerdict(j.verdict.verdict)
-    t.equal(v.pass, false)
-    t.same(v.failed, ALL, 'the signed verdict names every claim')
+    t.equal(j.verdict.outcome, 'fail')
+    t.same(j.verdict.failedClaims, [...ALL].sort(), 'the signed verdict names every claim')
+    t.same(j.verdict.evidenceDigest, sha256(bytes), 'and commits to the evidence as received')
   }
 })
 

@@ -9,10 +9,9 @@ import {
 } from '../../agent/p2p/index.ts'
 import { encodeHello, encodeChallenge, decodeChallenge, encodeEvidenceMsg } from '../../agent/p2p/messages.ts'
 import { encodeVarint } from '../../agent/p2p/framing.ts'
-import { decodeQuorumCertificate, threshold } from '../../attestation/quorum/index.ts'
-import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
+import { decodeCertificate, decodeMemberVerdict, bitmapIndices, threshold } from '../../attestation/quorum/index.ts'
 import { dialTarget } from '../../agent/p2p/host.ts'
-import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey } from './fakes.ts'
+import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey, memberKeys } from './fakes.ts'
 
 interface Peer { host: P2PHost, tpm: FakeTpm, responder: AttestationResponder, member: CommitteeMember, id: string, addr: string }
 
@@ -25,7 +24,7 @@ async function addPeer (opts: { silent?: boolean, pcr0?: Uint8Array, windowMs?: 
   const host = await createP2PHost({ privateKey: key })
   const tpm = new FakeTpm(signer.nodeId, opts.pcr0 as Uint8Array<ArrayBuffer> | undefined)
   const responder = new AttestationResponder({ tpm, batchWindowMs: opts.windowMs ?? 10 })
-  const member = new CommitteeMember({ signer, chain, appraise: fakeAppraise, makeCredential: makeCred, timeoutMs: 5000, seedWaitMs: 200 })
+  const member = new CommitteeMember({ ...memberKeys(signer), chain, appraise: fakeAppraise, makeCredential: makeCred, timeoutMs: 5000, seedWaitMs: 200 })
   if (opts.silent === true) {
     // accepts the stream, then never answers (a hung member)
     await host.handle(PROTOCOL_CERTIFY, () => {})
@@ -73,8 +72,8 @@ t.test('certification round: k = 4 members, one quote, QC accepted by the chain 
   t.equal(r.committee.length, 4)
   t.same([...r.committee].sort(), members.map(m => m.id).sort())
   t.ok(r.pass >= threshold(4))
-  const qc = decodeQuorumCertificate(r.qc)
-  t.equal(qc.verdicts.length, threshold(4), 'minimal QC')
+  const qc = decodeCertificate(r.qc)
+  t.ok(bitmapIndices(qc.signers).length >= threshold(4), 'a QC v3 signed by at least the threshold')
   t.equal(chain.records.at(-1)?.outcome, 'pass', 'the chain (real QuorumRules) accepted it')
   t.ok(r.qc.length < 2048, `QC of ${r.qc.length} bytes`)
   t.ok(events.some(e => e.type === 'quoted' && e.nonces === 4))
@@ -92,8 +91,8 @@ t.test('a node with bad firmware gets a fail QC', async t => {
   try {
     const r = await runCertificationRound({ host: bad.host, responder: bad.responder, chain })
     t.equal(r.outcome, 'fail')
-    const v = decodeVerdict(decodeQuorumCertificate(r.qc).verdicts[0].verdict)
-    t.same(v.failed, ['firmware'])
+    t.same(decodeCertificate(r.qc).failedClaims, ['firmware'])
+    t.same(r.failedClaims, ['firmware'])
     t.equal(chain.records.at(-1)?.outcome, 'fail')
   } finally {
     chain.nodes.delete(bad.id) // keep the candidate set for later tests
@@ -174,9 +173,9 @@ t.test('replayed bundle and quote for another nonce: failing verdicts (freshness
   await f.write(encodeEvidenceMsg({ evidence: old.bytes, secret }))
   const { decodeVerdictMsg } = await import('../../agent/p2p/messages.ts')
   const vm = decodeVerdictMsg(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(5000)))
-  const v = decodeVerdict(vm.verdict)
-  t.equal(v.pass, false)
-  t.same(v.failed, ['freshness'])
+  const v = decodeMemberVerdict(vm.verdict)
+  t.equal(v.outcome, 'fail')
+  t.same(v.failedClaims, ['freshness'])
   await f.close()
   // the member refuses a second session for the same round (no verdict shopping)
   const g = new Framed(await node.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY))
@@ -192,7 +191,7 @@ t.test('replayed bundle and quote for another nonce: failing verdicts (freshness
       const { encodeEvidence, committeeNonce } = await import('../../attestation/evidence.ts')
       return encodeEvidence({ ...evidence, committeeNonces: [ch.nonce], nonce: committeeNonce([ch.nonce]) })
     })() })
-  t.equal(judged.verdict !== undefined && decodeVerdict(judged.verdict.verdict).pass, false)
+  t.equal(judged.verdict.outcome, 'fail')
   t.same(judged.appraisal.failed, ['freshness'])
   t.match(String((judged.appraisal.detail as { error: string }).error), /another nonce/)
   // wrong credential secret → identity

@@ -14,8 +14,7 @@ import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, verifyPeer, tpmMakeCredential,
   type Appraise, type P2PHost
 } from '../../agent/p2p/index.ts'
-import { decodeVerdict } from '../../attestation/quorum/verdict.ts'
-import { FakeChain, nodeKey } from './fakes.ts'
+import { FakeChain, nodeKey, memberKeys } from './fakes.ts'
 
 const sw = await startSwtpm()
 const tpm: Tpm = await openTpm({ tcti: sw.tcti })
@@ -50,7 +49,7 @@ for (let i = 0; i < 3; i++) {
   const m = await nodeKey()
   const h = await createP2PHost({ privateKey: m.key })
   hosts.push(h)
-  const member = new CommitteeMember({ signer: m.signer, chain, appraise, makeCredential: tpmMakeCredential() })
+  const member = new CommitteeMember({ ...memberKeys(m.signer), chain, appraise, makeCredential: tpmMakeCredential() })
   await member.register(h)
   members.push(member)
   chain.register(m.signer.nodeId, { ekCertificate: new Uint8Array(1), akPublic: new Uint8Array(1), addrs: h.getMultiaddrs().map(a => a.toString()), publicKey: m.signer.publicKey })
@@ -78,7 +77,7 @@ t.test('real quote replayed for a fresh nonce / taken for another nonce: fail (f
   const registered = chain.nodes.get(n.signer.nodeId) as { ekCertificate: Uint8Array, akPublic: Uint8Array }
   const old = await responder.evidence([new Uint8Array(randomBytes(32))])
   const a = await members[0].judge({ nodeId: n.signer.nodeId, round, nonce: myNonce, registered, bindKey: 'k' }, { evidence: old.bytes })
-  t.equal(decodeVerdict(a.verdict.verdict).pass, false)
+  t.equal(a.verdict.outcome, 'fail')
   t.same(a.appraisal.failed, ['freshness'])
   const doctored = encodeEvidence({ ...old.evidence, committeeNonces: [myNonce], nonce: committeeNonce([myNonce]) })
   const b = await members[1].judge({ nodeId: n.signer.nodeId, round, nonce: myNonce, registered, bindKey: 'k' }, { evidence: doctored })
