@@ -45,7 +45,7 @@ async function until<T> (what: string, fn: () => Promise<T | undefined>, timeout
   throw new Error(`timed out waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ''}`)
 }
 
-interface Status { nodeId: string, state: { kind: string }, tpm: { resetCount?: number }, lastRound?: { round: number, outcome: string }, containers: Array<{ image: string, id: string }> }
+interface Status { nodeId: string, state: { kind: string, reason?: string, previous?: string }, tpm: { resetCount?: number }, lastRound?: { round: number, outcome: string }, containers: Array<{ image: string, id: string }> }
 
 const sw = await net.newSwtpm()
 // the tenant's image, held by the first verifier's IPFS store
@@ -120,9 +120,11 @@ t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   // chain RPC down for a while: the daemon keeps running and recovers
   const before = (await status()).lastRound?.round ?? 0
   await net.stopChain()
-  await new Promise(resolve => setTimeout(resolve, 4000))
+  // the daemon notices (its next check of the chain fails: degraded, with the reason) and keeps running
+  const down = await until('the daemon degraded while the chain is unreachable', async () => { const x = await status(); return x.state.kind === 'degraded' ? x : undefined }, 30_000)
   t.equal(d.proc.exitCode, null, 'still running while the chain is unreachable')
-  t.ok((await status()).nodeId === s.nodeId, '/status still answers')
+  t.equal(down.nodeId, s.nodeId, '/status still answers')
+  t.match(down.state, { previous: 'certified' }, 'degraded from certified')
   await net.restartChain()
   const after = await until('a new passing round after the chain came back', async () => { const x = await status(); return (x.lastRound?.round ?? 0) > before && x.lastRound?.outcome === 'pass' && x.state.kind === 'certified' ? x : undefined }, 90_000)
     .catch(async (err: unknown) => { t.comment(JSON.stringify(await status().catch(() => undefined))); t.comment(d.stderr().slice(-3000)); throw err })
