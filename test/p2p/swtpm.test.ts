@@ -18,7 +18,7 @@ import { FakeChain, nodeKey, memberKeys } from './fakes.ts'
 
 const sw = await startSwtpm()
 const tpm: Tpm = await openTpm({ tcti: sw.tcti })
-const { tpm: counted, quotes } = countingTpm(tpm)
+const { tpm: counted, quotes, activations } = countingTpm(tpm)
 const store = createEkTrustStore(sw.ekCaPems)
 /** Identity + quote appraisal (the full appraise lives in attestation/; this is the part we need). */
 const appraise: Appraise = async (e: Evidence) => {
@@ -64,11 +64,33 @@ t.test('real TPM: credential challenge + evidence via verifyPeer', async t => {
 
 t.test('real TPM: certification round, one quote for three members, credentials activated', async t => {
   const before = quotes()
+  const act = activations()
   const r = await runCertificationRound({ host: nodeHost, responder, chain })
   t.equal(r.outcome, 'pass')
   t.equal(r.pass, 3)
   t.equal(quotes() - before, 1, 'exactly one TPM quote')
+  t.equal(activations() - act, 3, 'first certification: every member checks the AK–EK binding (ActivateCredential each)')
   t.equal(chain.records.at(-1)?.outcome, 'pass')
+})
+
+t.test('after the first certification a round costs one quote and no ActivateCredential, even before members new to the node', async t => {
+  // a fresh committee: members that never met this node, so only the chain's record of the binding can spare the activation
+  for (const m of members) chain.nodes.delete(m.nodeId)
+  for (let i = 0; i < 3; i++) {
+    const m = await nodeKey()
+    const h = await createP2PHost({ privateKey: m.key })
+    hosts.push(h)
+    await new CommitteeMember({ ...memberKeys(m.signer), chain, appraise, makeCredential: tpmMakeCredential() }).register(h)
+    chain.register(m.signer.nodeId, { ekCertificate: new Uint8Array(1), akPublic: new Uint8Array(1), addrs: h.getMultiaddrs().map(a => a.toString()), publicKey: m.signer.publicKey })
+  }
+  t.ok(chain.bound.has(n.signer.nodeId), 'the chain recorded the binding with the first pass')
+  const q0 = quotes()
+  const a0 = activations()
+  const r = await runCertificationRound({ host: nodeHost, responder, chain })
+  t.equal(r.outcome, 'pass')
+  t.notOk(r.committee.some(id => members.some(m => m.nodeId === id)), 'none of the first committee')
+  t.equal(quotes() - q0, 1, 'one quote')
+  t.equal(activations() - a0, 0, 'no ActivateCredential')
 })
 
 t.test('real quote replayed for a fresh nonce / taken for another nonce: fail (freshness)', async t => {
