@@ -15,6 +15,156 @@ import { initChainHome, startEmbeddedValidator } from '../chain/validator.ts'
 import { encode } from '../encoding/canonical.ts'
 import { loadavg } from 'node:os'
 import { decodeTx, verifyTxSignature } from '../chain/tx.ts'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { writeTestnet } from '../chain/cometbft/testnet.ts'
+import { isSeedTx } from '../chain/abci/seed.ts'
+
+const BIN = join(fileURLToPath(new URL('..', import.meta.url)), 'bin', 'quorate')
+
+/** kB of resident memory now and at peak (VmRSS, VmHWM) of a process. */
+function memKb (pid: number | undefined): { rss: number, peak: number } {
+  if (pid === undefined) return { rss: 0, peak: 0 }
+  try {
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const f = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0)
+    return { rss: f('VmRSS'), peak: f('VmHWM') }
+  } catch { return { rss: 0, peak: 0 } }
+}
+const childPids = (pid: number | undefined): number[] => {
+  if (pid === undefined) return []
+  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
+}
+
+/**
+ * Sends `txs` (each account's in sequence order, accounts spread over `urls`) with
+ * broadcast_tx_sync, `accounts` senders at once, and waits until all are in blocks; counts the
+ * txs of each new block from `urls[0]` (the seed tx excluded). Returns the wall time.
+ */
+async function pushAndCommit (urls: string[], txs: Uint8Array[], accounts: number): Promise<{ ms: number, blocks: number, refused: number }> {
+  const clients = urls.map(url => new ChainClient({ url }))
+  const watch = new ChainClient({ url: urls[0] })
+  try {
+    const h0 = (await watch.status()).height
+    const t0 = performance.now()
+    let refused = 0
+    const senders = Array.from({ length: accounts }, async (_, a) => {
+      const c = clients[a % clients.length]
+      for (let i = a; i < txs.length; i += accounts) {
+        const r = await c.broadcastTxSync(txs[i])
+        if (r.code !== 0) refused++
+      }
+    })
+    let seen = 0
+    let h = h0
+    let blocks = 0
+    const sent = Promise.all(senders)
+    while (seen < txs.length - refused) {
+      const top = (await watch.status()).height
+      for (; h < top; h++) {
+        const b = await watch.block(h + 1)
+        const n = b.txs.filter(t => !isSeedTx(t)).length
+        seen += n
+        if (n > 0) blocks++
+      }
+      if (seen < txs.length - refused) await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    await sent
+    return { ms: performance.now() - t0, blocks, refused }
+  } finally { for (const c of clients) c.close(); watch.close() }
+}
+
+/** broadcast_tx_commit latency: `n` txs one after another from a fresh account. */
+async function commitLatency (url: string, chainId: string, n: number): Promise<ReturnType<typeof stats>> {
+  const c = new ChainClient({ url })
+  try {
+    const k = await generateChainKey()
+    const ms: number[] = []
+    for (let i = 0; i < n; i++) {
+      const tx = buildTx('image.publish', { name: 'latency/app', digest: 'sha256:' + i.toString(16).padStart(64, 'f'), cid: CID, size: i }, k, i, chainId)
+      const s = performance.now()
+      const r = await c.broadcastTxCommit(tx)
+      if (r.txResult.code !== 0 || r.checkTx.code !== 0) throw new Error(`latency tx refused: ${r.checkTx.log || r.txResult.log}`)
+      ms.push(performance.now() - s)
+    }
+    return stats(ms)
+  } finally { c.close() }
+}
+
+function startValidatorProcess (home: string): Promise<{ proc: ChildProcess, rpc: string }> {
+  const proc = spawn(BIN, ['chain', 'start', '--engine', 'cometbft', '--home', home, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /"rpc":"(http:[^"]+)"/.exec(out)
+      if (m !== null) resolve({ proc, rpc: m[1] })
+    })
+    proc.once('exit', code => reject(new Error(`chain start --engine cometbft exited with ${code}`)))
+  })
+}
+
+/**
+ * The same signed txs through the RPC of (a) the embedded validator and (b) 4 CometBFT
+ * validators, each a `quorate chain start --engine cometbft` process with its cometbft child, on
+ * this machine; senders spread over the 4 RPCs. Committed tx/s, broadcast_tx_commit p50, memory.
+ */
+export async function engines (opts: { txs?: number, accounts?: number, validators?: number } = {}): Promise<Record<string, unknown>> {
+  const n = opts.txs ?? 6000
+  const accounts = opts.accounts ?? 200
+  const chainId = 'bench-engines'
+  const { txs } = await makeTxs(chainId, accounts, Math.ceil(n / accounts))
+  const dir = mkdtempSync(join(tmpdir(), 'quorate-bench-engines-'))
+  const out: Record<string, unknown> = { txs: txs.length, accounts, txBytes: txs[0].byteLength }
+  try {
+    // (a) embedded validator (blocks every 100 ms, the default)
+    const home = join(dir, 'embedded')
+    await initChainHome({ home, chainId })
+    const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() })
+    try {
+      const r = await pushAndCommit([v.url], txs, accounts)
+      const lat = await commitLatency(v.url, chainId, 30)
+      out.embedded = { committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000), blocks: r.blocks, refused: r.refused, broadcastTxCommitMs: lat, memoryMb: Math.round(memKb(process.pid).rss / 1024), note: 'memory: the bench process, which holds the embedded validator' }
+    } finally { await v.stop() }
+
+    // (b) CometBFT validators, one process each (+ its cometbft)
+    const nv = opts.validators ?? 4
+    const net = await writeTestnet({ dir: join(dir, 'net'), validators: nv, chainId })
+    const procs: ChildProcess[] = []
+    try {
+      const started = await Promise.all(net.validators.map(async x => await startValidatorProcess(x.home)))
+      procs.push(...started.map(x => x.proc))
+      const urls = started.map(x => x.rpc)
+      for (const u of urls) {
+        const c = new ChainClient({ url: u })
+        try { while ((await c.status().catch(() => ({ height: 0 }))).height < 2) await new Promise(resolve => setTimeout(resolve, 100)) } finally { c.close() }
+      }
+      const r = await pushAndCommit(urls, txs, accounts)
+      const lat = await commitLatency(urls[0], chainId, 30)
+      const mem = started.map(x => {
+        const app = memKb(x.proc.pid)
+        const cmt = childPids(x.proc.pid).map(memKb).reduce((a, b) => ({ rss: a.rss + b.rss, peak: a.peak + b.peak }), { rss: 0, peak: 0 })
+        return { appMb: Math.round(app.rss / 1024), cometbftMb: Math.round(cmt.rss / 1024), peakMb: Math.round((app.peak + cmt.peak) / 1024) }
+      })
+      out.cometbft = {
+        validators: nv,
+        committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000),
+        blocks: r.blocks,
+        refused: r.refused,
+        broadcastTxCommitMs: lat,
+        memoryPerValidator: mem,
+        note: `${nv} validators and their cometbft on this one machine (timeout_commit 150 ms); senders spread over the ${nv} RPCs`
+      }
+    } finally {
+      await Promise.all(procs.map(async p => { const e = new Promise(resolve => p.once('exit', resolve)); p.kill('SIGTERM'); await e }))
+    }
+    out.targets = { cometbftCommittedTxPerSec: 1000, embeddedCommittedTxPerSec: 8000 }
+    out.loadAverage1m = Number(loadavg()[0].toFixed(2))
+    return out
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 function stats (ms: number[]): { n: number, p50: number, p95: number, p99: number } {
   const s = [...ms].sort((a, b) => a - b)
@@ -37,7 +187,7 @@ async function makeTxs (chainId: string, accounts: number, perAccount: number): 
   return { txs, signMs: performance.now() - t0, keys }
 }
 
-export async function run (opts: { txs?: number, queries?: number, rpc?: boolean } = {}): Promise<Record<string, unknown>> {
+export async function run (opts: { txs?: number, queries?: number, rpc?: boolean, engines?: boolean } = {}): Promise<Record<string, unknown>> {
   const total = opts.txs ?? 20_000
   const dir = mkdtempSync(join(tmpdir(), 'quorate-bench-chain-'))
   try {
@@ -123,8 +273,13 @@ export async function run (opts: { txs?: number, queries?: number, rpc?: boolean
     for (let i = 0; i < nq / 4; i++) { const s = performance.now(); await c.status(); sms.push(performance.now() - s) }
     c.close()
     await v.stop()
+    let enginesResult: Record<string, unknown> | undefined
+    if (opts.engines !== false) {
+      try { enginesResult = await engines() } catch (err) { enginesResult = { error: (err as Error).message } }
+    }
     return {
       committed,
+      engines: enginesResult,
       rpc: {
         abciQueryMs: stats(qms),
         statusMs: stats(sms),
@@ -139,5 +294,6 @@ export async function run (opts: { txs?: number, queries?: number, rpc?: boolean
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(JSON.stringify(await run(), null, 2))
+  // `node bench/chain.ts engines` runs only the embedded-vs-CometBFT comparison
+  console.log(JSON.stringify(process.argv[2] === 'engines' ? await engines() : await run(), null, 2))
 }
