@@ -2,6 +2,8 @@
 // environment → flags. Validated once, here, at the edge; the result is a frozen object passed
 // down. No module reads process.env for its settings after this point.
 import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { ConfigError } from '../encoding/errors.ts'
 import { parsePcrList as parseTpmPcrList } from '../attestation/tpm/index.ts'
 
@@ -73,7 +75,9 @@ export interface AgentConfig {
 }
 
 export const defaults: AgentConfig = Object.freeze({
-  home: '/var/lib/quorate',
+  // The one default home of every command (cli/commands/chain.ts defaultHome agrees): QUORATE_HOME,
+  // then ~/.quorate. A system service names its state directory (NixOS: /var/lib/quorate).
+  home: join(homedir(), '.quorate'),
   tcti: 'device:/dev/tpmrm0',
   chainRpc: 'http://127.0.0.1:26657',
   listen: ['/ip4/127.0.0.1/tcp/0'],

@@ -16,7 +16,7 @@ import { fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
 import { decode } from '../../encoding/canonical.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { createLogger } from '../../encoding/log.ts'
-import { emit, progress, toJsonValue, type GlobalArgs } from '../output.ts'
+import { emit, progress, renderTable, type GlobalArgs } from '../output.ts'
 import { loadKeyFile } from '../inputs.ts'
 
 export interface HomeArgs extends GlobalArgs { home?: string }
@@ -91,7 +91,7 @@ const init: CommandModule<GlobalArgs, InitArgs> = {
   }
 }
 
-interface StartArgs extends HomeArgs { rpc: string, blockInterval: number, emptyBlockInterval: number, engine: 'embedded' | 'cometbft' }
+interface StartArgs extends HomeArgs { listen?: string, rpc?: string, blockInterval: number, emptyBlockInterval: number, engine: 'embedded' | 'cometbft' }
 
 /** One CometBFT validator (our ABCI app + a supervised cometbft) until interrupted or cometbft keeps dying. */
 async function startCometbft (argv: StartArgs, home: string): Promise<void> {
@@ -115,7 +115,9 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
   command: 'start',
   describe: 'run the embedded validator: produce blocks and serve the CometBFT-style RPC until interrupted',
   builder: y => withHome(y)
-    .option('rpc', { type: 'string', default: '127.0.0.1:26657', describe: 'RPC listen address host:port (port 0 = pick a free one)' })
+    .option('listen', { type: 'string', describe: 'RPC listen address host:port (default 127.0.0.1:26657; port 0 = pick a free one)' })
+    // --rpc is the chain's URL in every other command; here it once meant the listen address
+    .option('rpc', { type: 'string', hidden: true, deprecated: 'use --listen' })
     .option('block-interval', { type: 'number', default: 100, describe: 'ms to collect txs before a block (0 = at once)' })
     .option('empty-block-interval', { type: 'number', default: 1000, describe: 'ms between empty blocks when idle' })
     .option('engine', { choices: ['embedded', 'cometbft'] as const, default: 'embedded' as const, describe: 'embedded: this process makes the blocks; cometbft: one validator of a CometBFT network (home from `chain testnet`; RPC and timings from its config.toml)' }) as unknown as Argv<StartArgs>,
@@ -125,7 +127,7 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
     const genesis = await readGenesis(home)
     const logger = createLogger('quorate:chain')
     const v = await startEmbeddedValidator({
-      home, rpc: argv.rpc, rules: rulesOf(genesis), blockIntervalMs: argv.blockInterval,
+      home, rpc: argv.listen ?? argv.rpc ?? '127.0.0.1:26657', rules: rulesOf(genesis), blockIntervalMs: argv.blockInterval,
       emptyBlockIntervalMs: argv.emptyBlockInterval, logger
     })
     const info = v.app.info()
@@ -238,7 +240,7 @@ const query: CommandModule<GlobalArgs, QueryArgs> = {
         }
       }
       if (r === undefined) throw new InvalidInputError(`nothing found for ${argv.what}${argv.arg === undefined ? '' : ` ${argv.arg}`}`)
-      emit(argv, r, () => JSON.stringify(toJsonValue(r), null, 2))
+      emit(argv, r, () => renderTable(r))
     } finally { c.close() }
   }
 }

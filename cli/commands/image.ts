@@ -136,7 +136,7 @@ interface RevokeArgs extends SignArgs { name: string, digest: string }
 const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
   command: 'revoke',
   describe: 'revoke a published image digest; nodes refuse to run it from then on',
-  builder: y => withSigner(y).option('name', { type: 'string', demandOption: true }).option('digest', { type: 'string', demandOption: true, describe: 'sha256:… image ID' }) as unknown as Argv<RevokeArgs>,
+  builder: y => withSigner(y).option('name', { type: 'string', demandOption: true, describe: 'image name on chain' }).option('digest', { type: 'string', demandOption: true, describe: 'sha256:… image ID' }) as unknown as Argv<RevokeArgs>,
   handler: async argv => {
     await sendAndReport(argv, 'image.revoke', { name: argv.name, digest: argv.digest }, `revoked ${argv.name} ${argv.digest}`, { name: argv.name, digest: argv.digest })
   }

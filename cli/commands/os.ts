@@ -11,7 +11,8 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
   command: 'publish',
   describe: 'publish OS reference values: --pcr N=HEX golden values, --event N=HEX event digests, and/or the events of PCRs 4,8,9,11,12 from a TCG event log',
   builder: y => withSigner(y.version(false))
-    .option('name', { type: 'string', demandOption: true }).option('version', { type: 'string', demandOption: true })
+    .option('name', { type: 'string', demandOption: true, describe: 'OS image name (the name agents give as --os; yours once first published)' })
+    .option('version', { type: 'string', demandOption: true, describe: 'version of the OS image, e.g. 24.11' })
     .option('bank', { type: 'string', default: 'sha256' })
     .option('pcr', { type: 'string', array: true, describe: 'golden value PCR=HEX; repeatable' })
     .option('event', { type: 'string', array: true, describe: 'allowed event digest PCR=HEX; repeatable' })
@@ -30,7 +31,9 @@ interface RevokeArgs extends SignArgs { name: string, version: string }
 const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
   command: 'revoke',
   describe: 'revoke an OS version; nodes that run it must re-attest',
-  builder: y => withSigner(y.version(false)).option('name', { type: 'string', demandOption: true }).option('version', { type: 'string', demandOption: true }) as unknown as Argv<RevokeArgs>,
+  builder: y => withSigner(y.version(false))
+    .option('name', { type: 'string', demandOption: true, describe: 'OS image name' })
+    .option('version', { type: 'string', demandOption: true, describe: 'the version to revoke' }) as unknown as Argv<RevokeArgs>,
   handler: async argv => {
     await sendAndReport(argv, 'os.revoke', { name: argv.name, version: argv.version }, `revoked OS ${argv.name} ${argv.version}`, { name: argv.name, version: argv.version })
   }

@@ -15,7 +15,7 @@ import type { GlobalArgs } from '../output.ts'
 
 interface TpmArgs extends GlobalArgs { tcti?: string }
 interface PcrsArgs extends TpmArgs { bank: string, pcrs: string }
-interface QuoteArgs extends TpmArgs { nonce: string, bank: string, pcrs: string, out?: string, akHandle?: string, ek: string, eventLog?: string }
+interface QuoteArgs extends TpmArgs { nonce: string, bank: string, pcrs: string, out?: string, akHandle?: string, ek: string, eventlog?: string, eventLog?: string }
 
 const BANKS = ['sha1', 'sha256', 'sha384', 'sha512'] as const
 const EK_KINDS = ['rsa2048', 'ecc-p384'] as const
@@ -126,7 +126,8 @@ const quote: CommandModule<GlobalArgs, QuoteArgs> = {
     .option('out', { type: 'string', describe: 'write the evidence bundle (JSON) to this file instead of stdout' })
     .option('ak-handle', { type: 'string', describe: `persistent AK handle (default ${hex8(DEFAULT_AK_HANDLE)})` })
     .option('ek', { type: 'string', default: 'rsa2048', choices: EK_KINDS, describe: 'EK whose certificate goes into the bundle (and the AK parent when it is created)' })
-    .option('event-log', { type: 'string', describe: 'TCG event log to include, e.g. /sys/kernel/security/tpm0/binary_bios_measurements' }),
+    .option('eventlog', { type: 'string', describe: 'TCG event log to include, e.g. /sys/kernel/security/tpm0/binary_bios_measurements' })
+    .option('event-log', { type: 'string', hidden: true, deprecated: 'use --eventlog' }),
   handler: async argv => {
     let nonce: Uint8Array
     try { nonce = fromHex(argv.nonce, '--nonce') } catch (e) { throw new InvalidInputError((e as Error).message) }
@@ -136,7 +137,8 @@ const quote: CommandModule<GlobalArgs, QuoteArgs> = {
     if (list.length === 0) throw new InvalidInputError('--pcrs selects no PCR')
     const ek = argv.ek as EkKind
     const akHandle = parseHandle(argv.akHandle)
-    const eventLog = argv.eventLog === undefined ? undefined : await readInputFile(argv.eventLog, { label: '--event-log', maxBytes: EVIDENCE_LIMITS.maxEventLog })
+    const eventLogPath = argv.eventlog ?? argv.eventLog
+    const eventLog = eventLogPath === undefined ? undefined : await readInputFile(eventLogPath, { label: '--eventlog', maxBytes: EVIDENCE_LIMITS.maxEventLog })
     const r = await withTpm(argv, async tpm => {
       const i = await tpm.info()
       warnSoftware(i.isSoftware)

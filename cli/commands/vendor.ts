@@ -14,7 +14,7 @@ interface RegisterArgs extends SignArgs { name: string }
 const register: CommandModule<GlobalArgs, RegisterArgs> = {
   command: 'register <name>',
   describe: 'claim a vendor name (first come, first served) for the signing key',
-  builder: y => withSigner(y).positional('name', { type: 'string', demandOption: true }) as unknown as Argv<RegisterArgs>,
+  builder: y => withSigner(y).positional('name', { type: 'string', demandOption: true, describe: 'vendor name to claim (a-z 0-9 . _ -)' }) as unknown as Argv<RegisterArgs>,
   handler: async argv => { await sendAndReport(argv, 'vendor.register', { name: argv.name }, `registered vendor "${argv.name}"`, { vendor: argv.name }) }
 }
 
@@ -27,7 +27,9 @@ interface EkcaArgs extends SignArgs { vendor: string, file: string }
 const publishEkca: CommandModule<GlobalArgs, EkcaArgs> = {
   command: 'publish-ekca <file>',
   describe: 'publish EK CA certificate(s) (PEM bundle or DER) that TPM EK certificates chain to',
-  builder: y => withSigner(y).positional('file', { type: 'string', demandOption: true }).option('vendor', { type: 'string', demandOption: true }) as unknown as Argv<EkcaArgs>,
+  builder: y => withSigner(y)
+    .positional('file', { type: 'string', demandOption: true, describe: 'PEM bundle or DER file of EK CA certificates (e.g. the ek-ca.pem of quorate tpm simulate)' })
+    .option('vendor', { type: 'string', demandOption: true, describe: 'your registered vendor name' }) as unknown as Argv<EkcaArgs>,
   handler: async argv => {
     const certs = certificatesFromFile(await readInputFile(argv.file, { label: 'EK CA file', maxBytes: FILE_LIMITS.certificates }), argv.file)
     for (const { der, subject } of certs) {
@@ -44,9 +46,9 @@ const publishFirmware: CommandModule<GlobalArgs, FirmwareArgs> = {
   command: 'publish-firmware',
   describe: 'publish firmware reference values for a platform and version: from a TCG event log (--eventlog) and/or --pcr N=HEX golden values, --event N=HEX event digests',
   builder: y => withSigner(y.version(false))
-    .option('vendor', { type: 'string', demandOption: true })
-    .option('platform', { type: 'string', demandOption: true })
-    .option('version', { type: 'string', demandOption: true })
+    .option('vendor', { type: 'string', demandOption: true, describe: 'your registered vendor name' })
+    .option('platform', { type: 'string', demandOption: true, describe: 'platform name (agents give "<vendor>/<platform>" as --platform)' })
+    .option('version', { type: 'string', demandOption: true, describe: 'firmware version, e.g. 2022.11' })
     .option('bank', { type: 'string', default: 'sha256', describe: 'PCR bank of the digests' })
     .option('eventlog', { type: 'string', describe: 'binary TCG PC Client event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements)' })
     .option('pcrs', { type: 'string', default: '0-7', describe: 'with --eventlog: which PCRs to publish' })
@@ -67,8 +69,8 @@ const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
   command: 'revoke',
   describe: 'revoke firmware reference values (--platform --version) or an EK CA (--ekca SHA256-FINGERPRINT); nodes certified under a revoked platform must re-attest',
   builder: y => withSigner(y.version(false))
-    .option('vendor', { type: 'string', demandOption: true })
-    .option('platform', { type: 'string' }).option('version', { type: 'string' })
+    .option('vendor', { type: 'string', demandOption: true, describe: 'your registered vendor name' })
+    .option('platform', { type: 'string', describe: 'with --version: the firmware to revoke' }).option('version', { type: 'string', describe: 'with --platform: the firmware version to revoke' })
     .option('ekca', { type: 'string', describe: 'sha256 fingerprint (hex) of the EK CA certificate' }) as unknown as Argv<RevokeArgs>,
   handler: async argv => {
     if (argv.ekca !== undefined) {

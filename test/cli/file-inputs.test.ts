@@ -77,7 +77,7 @@ const CASES: Array<{ name: string, label: string, args: (x: string) => string[] 
   { name: 'os publish --eventlog', label: '--eventlog', args: x => ['os', 'publish', '--name', 'img', '--version', '1', '--eventlog', x, ...at] },
   { name: 'vendor register --key', label: '--key', args: x => ['vendor', 'register', 'other', '--key', x, ...at] },
   { name: 'keys show', label: 'key', args: x => ['keys', 'show', x, '--home', home] },
-  { name: 'tpm quote --event-log', label: '--event-log', args: x => ['tpm', 'quote', '--nonce', '00'.repeat(16), '--event-log', x, '--tcti', 'swtpm:host=127.0.0.1,port=1'] },
+  { name: 'tpm quote --eventlog', label: '--eventlog', args: x => ['tpm', 'quote', '--nonce', '00'.repeat(16), '--eventlog', x, '--tcti', 'swtpm:host=127.0.0.1,port=1'] },
   { name: 'image inspect', label: 'image archive', args: x => ['image', 'inspect', x, ...at] },
   { name: 'image publish', label: 'image archive', args: x => ['image', 'publish', x, '--name', 'demo/x', ...at] },
   { name: 'node start --config', label: '--config', args: x => ['node', 'start', '--config', x] },
