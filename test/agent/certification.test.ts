@@ -16,7 +16,9 @@ function result (round: number, outcome: 'pass' | 'fail'): RoundResult {
   } as RoundResult
 }
 
-function setup (outcomes: Array<'pass' | 'fail' | Error>): { cert: Certification, life: Lifecycle, metrics: Metrics, gate: CertificationStatus[], kinds: StateKind[] } {
+interface Setup { cert: Certification, life: Lifecycle, metrics: Metrics, gate: CertificationStatus[], kinds: StateKind[] }
+
+function setup (outcomes: Array<'pass' | 'fail' | Error>): Setup {
   const life = new Lifecycle()
   life.to({ kind: 'measuring' }); life.to({ kind: 'registering' }); life.to({ kind: 'awaiting-certification', round: 0 })
   const kinds: StateKind[] = []

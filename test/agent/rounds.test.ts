@@ -32,12 +32,16 @@ t.teardown(async () => {
 
 await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
 const tenant = await generateChainKey()
-const pub = await publishImage(net.verifiers[0].store, chainImagePublisher(async body => await net.chain.send('image.publish', body, tenant)), { source: img.tar, name: IMAGE })
+const publisher = chainImagePublisher(async body => await net.chain.send('image.publish', body, tenant))
+const pub = await publishImage(net.verifiers[0].store, publisher, { source: img.tar, name: IMAGE })
 
 const sw = await net.newSwtpm()
 const home = join(net.work, 'node')
 node = new Agent({
-  config: loadConfig({ env: {}, flags: { home, tcti: sw.tcti, chainRpc: net.chainUrl, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, roundTimeoutMs: 5000 } }),
+  config: loadConfig({
+    env: {},
+    flags: { home, tcti: sw.tcti, chainRpc: net.chainUrl, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, roundTimeoutMs: 5000 }
+  }),
   logger: silentLogger(),
   simulatedBootLog: net.bootLog,
   manual: true

@@ -13,7 +13,17 @@ import { silentLogger } from '../../encoding/log.ts'
 const dir = mkdtempSync(join(tmpdir(), 'quorate-tenants-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 
-function setup (opts: { probe?: ContainerProbe['running'], refuse?: string } = {}): { tenants: Tenants, running: Map<string, RunningContainer>, launched: LaunchRequest[], stopped: string[], metrics: Metrics, file: string, ac: AbortController } {
+interface Setup {
+  tenants: Tenants
+  running: Map<string, RunningContainer>
+  launched: LaunchRequest[]
+  stopped: string[]
+  metrics: Metrics
+  file: string
+  ac: AbortController
+}
+
+function setup (opts: { probe?: ContainerProbe['running'], refuse?: string } = {}): Setup {
   const running = new Map<string, RunningContainer>()
   const launched: LaunchRequest[] = []
   const stopped: string[] = []

@@ -121,7 +121,11 @@ t.test('limits: body size, response time, concurrency; errors as status codes', 
   // two held requests (two tenants: alone, one may take only half the node) fill a node limit
   // of 2; a third is turned away (this proxy's response timeout is the default 30 s, so the held
   // requests stay in flight however slowly the test runs)
-  const small = createTenantProxy({ certification: () => ({ certified: true }), resolve: n => n === 'app' ? { port: upstreamPort } : { port: held.port }, maxConcurrent: 2 })
+  const small = createTenantProxy({
+    certification: () => ({ certified: true }),
+    resolve: n => n === 'app' ? { port: upstreamPort } : { port: held.port },
+    maxConcurrent: 2
+  })
   const at = await listen(createServer(small.handler))
   const p1 = call('GET', '/tenant/held/1', undefined, {}, at); const p2 = call('GET', '/tenant/held2/2', undefined, {}, at)
   await held.arrived(2)
@@ -142,7 +146,10 @@ t.test('a slow tenant does not starve the others: per-tenant limits, fair share 
   // the defaults (64 on the node, 16 per tenant), two real upstreams: one holds every request
   const slow = await holdingUpstream()
   const healthy = await listen(createServer((req, res) => { res.end('healthy') }))
-  const p = createTenantProxy({ certification: () => ({ certified: true }), resolve: n => n === 'slow' ? { port: slow.port } : n === 'healthy' ? { port: healthy } : undefined })
+  const p = createTenantProxy({
+    certification: () => ({ certified: true }),
+    resolve: n => n === 'slow' ? { port: slow.port } : n === 'healthy' ? { port: healthy } : undefined
+  })
   const at = await listen(createServer(p.handler))
   const tr = tracked()
   const flood = Array.from({ length: 80 }, async (_, i) => await tr.start(call('GET', `/tenant/slow/${i}`, undefined, {}, at)))
