@@ -3,20 +3,23 @@
 // (swtpm, demos and tests) nothing measured anything, so the agent can replay a recorded boot log
 // into the TPM — loudly, and only into PCRs that are still in their reset state, so it can never
 // paper over a real measurement.
-import { readFile } from 'node:fs/promises'
-import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
+import { parseEventLog, EV_NO_ACTION, EVENT_LOG_LIMITS } from '../attestation/eventlog.ts'
+import { FileInputError, readInputFile } from '../encoding/files.ts'
 import { MeasurementError } from '../containers/errors.ts'
 import { equal } from '../encoding/bytes.ts'
 import type { Tpm } from '../attestation/tpm/index.ts'
 import type { Logger } from '../encoding/log.ts'
 
-/** Reads the firmware event log; undefined when the platform exposes none. */
+/**
+ * Reads the firmware event log — a regular file of at most the event log limit (securityfs
+ * reports size 0 and is read up to the limit); undefined when the platform exposes none.
+ */
 export async function readBootEventLog (path: string): Promise<Uint8Array | undefined> {
   try {
-    return new Uint8Array(await readFile(path))
+    return await readInputFile(path, { label: 'firmware event log', maxBytes: EVENT_LOG_LIMITS.maxBytes })
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new MeasurementError(`cannot read the firmware event log ${path}: ${(err as Error).message}`, { cause: err })
+    if (err instanceof FileInputError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined
+    throw new MeasurementError(`cannot read the firmware event log: ${(err as Error).message}`, { cause: err })
   }
 }
 

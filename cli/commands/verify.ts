@@ -137,7 +137,7 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
 
 const node: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'node <command>',
-  describe: 'node certification on chain',
+  describe: 'the node agent: run it (node start), its certification on chain (node status)',
   builder: y => y.command(status).command(start).demandCommand(1, 'name a node command: start, status'),
   handler: () => {}
 }

@@ -4,6 +4,7 @@ import t from 'tap'
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { readBootEventLog, simulateMeasuredBoot } from '../../agent/measure.ts'
 import { MeasurementError } from '../../containers/errors.ts'
 import { silentLogger } from '../../encoding/log.ts'
@@ -28,4 +29,7 @@ t.test('an unreadable boot log is a MeasurementError; a missing one is no log', 
   t.equal(await readBootEventLog(join(dir, 'absent')), undefined)
   mkdirSync(join(dir, 'a-directory'))
   await t.rejects(readBootEventLog(join(dir, 'a-directory')), MeasurementError)
+  // a FIFO would block the reader forever: refused before it is opened
+  execFileSync('mkfifo', [join(dir, 'fifo')])
+  await t.rejects(readBootEventLog(join(dir, 'fifo')), /firmware event log: .*fifo is not a regular file \(a FIFO\)/)
 })
