@@ -22,7 +22,8 @@ export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
   CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, MAX_TX_BYTES, TX_VERSION, TxCode,
-  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type QuorumCommitteeInput, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
+  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type QuorumCommitteeInput,
+  type FaultAppraiser, type FaultRecord, type RoundArchive, type SilenceRecord, FAULT_CLAIMS, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
   type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
   type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
 } from './types.ts'
@@ -36,6 +37,8 @@ export interface ChainAppOptions {
   /** SQLite database file; ':memory:' (the default) for tests. */
   path?: string
   rules: QuorumRules
+  /** Re-appraisal for verifier.fault (without it the chain refuses fault proofs). Every validator must inject the same. */
+  appraiser?: FaultAppraiser
   logger?: Logger
 }
 
@@ -111,6 +114,7 @@ interface Ctx {
   /** Genesis certification parameters (resolved). */
   readonly cert: CertificationParams
   readonly genesis: Genesis
+  readonly appraiser?: FaultAppraiser
 }
 
 /** What deliver needs of a validated tx (kept small: it lives in the cache while the tx waits in the mempool). */
@@ -233,10 +237,55 @@ function countFailure (s: Overlay, cert: CertificationParams, nodeId: string, he
 function closeRound (s: Overlay, cert: CertificationParams, req: AttestRequestRecord, height: number, reason: string): void {
   if (req.deadline !== undefined) s.del(deadlineKey(req.deadline, req.nodeId))
   put(s, `req/${req.nodeId}`, { ...req, closedAt: height, closeReason: reason })
+  archiveRound(s, cert, req, height)
   countFailure(s, cert, req.nodeId, height)
   const rec = get<NodeRecord>(s, `node/${req.nodeId}`)
   if (rec !== undefined && rec.status !== 'certified') {
     put(s, `node/${req.nodeId}`, { ...rec, status: 'failed', statusReason: `round ${req.round}: ${reason}`, statusHeight: height, round: req.round })
+  }
+}
+
+/**
+ * Keeps an ended round's committee for fault proofs, until endHeight + faultWindowBlocks (then
+ * pruned at the start of a block through the rndexp/ index: O(pruned)). A round that ended before
+ * its seed was fixed had no committee and is not kept.
+ */
+function archiveRound (s: Overlay, cert: CertificationParams, req: AttestRequestRecord, endHeight: number): void {
+  if (req.seed === undefined || req.committee === undefined || req.seedHeight === undefined) return
+  const a: RoundArchive = { nodeId: req.nodeId, round: req.round, seed: req.seed, k: req.k ?? req.committee.length, committee: req.committee, height: req.height, seedHeight: req.seedHeight, endHeight }
+  put(s, `rnd/${req.nodeId}/${req.round}`, a)
+  s.set(`rndexp/${endHeight + cert.faultWindowBlocks}/${req.nodeId}/${req.round}`, EMPTY)
+}
+
+/**
+ * Removes a verifier from the candidates, on record: its BLS key leaves its cert/ and gv/ entries
+ * (what the candidate snapshot reads), and stays out when it re-registers or is certified again.
+ */
+function dropVerifier (s: Overlay, f: FaultRecord): void {
+  put(s, `faulty/${f.member}`, f)
+  const c = get<{ expiresAt: number, blsPublicKey?: Uint8Array }>(s, `cert/${f.member}`)
+  if (c?.blsPublicKey !== undefined) put(s, `cert/${f.member}`, { expiresAt: c.expiresAt })
+  const g = get<{ publicKey: Uint8Array, blsPublicKey?: Uint8Array }>(s, `gv/${f.member}`)
+  if (g?.blsPublicKey !== undefined) put(s, `gv/${f.member}`, { publicKey: g.publicKey })
+}
+
+const isDropped = (s: { get: (k: string) => Uint8Array | undefined }, id: string): boolean => s.get(`faulty/${id}`) !== undefined
+
+/**
+ * Silence: every member of a recorded round's committee that is not among the QC's signers
+ * missed it (silent, late, or on the losing side). After silenceWindowRounds rounds a member
+ * missing from more than half is dropped; otherwise its window starts over. A node can leave
+ * out at most k − threshold verdicts from its own QC, so framing an honest member takes many
+ * colluding nodes drawing it, round after round.
+ */
+function countSilence (s: Overlay, cert: CertificationParams, committee: readonly string[], signers: readonly string[], height: number): void {
+  const signed = new Set(signers)
+  for (const m of committee) {
+    const r = get<SilenceRecord>(s, `sil/${m}`) ?? { rounds: 0, missed: 0 }
+    const next = { rounds: r.rounds + 1, missed: r.missed + (signed.has(m) ? 0 : 1) }
+    if (next.rounds < cert.silenceWindowRounds) { put(s, `sil/${m}`, next); continue }
+    s.del(`sil/${m}`)
+    if (2 * next.missed > next.rounds && !isDropped(s, m)) dropVerifier(s, { member: m, reason: 'silence', height, rounds: next.rounds, missed: next.missed })
   }
 }
 
@@ -297,7 +346,7 @@ function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRe
     // AK–EK binding (each member ran MakeCredential/ActivateCredential, or relied on this record).
     const akBound = rec.akBound ?? { round: b.round, height: c.height }
     put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee, securityBits: req.securityBits, akBound })
-    put(c.s, `cert/${b.nodeId}`, { expiresAt, blsPublicKey: rec.blsPublicKey })
+    put(c.s, `cert/${b.nodeId}`, isDropped(c.s, b.nodeId) ? { expiresAt } : { expiresAt, blsPublicKey: rec.blsPublicKey })
     c.s.del(`cool/${b.nodeId}`)
   } else {
     put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee, securityBits: req.securityBits })
@@ -306,6 +355,8 @@ function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRe
   }
   put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
   put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
+  archiveRound(c.s, c.cert, req, c.height)
+  countSilence(c.s, c.cert, committee, out.signers, c.height)
   return enc({ outcome: out.outcome, expiresAt })
 }
 
@@ -319,6 +370,75 @@ function committeeInput (c: Ctx, req: AttestRequestRecord, nodeId: string): Quor
   const candidates = ids.map(id => ({ nodeId: id, blsPublicKey: blsKeyOf(c.s, id) ?? EMPTY }))
   const k = req.k ?? c.genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE
   return { chainId: c.genesis.chainId, nodeId, round: req.round, seed: req.seed ?? EMPTY, candidates, k, ...(req.committee === undefined ? {} : { committee: req.committee }) }
+}
+
+/**
+ * Reference values for a node as the members' appraiser fetches them (agent/p2p/appraiser.ts:
+ * EK CAs, firmware of its vendor/platform, its OS), restricted to what was in force during the
+ * round [from, to]: `any` = valid at some height in it (published by `to`, not revoked by `from`),
+ * `throughout` = valid at every height (published by `from`, not revoked by `to`). A member could
+ * have judged against any state in the round, so a pass is a lie only if a claim fails even
+ * against `any`, and a fail only if the claim passes against `throughout`.
+ */
+function refsDuring (s: Overlay, rec: NodeRecord, from: number, to: number, mode: 'any' | 'throughout'): { refs: ReferenceValues, imageAllowed: (digest: string) => boolean } {
+  const valid = (r: { height: number, revokedAt?: number }): boolean => mode === 'any'
+    ? r.height <= to && (r.revokedAt === undefined || r.revokedAt > from)
+    : r.height <= from && (r.revokedAt === undefined || r.revokedAt > to)
+  const slash = rec.platform?.indexOf('/') ?? -1
+  const fwPrefix = rec.platform !== undefined && slash > 0 ? `fw/${rec.platform.slice(0, slash)}/${rec.platform.slice(slash + 1)}/` : 'fw/'
+  const refs: ReferenceValues = {
+    ekCas: s.scan('ekca/').map(([, v]) => dec<EkCaRecord>(v)).filter(valid).map(r => r.certificate),
+    firmware: s.scan(fwPrefix).map(([, v]) => dec<FirmwareRecord>(v)).filter(valid).map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
+    os: s.scan(rec.os === undefined ? 'os/' : `os/${rec.os}/`).map(([, v]) => dec<OsRecord>(v)).filter(valid).map(r => toRefSet(r.name, r))
+  }
+  const imageAllowed = (digest: string): boolean => {
+    if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) return false
+    return s.scan(`imgd/${digest}#`).some(([k]) => { const r = get<ImageRecord>(s, `img/${k.slice(k.indexOf('#') + 1)}#${digest}`); return r !== undefined && valid(r) })
+  }
+  return { refs, imageAllowed }
+}
+
+/**
+ * verifier.fault: the member's signed verdict for a round the chain still keeps, and the evidence
+ * it committed to. The chain re-appraises that evidence (the injected FaultAppraiser) against the
+ * reference values in force during the round and compares the claims it can decide
+ * (FAULT_CLAIMS). A contradiction removes the member from the candidates, on record; anything
+ * else is refused and changes nothing.
+ */
+function proveFault (c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules): Uint8Array {
+  if (c.cert.rules !== 'current') throw new TxFail(TxCode.UNKNOWN_TYPE, 'verifier.fault needs the current certification rules (this chain runs legacy rules)')
+  if (c.appraiser === undefined) throw new TxFail(TxCode.NOT_READY, 'this chain was started without a fault appraiser; it cannot judge verifier.fault')
+  const a = get<RoundArchive>(c.s, `rnd/${b.nodeId}/${b.round}`)
+  if (a === undefined) throw new TxFail(TxCode.NOT_FOUND, `no ended round ${b.round} of ${b.nodeId} on record (rounds are kept for ${c.cert.faultWindowBlocks} blocks after they end)`)
+  let v: ReturnType<QuorumRules['verifyVerdict']>['verdict']
+  try {
+    const candidates = a.committee.map(id => ({ nodeId: id, blsPublicKey: blsKeyOf(c.s, id) ?? EMPTY }))
+    v = rules.verifyVerdict({ verdict: b.verdict, chainId: c.genesis.chainId, nodeId: b.nodeId, round: b.round, seed: a.seed, candidates, k: a.k, committee: a.committee }).verdict
+  } catch (err) {
+    throw new TxFail(TxCode.INVALID_BODY, `verifier.fault: the verdict does not verify as a committee member's for round ${b.round} of ${b.nodeId}: ${(err as Error).message}`)
+  }
+  if (isDropped(c.s, v.member)) throw new TxFail(TxCode.CONFLICT, `verifier ${v.member} was already removed from the candidates`)
+  if (!equal(sha256(b.evidence), v.evidenceDigest)) throw new TxFail(TxCode.INVALID_BODY, 'verifier.fault: the evidence is not what the verdict judged (its sha256 differs from the verdict\'s evidence digest)')
+  const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
+  if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
+  const appraise = (mode: 'any' | 'throughout'): Set<string> => {
+    const { refs, imageAllowed } = refsDuring(c.s, rec, a.seedHeight, a.endHeight, mode)
+    const r = (c.appraiser as FaultAppraiser).appraise({ evidence: b.evidence, nodeId: b.nodeId, registered: { ekCertificate: rec.ekCertificate, akPublic: rec.akPublic }, refs, imageAllowed })
+    return new Set(r.failedClaims)
+  }
+  let claims: string[]
+  if (v.outcome === 'pass') {
+    const failing = appraise('any')
+    claims = FAULT_CLAIMS.filter(x => failing.has(x))
+  } else {
+    const failing = appraise('throughout')
+    claims = FAULT_CLAIMS.filter(x => v.failedClaims.includes(x) && !failing.has(x))
+  }
+  if (claims.length === 0) {
+    throw new TxFail(TxCode.NO_FAULT, `no fault: re-appraising the evidence against the reference values of round ${b.round} agrees with ${v.member}'s ${v.outcome} verdict on every claim the chain can decide (${FAULT_CLAIMS.join(', ')})`)
+  }
+  dropVerifier(c.s, { member: v.member, reason: 'fault', height: c.height, nodeId: b.nodeId, round: b.round, outcome: v.outcome, claims })
+  return enc({ member: v.member, claims })
 }
 
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
@@ -430,7 +550,7 @@ const handlers: Handlers = {
       akBound: old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) ? old.akBound : undefined
     }
     if (!keep) c.s.del(`cert/${b.nodeId}`)
-    if (b.blsPublicKey !== undefined && c.s.get(`gv/${b.nodeId}`) !== undefined) put(c.s, `gv/${b.nodeId}`, { publicKey: pub, blsPublicKey: b.blsPublicKey })
+    if (b.blsPublicKey !== undefined && c.s.get(`gv/${b.nodeId}`) !== undefined && !isDropped(c.s, b.nodeId)) put(c.s, `gv/${b.nodeId}`, { publicKey: pub, blsPublicKey: b.blsPublicKey })
     put(c.s, k, rec)
     c.s.set(`nodeplat/${b.platform ?? '*'}/${b.nodeId}`, EMPTY)
     c.s.set(`nodeos/${b.os ?? '*'}/${b.nodeId}`, EMPTY)
@@ -486,7 +606,8 @@ const handlers: Handlers = {
     put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
     put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
     return enc({ outcome: out.outcome, expiresAt })
-  }
+  },
+  'verifier.fault': (c, b, rules) => proveFault(c, b, rules)
 }
 
 function dbOpen (path: string): DatabaseSync {
@@ -506,6 +627,7 @@ class App implements ChainApp {
   readonly db: DatabaseSync
   readonly #store: StateStore
   readonly #rules: QuorumRules
+  readonly #appraiser: FaultAppraiser | undefined
   readonly #log: Logger
   readonly #metaGet
   readonly #metaPut
@@ -526,6 +648,7 @@ class App implements ChainApp {
   constructor (opts: ChainAppOptions) {
     this.db = dbOpen(opts.path ?? ':memory:')
     this.#rules = opts.rules
+    this.#appraiser = opts.appraiser
     this.#log = opts.logger ?? silentLogger('quorate:chain:app')
     this.#store = new StateStore(this.db)
     this.#metaGet = this.db.prepare('SELECT v FROM meta WHERE k = ?')
@@ -647,6 +770,11 @@ class App implements ChainApp {
   #beginBlock (s: Overlay, req: FinalizeBlockRequest): void {
     const current = this.#cert.rules === 'current'
     if (current) {
+      const expired = `rndexp/${req.height - 1}/`
+      for (const [k] of s.scan(expired)) {
+        s.del(k)
+        s.del(`rnd/${k.slice(expired.length)}`)
+      }
       const due = `rdl/${req.height - 1}/`
       for (const [k] of s.scan(due)) {
         const r = get<AttestRequestRecord>(s, `req/${k.slice(due.length)}`)
@@ -682,7 +810,7 @@ class App implements ChainApp {
     let data: Uint8Array | undefined
     try {
       const h = handlers[v.type] as (c: Ctx, b: TxBodies[TxType], r: QuorumRules) => Uint8Array | undefined
-      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert, genesis: this.#genesis as Genesis }, v.body, this.#rules)
+      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert, genesis: this.#genesis as Genesis, appraiser: this.#appraiser }, v.body, this.#rules)
     } catch (err) {
       if (err instanceof TxFail) return fail(err.code, err.message)
       if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
@@ -789,7 +917,8 @@ export function nodeView (s: Reader, nodeId: string, now: number): NodeView | un
   else if (request !== undefined && request.recordedAt === undefined && request.closedAt === undefined) effective = 'pending'
   else effective = record.status
   const cooldown = get<CooldownRecord>(s, `cool/${nodeId}`)
-  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv, ...(cooldown === undefined ? {} : { cooldown }) }
+  const fault = get<FaultRecord>(s, `faulty/${nodeId}`)
+  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv, ...(cooldown === undefined ? {} : { cooldown }), ...(fault === undefined ? {} : { fault }) }
 }
 
 const toRefSet = (name: string, r: { version: string, bank: RefSet['bank'], pcrs: RefSet['pcrs'] }): RefSet => ({ name, version: r.version, bank: r.bank, pcrs: r.pcrs })

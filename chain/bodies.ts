@@ -195,6 +195,11 @@ const parsers: Parsers = {
   'attest.record': v => {
     const b = new Body(v, 'attest.record', ['nodeId', 'round', 'qc'])
     return { nodeId: nodeId(b, 'nodeId'), round: b.uint('round'), qc: b.bytes('qc', 1, 60 * 1024) }
+  },
+  'verifier.fault': v => {
+    const b = new Body(v, 'verifier.fault', ['nodeId', 'round', 'verdict', 'evidence'])
+    // the evidence must fit the transaction (64 KiB): event logs of real machines may not (see chain/README.md)
+    return { nodeId: nodeId(b, 'nodeId'), round: b.uint('round'), verdict: b.bytes('verdict', 1, 1024), evidence: b.bytes('evidence', 1, 62 * 1024) }
   }
 }
 

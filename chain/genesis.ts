@@ -27,7 +27,9 @@ export function resolveCertification (g: Pick<Genesis, 'certification'>): Certif
     roundDeadlineBlocks: c.roundDeadlineBlocks ?? DEFAULT_CERTIFICATION.roundDeadlineBlocks,
     cooldownBaseBlocks: c.cooldownBaseBlocks ?? DEFAULT_CERTIFICATION.cooldownBaseBlocks,
     cooldownMaxBlocks: c.cooldownMaxBlocks ?? DEFAULT_CERTIFICATION.cooldownMaxBlocks,
-    certTtlMs: c.certTtlMs ?? DEFAULT_CERTIFICATION.certTtlMs
+    certTtlMs: c.certTtlMs ?? DEFAULT_CERTIFICATION.certTtlMs,
+    faultWindowBlocks: c.faultWindowBlocks ?? DEFAULT_CERTIFICATION.faultWindowBlocks,
+    silenceWindowRounds: c.silenceWindowRounds ?? DEFAULT_CERTIFICATION.silenceWindowRounds
   }
   const bad: string[] = []
   if (p.rules !== 'current' && p.rules !== 'legacy') bad.push('rules must be "current" or "legacy"')
@@ -38,6 +40,8 @@ export function resolveCertification (g: Pick<Genesis, 'certification'>): Certif
   if (!int(p.cooldownBaseBlocks, 1, 1_000_000)) bad.push('cooldownBaseBlocks must be an integer 1–1,000,000')
   if (!int(p.cooldownMaxBlocks, 1, 100_000_000) || p.cooldownMaxBlocks < p.cooldownBaseBlocks) bad.push('cooldownMaxBlocks must be an integer ≥ cooldownBaseBlocks and ≤ 100,000,000')
   if (!int(p.certTtlMs, 1_000, 366 * 24 * 3600_000)) bad.push('certTtlMs must be an integer from 1 s to 366 days, in ms')
+  if (!int(p.faultWindowBlocks, 1, 100_000_000)) bad.push('faultWindowBlocks must be an integer 1–100,000,000')
+  if (!int(p.silenceWindowRounds, 4, 100_000)) bad.push('silenceWindowRounds must be an integer 4–100,000')
   if (bad.length > 0) throw new InvalidInputError(`genesis certification: ${bad.join('; ')}`)
   return p
 }
@@ -77,7 +81,9 @@ function certificationToJson (c: CertificationParams): Record<string, unknown> {
     round_deadline_blocks: c.roundDeadlineBlocks,
     cooldown_base_blocks: c.cooldownBaseBlocks,
     cooldown_max_blocks: c.cooldownMaxBlocks,
-    cert_ttl_ms: c.certTtlMs
+    cert_ttl_ms: c.certTtlMs,
+    fault_window_blocks: c.faultWindowBlocks,
+    silence_window_rounds: c.silenceWindowRounds
   }
 }
 
@@ -88,7 +94,9 @@ const CERT_FIELDS: Record<string, keyof CertificationParams> = {
   round_deadline_blocks: 'roundDeadlineBlocks',
   cooldown_base_blocks: 'cooldownBaseBlocks',
   cooldown_max_blocks: 'cooldownMaxBlocks',
-  cert_ttl_ms: 'certTtlMs'
+  cert_ttl_ms: 'certTtlMs',
+  fault_window_blocks: 'faultWindowBlocks',
+  silence_window_rounds: 'silenceWindowRounds'
 }
 
 function certificationFromJson (v: unknown, bad: (m: string) => never): Partial<CertificationParams> {

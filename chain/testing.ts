@@ -1,7 +1,7 @@
 // TEST DOUBLE — for unit tests of chain/ only. The real QuorumRules live in attestation/quorum
 // and are injected by the composition root. This double checks no signatures: it accepts any
-// "QC" that is canonical CBOR `{ outcome, expiresAt, committee? }` whose committee members are
-// all candidates, any "verdict" that is canonical `{ member, outcome, evidenceDigest?,
+// "QC" that is canonical CBOR `{ outcome, expiresAt, committee?, signers? }` whose committee members
+// are all candidates (signers default to the whole committee), any "verdict" that is canonical `{ member, outcome, evidenceDigest?,
 // failedClaims? }` from a committee member, and any BLS key whose "proof" is not all zeros, so
 // state-machine tests can drive certification without verifier nodes. Committee size and draw
 // are the real arithmetic (exact BigInt; sha256 ranks), since the chain's state depends on them.
@@ -10,8 +10,8 @@ import { decode, encode, asMap, is } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import type { AdversaryModel, QuorumRules } from './types.ts'
 
-export function encodeTestOnlyQc (qc: { outcome: 'pass' | 'fail', expiresAt: number, committee?: string[] }): Uint8Array {
-  return encode({ outcome: qc.outcome, expiresAt: qc.expiresAt, committee: qc.committee })
+export function encodeTestOnlyQc (qc: { outcome: 'pass' | 'fail', expiresAt: number, committee?: string[], signers?: string[] }): Uint8Array {
+  return encode({ outcome: qc.outcome, expiresAt: qc.expiresAt, committee: qc.committee, signers: qc.signers })
 }
 
 export function encodeTestOnlyVerdict (v: { member: string, outcome: 'pass' | 'fail', evidenceDigest?: Uint8Array, failedClaims?: string[] }): Uint8Array {
@@ -67,7 +67,8 @@ export function createTestOnlyQuorumRules (): QuorumRules & { calls: number } {
       const ids = new Set(input.candidates.map(c => c.nodeId))
       const committee = is.array((m.committee ?? null) as never) ? (m.committee as string[]) : input.committee !== undefined ? [...input.committee] : input.candidates.slice(0, 7).map(c => c.nodeId)
       for (const c of committee) if (!ids.has(c)) throw new InvalidInputError(`test qc: ${c} is not a candidate`)
-      return { outcome, expiresAt: expiresAt as number, committee, evidenceDigest: new Uint8Array(32), failedClaims: [], threshold: Math.floor(2 * committee.length / 3) + 1, signers: committee }
+      const signers = is.array((m.signers ?? null) as never) ? (m.signers as string[]) : committee
+      return { outcome, expiresAt: expiresAt as number, committee, evidenceDigest: new Uint8Array(32), failedClaims: [], threshold: Math.floor(2 * committee.length / 3) + 1, signers }
     },
     verifyVerdict (input) {
       const m = mapOf(input.verdict, 'test verdict')

@@ -15,7 +15,7 @@ export const TX_TYPES = [
   'firmware.publish', 'firmware.revoke',
   'os.publish', 'os.revoke',
   'image.publish', 'image.revoke',
-  'node.register', 'attest.request', 'attest.record'
+  'node.register', 'attest.request', 'attest.record', 'verifier.fault'
 ] as const
 export type TxType = typeof TX_TYPES[number]
 
@@ -51,6 +51,12 @@ export interface NodeRegisterBody {
 /** `reset: true` (after a reboot) ends the current certification at once. */
 export interface AttestRequestBody { nodeId: string, round: number, reset?: boolean }
 export interface AttestRecordBody { nodeId: string, round: number, qc: Uint8Array }
+/**
+ * A proof that committee member `verdict.member` signed a verdict the evidence contradicts:
+ * `verdict` is the member's signed verdict (attestation/quorum encodeMemberVerdict) for round
+ * `round` of `nodeId`, `evidence` the bundle it judged (sha256 = the verdict's evidence digest).
+ */
+export interface VerifierFaultBody { nodeId: string, round: number, verdict: Uint8Array, evidence: Uint8Array }
 
 export interface TxBodies {
   'vendor.register': VendorRegisterBody
@@ -65,6 +71,7 @@ export interface TxBodies {
   'node.register': NodeRegisterBody
   'attest.request': AttestRequestBody
   'attest.record': AttestRecordBody
+  'verifier.fault': VerifierFaultBody
 }
 
 /** A decoded, not yet verified transaction. */
@@ -99,7 +106,9 @@ export const TxCode = {
   QC_REJECTED: 12,
   NOT_READY: 13,
   /** Not yet: a round is open or the node is cooling down; the log names the height it is allowed at. */
-  TOO_EARLY: 14
+  TOO_EARLY: 14,
+  /** A verifier.fault whose evidence does not contradict the verdict (re-appraisal agrees). */
+  NO_FAULT: 15
 } as const
 export type TxCodeValue = typeof TxCode[keyof typeof TxCode]
 
@@ -172,6 +181,34 @@ export interface AttestRequestRecord {
 }
 /** Current rules: consecutive failed rounds of a node and the height its next request is allowed at. */
 export interface CooldownRecord { failures: number, allowedAt: number }
+/** Current rules: a round kept after it ended (for fault proofs), until `endHeight` + faultWindowBlocks. */
+export interface RoundArchive { nodeId: string, round: number, seed: Uint8Array, k: number, committee: string[], height: number, seedHeight: number, endHeight: number }
+/** A verifier removed from the candidates, and why (a proven fault, or chronic silence). */
+export interface FaultRecord { member: string, reason: 'fault' | 'silence', height: number, nodeId?: string, round?: number, outcome?: 'pass' | 'fail', claims?: string[], rounds?: number, missed?: number }
+/** Current rules: rounds a verifier was drawn for in its current window, and how many QCs it is missing from. */
+export interface SilenceRecord { rounds: number, missed: number }
+
+/**
+ * Re-appraisal for fault proofs, injected like QuorumRules (chain/ does not import attestation/).
+ * Must be a pure function of its input, the same on every validator. Returns the claims that fail
+ * (malformed evidence fails them all). The chain judges only the claims that depend on evidence
+ * and chain state alone (FAULT_CLAIMS): identity and freshness also depend on the member's
+ * session (its nonce, the credential it issued), which the chain cannot replay.
+ */
+export interface FaultAppraiser {
+  appraise (input: {
+    evidence: Uint8Array
+    nodeId: string
+    /** What the node registered (EK certificate and AK). */
+    registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }
+    /** Reference values for the node's platform and OS, as the members' appraiser fetches them. */
+    refs: ReferenceValues
+    /** Whether an image digest ("sha256:…") was published and not revoked. */
+    imageAllowed: (digest: string) => boolean
+  }): { failedClaims: readonly string[] }
+}
+/** The claims a fault proof can decide. */
+export const FAULT_CLAIMS: readonly string[] = ['firmware', 'os', 'containers']
 export interface QcRecord { nodeId: string, round: number, qc: Uint8Array, outcome: 'pass' | 'fail', expiresAt: number, committee: string[], height: number }
 
 /** Effective view of a node for queries: its record plus the status at the latest block time. */
@@ -185,6 +222,8 @@ export interface NodeView {
   genesisVerifier: boolean
   /** Current rules: present while the node has failed rounds not yet reset by a pass. */
   cooldown?: CooldownRecord
+  /** Present when the node was removed from the candidates (a proven fault or chronic silence). */
+  fault?: FaultRecord
 }
 export interface SeedView {
   status: 'none' | 'pending' | 'ready'
@@ -302,6 +341,10 @@ export interface CertificationParams {
   cooldownMaxBlocks: number
   /** A pass certifies for this long (ms of block time) at most. */
   certTtlMs: number
+  /** How long (blocks) after a round ended a fault proof about it is accepted (the chain keeps its committee). */
+  faultWindowBlocks: number
+  /** Silence: a verifier missing from more than half of the QCs of `silenceWindowRounds` rounds it was drawn for is dropped. */
+  silenceWindowRounds: number
 }
 
 export const DEFAULT_CERTIFICATION: Readonly<CertificationParams> = Object.freeze({
@@ -311,7 +354,9 @@ export const DEFAULT_CERTIFICATION: Readonly<CertificationParams> = Object.freez
   roundDeadlineBlocks: 300,
   cooldownBaseBlocks: 10,
   cooldownMaxBlocks: 14_400,
-  certTtlMs: 24 * 3600_000
+  certTtlMs: 24 * 3600_000,
+  faultWindowBlocks: 100_000,
+  silenceWindowRounds: 32
 })
 
 /** The adversary model the quorum rules size committees for (attestation/quorum AdversaryModel). */

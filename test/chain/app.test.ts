@@ -216,7 +216,7 @@ t.test('genesis certification parameters are checked; a bad genesis changes noth
   }
   const { genesisFromJson, genesisToJson } = await import('../../chain/genesis.ts')
   const j = genesisToJson({ ...base, certification: { rules: 'legacy', adversaryFraction: { num: 1, den: 10 } } })
-  t.same((j.app_state as Record<string, unknown>).certification, { rules: 'legacy', adversary_fraction: '1/10', security_bits: 40, round_deadline_blocks: 300, cooldown_base_blocks: 10, cooldown_max_blocks: 14400, cert_ttl_ms: 86_400_000 })
+  t.same((j.app_state as Record<string, unknown>).certification, { rules: 'legacy', adversary_fraction: '1/10', security_bits: 40, round_deadline_blocks: 300, cooldown_base_blocks: 10, cooldown_max_blocks: 14400, cert_ttl_ms: 86_400_000, fault_window_blocks: 100_000, silence_window_rounds: 32 })
   t.same(genesisFromJson(j).certification?.adversaryFraction, { num: 1, den: 10 }, 'genesis.json round trip')
   t.throws(() => genesisFromJson({ ...j, app_state: { certification: { adversary_fraction: '0.2' } } }), /num\/den/)
   t.throws(() => genesisFromJson({ ...j, app_state: { certification: { deadline: 5 } } }), /unknown field "deadline"/)
@@ -330,4 +330,107 @@ t.test('committee size from the adversary model; fewer candidates record the lev
   t.equal(seed.committee?.length, seed.k)
   t.same(seed.candidates?.map(c => c.nodeId), seed.committee, 'the seed view lists the committee, in drawn order')
   t.ok(seed.securityBits! >= 40, `${seed.securityBits} bits`)
+})
+
+// ---- issue 10: accountable verdicts (verifier.fault) and silence ----
+/** A test appraiser: evidence is canonical { pcr0 }; firmware passes when pcr0 is a golden PCR 0 of the refs. */
+const testAppraiser = {
+  appraise: (input: { evidence: Uint8Array, refs: ReferenceValues }): { failedClaims: string[] } => {
+    let pcr0: Uint8Array
+    try { pcr0 = (decode(input.evidence) as { pcr0: Uint8Array }).pcr0 } catch { return { failedClaims: ['containers', 'firmware', 'freshness', 'identity', 'os'] } }
+    const ok = input.refs.firmware.some(f => (f.pcrs['0']?.golden ?? []).some(g => toHex(g) === toHex(pcr0)))
+    return { failedClaims: ok ? [] : ['firmware'] }
+  }
+}
+
+async function faultChain (silenceWindowRounds = 32) {
+  const verifiers = await Promise.all([0, 1, 2, 3].map(async () => await generateChainKey()))
+  const validator = await generateChainKey()
+  const genesis = { chainId: 'quorate-test', genesisTime: T0, initialHeight: 1, validators: [validator.publicKey], verifiers: verifiers.map(v => v.peerId).sort(), certification: { ...RULES, silenceWindowRounds } }
+  const h = await makeChain({ genesis, validator, appraiser: testAppraiser })
+  h.block(verifiers.map((v, i) => h.tx('node.register', { nodeId: v.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: [], ...bls(i) }, v)))
+  const acme = await generateChainKey()
+  t.equal(h.run('vendor.register', { name: 'acme' }, acme).code, 0)
+  t.equal(h.run('firmware.publish', { vendor: 'acme', platform: 'x1', version: '1', bank: 'sha256', pcrs: { 0: { golden: [d32(1)] } } }, acme).code, 0)
+  const node = await generateChainKey()
+  t.equal(h.run('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(9), akPublic: new Uint8Array([9]), addrs: [], platform: 'acme/x1' }, node).code, 0)
+  let round = 0
+  /** One round of the node, recorded with a pass QC signed by `signers` (default: the whole committee). */
+  const passRound = (signers?: (committee: string[]) => string[]): { round: number, committee: string[] } => {
+    t.equal(h.run('attest.request', { nodeId: node.peerId, round: ++round }, node).code, 0)
+    h.block([])
+    const committee = q<SeedView>(h, '/seed', { nodeId: node.peerId }).committee ?? []
+    const qc = encode({ outcome: 'pass', expiresAt: h.clock.now + 1e9, signers: signers?.(committee) ?? committee })
+    t.equal(h.run('attest.record', { nodeId: node.peerId, round, qc }, node).code, 0)
+    return { round, committee }
+  }
+  return { h, verifiers, node, acme, passRound }
+}
+
+t.test('verifier.fault: a lying verdict removes its member from the candidates; a false claim is refused', async t => {
+  const { createHash } = await import('node:crypto')
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const { h, node, passRound } = await faultChain()
+  const { round, committee } = passRound()
+  t.equal(committee.length, 4)
+  const bad = encode({ pcr0: d32(9) })
+  const good = encode({ pcr0: d32(1) })
+  const digest = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
+  const fault = (member: string, outcome: 'pass' | 'fail', evidence: Uint8Array, failedClaims: string[] = [], at = digest(evidence)) =>
+    h.run('verifier.fault', { nodeId: node.peerId, round, evidence, verdict: encodeTestOnlyVerdict({ member, outcome, evidenceDigest: at, failedClaims }) }, node)
+  // refusals first: each changes nothing
+  const hash0 = h.app.info().appHash
+  const falseClaim = fault(committee[0], 'pass', good)
+  t.equal(falseClaim.code, TxCode.NO_FAULT, 'a pass on good evidence is no fault')
+  t.match(falseClaim.log, /agrees with .* pass verdict/)
+  t.equal(fault(committee[0], 'fail', good, ['freshness']).code, TxCode.NO_FAULT, 'a freshness failure cannot be decided by the chain')
+  const mismatch = fault(committee[0], 'pass', bad, [], digest(good))
+  t.equal(mismatch.code, TxCode.INVALID_BODY)
+  t.match(mismatch.log, /not what the verdict judged/)
+  const outsider = await generateChainKey()
+  t.equal(fault(outsider.peerId, 'pass', bad).code, TxCode.INVALID_BODY, 'not a committee member')
+  t.equal(h.run('verifier.fault', { nodeId: node.peerId, round: round + 7, evidence: bad, verdict: encodeTestOnlyVerdict({ member: committee[0], outcome: 'pass' }) }, node).code, TxCode.NOT_FOUND, 'a round not on record')
+  t.same(h.app.info().appHash, hash0, 'refused fault claims change nothing')
+  // a member that passed bad firmware, and one that failed good firmware, are proven faulty
+  const liar = fault(committee[0], 'pass', bad)
+  t.equal(liar.code, 0, liar.log)
+  t.same(decode(liar.data!), { member: committee[0], claims: ['firmware'] })
+  t.equal(fault(committee[1], 'fail', good, ['firmware']).code, 0, 'failing good firmware is a fault too')
+  t.equal(fault(committee[0], 'pass', bad).code, TxCode.CONFLICT, 'once is enough')
+  const v = q<NodeView>(h, '/node', { nodeId: committee[0] })
+  t.same({ reason: v.fault?.reason, round: v.fault?.round, claims: v.fault?.claims }, { reason: 'fault', round, claims: ['firmware'] }, 'on record')
+  // the next committee is drawn without them
+  const next = passRound()
+  t.same([...next.committee].sort(), committee.slice(2).sort(), 'the liars are no longer candidates')
+})
+
+t.test('verifier.fault judges against the reference values in force during the round', async t => {
+  const { createHash } = await import('node:crypto')
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const { h, node, acme } = await faultChain()
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  const committee = q<SeedView>(h, '/seed', { nodeId: node.peerId }).committee ?? []
+  // the firmware is revoked while the round is open: a member judging after that fails it honestly
+  t.equal(h.run('firmware.revoke', { vendor: 'acme', platform: 'x1', version: '1' }, acme).code, 0)
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: encode({ outcome: 'fail', expiresAt: 0 }) }, node).code, 0)
+  const good = encode({ pcr0: d32(1) })
+  const evidenceDigest = new Uint8Array(createHash('sha256').update(good).digest())
+  const r = h.run('verifier.fault', { nodeId: node.peerId, round: 1, evidence: good, verdict: encodeTestOnlyVerdict({ member: committee[0], outcome: 'fail', evidenceDigest, failedClaims: ['firmware'] }) }, node)
+  t.equal(r.code, TxCode.NO_FAULT, 'failing firmware revoked mid-round is no fault')
+  const p = h.run('verifier.fault', { nodeId: node.peerId, round: 1, evidence: good, verdict: encodeTestOnlyVerdict({ member: committee[1], outcome: 'pass', evidenceDigest }) }, node)
+  t.equal(p.code, TxCode.NO_FAULT, 'neither is passing it (it was good when the round began)')
+})
+
+t.test('chronic silence drops a verifier from the candidates', async t => {
+  const { h, passRound } = await faultChain(4)
+  let first: string[] = []
+  for (let i = 0; i < 4; i++) {
+    const { committee } = passRound(c => { if (first.length === 0) first = c; return c.filter(m => m !== first[0]) })
+    t.equal(committee.length, 4)
+  }
+  const v = q<NodeView>(h, '/node', { nodeId: first[0] })
+  t.same({ reason: v.fault?.reason, rounds: v.fault?.rounds, missed: v.fault?.missed }, { reason: 'silence', rounds: 4, missed: 4 }, 'missing from every QC of its window')
+  t.equal(q<NodeView>(h, '/node', { nodeId: first[1] }).fault, undefined, 'the members that signed stay')
+  t.notOk(passRound().committee.includes(first[0]), 'no longer drawn')
 })

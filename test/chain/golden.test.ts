@@ -25,8 +25,8 @@ import type { Genesis } from '../../chain/types.ts'
 
 const FINAL = 'd33ff8cb0b83fbc8136ac2e1af20e2cb3f2a69695094c429c9cc003226b1afb6'
 const DIGEST = 'b1383159977862f5e8e9e8ba44ff1f19c7fdb22ffcf517b352aa77a01f440048'
-const FINAL_CURRENT = 'e971c989d20500a42a4a160c42d95ccdd661b42ddbed26438cc58a9d012c2772'
-const DIGEST_CURRENT = '5091c9ba2ca6c86dd12c03d34e5998fe6094cfbb65f787bf8392570cd08ff9c2'
+const FINAL_CURRENT = '4c058dbb03cab299ffef4a1eab56515fa72f112c0ef9c666b04544d0f6685396'
+const DIGEST_CURRENT = 'd59a2d624bfc22effd8a22ee3bd3de1398e48ac32240904c0889e8cddd44426d'
 
 async function key (i: number): Promise<ChainKey> { const s = new Uint8Array(32); s[0] = i; s[1] = 77; return chainKeyFromProtobuf(privateKeyToProtobuf(await generateKeyPairFromSeed('Ed25519', s))) }
 const T0 = Date.UTC(2026, 10, 22)

@@ -4,7 +4,7 @@ import { createChainApp, type ChainApp } from '../../chain/app.ts'
 import { BlockProducer } from '../../chain/producer.ts'
 import { buildTx } from '../../chain/tx.ts'
 import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
-import type { Genesis, QuorumRules, TxBodies, TxResult, TxType } from '../../chain/types.ts'
+import type { FaultAppraiser, Genesis, QuorumRules, TxBodies, TxResult, TxType } from '../../chain/types.ts'
 import { encode } from '../../encoding/canonical.ts'
 
 export const CHAIN_ID = 'quorate-test'
@@ -32,9 +32,9 @@ export interface Harness {
   run<T extends TxType> (type: T, body: TxBodies[T], key: ChainKey): TxResult
 }
 
-export async function makeChain (opts: { verifiers?: ChainKey[], path?: string, genesis?: Genesis, validator?: ChainKey, rules?: QuorumRules } = {}): Promise<Harness> {
+export async function makeChain (opts: { verifiers?: ChainKey[], path?: string, genesis?: Genesis, validator?: ChainKey, rules?: QuorumRules, appraiser?: FaultAppraiser } = {}): Promise<Harness> {
   const rules = opts.rules ?? createTestOnlyQuorumRules()
-  const app = createChainApp({ rules, path: opts.path })
+  const app = createChainApp({ rules, path: opts.path, appraiser: opts.appraiser })
   const validator = opts.validator ?? await generateChainKey()
   const genesis: Genesis = opts.genesis ?? { chainId: CHAIN_ID, genesisTime: T0, initialHeight: 1, validators: [validator.publicKey], verifiers: (opts.verifiers ?? []).map(k => k.peerId).sort() }
   if (!app.info().initialized) app.initChain(genesis)
