@@ -8,13 +8,17 @@
 //
 // Stopping is the reverse: stop accepting (HTTP, protocols), abort the round in flight, stop
 // tenants per policy, close the IPFS store and libp2p, close the TPM.
-import { access, mkdir, readFile, writeFile, rm } from 'node:fs/promises'
+//
+// The parts it wires do their own work: agent/certification.ts what a round does to the state,
+// the gate and the metrics; agent/tenants.ts which tenants run (Docker reconciliation);
+// agent/home.ts the node key and the container log kept across runs.
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import Docker from 'dockerode'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { openTpm, type Tpm, type TpmInfo } from '../attestation/tpm/index.ts'
 import { createQuorumRules } from '../attestation/quorum/index.ts'
-import { ChainClient, generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../chain/index.ts'
+import { ChainClient, type ChainKey } from '../chain/index.ts'
 import {
   createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
   type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type ImageRegistry
@@ -32,6 +36,7 @@ import type { AgentConfig } from './config.ts'
 import { Lifecycle, type AgentState } from './lifecycle.ts'
 import { Certification } from './certification.ts'
 import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
+import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -164,7 +169,7 @@ export class Agent {
       this.#log.warn(msg)
       this.#init.onEvent?.({ type: 'warning', message: msg })
     }
-    this.#key = await this.#loadOrCreateKey(join(c.home, 'node.key'))
+    this.#key = await loadOrCreateNodeKey(join(c.home, 'node.key'), this.#log)
     const bls = await loadOrCreateBlsKey(join(c.home, 'node.bls'))
     this.#bls = bls.signer
     if (bls.created) this.#log.info('created a new BLS verdict key', { path: join(c.home, 'node.bls') })
@@ -182,7 +187,7 @@ export class Agent {
       this.#bootLog = await readBootEventLog(c.eventLogPath)
       if (this.#bootLog === undefined) this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', { path: c.eventLogPath })
     }
-    const { path: containerLogPath, rebooted } = await this.#containerLogForThisBoot(clock.resetCount)
+    const { path: containerLogPath, rebooted } = await containerLogForBoot(c.home, clock.resetCount)
 
     // the libp2p host: attestation protocols (node side and verifier side) and IPFS share it
     const host = this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
@@ -388,30 +393,6 @@ export class Agent {
         this.#log.warn(`${what} failed; retrying`, { attempt, err })
         await new Promise(resolve => setTimeout(resolve, Math.min(5000, 200 * attempt)))
       }
-    }
-  }
-
-  /** The container log belongs to one TPM boot: after a TPM reset PCR 13 is zero again, so is the log. */
-  async #containerLogForThisBoot (resetCount: number): Promise<{ path: string, rebooted: boolean }> {
-    const path = join(this.config.home, 'container-events.jsonl')
-    const marker = join(this.config.home, 'container-events.boot')
-    const prev = (await readFile(marker, 'utf8').catch(() => '')).trim()
-    const rebooted = prev !== '' && prev !== String(resetCount)
-    if (prev !== String(resetCount)) {
-      await rm(path, { force: true })
-      await writeFile(marker, String(resetCount))
-    }
-    return { path, rebooted }
-  }
-
-  async #loadOrCreateKey (path: string): Promise<ChainKey> {
-    const exists = await access(path).then(() => true, () => false)
-    if (exists) return await loadChainKey(path)
-    {
-      const key = await generateChainKey()
-      await saveChainKey(path, key)
-      this.#log.info('created a new node key', { nodeId: key.peerId })
-      return key
     }
   }
 
