@@ -35,10 +35,9 @@ function fakeDocker (reportId: string, info: () => Promise<unknown> = async () =
   return { docker: docker as unknown as DockerClient, state }
 }
 
-const source = (bytes: Uint8Array, delayMs = 0, chunk = 4096): ImageSource => ({
+const source = (bytes: Uint8Array, chunk = 4096): ImageSource => ({
   fetch: async function * (_cid, opts) {
     for (let i = 0; i < bytes.length; i += chunk) {
-      if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
       opts?.signal?.throwIfAborted()
       yield bytes.subarray(i, i + chunk)
     }
@@ -121,7 +120,7 @@ t.test('cancellation aborts the fetch and the upload', async t => {
 t.test('Docker receives exactly the archive, whatever the chunking (held-back tail included)', async t => {
   for (const chunk of [1, 100, 1023, 1024, 1025, 3000, 1 << 20]) {
     const { docker, state } = fakeDocker(img.imageId)
-    const r = createContainerRunner({ docker, registry: registry([], { certified: true }, rec), source: source(img.tar, 0, chunk), measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
+    const r = createContainerRunner({ docker, registry: registry([], { certified: true }, rec), source: source(img.tar, chunk), measurer: { extend: async () => {} }, eventLog: memoryEventLog(), nodeId: 'n' })
     await t.rejects(r.launch({ image: 'app', port: 1234 }), /creating the container/, `chunk ${chunk}: gets as far as creating the container`)
     t.ok(Buffer.from(img.tar).equals(state.loaded[0] ?? Buffer.alloc(0)), `chunk ${chunk}: bytes identical`)
   }
