@@ -115,12 +115,10 @@ interface Node {
 
 interface Queued { node: Node | SimNode, build: (seq: number) => Uint8Array, done: (r: TxResult, h: number, tx: Uint8Array) => void }
 
-const ALLOWED_RE = /(?:allowed|opens?|wait(?:s|ing)?)\D{0,40}?height\s+(\d+)|height\s+(\d+)\D{0,40}?(?:allowed|opens?)/i
-
-/** The height a refused attest.request names as the earliest it is allowed, when it names one. */
+/** The height a refused attest.request names as the earliest it is allowed ("… allowed at height N"). */
 export function allowedHeight (log: string): number | undefined {
-  const m = ALLOWED_RE.exec(log)
-  const v = m === null ? undefined : Number(m[1] ?? m[2])
+  const m = /allowed at height (\d+)/.exec(log)
+  const v = m === null ? undefined : Number(m[1])
   return v !== undefined && Number.isSafeInteger(v) ? v : undefined
 }
 

@@ -2,8 +2,8 @@
 // rules injected into it, the committee size and how a QC is built. Everything here is the
 // product's own code (attestation/quorum, chain/); the simulator only chooses which.
 //
-//   legacy  — today's certification before issue 10: k = 7, ed25519 verdicts in a QC v2, only the
-//             node records its round, no deadline, no cooldown.
+//   legacy  — certification before issue 10: k = 7, only the node records its round, no deadline,
+//             no cooldown, every member checks the AK–EK binding itself.
 //   current — committees sized from genesis (adversary fraction, security bits), rounds that end
 //             on chain (deadline, cooldown), members may record, BLS verdicts aggregated in a
 //             QC v3 when this build of the chain takes them (probed, see qcVersionOf).
@@ -98,16 +98,23 @@ export function chainTakesBls (): boolean {
   } catch { return false }
 }
 
+/**
+ * Legacy: k = 7, no deadline, no cooldown, only the node records, each member checks the AK–EK
+ * binding itself. The verdict format is the chain build's (a chain that checks QC v3 checks it
+ * under both rule sets), so the hole shown is the rules', not the signature scheme's.
+ */
 export function legacyRules (): RuleSet {
   const k = 7
+  const v3 = chainTakesBls()
   return {
     name: 'legacy',
     k,
-    genesis: base => ({ ...base, committeeSize: k, certification: { rules: 'legacy' } }),
+    // certTtlMs: with QC v3 the chain, not the verdicts, sets how long a pass certifies
+    genesis: (base, ttlMs) => ({ ...base, committeeSize: k, certification: { rules: 'legacy', certTtlMs: ttlMs } }),
     quorumRules: () => createQuorumRules({ k }),
-    qcVersion: 2,
-    buildQc: qcV2,
-    registerExtra: () => ({}),
+    qcVersion: v3 ? 3 : 2,
+    buildQc: v3 ? qcV3 : qcV2,
+    registerExtra: v3 ? blsExtra : () => ({}),
     membersRecord: false,
     bindingOnChain: false,
     missing: []
