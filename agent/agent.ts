@@ -86,6 +86,7 @@ export class Agent {
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
     sessions: this.metrics.counter('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
+    refused: this.metrics.counter('quorate_proxy_refused_total', 'tenant requests refused (503) for want of a slot, by the limit that refused them'),
     served: this.metrics.counter('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)')
   }
   readonly #log: Logger
@@ -405,6 +406,7 @@ export class Agent {
     this.#m.containers.set(this.#runner?.list().length ?? 0)
     this.#m.sessions.setTotal(this.#member?.sessions ?? 0)
     this.#m.inFlight.set(this.#proxy?.inFlight ?? 0)
+    for (const [limit, n] of Object.entries(this.#proxy?.refused() ?? {})) this.#m.refused.setTotal(n, { limit })
     const served = this.#store?.served()
     if (served !== undefined) for (const [channel, n] of Object.entries(served)) this.#m.served.setTotal(n, { channel })
     return this.metrics.render()

@@ -45,7 +45,12 @@ export interface TenantProxy {
   readonly inFlight: number
   /** Requests in flight for one tenant (image name). */
   inFlightOf (image: string): number
+  /** Requests refused for want of a slot since start, by the limit that refused them. */
+  refused (): Readonly<Record<ProxyLimit, number>>
 }
+
+/** Which in-flight limit refused a request: the tenant's own, the node's, or the fair share. */
+export type ProxyLimit = 'tenant' | 'node' | 'share'
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded.
 const HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
@@ -78,18 +83,19 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
   const log = init.logger ?? silentLogger('quorate:containers:proxy')
   let inFlight = 0
   const perTenant = new Map<string, number>()
+  const refusedBy: Record<ProxyLimit, number> = { tenant: 0, node: 0, share: 0 }
 
   /** Why a request for `image` may not take a slot now, or undefined when it may. */
-  const refusal = (image: string): string | undefined => {
+  const refusal = (image: string): { limit: ProxyLimit, reason: string } | undefined => {
     const mine = perTenant.get(image) ?? 0
-    if (mine >= maxPerTenant) return `tenant ${JSON.stringify(image)} has ${mine} requests in flight, its limit`
-    if (inFlight >= maxConcurrent) return `the node has ${inFlight} requests in flight, its limit`
+    if (mine >= maxPerTenant) return { limit: 'tenant', reason: `tenant ${JSON.stringify(image)} has ${mine} requests in flight, its limit` }
+    if (inFlight >= maxConcurrent) return { limit: 'node', reason: `the node has ${inFlight} requests in flight, its limit` }
     // under pressure, a tenant keeps at most an equal share of the node's slots, counted with
     // room for one more tenant, so that a newcomer still finds a free slot
     const tenants = perTenant.size + (mine === 0 ? 1 : 0)
     const share = Math.max(1, Math.floor(maxConcurrent / (tenants + 1)))
     if (inFlight * 2 >= maxConcurrent && mine >= share) {
-      return `the node is busy (${inFlight} of ${maxConcurrent} requests in flight) and tenant ${JSON.stringify(image)} holds its share (${share})`
+      return { limit: 'share', reason: `the node is busy (${inFlight} of ${maxConcurrent} requests in flight) and tenant ${JSON.stringify(image)} holds its share (${share})` }
     }
     return undefined
   }
@@ -115,8 +121,9 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     if (Number.isFinite(declared) && declared > maxBody) { reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' }); req.resume(); return true }
     const refused = refusal(image)
     if (refused !== undefined) {
-      log.debug('request refused', { image, reason: refused })
-      reply(res, 503, { error: 'too many requests in flight', reason: refused }, { 'retry-after': '1' })
+      refusedBy[refused.limit]++
+      log.debug('request refused', { image, reason: refused.reason })
+      reply(res, 503, { error: 'too many requests in flight', reason: refused.reason }, { 'retry-after': '1' })
       req.resume()
       return true
     }
@@ -176,6 +183,7 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     handle,
     handler: (req, res) => { if (!handle(req, res)) reply(res, 404, { error: 'not found' }) },
     get inFlight () { return inFlight },
-    inFlightOf: image => perTenant.get(image) ?? 0
+    inFlightOf: image => perTenant.get(image) ?? 0,
+    refused: () => ({ ...refusedBy })
   }
 }

@@ -166,6 +166,7 @@ t.test('a slow tenant does not starve the others: per-tenant limits, fair share 
   t.equal(refused.length, 64)
   t.ok(refused.every(r => r.headers['retry-after'] === '1'), 'every 503 carries Retry-After')
   t.match(JSON.parse(refused[0].body.toString()), { error: 'too many requests in flight', reason: /tenant "slow" has 16 requests in flight, its limit/ })
+  t.same(p.refused(), { tenant: 64, node: 0, share: 0 }, 'refusals counted by the limit that refused them')
   t.equal(p.inFlight, 0)
 
   // a small node (8 slots, one tenant may take all 8 when alone): once half is in use, two held
@@ -195,6 +196,7 @@ t.test('a slow tenant does not starve the others: per-tenant limits, fair share 
   const refusedB = (await Promise.all(fb)).filter(r => r.status === 503)
   t.match(JSON.parse(refusedB[0].body.toString()), { reason: /node is busy .* holds its share \(2\)/ })
   t.equal((await Promise.all(fa)).filter(r => r.status === 200).length, 4)
+  t.same(q.refused(), { tenant: 0, node: 0, share: 14 })
   t.equal(q.inFlight, 0)
 })
 
