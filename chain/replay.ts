@@ -6,7 +6,7 @@ import { equal, toHex } from '../encoding/bytes.ts'
 import { ConfigError } from '../encoding/errors.ts'
 import { createChainApp, type ChainApp } from './app.ts'
 import { BlockStore, blockHash, dataHash, EMPTY_HASH, verifyBlockSignature } from './producer.ts'
-import type { Genesis, QuorumRules } from './types.ts'
+import type { FaultAppraiser, Genesis, QuorumRules } from './types.ts'
 
 export interface ReplayResult {
   ok: boolean
@@ -47,9 +47,9 @@ function openBlockLog (path: string): DatabaseSync {
  * fresh in-memory app) and compares. `into` is left open for the caller to inspect. Throws
  * NoBlockLogError when `dbPath` is missing or not a block log.
  */
-export function replayBlockLog (opts: { dbPath: string, genesis: Genesis, rules: QuorumRules, into?: ChainApp }): ReplayResult & { app: ChainApp } {
+export function replayBlockLog (opts: { dbPath: string, genesis: Genesis, rules: QuorumRules, appraiser?: FaultAppraiser, into?: ChainApp }): ReplayResult & { app: ChainApp } {
   const src = openBlockLog(opts.dbPath)
-  const app = opts.into ?? createChainApp({ rules: opts.rules })
+  const app = opts.into ?? createChainApp({ rules: opts.rules, appraiser: opts.appraiser })
   const mismatches: string[] = []
   try {
     let prevHash: Uint8Array = new Uint8Array(0)

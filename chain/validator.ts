@@ -15,7 +15,7 @@ import { genesisFromJson, genesisToJson } from './genesis.ts'
 import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
 import { BlockProducer } from './producer.ts'
 import { startRpcServer } from './rpc.ts'
-import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type Genesis, type QuorumRules } from './types.ts'
+import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type FaultAppraiser, type Genesis, type QuorumRules } from './types.ts'
 
 export function chainPaths (home: string): { genesis: string, validatorKey: string, db: string, data: string, config: string } {
   return { config: join(home, 'config'), data: join(home, 'data'), genesis: join(home, 'config', 'genesis.json'), validatorKey: join(home, 'config', 'validator.key'), db: join(home, 'data', 'chain.sqlite') }
@@ -112,6 +112,8 @@ export interface EmbeddedValidatorOptions {
   /** RPC listen address, host:port (default 127.0.0.1:0 = ephemeral port). */
   rpc?: string
   rules: QuorumRules
+  /** Re-appraisal for verifier.fault (agent/p2p createFaultAppraiser); without it fault proofs are refused. */
+  appraiser?: FaultAppraiser
   /** Delay before a block once txs are pending (ms, default 100; 0 = next tick, for tests). */
   blockIntervalMs?: number
   /** Empty blocks when idle (ms, default 1000), so "the next block after a request" always comes. */
@@ -141,7 +143,7 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   const lock = takeLock(paths.data)
   let app: ChainApp
   try {
-    app = createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') })
+    app = createChainApp({ path: paths.db, rules: opts.rules, appraiser: opts.appraiser, logger: log.child('app') })
   } catch (err) {
     // SQLite alone says "file is not a database" without naming the file; and the lock must go
     lock.release()

@@ -27,6 +27,7 @@ import { toHex, sha256 } from '../encoding/bytes.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { createLogger } from '../encoding/log.ts'
 import { Agent, type AgentEvent } from '../agent/agent.ts'
+import { createFaultAppraiser } from '../agent/p2p/index.ts'
 import { loadConfig } from '../agent/config.ts'
 
 export interface DemoOptions {
@@ -183,7 +184,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const genesisVerifiers = names.slice(0, 5)
     const chainHome = join(work, 'chain')
     await initChainHome({ home: chainHome, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize })
-    validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
+    validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
     client = new ChainClient({ url: validator.url })
     const chain = client
     say(`[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)

@@ -18,13 +18,15 @@ import type { SeedConfig } from '../abci/seed.ts'
 import { loadChainKey } from '../keys.ts'
 import { fromBase64 } from '../../encoding/bytes.ts'
 import { readGenesis, takeLock } from '../validator.ts'
-import type { QuorumRules } from '../types.ts'
+import type { FaultAppraiser, QuorumRules } from '../types.ts'
 import { cometbftBinary } from './binary.ts'
 import { rpcUrlOf } from './testnet.ts'
 
 export interface CometValidatorOptions {
   home: string
   rules: QuorumRules
+  /** Re-appraisal for verifier.fault; without it fault proofs are refused. */
+  appraiser?: FaultAppraiser
   logger?: Logger
   /** Restart cometbft when it dies (default true). */
   restart?: boolean
@@ -83,7 +85,7 @@ export async function startCometValidator (opts: CometValidatorOptions): Promise
   const lock = takeLock(paths.data)
   let abci: AbciServer
   try {
-    abci = await startAbciServer({ listen: paths.socket, seed: await seedConfig(home, genesis.chainId), openApp: () => createChainApp({ path: paths.db, rules: opts.rules, logger: log.child('app') }), logger: log.child('abci') })
+    abci = await startAbciServer({ listen: paths.socket, seed: await seedConfig(home, genesis.chainId), openApp: () => createChainApp({ path: paths.db, rules: opts.rules, appraiser: opts.appraiser, logger: log.child('app') }), logger: log.child('abci') })
     const info = abci.app.info()
     if (info.initialized && info.chainId !== genesis.chainId) {
       await abci.close()

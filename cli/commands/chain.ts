@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createQuorumRules } from '../../attestation/quorum/index.ts'
+import { createFaultAppraiser } from '../../agent/p2p/fault-appraiser.ts'
 import { ChainClient, type SendResult } from '../../chain/client.ts'
 import { peerIdToPublicKey, type ChainKey } from '../../chain/keys.ts'
 import { replayBlockLog } from '../../chain/replay.ts'
@@ -96,7 +97,7 @@ interface StartArgs extends HomeArgs { listen?: string, rpc?: string, blockInter
 /** One CometBFT validator (our ABCI app + a supervised cometbft) until interrupted or cometbft keeps dying. */
 async function startCometbft (argv: StartArgs, home: string): Promise<void> {
   const genesis = await readGenesis(home)
-  const v = await startCometValidator({ home, rules: rulesOf(genesis), logger: createLogger('quorate:chain') })
+  const v = await startCometValidator({ home, rules: rulesOf(genesis), appraiser: createFaultAppraiser(), logger: createLogger('quorate:chain') })
   const info = v.abci.app.info()
   emit(argv, { rpc: v.rpc, chainId: v.chainId, height: info.height, appHash: info.appHash, home, abci: v.abci.address, log: join(home, 'cometbft.log'), engine: 'cometbft' },
     `chain "${v.chainId}": CometBFT validator in ${home}, app at height ${info.height}; RPC on ${v.rpc}, cometbft log ${join(home, 'cometbft.log')} (Ctrl-C to stop)`)
@@ -127,7 +128,7 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
     const genesis = await readGenesis(home)
     const logger = createLogger('quorate:chain')
     const v = await startEmbeddedValidator({
-      home, rpc: argv.listen ?? argv.rpc ?? '127.0.0.1:26657', rules: rulesOf(genesis), blockIntervalMs: argv.blockInterval,
+      home, rpc: argv.listen ?? argv.rpc ?? '127.0.0.1:26657', rules: rulesOf(genesis), appraiser: createFaultAppraiser(), blockIntervalMs: argv.blockInterval,
       emptyBlockIntervalMs: argv.emptyBlockInterval, logger
     })
     const info = v.app.info()
@@ -257,7 +258,7 @@ const replay: CommandModule<GlobalArgs, ReplayArgs> = {
   handler: async argv => {
     const home = argv.home ?? defaultHome()
     const genesis = await readGenesis(home)
-    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: rulesOf(genesis) })
+    const r = replayBlockLog({ dbPath: chainPaths(home).db, genesis, rules: rulesOf(genesis), appraiser: createFaultAppraiser() })
     r.app.close()
     const out = { ok: r.ok, heights: r.heights, appHash: toHex(r.appHash).toUpperCase(), mismatches: r.mismatches }
     if (!r.ok) {

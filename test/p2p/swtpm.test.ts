@@ -1,7 +1,7 @@
 // Device tier: the node being certified has a real swtpm (EK certificate from a per-run CA),
 // members run the real MakeCredential and check the real quote signature and EK chain.
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, X509Certificate } from 'node:crypto'
 import { startSwtpm } from '../helpers/swtpm.ts'
 import { countingTpm } from '../helpers/counting-tpm.ts'
 import { openTpm, type Tpm } from '../../attestation/tpm/index.ts'
@@ -125,4 +125,20 @@ t.test('a credential for another TPM cannot be activated: identity fails', async
     await otherTpm.close()
     await other.stop()
   }
+})
+
+t.test('the chain\'s fault appraiser re-judges real evidence: firmware against golden values, foreign AK fails everything', async t => {
+  const { createFaultAppraiser } = await import('../../agent/p2p/index.ts')
+  const nonce = new Uint8Array(randomBytes(32))
+  const { evidence, bytes } = await responder.evidence([nonce])
+  const pcrs = evidence.pcrs.sha256 ?? {}
+  const golden = (shift: number): Record<string, { golden: Uint8Array[] }> => Object.fromEntries([0, 1, 2, 3, 5, 6, 7].map(i => [String(i), { golden: [shift === 0 ? pcrs[String(i)] : new Uint8Array(32).fill(shift)] }]))
+  const ekCas = sw.ekCaPems.map(p => new Uint8Array(new X509Certificate(p).raw))
+  const fa = createFaultAppraiser({ policy: { requireEventLog: false } }) // this swtpm node sends no event log
+  const registered = { ekCertificate: evidence.ekCertificate, akPublic: evidence.akPublic }
+  const judge = (shift: number, reg = registered): readonly string[] => fa.appraise({ evidence: bytes, nodeId: n.signer.nodeId, registered: reg, refs: { ekCas, firmware: [{ name: 'swtpm/test', version: '1', bank: 'sha256', pcrs: golden(shift) }], os: [] }, imageAllowed: () => false }).failedClaims
+  t.notOk(judge(0).includes('firmware'), 'the PCRs it quoted are golden: firmware passes')
+  t.ok(judge(9).includes('firmware'), 'other golden values: firmware fails')
+  t.same([...judge(0, { ...registered, akPublic: new Uint8Array(4) })].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'evidence from an AK the node did not register proves nothing')
+  t.same([...fa.appraise({ evidence: new Uint8Array([1, 2, 3]), nodeId: 'x', registered, refs: { ekCas: [], firmware: [], os: [] }, imageAllowed: () => false }).failedClaims].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'undecodable evidence fails every claim')
 })
