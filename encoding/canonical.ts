@@ -160,9 +160,6 @@ export function encode (v: Canonical): Uint8Array {
   }
 }
 
-// Node's Buffer#toString('latin1') primitive; it accepts any Uint8Array (no Buffer view needed)
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
-
 /** Bytewise comparison of buf[a0, a1) and buf[b0, b1) (as compare() on the two subarrays). */
 function compareSpans (buf: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
   const la = a1 - a0
@@ -179,11 +176,19 @@ class Reader {
   pos = 0
   readonly view: DataView
   readonly buf: Uint8Array
+  /** The same bytes as a Buffer (a view, no copy) for Buffer#toString('latin1'); made on first use. */
+  #text: Buffer | undefined
   readonly limits: Required<DecodeLimits>
   constructor (buf: Uint8Array, limits: Required<DecodeLimits>) {
     this.buf = buf
     this.limits = limits
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+
+  /** ASCII text at buf[start, end) (the caller checked every byte is < 0x80, so latin1 = UTF-8). */
+  ascii (start: number, end: number): string {
+    this.#text ??= Buffer.isBuffer(this.buf) ? this.buf : Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
+    return this.#text.toString('latin1', start, end)
   }
 
   fail (msg: string): never { throw new DecodeError(`canonical decode: ${msg} at byte ${this.pos}`) }
@@ -233,7 +238,7 @@ class Reader {
           const p = this.pos
           let ascii = true
           for (let i = 0; i < n; i++) if (b[p + i] > 0x7f) { ascii = false; break }
-          if (ascii) s = latin1Slice.call(b, p, p + n)
+          if (ascii) s = this.ascii(p, p + n)
         }
         if (s === undefined) {
           try { s = td.decode(this.buf.subarray(this.pos, this.pos + n)) } catch { return this.fail('invalid UTF-8 in text string') }
