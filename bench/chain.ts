@@ -31,6 +31,15 @@ function memKb (pid: number | undefined): { rss: number, peak: number } {
     return { rss: f('VmRSS'), peak: f('VmHWM') }
   } catch { return { rss: 0, peak: 0 } }
 }
+/** CPU seconds (user + system) a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function cpuSec (pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch { return 0 }
+}
 const childPids = (pid: number | undefined): number[] => {
   if (pid === undefined) return []
   try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
@@ -122,9 +131,16 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
     await initChainHome({ home, chainId })
     const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() })
     try {
+      const cpu0 = process.cpuUsage()
       const r = await pushAndCommit([v.url], txs, accounts)
+      const cpu = process.cpuUsage(cpu0)
       const lat = await commitLatency(v.url, chainId, 30)
-      out.embedded = { committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000), blocks: r.blocks, refused: r.refused, broadcastTxCommitMs: lat, memoryMb: Math.round(memKb(process.pid).rss / 1024), note: 'memory: the bench process, which holds the embedded validator' }
+      out.embedded = {
+        committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000), blocks: r.blocks, refused: r.refused, broadcastTxCommitMs: lat,
+        cpuMsPerTx: Number(((cpu.user + cpu.system) / 1000 / txs.length).toFixed(3)),
+        memoryMb: Math.round(memKb(process.pid).rss / 1024),
+        note: 'CPU and memory: the bench process, which holds the embedded validator and the senders'
+      }
     } finally { await v.stop() }
 
     // (b) CometBFT validators, one process each (+ its cometbft)
@@ -139,7 +155,13 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
         const c = new ChainClient({ url: u })
         try { while ((await c.status().catch(() => ({ height: 0 }))).height < 2) await new Promise(resolve => setTimeout(resolve, 100)) } finally { c.close() }
       }
+      const pids = started.map(x => ({ app: x.proc.pid, cmt: childPids(x.proc.pid) }))
+      const cpuNow = (): { app: number, cmt: number } => pids.reduce((a, p) => ({ app: a.app + cpuSec(p.app), cmt: a.cmt + p.cmt.reduce((s, c) => s + cpuSec(c), 0) }), { app: 0, cmt: 0 })
+      const c0 = cpuNow()
+      const b0 = process.cpuUsage()
       const r = await pushAndCommit(urls, txs, accounts)
+      const c1 = cpuNow()
+      const b1 = process.cpuUsage(b0)
       const lat = await commitLatency(urls[0], chainId, 30)
       const mem = started.map(x => {
         const app = memKb(x.proc.pid)
@@ -152,6 +174,13 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
         blocks: r.blocks,
         refused: r.refused,
         broadcastTxCommitMs: lat,
+        // CPU per committed tx summed over all validators, split by process kind; the bench's own
+        // senders apart. 2000 / total = the tx/s two unshared cores would sustain.
+        cpuMsPerTx: {
+          apps: Number(((c1.app - c0.app) * 1000 / txs.length).toFixed(3)),
+          cometbft: Number(((c1.cmt - c0.cmt) * 1000 / txs.length).toFixed(3)),
+          senders: Number(((b1.user + b1.system) / 1000 / txs.length).toFixed(3))
+        },
         memoryPerValidator: mem,
         note: `${nv} validators and their cometbft on this one machine (timeout_commit 150 ms); senders spread over the ${nv} RPCs`
       }

@@ -25,7 +25,7 @@ import { ConfigError, QuorateError } from '../../encoding/errors.ts'
 import { silentLogger, type Logger } from '../../encoding/log.ts'
 import type { ChainApp } from '../app.ts'
 import { genesisFromJson } from '../genesis.ts'
-import type { TxResult } from '../types.ts'
+import { TxCode, type TxResult } from '../types.ts'
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame.ts'
 import { buildSeedTx, isSeedTx, makeExtension, seedEntropy, seedRequired, verifyExtension, type SeedConfig } from './seed.ts'
 
@@ -35,6 +35,8 @@ export const ABCI_APP_NAME = 'quorate'
 const MAX_CONNECTIONS = 16
 /** Tx instances remembered between CheckTx/ProcessProposal and FinalizeBlock (the app's verification cache is keyed by instance). */
 const SEEN_TXS = 65_536
+/** Longest a connection's requests run before the other connections get a turn (ms). */
+const TURN_MS = 5
 
 export interface AbciServerOptions {
   /** Opens the app (again after a crash of CometBFT between FinalizeBlock and Commit, to drop the unpersisted block). */
@@ -64,9 +66,14 @@ const empty = new Uint8Array(0)
 const toMs = (t: { seconds: bigint, nanos: number } | undefined): number => t === undefined ? 0 : Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)
 const txKey = (tx: Uint8Array): string => cryptoHash('sha256', tx, 'base64')
 
+const noEvents: Event[] = []
 function execResult (r: TxResult): ExecTxResult {
-  const events: Event[] = [{ type: 'quorate', attributes: [{ key: 'code', value: String(r.code), index: false }] }]
-  return { code: r.code, data: r.data ?? empty, log: r.log, info: '', gasWanted: 0n, gasUsed: 0n, events, codespace: r.codespace }
+  return { code: r.code, data: r.data ?? empty, log: r.log, info: '', gasWanted: 0n, gasUsed: 0n, events: noEvents, codespace: r.codespace }
+}
+/** One event per block (CometBFT indexes tx hash and height by itself; per-tx events would cost every node a write per tx). */
+function blockEvent (results: readonly ExecTxResult[]): Event {
+  const failed = results.filter(r => r.code !== 0).length
+  return { type: 'quorate.block', attributes: [{ key: 'txs', value: String(results.length), index: false }, { key: 'failed', value: String(failed), index: false }] }
 }
 
 /** The JSON genesis CometBFT hands InitChain, in the shape chain/genesis.ts reads from genesis.json. */
@@ -121,7 +128,8 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     const key = txKey(tx)
     const inst = seen.get(key) ?? tx
     const r = app.checkTx(inst)
-    if (r.code === 0 && type === CheckTxType.NEW) remember(key, inst)
+    // the app verified it (a sequence out of order is still a well-signed tx): keep the instance
+    if ((r.code === 0 || r.code === TxCode.BAD_SEQUENCE) && type === CheckTxType.NEW) remember(key, inst)
     return { code: r.code, data: r.data ?? empty, log: r.log, info: '', gasWanted: 0n, gasUsed: 0n, events: [], codespace: r.codespace }
   }
 
@@ -208,7 +216,7 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     pending = height
     const txResults = r.txResults.map(execResult)
     if (blockTxs !== req.txs) txResults.unshift(seedTxResult)
-    return { events: [], txResults, validatorUpdates: [], appHash: r.appHash }
+    return { events: [blockEvent(txResults)], txResults, validatorUpdates: [], appHash: r.appHash }
   }
 
   const commit = (): Response['commit'] => {
@@ -260,30 +268,46 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     const frames = new FrameDecoder(maxFrame)
     sock.on('close', () => sockets.delete(sock))
     sock.on('error', err => log.debug('ABCI connection error', { err: err.message }))
-    sock.on('data', (chunk: Buffer) => {
-      let out: Uint8Array[] = []
-      try {
-        for (const f of frames.push(chunk)) {
-          let res: Response
-          try {
-            res = handle(Request.decode(f))
-          } catch (err) {
-            // CometBFT treats an exception as fatal for this connection; it is logged on both sides
-            log.error('ABCI request failed', { err: (err as Error).message })
-            res = { exception: { error: (err as Error).message } }
-          }
-          out.push(encodeFrame(Response.encode(Response.fromPartial(res)).finish()))
+    // Frames read but not yet answered. A connection gets at most TURN_MS of work at a time, then
+    // the others get theirs: a flood of CheckTx on the mempool connection must not hold back the
+    // consensus connection's ProcessProposal or FinalizeBlock (its round would time out).
+    const queue: Uint8Array[] = []
+    let scheduled = false
+    let blockedOnWrite = false
+    const work = (): void => {
+      scheduled = false
+      const out: Uint8Array[] = []
+      const until = performance.now() + TURN_MS
+      while (queue.length > 0 && performance.now() < until) {
+        const f = queue.shift() as Uint8Array
+        let res: Response
+        try {
+          res = handle(Request.decode(f))
+        } catch (err) {
+          // CometBFT treats an exception as fatal for this connection; it is logged on both sides
+          log.error('ABCI request failed', { err: (err as Error).message })
+          res = { exception: { error: (err as Error).message } }
         }
+        // handle() answers complete messages, so no fromPartial copy on this hot path
+        out.push(encodeFrame(Response.encode(res).finish()))
+      }
+      if (out.length > 0 && !sock.destroyed) {
+        const ok = sock.write(out.length === 1 ? out[0] : Buffer.concat(out))
+        if (!ok && !blockedOnWrite) { blockedOnWrite = true; sock.once('drain', () => { blockedOnWrite = false; if (queue.length === 0) sock.resume() }) }
+      }
+      if (queue.length > 0) { scheduled = true; setImmediate(work) } else if (!blockedOnWrite) sock.resume()
+    }
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        queue.push(...frames.push(chunk))
       } catch (err) {
         log.error('closing an ABCI connection that broke the framing', { err: (err as Error).message })
-        if (out.length > 0) sock.write(Buffer.concat(out))
         sock.destroy()
         return
       }
-      if (out.length === 0) return
-      const ok = sock.write(out.length === 1 ? out[0] : Buffer.concat(out))
-      out = []
-      if (!ok) { sock.pause(); sock.once('drain', () => sock.resume()) }
+      // read no more until this is answered (bounds what a connection buffers to one read)
+      if (queue.length > 0) sock.pause()
+      if (!scheduled) work()
     })
   }
 

@@ -118,10 +118,10 @@ export async function writeTestnet (opts: TestnetOptions): Promise<Testnet> {
       p2p: { laddr: `tcp://${host}:${ports[i].p2p}`, external_address: `${host}:${ports[i].p2p}`, persistent_peers: peerList, addr_book_strict: false, allow_duplicate_ip: true, pex: false, flush_throttle_timeout: '10ms', send_rate: 52428800, recv_rate: 52428800 },
       mempool: { size: 50000, cache_size: 100000 },
       consensus: {
-        timeout_propose: '1s', timeout_prevote: '500ms', timeout_precommit: '500ms',
+        timeout_propose: '2s', timeout_prevote: '1s', timeout_precommit: '1s',
         timeout_commit: dur(opts.timeoutCommitMs ?? 150),
         create_empty_blocks: true, create_empty_blocks_interval: dur(opts.emptyBlocksIntervalMs ?? 1000),
-        peer_gossip_sleep_duration: '10ms'
+        peer_gossip_sleep_duration: '20ms'
       }
     })
     await writeFile(cfgPath, text)
