@@ -173,8 +173,10 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const { bytes } = await opts.responder.evidence(order)
   progress({ type: 'quoted', nonces: order.length })
 
-  // 3. verdicts: each checked on arrival; stop as soon as the outcome is settled
-  const collector = new CertificateCollector({ chainId: draw.chainId, nodeId, round, committee: committee.map(id => ({ nodeId: id, blsPublicKey: draw.blsKeys.get(id) ?? new Uint8Array(0) })) })
+  // 3. verdicts: each checked on arrival, their signatures together (one aggregate verification)
+  //    when a group reaches the threshold — each arrives on the stream we opened to its member, so
+  //    a verdict naming anyone else is refused first (`from`); stop as soon as the outcome is settled
+  const collector = new CertificateCollector({ chainId: draw.chainId, nodeId, round, committee: committee.map(id => ({ nodeId: id, blsPublicKey: draw.blsKeys.get(id) ?? new Uint8Array(0) })), deferSignatures: true })
   const verdictAbort = new AbortController()
   const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
   let settle: () => void = () => {}
@@ -183,7 +185,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
     try {
       await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
       const vm = decodeVerdictMsg(await s.framed.read(MESSAGE_LIMITS.small, verdictSignal))
-      const v = collector.add(vm.verdict)
+      const v = collector.add(vm.verdict, { from: s.member })
       if (v.member !== s.member) throw new QuorateError(`verdict signed by ${v.member}, expected ${s.member}`)
       progress({ type: 'verdict', member: s.member, pass: v.outcome === 'pass' })
       await s.framed.close()

@@ -410,9 +410,14 @@ export class CertificateCollector {
     this.#defer = opts.deferSignatures === true
   }
 
-  /** Checks and records one verdict; throws (recording nothing) if invalid or a second one from its member. */
-  add (verdict: Uint8Array | MemberVerdict): MemberVerdict {
+  /**
+   * Checks and records one verdict; throws (recording nothing) if invalid or a second one from its
+   * member. `from`: the member the verdict arrived from (the authenticated peer); a verdict naming
+   * anyone else is refused before it can take that member's place.
+   */
+  add (verdict: Uint8Array | MemberVerdict, opts: { from?: string } = {}): MemberVerdict {
     const v = verdict instanceof Uint8Array ? decodeMemberVerdict(verdict) : checkedMemberVerdict(verdict)
+    if (opts.from !== undefined && v.member !== opts.from) throw new WrongSubjectError(`verdict names ${v.member} but came from ${opts.from}`)
     if (v.chainId !== this.chainId) throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${this.chainId}`)
     if (v.nodeId !== this.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${this.nodeId}`)
     if (v.round !== this.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${this.round}`)

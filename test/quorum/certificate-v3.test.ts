@@ -289,3 +289,13 @@ t.test('collector with deferred signature checks: one aggregate check, bad ones 
   t.equal(g.outcome(), undefined)
   t.same(g.rejected.map(r => r.member), [committee[0]])
 })
+
+t.test('collector: a verdict naming another member than its sender is refused before it takes a place', async t => {
+  const com = committee.map(id => ({ nodeId: id, blsPublicKey: (byId.get(id) as Member).bls.publicKey }))
+  const c = new CertificateCollector({ chainId, nodeId: node, round, committee: com, deferSignatures: true })
+  // member 1 sends a verdict claiming to be member 2 (its own signature, or garbage: unchecked yet)
+  t.throws(() => c.add({ ...sign(member(1)), member: committee[2] }, { from: committee[1] }), WrongSubjectError)
+  t.equal(c.counts.heard, 0)
+  c.add(sign(member(2)), { from: committee[2] })
+  t.equal(c.counts.heard, 1, "member 2's own verdict still counts")
+})
