@@ -980,7 +980,9 @@ const queries = new Map<string, Query>(Object.entries({
   },
   '/candidates': (s, p, i) => {
     const ex = pstr(p, 'exclude') ?? ''
-    return { candidates: candidatesAt(s, i.time, ex).map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })), height: i.height, time: i.time }
+    // current rules: only who can sign a verdict (a registered BLS key, not removed) is a candidate
+    const ids = i.genesis !== undefined && resolveCertification(i.genesis).rules === 'current' ? blsCandidatesAt(s, i.time, ex).map(c => c.nodeId) : candidatesAt(s, i.time, ex)
+    return { candidates: ids.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })), height: i.height, time: i.time }
   },
   '/seed': (s, p, i) => {
     const nodeId = pstr(p, 'nodeId', true)

@@ -15,7 +15,7 @@ import { genesisFromJson, genesisToJson } from './genesis.ts'
 import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
 import { BlockProducer } from './producer.ts'
 import { startRpcServer } from './rpc.ts'
-import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type FaultAppraiser, type Genesis, type QuorumRules } from './types.ts'
+import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type CertificationParams, type FaultAppraiser, type Genesis, type QuorumRules } from './types.ts'
 
 export function chainPaths (home: string): { genesis: string, validatorKey: string, db: string, data: string, config: string } {
   return { config: join(home, 'config'), data: join(home, 'data'), genesis: join(home, 'config', 'genesis.json'), validatorKey: join(home, 'config', 'validator.key'), db: join(home, 'data', 'chain.sqlite') }
@@ -30,6 +30,8 @@ export interface InitChainHomeOptions {
   genesisTime?: number
   /** Committee size k (default 7). */
   committeeSize?: number
+  /** Genesis certification parameters (defaults: DEFAULT_CERTIFICATION). */
+  certification?: Partial<CertificationParams>
 }
 
 /** Creates a new chain in `home`: genesis.json and a fresh validator key. Refuses to overwrite. */
@@ -49,7 +51,8 @@ export async function initChainHome (opts: InitChainHomeOptions): Promise<{ gene
     initialHeight: 1,
     validators: [key.publicKey],
     verifiers: [...new Set(opts.verifiers ?? [])].sort(),
-    committeeSize: opts.committeeSize ?? DEFAULT_COMMITTEE_SIZE
+    committeeSize: opts.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
+    ...(opts.certification === undefined ? {} : { certification: opts.certification })
   }
   if (!CHAIN_ID_RE.test(genesis.chainId)) throw new ConfigError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
   await writeFile(paths.genesis, JSON.stringify(genesisToJson(genesis), null, 2) + '\n', { flag: 'wx' })

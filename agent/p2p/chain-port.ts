@@ -23,6 +23,11 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
       for (;;) {
         o?.signal?.throwIfAborted()
         const view = await client.node(nodeId)
+        // a round of ours still open (one a reboot's reset opened, or one this agent left when it
+        // stopped) is driven on rather than waited out: a new request would be refused until its
+        // deadline and then cost a failed round
+        const open = view?.request
+        if (open !== undefined && open.deadline !== undefined && open.recordedAt === undefined && open.closedAt === undefined) return { round: open.round }
         const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
         try {
           await client.send('attest.request', { nodeId, round }, key)

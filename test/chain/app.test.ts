@@ -434,3 +434,61 @@ t.test('chronic silence drops a verifier from the candidates', async t => {
   t.equal(q<NodeView>(h, '/node', { nodeId: first[1] }).fault, undefined, 'the members that signed stay')
   t.notOk(passRound().committee.includes(first[0]), 'no longer drawn')
 })
+
+t.test('BLS key registration, AK binding record, and a removed verifier stays removed', async t => {
+  const { h, verifiers, node, passRound } = await faultChain()
+  const k = verifiers[0]
+  const reg = { nodeId: k.peerId, ekCertificate: fakeDer(0), akPublic: new Uint8Array([0]), addrs: [] }
+  const half = h.run('node.register', { ...reg, blsPublicKey: new Uint8Array(48).fill(1) }, k)
+  t.equal(half.code, TxCode.INVALID_BODY, 'a BLS key without its proof')
+  t.match(half.log, /come together/)
+  const zero = h.run('node.register', { ...reg, blsPublicKey: new Uint8Array(48).fill(1), blsProof: new Uint8Array(96) }, k)
+  t.equal(zero.code, TxCode.UNAUTHORIZED, 'a proof of possession that does not verify')
+  t.match(zero.log, /proof of possession/)
+  // the AK–EK binding: recorded with the first pass, kept while EK and AK stay, gone when the AK changes
+  passRound()
+  const bound = q<NodeView>(h, '/node', { nodeId: node.peerId }).record?.akBound
+  t.ok(bound !== undefined, 'recorded with the first pass')
+  const nreg = { nodeId: node.peerId, ekCertificate: fakeDer(9), akPublic: new Uint8Array([9]), addrs: ['/ip4/127.0.0.1/tcp/9'], platform: 'acme/x1' }
+  t.equal(h.run('node.register', nreg, node).code, 0)
+  t.same(q<NodeView>(h, '/node', { nodeId: node.peerId }).record?.akBound, bound, 'new addresses keep it')
+  t.equal(h.run('node.register', { ...nreg, akPublic: new Uint8Array([10]) }, node).code, 0)
+  t.equal(q<NodeView>(h, '/node', { nodeId: node.peerId }).record?.akBound, undefined, 'another AK must be proven again')
+  // a verifier removed for silence does not come back by registering its key again
+  const dropped = verifiers[1]
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const { createHash } = await import('node:crypto')
+  const { round, committee } = passRound()
+  const bad = encode({ pcr0: d32(9) })
+  const m = committee.find(x => x === dropped.peerId) ?? committee[0]
+  const who = verifiers.find(x => x.peerId === m)!
+  t.equal(h.run('verifier.fault', { nodeId: node.peerId, round, evidence: bad, verdict: encodeTestOnlyVerdict({ member: m, outcome: 'pass', evidenceDigest: new Uint8Array(createHash('sha256').update(bad).digest()) }) }, node).code, 0)
+  const i = verifiers.indexOf(who)
+  t.equal(h.run('node.register', { nodeId: who.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: ['/ip4/127.0.0.1/tcp/1'], ...bls(i + 10) }, who).code, 0)
+  t.notOk(q<{ candidates: Array<{ nodeId: string }> }>(h, '/candidates').candidates.some(c => c.nodeId === who.peerId), 'a new BLS key does not make it a candidate again')
+  t.notOk(passRound().committee.includes(who.peerId))
+})
+
+t.test('an ended round is kept for fault proofs only for faultWindowBlocks', async t => {
+  const verifiers = await Promise.all([0, 1, 2, 3].map(async () => await generateChainKey()))
+  const validator = await generateChainKey()
+  const genesis = { chainId: 'quorate-test', genesisTime: T0, initialHeight: 1, validators: [validator.publicKey], verifiers: verifiers.map(v => v.peerId).sort(), certification: { ...RULES, faultWindowBlocks: 3 } }
+  const h = await makeChain({ genesis, validator, appraiser: testAppraiser })
+  h.block(verifiers.map((v, i) => h.tx('node.register', { nodeId: v.peerId, ekCertificate: fakeDer(i), akPublic: new Uint8Array([i]), addrs: [], ...bls(i) }, v)))
+  const node = await generateChainKey()
+  t.equal(h.run('node.register', { nodeId: node.peerId, ekCertificate: fakeDer(9), akPublic: new Uint8Array([9]), addrs: [] }, node).code, 0)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc: encode({ outcome: 'pass', expiresAt: h.clock.now + 1e9 }) }, node).code, 0)
+  const ended = h.app.info().height
+  const key = `rnd/${node.peerId}/1`
+  t.equal(h.app.query({ path: '/key', data: utf8.encode(key) }).code, 0, 'kept after it ended')
+  while (h.app.info().height < ended + 3) h.block([])
+  t.equal(h.app.query({ path: '/key', data: utf8.encode(key) }).code, 0, 'still kept at the last height of the window')
+  h.block([])
+  t.equal(h.app.query({ path: '/key', data: utf8.encode(key) }).code, TxCode.NOT_FOUND, 'pruned after it')
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const r = h.run('verifier.fault', { nodeId: node.peerId, round: 1, evidence: new Uint8Array([1]), verdict: encodeTestOnlyVerdict({ member: verifiers[0].peerId, outcome: 'pass' }) }, node)
+  t.equal(r.code, TxCode.NOT_FOUND)
+  t.match(r.log, /kept for 3 blocks/)
+})
