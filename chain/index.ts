@@ -2,6 +2,8 @@
 //
 //   createChainApp        the deterministic state machine (ABCI-shaped; in memory or SQLite)
 //   startEmbeddedValidator one-machine validator: blocks, SQLite block store, CometBFT-style RPC
+//   startCometValidator   one validator of a CometBFT network: our ABCI app + a supervised cometbft
+//   writeTestnet          a local CometBFT testnet (one home per validator)
 //   ChainClient           the only way the rest of the project talks to a chain (embedded or CometBFT)
 //   buildTx               sign a transaction; keys are libp2p-compatible ed25519 keys
 export type {
@@ -16,6 +18,12 @@ export type { ChainApp, ChainAppOptions, AppInfo, FinalizeBlockRequest, Finalize
 export { createChainApp, CODESPACE } from './app.ts'
 export type { EmbeddedValidator, EmbeddedValidatorOptions, InitChainHomeOptions } from './validator.ts'
 export { startEmbeddedValidator, initChainHome, readGenesis, chainPaths } from './validator.ts'
+export type { CometValidator, CometValidatorOptions } from './cometbft/node.ts'
+export { startCometValidator } from './cometbft/node.ts'
+export type { Testnet, TestnetOptions, TestnetValidator } from './cometbft/testnet.ts'
+export { writeTestnet } from './cometbft/testnet.ts'
+export type { AbciServer, AbciServerOptions } from './abci/server.ts'
+export { startAbciServer } from './abci/server.ts'
 export type { ChainClientOptions, ChainStatus, BroadcastResult, CommitResult, AbciQueryResult, BlockInfo, TxInfo, SendResult } from './client.ts'
 export { ChainClient, ChainUnavailableError, ChainRpcError, TxRejectedError, ChainQueryError, parseTime } from './client.ts'
 export { buildTx, decodeTx, txHash, verifyTxSignature } from './tx.ts'
