@@ -18,7 +18,10 @@ export const PLOT_K_MAX = 64
 /** Committee sizes at which measured points are drawn. */
 export const PLOT_POINTS_K: readonly number[] = [4, 7, 10, 13, 16, 22, 28, 34, 40, 48]
 
-export interface MonteCarloPoint { fraction: string, k: number, draws: number, forge: number, blocked: number }
+export interface MonteCarloPoint { fraction: string, k: number, draws: number, forge: number, blocked: number, forgeHits: number, blockedHits: number }
+
+/** Fewer hits than this make a rate too noisy to draw (a single hit in 20,000 reads as 5e-5). */
+export const MIN_HITS = 3
 
 /**
  * Measures forge/blocked rates with `draws` committee draws from `candidates` ids, of which
@@ -58,7 +61,7 @@ export function monteCarlo (o: { draws: number, candidates: number, seed: string
   }
   const out: MonteCarloPoint[] = []
   fractions.forEach((x, fi) => {
-    for (const k of ks) out.push({ fraction: x.label, k, draws: o.draws, forge: forge[fi][k] / o.draws, blocked: blocked[fi][k] / o.draws })
+    for (const k of ks) out.push({ fraction: x.label, k, draws: o.draws, forge: forge[fi][k] / o.draws, blocked: blocked[fi][k] / o.draws, forgeHits: forge[fi][k], blockedHits: blocked[fi][k] })
   })
   return out
 }
@@ -104,7 +107,7 @@ export function renderPlot (points: readonly MonteCarloPoint[], note: string): s
   parts.push(`<text x="${W - M.right - 4}" y="${f2(y(p40) - 4)}" text-anchor="end" fill="#555">2^-40</text>`)
   for (const [k, label] of [[7, 'k = 7 (legacy)'], [48, 'k = 48 (F = 1/5, 40 bits)']] as const) {
     parts.push(`<line y1="${M.top}" y2="${H - M.bottom}" x1="${f2(x(k))}" x2="${f2(x(k))}" stroke="#888" stroke-dasharray="6,4"/>`)
-    parts.push(`<text x="${f2(x(k) + 4)}" y="${M.top + 14}" fill="#555">${label}</text>`)
+    parts.push(`<text x="${f2(x(k) + 4)}" y="${H - M.bottom - 8}" fill="#555">${label}</text>`)
   }
   // analytic curves
   for (const c of PLOT_FRACTIONS) {
@@ -114,12 +117,12 @@ export function renderPlot (points: readonly MonteCarloPoint[], note: string): s
     parts.push(`<path d="${curve(forge)}" fill="none" stroke="${c.color}" stroke-width="2"/>`)
     parts.push(`<path d="${curve(blocked)}" fill="none" stroke="${c.color}" stroke-width="1.5" stroke-dasharray="7,4"/>`)
   }
-  // measured points (rates of 0 cannot be shown on a log scale and are left out)
+  // measured points with at least MIN_HITS hits (0 cannot be shown on a log scale; 1–2 hits are noise)
   for (const p of points) {
     const c = PLOT_FRACTIONS.find(z => z.label === p.fraction)
     if (c === undefined) continue
-    if (p.forge > 0) parts.push(`<circle cx="${f2(x(p.k))}" cy="${f2(y(p.forge))}" r="4" fill="${c.color}"><title>${p.fraction} k=${p.k} forge ${p.forge}</title></circle>`)
-    if (p.blocked > 0) parts.push(`<rect x="${f2(x(p.k) - 4)}" y="${f2(y(p.blocked) - 4)}" width="8" height="8" fill="none" stroke="${c.color}" stroke-width="1.5"><title>${p.fraction} k=${p.k} blocked ${p.blocked}</title></rect>`)
+    if (p.forgeHits >= MIN_HITS) parts.push(`<circle cx="${f2(x(p.k))}" cy="${f2(y(p.forge))}" r="4" fill="${c.color}"><title>${p.fraction} k=${p.k} forge ${p.forge}</title></circle>`)
+    if (p.blockedHits >= MIN_HITS) parts.push(`<rect x="${f2(x(p.k) - 4)}" y="${f2(y(p.blocked) - 4)}" width="8" height="8" fill="none" stroke="${c.color}" stroke-width="1.5"><title>${p.fraction} k=${p.k} blocked ${p.blocked}</title></rect>`)
   }
   // legend
   const lx = W - M.right + 16
@@ -145,6 +148,6 @@ function escapeXml (s: string): string {
 
 export function committeePlot (o: { draws: number, candidates: number, seed: string, onProgress?: (m: string) => void }): { svg: string, points: MonteCarloPoint[] } {
   const points = monteCarlo(o)
-  const note = `curves: exact binomial\npoints: ${o.draws} draws of the\nproduct's selectCommittee from\n${o.candidates} candidates (seed\n"${o.seed}"); 0 not shown\nquorate sim plot`
+  const note = `curves: exact binomial\npoints: ${o.draws} draws of the\nproduct's selectCommittee from\n${o.candidates} candidates (seed\n"${o.seed}"); < ${MIN_HITS} hits not shown\nquorate sim plot`
   return { svg: renderPlot(points, note), points }
 }

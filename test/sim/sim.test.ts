@@ -110,6 +110,7 @@ t.test('Monte Carlo over the real draw agrees with the analysis', async t => {
   t.match(svg, /^<svg /)
   t.match(svg, /<path d="M/)
   t.match(svg, /<rect x=[^>]*><title>F = 0.2 k=7 blocked/)
+  t.ok(p7.blockedHits > 100, 'hit counts come with the rates')
 })
 
 const cli = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
