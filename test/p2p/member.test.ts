@@ -62,3 +62,25 @@ t.test('the message text does not decide: an error worded like a malformed one s
   const ident = await setup(async () => { throw new EvidenceBindingError('identity', 'evidence is malformed, wrongly worded') })
   t.same((await ident.judge(await ident.good())).appraisal.failed, ['identity'])
 })
+
+t.test('a member keeps the evidence it judged and its verdict for the retention window, for fault proofs', async t => {
+  const clock = { now: 1_000_000 }
+  const { signer } = await nodeKey()
+  const member = new CommitteeMember({ ...memberKeys(signer), chain: new FakeChain(4), appraise: fakeAppraise, makeCredential: fakeMakeCredential(), retentionMs: 60_000, retentionMax: 2, now: () => clock.now })
+  const tpm = new FakeTpm('node-b')
+  const responder = new AttestationResponder({ tpm })
+  const nonce = new Uint8Array(randomBytes(32))
+  const registered = { ekCertificate: tpm.ekCert, akPublic: tpm.akPublic }
+  const evidence = (await responder.evidence([nonce])).bytes
+  const judge = async (round: number): Promise<void> => { await member.judge({ nodeId: 'node-b', round, nonce, registered, bindKey: 'k' }, { evidence }) }
+  await judge(1)
+  const kept = member.judged('node-b', 1)
+  t.same(kept?.evidence, evidence, 'the evidence as received')
+  t.same(kept?.verdict.evidenceDigest, sha256(evidence), 'and the verdict that commits to it')
+  await judge(2)
+  await judge(3)
+  t.equal(member.judged('node-b', 1), undefined, 'at most retentionMax rounds: the oldest goes first')
+  t.ok(member.judged('node-b', 3) !== undefined)
+  clock.now += 60_001
+  t.equal(member.judged('node-b', 3), undefined, 'gone after the retention window')
+})
