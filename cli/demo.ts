@@ -20,7 +20,7 @@ import { SAMPLE_BOOT_LOG } from '../attestation/samples/index.ts'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeCertificate } from '../attestation/quorum/index.ts'
-import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type ChainKey, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
+import { initChainHome, startEmbeddedValidator, startCometValidator, writeTestnet, ChainClient, generateChainKey, saveChainKey, type ChainKey, type CometValidator, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
@@ -35,6 +35,8 @@ export interface DemoOptions {
   readonly nodes: number
   readonly committeeSize: number
   readonly keep: boolean
+  /** embedded (default): one validator in this process; cometbft: 4 CometBFT validators, agents spread over 3 of them, the 4th killed mid-demo. */
+  readonly chain?: 'embedded' | 'cometbft'
   readonly say: (line: string) => void
   /** Called with the result while the network still runs; cleanup waits for it (demo --keep). */
   readonly hold?: (result: DemoResult) => Promise<void>
@@ -158,12 +160,14 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
   const swtpms: Swtpm[] = []
   const agents: Agent[] = []
   let validator: EmbeddedValidator | undefined
+  const comet: CometValidator[] = []
   let client: ChainClient | undefined
   let imageId: string | undefined
   const cleanup = async (): Promise<void> => {
     await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
     if (imageId !== undefined && !o.keep) await new Docker().getImage(imageId).remove({ force: true }).catch(() => {})
     await validator?.stop().catch(() => {})
+    await Promise.all(comet.map(async v => { await v.stop().catch(() => {}) }))
     client?.close()
     await Promise.all(swtpms.map(async s => { await s.stop().catch(() => {}) }))
     if (!o.keep) rmSync(work, { recursive: true, force: true })
@@ -184,10 +188,28 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const genesisVerifiers = names.slice(0, 5)
     const chainHome = join(work, 'chain')
     await initChainHome({ home: chainHome, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize })
-    validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
-    client = new ChainClient({ url: validator.url })
+    let chainUrl: string
+    /** The RPC agent i uses: with CometBFT spread over validators 0–2 (validator 3 is killed mid-demo). */
+    let rpcFor: (i: number) => string
+    if (o.chain === 'cometbft') {
+      const net = await writeTestnet({ dir: join(work, 'net'), validators: 4, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize, timeoutCommitMs: 100 })
+      for (const v of net.validators) comet.push(await startCometValidator({ home: v.home, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), logger: logger.child('chain') }))
+      for (const v of comet) {
+        const c = new ChainClient({ url: v.rpc })
+        try { while ((await c.status().catch(() => ({ height: 0 }))).height < 1) await new Promise(resolve => setTimeout(resolve, 100)) } finally { c.close() }
+      }
+      chainUrl = comet[0].rpc
+      rpcFor = i => comet[i % 3].rpc
+      say(`[1/8] chain      4 CometBFT validators (${comet.map(v => v.rpc).join(', ')}; chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
+    } else {
+      validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
+      const url = validator.url
+      chainUrl = url
+      rpcFor = () => url
+      say(`[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
+    }
+    client = new ChainClient({ url: chainUrl })
     const chain = client
-    say(`[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
 
     // TPMs: one swtpm per agent, manufactured with EK certificates
     say(`       manufacturing ${o.nodes + 1} software TPMs (swtpm, EK certificates from the TPM vendor's CA) …`)
@@ -210,7 +232,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
         flags: {
           home,
           tcti: tpm.tcti,
-          chainRpc: validator?.url,
+          chainRpc: rpcFor(Math.max(0, names.indexOf(name))),
           httpListen: `127.0.0.1:${await freePort()}`,
           committeeSize: o.committeeSize,
           certificationTtlMs: 10 * 60_000,
@@ -234,6 +256,14 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const byName = new Map<string, Agent>()
     for (let i = 0; i < o.nodes; i++) byName.set(names[i], await mkAgent(names[i], swtpms[i], bootLog))
     say(`[5/8] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`)
+    if (comet.length === 4) {
+      // kill -9 of validator 3's cometbft, and it stays down: three of four (> 2/3) go on
+      const v3 = comet[3]
+      const pid = v3.cometPid
+      if (pid !== undefined) process.kill(pid, 'SIGKILL')
+      await v3.stop()
+      say(`       validator node3 killed (kill -9 of its cometbft, not restarted); the other three go on`)
+    }
     if (events.length > 0) say(`       (every agent announced: INSECURE software TPM — as it should outside real hardware)`)
 
     const results: DemoNodeResult[] = []
@@ -307,7 +337,7 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage && reattest.outcome === 'pass'
     const result: DemoResult = {
       ok,
-      chain: { url: validator.url, height: status.height },
+      chain: { url: chainUrl, height: status.height },
       nodes: results,
       image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0], transfer },
       request: { node: runnerName, url, status: resp.status, body, network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork },

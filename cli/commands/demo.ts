@@ -6,7 +6,7 @@ import { startExplorerServer } from '../../agent/explorer/server.ts'
 import { createLogger } from '../../encoding/log.ts'
 import { CliExit, emit, type GlobalArgs } from '../output.ts'
 
-interface DemoArgs extends GlobalArgs { nodes: number, k: number, keep: boolean, listen: string }
+interface DemoArgs extends GlobalArgs { nodes: number, k: number, keep: boolean, listen: string, chain: 'embedded' | 'cometbft' }
 
 const demo: CommandModule<GlobalArgs, DemoArgs> = {
   command: 'demo',
@@ -14,6 +14,7 @@ const demo: CommandModule<GlobalArgs, DemoArgs> = {
   builder: y => y
     .option('nodes', { type: 'number', default: 6, describe: 'honest agents (at least 6; the first five are genesis verifiers)' })
     .option('k', { type: 'number', default: 7, describe: 'committee size' })
+    .option('chain', { choices: ['embedded', 'cometbft'] as const, default: 'embedded' as const, describe: 'embedded validator, or 4 CometBFT validators (agents spread over three RPCs; the fourth killed mid-demo)' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the network running afterwards (chain, agents, work directory) with the dashboard, until Ctrl-C' })
     .option('listen', { type: 'string', default: '127.0.0.1:8480', describe: 'with --keep: HOST:PORT of the dashboard (port 0 = any free port)' }) as never,
   handler: async argv => {
@@ -32,7 +33,7 @@ const demo: CommandModule<GlobalArgs, DemoArgs> = {
         chain.close()
       }
     }
-    const r = await runDemo({ nodes: argv.nodes, committeeSize: argv.k, keep: argv.keep, say: out, hold: argv.keep ? hold : undefined })
+    const r = await runDemo({ nodes: argv.nodes, committeeSize: argv.k, keep: argv.keep, chain: argv.chain, say: out, hold: argv.keep ? hold : undefined })
     if (argv.keep) { if (!r.ok) throw new CliExit(1, 'the demo did not end as expected (see the table above)'); return }
     emit(argv, r, () => '\n' + summaryTable(r))
     if (!r.ok) throw new CliExit(1, 'the demo did not end as expected (see the table above)')
