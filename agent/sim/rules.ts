@@ -8,8 +8,8 @@
 //             on chain (deadline, cooldown), members may record, BLS verdicts aggregated in a
 //             QC v3 when this build of the chain takes them (probed, see qcVersionOf).
 import {
-  blsAggregate, createQuorumRules, encodeCertificate, encodeQuorumCertificate, normalizeClaims, proveKeyPossession,
-  signerBitmap, signVerdict, verdictMessageSigningBytes, type QuorumRules
+  blsAggregate, createQuorumRules, encodeCertificate, normalizeClaims, proveKeyPossession,
+  signerBitmap, verdictMessageSigningBytes, type QuorumRules
 } from '../../attestation/quorum/index.ts'
 import { parseBody } from '../../chain/bodies.ts'
 import { DEFAULT_CERTIFICATION, type Genesis } from '../../chain/types.ts'
@@ -56,13 +56,10 @@ export interface RuleSet {
   readonly missing: readonly string[]
 }
 
-function qcV2 (q: QcInput): Uint8Array {
-  const expiresAt = q.now + q.ttlMs
-  return encodeQuorumCertificate({
-    nodeId: q.nodeId,
-    round: q.round,
-    verdicts: q.signers.map(s => signVerdict({ nodeId: q.nodeId, round: q.round, pass: q.outcome === 'pass', appraisalDigest: q.evidenceDigest, failed: q.failedClaims, expiresAt }, s.key))
-  })
+// QC v2 (ed25519 verdicts) is no longer in attestation/quorum: a chain build without BLS
+// registration cannot be simulated by this build.
+function qcV2 (): Uint8Array {
+  throw new QuorateError('sim: this chain build takes no BLS key, and QC v2 is gone from attestation/quorum')
 }
 
 /** Every signer signs the same verdict message; the QC carries their aggregate and a bitmap. */

@@ -26,8 +26,8 @@
 //      add(verdict) per arrival; outcome(); undecidable(); certificate() → { qc, outcome, message, signers }
 //    createQuorumRules() → QuorumRules { committeeSize, drawCommittee, verifyCertificate, verifyVerdict,
 //      verifyPossession } — what chain/ is given (chain/types.ts mirrors the type)
-//  Legacy, until agent/p2p moves to v3: ed25519 verdicts v1 and QC v2 (signVerdict, QuorumCollector,
-//  verifyQuorumCertificate); createQuorumRules().verifyCertificate still takes their old input.
+//  Node identities stay ed25519 (libp2p peer ids): ed25519Signer, publicKeyFromNodeId (keys.ts).
+//  QC v2 / ed25519 verdicts v1 are gone (chain histories are regenerated; nothing reads them).
 export {
   selectCommittee, threshold, faultTolerance, DEFAULT_COMMITTEE_SIZE, MAX_COMMITTEE_SIZE, MIN_COMMITTEE_SIZE
 } from './committee.ts'
@@ -44,18 +44,13 @@ export type { BlsSigner } from './bls.ts'
 export { ed25519Signer, publicKeyFromNodeId, verifyEd25519, BadNodeIdError } from './keys.ts'
 export type { VerdictSigner } from './keys.ts'
 export {
-  encodeVerdict, decodeVerdict, signVerdict, verdictSigningBytes,
-  encodeQuorumCertificate, encodeQcEntries, decodeQuorumCertificate, LIMITS as QUORUM_LIMITS, VERDICT_SIGNATURE_DOMAIN,
-  VERDICT_V3_DOMAIN, LIMITS_V3 as QUORUM_LIMITS_V3, encodeVerdictMessage, verdictMessageSigningBytes, signMemberVerdict, messageOf,
+  VERDICT_DOMAIN, LIMITS as QUORUM_LIMITS, encodeVerdictMessage, verdictMessageSigningBytes, signMemberVerdict, messageOf,
   normalizeClaims, encodeMemberVerdict, decodeMemberVerdict, encodeCertificate, decodeCertificate, signerBitmap, bitmapIndices
 } from './verdict.ts'
-export type { Verdict, SignedVerdict, QuorumCertificate, QcEntry, VerdictMessage, MemberVerdict, CertificateV3, Outcome } from './verdict.ts'
+export type { VerdictMessage, MemberVerdict, CertificateV3, Outcome } from './verdict.ts'
 export {
-  verifyQuorumCertificate, createQuorumRules, checkSignedVerdict, QuorumCollector,
-  NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError,
-  ExpiredVerdictError, BelowThresholdError, CandidateKeyMismatchError,
-  drawCommittee, verifyCertificate, verifyMemberVerdict, CertificateCollector, BadSignerBitmapError
+  createQuorumRules, drawCommittee, verifyCertificate, verifyMemberVerdict, CertificateCollector,
+  NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError, BelowThresholdError,
+  CandidateKeyMismatchError, BadSignerBitmapError
 } from './certificate.ts'
-export type {
-  Candidate, VerifyCertificateInput, VerifiedCertificate, QuorumRules, BlsCandidate, CommitteeInput, VerifiedCertificateV3
-} from './certificate.ts'
+export type { QuorumRules, BlsCandidate, CommitteeInput, VerifiedCertificateV3 } from './certificate.ts'

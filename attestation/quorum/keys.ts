@@ -1,5 +1,5 @@
-// ed25519 keys for verdicts. A node's signing key is its libp2p key and its node id is the peer
-// id string; ed25519 peer ids embed the public key (identity multihash), so a verdict's signer
+// ed25519 node identities. A node's identity key is its libp2p key and its node id is the peer
+// id string; ed25519 peer ids embed the public key (identity multihash), so a message's signer
 // can be checked against its node id without any lookup. Signing and verification use
 // node:crypto (≈ 8k verifies/s per core, far faster than pure-JS curves).
 import { createPublicKey, sign as cryptoSign } from 'node:crypto'

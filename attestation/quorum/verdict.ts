@@ -1,218 +1,4 @@
-// Verdicts and quorum certificates: their canonical encodings, strict decoders and signatures.
-//
-//   Verdict   = canonical { v:1, nodeId, round, member, pass, appraisalDigest, failed, expiresAt }
-//   signature = ed25519(member key, "quorate/verdict/v1\0" ‖ verdict bytes)
-//   QC v2     = canonical { v:2, nodeId, round, verdicts: [{ m: member, p: pass, d: appraisalDigest,
-//                                                           f: failed, e: expiresAt, s: signature }] }
-//
-// The signature covers a domain prefix so a verdict signature can never be replayed as a
-// transaction or any other message signed with the same node key. `expiresAt` is in
-// milliseconds since the Unix epoch (the unit of `now` in QuorumRules).
-//
-// A QC is chain data, so it is compact: node id and round appear once, not in every verdict
-// (v1 repeated both plus the field names in each verdict: 303 bytes a verdict, 2,456 bytes for the
-// attest.record of k = 10). Each entry carries only what differs per member; the verifier
-// rebuilds the canonical verdict from the QC's nodeId/round and the entry, and checks the
-// member's signature over exactly those bytes, so a signature still covers node, round, member,
-// outcome, digest and expiry. A verdict signed for another node or round therefore fails its
-// signature inside a QC. Members still sign and send the full canonical verdict (VerdictMsg);
-// only the certificate is compact. QC v1 is not accepted (no deployed data when v2 replaced it).
-import { decode, encode, asMap, field, is, onlyKeys, type Canonical } from '../../encoding/canonical.ts'
-import { concat, utf8 } from '../../encoding/bytes.ts'
-import { DecodeError, InvalidInputError, TooLargeError } from '../../encoding/errors.ts'
-import { MAX_COMMITTEE_SIZE } from './committee.ts'
-import type { VerdictSigner } from './keys.ts'
-
-export const VERDICT_SIGNATURE_DOMAIN = utf8.encode('quorate/verdict/v1\0')
-
-/** Size limits: a verdict is ~200 bytes; names of failed claims are short identifiers. */
-export const LIMITS = {
-  verdictBytes: 1024,
-  nodeIdChars: 128,
-  failedClaims: 16,
-  claimNameChars: 64,
-  qcBytes: 2048 + MAX_COMMITTEE_SIZE * 1200
-} as const
-
-export interface Verdict {
-  readonly v: 1
-  /** The node being certified. */
-  readonly nodeId: string
-  readonly round: number
-  /** The committee member who appraised and signs. */
-  readonly member: string
-  readonly pass: boolean
-  /** sha256 of the member's appraisal (its canonical encoding); 32 bytes. */
-  readonly appraisalDigest: Uint8Array
-  /** Names of the claims that failed (`identity`, `firmware`, ...); empty when pass. */
-  readonly failed: readonly string[]
-  /** Milliseconds since the Unix epoch after which this verdict no longer counts. */
-  readonly expiresAt: number
-}
-
-export interface SignedVerdict {
-  /** The canonical verdict bytes exactly as signed. */
-  readonly verdict: Uint8Array
-  readonly signature: Uint8Array
-}
-
-function checkText (s: string, max: number, what: string): void {
-  if (s === '' || s.length > max) throw new InvalidInputError(`${what} must be 1..${max} characters`)
-}
-
-function verdictFields (v: Verdict): void {
-  if (v.v !== 1) throw new InvalidInputError('verdict version must be 1')
-  checkText(v.nodeId, LIMITS.nodeIdChars, 'verdict nodeId')
-  checkText(v.member, LIMITS.nodeIdChars, 'verdict member')
-  if (!Number.isSafeInteger(v.round) || v.round < 0) throw new InvalidInputError('verdict round must be a non-negative integer')
-  if (typeof v.pass !== 'boolean') throw new InvalidInputError('verdict pass must be a boolean')
-  if (!(v.appraisalDigest instanceof Uint8Array) || v.appraisalDigest.length !== 32) throw new InvalidInputError('verdict appraisalDigest must be 32 bytes')
-  if (!Array.isArray(v.failed) || v.failed.length > LIMITS.failedClaims) throw new InvalidInputError(`verdict failed must list at most ${LIMITS.failedClaims} claims`)
-  for (const c of v.failed) {
-    if (typeof c !== 'string') throw new InvalidInputError('verdict failed must list claim names')
-    checkText(c, LIMITS.claimNameChars, 'failed claim name')
-  }
-  if (v.pass && v.failed.length > 0) throw new InvalidInputError('a passing verdict cannot list failed claims')
-  if (!Number.isSafeInteger(v.expiresAt) || v.expiresAt < 0) throw new InvalidInputError('verdict expiresAt must be a non-negative integer (ms since epoch)')
-}
-
-export function encodeVerdict (v: Verdict): Uint8Array {
-  verdictFields(v)
-  return encode({ v: 1, nodeId: v.nodeId, round: v.round, member: v.member, pass: v.pass, appraisalDigest: v.appraisalDigest, failed: [...v.failed], expiresAt: v.expiresAt })
-}
-
-const VERDICT_KEYS = ['v', 'nodeId', 'round', 'member', 'pass', 'appraisalDigest', 'failed', 'expiresAt'] as const
-
-/** Strict decoding: canonical bytes only, no unknown or missing fields, limits enforced. */
-export function decodeVerdict (bytes: Uint8Array): Verdict {
-  if (!(bytes instanceof Uint8Array)) throw new DecodeError('verdict: expected bytes')
-  if (bytes.length > LIMITS.verdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS.verdictBytes}`)
-  const m = asMap(decode(bytes, { maxBytes: LIMITS.verdictBytes, maxDepth: 3, maxItems: 32 }), 'verdict')
-  onlyKeys(m, VERDICT_KEYS, 'verdict')
-  const v = field(m, 'v', 'verdict', is.uint, 'unsigned integer')
-  if (v !== 1) throw new DecodeError(`verdict: unsupported version ${v}`)
-  const failed = field(m, 'failed', 'verdict', is.array, 'array')
-  const out: Verdict = {
-    v: 1,
-    nodeId: field(m, 'nodeId', 'verdict', is.string, 'text'),
-    round: field(m, 'round', 'verdict', is.uint, 'unsigned integer'),
-    member: field(m, 'member', 'verdict', is.string, 'text'),
-    pass: field(m, 'pass', 'verdict', is.bool, 'boolean'),
-    appraisalDigest: field(m, 'appraisalDigest', 'verdict', is.bytes, 'bytes'),
-    failed: failed.map((c: Canonical) => { if (typeof c !== 'string') throw new DecodeError('verdict.failed: expected text items'); return c }),
-    expiresAt: field(m, 'expiresAt', 'verdict', is.uint, 'unsigned integer')
-  }
-  try { verdictFields(out) } catch (err) { throw new DecodeError(`verdict: ${(err as Error).message}`, { cause: err }) }
-  return out
-}
-
-export function verdictSigningBytes (verdict: Uint8Array): Uint8Array {
-  return concat([VERDICT_SIGNATURE_DOMAIN, verdict])
-}
-
-/** Encodes and signs a verdict. The signer must be the verdict's member. */
-export function signVerdict (v: Omit<Verdict, 'v' | 'member'> & { v?: 1 }, signer: VerdictSigner): SignedVerdict {
-  const verdict = encodeVerdict({ ...v, v: 1, member: signer.nodeId })
-  return { verdict, signature: signer.sign(verdictSigningBytes(verdict)) }
-}
-
-/** A verdict or QC about another node or round than the one asked for. */
-export class WrongSubjectError extends InvalidInputError {
-  override readonly code: string = 'ERR_WRONG_SUBJECT'
-}
-
-/** One member's verdict inside a QC: the verdict (rebuilt from the QC) and its signature. */
-export interface QcEntry { readonly verdict: Verdict, readonly signature: Uint8Array }
-
-export interface QuorumCertificate {
-  readonly v: 2
-  readonly nodeId: string
-  readonly round: number
-  /** Decoded verdicts with their signatures, in QC order. */
-  readonly entries: readonly QcEntry[]
-  /**
-   * The same verdicts as canonical signed bytes (what each member signed), for code that handles
-   * SignedVerdicts: `decodeVerdict(qc.verdicts[i].verdict)` works as for a verdict off the wire.
-   */
-  readonly verdicts: readonly SignedVerdict[]
-}
-
-/** Builds a QC from entries already decoded and checked to be about `nodeId` and `round`. */
-export function encodeQcEntries (qc: { nodeId: string, round: number, entries: readonly QcEntry[] }): Uint8Array {
-  checkText(qc.nodeId, LIMITS.nodeIdChars, 'QC nodeId')
-  if (!Number.isSafeInteger(qc.round) || qc.round < 0) throw new InvalidInputError('QC round must be a non-negative integer')
-  if (qc.entries.length === 0 || qc.entries.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
-  const list = qc.entries.map(({ verdict: v, signature }, i) => {
-    if (v.nodeId !== qc.nodeId || v.round !== qc.round) throw new WrongSubjectError(`QC verdict ${i} is about node ${v.nodeId} round ${v.round}, not node ${qc.nodeId} round ${qc.round}`)
-    verdictFields(v)
-    if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new InvalidInputError(`QC verdict ${i}: a signature is 64 bytes`)
-    return { m: v.member, p: v.pass, d: v.appraisalDigest, f: [...v.failed], e: v.expiresAt, s: signature }
-  })
-  return encode({ v: 2, nodeId: qc.nodeId, round: qc.round, verdicts: list })
-}
-
-/**
- * Builds a QC from signed verdicts (as members send them). Each verdict must decode strictly and
- * be about the QC's node and round (WrongSubjectError otherwise: a compact QC cannot carry a
- * verdict about anything else).
- */
-export function encodeQuorumCertificate (qc: { nodeId: string, round: number, verdicts: readonly SignedVerdict[] }): Uint8Array {
-  if (qc.verdicts.length === 0 || qc.verdicts.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`a QC holds 1..${MAX_COMMITTEE_SIZE} verdicts`)
-  return encodeQcEntries({ nodeId: qc.nodeId, round: qc.round, entries: qc.verdicts.map(sv => ({ verdict: decodeVerdict(sv.verdict), signature: sv.signature })) })
-}
-
-const ENTRY_KEYS = ['m', 'p', 'd', 'f', 'e', 's'] as const
-
-function entryFrom (x: Canonical, nodeId: string, round: number, what: string): QcEntry {
-  const m = asMap(x, what)
-  onlyKeys(m, ENTRY_KEYS, what)
-  const signature = field(m, 's', what, is.bytes, 'bytes')
-  if (signature.length !== 64) throw new DecodeError(`${what}.s: expected a 64-byte signature`)
-  const failed = field(m, 'f', what, is.array, 'array')
-  const verdict: Verdict = {
-    v: 1,
-    nodeId,
-    round,
-    member: field(m, 'm', what, is.string, 'text'),
-    pass: field(m, 'p', what, is.bool, 'boolean'),
-    appraisalDigest: field(m, 'd', what, is.bytes, 'bytes'),
-    failed: failed.map((c: Canonical) => { if (typeof c !== 'string') throw new DecodeError(`${what}.f: expected text items`); return c }),
-    expiresAt: field(m, 'e', what, is.uint, 'unsigned integer')
-  }
-  try { verdictFields(verdict) } catch (err) { throw new DecodeError(`${what}: ${(err as Error).message}`, { cause: err }) }
-  return { verdict, signature }
-}
-
-/** Strict decoding of a QC (v2 only); limits enforced before any signature is looked at. */
-export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
-  if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
-  if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
-  const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 4, maxItems: MAX_COMMITTEE_SIZE }), 'QC')
-  onlyKeys(m, ['v', 'nodeId', 'round', 'verdicts'], 'QC')
-  const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
-  if (v !== 2) throw new DecodeError(`QC: unsupported version ${v} (this build reads v2)`)
-  const nodeId = field(m, 'nodeId', 'QC', is.string, 'text')
-  if (nodeId === '' || nodeId.length > LIMITS.nodeIdChars) throw new DecodeError('QC.nodeId: bad length')
-  const round = field(m, 'round', 'QC', is.uint, 'unsigned integer')
-  const list = field(m, 'verdicts', 'QC', is.array, 'array')
-  if (list.length === 0) throw new DecodeError('QC.verdicts: empty')
-  const entries = list.map((x, i) => entryFrom(x, nodeId, round, `QC.verdicts[${i}]`))
-  let verdicts: SignedVerdict[] | undefined
-  return {
-    v: 2,
-    nodeId,
-    round,
-    entries,
-    // built on first use: the chain's verifier needs only the entries
-    get verdicts (): SignedVerdict[] {
-      verdicts ??= entries.map(e => ({ verdict: encodeVerdict(e.verdict), signature: e.signature }))
-      return verdicts
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// v3: BLS verdicts that aggregate (issue 10).
+// Verdicts and quorum certificates: their canonical encodings and strict decoders (issue 10).
 //
 //   VerdictMessage = canonical { v:3, chainId, nodeId, round, outcome, evidenceDigest, failedClaims }
 //   signature      = BLS(member's BLS key, "quorate/verdict/v3\0" ‖ VerdictMessage)       (bls.ts)
@@ -227,14 +13,30 @@ export function decodeQuorumCertificate (bytes: Uint8Array): QuorumCertificate {
 // ⌈k/8⌉ bytes, unused high bits zero. Chain id, node and round are not in the QC: the verifier
 // knows them from the transaction and rebuilds the message, so a QC for another chain, node or
 // round fails its signature. failedClaims are sorted and unique (one spelling per message).
+//
+// QC v2 (ed25519, one signature per verdict) and verdict v1 are gone: no chain history has to
+// stay readable (histories are regenerated), and one format leaves one thing to check.
+import { decode, encode, asMap, field, is, onlyKeys, type Canonical } from '../../encoding/canonical.ts'
+import { concat, utf8 } from '../../encoding/bytes.ts'
+import { DecodeError, InvalidInputError, TooLargeError } from '../../encoding/errors.ts'
+import { MAX_COMMITTEE_SIZE } from './committee.ts'
 
-export const VERDICT_V3_DOMAIN = utf8.encode('quorate/verdict/v3\0')
+export const VERDICT_DOMAIN = utf8.encode('quorate/verdict/v3\0')
+
+function checkText (s: string, max: number, what: string): void {
+  if (typeof s !== 'string' || s === '' || s.length > max) throw new InvalidInputError(`${what} must be 1..${max} characters`)
+}
+
+/** A verdict or QC about another node, round or chain than the one asked for. */
+export class WrongSubjectError extends InvalidInputError {
+  override readonly code: string = 'ERR_WRONG_SUBJECT'
+}
 
 /**
  * Limits of v3 messages. A QC is ≈ 200 bytes (k = 48, passing); the worst case (k = 128, 16
  * failed claims of 32 characters) stays under qcBytes, so attest.record fits in 1 KB.
  */
-export const LIMITS_V3 = {
+export const LIMITS = {
   chainIdChars: 64,
   nodeIdChars: 128,
   failedClaims: 16,
@@ -280,8 +82,8 @@ export interface CertificateV3 {
 }
 
 function messageProblems (m: VerdictMessage): string | undefined {
-  if (typeof m.chainId !== 'string' || m.chainId === '' || m.chainId.length > LIMITS_V3.chainIdChars) return `chainId must be 1..${LIMITS_V3.chainIdChars} characters`
-  if (typeof m.nodeId !== 'string' || m.nodeId === '' || m.nodeId.length > LIMITS_V3.nodeIdChars) return `nodeId must be 1..${LIMITS_V3.nodeIdChars} characters`
+  if (typeof m.chainId !== 'string' || m.chainId === '' || m.chainId.length > LIMITS.chainIdChars) return `chainId must be 1..${LIMITS.chainIdChars} characters`
+  if (typeof m.nodeId !== 'string' || m.nodeId === '' || m.nodeId.length > LIMITS.nodeIdChars) return `nodeId must be 1..${LIMITS.nodeIdChars} characters`
   if (!Number.isSafeInteger(m.round) || m.round < 0) return 'round must be a non-negative integer'
   return outcomeProblems(m)
 }
@@ -289,7 +91,7 @@ function messageProblems (m: VerdictMessage): string | undefined {
 function outcomeProblems (m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' | 'failedClaims'>): string | undefined {
   if (m.outcome !== 'pass' && m.outcome !== 'fail') return 'outcome must be "pass" or "fail"'
   if (!(m.evidenceDigest instanceof Uint8Array) || m.evidenceDigest.length !== 32) return 'evidenceDigest must be 32 bytes'
-  if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS_V3.failedClaims) return `failedClaims must list at most ${LIMITS_V3.failedClaims} claims`
+  if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS.failedClaims) return `failedClaims must list at most ${LIMITS.failedClaims} claims`
   for (let i = 0; i < m.failedClaims.length; i++) {
     const c = m.failedClaims[i]
     if (typeof c !== 'string' || !CLAIM_RE.test(c)) return `failed claim ${JSON.stringify(c)} is not a claim name (a lower-case letter, then a-z 0-9 _ . -; up to 32)`
@@ -318,13 +120,13 @@ export function encodeVerdictMessage (m: VerdictMessage): Uint8Array {
 
 /** Exactly what a member's BLS key signs for `m`. */
 export function verdictMessageSigningBytes (m: VerdictMessage): Uint8Array {
-  return concat([VERDICT_V3_DOMAIN, encodeVerdictMessage(m)])
+  return concat([VERDICT_DOMAIN, encodeVerdictMessage(m)])
 }
 
 /** Signs a verdict as `member` with its BLS key (failedClaims are normalized first). */
 export function signMemberVerdict (m: VerdictMessage, member: string, key: { sign (message: Uint8Array): Uint8Array }): MemberVerdict {
   const msg: VerdictMessage = { ...m, failedClaims: normalizeClaims(m.failedClaims) }
-  checkText(member, LIMITS_V3.nodeIdChars, 'verdict member')
+  checkText(member, LIMITS.nodeIdChars, 'verdict member')
   return { ...msg, member, signature: key.sign(verdictMessageSigningBytes(msg)) }
 }
 
@@ -336,7 +138,7 @@ export function messageOf (v: VerdictMessage): VerdictMessage {
 export function encodeMemberVerdict (v: MemberVerdict): Uint8Array {
   const p = messageProblems(v)
   if (p !== undefined) throw new InvalidInputError(`verdict: ${p}`)
-  checkText(v.member, LIMITS_V3.nodeIdChars, 'verdict member')
+  checkText(v.member, LIMITS.nodeIdChars, 'verdict member')
   if (!(v.signature instanceof Uint8Array) || v.signature.length !== 96) throw new InvalidInputError('verdict signature must be 96 bytes')
   return encode({ ...messageFields(v), member: v.member, signature: v.signature })
 }
@@ -359,8 +161,8 @@ function outcomeFrom (m: Record<string, Canonical>, key: string, what: string): 
 /** Strict decoding of one member's verdict (canonical bytes only, no unknown or missing fields). */
 export function decodeMemberVerdict (bytes: Uint8Array): MemberVerdict {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('verdict: expected bytes')
-  if (bytes.length > LIMITS_V3.memberVerdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS_V3.memberVerdictBytes}`)
-  const m = asMap(decode(bytes, { maxBytes: LIMITS_V3.memberVerdictBytes, maxDepth: 2, maxItems: 32 }), 'verdict')
+  if (bytes.length > LIMITS.memberVerdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS.memberVerdictBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS.memberVerdictBytes, maxDepth: 2, maxItems: 32 }), 'verdict')
   onlyKeys(m, MEMBER_VERDICT_KEYS, 'verdict')
   const v = field(m, 'v', 'verdict', is.uint, 'unsigned integer')
   if (v !== 3) throw new DecodeError(`verdict: unsupported version ${v} (this build reads v3)`)
@@ -376,7 +178,7 @@ export function decodeMemberVerdict (bytes: Uint8Array): MemberVerdict {
   }
   const p = messageProblems(out)
   if (p !== undefined) throw new DecodeError(`verdict: ${p}`)
-  if (out.member === '' || out.member.length > LIMITS_V3.nodeIdChars) throw new DecodeError('verdict.member: bad length')
+  if (out.member === '' || out.member.length > LIMITS.nodeIdChars) throw new DecodeError('verdict.member: bad length')
   if (out.signature.length !== 96) throw new DecodeError('verdict.signature: expected 96 bytes')
   return out
 }
@@ -411,13 +213,12 @@ export function encodeCertificate (qc: Omit<CertificateV3, 'v'>): Uint8Array {
 
 /**
  * Strict decoding of a QC v3, limits enforced before anything else is looked at. The bitmap's
- * length against the committee is checked by verifyCertificate (it knows k). QC v2 (ed25519,
- * one signature per verdict) is read by decodeQuorumCertificate above until the agent moves over.
+ * length against the committee is checked by verifyCertificate (it knows k).
  */
 export function decodeCertificate (bytes: Uint8Array): CertificateV3 {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
-  if (bytes.length > LIMITS_V3.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS_V3.qcBytes}`)
-  const m = asMap(decode(bytes, { maxBytes: LIMITS_V3.qcBytes, maxDepth: 2, maxItems: 32 }), 'QC')
+  if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
+  const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 2, maxItems: 32 }), 'QC')
   onlyKeys(m, QC3_KEYS, 'QC')
   const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
   if (v !== 3) throw new DecodeError(`QC: unsupported version ${v} (expected v3)`)

@@ -5,7 +5,7 @@ import {
   decodeCertificate, verifyCertificate, verifyMemberVerdict, CertificateCollector, createQuorumRules, signerBitmap, bitmapIndices,
   blsAggregate, threshold, normalizeClaims, verdictMessageSigningBytes, proveKeyPossession, DEFAULT_ADVERSARY_MODEL,
   NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError, BelowThresholdError,
-  CandidateKeyMismatchError, BadSignerBitmapError, BadPossessionProofError, QUORUM_LIMITS_V3,
+  CandidateKeyMismatchError, BadSignerBitmapError, BadPossessionProofError, QUORUM_LIMITS,
   type BlsSigner, type MemberVerdict, type VerdictMessage, type CommitteeInput
 } from '../../attestation/quorum/index.ts'
 import { sha256, utf8 } from '../../encoding/bytes.ts'
@@ -175,9 +175,9 @@ t.test('message rules: canonical claims, outcome/claims consistency', async t =>
 t.test('size: a QC fits in 1 KB at k = 48 and in the worst case at k = 128', async t => {
   const pass = qcFrom(range(k))
   t.ok(pass.length <= 256, `passing QC, all 48 signing: ${pass.length} bytes`)
-  const claims = Array.from({ length: QUORUM_LIMITS_V3.failedClaims }, (_, i) => `c${String(i).padStart(2, '0')}${'x'.repeat(QUORUM_LIMITS_V3.claimNameChars - 3)}`)
+  const claims = Array.from({ length: QUORUM_LIMITS.failedClaims }, (_, i) => `c${String(i).padStart(2, '0')}${'x'.repeat(QUORUM_LIMITS.claimNameChars - 3)}`)
   const worst = encodeCertificate({ outcome: 'fail', evidenceDigest: digest, failedClaims: claims, signers: signerBitmap(128, range(128)), signature: pass.subarray(pass.length - 96) })
-  t.ok(worst.length <= QUORUM_LIMITS_V3.qcBytes, `worst case ${worst.length} bytes`)
+  t.ok(worst.length <= QUORUM_LIMITS.qcBytes, `worst case ${worst.length} bytes`)
   t.same(decodeCertificate(worst).failedClaims, claims)
 })
 
