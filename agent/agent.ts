@@ -369,6 +369,14 @@ export class Agent {
         }
       }
       if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
+      if (s.kind !== 'certified' && (await this.#chainClient().candidates(this.nodeId)).length === 0) {
+        // the chain fixes a round's committee when it opens: opened now, it would be empty and
+        // stay open until its deadline. Wait for a peer to register (nodes of a network starting together).
+        const reason = 'waiting for a certified node or genesis verifier with a BLS key to draw a committee from (none registered yet)'
+        if (!(s.kind === 'degraded' && s.reason === reason) && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: s.kind === 'degraded' ? s.previous : s.kind })
+        this.#schedule(1000)
+        return
+      }
       const r = await this.certify()
       if (r.outcome === 'pass') {
         await this.#tenants?.reconcile()

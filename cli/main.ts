@@ -31,7 +31,9 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   explorer: 'explorer.ts',
   verify: 'verify.ts',
   node: 'verify.ts',
-  sim: 'sim.ts'
+  sim: 'sim.ts',
+  up: 'up.ts',
+  down: 'up.ts'
 }
 
 export async function loadCommands (first?: string): Promise<CommandModule[]> {
