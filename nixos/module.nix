@@ -164,7 +164,12 @@ in
       verifiers = mkOption {
         type = types.listOf types.str;
         default = [ ];
-        description = "Genesis verifier node ids (libp2p peer ids), certified forever; written on first start only.";
+        description = "Genesis verifier node ids (libp2p peer ids), certified forever; written on first start only. At least 4 (3f + 1, f ≥ 1) unless insecureBootstrap.";
+      };
+      insecureBootstrap = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Start the chain with fewer than 4 genesis verifiers (`chain init --insecure-bootstrap`): its first committees then tolerate no liar. For a single test node.";
       };
     };
 
@@ -313,6 +318,10 @@ in
         assertion = cfg.settings.home == "/var/lib/quorate";
         message = "services.quorate.settings.home must be /var/lib/quorate: it is the service's StateDirectory and the only writable path in its sandbox.";
       }
+      {
+        assertion = !cfg.chain.embedded.enable || cfg.chain.embedded.insecureBootstrap || builtins.length cfg.chain.embedded.verifiers >= 4;
+        message = "services.quorate.chain.embedded needs at least 4 verifiers (3f + 1, f >= 1), or insecureBootstrap = true for a single test node.";
+      }
     ];
 
     # /dev/tpmrm0 is root:tss 0660 through tpm2-tss's udev rules, which security.tpm2 installs.
@@ -352,7 +361,7 @@ in
         ExecStartPre = pkgs.writeShellScript "quorate-chain-init" ''
           if [ ! -e /var/lib/quorate-chain/config/genesis.json ]; then
             exec ${lib.getExe cfg.package} chain init --home /var/lib/quorate-chain \
-              --chain-id ${lib.escapeShellArg cfg.chain.embedded.chainId} \
+              --chain-id ${lib.escapeShellArg cfg.chain.embedded.chainId} ${if cfg.chain.embedded.insecureBootstrap then "--insecure-bootstrap" else ""} \
               ${lib.concatMapStringsSep " " (v: "--verifier ${lib.escapeShellArg v}") cfg.chain.embedded.verifiers}
           fi
         '';

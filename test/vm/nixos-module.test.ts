@@ -72,7 +72,7 @@ t.test('services.quorate renders a config the agent accepts and a sandboxed unit
 })
 
 t.test('services.quorate options: settings, firewall, embedded chain, a non-device TCTI', { skip: nix ? false : 'nix-instantiate not installed' }, async t => {
-  const d = await evaluate('{ enable = true; tcti = "swtpm:host=127.0.0.1,port=2321"; openFirewall = true; docker.enable = false; chain.embedded.enable = true; settings = { committeeSize = 4; reattestBeforeExpiryMs = 60000; deploy = [ { image = "demo/echo"; port = 8080; } ]; }; }')
+  const d = await evaluate('{ enable = true; tcti = "swtpm:host=127.0.0.1,port=2321"; openFirewall = true; docker.enable = false; chain.embedded.enable = true; chain.embedded.insecureBootstrap = true; settings = { committeeSize = 4; reattestBeforeExpiryMs = 60000; deploy = [ { image = "demo/echo"; port = 8080; } ]; }; }')
   const cfg = loads(d.environment.etc['quorate/config.json'].source.value)
   t.equal(cfg.committeeSize, 4)
   t.equal(cfg.reattestBeforeExpiryMs, 60000)
@@ -88,6 +88,8 @@ t.test('services.quorate options: settings, firewall, embedded chain, a non-devi
 
   const bad = await evaluate('{ enable = true; settings.home = "/srv/quorate"; }')
   t.notOk(bad.assertions.every(a => a.assertion), 'moving home out of the StateDirectory trips the assertion')
+  const few = await evaluate('{ enable = true; chain.embedded = { enable = true; verifiers = [ "12D3KooWRDnDMPnnTGH6FAGDZVtEm31iPuCeP53fMiBgY4kbZNmv" ]; }; }').catch((err: { stdout?: string }) => JSON.parse(err.stdout ?? '{}') as typeof d)
+  t.notOk(few.assertions.every(a => a.assertion), 'an embedded chain with fewer than 4 genesis verifiers trips the assertion (issue 10)')
   t.throws(() => loads({ ...bad.environment.etc['quorate/config.json'].source.value, comitteeSize: 3 }), /unknown setting "comitteeSize"/, 'a misspelt freeform key fails at agent start, naming it')
 })
 
