@@ -242,6 +242,7 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
         const ms = performance.now() - t0
         if (r.outcome !== 'pass') throw new Error(`round failed: ${JSON.stringify(r.unresponsive)}`)
         if (i === 0) firstMs = ms; else times.push(ms)
+        if (process.env.QUORATE_BENCH_TRACE === "1") process.stderr.write(`k=${k} round ${i}: ${ms.toFixed(0)} ms\n`)
       }
       const used = process.cpuUsage(cpu)
       out[`k${k}`] = {
