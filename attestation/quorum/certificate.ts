@@ -40,7 +40,7 @@ export interface QuorumRules {
   committeeSize (model: AdversaryModel, candidates: number): { k: number, target: number, securityBits: number }
   /** The committee of a round, in drawn order (what a QC's signer bitmap indexes). */
   drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): readonly string[]
-  verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificateV3
+  verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate
   /** One member's verdict (member-submitted, or inside a fault proof). */
   verifyVerdict (input: CommitteeInput & { readonly verdict: Uint8Array }): { verdict: MemberVerdict, committee: readonly string[], index: number }
   /** A node.register's BLS key and proof of possession; throws InvalidBlsKeyError or BadPossessionProofError. */
@@ -90,7 +90,7 @@ export interface CommitteeInput {
   readonly committee?: readonly string[]
 }
 
-export interface VerifiedCertificateV3 {
+export interface VerifiedCertificate {
   readonly outcome: Outcome
   readonly evidenceDigest: Uint8Array
   readonly failedClaims: readonly string[]
@@ -135,7 +135,7 @@ function committeeOf (input: CommitteeInput): { committee: readonly string[], ke
  * BLS keys verifies over the message rebuilt from chain id, node, round and the QC's outcome,
  * evidence digest and failed claims. Candidates' keys must have passed verifyKeyPossession.
  */
-export function verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificateV3 {
+export function verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate {
   const qc = decodeCertificate(input.qc)
   const { committee, keys } = committeeOf(input)
   if (qc.signers.length !== Math.ceil(committee.length / 8)) throw new BadSignerBitmapError(`signer bitmap of ${qc.signers.length} bytes for a committee of ${committee.length}`)

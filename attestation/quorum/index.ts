@@ -47,10 +47,10 @@ export {
   VERDICT_DOMAIN, LIMITS as QUORUM_LIMITS, encodeVerdictMessage, verdictMessageSigningBytes, signMemberVerdict, messageOf,
   normalizeClaims, encodeMemberVerdict, decodeMemberVerdict, encodeCertificate, decodeCertificate, signerBitmap, bitmapIndices
 } from './verdict.ts'
-export type { VerdictMessage, MemberVerdict, CertificateV3, Outcome } from './verdict.ts'
+export type { VerdictMessage, MemberVerdict, QuorumCertificate, Outcome } from './verdict.ts'
 export {
   createQuorumRules, drawCommittee, verifyCertificate, verifyMemberVerdict, CertificateCollector,
   NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError, BelowThresholdError,
   CandidateKeyMismatchError, BadSignerBitmapError
 } from './certificate.ts'
-export type { QuorumRules, BlsCandidate, CommitteeInput, VerifiedCertificateV3 } from './certificate.ts'
+export type { QuorumRules, BlsCandidate, CommitteeInput, VerifiedCertificate } from './certificate.ts'

@@ -70,7 +70,7 @@ export interface MemberVerdict extends VerdictMessage {
 }
 
 /** A v3 quorum certificate (decoded). */
-export interface CertificateV3 {
+export interface QuorumCertificate {
   readonly v: 3
   readonly outcome: Outcome
   readonly evidenceDigest: Uint8Array
@@ -203,7 +203,7 @@ export function bitmapIndices (bitmap: Uint8Array): number[] {
 
 const QC3_KEYS = ['v', 'outcome', 'evidenceDigest', 'failedClaims', 'signers', 'signature'] as const
 
-export function encodeCertificate (qc: Omit<CertificateV3, 'v'>): Uint8Array {
+export function encodeCertificate (qc: Omit<QuorumCertificate, 'v'>): Uint8Array {
   const p = outcomeProblems(qc)
   if (p !== undefined) throw new InvalidInputError(`QC: ${p}`)
   if (!(qc.signers instanceof Uint8Array) || qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)) throw new InvalidInputError('QC signers bitmap has a bad length')
@@ -215,14 +215,14 @@ export function encodeCertificate (qc: Omit<CertificateV3, 'v'>): Uint8Array {
  * Strict decoding of a QC v3, limits enforced before anything else is looked at. The bitmap's
  * length against the committee is checked by verifyCertificate (it knows k).
  */
-export function decodeCertificate (bytes: Uint8Array): CertificateV3 {
+export function decodeCertificate (bytes: Uint8Array): QuorumCertificate {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
   if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
   const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 2, maxItems: 32 }), 'QC')
   onlyKeys(m, QC3_KEYS, 'QC')
   const v = field(m, 'v', 'QC', is.uint, 'unsigned integer')
   if (v !== 3) throw new DecodeError(`QC: unsupported version ${v} (expected v3)`)
-  const qc: CertificateV3 = {
+  const qc: QuorumCertificate = {
     v: 3,
     outcome: outcomeFrom(m, 'outcome', 'QC'),
     evidenceDigest: field(m, 'evidenceDigest', 'QC', is.bytes, 'bytes'),
