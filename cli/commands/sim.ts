@@ -63,7 +63,7 @@ const sim: CommandModule<GlobalArgs, SimArgs> = {
     .option('rules', { choices: ['legacy', 'current'] as const, default: 'current' as RulesName, describe: 'legacy: k = 7, rounds the node may drop; current: issue 10 rules' })
     .option('seed', { type: 'string', default: 'quorate-sim', describe: 'seed for keys, roles and schedule (a run is deterministic)' })
     .option('bad', { type: 'number', default: 1, describe: 'nodes with bad firmware trying to get certified' })
-    .option('attesters', { type: 'number', describe: 'honest verifiers that re-attest during the run (default: all)' })
+    .option('attesters', { type: 'number', describe: 'honest verifiers that re-attest during the run (default: all, at most 1000; committees are drawn from the whole pool)' })
     .option('ttl-minutes', { type: 'number', default: 1440, describe: 'certification lifetime (genesis certTtl); nodes re-attest before it ends' })
     .option('block-ms', { type: 'number', default: 1000, describe: 'block interval in simulated ms' })
     .option('security-bits', { type: 'number', default: 40, describe: 'current rules: genesis security level' })
