@@ -263,6 +263,8 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   const sockets = new Set<Socket>()
   const onConnection = (sock: Socket): void => {
     if (sockets.size >= MAX_CONNECTIONS) { log.warn('refusing an ABCI connection: too many open', { open: sockets.size }); sock.destroy(); return }
+    // a CometBFT (re)starting: its mempool is empty, so the app's mempool view of sequences goes too
+    if (sockets.size === 0) app.resetCheckState()
     sockets.add(sock)
     sock.setNoDelay?.(true)
     const frames = new FrameDecoder(maxFrame)

@@ -219,3 +219,22 @@ t.test('vote-extension seed: extensions, the seed tx in proposals, its checks, F
   const checked = (await c.call({ checkTx: { tx: prep?.txs[0] ?? new Uint8Array(0), type: CheckTxType.NEW } })).checkTx
   t.equal(checked?.code, TxCode.MALFORMED, 'a seed tx sent to the mempool is refused')
 })
+
+t.test('a CometBFT that reconnects (restarted: empty mempool) gets a fresh mempool view of sequences', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'qabci-re-'))
+  const server = await startAbciServer({ listen: join(dir, 'r.sock'), openApp: () => createChainApp({ path: join(dir, 'app.sqlite'), rules: createTestOnlyQuorumRules() }) })
+  t.teardown(async () => { await server.close(); await rm(dir, { recursive: true, force: true }) })
+  const v = await generateChainKey()
+  const c1 = new AbciConn(join(dir, 'r.sock'))
+  await c1.call({ initChain: { time: ts(Date.UTC(2026, 11, 1)), chainId: CHAIN, initialHeight: 1n, validators: [{ pubKey: { ed25519: v.publicKey }, power: 1n }], appStateBytes: Buffer.from('{}') } as never })
+  const k = await generateChainKey()
+  const tx = buildTx('vendor.register', { name: 'again' }, k, 0, CHAIN)
+  t.equal((await c1.call({ checkTx: { tx, type: CheckTxType.NEW } })).checkTx?.code, 0)
+  t.equal((await c1.call({ checkTx: { tx, type: CheckTxType.NEW } })).checkTx?.code, TxCode.BAD_SEQUENCE, 'same session: sequence 0 is taken in the mempool view')
+  c1.close()
+  await c1.closed
+  while (server.connections > 0) await new Promise(resolve => setImmediate(resolve))
+  const c2 = new AbciConn(join(dir, 'r.sock'))
+  t.teardown(() => c2.close())
+  t.equal((await c2.call({ checkTx: { tx, type: CheckTxType.NEW } })).checkTx?.code, 0, 'after all connections closed and a new one opened: accepted again')
+})

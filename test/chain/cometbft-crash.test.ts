@@ -89,7 +89,8 @@ t.test('kill -9 of a validator app under load: restart replays to the same app h
     const before = await c3.status()
     let blocker: DatabaseSync | undefined
     if (round === 0) {
-      blocker = new DatabaseSync(cometPaths(victim.home).db, { timeout: 0 })
+      // busy_timeout: the victim may hold the write lock for its own commit at this instant
+      blocker = new DatabaseSync(cometPaths(victim.home).db, { timeout: 5000 })
       blocker.exec('BEGIN IMMEDIATE')
       await new Promise<void>(resolve => {
         const look = (): void => { if (/ABCI request failed/.test(child.stderr())) resolve(); else setTimeout(look, 20) }
