@@ -206,7 +206,7 @@ export class Agent {
       signer: { nodeId: key.peerId, publicKey: key.publicKey, sign: m => key.sign(m) },
       bls: bls.signer,
       chainId: async () => await chain0.chainId(),
-      chain: memberChainPort(this.#chain),
+      chain: memberChainPort(this.#chain, { key }), // with the node key: records a QC a node handed over but did not record
       appraise: chainAppraiser(this.#chain),
       makeCredential: tpmMakeCredential(),
       logger: this.#log.child('member')

@@ -64,9 +64,23 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
   }
 }
 
-/** A member's reads: the committee draw of a request and the node's registration. */
-export function memberChainPort (client: ChainReader, opts: { k?: number } = {}): MemberChainPort {
+/**
+ * A member's reads: the committee draw of a request and the node's registration. With `key` (the
+ * member's node key) and a client that can send, it can also record a QC the node did not.
+ */
+export function memberChainPort (client: ChainReader & Partial<Pick<ChainClient, 'send'>>, opts: { k?: number, key?: TxSigner } = {}): MemberChainPort {
+  const key = opts.key
+  const send = client.send
+  const recordQc = key === undefined || send === undefined
+    ? undefined
+    : async (nodeId: string, round: number, qc: Uint8Array): Promise<boolean> => {
+      const req = (await client.node(nodeId))?.request
+      if (req === undefined || req.round !== round || req.recordedAt !== undefined || req.closedAt !== undefined) return false
+      await send.call(client, 'attest.record', { nodeId, round, qc }, key)
+      return true
+    }
   return {
+    ...(recordQc === undefined ? {} : { recordQc }),
     async roundInfo (nodeId, round) {
       const s = await client.seed(nodeId, round)
       if (s.status !== 'ready' || s.seed === undefined || s.candidates === undefined || s.round !== round) return undefined

@@ -27,7 +27,7 @@ import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
 import {
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, refuse,
+  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, decodeCertificateMsg, refuse,
   type CredentialChallenge
 } from './messages.ts'
 import type { ProtocolHost } from './responder.ts'
@@ -71,6 +71,11 @@ export interface MemberChainPort {
   roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: readonly string[], k: number } | undefined>
   /** The node's registration (EK certificate and AK public it registered; akBound: a quorum already checked the AK–EK binding). */
   nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akBound?: boolean } | undefined>
+  /**
+   * Submits attest.record with `qc`, signed by this member, if the round is still open on chain
+   * (the node did not record it); true when it did. Absent: this member only reads the chain.
+   */
+  recordQc? (nodeId: string, round: number, qc: Uint8Array): Promise<boolean>
 }
 
 /** Appraisal summary a verdict is built from (attestation `appraise` → this, via an adapter). */
@@ -108,6 +113,8 @@ export interface MemberOptions {
   readonly retentionMs?: number
   /** At most this many judged rounds are kept (oldest dropped first; default 10,000). */
   readonly retentionMax?: number
+  /** After the node hands over the QC, how long to give the node's own attest.record before recording it ourselves (default 5 s). */
+  readonly recordQcAfterMs?: number
   /** Deadline for each message from the node (default 15 s: the node waits for the other members). */
   readonly timeoutMs?: number
   /** How long to wait for our chain view to show the round's seed (default 2 s). */
@@ -215,7 +222,12 @@ export class CommitteeMember {
       const msg = decodeEvidenceMsg(await f.read(MESSAGE_LIMITS.evidence, AbortSignal.timeout(timeout)))
       const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, credentialError: credError, bindKey }, msg)
       await f.write(encodeVerdictMsg({ verdict: encodeMemberVerdict(verdict) }))
+      // the node hands the QC to the members who answered once it has one; a member records it
+      // if the node has not after a while (a round the node drops is closed at its deadline anyway)
+      let qc: Uint8Array | undefined
+      try { qc = decodeCertificateMsg(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(timeout))) } catch {}
       await f.close()
+      if (qc !== undefined) this.#backupRecord(hello.nodeId, hello.round, qc)
     } catch (err) {
       this.#log.warn('certification session refused', { remote: remoteNodeId, error: err })
       await refuse(f, err)
@@ -262,6 +274,20 @@ export class CommitteeMember {
     this.#log.info('verdict', { node: s.nodeId, round: s.round, pass: appraisal.ok, failed: appraisal.failed })
     return { verdict, appraisal }
   }
+
+  #backupRecord (nodeId: string, round: number, qc: Uint8Array): void {
+    const record = this.#o.chain.recordQc
+    if (record === undefined) return
+    const timer = setTimeout(() => {
+      record.call(this.#o.chain, nodeId, round, qc).then(done => {
+        if (done) { this.qcsRecorded++; this.#log.info('recorded the QC the node did not', { node: nodeId, round }) }
+      }, (err: unknown) => { this.#log.debug('backup attest.record not taken', { node: nodeId, round, err }) })
+    }, this.#o.recordQcAfterMs ?? 5_000)
+    timer.unref()
+  }
+
+  /** QCs this member recorded because the node had not (tests and metrics). */
+  qcsRecorded = 0
 
   /** The evidence judged and the verdict given for a round, while retained (fault proofs, audits). */
   judged (nodeId: string, round: number): JudgedRound | undefined {

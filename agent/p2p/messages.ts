@@ -4,6 +4,7 @@
 // /quorate/certify/1.0.0     node → committee member (the node dials out; no inbound port needed):
 //     node: hello {nodeId, round}      member: challenge {nonce, credential?}
 //     node: evidence {evidence, secret?}   member: verdict {verdict}  (a BLS-signed member verdict v3)
+//     node: certificate {qc}  (once the round has a QC: members may record it if the node does not)
 // /quorate/credential/1.0.0  verifier → node: credential {credentialBlob, encryptedSecret, ekKind}
 //                            node: activated {secret}
 // /quorate/evidence/1.0.0    verifier → node: nonce {nonce}   node: evidence {evidence}
@@ -115,6 +116,15 @@ export function decodeVerdictMsg (b: Uint8Array): VerdictMsg {
   const msg = decodeMessage(b, MESSAGE_LIMITS.small, 'verdict message'); expectType(msg, 'verdict', 'verdict message')
   onlyKeys(msg.m, ['v', 't', 'verdict'], 'verdict message')
   return { verdict: bytes(msg.m, 'verdict', 'verdict message', 1, 1024) }
+}
+
+export function encodeCertificateMsg (qc: Uint8Array): Uint8Array {
+  return encode({ v: 1, t: 'certificate', qc })
+}
+export function decodeCertificateMsg (b: Uint8Array): Uint8Array {
+  const msg = decodeMessage(b, MESSAGE_LIMITS.small, 'certificate message'); expectType(msg, 'certificate', 'certificate message')
+  onlyKeys(msg.m, ['v', 't', 'qc'], 'certificate message')
+  return bytes(msg.m, 'qc', 'certificate message', 1, 4096)
 }
 
 export function encodeCredentialRequest (c: CredentialChallenge): Uint8Array {

@@ -19,7 +19,7 @@ import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
 import { dialTarget } from './host.ts'
 import {
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, encodeHello, decodeChallenge, encodeEvidenceMsg, decodeVerdictMsg, type Challenge
+  PROTOCOL_CERTIFY, MESSAGE_LIMITS, encodeHello, decodeChallenge, encodeEvidenceMsg, decodeVerdictMsg, encodeCertificateMsg, type Challenge
 } from './messages.ts'
 import type { AttestationResponder } from './responder.ts'
 
@@ -181,6 +181,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
   let settle: () => void = () => {}
   const settled = new Promise<void>(resolve => { settle = resolve })
+  const answered: Session[] = []   // kept open: they get the QC
   const pending = sessions.map(async s => {
     try {
       await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
@@ -188,7 +189,7 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
       const v = collector.add(vm.verdict, { from: s.member })
       if (v.member !== s.member) throw new QuorateError(`verdict signed by ${v.member}, expected ${s.member}`)
       progress({ type: 'verdict', member: s.member, pass: v.outcome === 'pass' })
-      await s.framed.close()
+      answered.push(s)
     } catch (err) {
       s.framed.abort(err as Error)
       if (!verdictAbort.signal.aborted) fail(s.member, 'verdict', err)
@@ -201,10 +202,16 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
 
   const outcome = collector.outcome()
   if (outcome === undefined) {
+    for (const s of answered) await s.framed.close()
     const c = collector.counts
     throw new RoundFailedError(`no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed to sign one verdict (the chain closes the round as failed at its deadline)`)
   }
   const cert = collector.certificate()
+  // the members who answered get the QC first: should our attest.record not make it (our RPC
+  // down, this process gone), any of them can record it before the deadline (best effort, bounded)
+  await Promise.allSettled(answered.map(async s => {
+    try { await s.framed.write(encodeCertificateMsg(cert.qc)) } finally { await s.framed.close() }
+  }))
   const rec = await opts.chain.recordAttestation(nodeId, round, cert.qc, { signal })
   progress({ type: 'recorded', outcome, height: rec.height })
   const counts = collector.counts

@@ -93,7 +93,8 @@ export class FakeChain implements ChainPort, MemberChainPort {
   readonly k: number
   readonly nodes = new Map<string, { ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], publicKey: Uint8Array }>()
   readonly rounds = new Map<string, { seed: Uint8Array, candidates: string[] }>()
-  readonly records: { nodeId: string, round: number, outcome: string, expiresAt: number, qcBytes: number }[] = []
+  readonly records: { nodeId: string, round: number, outcome: string, expiresAt: number, qcBytes: number, by?: 'member' }[] = []
+  readonly #waiting = new Map<string, Array<(r: FakeChain['records'][number]) => void>>()
   readonly lastRound = new Map<string, number>()
   /** Nodes a passing QC certified: the AK–EK binding is on record (as chain/app.ts does). */
   readonly bound = new Set<string>()
@@ -121,6 +122,10 @@ export class FakeChain implements ChainPort, MemberChainPort {
   async addresses (nodeId: string): Promise<string[]> { return this.nodes.get(nodeId)?.addrs ?? [] }
 
   async recordAttestation (nodeId: string, round: number, qc: Uint8Array): Promise<{ height: number, expiresAt: number }> {
+    return this.#record(nodeId, round, qc)
+  }
+
+  #record (nodeId: string, round: number, qc: Uint8Array, by?: 'member'): { height: number, expiresAt: number } {
     const r = this.rounds.get(`${nodeId}/${round}`)
     if (r === undefined) throw new Error('no such round')
     const res = createQuorumRules().verifyCertificate({
@@ -128,9 +133,29 @@ export class FakeChain implements ChainPort, MemberChainPort {
       candidates: r.candidates.map(id => ({ nodeId: id, blsPublicKey: blsKeys.get(id)?.publicKey ?? new Uint8Array(0) }))
     })
     const expiresAt = Date.now() + 24 * 3600_000
-    this.records.push({ nodeId, round, outcome: res.outcome, expiresAt, qcBytes: qc.length })
+    const rec = { nodeId, round, outcome: res.outcome, expiresAt, qcBytes: qc.length, ...(by === undefined ? {} : { by }) }
+    this.records.push(rec)
     if (res.outcome === 'pass') this.bound.add(nodeId)
+    for (const w of this.#waiting.get(`${nodeId}/${round}`) ?? []) w(rec)
+    this.#waiting.delete(`${nodeId}/${round}`)
     return { height: this.records.length, expiresAt }
+  }
+
+  /** A member's backup attest.record: only while the round is not recorded yet. */
+  async recordQc (nodeId: string, round: number, qc: Uint8Array): Promise<boolean> {
+    if (this.records.some(r => r.nodeId === nodeId && r.round === round)) return false
+    this.#record(nodeId, round, qc, 'member')
+    return true
+  }
+
+  /** Resolves when round `round` of `nodeId` is recorded (at once if it is). */
+  async waitRecorded (nodeId: string, round: number): Promise<FakeChain['records'][number]> {
+    const done = this.records.find(r => r.nodeId === nodeId && r.round === round)
+    if (done !== undefined) return done
+    return await new Promise(resolve => {
+      const k = `${nodeId}/${round}`
+      this.#waiting.set(k, [...(this.#waiting.get(k) ?? []), resolve])
+    })
   }
 
   async roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: string[], k: number } | undefined> {

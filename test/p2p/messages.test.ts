@@ -4,7 +4,7 @@ import t from 'tap'
 import {
   encodeHello, decodeHello, encodeChallenge, decodeChallenge, encodeEvidenceMsg, decodeEvidenceMsg, encodeVerdictMsg,
   decodeVerdictMsg, encodeCredentialRequest, decodeCredentialRequest, encodeActivated, decodeActivated, encodeNonceRequest,
-  decodeNonceRequest, encodeError
+  decodeNonceRequest, encodeError, encodeCertificateMsg, decodeCertificateMsg
 } from '../../agent/p2p/messages.ts'
 import { encodeVarint, PeerRefusedError } from '../../agent/p2p/framing.ts'
 import { encode } from '../../encoding/canonical.ts'
@@ -20,7 +20,8 @@ const samples: [string, Uint8Array, (x: Uint8Array) => unknown][] = [
   ['verdict', encodeVerdictMsg({ verdict: b(200) }), decodeVerdictMsg],
   ['credential', encodeCredentialRequest(cred), decodeCredentialRequest],
   ['activated', encodeActivated(b(32)), decodeActivated],
-  ['nonce', encodeNonceRequest(b(32)), decodeNonceRequest]
+  ['nonce', encodeNonceRequest(b(32)), decodeNonceRequest],
+  ['certificate', encodeCertificateMsg(b(200)), decodeCertificateMsg]
 ]
 
 t.test('round trips', async t => {
@@ -30,6 +31,7 @@ t.test('round trips', async t => {
   t.same(decodeEvidenceMsg(samples[3][1]), { evidence: b(2000), secret: b(32), ekPublic: b(300) })
   t.same(decodeCredentialRequest(samples[5][1]), cred)
   t.same(decodeNonceRequest(samples[7][1]), b(32))
+  t.same(decodeCertificateMsg(samples[8][1]), b(200))
 })
 
 t.test('strictness', async t => {

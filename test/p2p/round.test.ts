@@ -5,7 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import {
   createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, verifyPeer, Framed, PeerRefusedError,
-  PROTOCOL_CERTIFY, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, RoundFailedError, type P2PHost, type RoundProgress
+  PROTOCOL_CERTIFY, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, RoundFailedError, type P2PHost, type RoundProgress, type ChainPort
 } from '../../agent/p2p/index.ts'
 import { encodeHello, encodeChallenge, decodeChallenge, encodeEvidenceMsg } from '../../agent/p2p/messages.ts'
 import { encodeVarint } from '../../agent/p2p/framing.ts'
@@ -116,6 +116,21 @@ t.test('a member that never answers: the round completes from the rest', async t
   t.ok(r?.committee.includes(silent.id), 'the silent member was drawn at least once')
   chain.nodes.delete(silent.id)
   await silent.host.stop()
+})
+
+t.test('the node cannot record its QC: a member it handed the QC to records it', async t => {
+  const down: ChainPort = {
+    requestAttestation: async id => await chain.requestAttestation(id),
+    waitForRound: async (id, r) => await chain.waitForRound(id, r),
+    addresses: async id => await chain.addresses(id),
+    recordAttestation: async () => { throw new Error('chain RPC unreachable') }
+  }
+  await t.rejects(runCertificationRound({ host: node.host, responder: node.responder, chain: down }), /unreachable/)
+  const round = chain.lastRound.get(node.id) ?? 0
+  const rec = await chain.waitRecorded(node.id, round)
+  t.equal(rec.outcome, 'pass')
+  t.equal(rec.by, 'member', 'recorded by a committee member, not the node')
+  t.equal(members.reduce((n, m) => n + m.member.qcsRecorded, 0) >= 1, true)
 })
 
 t.test('cancellation: an aborted signal stops the round before anything is sent', async t => {
