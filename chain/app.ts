@@ -783,6 +783,7 @@ class App implements ChainApp {
       }
     }
     const prefix = `reqat/${req.height - 1}/`
+    let all: Array<{ nodeId: string, blsPublicKey: Uint8Array }> | undefined
     for (const [k] of s.scan(prefix)) {
       s.del(k)
       const id = k.slice(prefix.length)
@@ -791,8 +792,10 @@ class App implements ChainApp {
       const seed = committeeSeed(req.hash, id, r.round)
       const fixed = { seed, seedHeight: req.height, seedBlockHash: req.hash }
       if (!current) { put(s, `req/${id}`, { ...r, ...fixed, candidates: candidatesAt(s, req.time, id) }); continue }
-      // current rules keep the drawn committee, not every candidate: O(k) state per round and per check
-      const candidates = blsCandidatesAt(s, req.time, id)
+      // current rules keep the drawn committee, not every candidate: O(k) state per round and per
+      // check. The candidate scan is done once per block (nothing in this loop changes it).
+      all ??= blsCandidatesAt(s, req.time, '')
+      const candidates = all.filter(x => x.nodeId !== id)
       const size = committeeFor(this.#rules, this.#cert, candidates.length)
       const committee = size.k === 0 ? [] : [...this.#rules.drawCommittee({ seed, nodeId: id, candidates: candidates.map(x => x.nodeId), k: size.k })]
       put(s, `req/${id}`, { ...r, ...fixed, committee, candidateCount: candidates.length, ...size })
