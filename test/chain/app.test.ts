@@ -492,3 +492,16 @@ t.test('an ended round is kept for fault proofs only for faultWindowBlocks', asy
   t.equal(r.code, TxCode.NOT_FOUND)
   t.match(r.log, /kept for 3 blocks/)
 })
+
+t.test('verifier.fault is refused on a legacy chain and on a chain started without an appraiser', async t => {
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const body = (nodeId: string) => ({ nodeId, round: 1, evidence: new Uint8Array([1]), verdict: encodeTestOnlyVerdict({ member: nodeId, outcome: 'pass' }) })
+  const legacy = await certChain({ rules: 'legacy' })
+  const r1 = legacy.h.run('verifier.fault', body(legacy.node.peerId), legacy.node)
+  t.equal(r1.code, TxCode.UNKNOWN_TYPE)
+  t.match(r1.log, /legacy rules/)
+  const bare = await certChain()
+  const r2 = bare.h.run('verifier.fault', body(bare.node.peerId), bare.node)
+  t.equal(r2.code, TxCode.NOT_READY)
+  t.match(r2.log, /without a fault appraiser/)
+})
