@@ -423,7 +423,7 @@ function proveFault (c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules):
   if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
   const appraise = (mode: 'any' | 'throughout'): Set<string> => {
     const { refs, imageAllowed } = refsDuring(c.s, rec, a.seedHeight, a.endHeight, mode)
-    const r = (c.appraiser as FaultAppraiser).appraise({ evidence: b.evidence, nodeId: b.nodeId, registered: { ekCertificate: rec.ekCertificate, akPublic: rec.akPublic }, refs, imageAllowed })
+    const r = (c.appraiser as FaultAppraiser).appraise({ evidence: b.evidence, nodeId: b.nodeId, registered: { ekCertificate: rec.ekCertificate, akPublic: rec.akPublic }, refs, imageAllowed, time: c.time })
     return new Set(r.failedClaims)
   }
   let claims: string[]

@@ -205,6 +205,8 @@ export interface FaultAppraiser {
     refs: ReferenceValues
     /** Whether an image digest ("sha256:…") was published and not revoked. */
     imageAllowed: (digest: string) => boolean
+    /** Block time of the proof (Unix ms): the only clock an appraisal on chain may read. */
+    time: number
   }): { failedClaims: readonly string[] }
 }
 /** The claims a fault proof can decide. */

@@ -15,7 +15,7 @@ import { equal } from '../../encoding/bytes.ts'
 
 export function createFaultAppraiser (opts: { policy?: Omit<AppraisalPolicy, 'nonce' | 'credentialActivated' | 'allowedImages'> } = {}): FaultAppraiser {
   return {
-    appraise ({ evidence: bytes, registered, refs, imageAllowed }) {
+    appraise ({ evidence: bytes, registered, refs, imageAllowed, time }) {
       const all = { failedClaims: [...CLAIMS] }
       let evidence: Evidence
       try { evidence = decodeEvidence(bytes) } catch { return all }
@@ -30,7 +30,9 @@ export function createFaultAppraiser (opts: { policy?: Omit<AppraisalPolicy, 'no
         // a committee quote answers every member's nonce; any of them stands for the member's
         nonce: evidence.committeeNonces?.[0] ?? evidence.nonce,
         credentialActivated: true,
-        allowedImages: images
+        allowedImages: images,
+        // block time, never the machine's clock: every validator (and a replay) must agree
+        now: time
       })
       return { failedClaims: CLAIMS.filter(c => !a.status[c].ok) }
     }

@@ -136,9 +136,9 @@ t.test('the chain\'s fault appraiser re-judges real evidence: firmware against g
   const ekCas = sw.ekCaPems.map(p => new Uint8Array(new X509Certificate(p).raw))
   const fa = createFaultAppraiser({ policy: { requireEventLog: false } }) // this swtpm node sends no event log
   const registered = { ekCertificate: evidence.ekCertificate, akPublic: evidence.akPublic }
-  const judge = (shift: number, reg = registered): readonly string[] => fa.appraise({ evidence: bytes, nodeId: n.signer.nodeId, registered: reg, refs: { ekCas, firmware: [{ name: 'swtpm/test', version: '1', bank: 'sha256', pcrs: golden(shift) }], os: [] }, imageAllowed: () => false }).failedClaims
+  const judge = (shift: number, reg = registered): readonly string[] => fa.appraise({ evidence: bytes, nodeId: n.signer.nodeId, registered: reg, refs: { ekCas, firmware: [{ name: 'swtpm/test', version: '1', bank: 'sha256', pcrs: golden(shift) }], os: [] }, imageAllowed: () => false, time: Date.now() }).failedClaims
   t.notOk(judge(0).includes('firmware'), 'the PCRs it quoted are golden: firmware passes')
   t.ok(judge(9).includes('firmware'), 'other golden values: firmware fails')
   t.same([...judge(0, { ...registered, akPublic: new Uint8Array(4) })].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'evidence from an AK the node did not register proves nothing')
-  t.same([...fa.appraise({ evidence: new Uint8Array([1, 2, 3]), nodeId: 'x', registered, refs: { ekCas: [], firmware: [], os: [] }, imageAllowed: () => false }).failedClaims].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'undecodable evidence fails every claim')
+  t.same([...fa.appraise({ evidence: new Uint8Array([1, 2, 3]), nodeId: 'x', registered, refs: { ekCas: [], firmware: [], os: [] }, imageAllowed: () => false, time: 0 }).failedClaims].sort(), ['containers', 'firmware', 'freshness', 'identity', 'os'], 'undecodable evidence fails every claim')
 })
