@@ -43,6 +43,13 @@ class AbciConn {
   }
 
   raw (b: Uint8Array): void { this.#sock.write(b) }
+
+  /** Sends `body` framed as it is (no encoding) and waits for the answer. */
+  async callRaw (body: Uint8Array): Promise<Response> {
+    const p = new Promise<Response>(resolve => this.#waiting.push(resolve))
+    this.#sock.write(encodeFrame(body))
+    return await p
+  }
   close (): void { this.#sock.destroy() }
 }
 
@@ -237,4 +244,28 @@ t.test('a CometBFT that reconnects (restarted: empty mempool) gets a fresh mempo
   const c2 = new AbciConn(join(dir, 'r.sock'))
   t.teardown(() => c2.close())
   t.equal((await c2.call({ checkTx: { tx, type: CheckTxType.NEW } })).checkTx?.code, 0, 'after all connections closed and a new one opened: accepted again')
+})
+
+t.test('random frames over the socket: answered or the connection closed, never the server down', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'qabci-fz-'))
+  const server = await startAbciServer({ listen: join(dir, 'f.sock'), openApp: () => createChainApp({ rules: createTestOnlyQuorumRules() }), maxFrameBytes: 4096 })
+  t.teardown(async () => { await server.close(); await rm(dir, { recursive: true, force: true }) })
+  let seed = 7
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x80000000 }
+  let answered = 0
+  let closed = 0
+  for (let round = 0; round < 30; round++) {
+    const c = new AbciConn(join(dir, 'f.sock'))
+    const frames = Array.from({ length: 20 }, () => new Uint8Array(randomBytes(Math.floor(rnd() * 200))))
+    // every frame is answered in order (an exception for nonsense) unless the connection closes
+    const replies = frames.map(async f => await Promise.race([c.callRaw(f).then(() => 'answer' as const), c.closed.then(() => 'closed' as const)]))
+    for (const r of await Promise.all(replies)) { if (r === 'answer') answered++; else closed++ }
+    c.raw(new Uint8Array(randomBytes(Math.floor(rnd() * 64)))) // and raw garbage after them
+    c.close()
+  }
+  t.equal(answered + closed, 600, 'every frame got an answer or its connection closed')
+  t.ok(answered > 0, `${answered} random requests answered, ${closed} ended by a closed connection`)
+  const ok = new AbciConn(join(dir, 'f.sock'))
+  t.teardown(() => ok.close())
+  t.equal((await ok.call({ echo: { message: 'alive' } })).echo?.message, 'alive', 'the server still serves new connections')
 })
