@@ -110,7 +110,9 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
 
   const info = (): Response['info'] => {
     const i = app.info()
-    return { data: ABCI_APP_NAME, version: '0.1.0', appVersion: ABCI_APP_VERSION, lastBlockHeight: BigInt(i.initialized ? i.height : 0), lastBlockAppHash: i.initialized && i.height > 0 ? i.appHash : empty }
+    // before the first block (even with initial_height > 1) say 0, so CometBFT calls InitChain
+    const committed = i.initialized && i.height >= (i.genesis?.initialHeight ?? 1)
+    return { data: ABCI_APP_NAME, version: '0.1.0', appVersion: ABCI_APP_VERSION, lastBlockHeight: committed ? BigInt(i.height) : 0n, lastBlockAppHash: committed ? i.appHash : empty }
   }
 
   const initChain = (req: RequestInitChain): Response['initChain'] => {
