@@ -1,8 +1,9 @@
 // ABCI 2.0 socket server (CometBFT v0.38): serves a ChainApp to a CometBFT node. CometBFT opens
 // four connections (consensus, mempool, info/query, snapshot) and pipelines requests on each;
-// answers go back in order on the connection they came on. Our app is synchronous, so each
-// request is answered as it is read, and all answers to one read go out in one write; Flush is
-// answered like any other request (everything before it is already written).
+// answers go back in order on the connection they came on. Our app is synchronous: requests are
+// answered as they are read, in turns of at most 5 ms per connection (so a CheckTx flood cannot
+// hold back FinalizeBlock), the answers of a turn in one write; Flush is answered like any other
+// request (everything before it is already written).
 //
 // What each call does (spec/abci/abci++_methods.md of v0.38):
 //   Info           last committed height and app hash — CometBFT replays the blocks we lack
@@ -10,6 +11,7 @@
 //   CheckTx        mempool admission (NEW and RECHECK alike: the app re-derives sequences after a commit)
 //   PrepareProposal the mempool's txs that can be valid, within max_tx_bytes
 //   ProcessProposal REJECT when a tx can never be valid (bad encoding, signature, chain…)
+//   ExtendVote / VerifyVoteExtension / the first "seed tx": committee-seed entropy, ./seed.ts
 //   FinalizeBlock  executes the decided block: results, events, app hash (not yet persisted)
 //   Commit         persists the finalized block in one SQLite transaction
 //   Query          app queries; prove=true → our Merkle proof as a proofOp
