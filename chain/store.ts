@@ -1,10 +1,10 @@
 // State storage: key/value rows in SQLite plus an in-memory bucketed Merkle tree for the app hash.
 //
 // App hash: each key/value pair has a leaf hash sha256(0x00 ‖ be32(len key) ‖ key ‖ value); keys
-// fall into 65536 buckets (bucketOf: the first 16 bits of sha256(key)); a bucket hashes to
-// sha256(0x01 ‖ MTH(its leaves sorted bytewise)), MTH being RFC 6962's Merkle tree hash with
-// inner nodes sha256(0x03 ‖ left ‖ right) (a single leaf is its own MTH; an empty bucket is
-// sha256(0x01)); the app hash is the root of a 16-ary Merkle tree over the 65536 bucket hashes
+// fall into 65536 buckets (bucketOf: the first 16 bits of sha256(key)); a bucket's leaves, sorted
+// bytewise, form an RFC 6962 Merkle tree with inner nodes sha256(0x03 ‖ left ‖ right) except its
+// top node, sha256(0x01 ‖ left ‖ right), which is the bucket's hash (one leaf: sha256(0x01 ‖
+// leaf); none: sha256(0x01)); the app hash is the root of a 16-ary Merkle tree over the 65536 bucket hashes
 // (inner nodes sha256(0x02 ‖ 16 children), 4 levels). Updating a block touches only its buckets
 // and their paths; an inclusion proof is the leaf's audit path in its bucket (⌈log2 m⌉ hashes)
 // plus the 16 children of each of the 4 ancestors (64 hashes).
@@ -101,8 +101,11 @@ function auditPath (leaves: readonly Digest[], i: number, lo: number, hi: number
   return out
 }
 
-/** Root of an RFC 6962 tree of `count` leaves from a leaf at `index` and its audit path; undefined if the path does not fit. */
-function rootFromPath (leaf: Digest, index: number, count: number, path: readonly Digest[]): Digest | undefined {
+/**
+ * The bucket digest from a leaf at `index` of `count` and its audit path (see bucketDigest: the
+ * top split combines with 0x01); undefined if the path does not fit.
+ */
+function bucketFromPath (leaf: Digest, index: number, count: number, path: readonly Digest[]): Digest | undefined {
   // the path is consumed from the top split down, so walk the splits first to know each side
   const sides: boolean[] = [] // true = the leaf is in the right part
   let lo = 0
@@ -112,21 +115,28 @@ function rootFromPath (leaf: Digest, index: number, count: number, path: readonl
     if (index < lo + k) { sides.push(false); hi = lo + k } else { sides.push(true); lo = lo + k }
   }
   if (sides.length !== path.length) return undefined
+  if (count === 1) return bucketDigest([leaf])
   let h = leaf
   for (let j = 0; j < path.length; j++) {
     const right = sides[sides.length - 1 - j]
-    h = right ? pairDigest(3, path[j], h) : pairDigest(3, h, path[j])
+    const prefix = j === path.length - 1 ? 1 : 3
+    h = right ? pairDigest(prefix, path[j], h) : pairDigest(prefix, h, path[j])
   }
   return h
 }
 
-/** Bucket: sha256(0x01 ‖ MTH(its leaves sorted bytewise)); sha256(0x01) when empty. */
+/** Bucket: its RFC 6962 tree's top node with prefix 0x01 (see the top of this file). */
 function bucketDigest (sorted: readonly Digest[]): Digest {
-  const top = sorted.length === 0 ? '' : mth(sorted, 0, sorted.length) // before nodeBuf is written: mth uses it
+  const n = sorted.length
+  if (n >= 2) {
+    // the top node takes the bucket's prefix: one hash fewer than sha256(0x01 ‖ tree root)
+    const k = split(n)
+    return pairDigest(1, mth(sorted, 0, k), mth(sorted, k, n))
+  }
   const buf = nodeBuf
   buf[0] = 1
-  buf.write(top, 1, 'latin1')
-  return hash('sha256', buf.subarray(0, 1 + top.length), 'binary')
+  if (n === 1) buf.write(sorted[0], 1, 'latin1')
+  return hash('sha256', buf.subarray(0, 1 + 32 * n), 'binary')
 }
 
 /** Inner node: sha256(0x02 ‖ its 16 children). */
@@ -379,12 +389,8 @@ export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Arr
   } catch { return false }
   if (p.bucket !== bucketOf(key) || p.siblings.length !== ARITY * DEPTH || p.index >= p.count) return false
   if (!p.path.every(l => l.byteLength === 32) || !p.siblings.every(l => l.byteLength === 32)) return false
-  const top = rootFromPath(leafDigest(key, value), p.index, p.count, p.path.map(bytesDigest))
-  if (top === undefined) return false
-  const buf = nodeBuf
-  buf[0] = 1
-  buf.write(top, 1, 'latin1')
-  let h = hash('sha256', buf.subarray(0, 33), 'binary')
+  let h = bucketFromPath(leafDigest(key, value), p.index, p.count, p.path.map(bytesDigest))
+  if (h === undefined) return false
   let i = p.bucket
   for (let lvl = 0; lvl < DEPTH; lvl++) {
     const group = p.siblings.slice(lvl * ARITY, (lvl + 1) * ARITY).map(bytesDigest)

@@ -28,10 +28,10 @@ import { replayBlockLog } from '../../chain/replay.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import type { Genesis } from '../../chain/types.ts'
 
-const FINAL = 'b62a3bc29c11f89b792f66f59dd78a38eb89571d7dd7f5a4212e7a1a89a52598'
-const DIGEST = '761a78576a0fbfecac0d23b6e192df19954ebfd408e3d2417e3dda1edd80c95f'
-const FINAL_CURRENT = 'a2f1518ef5ce81bbaaedab4a5b4741ffd6d873cff5dd8d9fc2379e0e5395409b'
-const DIGEST_CURRENT = 'dc957e0dbacc699a704c64c4bbc2ab75ddb7a48da5af866283aaf6a92028685f'
+const FINAL = '1d0f409a20968197dde2dbbe9db94e97d35e441cf3c189940859b355b9b135f4'
+const DIGEST = 'd2a21ba02e7e7a57149c293f1842ea98ab42648a11050638ccad36d080067183'
+const FINAL_CURRENT = 'f06735ace90c3d08f08b2fb125e095638a8af2659901264d05edead90bf94899'
+const DIGEST_CURRENT = '6089b9f181c650abda2fdc4d35af6f51fbc626a90df17b8afdd29c71bb14db41'
 
 async function key (i: number): Promise<ChainKey> { const s = new Uint8Array(32); s[0] = i; s[1] = 77; return chainKeyFromProtobuf(privateKeyToProtobuf(await generateKeyPairFromSeed('Ed25519', s))) }
 const T0 = Date.UTC(2026, 10, 22)
