@@ -181,6 +181,8 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
           cometbft: Number(((c1.cmt - c0.cmt) * 1000 / txs.length).toFixed(3)),
           senders: Number(((b1.user + b1.system) / 1000 / txs.length).toFixed(3))
         },
+        // what the validators' CPU per tx allows if they had both cores to themselves (load-independent)
+        ceilingTxPerSecTwoCores: Math.round(2000 / ((c1.app - c0.app + c1.cmt - c0.cmt) * 1000 / txs.length)),
         memoryPerValidator: mem,
         note: `${nv} validators and their cometbft on this one machine (timeout_commit 150 ms); senders spread over the ${nv} RPCs`
       }
