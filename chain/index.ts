@@ -11,9 +11,10 @@ export type {
   VendorRegisterBody, EkCaPublishBody, EkCaRevokeBody, FirmwarePublishBody, FirmwareRevokeBody, OsPublishBody, OsRevokeBody,
   ImagePublishBody, ImageRevokeBody, NodeRegisterBody, AttestRequestBody, AttestRecordBody,
   VendorRecord, EkCaRecord, FirmwareRecord, OsRecord, OwnerRecord, ImageRecord, NodeStatus, NodeRecord, AttestRequestRecord, QcRecord,
-  EffectiveStatus, NodeView, SeedView, QuorumRules, Genesis, BlockHeader
+  EffectiveStatus, NodeView, SeedView, QuorumRules, Genesis, BlockHeader,
+  CertificationParams, AdversaryModel, QuorumCommitteeInput, FaultAppraiser, VerifierFaultBody, CooldownRecord, RoundArchive, FaultRecord, SilenceRecord
 } from './types.ts'
-export { TX_TYPES, TX_VERSION, MAX_TX_BYTES, TxCode } from './types.ts'
+export { TX_TYPES, TX_VERSION, MAX_TX_BYTES, TxCode, DEFAULT_CERTIFICATION, FAULT_CLAIMS } from './types.ts'
 export type { ChainApp, ChainAppOptions, AppInfo, FinalizeBlockRequest, FinalizeBlockResponse, QueryRequest, QueryResponse, ProofOp } from './app.ts'
 export { createChainApp, CODESPACE } from './app.ts'
 export type { EmbeddedValidator, EmbeddedValidatorOptions, InitChainHomeOptions } from './validator.ts'
@@ -35,4 +36,4 @@ export type { ReplayResult } from './replay.ts'
 export { replayBlockLog, NoBlockLogError } from './replay.ts'
 export type { StoredBlock, CommittedTx, BlockProducerOptions } from './producer.ts'
 export { BlockProducer, BlockStore, MempoolError } from './producer.ts'
-export { genesisFromJson, genesisToJson } from './genesis.ts'
+export { genesisFromJson, genesisToJson, resolveCertification, checkGenesisVerifiers, MIN_GENESIS_VERIFIERS } from './genesis.ts'
