@@ -4,6 +4,7 @@
 // through queries, so a transaction that was in a block but refused still shows nowhere but in
 // the transaction counts. Read-only: it holds no key and sends nothing.
 import { decodeTx, txHash, type ChainClient } from '../../chain/index.ts'
+import { isSeedTx } from '../../chain/abci/seed.ts'
 import type { NodeView, QcRecord, EkCaRecord, ImageRecord, OsRecord, FirmwareRecord, VendorRecord } from '../../chain/types.ts'
 import type { Canonical } from '../../encoding/canonical.ts'
 import { toHex } from '../../encoding/bytes.ts'
@@ -96,11 +97,16 @@ export class ChainIndex {
       b.txs.forEach((bytes, index) => {
         let type = 'undecodable'
         let subject = ''
-        try {
-          const tx = decodeTx(bytes)
-          type = tx.type
-          subject = this.#note(tx.type, tx.body, b.height)
-        } catch { /* an undecodable tx is counted as such */ }
+        // on CometBFT every block after the first starts with the committee-seed tx (chain/abci/seed.ts)
+        if (isSeedTx(bytes)) {
+          type = 'committee-seed'
+        } else {
+          try {
+            const tx = decodeTx(bytes)
+            type = tx.type
+            subject = this.#note(tx.type, tx.body, b.height)
+          } catch { /* an undecodable tx is counted as such */ }
+        }
         types[type] = (types[type] ?? 0) + 1
         this.#txs.push({ height: b.height, index, type, hash: toHex(txHash(bytes)), subject })
       })
