@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import Docker from 'dockerode'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { openTpm, type Tpm, type TpmInfo } from '../attestation/tpm/index.ts'
-import { createQuorumRules } from '../attestation/quorum/index.ts'
+import { createQuorumRules, MIN_COMMITTEE_SIZE } from '../attestation/quorum/index.ts'
 import { ChainClient, type ChainKey } from '../chain/index.ts'
 import {
   createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
@@ -74,6 +74,9 @@ export interface AgentStatus {
   verifier: { sessions: number }
 }
 
+/** How long a node waits for MIN_COMMITTEE_SIZE committee candidates before a round with fewer (see #awaitCandidates). */
+const CANDIDATE_GRACE_MS = 15_000
+
 /** How long one shutdown step may take before stop() logs it and goes on (see #stopStep). */
 const STOP_STEP_MS = 10_000
 
@@ -115,6 +118,7 @@ export class Agent {
   #roundInFlight?: Promise<RoundResult | undefined>
   #cycleInFlight?: Promise<void>
   #stopped = false
+  #candidatesWaitSince?: number
 
   constructor (init: AgentInit) {
     this.config = init.config
@@ -369,14 +373,7 @@ export class Agent {
         }
       }
       if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
-      if (s.kind !== 'certified' && (await this.#chainClient().candidates(this.nodeId)).length === 0) {
-        // the chain fixes a round's committee when it opens: opened now, it would be empty and
-        // stay open until its deadline. Wait for a peer to register (nodes of a network starting together).
-        const reason = 'waiting for a certified node or genesis verifier with a BLS key to draw a committee from (none registered yet)'
-        if (!(s.kind === 'degraded' && s.reason === reason) && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: s.kind === 'degraded' ? s.previous : s.kind })
-        this.#schedule(1000)
-        return
-      }
+      if (s.kind !== 'certified' && await this.#awaitCandidates(s)) return
       const r = await this.certify()
       if (r.outcome === 'pass') {
         await this.#tenants?.reconcile()
@@ -393,6 +390,30 @@ export class Agent {
       else if (cur === 'degraded') this.lifecycle.to({ kind: 'degraded', reason, previous: (this.lifecycle.state as { previous: AgentState['kind'] }).previous })
       this.#schedule(err instanceof TransientError ? 2000 : 5000)
     }
+  }
+
+  /**
+   * The chain fixes a round's committee when the round opens: opened with no candidate it stays
+   * open and empty until its deadline; opened while the peers of a network starting together are
+   * still registering, its committee is needlessly small. So a node that is not certified waits
+   * for as many candidates (certified nodes and genesis verifiers with a BLS key) as could serve,
+   * up to MIN_COMMITTEE_SIZE — at most CANDIDATE_GRACE_MS, and for one at least. True when it
+   * waits (the next cycle is scheduled).
+   */
+  async #awaitCandidates (s: AgentState): Promise<boolean> {
+    const chain = this.#chainClient()
+    const others = (await chain.candidates(this.nodeId)).length
+    const possible = (await chain.nodes('certified')).filter(n => n.nodeId !== this.nodeId).length
+    const need = Math.max(1, Math.min(MIN_COMMITTEE_SIZE, possible))
+    this.#candidatesWaitSince ??= Date.now()
+    if (others >= need || (others > 0 && Date.now() - this.#candidatesWaitSince >= CANDIDATE_GRACE_MS)) {
+      this.#candidatesWaitSince = undefined
+      return false
+    }
+    const reason = `waiting for committee candidates to register: ${others} of ${need} (certified nodes or genesis verifiers with a BLS key)`
+    if (!(s.kind === 'degraded' && s.reason === reason) && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: s.kind === 'degraded' ? s.previous : s.kind })
+    this.#schedule(1000)
+    return true
   }
 
   async #retrying (what: string, fn: () => Promise<void>): Promise<void> {

@@ -39,7 +39,10 @@ export const MIN_AGENTS = GENESIS_VERIFIERS
 /** Default: the genesis verifiers and one node that joins through a committee of them. */
 export const DEFAULT_AGENTS = GENESIS_VERIFIERS + 1
 export const LOCALNET_IMAGE = 'demo/hello'
+/** Its page (its own body, so its image ID is not the one-process demo's, which removes its image when done). */
+export const LOCALNET_PAGE = 'hello from demo/hello on a quorate local network\n'
 const COMMITTEE_SIZE = 7
+const LOCALNET_ROUND_DEADLINE_BLOCKS = 80
 const STATE_VERSION = 1
 
 /** A process `up` starts or `down` stops could not be made to. */
@@ -241,6 +244,18 @@ function withDirLock<T> (dir: string, fn: () => Promise<T>): Promise<T> {
   return fn().finally(() => { lock.release() })
 }
 
+/**
+ * A round whose committee members are not up yet (the agents of a resumed network start one after
+ * the other) stays open until its deadline: 300 blocks by default, 75 s of this network's empty
+ * blocks. 80 blocks still leave a round at least 20 s.
+ */
+function shortenRoundDeadline (genesisFile: string): void {
+  const g = JSON.parse(readFileSync(genesisFile, 'utf8')) as { app_state?: { certification?: Record<string, unknown> } }
+  if (g.app_state?.certification === undefined) throw new LocalnetError(`${genesisFile} has no certification parameters to set`)
+  g.app_state.certification.round_deadline_blocks = LOCALNET_ROUND_DEADLINE_BLOCKS
+  writeFileSync(genesisFile, JSON.stringify(g, null, 2) + '\n')
+}
+
 // ---- up -----------------------------------------------------------------------------------------
 
 /** Creates (first run) or resumes the local network in `o.dir`; resolves once every node is certified. */
@@ -270,7 +285,8 @@ async function upLocked (o: UpOptions): Promise<LocalnetStatus> {
       ids.push((await keyAt(join(nodePaths(dir, name).home, 'node.key'))).peerId)
       nodes.push({ name, httpPort: await freePort(), tpmPort: 0 })
     }
-    await initChainHome({ home: p.chain, chainId: 'quorate-local', verifiers: ids.slice(0, GENESIS_VERIFIERS), committeeSize: COMMITTEE_SIZE })
+    const made = await initChainHome({ home: p.chain, chainId: 'quorate-local', verifiers: ids.slice(0, GENESIS_VERIFIERS), committeeSize: COMMITTEE_SIZE })
+    shortenRoundDeadline(made.paths.genesis)
     state = { version: STATE_VERSION, chainId: 'quorate-local', rpcPort: await freePort(), nodes }
     writeState(dir, state)
   } else if (o.agents !== undefined && o.agents > state.nodes.length) {
@@ -319,7 +335,7 @@ async function upLocked (o: UpOptions): Promise<LocalnetStatus> {
         const tenant = await keyAt(join(p.keys, 'tenant.key'))
         const store = await createImageStore({ dir: join(np.home, 'ipfs'), listen: [] })
         try {
-          const pub = await publishImage(store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: helloImage().tar, name: LOCALNET_IMAGE })
+          const pub = await publishImage(store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: helloImage(LOCALNET_PAGE).tar, name: LOCALNET_IMAGE })
           say(`published  ${LOCALNET_IMAGE} (CID ${pub.cid}) into ${first.name}'s IPFS store and on chain`)
         } finally { await store.stop() }
       }
