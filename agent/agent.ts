@@ -161,8 +161,21 @@ export class Agent {
 
   multiaddrs (): string[] { return this.#host?.getMultiaddrs().map(a => a.toString()) ?? [] }
 
-  /** Boot → measure → register; then (unless manual) the certification loop runs in the background. */
+  /**
+   * Boot → measure → register; then (unless manual) the certification loop runs in the background.
+   * A start that fails closes whatever it had opened (libp2p, IPFS, HTTP, TPM) before it throws,
+   * so the process that ran it can end.
+   */
   async start (): Promise<void> {
+    try {
+      await this.#start()
+    } catch (err) {
+      await this.stop().catch((e: unknown) => { this.#log.warn('cleanup after a failed start failed', { err: e }) })
+      throw err
+    }
+  }
+
+  async #start (): Promise<void> {
     const c = this.config
     await mkdir(c.home, { recursive: true, mode: 0o700 })
 

@@ -5,6 +5,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { jsonReplacer, type Logger } from '../encoding/log.ts'
+import { ConfigError } from '../encoding/errors.ts'
 
 /** How long stop() lets requests in progress finish before it closes their connections. */
 const STOP_GRACE_MS = 2000
@@ -57,8 +58,13 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(Number(portText), host, () => { server.off('error', reject); resolve() })
+    const fail = (err: NodeJS.ErrnoException): void => {
+      // the likely cause is another agent on this machine: say which setting moves this one
+      const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
+      reject(taken ? new ConfigError(`the HTTP API cannot listen on ${init.listen} (${err.code ?? ''}); give a free one with --http host:port (QUORATE_HTTP, config httpListen; port 0 = any free port)`, { cause: err }) : err)
+    }
+    server.once('error', fail)
+    server.listen(Number(portText), host, () => { server.off('error', fail); resolve() })
   })
   const addr = server.address() as AddressInfo
   const url = `http://${host}:${addr.port}`

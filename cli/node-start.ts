@@ -79,7 +79,14 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
     }
     process.on('SIGTERM', () => { stop('SIGTERM') })
     process.on('SIGINT', () => { stop('SIGINT') })
-    await agent.start()
+    try {
+      await agent.start()
+    } catch (err) {
+      // start() closed what it had opened; should a library still hold a handle, the failed
+      // agent ends anyway once the error is printed (exit 1)
+      setTimeout(() => { process.exit(1) }, 5000).unref()
+      throw err
+    }
     const s = agent.status()
     if (argv.json === true) process.stdout.write(JSON.stringify({ started: true, nodeId: s.nodeId, http: s.http, p2p: s.p2p }) + '\n')
     else process.stdout.write(`quorate agent ${s.nodeId}\n  http ${s.http ?? ''}\n  p2p  ${s.p2p.join(' ')}\n`)
