@@ -69,7 +69,8 @@ export interface AgentStatus {
   p2p: string[]
   http?: string
   chain: string
-  lastRound?: { round: number, outcome: string, committee: readonly string[], pass: number, fail: number, unresponsive: readonly string[], expiresAt: number }
+  /** The last recorded round; `failedClaims` says why a refused node was refused (the claims its committee's quorum failed). */
+  lastRound?: { round: number, outcome: string, failedClaims: readonly string[], committee: readonly string[], pass: number, fail: number, unresponsive: readonly string[], expiresAt: number }
   containers: Array<{ image: string, id: string, digest: string, cid: string, url: string }>
   verifier: { sessions: number }
 }
@@ -464,7 +465,7 @@ export class Agent {
       p2p: this.multiaddrs(),
       http: this.#http?.url,
       chain: this.config.chainRpc,
-      lastRound: r === undefined ? undefined : { round: r.round, outcome: r.outcome, committee: r.committee, pass: r.pass, fail: r.fail, unresponsive: r.unresponsive, expiresAt: r.expiresAt },
+      lastRound: r === undefined ? undefined : { round: r.round, outcome: r.outcome, failedClaims: r.failedClaims, committee: r.committee, pass: r.pass, fail: r.fail, unresponsive: r.unresponsive, expiresAt: r.expiresAt },
       containers: (this.#runner?.list() ?? []).map(c => ({ image: c.image, id: c.id, digest: c.digest, cid: c.cid, url: c.url })),
       verifier: { sessions: this.#member?.sessions ?? 0 }
     }

@@ -95,11 +95,14 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
       if (view === undefined) throw new InvalidInputError(`node ${nodeId} is not known to the chain at ${c.url.origin}`)
       const qc = await c.qc(nodeId)
       let verdicts: { member: string, pass: boolean, failed: readonly string[] }[] | undefined
+      // why the last recorded round failed the node: the claims its quorum signed as failed
+      let failedClaims: readonly string[] | undefined
       if (qc !== undefined) {
         try {
           // QC v3: one verdict, signed by the members its bitmap names (positions in the committee)
           const c3 = decodeCertificate(qc.qc)
           verdicts = bitmapIndices(c3.signers).map(i => ({ member: qc.committee[i] ?? `#${i}`, pass: c3.outcome === 'pass', failed: c3.failedClaims }))
+          failedClaims = c3.failedClaims
         } catch { verdicts = undefined }
       }
       const rec = view.record
@@ -118,7 +121,7 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
         platform: rec?.platform,
         os: rec?.os,
         pendingRequest: view.request !== undefined && view.request.recordedAt === undefined && view.request.closedAt === undefined ? { round: view.request.round, height: view.request.height, deadline: view.request.deadline } : undefined,
-        qc: qc !== undefined ? { round: qc.round, outcome: qc.outcome, height: qc.height, bytes: qc.qc.length, verdicts } : undefined
+        qc: qc !== undefined ? { round: qc.round, outcome: qc.outcome, failedClaims, height: qc.height, bytes: qc.qc.length, verdicts } : undefined
       }
       emit(argv, result, () => [
         `${nodeId}: ${view.effective}${view.genesisVerifier ? ' (genesis verifier)' : ''}`,
@@ -128,7 +131,8 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
         ...(rec?.committee !== undefined ? [`  committee   ${rec.committee.join('\n              ')}`] : []),
         ...(rec?.securityBits !== undefined ? [`  security    ${rec.securityBits} bits (committee of ${rec.committee?.length ?? '?'}; forging a round takes ≥ 2^${rec.securityBits} tries at the genesis adversary fraction)`] : []),
         ...(view.cooldown !== undefined ? [`  cooldown    ${view.cooldown.failures} failed round(s); next request allowed at height ${view.cooldown.allowedAt}`] : []),
-        ...(qc !== undefined ? [`  QC          ${qc.outcome} at height ${qc.height}, ${verdicts?.length ?? '?'} verdicts, ${qc.qc.length} bytes`] : []),
+        ...(qc !== undefined ? [`  QC          ${qc.outcome} at height ${qc.height} (round ${qc.round}), ${verdicts?.length ?? '?'} verdicts, ${qc.qc.length} bytes`] : []),
+        ...(qc !== undefined && qc.outcome !== 'pass' ? [`  failed      ${failedClaims === undefined ? '(the QC does not decode)' : failedClaims.length === 0 ? '(no claim named)' : failedClaims.join(', ')}`] : []),
         ...(result.pendingRequest !== undefined ? [`  pending     round ${result.pendingRequest.round} requested at height ${result.pendingRequest.height}`] : [])
       ].join('\n'))
     } finally { c.close() }
