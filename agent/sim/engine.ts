@@ -93,6 +93,8 @@ export interface SimDetail {
   refusedRequests: number
   firstForgeAfterRounds?: number
   firstRoundActivations: number
+  /** Verifiers the chain removed from the candidates by the end (silence counting, fault proofs). */
+  dropped: { colluders: number, honest: number }
   missing: readonly string[]
   wallSeconds: { setup: number, run: number }
 }
@@ -296,8 +298,10 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     if (!isBad && outcome !== 'pass') s.honestBlocked++
 
     const evidenceDigest = sha256(utf8.encode(`quorate/sim/evidence\0${st.n.nodeId}\0${open.round}\0${isBad ? 'bad' : 'good'}`))
+    // every verdict of the deciding side goes in, as the agent's collector does: a member left out
+    // of a QC counts as silent on chain (and a verifier silent in most of its rounds is dropped)
     const qcFor = (side: 'pass' | 'fail'): Uint8Array => rules.buildQc({
-      chainId: CHAIN_ID, nodeId: st.n.nodeId, round: open.round, outcome: side, signers: (side === 'pass' ? passers : failers).slice(0, need),
+      chainId: CHAIN_ID, nodeId: st.n.nodeId, round: open.round, outcome: side, signers: side === 'pass' ? passers : failers,
       committee, evidenceDigest, failedClaims: side === 'pass' ? [] : ['firmware'], now: time, ttlMs
     })
 
@@ -398,6 +402,13 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     }
   }
   const t2 = performance.now()
+  // verifiers the chain dropped from the candidates (silence, fault proofs) by the end of the run
+  const dropped = { colluders: 0, honest: 0 }
+  for (const v of pop.verifiers) {
+    if (app.query({ path: '/key', data: utf8.encode(`faulty/${v.nodeId}`) }).value === undefined) continue
+    if (v.role === 'colluder') dropped.colluders++
+    else dropped.honest++
+  }
   app.close()
 
   const k = s.committeeSize === 0 ? rules.k : s.committeeSize
@@ -434,6 +445,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     refusedRequests: s.refused,
     firstForgeAfterRounds: s.firstForgeAfter,
     firstRoundActivations: s.firstRoundActivations,
+    dropped,
     missing: [...rules.missing, ...(s.bindingMissing ? ['AK–EK binding on chain: this build records none after a pass, so every round activates the credential again'] : [])],
     wallSeconds: { setup: round3((t1 - t0) / 1000), run: round3((t2 - t1) / 1000) }
   }

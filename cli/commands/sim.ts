@@ -94,7 +94,7 @@ const sim: CommandModule<GlobalArgs, SimArgs> = {
         onProgress: argv.quiet === true ? undefined : m => { process.stderr.write(m + '\n') }
       })
       if (argv.quiet !== true) {
-        process.stderr.write(`sim: done in ${(detail.wallSeconds.setup + detail.wallSeconds.run).toFixed(1)} s (setup ${detail.wallSeconds.setup} s, run ${detail.wallSeconds.run} s); ${detail.honestRounds} honest rounds, ${detail.memberRecords} recorded by members, ${detail.refusedRequests} requests refused\n`)
+        process.stderr.write(`sim: done in ${(detail.wallSeconds.setup + detail.wallSeconds.run).toFixed(1)} s (setup ${detail.wallSeconds.setup} s, run ${detail.wallSeconds.run} s); ${detail.honestRounds} honest rounds, ${detail.memberRecords} recorded by members, ${detail.refusedRequests} requests refused; dropped by the chain: ${detail.dropped.colluders} colluders, ${detail.dropped.honest} honest verifiers\n`)
         for (const m of detail.missing) process.stderr.write(`sim: not in this build: ${m}\n`)
       }
       emit(argv, result, () => [

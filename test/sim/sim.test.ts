@@ -90,6 +90,16 @@ t.test('current rules: members record the failing round a bad node would hide', 
   t.ok(result.adversary.roundsAttempted >= 1)
 })
 
+t.test('current rules: the chain drops colluders that stay silent, and no honest verifier', async t => {
+  // 60 verifiers, 12 silent; k = 48 of 59 candidates draws most of them every round, so each
+  // verifier is drawn in far more than the 32 rounds of a silence window
+  const { result, detail } = await runSimulation(base({ nodes: 60, rules: currentRules({ fraction: F20, securityBits: 40 }), strategy: 'silent', hours: 2, attesters: 20, ttlMs: 1800_000 }))
+  t.equal(detail.colluders, 12)
+  t.equal(detail.dropped.colluders, 12, 'every silent colluder is dropped from the candidates')
+  t.equal(detail.dropped.honest, 0, 'honest members are in every QC they could sign, so none is dropped')
+  t.equal(result.forged, 0)
+})
+
 t.test('a run is deterministic for a seed', async t => {
   const a = await runSimulation(base({ hours: 0.5 }))
   const b = await runSimulation(base({ hours: 0.5 }))
