@@ -17,7 +17,7 @@
 // ends); an agent or swtpm is up while its pid file names a live process (not a zombie) whose
 // command line names its directory, so a reused pid is not mistaken for it. Re-running `up`
 // starts whatever is not up, on the same chain, keys and TPM state; `down` stops what is up.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -208,7 +208,12 @@ async function terminate (pid: number, mark: string, graceMs: number): Promise<'
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   try { process.kill(pid, 'SIGKILL') } catch {}
-  while (alive(pid, mark)) await new Promise(resolve => setTimeout(resolve, 50))
+  // SIGKILL ends a process unless it is stuck in the kernel (uninterruptible I/O): say so then
+  const killEnd = Date.now() + 5000
+  while (alive(pid, mark)) {
+    if (Date.now() > killEnd) throw new LocalnetError(`process ${pid} (${mark}) survives SIGKILL; it is stuck in the kernel — see /proc/${pid}/stack`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
   return 'killed'
 }
 
@@ -225,9 +230,9 @@ function readState (dir: string): State | undefined {
 
 function writeState (dir: string, s: State): void {
   const p = paths(dir).state
+  // whole or not at all: a crash mid-write must not leave half a state file
   writeFileSync(`${p}.tmp`, JSON.stringify(s, null, 2) + '\n')
-  writeFileSync(p, readFileSync(`${p}.tmp`))
-  rmSync(`${p}.tmp`, { force: true })
+  renameSync(`${p}.tmp`, p)
 }
 
 async function keyAt (path: string): Promise<ChainKey> {
