@@ -284,28 +284,25 @@ async function upLocked (o: UpOptions): Promise<LocalnetStatus> {
     const n = o.agents ?? DEFAULT_AGENTS
     say(`new local network in ${dir}: a chain, ${n} agents (${GENESIS_VERIFIERS} genesis verifiers), ${n} software TPMs`)
     const nodes: NodeState[] = []
-    const ids: string[] = []
-    for (let i = 1; i <= n; i++) {
-      const name = `node-${i}`
-      ids.push((await keyAt(join(nodePaths(dir, name).home, 'node.key'))).peerId)
-      nodes.push({ name, httpPort: await freePort(), tpmPort: 0 })
-    }
-    const made = await initChainHome({ home: p.chain, chainId: 'quorate-local', verifiers: ids.slice(0, GENESIS_VERIFIERS), committeeSize: COMMITTEE_SIZE })
-    shortenRoundDeadline(made.paths.genesis)
+    for (let i = 1; i <= n; i++) nodes.push({ name: `node-${i}`, httpPort: await freePort(), tpmPort: 0 })
     state = { version: STATE_VERSION, chainId: 'quorate-local', rpcPort: await freePort(), nodes }
     writeState(dir, state)
   } else if (o.agents !== undefined && o.agents > state.nodes.length) {
-    for (let i = state.nodes.length + 1; i <= o.agents; i++) {
-      const name = `node-${i}`
-      await keyAt(join(nodePaths(dir, name).home, 'node.key'))
-      state.nodes.push({ name, httpPort: await freePort(), tpmPort: 0 })
-    }
+    for (let i = state.nodes.length + 1; i <= o.agents; i++) state.nodes.push({ name: `node-${i}`, httpPort: await freePort(), tpmPort: 0 })
     writeState(dir, state)
     say(`growing the network in ${dir} to ${state.nodes.length} agents (the new ones join through committees)`)
   } else {
     say(`resuming the local network in ${dir}`)
   }
   const rpc = `http://127.0.0.1:${state.rpcPort}`
+  // node keys first: the genesis names the first agents as its verifiers (also completes a first
+  // run that ended before its chain was made)
+  const ids: string[] = []
+  for (const n of state.nodes) ids.push((await keyAt(join(nodePaths(dir, n.name).home, 'node.key'))).peerId)
+  if (!existsSync(chainPaths(p.chain).genesis)) {
+    const made = await initChainHome({ home: p.chain, chainId: state.chainId, verifiers: ids.slice(0, GENESIS_VERIFIERS), committeeSize: COMMITTEE_SIZE })
+    shortenRoundDeadline(made.paths.genesis)
+  }
 
   // 1. the chain
   if (!chainRunning(dir)) {
