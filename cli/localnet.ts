@@ -344,9 +344,11 @@ async function upLocked (o: UpOptions): Promise<LocalnetStatus> {
     }
   } finally { chain.close() }
 
-  // 3. TPMs and agents: a node whose TPM is down is restarted whole (its TPM reset is a reboot)
-  const children: Array<{ name: string, child: ChildProcess }> = []
-  for (const [i, n] of state.nodes.entries()) {
+  // 3. TPMs, then agents: a node whose TPM is down is restarted whole (its TPM reset is a reboot).
+  //    The agents start back to back, so that a first round finds its committee members up (a
+  //    round whose members are still starting stays open until its deadline).
+  const toStart: NodeState[] = []
+  for (const n of state.nodes) {
     const np = nodePaths(dir, n.name)
     const agentUp = alive(pidIn(np.pid), np.home)
     const tpmUp = alive(pidIn(np.tpmPid), np.tpmState)
@@ -370,14 +372,19 @@ async function upLocked (o: UpOptions): Promise<LocalnetStatus> {
       started.push(`${n.name} swtpm (pid ${sw.pid ?? '?'})`)
     }
     if (!await portFree(n.httpPort)) n.httpPort = await freePort()
-    writeState(dir, state)
+    toStart.push(n)
+  }
+  writeState(dir, state)
+  const children: Array<{ name: string, child: ChildProcess }> = []
+  for (const n of toStart) {
+    const np = nodePaths(dir, n.name)
     const args = ['node', 'start', '--home', np.home, '--tcti', `swtpm:host=127.0.0.1,port=${n.tpmPort}`, '--rpc', rpc,
       '--http', `127.0.0.1:${n.httpPort}`, '--platform', PLATFORM, '--os', OS_NAME, '--simulate-boot', SAMPLE_BOOT_LOG, '--committee-size', String(COMMITTEE_SIZE)]
     const child = launch(process.execPath, quorateArgs(args), np.log, childEnv())
     writeFileSync(np.pid, `${child.pid ?? ''}\n`)
     children.push({ name: n.name, child })
     started.push(`${n.name} agent (pid ${child.pid ?? '?'})`)
-    say(`${n.name.padEnd(10)} agent started${i < GENESIS_VERIFIERS ? ' (genesis verifier)' : ''}: http://127.0.0.1:${n.httpPort} (log ${np.log})`)
+    say(`${n.name.padEnd(10)} agent started${state.nodes.indexOf(n) < GENESIS_VERIFIERS ? ' (genesis verifier)' : ''}: http://127.0.0.1:${n.httpPort} (log ${np.log})`)
   }
 
   // 4. wait until every node is certified
