@@ -24,7 +24,7 @@ import { buildTx } from '../../chain/tx.ts'
 import { DEFAULT_CERTIFICATION, type AttestRequestRecord, type Genesis, type TxBodies, type TxResult, type TxType } from '../../chain/types.ts'
 import { sha256, utf8 } from '../../encoding/bytes.ts'
 import { decode, encode } from '../../encoding/canonical.ts'
-import { QuorateError } from '../../encoding/errors.ts'
+import { InvalidInputError, QuorateError } from '../../encoding/errors.ts'
 import { blockedProbability, forgeProbability, fractionValue, securityBitsAt, thresholdOf, type Fraction } from './analytic.ts'
 import { makePopulation, Rng, type SimNode } from './population.ts'
 import type { RuleSet } from './rules.ts'
@@ -138,8 +138,8 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   const F = fractionValue(o.byzantine)
   const honestCount = o.nodes - Math.round(F * o.nodes)
   const attesters = Math.min(o.attesters ?? DEFAULT_ATTESTERS, honestCount)
-  if (!Number.isSafeInteger(o.nodes) || o.nodes < 4) throw new QuorateError('a simulation needs at least 4 verifier nodes')
-  if (!(o.hours > 0)) throw new QuorateError('hours must be positive')
+  if (!Number.isSafeInteger(o.nodes) || o.nodes < 4) throw new InvalidInputError('a simulation needs at least 4 verifier nodes (3f + 1 with f ≥ 1)')
+  if (!(o.hours > 0)) throw new InvalidInputError('hours must be positive')
   const progress = o.onProgress ?? (() => {})
   const rules = o.rules
 

@@ -3,10 +3,7 @@
 // and network. `quorate sim plot` draws docs/committee-security.svg. See docs/sim.md.
 import type { CommandModule } from 'yargs'
 import { writeFile } from 'node:fs/promises'
-import { runSimulation, STRATEGIES, type Strategy } from '../../agent/sim/engine.ts'
-import { currentRules, legacyRules, type RulesName } from '../../agent/sim/rules.ts'
-import { parseFraction } from '../../agent/sim/analytic.ts'
-import { committeePlot } from '../../agent/sim/plot.ts'
+import { committeePlot, currentRules, legacyRules, parseFraction, runSimulation, STRATEGIES, type RulesName, type Strategy } from '../../agent/sim/index.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { emit, type GlobalArgs } from '../output.ts'
 
