@@ -20,14 +20,33 @@ import { openTpm, type Tpm, type TpmInfo } from '../attestation/tpm/index.ts'
 import { createQuorumRules, MIN_COMMITTEE_SIZE } from '../attestation/quorum/index.ts'
 import { ChainClient, type ChainKey } from '../chain/index.ts'
 import {
-  createImageStore, createContainerRunner, createTenantProxy, fileEventLog, CONTAINER_PCR,
-  type ImageStore, type ContainerRunner, type TenantProxy, type RunningContainer, type ImageRegistry
+  createImageStore,
+  createContainerRunner,
+  createTenantProxy,
+  fileEventLog,
+  CONTAINER_PCR,
+  type ImageStore,
+  type ContainerRunner,
+  type TenantProxy,
+  type RunningContainer,
+  type ImageRegistry
 } from '../containers/index.ts'
 import { chainImageRegistry } from '../containers/chain-registry.ts'
 import type { Deployment } from '../containers/deployments.ts'
 import {
-  createP2PHost, AttestationResponder, CommitteeMember, runCertificationRound, tpmMakeCredential, chainPort,
-  memberChainPort, loadOrCreateBlsKey, blsRegistration, chainAppraiser, type P2PHost, type RoundProgress, type RoundResult
+  createP2PHost,
+  AttestationResponder,
+  CommitteeMember,
+  runCertificationRound,
+  tpmMakeCredential,
+  chainPort,
+  memberChainPort,
+  loadOrCreateBlsKey,
+  blsRegistration,
+  chainAppraiser,
+  type P2PHost,
+  type RoundProgress,
+  type RoundResult
 } from './p2p/index.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
 import { equal } from '../encoding/bytes.ts'
@@ -56,22 +75,31 @@ export interface AgentInit {
 }
 
 export type AgentEvent =
-  | { type: 'state', state: AgentState }
-  | { type: 'round', progress: RoundProgress }
-  | { type: 'tenant', image: string, phase: string }
-  | { type: 'warning', message: string }
+  | { type: 'state'; state: AgentState }
+  | { type: 'round'; progress: RoundProgress }
+  | { type: 'tenant'; image: string; phase: string }
+  | { type: 'warning'; message: string }
 
 export interface AgentStatus {
   nodeId: string
   state: AgentState
   since: string
-  tpm: { tcti: string, software: boolean, manufacturer?: string, resetCount?: number }
+  tpm: { tcti: string; software: boolean; manufacturer?: string; resetCount?: number }
   p2p: string[]
   http?: string
   chain: string
   /** The last recorded round; `failedClaims` says why a refused node was refused (the claims its committee's quorum failed). */
-  lastRound?: { round: number, outcome: string, failedClaims: readonly string[], committee: readonly string[], pass: number, fail: number, unresponsive: readonly string[], expiresAt: number }
-  containers: Array<{ image: string, id: string, digest: string, cid: string, url: string }>
+  lastRound?: {
+    round: number
+    outcome: string
+    failedClaims: readonly string[]
+    committee: readonly string[]
+    pass: number
+    fail: number
+    unresponsive: readonly string[]
+    expiresAt: number
+  }
+  containers: Array<{ image: string; id: string; digest: string; cid: string; url: string }>
   verifier: { sessions: number }
 }
 
@@ -88,10 +116,19 @@ export class Agent {
   readonly #m = {
     state: this.metrics.gauge('quorate_agent_state', 'current lifecycle state (1 = in this state)'),
     containers: this.metrics.gauge('quorate_tenant_containers', 'running tenant containers'),
-    sessions: this.metrics.counter('quorate_verifier_sessions_total', 'certification sessions served as a committee member'),
+    sessions: this.metrics.counter(
+      'quorate_verifier_sessions_total',
+      'certification sessions served as a committee member'
+    ),
     inFlight: this.metrics.gauge('quorate_proxy_in_flight', 'tenant requests being proxied'),
-    refused: this.metrics.counter('quorate_proxy_refused_total', 'tenant requests refused (503) for want of a slot, by the limit that refused them'),
-    served: this.metrics.counter('quorate_image_dags_served_total', 'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)')
+    refused: this.metrics.counter(
+      'quorate_proxy_refused_total',
+      'tenant requests refused (503) for want of a slot, by the limit that refused them'
+    ),
+    served: this.metrics.counter(
+      'quorate_image_dags_served_total',
+      'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)'
+    )
   }
   readonly #log: Logger
   readonly #init: AgentInit
@@ -121,7 +158,7 @@ export class Agent {
   #stopped = false
   #candidatesWaitSince?: number
 
-  constructor (init: AgentInit) {
+  constructor(init: AgentInit) {
     this.config = init.config
     this.#init = init
     this.#log = init.logger ?? createLogger('quorate:agent')
@@ -133,50 +170,56 @@ export class Agent {
     })
   }
 
-  get nodeId (): string {
+  get nodeId(): string {
     if (this.#key === undefined) throw new QuorateError('agent not started')
     return this.#key.peerId
   }
 
-  get key (): ChainKey {
+  get key(): ChainKey {
     if (this.#key === undefined) throw new QuorateError('agent not started')
     return this.#key
   }
 
-  get tpm (): Tpm {
+  get tpm(): Tpm {
     if (this.#tpm === undefined) throw new QuorateError('agent not started')
     return this.#tpm
   }
 
-  get store (): ImageStore {
+  get store(): ImageStore {
     if (this.#store === undefined) throw new QuorateError('agent not started')
     return this.#store
   }
 
-  get runner (): ContainerRunner {
+  get runner(): ContainerRunner {
     if (this.#runner === undefined) throw new QuorateError('agent not started')
     return this.#runner
   }
 
-  get httpUrl (): string | undefined { return this.#http?.url }
+  get httpUrl(): string | undefined {
+    return this.#http?.url
+  }
 
-  multiaddrs (): string[] { return this.#host?.getMultiaddrs().map(a => a.toString()) ?? [] }
+  multiaddrs(): string[] {
+    return this.#host?.getMultiaddrs().map(a => a.toString()) ?? []
+  }
 
   /**
    * Boot → measure → register; then (unless manual) the certification loop runs in the background.
    * A start that fails closes whatever it had opened (libp2p, IPFS, HTTP, TPM) before it throws,
    * so the process that ran it can end.
    */
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     try {
       await this.#start()
     } catch (err) {
-      await this.stop().catch((e: unknown) => { this.#log.warn('cleanup after a failed start failed', { err: e }) })
+      await this.stop().catch((e: unknown) => {
+        this.#log.warn('cleanup after a failed start failed', { err: e })
+      })
       throw err
     }
   }
 
-  async #start (): Promise<void> {
+  async #start(): Promise<void> {
     const c = this.config
     await mkdir(c.home, { recursive: true, mode: 0o700 })
 
@@ -198,25 +241,40 @@ export class Agent {
     this.lifecycle.to({ kind: 'measuring' })
     const clock = await this.#tpm.readClock()
     this.#resetCount = clock.resetCount
-    const simulated = this.#init.simulatedBootLog ?? (c.simulateBoot !== '' ? new Uint8Array(await readFile(c.simulateBoot)) : undefined)
+    const simulated =
+      this.#init.simulatedBootLog ??
+      (c.simulateBoot !== '' ? new Uint8Array(await readFile(c.simulateBoot)) : undefined)
     if (simulated !== undefined) {
       await simulateMeasuredBoot(this.#tpm, simulated, this.#log.child('measure'))
       this.#bootLog = simulated
     } else {
       this.#bootLog = await readBootEventLog(c.eventLogPath)
-      if (this.#bootLog === undefined) this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', { path: c.eventLogPath })
+      if (this.#bootLog === undefined)
+        this.#log.warn('no firmware event log found; firmware claims can only pass on golden PCR values', {
+          path: c.eventLogPath
+        })
     }
     const { path: containerLogPath, rebooted } = await containerLogForBoot(c.home, clock.resetCount)
 
     // the libp2p host: attestation protocols (node side and verifier side) and IPFS share it
-    const host = this.#host = await createP2PHost({ privateKey: privateKeyFromProtobuf(this.#key.protobuf), listen: c.listen, logger: this.#log.child('p2p') })
+    const host = (this.#host = await createP2PHost({
+      privateKey: privateKeyFromProtobuf(this.#key.protobuf),
+      listen: c.listen,
+      logger: this.#log.child('p2p')
+    }))
     const events = fileEventLog(containerLogPath)
-    const responder = this.#responder = new AttestationResponder({
+    const responder = (this.#responder = new AttestationResponder({
       tpm: this.#tpm,
-      logs: { eventLog: async () => this.#bootLog, containerLog: async () => { const t = await events.read(); return t === '' ? undefined : t } },
+      logs: {
+        eventLog: async () => this.#bootLog,
+        containerLog: async () => {
+          const t = await events.read()
+          return t === '' ? undefined : t
+        }
+      },
       pcrs: [{ hash: 'sha256', pcrs: [...c.pcrs] }],
       logger: this.#log.child('responder')
-    })
+    }))
     await responder.register(host)
     const key = this.#key
     const chain0 = this.#chain
@@ -230,17 +288,26 @@ export class Agent {
       logger: this.#log.child('member')
     })
     await this.#member.register(host)
-    this.#store = await createImageStore({ dir: join(c.home, 'ipfs'), libp2p: this.#host, bulk: { port: c.bulkPort }, logger: this.#log.child('ipfs') })
+    this.#store = await createImageStore({
+      dir: join(c.home, 'ipfs'),
+      libp2p: this.#host,
+      bulk: { port: c.bulkPort },
+      logger: this.#log.child('ipfs')
+    })
 
     // tenants: the gate consults the chain; the TPM measures each launch into the container PCR
     const chain = this.#chain
     const tpm = this.#tpm
-    const registry = this.#registry = chainImageRegistry(chain)
+    const registry = (this.#registry = chainImageRegistry(chain))
     this.#runner = createContainerRunner({
       docker: this.#docker,
       registry,
       source: this.#store,
-      measurer: { extend: async (pcr, digest) => { await tpm.pcrExtend(pcr, { sha256: digest }) } },
+      measurer: {
+        extend: async (pcr, digest) => {
+          await tpm.pcrExtend(pcr, { sha256: digest })
+        }
+      },
       eventLog: events,
       nodeId: key.peerId,
       network: c.containerNetwork,
@@ -252,16 +319,19 @@ export class Agent {
       lifecycle: this.lifecycle,
       gate: runner,
       metrics: this.metrics,
-      round: async onProgress => await runCertificationRound({
-        host,
-        responder,
-        chain: chainPort(chain, key, { k: c.committeeSize, pollMs: 50 }),
-        verdictTimeoutMs: c.roundTimeoutMs,
-        signal: this.#abort.signal,
-        logger: this.#log.child('round'),
-        onProgress
-      }),
-      onProgress: p => { this.#init.onEvent?.({ type: 'round', progress: p }) }
+      round: async onProgress =>
+        await runCertificationRound({
+          host,
+          responder,
+          chain: chainPort(chain, key, { k: c.committeeSize, pollMs: 50 }),
+          verdictTimeoutMs: c.roundTimeoutMs,
+          signal: this.#abort.signal,
+          logger: this.#log.child('round'),
+          onProgress
+        }),
+      onProgress: p => {
+        this.#init.onEvent?.({ type: 'round', progress: p })
+      }
     })
     this.#tenants = new Tenants({
       runner,
@@ -271,7 +341,9 @@ export class Agent {
       providers: async () => await this.#peerAddrs(),
       metrics: this.metrics,
       signal: this.#abort.signal,
-      onProgress: (image, phase) => { this.#init.onEvent?.({ type: 'tenant', image, phase }) },
+      onProgress: (image, phase) => {
+        this.#init.onEvent?.({ type: 'tenant', image, phase })
+      },
       logger: this.#log.child('tenants')
     })
     // containers of an earlier run of this agent are not ours to trust: remove them (no duplicates)
@@ -284,11 +356,19 @@ export class Agent {
       maxPerTenant: c.proxyMaxInFlightPerTenant,
       logger: this.#log.child('proxy')
     })
-    this.#http = await startHttpApi({ listen: c.httpListen, status: () => this.status(), metrics: () => this.#renderMetrics(), tenant: this.#proxy.handler, logger: this.#log.child('http') })
+    this.#http = await startHttpApi({
+      listen: c.httpListen,
+      status: () => this.status(),
+      metrics: () => this.#renderMetrics(),
+      tenant: this.#proxy.handler,
+      logger: this.#log.child('http')
+    })
 
     // registering
     this.lifecycle.to({ kind: 'registering' })
-    await this.#retrying('register', async () => { await this.register() })
+    await this.#retrying('register', async () => {
+      await this.register()
+    })
     if (rebooted) {
       // The TPM was reset since this agent last ran (a reboot): whatever was certified before
       // describes another boot. End it on chain now instead of letting it run to expiry.
@@ -303,7 +383,7 @@ export class Agent {
   }
 
   /** node.register on chain, when the registration is missing or differs (addresses, AK, EK). */
-  async register (): Promise<void> {
+  async register(): Promise<void> {
     const chain = this.#chainClient()
     const responder = this.#responder
     if (responder === undefined) throw new QuorateError('agent not started')
@@ -313,16 +393,34 @@ export class Agent {
     const r = view?.record
     const bls = this.#bls
     if (bls === undefined) throw new QuorateError('agent not started')
-    const same = r !== undefined && equal(r.akPublic, id.akPublic) && equal(r.ekCertificate, id.ekCertificate) &&
-      r.blsPublicKey !== undefined && equal(r.blsPublicKey, bls.publicKey) &&
-      r.platform === this.config.platform && r.os === this.config.osImage && JSON.stringify(r.addrs) === JSON.stringify(addrs)
+    const same =
+      r !== undefined &&
+      equal(r.akPublic, id.akPublic) &&
+      equal(r.ekCertificate, id.ekCertificate) &&
+      r.blsPublicKey !== undefined &&
+      equal(r.blsPublicKey, bls.publicKey) &&
+      r.platform === this.config.platform &&
+      r.os === this.config.osImage &&
+      JSON.stringify(r.addrs) === JSON.stringify(addrs)
     if (same) return
-    await chain.send('node.register', { nodeId: this.nodeId, ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs, platform: this.config.platform, os: this.config.osImage, ...blsRegistration(bls, this.nodeId) }, this.key)
+    await chain.send(
+      'node.register',
+      {
+        nodeId: this.nodeId,
+        ekCertificate: id.ekCertificate,
+        akPublic: id.akPublic,
+        addrs,
+        platform: this.config.platform,
+        os: this.config.osImage,
+        ...blsRegistration(bls, this.nodeId)
+      },
+      this.key
+    )
     this.#log.info('registered on chain', { addrs })
   }
 
   /** One certification round now. Resolves with its result (pass or fail). */
-  async certify (): Promise<RoundResult> {
+  async certify(): Promise<RoundResult> {
     const cert = this.#certification
     if (cert === undefined) throw new QuorateError('agent not started')
     const run = cert.run()
@@ -335,13 +433,13 @@ export class Agent {
   }
 
   /** Runs a tenant now (if certified) and again whenever certification is regained. */
-  async deploy (d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
+  async deploy(d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
     if (this.#tenants === undefined) throw new QuorateError('agent not started')
     return await this.#tenants.deploy(d, opts)
   }
 
   /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
-  async #peerAddrs (): Promise<string[]> {
+  async #peerAddrs(): Promise<string[]> {
     const nodes = await this.#chainClient().nodes('all')
     const out: string[] = []
     for (const n of nodes) {
@@ -352,18 +450,20 @@ export class Agent {
   }
 
   // The background loop: certify, run tenants, re-attest before expiry, watch the chain.
-  #schedule (delayMs: number): void {
+  #schedule(delayMs: number): void {
     if (this.#stopped) return
     const t = setTimeout(() => {
       this.#timers.delete(t)
       const run = this.#cycle()
       this.#cycleInFlight = run
-      void run.finally(() => { if (this.#cycleInFlight === run) this.#cycleInFlight = undefined })
+      void run.finally(() => {
+        if (this.#cycleInFlight === run) this.#cycleInFlight = undefined
+      })
     }, delayMs)
     this.#timers.add(t)
   }
 
-  async #cycle (): Promise<void> {
+  async #cycle(): Promise<void> {
     if (this.#stopped) return
     try {
       const s = this.lifecycle.state
@@ -379,7 +479,9 @@ export class Agent {
         }
         // re-attest before the certificate expires, and at least every certificationTtlMs
         // (members choose how long their verdicts last; the node may want fresher evidence)
-        const due = Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) - this.config.reattestBeforeExpiryMs
+        const due =
+          Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) -
+          this.config.reattestBeforeExpiryMs
         if (due > now) {
           await this.#tenants?.reconcile()
           this.#schedule(Math.min(5000, due - now))
@@ -387,7 +489,7 @@ export class Agent {
         }
       }
       if (s.kind === 'degraded' && s.previous === 'registering') await this.register()
-      if (s.kind !== 'certified' && await this.#awaitCandidates(s)) return
+      if (s.kind !== 'certified' && (await this.#awaitCandidates(s))) return
       const r = await this.certify()
       if (r.outcome === 'pass') {
         await this.#tenants?.reconcile()
@@ -400,8 +502,14 @@ export class Agent {
       const reason = err instanceof Error ? err.message : String(err)
       this.#log.warn('certification cycle failed; will retry', { err })
       const cur = this.lifecycle.state.kind
-      if (cur !== 'degraded' && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: cur })
-      else if (cur === 'degraded') this.lifecycle.to({ kind: 'degraded', reason, previous: (this.lifecycle.state as { previous: AgentState['kind'] }).previous })
+      if (cur !== 'degraded' && this.lifecycle.can('degraded'))
+        this.lifecycle.to({ kind: 'degraded', reason, previous: cur })
+      else if (cur === 'degraded')
+        this.lifecycle.to({
+          kind: 'degraded',
+          reason,
+          previous: (this.lifecycle.state as { previous: AgentState['kind'] }).previous
+        })
       this.#schedule(err instanceof TransientError ? 2000 : 5000)
     }
   }
@@ -414,7 +522,7 @@ export class Agent {
    * up to MIN_COMMITTEE_SIZE — at most CANDIDATE_GRACE_MS, and for one at least. True when it
    * waits (the next cycle is scheduled).
    */
-  async #awaitCandidates (s: AgentState): Promise<boolean> {
+  async #awaitCandidates(s: AgentState): Promise<boolean> {
     const chain = this.#chainClient()
     const others = (await chain.candidates(this.nodeId)).length
     const possible = (await chain.nodes('certified')).filter(n => n.nodeId !== this.nodeId).length
@@ -425,14 +533,18 @@ export class Agent {
       return false
     }
     const reason = `waiting for committee candidates to register: ${others} of ${need} (certified nodes or genesis verifiers with a BLS key)`
-    if (!(s.kind === 'degraded' && s.reason === reason) && this.lifecycle.can('degraded')) this.lifecycle.to({ kind: 'degraded', reason, previous: s.kind === 'degraded' ? s.previous : s.kind })
+    if (!(s.kind === 'degraded' && s.reason === reason) && this.lifecycle.can('degraded'))
+      this.lifecycle.to({ kind: 'degraded', reason, previous: s.kind === 'degraded' ? s.previous : s.kind })
     this.#schedule(1000)
     return true
   }
 
-  async #retrying (what: string, fn: () => Promise<void>): Promise<void> {
+  async #retrying(what: string, fn: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      try { await fn(); return } catch (err) {
+      try {
+        await fn()
+        return
+      } catch (err) {
         if (this.#stopped || attempt >= 30 || !(err instanceof TransientError)) throw err
         this.#log.warn(`${what} failed; retrying`, { attempt, err })
         await new Promise(resolve => setTimeout(resolve, Math.min(5000, 200 * attempt)))
@@ -440,12 +552,12 @@ export class Agent {
     }
   }
 
-  #chainClient (): ChainClient {
+  #chainClient(): ChainClient {
     if (this.#chain === undefined) throw new QuorateError('agent not started')
     return this.#chain
   }
 
-  #renderMetrics (): string {
+  #renderMetrics(): string {
     this.#m.containers.set(this.#runner?.list().length ?? 0)
     this.#m.sessions.setTotal(this.#member?.sessions ?? 0)
     this.#m.inFlight.set(this.#proxy?.inFlight ?? 0)
@@ -455,24 +567,47 @@ export class Agent {
     return this.metrics.render()
   }
 
-  status (): AgentStatus {
+  status(): AgentStatus {
     const r = this.#certification?.last
     return {
       nodeId: this.#key?.peerId ?? '',
       state: this.lifecycle.state,
       since: new Date(this.lifecycle.since).toISOString(),
-      tpm: { tcti: this.config.tcti, software: this.#tpmInfo?.isSoftware ?? false, manufacturer: this.#tpmInfo?.manufacturer, resetCount: this.#resetCount },
+      tpm: {
+        tcti: this.config.tcti,
+        software: this.#tpmInfo?.isSoftware ?? false,
+        manufacturer: this.#tpmInfo?.manufacturer,
+        resetCount: this.#resetCount
+      },
       p2p: this.multiaddrs(),
       http: this.#http?.url,
       chain: this.config.chainRpc,
-      lastRound: r === undefined ? undefined : { round: r.round, outcome: r.outcome, failedClaims: r.failedClaims, committee: r.committee, pass: r.pass, fail: r.fail, unresponsive: r.unresponsive, expiresAt: r.expiresAt },
-      containers: (this.#runner?.list() ?? []).map(c => ({ image: c.image, id: c.id, digest: c.digest, cid: c.cid, url: c.url })),
+      lastRound:
+        r === undefined
+          ? undefined
+          : {
+              round: r.round,
+              outcome: r.outcome,
+              failedClaims: r.failedClaims,
+              committee: r.committee,
+              pass: r.pass,
+              fail: r.fail,
+              unresponsive: r.unresponsive,
+              expiresAt: r.expiresAt
+            },
+      containers: (this.#runner?.list() ?? []).map(c => ({
+        image: c.image,
+        id: c.id,
+        digest: c.digest,
+        cid: c.cid,
+        url: c.url
+      })),
       verifier: { sessions: this.#member?.sessions ?? 0 }
     }
   }
 
   /** Graceful stop: stop accepting, abort the round in flight, stop tenants per policy, close everything. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
     if (this.lifecycle.can('stopping')) this.lifecycle.to({ kind: 'stopping' })
@@ -480,30 +615,61 @@ export class Agent {
     this.#timers.clear()
     // Every step is bounded: a peer, Docker or the TPM that stops answering must not keep the
     // agent (or `systemctl stop`) from ending; a step that overruns is logged by name.
-    await this.#stopStep('http api', async () => { await this.#http?.stop() })
+    await this.#stopStep('http api', async () => {
+      await this.#http?.stop()
+    })
     this.#abort.abort(new QuorateError('agent stopping'))
-    await this.#stopStep('attestation round', async () => { await this.#roundInFlight })
-    await this.#stopStep('certification cycle', async () => { await this.#cycleInFlight })
+    await this.#stopStep('attestation round', async () => {
+      await this.#roundInFlight
+    })
+    await this.#stopStep('certification cycle', async () => {
+      await this.#cycleInFlight
+    })
     const host = this.#host
     if (host !== undefined) {
-      await this.#stopStep('attestation member', async () => { await this.#member?.unregister(host) })
-      await this.#stopStep('attestation responder', async () => { await this.#responder?.unregister(host) })
+      await this.#stopStep('attestation member', async () => {
+        await this.#member?.unregister(host)
+      })
+      await this.#stopStep('attestation responder', async () => {
+        await this.#responder?.unregister(host)
+      })
     }
-    if (this.config.onShutdown === 'stop') await this.#stopStep('tenant containers', async () => { await this.#runner?.stopAll('agent stopping') }, 20_000)
-    await this.#stopStep('image store', async () => { await this.#store?.stop() })
-    await this.#stopStep('p2p host', async () => { await host?.stop() })
+    if (this.config.onShutdown === 'stop')
+      await this.#stopStep(
+        'tenant containers',
+        async () => {
+          await this.#runner?.stopAll('agent stopping')
+        },
+        20_000
+      )
+    await this.#stopStep('image store', async () => {
+      await this.#store?.stop()
+    })
+    await this.#stopStep('p2p host', async () => {
+      await host?.stop()
+    })
     this.#chain?.close()
-    await this.#stopStep('tpm', async () => { await this.#tpm?.close() })
+    await this.#stopStep('tpm', async () => {
+      await this.#tpm?.close()
+    })
     this.lifecycle.to({ kind: 'stopped' })
   }
 
-  async #stopStep (step: string, fn: () => Promise<void>, limitMs = STOP_STEP_MS): Promise<void> {
+  async #stopStep(step: string, fn: () => Promise<void>, limitMs = STOP_STEP_MS): Promise<void> {
     let timer: NodeJS.Timeout | undefined
-    const overran = new Promise<'overran'>(resolve => { timer = setTimeout(() => { resolve('overran') }, limitMs) })
-    const done = fn().then(() => 'done' as const, (err: unknown) => {
-      if (!(err instanceof QuorateError && err.message === 'agent stopping')) this.#log.warn('shutdown step failed; going on', { step, err })
-      return 'failed' as const
+    const overran = new Promise<'overran'>(resolve => {
+      timer = setTimeout(() => {
+        resolve('overran')
+      }, limitMs)
     })
+    const done = fn().then(
+      () => 'done' as const,
+      (err: unknown) => {
+        if (!(err instanceof QuorateError && err.message === 'agent stopping'))
+          this.#log.warn('shutdown step failed; going on', { step, err })
+        return 'failed' as const
+      }
+    )
     const r = await Promise.race([done, overran])
     clearTimeout(timer)
     if (r === 'overran') this.#log.warn('shutdown step did not finish in time; going on', { step, limitMs })

@@ -16,17 +16,25 @@ export interface CertificationInit {
   /** Runs one round (runCertificationRound), reporting progress. */
   readonly round: (onProgress: (p: RoundProgress) => void) => Promise<RoundResult>
   /** The container gate: tenants run only while this says certified. */
-  readonly gate: { setCertification (status: CertificationStatus): Promise<void> }
+  readonly gate: { setCertification(status: CertificationStatus): Promise<void> }
   readonly metrics: Metrics
   readonly onProgress?: (p: RoundProgress) => void
 }
 
-interface RoundMetrics { rounds: Counter, verdicts: Counter, certified: Gauge, expires: Gauge }
+interface RoundMetrics {
+  rounds: Counter
+  verdicts: Counter
+  certified: Gauge
+  expires: Gauge
+}
 
-function roundMetrics (m: Metrics): RoundMetrics {
+function roundMetrics(m: Metrics): RoundMetrics {
   return {
-    rounds: m.counter('quorate_rounds_total', 'certification rounds of this node by outcome (error: the round did not end)'),
-    verdicts: m.counter('quorate_verdicts_received_total', 'verdicts received in this node\'s rounds'),
+    rounds: m.counter(
+      'quorate_rounds_total',
+      'certification rounds of this node by outcome (error: the round did not end)'
+    ),
+    verdicts: m.counter('quorate_verdicts_received_total', "verdicts received in this node's rounds"),
     certified: m.gauge('quorate_certified', '1 while this node holds a valid quorum certificate'),
     expires: m.gauge('quorate_certification_expires_seconds', 'when the current certification expires (unix time)')
   }
@@ -37,15 +45,17 @@ export class Certification {
   readonly #m: RoundMetrics
   #last?: RoundResult
 
-  constructor (init: CertificationInit) {
+  constructor(init: CertificationInit) {
     this.#init = init
     this.#m = roundMetrics(init.metrics)
   }
 
-  get last (): RoundResult | undefined { return this.#last }
+  get last(): RoundResult | undefined {
+    return this.#last
+  }
 
   /** One round; resolves with its result (pass or fail) once state, gate and metrics reflect it. */
-  async run (): Promise<RoundResult> {
+  async run(): Promise<RoundResult> {
     const life = this.#init.lifecycle
     let r: RoundResult
     try {
@@ -72,7 +82,10 @@ export class Certification {
       this.#m.expires.set(Math.floor(r.expiresAt / 1000))
     } else {
       // the state says revoked first; closing the gate stops tenants and may fail on Docker
-      life.to({ kind: 'revoked', reason: `committee refused round ${r.round} (${r.fail} of ${r.committee.length} failed)` })
+      life.to({
+        kind: 'revoked',
+        reason: `committee refused round ${r.round} (${r.fail} of ${r.committee.length} failed)`
+      })
       this.#m.certified.set(0)
       await this.#init.gate.setCertification({ certified: false, reason: 'committee refused certification' })
     }
@@ -80,7 +93,7 @@ export class Certification {
   }
 
   /** Certification ended outside a round (chain revocation, expiry). */
-  async lost (status: CertificationStatus): Promise<void> {
+  async lost(status: CertificationStatus): Promise<void> {
     this.#init.lifecycle.to({ kind: 'revoked', reason: status.reason ?? 'certification ended' })
     this.#m.certified.set(0)
     await this.#init.gate.setCertification(status)
@@ -88,7 +101,7 @@ export class Certification {
 
   // A round in progress is `awaiting-certification`, except a re-attestation, which stays
   // `certified` until its outcome (the old certificate still holds on chain meanwhile).
-  #enter (round: number): void {
+  #enter(round: number): void {
     const life = this.#init.lifecycle
     const kind = life.state.kind
     if (kind === 'certified') return

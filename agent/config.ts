@@ -129,22 +129,36 @@ const envNames: Record<keyof AgentConfig, string> = {
 }
 
 /** Parses a PCR list like `0-9,11,13` (the TPM module's parser; a config allows PCRs 0–23 only). */
-export function parsePcrList (s: string): number[] {
+export function parsePcrList(s: string): number[] {
   let list: number[]
-  try { list = parseTpmPcrList(s) } catch (err) { throw new ConfigError(`PCR list: ${(err as Error).message}`, { cause: err }) }
+  try {
+    list = parseTpmPcrList(s)
+  } catch (err) {
+    throw new ConfigError(`PCR list: ${(err as Error).message}`, { cause: err })
+  }
   const bad = list.filter(p => p > 23)
   if (bad.length > 0) throw new ConfigError(`PCR list: "${s}" is outside 0-23`)
   return list
 }
 
-function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
+function coerce(key: keyof AgentConfig, v: unknown, from: string): unknown {
   const d = defaults[key]
   if (Array.isArray(d)) {
     if (Array.isArray(v)) return v
     if (typeof v === 'string' && key === 'deploy') {
-      try { return JSON.parse(v) as unknown } catch { throw new ConfigError(`${from}: deploy must be a JSON list like [{"image":"name","port":8080}]`) }
+      try {
+        return JSON.parse(v) as unknown
+      } catch {
+        throw new ConfigError(`${from}: deploy must be a JSON list like [{"image":"name","port":8080}]`)
+      }
     }
-    if (typeof v === 'string') return key === 'pcrs' ? parsePcrList(v) : v.split(',').map(s => s.trim()).filter(Boolean)
+    if (typeof v === 'string')
+      return key === 'pcrs'
+        ? parsePcrList(v)
+        : v
+            .split(',')
+            .map(s => s.trim())
+            .filter(Boolean)
     if (typeof v === 'number' && key === 'pcrs') return [v]
     throw new ConfigError(`${from}: ${key} must be a list`)
   }
@@ -156,17 +170,19 @@ function coerce (key: keyof AgentConfig, v: unknown, from: string): unknown {
   }
   if (typeof d === 'number') {
     const n = typeof v === 'string' ? Number(v) : v
-    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ConfigError(`${from}: ${key} must be a number, got ${JSON.stringify(v)}`)
+    if (typeof n !== 'number' || !Number.isFinite(n))
+      throw new ConfigError(`${from}: ${key} must be a number, got ${JSON.stringify(v)}`)
     return n
   }
   if (typeof v !== 'string') throw new ConfigError(`${from}: ${key} must be a string, got ${JSON.stringify(v)}`)
   return v
 }
 
-function layer (into: Raw, src: Raw, from: string): void {
+function layer(into: Raw, src: Raw, from: string): void {
   for (const [k, v] of Object.entries(src)) {
     if (v === undefined) continue
-    if (!Object.hasOwn(defaults, k)) throw new ConfigError(`${from}: unknown setting "${k}" (known: ${Object.keys(defaults).join(', ')})`)
+    if (!Object.hasOwn(defaults, k))
+      throw new ConfigError(`${from}: unknown setting "${k}" (known: ${Object.keys(defaults).join(', ')})`)
     into[k] = coerce(k as keyof AgentConfig, v, from)
   }
 }
@@ -177,48 +193,79 @@ export interface LoadConfigOptions {
   flags?: Partial<Record<keyof AgentConfig, unknown>>
 }
 
-export function loadConfig (opts: LoadConfigOptions = {}): AgentConfig {
+export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
   const cfg: Raw = { ...defaults }
   const env = opts.env ?? process.env
   const file = opts.file ?? env.QUORATE_CONFIG
   if (file !== undefined && file !== '') {
     let parsed: unknown
-    try { parsed = JSON.parse(readFileSync(file, 'utf8')) } catch (err) { throw new ConfigError(`config file ${file}: ${(err as Error).message}`, { cause: err }) }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${file}: expected a JSON object`)
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message}`, { cause: err })
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new ConfigError(`config file ${file}: expected a JSON object`)
     layer(cfg, parsed as Raw, `config file ${file}`)
   }
   const fromEnv: Raw = {}
-  for (const [k, name] of Object.entries(envNames)) if (env[name] !== undefined && env[name] !== '') fromEnv[k] = env[name]
+  for (const [k, name] of Object.entries(envNames))
+    if (env[name] !== undefined && env[name] !== '') fromEnv[k] = env[name]
   // tpm2-tools' variable is honoured after ours, as DESIGN says
-  if (fromEnv.tcti === undefined && env.TPM2TOOLS_TCTI !== undefined && env.TPM2TOOLS_TCTI !== '') fromEnv.tcti = env.TPM2TOOLS_TCTI
+  if (fromEnv.tcti === undefined && env.TPM2TOOLS_TCTI !== undefined && env.TPM2TOOLS_TCTI !== '')
+    fromEnv.tcti = env.TPM2TOOLS_TCTI
   layer(cfg, fromEnv, 'environment')
   layer(cfg, (opts.flags ?? {}) as Raw, 'flags')
   return validate(cfg as unknown as AgentConfig)
 }
 
-export function validate (c: AgentConfig): AgentConfig {
+export function validate(c: AgentConfig): AgentConfig {
   const errs: string[] = []
-  if (!Number.isInteger(c.committeeSize) || c.committeeSize < 1 || c.committeeSize > 100) errs.push(`committeeSize must be an integer 1-100 (got ${c.committeeSize})`)
+  if (!Number.isInteger(c.committeeSize) || c.committeeSize < 1 || c.committeeSize > 100)
+    errs.push(`committeeSize must be an integer 1-100 (got ${c.committeeSize})`)
   if (c.certificationTtlMs < 10_000) errs.push('certificationTtlMs must be at least 10000')
-  if (c.reattestBeforeExpiryMs >= c.certificationTtlMs) errs.push('reattestBeforeExpiryMs must be less than certificationTtlMs')
+  if (c.reattestBeforeExpiryMs >= c.certificationTtlMs)
+    errs.push('reattestBeforeExpiryMs must be less than certificationTtlMs')
   if (c.roundTimeoutMs < 100) errs.push('roundTimeoutMs must be at least 100')
-  if (!Number.isInteger(c.bulkPort) || c.bulkPort < 0 || c.bulkPort > 65535) errs.push(`bulkPort must be a TCP port, or 0 for an ephemeral one (got ${c.bulkPort})`)
+  if (!Number.isInteger(c.bulkPort) || c.bulkPort < 0 || c.bulkPort > 65535)
+    errs.push(`bulkPort must be a TCP port, or 0 for an ephemeral one (got ${c.bulkPort})`)
   if (!/^[^:]+:\d+$/.test(c.httpListen)) errs.push(`httpListen must be host:port (got ${c.httpListen})`)
   if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
-  if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti)) errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
+  if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti))
+    errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
   if (c.onShutdown !== 'stop' && c.onShutdown !== 'keep') errs.push('onShutdown must be "stop" or "keep"')
-  if (!Number.isInteger(c.proxyMaxInFlight) || c.proxyMaxInFlight < 1) errs.push(`proxyMaxInFlight must be a positive integer (got ${c.proxyMaxInFlight})`)
-  if (!Number.isInteger(c.proxyMaxInFlightPerTenant) || c.proxyMaxInFlightPerTenant < 1 || c.proxyMaxInFlightPerTenant > c.proxyMaxInFlight) {
-    errs.push(`proxyMaxInFlightPerTenant must be an integer from 1 to proxyMaxInFlight (${c.proxyMaxInFlight}) (got ${c.proxyMaxInFlightPerTenant})`)
+  if (!Number.isInteger(c.proxyMaxInFlight) || c.proxyMaxInFlight < 1)
+    errs.push(`proxyMaxInFlight must be a positive integer (got ${c.proxyMaxInFlight})`)
+  if (
+    !Number.isInteger(c.proxyMaxInFlightPerTenant) ||
+    c.proxyMaxInFlightPerTenant < 1 ||
+    c.proxyMaxInFlightPerTenant > c.proxyMaxInFlight
+  ) {
+    errs.push(
+      `proxyMaxInFlightPerTenant must be an integer from 1 to proxyMaxInFlight (${c.proxyMaxInFlight}) (got ${c.proxyMaxInFlightPerTenant})`
+    )
   }
   c.deploy.forEach((d, i) => {
     const x = d as unknown as Record<string, unknown>
-    if (x === null || typeof x !== 'object') { errs.push(`deploy[${i}] must be an object {image, port, args?, env?}`); return }
-    if (typeof x.image !== 'string' || x.image === '') errs.push(`deploy[${i}].image must be an image name published on chain`)
-    if (typeof x.port !== 'number' || !Number.isInteger(x.port) || x.port < 1 || x.port > 65535) errs.push(`deploy[${i}].port must be a TCP port`)
-    for (const k of ['args', 'env']) if (x[k] !== undefined && (!Array.isArray(x[k]) || !(x[k] as unknown[]).every(a => typeof a === 'string'))) errs.push(`deploy[${i}].${k} must be a list of strings`)
+    if (x === null || typeof x !== 'object') {
+      errs.push(`deploy[${i}] must be an object {image, port, args?, env?}`)
+      return
+    }
+    if (typeof x.image !== 'string' || x.image === '')
+      errs.push(`deploy[${i}].image must be an image name published on chain`)
+    if (typeof x.port !== 'number' || !Number.isInteger(x.port) || x.port < 1 || x.port > 65535)
+      errs.push(`deploy[${i}].port must be a TCP port`)
+    for (const k of ['args', 'env'])
+      if (x[k] !== undefined && (!Array.isArray(x[k]) || !(x[k] as unknown[]).every(a => typeof a === 'string')))
+        errs.push(`deploy[${i}].${k} must be a list of strings`)
   })
   for (const p of c.pcrs) if (!Number.isInteger(p) || p < 0 || p > 23) errs.push(`pcrs: ${p} is not a PCR index 0-23`)
   if (errs.length > 0) throw new ConfigError(`invalid configuration:\n  - ${errs.join('\n  - ')}`)
-  return Object.freeze({ ...c, listen: Object.freeze([...c.listen]), pcrs: Object.freeze([...c.pcrs]), deploy: Object.freeze([...c.deploy]), peers: Object.freeze([...c.peers]) })
+  return Object.freeze({
+    ...c,
+    listen: Object.freeze([...c.listen]),
+    pcrs: Object.freeze([...c.pcrs]),
+    deploy: Object.freeze([...c.deploy]),
+    peers: Object.freeze([...c.peers])
+  })
 }

@@ -6,8 +6,14 @@ import { generateChainKey, loadChainKey, saveChainKey, type ChainKey } from '../
 import type { Logger } from '../encoding/log.ts'
 
 /** The node's ed25519 key (its libp2p peer id and chain identity): loaded, or made once and saved. */
-export async function loadOrCreateNodeKey (path: string, log: Logger): Promise<ChainKey> {
-  if (await access(path).then(() => true, () => false)) return await loadChainKey(path)
+export async function loadOrCreateNodeKey(path: string, log: Logger): Promise<ChainKey> {
+  if (
+    await access(path).then(
+      () => true,
+      () => false
+    )
+  )
+    return await loadChainKey(path)
   const key = await generateChainKey()
   await saveChainKey(path, key)
   log.info('created a new node key', { nodeId: key.peerId })
@@ -18,7 +24,10 @@ export async function loadOrCreateNodeKey (path: string, log: Logger): Promise<C
  * The container log belongs to one TPM boot: after a TPM reset PCR 13 is zero again, so the log
  * starts over. `rebooted` says the TPM was reset since an earlier run of the agent.
  */
-export async function containerLogForBoot (home: string, resetCount: number): Promise<{ path: string, rebooted: boolean }> {
+export async function containerLogForBoot(
+  home: string,
+  resetCount: number
+): Promise<{ path: string; rebooted: boolean }> {
   const path = join(home, 'container-events.jsonl')
   const marker = join(home, 'container-events.boot')
   const prev = (await readFile(marker, 'utf8').catch(() => '')).trim()

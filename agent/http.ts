@@ -22,31 +22,44 @@ export interface HttpApiInit {
 
 export interface HttpApi {
   readonly url: string
-  stop (): Promise<void>
+  stop(): Promise<void>
 }
 
-function json (res: ServerResponse, code: number, body: unknown): void {
+function json(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body, jsonReplacer)
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.writeHead(code, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store'
+  })
   res.end(text)
 }
 
-export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
+export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   const [host, portText] = init.listen.split(':')
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/'
     const path = url.split('?')[0]
     void (async () => {
       try {
-        if (path === '/status' && req.method === 'GET') { json(res, 200, init.status()); return }
+        if (path === '/status' && req.method === 'GET') {
+          json(res, 200, init.status())
+          return
+        }
         if (path === '/metrics' && req.method === 'GET') {
           const text = init.metrics()
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
           res.end(text)
           return
         }
-        if (path === '/healthz') { json(res, 200, { ok: true }); return }
-        if (path.startsWith('/tenant/') && init.tenant !== undefined) { await init.tenant(req, res); return }
+        if (path === '/healthz') {
+          json(res, 200, { ok: true })
+          return
+        }
+        if (path.startsWith('/tenant/') && init.tenant !== undefined) {
+          await init.tenant(req, res)
+          return
+        }
         json(res, 404, { error: 'not found', routes: ['/status', '/metrics', '/healthz', '/tenant/<image>/…'] })
       } catch (err) {
         init.logger.warn('http handler failed', { path, err })
@@ -61,10 +74,20 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
     const fail = (err: NodeJS.ErrnoException): void => {
       // the likely cause is another agent on this machine: say which setting moves this one
       const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
-      reject(taken ? new ConfigError(`the HTTP API cannot listen on ${init.listen} (${err.code ?? ''}); give a free one with --http host:port (QUORATE_HTTP, config httpListen; port 0 = any free port)`, { cause: err }) : err)
+      reject(
+        taken
+          ? new ConfigError(
+              `the HTTP API cannot listen on ${init.listen} (${err.code ?? ''}); give a free one with --http host:port (QUORATE_HTTP, config httpListen; port 0 = any free port)`,
+              { cause: err }
+            )
+          : err
+      )
     }
     server.once('error', fail)
-    server.listen(Number(portText), host, () => { server.off('error', fail); resolve() })
+    server.listen(Number(portText), host, () => {
+      server.off('error', fail)
+      resolve()
+    })
   })
   const addr = server.address() as AddressInfo
   const url = `http://${host}:${addr.port}`
@@ -74,9 +97,15 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
     stop: async () => {
       // close() waits for every open connection; idle keep-alive ones go now, and requests still
       // running (a long tenant response, a client that never reads) get STOP_GRACE_MS to finish
-      const closed = new Promise<void>(resolve => server.close(() => { resolve() }))
+      const closed = new Promise<void>(resolve =>
+        server.close(() => {
+          resolve()
+        })
+      )
       server.closeIdleConnections()
-      const force = setTimeout(() => { server.closeAllConnections() }, STOP_GRACE_MS)
+      const force = setTimeout(() => {
+        server.closeAllConnections()
+      }, STOP_GRACE_MS)
       await closed
       clearTimeout(force)
     }

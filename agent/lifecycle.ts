@@ -21,10 +21,10 @@ export type AgentState =
   | { readonly kind: 'booting' }
   | { readonly kind: 'measuring' }
   | { readonly kind: 'registering' }
-  | { readonly kind: 'awaiting-certification', readonly round: number }
-  | { readonly kind: 'certified', readonly round: number, readonly expiresAt: number }
-  | { readonly kind: 'degraded', readonly reason: string, readonly previous: AgentState['kind'] }
-  | { readonly kind: 'revoked', readonly reason: string }
+  | { readonly kind: 'awaiting-certification'; readonly round: number }
+  | { readonly kind: 'certified'; readonly round: number; readonly expiresAt: number }
+  | { readonly kind: 'degraded'; readonly reason: string; readonly previous: AgentState['kind'] }
+  | { readonly kind: 'revoked'; readonly reason: string }
   | { readonly kind: 'stopping' }
   | { readonly kind: 'stopped' }
 
@@ -45,7 +45,7 @@ const allowed: Record<StateKind, readonly StateKind[]> = {
 /** A bug in the agent: it asked for a transition the diagram does not draw. */
 export class IllegalTransitionError extends QuorateError {
   override readonly code: string = 'ERR_ILLEGAL_TRANSITION'
-  constructor (from: StateKind, to: StateKind) {
+  constructor(from: StateKind, to: StateKind) {
     super(`agent lifecycle: ${from} → ${to} is not allowed`)
   }
 }
@@ -54,14 +54,20 @@ export class Lifecycle {
   #state: AgentState = { kind: 'booting' }
   #since = Date.now()
   readonly #listeners = new Set<(s: AgentState, prev: AgentState) => void>()
-  readonly history: Array<{ at: number, state: AgentState }> = [{ at: Date.now(), state: { kind: 'booting' } }]
+  readonly history: Array<{ at: number; state: AgentState }> = [{ at: Date.now(), state: { kind: 'booting' } }]
 
-  get state (): AgentState { return this.#state }
-  get since (): number { return this.#since }
+  get state(): AgentState {
+    return this.#state
+  }
+  get since(): number {
+    return this.#since
+  }
 
-  can (to: StateKind): boolean { return allowed[this.#state.kind].includes(to) }
+  can(to: StateKind): boolean {
+    return allowed[this.#state.kind].includes(to)
+  }
 
-  to (next: AgentState): void {
+  to(next: AgentState): void {
     if (!this.can(next.kind)) throw new IllegalTransitionError(this.#state.kind, next.kind)
     const prev = this.#state
     this.#state = next
@@ -71,8 +77,10 @@ export class Lifecycle {
     for (const l of this.#listeners) l(next, prev)
   }
 
-  onChange (fn: (s: AgentState, prev: AgentState) => void): () => void {
+  onChange(fn: (s: AgentState, prev: AgentState) => void): () => void {
     this.#listeners.add(fn)
-    return () => { this.#listeners.delete(fn) }
+    return () => {
+      this.#listeners.delete(fn)
+    }
   }
 }

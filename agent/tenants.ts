@@ -11,11 +11,11 @@ import type { Counter, Gauge, Metrics } from './metrics.ts'
 
 /** Whether a tenant container still runs; throws when Docker cannot be asked. */
 export interface ContainerProbe {
-  running (id: string): Promise<boolean>
+  running(id: string): Promise<boolean>
 }
 
 /** The probe over Docker: a container Docker no longer knows (404) is not running. */
-export function dockerProbe (docker: Pick<Docker, 'getContainer'>): ContainerProbe {
+export function dockerProbe(docker: Pick<Docker, 'getContainer'>): ContainerProbe {
   return {
     running: async id => {
       try {
@@ -49,14 +49,25 @@ export interface LaunchOptions {
   readonly onProgress?: (phase: LaunchPhase) => void
 }
 
-interface TenantMetrics { launches: Counter, relaunches: Counter, launchSeconds: Gauge, fetched: Counter }
+interface TenantMetrics {
+  launches: Counter
+  relaunches: Counter
+  launchSeconds: Gauge
+  fetched: Counter
+}
 
-function tenantMetrics (m: Metrics): TenantMetrics {
+function tenantMetrics(m: Metrics): TenantMetrics {
   return {
     launches: m.counter('quorate_tenant_launches_total', 'tenant launches by outcome'),
     relaunches: m.counter('quorate_tenant_relaunches_total', 'tenant containers found dead and relaunched'),
-    launchSeconds: m.gauge('quorate_tenant_launch_seconds', 'how long the last launch of each image took, gate check to ready'),
-    fetched: m.counter('quorate_image_fetched_bytes_total', 'tenant image bytes fetched from peers (and verified) for launches')
+    launchSeconds: m.gauge(
+      'quorate_tenant_launch_seconds',
+      'how long the last launch of each image took, gate check to ready'
+    ),
+    fetched: m.counter(
+      'quorate_image_fetched_bytes_total',
+      'tenant image bytes fetched from peers (and verified) for launches'
+    )
   }
 }
 
@@ -65,19 +76,19 @@ export class Tenants {
   readonly #m: TenantMetrics
   #added: Deployment[] = []
 
-  constructor (init: TenantsInit) {
+  constructor(init: TenantsInit) {
     this.#init = init
     this.#m = tenantMetrics(init.metrics)
   }
 
   /** Runs a tenant now (through the gate, so only while certified) and again on every reconcile. */
-  async deploy (d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
+  async deploy(d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
     this.#added = [...this.#added.filter(x => x.image !== d.image), d]
     return await this.#launch(d, opts)
   }
 
   /** Relaunches tenants Docker lost, starts what is missing and stops what is no longer wanted. */
-  async reconcile (): Promise<void> {
+  async reconcile(): Promise<void> {
     const { runner, logger: log } = this.#init
     const fromFile = await readDeployments(this.#init.deploymentsFile).catch((err: unknown) => {
       log.warn('cannot read deployments.json; keeping the current tenants', { err })
@@ -111,11 +122,13 @@ export class Tenants {
     for (const c of runner.list()) {
       if (wanted.has(c.image)) continue
       log.info('stopping a tenant that is no longer deployed', { image: c.image })
-      await runner.stop(c.id).catch((err: unknown) => { log.warn('could not stop tenant', { image: c.image, err }) })
+      await runner.stop(c.id).catch((err: unknown) => {
+        log.warn('could not stop tenant', { image: c.image, err })
+      })
     }
   }
 
-  async #launch (d: Deployment, opts: LaunchOptions): Promise<RunningContainer> {
+  async #launch(d: Deployment, opts: LaunchOptions): Promise<RunningContainer> {
     const providers = [...(d.providers ?? []), ...(await this.#init.providers())]
     const t0 = performance.now()
     let fetched = 0
@@ -126,7 +139,8 @@ export class Tenants {
       env: d.env,
       healthPath: d.healthPath,
       user: d.user,
-      limits: d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
+      limits:
+        d.memoryBytes !== undefined || d.pids !== undefined ? { memoryBytes: d.memoryBytes, pids: d.pids } : undefined,
       providers,
       signal: opts.signal === undefined ? this.#init.signal : AbortSignal.any([opts.signal, this.#init.signal]),
       onProgress: p => {

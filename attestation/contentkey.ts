@@ -5,17 +5,21 @@
 import { hash } from 'node:crypto'
 
 export class ContentKeys {
-  private readonly ring: Array<{ value: Buffer | string, key: string } | undefined>
+  private readonly ring: Array<{ value: Buffer | string; key: string } | undefined>
   private next = 0
 
-  constructor (size = 8) { this.ring = new Array(size).fill(undefined) }
+  constructor(size = 8) {
+    this.ring = new Array(size).fill(undefined)
+  }
 
-  key (v: Uint8Array | string): string {
+  key(v: Uint8Array | string): string {
     if (typeof v === 'string') {
       for (const e of this.ring) if (e !== undefined && e.value === v) return e.key
     } else {
       const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength)
-      for (const e of this.ring) if (e !== undefined && typeof e.value !== 'string' && e.value.length === b.length && e.value.equals(b)) return e.key
+      for (const e of this.ring)
+        if (e !== undefined && typeof e.value !== 'string' && e.value.length === b.length && e.value.equals(b))
+          return e.key
     }
     const key = hash('sha256', v, 'hex')
     // keep a copy: the caller may reuse or mutate its buffer
@@ -30,18 +34,26 @@ export class ContentKeys {
  * logs stay bounded even when every node sends a maximal log.
  */
 export class BoundedCache<V> {
-  private readonly map = new Map<string, { value: V, size: number }>()
+  private readonly map = new Map<string, { value: V; size: number }>()
   private total = 0
   private readonly maxEntries: number
   private readonly maxBytes: number
 
-  constructor (maxEntries: number, maxBytes: number) { this.maxEntries = maxEntries; this.maxBytes = maxBytes }
+  constructor(maxEntries: number, maxBytes: number) {
+    this.maxEntries = maxEntries
+    this.maxBytes = maxBytes
+  }
 
-  get (key: string): V | undefined { return this.map.get(key)?.value }
+  get(key: string): V | undefined {
+    return this.map.get(key)?.value
+  }
 
-  set (key: string, value: V, size: number): void {
+  set(key: string, value: V, size: number): void {
     const old = this.map.get(key)
-    if (old !== undefined) { this.total -= old.size; this.map.delete(key) }
+    if (old !== undefined) {
+      this.total -= old.size
+      this.map.delete(key)
+    }
     if (size > this.maxBytes) return
     this.map.set(key, { value, size })
     this.total += size
@@ -52,6 +64,10 @@ export class BoundedCache<V> {
     }
   }
 
-  get size (): number { return this.map.size }
-  get bytes (): number { return this.total }
+  get size(): number {
+    return this.map.size
+  }
+  get bytes(): number {
+    return this.total
+  }
 }

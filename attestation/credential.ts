@@ -20,15 +20,26 @@ import { TPM_ALG, curveInfo, nameHashAlg, parsePublic, publicToKeyObject, type T
 
 const te = new TextEncoder()
 
-function u32be (n: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0); return b }
+function u32be(n: number): Uint8Array {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setUint32(0, n >>> 0)
+  return b
+}
 
 /** Labels are used with their terminating NUL (Part 1 §11.4.10.4). */
-function label (s: string): Uint8Array {
+function label(s: string): Uint8Array {
   return s.endsWith('\0') ? te.encode(s) : concat([te.encode(s), new Uint8Array([0])])
 }
 
 /** KDFa: SP 800-108 counter mode with HMAC (Part 1 §11.4.10.2). */
-export function kdfa (hash: HashAlg, key: Uint8Array, lbl: string, contextU: Uint8Array, contextV: Uint8Array, bits: number): Uint8Array {
+export function kdfa(
+  hash: HashAlg,
+  key: Uint8Array,
+  lbl: string,
+  contextU: Uint8Array,
+  contextV: Uint8Array,
+  bits: number
+): Uint8Array {
   const bytes = (bits + 7) >> 3
   const out = new Uint8Array(bytes)
   const l = label(lbl)
@@ -45,7 +56,14 @@ export function kdfa (hash: HashAlg, key: Uint8Array, lbl: string, contextU: Uin
 }
 
 /** KDFe: SP 800-56A concatenation KDF (Part 1 §11.4.10.3). */
-export function kdfe (hash: HashAlg, z: Uint8Array, lbl: string, partyU: Uint8Array, partyV: Uint8Array, bits: number): Uint8Array {
+export function kdfe(
+  hash: HashAlg,
+  z: Uint8Array,
+  lbl: string,
+  partyU: Uint8Array,
+  partyV: Uint8Array,
+  bits: number
+): Uint8Array {
   const bytes = (bits + 7) >> 3
   const out = new Uint8Array(bytes)
   const l = label(lbl)
@@ -79,18 +97,23 @@ export interface MadeCredential {
 }
 
 /** MakeCredential for an RSA or ECC (NIST P-256/P-384) EK. */
-export function makeCredential (input: MakeCredentialInput): MadeCredential {
+export function makeCredential(input: MakeCredentialInput): MadeCredential {
   const ek = input.ekPublic instanceof Uint8Array ? parsePublic(input.ekPublic) : input.ekPublic
   const rand = input.random ?? ((n: number) => new Uint8Array(randomBytes(n)))
-  if (ek.type !== 'rsa' && ek.type !== 'ecc') throw new InvalidInputError(`MakeCredential: EK of type ${ek.type} is not an asymmetric key`)
+  if (ek.type !== 'rsa' && ek.type !== 'ecc')
+    throw new InvalidInputError(`MakeCredential: EK of type ${ek.type} is not an asymmetric key`)
   const attrs = ek.objectAttributes
-  if ((attrs & 0x10000) === 0 || (attrs & 0x20000) === 0) throw new InvalidInputError('MakeCredential: the EK must be a restricted decryption key')
+  if ((attrs & 0x10000) === 0 || (attrs & 0x20000) === 0)
+    throw new InvalidInputError('MakeCredential: the EK must be a restricted decryption key')
   const hash = nameHashAlg(ek)
   const sym = ek.symmetric
-  if (sym === undefined || sym.algorithm !== TPM_ALG.AES || sym.mode !== TPM_ALG.CFB) throw new InvalidInputError('MakeCredential: the EK must have an AES-CFB symmetric definition')
-  if (sym.keyBits !== 128 && sym.keyBits !== 192 && sym.keyBits !== 256) throw new InvalidInputError(`MakeCredential: AES key size ${sym.keyBits} not supported`)
+  if (sym === undefined || sym.algorithm !== TPM_ALG.AES || sym.mode !== TPM_ALG.CFB)
+    throw new InvalidInputError('MakeCredential: the EK must have an AES-CFB symmetric definition')
+  if (sym.keyBits !== 128 && sym.keyBits !== 192 && sym.keyBits !== 256)
+    throw new InvalidInputError(`MakeCredential: AES key size ${sym.keyBits} not supported`)
   const dsize = DIGEST_SIZE[hash]
-  if (input.credential.length === 0 || input.credential.length > dsize) throw new InvalidInputError(`MakeCredential: credential must be 1..${dsize} bytes`)
+  if (input.credential.length === 0 || input.credential.length > dsize)
+    throw new InvalidInputError(`MakeCredential: credential must be 1..${dsize} bytes`)
   if (input.objectName.length < 2) throw new InvalidInputError('MakeCredential: object name too short')
 
   let seed: Uint8Array
@@ -98,10 +121,16 @@ export function makeCredential (input: MakeCredentialInput): MadeCredential {
   if (ek.type === 'rsa') {
     seed = rand(dsize)
     const key = publicToKeyObject(ek)
-    encryptedSecret = new Uint8Array(publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash, oaepLabel: label('IDENTITY') }, seed))
+    encryptedSecret = new Uint8Array(
+      publicEncrypt(
+        { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash, oaepLabel: label('IDENTITY') },
+        seed
+      )
+    )
   } else {
     const c = curveInfo(ek.curve)
-    if (c === undefined) throw new InvalidInputError(`MakeCredential: EK curve 0x${ek.curve.toString(16)} not supported`)
+    if (c === undefined)
+      throw new InvalidInputError(`MakeCredential: EK curve 0x${ek.curve.toString(16)} not supported`)
     publicToKeyObject(ek) // validates the point is on the curve
     const ecdh = createECDH(c.node)
     if (input.random !== undefined) ecdh.setPrivateKey(input.random(c.size))
@@ -124,4 +153,3 @@ export function makeCredential (input: MakeCredentialInput): MadeCredential {
   const credentialBlob = new Writer().tpm2b(outerHmac).bytes(encIdentity).finish()
   return { credentialBlob, encryptedSecret }
 }
-

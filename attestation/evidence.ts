@@ -62,15 +62,25 @@ export const EVIDENCE_LIMITS: Readonly<EvidenceLimits> = Object.freeze({
   maxCommitteeNonces: 256
 })
 
-const KEYS = ['version', 'nonce', 'quote', 'pcrs', 'akPublic', 'ekCertificate', 'eventLog', 'containerLog', 'committeeNonces']
+const KEYS = [
+  'version',
+  'nonce',
+  'quote',
+  'pcrs',
+  'akPublic',
+  'ekCertificate',
+  'eventLog',
+  'containerLog',
+  'committeeNonces'
+]
 
 /** The quote nonce for a committee: sha256 of the canonical encoding of the member nonces list. */
-export function committeeNonce (nonces: readonly Uint8Array[]): Uint8Array {
+export function committeeNonce(nonces: readonly Uint8Array[]): Uint8Array {
   return sha256(encode(nonces))
 }
 
 /** PCR values of one bank as a map index → digest (empty when the bank is absent). */
-export function evidencePcrMap (e: Evidence, bank: HashAlg = 'sha256'): Map<number, Uint8Array> {
+export function evidencePcrMap(e: Evidence, bank: HashAlg = 'sha256'): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>()
   const b = e.pcrs[bank]
   if (b === undefined) return out
@@ -78,9 +88,11 @@ export function evidencePcrMap (e: Evidence, bank: HashAlg = 'sha256'): Map<numb
   return out
 }
 
-function fail (msg: string): never { throw new DecodeError(`evidence: ${msg}`) }
+function fail(msg: string): never {
+  throw new DecodeError(`evidence: ${msg}`)
+}
 
-function checkBytes (v: unknown, what: string, max: number, min = 1): Uint8Array {
+function checkBytes(v: unknown, what: string, max: number, min = 1): Uint8Array {
   if (!(v instanceof Uint8Array)) fail(`${what}: expected bytes`)
   if (v.length > max) throw new TooLargeError(`evidence: ${what} of ${v.length} bytes exceeds the limit of ${max}`)
   if (v.length < min) fail(`${what}: ${v.length} bytes, at least ${min} expected`)
@@ -88,7 +100,7 @@ function checkBytes (v: unknown, what: string, max: number, min = 1): Uint8Array
 }
 
 /** "0".."23" in plain decimal (no sign, no leading zero); what a regex would say, without one per PCR. */
-function isPcrIndex (idx: string): boolean {
+function isPcrIndex(idx: string): boolean {
   const n = idx.length
   if (n === 0 || n > 2) return false
   const a = idx.charCodeAt(0) - 48
@@ -98,7 +110,7 @@ function isPcrIndex (idx: string): boolean {
   return b >= 0 && b <= 9 && a * 10 + b < PCR_COUNT
 }
 
-function isPlainRecord (v: unknown): v is Record<string, unknown> {
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
 }
 
@@ -106,13 +118,16 @@ function isPlainRecord (v: unknown): v is Record<string, unknown> {
  * Validates an in-memory bundle (what both decoders produce and what encodeEvidence accepts).
  * Returns a fresh, frozen-shape copy holding only the known fields.
  */
-export function validateEvidence (input: unknown, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
+export function validateEvidence(input: unknown, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
   if (!isPlainRecord(input)) fail('expected a map')
-  for (const k of Object.keys(input)) if (!KEYS.includes(k) && input[k] !== undefined) fail(`unknown field ${JSON.stringify(k)}`)
-  if (input.version !== 1) fail(`unsupported version ${JSON.stringify(input.version ?? null)} (this verifier reads version 1)`)
+  for (const k of Object.keys(input))
+    if (!KEYS.includes(k) && input[k] !== undefined) fail(`unknown field ${JSON.stringify(k)}`)
+  if (input.version !== 1)
+    fail(`unsupported version ${JSON.stringify(input.version ?? null)} (this verifier reads version 1)`)
   const nonce = checkBytes(input.nonce, 'nonce', limits.maxNonce, limits.minNonce)
   if (!isPlainRecord(input.quote)) fail('quote: expected a map')
-  for (const k of Object.keys(input.quote)) if (k !== 'attest' && k !== 'signature') fail(`quote: unknown field ${JSON.stringify(k)}`)
+  for (const k of Object.keys(input.quote))
+    if (k !== 'attest' && k !== 'signature') fail(`quote: unknown field ${JSON.stringify(k)}`)
   const quote = {
     attest: checkBytes(input.quote.attest, 'quote.attest', limits.maxAttest),
     signature: checkBytes(input.quote.signature, 'quote.signature', limits.maxSignature)
@@ -133,8 +148,15 @@ export function validateEvidence (input: unknown, limits: EvidenceLimits = EVIDE
     pcrs[bank] = out
   }
   const e: {
-    version: 1, nonce: Uint8Array, quote: EvidenceQuote, pcrs: EvidencePcrs, akPublic: Uint8Array, ekCertificate: Uint8Array,
-    eventLog?: Uint8Array, containerLog?: string, committeeNonces?: Uint8Array[]
+    version: 1
+    nonce: Uint8Array
+    quote: EvidenceQuote
+    pcrs: EvidencePcrs
+    akPublic: Uint8Array
+    ekCertificate: Uint8Array
+    eventLog?: Uint8Array
+    containerLog?: string
+    committeeNonces?: Uint8Array[]
   } = {
     version: 1,
     nonce,
@@ -147,22 +169,31 @@ export function validateEvidence (input: unknown, limits: EvidenceLimits = EVIDE
   if (input.containerLog !== undefined) {
     if (typeof input.containerLog !== 'string') fail('containerLog: expected a string')
     const n = Buffer.byteLength(input.containerLog, 'utf8')
-    if (n > limits.maxContainerLog) throw new TooLargeError(`evidence: containerLog of ${n} bytes exceeds the limit of ${limits.maxContainerLog}`)
+    if (n > limits.maxContainerLog)
+      throw new TooLargeError(`evidence: containerLog of ${n} bytes exceeds the limit of ${limits.maxContainerLog}`)
     e.containerLog = input.containerLog
   }
   if (input.committeeNonces !== undefined) {
     const cn = input.committeeNonces
     if (!Array.isArray(cn)) fail('committeeNonces: expected an array')
     if (cn.length === 0) fail('committeeNonces: empty list')
-    if (cn.length > limits.maxCommitteeNonces) throw new TooLargeError(`evidence: ${cn.length} committee nonces exceed the limit of ${limits.maxCommitteeNonces}`)
-    e.committeeNonces = cn.map((x: unknown, i: number) => checkBytes(x, `committeeNonces[${i}]`, limits.maxNonce, limits.minNonce))
+    if (cn.length > limits.maxCommitteeNonces)
+      throw new TooLargeError(
+        `evidence: ${cn.length} committee nonces exceed the limit of ${limits.maxCommitteeNonces}`
+      )
+    e.committeeNonces = cn.map((x: unknown, i: number) =>
+      checkBytes(x, `committeeNonces[${i}]`, limits.maxNonce, limits.minNonce)
+    )
   }
   return e
 }
 
-function toCanonical (e: Evidence): Canonical {
+function toCanonical(e: Evidence): Canonical {
   const pcrs: Record<string, Record<string, Uint8Array>> = {}
-  for (const bank of HASH_ALGS) { const b = e.pcrs[bank]; if (b !== undefined) pcrs[bank] = { ...b } }
+  for (const bank of HASH_ALGS) {
+    const b = e.pcrs[bank]
+    if (b !== undefined) pcrs[bank] = { ...b }
+  }
   return {
     version: 1,
     nonce: e.nonce,
@@ -177,15 +208,16 @@ function toCanonical (e: Evidence): Canonical {
 }
 
 /** Canonical CBOR of a (validated) bundle. Throws InvalidInputError/TooLargeError on a bad bundle. */
-export function encodeEvidence (e: Evidence, limits: EvidenceLimits = EVIDENCE_LIMITS): Uint8Array {
+export function encodeEvidence(e: Evidence, limits: EvidenceLimits = EVIDENCE_LIMITS): Uint8Array {
   const v = validateEvidence(e, limits)
   const out = encode(toCanonical(v))
-  if (out.length > limits.maxBytes) throw new TooLargeError(`evidence: encoding of ${out.length} bytes exceeds the limit of ${limits.maxBytes}`)
+  if (out.length > limits.maxBytes)
+    throw new TooLargeError(`evidence: encoding of ${out.length} bytes exceeds the limit of ${limits.maxBytes}`)
   return out
 }
 
 /** Strict decoder of the wire form: size limit first, then canonical CBOR, then the v1 schema. */
-export function decodeEvidence (bytes: Uint8Array, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
+export function decodeEvidence(bytes: Uint8Array, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
   if (!(bytes instanceof Uint8Array)) throw new InvalidInputError('evidence: expected bytes')
   const v = decode(bytes, { maxBytes: limits.maxBytes, maxDepth: 4, maxItems: Math.max(64, limits.maxCommitteeNonces) })
   const m = asMap(v, 'evidence')
@@ -199,7 +231,7 @@ export function decodeEvidence (bytes: Uint8Array, limits: EvidenceLimits = EVID
 export interface EvidenceJson {
   version: 1
   nonce: string
-  quote: { attest: string, signature: string }
+  quote: { attest: string; signature: string }
   pcrs: { [bank in HashAlg]?: Record<string, string> }
   akPublic: string
   ekCertificate: string
@@ -208,7 +240,7 @@ export interface EvidenceJson {
   committeeNonces?: string[]
 }
 
-export function evidenceToJson (e: Evidence): EvidenceJson {
+export function evidenceToJson(e: Evidence): EvidenceJson {
   const v = validateEvidence(e)
   const pcrs: { [bank in HashAlg]?: Record<string, string> } = {}
   for (const bank of HASH_ALGS) {
@@ -233,27 +265,41 @@ export function evidenceToJson (e: Evidence): EvidenceJson {
 }
 
 /** Parses the JSON file form (a string or an already parsed value), strictly. */
-export function evidenceFromJson (input: unknown, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
+export function evidenceFromJson(input: unknown, limits: EvidenceLimits = EVIDENCE_LIMITS): Evidence {
   let j: unknown = input
   if (typeof input === 'string' || input instanceof Uint8Array) {
     const text = typeof input === 'string' ? input : decodeUtf8(input)
     // base64 inflates by 4/3 and JSON adds field names: twice the binary limit is generous.
-    if (text.length > limits.maxBytes * 2) throw new TooLargeError(`evidence: JSON of ${text.length} characters exceeds the limit of ${limits.maxBytes * 2}`)
-    try { j = JSON.parse(text) } catch (err) { throw new DecodeError(`evidence: not valid JSON (${(err as Error).message})`) }
+    if (text.length > limits.maxBytes * 2)
+      throw new TooLargeError(`evidence: JSON of ${text.length} characters exceeds the limit of ${limits.maxBytes * 2}`)
+    try {
+      j = JSON.parse(text)
+    } catch (err) {
+      throw new DecodeError(`evidence: not valid JSON (${(err as Error).message})`)
+    }
   }
   if (!isPlainRecord(j)) fail('expected a JSON object')
   for (const k of Object.keys(j)) if (!KEYS.includes(k)) fail(`unknown field ${JSON.stringify(k)}`)
   const hex = (x: unknown, what: string): Uint8Array => {
     if (typeof x !== 'string') fail(`${what}: expected a hex string`)
-    try { return fromHex(x, what) } catch (err) { return fail((err as Error).message) }
+    try {
+      return fromHex(x, what)
+    } catch (err) {
+      return fail((err as Error).message)
+    }
   }
   const b64 = (x: unknown, what: string): Uint8Array => {
     if (typeof x !== 'string') fail(`${what}: expected a base64 string`)
-    try { return fromBase64(x, what) } catch (err) { return fail((err as Error).message) }
+    try {
+      return fromBase64(x, what)
+    } catch (err) {
+      return fail((err as Error).message)
+    }
   }
-  const opt = <T>(x: unknown, f: (x: unknown) => T): T | undefined => x === undefined ? undefined : f(x)
+  const opt = <T>(x: unknown, f: (x: unknown) => T): T | undefined => (x === undefined ? undefined : f(x))
   if (!isPlainRecord(j.quote)) fail('quote: expected an object')
-  for (const k of Object.keys(j.quote)) if (k !== 'attest' && k !== 'signature') fail(`quote: unknown field ${JSON.stringify(k)}`)
+  for (const k of Object.keys(j.quote))
+    if (k !== 'attest' && k !== 'signature') fail(`quote: unknown field ${JSON.stringify(k)}`)
   if (!isPlainRecord(j.pcrs)) fail('pcrs: expected an object')
   const pcrs: Record<string, Record<string, Uint8Array>> = {}
   for (const [bank, values] of Object.entries(j.pcrs)) {
@@ -264,22 +310,29 @@ export function evidenceFromJson (input: unknown, limits: EvidenceLimits = EVIDE
   }
   if (j.containerLog !== undefined && typeof j.containerLog !== 'string') fail('containerLog: expected a string')
   if (j.committeeNonces !== undefined && !Array.isArray(j.committeeNonces)) fail('committeeNonces: expected an array')
-  const e = validateEvidence({
-    version: j.version,
-    nonce: hex(j.nonce, 'nonce'),
-    quote: { attest: b64(j.quote.attest, 'quote.attest'), signature: b64(j.quote.signature, 'quote.signature') },
-    pcrs,
-    akPublic: b64(j.akPublic, 'akPublic'),
-    ekCertificate: b64(j.ekCertificate, 'ekCertificate'),
-    eventLog: opt(j.eventLog, x => b64(x, 'eventLog')),
-    containerLog: j.containerLog,
-    committeeNonces: opt(j.committeeNonces, x => (x as unknown[]).map((n, i) => hex(n, `committeeNonces[${i}]`)))
-  }, limits)
+  const e = validateEvidence(
+    {
+      version: j.version,
+      nonce: hex(j.nonce, 'nonce'),
+      quote: { attest: b64(j.quote.attest, 'quote.attest'), signature: b64(j.quote.signature, 'quote.signature') },
+      pcrs,
+      akPublic: b64(j.akPublic, 'akPublic'),
+      ekCertificate: b64(j.ekCertificate, 'ekCertificate'),
+      eventLog: opt(j.eventLog, x => b64(x, 'eventLog')),
+      containerLog: j.containerLog,
+      committeeNonces: opt(j.committeeNonces, x => (x as unknown[]).map((n, i) => hex(n, `committeeNonces[${i}]`)))
+    },
+    limits
+  )
   const size = encode(toCanonical(e)).length
   if (size > limits.maxBytes) throw new TooLargeError(`evidence: ${size} bytes exceeds the limit of ${limits.maxBytes}`)
   return e
 }
 
-function decodeUtf8 (b: Uint8Array): string {
-  try { return utf8.decode(b) } catch { return fail('JSON is not valid UTF-8') }
+function decodeUtf8(b: Uint8Array): string {
+  try {
+    return utf8.decode(b)
+  } catch {
+    return fail('JSON is not valid UTF-8')
+  }
 }

@@ -22,7 +22,11 @@ export interface RefSet {
   readonly pcrs: Readonly<Record<string, PcrReference>>
 }
 
-export interface ImageReference { readonly name: string, readonly digest: string, readonly cid?: string }
+export interface ImageReference {
+  readonly name: string
+  readonly digest: string
+  readonly cid?: string
+}
 
 export interface ReferenceValues {
   /** Published TPM vendor EK CA certificates (DER). */
@@ -33,18 +37,23 @@ export interface ReferenceValues {
   readonly containers?: { readonly images: readonly ImageReference[] }
 }
 
-function fail (m: string): never { throw new DecodeError(`reference values: ${m}`) }
-function isObj (v: unknown): v is Record<string, unknown> { return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) }
-function onlyKeys (o: Record<string, unknown>, keys: readonly string[], what: string): void {
+function fail(m: string): never {
+  throw new DecodeError(`reference values: ${m}`)
+}
+function isObj(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
+}
+function onlyKeys(o: Record<string, unknown>, keys: readonly string[], what: string): void {
   for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${what}: unknown field ${JSON.stringify(k)}`)
 }
 
 const MAX_SETS = 4096
 const MAX_DIGESTS = 4096
 
-function digestList (v: unknown, what: string, decode: (x: unknown, what: string) => Uint8Array): Uint8Array[] {
+function digestList(v: unknown, what: string, decode: (x: unknown, what: string) => Uint8Array): Uint8Array[] {
   if (!Array.isArray(v)) fail(`${what}: expected an array`)
-  if (v.length > MAX_DIGESTS) throw new TooLargeError(`reference values: ${what} lists ${v.length} digests (limit ${MAX_DIGESTS})`)
+  if (v.length > MAX_DIGESTS)
+    throw new TooLargeError(`reference values: ${what} lists ${v.length} digests (limit ${MAX_DIGESTS})`)
   return v.map((x, i) => {
     const d = decode(x, `${what}[${i}]`)
     if (d.length !== 32) fail(`${what}[${i}]: expected a 32-byte sha256 digest`)
@@ -52,7 +61,7 @@ function digestList (v: unknown, what: string, decode: (x: unknown, what: string
   })
 }
 
-function refSet (v: unknown, what: string, decode: (x: unknown, what: string) => Uint8Array): RefSet {
+function refSet(v: unknown, what: string, decode: (x: unknown, what: string) => Uint8Array): RefSet {
   if (!isObj(v)) fail(`${what}: expected an object`)
   onlyKeys(v, ['name', 'version', 'bank', 'pcrs'], what)
   if (typeof v.name !== 'string' || v.name === '') fail(`${what}.name: expected a non-empty string`)
@@ -61,10 +70,11 @@ function refSet (v: unknown, what: string, decode: (x: unknown, what: string) =>
   if (!isObj(v.pcrs)) fail(`${what}.pcrs: expected an object`)
   const pcrs: Record<string, PcrReference> = {}
   for (const [idx, ref] of Object.entries(v.pcrs)) {
-    if (!/^(0|[1-9][0-9]?)$/.test(idx) || Number(idx) >= PCR_COUNT) fail(`${what}.pcrs: PCR index ${JSON.stringify(idx)} is not 0..${PCR_COUNT - 1}`)
+    if (!/^(0|[1-9][0-9]?)$/.test(idx) || Number(idx) >= PCR_COUNT)
+      fail(`${what}.pcrs: PCR index ${JSON.stringify(idx)} is not 0..${PCR_COUNT - 1}`)
     if (!isObj(ref)) fail(`${what}.pcrs.${idx}: expected an object`)
     onlyKeys(ref, ['golden', 'events'], `${what}.pcrs.${idx}`)
-    const r: { golden?: Uint8Array[], events?: Uint8Array[] } = {}
+    const r: { golden?: Uint8Array[]; events?: Uint8Array[] } = {}
     if (ref.golden !== undefined) r.golden = digestList(ref.golden, `${what}.pcrs.${idx}.golden`, decode)
     if (ref.events !== undefined) r.events = digestList(ref.events, `${what}.pcrs.${idx}.events`, decode)
     if (r.golden === undefined && r.events === undefined) fail(`${what}.pcrs.${idx}: needs golden and/or events`)
@@ -77,18 +87,26 @@ function refSet (v: unknown, what: string, decode: (x: unknown, what: string) =>
  * Strictly validates reference values. Digests may be Uint8Array (in-memory, from the chain) or
  * hex strings (JSON files); EK CAs may be DER bytes, base64 DER or PEM text.
  */
-export function referenceValuesFromJson (input: unknown): ReferenceValues {
+export function referenceValuesFromJson(input: unknown): ReferenceValues {
   let j = input
   if (typeof input === 'string') {
     if (input.length > 16 << 20) throw new TooLargeError('reference values: JSON larger than 16 MiB')
-    try { j = JSON.parse(input) } catch (err) { fail(`not valid JSON (${(err as Error).message})`) }
+    try {
+      j = JSON.parse(input)
+    } catch (err) {
+      fail(`not valid JSON (${(err as Error).message})`)
+    }
   }
   if (!isObj(j)) fail('expected an object')
   onlyKeys(j, ['ekCas', 'firmware', 'os', 'containers'], 'reference values')
   const decode = (x: unknown, what: string): Uint8Array => {
     if (x instanceof Uint8Array) return x
     if (typeof x !== 'string') fail(`${what}: expected a hex string`)
-    try { return fromHex(x, what) } catch (err) { return fail((err as Error).message) }
+    try {
+      return fromHex(x, what)
+    } catch (err) {
+      return fail((err as Error).message)
+    }
   }
   const ekCas: Uint8Array[] = []
   if (!Array.isArray(j.ekCas)) fail('ekCas: expected an array')
@@ -96,11 +114,20 @@ export function referenceValuesFromJson (input: unknown): ReferenceValues {
     if (c instanceof Uint8Array) ekCas.push(c)
     else if (typeof c === 'string' && c.includes('-----BEGIN')) {
       let blocks: PemBlock[] = []
-      try { blocks = decodePem(c, { label: 'CERTIFICATE', what: `ekCas[${i}]` }) } catch (err) { fail((err as Error).message) }
+      try {
+        blocks = decodePem(c, { label: 'CERTIFICATE', what: `ekCas[${i}]` })
+      } catch (err) {
+        fail((err as Error).message)
+      }
       if (blocks.length === 0) fail(`ekCas[${i}]: no PEM certificate found`)
       for (const b of blocks) ekCas.push(b.der)
-    }
-    else if (typeof c === 'string') { try { ekCas.push(fromBase64(c, `ekCas[${i}]`)) } catch (err) { fail((err as Error).message) } } else fail(`ekCas[${i}]: expected PEM text or base64 DER`)
+    } else if (typeof c === 'string') {
+      try {
+        ekCas.push(fromBase64(c, `ekCas[${i}]`))
+      } catch (err) {
+        fail((err as Error).message)
+      }
+    } else fail(`ekCas[${i}]: expected PEM text or base64 DER`)
   }
   const sets = (v: unknown, what: string): RefSet[] => {
     if (v === undefined) return []
@@ -108,8 +135,10 @@ export function referenceValuesFromJson (input: unknown): ReferenceValues {
     if (v.length > MAX_SETS) throw new TooLargeError(`reference values: ${v.length} ${what} sets (limit ${MAX_SETS})`)
     return v.map((s, i) => refSet(s, `${what}[${i}]`, decode))
   }
-  const out: { ekCas: Uint8Array[], firmware: RefSet[], os: RefSet[], containers?: { images: ImageReference[] } } = {
-    ekCas, firmware: sets(j.firmware, 'firmware'), os: sets(j.os, 'os')
+  const out: { ekCas: Uint8Array[]; firmware: RefSet[]; os: RefSet[]; containers?: { images: ImageReference[] } } = {
+    ekCas,
+    firmware: sets(j.firmware, 'firmware'),
+    os: sets(j.os, 'os')
   }
   if (j.containers !== undefined) {
     const c = j.containers
@@ -121,9 +150,12 @@ export function referenceValuesFromJson (input: unknown): ReferenceValues {
         if (!isObj(im)) fail(`containers.images[${i}]: expected an object`)
         onlyKeys(im, ['name', 'digest', 'cid'], `containers.images[${i}]`)
         if (typeof im.name !== 'string') fail(`containers.images[${i}].name: expected a string`)
-        if (typeof im.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(im.digest)) fail(`containers.images[${i}].digest: expected sha256:<64 hex>`)
+        if (typeof im.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(im.digest))
+          fail(`containers.images[${i}].digest: expected sha256:<64 hex>`)
         if (im.cid !== undefined && typeof im.cid !== 'string') fail(`containers.images[${i}].cid: expected a string`)
-        return im.cid !== undefined ? { name: im.name, digest: im.digest, cid: im.cid as string } : { name: im.name, digest: im.digest }
+        return im.cid !== undefined
+          ? { name: im.name, digest: im.digest, cid: im.cid as string }
+          : { name: im.name, digest: im.digest }
       })
     }
   }
@@ -131,15 +163,20 @@ export function referenceValuesFromJson (input: unknown): ReferenceValues {
 }
 
 /** JSON form of reference values (hex digests, base64 DER CAs). */
-export function referenceValuesToJson (r: ReferenceValues): Record<string, unknown> {
+export function referenceValuesToJson(r: ReferenceValues): Record<string, unknown> {
   const set = (s: RefSet): Record<string, unknown> => ({
     name: s.name,
     version: s.version,
     bank: s.bank,
-    pcrs: Object.fromEntries(Object.entries(s.pcrs).map(([k, v]) => [k, {
-      ...(v.golden !== undefined ? { golden: v.golden.map(toHex) } : {}),
-      ...(v.events !== undefined ? { events: v.events.map(toHex) } : {})
-    }]))
+    pcrs: Object.fromEntries(
+      Object.entries(s.pcrs).map(([k, v]) => [
+        k,
+        {
+          ...(v.golden !== undefined ? { golden: v.golden.map(toHex) } : {}),
+          ...(v.events !== undefined ? { events: v.events.map(toHex) } : {})
+        }
+      ])
+    )
   })
   return {
     ekCas: r.ekCas.map(c => Buffer.from(c).toString('base64')),
@@ -170,14 +207,25 @@ export interface PreparedReferences {
   readonly images: ReadonlyMap<string, readonly string[]>
 }
 
-function index (sets: readonly RefSet[]): Map<number, PcrIndex> {
-  const tmp = new Map<number, { golden: Map<string, string[]>, events: Set<string>, hasEvents: boolean, allowsNoEvents: boolean }>()
+function index(sets: readonly RefSet[]): Map<number, PcrIndex> {
+  const tmp = new Map<
+    number,
+    { golden: Map<string, string[]>; events: Set<string>; hasEvents: boolean; allowsNoEvents: boolean }
+  >()
   for (const s of sets) {
     for (const [k, ref] of Object.entries(s.pcrs)) {
       const p = Number(k)
-      const e = tmp.get(p) ?? { golden: new Map<string, string[]>(), events: new Set<string>(), hasEvents: false, allowsNoEvents: false }
+      const e = tmp.get(p) ?? {
+        golden: new Map<string, string[]>(),
+        events: new Set<string>(),
+        hasEvents: false,
+        allowsNoEvents: false
+      }
       tmp.set(p, e)
-      for (const g of ref.golden ?? []) { const h = toHex(g); e.golden.set(h, [...(e.golden.get(h) ?? []), `${s.name}@${s.version}`]) }
+      for (const g of ref.golden ?? []) {
+        const h = toHex(g)
+        e.golden.set(h, [...(e.golden.get(h) ?? []), `${s.name}@${s.version}`])
+      }
       if (ref.events !== undefined) {
         e.hasEvents = true
         if (ref.events.length === 0) e.allowsNoEvents = true
@@ -191,7 +239,7 @@ function index (sets: readonly RefSet[]): Map<number, PcrIndex> {
 const prepared = new WeakMap<ReferenceValues, PreparedReferences>()
 
 /** Indexes reference values once (cached per object): trust store, PCR indexes, image set. */
-export function prepareReferences (refs: ReferenceValues): PreparedReferences {
+export function prepareReferences(refs: ReferenceValues): PreparedReferences {
   const hit = prepared.get(refs)
   if (hit !== undefined) return hit
   const images = new Map<string, string[]>()
@@ -200,9 +248,21 @@ export function prepareReferences (refs: ReferenceValues): PreparedReferences {
   const cas: Uint8Array[] = []
   const invalidCas: string[] = []
   for (const [i, c] of refs.ekCas.entries()) {
-    try { createEkTrustStore([c]); cas.push(c) } catch (err) { invalidCas.push(`ekCas[${i}]: ${(err as Error).message}`) }
+    try {
+      createEkTrustStore([c])
+      cas.push(c)
+    } catch (err) {
+      invalidCas.push(`ekCas[${i}]: ${(err as Error).message}`)
+    }
   }
-  const p: PreparedReferences = { source: refs, trust: createEkTrustStore(cas), invalidCas, firmware: index(refs.firmware), os: index(refs.os), images }
+  const p: PreparedReferences = {
+    source: refs,
+    trust: createEkTrustStore(cas),
+    invalidCas,
+    firmware: index(refs.firmware),
+    os: index(refs.os),
+    images
+  }
   prepared.set(refs, p)
   return p
 }

@@ -50,16 +50,24 @@ export const TPM_ALG = {
 } as const
 
 /** TPM_ECC_CURVE (Part 2 §6.4). */
-export const TPM_ECC = { NIST_P192: 0x0001, NIST_P224: 0x0002, NIST_P256: 0x0003, NIST_P384: 0x0004, NIST_P521: 0x0005, BN_P256: 0x0010, SM2_P256: 0x0020 } as const
+export const TPM_ECC = {
+  NIST_P192: 0x0001,
+  NIST_P224: 0x0002,
+  NIST_P256: 0x0003,
+  NIST_P384: 0x0004,
+  NIST_P521: 0x0005,
+  BN_P256: 0x0010,
+  SM2_P256: 0x0020
+} as const
 
-const CURVES: Readonly<Record<number, { jwk: string, node: string, size: number }>> = {
+const CURVES: Readonly<Record<number, { jwk: string; node: string; size: number }>> = {
   [TPM_ECC.NIST_P256]: { jwk: 'P-256', node: 'prime256v1', size: 32 },
   [TPM_ECC.NIST_P384]: { jwk: 'P-384', node: 'secp384r1', size: 48 },
   [TPM_ECC.NIST_P521]: { jwk: 'P-521', node: 'secp521r1', size: 66 }
 }
 
 /** node:crypto curve name and coordinate size of a TPM curve, or undefined when unsupported. */
-export function curveInfo (curve: number): { jwk: string, node: string, size: number } | undefined {
+export function curveInfo(curve: number): { jwk: string; node: string; size: number } | undefined {
   return CURVES[curve]
 }
 
@@ -82,15 +90,23 @@ export const TPMA_OBJECT = {
 export type ObjectAttributeName = keyof typeof TPMA_OBJECT
 export type ObjectAttributes = { readonly [k in ObjectAttributeName]: boolean }
 
-export function objectAttributes (bits: number): ObjectAttributes {
+export function objectAttributes(bits: number): ObjectAttributes {
   const out: Partial<Record<ObjectAttributeName, boolean>> = {}
   for (const [k, v] of Object.entries(TPMA_OBJECT) as Array<[ObjectAttributeName, number]>) out[k] = (bits & v) !== 0
   return out as ObjectAttributes
 }
 
 // Types ---------------------------------------------------------------------------------------
-export interface PcrSelection { readonly hash: HashAlg, readonly pcrs: readonly number[] }
-export interface ClockInfo { readonly clock: bigint, readonly resetCount: number, readonly restartCount: number, readonly safe: boolean }
+export interface PcrSelection {
+  readonly hash: HashAlg
+  readonly pcrs: readonly number[]
+}
+export interface ClockInfo {
+  readonly clock: bigint
+  readonly resetCount: number
+  readonly restartCount: number
+  readonly safe: boolean
+}
 export interface QuoteInfo {
   /** TPML_PCR_SELECTION in the order the TPM hashed it. */
   readonly pcrSelect: readonly PcrSelection[]
@@ -110,9 +126,18 @@ export interface Attest {
 }
 
 /** TPMT_SYM_DEF_OBJECT when not TPM_ALG_NULL (Part 2 §11.1.7). */
-export interface SymDef { readonly algorithm: number, readonly keyBits: number, readonly mode: number }
+export interface SymDef {
+  readonly algorithm: number
+  readonly keyBits: number
+  readonly mode: number
+}
 /** A TPMT_*_SCHEME: the scheme id and its details (hashAlg; count for ECDAA; kdf for XOR). */
-export interface Scheme { readonly scheme: number, readonly hashAlg?: number, readonly count?: number, readonly kdf?: number }
+export interface Scheme {
+  readonly scheme: number
+  readonly hashAlg?: number
+  readonly count?: number
+  readonly kdf?: number
+}
 
 interface PublicBase {
   readonly nameAlg: number
@@ -137,21 +162,39 @@ export interface EccPublic extends PublicBase {
   readonly x: Uint8Array
   readonly y: Uint8Array
 }
-export interface KeyedHashPublic extends PublicBase { readonly type: 'keyedhash', readonly scheme: Scheme, readonly unique: Uint8Array }
-export interface SymCipherPublic extends PublicBase { readonly type: 'symcipher', readonly symmetric?: SymDef, readonly unique: Uint8Array }
+export interface KeyedHashPublic extends PublicBase {
+  readonly type: 'keyedhash'
+  readonly scheme: Scheme
+  readonly unique: Uint8Array
+}
+export interface SymCipherPublic extends PublicBase {
+  readonly type: 'symcipher'
+  readonly symmetric?: SymDef
+  readonly unique: Uint8Array
+}
 /** TPMT_PUBLIC (Part 2 §12.2.4). */
 export type TpmPublic = RsaPublic | EccPublic | KeyedHashPublic | SymCipherPublic
 
 export type EccSigAlg = 'ecdsa' | 'ecdaa' | 'sm2' | 'ecschnorr'
 /** TPMT_SIGNATURE (Part 2 §11.3.4). */
 export type TpmSignature =
-  | { readonly sigAlg: EccSigAlg, readonly hash: HashAlg, readonly r: Uint8Array, readonly s: Uint8Array }
-  | { readonly sigAlg: 'rsassa' | 'rsapss', readonly hash: HashAlg, readonly sig: Uint8Array }
-  | { readonly sigAlg: 'hmac', readonly hash: HashAlg, readonly digest: Uint8Array }
+  | { readonly sigAlg: EccSigAlg; readonly hash: HashAlg; readonly r: Uint8Array; readonly s: Uint8Array }
+  | { readonly sigAlg: 'rsassa' | 'rsapss'; readonly hash: HashAlg; readonly sig: Uint8Array }
+  | { readonly sigAlg: 'hmac'; readonly hash: HashAlg; readonly digest: Uint8Array }
   | { readonly sigAlg: 'null' }
 
-const ECC_SIG: Readonly<Record<number, EccSigAlg>> = { [TPM_ALG.ECDSA]: 'ecdsa', [TPM_ALG.ECDAA]: 'ecdaa', [TPM_ALG.SM2]: 'sm2', [TPM_ALG.ECSCHNORR]: 'ecschnorr' }
-const ECC_SIG_ID: Readonly<Record<EccSigAlg, number>> = { ecdsa: TPM_ALG.ECDSA, ecdaa: TPM_ALG.ECDAA, sm2: TPM_ALG.SM2, ecschnorr: TPM_ALG.ECSCHNORR }
+const ECC_SIG: Readonly<Record<number, EccSigAlg>> = {
+  [TPM_ALG.ECDSA]: 'ecdsa',
+  [TPM_ALG.ECDAA]: 'ecdaa',
+  [TPM_ALG.SM2]: 'sm2',
+  [TPM_ALG.ECSCHNORR]: 'ecschnorr'
+}
+const ECC_SIG_ID: Readonly<Record<EccSigAlg, number>> = {
+  ecdsa: TPM_ALG.ECDSA,
+  ecdaa: TPM_ALG.ECDAA,
+  sm2: TPM_ALG.SM2,
+  ecschnorr: TPM_ALG.ECSCHNORR
+}
 
 // Limits from the PC Client TPM profile (MAX_RSA_KEY_BYTES 512, MAX_ECC_KEY_BYTES 66, 16 banks).
 const MAX_RSA_BYTES = 512
@@ -163,7 +206,7 @@ const MAX_PCR_SELECT = 32
 const MAX_BANKS = 16
 
 // Readers -------------------------------------------------------------------------------------
-function readHashAlg (r: Reader, field: string): HashAlg {
+function readHashAlg(r: Reader, field: string): HashAlg {
   const at = r.pos
   const id = r.u16(field)
   const h = hashAlgFromId(id)
@@ -172,7 +215,7 @@ function readHashAlg (r: Reader, field: string): HashAlg {
 }
 
 /** TPML_PCR_SELECTION (Part 2 §10.9.7): bit n of byte i of pcrSelect selects PCR 8·i + n. */
-export function readPcrSelection (r: Reader): PcrSelection[] {
+export function readPcrSelection(r: Reader): PcrSelection[] {
   const at = r.pos
   const count = r.u32('TPML_PCR_SELECTION.count')
   if (count > MAX_BANKS) r.fail(`TPML_PCR_SELECTION.count ${count} exceeds ${MAX_BANKS}`, at)
@@ -190,7 +233,7 @@ export function readPcrSelection (r: Reader): PcrSelection[] {
   return out
 }
 
-export function writePcrSelection (w: Writer, sel: readonly PcrSelection[]): void {
+export function writePcrSelection(w: Writer, sel: readonly PcrSelection[]): void {
   w.u32(sel.length)
   for (const s of sel) {
     w.u16(TPM_ALG_HASH[s.hash])
@@ -198,7 +241,8 @@ export function writePcrSelection (w: Writer, sel: readonly PcrSelection[]): voi
     const size = Math.max(3, Math.floor(max / 8) + 1) // PC Client: at least 3 bytes (24 PCRs)
     const bits = new Uint8Array(size)
     for (const p of s.pcrs) {
-      if (!Number.isInteger(p) || p < 0 || p >= MAX_PCR_SELECT * 8) throw new InvalidInputError(`PCR index ${p} out of range`)
+      if (!Number.isInteger(p) || p < 0 || p >= MAX_PCR_SELECT * 8)
+        throw new InvalidInputError(`PCR index ${p} out of range`)
       bits[p >> 3] |= 1 << (p & 7)
     }
     w.u8(size).bytes(bits)
@@ -206,7 +250,7 @@ export function writePcrSelection (w: Writer, sel: readonly PcrSelection[]): voi
 }
 
 /** Parses TPMS_ATTEST bytes (Part 2 §10.12.12). Does not judge magic or type: verifyQuote does. */
-export function parseAttest (bytes: Uint8Array): Attest {
+export function parseAttest(bytes: Uint8Array): Attest {
   const r = new Reader(bytes, 'TPMS_ATTEST')
   const magic = r.u32('magic')
   const type = r.u16('type')
@@ -219,7 +263,14 @@ export function parseAttest (bytes: Uint8Array): Attest {
   const safeByte = r.u8('clockInfo.safe')
   if (safeByte > 1) r.fail(`clockInfo.safe is ${safeByte}, not YES/NO`, sat)
   const firmwareVersion = r.u64('firmwareVersion')
-  const base = { magic, type, qualifiedSigner, extraData, clockInfo: { clock, resetCount, restartCount, safe: safeByte === 1 }, firmwareVersion }
+  const base = {
+    magic,
+    type,
+    qualifiedSigner,
+    extraData,
+    clockInfo: { clock, resetCount, restartCount, safe: safeByte === 1 },
+    firmwareVersion
+  }
   if (type === TPM_ST_ATTEST_QUOTE) {
     const pcrSelect = readPcrSelection(r)
     const pcrDigest = r.tpm2b('pcrDigest', MAX_DIGEST)
@@ -229,10 +280,13 @@ export function parseAttest (bytes: Uint8Array): Attest {
   return { ...base, attested: r.bytes(r.remaining, 'attested') }
 }
 
-export function marshalAttest (a: Attest): Uint8Array {
+export function marshalAttest(a: Attest): Uint8Array {
   const w = new Writer()
   w.u32(a.magic).u16(a.type).tpm2b(a.qualifiedSigner).tpm2b(a.extraData)
-  w.u64(a.clockInfo.clock).u32(a.clockInfo.resetCount).u32(a.clockInfo.restartCount).u8(a.clockInfo.safe ? 1 : 0)
+  w.u64(a.clockInfo.clock)
+    .u32(a.clockInfo.resetCount)
+    .u32(a.clockInfo.restartCount)
+    .u8(a.clockInfo.safe ? 1 : 0)
   w.u64(a.firmwareVersion)
   if (a.quote !== undefined) {
     writePcrSelection(w, a.quote.pcrSelect)
@@ -243,26 +297,43 @@ export function marshalAttest (a: Attest): Uint8Array {
   return w.finish()
 }
 
-function readSymDef (r: Reader, field: string): SymDef | undefined {
+function readSymDef(r: Reader, field: string): SymDef | undefined {
   const algorithm = r.u16(`${field}.algorithm`)
   if (algorithm === TPM_ALG.NULL) return undefined
   return { algorithm, keyBits: r.u16(`${field}.keyBits`), mode: r.u16(`${field}.mode`) }
 }
 
-function writeSymDef (w: Writer, s: SymDef | undefined): void {
-  if (s === undefined) { w.u16(TPM_ALG.NULL); return }
+function writeSymDef(w: Writer, s: SymDef | undefined): void {
+  if (s === undefined) {
+    w.u16(TPM_ALG.NULL)
+    return
+  }
   w.u16(s.algorithm).u16(s.keyBits).u16(s.mode)
 }
 
-const HASH_SCHEMES = new Set<number>([TPM_ALG.RSASSA, TPM_ALG.RSAPSS, TPM_ALG.OAEP, TPM_ALG.ECDSA, TPM_ALG.SM2, TPM_ALG.ECSCHNORR,
-  TPM_ALG.ECDH, TPM_ALG.ECMQV, TPM_ALG.HMAC, TPM_ALG.MGF1, TPM_ALG.KDF1_SP800_56A, TPM_ALG.KDF2, TPM_ALG.KDF1_SP800_108])
+const HASH_SCHEMES = new Set<number>([
+  TPM_ALG.RSASSA,
+  TPM_ALG.RSAPSS,
+  TPM_ALG.OAEP,
+  TPM_ALG.ECDSA,
+  TPM_ALG.SM2,
+  TPM_ALG.ECSCHNORR,
+  TPM_ALG.ECDH,
+  TPM_ALG.ECMQV,
+  TPM_ALG.HMAC,
+  TPM_ALG.MGF1,
+  TPM_ALG.KDF1_SP800_56A,
+  TPM_ALG.KDF2,
+  TPM_ALG.KDF1_SP800_108
+])
 
 /** TPMT_RSA_SCHEME / TPMT_ECC_SCHEME / TPMT_KDF_SCHEME / TPMT_KEYEDHASH_SCHEME (Part 2 §11.2). */
-function readScheme (r: Reader, field: string, allowed: readonly number[]): Scheme {
+function readScheme(r: Reader, field: string, allowed: readonly number[]): Scheme {
   const at = r.pos
   const scheme = r.u16(`${field}.scheme`)
   if (scheme === TPM_ALG.NULL) return { scheme }
-  if (!allowed.includes(scheme)) r.fail(`${field}: scheme 0x${scheme.toString(16).padStart(4, '0')} not allowed here`, at)
+  if (!allowed.includes(scheme))
+    r.fail(`${field}: scheme 0x${scheme.toString(16).padStart(4, '0')} not allowed here`, at)
   if (scheme === TPM_ALG.RSAES) return { scheme } // TPMS_ENC_SCHEME_RSAES is empty
   const hashAlg = r.u16(`${field}.hashAlg`)
   if (scheme === TPM_ALG.ECDAA) return { scheme, hashAlg, count: r.u16(`${field}.count`) }
@@ -271,7 +342,7 @@ function readScheme (r: Reader, field: string, allowed: readonly number[]): Sche
   return { scheme, hashAlg }
 }
 
-function writeScheme (w: Writer, s: Scheme): void {
+function writeScheme(w: Writer, s: Scheme): void {
   w.u16(s.scheme)
   if (s.scheme === TPM_ALG.NULL || s.scheme === TPM_ALG.RSAES) return
   w.u16(s.hashAlg ?? TPM_ALG.NULL)
@@ -285,7 +356,7 @@ const KDF_SCHEMES = [TPM_ALG.MGF1, TPM_ALG.KDF1_SP800_56A, TPM_ALG.KDF2, TPM_ALG
 const KEYEDHASH_SCHEMES = [TPM_ALG.HMAC, TPM_ALG.XOR]
 
 /** Reads one TPMT_PUBLIC from a reader (it may be followed by other fields). */
-export function readPublic (r: Reader): TpmPublic {
+export function readPublic(r: Reader): TpmPublic {
   const at = r.pos
   const typeId = r.u16('type')
   const nameAlg = r.u16('nameAlg')
@@ -298,10 +369,19 @@ export function readPublic (r: Reader): TpmPublic {
       const scheme = readScheme(r, 'parameters.scheme', RSA_SCHEMES)
       const kat = r.pos
       const keyBits = r.u16('parameters.keyBits')
-      if (keyBits === 0 || keyBits > MAX_RSA_BYTES * 8 || keyBits % 8 !== 0) r.fail(`parameters.keyBits ${keyBits} is not a valid RSA key size`, kat)
+      if (keyBits === 0 || keyBits > MAX_RSA_BYTES * 8 || keyBits % 8 !== 0)
+        r.fail(`parameters.keyBits ${keyBits} is not a valid RSA key size`, kat)
       const exponent = r.u32('parameters.exponent')
       const modulus = r.tpm2b('unique.rsa', MAX_RSA_BYTES)
-      return { type: 'rsa', ...base, ...(symmetric !== undefined ? { symmetric } : {}), scheme, keyBits, exponent, modulus }
+      return {
+        type: 'rsa',
+        ...base,
+        ...(symmetric !== undefined ? { symmetric } : {}),
+        scheme,
+        keyBits,
+        exponent,
+        modulus
+      }
     }
     case TPM_ALG.ECC: {
       const symmetric = readSymDef(r, 'parameters.symmetric')
@@ -318,7 +398,12 @@ export function readPublic (r: Reader): TpmPublic {
     }
     case TPM_ALG.SYMCIPHER: {
       const symmetric = readSymDef(r, 'parameters.sym')
-      return { type: 'symcipher', ...base, ...(symmetric !== undefined ? { symmetric } : {}), unique: r.tpm2b('unique.sym', MAX_DIGEST) }
+      return {
+        type: 'symcipher',
+        ...base,
+        ...(symmetric !== undefined ? { symmetric } : {}),
+        unique: r.tpm2b('unique.sym', MAX_DIGEST)
+      }
     }
     default:
       return r.fail(`unsupported object type 0x${typeId.toString(16).padStart(4, '0')}`, at)
@@ -326,7 +411,7 @@ export function readPublic (r: Reader): TpmPublic {
 }
 
 /** Parses TPMT_PUBLIC bytes (Part 2 §12.2.4), the whole input. */
-export function parsePublic (bytes: Uint8Array): TpmPublic {
+export function parsePublic(bytes: Uint8Array): TpmPublic {
   const r = new Reader(bytes, 'TPMT_PUBLIC')
   const p = readPublic(r)
   r.end()
@@ -334,28 +419,51 @@ export function parsePublic (bytes: Uint8Array): TpmPublic {
 }
 
 /** Parses a TPM2B_PUBLIC (size-prefixed TPMT_PUBLIC), as tpm2-tools writes `ek.pub`/`ak.pub`. */
-export function parsePublic2b (bytes: Uint8Array): TpmPublic {
+export function parsePublic2b(bytes: Uint8Array): TpmPublic {
   const r = new Reader(bytes, 'TPM2B_PUBLIC')
   const inner = r.tpm2b('publicArea')
   r.end()
   return parsePublic(inner)
 }
 
-export function marshalPublic (p: TpmPublic): Uint8Array {
+export function marshalPublic(p: TpmPublic): Uint8Array {
   const w = new Writer()
-  const typeId = p.type === 'rsa' ? TPM_ALG.RSA : p.type === 'ecc' ? TPM_ALG.ECC : p.type === 'keyedhash' ? TPM_ALG.KEYEDHASH : TPM_ALG.SYMCIPHER
+  const typeId =
+    p.type === 'rsa'
+      ? TPM_ALG.RSA
+      : p.type === 'ecc'
+        ? TPM_ALG.ECC
+        : p.type === 'keyedhash'
+          ? TPM_ALG.KEYEDHASH
+          : TPM_ALG.SYMCIPHER
   w.u16(typeId).u16(p.nameAlg).u32(p.objectAttributes).tpm2b(p.authPolicy)
   switch (p.type) {
-    case 'rsa': writeSymDef(w, p.symmetric); writeScheme(w, p.scheme); w.u16(p.keyBits).u32(p.exponent).tpm2b(p.modulus); break
-    case 'ecc': writeSymDef(w, p.symmetric); writeScheme(w, p.scheme); w.u16(p.curve); writeScheme(w, p.kdf); w.tpm2b(p.x).tpm2b(p.y); break
-    case 'keyedhash': writeScheme(w, p.scheme); w.tpm2b(p.unique); break
-    case 'symcipher': writeSymDef(w, p.symmetric); w.tpm2b(p.unique); break
+    case 'rsa':
+      writeSymDef(w, p.symmetric)
+      writeScheme(w, p.scheme)
+      w.u16(p.keyBits).u32(p.exponent).tpm2b(p.modulus)
+      break
+    case 'ecc':
+      writeSymDef(w, p.symmetric)
+      writeScheme(w, p.scheme)
+      w.u16(p.curve)
+      writeScheme(w, p.kdf)
+      w.tpm2b(p.x).tpm2b(p.y)
+      break
+    case 'keyedhash':
+      writeScheme(w, p.scheme)
+      w.tpm2b(p.unique)
+      break
+    case 'symcipher':
+      writeSymDef(w, p.symmetric)
+      w.tpm2b(p.unique)
+      break
   }
   return w.finish()
 }
 
 /** Parses TPMT_SIGNATURE bytes (Part 2 §11.3.4). */
-export function parseSignature (bytes: Uint8Array): TpmSignature {
+export function parseSignature(bytes: Uint8Array): TpmSignature {
   const r = new Reader(bytes, 'TPMT_SIGNATURE')
   const at = r.pos
   const alg = r.u16('sigAlg')
@@ -363,7 +471,12 @@ export function parseSignature (bytes: Uint8Array): TpmSignature {
   if (alg === TPM_ALG.NULL) sig = { sigAlg: 'null' }
   else if (ECC_SIG[alg] !== undefined) {
     const hash = readHashAlg(r, 'hash')
-    sig = { sigAlg: ECC_SIG[alg], hash, r: r.tpm2b('signatureR', MAX_ECC_BYTES), s: r.tpm2b('signatureS', MAX_ECC_BYTES) }
+    sig = {
+      sigAlg: ECC_SIG[alg],
+      hash,
+      r: r.tpm2b('signatureR', MAX_ECC_BYTES),
+      s: r.tpm2b('signatureS', MAX_ECC_BYTES)
+    }
   } else if (alg === TPM_ALG.RSASSA || alg === TPM_ALG.RSAPSS) {
     const hash = readHashAlg(r, 'hash')
     sig = { sigAlg: alg === TPM_ALG.RSASSA ? 'rsassa' : 'rsapss', hash, sig: r.tpm2b('sig', MAX_RSA_BYTES) }
@@ -377,27 +490,38 @@ export function parseSignature (bytes: Uint8Array): TpmSignature {
   return sig
 }
 
-export function marshalSignature (s: TpmSignature): Uint8Array {
+export function marshalSignature(s: TpmSignature): Uint8Array {
   const w = new Writer()
   switch (s.sigAlg) {
-    case 'null': w.u16(TPM_ALG.NULL); break
-    case 'rsassa': case 'rsapss': w.u16(s.sigAlg === 'rsassa' ? TPM_ALG.RSASSA : TPM_ALG.RSAPSS).u16(TPM_ALG_HASH[s.hash]).tpm2b(s.sig); break
-    case 'hmac': w.u16(TPM_ALG.HMAC).u16(TPM_ALG_HASH[s.hash]).bytes(s.digest); break
-    default: w.u16(ECC_SIG_ID[s.sigAlg]).u16(TPM_ALG_HASH[s.hash]).tpm2b(s.r).tpm2b(s.s)
+    case 'null':
+      w.u16(TPM_ALG.NULL)
+      break
+    case 'rsassa':
+    case 'rsapss':
+      w.u16(s.sigAlg === 'rsassa' ? TPM_ALG.RSASSA : TPM_ALG.RSAPSS)
+        .u16(TPM_ALG_HASH[s.hash])
+        .tpm2b(s.sig)
+      break
+    case 'hmac':
+      w.u16(TPM_ALG.HMAC).u16(TPM_ALG_HASH[s.hash]).bytes(s.digest)
+      break
+    default:
+      w.u16(ECC_SIG_ID[s.sigAlg]).u16(TPM_ALG_HASH[s.hash]).tpm2b(s.r).tpm2b(s.s)
   }
   return w.finish()
 }
 
 // Names and keys --------------------------------------------------------------------------------
 /** The hash algorithm of a public area's nameAlg, or a DecodeError. */
-export function nameHashAlg (p: TpmPublic): HashAlg {
+export function nameHashAlg(p: TpmPublic): HashAlg {
   const h = hashAlgFromId(p.nameAlg)
-  if (h === undefined) throw new DecodeError(`TPMT_PUBLIC: nameAlg 0x${p.nameAlg.toString(16).padStart(4, '0')} is not a supported hash`)
+  if (h === undefined)
+    throw new DecodeError(`TPMT_PUBLIC: nameAlg 0x${p.nameAlg.toString(16).padStart(4, '0')} is not a supported hash`)
   return h
 }
 
 /** Object name (Part 1 §16): nameAlg (UINT16) ‖ H_nameAlg(TPMT_PUBLIC). `publicBytes` is the marshaled TPMT_PUBLIC. */
-export function objectName (publicBytes: Uint8Array, parsed: TpmPublic = parsePublic(publicBytes)): Uint8Array {
+export function objectName(publicBytes: Uint8Array, parsed: TpmPublic = parsePublic(publicBytes)): Uint8Array {
   const h = nameHashAlg(parsed)
   const d = digest(h, publicBytes)
   const out = new Uint8Array(2 + d.length)
@@ -407,18 +531,32 @@ export function objectName (publicBytes: Uint8Array, parsed: TpmPublic = parsePu
   return out
 }
 
-function b64url (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url') }
+function b64url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
+}
 
 /** node:crypto public key of an RSA or ECC (NIST P-256/384/521) TPMT_PUBLIC. */
-export function publicToKeyObject (p: TpmPublic): KeyObject {
+export function publicToKeyObject(p: TpmPublic): KeyObject {
   try {
     if (p.type === 'ecc') {
       const c = CURVES[p.curve]
-      if (c === undefined) throw new InvalidInputError(`ECC curve 0x${p.curve.toString(16).padStart(4, '0')} is not supported (NIST P-256/384/521 are)`)
-      return createPublicKey({ key: { kty: 'EC', crv: c.jwk, x: b64url(leftPad(p.x, c.size, 'unique.ecc.x')), y: b64url(leftPad(p.y, c.size, 'unique.ecc.y')) }, format: 'jwk' })
+      if (c === undefined)
+        throw new InvalidInputError(
+          `ECC curve 0x${p.curve.toString(16).padStart(4, '0')} is not supported (NIST P-256/384/521 are)`
+        )
+      return createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: c.jwk,
+          x: b64url(leftPad(p.x, c.size, 'unique.ecc.x')),
+          y: b64url(leftPad(p.y, c.size, 'unique.ecc.y'))
+        },
+        format: 'jwk'
+      })
     }
     if (p.type === 'rsa') {
-      if (p.modulus.length * 8 !== p.keyBits) throw new InvalidInputError(`RSA modulus of ${p.modulus.length} bytes does not match keyBits ${p.keyBits}`)
+      if (p.modulus.length * 8 !== p.keyBits)
+        throw new InvalidInputError(`RSA modulus of ${p.modulus.length} bytes does not match keyBits ${p.keyBits}`)
       const e = p.exponent === 0 ? 65537 : p.exponent
       const eb = Buffer.alloc(4)
       eb.writeUInt32BE(e)
@@ -428,7 +566,10 @@ export function publicToKeyObject (p: TpmPublic): KeyObject {
     }
   } catch (err) {
     if (err instanceof InvalidInputError) throw err
-    throw new InvalidInputError(`TPMT_PUBLIC is not a valid ${p.type.toUpperCase()} public key: ${(err as Error).message}`, { cause: err })
+    throw new InvalidInputError(
+      `TPMT_PUBLIC is not a valid ${p.type.toUpperCase()} public key: ${(err as Error).message}`,
+      { cause: err }
+    )
   }
   throw new InvalidInputError(`TPMT_PUBLIC of type ${p.type} is not an asymmetric key`)
 }

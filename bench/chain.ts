@@ -23,26 +23,34 @@ import { isSeedTx } from '../chain/abci/seed.ts'
 const BIN = join(fileURLToPath(new URL('..', import.meta.url)), 'bin', 'quorate')
 
 /** kB of resident memory now and at peak (VmRSS, VmHWM) of a process. */
-function memKb (pid: number | undefined): { rss: number, peak: number } {
+function memKb(pid: number | undefined): { rss: number; peak: number } {
   if (pid === undefined) return { rss: 0, peak: 0 }
   try {
     const st = readFileSync(`/proc/${pid}/status`, 'utf8')
     const f = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0)
     return { rss: f('VmRSS'), peak: f('VmHWM') }
-  } catch { return { rss: 0, peak: 0 } }
+  } catch {
+    return { rss: 0, peak: 0 }
+  }
 }
 /** CPU seconds (user + system) a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
-function cpuSec (pid: number | undefined): number {
+function cpuSec(pid: number | undefined): number {
   if (pid === undefined) return 0
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
     return (Number(f[11]) + Number(f[12])) / 100
-  } catch { return 0 }
+  } catch {
+    return 0
+  }
 }
 const childPids = (pid: number | undefined): number[] => {
   if (pid === undefined) return []
-  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
 }
 
 /**
@@ -50,7 +58,11 @@ const childPids = (pid: number | undefined): number[] => {
  * broadcast_tx_sync, `accounts` senders at once, and waits until all are in blocks; counts the
  * txs of each new block from `urls[0]` (the seed tx excluded). Returns the wall time.
  */
-async function pushAndCommit (urls: string[], txs: Uint8Array[], accounts: number): Promise<{ ms: number, blocks: number, refused: number }> {
+async function pushAndCommit(
+  urls: string[],
+  txs: Uint8Array[],
+  accounts: number
+): Promise<{ ms: number; blocks: number; refused: number }> {
   const clients = urls.map(url => new ChainClient({ url }))
   const watch = new ChainClient({ url: urls[0] })
   try {
@@ -80,28 +92,42 @@ async function pushAndCommit (urls: string[], txs: Uint8Array[], accounts: numbe
     }
     await sent
     return { ms: performance.now() - t0, blocks, refused }
-  } finally { for (const c of clients) c.close(); watch.close() }
+  } finally {
+    for (const c of clients) c.close()
+    watch.close()
+  }
 }
 
 /** broadcast_tx_commit latency: `n` txs one after another from a fresh account. */
-async function commitLatency (url: string, chainId: string, n: number): Promise<ReturnType<typeof stats>> {
+async function commitLatency(url: string, chainId: string, n: number): Promise<ReturnType<typeof stats>> {
   const c = new ChainClient({ url })
   try {
     const k = await generateChainKey()
     const ms: number[] = []
     for (let i = 0; i < n; i++) {
-      const tx = buildTx('image.publish', { name: 'latency/app', digest: 'sha256:' + i.toString(16).padStart(64, 'f'), cid: CID, size: i }, k, i, chainId)
+      const tx = buildTx(
+        'image.publish',
+        { name: 'latency/app', digest: 'sha256:' + i.toString(16).padStart(64, 'f'), cid: CID, size: i },
+        k,
+        i,
+        chainId
+      )
       const s = performance.now()
       const r = await c.broadcastTxCommit(tx)
-      if (r.txResult.code !== 0 || r.checkTx.code !== 0) throw new Error(`latency tx refused: ${r.checkTx.log || r.txResult.log}`)
+      if (r.txResult.code !== 0 || r.checkTx.code !== 0)
+        throw new Error(`latency tx refused: ${r.checkTx.log || r.txResult.log}`)
       ms.push(performance.now() - s)
     }
     return stats(ms)
-  } finally { c.close() }
+  } finally {
+    c.close()
+  }
 }
 
-function startValidatorProcess (home: string): Promise<{ proc: ChildProcess, rpc: string }> {
-  const proc = spawn(BIN, ['chain', 'start', '--engine', 'cometbft', '--home', home, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] })
+function startValidatorProcess(home: string): Promise<{ proc: ChildProcess; rpc: string }> {
+  const proc = spawn(BIN, ['chain', 'start', '--engine', 'cometbft', '--home', home, '--json'], {
+    stdio: ['ignore', 'pipe', 'ignore']
+  })
   return new Promise((resolve, reject) => {
     let out = ''
     proc.stdout?.on('data', (d: Buffer) => {
@@ -118,7 +144,9 @@ function startValidatorProcess (home: string): Promise<{ proc: ChildProcess, rpc
  * validators, each a `quorate chain start --engine cometbft` process with its cometbft child, on
  * this machine; senders spread over the 4 RPCs. Committed tx/s, broadcast_tx_commit p50, memory.
  */
-export async function engines (opts: { txs?: number, accounts?: number, validators?: number } = {}): Promise<Record<string, unknown>> {
+export async function engines(
+  opts: { txs?: number; accounts?: number; validators?: number } = {}
+): Promise<Record<string, unknown>> {
   const n = opts.txs ?? 6000
   const accounts = opts.accounts ?? 200
   const chainId = 'bench-engines'
@@ -136,12 +164,17 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
       const cpu = process.cpuUsage(cpu0)
       const lat = await commitLatency(v.url, chainId, 30)
       out.embedded = {
-        committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000), blocks: r.blocks, refused: r.refused, broadcastTxCommitMs: lat,
+        committedTxPerSec: Math.round(((txs.length - r.refused) / r.ms) * 1000),
+        blocks: r.blocks,
+        refused: r.refused,
+        broadcastTxCommitMs: lat,
         cpuMsPerTx: Number(((cpu.user + cpu.system) / 1000 / txs.length).toFixed(3)),
         memoryMb: Math.round(memKb(process.pid).rss / 1024),
         note: 'CPU and memory: the bench process, which holds the embedded validator and the senders'
       }
-    } finally { await v.stop() }
+    } finally {
+      await v.stop()
+    }
 
     // (b) CometBFT validators, one process each (+ its cometbft)
     const nv = opts.validators ?? 4
@@ -153,10 +186,19 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
       const urls = started.map(x => x.rpc)
       for (const u of urls) {
         const c = new ChainClient({ url: u })
-        try { while ((await c.status().catch(() => ({ height: 0 }))).height < 2) await new Promise(resolve => setTimeout(resolve, 100)) } finally { c.close() }
+        try {
+          while ((await c.status().catch(() => ({ height: 0 }))).height < 2)
+            await new Promise(resolve => setTimeout(resolve, 100))
+        } finally {
+          c.close()
+        }
       }
       const pids = started.map(x => ({ app: x.proc.pid, cmt: childPids(x.proc.pid) }))
-      const cpuNow = (): { app: number, cmt: number } => pids.reduce((a, p) => ({ app: a.app + cpuSec(p.app), cmt: a.cmt + p.cmt.reduce((s, c) => s + cpuSec(c), 0) }), { app: 0, cmt: 0 })
+      const cpuNow = (): { app: number; cmt: number } =>
+        pids.reduce((a, p) => ({ app: a.app + cpuSec(p.app), cmt: a.cmt + p.cmt.reduce((s, c) => s + cpuSec(c), 0) }), {
+          app: 0,
+          cmt: 0
+        })
       const c0 = cpuNow()
       const b0 = process.cpuUsage()
       const r = await pushAndCommit(urls, txs, accounts)
@@ -165,29 +207,41 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
       const lat = await commitLatency(urls[0], chainId, 30)
       const mem = started.map(x => {
         const app = memKb(x.proc.pid)
-        const cmt = childPids(x.proc.pid).map(memKb).reduce((a, b) => ({ rss: a.rss + b.rss, peak: a.peak + b.peak }), { rss: 0, peak: 0 })
-        return { appMb: Math.round(app.rss / 1024), cometbftMb: Math.round(cmt.rss / 1024), peakMb: Math.round((app.peak + cmt.peak) / 1024) }
+        const cmt = childPids(x.proc.pid)
+          .map(memKb)
+          .reduce((a, b) => ({ rss: a.rss + b.rss, peak: a.peak + b.peak }), { rss: 0, peak: 0 })
+        return {
+          appMb: Math.round(app.rss / 1024),
+          cometbftMb: Math.round(cmt.rss / 1024),
+          peakMb: Math.round((app.peak + cmt.peak) / 1024)
+        }
       })
       out.cometbft = {
         validators: nv,
-        committedTxPerSec: Math.round((txs.length - r.refused) / r.ms * 1000),
+        committedTxPerSec: Math.round(((txs.length - r.refused) / r.ms) * 1000),
         blocks: r.blocks,
         refused: r.refused,
         broadcastTxCommitMs: lat,
         // CPU per committed tx summed over all validators, split by process kind; the bench's own
         // senders apart. 2000 / total = the tx/s two unshared cores would sustain.
         cpuMsPerTx: {
-          apps: Number(((c1.app - c0.app) * 1000 / txs.length).toFixed(3)),
-          cometbft: Number(((c1.cmt - c0.cmt) * 1000 / txs.length).toFixed(3)),
+          apps: Number((((c1.app - c0.app) * 1000) / txs.length).toFixed(3)),
+          cometbft: Number((((c1.cmt - c0.cmt) * 1000) / txs.length).toFixed(3)),
           senders: Number(((b1.user + b1.system) / 1000 / txs.length).toFixed(3))
         },
         // what the validators' CPU per tx allows if they had both cores to themselves (load-independent)
-        ceilingTxPerSecTwoCores: Math.round(2000 / ((c1.app - c0.app + c1.cmt - c0.cmt) * 1000 / txs.length)),
+        ceilingTxPerSecTwoCores: Math.round(2000 / (((c1.app - c0.app + c1.cmt - c0.cmt) * 1000) / txs.length)),
         memoryPerValidator: mem,
         note: `${nv} validators and their cometbft on this one machine (timeout_commit 150 ms); senders spread over the ${nv} RPCs`
       }
     } finally {
-      await Promise.all(procs.map(async p => { const e = new Promise(resolve => p.once('exit', resolve)); p.kill('SIGTERM'); await e }))
+      await Promise.all(
+        procs.map(async p => {
+          const e = new Promise(resolve => p.once('exit', resolve))
+          p.kill('SIGTERM')
+          await e
+        })
+      )
     }
     out.targets = { cometbftCommittedTxPerSec: 1000, embeddedCommittedTxPerSec: 8000 }
     out.loadAverage1m = Number(loadavg()[0].toFixed(2))
@@ -197,7 +251,7 @@ export async function engines (opts: { txs?: number, accounts?: number, validato
   }
 }
 
-function stats (ms: number[]): { n: number, p50: number, p95: number, p99: number } {
+function stats(ms: number[]): { n: number; p50: number; p95: number; p99: number } {
   const s = [...ms].sort((a, b) => a - b)
   const q = (p: number): number => Number(s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(3))
   return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99) }
@@ -205,27 +259,47 @@ function stats (ms: number[]): { n: number, p50: number, p95: number, p99: numbe
 
 const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 
-async function makeTxs (chainId: string, accounts: number, perAccount: number): Promise<{ txs: Uint8Array[], signMs: number, keys: ChainKey[] }> {
+async function makeTxs(
+  chainId: string,
+  accounts: number,
+  perAccount: number
+): Promise<{ txs: Uint8Array[]; signMs: number; keys: ChainKey[] }> {
   const keys = await Promise.all(Array.from({ length: accounts }, async () => await generateChainKey()))
   const txs: Uint8Array[] = []
   const t0 = performance.now()
   for (let s = 0; s < perAccount; s++) {
     for (let a = 0; a < accounts; a++) {
       const n = s * accounts + a
-      txs.push(buildTx('image.publish', { name: `tenant${a}/app`, digest: 'sha256:' + n.toString(16).padStart(64, '0'), cid: CID, size: n }, keys[a], s, chainId))
+      txs.push(
+        buildTx(
+          'image.publish',
+          { name: `tenant${a}/app`, digest: 'sha256:' + n.toString(16).padStart(64, '0'), cid: CID, size: n },
+          keys[a],
+          s,
+          chainId
+        )
+      )
     }
   }
   return { txs, signMs: performance.now() - t0, keys }
 }
 
-export async function run (opts: { txs?: number, queries?: number, rpc?: boolean, engines?: boolean } = {}): Promise<Record<string, unknown>> {
+export async function run(
+  opts: { txs?: number; queries?: number; rpc?: boolean; engines?: boolean } = {}
+): Promise<Record<string, unknown>> {
   const total = opts.txs ?? 20_000
   const dir = mkdtempSync(join(tmpdir(), 'quorate-bench-chain-'))
   try {
     // 1. state machine + block store on SQLite (WAL, synchronous=FULL), blocks of up to 5,000 txs
     const validator = await generateChainKey()
     const app = createChainApp({ path: join(dir, 'bench.sqlite'), rules: createTestOnlyQuorumRules() })
-    app.initChain({ chainId: 'bench', genesisTime: Date.now(), initialHeight: 1, validators: [validator.publicKey], verifiers: [] })
+    app.initChain({
+      chainId: 'bench',
+      genesisTime: Date.now(),
+      initialHeight: 1,
+      validators: [validator.publicKey],
+      verifiers: []
+    })
     const producer = new BlockProducer({ app, key: validator, maxBlockTxs: 5000 })
     const accounts = 200
     const { txs, signMs } = await makeTxs('bench', accounts, Math.ceil(total / accounts))
@@ -238,7 +312,8 @@ export async function run (opts: { txs?: number, queries?: number, rpc?: boolean
     for (let i = 0; i < txs.length; i += 5000) {
       const c0 = performance.now()
       const u0 = process.cpuUsage()
-      for (const tx of txs.slice(i, i + 5000)) if (producer.submit(tx).result.code !== 0) throw new Error('checkTx refused a bench tx')
+      for (const tx of txs.slice(i, i + 5000))
+        if (producer.submit(tx).result.code !== 0) throw new Error('checkTx refused a bench tx')
       const u1 = process.cpuUsage(u0)
       checkCpuUs += u1.user + u1.system
       checkMs += performance.now() - c0
@@ -258,22 +333,22 @@ export async function run (opts: { txs?: number, queries?: number, rpc?: boolean
     const vc0 = process.cpuUsage()
     for (const d of dec) verifyTxSignature(d)
     const vc = process.cpuUsage(vc0)
-    const verifyPerSec = Math.round(dec.length / (performance.now() - v0) * 1000)
+    const verifyPerSec = Math.round((dec.length / (performance.now() - v0)) * 1000)
     const verifyCpuUs = (vc.user + vc.system) / dec.length
     if (ok !== txs.length) throw new Error(`only ${ok} of ${txs.length} bench txs succeeded`)
     const committed = {
       txs: txs.length,
       blocks,
       txBytes: txs[0].byteLength,
-      committedTxPerSec: Math.round(txs.length / totalMs * 1000),
+      committedTxPerSec: Math.round((txs.length / totalMs) * 1000),
       // per second of CPU time on one core: what one core does when it is not shared (the machine
       // running the bench is usually busy with other work, which the wall-clock figure includes)
-      committedTxPerCpuSec: Math.round(txs.length / cpuUs * 1e6),
-      checkTxPerCpuSec: Math.round(txs.length / checkCpuUs * 1e6),
-      finalizeCommitTxPerCpuSec: Math.round(txs.length / (cpuUs - checkCpuUs) * 1e6),
-      checkTxPerSec: Math.round(txs.length / checkMs * 1000),
-      finalizeCommitTxPerSec: Math.round(txs.length / (totalMs - checkMs) * 1000),
-      signTxPerSec: Math.round(txs.length / signMs * 1000),
+      committedTxPerCpuSec: Math.round((txs.length / cpuUs) * 1e6),
+      checkTxPerCpuSec: Math.round((txs.length / checkCpuUs) * 1e6),
+      finalizeCommitTxPerCpuSec: Math.round((txs.length / (cpuUs - checkCpuUs)) * 1e6),
+      checkTxPerSec: Math.round((txs.length / checkMs) * 1000),
+      finalizeCommitTxPerSec: Math.round((txs.length / (totalMs - checkMs)) * 1000),
+      signTxPerSec: Math.round((txs.length / signMs) * 1000),
       bareEd25519VerifyPerSec: verifyPerSec,
       // CPU µs per committed tx, and how much of it is not the (unavoidable) signature check
       cpuUsPerTx: Number((cpuUs / txs.length).toFixed(1)),
@@ -293,20 +368,39 @@ export async function run (opts: { txs?: number, queries?: number, rpc?: boolean
     const key = await generateChainKey()
     const t1 = performance.now()
     const sendN = 50
-    for (let i = 0; i < sendN; i++) await c.send(i === 0 ? 'vendor.register' : 'vendor.ekca.publish', (i === 0 ? { name: 'acme' } : { vendor: 'acme', certificate: new Uint8Array([0x30, 2, i & 0xff, i >> 8]) }) as never, key)
+    for (let i = 0; i < sendN; i++)
+      await c.send(
+        i === 0 ? 'vendor.register' : 'vendor.ekca.publish',
+        (i === 0
+          ? { name: 'acme' }
+          : { vendor: 'acme', certificate: new Uint8Array([0x30, 2, i & 0xff, i >> 8]) }) as never,
+        key
+      )
     const commitLatencyMs = (performance.now() - t1) / sendN
     const nq = opts.queries ?? 2000
     const data = encode({ name: 'acme' })
     for (let i = 0; i < 200; i++) await c.abciQuery('/vendor', data) // warm up
     const qms: number[] = []
-    for (let i = 0; i < nq; i++) { const s = performance.now(); await c.abciQuery('/vendor', data); qms.push(performance.now() - s) }
+    for (let i = 0; i < nq; i++) {
+      const s = performance.now()
+      await c.abciQuery('/vendor', data)
+      qms.push(performance.now() - s)
+    }
     const sms: number[] = []
-    for (let i = 0; i < nq / 4; i++) { const s = performance.now(); await c.status(); sms.push(performance.now() - s) }
+    for (let i = 0; i < nq / 4; i++) {
+      const s = performance.now()
+      await c.status()
+      sms.push(performance.now() - s)
+    }
     c.close()
     await v.stop()
     let enginesResult: Record<string, unknown> | undefined
     if (opts.engines !== false) {
-      try { enginesResult = await engines() } catch (err) { enginesResult = { error: (err as Error).message } }
+      try {
+        enginesResult = await engines()
+      } catch (err) {
+        enginesResult = { error: (err as Error).message }
+      }
     }
     return {
       committed,

@@ -17,27 +17,41 @@ import { sha256, utf8 } from '../encoding/bytes.ts'
 import { encode } from '../encoding/canonical.ts'
 import { buildTx } from '../chain/tx.ts'
 import {
-  ed25519Signer, threshold, type VerdictSigner,
-  blsKeyFromSeed, drawCommittee, signMemberVerdict, CertificateCollector, verifyCertificate, verifyMemberVerdict,
-  encodeMemberVerdict, committeeSizeFor, DEFAULT_ADVERSARY_MODEL, type BlsSigner
+  ed25519Signer,
+  threshold,
+  type VerdictSigner,
+  blsKeyFromSeed,
+  drawCommittee,
+  signMemberVerdict,
+  CertificateCollector,
+  verifyCertificate,
+  verifyMemberVerdict,
+  encodeMemberVerdict,
+  committeeSizeFor,
+  DEFAULT_ADVERSARY_MODEL,
+  type BlsSigner
 } from '../attestation/quorum/index.ts'
 
-function pct (xs: number[], p: number): number {
+function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(p * s.length))]
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100
 
 /** p50 and p90 of `n` timed calls (ms), after `warm` untimed ones. */
-function timeIt (n: number, f: () => unknown, warm = 3): { p50: number, p90: number } {
+function timeIt(n: number, f: () => unknown, warm = 3): { p50: number; p90: number } {
   for (let i = 0; i < warm; i++) f()
   const xs: number[] = []
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); f(); xs.push(performance.now() - t0) }
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    f()
+    xs.push(performance.now() - t0)
+  }
   return { p50: Math.round(pct(xs, 0.5) * 1000) / 1000, p90: Math.round(pct(xs, 0.9) * 1000) / 1000 }
 }
 
 /** The two BLS12-381 libraries side by side, same ciphersuite and message, 33 signers of 48. */
-export async function blsComparison (): Promise<Record<string, unknown>> {
+export async function blsComparison(): Promise<Record<string, unknown>> {
   const blst = await import('@chainsafe/blst')
   const { bls12_381: noble } = await import('@noble/curves/bls12-381.js')
   const msg = sha256(utf8.encode('bench verdict message'))
@@ -52,9 +66,19 @@ export async function blsComparison (): Promise<Record<string, unknown>> {
   const b = {
     keygenMs: timeIt(100, () => blst.SecretKey.fromKeygen(seeds[0]).toPublicKey().toBytes(true)),
     signMs: timeIt(100, () => sks[0].sign(msg).toBytes(true)),
-    verifyMs: timeIt(100, () => blst.verify(msg, blst.PublicKey.fromBytes(pks[0], true), blst.Signature.fromBytes(sigs[0], true))),
-    aggregateVerify33Ms: timeIt(100, () => blst.fastAggregateVerify(msg, pkObjs, blst.Signature.fromBytes(agg, true, true))),
-    aggregateVerify33ColdKeysMs: timeIt(100, () => blst.fastAggregateVerify(msg, pks.slice(0, 33).map(x => blst.PublicKey.fromBytes(x, true)), blst.Signature.fromBytes(agg, true, true)))
+    verifyMs: timeIt(100, () =>
+      blst.verify(msg, blst.PublicKey.fromBytes(pks[0], true), blst.Signature.fromBytes(sigs[0], true))
+    ),
+    aggregateVerify33Ms: timeIt(100, () =>
+      blst.fastAggregateVerify(msg, pkObjs, blst.Signature.fromBytes(agg, true, true))
+    ),
+    aggregateVerify33ColdKeysMs: timeIt(100, () =>
+      blst.fastAggregateVerify(
+        msg,
+        pks.slice(0, 33).map(x => blst.PublicKey.fromBytes(x, true)),
+        blst.Signature.fromBytes(agg, true, true)
+      )
+    )
   }
   // noble (pure JS)
   const L = noble.longSignatures
@@ -64,7 +88,11 @@ export async function blsComparison (): Promise<Record<string, unknown>> {
   const n = {
     keygenMs: timeIt(10, () => L.keygen(new Uint8Array(48).fill(1)).publicKey.toBytes(true), 1),
     signMs: timeIt(10, () => L.sign(L.hash(msg, DST), nsk[0].secretKey).toBytes(true), 1),
-    verifyMs: timeIt(10, () => L.verify(L.sign(L.hash(msg, DST), nsk[0].secretKey).toBytes(true), L.hash(msg, DST), npk[0]), 1),
+    verifyMs: timeIt(
+      10,
+      () => L.verify(L.sign(L.hash(msg, DST), nsk[0].secretKey).toBytes(true), L.hash(msg, DST), npk[0]),
+      1
+    ),
     aggregateVerify33Ms: timeIt(10, () => L.verify(nagg, L.hash(msg, DST), L.aggregatePublicKeys(npk.slice(0, 33))), 1)
   }
   return { signers: 33, of: 48, chosen: '@chainsafe/blst', chainsafeBlst: b, nobleCurves: n }
@@ -74,7 +102,7 @@ export async function blsComparison (): Promise<Record<string, unknown>> {
  * Chain-side QC v3 verification at the default committee (k = 48 for F = 1/5, 40 bits) among
  * `candidates` registered verifiers, and the attest.record transaction carrying the QC.
  */
-export async function qcV3 (candidatesN = 1000, rounds = 60): Promise<Record<string, unknown>> {
+export async function qcV3(candidatesN = 1000, rounds = 60): Promise<Record<string, unknown>> {
   const k = committeeSizeFor(DEFAULT_ADVERSARY_MODEL)
   const chainId = 'quorate-bench'
   const members = Array.from({ length: candidatesN }, (_, i) => ({
@@ -85,33 +113,68 @@ export async function qcV3 (candidatesN = 1000, rounds = 60): Promise<Record<str
   const candidates = members.map(m => ({ nodeId: m.nodeId, blsPublicKey: m.bls.publicKey }))
   const nodeKey = ed25519Signer(sha256(utf8.encode('qc3 subject')))
   const nodeId = nodeKey.nodeId
-  const full: number[] = []; const kept: number[] = []; const single: number[] = []; const collect: number[] = []; const collectDeferred: number[] = []
-  let qcBytes = 0; let txBytes = 0; let failTxBytes = 0
+  const full: number[] = []
+  const kept: number[] = []
+  const single: number[] = []
+  const collect: number[] = []
+  const collectDeferred: number[] = []
+  let qcBytes = 0
+  let txBytes = 0
+  let failTxBytes = 0
   for (let r = 0; r < rounds; r++) {
     const seed = sha256(utf8.encode(`qc3 seed ${r}`))
     const committee = drawCommittee({ seed, nodeId, candidates: candidates.map(c => c.nodeId), k })
     const fail = r % 2 === 1
-    const message = { chainId, nodeId, round: r, outcome: fail ? 'fail' as const : 'pass' as const, evidenceDigest: sha256(seed), failedClaims: fail ? ['containers', 'firmware', 'freshness', 'identity', 'os'] : [] }
+    const message = {
+      chainId,
+      nodeId,
+      round: r,
+      outcome: fail ? ('fail' as const) : ('pass' as const),
+      evidenceDigest: sha256(seed),
+      failedClaims: fail ? ['containers', 'firmware', 'freshness', 'identity', 'os'] : []
+    }
     const verdicts = committee.map(id => encodeMemberVerdict(signMemberVerdict(message, id, byId.get(id) as BlsSigner)))
     const withKeys = committee.map(id => ({ nodeId: id, blsPublicKey: (byId.get(id) as BlsSigner).publicKey }))
     let t0 = performance.now()
     const c = new CertificateCollector({ chainId, nodeId, round: r, committee: withKeys })
-    for (const v of verdicts) { c.add(v); if (c.outcome() !== undefined) break }
+    for (const v of verdicts) {
+      c.add(v)
+      if (c.outcome() !== undefined) break
+    }
     collect.push(performance.now() - t0)
     t0 = performance.now()
     const d = new CertificateCollector({ chainId, nodeId, round: r, committee: withKeys, deferSignatures: true })
-    for (const v of verdicts) { d.add(v); if (d.outcome() !== undefined) break }
+    for (const v of verdicts) {
+      d.add(v)
+      if (d.outcome() !== undefined) break
+    }
     const { qc } = d.certificate()
     collectDeferred.push(performance.now() - t0)
     const input = { qc, chainId, nodeId, round: r, seed, candidates, k }
-    t0 = performance.now(); verifyCertificate(input); full.push(performance.now() - t0)
-    t0 = performance.now(); verifyCertificate({ ...input, committee }); kept.push(performance.now() - t0)
-    t0 = performance.now(); verifyMemberVerdict({ ...input, verdict: verdicts[0], committee }); single.push(performance.now() - t0)
-    const tx = buildTx('attest.record', { nodeId, round: r, qc } as Parameters<typeof buildTx<'attest.record'>>[1], nodeKey, r + 1, chainId).length
+    t0 = performance.now()
+    verifyCertificate(input)
+    full.push(performance.now() - t0)
+    t0 = performance.now()
+    verifyCertificate({ ...input, committee })
+    kept.push(performance.now() - t0)
+    t0 = performance.now()
+    verifyMemberVerdict({ ...input, verdict: verdicts[0], committee })
+    single.push(performance.now() - t0)
+    const tx = buildTx(
+      'attest.record',
+      { nodeId, round: r, qc } as Parameters<typeof buildTx<'attest.record'>>[1],
+      nodeKey,
+      r + 1,
+      chainId
+    ).length
     qcBytes = Math.max(qcBytes, qc.length)
-    if (fail) failTxBytes = Math.max(failTxBytes, tx); else txBytes = Math.max(txBytes, tx)
+    if (fail) failTxBytes = Math.max(failTxBytes, tx)
+    else txBytes = Math.max(txBytes, tx)
   }
-  const ms = (xs: number[]): { p50: number, p90: number } => ({ p50: r2(pct(xs.slice(3), 0.5)), p90: r2(pct(xs.slice(3), 0.9)) })
+  const ms = (xs: number[]): { p50: number; p90: number } => ({
+    p50: r2(pct(xs.slice(3), 0.5)),
+    p90: r2(pct(xs.slice(3), 0.9))
+  })
   return {
     k,
     threshold: threshold(k),
@@ -127,9 +190,12 @@ export async function qcV3 (candidatesN = 1000, rounds = 60): Promise<Record<str
   }
 }
 
-export async function simulate (nodes: number, ks: readonly number[]): Promise<Record<string, unknown>> {
+export async function simulate(nodes: number, ks: readonly number[]): Promise<Record<string, unknown>> {
   const chainId = 'quorate-bench'
-  const keys = Array.from({ length: nodes }, (_, i) => ({ id: ed25519Signer(sha256(utf8.encode(`sim node ${i}`))), bls: blsKeyFromSeed(sha256(utf8.encode(`sim bls ${i}`))) }))
+  const keys = Array.from({ length: nodes }, (_, i) => ({
+    id: ed25519Signer(sha256(utf8.encode(`sim node ${i}`))),
+    bls: blsKeyFromSeed(sha256(utf8.encode(`sim bls ${i}`)))
+  }))
   const ids = keys.map(s => s.id.nodeId)
   const byId = new Map(keys.map(s => [s.id.nodeId, s]))
   const candidates = keys.map(s => ({ nodeId: s.id.nodeId, blsPublicKey: s.bls.publicKey }))
@@ -137,15 +203,34 @@ export async function simulate (nodes: number, ks: readonly number[]): Promise<R
   for (const k of ks) {
     const duty = new Map<string, number>()
     const txBytes: number[] = []
-    let tSelect = 0; let tSign = 0; let tCollect = 0; let tChain = 0
+    let tSelect = 0
+    let tSign = 0
+    let tCollect = 0
+    let tChain = 0
     for (let i = 0; i < nodes; i++) {
       const nodeId = ids[i]
       const seed = sha256(utf8.encode(`block ${i}`), utf8.encode(nodeId))
       let t0 = performance.now()
       const committee = drawCommittee({ seed, nodeId, candidates: ids, k })
       tSelect += performance.now() - t0
-      const message = { chainId, nodeId, round: 1, outcome: 'pass' as const, evidenceDigest: sha256(seed), failedClaims: [] }
-      const c = new CertificateCollector({ chainId, nodeId, round: 1, committee: committee.map(id => ({ nodeId: id, blsPublicKey: (byId.get(id) as { bls: BlsSigner }).bls.publicKey })), deferSignatures: true })
+      const message = {
+        chainId,
+        nodeId,
+        round: 1,
+        outcome: 'pass' as const,
+        evidenceDigest: sha256(seed),
+        failedClaims: []
+      }
+      const c = new CertificateCollector({
+        chainId,
+        nodeId,
+        round: 1,
+        committee: committee.map(id => ({
+          nodeId: id,
+          blsPublicKey: (byId.get(id) as { bls: BlsSigner }).bls.publicKey
+        })),
+        deferSignatures: true
+      })
       // members appraise (simulated) and sign; the node takes verdicts until the threshold
       for (const m of committee) {
         duty.set(m, (duty.get(m) ?? 0) + 1)
@@ -166,7 +251,10 @@ export async function simulate (nodes: number, ks: readonly number[]): Promise<R
       verifyCertificate({ qc, chainId, nodeId, round: 1, seed, candidates, k, committee })
       tChain += performance.now() - t0
       // the whole attest.record transaction as broadcast (body + envelope + signature)
-      txBytes.push(buildTx('attest.record', { nodeId, round: 1, qc }, (byId.get(nodeId) as { id: VerdictSigner }).id, 12, chainId).length)
+      txBytes.push(
+        buildTx('attest.record', { nodeId, round: 1, qc }, (byId.get(nodeId) as { id: VerdictSigner }).id, 12, chainId)
+          .length
+      )
     }
     const duties = ids.map(id => duty.get(id) ?? 0)
     out[`k${k}`] = {
@@ -182,13 +270,17 @@ export async function simulate (nodes: number, ks: readonly number[]): Promise<R
         nodeCollectDeferred: r2(tCollect / nodes),
         chainVerifyQcKeptCommittee: r2(tChain / nodes)
       },
-      attestRecordTxBytes: { mean: Math.round(txBytes.reduce((a, b) => a + b, 0) / nodes), max: Math.max(...txBytes), targetMax: 1024 }
+      attestRecordTxBytes: {
+        mean: Math.round(txBytes.reduce((a, b) => a + b, 0) / nodes),
+        max: Math.max(...txBytes),
+        targetMax: 1024
+      }
     }
   }
   return { nodes, ...out }
 }
 
-export async function loopback (ks: readonly number[], rounds: number): Promise<Record<string, unknown>> {
+export async function loopback(ks: readonly number[], rounds: number): Promise<Record<string, unknown>> {
   // Imported lazily: the simulation must run even where swtpm or the addon is missing.
   const { startSwtpm } = await import('../test/helpers/swtpm.ts')
   const { openTpm } = await import('../attestation/tpm/index.ts')
@@ -202,8 +294,18 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
   const store = createEkTrustStore(sw.ekCaPems)
   const appraise: import('../agent/p2p/index.ts').Appraise = async e => {
     const failed: string[] = []
-    try { verifyEkCertificateCached(e.ekCertificate, store) } catch { failed.push('identity') }
-    if (checkQuote({ attest: e.quote.attest, signature: e.quote.signature, akPublic: e.akPublic, pcrs: e.pcrs }, { nonce: e.nonce }).problems.length > 0) failed.push('freshness')
+    try {
+      verifyEkCertificateCached(e.ekCertificate, store)
+    } catch {
+      failed.push('identity')
+    }
+    if (
+      checkQuote(
+        { attest: e.quote.attest, signature: e.quote.signature, akPublic: e.akPublic, pcrs: e.pcrs },
+        { nonce: e.nonce }
+      ).problems.length > 0
+    )
+      failed.push('freshness')
     return { ok: failed.length === 0, failed, digest: sha256(encode({ failed, nonce: e.nonce })) }
   }
   const { tpm: counted, quotes } = countingTpm(tpm)
@@ -215,7 +317,7 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
     hosts.push(node)
     const responder = new p2p.AttestationResponder({ tpm: counted })
     const id = await responder.identity()
-    const memberHosts: { host: import('../agent/p2p/index.ts').P2PHost, signer: VerdictSigner }[] = []
+    const memberHosts: { host: import('../agent/p2p/index.ts').P2PHost; signer: VerdictSigner }[] = []
     for (let i = 0; i < Math.max(...ks); i++) {
       const { key, signer } = await makeMemberKey() // ed25519 identity + BLS verdict key
       const host = await p2p.createP2PHost({ privateKey: key })
@@ -225,11 +327,26 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
     for (const k of ks) {
       const chain = new FakeChain(k)
       const nodeSigner = ed25519Signer(nodeKey)
-      chain.register(nodeSigner.nodeId, { ekCertificate: id.ekCertificate, akPublic: id.akPublic, addrs: [], publicKey: nodeSigner.publicKey })
+      chain.register(nodeSigner.nodeId, {
+        ekCertificate: id.ekCertificate,
+        akPublic: id.akPublic,
+        addrs: [],
+        publicKey: nodeSigner.publicKey
+      })
       for (const m of memberHosts.slice(0, k)) {
         await m.host.unhandle(p2p.PROTOCOL_CERTIFY)
-        await new p2p.CommitteeMember({ ...memberKeys(m.signer), chain, appraise, makeCredential: p2p.tpmMakeCredential() }).register(m.host)
-        chain.register(m.signer.nodeId, { ekCertificate: new Uint8Array(1), akPublic: new Uint8Array(1), addrs: m.host.getMultiaddrs().map(a => a.toString()), publicKey: m.signer.publicKey })
+        await new p2p.CommitteeMember({
+          ...memberKeys(m.signer),
+          chain,
+          appraise,
+          makeCredential: p2p.tpmMakeCredential()
+        }).register(m.host)
+        chain.register(m.signer.nodeId, {
+          ekCertificate: new Uint8Array(1),
+          akPublic: new Uint8Array(1),
+          addrs: m.host.getMultiaddrs().map(a => a.toString()),
+          publicKey: m.signer.publicKey
+        })
       }
       const times: number[] = []
       let firstMs = 0
@@ -238,11 +355,17 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
       for (let i = 0; i <= rounds; i++) {
         if (i === 1) cpu = process.cpuUsage()
         const t0 = performance.now()
-        const r = await p2p.runCertificationRound({ host: node, responder, chain, ...(i === 0 ? { challengeTimeoutMs: 30_000 } : {}) }) // first round dials k hosts
+        const r = await p2p.runCertificationRound({
+          host: node,
+          responder,
+          chain,
+          ...(i === 0 ? { challengeTimeoutMs: 30_000 } : {})
+        }) // first round dials k hosts
         const ms = performance.now() - t0
         if (r.outcome !== 'pass') throw new Error(`round failed: ${JSON.stringify(r.unresponsive)}`)
-        if (i === 0) firstMs = ms; else times.push(ms)
-        if (process.env.QUORATE_BENCH_TRACE === "1") process.stderr.write(`k=${k} round ${i}: ${ms.toFixed(0)} ms\n`)
+        if (i === 0) firstMs = ms
+        else times.push(ms)
+        if (process.env.QUORATE_BENCH_TRACE === '1') process.stderr.write(`k=${k} round ${i}: ${ms.toFixed(0)} ms\n`)
       }
       const used = process.cpuUsage(cpu)
       out[`k${k}`] = {
@@ -258,14 +381,18 @@ export async function loopback (ks: readonly number[], rounds: number): Promise<
       }
     }
   } finally {
-    await Promise.all(hosts.map(async h => { await h.stop() }))
+    await Promise.all(
+      hosts.map(async h => {
+        await h.stop()
+      })
+    )
     await tpm.close()
     await sw.stop()
   }
   return { targetP50MsK48: 100, ...out }
 }
 
-export async function run (): Promise<Record<string, unknown>> {
+export async function run(): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {}
   result.bls = await blsComparison()
   result.qcV3 = await qcV3()

@@ -7,10 +7,20 @@ import { fileURLToPath } from 'node:url'
 import { runSimulation } from '../agent/sim/engine.ts'
 import { currentRules, legacyRules } from '../agent/sim/rules.ts'
 
-export async function run (): Promise<Record<string, unknown>> {
+export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {}
-  for (const [name, rules] of [['legacy', legacyRules()], ['current', currentRules({ fraction: { num: 1, den: 5 }, securityBits: 40 })]] as const) {
-    const { result, detail } = await runSimulation({ nodes: 1000, byzantine: { num: 1, den: 5 }, strategy: 'retry', hours: 1, rules, seed: 'bench' })
+  for (const [name, rules] of [
+    ['legacy', legacyRules()],
+    ['current', currentRules({ fraction: { num: 1, den: 5 }, securityBits: 40 })]
+  ] as const) {
+    const { result, detail } = await runSimulation({
+      nodes: 1000,
+      byzantine: { num: 1, den: 5 },
+      strategy: 'retry',
+      hours: 1,
+      rules,
+      seed: 'bench'
+    })
     out[name] = {
       nodes: 1000,
       simulatedHours: 1,
@@ -27,4 +37,5 @@ export async function run (): Promise<Record<string, unknown>> {
   return out
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) process.stdout.write(JSON.stringify(await run(), null, 2) + '\n')
+if (process.argv[1] === fileURLToPath(import.meta.url))
+  process.stdout.write(JSON.stringify(await run(), null, 2) + '\n')

@@ -14,14 +14,20 @@ import { openTpm, DEFAULT_AK_HANDLE } from '../attestation/tpm/index.ts'
 
 const execFileP = promisify(execFile)
 
-function stats (ms: number[]): { n: number, p50: number, p95: number, mean: number, min: number } {
+function stats(ms: number[]): { n: number; p50: number; p95: number; mean: number; min: number } {
   const s = [...ms].sort((a, b) => a - b)
   const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))]
   const r = (x: number): number => Number(x.toFixed(3))
-  return { n: s.length, p50: r(q(0.5)), p95: r(q(0.95)), mean: r(s.reduce((a, b) => a + b, 0) / s.length), min: r(s[0]) }
+  return {
+    n: s.length,
+    p50: r(q(0.5)),
+    p95: r(q(0.95)),
+    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
+    min: r(s[0])
+  }
 }
 
-export async function run (opts: { quotes?: number, processes?: number } = {}): Promise<Record<string, unknown>> {
+export async function run(opts: { quotes?: number; processes?: number } = {}): Promise<Record<string, unknown>> {
   const nQuotes = opts.quotes ?? 200
   const nProc = opts.processes ?? 20
   const sw = await startSwtpm({ platformCert: false })
@@ -47,12 +53,19 @@ export async function run (opts: { quotes?: number, processes?: number } = {}): 
       addon = stats(ms)
       const timeIt = async (n: number, fn: () => Promise<unknown>): Promise<number> => {
         const xs: number[] = []
-        for (let i = 0; i < n; i++) { const t0 = performance.now(); await fn(); xs.push(performance.now() - t0) }
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now()
+          await fn()
+          xs.push(performance.now() - t0)
+        }
         return stats(xs).p50
       }
       other = {
         getRandom32P50Ms: await timeIt(50, async () => await tpm.getRandom(32)),
-        pcrRead24P50Ms: await timeIt(50, async () => await tpm.pcrRead([{ hash: 'sha256', pcrs: Array.from({ length: 24 }, (_, i) => i) }])),
+        pcrRead24P50Ms: await timeIt(
+          50,
+          async () => await tpm.pcrRead([{ hash: 'sha256', pcrs: Array.from({ length: 24 }, (_, i) => i) }])
+        ),
         readClockP50Ms: await timeIt(50, async () => await tpm.readClock())
       }
     } finally {
@@ -65,7 +78,11 @@ export async function run (opts: { quotes?: number, processes?: number } = {}): 
     for (let i = 0; i < nProc + 2; i++) {
       const nonce = randomBytes(32).toString('hex')
       const t = performance.now()
-      await execFileP('tpm2_quote', ['-c', handle, '-l', 'sha256:0,1,2', '-q', nonce, '-m', join(dir, 'msg'), '-s', join(dir, 'sig')], { env })
+      await execFileP(
+        'tpm2_quote',
+        ['-c', handle, '-l', 'sha256:0,1,2', '-q', nonce, '-m', join(dir, 'msg'), '-s', join(dir, 'sig')],
+        { env }
+      )
       if (i >= 2) pms.push(performance.now() - t) // first two: page cache warm-up
     }
     const proc = stats(pms)

@@ -16,18 +16,55 @@ import { isTxType, parseBody } from './bodies.ts'
 import { peerIdToPublicKey } from './keys.ts'
 import { committeeSeed } from './seed.ts'
 import { resolveCertification } from './genesis.ts'
-import { EMPTY, Overlay, PROOF_TYPE, StateStore, dec, enc, encodeProof, type PreparedRoot, type WriteSet } from './store.ts'
+import {
+  EMPTY,
+  Overlay,
+  PROOF_TYPE,
+  StateStore,
+  dec,
+  enc,
+  encodeProof,
+  type PreparedRoot,
+  type WriteSet
+} from './store.ts'
 
 export { PROOF_TYPE }
 import { decodeTx, verifyTxSignature } from './tx.ts'
 import {
-  CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, MAX_TX_BYTES, TX_VERSION, TxCode,
-  type AdversaryModel, type AttestRequestRecord, type CertificationParams, type CooldownRecord, type QuorumCommitteeInput,
-  type FaultAppraiser, type FaultRecord, type RoundArchive, type SilenceRecord, FAULT_CLAIMS, type DecodedTx, type EkCaRecord, type FirmwareRecord, type Genesis, type ImageRecord,
-  type NodeRecord, type NodeView, type OsRecord, type OwnerRecord, type QcRecord, type QuorumRules, type RefSet,
-  type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
+  CHAIN_ID_RE,
+  DEFAULT_COMMITTEE_SIZE,
+  MAX_TX_BYTES,
+  TX_VERSION,
+  TxCode,
+  type AdversaryModel,
+  type AttestRequestRecord,
+  type CertificationParams,
+  type CooldownRecord,
+  type QuorumCommitteeInput,
+  type FaultAppraiser,
+  type FaultRecord,
+  type RoundArchive,
+  type SilenceRecord,
+  FAULT_CLAIMS,
+  type DecodedTx,
+  type EkCaRecord,
+  type FirmwareRecord,
+  type Genesis,
+  type ImageRecord,
+  type NodeRecord,
+  type NodeView,
+  type OsRecord,
+  type OwnerRecord,
+  type QcRecord,
+  type QuorumRules,
+  type RefSet,
+  type ReferenceValues,
+  type SeedView,
+  type TxBodies,
+  type TxResult,
+  type TxType,
+  type VendorRecord
 } from './types.ts'
-
 
 export const CODESPACE = 'quorate'
 /** Validated txs kept between checkTx and finalizeBlock (above the default mempool size of 50,000). */
@@ -50,9 +87,21 @@ export interface FinalizeBlockRequest {
   hash: Uint8Array
   txs: readonly Uint8Array[]
 }
-export interface FinalizeBlockResponse { txResults: TxResult[], appHash: Uint8Array }
-export interface QueryRequest { path: string, data?: Uint8Array, height?: number, prove?: boolean }
-export interface ProofOp { type: string, key: Uint8Array, data: Uint8Array }
+export interface FinalizeBlockResponse {
+  txResults: TxResult[]
+  appHash: Uint8Array
+}
+export interface QueryRequest {
+  path: string
+  data?: Uint8Array
+  height?: number
+  prove?: boolean
+}
+export interface ProofOp {
+  type: string
+  key: Uint8Array
+  data: Uint8Array
+}
 export interface QueryResponse {
   code: number
   log: string
@@ -77,33 +126,40 @@ export interface AppInfo {
 export interface ChainApp {
   /** The SQLite database (the embedded validator keeps its block store in it, same transactions). */
   readonly db: DatabaseSync
-  info (): AppInfo
+  info(): AppInfo
   /** Stores the genesis state (verifiers); only on an empty database. Returns the app hash. */
-  initChain (genesis: Genesis): Uint8Array
+  initChain(genesis: Genesis): Uint8Array
   /** `hash` (sha256 of tx) may be passed when the caller already computed it. */
-  checkTx (tx: Uint8Array, hash?: Uint8Array): TxResult
+  checkTx(tx: Uint8Array, hash?: Uint8Array): TxResult
   /**
    * Only the checks that do not depend on state (size, encoding, version, chain, type, body,
    * signature): what makes a block holding the tx invalid (ProcessProposal). Caches the
    * verification for finalizeBlock like checkTx.
    */
-  validateTx (tx: Uint8Array): TxResult
+  validateTx(tx: Uint8Array): TxResult
   /** Drops the mempool view of sequences (after a commit; then re-check what is left). */
-  resetCheckState (): void
-  finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse
+  resetCheckState(): void
+  finalizeBlock(req: FinalizeBlockRequest): FinalizeBlockResponse
   /** Persists the finalized block in one SQLite transaction; `extra` runs inside it. */
-  commit (extra?: () => void): { height: number, appHash: Uint8Array }
-  query (req: QueryRequest): QueryResponse
-  close (): void
+  commit(extra?: () => void): { height: number; appHash: Uint8Array }
+  query(req: QueryRequest): QueryResponse
+  close(): void
 }
 
 class TxFail extends Error {
   readonly code: number
-  constructor (code: number, message: string) { super(message); this.code = code }
+  constructor(code: number, message: string) {
+    super(message)
+    this.code = code
+  }
 }
 
-function ok (data?: Uint8Array): TxResult { return data === undefined ? { code: 0, log: '', codespace: '' } : { code: 0, log: '', data, codespace: '' } }
-function fail (code: number, log: string): TxResult { return { code, log, codespace: CODESPACE } }
+function ok(data?: Uint8Array): TxResult {
+  return data === undefined ? { code: 0, log: '', codespace: '' } : { code: 0, log: '', data, codespace: '' }
+}
+function fail(code: number, log: string): TxResult {
+  return { code, log, codespace: CODESPACE }
+}
 
 interface Ctx {
   readonly s: Overlay
@@ -118,28 +174,39 @@ interface Ctx {
 }
 
 /** What deliver needs of a validated tx (kept small: it lives in the cache while the tx waits in the mempool). */
-interface Validated { tx: { seq: number, signer: Uint8Array, hash: Uint8Array }, type: TxType, body: TxBodies[TxType], signerHex: string }
+interface Validated {
+  tx: { seq: number; signer: Uint8Array; hash: Uint8Array }
+  type: TxType
+  body: TxBodies[TxType]
+  signerHex: string
+}
 
 const get = <T>(s: { get: (k: string) => Uint8Array | undefined }, k: string): T | undefined => {
   const v = s.get(k)
   return v === undefined ? undefined : dec<T>(v)
 }
-const put = (s: Overlay, k: string, v: object): void => { s.set(k, enc(v as Canonical)) }
+const put = (s: Overlay, k: string, v: object): void => {
+  s.set(k, enc(v as Canonical))
+}
 
-function requireVendor (c: Ctx, vendor: string): VendorRecord {
+function requireVendor(c: Ctx, vendor: string): VendorRecord {
   const v = get<VendorRecord>(c.s, `vendor/${vendor}`)
   if (v === undefined) throw new TxFail(TxCode.NOT_FOUND, `vendor "${vendor}" is not registered`)
-  if (!equal(v.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `only the key that registered vendor "${vendor}" may sign for it`)
+  if (!equal(v.owner, c.signer))
+    throw new TxFail(TxCode.UNAUTHORIZED, `only the key that registered vendor "${vendor}" may sign for it`)
   return v
 }
 
 /** First come, first served ownership of an OS or image name. */
-function claimName (c: Ctx, key: string, name: string, what: string): void {
+function claimName(c: Ctx, key: string, name: string, what: string): void {
   const o = get<OwnerRecord>(c.s, key)
-  if (o === undefined) { put(c.s, key, { name, owner: c.signer, height: c.height }); return }
+  if (o === undefined) {
+    put(c.s, key, { name, owner: c.signer, height: c.height })
+    return
+  }
   if (!equal(o.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `${what} "${name}" belongs to another publisher`)
 }
-function requireName (c: Ctx, key: string, name: string, what: string): void {
+function requireName(c: Ctx, key: string, name: string, what: string): void {
   const o = get<OwnerRecord>(c.s, key)
   if (o === undefined) throw new TxFail(TxCode.NOT_FOUND, `${what} "${name}" was never published`)
   if (!equal(o.owner, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `${what} "${name}" belongs to another publisher`)
@@ -149,7 +216,7 @@ function requireName (c: Ctx, key: string, name: string, what: string): void {
  * Revoking a reference set ends the certification of every node that named that platform/OS at
  * registration, and of every node that named none (it cannot be told apart); they re-attest.
  */
-function endCertifications (c: Ctx, index: 'nodeplat' | 'nodeos', name: string, reason: string): void {
+function endCertifications(c: Ctx, index: 'nodeplat' | 'nodeos', name: string, reason: string): void {
   for (const prefix of [`${index}/${name}/`, `${index}/*/`]) {
     for (const [k] of c.s.scan(prefix)) {
       const id = k.slice(prefix.length)
@@ -166,10 +233,14 @@ function endCertifications (c: Ctx, index: 'nodeplat' | 'nodeos', name: string, 
  * verifiers that registered a BLS key (cert/ and gv/ entries carry it, so no record is read) —
  * minus the node, sorted by node id.
  */
-function blsCandidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: string): Array<{ nodeId: string, blsPublicKey: Uint8Array }> {
+function blsCandidatesAt(
+  s: { scan: Overlay['scan'] },
+  now: number,
+  exclude: string
+): Array<{ nodeId: string; blsPublicKey: Uint8Array }> {
   const out = new Map<string, Uint8Array>()
   for (const [k, v] of s.scan('cert/')) {
-    const c = dec<{ expiresAt: number, blsPublicKey?: Uint8Array }>(v)
+    const c = dec<{ expiresAt: number; blsPublicKey?: Uint8Array }>(v)
     if (c.expiresAt > now && c.blsPublicKey !== undefined) out.set(k.slice(5), c.blsPublicKey)
   }
   for (const [k, v] of s.scan('gv/')) {
@@ -181,11 +252,11 @@ function blsCandidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: st
 }
 
 /** A registered node's BLS key. */
-function blsKeyOf (s: { get: (k: string) => Uint8Array | undefined }, nodeId: string): Uint8Array | undefined {
+function blsKeyOf(s: { get: (k: string) => Uint8Array | undefined }, nodeId: string): Uint8Array | undefined {
   return get<NodeRecord>(s, `node/${nodeId}`)?.blsPublicKey
 }
 
-function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: string): string[] {
+function candidatesAt(s: { scan: Overlay['scan'] }, now: number, exclude: string): string[] {
   const ids = new Set<string>()
   for (const [k, v] of s.scan('cert/')) if (dec<{ expiresAt: number }>(v).expiresAt > now) ids.add(k.slice(5))
   for (const [k] of s.scan('gv/')) ids.add(k.slice(3))
@@ -196,10 +267,11 @@ function candidatesAt (s: { scan: Overlay['scan'] }, now: number, exclude: strin
 const fpHex = (cert: Uint8Array): string => toHex(sha256(cert))
 
 /** The next sequence number of an account (0 before its first transaction). */
-const nextSeq = (s: { get: (k: string) => Uint8Array | undefined }, signerHex: string): number => get<{ seq: number }>(s, `acct/${signerHex}`)?.seq ?? 0
+const nextSeq = (s: { get: (k: string) => Uint8Array | undefined }, signerHex: string): number =>
+  get<{ seq: number }>(s, `acct/${signerHex}`)?.seq ?? 0
 
 /** Marks the published record at k revoked at this height; refuses one that is missing or already revoked. */
-function markRevoked<T extends { revokedAt?: number }> (c: Ctx, k: string, label: string, missing: string): void {
+function markRevoked<T extends { revokedAt?: number }>(c: Ctx, k: string, label: string, missing: string): void {
   const old = get<T>(c.s, k)
   if (old === undefined) throw new TxFail(TxCode.NOT_FOUND, missing)
   if (old.revokedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `${label} is already revoked`)
@@ -217,10 +289,11 @@ function markRevoked<T extends { revokedAt?: number }> (c: Ctx, k: string, label
 /** State key of the deadline index: the rounds to close at the start of block `height` + 1. */
 const deadlineKey = (height: number, nodeId: string): string => `rdl/${height}/${nodeId}`
 
-const isOpen = (r: AttestRequestRecord | undefined): r is AttestRequestRecord => r !== undefined && r.deadline !== undefined && r.recordedAt === undefined && r.closedAt === undefined
+const isOpen = (r: AttestRequestRecord | undefined): r is AttestRequestRecord =>
+  r !== undefined && r.deadline !== undefined && r.recordedAt === undefined && r.closedAt === undefined
 
 /** Counts one more consecutive failure of `nodeId` at `height` and sets when it may request again. */
-function countFailure (s: Overlay, cert: CertificationParams, nodeId: string, height: number): CooldownRecord {
+function countFailure(s: Overlay, cert: CertificationParams, nodeId: string, height: number): CooldownRecord {
   const failures = (get<CooldownRecord>(s, `cool/${nodeId}`)?.failures ?? 0) + 1
   // base × 2^30 stays an exact integer for any base the genesis allows (≤ 10^6)
   const wait = Math.min(cert.cooldownMaxBlocks, cert.cooldownBaseBlocks * 2 ** Math.min(failures, 30))
@@ -234,14 +307,26 @@ function countFailure (s: Overlay, cert: CertificationParams, nodeId: string, he
  * A node certified by an earlier round stays certified (no quorum says nothing against it; a reset
  * ends it separately); any other node is marked failed.
  */
-function closeRound (s: Overlay, cert: CertificationParams, req: AttestRequestRecord, height: number, reason: string): void {
+function closeRound(
+  s: Overlay,
+  cert: CertificationParams,
+  req: AttestRequestRecord,
+  height: number,
+  reason: string
+): void {
   if (req.deadline !== undefined) s.del(deadlineKey(req.deadline, req.nodeId))
   put(s, `req/${req.nodeId}`, { ...req, closedAt: height, closeReason: reason })
   archiveRound(s, cert, req, height)
   countFailure(s, cert, req.nodeId, height)
   const rec = get<NodeRecord>(s, `node/${req.nodeId}`)
   if (rec !== undefined && rec.status !== 'certified') {
-    put(s, `node/${req.nodeId}`, { ...rec, status: 'failed', statusReason: `round ${req.round}: ${reason}`, statusHeight: height, round: req.round })
+    put(s, `node/${req.nodeId}`, {
+      ...rec,
+      status: 'failed',
+      statusReason: `round ${req.round}: ${reason}`,
+      statusHeight: height,
+      round: req.round
+    })
   }
 }
 
@@ -250,9 +335,18 @@ function closeRound (s: Overlay, cert: CertificationParams, req: AttestRequestRe
  * pruned at the start of a block through the rndexp/ index: O(pruned)). A round that ended before
  * its seed was fixed had no committee and is not kept.
  */
-function archiveRound (s: Overlay, cert: CertificationParams, req: AttestRequestRecord, endHeight: number): void {
+function archiveRound(s: Overlay, cert: CertificationParams, req: AttestRequestRecord, endHeight: number): void {
   if (req.seed === undefined || req.committee === undefined || req.seedHeight === undefined) return
-  const a: RoundArchive = { nodeId: req.nodeId, round: req.round, seed: req.seed, k: req.k ?? req.committee.length, committee: req.committee, height: req.height, seedHeight: req.seedHeight, endHeight }
+  const a: RoundArchive = {
+    nodeId: req.nodeId,
+    round: req.round,
+    seed: req.seed,
+    k: req.k ?? req.committee.length,
+    committee: req.committee,
+    height: req.height,
+    seedHeight: req.seedHeight,
+    endHeight
+  }
   put(s, `rnd/${req.nodeId}/${req.round}`, a)
   s.set(`rndexp/${endHeight + cert.faultWindowBlocks}/${req.nodeId}/${req.round}`, EMPTY)
 }
@@ -261,15 +355,16 @@ function archiveRound (s: Overlay, cert: CertificationParams, req: AttestRequest
  * Removes a verifier from the candidates, on record: its BLS key leaves its cert/ and gv/ entries
  * (what the candidate snapshot reads), and stays out when it re-registers or is certified again.
  */
-function dropVerifier (s: Overlay, f: FaultRecord): void {
+function dropVerifier(s: Overlay, f: FaultRecord): void {
   put(s, `faulty/${f.member}`, f)
-  const c = get<{ expiresAt: number, blsPublicKey?: Uint8Array }>(s, `cert/${f.member}`)
+  const c = get<{ expiresAt: number; blsPublicKey?: Uint8Array }>(s, `cert/${f.member}`)
   if (c?.blsPublicKey !== undefined) put(s, `cert/${f.member}`, { expiresAt: c.expiresAt })
-  const g = get<{ publicKey: Uint8Array, blsPublicKey?: Uint8Array }>(s, `gv/${f.member}`)
+  const g = get<{ publicKey: Uint8Array; blsPublicKey?: Uint8Array }>(s, `gv/${f.member}`)
   if (g?.blsPublicKey !== undefined) put(s, `gv/${f.member}`, { publicKey: g.publicKey })
 }
 
-const isDropped = (s: { get: (k: string) => Uint8Array | undefined }, id: string): boolean => s.get(`faulty/${id}`) !== undefined
+const isDropped = (s: { get: (k: string) => Uint8Array | undefined }, id: string): boolean =>
+  s.get(`faulty/${id}`) !== undefined
 
 /**
  * Silence: every member of a recorded round's committee that is not among the QC's signers
@@ -278,27 +373,45 @@ const isDropped = (s: { get: (k: string) => Uint8Array | undefined }, id: string
  * out at most k − threshold verdicts from its own QC, so framing an honest member takes many
  * colluding nodes drawing it, round after round.
  */
-function countSilence (s: Overlay, cert: CertificationParams, committee: readonly string[], signers: readonly string[], height: number): void {
+function countSilence(
+  s: Overlay,
+  cert: CertificationParams,
+  committee: readonly string[],
+  signers: readonly string[],
+  height: number
+): void {
   const signed = new Set(signers)
   for (const m of committee) {
     const r = get<SilenceRecord>(s, `sil/${m}`) ?? { rounds: 0, missed: 0 }
     const next = { rounds: r.rounds + 1, missed: r.missed + (signed.has(m) ? 0 : 1) }
-    if (next.rounds < cert.silenceWindowRounds) { put(s, `sil/${m}`, next); continue }
+    if (next.rounds < cert.silenceWindowRounds) {
+      put(s, `sil/${m}`, next)
+      continue
+    }
     s.del(`sil/${m}`)
-    if (2 * next.missed > next.rounds && !isDropped(s, m)) dropVerifier(s, { member: m, reason: 'silence', height, rounds: next.rounds, missed: next.missed })
+    if (2 * next.missed > next.rounds && !isDropped(s, m))
+      dropVerifier(s, { member: m, reason: 'silence', height, rounds: next.rounds, missed: next.missed })
   }
 }
 
 /** Ends the node's certification (reset after a reboot). */
-function endCertification (s: Overlay, rec: NodeRecord, height: number, reason: string): void {
+function endCertification(s: Overlay, rec: NodeRecord, height: number, reason: string): void {
   if (rec.status !== 'certified') return
   put(s, `node/${rec.nodeId}`, { ...rec, status: 'registered', statusReason: reason, statusHeight: height })
   s.del(`cert/${rec.nodeId}`)
 }
 
 /** Committee size for `candidates` candidates and the level it reaches, as the quorum rules say. */
-function committeeFor (rules: QuorumRules, cert: CertificationParams, candidates: number): { k: number, securityBits: number } {
-  const model: AdversaryModel = { fractionNum: cert.adversaryFraction.num, fractionDen: cert.adversaryFraction.den, securityBits: cert.securityBits }
+function committeeFor(
+  rules: QuorumRules,
+  cert: CertificationParams,
+  candidates: number
+): { k: number; securityBits: number } {
+  const model: AdversaryModel = {
+    fractionNum: cert.adversaryFraction.num,
+    fractionDen: cert.adversaryFraction.den,
+    securityBits: cert.securityBits
+  }
   const r = rules.committeeSize(model, candidates)
   const k = Math.min(r.k, candidates)
   // recorded in state: an integer, capped (F = 0 would be infinitely many bits)
@@ -315,18 +428,29 @@ function committeeFor (rules: QuorumRules, cert: CertificationParams, candidates
  * round), but it opens a new round only when a plain request would be allowed; otherwise its
  * result says `opened: false` and the height the next request is allowed at.
  */
-function openRound (c: Ctx, b: TxBodies['attest.request'], rec: NodeRecord, prev: AttestRequestRecord | undefined): Uint8Array {
+function openRound(
+  c: Ctx,
+  b: TxBodies['attest.request'],
+  rec: NodeRecord,
+  prev: AttestRequestRecord | undefined
+): Uint8Array {
   if (b.reset === true) {
     if (isOpen(prev)) closeRound(c.s, c.cert, prev, c.height, `abandoned by a reset at height ${c.height}`)
     const now = get<NodeRecord>(c.s, `node/${b.nodeId}`) ?? rec
     endCertification(c.s, now, c.height, `reset at round ${b.round} (reboot)`)
   } else if (isOpen(prev)) {
-    throw new TxFail(TxCode.TOO_EARLY, `round ${prev.round} of ${b.nodeId} is open until height ${prev.deadline ?? 0}; a new round is allowed at height ${(prev.deadline ?? 0) + 1} if it is not recorded by then`)
+    throw new TxFail(
+      TxCode.TOO_EARLY,
+      `round ${prev.round} of ${b.nodeId} is open until height ${prev.deadline ?? 0}; a new round is allowed at height ${(prev.deadline ?? 0) + 1} if it is not recorded by then`
+    )
   }
   const cool = get<CooldownRecord>(c.s, `cool/${b.nodeId}`)
   if (cool !== undefined && c.height < cool.allowedAt) {
     if (b.reset === true) return enc({ opened: false, allowedAt: cool.allowedAt })
-    throw new TxFail(TxCode.TOO_EARLY, `${b.nodeId} is cooling down after ${cool.failures} failed round${cool.failures === 1 ? '' : 's'}: attest.request is allowed at height ${cool.allowedAt}`)
+    throw new TxFail(
+      TxCode.TOO_EARLY,
+      `${b.nodeId} is cooling down after ${cool.failures} failed round${cool.failures === 1 ? '' : 's'}: attest.request is allowed at height ${cool.allowedAt}`
+    )
   }
   const deadline = c.height + c.cert.roundDeadlineBlocks
   const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset, deadline }
@@ -337,23 +461,63 @@ function openRound (c: Ctx, b: TxBodies['attest.request'], rec: NodeRecord, prev
 }
 
 /** attest.record under the current rules, after the QC verified: the round ends here. */
-function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRecord, rec: NodeRecord,
-  out: ReturnType<QuorumRules['verifyCertificate']>, committee: string[], qcHash: Uint8Array): Uint8Array {
+function recordRound(
+  c: Ctx,
+  b: TxBodies['attest.record'],
+  req: AttestRequestRecord,
+  rec: NodeRecord,
+  out: ReturnType<QuorumRules['verifyCertificate']>,
+  committee: string[],
+  qcHash: Uint8Array
+): Uint8Array {
   if (req.deadline !== undefined) c.s.del(deadlineKey(req.deadline, b.nodeId))
   const expiresAt = out.expiresAt ?? c.time + c.cert.certTtlMs
   if (out.outcome === 'pass') {
     // A pass means > 2/3 of the committee found the identity claim good, which includes the
     // AK–EK binding (each member ran MakeCredential/ActivateCredential, or relied on this record).
     const akBound = rec.akBound ?? { round: b.round, height: c.height }
-    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee, securityBits: req.securityBits, akBound })
-    put(c.s, `cert/${b.nodeId}`, isDropped(c.s, b.nodeId) ? { expiresAt } : { expiresAt, blsPublicKey: rec.blsPublicKey })
+    put(c.s, `node/${b.nodeId}`, {
+      ...rec,
+      status: 'certified',
+      statusReason: undefined,
+      statusHeight: c.height,
+      round: b.round,
+      expiresAt,
+      qcHash,
+      committee,
+      securityBits: req.securityBits,
+      akBound
+    })
+    put(
+      c.s,
+      `cert/${b.nodeId}`,
+      isDropped(c.s, b.nodeId) ? { expiresAt } : { expiresAt, blsPublicKey: rec.blsPublicKey }
+    )
     c.s.del(`cool/${b.nodeId}`)
   } else {
-    put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee, securityBits: req.securityBits })
+    put(c.s, `node/${b.nodeId}`, {
+      ...rec,
+      status: 'failed',
+      statusReason: `committee quorum failed the node in round ${b.round}`,
+      statusHeight: c.height,
+      round: b.round,
+      expiresAt: undefined,
+      qcHash,
+      committee,
+      securityBits: req.securityBits
+    })
     c.s.del(`cert/${b.nodeId}`)
     countFailure(c.s, c.cert, b.nodeId, c.height)
   }
-  put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
+  put(c.s, `qc/${b.nodeId}`, {
+    nodeId: b.nodeId,
+    round: b.round,
+    qc: b.qc,
+    outcome: out.outcome,
+    expiresAt,
+    committee,
+    height: c.height
+  } satisfies QcRecord)
   put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
   archiveRound(c.s, c.cert, req, c.height)
   countSilence(c.s, c.cert, committee, out.signers, c.height)
@@ -365,11 +529,19 @@ function recordRound (c: Ctx, b: TxBodies['attest.record'], req: AttestRequestRe
  * seed (current rules keep it; legacy re-derives it from the candidate snapshot) with each
  * member's registered BLS key (empty when it has none: the rules then refuse its signature).
  */
-function committeeInput (c: Ctx, req: AttestRequestRecord, nodeId: string): QuorumCommitteeInput {
+function committeeInput(c: Ctx, req: AttestRequestRecord, nodeId: string): QuorumCommitteeInput {
   const ids = req.committee ?? req.candidates ?? []
   const candidates = ids.map(id => ({ nodeId: id, blsPublicKey: blsKeyOf(c.s, id) ?? EMPTY }))
   const k = req.k ?? c.genesis.committeeSize ?? DEFAULT_COMMITTEE_SIZE
-  return { chainId: c.genesis.chainId, nodeId, round: req.round, seed: req.seed ?? EMPTY, candidates, k, ...(req.committee === undefined ? {} : { committee: req.committee }) }
+  return {
+    chainId: c.genesis.chainId,
+    nodeId,
+    round: req.round,
+    seed: req.seed ?? EMPTY,
+    candidates,
+    k,
+    ...(req.committee === undefined ? {} : { committee: req.committee })
+  }
 }
 
 /**
@@ -380,20 +552,45 @@ function committeeInput (c: Ctx, req: AttestRequestRecord, nodeId: string): Quor
  * have judged against any state in the round, so a pass is a lie only if a claim fails even
  * against `any`, and a fail only if the claim passes against `throughout`.
  */
-function refsDuring (s: Overlay, rec: NodeRecord, from: number, to: number, mode: 'any' | 'throughout'): { refs: ReferenceValues, imageAllowed: (digest: string) => boolean } {
-  const valid = (r: { height: number, revokedAt?: number }): boolean => mode === 'any'
-    ? r.height <= to && (r.revokedAt === undefined || r.revokedAt > from)
-    : r.height <= from && (r.revokedAt === undefined || r.revokedAt > to)
+function refsDuring(
+  s: Overlay,
+  rec: NodeRecord,
+  from: number,
+  to: number,
+  mode: 'any' | 'throughout'
+): { refs: ReferenceValues; imageAllowed: (digest: string) => boolean } {
+  const valid = (r: { height: number; revokedAt?: number }): boolean =>
+    mode === 'any'
+      ? r.height <= to && (r.revokedAt === undefined || r.revokedAt > from)
+      : r.height <= from && (r.revokedAt === undefined || r.revokedAt > to)
   const slash = rec.platform?.indexOf('/') ?? -1
-  const fwPrefix = rec.platform !== undefined && slash > 0 ? `fw/${rec.platform.slice(0, slash)}/${rec.platform.slice(slash + 1)}/` : 'fw/'
+  const fwPrefix =
+    rec.platform !== undefined && slash > 0
+      ? `fw/${rec.platform.slice(0, slash)}/${rec.platform.slice(slash + 1)}/`
+      : 'fw/'
   const refs: ReferenceValues = {
-    ekCas: s.scan('ekca/').map(([, v]) => dec<EkCaRecord>(v)).filter(valid).map(r => r.certificate),
-    firmware: s.scan(fwPrefix).map(([, v]) => dec<FirmwareRecord>(v)).filter(valid).map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
-    os: s.scan(rec.os === undefined ? 'os/' : `os/${rec.os}/`).map(([, v]) => dec<OsRecord>(v)).filter(valid).map(r => toRefSet(r.name, r))
+    ekCas: s
+      .scan('ekca/')
+      .map(([, v]) => dec<EkCaRecord>(v))
+      .filter(valid)
+      .map(r => r.certificate),
+    firmware: s
+      .scan(fwPrefix)
+      .map(([, v]) => dec<FirmwareRecord>(v))
+      .filter(valid)
+      .map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
+    os: s
+      .scan(rec.os === undefined ? 'os/' : `os/${rec.os}/`)
+      .map(([, v]) => dec<OsRecord>(v))
+      .filter(valid)
+      .map(r => toRefSet(r.name, r))
   }
   const imageAllowed = (digest: string): boolean => {
     if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) return false
-    return s.scan(`imgd/${digest}#`).some(([k]) => { const r = get<ImageRecord>(s, `img/${k.slice(k.indexOf('#') + 1)}#${digest}`); return r !== undefined && valid(r) })
+    return s.scan(`imgd/${digest}#`).some(([k]) => {
+      const r = get<ImageRecord>(s, `img/${k.slice(k.indexOf('#') + 1)}#${digest}`)
+      return r !== undefined && valid(r)
+    })
   }
   return { refs, imageAllowed }
 }
@@ -405,25 +602,61 @@ function refsDuring (s: Overlay, rec: NodeRecord, from: number, to: number, mode
  * (FAULT_CLAIMS). A contradiction removes the member from the candidates, on record; anything
  * else is refused and changes nothing.
  */
-function proveFault (c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules): Uint8Array {
-  if (c.cert.rules !== 'current') throw new TxFail(TxCode.UNKNOWN_TYPE, 'verifier.fault needs the current certification rules (this chain runs legacy rules)')
-  if (c.appraiser === undefined) throw new TxFail(TxCode.NOT_READY, 'this chain was started without a fault appraiser; it cannot judge verifier.fault')
+function proveFault(c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules): Uint8Array {
+  if (c.cert.rules !== 'current')
+    throw new TxFail(
+      TxCode.UNKNOWN_TYPE,
+      'verifier.fault needs the current certification rules (this chain runs legacy rules)'
+    )
+  if (c.appraiser === undefined)
+    throw new TxFail(
+      TxCode.NOT_READY,
+      'this chain was started without a fault appraiser; it cannot judge verifier.fault'
+    )
   const a = get<RoundArchive>(c.s, `rnd/${b.nodeId}/${b.round}`)
-  if (a === undefined) throw new TxFail(TxCode.NOT_FOUND, `no ended round ${b.round} of ${b.nodeId} on record (rounds are kept for ${c.cert.faultWindowBlocks} blocks after they end)`)
+  if (a === undefined)
+    throw new TxFail(
+      TxCode.NOT_FOUND,
+      `no ended round ${b.round} of ${b.nodeId} on record (rounds are kept for ${c.cert.faultWindowBlocks} blocks after they end)`
+    )
   let v: ReturnType<QuorumRules['verifyVerdict']>['verdict']
   try {
     const candidates = a.committee.map(id => ({ nodeId: id, blsPublicKey: blsKeyOf(c.s, id) ?? EMPTY }))
-    v = rules.verifyVerdict({ verdict: b.verdict, chainId: c.genesis.chainId, nodeId: b.nodeId, round: b.round, seed: a.seed, candidates, k: a.k, committee: a.committee }).verdict
+    v = rules.verifyVerdict({
+      verdict: b.verdict,
+      chainId: c.genesis.chainId,
+      nodeId: b.nodeId,
+      round: b.round,
+      seed: a.seed,
+      candidates,
+      k: a.k,
+      committee: a.committee
+    }).verdict
   } catch (err) {
-    throw new TxFail(TxCode.INVALID_BODY, `verifier.fault: the verdict does not verify as a committee member's for round ${b.round} of ${b.nodeId}: ${(err as Error).message}`)
+    throw new TxFail(
+      TxCode.INVALID_BODY,
+      `verifier.fault: the verdict does not verify as a committee member's for round ${b.round} of ${b.nodeId}: ${(err as Error).message}`
+    )
   }
-  if (isDropped(c.s, v.member)) throw new TxFail(TxCode.CONFLICT, `verifier ${v.member} was already removed from the candidates`)
-  if (!equal(sha256(b.evidence), v.evidenceDigest)) throw new TxFail(TxCode.INVALID_BODY, 'verifier.fault: the evidence is not what the verdict judged (its sha256 differs from the verdict\'s evidence digest)')
+  if (isDropped(c.s, v.member))
+    throw new TxFail(TxCode.CONFLICT, `verifier ${v.member} was already removed from the candidates`)
+  if (!equal(sha256(b.evidence), v.evidenceDigest))
+    throw new TxFail(
+      TxCode.INVALID_BODY,
+      "verifier.fault: the evidence is not what the verdict judged (its sha256 differs from the verdict's evidence digest)"
+    )
   const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
   if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
   const appraise = (mode: 'any' | 'throughout'): Set<string> => {
     const { refs, imageAllowed } = refsDuring(c.s, rec, a.seedHeight, a.endHeight, mode)
-    const r = (c.appraiser as FaultAppraiser).appraise({ evidence: b.evidence, nodeId: b.nodeId, registered: { ekCertificate: rec.ekCertificate, akPublic: rec.akPublic }, refs, imageAllowed, time: c.time })
+    const r = (c.appraiser as FaultAppraiser).appraise({
+      evidence: b.evidence,
+      nodeId: b.nodeId,
+      registered: { ekCertificate: rec.ekCertificate, akPublic: rec.akPublic },
+      refs,
+      imageAllowed,
+      time: c.time
+    })
     return new Set(r.failedClaims)
   }
   let claims: string[]
@@ -435,9 +668,20 @@ function proveFault (c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules):
     claims = FAULT_CLAIMS.filter(x => v.failedClaims.includes(x) && !failing.has(x))
   }
   if (claims.length === 0) {
-    throw new TxFail(TxCode.NO_FAULT, `no fault: re-appraising the evidence against the reference values of round ${b.round} agrees with ${v.member}'s ${v.outcome} verdict on every claim the chain can decide (${FAULT_CLAIMS.join(', ')})`)
+    throw new TxFail(
+      TxCode.NO_FAULT,
+      `no fault: re-appraising the evidence against the reference values of round ${b.round} agrees with ${v.member}'s ${v.outcome} verdict on every claim the chain can decide (${FAULT_CLAIMS.join(', ')})`
+    )
   }
-  dropVerifier(c.s, { member: v.member, reason: 'fault', height: c.height, nodeId: b.nodeId, round: b.round, outcome: v.outcome, claims })
+  dropVerifier(c.s, {
+    member: v.member,
+    reason: 'fault',
+    height: c.height,
+    nodeId: b.nodeId,
+    round: b.round,
+    outcome: v.outcome,
+    claims
+  })
   return enc({ member: v.member, claims })
 }
 
@@ -455,8 +699,17 @@ const handlers: Handlers = {
     const fp = fpHex(b.certificate)
     const k = `ekca/${b.vendor}/${fp}`
     const old = get<EkCaRecord>(c.s, k)
-    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `EK CA ${fp} of vendor "${b.vendor}" ${old.revokedAt === undefined ? 'is already published' : 'was revoked and cannot be published again'}`)
-    put(c.s, k, { vendor: b.vendor, fingerprint: sha256(b.certificate), certificate: b.certificate, height: c.height } satisfies EkCaRecord)
+    if (old !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `EK CA ${fp} of vendor "${b.vendor}" ${old.revokedAt === undefined ? 'is already published' : 'was revoked and cannot be published again'}`
+      )
+    put(c.s, k, {
+      vendor: b.vendor,
+      fingerprint: sha256(b.certificate),
+      certificate: b.certificate,
+      height: c.height
+    } satisfies EkCaRecord)
     return undefined
   },
   'vendor.ekca.revoke': (c, b) => {
@@ -469,7 +722,11 @@ const handlers: Handlers = {
     requireVendor(c, b.vendor)
     const k = `fw/${b.vendor}/${b.platform}/${b.version}`
     const old = get<FirmwareRecord>(c.s, k)
-    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `firmware ${b.vendor}/${b.platform} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`)
+    if (old !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `firmware ${b.vendor}/${b.platform} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`
+      )
     put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies FirmwareRecord)
     return undefined
   },
@@ -477,14 +734,23 @@ const handlers: Handlers = {
     requireVendor(c, b.vendor)
     const label = `firmware ${b.vendor}/${b.platform} ${b.version}`
     markRevoked<FirmwareRecord>(c, `fw/${b.vendor}/${b.platform}/${b.version}`, label, `${label} was never published`)
-    endCertifications(c, 'nodeplat', `${b.vendor}/${b.platform}`, `firmware ${b.vendor}/${b.platform} ${b.version} revoked at height ${c.height}`)
+    endCertifications(
+      c,
+      'nodeplat',
+      `${b.vendor}/${b.platform}`,
+      `firmware ${b.vendor}/${b.platform} ${b.version} revoked at height ${c.height}`
+    )
     return undefined
   },
   'os.publish': (c, b) => {
     claimName(c, `osname/${b.name}`, b.name, 'OS')
     const k = `os/${b.name}/${b.version}`
     const old = get<OsRecord>(c.s, k)
-    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `OS ${b.name} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`)
+    if (old !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `OS ${b.name} ${b.version} ${old.revokedAt === undefined ? 'is already published' : 'was revoked; publish a new version'}`
+      )
     put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies OsRecord)
     return undefined
   },
@@ -499,7 +765,11 @@ const handlers: Handlers = {
     claimName(c, `imgname/${b.name}`, b.name, 'image')
     const k = `img/${b.name}#${b.digest}`
     const old = get<ImageRecord>(c.s, k)
-    if (old !== undefined) throw new TxFail(TxCode.CONFLICT, `image ${b.name}@${b.digest} ${old.revokedAt === undefined ? 'is already published' : 'was revoked'}`)
+    if (old !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `image ${b.name}@${b.digest} ${old.revokedAt === undefined ? 'is already published' : 'was revoked'}`
+      )
     put(c.s, k, { ...b, publisher: c.signer, height: c.height } satisfies ImageRecord)
     c.s.set(`imgd/${b.digest}#${b.name}`, EMPTY)
     return undefined
@@ -512,11 +782,20 @@ const handlers: Handlers = {
   },
   'node.register': (c, b, rules) => {
     const pub = peerIdToPublicKey(b.nodeId)
-    if (!equal(pub, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `node.register for ${b.nodeId} must be signed by that node's own key (its peer id)`)
+    if (!equal(pub, c.signer))
+      throw new TxFail(
+        TxCode.UNAUTHORIZED,
+        `node.register for ${b.nodeId} must be signed by that node's own key (its peer id)`
+      )
     if (b.blsPublicKey !== undefined && b.blsProof !== undefined) {
       // rogue-key defence: a BLS key counts only with a proof that its holder signed this node id
-      try { rules.verifyPossession({ nodeId: b.nodeId, blsPublicKey: b.blsPublicKey, proof: b.blsProof }) } catch (err) {
-        throw new TxFail(TxCode.UNAUTHORIZED, `node.register: the BLS key's proof of possession does not verify: ${(err as Error).message}`)
+      try {
+        rules.verifyPossession({ nodeId: b.nodeId, blsPublicKey: b.blsPublicKey, proof: b.blsProof })
+      } catch (err) {
+        throw new TxFail(
+          TxCode.UNAUTHORIZED,
+          `node.register: the BLS key's proof of possession does not verify: ${(err as Error).message}`
+        )
       }
     }
     const k = `node/${b.nodeId}`
@@ -525,9 +804,17 @@ const handlers: Handlers = {
       c.s.del(`nodeplat/${old.platform ?? '*'}/${b.nodeId}`)
       c.s.del(`nodeos/${old.os ?? '*'}/${b.nodeId}`)
     }
-    const sameBls = old?.blsPublicKey === undefined ? b.blsPublicKey === undefined : b.blsPublicKey !== undefined && equal(old.blsPublicKey, b.blsPublicKey)
-    const keep = old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) &&
-      old.platform === b.platform && old.os === b.os && sameBls
+    const sameBls =
+      old?.blsPublicKey === undefined
+        ? b.blsPublicKey === undefined
+        : b.blsPublicKey !== undefined && equal(old.blsPublicKey, b.blsPublicKey)
+    const keep =
+      old !== undefined &&
+      equal(old.ekCertificate, b.ekCertificate) &&
+      equal(old.akPublic, b.akPublic) &&
+      old.platform === b.platform &&
+      old.os === b.os &&
+      sameBls
     const rec: NodeRecord = {
       nodeId: b.nodeId,
       publicKey: pub,
@@ -539,7 +826,11 @@ const handlers: Handlers = {
       registeredAt: old?.registeredAt ?? c.height,
       status: keep ? old.status : 'registered',
       statusHeight: keep ? old.statusHeight : c.height,
-      statusReason: keep ? old.statusReason : (old === undefined ? undefined : 'identity, platform or OS changed at re-registration'),
+      statusReason: keep
+        ? old.statusReason
+        : old === undefined
+          ? undefined
+          : 'identity, platform or OS changed at re-registration',
       round: old?.round,
       expiresAt: keep ? old.expiresAt : undefined,
       qcHash: keep ? old.qcHash : undefined,
@@ -547,10 +838,14 @@ const handlers: Handlers = {
       securityBits: keep ? old.securityBits : undefined,
       blsPublicKey: b.blsPublicKey,
       // the binding is of this EK certificate and AK: kept only while both are unchanged
-      akBound: old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic) ? old.akBound : undefined
+      akBound:
+        old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic)
+          ? old.akBound
+          : undefined
     }
     if (!keep) c.s.del(`cert/${b.nodeId}`)
-    if (b.blsPublicKey !== undefined && c.s.get(`gv/${b.nodeId}`) !== undefined && !isDropped(c.s, b.nodeId)) put(c.s, `gv/${b.nodeId}`, { publicKey: pub, blsPublicKey: b.blsPublicKey })
+    if (b.blsPublicKey !== undefined && c.s.get(`gv/${b.nodeId}`) !== undefined && !isDropped(c.s, b.nodeId))
+      put(c.s, `gv/${b.nodeId}`, { publicKey: pub, blsPublicKey: b.blsPublicKey })
     put(c.s, k, rec)
     c.s.set(`nodeplat/${b.platform ?? '*'}/${b.nodeId}`, EMPTY)
     c.s.set(`nodeos/${b.os ?? '*'}/${b.nodeId}`, EMPTY)
@@ -558,16 +853,24 @@ const handlers: Handlers = {
   },
   'attest.request': (c, b) => {
     const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
-    if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered; send node.register first`)
-    if (!equal(rec.publicKey, c.signer)) throw new TxFail(TxCode.UNAUTHORIZED, `attest.request for ${b.nodeId} must be signed by that node's own key`)
+    if (rec === undefined)
+      throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered; send node.register first`)
+    if (!equal(rec.publicKey, c.signer))
+      throw new TxFail(TxCode.UNAUTHORIZED, `attest.request for ${b.nodeId} must be signed by that node's own key`)
     const prev = get<AttestRequestRecord>(c.s, `req/${b.nodeId}`)
-    if (prev !== undefined && b.round <= prev.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} must be greater than the latest round ${prev.round}`)
+    if (prev !== undefined && b.round <= prev.round)
+      throw new TxFail(TxCode.CONFLICT, `round ${b.round} must be greater than the latest round ${prev.round}`)
     if (c.cert.rules === 'current') return openRound(c, b, rec, prev)
     const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset }
     put(c.s, `req/${b.nodeId}`, req)
     c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
     if (b.reset === true && rec.status === 'certified') {
-      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'registered', statusReason: `reset at round ${b.round} (reboot)`, statusHeight: c.height })
+      put(c.s, `node/${b.nodeId}`, {
+        ...rec,
+        status: 'registered',
+        statusReason: `reset at round ${b.round} (reboot)`,
+        statusHeight: c.height
+      })
       c.s.del(`cert/${b.nodeId}`)
     }
     return undefined
@@ -575,10 +878,23 @@ const handlers: Handlers = {
   'attest.record': (c, b, rules) => {
     const req = get<AttestRequestRecord>(c.s, `req/${b.nodeId}`)
     if (req === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} has no attestation request`)
-    if (b.round !== req.round) throw new TxFail(TxCode.CONFLICT, `round ${b.round} is not the node's latest request (round ${req.round})`)
-    if (req.recordedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was already recorded at height ${req.recordedAt}`)
-    if (req.closedAt !== undefined) throw new TxFail(TxCode.CONFLICT, `round ${b.round} of ${b.nodeId} was closed at height ${req.closedAt} (${req.closeReason ?? 'failed'}); request a new round`)
-    if (req.seed === undefined || (req.candidates === undefined && req.committee === undefined)) throw new TxFail(TxCode.NOT_READY, `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`)
+    if (b.round !== req.round)
+      throw new TxFail(TxCode.CONFLICT, `round ${b.round} is not the node's latest request (round ${req.round})`)
+    if (req.recordedAt !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `round ${b.round} of ${b.nodeId} was already recorded at height ${req.recordedAt}`
+      )
+    if (req.closedAt !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `round ${b.round} of ${b.nodeId} was closed at height ${req.closedAt} (${req.closeReason ?? 'failed'}); request a new round`
+      )
+    if (req.seed === undefined || (req.candidates === undefined && req.committee === undefined))
+      throw new TxFail(
+        TxCode.NOT_READY,
+        `the committee seed for round ${b.round} is not fixed yet (request at height ${req.height}; the seed comes from the next block)`
+      )
     const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
     if (rec === undefined) throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered`)
     let out: ReturnType<QuorumRules['verifyCertificate']>
@@ -587,30 +903,62 @@ const handlers: Handlers = {
     } catch (err) {
       throw new TxFail(TxCode.QC_REJECTED, `quorum certificate rejected: ${(err as Error).message}`)
     }
-    if ((out.outcome !== 'pass' && out.outcome !== 'fail') || (out.expiresAt !== undefined && !Number.isSafeInteger(out.expiresAt)) || !Array.isArray(out.committee) || !out.committee.every(x => typeof x === 'string')) {
+    if (
+      (out.outcome !== 'pass' && out.outcome !== 'fail') ||
+      (out.expiresAt !== undefined && !Number.isSafeInteger(out.expiresAt)) ||
+      !Array.isArray(out.committee) ||
+      !out.committee.every(x => typeof x === 'string')
+    ) {
       throw new TxFail(TxCode.QC_REJECTED, 'quorum rules returned an invalid result')
     }
     // v3 QCs carry no expiry: the chain sets it (certTtlMs); a signed one (v2, test double) may only shorten it
     const expiresAt = Math.min(out.expiresAt ?? Number.MAX_SAFE_INTEGER, c.time + c.cert.certTtlMs)
-    if (out.outcome === 'pass' && expiresAt <= c.time) throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${expiresAt}, not after the block time ${c.time}`)
+    if (out.outcome === 'pass' && expiresAt <= c.time)
+      throw new TxFail(TxCode.QC_REJECTED, `certificate expires at ${expiresAt}, not after the block time ${c.time}`)
     const committee = [...out.committee]
     const qcHash = sha256(b.qc)
     if (c.cert.rules === 'current') return recordRound(c, b, req, rec, { ...out, expiresAt }, committee, qcHash)
     if (out.outcome === 'pass') {
-      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'certified', statusReason: undefined, statusHeight: c.height, round: b.round, expiresAt, qcHash, committee })
+      put(c.s, `node/${b.nodeId}`, {
+        ...rec,
+        status: 'certified',
+        statusReason: undefined,
+        statusHeight: c.height,
+        round: b.round,
+        expiresAt,
+        qcHash,
+        committee
+      })
       put(c.s, `cert/${b.nodeId}`, { expiresAt })
     } else {
-      put(c.s, `node/${b.nodeId}`, { ...rec, status: 'failed', statusReason: `committee quorum failed the node in round ${b.round}`, statusHeight: c.height, round: b.round, expiresAt: undefined, qcHash, committee })
+      put(c.s, `node/${b.nodeId}`, {
+        ...rec,
+        status: 'failed',
+        statusReason: `committee quorum failed the node in round ${b.round}`,
+        statusHeight: c.height,
+        round: b.round,
+        expiresAt: undefined,
+        qcHash,
+        committee
+      })
       c.s.del(`cert/${b.nodeId}`)
     }
-    put(c.s, `qc/${b.nodeId}`, { nodeId: b.nodeId, round: b.round, qc: b.qc, outcome: out.outcome, expiresAt, committee, height: c.height } satisfies QcRecord)
+    put(c.s, `qc/${b.nodeId}`, {
+      nodeId: b.nodeId,
+      round: b.round,
+      qc: b.qc,
+      outcome: out.outcome,
+      expiresAt,
+      committee,
+      height: c.height
+    } satisfies QcRecord)
     put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
     return enc({ outcome: out.outcome, expiresAt })
   },
   'verifier.fault': (c, b, rules) => proveFault(c, b, rules)
 }
 
-function dbOpen (path: string): DatabaseSync {
+function dbOpen(path: string): DatabaseSync {
   const db = new DatabaseSync(path)
   if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL')
   // FULL: a block acknowledged as committed survives power loss too, at one fsync per block.
@@ -619,8 +967,16 @@ function dbOpen (path: string): DatabaseSync {
   return db
 }
 
-function encodeGenesis (g: Genesis): Uint8Array {
-  return encode({ chainId: g.chainId, genesisTime: g.genesisTime, initialHeight: g.initialHeight, validators: g.validators, verifiers: g.verifiers, committeeSize: g.committeeSize, certification: resolveCertification(g) as unknown as Canonical })
+function encodeGenesis(g: Genesis): Uint8Array {
+  return encode({
+    chainId: g.chainId,
+    genesisTime: g.genesisTime,
+    initialHeight: g.initialHeight,
+    validators: g.validators,
+    verifiers: g.verifiers,
+    committeeSize: g.committeeSize,
+    certification: resolveCertification(g) as unknown as Canonical
+  })
 }
 
 class App implements ChainApp {
@@ -637,7 +993,7 @@ class App implements ChainApp {
   #height = 0
   #time = 0
   #appHash: Uint8Array
-  #pending: { height: number, time: number, writes: WriteSet, prepared: PreparedRoot } | undefined
+  #pending: { height: number; time: number; writes: WriteSet; prepared: PreparedRoot } | undefined
   readonly #checkSeq = new Map<string, number>()
   /**
    * Transactions whose signature checkTx verified, by identity of the byte array: the producer
@@ -645,19 +1001,29 @@ class App implements ChainApp {
    */
   readonly #verified = new Map<Uint8Array, Validated>()
 
-  constructor (opts: ChainAppOptions) {
+  constructor(opts: ChainAppOptions) {
     this.db = dbOpen(opts.path ?? ':memory:')
     this.#rules = opts.rules
     this.#appraiser = opts.appraiser
     this.#log = opts.logger ?? silentLogger('quorate:chain:app')
     this.#store = new StateStore(this.db)
     this.#metaGet = this.db.prepare('SELECT v FROM meta WHERE k = ?')
-    this.#metaPut = this.db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
+    this.#metaPut = this.db.prepare(
+      'INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'
+    )
     this.#appHash = this.#store.root
     const g = this.#meta('genesis')
     if (g !== undefined) {
       const m = dec<Genesis>(g)
-      this.#genesis = { chainId: m.chainId, genesisTime: m.genesisTime, initialHeight: m.initialHeight, validators: [...m.validators], verifiers: [...m.verifiers], committeeSize: m.committeeSize, certification: m.certification }
+      this.#genesis = {
+        chainId: m.chainId,
+        genesisTime: m.genesisTime,
+        initialHeight: m.initialHeight,
+        validators: [...m.validators],
+        verifiers: [...m.verifiers],
+        committeeSize: m.committeeSize,
+        certification: m.certification
+      }
       this.#cert = resolveCertification(this.#genesis)
       const h = this.#meta('height')
       this.#height = h === undefined ? m.initialHeight - 1 : dec<number>(h)
@@ -665,24 +1031,35 @@ class App implements ChainApp {
       this.#time = t === undefined ? m.genesisTime : dec<number>(t)
       const stored = this.#meta('appHash')
       if (stored !== undefined && !equal(stored, this.#appHash)) {
-        throw new QuorateError(`state database is corrupt: recomputed app hash ${toHex(this.#appHash)} differs from the stored ${toHex(stored)} at height ${this.#height}`)
+        throw new QuorateError(
+          `state database is corrupt: recomputed app hash ${toHex(this.#appHash)} differs from the stored ${toHex(stored)} at height ${this.#height}`
+        )
       }
     }
   }
 
-  #meta (k: string): Uint8Array | undefined {
+  #meta(k: string): Uint8Array | undefined {
     const r = this.#metaGet.get(k) as { v: Uint8Array } | undefined
     return r === undefined ? undefined : new Uint8Array(r.v)
   }
 
-  info (): AppInfo {
-    return { initialized: this.#genesis !== undefined, chainId: this.#genesis?.chainId ?? '', height: this.#height, appHash: this.#appHash, time: this.#time, genesis: this.#genesis }
+  info(): AppInfo {
+    return {
+      initialized: this.#genesis !== undefined,
+      chainId: this.#genesis?.chainId ?? '',
+      height: this.#height,
+      appHash: this.#appHash,
+      time: this.#time,
+      genesis: this.#genesis
+    }
   }
 
-  initChain (genesis: Genesis): Uint8Array {
+  initChain(genesis: Genesis): Uint8Array {
     if (this.#genesis !== undefined) throw new QuorateError('the chain is already initialized')
-    if (!CHAIN_ID_RE.test(genesis.chainId)) throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
-    if (!Number.isSafeInteger(genesis.initialHeight) || genesis.initialHeight < 1) throw new InvalidInputError('initial height must be ≥ 1')
+    if (!CHAIN_ID_RE.test(genesis.chainId))
+      throw new InvalidInputError('chain id must be 1–50 characters A-Z a-z 0-9 . _ -')
+    if (!Number.isSafeInteger(genesis.initialHeight) || genesis.initialHeight < 1)
+      throw new InvalidInputError('initial height must be ≥ 1')
     const cert = resolveCertification(genesis)
     const o = new Overlay(this.#store)
     for (const id of genesis.verifiers) o.set(`gv/${id}`, enc({ publicKey: peerIdToPublicKey(id) }))
@@ -695,9 +1072,17 @@ class App implements ChainApp {
       this.#metaPut.run('time', enc(genesis.genesisTime))
       this.#metaPut.run('appHash', prepared.root)
       this.db.exec('COMMIT')
-    } catch (err) { this.db.exec('ROLLBACK'); throw err }
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
     this.#store.install(prepared)
-    this.#genesis = { ...genesis, validators: [...genesis.validators], verifiers: [...genesis.verifiers], certification: cert }
+    this.#genesis = {
+      ...genesis,
+      validators: [...genesis.validators],
+      verifiers: [...genesis.verifiers],
+      certification: cert
+    }
     this.#cert = cert
     this.#height = genesis.initialHeight - 1
     this.#time = genesis.genesisTime
@@ -706,20 +1091,41 @@ class App implements ChainApp {
   }
 
   /** Everything that does not depend on state: size, encoding, version, chain, type, body, signature. */
-  #validate (bytes: Uint8Array, hash?: Uint8Array): Validated | TxResult {
-    if (bytes.byteLength > MAX_TX_BYTES) return fail(TxCode.TOO_LARGE, `transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
+  #validate(bytes: Uint8Array, hash?: Uint8Array): Validated | TxResult {
+    if (bytes.byteLength > MAX_TX_BYTES)
+      return fail(TxCode.TOO_LARGE, `transaction of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TX_BYTES}`)
     const cached = this.#verified.get(bytes)
     if (cached !== undefined) return cached
     let tx: DecodedTx
-    try { tx = decodeTx(bytes, hash) } catch (err) { return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`) }
-    if (tx.v !== TX_VERSION) return fail(TxCode.UNSUPPORTED_VERSION, `transaction version ${tx.v} is not supported (this chain speaks version ${TX_VERSION})`)
+    try {
+      tx = decodeTx(bytes, hash)
+    } catch (err) {
+      return fail(TxCode.MALFORMED, `malformed transaction: ${(err as Error).message}`)
+    }
+    if (tx.v !== TX_VERSION)
+      return fail(
+        TxCode.UNSUPPORTED_VERSION,
+        `transaction version ${tx.v} is not supported (this chain speaks version ${TX_VERSION})`
+      )
     const chainId = this.#genesis?.chainId
-    if (tx.chainId !== chainId) return fail(TxCode.WRONG_CHAIN, `transaction is for chain "${tx.chainId}", this is "${chainId ?? ''}"`)
-    if (!isTxType(tx.type)) return fail(TxCode.UNKNOWN_TYPE, `unknown transaction type ${JSON.stringify(tx.type.slice(0, 64))}`)
+    if (tx.chainId !== chainId)
+      return fail(TxCode.WRONG_CHAIN, `transaction is for chain "${tx.chainId}", this is "${chainId ?? ''}"`)
+    if (!isTxType(tx.type))
+      return fail(TxCode.UNKNOWN_TYPE, `unknown transaction type ${JSON.stringify(tx.type.slice(0, 64))}`)
     let body: TxBodies[TxType]
-    try { body = parseBody(tx.type, tx.body) } catch (err) { return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`) }
-    if (!verifyTxSignature(tx)) return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
-    const v: Validated = { tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash }, type: tx.type, body, signerHex: toHex(tx.signer) }
+    try {
+      body = parseBody(tx.type, tx.body)
+    } catch (err) {
+      return fail(TxCode.INVALID_BODY, `invalid ${tx.type} body: ${(err as Error).message}`)
+    }
+    if (!verifyTxSignature(tx))
+      return fail(TxCode.BAD_SIGNATURE, 'bad signature: the ed25519 signature does not verify for the signer key')
+    const v: Validated = {
+      tx: { seq: tx.seq, signer: tx.signer, hash: tx.hash },
+      type: tx.type,
+      body,
+      signerHex: toHex(tx.signer)
+    }
     // bounded (oldest first): a tx checked but never delivered must not be kept forever; one
     // dropped here is simply validated again when delivered
     if (this.#verified.size >= VERIFIED_CACHE) {
@@ -730,30 +1136,37 @@ class App implements ChainApp {
     return v
   }
 
-  validateTx (bytes: Uint8Array): TxResult {
+  validateTx(bytes: Uint8Array): TxResult {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
     const v = this.#validate(bytes)
     return 'tx' in v ? ok() : v
   }
 
-  checkTx (bytes: Uint8Array, hash?: Uint8Array): TxResult {
+  checkTx(bytes: Uint8Array, hash?: Uint8Array): TxResult {
     if (this.#genesis === undefined) return fail(TxCode.WRONG_CHAIN, 'the chain is not initialized')
     const v = this.#validate(bytes, hash)
     if (!('tx' in v)) return v
     const sh = v.signerHex
     const expected = this.#checkSeq.get(sh) ?? nextSeq(this.#store, sh)
-    if (v.tx.seq !== expected) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${expected}`)
+    if (v.tx.seq !== expected)
+      return fail(
+        TxCode.BAD_SEQUENCE,
+        `sequence ${v.tx.seq} is out of order: the account's next sequence is ${expected}`
+      )
     this.#checkSeq.set(sh, expected + 1)
     return ok()
   }
 
-  resetCheckState (): void { this.#checkSeq.clear() }
+  resetCheckState(): void {
+    this.#checkSeq.clear()
+  }
 
-  finalizeBlock (req: FinalizeBlockRequest): FinalizeBlockResponse {
+  finalizeBlock(req: FinalizeBlockRequest): FinalizeBlockResponse {
     if (this.#genesis === undefined) throw new QuorateError('finalizeBlock before initChain')
     if (this.#pending !== undefined) throw new QuorateError('finalizeBlock called twice without commit')
     if (req.height !== this.#height + 1) throw new QuorateError(`expected block ${this.#height + 1}, got ${req.height}`)
-    if (!Number.isSafeInteger(req.time) || req.time < this.#time) throw new QuorateError(`block time ${req.time} is before the previous block time ${this.#time}`)
+    if (!Number.isSafeInteger(req.time) || req.time < this.#time)
+      throw new QuorateError(`block time ${req.time} is before the previous block time ${this.#time}`)
     const block = new Overlay(this.#store)
     this.#beginBlock(block, req)
     const txResults = req.txs.map(tx => this.#deliver(block, tx, req))
@@ -767,7 +1180,7 @@ class App implements ChainApp {
    * through the deadline index), then fixes the committee seed and candidate snapshot of the
    * requests made in block H − 1 (under the current rules also the committee size they draw).
    */
-  #beginBlock (s: Overlay, req: FinalizeBlockRequest): void {
+  #beginBlock(s: Overlay, req: FinalizeBlockRequest): void {
     const current = this.#cert.rules === 'current'
     if (current) {
       const expired = `rndexp/${req.height - 1}/`
@@ -778,12 +1191,13 @@ class App implements ChainApp {
       const due = `rdl/${req.height - 1}/`
       for (const [k] of s.scan(due)) {
         const r = get<AttestRequestRecord>(s, `req/${k.slice(due.length)}`)
-        if (isOpen(r) && r.deadline === req.height - 1) closeRound(s, this.#cert, r, req.height, `no quorum recorded by the deadline (height ${r.deadline})`)
+        if (isOpen(r) && r.deadline === req.height - 1)
+          closeRound(s, this.#cert, r, req.height, `no quorum recorded by the deadline (height ${r.deadline})`)
         else s.del(k)
       }
     }
     const prefix = `reqat/${req.height - 1}/`
-    let all: Array<{ nodeId: string, blsPublicKey: Uint8Array }> | undefined
+    let all: Array<{ nodeId: string; blsPublicKey: Uint8Array }> | undefined
     for (const [k] of s.scan(prefix)) {
       s.del(k)
       const id = k.slice(prefix.length)
@@ -791,29 +1205,49 @@ class App implements ChainApp {
       if (r === undefined || r.height !== req.height - 1 || r.seed !== undefined) continue
       const seed = committeeSeed(req.hash, id, r.round)
       const fixed = { seed, seedHeight: req.height, seedBlockHash: req.hash }
-      if (!current) { put(s, `req/${id}`, { ...r, ...fixed, candidates: candidatesAt(s, req.time, id) }); continue }
+      if (!current) {
+        put(s, `req/${id}`, { ...r, ...fixed, candidates: candidatesAt(s, req.time, id) })
+        continue
+      }
       // current rules keep the drawn committee, not every candidate: O(k) state per round and per
       // check. The candidate scan is done once per block (nothing in this loop changes it).
       all ??= blsCandidatesAt(s, req.time, '')
       const candidates = all.filter(x => x.nodeId !== id)
       const size = committeeFor(this.#rules, this.#cert, candidates.length)
-      const committee = size.k === 0 ? [] : [...this.#rules.drawCommittee({ seed, nodeId: id, candidates: candidates.map(x => x.nodeId), k: size.k })]
+      const committee =
+        size.k === 0
+          ? []
+          : [...this.#rules.drawCommittee({ seed, nodeId: id, candidates: candidates.map(x => x.nodeId), k: size.k })]
       put(s, `req/${id}`, { ...r, ...fixed, committee, candidateCount: candidates.length, ...size })
     }
   }
 
-  #deliver (block: Overlay, bytes: Uint8Array, req: FinalizeBlockRequest): TxResult {
+  #deliver(block: Overlay, bytes: Uint8Array, req: FinalizeBlockRequest): TxResult {
     const v = this.#validate(bytes)
     if (!('tx' in v)) return v
     this.#verified.delete(bytes)
     const sh = v.signerHex
     const s = new Overlay(block)
     const seq = nextSeq(s, sh)
-    if (v.tx.seq !== seq) return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${seq}`)
+    if (v.tx.seq !== seq)
+      return fail(TxCode.BAD_SEQUENCE, `sequence ${v.tx.seq} is out of order: the account's next sequence is ${seq}`)
     let data: Uint8Array | undefined
     try {
       const h = handlers[v.type] as (c: Ctx, b: TxBodies[TxType], r: QuorumRules) => Uint8Array | undefined
-      data = h({ s, height: req.height, time: req.time, signer: v.tx.signer, txHash: v.tx.hash, cert: this.#cert, genesis: this.#genesis as Genesis, appraiser: this.#appraiser }, v.body, this.#rules)
+      data = h(
+        {
+          s,
+          height: req.height,
+          time: req.time,
+          signer: v.tx.signer,
+          txHash: v.tx.hash,
+          cert: this.#cert,
+          genesis: this.#genesis as Genesis,
+          appraiser: this.#appraiser
+        },
+        v.body,
+        this.#rules
+      )
     } catch (err) {
       if (err instanceof TxFail) return fail(err.code, err.message)
       if (err instanceof InvalidInputError) return fail(TxCode.INVALID_BODY, err.message)
@@ -824,7 +1258,7 @@ class App implements ChainApp {
     return ok(data)
   }
 
-  commit (extra?: () => void): { height: number, appHash: Uint8Array } {
+  commit(extra?: () => void): { height: number; appHash: Uint8Array } {
     const p = this.#pending
     if (p === undefined) throw new QuorateError('commit without finalizeBlock')
     this.db.exec('BEGIN IMMEDIATE')
@@ -836,7 +1270,9 @@ class App implements ChainApp {
       extra?.()
       this.db.exec('COMMIT')
     } catch (err) {
-      try { this.db.exec('ROLLBACK') } catch {}
+      try {
+        this.db.exec('ROLLBACK')
+      } catch {}
       this.#pending = undefined
       throw err
     }
@@ -850,11 +1286,15 @@ class App implements ChainApp {
     return { height: p.height, appHash: p.prepared.root }
   }
 
-  query (req: QueryRequest): QueryResponse {
+  query(req: QueryRequest): QueryResponse {
     const height = this.#height
     const base = { height, codespace: CODESPACE }
     if (req.height !== undefined && req.height !== 0 && req.height !== height) {
-      return { ...base, code: TxCode.NOT_FOUND, log: `only the latest height (${height}) can be queried, not ${req.height}` }
+      return {
+        ...base,
+        code: TxCode.NOT_FOUND,
+        log: `only the latest height (${height}) can be queried, not ${req.height}`
+      }
     }
     let params: Record<string, Canonical> = {}
     if (req.path !== '/key' && req.data !== undefined && req.data.byteLength > 0) {
@@ -862,22 +1302,36 @@ class App implements ChainApp {
         const d = decode(req.data, { maxBytes: 64 * 1024 })
         if (!is.map(d)) throw new InvalidInputError('query data must be a canonical CBOR map')
         params = d
-      } catch (err) { return { ...base, code: TxCode.MALFORMED, log: `bad query data: ${(err as Error).message}` } }
+      } catch (err) {
+        return { ...base, code: TxCode.MALFORMED, log: `bad query data: ${(err as Error).message}` }
+      }
     }
     try {
       if (req.path === '/key') {
         const raw = req.data ?? EMPTY
-        if (raw.byteLength === 0 || raw.byteLength > 512 || raw.some(c => c < 0x21 || c > 0x7e)) return { ...base, code: TxCode.MALFORMED, log: 'query /key: data must be a state key (1–512 printable ASCII characters)' }
+        if (raw.byteLength === 0 || raw.byteLength > 512 || raw.some(c => c < 0x21 || c > 0x7e))
+          return {
+            ...base,
+            code: TxCode.MALFORMED,
+            log: 'query /key: data must be a state key (1–512 printable ASCII characters)'
+          }
         const key = utf8.decode(raw)
         const value = this.#store.get(key)
-        if (value === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `no state at key ${JSON.stringify(key)}`, key: req.data }
+        if (value === undefined)
+          return { ...base, code: TxCode.NOT_FOUND, log: `no state at key ${JSON.stringify(key)}`, key: req.data }
         const r: QueryResponse = { ...base, code: 0, log: '', key: req.data, value }
-        if (req.prove === true) r.proofOps = [{ type: PROOF_TYPE, key: utf8.encode(key), data: encodeProof(this.#store.proof(key)) }]
+        if (req.prove === true)
+          r.proofOps = [{ type: PROOF_TYPE, key: utf8.encode(key), data: encodeProof(this.#store.proof(key)) }]
         return r
       }
       // a Map: a path like "constructor" or "__proto__" must not find Object.prototype's members
       const q = queries.get(req.path)
-      if (q === undefined) return { ...base, code: TxCode.UNKNOWN_TYPE, log: `unknown query path ${JSON.stringify(req.path.slice(0, 64))}; known: /key, ${[...queries.keys()].join(', ')}` }
+      if (q === undefined)
+        return {
+          ...base,
+          code: TxCode.UNKNOWN_TYPE,
+          log: `unknown query path ${JSON.stringify(req.path.slice(0, 64))}; known: /key, ${[...queries.keys()].join(', ')}`
+        }
       const result = q(this.#store, params, this.info())
       if (result === undefined) return { ...base, code: TxCode.NOT_FOUND, log: `nothing found for ${req.path}` }
       return { ...base, code: 0, log: '', value: encode(result as Canonical) }
@@ -887,7 +1341,9 @@ class App implements ChainApp {
     }
   }
 
-  close (): void { this.db.close() }
+  close(): void {
+    this.db.close()
+  }
 }
 
 // ---- queries (read committed state; never write) ----
@@ -895,20 +1351,27 @@ type Reader = StateStore
 type Query = (s: Reader, p: Record<string, Canonical>, info: AppInfo) => unknown
 
 /** A query parameter the caller gave (own property only: never one inherited from Object.prototype). */
-const param = (p: Record<string, Canonical>, k: string): Canonical | undefined => (Object.hasOwn(p, k) ? p[k] : undefined)
+const param = (p: Record<string, Canonical>, k: string): Canonical | undefined =>
+  Object.hasOwn(p, k) ? p[k] : undefined
 
-function pstr (p: Record<string, Canonical>, k: string, required: true): string
-function pstr (p: Record<string, Canonical>, k: string, required?: false): string | undefined
-function pstr (p: Record<string, Canonical>, k: string, required = false): string | undefined {
+function pstr(p: Record<string, Canonical>, k: string, required: true): string
+function pstr(p: Record<string, Canonical>, k: string, required?: false): string | undefined
+function pstr(p: Record<string, Canonical>, k: string, required = false): string | undefined {
   const v = param(p, k)
-  if (v === undefined) { if (required) throw new InvalidInputError(`query parameter ${k} is required`); return undefined }
-  if (typeof v !== 'string' || v.length > 512 || /[^\x21-\x7e]/.test(v)) throw new InvalidInputError(`query parameter ${k} must be a printable string`)
+  if (v === undefined) {
+    if (required) throw new InvalidInputError(`query parameter ${k} is required`)
+    return undefined
+  }
+  if (typeof v !== 'string' || v.length > 512 || /[^\x21-\x7e]/.test(v))
+    throw new InvalidInputError(`query parameter ${k} must be a printable string`)
   return v
 }
 
-function records<T> (s: Reader, prefix: string): T[] { return s.scan(prefix).map(([, v]) => dec<T>(v)) }
+function records<T>(s: Reader, prefix: string): T[] {
+  return s.scan(prefix).map(([, v]) => dec<T>(v))
+}
 
-export function nodeView (s: Reader, nodeId: string, now: number): NodeView | undefined {
+export function nodeView(s: Reader, nodeId: string, now: number): NodeView | undefined {
   const gv = s.get(`gv/${nodeId}`) !== undefined
   const record = get<NodeRecord>(s, `node/${nodeId}`)
   if (record === undefined && !gv) return undefined
@@ -917,100 +1380,169 @@ export function nodeView (s: Reader, nodeId: string, now: number): NodeView | un
   if (gv) effective = 'genesis-verifier'
   else if (record === undefined) effective = 'registered'
   else if (record.status === 'certified') effective = (record.expiresAt ?? 0) > now ? 'certified' : 'expired'
-  else if (request !== undefined && request.recordedAt === undefined && request.closedAt === undefined) effective = 'pending'
+  else if (request !== undefined && request.recordedAt === undefined && request.closedAt === undefined)
+    effective = 'pending'
   else effective = record.status
   const cooldown = get<CooldownRecord>(s, `cool/${nodeId}`)
   const fault = get<FaultRecord>(s, `faulty/${nodeId}`)
-  return { nodeId, effective, certified: effective === 'certified' || effective === 'genesis-verifier', record, request, genesisVerifier: gv, ...(cooldown === undefined ? {} : { cooldown }), ...(fault === undefined ? {} : { fault }) }
+  return {
+    nodeId,
+    effective,
+    certified: effective === 'certified' || effective === 'genesis-verifier',
+    record,
+    request,
+    genesisVerifier: gv,
+    ...(cooldown === undefined ? {} : { cooldown }),
+    ...(fault === undefined ? {} : { fault })
+  }
 }
 
-const toRefSet = (name: string, r: { version: string, bank: RefSet['bank'], pcrs: RefSet['pcrs'] }): RefSet => ({ name, version: r.version, bank: r.bank, pcrs: r.pcrs })
+const toRefSet = (name: string, r: { version: string; bank: RefSet['bank']; pcrs: RefSet['pcrs'] }): RefSet => ({
+  name,
+  version: r.version,
+  bank: r.bank,
+  pcrs: r.pcrs
+})
 
-const queries = new Map<string, Query>(Object.entries({
-  '/info': (s, _p, i) => ({ chainId: i.chainId, height: i.height, appHash: i.appHash, time: i.time, entries: s.size }),
-  '/account': (s, p) => {
-    const signer = param(p, 'signer')
-    if (!(signer instanceof Uint8Array) || signer.byteLength !== 32) throw new InvalidInputError('query parameter signer must be a 32-byte public key')
-    return { seq: nextSeq(s, toHex(signer)) }
-  },
-  '/vendor': (s, p) => get<VendorRecord>(s, `vendor/${pstr(p, 'name', true)}`),
-  '/ekcas': (s, p) => {
-    const vendor = pstr(p, 'vendor')
-    return { ekCas: records<EkCaRecord>(s, vendor === undefined ? 'ekca/' : `ekca/${vendor}/`).filter(r => r.revokedAt === undefined) }
-  },
-  '/firmware': (s, p) => {
-    const vendor = pstr(p, 'vendor', true)
-    const platform = pstr(p, 'platform')
-    const version = pstr(p, 'version')
-    const prefix = platform === undefined ? `fw/${vendor}/` : version === undefined ? `fw/${vendor}/${platform}/` : `fw/${vendor}/${platform}/${version}`
-    return { firmware: records<FirmwareRecord>(s, prefix).filter(r => version === undefined || r.version === version) }
-  },
-  '/os': (s, p) => {
-    const name = pstr(p, 'name', true)
-    const version = pstr(p, 'version')
-    return { os: records<OsRecord>(s, `os/${name}/`).filter(r => version === undefined || r.version === version) }
-  },
-  '/refs': (s, p) => {
-    const vendor = pstr(p, 'vendor')
-    const platform = pstr(p, 'platform')
-    const os = pstr(p, 'os')
-    if (platform !== undefined && vendor === undefined) throw new InvalidInputError('query /refs: platform needs vendor')
-    const fwPrefix = vendor === undefined ? 'fw/' : platform === undefined ? `fw/${vendor}/` : `fw/${vendor}/${platform}/`
-    const out: ReferenceValues = {
-      ekCas: records<EkCaRecord>(s, 'ekca/').filter(r => r.revokedAt === undefined).map(r => r.certificate),
-      firmware: records<FirmwareRecord>(s, fwPrefix).filter(r => r.revokedAt === undefined).map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
-      os: records<OsRecord>(s, os === undefined ? 'os/' : `os/${os}/`).filter(r => r.revokedAt === undefined).map(r => toRefSet(r.name, r))
-    }
-    return out
-  },
-  '/image': (s, p) => {
-    const name = pstr(p, 'name')
-    const digest = pstr(p, 'digest')
-    if (name === undefined && digest === undefined) throw new InvalidInputError('query /image needs name or digest')
-    if (name !== undefined) return { images: records<ImageRecord>(s, `img/${name}#`).filter(r => digest === undefined || r.digest === digest) }
-    const names = s.scan(`imgd/${digest ?? ''}#`).map(([k]) => k.slice(k.indexOf('#') + 1))
-    return { images: names.map(n => get<ImageRecord>(s, `img/${n}#${digest ?? ''}`)).filter(r => r !== undefined) }
-  },
-  '/node': (s, p, i) => nodeView(s, pstr(p, 'nodeId', true), i.time),
-  '/nodes': (s, p, i) => {
-    const status = pstr(p, 'status') ?? 'certified'
-    if (status !== 'certified' && status !== 'all') throw new InvalidInputError('query /nodes: status must be certified or all')
-    const ids = new Set<string>()
-    for (const [k] of s.scan('gv/')) ids.add(k.slice(3))
-    for (const [k] of s.scan(status === 'all' ? 'node/' : 'cert/')) ids.add(k.slice(k.indexOf('/') + 1))
-    const views = [...ids].sort().map(id => nodeView(s, id, i.time)).filter((v): v is NodeView => v !== undefined)
-    return { nodes: status === 'all' ? views : views.filter(v => v.certified) }
-  },
-  '/candidates': (s, p, i) => {
-    const ex = pstr(p, 'exclude') ?? ''
-    // current rules: only who can sign a verdict (a registered BLS key, not removed) is a candidate
-    const ids = i.genesis !== undefined && resolveCertification(i.genesis).rules === 'current' ? blsCandidatesAt(s, i.time, ex).map(c => c.nodeId) : candidatesAt(s, i.time, ex)
-    return { candidates: ids.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })), height: i.height, time: i.time }
-  },
-  '/seed': (s, p, i) => {
-    const nodeId = pstr(p, 'nodeId', true)
-    const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
-    const round = param(p, 'round')
-    if (r === undefined || (is.uint(round ?? null) && round !== r.round)) return { status: 'none', nodeId } satisfies SeedView
-    const ids = r.committee ?? r.candidates
-    if (r.seed === undefined || ids === undefined) return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
-    // current rules serve the drawn committee as the candidate list with k = its size: drawing
-    // k of k gives the committee back in the same order, so older clients derive the same one
-    return {
-      status: 'ready', nodeId, round: r.round, requestHeight: r.height, seedHeight: r.seedHeight, seed: r.seed,
-      k: r.committee !== undefined ? r.committee.length : r.k ?? i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE,
-      ...(r.securityBits === undefined ? {} : { securityBits: r.securityBits }), ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
-      ...(r.committee === undefined ? {} : { committee: r.committee, candidateCount: r.candidateCount }),
-      candidates: ids.map(id => {
-        const rec = get<NodeRecord>(s, `node/${id}`)
-        return { nodeId: id, publicKey: peerIdToPublicKey(id), addrs: rec?.addrs ?? [], ...(rec?.blsPublicKey === undefined ? {} : { blsPublicKey: rec.blsPublicKey }) }
-      })
-    } satisfies SeedView
-  },
-  '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)
-} satisfies Record<string, Query>))
+const queries = new Map<string, Query>(
+  Object.entries({
+    '/info': (s, _p, i) => ({
+      chainId: i.chainId,
+      height: i.height,
+      appHash: i.appHash,
+      time: i.time,
+      entries: s.size
+    }),
+    '/account': (s, p) => {
+      const signer = param(p, 'signer')
+      if (!(signer instanceof Uint8Array) || signer.byteLength !== 32)
+        throw new InvalidInputError('query parameter signer must be a 32-byte public key')
+      return { seq: nextSeq(s, toHex(signer)) }
+    },
+    '/vendor': (s, p) => get<VendorRecord>(s, `vendor/${pstr(p, 'name', true)}`),
+    '/ekcas': (s, p) => {
+      const vendor = pstr(p, 'vendor')
+      return {
+        ekCas: records<EkCaRecord>(s, vendor === undefined ? 'ekca/' : `ekca/${vendor}/`).filter(
+          r => r.revokedAt === undefined
+        )
+      }
+    },
+    '/firmware': (s, p) => {
+      const vendor = pstr(p, 'vendor', true)
+      const platform = pstr(p, 'platform')
+      const version = pstr(p, 'version')
+      const prefix =
+        platform === undefined
+          ? `fw/${vendor}/`
+          : version === undefined
+            ? `fw/${vendor}/${platform}/`
+            : `fw/${vendor}/${platform}/${version}`
+      return {
+        firmware: records<FirmwareRecord>(s, prefix).filter(r => version === undefined || r.version === version)
+      }
+    },
+    '/os': (s, p) => {
+      const name = pstr(p, 'name', true)
+      const version = pstr(p, 'version')
+      return { os: records<OsRecord>(s, `os/${name}/`).filter(r => version === undefined || r.version === version) }
+    },
+    '/refs': (s, p) => {
+      const vendor = pstr(p, 'vendor')
+      const platform = pstr(p, 'platform')
+      const os = pstr(p, 'os')
+      if (platform !== undefined && vendor === undefined)
+        throw new InvalidInputError('query /refs: platform needs vendor')
+      const fwPrefix =
+        vendor === undefined ? 'fw/' : platform === undefined ? `fw/${vendor}/` : `fw/${vendor}/${platform}/`
+      const out: ReferenceValues = {
+        ekCas: records<EkCaRecord>(s, 'ekca/')
+          .filter(r => r.revokedAt === undefined)
+          .map(r => r.certificate),
+        firmware: records<FirmwareRecord>(s, fwPrefix)
+          .filter(r => r.revokedAt === undefined)
+          .map(r => toRefSet(`${r.vendor}/${r.platform}`, r)),
+        os: records<OsRecord>(s, os === undefined ? 'os/' : `os/${os}/`)
+          .filter(r => r.revokedAt === undefined)
+          .map(r => toRefSet(r.name, r))
+      }
+      return out
+    },
+    '/image': (s, p) => {
+      const name = pstr(p, 'name')
+      const digest = pstr(p, 'digest')
+      if (name === undefined && digest === undefined) throw new InvalidInputError('query /image needs name or digest')
+      if (name !== undefined)
+        return {
+          images: records<ImageRecord>(s, `img/${name}#`).filter(r => digest === undefined || r.digest === digest)
+        }
+      const names = s.scan(`imgd/${digest ?? ''}#`).map(([k]) => k.slice(k.indexOf('#') + 1))
+      return { images: names.map(n => get<ImageRecord>(s, `img/${n}#${digest ?? ''}`)).filter(r => r !== undefined) }
+    },
+    '/node': (s, p, i) => nodeView(s, pstr(p, 'nodeId', true), i.time),
+    '/nodes': (s, p, i) => {
+      const status = pstr(p, 'status') ?? 'certified'
+      if (status !== 'certified' && status !== 'all')
+        throw new InvalidInputError('query /nodes: status must be certified or all')
+      const ids = new Set<string>()
+      for (const [k] of s.scan('gv/')) ids.add(k.slice(3))
+      for (const [k] of s.scan(status === 'all' ? 'node/' : 'cert/')) ids.add(k.slice(k.indexOf('/') + 1))
+      const views = [...ids]
+        .sort()
+        .map(id => nodeView(s, id, i.time))
+        .filter((v): v is NodeView => v !== undefined)
+      return { nodes: status === 'all' ? views : views.filter(v => v.certified) }
+    },
+    '/candidates': (s, p, i) => {
+      const ex = pstr(p, 'exclude') ?? ''
+      // current rules: only who can sign a verdict (a registered BLS key, not removed) is a candidate
+      const ids =
+        i.genesis !== undefined && resolveCertification(i.genesis).rules === 'current'
+          ? blsCandidatesAt(s, i.time, ex).map(c => c.nodeId)
+          : candidatesAt(s, i.time, ex)
+      return {
+        candidates: ids.map(id => ({ nodeId: id, publicKey: peerIdToPublicKey(id) })),
+        height: i.height,
+        time: i.time
+      }
+    },
+    '/seed': (s, p, i) => {
+      const nodeId = pstr(p, 'nodeId', true)
+      const r = get<AttestRequestRecord>(s, `req/${nodeId}`)
+      const round = param(p, 'round')
+      if (r === undefined || (is.uint(round ?? null) && round !== r.round))
+        return { status: 'none', nodeId } satisfies SeedView
+      const ids = r.committee ?? r.candidates
+      if (r.seed === undefined || ids === undefined)
+        return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
+      // current rules serve the drawn committee as the candidate list with k = its size: drawing
+      // k of k gives the committee back in the same order, so older clients derive the same one
+      return {
+        status: 'ready',
+        nodeId,
+        round: r.round,
+        requestHeight: r.height,
+        seedHeight: r.seedHeight,
+        seed: r.seed,
+        k: r.committee !== undefined ? r.committee.length : (r.k ?? i.genesis?.committeeSize ?? DEFAULT_COMMITTEE_SIZE),
+        ...(r.securityBits === undefined ? {} : { securityBits: r.securityBits }),
+        ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
+        ...(r.committee === undefined ? {} : { committee: r.committee, candidateCount: r.candidateCount }),
+        candidates: ids.map(id => {
+          const rec = get<NodeRecord>(s, `node/${id}`)
+          return {
+            nodeId: id,
+            publicKey: peerIdToPublicKey(id),
+            addrs: rec?.addrs ?? [],
+            ...(rec?.blsPublicKey === undefined ? {} : { blsPublicKey: rec.blsPublicKey })
+          }
+        })
+      } satisfies SeedView
+    },
+    '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)
+  } satisfies Record<string, Query>)
+)
 
-export function createChainApp (opts: ChainAppOptions): ChainApp {
+export function createChainApp(opts: ChainAppOptions): ChainApp {
   return new App(opts)
 }
-

@@ -21,88 +21,108 @@ const MAX_CERT = 16 * 1024
 class Body {
   readonly m: Record<string, Canonical>
   readonly what: string
-  constructor (v: Canonical, what: string, allowed: readonly string[]) {
+  constructor(v: Canonical, what: string, allowed: readonly string[]) {
     if (!is.map(v)) throw new InvalidInputError(`${what}: body must be a map`)
     this.m = v
     this.what = what
-    for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new InvalidInputError(`${what}: unknown field ${JSON.stringify(k)}`)
+    for (const k of Object.keys(v))
+      if (!allowed.includes(k)) throw new InvalidInputError(`${what}: unknown field ${JSON.stringify(k)}`)
   }
 
-  has (k: string): boolean { return Object.hasOwn(this.m, k) }
-  raw (k: string): Canonical {
+  has(k: string): boolean {
+    return Object.hasOwn(this.m, k)
+  }
+  raw(k: string): Canonical {
     if (!this.has(k)) throw new InvalidInputError(`${this.what}.${k}: missing`)
     return this.m[k]
   }
 
-  str (k: string, re: RegExp, hint: string): string {
+  str(k: string, re: RegExp, hint: string): string {
     const v = this.raw(k)
     if (typeof v !== 'string' || !re.test(v)) throw new InvalidInputError(`${this.what}.${k}: expected ${hint}`)
     return v
   }
 
-  bytes (k: string, min: number, max: number): Uint8Array {
+  bytes(k: string, min: number, max: number): Uint8Array {
     const v = this.raw(k)
-    if (!(v instanceof Uint8Array) || v.byteLength < min || v.byteLength > max) throw new InvalidInputError(`${this.what}.${k}: expected ${min}–${max} bytes`)
+    if (!(v instanceof Uint8Array) || v.byteLength < min || v.byteLength > max)
+      throw new InvalidInputError(`${this.what}.${k}: expected ${min}–${max} bytes`)
     return v
   }
 
-  uint (k: string, max = Number.MAX_SAFE_INTEGER): number {
+  uint(k: string, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.raw(k)
     if (!is.uint(v) || v > max) throw new InvalidInputError(`${this.what}.${k}: expected an unsigned integer ≤ ${max}`)
     return v
   }
 }
 
-function der (b: Uint8Array, what: string): Uint8Array {
+function der(b: Uint8Array, what: string): Uint8Array {
   // X.509 DER: a SEQUENCE (0x30) with a definite long-form length covering the whole input.
   // Full parsing happens in appraisal; the chain only refuses what cannot be a certificate.
-  if (b.byteLength < 4 || b[0] !== 0x30) throw new InvalidInputError(`${what}: not a DER certificate (expected a SEQUENCE)`)
+  if (b.byteLength < 4 || b[0] !== 0x30)
+    throw new InvalidInputError(`${what}: not a DER certificate (expected a SEQUENCE)`)
   let len: number
   let off: number
-  if (b[1] < 0x80) { len = b[1]; off = 2 } else {
+  if (b[1] < 0x80) {
+    len = b[1]
+    off = 2
+  } else {
     const n = b[1] & 0x7f
-    if (n === 0 || n > 3 || b.byteLength < 2 + n) throw new InvalidInputError(`${what}: not a DER certificate (bad length)`)
+    if (n === 0 || n > 3 || b.byteLength < 2 + n)
+      throw new InvalidInputError(`${what}: not a DER certificate (bad length)`)
     len = 0
     for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]
     off = 2 + n
   }
-  if (off + len !== b.byteLength) throw new InvalidInputError(`${what}: DER length ${len} does not cover the ${b.byteLength - off} bytes given`)
+  if (off + len !== b.byteLength)
+    throw new InvalidInputError(`${what}: DER length ${len} does not cover the ${b.byteLength - off} bytes given`)
   return b
 }
 
-export function parseBank (v: Canonical, what: string): HashBank {
-  if (v !== 'sha1' && v !== 'sha256' && v !== 'sha384' && v !== 'sha512') throw new InvalidInputError(`${what}: expected sha1, sha256, sha384 or sha512`)
+export function parseBank(v: Canonical, what: string): HashBank {
+  if (v !== 'sha1' && v !== 'sha256' && v !== 'sha384' && v !== 'sha512')
+    throw new InvalidInputError(`${what}: expected sha1, sha256, sha384 or sha512`)
   return v
 }
 
-export function parsePcrs (v: Canonical, bank: HashBank, what: string): PcrRefs {
+export function parsePcrs(v: Canonical, bank: HashBank, what: string): PcrRefs {
   if (!is.map(v)) throw new InvalidInputError(`${what}: expected a map of PCR index → { golden?, events? }`)
   const keys = Object.keys(v)
   if (keys.length === 0) throw new InvalidInputError(`${what}: no PCRs given`)
   const out: PcrRefs = {}
   for (const k of keys) {
-    if (!/^(0|[1-9][0-9]?)$/.test(k) || Number(k) > 23) throw new InvalidInputError(`${what}: PCR index ${JSON.stringify(k)} is not 0–23`)
+    if (!/^(0|[1-9][0-9]?)$/.test(k) || Number(k) > 23)
+      throw new InvalidInputError(`${what}: PCR index ${JSON.stringify(k)} is not 0–23`)
     const e = v[k]
     if (!is.map(e)) throw new InvalidInputError(`${what}.${k}: expected { golden?, events? }`)
-    const entry: { golden?: Uint8Array[], events?: Uint8Array[] } = {}
+    const entry: { golden?: Uint8Array[]; events?: Uint8Array[] } = {}
     for (const f of Object.keys(e)) {
-      if (f !== 'golden' && f !== 'events') throw new InvalidInputError(`${what}.${k}: unknown field ${JSON.stringify(f)}`)
+      if (f !== 'golden' && f !== 'events')
+        throw new InvalidInputError(`${what}.${k}: unknown field ${JSON.stringify(f)}`)
       const list = e[f]
-      if (!is.array(list) || list.length === 0) throw new InvalidInputError(`${what}.${k}.${f}: expected a non-empty list of digests`)
+      if (!is.array(list) || list.length === 0)
+        throw new InvalidInputError(`${what}.${k}.${f}: expected a non-empty list of digests`)
       for (const d of list) {
-        if (!(d instanceof Uint8Array) || d.byteLength !== BANK_BYTES[bank]) throw new InvalidInputError(`${what}.${k}.${f}: every digest must be ${BANK_BYTES[bank]} bytes (${bank})`)
+        if (!(d instanceof Uint8Array) || d.byteLength !== BANK_BYTES[bank])
+          throw new InvalidInputError(`${what}.${k}.${f}: every digest must be ${BANK_BYTES[bank]} bytes (${bank})`)
       }
       entry[f] = list as Uint8Array[]
     }
-    if (entry.golden === undefined && entry.events === undefined) throw new InvalidInputError(`${what}.${k}: give golden values, event digests or both`)
+    if (entry.golden === undefined && entry.events === undefined)
+      throw new InvalidInputError(`${what}.${k}: give golden values, event digests or both`)
     out[k] = entry
   }
   return out
 }
 
-function nodeId (b: Body, k: string): string {
+function nodeId(b: Body, k: string): string {
   const v = b.str(k, /^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'an Ed25519 libp2p peer id')
-  try { peerIdToPublicKey(v) } catch (err) { throw new InvalidInputError(`${b.what}.${k}: ${(err as Error).message}`) }
+  try {
+    peerIdToPublicKey(v)
+  } catch (err) {
+    throw new InvalidInputError(`${b.what}.${k}: ${(err as Error).message}`)
+  }
   return v
 }
 
@@ -115,7 +135,10 @@ const parsers: Parsers = {
   },
   'vendor.ekca.publish': v => {
     const b = new Body(v, 'vendor.ekca.publish', ['vendor', 'certificate'])
-    return { vendor: b.str('vendor', NAME_RE, 'a vendor name'), certificate: der(b.bytes('certificate', 4, MAX_CERT), 'vendor.ekca.publish.certificate') }
+    return {
+      vendor: b.str('vendor', NAME_RE, 'a vendor name'),
+      certificate: der(b.bytes('certificate', 4, MAX_CERT), 'vendor.ekca.publish.certificate')
+    }
   },
   'vendor.ekca.revoke': v => {
     const b = new Body(v, 'vendor.ekca.revoke', ['vendor', 'fingerprint'])
@@ -134,12 +157,21 @@ const parsers: Parsers = {
   },
   'firmware.revoke': v => {
     const b = new Body(v, 'firmware.revoke', ['vendor', 'platform', 'version'])
-    return { vendor: b.str('vendor', NAME_RE, 'a vendor name'), platform: b.str('platform', NAME_RE, 'a platform name'), version: b.str('version', VERSION_RE, 'a version') }
+    return {
+      vendor: b.str('vendor', NAME_RE, 'a vendor name'),
+      platform: b.str('platform', NAME_RE, 'a platform name'),
+      version: b.str('version', VERSION_RE, 'a version')
+    }
   },
   'os.publish': v => {
     const b = new Body(v, 'os.publish', ['name', 'version', 'bank', 'pcrs'])
     const bank = parseBank(b.raw('bank'), 'os.publish.bank')
-    return { name: b.str('name', NAME_RE, 'an OS name'), version: b.str('version', VERSION_RE, 'a version'), bank, pcrs: parsePcrs(b.raw('pcrs'), bank, 'os.publish.pcrs') }
+    return {
+      name: b.str('name', NAME_RE, 'an OS name'),
+      version: b.str('version', VERSION_RE, 'a version'),
+      bank,
+      pcrs: parsePcrs(b.raw('pcrs'), bank, 'os.publish.pcrs')
+    }
   },
   'os.revoke': v => {
     const b = new Body(v, 'os.revoke', ['name', 'version'])
@@ -158,12 +190,28 @@ const parsers: Parsers = {
   },
   'image.revoke': v => {
     const b = new Body(v, 'image.revoke', ['name', 'digest'])
-    return { name: b.str('name', IMAGE_NAME_RE, 'an image name'), digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits') }
+    return {
+      name: b.str('name', IMAGE_NAME_RE, 'an image name'),
+      digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits')
+    }
   },
   'node.register': v => {
-    const b = new Body(v, 'node.register', ['nodeId', 'ekCertificate', 'akPublic', 'addrs', 'platform', 'os', 'blsPublicKey', 'blsProof'])
+    const b = new Body(v, 'node.register', [
+      'nodeId',
+      'ekCertificate',
+      'akPublic',
+      'addrs',
+      'platform',
+      'os',
+      'blsPublicKey',
+      'blsProof'
+    ])
     const addrs = b.raw('addrs')
-    if (!is.array(addrs) || addrs.length > 32 || !addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 256 && /^[\x21-\x7e]+$/.test(a))) {
+    if (
+      !is.array(addrs) ||
+      addrs.length > 32 ||
+      !addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 256 && /^[\x21-\x7e]+$/.test(a))
+    ) {
       throw new InvalidInputError('node.register.addrs: expected up to 32 multiaddr strings ("/ip4/…")')
     }
     const out: TxBodies['node.register'] = {
@@ -172,10 +220,16 @@ const parsers: Parsers = {
       akPublic: b.bytes('akPublic', 1, 1024),
       addrs: addrs as string[]
     }
-    if (b.has('platform')) out.platform = b.str('platform', /^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}$/, '"<vendor>/<platform>"')
+    if (b.has('platform'))
+      out.platform = b.str(
+        'platform',
+        /^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}$/,
+        '"<vendor>/<platform>"'
+      )
     if (b.has('os')) out.os = b.str('os', NAME_RE, 'an OS name')
     // BLS12-381: a compressed G1 public key and a G2 signature as proof of possession (checked by the quorum rules)
-    if (b.has('blsPublicKey') !== b.has('blsProof')) throw new InvalidInputError('node.register: blsPublicKey and blsProof come together')
+    if (b.has('blsPublicKey') !== b.has('blsProof'))
+      throw new InvalidInputError('node.register: blsPublicKey and blsProof come together')
     if (b.has('blsPublicKey')) {
       out.blsPublicKey = b.bytes('blsPublicKey', 48, 48)
       out.blsProof = b.bytes('blsProof', 96, 96)
@@ -199,7 +253,12 @@ const parsers: Parsers = {
   'verifier.fault': v => {
     const b = new Body(v, 'verifier.fault', ['nodeId', 'round', 'verdict', 'evidence'])
     // the evidence must fit the transaction (64 KiB): event logs of real machines may not (see chain/README.md)
-    return { nodeId: nodeId(b, 'nodeId'), round: b.uint('round'), verdict: b.bytes('verdict', 1, 1024), evidence: b.bytes('evidence', 1, 62 * 1024) }
+    return {
+      nodeId: nodeId(b, 'nodeId'),
+      round: b.uint('round'),
+      verdict: b.bytes('verdict', 1, 1024),
+      evidence: b.bytes('evidence', 1, 62 * 1024)
+    }
   }
 }
 
@@ -208,25 +267,36 @@ const parsers: Parsers = {
  * (a WeakMap entry per parsed CID, the larger part of its cost): base58btc v0 ("Q…"), or a
  * base58btc/base32/base36 multibase string of a CID whose bytes decode with nothing left over.
  */
-export function isCidString (s: string): boolean {
+export function isCidString(s: string): boolean {
   try {
     let bytes: Uint8Array
     switch (s[0]) {
-      case 'Q': bytes = base58btc.decode(`${base58btc.prefix}${s}`); break
-      case base58btc.prefix: bytes = base58btc.decode(s); break
-      case base32.prefix: bytes = base32.decode(s); break
-      case base36.prefix: bytes = base36.decode(s); break
-      default: return false
+      case 'Q':
+        bytes = base58btc.decode(`${base58btc.prefix}${s}`)
+        break
+      case base58btc.prefix:
+        bytes = base58btc.decode(s)
+        break
+      case base32.prefix:
+        bytes = base32.decode(s)
+        break
+      case base36.prefix:
+        bytes = base36.decode(s)
+        break
+      default:
+        return false
     }
     const cid = CID.decode(bytes)
     return cid.version !== 0 || s[0] === 'Q'
-  } catch { return false }
+  } catch {
+    return false
+  }
 }
 
-export function isTxType (t: string): t is TxType {
+export function isTxType(t: string): t is TxType {
   return (TX_TYPES as readonly string[]).includes(t)
 }
 
-export function parseBody<T extends TxType> (type: T, body: Canonical): TxBodies[T] {
+export function parseBody<T extends TxType>(type: T, body: Canonical): TxBodies[T] {
   return (parsers[type] as (v: Canonical) => TxBodies[T])(body)
 }

@@ -12,8 +12,20 @@ import { PROOF_TYPE, verifyStateProof } from './store.ts'
 import { buildTx } from './tx.ts'
 import type { TxSigner } from './keys.ts'
 import {
-  TxCode, type BlockHeader, type EkCaRecord, type FirmwareRecord, type ImageRecord, type NodeView, type OsRecord, type QcRecord,
-  type ReferenceValues, type SeedView, type TxBodies, type TxResult, type TxType, type VendorRecord
+  TxCode,
+  type BlockHeader,
+  type EkCaRecord,
+  type FirmwareRecord,
+  type ImageRecord,
+  type NodeView,
+  type OsRecord,
+  type QcRecord,
+  type ReferenceValues,
+  type SeedView,
+  type TxBodies,
+  type TxResult,
+  type TxType,
+  type VendorRecord
 } from './types.ts'
 
 /** The chain could not be reached or answered with an RPC error: try again later. */
@@ -25,7 +37,11 @@ export class ChainRpcError extends QuorateError {
   override readonly code: string = 'ERR_CHAIN_RPC'
   readonly rpcCode: number
   readonly data: string
-  constructor (rpcCode: number, message: string, data: string) { super(`${message}: ${data}`); this.rpcCode = rpcCode; this.data = data }
+  constructor(rpcCode: number, message: string, data: string) {
+    super(`${message}: ${data}`)
+    this.rpcCode = rpcCode
+    this.data = data
+  }
 }
 /** The chain refused a transaction (code ≠ 0); nothing was changed. */
 export class TxRejectedError extends InvalidInputError {
@@ -34,9 +50,12 @@ export class TxRejectedError extends InvalidInputError {
   readonly log: string
   readonly hash: string
   readonly phase: 'check' | 'deliver'
-  constructor (r: { txCode: number, log: string, hash: string, phase: 'check' | 'deliver' }) {
+  constructor(r: { txCode: number; log: string; hash: string; phase: 'check' | 'deliver' }) {
     super(`transaction ${r.hash.slice(0, 16)}… refused at ${r.phase} (code ${r.txCode}): ${r.log}`)
-    this.txCode = r.txCode; this.log = r.log; this.hash = r.hash; this.phase = r.phase
+    this.txCode = r.txCode
+    this.log = r.log
+    this.hash = r.hash
+    this.phase = r.phase
   }
 }
 /** A query failed (code ≠ 0 other than not found). */
@@ -55,15 +74,26 @@ export interface ChainStatus {
   catchingUp: boolean
   nodeVersion: string
 }
-export interface BroadcastResult { hash: string, code: number, log: string, data?: Uint8Array, codespace: string }
-export interface CommitResult { hash: string, height: number, checkTx: TxResult, txResult: TxResult }
+export interface BroadcastResult {
+  hash: string
+  code: number
+  log: string
+  data?: Uint8Array
+  codespace: string
+}
+export interface CommitResult {
+  hash: string
+  height: number
+  checkTx: TxResult
+  txResult: TxResult
+}
 export interface AbciQueryResult {
   code: number
   log: string
   key?: Uint8Array
   value?: Uint8Array
   height: number
-  proofOps?: Array<{ type: string, key: Uint8Array, data: Uint8Array }>
+  proofOps?: Array<{ type: string; key: Uint8Array; data: Uint8Array }>
   codespace: string
 }
 /** A block as the RPC returns it: its header (CometBFT semantics), its hash and its transactions. */
@@ -71,8 +101,20 @@ export interface BlockInfo extends BlockHeader {
   hash: Uint8Array
   txs: Uint8Array[]
 }
-export interface TxInfo { hash: string, height: number, index: number, result: TxResult, tx: Uint8Array }
-export interface SendResult { hash: string, height: number, code: number, log: string, data?: Uint8Array }
+export interface TxInfo {
+  hash: string
+  height: number
+  index: number
+  result: TxResult
+  tx: Uint8Array
+}
+export interface SendResult {
+  hash: string
+  height: number
+  code: number
+  log: string
+  data?: Uint8Array
+}
 
 export interface ChainClientOptions {
   /** RPC base URL, e.g. http://127.0.0.1:26657 (QUORATE_CHAIN_RPC in the CLI). */
@@ -82,16 +124,17 @@ export interface ChainClientOptions {
 }
 
 /** Parses RFC 3339 with any number of fractional digits (CometBFT uses nanoseconds). */
-export function parseTime (s: string): number {
+export function parseTime(s: string): number {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(s)
   if (m === null) return Date.parse(s)
   return Date.parse(`${m[1]}.${(m[2] ?? '0').padEnd(3, '0').slice(0, 3)}${m[3]}`)
 }
 const hexOrEmpty = (s: unknown): Uint8Array => (typeof s === 'string' && s !== '' ? fromHex(s) : new Uint8Array(0))
-const b64OrEmpty = (s: unknown): Uint8Array | undefined => (typeof s === 'string' && s !== '' ? fromBase64(s) : undefined)
+const b64OrEmpty = (s: unknown): Uint8Array | undefined =>
+  typeof s === 'string' && s !== '' ? fromBase64(s) : undefined
 const num = (s: unknown): number => (typeof s === 'number' ? s : Number(s ?? 0))
 
-function txResultFrom (j: Record<string, unknown> | undefined): TxResult {
+function txResultFrom(j: Record<string, unknown> | undefined): TxResult {
   const data = b64OrEmpty(j?.data)
   const base = { code: num(j?.code), log: String(j?.log ?? ''), codespace: String(j?.codespace ?? '') }
   return data === undefined ? base : { ...base, data }
@@ -106,50 +149,75 @@ export class ChainClient {
   readonly #seq = new Map<string, number>()
   readonly #locks = new Map<string, Promise<unknown>>()
 
-  constructor (opts: ChainClientOptions) {
+  constructor(opts: ChainClientOptions) {
     this.url = new URL(opts.url)
-    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new InvalidInputError(`chain RPC URL must be http(s), not ${this.url.protocol}`)
+    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:')
+      throw new InvalidInputError(`chain RPC URL must be http(s), not ${this.url.protocol}`)
     this.#timeout = opts.timeoutMs ?? 35_000
-    this.#agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
+    this.#agent =
+      this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
   }
 
-  close (): void { this.#agent.destroy() }
+  close(): void {
+    this.#agent.destroy()
+  }
 
   /** One JSON-RPC 2.0 call. */
-  async call<T = Record<string, unknown>> (method: string, params: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  async call<T = Record<string, unknown>>(
+    method: string,
+    params: Record<string, unknown>,
+    opts: { signal?: AbortSignal } = {}
+  ): Promise<T> {
     const id = ++this.#id
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, params })
     let status = 0
     const text = await new Promise<string>((resolve, reject) => {
-      const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(this.url, {
-        method: 'POST', agent: this.#agent, signal: opts.signal, timeout: this.#timeout,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-      }, res => {
-        status = res.statusCode ?? 0
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-        res.on('error', reject)
-      })
+      const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.#agent,
+          signal: opts.signal,
+          timeout: this.#timeout,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+        },
+        res => {
+          status = res.statusCode ?? 0
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+          res.on('error', reject)
+        }
+      )
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeout} ms`)))
-      req.on('error', err => reject(new ChainUnavailableError(`chain RPC ${this.url.origin} (${method}) failed: ${err.message}`, { cause: err })))
+      req.on('error', err =>
+        reject(
+          new ChainUnavailableError(`chain RPC ${this.url.origin} (${method}) failed: ${err.message}`, { cause: err })
+        )
+      )
       req.end(body)
     })
     // the server is at its connection or buffered-bytes limit: try again shortly
-    if (status === 503) throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
-    let j: { result?: T, error?: { code?: number, message?: string, data?: string } }
-    try { j = JSON.parse(text) } catch { throw new ChainUnavailableError(`chain RPC ${this.url.origin} answered ${method} with something that is not JSON`) }
+    if (status === 503)
+      throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
+    let j: { result?: T; error?: { code?: number; message?: string; data?: string } }
+    try {
+      j = JSON.parse(text)
+    } catch {
+      throw new ChainUnavailableError(`chain RPC ${this.url.origin} answered ${method} with something that is not JSON`)
+    }
     if (j.error !== undefined) {
       const data = String(j.error.data ?? '')
-      if (/timed out waiting for tx|mempool is full/.test(data)) throw new ChainUnavailableError(`chain RPC ${method}: ${data}`)
+      if (/timed out waiting for tx|mempool is full/.test(data))
+        throw new ChainUnavailableError(`chain RPC ${method}: ${data}`)
       throw new ChainRpcError(num(j.error.code), String(j.error.message ?? 'error'), data)
     }
     if (j.result === undefined) throw new ChainUnavailableError(`chain RPC ${method}: no result`)
     return j.result
   }
 
-  async status (): Promise<ChainStatus> {
-    const r = await this.call<{ node_info: Record<string, unknown>, sync_info: Record<string, unknown> }>('status', {})
+  async status(): Promise<ChainStatus> {
+    const r = await this.call<{ node_info: Record<string, unknown>; sync_info: Record<string, unknown> }>('status', {})
     const s = r.sync_info
     this.#chainId = String(r.node_info.network)
     return {
@@ -163,35 +231,60 @@ export class ChainClient {
     }
   }
 
-  async chainId (): Promise<string> { return this.#chainId ?? (await this.status()).chainId }
+  async chainId(): Promise<string> {
+    return this.#chainId ?? (await this.status()).chainId
+  }
 
-  async broadcastTxSync (tx: Uint8Array): Promise<BroadcastResult> {
+  async broadcastTxSync(tx: Uint8Array): Promise<BroadcastResult> {
     const r = await this.call('broadcast_tx_sync', { tx: toBase64(tx) })
     return { hash: String(r.hash), ...txResultFrom(r) }
   }
 
-  async broadcastTxCommit (tx: Uint8Array): Promise<CommitResult> {
+  async broadcastTxCommit(tx: Uint8Array): Promise<CommitResult> {
     const r = await this.call<Record<string, unknown>>('broadcast_tx_commit', { tx: toBase64(tx) })
     // v0.38 says tx_result; v0.34 said deliver_tx
     const deliver = (r.tx_result ?? r.deliver_tx) as Record<string, unknown> | undefined
-    return { hash: String(r.hash), height: num(r.height), checkTx: txResultFrom(r.check_tx as Record<string, unknown>), txResult: txResultFrom(deliver) }
+    return {
+      hash: String(r.hash),
+      height: num(r.height),
+      checkTx: txResultFrom(r.check_tx as Record<string, unknown>),
+      txResult: txResultFrom(deliver)
+    }
   }
 
-  async abciQuery (path: string, data: Uint8Array = new Uint8Array(0), opts: { height?: number, prove?: boolean } = {}): Promise<AbciQueryResult> {
-    const r = await this.call<{ response: Record<string, unknown> }>('abci_query', { path, data: toHex(data), height: String(opts.height ?? 0), prove: opts.prove === true })
+  async abciQuery(
+    path: string,
+    data: Uint8Array = new Uint8Array(0),
+    opts: { height?: number; prove?: boolean } = {}
+  ): Promise<AbciQueryResult> {
+    const r = await this.call<{ response: Record<string, unknown> }>('abci_query', {
+      path,
+      data: toHex(data),
+      height: String(opts.height ?? 0),
+      prove: opts.prove === true
+    })
     const q = r.response
-    const ops = (q.proofOps as { ops?: Array<{ type: string, key: string, data: string }> } | null)?.ops
-    const out: AbciQueryResult = { code: num(q.code), log: String(q.log ?? ''), height: num(q.height), codespace: String(q.codespace ?? '') }
+    const ops = (q.proofOps as { ops?: Array<{ type: string; key: string; data: string }> } | null)?.ops
+    const out: AbciQueryResult = {
+      code: num(q.code),
+      log: String(q.log ?? ''),
+      height: num(q.height),
+      codespace: String(q.codespace ?? '')
+    }
     const key = b64OrEmpty(q.key)
     const value = b64OrEmpty(q.value)
     if (key !== undefined) out.key = key
     if (value !== undefined) out.value = value
-    if (ops !== undefined) out.proofOps = ops.map(o => ({ type: o.type, key: fromBase64(o.key ?? ''), data: fromBase64(o.data ?? '') }))
+    if (ops !== undefined)
+      out.proofOps = ops.map(o => ({ type: o.type, key: fromBase64(o.key ?? ''), data: fromBase64(o.data ?? '') }))
     return out
   }
 
-  async block (height?: number): Promise<BlockInfo> {
-    const r = await this.call<{ block_id: { hash: string }, block: { header: Record<string, unknown>, data: { txs: string[] | null } } }>('block', height === undefined ? {} : { height: String(height) })
+  async block(height?: number): Promise<BlockInfo> {
+    const r = await this.call<{
+      block_id: { hash: string }
+      block: { header: Record<string, unknown>; data: { txs: string[] | null } }
+    }>('block', height === undefined ? {} : { height: String(height) })
     const h = r.block.header
     return {
       height: num(h.height),
@@ -208,11 +301,17 @@ export class ChainClient {
   }
 
   /** A committed tx by hash (hex string or bytes); undefined if unknown. */
-  async tx (hash: string | Uint8Array): Promise<TxInfo | undefined> {
+  async tx(hash: string | Uint8Array): Promise<TxInfo | undefined> {
     const bytes = typeof hash === 'string' ? fromHex(hash) : hash
     try {
       const r = await this.call<Record<string, unknown>>('tx', { hash: toBase64(bytes), prove: false })
-      return { hash: String(r.hash), height: num(r.height), index: num(r.index), result: txResultFrom(r.tx_result as Record<string, unknown>), tx: fromBase64(String(r.tx)) }
+      return {
+        hash: String(r.hash),
+        height: num(r.height),
+        index: num(r.index),
+        result: txResultFrom(r.tx_result as Record<string, unknown>),
+        tx: fromBase64(String(r.tx))
+      }
     } catch (err) {
       if (err instanceof ChainRpcError && /not found/.test(err.data)) return undefined
       throw err
@@ -220,7 +319,7 @@ export class ChainClient {
   }
 
   /** An app query: params canonical-encoded, result canonical-decoded; undefined when not found. */
-  async query<T> (path: string, params: Record<string, Canonical | undefined> = {}): Promise<T | undefined> {
+  async query<T>(path: string, params: Record<string, Canonical | undefined> = {}): Promise<T | undefined> {
     const r = await this.abciQuery(path, encode(params as Canonical))
     if (r.code === TxCode.NOT_FOUND) return undefined
     if (r.code !== 0) throw new ChainQueryError(`query ${path} failed (code ${r.code}): ${r.log}`)
@@ -232,7 +331,7 @@ export class ChainClient {
    * last committed one, else block height+1's header (CometBFT semantics). Not status'
    * latest_app_hash: on a CometBFT node that is the latest header's, i.e. after height − 1.
    */
-  async appHashAfter (height: number): Promise<Uint8Array | undefined> {
+  async appHashAfter(height: number): Promise<Uint8Array | undefined> {
     const a = (await this.call<{ response: Record<string, unknown> }>('abci_info', {})).response
     if (num(a.last_block_height) === height) return b64OrEmpty(a.last_block_app_hash)
     const s = await this.status()
@@ -244,37 +343,73 @@ export class ChainClient {
    * Raw state value at `key` with its inclusion proof checked against an app hash: the one given
    * (e.g. from a light client), else the app hash after the height the query answered at.
    */
-  async provenValue (key: string, appHash?: Uint8Array): Promise<{ value: Uint8Array, height: number, appHash?: Uint8Array, verified: boolean } | undefined> {
+  async provenValue(
+    key: string,
+    appHash?: Uint8Array
+  ): Promise<{ value: Uint8Array; height: number; appHash?: Uint8Array; verified: boolean } | undefined> {
     const r = await this.abciQuery('/key', utf8.encode(key), { prove: true })
     if (r.code === TxCode.NOT_FOUND) return undefined
     if (r.code !== 0 || r.value === undefined) throw new ChainQueryError(`query /key failed (code ${r.code}): ${r.log}`)
-    const root = appHash ?? await this.appHashAfter(r.height)
+    const root = appHash ?? (await this.appHashAfter(r.height))
     const op = r.proofOps?.find(o => o.type === PROOF_TYPE)
     const verified = root !== undefined && op !== undefined && verifyStateProof(root, key, r.value, op.data)
-    return root === undefined ? { value: r.value, height: r.height, verified } : { value: r.value, height: r.height, appHash: root, verified }
+    return root === undefined
+      ? { value: r.value, height: r.height, verified }
+      : { value: r.value, height: r.height, appHash: root, verified }
   }
 
   // ---- typed queries ----
-  async account (signer: Uint8Array): Promise<number> { return (await this.query<{ seq: number }>('/account', { signer }))?.seq ?? 0 }
-  async vendor (name: string): Promise<VendorRecord | undefined> { return await this.query('/vendor', { name }) }
-  async ekCas (vendor?: string): Promise<EkCaRecord[]> { return (await this.query<{ ekCas: EkCaRecord[] }>('/ekcas', { vendor }))?.ekCas ?? [] }
+  async account(signer: Uint8Array): Promise<number> {
+    return (await this.query<{ seq: number }>('/account', { signer }))?.seq ?? 0
+  }
+  async vendor(name: string): Promise<VendorRecord | undefined> {
+    return await this.query('/vendor', { name })
+  }
+  async ekCas(vendor?: string): Promise<EkCaRecord[]> {
+    return (await this.query<{ ekCas: EkCaRecord[] }>('/ekcas', { vendor }))?.ekCas ?? []
+  }
   /** Active reference values; filter by firmware vendor/platform and OS name. */
-  async referenceValues (filter: { vendor?: string, platform?: string, os?: string } = {}): Promise<ReferenceValues> {
+  async referenceValues(filter: { vendor?: string; platform?: string; os?: string } = {}): Promise<ReferenceValues> {
     return (await this.query<ReferenceValues>('/refs', filter)) ?? { ekCas: [], firmware: [], os: [] }
   }
 
-  async firmware (vendor: string, platform?: string, version?: string): Promise<FirmwareRecord[]> { return (await this.query<{ firmware: FirmwareRecord[] }>('/firmware', { vendor, platform, version }))?.firmware ?? [] }
-  async os (name: string, version?: string): Promise<OsRecord[]> { return (await this.query<{ os: OsRecord[] }>('/os', { name, version }))?.os ?? [] }
-  async node (nodeId: string): Promise<NodeView | undefined> { return await this.query('/node', { nodeId }) }
+  async firmware(vendor: string, platform?: string, version?: string): Promise<FirmwareRecord[]> {
+    return (
+      (await this.query<{ firmware: FirmwareRecord[] }>('/firmware', { vendor, platform, version }))?.firmware ?? []
+    )
+  }
+  async os(name: string, version?: string): Promise<OsRecord[]> {
+    return (await this.query<{ os: OsRecord[] }>('/os', { name, version }))?.os ?? []
+  }
+  async node(nodeId: string): Promise<NodeView | undefined> {
+    return await this.query('/node', { nodeId })
+  }
   /** Certified (unexpired) nodes plus genesis verifiers; `all` lists every registered node. */
-  async nodes (status: 'certified' | 'all' = 'certified'): Promise<NodeView[]> { return (await this.query<{ nodes: NodeView[] }>('/nodes', { status }))?.nodes ?? [] }
-  async candidates (exclude?: string): Promise<Array<{ nodeId: string, publicKey: Uint8Array }>> { return (await this.query<{ candidates: Array<{ nodeId: string, publicKey: Uint8Array }> }>('/candidates', { exclude }))?.candidates ?? [] }
-  async seed (nodeId: string, round?: number): Promise<SeedView> { return (await this.query<SeedView>('/seed', { nodeId, round })) ?? { status: 'none', nodeId } }
-  async images (q: { name: string } | { digest: string }): Promise<ImageRecord[]> { return (await this.query<{ images: ImageRecord[] }>('/image', q))?.images ?? [] }
-  async qc (nodeId: string): Promise<QcRecord | undefined> { return await this.query('/qc', { nodeId }) }
+  async nodes(status: 'certified' | 'all' = 'certified'): Promise<NodeView[]> {
+    return (await this.query<{ nodes: NodeView[] }>('/nodes', { status }))?.nodes ?? []
+  }
+  async candidates(exclude?: string): Promise<Array<{ nodeId: string; publicKey: Uint8Array }>> {
+    return (
+      (await this.query<{ candidates: Array<{ nodeId: string; publicKey: Uint8Array }> }>('/candidates', { exclude }))
+        ?.candidates ?? []
+    )
+  }
+  async seed(nodeId: string, round?: number): Promise<SeedView> {
+    return (await this.query<SeedView>('/seed', { nodeId, round })) ?? { status: 'none', nodeId }
+  }
+  async images(q: { name: string } | { digest: string }): Promise<ImageRecord[]> {
+    return (await this.query<{ images: ImageRecord[] }>('/image', q))?.images ?? []
+  }
+  async qc(nodeId: string): Promise<QcRecord | undefined> {
+    return await this.query('/qc', { nodeId })
+  }
 
   /** Polls until the seed for (nodeId, round) is fixed. */
-  async waitForSeed (nodeId: string, round: number, opts: { signal?: AbortSignal, pollMs?: number } = {}): Promise<SeedView> {
+  async waitForSeed(
+    nodeId: string,
+    round: number,
+    opts: { signal?: AbortSignal; pollMs?: number } = {}
+  ): Promise<SeedView> {
     for (;;) {
       opts.signal?.throwIfAborted()
       const s = await this.seed(nodeId, round)
@@ -285,7 +420,7 @@ export class ChainClient {
   }
 
   /** Polls until the chain reaches `height`; returns the status then. */
-  async waitForHeight (height: number, opts: { signal?: AbortSignal, pollMs?: number } = {}): Promise<ChainStatus> {
+  async waitForHeight(height: number, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<ChainStatus> {
     for (;;) {
       opts.signal?.throwIfAborted()
       const s = await this.status()
@@ -298,15 +433,22 @@ export class ChainClient {
    * attest.request for the node's next round (latest round + 1), signed by the node's own key.
    * `reset` after a reboot ends the current certification at once.
    */
-  async requestAttestation (nodeKey: TxSigner & { peerId: string }, opts: { reset?: boolean, round?: number } = {}): Promise<SendResult & { round: number }> {
+  async requestAttestation(
+    nodeKey: TxSigner & { peerId: string },
+    opts: { reset?: boolean; round?: number } = {}
+  ): Promise<SendResult & { round: number }> {
     const latest = (await this.seed(nodeKey.peerId)).round ?? 0
     const round = opts.round ?? latest + 1
-    const r = await this.send('attest.request', opts.reset === true ? { nodeId: nodeKey.peerId, round, reset: true } : { nodeId: nodeKey.peerId, round }, nodeKey)
+    const r = await this.send(
+      'attest.request',
+      opts.reset === true ? { nodeId: nodeKey.peerId, round, reset: true } : { nodeId: nodeKey.peerId, round },
+      nodeKey
+    )
     return { ...r, round }
   }
 
   /** attest.record with a quorum certificate (any account may submit it). */
-  async recordAttestation (key: TxSigner, nodeId: string, round: number, qc: Uint8Array): Promise<SendResult> {
+  async recordAttestation(key: TxSigner, nodeId: string, round: number, qc: Uint8Array): Promise<SendResult> {
     return await this.send('attest.record', { nodeId, round, qc }, key)
   }
 
@@ -315,28 +457,63 @@ export class ChainClient {
    * Transactions of one signer are sent one at a time, so they reach the mempool in order.
    * Throws TxRejectedError when the chain refuses it (nothing changed).
    */
-  async send<T extends TxType> (type: T, body: TxBodies[T], key: TxSigner, opts: { wait?: 'commit' | 'sync' } = {}): Promise<SendResult> {
+  async send<T extends TxType>(
+    type: T,
+    body: TxBodies[T],
+    key: TxSigner,
+    opts: { wait?: 'commit' | 'sync' } = {}
+  ): Promise<SendResult> {
     const id = toHex(key.publicKey)
     const prev = this.#locks.get(id) ?? Promise.resolve()
     const run = prev.catch(() => {}).then(async () => await this.#send(type, body, key, id, opts.wait ?? 'commit'))
     this.#locks.set(id, run)
-    try { return await run } finally { if (this.#locks.get(id) === run) this.#locks.delete(id) }
+    try {
+      return await run
+    } finally {
+      if (this.#locks.get(id) === run) this.#locks.delete(id)
+    }
   }
 
-  async #send<T extends TxType> (type: T, body: TxBodies[T], key: TxSigner, id: string, wait: 'commit' | 'sync'): Promise<SendResult> {
+  async #send<T extends TxType>(
+    type: T,
+    body: TxBodies[T],
+    key: TxSigner,
+    id: string,
+    wait: 'commit' | 'sync'
+  ): Promise<SendResult> {
     const chainId = await this.chainId()
     for (let attempt = 0; ; attempt++) {
       let seq = this.#seq.get(id)
-      if (seq === undefined) { seq = await this.account(key.publicKey); this.#seq.set(id, seq) }
+      if (seq === undefined) {
+        seq = await this.account(key.publicKey)
+        this.#seq.set(id, seq)
+      }
       const tx = buildTx(type, body, key, seq, chainId)
-      let hash: string, code: number, log: string, height = 0, data: Uint8Array | undefined, phase: 'check' | 'deliver' = 'check'
+      let hash: string,
+        code: number,
+        log: string,
+        height = 0,
+        data: Uint8Array | undefined,
+        phase: 'check' | 'deliver' = 'check'
       if (wait === 'sync') {
         const r = await this.broadcastTxSync(tx)
-        hash = r.hash; code = r.code; log = r.log; data = r.data
+        hash = r.hash
+        code = r.code
+        log = r.log
+        data = r.data
       } else {
         const r = await this.broadcastTxCommit(tx)
-        hash = r.hash; height = r.height
-        if (r.checkTx.code !== 0) { code = r.checkTx.code; log = r.checkTx.log } else { code = r.txResult.code; log = r.txResult.log; data = r.txResult.data; phase = 'deliver' }
+        hash = r.hash
+        height = r.height
+        if (r.checkTx.code !== 0) {
+          code = r.checkTx.code
+          log = r.checkTx.log
+        } else {
+          code = r.txResult.code
+          log = r.txResult.log
+          data = r.txResult.data
+          phase = 'deliver'
+        }
       }
       if (code === 0) {
         this.#seq.set(id, seq + 1)

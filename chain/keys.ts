@@ -16,7 +16,7 @@ export { peerIdToPublicKey, publicKeyToPeerId, verifyEd25519 } from '../encoding
 export interface TxSigner {
   /** Raw 32-byte ed25519 public key (the account). */
   readonly publicKey: Uint8Array
-  sign (message: Uint8Array): Uint8Array
+  sign(message: Uint8Array): Uint8Array
 }
 
 export interface ChainKey extends TxSigner {
@@ -31,48 +31,62 @@ class Ed25519ChainKey implements ChainKey {
   readonly peerId: string
   readonly protobuf: Uint8Array
   readonly #key: KeyObject
-  constructor (seed: Uint8Array, publicKey: Uint8Array, protobuf: Uint8Array) {
+  constructor(seed: Uint8Array, publicKey: Uint8Array, protobuf: Uint8Array) {
     this.#key = ed25519PrivateKey(seed)
     this.publicKey = publicKey
     this.protobuf = protobuf
     this.peerId = publicKeyToPeerId(publicKey)
   }
 
-  sign (message: Uint8Array): Uint8Array {
+  sign(message: Uint8Array): Uint8Array {
     return new Uint8Array(edSign(null, message, this.#key))
   }
 
-  toJSON (): Record<string, string> { return { peerId: this.peerId, publicKey: toHex(this.publicKey) } }
+  toJSON(): Record<string, string> {
+    return { peerId: this.peerId, publicKey: toHex(this.publicKey) }
+  }
 }
 
-export function chainKeyFromProtobuf (bytes: Uint8Array): ChainKey {
-  let pk
-  try { pk = privateKeyFromProtobuf(bytes) } catch (err) { throw new InvalidInputError('not a libp2p protobuf private key', { cause: err }) }
+export function chainKeyFromProtobuf(bytes: Uint8Array): ChainKey {
+  let pk: ReturnType<typeof privateKeyFromProtobuf>
+  try {
+    pk = privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new InvalidInputError('not a libp2p protobuf private key', { cause: err })
+  }
   if (pk.type !== 'Ed25519') throw new InvalidInputError(`chain keys must be Ed25519, not ${pk.type}`)
   // libp2p's Ed25519 raw private key is seed (32) ‖ public key (32)
   return new Ed25519ChainKey(pk.raw.subarray(0, 32), pk.publicKey.raw, new Uint8Array(privateKeyToProtobuf(pk)))
 }
 
-export async function generateChainKey (): Promise<ChainKey> {
+export async function generateChainKey(): Promise<ChainKey> {
   const pk = await generateKeyPair('Ed25519')
   return chainKeyFromProtobuf(privateKeyToProtobuf(pk))
 }
 
 /** Loads a key file; refuses files readable by others (the key is an identity). */
-export async function loadChainKey (path: string): Promise<ChainKey> {
-  let st
-  try { st = await stat(path) } catch (err) { throw new ConfigError(`no key file at ${path}; create one with \`quorate keys new\``, { cause: err }) }
-  if ((st.mode & 0o077) !== 0) throw new ConfigError(`key file ${path} is accessible by group/others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${path}`)
+export async function loadChainKey(path: string): Promise<ChainKey> {
+  let st: Awaited<ReturnType<typeof stat>>
+  try {
+    st = await stat(path)
+  } catch (err) {
+    throw new ConfigError(`no key file at ${path}; create one with \`quorate keys new\``, { cause: err })
+  }
+  if ((st.mode & 0o077) !== 0)
+    throw new ConfigError(
+      `key file ${path} is accessible by group/others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${path}`
+    )
   return chainKeyFromProtobuf(new Uint8Array(await readFile(path)))
 }
 
 /** Writes a key file with mode 0600; never overwrites an existing key unless asked. */
-export async function saveChainKey (path: string, key: ChainKey, opts: { overwrite?: boolean } = {}): Promise<void> {
+export async function saveChainKey(path: string, key: ChainKey, opts: { overwrite?: boolean } = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   try {
     await writeFile(path, key.protobuf, { mode: 0o600, flag: opts.overwrite === true ? 'w' : 'wx' })
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConfigError(`a key already exists at ${path}; refusing to overwrite it`, { cause: err })
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new ConfigError(`a key already exists at ${path}; refusing to overwrite it`, { cause: err })
     throw err
   }
 }

@@ -35,46 +35,89 @@ export interface StoredBlock {
   signature: Uint8Array
 }
 
-export interface CommittedTx { hash: Uint8Array, height: number, index: number, result: TxResult, tx: Uint8Array }
+export interface CommittedTx {
+  hash: Uint8Array
+  height: number
+  index: number
+  result: TxResult
+  tx: Uint8Array
+}
 
 export class MempoolError extends TransientError {
   override readonly code: string = 'ERR_MEMPOOL'
 }
 
-export function validatorAddress (publicKey: Uint8Array): Uint8Array { return sha256(publicKey).subarray(0, 20) }
-export function blockHash (h: BlockHeader): Uint8Array { return sha256(encodeHeader(h)) }
-export function encodeHeader (h: BlockHeader): Uint8Array {
-  return encode({ chainId: h.chainId, height: h.height, time: h.time, lastBlockHash: h.lastBlockHash, dataHash: h.dataHash, appHash: h.appHash, lastResultsHash: h.lastResultsHash, proposer: h.proposer })
+export function validatorAddress(publicKey: Uint8Array): Uint8Array {
+  return sha256(publicKey).subarray(0, 20)
+}
+export function blockHash(h: BlockHeader): Uint8Array {
+  return sha256(encodeHeader(h))
+}
+export function encodeHeader(h: BlockHeader): Uint8Array {
+  return encode({
+    chainId: h.chainId,
+    height: h.height,
+    time: h.time,
+    lastBlockHash: h.lastBlockHash,
+    dataHash: h.dataHash,
+    appHash: h.appHash,
+    lastResultsHash: h.lastResultsHash,
+    proposer: h.proposer
+  })
 }
 const NO_DATA = new Uint8Array(0)
 /** The stored form of a block's results (what resultsHash hashes). */
-export function encodeResults (results: readonly TxResult[]): Uint8Array {
+export function encodeResults(results: readonly TxResult[]): Uint8Array {
   return encode(results.map(r => [r.code, r.data ?? NO_DATA, r.log]))
 }
-export function resultsHash (results: readonly TxResult[]): Uint8Array {
+export function resultsHash(results: readonly TxResult[]): Uint8Array {
   return sha256(encodeResults(results))
 }
-export function dataHash (txs: readonly Uint8Array[]): Uint8Array { return dataHashOf(txs.map(t => sha256(t))) }
-export function dataHashOf (txHashes: readonly Uint8Array[]): Uint8Array { return sha256(encode(txHashes)) }
-export function verifyBlockSignature (publicKey: Uint8Array, hash: Uint8Array, sig: Uint8Array): boolean {
+export function dataHash(txs: readonly Uint8Array[]): Uint8Array {
+  return dataHashOf(txs.map(t => sha256(t)))
+}
+export function dataHashOf(txHashes: readonly Uint8Array[]): Uint8Array {
+  return sha256(encode(txHashes))
+}
+export function verifyBlockSignature(publicKey: Uint8Array, hash: Uint8Array, sig: Uint8Array): boolean {
   return verifyEd25519(publicKey, concat([BLOCK_SIGN_DOMAIN, hash]), sig)
 }
 
-function decodeResults (b: Uint8Array): TxResult[] {
+function decodeResults(b: Uint8Array): TxResult[] {
   return (decode(b, { maxBytes: 1 << 28, maxItems: 1 << 20 }) as Canonical[][]).map(r => {
     const [code, data, log] = r as [number, Uint8Array, string]
-    return data.byteLength === 0 ? { code, log, codespace: code === 0 ? '' : 'quorate' } : { code, log, data, codespace: code === 0 ? '' : 'quorate' }
+    return data.byteLength === 0
+      ? { code, log, codespace: code === 0 ? '' : 'quorate' }
+      : { code, log, data, codespace: code === 0 ? '' : 'quorate' }
   })
 }
 
-interface BlockRow { height: number, hash: Uint8Array, header: Uint8Array, txs: Uint8Array, results: Uint8Array, app_hash: Uint8Array, results_hash: Uint8Array, sig: Uint8Array }
+interface BlockRow {
+  height: number
+  hash: Uint8Array
+  header: Uint8Array
+  txs: Uint8Array
+  results: Uint8Array
+  app_hash: Uint8Array
+  results_hash: Uint8Array
+  sig: Uint8Array
+}
 
-export function decodeBlockRow (r: BlockRow): StoredBlock {
+export function decodeBlockRow(r: BlockRow): StoredBlock {
   const h = decode(new Uint8Array(r.header)) as unknown as BlockHeader
   return {
-    header: { chainId: h.chainId, height: h.height, time: h.time, lastBlockHash: h.lastBlockHash, dataHash: h.dataHash, appHash: h.appHash, lastResultsHash: h.lastResultsHash, proposer: h.proposer },
+    header: {
+      chainId: h.chainId,
+      height: h.height,
+      time: h.time,
+      lastBlockHash: h.lastBlockHash,
+      dataHash: h.dataHash,
+      appHash: h.appHash,
+      lastResultsHash: h.lastResultsHash,
+      proposer: h.proposer
+    },
     hash: new Uint8Array(r.hash),
-    txs: (decode(new Uint8Array(r.txs), { maxBytes: 1 << 30, maxItems: 1 << 20 }) as Uint8Array[]),
+    txs: decode(new Uint8Array(r.txs), { maxBytes: 1 << 30, maxItems: 1 << 20 }) as Uint8Array[],
     results: decodeResults(new Uint8Array(r.results)),
     appHash: new Uint8Array(r.app_hash),
     resultsHash: new Uint8Array(r.results_hash),
@@ -82,10 +125,12 @@ export function decodeBlockRow (r: BlockRow): StoredBlock {
   }
 }
 
-export function ensureBlockTables (db: DatabaseSync): void {
+export function ensureBlockTables(db: DatabaseSync): void {
   db.exec(`CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, txs BLOB NOT NULL,
     results BLOB NOT NULL, app_hash BLOB NOT NULL, results_hash BLOB NOT NULL, sig BLOB NOT NULL)`)
-  db.exec('CREATE TABLE IF NOT EXISTS txindex (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID')
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS txindex (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID'
+  )
 }
 
 /** Reads blocks and txs from a block store (also used by replay, read-only). */
@@ -94,29 +139,29 @@ export class BlockStore {
   readonly #txByHash: StatementSync
   readonly #range: StatementSync
   readonly #minmax: StatementSync
-  constructor (db: DatabaseSync) {
+  constructor(db: DatabaseSync) {
     this.#byHeight = db.prepare('SELECT * FROM blocks WHERE height = ?')
     this.#txByHash = db.prepare('SELECT height, idx FROM txindex WHERE hash = ?')
     this.#range = db.prepare('SELECT * FROM blocks WHERE height >= ? ORDER BY height')
     this.#minmax = db.prepare('SELECT MIN(height) AS lo, MAX(height) AS hi FROM blocks')
   }
 
-  block (height: number): StoredBlock | undefined {
+  block(height: number): StoredBlock | undefined {
     const r = this.#byHeight.get(height) as BlockRow | undefined
     return r === undefined ? undefined : decodeBlockRow(r)
   }
 
-  *blocks (from = 0): Generator<StoredBlock> {
+  *blocks(from = 0): Generator<StoredBlock> {
     for (const r of this.#range.iterate(from) as Iterable<BlockRow>) yield decodeBlockRow(r)
   }
 
-  range (): { earliest: number, latest: number } | undefined {
-    const r = this.#minmax.get() as { lo: number | null, hi: number | null }
+  range(): { earliest: number; latest: number } | undefined {
+    const r = this.#minmax.get() as { lo: number | null; hi: number | null }
     return r.lo === null || r.hi === null ? undefined : { earliest: r.lo, latest: r.hi }
   }
 
-  tx (hash: Uint8Array): CommittedTx | undefined {
-    const r = this.#txByHash.get(hash) as { height: number, idx: number } | undefined
+  tx(hash: Uint8Array): CommittedTx | undefined {
+    const r = this.#txByHash.get(hash) as { height: number; idx: number } | undefined
     if (r === undefined) return undefined
     const b = this.block(r.height)
     if (b === undefined) return undefined
@@ -150,13 +195,13 @@ export class BlockProducer {
   readonly #insBlock: StatementSync
   readonly #insTx: StatementSync
   readonly #insTxMany: StatementSync
-  #mempool: Array<{ tx: Uint8Array, hash: Uint8Array, hex: string }> = []
+  #mempool: Array<{ tx: Uint8Array; hash: Uint8Array; hex: string }> = []
   readonly #inMempool = new Set<string>()
   #last: StoredBlock | undefined
   readonly #listeners = new Set<(b: StoredBlock) => void>()
   readonly #evictListeners = new Set<(hash: Uint8Array, result: TxResult) => void>()
 
-  constructor (opts: BlockProducerOptions) {
+  constructor(opts: BlockProducerOptions) {
     this.app = opts.app
     this.#key = opts.key
     this.#proposer = validatorAddress(opts.key.publicKey)
@@ -167,39 +212,60 @@ export class BlockProducer {
     this.#log = opts.logger ?? silentLogger('quorate:chain:producer')
     ensureBlockTables(this.app.db)
     this.store = new BlockStore(this.app.db)
-    this.#insBlock = this.app.db.prepare('INSERT INTO blocks (height, hash, header, txs, results, app_hash, results_hash, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.#insBlock = this.app.db.prepare(
+      'INSERT INTO blocks (height, hash, header, txs, results, app_hash, results_hash, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    )
     this.#insTx = this.app.db.prepare('INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES (?, ?, ?)')
-    this.#insTxMany = this.app.db.prepare('INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES ' + Array(TX_BATCH).fill('(?, ?, ?)').join(', '))
+    this.#insTxMany = this.app.db.prepare(
+      'INSERT OR IGNORE INTO txindex (hash, height, idx) VALUES ' + Array(TX_BATCH).fill('(?, ?, ?)').join(', ')
+    )
     const info = this.app.info()
     if (!info.initialized) throw new QuorateError('the chain app is not initialized (no genesis)')
     const r = this.store.range()
     this.#last = r === undefined ? undefined : this.store.block(r.latest)
     const lastHeight = this.#last?.header.height ?? (info.genesis?.initialHeight ?? 1) - 1
-    if (lastHeight !== info.height) throw new QuorateError(`block store (height ${lastHeight}) and state (height ${info.height}) disagree; the database is corrupt`)
-    if (this.#last !== undefined && !equal(this.#last.appHash, info.appHash)) throw new QuorateError('the app hash of the last block differs from the state; the database is corrupt')
+    if (lastHeight !== info.height)
+      throw new QuorateError(
+        `block store (height ${lastHeight}) and state (height ${info.height}) disagree; the database is corrupt`
+      )
+    if (this.#last !== undefined && !equal(this.#last.appHash, info.appHash))
+      throw new QuorateError('the app hash of the last block differs from the state; the database is corrupt')
   }
 
-  get mempoolSize (): number { return this.#mempool.length }
-  get lastBlock (): StoredBlock | undefined { return this.#last }
+  get mempoolSize(): number {
+    return this.#mempool.length
+  }
+  get lastBlock(): StoredBlock | undefined {
+    return this.#last
+  }
 
-  onCommit (fn: (b: StoredBlock) => void): () => void { this.#listeners.add(fn); return () => this.#listeners.delete(fn) }
+  onCommit(fn: (b: StoredBlock) => void): () => void {
+    this.#listeners.add(fn)
+    return () => this.#listeners.delete(fn)
+  }
   /** A mempool tx no longer passes checkTx after a block (e.g. its sequence was taken) and was dropped. */
-  onEvict (fn: (hash: Uint8Array, result: TxResult) => void): () => void { this.#evictListeners.add(fn); return () => this.#evictListeners.delete(fn) }
+  onEvict(fn: (hash: Uint8Array, result: TxResult) => void): () => void {
+    this.#evictListeners.add(fn)
+    return () => this.#evictListeners.delete(fn)
+  }
 
   /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
-  submit (tx: Uint8Array): { result: TxResult, hash: Uint8Array } {
+  submit(tx: Uint8Array): { result: TxResult; hash: Uint8Array } {
     // hex first: Buffer.from(hex) takes its bytes from Node's buffer pool (no allocation of its own)
     const hex = cryptoHash('sha256', tx, 'hex')
     const hash: Uint8Array = Buffer.from(hex, 'hex')
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
     const result = this.app.checkTx(tx, hash)
-    if (result.code === 0) { this.#mempool.push({ tx, hash, hex }); this.#inMempool.add(hex) }
+    if (result.code === 0) {
+      this.#mempool.push({ tx, hash, hex })
+      this.#inMempool.add(hex)
+    }
     return { result, hash }
   }
 
   /** Proposes, executes and commits one block with what the mempool holds (possibly none). */
-  produce (): StoredBlock {
+  produce(): StoredBlock {
     const info = this.app.info()
     const take: Uint8Array[] = []
     const hashes: Uint8Array[] = []
@@ -207,7 +273,10 @@ export class BlockProducer {
     let n = 0
     for (const m of this.#mempool) {
       if (take.length >= this.#maxTxs || bytes + m.tx.byteLength > this.#maxBytes) break
-      take.push(m.tx); hashes.push(m.hash); bytes += m.tx.byteLength; n++
+      take.push(m.tx)
+      hashes.push(m.hash)
+      bytes += m.tx.byteLength
+      n++
     }
     const rest = this.#mempool.slice(n)
     for (const m of this.#mempool.slice(0, n)) this.#inMempool.delete(m.hex)
@@ -225,16 +294,34 @@ export class BlockProducer {
     const { txResults, appHash } = this.app.finalizeBlock({ height: header.height, time: header.time, hash, txs: take })
     const encodedResults = encodeResults(txResults)
     const block: StoredBlock = {
-      header, hash, txs: take, results: txResults, appHash, resultsHash: sha256(encodedResults),
+      header,
+      hash,
+      txs: take,
+      results: txResults,
+      appHash,
+      resultsHash: sha256(encodedResults),
       signature: this.#key.sign(concat([BLOCK_SIGN_DOMAIN, hash]))
     }
     this.app.commit(() => {
-      this.#insBlock.run(header.height, hash, encodeHeader(header), encode(take), encodedResults, appHash, block.resultsHash, block.signature)
+      this.#insBlock.run(
+        header.height,
+        hash,
+        encodeHeader(header),
+        encode(take),
+        encodedResults,
+        appHash,
+        block.resultsHash,
+        block.signature
+      )
       // TX_BATCH rows per statement (rows keep their order, so the first of duplicates wins as before)
       let i = 0
       const params: Array<Uint8Array | number> = new Array<Uint8Array | number>(3 * TX_BATCH)
       for (; i + TX_BATCH <= take.length; i += TX_BATCH) {
-        for (let j = 0; j < TX_BATCH; j++) { params[3 * j] = hashes[i + j]; params[3 * j + 1] = header.height; params[3 * j + 2] = i + j }
+        for (let j = 0; j < TX_BATCH; j++) {
+          params[3 * j] = hashes[i + j]
+          params[3 * j + 1] = header.height
+          params[3 * j + 2] = i + j
+        }
         this.#insTxMany.run(...params)
       }
       for (; i < take.length; i++) this.#insTx.run(hashes[i], header.height, i)
@@ -246,7 +333,11 @@ export class BlockProducer {
     const evicted: Array<[Uint8Array, TxResult]> = []
     for (const m of rest) {
       const r = this.app.checkTx(m.tx, m.hash)
-      if (r.code === 0) this.#mempool.push(m); else { this.#inMempool.delete(m.hex); evicted.push([m.hash, r]) }
+      if (r.code === 0) this.#mempool.push(m)
+      else {
+        this.#inMempool.delete(m.hex)
+        evicted.push([m.hash, r])
+      }
     }
     this.#log.debug('block', { height: header.height, txs: take.length })
     for (const fn of this.#listeners) fn(block)

@@ -13,7 +13,7 @@ export const RPC_VERSION = 'quorate-embedded/0.1.0'
 export interface RpcMethod {
   /** Parameter names in order, for positional (array) params. */
   readonly params: readonly string[]
-  call (p: Params, uri: boolean): unknown
+  call(p: Params, uri: boolean): unknown
 }
 
 export interface RpcMethodsOptions {
@@ -28,24 +28,45 @@ export interface RpcMethodsOptions {
 
 const HEX = (b: Uint8Array): string => toHex(b).toUpperCase()
 const rfc3339 = (ms: number): string => new Date(ms).toISOString()
-const b64OrNull = (b: Uint8Array | undefined): string | null => (b === undefined || b.byteLength === 0 ? null : toBase64(b))
+const b64OrNull = (b: Uint8Array | undefined): string | null =>
+  b === undefined || b.byteLength === 0 ? null : toBase64(b)
 
-export function txResultJson (r: TxResult): Record<string, unknown> {
-  return { code: r.code, data: b64OrNull(r.data), log: r.log, info: '', gas_wanted: '0', gas_used: '0', events: [], codespace: r.codespace }
+export function txResultJson(r: TxResult): Record<string, unknown> {
+  return {
+    code: r.code,
+    data: b64OrNull(r.data),
+    log: r.log,
+    info: '',
+    gas_wanted: '0',
+    gas_used: '0',
+    events: [],
+    codespace: r.codespace
+  }
 }
 const NO_RESULT = txResultJson({ code: 0, log: '', codespace: '' })
 
-export function blockJson (b: StoredBlock, prev: StoredBlock | undefined): Record<string, unknown> {
+export function blockJson(b: StoredBlock, prev: StoredBlock | undefined): Record<string, unknown> {
   const h = b.header
-  const id = (hash: Uint8Array): Record<string, unknown> => ({ hash: HEX(hash), parts: { total: hash.byteLength === 0 ? 0 : 1, hash: HEX(hash) } })
-  const lastCommit = prev === undefined
-    ? { height: '0', round: 0, block_id: id(new Uint8Array(0)), signatures: [] }
-    : {
-        height: String(prev.header.height),
-        round: 0,
-        block_id: id(prev.hash),
-        signatures: [{ block_id_flag: 2, validator_address: HEX(prev.header.proposer), timestamp: rfc3339(prev.header.time), signature: toBase64(prev.signature) }]
-      }
+  const id = (hash: Uint8Array): Record<string, unknown> => ({
+    hash: HEX(hash),
+    parts: { total: hash.byteLength === 0 ? 0 : 1, hash: HEX(hash) }
+  })
+  const lastCommit =
+    prev === undefined
+      ? { height: '0', round: 0, block_id: id(new Uint8Array(0)), signatures: [] }
+      : {
+          height: String(prev.header.height),
+          round: 0,
+          block_id: id(prev.hash),
+          signatures: [
+            {
+              block_id_flag: 2,
+              validator_address: HEX(prev.header.proposer),
+              timestamp: rfc3339(prev.header.time),
+              signature: toBase64(prev.signature)
+            }
+          ]
+        }
   return {
     block_id: id(b.hash),
     block: {
@@ -72,7 +93,7 @@ export function blockJson (b: StoredBlock, prev: StoredBlock | undefined): Recor
   }
 }
 
-function statusJson (app: ChainApp, producer: BlockProducer, rpcAddress: string): Record<string, unknown> {
+function statusJson(app: ChainApp, producer: BlockProducer, rpcAddress: string): Record<string, unknown> {
   const info = app.info()
   const range = producer.store.range()
   const last = producer.lastBlock
@@ -101,31 +122,44 @@ function statusJson (app: ChainApp, producer: BlockProducer, rpcAddress: string)
       earliest_block_time: rfc3339(first?.header.time ?? info.time),
       catching_up: false
     },
-    validator_info: { address: HEX(address), pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(validatorKey) }, voting_power: '10' }
+    validator_info: {
+      address: HEX(address),
+      pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(validatorKey) },
+      voting_power: '10'
+    }
   }
 }
 
-type Outcome = { height: number, index: number, result: TxResult } | { evicted: TxResult }
+type Outcome = { height: number; index: number; result: TxResult } | { evicted: TxResult }
 
 /** Callers of broadcast_tx_commit waiting for their tx (by hash hex) to be committed or evicted. */
 class CommitWaiters {
   readonly #waiters = new Map<string, Set<(o: Outcome) => void>>()
 
-  constructor (producer: BlockProducer) {
-    producer.onEvict((hash, result) => { this.#settle(toHex(hash), { evicted: result }) })
+  constructor(producer: BlockProducer) {
+    producer.onEvict((hash, result) => {
+      this.#settle(toHex(hash), { evicted: result })
+    })
     producer.onCommit(b => {
       if (this.#waiters.size === 0) return
-      for (let i = 0; i < b.txs.length; i++) this.#settle(toHex(sha(b.txs[i])), { height: b.header.height, index: i, result: b.results[i] })
+      for (let i = 0; i < b.txs.length; i++)
+        this.#settle(toHex(sha(b.txs[i])), { height: b.header.height, index: i, result: b.results[i] })
     })
   }
 
   /** Starts waiting for `hex` (before submitting: its block could come before we would listen). */
-  wait (hex: string, timeoutMs: number): { done: Promise<Outcome>, cancel: () => void } {
+  wait(hex: string, timeoutMs: number): { done: Promise<Outcome>; cancel: () => void } {
     let timer: NodeJS.Timeout | undefined
     let settle!: (o: Outcome) => void
     const done = new Promise<Outcome>((resolve, reject) => {
-      settle = o => { clearTimeout(timer); resolve(o) }
-      timer = setTimeout(() => { cancel(); reject(internal('timed out waiting for tx to be included in a block')) }, timeoutMs)
+      settle = o => {
+        clearTimeout(timer)
+        resolve(o)
+      }
+      timer = setTimeout(() => {
+        cancel()
+        reject(internal('timed out waiting for tx to be included in a block'))
+      }, timeoutMs)
     })
     const set = this.#waiters.get(hex) ?? new Set()
     set.add(settle)
@@ -138,7 +172,7 @@ class CommitWaiters {
     return { done, cancel }
   }
 
-  #settle (hex: string, o: Outcome): void {
+  #settle(hex: string, o: Outcome): void {
     const set = this.#waiters.get(hex)
     if (set === undefined) return
     this.#waiters.delete(hex)
@@ -147,14 +181,16 @@ class CommitWaiters {
 }
 
 /** The methods by name (a Map: a method named "constructor" is simply not found). */
-export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, RpcMethod> {
+export function createRpcMethods(opts: RpcMethodsOptions): ReadonlyMap<string, RpcMethod> {
   const { producer } = opts
   const app = producer.app
   const waiters = new CommitWaiters(producer)
 
   const submit = (tx: Uint8Array): ReturnType<BlockProducer['submit']> => {
-    let r
-    try { r = producer.submit(tx) } catch (err) {
+    let r: ReturnType<typeof producer.submit>
+    try {
+      r = producer.submit(tx)
+    } catch (err) {
       if (err instanceof MempoolError) throw internal(err.message)
       throw err
     }
@@ -166,7 +202,13 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
     params: ['tx'],
     call: (p, uri) => {
       const { result, hash } = submit(bytesParam(p.tx, 'tx', uri, 'base64'))
-      return { code: result.code, data: b64OrNull(result.data), log: result.log, codespace: result.codespace, hash: HEX(hash) }
+      return {
+        code: result.code,
+        data: b64OrNull(result.data),
+        log: result.log,
+        codespace: result.codespace,
+        hash: HEX(hash)
+      }
     }
   }
 
@@ -177,19 +219,43 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
       params: [],
       call: () => {
         const info = app.info()
-        return { response: { data: 'quorate', version: RPC_VERSION, app_version: '1', last_block_height: String(info.height), last_block_app_hash: toBase64(info.appHash) } }
+        return {
+          response: {
+            data: 'quorate',
+            version: RPC_VERSION,
+            app_version: '1',
+            last_block_height: String(info.height),
+            last_block_app_hash: toBase64(info.appHash)
+          }
+        }
       }
     },
     abci_query: {
       params: ['path', 'data', 'height', 'prove'],
       call: (p, uri) => {
-        const data = p.data === undefined || p.data === '' ? new Uint8Array(0) : bytesParam(p.data, 'data', uri, 'hex', 'hex')
-        const r = app.query({ path: strParam(p.path, 'path', uri), data, height: intParam(p.height, 'height', uri), prove: boolParam(p.prove, 'prove') })
-        const proofOps = r.proofOps === undefined ? null : { ops: r.proofOps.map(o => ({ type: o.type, key: toBase64(o.key), data: toBase64(o.data) })) }
+        const data =
+          p.data === undefined || p.data === '' ? new Uint8Array(0) : bytesParam(p.data, 'data', uri, 'hex', 'hex')
+        const r = app.query({
+          path: strParam(p.path, 'path', uri),
+          data,
+          height: intParam(p.height, 'height', uri),
+          prove: boolParam(p.prove, 'prove')
+        })
+        const proofOps =
+          r.proofOps === undefined
+            ? null
+            : { ops: r.proofOps.map(o => ({ type: o.type, key: toBase64(o.key), data: toBase64(o.data) })) }
         return {
           response: {
-            code: r.code, log: r.log, info: '', index: '0', key: b64OrNull(r.key), value: b64OrNull(r.value),
-            proofOps, height: String(r.height), codespace: r.code === 0 ? '' : r.codespace
+            code: r.code,
+            log: r.log,
+            info: '',
+            index: '0',
+            key: b64OrNull(r.key),
+            value: b64OrNull(r.value),
+            proofOps,
+            height: String(r.height),
+            codespace: r.code === 0 ? '' : r.codespace
           }
         }
       }
@@ -201,8 +267,13 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
       call: async (p, uri) => {
         const tx = bytesParam(p.tx, 'tx', uri, 'base64')
         const wait = waiters.wait(toHex(sha(tx)), opts.commitTimeoutMs)
-        let check
-        try { check = submit(tx) } catch (err) { wait.cancel(); throw err }
+        let check: ReturnType<typeof submit>
+        try {
+          check = submit(tx)
+        } catch (err) {
+          wait.cancel()
+          throw err
+        }
         const hash = HEX(check.hash)
         if (check.result.code !== 0) {
           wait.cancel()
@@ -211,7 +282,12 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
         const r = await wait.done
         // dropped from the mempool after a block: report it as CometBFT reports a failed recheck
         if ('evicted' in r) return { check_tx: txResultJson(r.evicted), tx_result: NO_RESULT, hash, height: '0' }
-        return { check_tx: txResultJson(check.result), tx_result: txResultJson(r.result), hash, height: String(r.height) }
+        return {
+          check_tx: txResultJson(check.result),
+          tx_result: txResultJson(r.result),
+          hash,
+          height: String(r.height)
+        }
       }
     },
     block: {
@@ -220,7 +296,8 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
         const latest = app.info().height
         const h = intParam(p.height, 'height', uri) ?? latest
         // as CometBFT: errors of the method itself are -32603
-        if (h > latest) throw internal(`height ${h} must be less than or equal to the current blockchain height ${latest}`)
+        if (h > latest)
+          throw internal(`height ${h} must be less than or equal to the current blockchain height ${latest}`)
         const b = producer.store.block(h)
         if (b === undefined) throw internal(`height ${h} is not available`)
         return blockJson(b, producer.store.block(h - 1))
@@ -232,7 +309,13 @@ export function createRpcMethods (opts: RpcMethodsOptions): ReadonlyMap<string, 
         const hash = bytesParam(p.hash, 'hash', uri, 'hash', 'hex')
         const t = producer.store.tx(hash)
         if (t === undefined) throw internal(`tx (${HEX(hash)}) not found`)
-        return { hash: HEX(hash), height: String(t.height), index: t.index, tx_result: txResultJson(t.result), tx: toBase64(t.tx) }
+        return {
+          hash: HEX(hash),
+          height: String(t.height),
+          index: t.index,
+          tx_result: txResultJson(t.result),
+          tx: toBase64(t.tx)
+        }
       }
     }
   }

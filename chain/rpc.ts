@@ -14,8 +14,21 @@ import { silentLogger, type Logger } from '../encoding/log.ts'
 import type { BlockProducer } from './producer.ts'
 import { createRpcMethods, type RpcMethod } from './rpc-methods.ts'
 import {
-  MAX_BATCH, MAX_JSON_DEPTH, RpcError, bindParams, internal, invalidParams, invalidRequest, jsonDepthExceeds, methodNotFound,
-  parseError, parseRequest, queryParams, type Params, type ParsedRequest, type RpcId
+  MAX_BATCH,
+  MAX_JSON_DEPTH,
+  RpcError,
+  bindParams,
+  internal,
+  invalidParams,
+  invalidRequest,
+  jsonDepthExceeds,
+  methodNotFound,
+  parseError,
+  parseRequest,
+  queryParams,
+  type Params,
+  type ParsedRequest,
+  type RpcId
 } from './rpc-jsonrpc.ts'
 
 export { RPC_VERSION, blockJson, txResultJson } from './rpc-methods.ts'
@@ -50,28 +63,36 @@ export interface RpcServerOptions {
   logger?: Logger
 }
 
-export interface RpcServer { readonly url: string, readonly port: number, close (): Promise<void> }
+export interface RpcServer {
+  readonly url: string
+  readonly port: number
+  close(): Promise<void>
+}
 
 /** GET answers carry CometBFT's id for URI requests. */
 const URI_ID = -1
 
 /** HTTP status of a GET error: the client's fault (400), an unknown method (404), ours (500). */
-function uriStatus (e: RpcError): number {
+function uriStatus(e: RpcError): number {
   if (e.rpcCode === -32601) return 404
   if (e.rpcCode === -32603) return 500
   return 400
 }
 
-const errorJson = (id: RpcId, e: RpcError): Record<string, unknown> => ({ jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: e.data } })
+const errorJson = (id: RpcId, e: RpcError): Record<string, unknown> => ({
+  jsonrpc: '2.0',
+  id,
+  error: { code: e.rpcCode, message: e.message, data: e.data }
+})
 
-function reply (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const s = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s), ...headers })
   res.end(s)
 }
 
 /** Answers and closes the connection, leaving the unread body unread. */
-function refuse (res: ServerResponse, status: number, e: RpcError, headers: Record<string, string> = {}): void {
+function refuse(res: ServerResponse, status: number, e: RpcError, headers: Record<string, string> = {}): void {
   reply(res, status, errorJson(null, e), { connection: 'close', ...headers })
 }
 
@@ -79,14 +100,18 @@ function refuse (res: ServerResponse, status: number, e: RpcError, headers: Reco
 class BodyBudget {
   #used = 0
   readonly max: number
-  constructor (max: number) { this.max = max }
-  take (n: number): boolean {
+  constructor(max: number) {
+    this.max = max
+  }
+  take(n: number): boolean {
     if (this.#used + n > this.max) return false
     this.#used += n
     return true
   }
 
-  give (n: number): void { this.#used -= n }
+  give(n: number): void {
+    this.#used -= n
+  }
 }
 
 /**
@@ -94,7 +119,12 @@ class BodyBudget {
  * The budget is taken for the declared length (or the most a body may be, when it is chunked)
  * before any byte is read, so a slow upload holds budget, not memory beyond it.
  */
-async function readBody (req: IncomingMessage, res: ServerResponse, limits: RpcLimits, budget: BodyBudget): Promise<string | undefined> {
+async function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: RpcLimits,
+  budget: BodyBudget
+): Promise<string | undefined> {
   const declared = req.headers['content-length']
   const size = declared === undefined ? limits.maxBodyBytes : Number(declared)
   if (!Number.isSafeInteger(size) || size < 0) {
@@ -106,7 +136,9 @@ async function readBody (req: IncomingMessage, res: ServerResponse, limits: RpcL
     return undefined
   }
   if (!budget.take(size)) {
-    refuse(res, 503, internal('the RPC server holds as many request bytes as it may; retry shortly'), { 'retry-after': '1' })
+    refuse(res, 503, internal('the RPC server holds as many request bytes as it may; retry shortly'), {
+      'retry-after': '1'
+    })
     return undefined
   }
   try {
@@ -114,22 +146,32 @@ async function readBody (req: IncomingMessage, res: ServerResponse, limits: RpcL
     let got = 0
     for await (const c of req) {
       got += (c as Buffer).length
-      if (got > size) { refuse(res, 413, invalidRequest(`request body exceeds ${size} bytes`)); return undefined }
+      if (got > size) {
+        refuse(res, 413, invalidRequest(`request body exceeds ${size} bytes`))
+        return undefined
+      }
       chunks.push(c as Buffer)
     }
     return Buffer.concat(chunks).toString('utf8')
-  } finally { budget.give(size) }
+  } finally {
+    budget.give(size)
+  }
 }
 
-export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer> {
+export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
   const log = opts.logger ?? silentLogger('quorate:chain:rpc')
   const limits: RpcLimits = { ...DEFAULT_RPC_LIMITS, ...opts.limits }
   const budget = new BodyBudget(limits.maxBufferedBytes)
   let url = ''
-  const methods = createRpcMethods({ producer: opts.producer, kick: opts.kick, commitTimeoutMs: opts.commitTimeoutMs ?? 30_000, url: () => url })
+  const methods = createRpcMethods({
+    producer: opts.producer,
+    kick: opts.kick,
+    commitTimeoutMs: opts.commitTimeoutMs ?? 30_000,
+    url: () => url
+  })
 
   /** Runs a method; every failure becomes the RpcError to answer with. */
-  async function call (method: RpcMethod, name: string, params: Params, uri: boolean): Promise<unknown> {
+  async function call(method: RpcMethod, name: string, params: Params, uri: boolean): Promise<unknown> {
     try {
       return await method.call(params, uri)
     } catch (err) {
@@ -140,29 +182,38 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
     }
   }
 
-  async function handleGet (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleGet(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x')
-    if (u.pathname === '/') { listEndpoints(res); return }
+    if (u.pathname === '/') {
+      listEndpoints(res)
+      return
+    }
     const name = u.pathname.slice(1)
     const method = methods.get(name)
     try {
       if (method === undefined) throw methodNotFound(name)
-      reply(res, 200, { jsonrpc: '2.0', id: URI_ID, result: await call(method, name, queryParams(u.searchParams), true) })
+      reply(res, 200, {
+        jsonrpc: '2.0',
+        id: URI_ID,
+        result: await call(method, name, queryParams(u.searchParams), true)
+      })
     } catch (err) {
       const e = err instanceof RpcError ? err : internal((err as Error).message)
       reply(res, uriStatus(e), errorJson(URI_ID, e))
     }
   }
 
-  function listEndpoints (res: ServerResponse): void {
-    const lines = [...methods].map(([name, m]) => `/${name}${m.params.length === 0 ? '' : '?' + m.params.map(p => `${p}=_`).join('&')}`)
+  function listEndpoints(res: ServerResponse): void {
+    const lines = [...methods].map(
+      ([name, m]) => `/${name}${m.params.length === 0 ? '' : '?' + m.params.map(p => `${p}=_`).join('&')}`
+    )
     const text = `Available endpoints (GET, or JSON-RPC 2.0 POST to /):\n${lines.join('\n')}\n`
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) })
     res.end(text)
   }
 
   /** One JSON-RPC request: its answer, or undefined for a notification. */
-  async function answer (r: ParsedRequest): Promise<Record<string, unknown> | undefined> {
+  async function answer(r: ParsedRequest): Promise<Record<string, unknown> | undefined> {
     if (!r.ok) return errorJson(r.id, r.error)
     let result: unknown
     try {
@@ -176,27 +227,47 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
     return r.notification ? undefined : { jsonrpc: '2.0', id: r.id, result }
   }
 
-  async function handlePost (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handlePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const text = await readBody(req, res, limits, budget)
     if (text === undefined) return
-    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) { reply(res, 400, errorJson(null, invalidRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`))); return }
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+      reply(res, 400, errorJson(null, invalidRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`)))
+      return
+    }
     let body: unknown
-    try { body = JSON.parse(text) } catch { reply(res, 400, errorJson(null, parseError('the body is not JSON'))); return }
+    try {
+      body = JSON.parse(text)
+    } catch {
+      reply(res, 400, errorJson(null, parseError('the body is not JSON')))
+      return
+    }
     if (!Array.isArray(body)) {
       const r = parseRequest(body)
-      if (!r.ok) { reply(res, 400, errorJson(r.id, r.error)); return }
+      if (!r.ok) {
+        reply(res, 400, errorJson(r.id, r.error))
+        return
+      }
       const out = await answer(r)
-      if (out === undefined) { res.writeHead(204).end(); return }
+      if (out === undefined) {
+        res.writeHead(204).end()
+        return
+      }
       reply(res, 200, out)
       return
     }
-    if (body.length === 0 || body.length > MAX_BATCH) { reply(res, 400, errorJson(null, invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests`))); return }
+    if (body.length === 0 || body.length > MAX_BATCH) {
+      reply(res, 400, errorJson(null, invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests`)))
+      return
+    }
     const outs = (await Promise.all(body.map(async b => await answer(parseRequest(b))))).filter(o => o !== undefined)
-    if (outs.length === 0) { res.writeHead(204).end(); return }
+    if (outs.length === 0) {
+      res.writeHead(204).end()
+      return
+    }
     reply(res, 200, outs)
   }
 
-  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === 'GET') await handleGet(req, res)
     else if (req.method === 'POST' && new URL(req.url ?? '/', 'http://x').pathname === '/') await handlePost(req, res)
     else refuse(res, 405, invalidRequest('use POST / with JSON-RPC 2.0, or GET /<method>'), { allow: 'GET, POST' })
@@ -226,13 +297,17 @@ export async function startRpcServer (opts: RpcServerOptions): Promise<RpcServer
   }
 }
 
-async function listen (server: Server, address: string): Promise<void> {
+async function listen(server: Server, address: string): Promise<void> {
   const i = address.lastIndexOf(':')
   const host = i < 0 ? '127.0.0.1' : address.slice(0, i).replace(/^\[|\]$/g, '')
   const port = Number(i < 0 ? address : address.slice(i + 1))
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidInputError(`bad RPC listen address ${address} (expected host:port)`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidInputError(`bad RPC listen address ${address} (expected host:port)`)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
 }

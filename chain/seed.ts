@@ -4,7 +4,7 @@ import { sha256, utf8 } from '../encoding/bytes.ts'
 
 const DOMAIN = utf8.encode('quorate/committee/v1')
 
-export function committeeSeed (blockHash: Uint8Array, nodeId: string, round: number): Uint8Array {
+export function committeeSeed(blockHash: Uint8Array, nodeId: string, round: number): Uint8Array {
   const r = new Uint8Array(8)
   new DataView(r.buffer).setBigUint64(0, BigInt(round))
   return sha256(DOMAIN, blockHash, utf8.encode(nodeId), r)

@@ -44,7 +44,7 @@ const digestBytes = (d: Digest): Uint8Array => new Uint8Array(Buffer.from(d, 'la
 const bytesDigest = (b: Uint8Array): Digest => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 
 /** Keys are printable ASCII (enforced on write), so latin1 = UTF-8 here. */
-function leafDigest (key: string, value: Uint8Array): Digest {
+function leafDigest(key: string, value: Uint8Array): Digest {
   const n = 5 + key.length + value.byteLength
   if (n > leafBuf.length) leafBuf = Buffer.allocUnsafe(Math.max(n, leafBuf.length * 2))
   const buf = leafBuf
@@ -55,10 +55,12 @@ function leafDigest (key: string, value: Uint8Array): Digest {
   return hash('sha256', buf.subarray(0, n), 'binary')
 }
 
-export function leafHash (key: string, value: Uint8Array): Uint8Array { return digestBytes(leafDigest(key, value)) }
+export function leafHash(key: string, value: Uint8Array): Uint8Array {
+  return digestBytes(leafDigest(key, value))
+}
 
 /** Bucket of a key: the first 16 bits of sha256 over its bytes (printable ASCII, so latin1 = UTF-8). */
-export function bucketOf (key: string): number {
+export function bucketOf(key: string): number {
   const d = hash('sha256', key, 'binary')
   return (d.charCodeAt(0) << 8) | d.charCodeAt(1)
 }
@@ -67,7 +69,7 @@ export function bucketOf (key: string): number {
 const nodeBuf = Buffer.allocUnsafe(1 + 32 * 16)
 
 /** The bucket's leaves, sorted bytewise (the order the bucket hash and proofs use). */
-function sortedLeaves (leaves: ReadonlyMap<string, Digest>): Digest[] {
+function sortedLeaves(leaves: ReadonlyMap<string, Digest>): Digest[] {
   // most buckets hold one leaf or none: no sort needed
   if (leaves.size === 0) return []
   if (leaves.size === 1) return [leaves.values().next().value as Digest]
@@ -75,7 +77,7 @@ function sortedLeaves (leaves: ReadonlyMap<string, Digest>): Digest[] {
 }
 
 /** sha256(prefix ‖ a ‖ b) of two digests. */
-function pairDigest (prefix: number, a: Digest, b: Digest): Digest {
+function pairDigest(prefix: number, a: Digest, b: Digest): Digest {
   const buf = nodeBuf
   buf[0] = prefix
   buf.write(a, 1, 'latin1')
@@ -87,17 +89,23 @@ function pairDigest (prefix: number, a: Digest, b: Digest): Digest {
 const split = (n: number): number => 2 ** Math.floor(Math.log2(n - 1))
 
 /** RFC 6962 Merkle tree hash over sorted leaves[lo, hi), inner nodes sha256(0x03 ‖ left ‖ right). */
-function mth (leaves: readonly Digest[], lo: number, hi: number): Digest {
+function mth(leaves: readonly Digest[], lo: number, hi: number): Digest {
   if (hi - lo === 1) return leaves[lo]
   const k = split(hi - lo)
   return pairDigest(3, mth(leaves, lo, lo + k), mth(leaves, lo + k, hi))
 }
 
 /** RFC 6962 §2.1.1 audit path of leaves[i] within leaves[lo, hi), leaf side first. */
-function auditPath (leaves: readonly Digest[], i: number, lo: number, hi: number, out: Digest[]): Digest[] {
+function auditPath(leaves: readonly Digest[], i: number, lo: number, hi: number, out: Digest[]): Digest[] {
   if (hi - lo <= 1) return out
   const k = split(hi - lo)
-  if (i < lo + k) { auditPath(leaves, i, lo, lo + k, out); out.push(mth(leaves, lo + k, hi)) } else { auditPath(leaves, i, lo + k, hi, out); out.push(mth(leaves, lo, lo + k)) }
+  if (i < lo + k) {
+    auditPath(leaves, i, lo, lo + k, out)
+    out.push(mth(leaves, lo + k, hi))
+  } else {
+    auditPath(leaves, i, lo + k, hi, out)
+    out.push(mth(leaves, lo, lo + k))
+  }
   return out
 }
 
@@ -105,14 +113,20 @@ function auditPath (leaves: readonly Digest[], i: number, lo: number, hi: number
  * The bucket digest from a leaf at `index` of `count` and its audit path (see bucketDigest: the
  * top split combines with 0x01); undefined if the path does not fit.
  */
-function bucketFromPath (leaf: Digest, index: number, count: number, path: readonly Digest[]): Digest | undefined {
+function bucketFromPath(leaf: Digest, index: number, count: number, path: readonly Digest[]): Digest | undefined {
   // the path is consumed from the top split down, so walk the splits first to know each side
   const sides: boolean[] = [] // true = the leaf is in the right part
   let lo = 0
   let hi = count
   while (hi - lo > 1) {
     const k = split(hi - lo)
-    if (index < lo + k) { sides.push(false); hi = lo + k } else { sides.push(true); lo = lo + k }
+    if (index < lo + k) {
+      sides.push(false)
+      hi = lo + k
+    } else {
+      sides.push(true)
+      lo = lo + k
+    }
   }
   if (sides.length !== path.length) return undefined
   if (count === 1) return bucketDigest([leaf])
@@ -126,7 +140,7 @@ function bucketFromPath (leaf: Digest, index: number, count: number, path: reado
 }
 
 /** Bucket: its RFC 6962 tree's top node with prefix 0x01 (see the top of this file). */
-function bucketDigest (sorted: readonly Digest[]): Digest {
+function bucketDigest(sorted: readonly Digest[]): Digest {
   const n = sorted.length
   if (n >= 2) {
     // the top node takes the bucket's prefix: one hash fewer than sha256(0x01 ‖ tree root)
@@ -140,7 +154,7 @@ function bucketDigest (sorted: readonly Digest[]): Digest {
 }
 
 /** Inner node: sha256(0x02 ‖ its 16 children). */
-function nodeDigest (children: readonly Digest[]): Digest {
+function nodeDigest(children: readonly Digest[]): Digest {
   const buf = nodeBuf
   buf[0] = 2
   for (let i = 0; i < ARITY; i++) buf.write(children[i], 1 + 32 * i, 'latin1')
@@ -155,13 +169,15 @@ function nodeDigest (children: readonly Digest[]): Digest {
  */
 export const STATE_SCHEME = 2
 
-function checkScheme (db: DatabaseSync): void {
+function checkScheme(db: DatabaseSync): void {
   db.exec('CREATE TABLE IF NOT EXISTS state_scheme (version INTEGER NOT NULL)')
   const row = db.prepare('SELECT version FROM state_scheme').get() as { version: number } | undefined
   const found = row?.version ?? (db.prepare('SELECT 1 FROM state LIMIT 1').get() === undefined ? undefined : 1)
   if (found === undefined) db.prepare('INSERT INTO state_scheme (version) VALUES (?)').run(STATE_SCHEME)
   else if (found !== STATE_SCHEME) {
-    throw new ConfigError(`this chain database holds state hashed under app-hash scheme ${found}; this quorate computes scheme ${STATE_SCHEME} (sha256 buckets, issue 9), so its blocks' app hashes cannot be continued. Start a new chain from genesis, or run the quorate that wrote it`)
+    throw new ConfigError(
+      `this chain database holds state hashed under app-hash scheme ${found}; this quorate computes scheme ${STATE_SCHEME} (sha256 buckets, issue 9), so its blocks' app hashes cannot be continued. Start a new chain from genesis, or run the quorate that wrote it`
+    )
   }
 }
 
@@ -169,9 +185,9 @@ function checkScheme (db: DatabaseSync): void {
 export type WriteSet = Map<string, Uint8Array | null>
 
 export interface KvReader {
-  get (key: string): Uint8Array | undefined
+  get(key: string): Uint8Array | undefined
   /** Entries whose key starts with `prefix`, sorted by key. */
-  scan (prefix: string): Array<[string, Uint8Array]>
+  scan(prefix: string): Array<[string, Uint8Array]>
 }
 
 export interface PreparedRoot {
@@ -219,7 +235,7 @@ export class StateStore implements KvReader {
   /** levels[0] = bucket digests, levels[DEPTH] = [root]. */
   readonly #levels: Digest[][]
 
-  constructor (db: DatabaseSync) {
+  constructor(db: DatabaseSync) {
     this.db = db
     db.exec('CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID')
     checkScheme(db)
@@ -227,10 +243,14 @@ export class StateStore implements KvReader {
     this.#scan = db.prepare('SELECT k, v FROM state WHERE k >= ? AND k < ? ORDER BY k')
     this.#put = db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v')
     this.#del = db.prepare('DELETE FROM state WHERE k = ?')
-    this.#putMany = db.prepare('INSERT INTO state (k, v) VALUES ' + Array(BATCH).fill('(?, ?)').join(', ') + ' ON CONFLICT (k) DO UPDATE SET v = excluded.v')
+    this.#putMany = db.prepare(
+      'INSERT INTO state (k, v) VALUES ' +
+        Array(BATCH).fill('(?, ?)').join(', ') +
+        ' ON CONFLICT (k) DO UPDATE SET v = excluded.v'
+    )
     this.#delMany = db.prepare('DELETE FROM state WHERE k IN (' + Array(BATCH).fill('?').join(', ') + ')')
     this.#buckets = new Array<Map<string, Digest> | undefined>(BUCKETS).fill(undefined)
-    for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string, v: Uint8Array }>) {
+    for (const row of db.prepare('SELECT k, v FROM state').iterate() as Iterable<{ k: string; v: Uint8Array }>) {
       const b = bucketOf(row.k)
       this.#where.set(row.k, b)
       const m = this.#buckets[b] ?? new Map<string, Digest>()
@@ -250,7 +270,7 @@ export class StateStore implements KvReader {
   }
 
   /** The committed value (shared: callers must not mutate it). */
-  get (key: string): Uint8Array | undefined {
+  get(key: string): Uint8Array | undefined {
     if (!this.#where.has(key)) return undefined
     const hit = this.#cache.get(key)
     if (hit !== undefined) return hit
@@ -261,7 +281,7 @@ export class StateStore implements KvReader {
     return v
   }
 
-  #remember (key: string, v: Uint8Array): void {
+  #remember(key: string, v: Uint8Array): void {
     if (this.#cache.size >= CACHE_ENTRIES) {
       const first = this.#cache.keys().next()
       if (first.done !== true) this.#cache.delete(first.value)
@@ -269,33 +289,45 @@ export class StateStore implements KvReader {
     this.#cache.set(key, v)
   }
 
-  scan (prefix: string): Array<[string, Uint8Array]> {
-    const rows = this.#scan.all(prefix, prefix + '\x7f') as Array<{ k: string, v: Uint8Array }>
+  scan(prefix: string): Array<[string, Uint8Array]> {
+    const rows = this.#scan.all(prefix, prefix + '\x7f') as Array<{ k: string; v: Uint8Array }>
     return rows.map(r => [r.k, new Uint8Array(r.v)])
   }
 
-  get root (): Uint8Array { return digestBytes(this.#levels[DEPTH][0]) }
+  get root(): Uint8Array {
+    return digestBytes(this.#levels[DEPTH][0])
+  }
 
   /** Computes the root the state would have after `writes`, without changing anything. */
-  prepare (writes: WriteSet): PreparedRoot {
+  prepare(writes: WriteSet): PreparedRoot {
     const touched = new Map<number, Map<string, Digest>>()
     const fresh = new Map<string, number>()
     const buckets = this.#buckets
     writes.forEach((v, k) => {
       let b = this.#where.get(k)
-      if (b === undefined) { b = bucketOf(k); if (v !== null) fresh.set(k, b) }
+      if (b === undefined) {
+        b = bucketOf(k)
+        if (v !== null) fresh.set(k, b)
+      }
       let m = touched.get(b)
       if (m === undefined) {
         m = new Map()
         const old = buckets[b]
-        if (old !== undefined) old.forEach((h, key) => { (m as Map<string, Digest>).set(key, h) })
+        if (old !== undefined)
+          old.forEach((h, key) => {
+            ;(m as Map<string, Digest>).set(key, h)
+          })
         touched.set(b, m)
       }
-      if (v === null) m.delete(k); else m.set(k, leafDigest(k, v))
+      if (v === null) m.delete(k)
+      else m.set(k, leafDigest(k, v))
     })
     const nodes = new Map<number, Digest>() // level * BUCKETS + index → digest
     let dirty = new Set<number>()
-    touched.forEach((m, b) => { nodes.set(b, bucketDigest(sortedLeaves(m))); dirty.add(b) })
+    touched.forEach((m, b) => {
+      nodes.set(b, bucketDigest(sortedLeaves(m)))
+      dirty.add(b)
+    })
     const at = (lvl: number, i: number): Digest => nodes.get(lvl * BUCKETS + i) ?? this.#levels[lvl][i]
     const children: Digest[] = new Array<Digest>(ARITY)
     for (let lvl = 1; lvl <= DEPTH; lvl++) {
@@ -311,7 +343,7 @@ export class StateStore implements KvReader {
   }
 
   /** Writes `writes` to SQLite; the caller holds the SQLite transaction. */
-  persist (writes: WriteSet): void {
+  persist(writes: WriteSet): void {
     // keys are unique, so deletions and insertions commute; sorted for B-tree locality, and
     // BATCH rows per statement to cut the per-statement overhead
     const keys = [...writes.keys()].sort()
@@ -319,7 +351,8 @@ export class StateStore implements KvReader {
     const puts: Array<string | Uint8Array> = []
     for (const k of keys) {
       const v = writes.get(k) as Uint8Array | null
-      if (v === null) dels.push(k); else puts.push(k, v)
+      if (v === null) dels.push(k)
+      else puts.push(k, v)
     }
     let i = 0
     for (; i + BATCH <= dels.length; i += BATCH) this.#delMany.run(...dels.slice(i, i + BATCH))
@@ -330,22 +363,29 @@ export class StateStore implements KvReader {
   }
 
   /** Makes a prepared tree current (after the SQLite transaction committed). */
-  install (p: PreparedRoot): void {
+  install(p: PreparedRoot): void {
     const cache = this.#cache
     const where = this.#where
     p.writes.forEach((v, k) => {
       cache.delete(k)
-      if (v !== null) this.#remember(k, v); else where.delete(k)
+      if (v !== null) this.#remember(k, v)
+      else where.delete(k)
     })
-    p.fresh.forEach((b, k) => { where.set(k, b) })
+    p.fresh.forEach((b, k) => {
+      where.set(k, b)
+    })
     const buckets = this.#buckets
-    p.buckets.forEach((m, b) => { buckets[b] = m.size === 0 ? undefined : m })
+    p.buckets.forEach((m, b) => {
+      buckets[b] = m.size === 0 ? undefined : m
+    })
     const levels = this.#levels
-    p.nodes.forEach((h, id) => { levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h })
+    p.nodes.forEach((h, id) => {
+      levels[Math.floor(id / BUCKETS)][id % BUCKETS] = h
+    })
   }
 
   /** Inclusion proof of a key in the state (the caller checked the key is there). */
-  proof (key: string): StateProof {
+  proof(key: string): StateProof {
     const b = this.#where.get(key) ?? bucketOf(key)
     // per level, the 16 children of the ancestor (the node's own hash among them)
     const siblings: Uint8Array[] = []
@@ -357,22 +397,31 @@ export class StateStore implements KvReader {
     }
     const m = this.#buckets[b]
     const leaf = m?.get(key)
-    if (m === undefined || leaf === undefined) throw new InvalidInputError(`no state at key ${JSON.stringify(key.slice(0, 80))} to prove`)
+    if (m === undefined || leaf === undefined)
+      throw new InvalidInputError(`no state at key ${JSON.stringify(key.slice(0, 80))} to prove`)
     const sorted = sortedLeaves(m)
     const index = sorted.indexOf(leaf)
-    return { bucket: b, index, count: sorted.length, path: auditPath(sorted, index, 0, sorted.length, []).map(digestBytes), siblings }
+    return {
+      bucket: b,
+      index,
+      count: sorted.length,
+      path: auditPath(sorted, index, 0, sorted.length, []).map(digestBytes),
+      siblings
+    }
   }
 
   /** Number of entries (for status). */
-  get size (): number { return this.#where.size }
+  get size(): number {
+    return this.#where.size
+  }
 }
 
-export function encodeProof (p: StateProof): Uint8Array {
+export function encodeProof(p: StateProof): Uint8Array {
   return encode({ bucket: p.bucket, index: p.index, count: p.count, path: p.path, siblings: p.siblings })
 }
 
 /** Checks that `key` = `value` is in the state whose app hash is `root`. */
-export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Array, proofBytes: Uint8Array): boolean {
+export function verifyStateProof(root: Uint8Array, key: string, value: Uint8Array, proofBytes: Uint8Array): boolean {
   let p: StateProof
   try {
     const m = asMap(decode(proofBytes, { maxBytes: 1 << 16, maxItems: 1 << 10 }), 'proof')
@@ -386,7 +435,9 @@ export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Arr
       path: path as Uint8Array[],
       siblings: siblings as Uint8Array[]
     }
-  } catch { return false }
+  } catch {
+    return false
+  }
   if (p.bucket !== bucketOf(key) || p.siblings.length !== ARITY * DEPTH || p.index >= p.count) return false
   if (!p.path.every(l => l.byteLength === 32) || !p.siblings.every(l => l.byteLength === 32)) return false
   let h = bucketFromPath(leafDigest(key, value), p.index, p.count, p.path.map(bytesDigest))
@@ -405,37 +456,49 @@ export function verifyStateProof (root: Uint8Array, key: string, value: Uint8Arr
 export class Overlay implements KvReader {
   readonly parent: KvReader
   readonly writes: WriteSet = new Map()
-  constructor (parent: KvReader) { this.parent = parent }
+  constructor(parent: KvReader) {
+    this.parent = parent
+  }
 
-  get (key: string): Uint8Array | undefined {
+  get(key: string): Uint8Array | undefined {
     const w = this.writes.get(key)
     if (w !== undefined) return w ?? undefined
     return this.parent.get(key)
   }
 
-  set (key: string, value: Uint8Array): void {
-    if (!KEY_RE.test(key)) throw new InvalidInputError(`state key ${JSON.stringify(key.slice(0, 80))} is not printable ASCII`)
+  set(key: string, value: Uint8Array): void {
+    if (!KEY_RE.test(key))
+      throw new InvalidInputError(`state key ${JSON.stringify(key.slice(0, 80))} is not printable ASCII`)
     this.writes.set(key, value)
   }
 
-  del (key: string): void { this.writes.set(key, null) }
+  del(key: string): void {
+    this.writes.set(key, null)
+  }
 
-  scan (prefix: string): Array<[string, Uint8Array]> {
+  scan(prefix: string): Array<[string, Uint8Array]> {
     const m = new Map(this.parent.scan(prefix))
     for (const [k, v] of this.writes) {
       if (!k.startsWith(prefix)) continue
-      if (v === null) m.delete(k); else m.set(k, v)
+      if (v === null) m.delete(k)
+      else m.set(k, v)
     }
     return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
   }
 
   /** Moves this overlay's writes into its parent overlay. */
-  mergeInto (parent: Overlay): void {
+  mergeInto(parent: Overlay): void {
     const into = parent.writes
-    this.writes.forEach((v, k) => { into.set(k, v) })
+    this.writes.forEach((v, k) => {
+      into.set(k, v)
+    })
   }
 }
 
-export function enc (v: Canonical): Uint8Array { return encode(v) }
-export function dec<T> (b: Uint8Array): T { return decode(b, { maxBytes: 1 << 24, maxItems: 1 << 20 }) as unknown as T }
+export function enc(v: Canonical): Uint8Array {
+  return encode(v)
+}
+export function dec<T>(b: Uint8Array): T {
+  return decode(b, { maxBytes: 1 << 24, maxItems: 1 << 20 }) as unknown as T
+}
 export const EMPTY = new Uint8Array(0)

@@ -11,52 +11,124 @@ export const DEFAULT_COMMITTEE_SIZE = 7
 export const CHAIN_ID_RE = /^[A-Za-z0-9._-]{1,50}$/
 
 export const TX_TYPES = [
-  'vendor.register', 'vendor.ekca.publish', 'vendor.ekca.revoke',
-  'firmware.publish', 'firmware.revoke',
-  'os.publish', 'os.revoke',
-  'image.publish', 'image.revoke',
-  'node.register', 'attest.request', 'attest.record', 'verifier.fault'
+  'vendor.register',
+  'vendor.ekca.publish',
+  'vendor.ekca.revoke',
+  'firmware.publish',
+  'firmware.revoke',
+  'os.publish',
+  'os.revoke',
+  'image.publish',
+  'image.revoke',
+  'node.register',
+  'attest.request',
+  'attest.record',
+  'verifier.fault'
 ] as const
-export type TxType = typeof TX_TYPES[number]
+export type TxType = (typeof TX_TYPES)[number]
 
 export type HashBank = 'sha1' | 'sha256' | 'sha384' | 'sha512'
 /** Allowed values for one PCR: final (golden) values and/or digests of individual events. */
-export interface PcrRef { golden?: Uint8Array[], events?: Uint8Array[] }
+export interface PcrRef {
+  golden?: Uint8Array[]
+  events?: Uint8Array[]
+}
 /** PCR index as a decimal string ("0".."23") → allowed values. */
 export type PcrRefs = Record<string, PcrRef>
 /** One named, versioned set of reference values (CONTRACTS.md `RefSet`). For firmware, name = "<vendor>/<platform>". */
-export interface RefSet { name: string, version: string, bank: HashBank, pcrs: PcrRefs }
+export interface RefSet {
+  name: string
+  version: string
+  bank: HashBank
+  pcrs: PcrRefs
+}
 /** What a verifier appraises against (CONTRACTS.md `ReferenceValues`); only active (unrevoked) entries. */
-export interface ReferenceValues { ekCas: Uint8Array[], firmware: RefSet[], os: RefSet[] }
+export interface ReferenceValues {
+  ekCas: Uint8Array[]
+  firmware: RefSet[]
+  os: RefSet[]
+}
 
-export interface VendorRegisterBody { name: string }
-export interface EkCaPublishBody { vendor: string, certificate: Uint8Array }
-export interface EkCaRevokeBody { vendor: string, fingerprint: Uint8Array }
-export interface FirmwarePublishBody { vendor: string, platform: string, version: string, bank: HashBank, pcrs: PcrRefs }
-export interface FirmwareRevokeBody { vendor: string, platform: string, version: string }
-export interface OsPublishBody { name: string, version: string, bank: HashBank, pcrs: PcrRefs }
-export interface OsRevokeBody { name: string, version: string }
-export interface ImagePublishBody { name: string, digest: string, cid: string, size: number }
-export interface ImageRevokeBody { name: string, digest: string }
+export interface VendorRegisterBody {
+  name: string
+}
+export interface EkCaPublishBody {
+  vendor: string
+  certificate: Uint8Array
+}
+export interface EkCaRevokeBody {
+  vendor: string
+  fingerprint: Uint8Array
+}
+export interface FirmwarePublishBody {
+  vendor: string
+  platform: string
+  version: string
+  bank: HashBank
+  pcrs: PcrRefs
+}
+export interface FirmwareRevokeBody {
+  vendor: string
+  platform: string
+  version: string
+}
+export interface OsPublishBody {
+  name: string
+  version: string
+  bank: HashBank
+  pcrs: PcrRefs
+}
+export interface OsRevokeBody {
+  name: string
+  version: string
+}
+export interface ImagePublishBody {
+  name: string
+  digest: string
+  cid: string
+  size: number
+}
+export interface ImageRevokeBody {
+  name: string
+  digest: string
+}
 /**
  * `platform` is "<vendor>/<platform>" of the firmware it runs, `os` the OS name. They decide which
  * revocations end its certification; a node that names none is affected by every revocation.
  */
 export interface NodeRegisterBody {
-  nodeId: string, ekCertificate: Uint8Array, akPublic: Uint8Array, addrs: string[], platform?: string, os?: string
+  nodeId: string
+  ekCertificate: Uint8Array
+  akPublic: Uint8Array
+  addrs: string[]
+  platform?: string
+  os?: string
   /** The node's BLS verdict key (48 bytes) and its proof of possession bound to the node id (96 bytes); both or neither. A node without one is never a committee candidate. */
   blsPublicKey?: Uint8Array
   blsProof?: Uint8Array
 }
 /** `reset: true` (after a reboot) ends the current certification at once. */
-export interface AttestRequestBody { nodeId: string, round: number, reset?: boolean }
-export interface AttestRecordBody { nodeId: string, round: number, qc: Uint8Array }
+export interface AttestRequestBody {
+  nodeId: string
+  round: number
+  reset?: boolean
+}
+export interface AttestRecordBody {
+  nodeId: string
+  round: number
+  qc: Uint8Array
+}
 /**
  * A proof that committee member `verdict.member` signed a verdict the evidence contradicts:
  * `verdict` is the member's signed verdict (attestation/quorum encodeMemberVerdict) for round
  * `round` of `nodeId`, `evidence` the bundle it judged (sha256 = the verdict's evidence digest).
  */
-export interface VerifierFaultBody { nodeId: string, round: number, verdict: Uint8Array, evidence: Uint8Array }
+export interface VerifierFaultBody {
+  nodeId: string
+  round: number
+  verdict: Uint8Array
+  evidence: Uint8Array
+}
 
 export interface TxBodies {
   'vendor.register': VendorRegisterBody
@@ -110,7 +182,7 @@ export const TxCode = {
   /** A verifier.fault whose evidence does not contradict the verdict (re-appraisal agrees). */
   NO_FAULT: 15
 } as const
-export type TxCodeValue = typeof TxCode[keyof typeof TxCode]
+export type TxCodeValue = (typeof TxCode)[keyof typeof TxCode]
 
 export interface TxResult {
   readonly code: number
@@ -120,12 +192,51 @@ export interface TxResult {
 }
 
 // ---- stored records (canonical CBOR values in the state) ----
-export interface VendorRecord { name: string, owner: Uint8Array, height: number }
-export interface EkCaRecord { vendor: string, fingerprint: Uint8Array, certificate: Uint8Array, height: number, revokedAt?: number }
-export interface FirmwareRecord { vendor: string, platform: string, version: string, bank: HashBank, pcrs: PcrRefs, publisher: Uint8Array, height: number, revokedAt?: number }
-export interface OsRecord { name: string, version: string, bank: HashBank, pcrs: PcrRefs, publisher: Uint8Array, height: number, revokedAt?: number }
-export interface OwnerRecord { name: string, owner: Uint8Array, height: number }
-export interface ImageRecord { name: string, digest: string, cid: string, size: number, publisher: Uint8Array, height: number, revokedAt?: number }
+export interface VendorRecord {
+  name: string
+  owner: Uint8Array
+  height: number
+}
+export interface EkCaRecord {
+  vendor: string
+  fingerprint: Uint8Array
+  certificate: Uint8Array
+  height: number
+  revokedAt?: number
+}
+export interface FirmwareRecord {
+  vendor: string
+  platform: string
+  version: string
+  bank: HashBank
+  pcrs: PcrRefs
+  publisher: Uint8Array
+  height: number
+  revokedAt?: number
+}
+export interface OsRecord {
+  name: string
+  version: string
+  bank: HashBank
+  pcrs: PcrRefs
+  publisher: Uint8Array
+  height: number
+  revokedAt?: number
+}
+export interface OwnerRecord {
+  name: string
+  owner: Uint8Array
+  height: number
+}
+export interface ImageRecord {
+  name: string
+  digest: string
+  cid: string
+  size: number
+  publisher: Uint8Array
+  height: number
+  revokedAt?: number
+}
 /** Certification status as stored; `certified` is only effective while `expiresAt` > block time. */
 export type NodeStatus = 'registered' | 'certified' | 'failed' | 'revoked'
 export interface NodeRecord {
@@ -152,7 +263,7 @@ export interface NodeRecord {
    * Current rules: the first passing QC for this EK certificate and AK recorded that a quorum
    * checked the AK–EK binding (TPM2_ActivateCredential); later committees rely on it.
    */
-  akBound?: { round: number, height: number }
+  akBound?: { round: number; height: number }
 }
 export interface AttestRequestRecord {
   nodeId: string
@@ -180,13 +291,38 @@ export interface AttestRequestRecord {
   closeReason?: string
 }
 /** Current rules: consecutive failed rounds of a node and the height its next request is allowed at. */
-export interface CooldownRecord { failures: number, allowedAt: number }
+export interface CooldownRecord {
+  failures: number
+  allowedAt: number
+}
 /** Current rules: a round kept after it ended (for fault proofs), until `endHeight` + faultWindowBlocks. */
-export interface RoundArchive { nodeId: string, round: number, seed: Uint8Array, k: number, committee: string[], height: number, seedHeight: number, endHeight: number }
+export interface RoundArchive {
+  nodeId: string
+  round: number
+  seed: Uint8Array
+  k: number
+  committee: string[]
+  height: number
+  seedHeight: number
+  endHeight: number
+}
 /** A verifier removed from the candidates, and why (a proven fault, or chronic silence). */
-export interface FaultRecord { member: string, reason: 'fault' | 'silence', height: number, nodeId?: string, round?: number, outcome?: 'pass' | 'fail', claims?: string[], rounds?: number, missed?: number }
+export interface FaultRecord {
+  member: string
+  reason: 'fault' | 'silence'
+  height: number
+  nodeId?: string
+  round?: number
+  outcome?: 'pass' | 'fail'
+  claims?: string[]
+  rounds?: number
+  missed?: number
+}
 /** Current rules: rounds a verifier was drawn for in its current window, and how many QCs it is missing from. */
-export interface SilenceRecord { rounds: number, missed: number }
+export interface SilenceRecord {
+  rounds: number
+  missed: number
+}
 
 /**
  * Re-appraisal for fault proofs, injected like QuorumRules (chain/ does not import attestation/).
@@ -196,11 +332,11 @@ export interface SilenceRecord { rounds: number, missed: number }
  * session (its nonce, the credential it issued), which the chain cannot replay.
  */
 export interface FaultAppraiser {
-  appraise (input: {
+  appraise(input: {
     evidence: Uint8Array
     nodeId: string
     /** What the node registered (EK certificate and AK). */
-    registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }
+    registered: { ekCertificate: Uint8Array; akPublic: Uint8Array }
     /** Reference values for the node's platform and OS, as the members' appraiser fetches them. */
     refs: ReferenceValues
     /** Whether an image digest ("sha256:…") was published and not revoked. */
@@ -211,10 +347,25 @@ export interface FaultAppraiser {
 }
 /** The claims a fault proof can decide. */
 export const FAULT_CLAIMS: readonly string[] = ['firmware', 'os', 'containers']
-export interface QcRecord { nodeId: string, round: number, qc: Uint8Array, outcome: 'pass' | 'fail', expiresAt: number, committee: string[], height: number }
+export interface QcRecord {
+  nodeId: string
+  round: number
+  qc: Uint8Array
+  outcome: 'pass' | 'fail'
+  expiresAt: number
+  committee: string[]
+  height: number
+}
 
 /** Effective view of a node for queries: its record plus the status at the latest block time. */
-export type EffectiveStatus = 'registered' | 'pending' | 'certified' | 'expired' | 'failed' | 'revoked' | 'genesis-verifier'
+export type EffectiveStatus =
+  | 'registered'
+  | 'pending'
+  | 'certified'
+  | 'expired'
+  | 'failed'
+  | 'revoked'
+  | 'genesis-verifier'
 export interface NodeView {
   nodeId: string
   effective: EffectiveStatus
@@ -244,7 +395,7 @@ export interface SeedView {
    * drawn committee itself, in drawn order (drawing k of these gives them back in the same order).
    * addrs from registrations ([] for unregistered genesis verifiers).
    */
-  candidates?: Array<{ nodeId: string, publicKey: Uint8Array, addrs: string[], blsPublicKey?: Uint8Array }>
+  candidates?: Array<{ nodeId: string; publicKey: Uint8Array; addrs: string[]; blsPublicKey?: Uint8Array }>
   /** Current rules: the committee in drawn order, and the number of candidates it was drawn from. */
   committee?: string[]
   candidateCount?: number
@@ -261,16 +412,21 @@ export interface QuorumRules {
    * the model's level, candidates), the size the model asks for (target), and the security level
    * that k actually reaches (⌊−log2 P_forge(k)⌋, exact arithmetic; Infinity when F = 0).
    */
-  committeeSize (model: AdversaryModel, candidates: number): { k: number, target: number, securityBits: number }
+  committeeSize(model: AdversaryModel, candidates: number): { k: number; target: number; securityBits: number }
   /** The committee of a round in drawn order (the order a QC's signer bitmap indexes); the node itself excluded. */
-  drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): readonly string[]
+  drawCommittee(input: {
+    seed: Uint8Array
+    nodeId: string
+    candidates: readonly string[]
+    k: number
+  }): readonly string[]
   /**
    * A QC v3 (BLS aggregate + signer bitmap) for round `round` of `nodeId` on `chainId`: the
    * committee re-derived (or `committee` as drawCommittee gave it), > 2/3 signers, aggregate
    * signature valid. Candidates' BLS keys must have passed verifyPossession at node.register.
    * No expiry inside: the chain sets it (genesis certTtlMs).
    */
-  verifyCertificate (input: QuorumCommitteeInput & { qc: Uint8Array }): {
+  verifyCertificate(input: QuorumCommitteeInput & { qc: Uint8Array }): {
     outcome: 'pass' | 'fail'
     evidenceDigest: Uint8Array
     failedClaims: readonly string[]
@@ -281,17 +437,23 @@ export interface QuorumRules {
     expiresAt?: number
   }
   /** One member's signed verdict (canonical bytes): member-submitted verdicts and fault proofs. */
-  verifyVerdict (input: QuorumCommitteeInput & { verdict: Uint8Array }): {
+  verifyVerdict(input: QuorumCommitteeInput & { verdict: Uint8Array }): {
     verdict: {
-      chainId: string, nodeId: string, round: number, outcome: 'pass' | 'fail', evidenceDigest: Uint8Array,
-      failedClaims: readonly string[], member: string, signature: Uint8Array
+      chainId: string
+      nodeId: string
+      round: number
+      outcome: 'pass' | 'fail'
+      evidenceDigest: Uint8Array
+      failedClaims: readonly string[]
+      member: string
+      signature: Uint8Array
     }
     committee: readonly string[]
     /** The member's position in the committee. */
     index: number
   }
   /** node.register: the BLS public key (48 bytes) and its proof of possession bound to the node id. */
-  verifyPossession (input: { nodeId: string, blsPublicKey: Uint8Array, proof: Uint8Array }): void
+  verifyPossession(input: { nodeId: string; blsPublicKey: Uint8Array; proof: Uint8Array }): void
 }
 
 /** Whose committee, which round, drawn how: what the quorum rules need to re-derive a committee. */
@@ -301,7 +463,7 @@ export interface QuorumCommitteeInput {
   round: number
   seed: Uint8Array
   /** Candidates at the round's height with their registered BLS public keys (the node itself is skipped). */
-  candidates: ReadonlyArray<{ nodeId: string, blsPublicKey: Uint8Array }>
+  candidates: ReadonlyArray<{ nodeId: string; blsPublicKey: Uint8Array }>
   /** Committee size fixed with the seed. */
   k: number
   /** The committee as drawCommittee returned it, when kept; saves the re-draw over all candidates. */
@@ -333,7 +495,7 @@ export interface Genesis {
 export interface CertificationParams {
   rules: 'current' | 'legacy'
   /** Fraction F of colluding candidates the network tolerates, as num/den (default 1/5; F < 1/3). */
-  adversaryFraction: { num: number, den: number }
+  adversaryFraction: { num: number; den: number }
   /** Forgery probability per round ≤ 2^-securityBits (default 40). */
   securityBits: number
   /** D: a round requested at height H is closed as failed at H + D + 1 unless recorded by H + D. */
@@ -362,7 +524,11 @@ export const DEFAULT_CERTIFICATION: Readonly<CertificationParams> = Object.freez
 })
 
 /** The adversary model the quorum rules size committees for (attestation/quorum AdversaryModel). */
-export interface AdversaryModel { readonly fractionNum: number, readonly fractionDen: number, readonly securityBits: number }
+export interface AdversaryModel {
+  readonly fractionNum: number
+  readonly fractionDen: number
+  readonly securityBits: number
+}
 
 export interface BlockHeader {
   chainId: string

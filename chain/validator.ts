@@ -15,10 +15,29 @@ import { genesisFromJson, genesisToJson } from './genesis.ts'
 import { generateChainKey, loadChainKey, peerIdToPublicKey, saveChainKey, type ChainKey } from './keys.ts'
 import { BlockProducer } from './producer.ts'
 import { startRpcServer } from './rpc.ts'
-import { CHAIN_ID_RE, DEFAULT_COMMITTEE_SIZE, type CertificationParams, type FaultAppraiser, type Genesis, type QuorumRules } from './types.ts'
+import {
+  CHAIN_ID_RE,
+  DEFAULT_COMMITTEE_SIZE,
+  type CertificationParams,
+  type FaultAppraiser,
+  type Genesis,
+  type QuorumRules
+} from './types.ts'
 
-export function chainPaths (home: string): { genesis: string, validatorKey: string, db: string, data: string, config: string } {
-  return { config: join(home, 'config'), data: join(home, 'data'), genesis: join(home, 'config', 'genesis.json'), validatorKey: join(home, 'config', 'validator.key'), db: join(home, 'data', 'chain.sqlite') }
+export function chainPaths(home: string): {
+  genesis: string
+  validatorKey: string
+  db: string
+  data: string
+  config: string
+} {
+  return {
+    config: join(home, 'config'),
+    data: join(home, 'data'),
+    genesis: join(home, 'config', 'genesis.json'),
+    validatorKey: join(home, 'config', 'validator.key'),
+    db: join(home, 'data', 'chain.sqlite')
+  }
 }
 
 export interface InitChainHomeOptions {
@@ -35,11 +54,22 @@ export interface InitChainHomeOptions {
 }
 
 /** Creates a new chain in `home`: genesis.json and a fresh validator key. Refuses to overwrite. */
-export async function initChainHome (opts: InitChainHomeOptions): Promise<{ genesis: Genesis, validatorPeerId: string, paths: ReturnType<typeof chainPaths> }> {
+export async function initChainHome(
+  opts: InitChainHomeOptions
+): Promise<{ genesis: Genesis; validatorPeerId: string; paths: ReturnType<typeof chainPaths> }> {
   const paths = chainPaths(opts.home)
-  try { await access(paths.genesis); throw new ConfigError(`${paths.genesis} already exists; this home already holds a chain`) } catch (err) { if (err instanceof ConfigError) throw err }
+  try {
+    await access(paths.genesis)
+    throw new ConfigError(`${paths.genesis} already exists; this home already holds a chain`)
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+  }
   for (const v of opts.verifiers ?? []) {
-    try { peerIdToPublicKey(v) } catch (err) { throw new ConfigError(`genesis verifier ${v}: ${(err as Error).message}`) }
+    try {
+      peerIdToPublicKey(v)
+    } catch (err) {
+      throw new ConfigError(`genesis verifier ${v}: ${(err as Error).message}`)
+    }
   }
   const key = await generateChainKey()
   await mkdir(paths.config, { recursive: true, mode: 0o700 })
@@ -59,12 +89,22 @@ export async function initChainHome (opts: InitChainHomeOptions): Promise<{ gene
   return { genesis, validatorPeerId: key.peerId, paths }
 }
 
-export async function readGenesis (home: string): Promise<Genesis> {
+export async function readGenesis(home: string): Promise<Genesis> {
   const p = chainPaths(home).genesis
   let text: string
-  try { text = await readFile(p, 'utf8') } catch (err) { throw new ConfigError(`no chain in ${home} (missing ${p}); run \`quorate chain init --home ${home}\``, { cause: err }) }
+  try {
+    text = await readFile(p, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`no chain in ${home} (missing ${p}); run \`quorate chain init --home ${home}\``, {
+      cause: err
+    })
+  }
   let j: unknown
-  try { j = JSON.parse(text) } catch (err) { throw new ConfigError(`${p} is not JSON`, { cause: err }) }
+  try {
+    j = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`${p} is not JSON`, { cause: err })
+  }
   return genesisFromJson(j, p)
 }
 
@@ -82,7 +122,7 @@ const SQLITE_BUSY = 5
  * locks per inode within a process too, so a second validator in the same process is refused as
  * well. The pid file beside it only names the holder in the error; it decides nothing.
  */
-export function takeLock (dataDir: string): { release (): void } {
+export function takeLock(dataDir: string): { release(): void } {
   const path = join(dataDir, 'validator.lock')
   const pidFile = join(dataDir, 'validator.pid')
   let db: DatabaseSync | undefined
@@ -95,9 +135,14 @@ export function takeLock (dataDir: string): { release (): void } {
     db?.close()
     if ((err as { errcode?: number }).errcode === SQLITE_BUSY) {
       let holder = ''
-      try { holder = readFileSync(pidFile, 'utf8').trim() } catch {}
+      try {
+        holder = readFileSync(pidFile, 'utf8').trim()
+      } catch {}
       const who = /^\d+$/.test(holder) ? ` (pid ${holder})` : ''
-      throw new ConfigError(`another validator${who} is running on this home: it holds the lock ${path}; stop it first`, { cause: err })
+      throw new ConfigError(
+        `another validator${who} is running on this home: it holds the lock ${path}; stop it first`,
+        { cause: err }
+      )
     }
     throw new ConfigError(`cannot take the validator lock ${path}: ${(err as Error).message}`, { cause: err })
   }
@@ -133,15 +178,16 @@ export interface EmbeddedValidator {
   readonly chainId: string
   readonly app: ChainApp
   readonly producer: BlockProducer
-  stop (): Promise<void>
+  stop(): Promise<void>
 }
 
-export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): Promise<EmbeddedValidator> {
+export async function startEmbeddedValidator(opts: EmbeddedValidatorOptions): Promise<EmbeddedValidator> {
   const log = opts.logger ?? silentLogger('quorate:chain:validator')
   const genesis = await readGenesis(opts.home)
   const paths = chainPaths(opts.home)
   const key: ChainKey = await loadChainKey(paths.validatorKey)
-  if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey)))) throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
+  if (!genesis.validators.some(v => Buffer.from(v).equals(Buffer.from(key.publicKey))))
+    throw new ConfigError(`${paths.validatorKey} is not a validator of this genesis`)
   await mkdir(paths.data, { recursive: true, mode: 0o700 })
   const lock = takeLock(paths.data)
   let app: ChainApp
@@ -150,14 +196,28 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   } catch (err) {
     // SQLite alone says "file is not a database" without naming the file; and the lock must go
     lock.release()
-    throw new ConfigError(`cannot open the chain database ${paths.db}: ${(err as Error).message}; move it aside to start a new chain from genesis`, { cause: err })
+    throw new ConfigError(
+      `cannot open the chain database ${paths.db}: ${(err as Error).message}; move it aside to start a new chain from genesis`,
+      { cause: err }
+    )
   }
   try {
     const info = app.info()
     if (!info.initialized) app.initChain(genesis)
-    else if (info.chainId !== genesis.chainId) throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
-  } catch (err) { app.close(); lock.release(); throw err }
-  const producer = new BlockProducer({ app, key, clock: opts.clock, maxBlockTxs: opts.maxBlockTxs, logger: log.child('producer') })
+    else if (info.chainId !== genesis.chainId)
+      throw new ConfigError(`${paths.db} holds chain "${info.chainId}", genesis says "${genesis.chainId}"`)
+  } catch (err) {
+    app.close()
+    lock.release()
+    throw err
+  }
+  const producer = new BlockProducer({
+    app,
+    key,
+    clock: opts.clock,
+    maxBlockTxs: opts.maxBlockTxs,
+    logger: log.child('producer')
+  })
   const fast = opts.blockIntervalMs ?? 100
   const slow = opts.emptyBlockIntervalMs ?? 1000
   let timer: NodeJS.Timeout | undefined
@@ -167,7 +227,8 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
   let failed: Error | undefined
 
   const produce = (): void => {
-    timer = undefined; timerDue = Infinity
+    timer = undefined
+    timerDue = Infinity
     if (stopped) return
     try {
       const b = producer.produce()
@@ -190,14 +251,24 @@ export async function startEmbeddedValidator (opts: EmbeddedValidatorOptions): P
     timerDue = due
     timer = setTimeout(produce, delay)
   }
-  let rpc
+  let rpc: Awaited<ReturnType<typeof startRpcServer>>
   try {
-    rpc = await startRpcServer({ producer, listen: opts.rpc ?? '127.0.0.1:0', kick: schedule, commitTimeoutMs: opts.commitTimeoutMs, logger: log.child('rpc') })
+    rpc = await startRpcServer({
+      producer,
+      listen: opts.rpc ?? '127.0.0.1:0',
+      kick: schedule,
+      commitTimeoutMs: opts.commitTimeoutMs,
+      logger: log.child('rpc')
+    })
   } catch (err) {
     app.close()
     lock.release()
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot serve the RPC on ${opts.rpc ?? '127.0.0.1:0'} (${code}); pick another --rpc address (port 0 = any free port)`, { cause: err })
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL')
+      throw new ConfigError(
+        `cannot serve the RPC on ${opts.rpc ?? '127.0.0.1:0'} (${code}); pick another --rpc address (port 0 = any free port)`,
+        { cause: err }
+      )
     throw err
   }
   schedule()

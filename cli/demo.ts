@@ -20,7 +20,19 @@ import { SAMPLE_BOOT_LOG } from '../attestation/samples/index.ts'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
 import { createQuorumRules, decodeCertificate } from '../attestation/quorum/index.ts'
-import { initChainHome, startEmbeddedValidator, startCometValidator, writeTestnet, ChainClient, generateChainKey, saveChainKey, type ChainKey, type CometValidator, type EmbeddedValidator, type PcrRefs } from '../chain/index.ts'
+import {
+  initChainHome,
+  startEmbeddedValidator,
+  startCometValidator,
+  writeTestnet,
+  ChainClient,
+  generateChainKey,
+  saveChainKey,
+  type ChainKey,
+  type CometValidator,
+  type EmbeddedValidator,
+  type PcrRefs
+} from '../chain/index.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
@@ -56,13 +68,20 @@ export interface DemoNodeResult {
 
 export interface DemoResult {
   ok: boolean
-  chain: { url: string, height: number }
+  chain: { url: string; height: number }
   nodes: DemoNodeResult[]
-  image: { name: string, cid: string, digest: string, size: number, publishedOn: string, transfer: 'bulk' | 'stream' | 'reused' }
-  request: { node: string, url: string, status: number, body: string, network: string }
+  image: {
+    name: string
+    cid: string
+    digest: string
+    size: number
+    publishedOn: string
+    transfer: 'bulk' | 'stream' | 'reused'
+  }
+  request: { node: string; url: string; status: number; body: string; network: string }
   /** The running node's next round, whose quote covers the container PCR. */
-  reattest: { outcome: string, pass: number, fail: number, failedClaims: string[] }
-  refused: { node: string, failedClaims: string[], imageRefused: string }
+  reattest: { outcome: string; pass: number; fail: number; failedClaims: string[] }
+  refused: { node: string; failedClaims: string[]; imageRefused: string }
   seconds: number
 }
 
@@ -74,24 +93,26 @@ const TPM_VENDOR = 'swtpm-demo'
 const IMAGE = 'demo/hello'
 
 /** The claims a QC (v3: one verdict every signer signed) names as failed. */
-function failedClaims (qc: Uint8Array): string[] {
+function failedClaims(qc: Uint8Array): string[] {
   return [...decodeCertificate(qc).failedClaims]
 }
 
-export async function freePort (): Promise<number> {
+export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)
     s.listen(0, '127.0.0.1', () => {
       const a = s.address()
       const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => { resolve(port) })
+      s.close(() => {
+        resolve(port)
+      })
     })
   })
 }
 
 /** Reference values per PCR from a boot log: every event digest, and the replayed final value. */
-export function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs {
+export function refsFromLog(log: Uint8Array, pcrs: readonly number[]): PcrRefs {
   return refsFromEventLog(log, 'sha256', new Set(pcrs), true)
 }
 
@@ -100,17 +121,32 @@ export function refsFromLog (log: Uint8Array, pcrs: readonly number[]): PcrRefs 
  * its EK CA certificates; the firmware vendor "ovmf" publishes every event digest and final value
  * of PCRs 0–3 and 5–7 from the boot log; an operator publishes the node image (PCRs 4 and 9).
  */
-export async function publishTrustAnchors (chain: ChainClient, o: { caPems: readonly string[], bootLog: Uint8Array }): Promise<{ cas: number, firmwarePcrs: string[] }> {
+export async function publishTrustAnchors(
+  chain: ChainClient,
+  o: { caPems: readonly string[]; bootLog: Uint8Array }
+): Promise<{ cas: number; firmwarePcrs: string[] }> {
   const tpmVendor = await generateChainKey()
   await chain.send('vendor.register', { name: TPM_VENDOR }, tpmVendor)
   for (const pem of o.caPems) {
-    await chain.send('vendor.ekca.publish', { vendor: TPM_VENDOR, certificate: new Uint8Array(new X509Certificate(pem).raw) }, tpmVendor)
+    await chain.send(
+      'vendor.ekca.publish',
+      { vendor: TPM_VENDOR, certificate: new Uint8Array(new X509Certificate(pem).raw) },
+      tpmVendor
+    )
   }
   const fwVendor = await generateChainKey()
   await chain.send('vendor.register', { name: 'ovmf' }, fwVendor)
   const fwRefs = refsFromLog(o.bootLog, [0, 1, 2, 3, 5, 6, 7])
-  await chain.send('firmware.publish', { vendor: 'ovmf', platform: 'q35-smp2', version: '2022.11', bank: 'sha256', pcrs: fwRefs }, fwVendor)
-  await chain.send('os.publish', { name: OS_NAME, version: '1', bank: 'sha256', pcrs: refsFromLog(o.bootLog, [4, 9]) }, await generateChainKey())
+  await chain.send(
+    'firmware.publish',
+    { vendor: 'ovmf', platform: 'q35-smp2', version: '2022.11', bank: 'sha256', pcrs: fwRefs },
+    fwVendor
+  )
+  await chain.send(
+    'os.publish',
+    { name: OS_NAME, version: '1', bank: 'sha256', pcrs: refsFromLog(o.bootLog, [4, 9]) },
+    await generateChainKey()
+  )
   return { cas: o.caPems.length, firmwarePcrs: Object.keys(fwRefs) }
 }
 
@@ -119,11 +155,13 @@ export async function publishTrustAnchors (chain: ChainClient, o: { caPems: read
  * different digest — as if the firmware had been modified. The log stays well-formed, so the
  * node's own replay and quote agree; only the reference values can tell.
  */
-export function tamperedLog (log: Uint8Array): Uint8Array {
+export function tamperedLog(log: Uint8Array): Uint8Array {
   const parsed = parseEventLog(log)
-  const victim = parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION && e.typeName.includes('BLOB'))
-    ?? parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION)
-  if (victim?.digests.sha256 === undefined) throw new InvalidInputError('the event log has no PCR 0 event to tamper with')
+  const victim =
+    parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION && e.typeName.includes('BLOB')) ??
+    parsed.events.find(e => e.pcr === 0 && e.type !== EV_NO_ACTION)
+  if (victim?.digests.sha256 === undefined)
+    throw new InvalidInputError('the event log has no PCR 0 event to tamper with')
   const out = new Uint8Array(log)
   const d = victim.digests.sha256
   // find the digest bytes inside the record and flip them to another value
@@ -137,7 +175,10 @@ export function tamperedLog (log: Uint8Array): Uint8Array {
 }
 
 /** The tenant's image: Debian's busybox-static serving one page, no base image, no registry. */
-export function helloImage (body = 'hello from a tenant container on an attested quorate node\n'): { tar: Uint8Array, imageId: string } {
+export function helloImage(body = 'hello from a tenant container on an attested quorate node\n'): {
+  tar: Uint8Array
+  imageId: string
+} {
   const busybox = readFileSync('/bin/busybox')
   const built = buildImageTar({
     files: [
@@ -152,11 +193,13 @@ export function helloImage (body = 'hello from a tenant container on an attested
   return { tar: built.tar, imageId: built.imageId }
 }
 
-export async function runDemo (o: DemoOptions): Promise<DemoResult> {
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now()
   const say = o.say
   const work = mkdtempSync(join(tmpdir(), 'quorate-demo-'))
-  const logger = createLogger('quorate:demo', { level: process.env.QUORATE_LOG_LEVEL === undefined ? 'error' : undefined })
+  const logger = createLogger('quorate:demo', {
+    level: process.env.QUORATE_LOG_LEVEL === undefined ? 'error' : undefined
+  })
   const swtpms: Swtpm[] = []
   const agents: Agent[] = []
   let validator: EmbeddedValidator | undefined
@@ -164,20 +207,40 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
   let client: ChainClient | undefined
   let imageId: string | undefined
   const cleanup = async (): Promise<void> => {
-    await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
-    if (imageId !== undefined && !o.keep) await new Docker().getImage(imageId).remove({ force: true }).catch(() => {})
+    await Promise.all(
+      agents.map(async a => {
+        await a.stop().catch(() => {})
+      })
+    )
+    if (imageId !== undefined && !o.keep)
+      await new Docker()
+        .getImage(imageId)
+        .remove({ force: true })
+        .catch(() => {})
     await validator?.stop().catch(() => {})
-    await Promise.all(comet.map(async v => { await v.stop().catch(() => {}) }))
+    await Promise.all(
+      comet.map(async v => {
+        await v.stop().catch(() => {})
+      })
+    )
     client?.close()
-    await Promise.all(swtpms.map(async s => { await s.stop().catch(() => {}) }))
+    await Promise.all(
+      swtpms.map(async s => {
+        await s.stop().catch(() => {})
+      })
+    )
     if (!o.keep) rmSync(work, { recursive: true, force: true })
   }
-  const onSignal = (): void => { void cleanup().finally(() => process.exit(130)) }
+  const onSignal = (): void => {
+    void cleanup().finally(() => process.exit(130))
+  }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
     const docker = new Docker()
-    await docker.ping().catch((err: unknown) => { throw new DockerError(`no Docker engine answers (${(err as Error).message}); run: npm run setup`, { cause: err }) })
+    await docker.ping().catch((err: unknown) => {
+      throw new DockerError(`no Docker engine answers (${(err as Error).message}); run: npm run setup`, { cause: err })
+    })
     const bootLog = new Uint8Array(readFileSync(FIXTURE))
 
     // 1. chain ----------------------------------------------------------------------------------
@@ -187,26 +250,62 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     // five: a genesis verifier is certified by the other four, so no committee is smaller than 4 (3f + 1, f = 1)
     const genesisVerifiers = names.slice(0, 5)
     const chainHome = join(work, 'chain')
-    await initChainHome({ home: chainHome, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize })
+    await initChainHome({
+      home: chainHome,
+      chainId: 'quorate-demo',
+      verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId),
+      committeeSize: o.committeeSize
+    })
     let chainUrl: string
     /** The RPC agent i uses: with CometBFT spread over validators 0–2 (validator 3 is killed mid-demo). */
     let rpcFor: (i: number) => string
     if (o.chain === 'cometbft') {
-      const net = await writeTestnet({ dir: join(work, 'net'), validators: 4, chainId: 'quorate-demo', verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId), committeeSize: o.committeeSize, timeoutCommitMs: 100 })
-      for (const v of net.validators) comet.push(await startCometValidator({ home: v.home, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), logger: logger.child('chain') }))
+      const net = await writeTestnet({
+        dir: join(work, 'net'),
+        validators: 4,
+        chainId: 'quorate-demo',
+        verifiers: genesisVerifiers.map(n => (keys.get(n) as ChainKey).peerId),
+        committeeSize: o.committeeSize,
+        timeoutCommitMs: 100
+      })
+      for (const v of net.validators)
+        comet.push(
+          await startCometValidator({
+            home: v.home,
+            rules: createQuorumRules({ k: o.committeeSize }),
+            appraiser: createFaultAppraiser(),
+            logger: logger.child('chain')
+          })
+        )
       for (const v of comet) {
         const c = new ChainClient({ url: v.rpc })
-        try { while ((await c.status().catch(() => ({ height: 0 }))).height < 1) await new Promise(resolve => setTimeout(resolve, 100)) } finally { c.close() }
+        try {
+          while ((await c.status().catch(() => ({ height: 0 }))).height < 1)
+            await new Promise(resolve => setTimeout(resolve, 100))
+        } finally {
+          c.close()
+        }
       }
       chainUrl = comet[0].rpc
       rpcFor = i => comet[i % 3].rpc
-      say(`[1/8] chain      4 CometBFT validators (${comet.map(v => v.rpc).join(', ')}; chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
+      say(
+        `[1/8] chain      4 CometBFT validators (${comet.map(v => v.rpc).join(', ')}; chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
+      )
     } else {
-      validator = await startEmbeddedValidator({ home: chainHome, rules: createQuorumRules({ k: o.committeeSize }), appraiser: createFaultAppraiser(), blockIntervalMs: 20, emptyBlockIntervalMs: 200, logger: logger.child('chain') })
+      validator = await startEmbeddedValidator({
+        home: chainHome,
+        rules: createQuorumRules({ k: o.committeeSize }),
+        appraiser: createFaultAppraiser(),
+        blockIntervalMs: 20,
+        emptyBlockIntervalMs: 200,
+        logger: logger.child('chain')
+      })
       const url = validator.url
       chainUrl = url
       rpcFor = () => url
-      say(`[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`)
+      say(
+        `[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
+      )
     }
     client = new ChainClient({ url: chainUrl })
     const chain = client
@@ -219,7 +318,9 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     // 2–4. TPM vendor, firmware vendor, operator
     const anchors = await publishTrustAnchors(chain, { caPems: tpmCa.pems, bootLog })
     say(`[2/8] TPM vendor "${TPM_VENDOR}" registered and published ${anchors.cas} EK CA certificate(s)`)
-    say(`[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${anchors.firmwarePcrs.join(', ')}; from a genuine OVMF measured boot)`)
+    say(
+      `[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${anchors.firmwarePcrs.join(', ')}; from a genuine OVMF measured boot)`
+    )
     say(`[4/8] operator published node image "${OS_NAME}" v1 (PCRs 4 and 9: kernel, command line, initrd)`)
 
     // 5. agents ---------------------------------------------------------------------------------
@@ -247,7 +348,9 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
         logger: logger.child(name),
         simulatedBootLog: log,
         manual: true,
-        onEvent: (e: AgentEvent) => { if (e.type === 'warning') events.push(`${name}: ${e.message}`) }
+        onEvent: (e: AgentEvent) => {
+          if (e.type === 'warning') events.push(`${name}: ${e.message}`)
+        }
       })
       agents.push(a)
       await a.start()
@@ -255,7 +358,9 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     }
     const byName = new Map<string, Agent>()
     for (let i = 0; i < o.nodes; i++) byName.set(names[i], await mkAgent(names[i], swtpms[i], bootLog))
-    say(`[5/8] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`)
+    say(
+      `[5/8] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`
+    )
     if (comet.length === 4) {
       // kill -9 of validator 3's cometbft, and it stays down: three of four (> 2/3) go on
       const v3 = comet[3]
@@ -264,7 +369,8 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       await v3.stop()
       say(`       validator node3 killed (kill -9 of its cometbft, not restarted); the other three go on`)
     }
-    if (events.length > 0) say(`       (every agent announced: INSECURE software TPM — as it should outside real hardware)`)
+    if (events.length > 0)
+      say(`       (every agent announced: INSECURE software TPM — as it should outside real hardware)`)
 
     const results: DemoNodeResult[] = []
     for (const name of names) {
@@ -272,10 +378,22 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
       const r = await a.certify()
       const role = genesisVerifiers.includes(name) ? 'genesis verifier' : 'joiner'
       const failed = failedClaims(r.qc)
-      results.push({ name, nodeId: a.nodeId, role, certified: r.outcome === 'pass', committeeSize: r.committee.length, pass: r.pass, fail: r.fail, failedClaims: failed, ranImage: false })
-      say(`       ${name} (${a.nodeId.slice(0, 16)}…) ${r.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'}: committee of ${r.committee.length} [${r.committee.map(m => nameOf(m)).join(', ')}], ${r.pass} pass / ${r.fail} fail${r.unresponsive.length > 0 ? `, ${r.unresponsive.length} silent` : ''}`)
+      results.push({
+        name,
+        nodeId: a.nodeId,
+        role,
+        certified: r.outcome === 'pass',
+        committeeSize: r.committee.length,
+        pass: r.pass,
+        fail: r.fail,
+        failedClaims: failed,
+        ranImage: false
+      })
+      say(
+        `       ${name} (${a.nodeId.slice(0, 16)}…) ${r.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'}: committee of ${r.committee.length} [${r.committee.map(m => nameOf(m)).join(', ')}], ${r.pass} pass / ${r.fail} fail${r.unresponsive.length > 0 ? `, ${r.unresponsive.length} silent` : ''}`
+      )
     }
-    function nameOf (nodeId: string): string {
+    function nameOf(nodeId: string): string {
       for (const [n, k] of keys) if (k.peerId === nodeId) return n
       return nodeId.slice(0, 10)
     }
@@ -284,43 +402,84 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     const tenant = await generateChainKey()
     const img = helloImage()
     // start from a Docker engine that does not hold the image, so the whole gated path runs
-    await new Docker().getImage(img.imageId).remove({ force: true }).catch(() => {})
+    await new Docker()
+      .getImage(img.imageId)
+      .remove({ force: true })
+      .catch(() => {})
     imageId = img.imageId
     const publisherNode = byName.get(names[0]) as Agent
-    const pub = await publishImage(publisherNode.store, chainImagePublisher(async body => await chain.send('image.publish', body, tenant)), { source: img.tar, name: IMAGE })
-    say(`[6/8] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`)
+    const pub = await publishImage(
+      publisherNode.store,
+      chainImagePublisher(async body => await chain.send('image.publish', body, tenant)),
+      { source: img.tar, name: IMAGE }
+    )
+    say(
+      `[6/8] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`
+    )
 
     // 7. a certified node runs it -----------------------------------------------------------------
     const runnerName = names[o.nodes - 1]
     const runner = byName.get(runnerName) as Agent
     const port = await freePort()
     const phases: string[] = []
-    const c = await runner.deploy({ image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] }, { onProgress: p => { if (phases.at(-1) !== p) phases.push(p) } })
+    const c = await runner.deploy(
+      { image: IMAGE, port, args: ['-p', `127.0.0.1:${port}`] },
+      {
+        onProgress: p => {
+          if (phases.at(-1) !== p) phases.push(p)
+        }
+      }
+    )
     results[o.nodes - 1].ranImage = true
-    say(`[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`)
+    say(
+      `[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`
+    )
     const served = publisherNode.store.served()
     const transfer = served.bulk > 0 ? 'bulk' : served.stream > 0 ? 'stream' : 'reused'
-    say(transfer === 'reused'
-      ? `       Docker already held exactly this image ID: ${runnerName} reused it (nothing fetched)`
-      : `       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct bulk channel (a one-time ticket offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`)
-    say(c.socketPath !== undefined
-      ? '       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node\'s 127.0.0.1)'
-      : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`)
+    say(
+      transfer === 'reused'
+        ? `       Docker already held exactly this image ID: ${runnerName} reused it (nothing fetched)`
+        : `       ${names[0]} sent the image ${transfer === 'bulk' ? 'over its direct bulk channel (a one-time ticket offered over libp2p)' : 'on the libp2p stream'}; ${runnerName} checked every block against the CID`
+    )
+    say(
+      c.socketPath !== undefined
+        ? "       network isolated: the tenant has its own loopback only, reached through a relay socket (no path to the node's 127.0.0.1)"
+        : `       network ${runner.config.containerNetwork}: the tenant shares the node's loopback`
+    )
     const url = `${runner.httpUrl ?? ''}/tenant/${encodeURIComponent(IMAGE)}/`
     const resp = await fetch(url)
     const body = await resp.text()
     say(`       GET ${url} → ${resp.status} ${JSON.stringify(body.trim())}`)
     // the next quote covers PCR 13: the committee replays the container log against it
     const again = await runner.certify()
-    const reattest = { outcome: again.outcome, pass: again.pass, fail: again.fail, failedClaims: failedClaims(again.qc) }
-    say(`       ${runnerName} re-attested with the container running: ${again.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'} (${again.pass} pass / ${again.fail} fail; container log replayed to PCR 13)`)
+    const reattest = {
+      outcome: again.outcome,
+      pass: again.pass,
+      fail: again.fail,
+      failedClaims: failedClaims(again.qc)
+    }
+    say(
+      `       ${runnerName} re-attested with the container running: ${again.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'} (${again.pass} pass / ${again.fail} fail; container log replayed to PCR 13)`
+    )
 
     // 8. tampered node --------------------------------------------------------------------------
     const bad = await mkAgent('node-x', swtpms[o.nodes], tamperedLog(bootLog))
     const rx = await bad.certify()
     const failedX = failedClaims(rx.qc)
-    results.push({ name: 'node-x', nodeId: bad.nodeId, role: 'tampered', certified: rx.outcome === 'pass', committeeSize: rx.committee.length, pass: rx.pass, fail: rx.fail, failedClaims: failedX, ranImage: false })
-    say(`[8/8] node-x (tampered PCR 0 firmware event) ${rx.outcome === 'pass' ? 'CERTIFIED (unexpected!)' : 'REFUSED'}: committee of ${rx.committee.length}, ${rx.pass} pass / ${rx.fail} fail, failing claim(s): ${failedX.join(', ') || 'none'}`)
+    results.push({
+      name: 'node-x',
+      nodeId: bad.nodeId,
+      role: 'tampered',
+      certified: rx.outcome === 'pass',
+      committeeSize: rx.committee.length,
+      pass: rx.pass,
+      fail: rx.fail,
+      failedClaims: failedX,
+      ranImage: false
+    })
+    say(
+      `[8/8] node-x (tampered PCR 0 firmware event) ${rx.outcome === 'pass' ? 'CERTIFIED (unexpected!)' : 'REFUSED'}: committee of ${rx.committee.length}, ${rx.pass} pass / ${rx.fail} fail, failing claim(s): ${failedX.join(', ') || 'none'}`
+    )
     let imageRefused = ''
     try {
       const p2 = await freePort()
@@ -333,14 +492,25 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
     say(`       node-x asked to run "${IMAGE}": refused — ${imageRefused}`)
 
     const status = await chain.status()
-    const ok = results.filter(r => r.role !== 'tampered').every(r => r.certified) && !results[results.length - 1].certified &&
-      resp.status === 200 && body.includes('hello') && !results[results.length - 1].ranImage && reattest.outcome === 'pass'
+    const ok =
+      results.filter(r => r.role !== 'tampered').every(r => r.certified) &&
+      !results[results.length - 1].certified &&
+      resp.status === 200 &&
+      body.includes('hello') &&
+      !results[results.length - 1].ranImage &&
+      reattest.outcome === 'pass'
     const result: DemoResult = {
       ok,
       chain: { url: chainUrl, height: status.height },
       nodes: results,
       image: { name: IMAGE, cid: pub.cid, digest: pub.digest, size: pub.size, publishedOn: names[0], transfer },
-      request: { node: runnerName, url, status: resp.status, body, network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork },
+      request: {
+        node: runnerName,
+        url,
+        status: resp.status,
+        body,
+        network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork
+      },
       reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
       seconds: Math.round((Date.now() - t0) / 100) / 10
@@ -359,16 +529,29 @@ export async function runDemo (o: DemoOptions): Promise<DemoResult> {
   }
 }
 
-export function summaryTable (r: DemoResult): string {
+export function summaryTable(r: DemoResult): string {
   const rows = [['node', 'role', 'node id', 'certified', 'committee', 'pass', 'fail', 'failed claims', 'ran image']]
-  for (const n of r.nodes) rows.push([n.name, n.role, `${n.nodeId.slice(0, 14)}…`, n.certified ? 'yes' : 'NO', String(n.committeeSize), String(n.pass), String(n.fail), n.failedClaims.join(',') || '-', n.ranImage ? 'yes' : '-'])
+  for (const n of r.nodes)
+    rows.push([
+      n.name,
+      n.role,
+      `${n.nodeId.slice(0, 14)}…`,
+      n.certified ? 'yes' : 'NO',
+      String(n.committeeSize),
+      String(n.pass),
+      String(n.fail),
+      n.failedClaims.join(',') || '-',
+      n.ranImage ? 'yes' : '-'
+    ])
   const w = rows[0].map((_, i) => Math.max(...rows.map(x => x[i].length)))
   const line = (x: string[]): string => x.map((c, i) => c.padEnd(w[i])).join('  ')
-  return [line(rows[0]), w.map(n => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n') +
+  return (
+    [line(rows[0]), w.map(n => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n') +
     `\n\nimage ${r.image.name}  CID ${r.image.cid}  digest ${r.image.digest}\n` +
     `request via ${r.request.node}: HTTP ${r.request.status} ${JSON.stringify(r.request.body.trim())}\n` +
     `refused: ${r.refused.node} failed ${r.refused.failedClaims.join(', ')}; image refused: ${r.refused.imageRefused}\n` +
     `chain height ${r.chain.height}; ${r.seconds} s; ${r.ok ? 'DEMO OK' : 'DEMO FAILED'}`
+  )
 }
 
 export { toHex }

@@ -27,8 +27,11 @@ export const FILE_LIMITS = Object.freeze({
  * left to loadChainKey, whose message says how to create one; anything else that is not a small
  * regular file is refused before it is opened.
  */
-export async function loadKeyFile (path: string, label: string): Promise<ChainKey> {
-  const exists = await stat(path).then(() => true, () => false)
+export async function loadKeyFile(path: string, label: string): Promise<ChainKey> {
+  const exists = await stat(path).then(
+    () => true,
+    () => false
+  )
   if (exists) await checkInputFile(path, { label, maxBytes: FILE_LIMITS.key })
   return await loadChainKey(path)
 }

@@ -36,32 +36,42 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   down: 'up.ts'
 }
 
-export async function loadCommands (first?: string): Promise<CommandModule[]> {
+export async function loadCommands(first?: string): Promise<CommandModule[]> {
   const out: CommandModule[] = []
   const only = first !== undefined && !first.startsWith('-') ? COMMAND_FILES[first] : undefined
-  for (const f of readdirSync(dir).filter(f => f.endsWith('.ts')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter(f => f.endsWith('.ts'))
+    .sort()) {
     if (only !== undefined && f !== only) continue
-    const mod = await import(join(dir, f)) as { default?: CommandModule[] }
+    const mod = (await import(join(dir, f))) as { default?: CommandModule[] }
     if (Array.isArray(mod.default)) out.push(...mod.default)
   }
   return out
 }
 
-async function main (): Promise<void> {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2)
   const jsonMode = argv.includes('--json')
   let cli = yargs(hideBin(process.argv))
     .scriptName('quorate')
-    .usage('$0 <command> [options]\n\nAttestation-gated worker node agent: measures a node into its TPM, gets it certified\nby a randomly drawn committee of peers under a > 2/3 quorum recorded on chain, and only\nthen runs tenant containers fetched from IPFS and checked against the chain.')
+    .usage(
+      '$0 <command> [options]\n\nAttestation-gated worker node agent: measures a node into its TPM, gets it certified\nby a randomly drawn committee of peers under a > 2/3 quorum recorded on chain, and only\nthen runs tenant containers fetched from IPFS and checked against the chain.'
+    )
     .option('json', { type: 'boolean', describe: 'print one JSON object per result on stdout', global: true })
     .strict()
     .demandCommand(1, 'name a command; see --help')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .epilogue('Environment: QUORATE_TCTI (TPM, e.g. swtpm:host=127.0.0.1,port=2321), QUORATE_HOME, QUORATE_CHAIN_RPC, QUORATE_LOG (debug namespaces, e.g. quorate:*)')
+    .epilogue(
+      'Environment: QUORATE_TCTI (TPM, e.g. swtpm:host=127.0.0.1,port=2321), QUORATE_HOME, QUORATE_CHAIN_RPC, QUORATE_LOG (debug namespaces, e.g. quorate:*)'
+    )
   for (const c of await loadCommands(argv[0])) cli = cli.command(c)
   try {
-    await cli.fail((msg, err) => { throw err ?? new CliExit(2, msg) }).parseAsync()
+    await cli
+      .fail((msg, err) => {
+        throw err ?? new CliExit(2, msg)
+      })
+      .parseAsync()
   } catch (err) {
     if (err instanceof CliExit) {
       if (err.message !== '') process.stderr.write(`quorate: ${err.message}\n`)

@@ -32,42 +32,88 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
   command: 'start',
   describe: 'run the agent: measure, register, get certified by a committee, serve tenants (until SIGTERM)',
   // --home and --rpc as every command has them (same defaults, through the agent's config layers)
-  builder: y => withRpc(withHome(y))
-    .option('config', { type: 'string', describe: 'JSON config file (also QUORATE_CONFIG)' })
-    .option('tcti', { type: 'string', describe: 'TPM TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321' })
-    .option('chain', { type: 'string', hidden: true, deprecated: 'use --rpc' })
-    .option('listen', { type: 'string', array: true, describe: 'libp2p listen multiaddrs' })
-    .option('bulk-port', { type: 'number', describe: 'TCP port of the bulk channel that sends images to peers, on the libp2p hosts (default 0: ephemeral; fix it to forward it through a firewall/NAT)' })
-    .option('keep-images', { type: 'boolean', describe: 'also keep fetched tenant images in the IPFS store, to serve them to peers (default false: Docker holds them)' })
-    .option('network', { type: 'string', describe: 'tenant networking: isolated (default), host, none or a Docker network name' })
-    .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
-    .option('committee-size', { type: 'number', describe: 'committee size k (as chain init --committee-size)' })
-    .option('k', { type: 'number', hidden: true, deprecated: 'use --committee-size' })
-    .option('platform', { type: 'string', describe: 'firmware platform as "<vendor>/<platform>" (reference-value lookup)' })
-    .option('os', { type: 'string', describe: 'OS image name (reference-value lookup)' })
-    .option('eventlog', { type: 'string', describe: 'firmware event log path (default /sys/kernel/security/tpm0/binary_bios_measurements)' })
-    .option('event-log', { type: 'string', hidden: true, deprecated: 'use --eventlog' })
-    .option('simulate-boot', { type: 'string', describe: 'SOFTWARE TPM ONLY: replay this recorded TCG event log into the TPM at start' })
-    .epilogue('Status: GET http://<http>/status (JSON), GET /metrics (Prometheus); tenants: /tenant/<image>/…') as never,
+  builder: y =>
+    withRpc(withHome(y))
+      .option('config', { type: 'string', describe: 'JSON config file (also QUORATE_CONFIG)' })
+      .option('tcti', {
+        type: 'string',
+        describe: 'TPM TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321'
+      })
+      .option('chain', { type: 'string', hidden: true, deprecated: 'use --rpc' })
+      .option('listen', { type: 'string', array: true, describe: 'libp2p listen multiaddrs' })
+      .option('bulk-port', {
+        type: 'number',
+        describe:
+          'TCP port of the bulk channel that sends images to peers, on the libp2p hosts (default 0: ephemeral; fix it to forward it through a firewall/NAT)'
+      })
+      .option('keep-images', {
+        type: 'boolean',
+        describe:
+          'also keep fetched tenant images in the IPFS store, to serve them to peers (default false: Docker holds them)'
+      })
+      .option('network', {
+        type: 'string',
+        describe: 'tenant networking: isolated (default), host, none or a Docker network name'
+      })
+      .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
+      .option('committee-size', { type: 'number', describe: 'committee size k (as chain init --committee-size)' })
+      .option('k', { type: 'number', hidden: true, deprecated: 'use --committee-size' })
+      .option('platform', {
+        type: 'string',
+        describe: 'firmware platform as "<vendor>/<platform>" (reference-value lookup)'
+      })
+      .option('os', { type: 'string', describe: 'OS image name (reference-value lookup)' })
+      .option('eventlog', {
+        type: 'string',
+        describe: 'firmware event log path (default /sys/kernel/security/tpm0/binary_bios_measurements)'
+      })
+      .option('event-log', { type: 'string', hidden: true, deprecated: 'use --eventlog' })
+      .option('simulate-boot', {
+        type: 'string',
+        describe: 'SOFTWARE TPM ONLY: replay this recorded TCG event log into the TPM at start'
+      })
+      .epilogue(
+        'Status: GET http://<http>/status (JSON), GET /metrics (Prometheus); tenants: /tenant/<image>/…'
+      ) as never,
   handler: async argv => {
     const flags: Partial<Record<keyof AgentConfig, unknown>> = {
-      home: argv.home, tcti: argv.tcti, chainRpc: argv.rpc ?? argv.chain, listen: argv.listen, bulkPort: argv['bulk-port'], containerNetwork: argv.network, keepImages: argv['keep-images'], httpListen: argv.http, committeeSize: argv.committeeSize ?? argv.k,
-      platform: argv.platform, osImage: argv.os, eventLogPath: argv.eventlog ?? argv['event-log'], simulateBoot: argv['simulate-boot']
+      home: argv.home,
+      tcti: argv.tcti,
+      chainRpc: argv.rpc ?? argv.chain,
+      listen: argv.listen,
+      bulkPort: argv['bulk-port'],
+      containerNetwork: argv.network,
+      keepImages: argv['keep-images'],
+      httpListen: argv.http,
+      committeeSize: argv.committeeSize ?? argv.k,
+      platform: argv.platform,
+      osImage: argv.os,
+      eventLogPath: argv.eventlog ?? argv['event-log'],
+      simulateBoot: argv['simulate-boot']
     }
     // Files named by the operator are checked before the agent reads them (STYLE.md §17); the
     // firmware log may be absent (the agent then says so), but not a FIFO or a device.
     const configFile = argv.config ?? process.env.QUORATE_CONFIG
-    if (configFile !== undefined && configFile !== '') await checkInputFile(configFile, { label: '--config', maxBytes: FILE_LIMITS.config })
+    if (configFile !== undefined && configFile !== '')
+      await checkInputFile(configFile, { label: '--config', maxBytes: FILE_LIMITS.config })
     const config = loadConfig({ file: argv.config, flags })
-    if (config.simulateBoot !== '') await checkInputFile(config.simulateBoot, { label: '--simulate-boot', maxBytes: FILE_LIMITS.eventLog })
-    if (await stat(config.eventLogPath).then(() => true, () => false)) await checkInputFile(config.eventLogPath, { label: '--eventlog', maxBytes: FILE_LIMITS.eventLog })
+    if (config.simulateBoot !== '')
+      await checkInputFile(config.simulateBoot, { label: '--simulate-boot', maxBytes: FILE_LIMITS.eventLog })
+    if (
+      await stat(config.eventLogPath).then(
+        () => true,
+        () => false
+      )
+    )
+      await checkInputFile(config.eventLogPath, { label: '--eventlog', maxBytes: FILE_LIMITS.eventLog })
     const logger = createLogger('quorate:agent')
     const agent = new Agent({
       config,
       logger,
       onEvent: e => {
         if (e.type === 'warning') process.stderr.write(`quorate: WARNING: ${e.message}\n`)
-        if (e.type === 'state' && argv.json !== true) process.stderr.write(`quorate: state ${e.state.kind}${'reason' in e.state ? ` (${e.state.reason})` : ''}\n`)
+        if (e.type === 'state' && argv.json !== true)
+          process.stderr.write(`quorate: state ${e.state.kind}${'reason' in e.state ? ` (${e.state.reason})` : ''}\n`)
       }
     })
     let stopping = false
@@ -75,20 +121,35 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
       if (stopping) return
       stopping = true
       process.stderr.write(`quorate: ${sig}: stopping\n`)
-      void agent.stop().then(() => { process.exit(0) }, (err: unknown) => { process.stderr.write(`quorate: stop failed: ${String(err)}\n`); process.exit(1) })
+      void agent.stop().then(
+        () => {
+          process.exit(0)
+        },
+        (err: unknown) => {
+          process.stderr.write(`quorate: stop failed: ${String(err)}\n`)
+          process.exit(1)
+        }
+      )
     }
-    process.on('SIGTERM', () => { stop('SIGTERM') })
-    process.on('SIGINT', () => { stop('SIGINT') })
+    process.on('SIGTERM', () => {
+      stop('SIGTERM')
+    })
+    process.on('SIGINT', () => {
+      stop('SIGINT')
+    })
     try {
       await agent.start()
     } catch (err) {
       // start() closed what it had opened; should a library still hold a handle, the failed
       // agent ends anyway once the error is printed (exit 1)
-      setTimeout(() => { process.exit(1) }, 5000).unref()
+      setTimeout(() => {
+        process.exit(1)
+      }, 5000).unref()
       throw err
     }
     const s = agent.status()
-    if (argv.json === true) process.stdout.write(JSON.stringify({ started: true, nodeId: s.nodeId, http: s.http, p2p: s.p2p }) + '\n')
+    if (argv.json === true)
+      process.stdout.write(JSON.stringify({ started: true, nodeId: s.nodeId, http: s.http, p2p: s.p2p }) + '\n')
     else process.stdout.write(`quorate agent ${s.nodeId}\n  http ${s.http ?? ''}\n  p2p  ${s.p2p.join(' ')}\n`)
     // runs until a signal
     await new Promise(() => {})

@@ -8,40 +8,49 @@ export interface GlobalArgs {
   json?: boolean
 }
 
-export function toJsonValue (v: unknown): unknown {
+export function toJsonValue(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v, jsonReplacer))
 }
 
 /** Prints `result` as JSON (with --json) or the human text. */
-export function emit (argv: GlobalArgs, result: unknown, human: string | (() => string)): void {
+export function emit(argv: GlobalArgs, result: unknown, human: string | (() => string)): void {
   if (argv.json === true) process.stdout.write(JSON.stringify(toJsonValue(result)) + '\n')
   else process.stdout.write((typeof human === 'function' ? human() : human).replace(/\n?$/, '\n'))
 }
 
 /** Progress for long operations: stderr, never stdout (stdout stays machine-readable). */
-export function progress (argv: GlobalArgs, msg: string): void {
+export function progress(argv: GlobalArgs, msg: string): void {
   if (argv.json !== true || process.env.QUORATE_PROGRESS === '1') process.stderr.write(msg + '\n')
 }
 
 export class CliExit extends Error {
   readonly exitCode: number
-  constructor (exitCode: number, message = '') {
+  constructor(exitCode: number, message = '') {
     super(message)
     this.name = 'CliExit'
     this.exitCode = exitCode
   }
 }
 
-export function describeError (err: unknown): { message: string, json: Record<string, unknown> } {
+export function describeError(err: unknown): { message: string; json: Record<string, unknown> } {
   if (err instanceof QuorateError) {
-    const next = err.disposition === 'retry' ? 'this may be temporary; try again' : err.disposition === 'reject' ? 'the input was refused; nothing was changed' : 'fix the configuration or environment and retry'
+    const next =
+      err.disposition === 'retry'
+        ? 'this may be temporary; try again'
+        : err.disposition === 'reject'
+          ? 'the input was refused; nothing was changed'
+          : 'fix the configuration or environment and retry'
     return { message: `${err.name}: ${err.message} (${next})`, json: err.toJSON() }
   }
   if (err instanceof AggregateError) {
     const parts = err.errors.map(e => (e instanceof Error ? e.message : String(e)))
-    return { message: `${err.message}\n  - ${parts.join('\n  - ')}`, json: { name: err.name, message: err.message, errors: parts } }
+    return {
+      message: `${err.message}\n  - ${parts.join('\n  - ')}`,
+      json: { name: err.name, message: err.message, errors: parts }
+    }
   }
-  if (err instanceof Error) return { message: `${err.name}: ${err.message}`, json: { name: err.name, message: err.message } }
+  if (err instanceof Error)
+    return { message: `${err.name}: ${err.message}`, json: { name: err.name, message: err.message } }
   return { message: String(err), json: { message: String(err) } }
 }
 
@@ -49,7 +58,7 @@ export function describeError (err: unknown): { message: string, json: Record<st
 const MAX_CELL = 72
 
 /** A cell: strings and numbers as they are, anything else as compact JSON (bytes as hex). */
-function cell (v: unknown): string {
+function cell(v: unknown): string {
   if (v === undefined || v === null) return '-'
   const j = toJsonValue(v)
   const s = typeof j === 'string' || typeof j === 'number' || typeof j === 'boolean' ? String(j) : JSON.stringify(j)
@@ -61,7 +70,7 @@ function cell (v: unknown): string {
  * first-seen order), a record as aligned "key  value" lines, anything else as its text. Cells
  * longer than MAX_CELL characters are cut.
  */
-export function renderTable (value: unknown): string {
+export function renderTable(value: unknown): string {
   const v = toJsonValue(value)
   if (Array.isArray(v)) {
     if (v.length === 0) return '(none)'
@@ -70,7 +79,7 @@ export function renderTable (value: unknown): string {
     const cols = [...new Set(rows.flatMap(r => Object.keys(r)))]
     const table = [cols, ...rows.map(r => cols.map(c => cell(r[c])))]
     const width = cols.map((_, i) => Math.max(...table.map(r => r[i].length)))
-    const line = (r: string[]): string => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(width[i])).join('  ')
+    const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]))).join('  ')
     return [line(cols), width.map(n => '-'.repeat(n)).join('  '), ...table.slice(1).map(line)].join('\n')
   }
   if (v !== null && typeof v === 'object') {

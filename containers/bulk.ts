@@ -52,7 +52,11 @@ const RAW = 0x55
 /** A requester that stops reading for this long is dropped. */
 const IDLE_TIMEOUT_MS = 30_000
 
-interface Ticket { readonly secret: Buffer, readonly root: CID, readonly expires: number }
+interface Ticket {
+  readonly secret: Buffer
+  readonly root: CID
+  readonly expires: number
+}
 
 export interface BulkServerInit {
   readonly blocks: LocalBlocks
@@ -77,7 +81,7 @@ export class BulkServer implements BulkProvider {
   readonly #log: Logger
   readonly #tickets = new Map<string, Ticket>()
   readonly #sockets = new Set<Socket>()
-  #servers: Promise<{ port: number, servers: Server[] } | undefined> | undefined
+  #servers: Promise<{ port: number; servers: Server[] } | undefined> | undefined
   #stopped = false
   #served = 0
   /** Read buffers for raw leaves, reused once the socket has taken their bytes. */
@@ -85,13 +89,13 @@ export class BulkServer implements BulkProvider {
 
   readonly #now: () => number
 
-  constructor (init: BulkServerInit) {
+  constructor(init: BulkServerInit) {
     this.#init = init
     this.#now = init.now ?? Date.now
     this.#log = init.logger ?? silentLogger('quorate:containers:bulk')
   }
 
-  async offer (root: CID): Promise<BulkOffer | undefined> {
+  async offer(root: CID): Promise<BulkOffer | undefined> {
     if (this.#stopped) return undefined
     this.#servers ??= this.#listen()
     const listening = await this.#servers
@@ -106,7 +110,7 @@ export class BulkServer implements BulkProvider {
   }
 
   /** Listens on every announced host with one port; undefined (no bulk offers) when none works. */
-  async #listen (): Promise<{ port: number, servers: Server[] } | undefined> {
+  async #listen(): Promise<{ port: number; servers: Server[] } | undefined> {
     const hosts = [...new Set(this.#init.hosts())]
     const servers: Server[] = []
     let port = this.#init.port ?? 0
@@ -115,10 +119,17 @@ export class BulkServer implements BulkProvider {
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject)
-          server.listen(port, host, () => { server.off('error', reject); resolve() })
+          server.listen(port, host, () => {
+            server.off('error', reject)
+            resolve()
+          })
         })
       } catch (err) {
-        this.#log.warn('bulk channel cannot listen on a host; peers dialing it use the libp2p stream', { host, port, error: (err as Error).message })
+        this.#log.warn('bulk channel cannot listen on a host; peers dialing it use the libp2p stream', {
+          host,
+          port,
+          error: (err as Error).message
+        })
         continue
       }
       const addr = server.address()
@@ -126,26 +137,35 @@ export class BulkServer implements BulkProvider {
       servers.push(server)
     }
     if (servers.length === 0) return undefined
-    if (this.#stopped) { for (const s of servers) s.close(); return undefined }
+    if (this.#stopped) {
+      for (const s of servers) s.close()
+      return undefined
+    }
     this.#log.debug('bulk channel listening', { hosts, port })
     return { port, servers }
   }
 
-  #createServer (): Server {
-    const server = createServer(socket => { void this.#accept(socket) })
+  #createServer(): Server {
+    const server = createServer(socket => {
+      void this.#accept(socket)
+    })
     server.maxConnections = this.#init.maxConnections ?? 8
     return server
   }
 
   /** Reads the ticket (exactly TICKET_BYTES, within the ticket timeout); serves its root or closes. */
-  async #accept (socket: Socket): Promise<void> {
+  async #accept(socket: Socket): Promise<void> {
     this.#sockets.add(socket)
     socket.on('error', () => {}) // reported through the read or write that fails
     try {
       const presented = await readPrefix(socket, TICKET_BYTES, this.#init.ticketTimeoutMs ?? TICKET_TIMEOUT_MS)
       // exactly the ticket: bytes already behind it (put back by readPrefix) refuse it too
       const root = presented === undefined ? undefined : this.#take(presented, socket.readableLength === 0)
-      if (root === undefined) { this.#log.debug('bulk ticket refused', { from: socket.remoteAddress }); socket.destroy(); return }
+      if (root === undefined) {
+        this.#log.debug('bulk ticket refused', { from: socket.remoteAddress })
+        socket.destroy()
+        return
+      }
       await this.#serve(socket, root)
     } finally {
       this.#sockets.delete(socket)
@@ -153,7 +173,7 @@ export class BulkServer implements BulkProvider {
   }
 
   /** The root of a valid, unexpired ticket; the ticket is used up whether it was valid or not. */
-  #take (presented: Buffer, alone: boolean): CID | undefined {
+  #take(presented: Buffer, alone: boolean): CID | undefined {
     const id = presented.subarray(0, ID_BYTES).toString('hex')
     const t = this.#tickets.get(id)
     if (t === undefined) return undefined
@@ -162,10 +182,14 @@ export class BulkServer implements BulkProvider {
     return t.root
   }
 
-  async #serve (socket: Socket, root: CID): Promise<void> {
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => { socket.destroy(new Error('requester stopped reading')) })
+  async #serve(socket: Socket, root: CID): Promise<void> {
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => {
+      socket.destroy(new Error('requester stopped reading'))
+    })
     // The requester sends nothing after its ticket: a byte more ends the channel.
-    socket.once('data', () => { socket.destroy(new Error('requester sent data after its ticket')) })
+    socket.once('data', () => {
+      socket.destroy(new Error('requester sent data after its ticket'))
+    })
     socket.resume()
     const pool = this.#pool
     const blocks = this.#init.blocks
@@ -174,15 +198,31 @@ export class BulkServer implements BulkProvider {
         // raw leaves only: a dag-pb node's parsed links are views of its bytes, which must stay
         if (blocks.readInto === undefined || cid.code !== RAW) return await blocks.get(cid, signal)
         const buf = pool.acquire()
-        const n = await blocks.readInto(cid, buf, signal).catch((err: unknown) => { pool.release(buf); throw err })
-        if (n === undefined || n < 0) { pool.release(buf); return n === undefined ? undefined : await blocks.get(cid, signal) }
+        const n = await blocks.readInto(cid, buf, signal).catch((err: unknown) => {
+          pool.release(buf)
+          throw err
+        })
+        if (n === undefined || n < 0) {
+          pool.release(buf)
+          return n === undefined ? undefined : await blocks.get(cid, signal)
+        }
         return buf.subarray(0, n)
       }
     }
     try {
       socket.write(Uint8Array.of(TICKET_TAKEN))
-      await sendDag(async f => { await writeFrame(socket, f, view => { pool.release(view) }) }, root, pooled)
-      await new Promise<void>(resolve => { socket.end(resolve) })
+      await sendDag(
+        async f => {
+          await writeFrame(socket, f, view => {
+            pool.release(view)
+          })
+        },
+        root,
+        pooled
+      )
+      await new Promise<void>(resolve => {
+        socket.end(resolve)
+      })
       this.#served++
     } catch (err) {
       this.#log.debug('serving a bulk channel failed', { root: root.toString(), error: (err as Error).message })
@@ -191,14 +231,24 @@ export class BulkServer implements BulkProvider {
   }
 
   /** DAGs sent whole over bulk channels so far. */
-  get served (): number { return this.#served }
+  get served(): number {
+    return this.#served
+  }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.#stopped = true
     this.#tickets.clear()
     for (const s of this.#sockets) s.destroy()
     const listening = await this.#servers?.catch(() => undefined)
-    await Promise.all((listening?.servers ?? []).map(async s => { await new Promise<void>(resolve => { s.close(() => { resolve() }) }) }))
+    await Promise.all(
+      (listening?.servers ?? []).map(async s => {
+        await new Promise<void>(resolve => {
+          s.close(() => {
+            resolve()
+          })
+        })
+      })
+    )
   }
 }
 
@@ -212,15 +262,18 @@ class BufferPool {
   readonly #mine = new WeakSet<ArrayBufferLike>()
   readonly #size: number
   readonly #keep: number
-  constructor (size: number, keep: number) { this.#size = size; this.#keep = keep }
-  acquire (): Buffer {
+  constructor(size: number, keep: number) {
+    this.#size = size
+    this.#keep = keep
+  }
+  acquire(): Buffer {
     const b = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#size)
     this.#mine.add(b.buffer)
     return b
   }
 
   /** Takes back the buffer behind a view it handed out; ignores anything else. */
-  release (view: Uint8Array): void {
+  release(view: Uint8Array): void {
     if (!this.#mine.has(view.buffer) || this.#free.length >= this.#keep) return
     this.#mine.delete(view.buffer)
     this.#free.push(Buffer.from(view.buffer, 0, this.#size))
@@ -231,26 +284,44 @@ class BufferPool {
  * Writes one frame's pieces in one go (corked), then waits while the socket's buffer is full.
  * `written` gets each piece back once the socket no longer needs it.
  */
-async function writeFrame (socket: Socket, f: Uint8ArrayList, written?: (piece: Uint8Array) => void): Promise<void> {
+async function writeFrame(socket: Socket, f: Uint8ArrayList, written?: (piece: Uint8Array) => void): Promise<void> {
   if (socket.destroyed) throw new StreamClosedError('bulk channel closed')
   socket.cork()
   let ok = true
-  for (const piece of f) ok = socket.write(piece, written === undefined ? undefined : () => { written(piece) })
+  for (const piece of f)
+    ok = socket.write(
+      piece,
+      written === undefined
+        ? undefined
+        : () => {
+            written(piece)
+          }
+    )
   socket.uncork()
   if (ok) return
   await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error): void => { socket.off('drain', onDrain); socket.off('close', onClose); if (err !== undefined) reject(err); else resolve() }
-    const onDrain = (): void => { done() }
-    const onClose = (): void => { done(new StreamClosedError('bulk channel closed')) }
+    const done = (err?: Error): void => {
+      socket.off('drain', onDrain)
+      socket.off('close', onClose)
+      if (err !== undefined) reject(err)
+      else resolve()
+    }
+    const onDrain = (): void => {
+      done()
+    }
+    const onClose = (): void => {
+      done(new StreamClosedError('bulk channel closed'))
+    }
     socket.once('drain', onDrain)
     socket.once('close', onClose)
   })
 }
 
 /** The IP host of a multiaddr (/ip4, /ip6, /dns*), where a requester connects for a bulk channel. */
-export function hostOf (ma: Multiaddr): string | undefined {
+export function hostOf(ma: Multiaddr): string | undefined {
   for (const c of ma.getComponents()) {
-    if (c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6') return c.value
+    if (c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6')
+      return c.value
   }
   return undefined
 }
@@ -259,16 +330,25 @@ export function hostOf (ma: Multiaddr): string | undefined {
  * The first `n` bytes a socket receives, or undefined when it closes, fails or stays silent for
  * `timeoutMs` first. Bytes after them are put back, and the socket is left paused.
  */
-export async function readPrefix (socket: Socket, n: number, timeoutMs: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+export async function readPrefix(
+  socket: Socket,
+  n: number,
+  timeoutMs: number,
+  signal?: AbortSignal
+): Promise<Buffer | undefined> {
   return await new Promise<Buffer | undefined>((resolve, reject) => {
     const got: Buffer[] = []
     let have = 0
     const finish = (out: Buffer | undefined, err?: Error): void => {
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
-      socket.off('data', onData); socket.off('end', onGone); socket.off('close', onGone); socket.off('error', onGone)
+      socket.off('data', onData)
+      socket.off('end', onGone)
+      socket.off('close', onGone)
+      socket.off('error', onGone)
       socket.pause()
-      if (err !== undefined) reject(err); else resolve(out)
+      if (err !== undefined) reject(err)
+      else resolve(out)
     }
     const onData = (chunk: Buffer): void => {
       got.push(chunk)
@@ -278,10 +358,17 @@ export async function readPrefix (socket: Socket, n: number, timeoutMs: number, 
       finish(all.subarray(0, n)) // detached and paused first: an unshift on a flowing socket emits at once
       if (all.byteLength > n) socket.unshift(all.subarray(n))
     }
-    const onGone = (): void => { finish(undefined) }
-    const onAbort = (): void => { finish(undefined, signal?.reason instanceof Error ? signal.reason : new FetchError('aborted')) }
+    const onGone = (): void => {
+      finish(undefined)
+    }
+    const onAbort = (): void => {
+      finish(undefined, signal?.reason instanceof Error ? signal.reason : new FetchError('aborted'))
+    }
     const timer = setTimeout(onGone, timeoutMs)
-    socket.on('data', onData); socket.once('end', onGone); socket.once('close', onGone); socket.once('error', onGone)
+    socket.on('data', onData)
+    socket.once('end', onGone)
+    socket.once('close', onGone)
+    socket.once('error', onGone)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
@@ -291,14 +378,21 @@ export async function readPrefix (socket: Socket, n: number, timeoutMs: number, 
  * presents the ticket and returns the socket once the provider took it. The caller reads block
  * frames from it (transfer.ts receiveDag, through socketBatches) and destroys it.
  */
-export async function connectBulk (host: string, offer: BulkOffer, opts: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Socket> {
+export async function connectBulk(
+  host: string,
+  offer: BulkOffer,
+  opts: { signal?: AbortSignal; timeoutMs?: number } = {}
+): Promise<Socket> {
   opts.signal?.throwIfAborted()
-  if (offer.id.byteLength !== ID_BYTES || offer.key.byteLength !== SECRET_BYTES) throw new FetchError('malformed bulk offer: ticket of the wrong size')
+  if (offer.id.byteLength !== ID_BYTES || offer.key.byteLength !== SECRET_BYTES)
+    throw new FetchError('malformed bulk offer: ticket of the wrong size')
   const where = `bulk channel to ${host}:${offer.port}`
   const timeoutMs = opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS
   const socket = connect({ host, port: offer.port })
   let failure: Error | undefined
-  socket.once('error', (err: Error) => { failure ??= err })
+  socket.once('error', (err: Error) => {
+    failure ??= err
+  })
   socket.setNoDelay(true)
   socket.write(Buffer.concat([offer.id, offer.key]))
   let answer: Buffer | undefined
@@ -311,9 +405,15 @@ export async function connectBulk (host: string, offer: BulkOffer, opts: { signa
   if (answer?.[0] !== TICKET_TAKEN) {
     socket.destroy()
     if (failure !== undefined) throw new FetchError(`${where} failed: ${failure.message}`, { cause: failure })
-    throw new FetchError(answer === undefined ? `${where}: the provider did not take the ticket (closed, or nothing within ${timeoutMs} ms)` : `${where}: the provider answered 0x${answer[0].toString(16)}, not 0x01`)
+    throw new FetchError(
+      answer === undefined
+        ? `${where}: the provider did not take the ticket (closed, or nothing within ${timeoutMs} ms)`
+        : `${where}: the provider answered 0x${answer[0].toString(16)}, not 0x01`
+    )
   }
-  socket.setTimeout(IDLE_TIMEOUT_MS, () => { socket.destroy(new FetchError(`${where} went silent for ${IDLE_TIMEOUT_MS} ms`)) })
+  socket.setTimeout(IDLE_TIMEOUT_MS, () => {
+    socket.destroy(new FetchError(`${where} went silent for ${IDLE_TIMEOUT_MS} ms`))
+  })
   return socket
 }
 
@@ -322,23 +422,36 @@ export async function connectBulk (host: string, offer: BulkOffer, opts: { signa
  * promise per chunk the socket reads (a 1 MiB block arrives in 16 or more). Reading pauses while more than
  * `maxBuffered` bytes wait, so a slow consumer pushes back on the provider.
  */
-export function socketBatches (socket: Readable, maxBuffered = 8 << 20): AsyncIterable<Uint8ArrayList> {
+export function socketBatches(socket: Readable, maxBuffered = 8 << 20): AsyncIterable<Uint8ArrayList> {
   let pending = new Uint8ArrayList()
   let ended = false
   let failure: Error | undefined
   let wake: (() => void) | undefined
-  const poke = (): void => { const w = wake; wake = undefined; w?.() }
+  const poke = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
   socket.on('data', (chunk: Buffer) => {
     pending.append(chunk)
     if (pending.byteLength >= maxBuffered) socket.pause()
     poke()
   })
-  socket.on('end', () => { ended = true; poke() })
-  socket.on('close', () => { ended = true; poke() })
-  socket.on('error', (err: Error) => { failure ??= err; poke() })
+  socket.on('end', () => {
+    ended = true
+    poke()
+  })
+  socket.on('close', () => {
+    ended = true
+    poke()
+  })
+  socket.on('error', (err: Error) => {
+    failure ??= err
+    poke()
+  })
   socket.resume() // a socket handed over paused (readPrefix) flows from here
   return {
-    async * [Symbol.asyncIterator] () {
+    async *[Symbol.asyncIterator]() {
       for (;;) {
         if (pending.byteLength > 0) {
           const out = pending
@@ -349,7 +462,9 @@ export function socketBatches (socket: Readable, maxBuffered = 8 << 20): AsyncIt
         }
         if (failure !== undefined) throw new FetchError(`bulk channel failed: ${failure.message}`, { cause: failure })
         if (ended) return
-        await new Promise<void>(resolve => { wake = resolve })
+        await new Promise<void>(resolve => {
+          wake = resolve
+        })
       }
     }
   }

@@ -7,8 +7,11 @@ export class NotCertifiedError extends QuorateError {
   override readonly disposition = 'reject' as const
   override readonly code: string = 'ERR_NOT_CERTIFIED'
   readonly reason: string
-  constructor (reason = 'the node has no valid certification on chain', options?: { cause?: unknown }) {
-    super(`node is not certified: ${reason}; tenant images run only on certified nodes (wait for certification or re-attest)`, options)
+  constructor(reason = 'the node has no valid certification on chain', options?: { cause?: unknown }) {
+    super(
+      `node is not certified: ${reason}; tenant images run only on certified nodes (wait for certification or re-attest)`,
+      options
+    )
     this.reason = reason
   }
 }
@@ -17,7 +20,7 @@ export class NotCertifiedError extends QuorateError {
 export class ImageNotPublishedError extends QuorateError {
   override readonly disposition = 'reject' as const
   override readonly code: string = 'ERR_IMAGE_NOT_PUBLISHED'
-  constructor (name: string) {
+  constructor(name: string) {
     super(`image ${JSON.stringify(name)} is not published on chain; publish it first (quorate image publish)`)
   }
 }
@@ -26,7 +29,7 @@ export class ImageNotPublishedError extends QuorateError {
 export class ImageRevokedError extends QuorateError {
   override readonly disposition = 'reject' as const
   override readonly code: string = 'ERR_IMAGE_REVOKED'
-  constructor (name: string, digest: string) {
+  constructor(name: string, digest: string) {
     super(`image ${JSON.stringify(name)} (${digest}) is revoked on chain; it will not be run`)
   }
 }
@@ -43,7 +46,7 @@ export class ImageDigestMismatchError extends QuorateError {
   override readonly code: string = 'ERR_IMAGE_DIGEST_MISMATCH'
   readonly expected: string
   readonly actual: string
-  constructor (expected: string, actual: string) {
+  constructor(expected: string, actual: string) {
     super(`image content has config digest ${actual} but the chain records ${expected}; nothing was loaded`)
     this.expected = expected
     this.actual = actual
@@ -70,7 +73,7 @@ export class FetchError extends TransientError {
 export class ProviderRefusedError extends FetchError {
   override readonly code: string = 'ERR_PROVIDER_REFUSED'
   readonly reason: string
-  constructor (reason: string, options?: { cause?: unknown }) {
+  constructor(reason: string, options?: { cause?: unknown }) {
     super(`provider refused: ${reason}`, options)
     this.reason = reason
   }

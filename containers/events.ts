@@ -17,25 +17,53 @@ export { CONTAINER_PCR }
 export type ContainerLaunchEvent = ContainerLaunch
 
 /** The launch record; the environment is logged and measured only as its digest (values may be secrets). */
-export function launchEvent (input: { image: string, digest: string, cid: string, args?: readonly string[], env?: readonly string[] }): ContainerLaunchEvent {
-  return { type: 'container.launch', image: input.image, digest: input.digest, cid: input.cid, args: [...(input.args ?? [])], envDigest: envDigest(input.env ?? []) }
+export function launchEvent(input: {
+  image: string
+  digest: string
+  cid: string
+  args?: readonly string[]
+  env?: readonly string[]
+}): ContainerLaunchEvent {
+  return {
+    type: 'container.launch',
+    image: input.image,
+    digest: input.digest,
+    cid: input.cid,
+    args: [...(input.args ?? [])],
+    envDigest: envDigest(input.env ?? [])
+  }
 }
 
 /** Where launch records are appended. */
 export interface EventLogWriter {
-  append (line: string): Promise<void>
-  read (): Promise<string>
+  append(line: string): Promise<void>
+  read(): Promise<string>
 }
 
-export function memoryEventLog (): EventLogWriter & { readonly lines: string[] } {
+export function memoryEventLog(): EventLogWriter & { readonly lines: string[] } {
   const lines: string[] = []
-  return { lines, append: async l => { lines.push(l) }, read: async () => lines.map(l => l + '\n').join('') }
+  return {
+    lines,
+    append: async l => {
+      lines.push(l)
+    },
+    read: async () => lines.map(l => l + '\n').join('')
+  }
 }
 
 /** Appends to a file (created if missing); each append is one write of one line. */
-export function fileEventLog (path: string): EventLogWriter {
+export function fileEventLog(path: string): EventLogWriter {
   return {
-    append: async l => { await appendFile(path, l + '\n', { mode: 0o644 }) },
-    read: async () => { try { return await readFile(path, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ''; throw err } }
+    append: async l => {
+      await appendFile(path, l + '\n', { mode: 0o644 })
+    },
+    read: async () => {
+      try {
+        return await readFile(path, 'utf8')
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ''
+        throw err
+      }
+    }
   }
 }

@@ -5,8 +5,19 @@
 
 // ---- contracts ----------------------------------------------------------------------------
 export type {
-  ImageRecord, CertificationStatus, ImageRegistry, Measurer, ImageSource, DockerClient,
-  ContainerLimits, ContainerRunnerInit, LaunchPhase, LaunchProgress, LaunchRequest, RunningContainer, ContainerRunner
+  ImageRecord,
+  CertificationStatus,
+  ImageRegistry,
+  Measurer,
+  ImageSource,
+  DockerClient,
+  ContainerLimits,
+  ContainerRunnerInit,
+  LaunchPhase,
+  LaunchProgress,
+  LaunchRequest,
+  RunningContainer,
+  ContainerRunner
 } from './runner.ts'
 export type { ImageStore, ImageStoreInit, AddResult, AddProgress, FetchOptions, StoredContent } from './store.ts'
 export type { FetchProgress, LocalBlocks } from './transfer.ts'

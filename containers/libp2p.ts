@@ -33,7 +33,7 @@ const LOOPBACK = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
  * (AES-GCM in OpenSSL): ~1.6–1.8× noise's throughput here (noise encrypts 64 KiB messages from
  * JS). Peers without TLS still connect over noise.
  */
-export async function createLocalLibp2p (opts: LocalLibp2pOptions = {}): Promise<LocalLibp2p> {
+export async function createLocalLibp2p(opts: LocalLibp2pOptions = {}): Promise<LocalLibp2p> {
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: {

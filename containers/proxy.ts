@@ -10,7 +10,13 @@
 // in use no tenant may take more than an equal share of them (counted with room for one more
 // tenant) — so one tenant cannot exhaust the pool that the others need. A refusal is 503 with
 // Retry-After and the reason.
-import { request as httpRequest, type IncomingMessage, type ServerResponse, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
+import {
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders
+} from 'node:http'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
@@ -20,7 +26,7 @@ export interface TenantProxyInit {
   /** Current certification of this node (ContainerRunner.certification). */
   readonly certification: () => CertificationStatus
   /** The port of the running container for an image name (ContainerRunner.get). */
-  readonly resolve: (image: string) => { readonly port: number, readonly socketPath?: string } | undefined
+  readonly resolve: (image: string) => { readonly port: number; readonly socketPath?: string } | undefined
   /** Path prefix (default '/tenant/'). */
   readonly prefix?: string
   /** Largest request body (default 16 MiB). */
@@ -38,46 +44,80 @@ export interface TenantProxyInit {
 
 export interface TenantProxy {
   /** Handles the request when its path is under the prefix; returns false otherwise. */
-  handle (req: IncomingMessage, res: ServerResponse): boolean
+  handle(req: IncomingMessage, res: ServerResponse): boolean
   /** For http.createServer: everything outside the prefix is 404. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void
   /** Requests in flight, all tenants. */
   readonly inFlight: number
   /** Requests in flight for one tenant (image name). */
-  inFlightOf (image: string): number
+  inFlightOf(image: string): number
   /** Requests refused for want of a slot since start, by the limit that refused them. */
-  refused (): Readonly<Record<ProxyLimit, number>>
+  refused(): Readonly<Record<ProxyLimit, number>>
 }
 
 /** Which in-flight limit refused a request: the tenant's own, the node's, or the fair share. */
 export type ProxyLimit = 'tenant' | 'node' | 'share'
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded.
-const HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade'
+])
 
-function forwardable (h: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = new Set(String(h.connection ?? '').toLowerCase().split(',').map(s => s.trim()).filter(Boolean))
+function forwardable(h: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = new Set(
+    String(h.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map(s => s.trim())
+      .filter(Boolean)
+  )
   const out: OutgoingHttpHeaders = {}
   for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k) && !listed.has(k)) out[k] = v
   return out
 }
 
-function reply (res: ServerResponse, status: number, body: Record<string, unknown>, extra: OutgoingHttpHeaders = {}): void {
-  if (res.headersSent) { res.destroy(); return }
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  extra: OutgoingHttpHeaders = {}
+): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
   const b = JSON.stringify(body) + '\n'
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b), 'cache-control': 'no-store', ...extra })
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(b),
+    'cache-control': 'no-store',
+    ...extra
+  })
   res.end(b)
 }
 
-export function createTenantProxy (init: TenantProxyInit): TenantProxy {
+export function createTenantProxy(init: TenantProxyInit): TenantProxy {
   const prefix = init.prefix ?? '/tenant/'
   const maxBody = init.maxBodyBytes ?? 16 << 20
   const maxConcurrent = init.maxConcurrent ?? 64
   const maxPerTenant = init.maxPerTenant ?? Math.max(1, Math.floor(maxConcurrent / 4))
-  for (const [name, v] of [['maxConcurrent', maxConcurrent], ['maxPerTenant', maxPerTenant]] as const) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidInputError(`tenant proxy: ${name} must be a positive integer, got ${v}`)
+  for (const [name, v] of [
+    ['maxConcurrent', maxConcurrent],
+    ['maxPerTenant', maxPerTenant]
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new InvalidInputError(`tenant proxy: ${name} must be a positive integer, got ${v}`)
   }
-  if (maxPerTenant > maxConcurrent) throw new InvalidInputError(`tenant proxy: maxPerTenant (${maxPerTenant}) exceeds maxConcurrent (${maxConcurrent})`)
+  if (maxPerTenant > maxConcurrent)
+    throw new InvalidInputError(`tenant proxy: maxPerTenant (${maxPerTenant}) exceeds maxConcurrent (${maxConcurrent})`)
   const responseTimeout = init.responseTimeoutMs ?? 30_000
   const idleTimeout = init.idleTimeoutMs ?? 60_000
   const log = init.logger ?? silentLogger('quorate:containers:proxy')
@@ -86,16 +126,21 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
   const refusedBy: Record<ProxyLimit, number> = { tenant: 0, node: 0, share: 0 }
 
   /** Why a request for `image` may not take a slot now, or undefined when it may. */
-  const refusal = (image: string): { limit: ProxyLimit, reason: string } | undefined => {
+  const refusal = (image: string): { limit: ProxyLimit; reason: string } | undefined => {
     const mine = perTenant.get(image) ?? 0
-    if (mine >= maxPerTenant) return { limit: 'tenant', reason: `tenant ${JSON.stringify(image)} has ${mine} requests in flight, its limit` }
-    if (inFlight >= maxConcurrent) return { limit: 'node', reason: `the node has ${inFlight} requests in flight, its limit` }
+    if (mine >= maxPerTenant)
+      return { limit: 'tenant', reason: `tenant ${JSON.stringify(image)} has ${mine} requests in flight, its limit` }
+    if (inFlight >= maxConcurrent)
+      return { limit: 'node', reason: `the node has ${inFlight} requests in flight, its limit` }
     // under pressure, a tenant keeps at most an equal share of the node's slots, counted with
     // room for one more tenant, so that a newcomer still finds a free slot
     const tenants = perTenant.size + (mine === 0 ? 1 : 0)
     const share = Math.max(1, Math.floor(maxConcurrent / (tenants + 1)))
     if (inFlight * 2 >= maxConcurrent && mine >= share) {
-      return { limit: 'share', reason: `the node is busy (${inFlight} of ${maxConcurrent} requests in flight) and tenant ${JSON.stringify(image)} holds its share (${share})` }
+      return {
+        limit: 'share',
+        reason: `the node is busy (${inFlight} of ${maxConcurrent} requests in flight) and tenant ${JSON.stringify(image)} holds its share (${share})`
+      }
     }
     return undefined
   }
@@ -106,19 +151,37 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     const rest = url.slice(prefix.length)
     const slash = rest.search(/[/?]/)
     let image: string
-    try { image = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash)) } catch { reply(res, 400, { error: 'bad image name in path' }); return true }
+    try {
+      image = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash))
+    } catch {
+      reply(res, 400, { error: 'bad image name in path' })
+      return true
+    }
     const path = slash === -1 ? '/' : rest[slash] === '?' ? '/' + rest.slice(slash) : rest.slice(slash)
 
     const cert = init.certification()
     if (!cert.certified) {
-      reply(res, 503, { error: 'node not certified', reason: cert.reason ?? 'no valid certification on chain' }, { 'retry-after': '30' })
+      reply(
+        res,
+        503,
+        { error: 'node not certified', reason: cert.reason ?? 'no valid certification on chain' },
+        { 'retry-after': '30' }
+      )
       req.resume()
       return true
     }
     const target = init.resolve(image)
-    if (target === undefined) { reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` }); req.resume(); return true }
+    if (target === undefined) {
+      reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` })
+      req.resume()
+      return true
+    }
     const declared = Number(req.headers['content-length'] ?? 0)
-    if (Number.isFinite(declared) && declared > maxBody) { reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' }); req.resume(); return true }
+    if (Number.isFinite(declared) && declared > maxBody) {
+      reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' })
+      req.resume()
+      return true
+    }
     const refused = refusal(image)
     if (refused !== undefined) {
       refusedBy[refused.limit]++
@@ -136,7 +199,8 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
       done = true
       inFlight--
       const left = (perTenant.get(image) ?? 1) - 1
-      if (left === 0) perTenant.delete(image); else perTenant.set(image, left)
+      if (left === 0) perTenant.delete(image)
+      else perTenant.set(image, left)
     }
     res.on('close', finish)
 
@@ -146,21 +210,31 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
     headers['x-forwarded-proto'] = 'http'
     if (req.headers.host !== undefined) headers['x-forwarded-host'] = req.headers.host
 
-    const where = target.socketPath !== undefined ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }
+    const where =
+      target.socketPath !== undefined ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }
     const up = httpRequest({ ...where, method: req.method, path, headers })
-    const responseTimer = setTimeout(() => { up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' })) }, responseTimeout)
-    up.on('response', (ur) => {
+    const responseTimer = setTimeout(() => {
+      up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' }))
+    }, responseTimeout)
+    up.on('response', ur => {
       clearTimeout(responseTimer)
       res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardable(ur.headers))
-      ur.socket.setTimeout(idleTimeout, () => { ur.destroy(new Error('upstream idle timeout')) })
+      ur.socket.setTimeout(idleTimeout, () => {
+        ur.destroy(new Error('upstream idle timeout'))
+      })
       ur.pipe(res)
-      ur.on('error', () => { res.destroy() })
+      ur.on('error', () => {
+        res.destroy()
+      })
     })
     up.on('error', (err: Error & { code?: string }) => {
       clearTimeout(responseTimer)
       const timeout = err.code === 'QUORATE_TIMEOUT'
       log.debug('upstream error', { image, error: err.message })
-      if (!res.headersSent) reply(res, timeout ? 504 : 502, { error: timeout ? 'container did not answer in time' : `container unreachable: ${err.message}` })
+      if (!res.headersSent)
+        reply(res, timeout ? 504 : 502, {
+          error: timeout ? 'container did not answer in time' : `container unreachable: ${err.message}`
+        })
       else res.destroy()
     })
     let bodyBytes = 0
@@ -170,19 +244,29 @@ export function createTenantProxy (init: TenantProxyInit): TenantProxy {
         req.unpipe(up)
         up.destroy(new Error('request body too large'))
         reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' })
-        res.once('finish', () => { req.destroy() })
+        res.once('finish', () => {
+          req.destroy()
+        })
       }
     })
-    req.on('error', () => { up.destroy() })
-    res.on('close', () => { if (!res.writableFinished) up.destroy() })
+    req.on('error', () => {
+      up.destroy()
+    })
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy()
+    })
     req.pipe(up)
     return true
   }
 
   return {
     handle,
-    handler: (req, res) => { if (!handle(req, res)) reply(res, 404, { error: 'not found' }) },
-    get inFlight () { return inFlight },
+    handler: (req, res) => {
+      if (!handle(req, res)) reply(res, 404, { error: 'not found' })
+    },
+    get inFlight() {
+      return inFlight
+    },
     inFlightOf: image => perTenant.get(image) ?? 0,
     refused: () => ({ ...refusedBy })
   }

@@ -12,10 +12,17 @@ import type { ImageStore } from './store.ts'
 
 /** The chain, as publishing sees it. */
 export interface ImagePublisher {
-  publishImage (rec: { readonly name: string, readonly digest: string, readonly cid: string, readonly size: number }, opts?: { signal?: AbortSignal }): Promise<{ readonly txHash?: string, readonly height?: number }>
+  publishImage(
+    rec: { readonly name: string; readonly digest: string; readonly cid: string; readonly size: number },
+    opts?: { signal?: AbortSignal }
+  ): Promise<{ readonly txHash?: string; readonly height?: number }>
 }
 
-export interface PublishProgress { readonly phase: 'read' | 'publish', readonly bytes: number, readonly total?: number }
+export interface PublishProgress {
+  readonly phase: 'read' | 'publish'
+  readonly bytes: number
+  readonly total?: number
+}
 
 export interface PublishRequest {
   /** Path of a `docker save` archive, a local Docker image (name, tag or ID), or the bytes. */
@@ -38,20 +45,28 @@ export interface PublishResult {
 
 const NAME_RE = /^[a-z0-9][a-z0-9._/:-]{0,127}$/
 
-export function checkImageName (name: string): void {
-  if (!NAME_RE.test(name)) throw new InvalidInputError(`image name ${JSON.stringify(name)} is invalid: 1–128 characters of a-z 0-9 . _ / : -, starting with a letter or digit`)
+export function checkImageName(name: string): void {
+  if (!NAME_RE.test(name))
+    throw new InvalidInputError(
+      `image name ${JSON.stringify(name)} is invalid: 1–128 characters of a-z 0-9 . _ / : -, starting with a letter or digit`
+    )
 }
 
 /** Opens the archive: a file when the path exists, otherwise `docker save` of the image by its ID. */
-export async function imageSourceStream (source: string, docker?: Pick<Docker, 'getImage'>): Promise<{ stream: AsyncIterable<Uint8Array>, total?: number, from: 'file' | 'docker' }> {
+export async function imageSourceStream(
+  source: string,
+  docker?: Pick<Docker, 'getImage'>
+): Promise<{ stream: AsyncIterable<Uint8Array>; total?: number; from: 'file' | 'docker' }> {
   const st = await stat(source).catch(() => undefined)
   if (st !== undefined) {
     if (!st.isFile()) throw new InvalidInputError(`${source} is not a file`)
     return { stream: createReadStream(source, { highWaterMark: 1 << 20 }), total: st.size, from: 'file' }
   }
-  if (docker === undefined) throw new InvalidInputError(`${source} is neither a file nor (without Docker) a local image`)
+  if (docker === undefined)
+    throw new InvalidInputError(`${source} is neither a file nor (without Docker) a local image`)
   // Image references never start with / or . (and dockerode mangles such paths into host names).
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$/.test(source)) throw new InvalidInputError(`${source}: no such file, and not a Docker image reference`)
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$/.test(source))
+    throw new InvalidInputError(`${source}: no such file, and not a Docker image reference`)
   let id: string
   let size: number | undefined
   try {
@@ -63,22 +78,34 @@ export async function imageSourceStream (source: string, docker?: Pick<Docker, '
   }
   try {
     // Saved by ID so the archive carries no RepoTags (nodes refuse archives that would tag images).
-    const stream = await docker.getImage(id).get() as Readable
+    const stream = (await docker.getImage(id).get()) as Readable
     return { stream, total: size, from: 'docker' }
   } catch (err) {
     throw new DockerError(`docker save ${id} failed: ${(err as Error).message}`, { cause: err })
   }
 }
 
-export async function publishImage (store: Pick<ImageStore, 'add'>, publisher: ImagePublisher | undefined, req: PublishRequest): Promise<PublishResult> {
+export async function publishImage(
+  store: Pick<ImageStore, 'add'>,
+  publisher: ImagePublisher | undefined,
+  req: PublishRequest
+): Promise<PublishResult> {
   checkImageName(req.name)
   let stream: Uint8Array | AsyncIterable<Uint8Array>
   let total: number | undefined
   if (typeof req.source === 'string') ({ stream, total } = await imageSourceStream(req.source, req.docker))
-  else { stream = req.source; total = req.source instanceof Uint8Array ? req.source.byteLength : undefined }
-  const added = await store.add(stream, { signal: req.signal, onProgress: p => req.onProgress?.({ phase: 'read', bytes: p.bytes, total }) })
+  else {
+    stream = req.source
+    total = req.source instanceof Uint8Array ? req.source.byteLength : undefined
+  }
+  const added = await store.add(stream, {
+    signal: req.signal,
+    onProgress: p => req.onProgress?.({ phase: 'read', bytes: p.bytes, total })
+  })
   if (added.image.repoTags.length > 0) {
-    throw new InvalidImageTarError(`the archive carries RepoTags (${added.image.repoTags.join(', ')}), which would tag images on every node; save it by image ID (docker save <id>) or publish the local image by name`)
+    throw new InvalidImageTarError(
+      `the archive carries RepoTags (${added.image.repoTags.join(', ')}), which would tag images on every node; save it by image ID (docker save <id>) or publish the local image by name`
+    )
   }
   const rec = { name: req.name, digest: added.image.imageId, cid: added.cid, size: added.size }
   if (publisher === undefined) return rec

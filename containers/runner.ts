@@ -28,8 +28,17 @@ import { relaySocketPath, startRelay, stopLeftoverRelays, type Relay } from './r
 import { CONTAINER_PCR, launchEvent, type EventLogWriter } from './events.ts'
 import { containerEventDigest, containerLaunchLine } from '../attestation/containerlog.ts'
 import {
-  ContainerStartError, ContentMismatchError, DockerError, DockerImageMismatchError, ImageDigestMismatchError,
-  ImageNotPublishedError, ImageRevokedError, InvalidImageTarError, MeasurementError, NotCertifiedError, UnsupportedEngineError
+  ContainerStartError,
+  ContentMismatchError,
+  DockerError,
+  DockerImageMismatchError,
+  ImageDigestMismatchError,
+  ImageNotPublishedError,
+  ImageRevokedError,
+  InvalidImageTarError,
+  MeasurementError,
+  NotCertifiedError,
+  UnsupportedEngineError
 } from './errors.ts'
 import type { FetchProgress } from './transfer.ts'
 
@@ -55,22 +64,33 @@ export interface CertificationStatus {
 
 /** The chain, as the gate sees it (the agent wires chain/client into this). */
 export interface ImageRegistry {
-  getImage (name: string, opts?: { signal?: AbortSignal }): Promise<ImageRecord | undefined>
-  isCertified (nodeId: string, opts?: { signal?: AbortSignal }): Promise<CertificationStatus>
+  getImage(name: string, opts?: { signal?: AbortSignal }): Promise<ImageRecord | undefined>
+  isCertified(nodeId: string, opts?: { signal?: AbortSignal }): Promise<CertificationStatus>
 }
 
 /** The TPM, as the gate sees it (the agent wires attestation/tpm into this). */
 export interface Measurer {
-  extend (pcr: number, digest: Uint8Array): Promise<void>
+  extend(pcr: number, digest: Uint8Array): Promise<void>
 }
 
 /** Where image bytes come from (ImageStore implements it). */
 export interface ImageSource {
-  fetch (cid: string, opts?: { providers?: readonly string[], keep?: boolean, signal?: AbortSignal, onProgress?: (p: FetchProgress) => void }): AsyncIterable<Uint8Array>
+  fetch(
+    cid: string,
+    opts?: {
+      providers?: readonly string[]
+      keep?: boolean
+      signal?: AbortSignal
+      onProgress?: (p: FetchProgress) => void
+    }
+  ): AsyncIterable<Uint8Array>
 }
 
 /** The subset of dockerode the runner uses. */
-export type DockerClient = Pick<Docker, 'loadImage' | 'getImage' | 'createContainer' | 'getContainer' | 'listContainers' | 'info'>
+export type DockerClient = Pick<
+  Docker,
+  'loadImage' | 'getImage' | 'createContainer' | 'getContainer' | 'listContainers' | 'info'
+>
 
 // ---- options and results ------------------------------------------------------------------------
 
@@ -121,7 +141,11 @@ export interface ContainerRunnerInit {
 }
 
 export type LaunchPhase = 'check' | 'fetch' | 'load' | 'measure' | 'start' | 'ready'
-export interface LaunchProgress { readonly phase: LaunchPhase, readonly bytes?: number, readonly total?: number }
+export interface LaunchProgress {
+  readonly phase: LaunchPhase
+  readonly bytes?: number
+  readonly total?: number
+}
 
 export interface LaunchRequest {
   /** Image name as published on chain. */
@@ -163,20 +187,20 @@ export interface RunningContainer {
 }
 
 export interface ContainerRunner {
-  launch (req: LaunchRequest): Promise<RunningContainer>
-  list (): RunningContainer[]
+  launch(req: LaunchRequest): Promise<RunningContainer>
+  list(): RunningContainer[]
   /** The running container for an image name (the most recent). */
-  get (image: string): RunningContainer | undefined
-  stop (idOrImage: string): Promise<boolean>
+  get(image: string): RunningContainer | undefined
+  stop(idOrImage: string): Promise<boolean>
   /** Stops and removes every tenant container of this node (also ones left by an earlier run). */
-  stopAll (reason: string): Promise<number>
-  logs (idOrImage: string, opts?: { tail?: number }): Promise<string>
+  stopAll(reason: string): Promise<number>
+  logs(idOrImage: string, opts?: { tail?: number }): Promise<string>
   /** The last known certification (what the proxy consults). */
-  certification (): CertificationStatus
+  certification(): CertificationStatus
   /** The agent reports certification changes; losing it stops every tenant container. */
-  setCertification (status: CertificationStatus): Promise<void>
+  setCertification(status: CertificationStatus): Promise<void>
   /** Polls the registry (and the expiry) every intervalMs; returns a function that stops watching. */
-  watchCertification (opts?: { intervalMs?: number }): () => void
+  watchCertification(opts?: { intervalMs?: number }): () => void
 }
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
@@ -189,7 +213,7 @@ export const MANAGED_LABEL = 'quorate.managed'
 export const NODE_LABEL = 'quorate.node'
 
 /** The hardened host config every tenant container gets. */
-export function hardenedHostConfig (network: string, limits: ContainerLimits = {}): Docker.HostConfig {
+export function hardenedHostConfig(network: string, limits: ContainerLimits = {}): Docker.HostConfig {
   const mem = limits.memoryBytes ?? 256 << 20
   const tmpfs = limits.tmpfsBytes ?? 64 << 20
   return {
@@ -213,11 +237,17 @@ export function hardenedHostConfig (network: string, limits: ContainerLimits = {
 }
 
 /** Demultiplexes Docker's attach/logs stream (8-byte headers) of a non-TTY container. */
-export function demuxDockerLogs (buf: Uint8Array): string {
+export function demuxDockerLogs(buf: Uint8Array): string {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   const parts: Buffer[] = []
   let p = 0
-  while (p + 8 <= b.length && (b[p] === 0 || b[p] === 1 || b[p] === 2) && b[p + 1] === 0 && b[p + 2] === 0 && b[p + 3] === 0) {
+  while (
+    p + 8 <= b.length &&
+    (b[p] === 0 || b[p] === 1 || b[p] === 2) &&
+    b[p + 1] === 0 &&
+    b[p + 2] === 0 &&
+    b[p + 3] === 0
+  ) {
     const n = b.readUInt32BE(p + 4)
     parts.push(b.subarray(p + 8, p + 8 + n))
     p += 8 + n
@@ -226,23 +256,37 @@ export function demuxDockerLogs (buf: Uint8Array): string {
   return Buffer.concat(parts).toString('utf8')
 }
 
-function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
-    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = (): void => {
+      clearTimeout(t)
+      reject(signal?.reason)
+    }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 
 /** Where a tenant answers: its port on 127.0.0.1, or its relay socket. */
-interface TenantAddress { readonly port: number, readonly socketPath?: string }
+interface TenantAddress {
+  readonly port: number
+  readonly socketPath?: string
+}
 
 /** One GET; resolves with the status code, rejects on connection errors or timeout. */
-function probe (to: TenantAddress, path: string, timeoutMs: number): Promise<number> {
+function probe(to: TenantAddress, path: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const where = to.socketPath !== undefined ? { socketPath: to.socketPath } : { host: '127.0.0.1', port: to.port }
-    const req = httpRequest({ ...where, path, method: 'GET', timeout: timeoutMs }, res => { res.resume(); resolve(res.statusCode ?? 0) })
-    req.on('timeout', () => { req.destroy(new Error('timeout')) })
+    const req = httpRequest({ ...where, path, method: 'GET', timeout: timeoutMs }, res => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('timeout', () => {
+      req.destroy(new Error('timeout'))
+    })
     req.on('error', reject)
     req.end()
   })
@@ -257,28 +301,33 @@ class Runner implements ContainerRunner {
   private cert: CertificationStatus = { certified: false, reason: 'certification not checked yet' }
   private readonly now: () => number
 
-  private get relayDir (): string { return this.init.relayDir ?? join(tmpdir(), 'quorate-relays', this.init.nodeId.slice(-16).replace(/[^a-zA-Z0-9]/g, '_')) }
+  private get relayDir(): string {
+    return (
+      this.init.relayDir ?? join(tmpdir(), 'quorate-relays', this.init.nodeId.slice(-16).replace(/[^a-zA-Z0-9]/g, '_'))
+    )
+  }
 
-  constructor (init: ContainerRunnerInit) {
+  constructor(init: ContainerRunnerInit) {
     this.init = init
     this.log = init.logger ?? silentLogger('quorate:containers:runner')
     this.now = init.now ?? Date.now
   }
 
-  certification (): CertificationStatus {
+  certification(): CertificationStatus {
     const c = this.cert
-    if (c.certified && c.expiresAt !== undefined && c.expiresAt <= this.now()) return { certified: false, reason: `certification expired at ${new Date(c.expiresAt).toISOString()}` }
+    if (c.certified && c.expiresAt !== undefined && c.expiresAt <= this.now())
+      return { certified: false, reason: `certification expired at ${new Date(c.expiresAt).toISOString()}` }
     return c
   }
 
-  async setCertification (status: CertificationStatus): Promise<void> {
+  async setCertification(status: CertificationStatus): Promise<void> {
     this.cert = status
     const now = this.certification()
     // Also clears containers an earlier run of the agent left behind (found by label).
     if (!now.certified) await this.stopAll(`certification lost: ${now.reason ?? 'unknown'}`)
   }
 
-  watchCertification (opts: { intervalMs?: number } = {}): () => void {
+  watchCertification(opts: { intervalMs?: number } = {}): () => void {
     let busy = false
     const tick = async (): Promise<void> => {
       if (busy) return
@@ -289,32 +338,47 @@ class Runner implements ContainerRunner {
       } catch (err) {
         // A chain that does not answer is not a loss of certification; the expiry still applies.
         this.log.warn('certification check failed', { error: (err as Error).message })
-        if (!this.certification().certified && this.running.size > 0) await this.stopAll('certification expired').catch(() => {})
-      } finally { busy = false }
+        if (!this.certification().certified && this.running.size > 0)
+          await this.stopAll('certification expired').catch(() => {})
+      } finally {
+        busy = false
+      }
     }
-    const t = setInterval(() => { void tick() }, opts.intervalMs ?? 5000)
+    const t = setInterval(() => {
+      void tick()
+    }, opts.intervalMs ?? 5000)
     t.unref()
     void tick()
-    return () => { clearInterval(t) }
+    return () => {
+      clearInterval(t)
+    }
   }
 
-  list (): RunningContainer[] { return [...this.running.values()] }
+  list(): RunningContainer[] {
+    return [...this.running.values()]
+  }
 
-  get (image: string): RunningContainer | undefined {
+  get(image: string): RunningContainer | undefined {
     let best: RunningContainer | undefined
-    for (const c of this.running.values()) if (c.image === image && (best === undefined || c.startedAt > best.startedAt)) best = c
+    for (const c of this.running.values())
+      if (c.image === image && (best === undefined || c.startedAt > best.startedAt)) best = c
     return best
   }
 
-  private find (idOrImage: string): RunningContainer | undefined {
-    return this.running.get(idOrImage) ?? [...this.running.values()].find(c => c.id.startsWith(idOrImage) || c.containerName === idOrImage) ?? this.get(idOrImage)
+  private find(idOrImage: string): RunningContainer | undefined {
+    return (
+      this.running.get(idOrImage) ??
+      [...this.running.values()].find(c => c.id.startsWith(idOrImage) || c.containerName === idOrImage) ??
+      this.get(idOrImage)
+    )
   }
 
-  async launch (req: LaunchRequest): Promise<RunningContainer> {
+  async launch(req: LaunchRequest): Promise<RunningContainer> {
     const { docker, registry, nodeId } = this.init
     const signal = req.signal
     const progress = req.onProgress ?? (() => {})
-    if (!Number.isInteger(req.port) || req.port <= 0 || req.port > 65535) throw new InvalidInputError(`port ${req.port} is not a TCP port`)
+    if (!Number.isInteger(req.port) || req.port <= 0 || req.port > 65535)
+      throw new InvalidInputError(`port ${req.port} is not a TCP port`)
     progress({ phase: 'check' })
 
     // 1. this node's certification, now
@@ -327,16 +391,19 @@ class Runner implements ContainerRunner {
     const rec = await registry.getImage(req.image, { signal })
     if (rec === undefined) throw new ImageNotPublishedError(req.image)
     if (rec.revoked) throw new ImageRevokedError(req.image, rec.digest)
-    if (!DIGEST_RE.test(rec.digest)) throw new ImageDigestMismatchError(rec.digest, '(the chain record holds no valid sha256 digest)')
+    if (!DIGEST_RE.test(rec.digest))
+      throw new ImageDigestMismatchError(rec.digest, '(the chain record holds no valid sha256 digest)')
     parseCid(rec.cid)
 
     // The measured line, built (and checked the way the verifier parses it) before anything is fetched.
     const args = [...(req.args ?? [])]
-    const line = containerLaunchLine(launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env }))
+    const line = containerLaunchLine(
+      launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env })
+    )
 
     // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
     await this.checkEngine()
-    const have = this.init.reuseLoaded !== false && await this.hasImage(rec.digest)
+    const have = this.init.reuseLoaded !== false && (await this.hasImage(rec.digest))
     if (!have) await this.fetchAndLoad(rec, req, progress)
     else this.log.info('image already loaded; reusing', { image: rec.name, digest: rec.digest })
 
@@ -346,7 +413,10 @@ class Runner implements ContainerRunner {
       await this.init.measurer.extend(CONTAINER_PCR, containerEventDigest(line))
       await this.init.eventLog.append(line)
     } catch (err) {
-      throw new MeasurementError(`measuring the launch of ${rec.name} failed: ${(err as Error).message}; the container was not started`, { cause: err })
+      throw new MeasurementError(
+        `measuring the launch of ${rec.name} failed: ${(err as Error).message}; the container was not started`,
+        { cause: err }
+      )
     }
 
     progress({ phase: 'start' })
@@ -370,17 +440,36 @@ class Runner implements ContainerRunner {
           'quorate.cid': rec.cid,
           'quorate.port': String(req.port)
         },
-        HostConfig: hardenedHostConfig(network === 'isolated' ? 'none' : network, { ...this.init.limits, ...req.limits }),
+        HostConfig: hardenedHostConfig(network === 'isolated' ? 'none' : network, {
+          ...this.init.limits,
+          ...req.limits
+        }),
         NetworkDisabled: network === 'none'
       })
     } catch (err) {
       throw new DockerError(`creating the container for ${rec.name} failed: ${(err as Error).message}`, { cause: err })
     }
-    let rc: RunningContainer = { id: container.id, containerName, image: rec.name, digest: rec.digest, cid: rec.cid, port: req.port, url: `http://127.0.0.1:${req.port}`, args, startedAt: this.now(), event: line }
+    let rc: RunningContainer = {
+      id: container.id,
+      containerName,
+      image: rec.name,
+      digest: rec.digest,
+      cid: rec.cid,
+      port: req.port,
+      url: `http://127.0.0.1:${req.port}`,
+      args,
+      startedAt: this.now(),
+      event: line
+    }
     try {
       await container.start()
       if (network === 'isolated') {
-        const relay = await startRelay({ pid: (await container.inspect()).State.Pid, port: req.port, socketPath: relaySocketPath(this.relayDir, container.id), signal })
+        const relay = await startRelay({
+          pid: (await container.inspect()).State.Pid,
+          port: req.port,
+          socketPath: relaySocketPath(this.relayDir, container.id),
+          signal
+        })
         this.relays.set(container.id, relay)
         rc = { ...rc, url: `unix:${relay.socketPath}`, socketPath: relay.socketPath }
       }
@@ -391,7 +480,10 @@ class Runner implements ContainerRunner {
       this.relays.delete(container.id)
       await container.remove({ force: true }).catch(() => {})
       if (err instanceof QuorateError || (err as Error).name === 'AbortError') throw err
-      throw new ContainerStartError(`container for ${rec.name} did not start: ${(err as Error).message}${logs !== '' ? `\n${logs}` : ''}`, { cause: err })
+      throw new ContainerStartError(
+        `container for ${rec.name} did not start: ${(err as Error).message}${logs !== '' ? `\n${logs}` : ''}`,
+        { cause: err }
+      )
     }
     // Certification may have ended while we were starting.
     this.running.set(rc.id, rc)
@@ -410,34 +502,46 @@ class Runner implements ContainerRunner {
    * the ID. Docker's containerd image store ("containerd-snapshotter") reports manifest digests
    * instead, so every launch would end in DockerImageMismatchError; say so before fetching.
    */
-  private async checkEngine (): Promise<void> {
+  private async checkEngine(): Promise<void> {
     this.engine ??= (async () => {
-      let info: { DriverStatus?: unknown, Driver?: unknown }
+      let info: { DriverStatus?: unknown; Driver?: unknown }
       try {
-        info = await this.init.docker.info() as { DriverStatus?: unknown, Driver?: unknown }
+        info = (await this.init.docker.info()) as { DriverStatus?: unknown; Driver?: unknown }
       } catch (err) {
         throw new DockerError(`Docker does not answer: ${(err as Error).message}`, { cause: err })
       }
-      const status = Array.isArray(info.DriverStatus) ? info.DriverStatus as unknown[] : []
-      const containerdStore = status.some(kv => Array.isArray(kv) && kv.some(v => typeof v === 'string' && v.startsWith('io.containerd.snapshotter')))
+      const status = Array.isArray(info.DriverStatus) ? (info.DriverStatus as unknown[]) : []
+      const containerdStore = status.some(
+        kv => Array.isArray(kv) && kv.some(v => typeof v === 'string' && v.startsWith('io.containerd.snapshotter'))
+      )
       if (containerdStore) {
-        throw new UnsupportedEngineError(`Docker uses the containerd image store (storage driver ${String(info.Driver)}), where image IDs are manifest digests; the gate checks Docker's image ID against the image config digest on chain and needs the classic image store: set "features": { "containerd-snapshotter": false } in /etc/docker/daemon.json and restart dockerd`)
+        throw new UnsupportedEngineError(
+          `Docker uses the containerd image store (storage driver ${String(info.Driver)}), where image IDs are manifest digests; the gate checks Docker's image ID against the image config digest on chain and needs the classic image store: set "features": { "containerd-snapshotter": false } in /etc/docker/daemon.json and restart dockerd`
+        )
       }
     })()
-    try { await this.engine } catch (err) {
+    try {
+      await this.engine
+    } catch (err) {
       if (!(err instanceof UnsupportedEngineError)) this.engine = undefined // Docker down: ask again next time
       throw err
     }
   }
 
-  private async hasImage (digest: string): Promise<boolean> {
+  private async hasImage(digest: string): Promise<boolean> {
     try {
       const info = await this.init.docker.getImage(digest).inspect()
       return info.Id === digest
-    } catch { return false }
+    } catch {
+      return false
+    }
   }
 
-  private async fetchAndLoad (rec: ImageRecord, req: LaunchRequest, progress: (p: LaunchProgress) => void): Promise<void> {
+  private async fetchAndLoad(
+    rec: ImageRecord,
+    req: LaunchRequest,
+    progress: (p: LaunchProgress) => void
+  ): Promise<void> {
     const { docker, source } = this.init
     const signal = req.signal
     const upload = new PassThrough({ highWaterMark: 4 << 20 })
@@ -449,7 +553,9 @@ class Runner implements ContainerRunner {
       return out
     })()
     let loadFailed: unknown
-    loading.catch((err: unknown) => { loadFailed = err })
+    loading.catch((err: unknown) => {
+      loadFailed = err
+    })
     const inspector = new ImageTarInspector()
     const held: Uint8Array[] = []
     let heldBytes = 0
@@ -457,23 +563,40 @@ class Runner implements ContainerRunner {
     const write = async (b: Uint8Array): Promise<void> => {
       if (b.byteLength === 0) return
       if (!upload.write(b)) {
-        await Promise.race([once(upload, 'drain', { signal }), loading.then(() => {}, () => {})])
+        await Promise.race([
+          once(upload, 'drain', { signal }),
+          loading.then(
+            () => {},
+            () => {}
+          )
+        ])
       }
-      if (loadFailed !== undefined) throw new DockerError(`docker load failed: ${(loadFailed as Error).message}`, { cause: loadFailed })
+      if (loadFailed !== undefined)
+        throw new DockerError(`docker load failed: ${(loadFailed as Error).message}`, { cause: loadFailed })
     }
     try {
       progress({ phase: 'fetch', bytes: 0, total: rec.size })
-      for await (const chunk of source.fetch(rec.cid, { providers: req.providers, keep: this.init.keepImages === true, signal, onProgress: p => { progress({ phase: 'fetch', bytes: p.bytes, total: rec.size }) } })) {
+      for await (const chunk of source.fetch(rec.cid, {
+        providers: req.providers,
+        keep: this.init.keepImages === true,
+        signal,
+        onProgress: p => {
+          progress({ phase: 'fetch', bytes: p.bytes, total: rec.size })
+        }
+      })) {
         inspector.update(chunk)
         bytes += chunk.byteLength
-        if (bytes > rec.size) throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)
+        if (bytes > rec.size)
+          throw new ContentMismatchError(`content of ${rec.cid} is larger than the ${rec.size} bytes recorded on chain`)
         // Hold back at least the archive's last HOLD_BACK bytes until the checks pass. Chunks
         // (a fetch yields the pieces blocks arrived in, ~16 KiB) are queued and released in
         // writes of about UPLOAD_WRITE: one small write per piece costs Docker's HTTP upload
         // more (chunked encoding, a syscall each) than joining them.
-        held.push(chunk); heldBytes += chunk.byteLength
+        held.push(chunk)
+        heldBytes += chunk.byteLength
         if (heldBytes >= UPLOAD_WRITE + HOLD_BACK) {
-          let n = 0; let out = 0
+          let n = 0
+          let out = 0
           while (n < held.length - 1 && heldBytes - out - held[n].byteLength >= HOLD_BACK) out += held[n++].byteLength
           if (n > 0) {
             const release = held.splice(0, n)
@@ -482,10 +605,14 @@ class Runner implements ContainerRunner {
           }
         }
       }
-      if (bytes !== rec.size) throw new ContentMismatchError(`content of ${rec.cid} is ${bytes} bytes but the chain records ${rec.size}`)
+      if (bytes !== rec.size)
+        throw new ContentMismatchError(`content of ${rec.cid} is ${bytes} bytes but the chain records ${rec.size}`)
       const info = inspector.finish()
       if (info.imageId !== rec.digest) throw new ImageDigestMismatchError(rec.digest, info.imageId)
-      if (info.repoTags.length > 0) throw new InvalidImageTarError(`the archive would tag images on this host (${info.repoTags.join(', ')}); publish archives saved by image ID`)
+      if (info.repoTags.length > 0)
+        throw new InvalidImageTarError(
+          `the archive would tag images on this host (${info.repoTags.join(', ')}); publish archives saved by image ID`
+        )
     } catch (err) {
       upload.destroy(err instanceof Error ? err : new Error(String(err)))
       await loading.catch(() => {})
@@ -494,54 +621,85 @@ class Runner implements ContainerRunner {
     progress({ phase: 'load' })
     upload.end(Buffer.concat(held))
     let out: string
-    try { out = await loading } catch (err) { throw new DockerError(`docker load failed: ${(err as Error).message}`, { cause: err }) }
+    try {
+      out = await loading
+    } catch (err) {
+      throw new DockerError(`docker load failed: ${(err as Error).message}`, { cause: err })
+    }
     const reported: string[] = []
     for (const line of out.split('\n')) {
       if (line.trim() === '') continue
-      let msg: { stream?: string, error?: string }
-      try { msg = JSON.parse(line) } catch { continue }
+      let msg: { stream?: string; error?: string }
+      try {
+        msg = JSON.parse(line)
+      } catch {
+        continue
+      }
       if (typeof msg.error === 'string') throw new DockerError(`docker load failed: ${msg.error}`)
       const m = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(msg.stream ?? '')
       if (m !== null) reported.push(m[1])
     }
     const wrong = reported.filter(id => id !== rec.digest)
     let actual: string | undefined
-    try { actual = (await docker.getImage(rec.digest).inspect()).Id } catch { actual = undefined }
+    try {
+      actual = (await docker.getImage(rec.digest).inspect()).Id
+    } catch {
+      actual = undefined
+    }
     if (wrong.length > 0 || actual !== rec.digest) {
-      for (const id of wrong) await docker.getImage(id).remove({ force: true }).catch(() => {})
-      throw new DockerImageMismatchError(`docker reported ${[...reported, actual ?? 'no image'].join(', ')} after loading, expected ${rec.digest}; removed what it loaded`)
+      for (const id of wrong)
+        await docker
+          .getImage(id)
+          .remove({ force: true })
+          .catch(() => {})
+      throw new DockerImageMismatchError(
+        `docker reported ${[...reported, actual ?? 'no image'].join(', ')} after loading, expected ${rec.digest}; removed what it loaded`
+      )
     }
   }
 
-  private async waitReady (container: Docker.Container, to: RunningContainer, path: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  private async waitReady(
+    container: Docker.Container,
+    to: RunningContainer,
+    path: string,
+    timeoutMs: number,
+    signal?: AbortSignal
+  ): Promise<void> {
     const deadline = this.now() + timeoutMs
     const url = to.url + path
     let lastErr = 'no answer'
     let n = 0
     for (;;) {
       signal?.throwIfAborted()
-      try { await probe(to, path, 1000); return } catch (err) { lastErr = (err as Error).message }
+      try {
+        await probe(to, path, 1000)
+        return
+      } catch (err) {
+        lastErr = (err as Error).message
+      }
       if (++n % 10 === 0) {
         const st = await container.inspect()
-        if (!st.State.Running) throw new ContainerStartError(`container exited with code ${st.State.ExitCode} before answering on ${url}`)
+        if (!st.State.Running)
+          throw new ContainerStartError(`container exited with code ${st.State.ExitCode} before answering on ${url}`)
       }
-      if (this.now() > deadline) throw new ContainerStartError(`container did not answer on ${url} within ${timeoutMs} ms (${lastErr})`)
+      if (this.now() > deadline)
+        throw new ContainerStartError(`container did not answer on ${url} within ${timeoutMs} ms (${lastErr})`)
       await sleep(Math.min(20 * n, 100), signal)
     }
   }
 
-  private async containerLogs (container: Docker.Container, tail: number): Promise<string> {
+  private async containerLogs(container: Docker.Container, tail: number): Promise<string> {
     const buf = await container.logs({ stdout: true, stderr: true, tail, follow: false })
     return demuxDockerLogs(buf)
   }
 
-  async logs (idOrImage: string, opts: { tail?: number } = {}): Promise<string> {
+  async logs(idOrImage: string, opts: { tail?: number } = {}): Promise<string> {
     const rc = this.find(idOrImage)
     return await this.containerLogs(this.init.docker.getContainer(rc?.id ?? idOrImage), opts.tail ?? 100)
   }
 
   /** Stops (2 s grace) and removes a container; a container already gone is not an error. */
-  private async discard (id: string): Promise<void> {
+  private async discard(id: string): Promise<void> {
     const c = this.init.docker.getContainer(id)
     // Bounded: a Docker engine that stops answering (seen right after a dockerd restart) must
     // not hold up certification loss or the agent's shutdown.
@@ -549,11 +707,12 @@ class Runner implements ContainerRunner {
     await this.relays.get(id)?.stop()
     this.relays.delete(id)
     await c.remove({ force: true, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) }).catch((err: unknown) => {
-      if ((err as { statusCode?: number }).statusCode !== 404) this.log.warn('could not remove a tenant container', { id, error: (err as Error).message })
+      if ((err as { statusCode?: number }).statusCode !== 404)
+        this.log.warn('could not remove a tenant container', { id, error: (err as Error).message })
     })
   }
 
-  async stop (idOrImage: string): Promise<boolean> {
+  async stop(idOrImage: string): Promise<boolean> {
     const rc = this.find(idOrImage)
     if (rc === undefined) return false
     this.running.delete(rc.id)
@@ -562,16 +721,25 @@ class Runner implements ContainerRunner {
     return true
   }
 
-  async stopAll (reason: string): Promise<number> {
+  async stopAll(reason: string): Promise<number> {
     const ids = new Set(this.running.keys())
     this.running.clear()
     try {
       const filters = JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.init.nodeId}`] })
-      for (const c of await this.init.docker.listContainers({ all: true, filters, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })) ids.add(c.Id)
+      for (const c of await this.init.docker.listContainers({
+        all: true,
+        filters,
+        abortSignal: AbortSignal.timeout(DOCKER_CALL_MS)
+      }))
+        ids.add(c.Id)
     } catch (err) {
       this.log.warn('listing tenant containers failed', { error: (err as Error).message })
     }
-    await Promise.all([...ids].map(async id => { await this.discard(id) }))
+    await Promise.all(
+      [...ids].map(async id => {
+        await this.discard(id)
+      })
+    )
     const leftover = stopLeftoverRelays(this.relayDir)
     if (leftover > 0) this.log.warn('stopped relays an earlier run left', { count: leftover })
     if (ids.size > 0) this.log.warn('stopped tenant containers', { count: ids.size, reason })
@@ -579,6 +747,6 @@ class Runner implements ContainerRunner {
   }
 }
 
-export function createContainerRunner (init: ContainerRunnerInit): ContainerRunner {
+export function createContainerRunner(init: ContainerRunnerInit): ContainerRunner {
   return new Runner(init)
 }

@@ -20,7 +20,17 @@ import type { CID } from 'multiformats/cid'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { ImageTarInspector, type ImageTarInfo } from './image-tar.ts'
-import { BLOCKS_PROTOCOL, askForBlocks, parseCid, readLocalFile, receiveDag, serveBlocks, type BlocksAnswer, type FetchProgress, type ReceiveOptions } from './transfer.ts'
+import {
+  BLOCKS_PROTOCOL,
+  askForBlocks,
+  parseCid,
+  readLocalFile,
+  receiveDag,
+  serveBlocks,
+  type BlocksAnswer,
+  type FetchProgress,
+  type ReceiveOptions
+} from './transfer.ts'
 import { FrameReader } from '../encoding/frames.ts'
 import { BulkServer, connectBulk, hostOf, socketBatches } from './bulk.ts'
 import { createLocalLibp2p } from './libp2p.ts'
@@ -40,10 +50,12 @@ export interface ImageStoreInit {
    * a fixed port (default an ephemeral one) and on given hosts (default those the libp2p host
    * announces).
    */
-  readonly bulk?: boolean | { readonly port?: number, readonly hosts?: readonly string[] }
+  readonly bulk?: boolean | { readonly port?: number; readonly hosts?: readonly string[] }
 }
 
-export interface AddProgress { readonly bytes: number }
+export interface AddProgress {
+  readonly bytes: number
+}
 
 export interface AddResult {
   readonly cid: string
@@ -75,36 +87,44 @@ export interface FetchOptions {
   readonly onProgress?: (p: FetchProgress) => void
 }
 
-export interface StoredContent { readonly cid: string, readonly size?: number, readonly imageId?: string, readonly storedAt?: number }
+export interface StoredContent {
+  readonly cid: string
+  readonly size?: number
+  readonly imageId?: string
+  readonly storedAt?: number
+}
 
 export interface ImageStore {
   readonly peerId: string
   readonly libp2p: Libp2p
   /** Addresses peers can fetch from (with /p2p/<peer id>). */
-  multiaddrs (): string[]
+  multiaddrs(): string[]
   /** Imports a `docker save` archive; one pass computes the CID and the image ID. */
-  add (source: Uint8Array | AsyncIterable<Uint8Array>, opts?: { signal?: AbortSignal, onProgress?: (p: AddProgress) => void }): Promise<AddResult>
+  add(
+    source: Uint8Array | AsyncIterable<Uint8Array>,
+    opts?: { signal?: AbortSignal; onProgress?: (p: AddProgress) => void }
+  ): Promise<AddResult>
   /** True when the whole DAG is held locally. */
-  has (cid: string): Promise<boolean>
+  has(cid: string): Promise<boolean>
   /** The file's bytes from the local store only. */
-  cat (cid: string, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
+  cat(cid: string, opts?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
   /**
    * The file's bytes in order, from the local store or fetched from providers as verified blocks
    * arrive (stored, and marked complete at the end, unless opts.keep is false). A block not
    * matching its CID throws ContentMismatchError.
    */
-  fetch (cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
+  fetch(cid: string, opts?: FetchOptions): AsyncIterable<Uint8Array>
   /** Content held completely in this store. */
-  list (): Promise<StoredContent[]>
+  list(): Promise<StoredContent[]>
   /** DAGs this store sent to peers: over the libp2p stream, over the bulk channel. */
-  served (): { stream: number, bulk: number }
+  served(): { stream: number; bulk: number }
   /** Forgets that the content is complete (it is fetched again next time; blocks stay until removed). */
-  unpin (cid: string): Promise<void>
-  stop (): Promise<void>
+  unpin(cid: string): Promise<void>
+  stop(): Promise<void>
 }
 
 type HeliaLight = ReturnType<typeof createHeliaLight>
-type HeliaClass = new (init: HeliaInit & { name: string, version: string }) => HeliaLight
+type HeliaClass = new (init: HeliaInit & { name: string; version: string }) => HeliaLight
 
 /**
  * Helia's class without helia's index: `import 'helia'` also loads @helia/http and @helia/libp2p
@@ -114,20 +134,22 @@ type HeliaClass = new (init: HeliaInit & { name: string, version: string }) => H
  * future helia moves it, we fall back to the index (correct, just heavier).
  */
 let heliaClass: Promise<(init: HeliaInit) => HeliaLight> | undefined
-async function loadHeliaLight (): Promise<(init: HeliaInit) => HeliaLight> {
+async function loadHeliaLight(): Promise<(init: HeliaInit) => HeliaLight> {
   heliaClass ??= (async () => {
     try {
       const entry = import.meta.resolve('helia')
       const [cls, ver] = await Promise.all([
         import(new URL('./helia.js', entry).href) as Promise<{ Helia?: HeliaClass }>,
-        import(new URL('./version.js', entry).href) as Promise<{ name?: string, version?: string }>
+        import(new URL('./version.js', entry).href) as Promise<{ name?: string; version?: string }>
       ])
       const Helia = cls.Helia
       if (typeof Helia === 'function' && typeof ver.name === 'string' && typeof ver.version === 'string') {
         const { name, version } = ver
         return (init: HeliaInit) => new Helia({ name, version, ...init })
       }
-    } catch { /* the index below */ }
+    } catch {
+      /* the index below */
+    }
     const { createHeliaLight } = await import('helia')
     return createHeliaLight
   })()
@@ -138,11 +160,20 @@ async function loadHeliaLight (): Promise<(init: HeliaInit) => HeliaLight> {
 const ASK_AT_ONCE = 4
 
 /** A provider that said yes, with the stream it said it on. */
-interface Asked { readonly ma: Multiaddr, readonly stream: Stream, readonly answer: BlocksAnswer }
+interface Asked {
+  readonly ma: Multiaddr
+  readonly stream: Stream
+  readonly answer: BlocksAnswer
+}
 
-const IMPORT_OPTIONS = { profile: 'unixfs-v1-2025', rawLeaves: true, cidVersion: 1, reduceSingleLeafToSelf: true } as const
+const IMPORT_OPTIONS = {
+  profile: 'unixfs-v1-2025',
+  rawLeaves: true,
+  cidVersion: 1,
+  reduceSingleLeafToSelf: true
+} as const
 
-async function loadOrCreateKey (path: string): Promise<PrivateKey> {
+async function loadOrCreateKey(path: string): Promise<PrivateKey> {
   try {
     return privateKeyFromProtobuf(new Uint8Array(await readFile(path)))
   } catch (err) {
@@ -171,7 +202,13 @@ class HeliaImageStore implements ImageStore {
   bulk: BulkServer | undefined
   servedOnStream = 0
 
-  constructor (libp2p: Libp2p, ownsLibp2p: boolean, helia: HeliaLight, blocks: { store: FsBlockstore, dir: string, sharding: NextToLast, completeDir: string }, log: Logger) {
+  constructor(
+    libp2p: Libp2p,
+    ownsLibp2p: boolean,
+    helia: HeliaLight,
+    blocks: { store: FsBlockstore; dir: string; sharding: NextToLast; completeDir: string },
+    log: Logger
+  ) {
     this.libp2p = libp2p
     this.ownsLibp2p = ownsLibp2p
     this.helia = helia
@@ -182,9 +219,13 @@ class HeliaImageStore implements ImageStore {
     this.log = log
   }
 
-  get peerId (): string { return this.libp2p.peerId.toString() }
+  get peerId(): string {
+    return this.libp2p.peerId.toString()
+  }
 
-  multiaddrs (): string[] { return this.libp2p.getMultiaddrs().map(m => m.toString()) }
+  multiaddrs(): string[] {
+    return this.libp2p.getMultiaddrs().map(m => m.toString())
+  }
 
   private readonly dirsMade = new Set<string>()
 
@@ -193,21 +234,27 @@ class HeliaImageStore implements ImageStore {
    * temp file, rename and mkdir per block). A torn write is harmless: content is marked complete
    * only after every write finished, and local reads verify each block against its CID again.
    */
-  async putLocal (cid: CID, pieces: readonly Uint8Array[]): Promise<void> {
+  async putLocal(cid: CID, pieces: readonly Uint8Array[]): Promise<void> {
     const { dir, file } = this.sharding.encode(cid)
     const d = join(this.blocksDir, dir)
-    if (!this.dirsMade.has(d)) { await mkdir(d, { recursive: true }); this.dirsMade.add(d) }
+    if (!this.dirsMade.has(d)) {
+      await mkdir(d, { recursive: true })
+      this.dirsMade.add(d)
+    }
     // The pieces as received (writev), not joined first: no 1 MiB copy per block.
     const fh = await open(join(d, file), 'w')
     try {
       let total = 0
       for (const p of pieces) total += p.byteLength
       const { bytesWritten } = await fh.writev(pieces, 0)
-      if (bytesWritten !== total) await fh.write(Buffer.concat(pieces).subarray(bytesWritten), 0, total - bytesWritten, bytesWritten) // a short write: the rest
-    } finally { await fh.close() }
+      if (bytesWritten !== total)
+        await fh.write(Buffer.concat(pieces).subarray(bytesWritten), 0, total - bytesWritten, bytesWritten) // a short write: the rest
+    } finally {
+      await fh.close()
+    }
   }
 
-  async getLocal (cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  async getLocal(cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     signal?.throwIfAborted()
     // One read per block, straight from blockstore-fs' file layout (its get() streams 64 KiB pieces).
     const { dir, file } = this.sharding.encode(cid)
@@ -220,10 +267,10 @@ class HeliaImageStore implements ImageStore {
     }
   }
 
-  async readInto (cid: CID, into: Uint8Array, signal?: AbortSignal): Promise<number | undefined> {
+  async readInto(cid: CID, into: Uint8Array, signal?: AbortSignal): Promise<number | undefined> {
     signal?.throwIfAborted()
     const { dir, file } = this.sharding.encode(cid)
-    let fh
+    let fh: Awaited<ReturnType<typeof open>>
     try {
       fh = await open(join(this.blocksDir, dir, file), 'r')
     } catch (err) {
@@ -232,20 +279,26 @@ class HeliaImageStore implements ImageStore {
     }
     try {
       let n = 0
-      for (;;) { // a regular file fills the buffer in one read; loop for the exception
+      for (;;) {
+        // a regular file fills the buffer in one read; loop for the exception
         const { bytesRead } = await fh.read(into, n, into.byteLength - n, n)
         if (bytesRead === 0) return n
         n += bytesRead
         if (n === into.byteLength) return -1 // as big as the buffer: maybe bigger, get() it whole
       }
-    } finally { await fh.close() }
+    } finally {
+      await fh.close()
+    }
   }
 
-  async add (source: Uint8Array | AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal, onProgress?: (p: AddProgress) => void } = {}): Promise<AddResult> {
+  async add(
+    source: Uint8Array | AsyncIterable<Uint8Array>,
+    opts: { signal?: AbortSignal; onProgress?: (p: AddProgress) => void } = {}
+  ): Promise<AddResult> {
     const inspector = new ImageTarInspector()
     let bytes = 0
     const src = source instanceof Uint8Array ? [source] : source
-    async function * tee (): AsyncGenerator<Uint8Array> {
+    async function* tee(): AsyncGenerator<Uint8Array> {
       for await (const c of src) {
         opts.signal?.throwIfAborted()
         inspector.update(c)
@@ -255,7 +308,9 @@ class HeliaImageStore implements ImageStore {
       }
     }
     // Straight into the filesystem blockstore (Helia's wrapper would re-read and re-hash for pins).
-    const { cid } = await importByteStream(tee(), this.blocks, { ...IMPORT_OPTIONS, signal: opts.signal } as Parameters<typeof importByteStream>[2])
+    const { cid } = await importByteStream(tee(), this.blocks, { ...IMPORT_OPTIONS, signal: opts.signal } as Parameters<
+      typeof importByteStream
+    >[2])
     const image = inspector.finish()
     await this.markComplete(cid, { size: bytes, imageId: image.imageId })
     this.log.info('image added', { cid: cid.toString(), size: bytes, imageId: image.imageId })
@@ -263,47 +318,68 @@ class HeliaImageStore implements ImageStore {
   }
 
   /** Completeness markers instead of Helia pins: a pin re-reads and re-hashes every block. */
-  private markerPath (cid: CID): string { return join(this.completeDir, cid.toV1().toString()) }
+  private markerPath(cid: CID): string {
+    return join(this.completeDir, cid.toV1().toString())
+  }
 
-  private async markComplete (cid: CID, meta: { size: number, imageId?: string }): Promise<void> {
+  private async markComplete(cid: CID, meta: { size: number; imageId?: string }): Promise<void> {
     await writeFile(this.markerPath(cid), JSON.stringify({ ...meta, at: Date.now() }))
   }
 
-  async list (): Promise<StoredContent[]> {
+  async list(): Promise<StoredContent[]> {
     const out: StoredContent[] = []
     for (const name of await readdir(this.completeDir)) {
       try {
-        const m = JSON.parse(await readFile(join(this.completeDir, name), 'utf8')) as { size?: number, imageId?: string, at?: number }
+        const m = JSON.parse(await readFile(join(this.completeDir, name), 'utf8')) as {
+          size?: number
+          imageId?: string
+          at?: number
+        }
         out.push({ cid: name, size: m.size, imageId: m.imageId, storedAt: m.at })
-      } catch { out.push({ cid: name }) }
+      } catch {
+        out.push({ cid: name })
+      }
     }
     return out
   }
 
-  async isComplete (cid: CID): Promise<boolean> {
-    try { await access(this.markerPath(cid)); return true } catch { return false }
+  async isComplete(cid: CID): Promise<boolean> {
+    try {
+      await access(this.markerPath(cid))
+      return true
+    } catch {
+      return false
+    }
   }
 
-  async has (cid: string): Promise<boolean> {
+  async has(cid: string): Promise<boolean> {
     return await this.isComplete(parseCid(cid))
   }
 
-  async * cat (cid: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+  async *cat(cid: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
     const root = parseCid(cid)
-    if (!await this.isComplete(root)) throw new FetchError(`${cid} is not in the local store`)
-    yield * this.readLocal(root, opts)
+    if (!(await this.isComplete(root))) throw new FetchError(`${cid} is not in the local store`)
+    yield* this.readLocal(root, opts)
   }
 
-  private readLocal (root: CID, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+  private readLocal(root: CID, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
     return readLocalFile(root, { get: async (c, s) => await this.getLocal(c, s) }, opts)
   }
 
-  async * fetch (cidStr: string, opts: FetchOptions = {}): AsyncGenerator<Uint8Array> {
+  async *fetch(cidStr: string, opts: FetchOptions = {}): AsyncGenerator<Uint8Array> {
     const cid = parseCid(cidStr)
     // one CID parse and one marker check, not has() then cat() repeating both
-    if (await this.isComplete(cid)) { yield * this.readLocal(cid, opts); return }
-    const providers = [...new Set(opts.providers ?? [])].map(a => { // a peer listed twice (deployment and chain) is asked once
-      try { return multiaddr(a) } catch (err) { throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err }) }
+    if (await this.isComplete(cid)) {
+      yield* this.readLocal(cid, opts)
+      return
+    }
+    const providers = [...new Set(opts.providers ?? [])].map(a => {
+      // a peer listed twice (deployment and chain) is asked once
+      try {
+        return multiaddr(a)
+      } catch (err) {
+        throw new InvalidInputError(`provider ${JSON.stringify(a)} is not a multiaddr`, { cause: err })
+      }
     })
     const failures: string[] = []
     let refused = 0
@@ -328,39 +404,68 @@ class HeliaImageStore implements ImageStore {
           // Content that does not match (or frames that break the protocol) is never retried
           // elsewhere mid-file: the caller already consumed part of it. A provider that fails
           // before its first block is skipped.
-          if (yielded || err instanceof ContentMismatchError || err instanceof InvalidInputError || opts.signal?.aborted === true) throw err
+          if (
+            yielded ||
+            err instanceof ContentMismatchError ||
+            err instanceof InvalidInputError ||
+            opts.signal?.aborted === true
+          )
+            throw err
           failed(asked.ma, err)
         }
       }
       opts.signal?.throwIfAborted()
     }
     // Every provider speaks our protocol and said it lacks the content: bitswap would not find it either.
-    if (providers.length > 0 && refused === providers.length) throw new FetchError(`no provider holds ${cidStr}: ${failures.join('; ')}`)
+    if (providers.length > 0 && refused === providers.length)
+      throw new FetchError(`no provider holds ${cidStr}: ${failures.join('; ')}`)
     // Bitswap: connect to the providers, then let Helia fetch (and verify) block by block,
     // giving up when no block arrives for stallTimeoutMs.
     let connected = 0
     for (const ma of providers) {
-      try { await this.libp2p.dial(ma, { signal: opts.signal }); connected++ } catch (err) { failures.push(`${ma.toString()}: ${(err as Error).message}`) }
+      try {
+        await this.libp2p.dial(ma, { signal: opts.signal })
+        connected++
+      } catch (err) {
+        failures.push(`${ma.toString()}: ${(err as Error).message}`)
+      }
     }
-    if (connected === 0) throw new FetchError(`no provider reachable for ${cidStr}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`)
-    let bytes = 0; let blocks = 0
+    if (connected === 0)
+      throw new FetchError(
+        `no provider reachable for ${cidStr}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`
+      )
+    let bytes = 0
+    let blocks = 0
     const stall = new AbortController()
     const stallMs = opts.stallTimeoutMs ?? 30_000
-    let timer = setTimeout(() => { stall.abort() }, stallMs)
+    let timer = setTimeout(() => {
+      stall.abort()
+    }, stallMs)
     const signal = opts.signal === undefined ? stall.signal : AbortSignal.any([opts.signal, stall.signal])
     try {
-      if (this.fs === undefined) { const { unixfs } = await import('@helia/unixfs'); this.fs = unixfs(this.helia) }
+      if (this.fs === undefined) {
+        const { unixfs } = await import('@helia/unixfs')
+        this.fs = unixfs(this.helia)
+      }
       for await (const chunk of this.fs.cat(cid, { signal })) {
         clearTimeout(timer)
-        bytes += chunk.byteLength; blocks++
+        bytes += chunk.byteLength
+        blocks++
         opts.onProgress?.({ bytes, blocks })
         yield chunk
-        timer = setTimeout(() => { stall.abort() }, stallMs)
+        timer = setTimeout(() => {
+          stall.abort()
+        }, stallMs)
       }
     } catch (err) {
       if (opts.signal?.aborted === true) throw err
-      if (stall.signal.aborted) throw new FetchError(`no block of ${cidStr} arrived over bitswap for ${stallMs} ms${failures.length > 0 ? ` (${failures.join('; ')})` : ''}`, { cause: err })
-      if (/hash|CID|multihash/i.test((err as Error).message)) throw new ContentMismatchError(`content does not match ${cidStr}: ${(err as Error).message}`, { cause: err })
+      if (stall.signal.aborted)
+        throw new FetchError(
+          `no block of ${cidStr} arrived over bitswap for ${stallMs} ms${failures.length > 0 ? ` (${failures.join('; ')})` : ''}`,
+          { cause: err }
+        )
+      if (/hash|CID|multihash/i.test((err as Error).message))
+        throw new ContentMismatchError(`content does not match ${cidStr}: ${(err as Error).message}`, { cause: err })
       throw new FetchError(`fetching ${cidStr} over bitswap failed: ${(err as Error).message}`, { cause: err })
     } finally {
       clearTimeout(timer)
@@ -375,29 +480,52 @@ class HeliaImageStore implements ImageStore {
    * when every provider failed. (In a network where most nodes do not hold an image, asking one
    * by one would pay a round trip — or a dial timeout for a peer that is down — per refusal.)
    */
-  private async askFirst (queue: Multiaddr[], cid: CID, bulk: boolean, signal: AbortSignal | undefined, failed: (ma: Multiaddr, err: unknown) => void): Promise<Asked | undefined> {
+  private async askFirst(
+    queue: Multiaddr[],
+    cid: CID,
+    bulk: boolean,
+    signal: AbortSignal | undefined,
+    failed: (ma: Multiaddr, err: unknown) => void
+  ): Promise<Asked | undefined> {
     return await new Promise<Asked | undefined>(resolve => {
       const running = new Map<Multiaddr, AbortController>()
       let settled = false
-      const settle = (r: Asked | undefined): void => { settled = true; resolve(r) }
+      const settle = (r: Asked | undefined): void => {
+        settled = true
+        resolve(r)
+      }
       const start = (): void => {
         while (running.size < ASK_AT_ONCE && queue.length > 0) {
           const ma = queue.shift() as Multiaddr // length checked by the loop condition
           const cancel = new AbortController()
           running.set(ma, cancel)
-          this.ask(ma, cid, bulk && hostOf(ma) !== undefined, signal === undefined ? cancel.signal : AbortSignal.any([signal, cancel.signal])).then(r => {
-            running.delete(ma)
-            if (settled) { r.stream.abort(new Error('another provider answered first')); return }
-            for (const [other, c] of [...running].reverse()) { c.abort(); queue.unshift(other) }
-            running.clear()
-            settle({ ma, ...r })
-          }, (err: unknown) => {
-            running.delete(ma)
-            if (settled) return
-            failed(ma, err)
-            start()
-            if (running.size === 0) settle(undefined)
-          })
+          this.ask(
+            ma,
+            cid,
+            bulk && hostOf(ma) !== undefined,
+            signal === undefined ? cancel.signal : AbortSignal.any([signal, cancel.signal])
+          ).then(
+            r => {
+              running.delete(ma)
+              if (settled) {
+                r.stream.abort(new Error('another provider answered first'))
+                return
+              }
+              for (const [other, c] of [...running].reverse()) {
+                c.abort()
+                queue.unshift(other)
+              }
+              running.clear()
+              settle({ ma, ...r })
+            },
+            (err: unknown) => {
+              running.delete(ma)
+              if (settled) return
+              failed(ma, err)
+              start()
+              if (running.size === 0) settle(undefined)
+            }
+          )
         }
       }
       start()
@@ -411,9 +539,17 @@ class HeliaImageStore implements ImageStore {
    * from a libp2p stream. Stores blocks (unless opts.keep is false) and marks the content
    * complete at the end.
    */
-  private async * streamFrom (asked: Asked, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
+  private async *streamFrom(asked: Asked, cid: CID, opts: FetchOptions): AsyncGenerator<Uint8Array> {
     const keep = opts.keep !== false
-    const receive = { store: keep ? async (c: CID, b: readonly Uint8Array[]) => { await this.putLocal(c, b) } : undefined, signal: opts.signal, onProgress: opts.onProgress }
+    const receive = {
+      store: keep
+        ? async (c: CID, b: readonly Uint8Array[]) => {
+            await this.putLocal(c, b)
+          }
+        : undefined,
+      signal: opts.signal,
+      onProgress: opts.onProgress
+    }
     const ma = asked.ma
     let { stream, answer } = asked
     // a bulk offer comes only when askFirst asked for one, i.e. when `ma` names a host
@@ -422,25 +558,55 @@ class HeliaImageStore implements ImageStore {
       await stream.close().catch(() => {})
       const socket = await connectBulk(host, answer.offer, { signal: opts.signal }).catch((err: unknown) => {
         if (opts.signal?.aborted === true) throw err
-        this.log.warn('bulk channel unavailable; fetching over the libp2p stream', { provider: ma.toString(), error: (err as Error).message })
+        this.log.warn('bulk channel unavailable; fetching over the libp2p stream', {
+          provider: ma.toString(),
+          error: (err as Error).message
+        })
         return undefined
       })
       if (socket !== undefined) {
-        yield * this.receive(new FrameReader(socketBatches(socket)), cid, receive, () => { socket.destroy() }, () => { socket.destroy() })
+        yield* this.receive(
+          new FrameReader(socketBatches(socket)),
+          cid,
+          receive,
+          () => {
+            socket.destroy()
+          },
+          () => {
+            socket.destroy()
+          }
+        )
         return
       }
       ;({ stream, answer } = await this.ask(ma, cid, false, opts.signal))
     }
     if (answer.kind !== 'blocks') throw new FetchError('provider offered a bulk channel that was not asked for') // askForBlocks refuses it first
     const s = stream
-    yield * this.receive(answer.reader, cid, receive, () => { void s.close().catch(() => {}) }, err => { s.abort(err) })
+    yield* this.receive(
+      answer.reader,
+      cid,
+      receive,
+      () => {
+        void s.close().catch(() => {})
+      },
+      err => {
+        s.abort(err)
+      }
+    )
   }
 
   /** Opens a block-protocol stream to `ma` and asks for `cid`; the stream is aborted if asking fails or `signal` fires first. */
-  private async ask (ma: Multiaddr, cid: CID, bulk: boolean, signal?: AbortSignal): Promise<{ stream: Stream, answer: BlocksAnswer }> {
+  private async ask(
+    ma: Multiaddr,
+    cid: CID,
+    bulk: boolean,
+    signal?: AbortSignal
+  ): Promise<{ stream: Stream; answer: BlocksAnswer }> {
     const stream = await this.libp2p.dialProtocol(ma, BLOCKS_PROTOCOL, { signal })
     // a provider that never answers is let go when the signal fires (askFirst cancels the others)
-    const onAbort = (): void => { stream.abort(signal?.reason instanceof Error ? signal.reason : new Error('asking was cancelled')) }
+    const onAbort = (): void => {
+      stream.abort(signal?.reason instanceof Error ? signal.reason : new Error('asking was cancelled'))
+    }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       return { stream, answer: await askForBlocks(stream, cid, { bulk, signal }) }
@@ -456,7 +622,13 @@ class HeliaImageStore implements ImageStore {
    * Verified blocks from `reader` (a libp2p stream or a bulk socket): `fail` on an error, `done`
    * in any case; marks the content complete when all arrived and were stored.
    */
-  private async * receive (reader: FrameReader, cid: CID, opts: ReceiveOptions, done: () => void, fail: (err: Error) => void): AsyncGenerator<Uint8Array> {
+  private async *receive(
+    reader: FrameReader,
+    cid: CID,
+    opts: ReceiveOptions,
+    done: () => void,
+    fail: (err: Error) => void
+  ): AsyncGenerator<Uint8Array> {
     let size = 0
     let failed = false
     try {
@@ -474,13 +646,15 @@ class HeliaImageStore implements ImageStore {
     if (opts.store !== undefined) await this.markComplete(cid, { size })
   }
 
-  served (): { stream: number, bulk: number } { return { stream: this.servedOnStream, bulk: this.bulk?.served ?? 0 } }
+  served(): { stream: number; bulk: number } {
+    return { stream: this.servedOnStream, bulk: this.bulk?.served ?? 0 }
+  }
 
-  async unpin (cid: string): Promise<void> {
+  async unpin(cid: string): Promise<void> {
     await rm(this.markerPath(parseCid(cid)), { force: true })
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     await this.libp2p.unhandle(BLOCKS_PROTOCOL).catch(() => {})
     await this.bulk?.stop()
     await this.helia.stop()
@@ -489,16 +663,17 @@ class HeliaImageStore implements ImageStore {
 }
 
 /** The IP hosts of the host's TCP listen addresses: where the bulk channel listens, never wider. */
-function announcedHosts (libp2p: Libp2p): string[] {
+function announcedHosts(libp2p: Libp2p): string[] {
   const out: string[] = []
   for (const ma of libp2p.getMultiaddrs()) {
     const cs = ma.getComponents()
-    if ((cs[0]?.name === 'ip4' || cs[0]?.name === 'ip6') && cs[1]?.name === 'tcp' && cs[0].value !== undefined) out.push(cs[0].value)
+    if ((cs[0]?.name === 'ip4' || cs[0]?.name === 'ip6') && cs[1]?.name === 'tcp' && cs[0].value !== undefined)
+      out.push(cs[0].value)
   }
   return out
 }
 
-export async function createImageStore (init: ImageStoreInit): Promise<ImageStore> {
+export async function createImageStore(init: ImageStoreInit): Promise<ImageStore> {
   const log = init.logger ?? silentLogger('quorate:containers:store')
   await mkdir(init.dir, { recursive: true, mode: 0o700 })
   const sharding = new NextToLast()
@@ -510,7 +685,9 @@ export async function createImageStore (init: ImageStoreInit): Promise<ImageStor
   await blocks.open()
   await datastore.open()
   const owns = init.libp2p === undefined
-  const libp2p = init.libp2p ?? await createLocalLibp2p({ listen: init.listen, privateKey: await loadOrCreateKey(join(init.dir, 'peer.key')) })
+  const libp2p =
+    init.libp2p ??
+    (await createLocalLibp2p({ listen: init.listen, privateKey: await loadOrCreateKey(join(init.dir, 'peer.key')) }))
   // Helia without its libp2p mixin (which would create its own host with public defaults):
   // no routers, bitswap over the given host, talking to peers we connect to explicitly.
   const helia = (await loadHeliaLight())({ blockstore: blocks, datastore, routers: [] })
@@ -521,15 +698,36 @@ export async function createImageStore (init: ImageStoreInit): Promise<ImageStor
   try {
     await libp2p.start()
     await helia.start()
-    const local = { get: async (c: CID, s?: AbortSignal) => await store.getLocal(c, s), readInto: async (c: CID, b: Uint8Array, s?: AbortSignal) => await store.readInto(c, b, s), complete: async (c: CID) => await store.isComplete(c) }
+    const local = {
+      get: async (c: CID, s?: AbortSignal) => await store.getLocal(c, s),
+      readInto: async (c: CID, b: Uint8Array, s?: AbortSignal) => await store.readInto(c, b, s),
+      complete: async (c: CID) => await store.isComplete(c)
+    }
     const bulk = typeof init.bulk === 'object' ? init.bulk : {}
-    store.bulk = init.bulk === false ? undefined : new BulkServer({ blocks: local, hosts: () => bulk.hosts !== undefined ? [...bulk.hosts] : announcedHosts(libp2p), port: bulk.port, logger: log.child('bulk') })
-    await libp2p.handle(BLOCKS_PROTOCOL, (stream) => {
-      serveBlocks(stream, local, { bulk: store.bulk }).then(did => { if (did === 'blocks') store.servedOnStream++ }, (err: unknown) => {
-        log.debug('serving blocks failed', { error: (err as Error).message })
-        stream.abort(err instanceof Error ? err : new Error(String(err)))
-      })
-    }, { maxInboundStreams: 8 })
+    store.bulk =
+      init.bulk === false
+        ? undefined
+        : new BulkServer({
+            blocks: local,
+            hosts: () => (bulk.hosts !== undefined ? [...bulk.hosts] : announcedHosts(libp2p)),
+            port: bulk.port,
+            logger: log.child('bulk')
+          })
+    await libp2p.handle(
+      BLOCKS_PROTOCOL,
+      stream => {
+        serveBlocks(stream, local, { bulk: store.bulk }).then(
+          did => {
+            if (did === 'blocks') store.servedOnStream++
+          },
+          (err: unknown) => {
+            log.debug('serving blocks failed', { error: (err as Error).message })
+            stream.abort(err instanceof Error ? err : new Error(String(err)))
+          }
+        )
+      },
+      { maxInboundStreams: 8 }
+    )
   } catch (err) {
     await helia.stop().catch(() => {})
     if (owns) await Promise.resolve(libp2p.stop()).catch(() => {})

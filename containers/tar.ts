@@ -21,13 +21,13 @@ export interface TarEntry {
 }
 
 export interface TarEntrySink {
-  data (chunk: Uint8Array): void
-  end (): void
+  data(chunk: Uint8Array): void
+  end(): void
 }
 
 export interface TarVisitor {
   /** Called for every entry header; return a sink to receive its data, or undefined to skip it. */
-  entry (e: TarEntry): TarEntrySink | undefined
+  entry(e: TarEntry): TarEntrySink | undefined
 }
 
 export interface TarLimits {
@@ -42,20 +42,20 @@ const MAX_TRAILING = 1 << 20
 
 type State = 'header' | 'data' | 'meta' | 'padding' | 'zero' | 'end'
 
-function fail (msg: string, offset: number): never {
+function fail(msg: string, offset: number): never {
   throw new InvalidImageTarError(`tar: ${msg} at byte ${offset}`)
 }
 
 const td = new TextDecoder('utf-8', { fatal: true })
 
-function cstr (b: Uint8Array, start: number, len: number): string {
+function cstr(b: Uint8Array, start: number, len: number): string {
   let end = start
   while (end < start + len && b[end] !== 0) end++
   return td.decode(b.subarray(start, end))
 }
 
 /** Octal numeric field, or GNU base-256 when the high bit of the first byte is set. */
-function num (b: Uint8Array, start: number, len: number, what: string, offset: number): number {
+function num(b: Uint8Array, start: number, len: number, what: string, offset: number): number {
   if ((b[start] & 0x80) !== 0) {
     if ((b[start] & 0x40) !== 0) fail(`negative base-256 ${what}`, offset)
     let v = b[start] & 0x3f
@@ -82,7 +82,7 @@ function num (b: Uint8Array, start: number, len: number, what: string, offset: n
   return v
 }
 
-function checksumOk (h: Uint8Array, offset: number): boolean {
+function checksumOk(h: Uint8Array, offset: number): boolean {
   const stored = num(h, 148, 8, 'checksum', offset)
   let unsigned = 0
   let signed = 0
@@ -94,13 +94,13 @@ function checksumOk (h: Uint8Array, offset: number): boolean {
   return stored === unsigned || stored === signed
 }
 
-function isZero (b: Uint8Array): boolean {
+function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false
   return true
 }
 
 /** Parses pax extended header records: "<len> <key>=<value>\n", len counting the whole record. */
-export function parsePax (b: Uint8Array, offset = 0): Map<string, string> {
+export function parsePax(b: Uint8Array, offset = 0): Map<string, string> {
   const out = new Map<string, string>()
   let p = 0
   while (p < b.length) {
@@ -113,7 +113,12 @@ export function parsePax (b: Uint8Array, offset = 0): Map<string, string> {
     const eq = rec.indexOf(0x3d)
     if (eq <= 0) fail('pax record without key', offset + p)
     let key: string, value: string
-    try { key = td.decode(rec.subarray(0, eq)); value = td.decode(rec.subarray(eq + 1)) } catch { fail('pax record is not UTF-8', offset + p) }
+    try {
+      key = td.decode(rec.subarray(0, eq))
+      value = td.decode(rec.subarray(eq + 1))
+    } catch {
+      fail('pax record is not UTF-8', offset + p)
+    }
     out.set(key, value)
     p += len
   }
@@ -130,7 +135,7 @@ export class TarReader {
   private remaining = 0
   private padding = 0
   private sink: TarEntrySink | undefined
-  private meta: { kind: 'pax' | 'paxGlobal' | 'longName' | 'longLink', buf: Uint8Array, len: number } | undefined
+  private meta: { kind: 'pax' | 'paxGlobal' | 'longName' | 'longLink'; buf: Uint8Array; len: number } | undefined
   private pendingPax: Map<string, string> | undefined
   private pendingLongName: string | undefined
   private pendingLongLink: string | undefined
@@ -140,16 +145,18 @@ export class TarReader {
   /** Where the end-of-archive marker ended. */
   private endOffset = 0
 
-  constructor (visitor: TarVisitor, limits: TarLimits = {}) {
+  constructor(visitor: TarVisitor, limits: TarLimits = {}) {
     this.visitor = visitor
     this.maxMeta = limits.maxMetaBytes ?? 1 << 20
     this.maxEntries = limits.maxEntries ?? 100_000
   }
 
   /** True once the end-of-archive marker (two zero blocks) has been read. */
-  get done (): boolean { return this.state === 'end' }
+  get done(): boolean {
+    return this.state === 'end'
+  }
 
-  write (chunk: Uint8Array): void {
+  write(chunk: Uint8Array): void {
     let p = 0
     while (p < chunk.length) {
       switch (this.state) {
@@ -157,14 +164,21 @@ export class TarReader {
         case 'zero': {
           const n = Math.min(BLOCK - this.hdrLen, chunk.length - p)
           this.hdr.set(chunk.subarray(p, p + n), this.hdrLen)
-          this.hdrLen += n; p += n; this.offset += n
-          if (this.hdrLen === BLOCK) { this.hdrLen = 0; this.header() }
+          this.hdrLen += n
+          p += n
+          this.offset += n
+          if (this.hdrLen === BLOCK) {
+            this.hdrLen = 0
+            this.header()
+          }
           break
         }
         case 'data': {
           const n = Math.min(this.remaining, chunk.length - p)
           if (n > 0) this.sink?.data(chunk.subarray(p, p + n))
-          this.remaining -= n; p += n; this.offset += n
+          this.remaining -= n
+          p += n
+          this.offset += n
           if (this.remaining === 0) this.endData()
           break
         }
@@ -172,13 +186,18 @@ export class TarReader {
           const m = this.meta as NonNullable<TarReader['meta']> // set whenever state is 'meta'
           const n = Math.min(this.remaining, chunk.length - p)
           m.buf.set(chunk.subarray(p, p + n), m.len)
-          m.len += n; this.remaining -= n; p += n; this.offset += n
+          m.len += n
+          this.remaining -= n
+          p += n
+          this.offset += n
           if (this.remaining === 0) this.endMeta()
           break
         }
         case 'padding': {
           const n = Math.min(this.padding, chunk.length - p)
-          this.padding -= n; p += n; this.offset += n
+          this.padding -= n
+          p += n
+          this.offset += n
           if (this.padding === 0) this.state = 'header'
           break
         }
@@ -187,7 +206,8 @@ export class TarReader {
           // 10 KiB by default); more than MAX_TRAILING is not padding (a 3 GiB file of zeros).
           for (; p < chunk.length; p++, this.offset++) {
             if (chunk[p] !== 0) fail('data after the end-of-archive marker', this.offset)
-            if (this.offset - this.endOffset >= MAX_TRAILING) fail(`more than ${MAX_TRAILING >> 10} KiB of zeros after the end-of-archive marker`, this.offset)
+            if (this.offset - this.endOffset >= MAX_TRAILING)
+              fail(`more than ${MAX_TRAILING >> 10} KiB of zeros after the end-of-archive marker`, this.offset)
           }
           break
         }
@@ -196,16 +216,32 @@ export class TarReader {
   }
 
   /** Declares the input complete; throws when the archive is truncated. */
-  end (): void {
-    if (this.state !== 'end') fail(this.state === 'zero' ? 'archive ends after a single zero block' : 'archive is truncated (no end-of-archive marker)', this.offset)
+  end(): void {
+    if (this.state !== 'end')
+      fail(
+        this.state === 'zero'
+          ? 'archive ends after a single zero block'
+          : 'archive is truncated (no end-of-archive marker)',
+        this.offset
+      )
   }
 
-  private header (): void {
+  private header(): void {
     const h = this.hdr
     const at = this.offset - BLOCK
     if (isZero(h)) {
-      if (this.state === 'zero') { this.state = 'end'; this.endOffset = this.offset; return }
-      if (this.meta !== undefined || this.pendingPax !== undefined || this.pendingLongName !== undefined || this.pendingLongLink !== undefined) fail('extended header without an entry', at)
+      if (this.state === 'zero') {
+        this.state = 'end'
+        this.endOffset = this.offset
+        return
+      }
+      if (
+        this.meta !== undefined ||
+        this.pendingPax !== undefined ||
+        this.pendingLongName !== undefined ||
+        this.pendingLongLink !== undefined
+      )
+        fail('extended header without an entry', at)
       this.state = 'zero'
       return
     }
@@ -220,17 +256,24 @@ export class TarReader {
       name = cstr(h, 0, 100)
       if (ustar && !gnu && h[345] !== 0) name = cstr(h, 345, 155) + '/' + name
       linkname = cstr(h, 157, 100)
-    } catch { return fail('header name is not UTF-8', at) }
+    } catch {
+      fail('header name is not UTF-8', at)
+    }
     const typeflag = h[156] === 0 ? '0' : String.fromCharCode(h[156])
     let size = num(h, 124, 12, 'size', at)
     const mode = num(h, 100, 8, 'mode', at)
 
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (size > this.maxMeta) fail(`extended header of ${size} bytes exceeds the limit of ${this.maxMeta}`, at)
-      this.meta = { kind: typeflag === 'x' ? 'pax' : typeflag === 'g' ? 'paxGlobal' : typeflag === 'L' ? 'longName' : 'longLink', buf: new Uint8Array(size), len: 0 }
+      this.meta = {
+        kind: typeflag === 'x' ? 'pax' : typeflag === 'g' ? 'paxGlobal' : typeflag === 'L' ? 'longName' : 'longLink',
+        buf: new Uint8Array(size),
+        len: 0
+      }
       this.remaining = size
       this.padding = (BLOCK - (size % BLOCK)) % BLOCK
-      if (size === 0) this.endMeta(); else this.state = 'meta'
+      if (size === 0) this.endMeta()
+      else this.state = 'meta'
       return
     }
 
@@ -238,45 +281,69 @@ export class TarReader {
     if (this.pendingLongName !== undefined) name = this.pendingLongName
     if (this.pendingLongLink !== undefined) linkname = this.pendingLongLink
     if (pax !== undefined) {
-      const pp = pax.get('path'); if (pp !== undefined) name = pp
-      const pl = pax.get('linkpath'); if (pl !== undefined) linkname = pl
+      const pp = pax.get('path')
+      if (pp !== undefined) name = pp
+      const pl = pax.get('linkpath')
+      if (pl !== undefined) linkname = pl
       const ps = pax.get('size')
       if (ps !== undefined) {
         if (!/^[0-9]{1,16}$/.test(ps) || !Number.isSafeInteger(Number(ps))) fail('invalid pax size', at)
         size = Number(ps)
       }
     }
-    this.pendingPax = undefined; this.pendingLongName = undefined; this.pendingLongLink = undefined
+    this.pendingPax = undefined
+    this.pendingLongName = undefined
+    this.pendingLongLink = undefined
 
-    const type: TarEntryType = typeflag === '0' || typeflag === '7' ? 'file'
-      : typeflag === '5' ? 'directory'
-        : typeflag === '2' ? 'symlink'
-          : typeflag === '1' ? 'hardlink'
-            : 'other'
+    const type: TarEntryType =
+      typeflag === '0' || typeflag === '7'
+        ? 'file'
+        : typeflag === '5'
+          ? 'directory'
+          : typeflag === '2'
+            ? 'symlink'
+            : typeflag === '1'
+              ? 'hardlink'
+              : 'other'
     // Links, directories and devices carry no data, whatever the size field says (POSIX ustar).
-    if (type === 'symlink' || type === 'hardlink' || type === 'directory' || typeflag === '3' || typeflag === '4' || typeflag === '6') size = 0
+    if (
+      type === 'symlink' ||
+      type === 'hardlink' ||
+      type === 'directory' ||
+      typeflag === '3' ||
+      typeflag === '4' ||
+      typeflag === '6'
+    )
+      size = 0
     this.sink = this.visitor.entry({ name, type, typeflag, size, mode, linkname })
     this.remaining = size
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK
-    if (size === 0) this.endData(); else this.state = 'data'
+    if (size === 0) this.endData()
+    else this.state = 'data'
   }
 
-  private endData (): void {
+  private endData(): void {
     this.sink?.end()
     this.sink = undefined
     this.state = this.padding > 0 ? 'padding' : 'header'
   }
 
-  private endMeta (): void {
+  private endMeta(): void {
     const m = this.meta as NonNullable<TarReader['meta']> // set by header() before endMeta runs
     this.meta = undefined
     const at = this.offset
     if (m.kind === 'pax') this.pendingPax = parsePax(m.buf, at)
-    else if (m.kind === 'paxGlobal') parsePax(m.buf, at) // validated, otherwise ignored (no global keys matter to us)
+    else if (m.kind === 'paxGlobal')
+      parsePax(m.buf, at) // validated, otherwise ignored (no global keys matter to us)
     else {
       let s: string
-      try { s = cstr(m.buf, 0, m.buf.length) } catch { return fail('GNU long name is not UTF-8', at) }
-      if (m.kind === 'longName') this.pendingLongName = s; else this.pendingLongLink = s
+      try {
+        s = cstr(m.buf, 0, m.buf.length)
+      } catch {
+        fail('GNU long name is not UTF-8', at)
+      }
+      if (m.kind === 'longName') this.pendingLongName = s
+      else this.pendingLongLink = s
     }
     this.state = this.padding > 0 ? 'padding' : 'header'
   }
@@ -286,11 +353,15 @@ export class TarReader {
  * Normalizes an archive path the way an extractor resolves it (POSIX clean: no `.`, `..` folded,
  * no leading or trailing `/`). Returns undefined for paths escaping the archive root.
  */
-export function normalizeTarPath (p: string): string | undefined {
+export function normalizeTarPath(p: string): string | undefined {
   const out: string[] = []
   for (const seg of p.split('/')) {
     if (seg === '' || seg === '.') continue
-    if (seg === '..') { if (out.length === 0) return undefined; out.pop(); continue }
+    if (seg === '..') {
+      if (out.length === 0) return undefined
+      out.pop()
+      continue
+    }
     out.push(seg)
   }
   return out.join('/')

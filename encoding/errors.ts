@@ -9,12 +9,12 @@ export class QuorateError extends Error {
   readonly disposition: Disposition = 'stop'
   /** Stable machine-readable code, e.g. `ERR_BAD_SIGNATURE`. */
   readonly code: string = 'ERR_QUORATE'
-  constructor (message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
   }
 
-  toJSON (): Record<string, unknown> {
+  toJSON(): Record<string, unknown> {
     return { name: this.name, code: this.code, disposition: this.disposition, message: this.message }
   }
 }
@@ -49,12 +49,16 @@ export class ConfigError extends QuorateError {
 export class PolicyViolationsError extends InvalidInputError {
   override readonly code: string = 'ERR_POLICY'
   readonly violations: readonly string[]
-  constructor (violations: readonly string[], message = `${violations.length} policy check(s) failed: ${violations.join('; ')}`, options?: { cause?: unknown }) {
+  constructor(
+    violations: readonly string[],
+    message = `${violations.length} policy check(s) failed: ${violations.join('; ')}`,
+    options?: { cause?: unknown }
+  ) {
     super(message, options)
     this.violations = violations
   }
 
-  override toJSON (): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), violations: this.violations }
   }
 }

@@ -23,7 +23,7 @@ const MAX_PREFIX_BYTES = 5
 const MAX_PIECES = 256
 
 /** One frame: the length prefix and the bytes, kept apart (no copy). */
-export function frame (data: Uint8Array): Uint8ArrayList {
+export function frame(data: Uint8Array): Uint8ArrayList {
   return new Uint8ArrayList(encodeUvarint(data.byteLength), data)
 }
 
@@ -37,12 +37,12 @@ export class FrameReader {
   readonly #it: AsyncIterator<Uint8Array | Uint8ArrayList>
   #ended = false
 
-  constructor (source: AsyncIterable<Uint8Array | Uint8ArrayList>) {
+  constructor(source: AsyncIterable<Uint8Array | Uint8ArrayList>) {
     this.#it = source[Symbol.asyncIterator]()
   }
 
   /** The next frame (joined), or undefined at a clean end of stream. */
-  async next (maxBytes: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  async next(maxBytes: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     const pieces = await this.nextList(maxBytes, signal)
     return pieces === undefined ? undefined : pieces.length === 1 ? pieces[0] : concat(pieces)
   }
@@ -52,10 +52,12 @@ export class FrameReader {
    * that arrived in more than MAX_PIECES pieces is joined into one, so a peer sending tiny muxer
    * frames cannot make us hold millions of small views.
    */
-  async nextList (maxBytes: number, signal?: AbortSignal): Promise<Uint8Array[] | undefined> {
-    let head: { value: number, length: number } | undefined
-    while ((head = decodeUvarint(this.#buf, { maxBytes: MAX_PREFIX_BYTES, what: 'frame length prefix' })) === undefined) {
-      if (!await this.#fill(signal)) {
+  async nextList(maxBytes: number, signal?: AbortSignal): Promise<Uint8Array[] | undefined> {
+    let head: { value: number; length: number } | undefined
+    while (
+      (head = decodeUvarint(this.#buf, { maxBytes: MAX_PREFIX_BYTES, what: 'frame length prefix' })) === undefined
+    ) {
+      if (!(await this.#fill(signal))) {
         if (this.#buf.byteLength === 0) return undefined
         throw new StreamClosedError('the stream ended inside a frame header')
       }
@@ -63,7 +65,7 @@ export class FrameReader {
     const { value: len, length: i } = head
     if (len > maxBytes) throw new TooLargeError(`frame of ${len} bytes exceeds the limit of ${maxBytes}`)
     while (this.#buf.byteLength < i + len) {
-      if (!await this.#fill(signal)) throw new StreamClosedError('the stream ended inside a frame')
+      if (!(await this.#fill(signal))) throw new StreamClosedError('the stream ended inside a frame')
     }
     const pieces = [...this.#buf.sublist(i, i + len)]
     this.#buf.consume(i + len)
@@ -71,21 +73,29 @@ export class FrameReader {
   }
 
   /** Appends the next chunk; false at the end of the stream. */
-  async #fill (signal?: AbortSignal): Promise<boolean> {
+  async #fill(signal?: AbortSignal): Promise<boolean> {
     if (this.#ended) return false
     const r = await this.#pull(signal)
-    if (r.done === true) { this.#ended = true; return false }
+    if (r.done === true) {
+      this.#ended = true
+      return false
+    }
     this.#buf.append(r.value)
     return true
   }
 
-  async #pull (signal?: AbortSignal): Promise<IteratorResult<Uint8Array | Uint8ArrayList>> {
+  async #pull(signal?: AbortSignal): Promise<IteratorResult<Uint8Array | Uint8ArrayList>> {
     if (signal === undefined) return await this.#it.next()
-    const late = (): StreamTimeoutError => new StreamTimeoutError(`no data from the peer in time: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`)
+    const late = (): StreamTimeoutError =>
+      new StreamTimeoutError(
+        `no data from the peer in time: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`
+      )
     if (signal.aborted) throw late()
     let onAbort: (() => void) | undefined
     const aborted = new Promise<never>((_resolve, reject) => {
-      onAbort = () => { reject(late()) }
+      onAbort = () => {
+        reject(late())
+      }
       signal.addEventListener('abort', onAbort, { once: true })
     })
     try {

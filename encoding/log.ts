@@ -5,19 +5,24 @@ export type Level = 'debug' | 'info' | 'warn' | 'error'
 
 export interface Logger {
   readonly name: string
-  debug (msg: string, fields?: Record<string, unknown>): void
-  info (msg: string, fields?: Record<string, unknown>): void
-  warn (msg: string, fields?: Record<string, unknown>): void
-  error (msg: string, fields?: Record<string, unknown>): void
-  child (sub: string): Logger
+  debug(msg: string, fields?: Record<string, unknown>): void
+  info(msg: string, fields?: Record<string, unknown>): void
+  warn(msg: string, fields?: Record<string, unknown>): void
+  error(msg: string, fields?: Record<string, unknown>): void
+  child(sub: string): Logger
 }
 
-export interface LogSink { write (rec: Record<string, unknown>): void }
+export interface LogSink {
+  write(rec: Record<string, unknown>): void
+}
 
 const levels: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
-function matcher (pattern: string): (name: string) => boolean {
-  const parts = pattern.split(',').map(p => p.trim()).filter(Boolean)
+function matcher(pattern: string): (name: string) => boolean {
+  const parts = pattern
+    .split(',')
+    .map(p => p.trim())
+    .filter(Boolean)
   const res = parts.map(p => new RegExp('^' + p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$'))
   return name => res.some(r => r.test(name))
 }
@@ -29,7 +34,7 @@ export interface LoggerOptions {
   sink?: LogSink
 }
 
-export function createLogger (name: string, opts: LoggerOptions = {}): Logger {
+export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
   const sink = opts.sink ?? { write: rec => process.stderr.write(JSON.stringify(rec, jsonReplacer) + '\n') }
   const isDebug = matcher(opts.debug ?? process.env.QUORATE_LOG ?? '')
   const min = levels[opts.level ?? (process.env.QUORATE_LOG_LEVEL as Level | undefined) ?? 'info'] ?? levels.info
@@ -41,10 +46,18 @@ export function createLogger (name: string, opts: LoggerOptions = {}): Logger {
     }
     return {
       name: n,
-      debug: (m, f) => { emit('debug', m, f) },
-      info: (m, f) => { emit('info', m, f) },
-      warn: (m, f) => { emit('warn', m, f) },
-      error: (m, f) => { emit('error', m, f) },
+      debug: (m, f) => {
+        emit('debug', m, f)
+      },
+      info: (m, f) => {
+        emit('info', m, f)
+      },
+      warn: (m, f) => {
+        emit('warn', m, f)
+      },
+      error: (m, f) => {
+        emit('error', m, f)
+      },
       child: sub => make(`${n}:${sub}`)
     }
   }
@@ -52,8 +65,8 @@ export function createLogger (name: string, opts: LoggerOptions = {}): Logger {
 }
 
 /** A logger that drops everything (tests, libraries used without a logger). */
-export function silentLogger (name = 'quorate'): Logger {
-  const l: Logger = { name, debug () {}, info () {}, warn () {}, error () {}, child: sub => silentLogger(`${name}:${sub}`) }
+export function silentLogger(name = 'quorate'): Logger {
+  const l: Logger = { name, debug() {}, info() {}, warn() {}, error() {}, child: sub => silentLogger(`${name}:${sub}`) }
   return l
 }
 
@@ -62,10 +75,15 @@ export function silentLogger (name = 'quorate'): Logger {
  * bytes as hex (also Buffers, which reach a replacer already in their toJSON form), Maps as
  * objects, Errors as { name, message }.
  */
-export function jsonReplacer (_k: string, v: unknown): unknown {
+export function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString()
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')
-  if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+  if (
+    v !== null &&
+    typeof v === 'object' &&
+    (v as { type?: unknown }).type === 'Buffer' &&
+    Array.isArray((v as { data?: unknown }).data)
+  ) {
     return Buffer.from((v as { data: number[] }).data).toString('hex')
   }
   if (v instanceof Map) return Object.fromEntries(v)

@@ -8,13 +8,14 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 
 /** bash: close every descriptor above 2, then exec "$@". */
-const CLOSE_INHERITED_FDS = 'for f in /proc/$$/fd/*; do f=${f##*/}; if [ "$f" -gt 2 ] 2>/dev/null; then eval "exec $f>&-"; fi; done; exec "$@"'
+const CLOSE_INHERITED_FDS =
+  'for f in /proc/$$/fd/*; do f=${f##*/}; if [ "$f" -gt 2 ] 2>/dev/null; then eval "exec $f>&-"; fi; done; exec "$@"'
 
 /**
  * spawn(command, args, options) for a process that outlives the moment: it starts with only
  * stdin, stdout and stderr (as `options.stdio` sets them). Same pid as the command (bash execs
  * it), so signals and `exit` work as with spawn.
  */
-export function spawnClean (command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+export function spawnClean(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
   return spawn('bash', ['-c', CLOSE_INHERITED_FDS, command, command, ...args], options)
 }

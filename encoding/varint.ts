@@ -7,16 +7,20 @@ import { DecodeError, InvalidInputError } from './errors.ts'
 export const MAX_UVARINT_BYTES = 8
 
 /** The minimal encoding of `n`, a non-negative safe integer; anything else is an InvalidInputError. */
-export function encodeUvarint (n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError(`unsigned varint: ${String(n)} is not a non-negative safe integer`)
+export function encodeUvarint(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new InvalidInputError(`unsigned varint: ${String(n)} is not a non-negative safe integer`)
   const out: number[] = []
-  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80) }
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
   out.push(n)
   return Uint8Array.from(out)
 }
 
 /** Indexed bytes: a Uint8Array, or anything with `byteLength` and `get(i)` such as a Uint8ArrayList. */
-export type UvarintSource = Uint8Array | { readonly byteLength: number, get (index: number): number }
+export type UvarintSource = Uint8Array | { readonly byteLength: number; get(index: number): number }
 
 /**
  * Reads one varint at the start of `bytes`: its value and how many bytes it took, or undefined
@@ -25,10 +29,14 @@ export type UvarintSource = Uint8Array | { readonly byteLength: number, get (ind
  * seen, so is a non-minimal one (a last byte of zero after the first) and one above
  * Number.MAX_SAFE_INTEGER. `what` names the value in error messages.
  */
-export function decodeUvarint (bytes: UvarintSource, opts: { maxBytes?: number, what?: string } = {}): { value: number, length: number } | undefined {
+export function decodeUvarint(
+  bytes: UvarintSource,
+  opts: { maxBytes?: number; what?: string } = {}
+): { value: number; length: number } | undefined {
   const maxBytes = opts.maxBytes ?? MAX_UVARINT_BYTES
   const what = opts.what ?? 'unsigned varint'
-  if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_UVARINT_BYTES) throw new InvalidInputError(`unsigned varint: maxBytes must be 1..${MAX_UVARINT_BYTES}, not ${String(maxBytes)}`)
+  if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_UVARINT_BYTES)
+    throw new InvalidInputError(`unsigned varint: maxBytes must be 1..${MAX_UVARINT_BYTES}, not ${String(maxBytes)}`)
   const at = bytes instanceof Uint8Array ? (i: number) => bytes[i] : (i: number) => bytes.get(i)
   let value = 0
   let mul = 1

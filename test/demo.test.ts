@@ -5,18 +5,29 @@ import { runDemo } from '../cli/demo.ts'
 
 t.test('demo: honest nodes certified, tenant served, tampered node refused', async t => {
   const lines: string[] = []
-  const r = await runDemo({ nodes: 6, committeeSize: 7, keep: false, say: l => { lines.push(l) } })
+  const r = await runDemo({
+    nodes: 6,
+    committeeSize: 7,
+    keep: false,
+    say: l => {
+      lines.push(l)
+    }
+  })
   t.ok(r.ok, 'the demo reports success')
   const honest = r.nodes.filter(n => n.role !== 'tampered')
   t.equal(honest.length, 6)
-  for (const n of r.nodes) t.ok(n.committeeSize >= 4, `${n.name}: committee of ${n.committeeSize} (≥ 4: tolerates a liar)`)
+  for (const n of r.nodes)
+    t.ok(n.committeeSize >= 4, `${n.name}: committee of ${n.committeeSize} (≥ 4: tolerates a liar)`)
   for (const n of honest) {
     t.ok(n.certified, `${n.name} certified`)
     t.ok(n.pass > (2 * n.committeeSize) / 3, `${n.name}: more than 2/3 of its committee passed it`)
     t.equal(n.fail, 0)
   }
   const joiner = honest.find(n => n.role === 'joiner')
-  t.ok(joiner !== undefined && joiner.committeeSize >= 4, 'a joiner is certified by a committee drawn from the certified nodes')
+  t.ok(
+    joiner !== undefined && joiner.committeeSize >= 4,
+    'a joiner is certified by a committee drawn from the certified nodes'
+  )
   t.match(r.image.cid, /^bafy/)
   t.match(r.image.digest, /^sha256:[0-9a-f]{64}$/)
   t.equal(r.request.status, 200)
@@ -30,5 +41,8 @@ t.test('demo: honest nodes certified, tenant served, tampered node refused', asy
   t.same(r.refused.failedClaims, ['firmware'], 'its committee names the firmware claim')
   t.notOk(bad?.ranImage, 'it never runs the image')
   t.match(r.refused.imageRefused, /not certified/)
-  t.ok(lines.some(l => l.startsWith('[8/8]')), 'progress was reported for every step')
+  t.ok(
+    lines.some(l => l.startsWith('[8/8]')),
+    'progress was reported for every step'
+  )
 })

@@ -8,16 +8,16 @@ import type { QcRecord } from '../../chain/types.ts'
 
 const CLAIMS = new Set(['identity', 'firmware', 'os', 'containers', 'freshness'])
 
-function claimsIn (v: Canonical | undefined, into: Set<string>): void {
+function claimsIn(v: Canonical | undefined, into: Set<string>): void {
   if (!Array.isArray(v)) return
   for (const c of v) if (typeof c === 'string' && (CLAIMS.has(c) || /^[a-z][a-z0-9-]{0,31}$/.test(c))) into.add(c)
 }
 
-function isMap (v: Canonical | undefined): v is Record<string, Canonical> {
+function isMap(v: Canonical | undefined): v is Record<string, Canonical> {
   return v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !Array.isArray(v)
 }
 
-export function failedClaimsOfQc (qc: Pick<QcRecord, 'qc' | 'outcome'>): string[] {
+export function failedClaimsOfQc(qc: Pick<QcRecord, 'qc' | 'outcome'>): string[] {
   if (qc.outcome !== 'fail') return []
   const out = new Set<string>()
   try {
@@ -26,6 +26,8 @@ export function failedClaimsOfQc (qc: Pick<QcRecord, 'qc' | 'outcome'>): string[
     claimsIn(m.failedClaims, out)
     claimsIn(m.f, out)
     if (Array.isArray(m.verdicts)) for (const e of m.verdicts) if (isMap(e)) claimsIn(e.f, out)
-  } catch { return [] }
+  } catch {
+    return []
+  }
   return [...out].sort()
 }

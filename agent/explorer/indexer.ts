@@ -5,16 +5,38 @@
 // the transaction counts. Read-only: it holds no key and sends nothing.
 import { decodeTx, txHash, type ChainClient } from '../../chain/index.ts'
 import { isSeedTx } from '../../chain/abci/seed.ts'
-import type { NodeView, QcRecord, EkCaRecord, ImageRecord, OsRecord, FirmwareRecord, VendorRecord } from '../../chain/types.ts'
+import type {
+  NodeView,
+  QcRecord,
+  EkCaRecord,
+  ImageRecord,
+  OsRecord,
+  FirmwareRecord,
+  VendorRecord
+} from '../../chain/types.ts'
 import type { Canonical } from '../../encoding/canonical.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { failedClaimsOfQc } from './claims.ts'
 
 /** The few ChainClient methods the explorer uses (STYLE §4). */
-export type ExplorerChain = Pick<ChainClient, 'status' | 'block' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'>
+export type ExplorerChain = Pick<
+  ChainClient,
+  'status' | 'block' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'
+>
 
-export interface BlockSummary { height: number, time: number, txs: number, types: Record<string, number> }
-export interface TxSummary { height: number, index: number, type: string, hash: string, subject: string }
+export interface BlockSummary {
+  height: number
+  time: number
+  txs: number
+  types: Record<string, number>
+}
+export interface TxSummary {
+  height: number
+  index: number
+  type: string
+  hash: string
+  subject: string
+}
 
 export interface RoundView {
   round: number
@@ -49,21 +71,27 @@ export interface Snapshot {
   /** Blocks per minute over the blocks this explorer holds (at most the last 600). */
   blockRate: number
   nodes: NodeRow[]
-  vendors: Array<VendorRecord & { ekCas: EkCaRecord[], firmware: FirmwareRecord[] }>
+  vendors: Array<VendorRecord & { ekCas: EkCaRecord[]; firmware: FirmwareRecord[] }>
   osImages: OsRecord[]
   images: ImageRecord[]
   recentTxs: TxSummary[]
   blocks: BlockSummary[]
   /** Certifications and failures recorded per block height (attest.record outcomes as decided). */
-  certifications: Array<{ height: number, time: number, nodeId: string, outcome: 'pass' | 'fail' }>
+  certifications: Array<{ height: number; time: number; nodeId: string; outcome: 'pass' | 'fail' }>
 }
 
 const KEEP_BLOCKS = 600
 const KEEP_TXS = 200
 
-interface Seen { vendors: Set<string>, os: Set<string>, imageDigests: Set<string>, nodes: Set<string>, requests: Map<string, number[]> }
+interface Seen {
+  vendors: Set<string>
+  os: Set<string>
+  imageDigests: Set<string>
+  nodes: Set<string>
+  requests: Map<string, number[]>
+}
 
-function str (body: Canonical, key: string): string | undefined {
+function str(body: Canonical, key: string): string | undefined {
   if (body === null || typeof body !== 'object' || body instanceof Uint8Array || Array.isArray(body)) return undefined
   const v = (body as Record<string, Canonical>)[key]
   return typeof v === 'string' ? v : undefined
@@ -75,16 +103,26 @@ export class ChainIndex {
   #next = 1
   #blocks: BlockSummary[] = []
   #txs: TxSummary[] = []
-  readonly #seen: Seen = { vendors: new Set(), os: new Set(), imageDigests: new Set(), nodes: new Set(), requests: new Map() }
+  readonly #seen: Seen = {
+    vendors: new Set(),
+    os: new Set(),
+    imageDigests: new Set(),
+    nodes: new Set(),
+    requests: new Map()
+  }
   readonly #certs: Snapshot['certifications'] = []
   #snapshot: Snapshot | undefined
 
-  constructor (chain: ExplorerChain) { this.#chain = chain }
+  constructor(chain: ExplorerChain) {
+    this.#chain = chain
+  }
 
-  get snapshot (): Snapshot | undefined { return this.#snapshot }
+  get snapshot(): Snapshot | undefined {
+    return this.#snapshot
+  }
 
   /** Reads new blocks; returns true when the height moved (and the snapshot was rebuilt). */
-  async refresh (opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+  async refresh(opts: { signal?: AbortSignal } = {}): Promise<boolean> {
     const status = await this.#chain.status()
     if (this.#snapshot !== undefined && status.height < this.#next) return false
     // a long history is read from its last KEEP_BLOCKS blocks for the charts, but every block's
@@ -105,7 +143,9 @@ export class ChainIndex {
             const tx = decodeTx(bytes)
             type = tx.type
             subject = this.#note(tx.type, tx.body, b.height)
-          } catch { /* an undecodable tx is counted as such */ }
+          } catch {
+            /* an undecodable tx is counted as such */
+          }
         }
         types[type] = (types[type] ?? 0) + 1
         this.#txs.push({ height: b.height, index, type, hash: toHex(txHash(bytes)), subject })
@@ -118,12 +158,28 @@ export class ChainIndex {
     return true
   }
 
-  #note (type: string, body: Canonical, height: number): string {
+  #note(type: string, body: Canonical, height: number): string {
     switch (type) {
-      case 'vendor.register': { const n = str(body, 'name'); if (n !== undefined) this.#seen.vendors.add(n); return n ?? '' }
-      case 'os.publish': { const n = str(body, 'name'); if (n !== undefined) this.#seen.os.add(n); return n ?? '' }
-      case 'image.publish': { const d = str(body, 'digest'); if (d !== undefined) this.#seen.imageDigests.add(d); return str(body, 'name') ?? d ?? '' }
-      case 'node.register': { const n = str(body, 'nodeId'); if (n !== undefined) this.#seen.nodes.add(n); return n ?? '' }
+      case 'vendor.register': {
+        const n = str(body, 'name')
+        if (n !== undefined) this.#seen.vendors.add(n)
+        return n ?? ''
+      }
+      case 'os.publish': {
+        const n = str(body, 'name')
+        if (n !== undefined) this.#seen.os.add(n)
+        return n ?? ''
+      }
+      case 'image.publish': {
+        const d = str(body, 'digest')
+        if (d !== undefined) this.#seen.imageDigests.add(d)
+        return str(body, 'name') ?? d ?? ''
+      }
+      case 'node.register': {
+        const n = str(body, 'nodeId')
+        if (n !== undefined) this.#seen.nodes.add(n)
+        return n ?? ''
+      }
       case 'attest.request':
       case 'attest.record': {
         const n = str(body, 'nodeId')
@@ -135,11 +191,12 @@ export class ChainIndex {
         }
         return n
       }
-      default: return str(body, 'nodeId') ?? str(body, 'name') ?? str(body, 'vendor') ?? ''
+      default:
+        return str(body, 'nodeId') ?? str(body, 'name') ?? str(body, 'vendor') ?? ''
     }
   }
 
-  async #rebuild (chainId: string, height: number, time: number): Promise<void> {
+  async #rebuild(chainId: string, height: number, time: number): Promise<void> {
     const views = await this.#chain.nodes('all')
     const nodes: NodeRow[] = []
     for (const v of views) nodes.push(await this.#row(v, time))
@@ -151,12 +208,13 @@ export class ChainIndex {
       vendors.push({ ...v, ekCas: await this.#chain.ekCas(name), firmware: await this.#chain.firmware(name) })
     }
     const osImages: OsRecord[] = []
-    for (const name of [...this.#seen.os].sort()) osImages.push(...await this.#chain.os(name))
+    for (const name of [...this.#seen.os].sort()) osImages.push(...(await this.#chain.os(name)))
     const images: ImageRecord[] = []
-    for (const digest of [...this.#seen.imageDigests].sort()) images.push(...await this.#chain.images({ digest }))
+    for (const digest of [...this.#seen.imageDigests].sort()) images.push(...(await this.#chain.images({ digest })))
     const first = this.#blocks[0]
     const last = this.#blocks.at(-1)
-    const minutes = first !== undefined && last !== undefined && last.time > first.time ? (last.time - first.time) / 60_000 : 0
+    const minutes =
+      first !== undefined && last !== undefined && last.time > first.time ? (last.time - first.time) / 60_000 : 0
     this.#snapshot = {
       chainId,
       height,
@@ -172,12 +230,17 @@ export class ChainIndex {
     }
   }
 
-  async #row (v: NodeView, time: number): Promise<NodeRow> {
+  async #row(v: NodeView, time: number): Promise<NodeRow> {
     const r = v.record
     const qc = r === undefined ? undefined : await this.#chain.qc(v.nodeId)
     const lastRound = qc === undefined ? undefined : roundOf(qc)
     if (qc !== undefined && !this.#certs.some(c => c.nodeId === qc.nodeId && c.height === qc.height)) {
-      this.#certs.push({ height: qc.height, time: this.#blocks.find(b => b.height === qc.height)?.time ?? time, nodeId: qc.nodeId, outcome: qc.outcome })
+      this.#certs.push({
+        height: qc.height,
+        time: this.#blocks.find(b => b.height === qc.height)?.time ?? time,
+        nodeId: qc.nodeId,
+        outcome: qc.outcome
+      })
       this.#certs.sort((a, b) => a.height - b.height)
     }
     // fields the certification rules may add (security level reached, committee size) are shown
@@ -201,6 +264,13 @@ export class ChainIndex {
   }
 }
 
-function roundOf (qc: QcRecord): RoundView {
-  return { round: qc.round, outcome: qc.outcome, height: qc.height, committee: [...qc.committee], failedClaims: failedClaimsOfQc(qc), expiresAt: qc.outcome === 'pass' ? qc.expiresAt : undefined }
+function roundOf(qc: QcRecord): RoundView {
+  return {
+    round: qc.round,
+    outcome: qc.outcome,
+    height: qc.height,
+    committee: [...qc.committee],
+    failedClaims: failedClaimsOfQc(qc),
+    expiresAt: qc.outcome === 'pass' ? qc.expiresAt : undefined
+  }
 }

@@ -33,10 +33,10 @@ export interface ExplorerInit {
 export interface Explorer {
   readonly index: ChainIndex
   /** Handles a request whose path has already had any mount prefix removed. */
-  handle (req: IncomingMessage, res: ServerResponse, path: string): void
+  handle(req: IncomingMessage, res: ServerResponse, path: string): void
   /** Resolves when the first snapshot exists. */
-  ready (opts?: { signal?: AbortSignal }): Promise<Snapshot>
-  stop (): Promise<void>
+  ready(opts?: { signal?: AbortSignal }): Promise<Snapshot>
+  stop(): Promise<void>
 }
 
 const PAGE = `<!doctype html>
@@ -45,17 +45,20 @@ const PAGE = `<!doctype html>
 <meta http-equiv="Content-Security-Policy" content="default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'">
 </head><body><div id="app"><p>Loading the network…</p></div><script type="module" src="app.js"></script></body></html>`
 
-function loadBundle (): Buffer {
+function loadBundle(): Buffer {
   try {
     const st = statSync(UI_BUNDLE)
     if (!st.isFile() || st.size > 8 << 20) throw new UiNotBuiltError('not a regular file of at most 8 MiB')
     return readFileSync(UI_BUNDLE)
   } catch (err) {
-    throw new UiNotBuiltError(`the explorer's page script (${UI_BUNDLE}) is missing or unreadable; run \`npm run setup\` to build it`, { cause: err })
+    throw new UiNotBuiltError(
+      `the explorer's page script (${UI_BUNDLE}) is missing or unreadable; run \`npm run setup\` to build it`,
+      { cause: err }
+    )
   }
 }
 
-export function createExplorer (init: ExplorerInit): Explorer {
+export function createExplorer(init: ExplorerInit): Explorer {
   const bundle = loadBundle()
   const index = new ChainIndex(init.chain)
   const streams = new Set<ServerResponse>()
@@ -85,41 +88,71 @@ export function createExplorer (init: ExplorerInit): Explorer {
       lastError = msg
       push('chain-error', { message: msg })
     } finally {
-      if (!stopped) timer = setTimeout(() => { void poll() }, init.pollMs ?? 500)
+      if (!stopped)
+        timer = setTimeout(() => {
+          void poll()
+        }, init.pollMs ?? 500)
     }
   }
   void poll()
 
   const json = (res: ServerResponse, code: number, body: unknown): void => {
     const text = JSON.stringify(body, jsonReplacer)
-    res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) })
+    res.writeHead(code, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(text)
+    })
     res.end(text)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse, path: string): void => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { allow: 'GET, HEAD' }).end('read-only\n'); return }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end('read-only\n')
+      return
+    }
     switch (path) {
       case '/':
       case '/index.html':
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(PAGE), 'x-content-type-options': 'nosniff' })
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-length': Buffer.byteLength(PAGE),
+          'x-content-type-options': 'nosniff'
+        })
         res.end(PAGE)
         return
       case '/app.js':
-        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': bundle.length, 'cache-control': 'no-cache' })
+        res.writeHead(200, {
+          'content-type': 'text/javascript; charset=utf-8',
+          'content-length': bundle.length,
+          'cache-control': 'no-cache'
+        })
         res.end(bundle)
         return
       case '/api/snapshot': {
         const s = index.snapshot
-        if (s === undefined) { json(res, 503, { error: lastError ?? 'the explorer has not read the chain yet', retryAfter: 1 }); return }
+        if (s === undefined) {
+          json(res, 503, { error: lastError ?? 'the explorer has not read the chain yet', retryAfter: 1 })
+          return
+        }
         json(res, 200, { ...s, chainError: lastError })
         return
       }
       case '/api/events': {
-        if (streams.size >= maxStreams) { res.writeHead(503, { 'retry-after': '5' }).end('too many event streams\n'); return }
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+        if (streams.size >= maxStreams) {
+          res.writeHead(503, { 'retry-after': '5' }).end('too many event streams\n')
+          return
+        }
+        res.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-store',
+          connection: 'keep-alive'
+        })
         res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ height: index.snapshot?.height ?? 0 })}\n\n`)
         streams.add(res)
-        const drop = (): void => { streams.delete(res) }
+        const drop = (): void => {
+          streams.delete(res)
+        }
         req.on('close', drop)
         res.on('error', drop)
         return
@@ -132,20 +165,24 @@ export function createExplorer (init: ExplorerInit): Explorer {
   return {
     index,
     handle,
-    async ready (opts = {}) {
+    async ready(opts = {}) {
       for (;;) {
         const s = index.snapshot
         if (s !== undefined) return s
         opts.signal?.throwIfAborted()
         if (stopped) throw new TransientError('explorer stopped before it read the chain')
         await new Promise<void>(resolve => {
-          const done = (): void => { waiters.delete(done); opts.signal?.removeEventListener('abort', done); resolve() }
+          const done = (): void => {
+            waiters.delete(done)
+            opts.signal?.removeEventListener('abort', done)
+            resolve()
+          }
           waiters.add(done)
           opts.signal?.addEventListener('abort', done, { once: true })
         })
       }
     },
-    async stop () {
+    async stop() {
       stopped = true
       clearTimeout(timer)
       for (const s of streams) s.end()
@@ -155,22 +192,32 @@ export function createExplorer (init: ExplorerInit): Explorer {
   }
 }
 
-export interface ExplorerServer { readonly url: string, readonly explorer: Explorer, stop (): Promise<void> }
+export interface ExplorerServer {
+  readonly url: string
+  readonly explorer: Explorer
+  stop(): Promise<void>
+}
 
 /** `quorate explorer`: the explorer on its own HTTP listener (127.0.0.1 unless told otherwise). */
-export async function startExplorerServer (init: ExplorerInit & { listen: string }): Promise<ExplorerServer> {
+export async function startExplorerServer(init: ExplorerInit & { listen: string }): Promise<ExplorerServer> {
   const m = /^(.*):(\d{1,5})$/.exec(init.listen)
-  if (m === null || Number(m[2]) > 65535) throw new ConfigError(`--listen: expected HOST:PORT, got ${JSON.stringify(init.listen)}`)
+  if (m === null || Number(m[2]) > 65535)
+    throw new ConfigError(`--listen: expected HOST:PORT, got ${JSON.stringify(init.listen)}`)
   const host = m[1].replace(/^\[(.*)\]$/, '$1')
   const explorer = createExplorer(init)
-  const server: Server = createServer((req, res) => { explorer.handle(req, res, (req.url ?? '/').split('?')[0]) })
+  const server: Server = createServer((req, res) => {
+    explorer.handle(req, res, (req.url ?? '/').split('?')[0])
+  })
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000
   server.maxConnections = 256
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(Number(m[2]), host, () => { server.off('error', reject); resolve() })
+      server.listen(Number(m[2]), host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
   } catch (err) {
     await explorer.stop()
@@ -181,7 +228,7 @@ export async function startExplorerServer (init: ExplorerInit & { listen: string
   return {
     url,
     explorer,
-    async stop () {
+    async stop() {
       await explorer.stop()
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))

@@ -14,15 +14,22 @@ export interface ChainAppraiserOptions {
   readonly refsTtlMs?: number
 }
 
-export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images'>>, opts: ChainAppraiserOptions = {}): Appraise {
+export function chainAppraiser(
+  client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images'>>,
+  opts: ChainAppraiserOptions = {}
+): Appraise {
   const ttl = opts.refsTtlMs ?? 10_000
-  const cache = new Map<string, { at: number, refs: PreparedReferences }>()
-  const imageCache = new Map<string, { at: number, allowed: boolean }>()
+  const cache = new Map<string, { at: number; refs: PreparedReferences }>()
+  const imageCache = new Map<string, { at: number; allowed: boolean }>()
   // Images in the node's container log are allowed when published on chain and not revoked.
   const allowedImages = async (log: string | undefined): Promise<string[]> => {
     if (log === undefined || client.images === undefined) return []
     let digests: string[]
-    try { digests = [...new Set(parseContainerLog(log).map(e => e.record.digest))] } catch { return [] } // appraise reports the malformed log
+    try {
+      digests = [...new Set(parseContainerLog(log).map(e => e.record.digest))]
+    } catch {
+      return []
+    } // appraise reports the malformed log
     const out: string[] = []
     for (const digest of digests.slice(0, 64)) {
       let hit = imageCache.get(digest)
@@ -39,16 +46,21 @@ export function chainAppraiser (client: Pick<ChainClient, 'referenceValues' | 'n
     const rec = (await client.node(ctx.nodeId))?.record
     // a registration names its platform as "<vendor>/<platform>" (chain/types.ts NodeRegisterBody)
     const slash = rec?.platform?.indexOf('/') ?? -1
-    const filter = rec?.platform !== undefined && slash > 0
-      ? { vendor: rec.platform.slice(0, slash), platform: rec.platform.slice(slash + 1), os: rec.os }
-      : { vendor: rec?.platform, os: rec?.os }
+    const filter =
+      rec?.platform !== undefined && slash > 0
+        ? { vendor: rec.platform.slice(0, slash), platform: rec.platform.slice(slash + 1), os: rec.os }
+        : { vendor: rec?.platform, os: rec?.os }
     const key = JSON.stringify(filter)
     let hit = cache.get(key)
     if (hit === undefined || Date.now() - hit.at > ttl) {
       const r = await client.referenceValues(filter)
       // appraisal reads sha256 reference sets only; others cannot match a sha256 quote anyway
-      const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] => xs.filter((x): x is T & { bank: 'sha256' } => x.bank === 'sha256')
-      hit = { at: Date.now(), refs: prepareReferences({ ekCas: r.ekCas, firmware: sha256Only(r.firmware), os: sha256Only(r.os) }) }
+      const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] =>
+        xs.filter((x): x is T & { bank: 'sha256' } => x.bank === 'sha256')
+      hit = {
+        at: Date.now(),
+        refs: prepareReferences({ ekCas: r.ekCas, firmware: sha256Only(r.firmware), os: sha256Only(r.os) })
+      }
       cache.set(key, hit)
     }
     const images = await allowedImages(evidence.containerLog)

@@ -5,7 +5,7 @@ import { readFile, writeFile, stat } from 'node:fs/promises'
 import { blsKeyFromSecret, generateBlsKey, proveKeyPossession, type BlsSigner } from '../../attestation/quorum/bls.ts'
 import { ConfigError } from '../../encoding/errors.ts'
 
-export async function loadOrCreateBlsKey (path: string): Promise<{ signer: BlsSigner, created: boolean }> {
+export async function loadOrCreateBlsKey(path: string): Promise<{ signer: BlsSigner; created: boolean }> {
   const st = await stat(path).catch(() => undefined)
   if (st === undefined) {
     const signer = generateBlsKey()
@@ -17,7 +17,9 @@ export async function loadOrCreateBlsKey (path: string): Promise<{ signer: BlsSi
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
   } else if (!st.isFile() || st.size !== 32) {
-    throw new ConfigError(`${path} is not a 32-byte BLS secret key file; move it away to create a new key (the node then re-registers)`)
+    throw new ConfigError(
+      `${path} is not a 32-byte BLS secret key file; move it away to create a new key (the node then re-registers)`
+    )
   }
   try {
     return { signer: blsKeyFromSecret(new Uint8Array(await readFile(path))), created: false }
@@ -27,6 +29,6 @@ export async function loadOrCreateBlsKey (path: string): Promise<{ signer: BlsSi
 }
 
 /** The node.register fields for a BLS key: the public key and its proof of possession for `nodeId`. */
-export function blsRegistration (signer: BlsSigner, nodeId: string): { blsPublicKey: Uint8Array, blsProof: Uint8Array } {
+export function blsRegistration(signer: BlsSigner, nodeId: string): { blsPublicKey: Uint8Array; blsProof: Uint8Array } {
   return { blsPublicKey: signer.publicKey, blsProof: proveKeyPossession(signer, nodeId) }
 }

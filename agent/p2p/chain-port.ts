@@ -11,15 +11,15 @@ import type { MemberChainPort } from './member.ts'
 export type ChainReader = Pick<ChainClient, 'node' | 'seed' | 'waitForSeed' | 'chainId' | 'waitForHeight'>
 export type ChainWriter = ChainReader & Pick<ChainClient, 'send'>
 
-function committeeSize (s: object, fallback: number): number {
+function committeeSize(s: object, fallback: number): number {
   const k = (s as { k?: unknown }).k
   return typeof k === 'number' && Number.isSafeInteger(k) && k > 0 ? k : fallback
 }
 
 /** The round driver's port: the node signs attest.request / attest.record with its own key. */
-export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: number, pollMs?: number } = {}): ChainPort {
+export function chainPort(client: ChainWriter, key: TxSigner, opts: { k?: number; pollMs?: number } = {}): ChainPort {
   return {
-    async requestAttestation (nodeId, o) {
+    async requestAttestation(nodeId, o) {
       for (;;) {
         o?.signal?.throwIfAborted()
         const view = await client.node(nodeId)
@@ -27,7 +27,13 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
         // stopped) is driven on rather than waited out: a new request would be refused until its
         // deadline and then cost a failed round
         const open = view?.request
-        if (open !== undefined && open.deadline !== undefined && open.recordedAt === undefined && open.closedAt === undefined) return { round: open.round }
+        if (
+          open !== undefined &&
+          open.deadline !== undefined &&
+          open.recordedAt === undefined &&
+          open.closedAt === undefined
+        )
+          return { round: open.round }
         const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
         try {
           await client.send('attest.request', { nodeId, round }, key)
@@ -35,28 +41,38 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
         } catch (err) {
           // a round still open or a cooldown after failed rounds: the refusal names the height
           // a request is allowed at; wait for it (as long as the caller lets us) and ask again
-          const at = err instanceof TxRejectedError && err.txCode === TxCode.TOO_EARLY ? /allowed at height (\d+)/.exec(err.log) : null
+          const at =
+            err instanceof TxRejectedError && err.txCode === TxCode.TOO_EARLY
+              ? /allowed at height (\d+)/.exec(err.log)
+              : null
           if (at === null) throw err
           await client.waitForHeight(Number(at[1]) - 1, { signal: o?.signal, pollMs: opts.pollMs })
         }
       }
     },
-    async waitForRound (nodeId, round, o) {
+    async waitForRound(nodeId, round, o) {
       const s = await client.waitForSeed(nodeId, round, { signal: o?.signal, pollMs: opts.pollMs })
-      if (s.seed === undefined || s.candidates === undefined) throw new ChainQueryError(`seed view for ${nodeId} round ${round} is incomplete`)
+      if (s.seed === undefined || s.candidates === undefined)
+        throw new ChainQueryError(`seed view for ${nodeId} round ${round} is incomplete`)
       const blsKeys = new Map<string, Uint8Array>()
       for (const c of s.candidates) if (c.blsPublicKey !== undefined) blsKeys.set(c.nodeId, c.blsPublicKey)
-      return { chainId: await client.chainId(), seed: s.seed, k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE), candidates: s.candidates.map(c => c.nodeId), blsKeys }
+      return {
+        chainId: await client.chainId(),
+        seed: s.seed,
+        k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE),
+        candidates: s.candidates.map(c => c.nodeId),
+        blsKeys
+      }
     },
-    async addresses (nodeId) {
+    async addresses(nodeId) {
       return (await client.node(nodeId))?.record?.addrs ?? []
     },
-    async recordAttestation (nodeId, round, qc, o) {
+    async recordAttestation(nodeId, round, qc, o) {
       o?.signal?.throwIfAborted()
       const r = await client.send('attest.record', { nodeId, round, qc }, key)
       let expiresAt: number | undefined
       try {
-        const d = r.data === undefined ? undefined : decode(r.data) as { expiresAt?: unknown }
+        const d = r.data === undefined ? undefined : (decode(r.data) as { expiresAt?: unknown })
         if (typeof d?.expiresAt === 'number') expiresAt = d.expiresAt
       } catch {}
       return { height: r.height, txHash: r.hash, expiresAt }
@@ -68,27 +84,39 @@ export function chainPort (client: ChainWriter, key: TxSigner, opts: { k?: numbe
  * A member's reads: the committee draw of a request and the node's registration. With `key` (the
  * member's node key) and a client that can send, it can also record a QC the node did not.
  */
-export function memberChainPort (client: ChainReader & Partial<Pick<ChainClient, 'send'>>, opts: { k?: number, key?: TxSigner } = {}): MemberChainPort {
+export function memberChainPort(
+  client: ChainReader & Partial<Pick<ChainClient, 'send'>>,
+  opts: { k?: number; key?: TxSigner } = {}
+): MemberChainPort {
   const key = opts.key
   const send = client.send
-  const recordQc = key === undefined || send === undefined
-    ? undefined
-    : async (nodeId: string, round: number, qc: Uint8Array): Promise<boolean> => {
-      const req = (await client.node(nodeId))?.request
-      if (req === undefined || req.round !== round || req.recordedAt !== undefined || req.closedAt !== undefined) return false
-      await send.call(client, 'attest.record', { nodeId, round, qc }, key)
-      return true
-    }
+  const recordQc =
+    key === undefined || send === undefined
+      ? undefined
+      : async (nodeId: string, round: number, qc: Uint8Array): Promise<boolean> => {
+          const req = (await client.node(nodeId))?.request
+          if (req === undefined || req.round !== round || req.recordedAt !== undefined || req.closedAt !== undefined)
+            return false
+          await send.call(client, 'attest.record', { nodeId, round, qc }, key)
+          return true
+        }
   return {
     ...(recordQc === undefined ? {} : { recordQc }),
-    async roundInfo (nodeId, round) {
+    async roundInfo(nodeId, round) {
       const s = await client.seed(nodeId, round)
-      if (s.status !== 'ready' || s.seed === undefined || s.candidates === undefined || s.round !== round) return undefined
-      return { seed: s.seed, candidates: s.candidates.map(c => c.nodeId), k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE) }
+      if (s.status !== 'ready' || s.seed === undefined || s.candidates === undefined || s.round !== round)
+        return undefined
+      return {
+        seed: s.seed,
+        candidates: s.candidates.map(c => c.nodeId),
+        k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE)
+      }
     },
-    async nodeRecord (nodeId) {
+    async nodeRecord(nodeId) {
       const r = (await client.node(nodeId))?.record
-      return r === undefined ? undefined : { ekCertificate: r.ekCertificate, akPublic: r.akPublic, akBound: r.akBound !== undefined }
+      return r === undefined
+        ? undefined
+        : { ekCertificate: r.ekCertificate, akPublic: r.akPublic, akBound: r.akBound !== undefined }
     }
   }
 }

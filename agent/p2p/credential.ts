@@ -8,16 +8,23 @@ import { objectName, parsePublic } from '../../attestation/tpm2.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import type { MakeCredential } from './member.ts'
 
-export function tpmMakeCredential (): MakeCredential {
+export function tpmMakeCredential(): MakeCredential {
   return async ({ ekCertificate, ekPublic, akPublic }) => {
     let cert: X509Certificate
-    try { cert = new X509Certificate(Buffer.from(ekCertificate)) } catch (err) {
+    try {
+      cert = new X509Certificate(Buffer.from(ekCertificate))
+    } catch (err) {
       throw new InvalidInputError(`EK certificate is not X.509 DER: ${(err as Error).message}`, { cause: err })
     }
     const ek = parsePublic(ekPublic)
     checkEkPublic(ek, cert.publicKey)
     const secret = new Uint8Array(randomBytes(32))
     const made = makeCredential({ ekPublic: ek, objectName: objectName(akPublic), credential: secret })
-    return { credentialBlob: made.credentialBlob, encryptedSecret: made.encryptedSecret, ekKind: ek.type === 'rsa' ? 'rsa2048' : 'ecc-p384', secret }
+    return {
+      credentialBlob: made.credentialBlob,
+      encryptedSecret: made.encryptedSecret,
+      ekKind: ek.type === 'rsa' ? 'rsa2048' : 'ecc-p384',
+      secret
+    }
   }
 }

@@ -13,27 +13,43 @@ import { prepareReferences } from '../../attestation/refs.ts'
 import type { FaultAppraiser } from '../../chain/types.ts'
 import { equal } from '../../encoding/bytes.ts'
 
-export function createFaultAppraiser (opts: { policy?: Omit<AppraisalPolicy, 'nonce' | 'credentialActivated' | 'allowedImages'> } = {}): FaultAppraiser {
+export function createFaultAppraiser(
+  opts: { policy?: Omit<AppraisalPolicy, 'nonce' | 'credentialActivated' | 'allowedImages'> } = {}
+): FaultAppraiser {
   return {
-    appraise ({ evidence: bytes, registered, refs, imageAllowed, time }) {
+    appraise({ evidence: bytes, registered, refs, imageAllowed, time }) {
       const all = { failedClaims: [...CLAIMS] }
       let evidence: Evidence
-      try { evidence = decodeEvidence(bytes) } catch { return all }
-      if (!equal(evidence.ekCertificate, registered.ekCertificate) || !equal(evidence.akPublic, registered.akPublic)) return all
+      try {
+        evidence = decodeEvidence(bytes)
+      } catch {
+        return all
+      }
+      if (!equal(evidence.ekCertificate, registered.ekCertificate) || !equal(evidence.akPublic, registered.akPublic))
+        return all
       let images: string[] = []
       if (evidence.containerLog !== undefined) {
-        try { images = [...new Set(parseContainerLog(evidence.containerLog).map(e => e.record.digest))].filter(d => imageAllowed(d)) } catch {} // appraise reports the malformed log
+        try {
+          images = [...new Set(parseContainerLog(evidence.containerLog).map(e => e.record.digest))].filter(d =>
+            imageAllowed(d)
+          )
+        } catch {} // appraise reports the malformed log
       }
-      const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] => xs.filter((x): x is T & { bank: 'sha256' } => x.bank === 'sha256')
-      const a = appraise(evidence, prepareReferences({ ekCas: refs.ekCas, firmware: sha256Only(refs.firmware), os: sha256Only(refs.os) }), {
-        ...opts.policy,
-        // a committee quote answers every member's nonce; any of them stands for the member's
-        nonce: evidence.committeeNonces?.[0] ?? evidence.nonce,
-        credentialActivated: true,
-        allowedImages: images,
-        // block time, never the machine's clock: every validator (and a replay) must agree
-        now: time
-      })
+      const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] =>
+        xs.filter((x): x is T & { bank: 'sha256' } => x.bank === 'sha256')
+      const a = appraise(
+        evidence,
+        prepareReferences({ ekCas: refs.ekCas, firmware: sha256Only(refs.firmware), os: sha256Only(refs.os) }),
+        {
+          ...opts.policy,
+          // a committee quote answers every member's nonce; any of them stands for the member's
+          nonce: evidence.committeeNonces?.[0] ?? evidence.nonce,
+          credentialActivated: true,
+          allowedImages: images,
+          // block time, never the machine's clock: every validator (and a replay) must agree
+          now: time
+        }
+      )
       return { failedClaims: CLAIMS.filter(c => !a.status[c].ok) }
     }
   }

@@ -13,7 +13,7 @@ export { StreamClosedError, StreamTimeoutError } from '../../encoding/frames.ts'
 export class PeerRefusedError extends TransientError {
   override readonly code: string = 'ERR_PEER_REFUSED'
   readonly peerCode: string
-  constructor (peerCode: string, message: string) {
+  constructor(peerCode: string, message: string) {
     super(`peer refused: ${message} (${peerCode})`)
     this.peerCode = peerCode
   }
@@ -26,34 +26,44 @@ export class Framed {
   readonly stream: Stream
   readonly #reader: FrameReader
 
-  constructor (stream: Stream) {
+  constructor(stream: Stream) {
     this.stream = stream
     this.#reader = new FrameReader(stream)
   }
 
-  async write (payload: Uint8Array): Promise<void> {
+  async write(payload: Uint8Array): Promise<void> {
     const ok = this.stream.send(frame(payload))
     if (!ok) await this.stream.onDrain()
   }
 
   /** Reads one frame of at most `maxBytes`; rejects bigger frames before buffering them. */
-  async read (maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+  async read(maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
     const f = await this.#reader.next(maxBytes, signal)
     if (f === undefined) throw new StreamClosedError('the peer closed the stream before sending a message')
     return f
   }
 
-  async close (): Promise<void> {
-    try { await this.stream.close() } catch { this.stream.abort(new Error('close failed')) }
+  async close(): Promise<void> {
+    try {
+      await this.stream.close()
+    } catch {
+      this.stream.abort(new Error('close failed'))
+    }
   }
 
-  abort (err: Error): void {
-    try { this.stream.abort(err) } catch {}
+  abort(err: Error): void {
+    try {
+      this.stream.abort(err)
+    } catch {}
   }
 }
 
 /** Decodes one protocol message: canonical CBOR map with `v: 1` and a string type `t`. */
-export function decodeMessage (bytes: Uint8Array, maxBytes: number, what: string): { t: string, m: Record<string, Canonical> } {
+export function decodeMessage(
+  bytes: Uint8Array,
+  maxBytes: number,
+  what: string
+): { t: string; m: Record<string, Canonical> } {
   const m = asMap(decode(bytes, { maxBytes, maxDepth: 6, maxItems: 1024 }), what)
   const v = field(m, 'v', what, is.uint, 'unsigned integer')
   if (v !== 1) throw new DecodeError(`${what}: unsupported version ${v}`)
@@ -66,6 +76,6 @@ export function decodeMessage (bytes: Uint8Array, maxBytes: number, what: string
   return { t, m }
 }
 
-export function expectType (msg: { t: string }, t: string, what: string): void {
+export function expectType(msg: { t: string }, t: string, what: string): void {
   if (msg.t !== t) throw new DecodeError(`${what}: expected a ${t} message, got ${JSON.stringify(msg.t.slice(0, 32))}`)
 }

@@ -25,8 +25,9 @@ export type P2PHost = LocalLibp2p
  * The node's host: the node's configuration (containers/libp2p.ts, shared with the image store,
  * which runs on this host in the agent) with an Ed25519 key required and a connection limit.
  */
-export async function createP2PHost (opts: P2PHostOptions): Promise<P2PHost> {
-  if (opts.privateKey.type !== 'Ed25519') throw new InvalidInputError('the node key must be Ed25519 (its peer id is the node id)')
+export async function createP2PHost(opts: P2PHostOptions): Promise<P2PHost> {
+  if (opts.privateKey.type !== 'Ed25519')
+    throw new InvalidInputError('the node key must be Ed25519 (its peer id is the node id)')
   const log = opts.logger ?? silentLogger('quorate:p2p')
   const host = await createLocalLibp2p({
     privateKey: opts.privateKey,
@@ -35,7 +36,10 @@ export async function createP2PHost (opts: P2PHostOptions): Promise<P2PHost> {
     // Attestation streams are short; keep the peer count modest and never go looking for peers.
     maxConnections: 256
   })
-  log.info('libp2p host started', { peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) })
+  log.info('libp2p host started', {
+    peerId: host.peerId.toString(),
+    addrs: host.getMultiaddrs().map(a => a.toString())
+  })
   return host
 }
 
@@ -43,7 +47,7 @@ export async function createP2PHost (opts: P2PHostOptions): Promise<P2PHost> {
  * A dial target from a node id and/or multiaddrs: `/ip4/…/tcp/…/p2p/<id>`, or a bare node id
  * plus the addresses registered for it on chain.
  */
-export function dialTarget (peer: string, addrs: readonly string[] = []): { peerId: PeerId, addrs: Multiaddr[] } {
+export function dialTarget(peer: string, addrs: readonly string[] = []): { peerId: PeerId; addrs: Multiaddr[] } {
   try {
     if (peer.startsWith('/')) {
       const ma = multiaddr(peer)
@@ -52,7 +56,7 @@ export function dialTarget (peer: string, addrs: readonly string[] = []): { peer
       return { peerId: peerIdFromString(id), addrs: [ma] }
     }
     const peerId = peerIdFromString(peer)
-    return { peerId, addrs: addrs.map(a => a.includes('/p2p/') ? multiaddr(a) : multiaddr(`${a}/p2p/${peer}`)) }
+    return { peerId, addrs: addrs.map(a => (a.includes('/p2p/') ? multiaddr(a) : multiaddr(`${a}/p2p/${peer}`))) }
   } catch (err) {
     if (err instanceof InvalidInputError) throw err
     throw new InvalidInputError(`cannot dial ${JSON.stringify(peer)}: ${(err as Error).message}`, { cause: err })

@@ -17,10 +17,23 @@ export { Framed, StreamTimeoutError, StreamClosedError, PeerRefusedError } from 
 export { PROTOCOL_CERTIFY, PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS } from './messages.ts'
 export type { CredentialChallenge, EkKind } from './messages.ts'
 export { AttestationResponder, NoEkCertificateError, DEFAULT_QUOTE_PCRS } from './responder.ts'
-export type { AttesterTpm, EventLogSource, ResponderOptions, ProtocolHost, PcrSelection, Identity } from './responder.ts'
+export type {
+  AttesterTpm,
+  EventLogSource,
+  ResponderOptions,
+  ProtocolHost,
+  PcrSelection,
+  Identity
+} from './responder.ts'
 export {
-  CommitteeMember, checkEvidenceBinding, EvidenceBindingError, MalformedEvidenceError, NotOnCommitteeError, UnknownRoundError,
-  PeerMismatchError, RoundAlreadyJudgedError
+  CommitteeMember,
+  checkEvidenceBinding,
+  EvidenceBindingError,
+  MalformedEvidenceError,
+  NotOnCommitteeError,
+  UnknownRoundError,
+  PeerMismatchError,
+  RoundAlreadyJudgedError
 } from './member.ts'
 export type { MemberChainPort, MemberOptions, Appraise, AppraisalSummary, MakeCredential } from './member.ts'
 export { runCertificationRound, RoundFailedError } from './round.ts'

@@ -17,7 +17,12 @@ import type { Stream, Connection } from '@libp2p/interface'
 import { decodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
 import { parseAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
 import { selectCommittee } from '../../attestation/quorum/committee.ts'
-import { encodeMemberVerdict, signMemberVerdict, normalizeClaims, type MemberVerdict } from '../../attestation/quorum/verdict.ts'
+import {
+  encodeMemberVerdict,
+  signMemberVerdict,
+  normalizeClaims,
+  type MemberVerdict
+} from '../../attestation/quorum/verdict.ts'
 import type { VerdictSigner } from '../../attestation/quorum/keys.ts'
 import type { BlsSigner } from '../../attestation/quorum/bls.ts'
 import { equal, equalConstantTime, sha256, toHex } from '../../encoding/bytes.ts'
@@ -27,7 +32,14 @@ import type { Logger } from '../../encoding/log.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
 import {
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, decodeHello, encodeChallenge, decodeEvidenceMsg, encodeVerdictMsg, decodeCertificateMsg, refuse,
+  PROTOCOL_CERTIFY,
+  MESSAGE_LIMITS,
+  decodeHello,
+  encodeChallenge,
+  decodeEvidenceMsg,
+  encodeVerdictMsg,
+  decodeCertificateMsg,
+  refuse,
   type CredentialChallenge
 } from './messages.ts'
 import type { ProtocolHost } from './responder.ts'
@@ -48,7 +60,7 @@ export class RoundAlreadyJudgedError extends InvalidInputError {
 export class EvidenceBindingError extends InvalidInputError {
   override readonly code: string = 'ERR_EVIDENCE_BINDING'
   readonly claim: 'freshness' | 'identity'
-  constructor (claim: 'freshness' | 'identity', message: string, options?: { cause?: unknown }) {
+  constructor(claim: 'freshness' | 'identity', message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.claim = claim
   }
@@ -60,7 +72,7 @@ export class EvidenceBindingError extends InvalidInputError {
  */
 export class MalformedEvidenceError extends EvidenceBindingError {
   override readonly code: string = 'ERR_EVIDENCE_MALFORMED'
-  constructor (cause: unknown) {
+  constructor(cause: unknown) {
     super('freshness', `evidence is malformed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
   }
 }
@@ -68,14 +80,19 @@ export class MalformedEvidenceError extends EvidenceBindingError {
 /** What a member reads from the chain. */
 export interface MemberChainPort {
   /** The committee draw for an attestation request, once its seed block exists. */
-  roundInfo (nodeId: string, round: number): Promise<{ seed: Uint8Array, candidates: readonly string[], k: number } | undefined>
+  roundInfo(
+    nodeId: string,
+    round: number
+  ): Promise<{ seed: Uint8Array; candidates: readonly string[]; k: number } | undefined>
   /** The node's registration (EK certificate and AK public it registered; akBound: a quorum already checked the AK–EK binding). */
-  nodeRecord (nodeId: string): Promise<{ ekCertificate: Uint8Array, akPublic: Uint8Array, akBound?: boolean } | undefined>
+  nodeRecord(
+    nodeId: string
+  ): Promise<{ ekCertificate: Uint8Array; akPublic: Uint8Array; akBound?: boolean } | undefined>
   /**
    * Submits attest.record with `qc`, signed by this member, if the round is still open on chain
    * (the node did not record it); true when it did. Absent: this member only reads the chain.
    */
-  recordQc? (nodeId: string, round: number, qc: Uint8Array): Promise<boolean>
+  recordQc?(nodeId: string, round: number, qc: Uint8Array): Promise<boolean>
 }
 
 /** Appraisal summary a verdict is built from (attestation `appraise` → this, via an adapter). */
@@ -93,11 +110,23 @@ export interface AppraisalSummary {
  * `nonce` is this verifier's own nonce (with a shared quote it is one of committeeNonces);
  * `credentialActivated` says the AK was proven (now or earlier, cached) to live beside the EK.
  */
-export type Appraise = (evidence: Evidence, ctx: { readonly nodeId: string, readonly nonce: Uint8Array, readonly credentialActivated: boolean, readonly signal?: AbortSignal }) => Promise<AppraisalSummary>
+export type Appraise = (
+  evidence: Evidence,
+  ctx: {
+    readonly nodeId: string
+    readonly nonce: Uint8Array
+    readonly credentialActivated: boolean
+    readonly signal?: AbortSignal
+  }
+) => Promise<AppraisalSummary>
 
 /** Verifier-side TPM2_MakeCredential against the EK in the certificate, naming the AK. */
 /** `ekPublic` is what the node presents; implementations must check it is the certificate's key. */
-export type MakeCredential = (input: { readonly ekCertificate: Uint8Array, readonly ekPublic: Uint8Array, readonly akPublic: Uint8Array }) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
+export type MakeCredential = (input: {
+  readonly ekCertificate: Uint8Array
+  readonly ekPublic: Uint8Array
+  readonly akPublic: Uint8Array
+}) => Promise<CredentialChallenge & { readonly secret: Uint8Array }>
 
 export interface MemberOptions {
   /** The member's node identity (its node id names it in verdicts). */
@@ -127,22 +156,35 @@ export interface MemberOptions {
  * Checks that `evidence` answers a session with nonce `nonce` and (if given) the registered
  * identity. Throws EvidenceBindingError naming the claim that fails.
  */
-export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, registered?: { ekCertificate: Uint8Array, akPublic: Uint8Array }): void {
+export function checkEvidenceBinding(
+  evidence: Evidence,
+  nonce: Uint8Array,
+  registered?: { ekCertificate: Uint8Array; akPublic: Uint8Array }
+): void {
   const list = evidence.committeeNonces
-  if (list === undefined || !list.some(n => equal(n, nonce))) throw new EvidenceBindingError('freshness', 'my nonce is not among the committee nonces (replayed or foreign evidence)')
-  if (!equal(committeeNonce(list), evidence.nonce)) throw new EvidenceBindingError('freshness', 'evidence nonce is not the hash of the committee nonces')
+  if (list === undefined || !list.some(n => equal(n, nonce)))
+    throw new EvidenceBindingError(
+      'freshness',
+      'my nonce is not among the committee nonces (replayed or foreign evidence)'
+    )
+  if (!equal(committeeNonce(list), evidence.nonce))
+    throw new EvidenceBindingError('freshness', 'evidence nonce is not the hash of the committee nonces')
   let extraData: Uint8Array
   try {
     const a = parseAttest(evidence.quote.attest)
-    if (a.magic !== TPM_GENERATED_VALUE || a.type !== TPM_ST_ATTEST_QUOTE) throw new DecodeError('not a TPM-generated quote')
+    if (a.magic !== TPM_GENERATED_VALUE || a.type !== TPM_ST_ATTEST_QUOTE)
+      throw new DecodeError('not a TPM-generated quote')
     extraData = a.extraData
   } catch (err) {
     throw new EvidenceBindingError('freshness', `quote is unreadable: ${(err as Error).message}`)
   }
-  if (!equal(extraData, evidence.nonce)) throw new EvidenceBindingError('freshness', 'the quote was taken for another nonce')
+  if (!equal(extraData, evidence.nonce))
+    throw new EvidenceBindingError('freshness', 'the quote was taken for another nonce')
   if (registered !== undefined) {
-    if (!equal(registered.ekCertificate, evidence.ekCertificate)) throw new EvidenceBindingError('identity', 'EK certificate differs from the one registered on chain')
-    if (!equal(registered.akPublic, evidence.akPublic)) throw new EvidenceBindingError('identity', 'AK differs from the one registered on chain')
+    if (!equal(registered.ekCertificate, evidence.ekCertificate))
+      throw new EvidenceBindingError('identity', 'EK certificate differs from the one registered on chain')
+    if (!equal(registered.akPublic, evidence.akPublic))
+      throw new EvidenceBindingError('identity', 'AK differs from the one registered on chain')
   }
 }
 
@@ -150,43 +192,58 @@ export function checkEvidenceBinding (evidence: Evidence, nonce: Uint8Array, reg
 export const ALL_CLAIMS = ['identity', 'firmware', 'os', 'containers', 'freshness']
 
 /** The failing appraisal for evidence that never reached appraisal (a binding failure). */
-export function failedAppraisal (error: string, failed: readonly string[]): AppraisalSummary {
+export function failedAppraisal(error: string, failed: readonly string[]): AppraisalSummary {
   return { ok: false, failed, digest: sha256(encode({ error, failed: [...failed] })), detail: { error } }
 }
 
 /** What a member keeps of a round it judged: the evidence bytes, its verdict, and when. */
-export interface JudgedRound { readonly evidence: Uint8Array, readonly verdict: MemberVerdict, readonly at: number }
+export interface JudgedRound {
+  readonly evidence: Uint8Array
+  readonly verdict: MemberVerdict
+  readonly at: number
+}
 
 export class CommitteeMember {
   readonly #o: MemberOptions
   readonly #log: Logger
-  readonly #bound = new Set<string>()           // sha256(ekCert ‖ akPublic) hex: AK bound to EK
+  readonly #bound = new Set<string>() // sha256(ekCert ‖ akPublic) hex: AK bound to EK
   readonly #kept = new Map<string, JudgedRound>() // `${nodeId}/${round}` → evidence and verdict (insertion order = age)
   #chainId: string | undefined
-  readonly #judged = new Map<string, number>()  // `${nodeId}/${round}` → time, bounded
+  readonly #judged = new Map<string, number>() // `${nodeId}/${round}` → time, bounded
   /** Sessions served (tests and metrics). */
   sessions = 0
 
-  constructor (opts: MemberOptions) {
+  constructor(opts: MemberOptions) {
     this.#o = opts
     this.#log = opts.logger ?? silentLogger('quorate:p2p:member')
   }
 
-  get nodeId (): string { return this.#o.signer.nodeId }
-
-  async register (host: ProtocolHost): Promise<void> {
-    await host.handle(PROTOCOL_CERTIFY, async (stream, connection) => { await this.serve(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 64 })
+  get nodeId(): string {
+    return this.#o.signer.nodeId
   }
 
-  async unregister (host: ProtocolHost): Promise<void> { await host.unhandle(PROTOCOL_CERTIFY) }
+  async register(host: ProtocolHost): Promise<void> {
+    await host.handle(
+      PROTOCOL_CERTIFY,
+      async (stream, connection) => {
+        await this.serve(stream, connection.remotePeer.toString())
+      },
+      { maxInboundStreams: 64 }
+    )
+  }
+
+  async unregister(host: ProtocolHost): Promise<void> {
+    await host.unhandle(PROTOCOL_CERTIFY)
+  }
 
   /** One certification session with the node authenticated as `remoteNodeId`. */
-  async serve (stream: Stream, remoteNodeId: string): Promise<void> {
+  async serve(stream: Stream, remoteNodeId: string): Promise<void> {
     const f = new Framed(stream)
     const timeout = this.#o.timeoutMs ?? 15_000
     try {
       const hello = decodeHello(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(timeout)))
-      if (hello.nodeId !== remoteNodeId) throw new PeerMismatchError(`session for ${hello.nodeId} opened by ${remoteNodeId}`)
+      if (hello.nodeId !== remoteNodeId)
+        throw new PeerMismatchError(`session for ${hello.nodeId} opened by ${remoteNodeId}`)
       const key = `${hello.nodeId}/${hello.round}`
       if (this.#judged.has(key)) throw new RoundAlreadyJudgedError(`already judged ${key}`)
       // The node saw the seed block; our chain view may lag a little behind (another RPC node).
@@ -196,8 +253,13 @@ export class CommitteeMember {
         info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
       }
       if (info === undefined) throw new UnknownRoundError(`no attestation request with a seed for ${key} on chain`)
-      const committee = selectCommittee(info.seed, info.candidates.filter(c => c !== hello.nodeId), info.k)
-      if (!committee.includes(this.nodeId)) throw new NotOnCommitteeError(`${this.nodeId} is not on the committee for ${key}`)
+      const committee = selectCommittee(
+        info.seed,
+        info.candidates.filter(c => c !== hello.nodeId),
+        info.k
+      )
+      if (!committee.includes(this.nodeId))
+        throw new NotOnCommitteeError(`${this.nodeId} is not on the committee for ${key}`)
       const registered = await this.#o.chain.nodeRecord(hello.nodeId)
       if (registered === undefined) throw new UnknownRoundError(`node ${hello.nodeId} is not registered`)
       this.#markJudged(key)
@@ -217,15 +279,36 @@ export class CommitteeMember {
           credError = new EvidenceBindingError('identity', `cannot challenge the EK: ${(err as Error).message}`)
         }
       }
-      await f.write(encodeChallenge({ nonce, credential: cred !== undefined ? { credentialBlob: cred.credentialBlob, encryptedSecret: cred.encryptedSecret, ekKind: cred.ekKind } : undefined }))
+      await f.write(
+        encodeChallenge({
+          nonce,
+          credential:
+            cred !== undefined
+              ? { credentialBlob: cred.credentialBlob, encryptedSecret: cred.encryptedSecret, ekKind: cred.ekKind }
+              : undefined
+        })
+      )
 
       const msg = decodeEvidenceMsg(await f.read(MESSAGE_LIMITS.evidence, AbortSignal.timeout(timeout)))
-      const { verdict } = await this.judge({ nodeId: hello.nodeId, round: hello.round, nonce, registered, credentialSecret: cred?.secret, credentialError: credError, bindKey }, msg)
+      const { verdict } = await this.judge(
+        {
+          nodeId: hello.nodeId,
+          round: hello.round,
+          nonce,
+          registered,
+          credentialSecret: cred?.secret,
+          credentialError: credError,
+          bindKey
+        },
+        msg
+      )
       await f.write(encodeVerdictMsg({ verdict: encodeMemberVerdict(verdict) }))
       // the node hands the QC to the members who answered once it has one; a member records it
       // if the node has not after a while (a round the node drops is closed at its deadline anyway)
       let qc: Uint8Array | undefined
-      try { qc = decodeCertificateMsg(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(timeout))) } catch {}
+      try {
+        qc = decodeCertificateMsg(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(timeout)))
+      } catch {}
       await f.close()
       if (qc !== undefined) this.#backupRecord(hello.nodeId, hello.round, qc)
     } catch (err) {
@@ -239,20 +322,42 @@ export class CommitteeMember {
    * identity) and undecodable evidence give a failing verdict, not silence: the node's round can
    * then end with a fail QC instead of hanging.
    */
-  async judge (s: { nodeId: string, round: number, nonce: Uint8Array, registered: { ekCertificate: Uint8Array, akPublic: Uint8Array }, credentialSecret?: Uint8Array, credentialError?: EvidenceBindingError, bindKey: string },
-    msg: { evidence: Uint8Array, secret?: Uint8Array }): Promise<{ verdict: MemberVerdict, appraisal: AppraisalSummary }> {
+  async judge(
+    s: {
+      nodeId: string
+      round: number
+      nonce: Uint8Array
+      registered: { ekCertificate: Uint8Array; akPublic: Uint8Array }
+      credentialSecret?: Uint8Array
+      credentialError?: EvidenceBindingError
+      bindKey: string
+    },
+    msg: { evidence: Uint8Array; secret?: Uint8Array }
+  ): Promise<{ verdict: MemberVerdict; appraisal: AppraisalSummary }> {
     const now = (this.#o.now ?? Date.now)()
     let appraisal: AppraisalSummary
     try {
       if (s.credentialError !== undefined) throw s.credentialError
       if (s.credentialSecret !== undefined) {
-        if (msg.secret === undefined || !equalConstantTime(msg.secret, s.credentialSecret)) throw new EvidenceBindingError('identity', 'credential not activated: the AK is not proven to live beside the EK')
+        if (msg.secret === undefined || !equalConstantTime(msg.secret, s.credentialSecret))
+          throw new EvidenceBindingError(
+            'identity',
+            'credential not activated: the AK is not proven to live beside the EK'
+          )
         this.#bound.add(s.bindKey)
       }
       let evidence: Evidence
-      try { evidence = decodeEvidence(msg.evidence) } catch (err) { throw new MalformedEvidenceError(err) }
+      try {
+        evidence = decodeEvidence(msg.evidence)
+      } catch (err) {
+        throw new MalformedEvidenceError(err)
+      }
       checkEvidenceBinding(evidence, s.nonce, s.registered)
-      appraisal = await this.#o.appraise(evidence, { nodeId: s.nodeId, nonce: s.nonce, credentialActivated: this.#bound.has(s.bindKey) })
+      appraisal = await this.#o.appraise(evidence, {
+        nodeId: s.nodeId,
+        nonce: s.nonce,
+        credentialActivated: this.#bound.has(s.bindKey)
+      })
     } catch (err) {
       if (!(err instanceof EvidenceBindingError)) throw err
       const failed = err instanceof MalformedEvidenceError ? ALL_CLAIMS : [err.claim]
@@ -262,26 +367,38 @@ export class CommitteeMember {
     // the failed claims; identical verdicts of honest members aggregate into one signature.
     const failed = appraisal.ok ? [] : normalizeClaims(appraisal.failed).slice(0, 16)
     this.#chainId ??= typeof this.#o.chainId === 'string' ? this.#o.chainId : await this.#o.chainId()
-    const verdict = signMemberVerdict({
-      chainId: this.#chainId,
-      nodeId: s.nodeId,
-      round: s.round,
-      outcome: appraisal.ok ? 'pass' : 'fail',
-      evidenceDigest: sha256(msg.evidence),
-      failedClaims: !appraisal.ok && failed.length === 0 ? ['unspecified'] : failed
-    }, this.nodeId, this.#o.bls)
+    const verdict = signMemberVerdict(
+      {
+        chainId: this.#chainId,
+        nodeId: s.nodeId,
+        round: s.round,
+        outcome: appraisal.ok ? 'pass' : 'fail',
+        evidenceDigest: sha256(msg.evidence),
+        failedClaims: !appraisal.ok && failed.length === 0 ? ['unspecified'] : failed
+      },
+      this.nodeId,
+      this.#o.bls
+    )
     this.#keep(`${s.nodeId}/${s.round}`, { evidence: msg.evidence, verdict, at: now })
     this.#log.info('verdict', { node: s.nodeId, round: s.round, pass: appraisal.ok, failed: appraisal.failed })
     return { verdict, appraisal }
   }
 
-  #backupRecord (nodeId: string, round: number, qc: Uint8Array): void {
+  #backupRecord(nodeId: string, round: number, qc: Uint8Array): void {
     const record = this.#o.chain.recordQc
     if (record === undefined) return
     const timer = setTimeout(() => {
-      record.call(this.#o.chain, nodeId, round, qc).then(done => {
-        if (done) { this.qcsRecorded++; this.#log.info('recorded the QC the node did not', { node: nodeId, round }) }
-      }, (err: unknown) => { this.#log.debug('backup attest.record not taken', { node: nodeId, round, err }) })
+      record.call(this.#o.chain, nodeId, round, qc).then(
+        done => {
+          if (done) {
+            this.qcsRecorded++
+            this.#log.info('recorded the QC the node did not', { node: nodeId, round })
+          }
+        },
+        (err: unknown) => {
+          this.#log.debug('backup attest.record not taken', { node: nodeId, round, err })
+        }
+      )
     }, this.#o.recordQcAfterMs ?? 5_000)
     timer.unref()
   }
@@ -290,25 +407,31 @@ export class CommitteeMember {
   qcsRecorded = 0
 
   /** The evidence judged and the verdict given for a round, while retained (fault proofs, audits). */
-  judged (nodeId: string, round: number): JudgedRound | undefined {
+  judged(nodeId: string, round: number): JudgedRound | undefined {
     this.#expire()
     return this.#kept.get(`${nodeId}/${round}`)
   }
 
-  #keep (key: string, j: JudgedRound): void {
+  #keep(key: string, j: JudgedRound): void {
     this.#kept.delete(key)
     this.#kept.set(key, j)
     this.#expire()
     const max = this.#o.retentionMax ?? 10_000
-    for (const k of this.#kept.keys()) { if (this.#kept.size <= max) break; this.#kept.delete(k) }
+    for (const k of this.#kept.keys()) {
+      if (this.#kept.size <= max) break
+      this.#kept.delete(k)
+    }
   }
 
-  #expire (): void {
+  #expire(): void {
     const cutoff = (this.#o.now ?? Date.now)() - (this.#o.retentionMs ?? 7 * 24 * 3600_000)
-    for (const [k, j] of this.#kept) { if (j.at > cutoff) break; this.#kept.delete(k) }
+    for (const [k, j] of this.#kept) {
+      if (j.at > cutoff) break
+      this.#kept.delete(k)
+    }
   }
 
-  #markJudged (key: string): void {
+  #markJudged(key: string): void {
     if (this.#judged.size >= 10_000) {
       const oldest = [...this.#judged.entries()].sort((a, b) => a[1] - b[1]).slice(0, 5_000)
       for (const [k] of oldest) this.#judged.delete(k)

@@ -15,32 +15,55 @@ import { silentLogger } from '../../encoding/log.ts'
 import { QuorateError, TransientError } from '../../encoding/errors.ts'
 import { Framed } from './framing.ts'
 import {
-  PROTOCOL_CREDENTIAL, PROTOCOL_EVIDENCE, MESSAGE_LIMITS, decodeCredentialRequest, encodeActivated,
-  decodeNonceRequest, encodeEvidenceMsg, refuse, type CredentialChallenge, type EkKind
+  PROTOCOL_CREDENTIAL,
+  PROTOCOL_EVIDENCE,
+  MESSAGE_LIMITS,
+  decodeCredentialRequest,
+  encodeActivated,
+  decodeNonceRequest,
+  encodeEvidenceMsg,
+  refuse,
+  type CredentialChallenge,
+  type EkKind
 } from './messages.ts'
 
 export type { HashAlg, PcrSelection }
 
 /** The TPM methods the responder uses (a subset of attestation/tpm `Tpm`). */
 export interface AttesterTpm {
-  quote (opts: { nonce: Uint8Array, pcrs: readonly PcrSelection[], akHandle?: number }): Promise<{ attest: Uint8Array, signature: Uint8Array }>
-  pcrRead (selection: readonly PcrSelection[]): Promise<{ updateCounter: number, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[] }>
-  activateCredential (opts: { credentialBlob: Uint8Array, encryptedSecret: Uint8Array, ekKind?: EkKind, akHandle?: number }): Promise<Uint8Array>
-  ekCertificate (kind?: EkKind): Promise<Uint8Array | undefined>
-  ekPublic (kind?: EkKind): Promise<Uint8Array>
-  ensureAk (opts?: { handle?: number }): Promise<{ handle: number, public: Uint8Array, name: Uint8Array }>
+  quote(opts: {
+    nonce: Uint8Array
+    pcrs: readonly PcrSelection[]
+    akHandle?: number
+  }): Promise<{ attest: Uint8Array; signature: Uint8Array }>
+  pcrRead(
+    selection: readonly PcrSelection[]
+  ): Promise<{ updateCounter: number; banks: readonly { hash: HashAlg; values: ReadonlyMap<number, Uint8Array> }[] }>
+  activateCredential(opts: {
+    credentialBlob: Uint8Array
+    encryptedSecret: Uint8Array
+    ekKind?: EkKind
+    akHandle?: number
+  }): Promise<Uint8Array>
+  ekCertificate(kind?: EkKind): Promise<Uint8Array | undefined>
+  ekPublic(kind?: EkKind): Promise<Uint8Array>
+  ensureAk(opts?: { handle?: number }): Promise<{ handle: number; public: Uint8Array; name: Uint8Array }>
 }
 
 /** Where the node's event logs come from (firmware log file, the container log of the agent). */
 export interface EventLogSource {
-  eventLog? (): Promise<Uint8Array | undefined>
-  containerLog? (): Promise<string | undefined>
+  eventLog?(): Promise<Uint8Array | undefined>
+  containerLog?(): Promise<string | undefined>
 }
 
 /** A libp2p node, as far as the responder needs one. */
 export interface ProtocolHost {
-  handle (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, opts?: { maxInboundStreams?: number }): Promise<void>
-  unhandle (protocol: string): Promise<void>
+  handle(
+    protocol: string,
+    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+    opts?: { maxInboundStreams?: number }
+  ): Promise<void>
+  unhandle(protocol: string): Promise<void>
 }
 
 export interface ResponderOptions {
@@ -61,12 +84,23 @@ export class NoEkCertificateError extends QuorateError {
   override readonly code: string = 'ERR_NO_EK_CERTIFICATE'
 }
 
-export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] }]
+export const DEFAULT_QUOTE_PCRS: readonly PcrSelection[] = [
+  { hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] }
+]
 
-export interface Identity { ekCertificate: Uint8Array, ekPublic: Uint8Array, akPublic: Uint8Array, akName: Uint8Array, akHandle: number }
+export interface Identity {
+  ekCertificate: Uint8Array
+  ekPublic: Uint8Array
+  akPublic: Uint8Array
+  akName: Uint8Array
+  akHandle: number
+}
 
 /** Whether PCR values read now hash to the quote's signed pcrDigest (TPM 2.0 Part 2 §10.12.1). */
-function matchesQuote (attest: Uint8Array, banks: readonly { hash: HashAlg, values: ReadonlyMap<number, Uint8Array> }[]): boolean {
+function matchesQuote(
+  attest: Uint8Array,
+  banks: readonly { hash: HashAlg; values: ReadonlyMap<number, Uint8Array> }[]
+): boolean {
   try {
     const q = parseAttest(attest).quote
     if (q === undefined) return true // not a quote: let the verifiers say so
@@ -79,7 +113,10 @@ function matchesQuote (attest: Uint8Array, banks: readonly { hash: HashAlg, valu
   }
 }
 
-interface Batch { nonces: Uint8Array[], waiters: { resolve: (b: Uint8Array) => void, reject: (e: unknown) => void }[] }
+interface Batch {
+  nonces: Uint8Array[]
+  waiters: { resolve: (b: Uint8Array) => void; reject: (e: unknown) => void }[]
+}
 
 export class AttestationResponder {
   readonly #tpm: AttesterTpm
@@ -95,7 +132,7 @@ export class AttestationResponder {
   /** Quotes taken so far (observability and tests: one per batch). */
   quotesTaken = 0
 
-  constructor (opts: ResponderOptions) {
+  constructor(opts: ResponderOptions) {
     this.#tpm = opts.tpm
     this.#logs = opts.logs ?? {}
     this.#pcrs = opts.pcrs ?? DEFAULT_QUOTE_PCRS
@@ -105,23 +142,44 @@ export class AttestationResponder {
     this.#log = opts.logger ?? silentLogger('quorate:p2p:responder')
   }
 
-  get ekKind (): EkKind { return this.#ekKind }
+  get ekKind(): EkKind {
+    return this.#ekKind
+  }
 
   /** EK certificate and AK (created and persisted on first use), cached. */
-  async identity (): Promise<Identity> {
+  async identity(): Promise<Identity> {
     this.#identity ??= (async () => {
       const ak = await this.#tpm.ensureAk()
       const ekCertificate = await this.#tpm.ekCertificate(this.#ekKind)
-      if (ekCertificate === undefined) throw new NoEkCertificateError(`the TPM holds no ${this.#ekKind} EK certificate; verifiers cannot tie it to a vendor`)
-      return { ekCertificate, ekPublic: await this.#tpm.ekPublic(this.#ekKind), akPublic: ak.public, akName: ak.name, akHandle: ak.handle }
+      if (ekCertificate === undefined)
+        throw new NoEkCertificateError(
+          `the TPM holds no ${this.#ekKind} EK certificate; verifiers cannot tie it to a vendor`
+        )
+      return {
+        ekCertificate,
+        ekPublic: await this.#tpm.ekPublic(this.#ekKind),
+        akPublic: ak.public,
+        akName: ak.name,
+        akHandle: ak.handle
+      }
     })()
-    try { return await this.#identity } catch (err) { this.#identity = undefined; throw err }
+    try {
+      return await this.#identity
+    } catch (err) {
+      this.#identity = undefined
+      throw err
+    }
   }
 
   /** TPM2_ActivateCredential: recovers a verifier's secret, proving the AK lives beside the EK. */
-  async activate (c: CredentialChallenge): Promise<Uint8Array> {
+  async activate(c: CredentialChallenge): Promise<Uint8Array> {
     const id = await this.identity()
-    return await this.#tpm.activateCredential({ credentialBlob: c.credentialBlob, encryptedSecret: c.encryptedSecret, ekKind: c.ekKind, akHandle: id.akHandle })
+    return await this.#tpm.activateCredential({
+      credentialBlob: c.credentialBlob,
+      encryptedSecret: c.encryptedSecret,
+      ekKind: c.ekKind,
+      akHandle: id.akHandle
+    })
   }
 
   /**
@@ -129,7 +187,7 @@ export class AttestationResponder {
    * PCRs are read after the quote and checked against its signed pcrDigest; if one moved in
    * between (a container launch extending PCR 13), it quotes again (at most 3 attempts).
    */
-  async evidence (nonces: readonly Uint8Array[]): Promise<{ bytes: Uint8Array, evidence: Evidence }> {
+  async evidence(nonces: readonly Uint8Array[]): Promise<{ bytes: Uint8Array; evidence: Evidence }> {
     if (nonces.length === 0) throw new TransientError('no nonces to quote over')
     const id = await this.identity()
     const nonce = committeeNonce(nonces)
@@ -166,13 +224,15 @@ export class AttestationResponder {
    * and, if the TPM is still busy with the previous quote, until it is free — so a slow hardware
    * TPM sees at most one quote in flight and one batch waiting, whatever the request rate.
    */
-  async evidenceBatched (nonce: Uint8Array): Promise<Uint8Array> {
+  async evidenceBatched(nonce: Uint8Array): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
       let batch = this.#pending
       if (batch === undefined) {
         const b: Batch = { nonces: [], waiters: [] }
         this.#pending = batch = b
-        setTimeout(() => { void this.#flush(b) }, this.#window)
+        setTimeout(() => {
+          void this.#flush(b)
+        }, this.#window)
       }
       if (batch.nonces.length >= EVIDENCE_LIMITS.maxCommitteeNonces) {
         reject(new TransientError('too many verifiers waiting for a quote; try again shortly'))
@@ -183,11 +243,14 @@ export class AttestationResponder {
     })
   }
 
-  async #flush (batch: Batch): Promise<void> {
+  async #flush(batch: Batch): Promise<void> {
     await this.#tpmIdle
     if (this.#pending === batch) this.#pending = undefined
     const p = this.evidence(batch.nonces)
-    this.#tpmIdle = p.then(() => {}, () => {})
+    this.#tpmIdle = p.then(
+      () => {},
+      () => {}
+    )
     try {
       const r = await p
       for (const w of batch.waiters) w.resolve(r.bytes)
@@ -197,23 +260,38 @@ export class AttestationResponder {
   }
 
   /** Serves the credential and evidence protocols (verifiers that dial this node, `quorate verify`). */
-  async register (host: ProtocolHost): Promise<void> {
-    await host.handle(PROTOCOL_CREDENTIAL, async (stream) => { await this.#serve(stream, 'credential', async f => {
-      const c = decodeCredentialRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
-      return encodeActivated(await this.activate(c))
-    }) }, { maxInboundStreams: 32 })
-    await host.handle(PROTOCOL_EVIDENCE, async (stream) => { await this.#serve(stream, 'evidence', async f => {
-      const nonce = decodeNonceRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
-      return encodeEvidenceMsg({ evidence: await this.evidenceBatched(nonce), ekPublic: (await this.identity()).ekPublic })
-    }) }, { maxInboundStreams: 32 })
+  async register(host: ProtocolHost): Promise<void> {
+    await host.handle(
+      PROTOCOL_CREDENTIAL,
+      async stream => {
+        await this.#serve(stream, 'credential', async f => {
+          const c = decodeCredentialRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
+          return encodeActivated(await this.activate(c))
+        })
+      },
+      { maxInboundStreams: 32 }
+    )
+    await host.handle(
+      PROTOCOL_EVIDENCE,
+      async stream => {
+        await this.#serve(stream, 'evidence', async f => {
+          const nonce = decodeNonceRequest(await f.read(MESSAGE_LIMITS.small, AbortSignal.timeout(this.#timeout)))
+          return encodeEvidenceMsg({
+            evidence: await this.evidenceBatched(nonce),
+            ekPublic: (await this.identity()).ekPublic
+          })
+        })
+      },
+      { maxInboundStreams: 32 }
+    )
   }
 
-  async unregister (host: ProtocolHost): Promise<void> {
+  async unregister(host: ProtocolHost): Promise<void> {
     await host.unhandle(PROTOCOL_CREDENTIAL)
     await host.unhandle(PROTOCOL_EVIDENCE)
   }
 
-  async #serve (stream: Stream, what: string, fn: (f: Framed) => Promise<Uint8Array>): Promise<void> {
+  async #serve(stream: Stream, what: string, fn: (f: Framed) => Promise<Uint8Array>): Promise<void> {
     const f = new Framed(stream)
     try {
       await f.write(await fn(f))

@@ -19,16 +19,27 @@ import { silentLogger } from '../../encoding/log.ts'
 import { Framed } from './framing.ts'
 import { dialTarget } from './host.ts'
 import {
-  PROTOCOL_CERTIFY, MESSAGE_LIMITS, encodeHello, decodeChallenge, encodeEvidenceMsg, decodeVerdictMsg, encodeCertificateMsg, type Challenge
+  PROTOCOL_CERTIFY,
+  MESSAGE_LIMITS,
+  encodeHello,
+  decodeChallenge,
+  encodeEvidenceMsg,
+  decodeVerdictMsg,
+  encodeCertificateMsg,
+  type Challenge
 } from './messages.ts'
 import type { AttestationResponder } from './responder.ts'
 
 /** What the round driver needs from the chain (chain/client adapts to it; tests use a fake). */
 export interface ChainPort {
   /** Submits attest.request for the node's next round and returns the round number. */
-  requestAttestation (nodeId: string, opts?: { signal?: AbortSignal }): Promise<{ round: number }>
+  requestAttestation(nodeId: string, opts?: { signal?: AbortSignal }): Promise<{ round: number }>
   /** Waits for the seed block after the request and returns the committee draw inputs. */
-  waitForRound (nodeId: string, round: number, opts?: { signal?: AbortSignal }): Promise<{
+  waitForRound(
+    nodeId: string,
+    round: number,
+    opts?: { signal?: AbortSignal }
+  ): Promise<{
     chainId: string
     seed: Uint8Array
     k: number
@@ -38,25 +49,34 @@ export interface ChainPort {
     blsKeys: ReadonlyMap<string, Uint8Array>
   }>
   /** Registered listen addresses of a node (asked for committee members only). */
-  addresses (nodeId: string, opts?: { signal?: AbortSignal }): Promise<readonly string[]>
+  addresses(nodeId: string, opts?: { signal?: AbortSignal }): Promise<readonly string[]>
   /** Submits attest.record with the QC; `expiresAt` is the expiry the chain set (a QC v3 carries none). */
-  recordAttestation (nodeId: string, round: number, qc: Uint8Array, opts?: { signal?: AbortSignal }): Promise<{ height?: number, txHash?: string, expiresAt?: number }>
+  recordAttestation(
+    nodeId: string,
+    round: number,
+    qc: Uint8Array,
+    opts?: { signal?: AbortSignal }
+  ): Promise<{ height?: number; txHash?: string; expiresAt?: number }>
 }
 
 /** The libp2p node, as far as the driver needs one. */
 export interface DialingHost {
   readonly peerId: { toString: () => string }
-  dialProtocol (peer: Multiaddr | Multiaddr[], protocols: string | string[], opts?: { signal?: AbortSignal }): Promise<Stream>
+  dialProtocol(
+    peer: Multiaddr | Multiaddr[],
+    protocols: string | string[],
+    opts?: { signal?: AbortSignal }
+  ): Promise<Stream>
 }
 
 export type RoundProgress =
-  | { type: 'requested', round: number }
-  | { type: 'committee', round: number, committee: readonly string[], threshold: number }
-  | { type: 'challenged', member: string, credential: boolean }
-  | { type: 'member-failed', member: string, phase: 'challenge' | 'verdict', error: string }
-  | { type: 'quoted', nonces: number }
-  | { type: 'verdict', member: string, pass: boolean }
-  | { type: 'recorded', outcome: 'pass' | 'fail', height?: number }
+  | { type: 'requested'; round: number }
+  | { type: 'committee'; round: number; committee: readonly string[]; threshold: number }
+  | { type: 'challenged'; member: string; credential: boolean }
+  | { type: 'member-failed'; member: string; phase: 'challenge' | 'verdict'; error: string }
+  | { type: 'quoted'; nonces: number }
+  | { type: 'verdict'; member: string; pass: boolean }
+  | { type: 'recorded'; outcome: 'pass' | 'fail'; height?: number }
 
 export interface RoundOptions {
   readonly host: DialingHost
@@ -96,15 +116,21 @@ export class RoundFailedError extends TransientError {
   override readonly code: string = 'ERR_ROUND_FAILED'
 }
 
-interface Session { member: string, framed: Framed, challenge: Challenge }
+interface Session {
+  member: string
+  framed: Framed
+  challenge: Challenge
+}
 
-function errText (err: unknown): string { return err instanceof Error ? err.message : String(err) }
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
 
-function anySignal (signals: readonly (AbortSignal | undefined)[]): AbortSignal {
+function anySignal(signals: readonly (AbortSignal | undefined)[]): AbortSignal {
   return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
 }
 
-export async function runCertificationRound (opts: RoundOptions): Promise<RoundResult> {
+export async function runCertificationRound(opts: RoundOptions): Promise<RoundResult> {
   const log = opts.logger ?? silentLogger('quorate:p2p:round')
   const progress = opts.onProgress ?? (() => {})
   const nodeId = opts.host.peerId.toString()
@@ -113,7 +139,11 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   const { round } = await opts.chain.requestAttestation(nodeId, { signal })
   progress({ type: 'requested', round })
   const draw = await opts.chain.waitForRound(nodeId, round, { signal })
-  const committee = selectCommittee(draw.seed, draw.candidates.filter(id => id !== nodeId), draw.k)
+  const committee = selectCommittee(
+    draw.seed,
+    draw.candidates.filter(id => id !== nodeId),
+    draw.k
+  )
   if (committee.length === 0) throw new RoundFailedError('no certified nodes or genesis verifiers to form a committee')
   const need = threshold(committee.length)
   progress({ type: 'committee', round, committee, threshold: need })
@@ -133,29 +163,35 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   let graceTimer: ReturnType<typeof setTimeout> | undefined
   const challengeSignal = anySignal([signal, graceAbort.signal, AbortSignal.timeout(opts.challengeTimeoutMs ?? 5_000)])
   const sessions: Session[] = []
-  await Promise.all(committee.map(async member => {
-    let framed: Framed | undefined
-    try {
-      const target = dialTarget(member, await opts.chain.addresses(member, { signal: challengeSignal }))
-      const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
-      framed = new Framed(stream)
-      await framed.write(encodeHello({ nodeId, round, ekPublic }))
-      const challenge = decodeChallenge(await framed.read(MESSAGE_LIMITS.small, challengeSignal))
-      sessions.push({ member, framed, challenge })
-      progress({ type: 'challenged', member, credential: challenge.credential !== undefined })
-      if (sessions.length === need && sessions.length < committee.length) {
-        graceTimer = setTimeout(() => { graceAbort.abort(new Error('challenge grace period over')) }, opts.challengeGraceMs ?? 1_000)
+  await Promise.all(
+    committee.map(async member => {
+      let framed: Framed | undefined
+      try {
+        const target = dialTarget(member, await opts.chain.addresses(member, { signal: challengeSignal }))
+        const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
+        framed = new Framed(stream)
+        await framed.write(encodeHello({ nodeId, round, ekPublic }))
+        const challenge = decodeChallenge(await framed.read(MESSAGE_LIMITS.small, challengeSignal))
+        sessions.push({ member, framed, challenge })
+        progress({ type: 'challenged', member, credential: challenge.credential !== undefined })
+        if (sessions.length === need && sessions.length < committee.length) {
+          graceTimer = setTimeout(() => {
+            graceAbort.abort(new Error('challenge grace period over'))
+          }, opts.challengeGraceMs ?? 1_000)
+        }
+      } catch (err) {
+        framed?.abort(err as Error)
+        fail(member, 'challenge', err)
       }
-    } catch (err) {
-      framed?.abort(err as Error)
-      fail(member, 'challenge', err)
-    }
-  }))
+    })
+  )
   clearTimeout(graceTimer)
   signal?.throwIfAborted()
   if (sessions.length < need) {
     for (const s of sessions) s.framed.abort(new Error('round abandoned'))
-    throw new RoundFailedError(`only ${sessions.length} of ${committee.length} committee members answered; ${need} needed`)
+    throw new RoundFailedError(
+      `only ${sessions.length} of ${committee.length} committee members answered; ${need} needed`
+    )
   }
 
   // 2. credentials (TPM, one at a time — the TPM serialises anyway), then ONE quote
@@ -176,12 +212,20 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   // 3. verdicts: each checked on arrival, their signatures together (one aggregate verification)
   //    when a group reaches the threshold — each arrives on the stream we opened to its member, so
   //    a verdict naming anyone else is refused first (`from`); stop as soon as the outcome is settled
-  const collector = new CertificateCollector({ chainId: draw.chainId, nodeId, round, committee: committee.map(id => ({ nodeId: id, blsPublicKey: draw.blsKeys.get(id) ?? new Uint8Array(0) })), deferSignatures: true })
+  const collector = new CertificateCollector({
+    chainId: draw.chainId,
+    nodeId,
+    round,
+    committee: committee.map(id => ({ nodeId: id, blsPublicKey: draw.blsKeys.get(id) ?? new Uint8Array(0) })),
+    deferSignatures: true
+  })
   const verdictAbort = new AbortController()
   const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
   let settle: () => void = () => {}
-  const settled = new Promise<void>(resolve => { settle = resolve })
-  const answered: Session[] = []   // kept open: they get the QC
+  const settled = new Promise<void>(resolve => {
+    settle = resolve
+  })
+  const answered: Session[] = [] // kept open: they get the QC
   const pending = sessions.map(async s => {
     try {
       await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
@@ -204,17 +248,37 @@ export async function runCertificationRound (opts: RoundOptions): Promise<RoundR
   if (outcome === undefined) {
     for (const s of answered) await s.framed.close()
     const c = collector.counts
-    throw new RoundFailedError(`no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed to sign one verdict (the chain closes the round as failed at its deadline)`)
+    throw new RoundFailedError(
+      `no quorum: ${c.pass} pass, ${c.fail} fail, ${unresponsive.size} unresponsive; ${need} of ${committee.length} needed to sign one verdict (the chain closes the round as failed at its deadline)`
+    )
   }
   const cert = collector.certificate()
   // the members who answered get the QC first: should our attest.record not make it (our RPC
   // down, this process gone), any of them can record it before the deadline (best effort, bounded)
-  await Promise.allSettled(answered.map(async s => {
-    try { await s.framed.write(encodeCertificateMsg(cert.qc)) } finally { await s.framed.close() }
-  }))
+  await Promise.allSettled(
+    answered.map(async s => {
+      try {
+        await s.framed.write(encodeCertificateMsg(cert.qc))
+      } finally {
+        await s.framed.close()
+      }
+    })
+  )
   const rec = await opts.chain.recordAttestation(nodeId, round, cert.qc, { signal })
   progress({ type: 'recorded', outcome, height: rec.height })
   const counts = collector.counts
   const expiresAt = rec.expiresAt ?? (opts.now ?? Date.now)() + (opts.certTtlMs ?? 24 * 3600_000)
-  return { round, outcome, expiresAt, committee, threshold: need, qc: cert.qc, failedClaims: cert.message.failedClaims, pass: counts.pass, fail: counts.fail, unresponsive: [...unresponsive], height: rec.height }
+  return {
+    round,
+    outcome,
+    expiresAt,
+    committee,
+    threshold: need,
+    qc: cert.qc,
+    failedClaims: cert.message.failedClaims,
+    pass: counts.pass,
+    fail: counts.fail,
+    unresponsive: [...unresponsive],
+    height: rec.height
+  }
 }

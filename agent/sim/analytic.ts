@@ -15,30 +15,44 @@ import * as sizing from '../../attestation/quorum/sizing.ts'
 import { threshold } from '../../attestation/quorum/committee.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
-export interface Fraction { readonly num: number, readonly den: number }
+export interface Fraction {
+  readonly num: number
+  readonly den: number
+}
 
 /** Votes needed on one side: strictly more than 2/3 of the committee. */
-export function thresholdOf (k: number): number { return threshold(k) }
+export function thresholdOf(k: number): number {
+  return threshold(k)
+}
 
-function gcd (a: number, b: number): number { while (b !== 0) [a, b] = [b, a % b]; return a }
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b]
+  return a
+}
 
 /**
  * "0.2", "1/3", "20%" → a reduced fraction in [0, 1). Decimals are taken exactly as written
  * (0.333 is 333/1000, not 1/3).
  */
-export function parseFraction (s: string): Fraction {
+export function parseFraction(s: string): Fraction {
   const t = s.trim()
   let num: number
   let den: number
   let m: RegExpMatchArray | null
-  if ((m = /^(\d{1,6})\s*\/\s*(\d{1,6})$/.exec(t)) !== null) { num = Number(m[1]); den = Number(m[2]) } else if ((m = /^(\d{1,3})(?:\.(\d{1,6}))?%$/.exec(t)) !== null) {
+  if ((m = /^(\d{1,6})\s*\/\s*(\d{1,6})$/.exec(t)) !== null) {
+    num = Number(m[1])
+    den = Number(m[2])
+  } else if ((m = /^(\d{1,3})(?:\.(\d{1,6}))?%$/.exec(t)) !== null) {
     const frac = m[2] ?? ''
-    num = Number(m[1] + frac); den = 100 * 10 ** frac.length
+    num = Number(m[1] + frac)
+    den = 100 * 10 ** frac.length
   } else if ((m = /^0?\.(\d{1,6})$|^0$/.exec(t)) !== null) {
     const frac = m[1] ?? ''
-    num = frac === '' ? 0 : Number(frac); den = 10 ** frac.length
+    num = frac === '' ? 0 : Number(frac)
+    den = 10 ** frac.length
   } else throw new InvalidInputError(`fraction ${JSON.stringify(s.slice(0, 40))}: write it as 0.2, 1/3 or 20%`)
-  if (den === 0 || num >= den) throw new InvalidInputError(`fraction ${JSON.stringify(s)} must be at least 0 and below 1`)
+  if (den === 0 || num >= den)
+    throw new InvalidInputError(`fraction ${JSON.stringify(s)} must be at least 0 and below 1`)
   const g = gcd(num, den) || 1
   return { num: num / g, den: den / g }
 }
@@ -46,15 +60,21 @@ export function parseFraction (s: string): Fraction {
 export const fractionValue = (f: Fraction): number => f.num / f.den
 
 /** P_forge(k) as a float (display and simulation; the chain decides with exact arithmetic). */
-export function forgeProbability (k: number, f: Fraction): number { return sizing.forgeProbability(k, f.num, f.den) }
+export function forgeProbability(k: number, f: Fraction): number {
+  return sizing.forgeProbability(k, f.num, f.den)
+}
 
 /** P(colluders > k − t(k)): an honest node's round cannot reach a quorum without them. */
-export function blockedProbability (k: number, f: Fraction): number { return sizing.blockedProbability(k, f.num, f.den) }
+export function blockedProbability(k: number, f: Fraction): number {
+  return sizing.blockedProbability(k, f.num, f.den)
+}
 
 /** ⌊−log2 P_forge(k)⌋, exact; capped at 1024 (F = 0 never forges). */
-export function securityBitsAt (k: number, f: Fraction): number { return Math.min(1024, sizing.securityBitsAt(k, f.num, f.den)) }
+export function securityBitsAt(k: number, f: Fraction): number {
+  return Math.min(1024, sizing.securityBitsAt(k, f.num, f.den))
+}
 
 /** Smallest k (≥ 4) whose forge probability is at most 2^−bits, as the chain computes it. */
-export function committeeSizeFor (f: Fraction, bits: number): number {
+export function committeeSizeFor(f: Fraction, bits: number): number {
   return sizing.committeeSizeFor({ fractionNum: f.num, fractionDen: f.den, securityBits: bits })
 }

@@ -21,11 +21,25 @@
 import { selectCommittee } from '../../attestation/quorum/committee.ts'
 import { createChainApp, type ChainApp } from '../../chain/app.ts'
 import { buildTx } from '../../chain/tx.ts'
-import { DEFAULT_CERTIFICATION, type AttestRequestRecord, type Genesis, type TxBodies, type TxResult, type TxType } from '../../chain/types.ts'
+import {
+  DEFAULT_CERTIFICATION,
+  type AttestRequestRecord,
+  type Genesis,
+  type TxBodies,
+  type TxResult,
+  type TxType
+} from '../../chain/types.ts'
 import { sha256, utf8 } from '../../encoding/bytes.ts'
 import { decode, encode } from '../../encoding/canonical.ts'
 import { InvalidInputError, QuorateError } from '../../encoding/errors.ts'
-import { blockedProbability, forgeProbability, fractionValue, securityBitsAt, thresholdOf, type Fraction } from './analytic.ts'
+import {
+  blockedProbability,
+  forgeProbability,
+  fractionValue,
+  securityBitsAt,
+  thresholdOf,
+  type Fraction
+} from './analytic.ts'
 import { makePopulation, Rng, type SimNode } from './population.ts'
 import type { RuleSet } from './rules.ts'
 
@@ -70,12 +84,12 @@ export interface SimResult {
   rounds: number
   forged: number
   honestBlockedRate: number
-  adversary: { roundsAttempted: number, certified: number, blocksWaited: number }
-  recordBytes: { mean: number, max: number }
+  adversary: { roundsAttempted: number; certified: number; blocksWaited: number }
+  recordBytes: { mean: number; max: number }
   chainBytesPerHour: number
-  verifierWork: { appraisalsPerNodePerHour: { mean: number, max: number } }
-  tpmOpsPerRound: { quotes: number, activations: number }
-  analytic: { forgePerRound: number, blockedPerRound: number }
+  verifierWork: { appraisalsPerNodePerHour: { mean: number; max: number } }
+  tpmOpsPerRound: { quotes: number; activations: number }
+  analytic: { forgePerRound: number; blockedPerRound: number }
 }
 
 /** Figures the JSON object leaves out, for the human output and the docs. */
@@ -94,9 +108,9 @@ export interface SimDetail {
   firstForgeAfterRounds?: number
   firstRoundActivations: number
   /** Verifiers the chain removed from the candidates by the end (silence counting, fault proofs). */
-  dropped: { colluders: number, honest: number }
+  dropped: { colluders: number; honest: number }
   missing: readonly string[]
-  wallSeconds: { setup: number, run: number }
+  wallSeconds: { setup: number; run: number }
 }
 
 export class SimAbortedError extends QuorateError {
@@ -108,28 +122,32 @@ export const DEFAULT_ATTESTERS = 1000
 const CHAIN_ID = 'quorate-sim'
 const REGISTER_PER_BLOCK = 500
 const T = { pass: 0, fail: 1, silent: 2 } as const
-type Vote = typeof T[keyof typeof T]
+type Vote = (typeof T)[keyof typeof T]
 
 interface Node {
   readonly n: SimNode
   /** Last round the chain accepted for this node. */
   round: number
-  open?: { round: number, requestHeight: number }
+  open?: { round: number; requestHeight: number }
   certifiedOnce: boolean
   /** Legacy: members that already checked this node's AK–EK binding (each member caches its own). */
   readonly boundBy: Set<number>
 }
 
-interface Queued { node: Node | SimNode, build: (seq: number) => Uint8Array, done: (r: TxResult, h: number, tx: Uint8Array) => void }
+interface Queued {
+  node: Node | SimNode
+  build: (seq: number) => Uint8Array
+  done: (r: TxResult, h: number, tx: Uint8Array) => void
+}
 
 /** The height a refused attest.request names as the earliest it is allowed ("… allowed at height N"). */
-export function allowedHeight (log: string): number | undefined {
+export function allowedHeight(log: string): number | undefined {
   const m = /allowed at height (\d+)/.exec(log)
   const v = m === null ? undefined : Number(m[1])
   return v !== undefined && Number.isSafeInteger(v) ? v : undefined
 }
 
-export async function runSimulation (o: SimOptions): Promise<{ result: SimResult, detail: SimDetail }> {
+export async function runSimulation(o: SimOptions): Promise<{ result: SimResult; detail: SimDetail }> {
   const t0 = performance.now()
   const blockMs = o.blockMs ?? 1000
   const ttlMs = o.ttlMs ?? DEFAULT_CERTIFICATION.certTtlMs
@@ -138,22 +156,39 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   const F = fractionValue(o.byzantine)
   const honestCount = o.nodes - Math.round(F * o.nodes)
   const attesters = Math.min(o.attesters ?? DEFAULT_ATTESTERS, honestCount)
-  if (!Number.isSafeInteger(o.nodes) || o.nodes < 4) throw new InvalidInputError('a simulation needs at least 4 verifier nodes (3f + 1 with f ≥ 1)')
+  if (!Number.isSafeInteger(o.nodes) || o.nodes < 4)
+    throw new InvalidInputError('a simulation needs at least 4 verifier nodes (3f + 1 with f ≥ 1)')
   if (!(o.hours > 0)) throw new InvalidInputError('hours must be positive')
   const progress = o.onProgress ?? (() => {})
   const rules = o.rules
 
-  progress(`sim: ${o.nodes} verifiers (${Math.round(F * o.nodes)} colluding), ${bad} bad node(s), ${attesters} honest attesters; keys…`)
+  progress(
+    `sim: ${o.nodes} verifiers (${Math.round(F * o.nodes)} colluding), ${bad} bad node(s), ${attesters} honest attesters; keys…`
+  )
   const pop = makePopulation({
-    seed: o.seed, verifiers: o.nodes, colluderFraction: F, bad, attesters, bls: rules.qcVersion === 3,
-    onProgress: (d, t) => { if (d % 5000 === 0) progress(`sim: keys ${d}/${t}`) }
+    seed: o.seed,
+    verifiers: o.nodes,
+    colluderFraction: F,
+    bad,
+    attesters,
+    bls: rules.qcVersion === 3,
+    onProgress: (d, t) => {
+      if (d % 5000 === 0) progress(`sim: keys ${d}/${t}`)
+    }
   })
   const rng = new Rng(o.seed, 'schedule')
   const state = new Map<string, Node>()
-  for (const n of pop.nodes) if (n.attester) state.set(n.nodeId, { n, round: 0, certifiedOnce: false, boundBy: new Set() })
+  for (const n of pop.nodes)
+    if (n.attester) state.set(n.nodeId, { n, round: 0, certifiedOnce: false, boundBy: new Set() })
 
   const validator = sha256(utf8.encode(`quorate/sim/validator\0${o.seed}`))
-  const base: Genesis = { chainId: CHAIN_ID, genesisTime: GENESIS_TIME, initialHeight: 1, validators: [validator], verifiers: pop.verifiers.map(v => v.nodeId).sort() }
+  const base: Genesis = {
+    chainId: CHAIN_ID,
+    genesisTime: GENESIS_TIME,
+    initialHeight: 1,
+    validators: [validator],
+    verifiers: pop.verifiers.map(v => v.nodeId).sort()
+  }
   const app: ChainApp = createChainApp({ rules: rules.quorumRules(), path: o.dbPath })
   // a simulation needs no durability: one fsync per block would cost more than the block
   app.db.exec('PRAGMA synchronous = OFF')
@@ -162,17 +197,40 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   // ---- the block loop's queues ----
   const txq = new Map<number, Queued[]>()
   const events = new Map<number, Array<() => void>>()
-  const submit = (h: number, q: Queued): void => { let l = txq.get(h); if (l === undefined) txq.set(h, l = []); l.push(q) }
-  const at = (h: number, fn: () => void): void => { let l = events.get(h); if (l === undefined) events.set(h, l = []); l.push(fn) }
+  const submit = (h: number, q: Queued): void => {
+    let l = txq.get(h)
+    if (l === undefined) txq.set(h, (l = []))
+    l.push(q)
+  }
+  const at = (h: number, fn: () => void): void => {
+    let l = events.get(h)
+    if (l === undefined) events.set(h, (l = []))
+    l.push(fn)
+  }
   const simNode = (x: Node | SimNode): SimNode => ('n' in x ? x.n : x)
-  const tx = <K extends TxType>(type: K, body: TxBodies[K], signer: SimNode) => (seq: number) => buildTx(type, body, signer.key, seq, CHAIN_ID)
+  const tx =
+    <K extends TxType>(type: K, body: TxBodies[K], signer: SimNode) =>
+    (seq: number) =>
+      buildTx(type, body, signer.key, seq, CHAIN_ID)
 
   // ---- statistics ----
   const s = {
-    rounds: 0, forged: 0, honestRounds: 0, honestBlocked: 0, honestPassed: 0,
-    advRounds: 0, advWaited: 0, advCertified: new Set<string>(),
-    recordBytes: [] as number[], chainBytes: 0, memberRecords: 0, refused: 0,
-    quotesAfter: 0, activationsAfter: 0, roundsAfter: 0, firstRoundActivations: 0,
+    rounds: 0,
+    forged: 0,
+    honestRounds: 0,
+    honestBlocked: 0,
+    honestPassed: 0,
+    advRounds: 0,
+    advWaited: 0,
+    advCertified: new Set<string>(),
+    recordBytes: [] as number[],
+    chainBytes: 0,
+    memberRecords: 0,
+    refused: 0,
+    quotesAfter: 0,
+    activationsAfter: 0,
+    roundsAfter: 0,
+    firstRoundActivations: 0,
     firstForgeAfter: undefined as number | undefined,
     bindingMissing: false,
     committeeSize: 0
@@ -187,10 +245,13 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   let lastHash = sha256(utf8.encode(`quorate/sim/genesis\0${o.seed}`))
   const hBe = new Uint8Array(8)
 
-  function produce (h: number): void {
+  function produce(h: number): void {
     const items = txq.get(h) ?? []
     txq.delete(h)
-    const txs = items.map(q => { const sn = simNode(q.node); return q.build(sn.seq++) })
+    const txs = items.map(q => {
+      const sn = simNode(q.node)
+      return q.build(sn.seq++)
+    })
     time += blockMs
     new DataView(hBe.buffer).setBigUint64(0, BigInt(h))
     const hash = sha256(lastHash, hBe, ...txs.map(t => sha256(t)))
@@ -210,11 +271,14 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
       q.done(r, h, txs[i])
     })
     // an event may schedule another at this same height (a dropped round asks again at once)
-    for (let ev = events.get(h); ev !== undefined; ev = events.get(h)) { events.delete(h); for (const fn of ev) fn() }
+    for (let ev = events.get(h); ev !== undefined; ev = events.get(h)) {
+      events.delete(h)
+      for (const fn of ev) fn()
+    }
   }
 
   // ---- a node's rounds ----
-  function request (st: Node, h: number): void {
+  function request(st: Node, h: number): void {
     submit(h, {
       node: st,
       build: tx('attest.request', { nodeId: st.n.nodeId, round: st.round + 1 }, st.n),
@@ -224,44 +288,61 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
           st.open = { round: st.round, requestHeight: hh }
           s.rounds++
           if (st.n.role === 'bad') s.advRounds++
-          at(hh + 1, () => { seeded(st, hh + 1) })
+          at(hh + 1, () => {
+            seeded(st, hh + 1)
+          })
           return
         }
         s.refused++
         const allowed = allowedHeight(r.log) ?? hh + (rules.deadlineBlocks ?? retryBlocks)
         const next = Math.max(allowed, hh + 1)
         if (st.n.role === 'bad') s.advWaited += Math.min(next, endHeight + 1) - hh
-        at(next - 1, () => { request(st, next) })
+        at(next - 1, () => {
+          request(st, next)
+        })
       }
     })
   }
 
-  function vote (member: SimNode, subject: SimNode): Vote {
+  function vote(member: SimNode, subject: SimNode): Vote {
     const good = subject.role !== 'bad'
     if (member.role !== 'colluder' && member.role !== 'bad') return good ? T.pass : T.fail
     switch (o.strategy) {
-      case 'silent': return T.silent
-      case 'collude': case 'all': return good ? T.fail : T.pass
-      case 'retry': return T.pass
+      case 'silent':
+        return T.silent
+      case 'collude':
+      case 'all':
+        return good ? T.fail : T.pass
+      case 'retry':
+        return T.pass
     }
   }
 
-  function readRequest (nodeId: string): AttestRequestRecord {
+  function readRequest(nodeId: string): AttestRequestRecord {
     const q = app.query({ path: '/key', data: utf8.encode(`req/${nodeId}`) })
     if (q.value === undefined) throw new QuorateError(`sim: no request record for ${nodeId}: ${q.log}`)
     return decode(q.value, { maxBytes: 1 << 28, maxItems: 1 << 20 }) as unknown as AttestRequestRecord
   }
 
-  function akBoundOnChain (nodeId: string): boolean {
+  function akBoundOnChain(nodeId: string): boolean {
     const q = app.query({ path: '/key', data: utf8.encode(`node/${nodeId}`) })
-    return q.value !== undefined && (decode(q.value, { maxBytes: 1 << 24 }) as { akBound?: unknown }).akBound !== undefined
+    return (
+      q.value !== undefined && (decode(q.value, { maxBytes: 1 << 24 }) as { akBound?: unknown }).akBound !== undefined
+    )
   }
 
-  function seeded (st: Node, h: number): void {
+  function seeded(st: Node, h: number): void {
     const open = st.open
     if (open === undefined) return
     const req = readRequest(st.n.nodeId)
-    if (req.round !== open.round || req.seed === undefined || (req.candidates === undefined && req.committee === undefined)) throw new QuorateError(`sim: round ${open.round} of ${st.n.nodeId} has no seed at height ${h} (request record: round ${req.round}, height ${req.height}, seed ${req.seed === undefined ? 'missing' : 'set'}, closed ${String(req.closedAt)})`)
+    if (
+      req.round !== open.round ||
+      req.seed === undefined ||
+      (req.candidates === undefined && req.committee === undefined)
+    )
+      throw new QuorateError(
+        `sim: round ${open.round} of ${st.n.nodeId} has no seed at height ${h} (request record: round ${req.round}, height ${req.height}, seed ${req.seed === undefined ? 'missing' : 'set'}, closed ${String(req.closedAt)})`
+      )
     // the current rules fix k with the seed (min(k, candidates)); legacy draws the genesis size
     // (a chain that keeps the drawn committee in the request saves the draw; it is the same draw)
     const committee = req.committee ?? selectCommittee(req.seed, req.candidates ?? [], req.k ?? rules.k)
@@ -291,22 +372,43 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
         if (rules.bindingOnChain ? !onChain : !st.boundBy.has(members[i].index)) activations++
         if (!rules.bindingOnChain) st.boundBy.add(members[i].index)
       }
-      if (st.certifiedOnce) { s.roundsAfter++; s.quotesAfter++; s.activationsAfter += activations } else if (s.firstRoundActivations === 0) s.firstRoundActivations = activations
+      if (st.certifiedOnce) {
+        s.roundsAfter++
+        s.quotesAfter++
+        s.activationsAfter += activations
+      } else if (s.firstRoundActivations === 0) s.firstRoundActivations = activations
     }
     if (!isBad) s.honestRounds++
     const outcome = passers.length >= need ? 'pass' : failers.length >= need ? 'fail' : undefined
     if (!isBad && outcome !== 'pass') s.honestBlocked++
 
-    const evidenceDigest = sha256(utf8.encode(`quorate/sim/evidence\0${st.n.nodeId}\0${open.round}\0${isBad ? 'bad' : 'good'}`))
+    const evidenceDigest = sha256(
+      utf8.encode(`quorate/sim/evidence\0${st.n.nodeId}\0${open.round}\0${isBad ? 'bad' : 'good'}`)
+    )
     // every verdict of the deciding side goes in, as the agent's collector does: a member left out
     // of a QC counts as silent on chain (and a verifier silent in most of its rounds is dropped)
-    const qcFor = (side: 'pass' | 'fail'): Uint8Array => rules.buildQc({
-      chainId: CHAIN_ID, nodeId: st.n.nodeId, round: open.round, outcome: side, signers: side === 'pass' ? passers : failers,
-      committee, evidenceDigest, failedClaims: side === 'pass' ? [] : ['firmware'], now: time, ttlMs
-    })
+    const qcFor = (side: 'pass' | 'fail'): Uint8Array =>
+      rules.buildQc({
+        chainId: CHAIN_ID,
+        nodeId: st.n.nodeId,
+        round: open.round,
+        outcome: side,
+        signers: side === 'pass' ? passers : failers,
+        committee,
+        evidenceDigest,
+        failedClaims: side === 'pass' ? [] : ['firmware'],
+        now: time,
+        ttlMs
+      })
 
-    if (!engaged) { again(st, h + 1); return }
-    if (outcome === 'pass') { record(st, st.n, qcFor('pass'), h + 1); return }
+    if (!engaged) {
+      again(st, h + 1)
+      return
+    }
+    if (outcome === 'pass') {
+      record(st, st.n, qcFor('pass'), h + 1)
+      return
+    }
     if (outcome === 'fail' && (rules.membersRecord || !isBad)) {
       // today's honest agent records whatever its round settled; under the current rules a
       // member records a failing round the node would rather hide
@@ -317,23 +419,28 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     closeUnrecorded(st, h)
   }
 
-  function closeUnrecorded (st: Node, h: number): void {
+  function closeUnrecorded(st: Node, h: number): void {
     const open = st.open
     if (open === undefined) return
     if (rules.deadlineBlocks !== undefined) {
       // the chain closes the round at its deadline; the node asks again once it may
-      at(open.requestHeight + rules.deadlineBlocks, () => { st.open = undefined; again(st, open.requestHeight + rules.deadlineBlocks! + 1) })
+      at(open.requestHeight + rules.deadlineBlocks, () => {
+        st.open = undefined
+        again(st, open.requestHeight + rules.deadlineBlocks! + 1)
+      })
     } else {
       st.open = undefined
       again(st, st.n.role === 'bad' && (o.strategy === 'retry' || o.strategy === 'all') ? h + 1 : h + retryBlocks)
     }
   }
 
-  function again (st: Node, h: number): void {
-    at(h - 1, () => { request(st, h) })
+  function again(st: Node, h: number): void {
+    at(h - 1, () => {
+      request(st, h)
+    })
   }
 
-  function record (st: Node, by: SimNode, qc: Uint8Array, h: number): void {
+  function record(st: Node, by: SimNode, qc: Uint8Array, h: number): void {
     const open = st.open
     if (open === undefined) return
     submit(h, {
@@ -348,7 +455,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
         }
         if (counting) s.recordBytes.push(bytes.byteLength)
         if (by !== st.n) s.memberRecords++
-        const out = decode(r.data ?? new Uint8Array([0xa0])) as { outcome?: string, expiresAt?: number }
+        const out = decode(r.data ?? new Uint8Array([0xa0])) as { outcome?: string; expiresAt?: number }
         if (out.outcome === 'pass') {
           st.certifiedOnce = true
           if (st.n.role === 'bad') {
@@ -372,19 +479,33 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   let h = 1
   for (let i = 0; i < registering.length; i += REGISTER_PER_BLOCK) {
     for (const n of registering.slice(i, i + REGISTER_PER_BLOCK)) {
-      const body: TxBodies['node.register'] = { nodeId: n.nodeId, ekCertificate: placeholderCert(n.index), akPublic: sha256(utf8.encode(`ak\0${n.nodeId}`)), addrs: ['/ip4/127.0.0.1/tcp/4001'], ...rules.registerExtra(n) }
-      submit(h, { node: n, build: tx('node.register', body, n), done: r => { if (r.code !== 0) throw new QuorateError(`sim: node.register refused: ${r.log}`) } })
+      const body: TxBodies['node.register'] = {
+        nodeId: n.nodeId,
+        ekCertificate: placeholderCert(n.index),
+        akPublic: sha256(utf8.encode(`ak\0${n.nodeId}`)),
+        addrs: ['/ip4/127.0.0.1/tcp/4001'],
+        ...rules.registerExtra(n)
+      }
+      submit(h, {
+        node: n,
+        build: tx('node.register', body, n),
+        done: r => {
+          if (r.code !== 0) throw new QuorateError(`sim: node.register refused: ${r.log}`)
+        }
+      })
     }
     produce(h++)
   }
   const setupBlocks = h - 1
-  const runBlocks = Math.ceil(o.hours * 3600_000 / blockMs)
+  const runBlocks = Math.ceil((o.hours * 3600_000) / blockMs)
   endHeight = h + runBlocks - 1
   const ttlBlocks = Math.max(1, Math.floor(ttlMs / blockMs))
   // first requests spread over one certification lifetime, as a running network's would be
   for (const st of state.values()) again(st, h + 1 + (st.n.role === 'bad' ? 0 : rng.int(ttlBlocks)))
   const t1 = performance.now()
-  progress(`sim: setup ${((t1 - t0) / 1000).toFixed(1)} s (${setupBlocks} blocks); running ${o.hours} h = ${runBlocks} blocks, rules ${rules.name}, k = ${rules.k}, strategy ${o.strategy}`)
+  progress(
+    `sim: setup ${((t1 - t0) / 1000).toFixed(1)} s (${setupBlocks} blocks); running ${o.hours} h = ${runBlocks} blocks, rules ${rules.name}, k = ${rules.k}, strategy ${o.strategy}`
+  )
 
   counting = true
   const last = endHeight
@@ -392,11 +513,16 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
   for (; h <= last; h++) {
     produce(h)
     if ((h & 1023) === 0) {
-      if (o.signal?.aborted === true) { app.close(); throw new SimAbortedError('simulation aborted') }
+      if (o.signal?.aborted === true) {
+        app.close()
+        throw new SimAbortedError('simulation aborted')
+      }
       const now = performance.now()
       if (now - lastReport > 5000) {
         lastReport = now
-        progress(`sim: ${((h - setupBlocks) * blockMs / 3600_000).toFixed(2)}/${o.hours} h, ${s.rounds} rounds, forged ${s.forged}, honest blocked ${s.honestBlocked}/${s.honestRounds}, ${((now - t1) / 1000).toFixed(0)} s`)
+        progress(
+          `sim: ${(((h - setupBlocks) * blockMs) / 3600_000).toFixed(2)}/${o.hours} h, ${s.rounds} rounds, forged ${s.forged}, honest blocked ${s.honestBlocked}/${s.honestRounds}, ${((now - t1) / 1000).toFixed(0)} s`
+        )
         await new Promise(resolve => setImmediate(resolve))
       }
     }
@@ -413,7 +539,7 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
 
   const k = s.committeeSize === 0 ? rules.k : s.committeeSize
   const verifierCounts = pop.verifiers.map(v => appraisals[v.index])
-  const mean = (a: readonly number[]): number => a.length === 0 ? 0 : a.reduce((x, y) => x + y, 0) / a.length
+  const mean = (a: readonly number[]): number => (a.length === 0 ? 0 : a.reduce((x, y) => x + y, 0) / a.length)
   const max = (a: readonly number[]): number => a.reduce((x, y) => Math.max(x, y), 0)
   const round3 = (x: number): number => Math.round(x * 1000) / 1000
   const result: SimResult = {
@@ -427,8 +553,16 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     adversary: { roundsAttempted: s.advRounds, certified: s.advCertified.size, blocksWaited: s.advWaited },
     recordBytes: { mean: Math.round(mean(s.recordBytes)), max: max(s.recordBytes) },
     chainBytesPerHour: Math.round(s.chainBytes / o.hours),
-    verifierWork: { appraisalsPerNodePerHour: { mean: round3(mean(verifierCounts) / o.hours), max: round3(max(verifierCounts) / o.hours) } },
-    tpmOpsPerRound: { quotes: s.roundsAfter === 0 ? 0 : round3(s.quotesAfter / s.roundsAfter), activations: s.roundsAfter === 0 ? 0 : round3(s.activationsAfter / s.roundsAfter) },
+    verifierWork: {
+      appraisalsPerNodePerHour: {
+        mean: round3(mean(verifierCounts) / o.hours),
+        max: round3(max(verifierCounts) / o.hours)
+      }
+    },
+    tpmOpsPerRound: {
+      quotes: s.roundsAfter === 0 ? 0 : round3(s.quotesAfter / s.roundsAfter),
+      activations: s.roundsAfter === 0 ? 0 : round3(s.activationsAfter / s.roundsAfter)
+    },
     analytic: { forgePerRound: forgeProbability(k, o.byzantine), blockedPerRound: blockedProbability(k, o.byzantine) }
   }
   const detail: SimDetail = {
@@ -446,18 +580,26 @@ export async function runSimulation (o: SimOptions): Promise<{ result: SimResult
     firstForgeAfterRounds: s.firstForgeAfter,
     firstRoundActivations: s.firstRoundActivations,
     dropped,
-    missing: [...rules.missing, ...(s.bindingMissing ? ['AK–EK binding on chain: this build records none after a pass, so every round activates the credential again'] : [])],
+    missing: [
+      ...rules.missing,
+      ...(s.bindingMissing
+        ? [
+            'AK–EK binding on chain: this build records none after a pass, so every round activates the credential again'
+          ]
+        : [])
+    ],
     wallSeconds: { setup: round3((t1 - t0) / 1000), run: round3((t2 - t1) / 1000) }
   }
   return { result, detail }
 }
 
 /** A DER-shaped placeholder: the chain checks only the outer SEQUENCE; appraisal is synthetic. */
-function placeholderCert (i: number): Uint8Array {
+function placeholderCert(i: number): Uint8Array {
   const b = new Uint8Array(2 + 64)
-  b[0] = 0x30; b[1] = 64
+  b[0] = 0x30
+  b[1] = 64
   const d = sha256(utf8.encode(`quorate/sim/ek\0${i}`))
-  b.set(d, 2); b.set(d, 34)
+  b.set(d, 2)
+  b.set(d, 34)
   return b
 }
-

@@ -10,7 +10,15 @@ export { runSimulation, allowedHeight, STRATEGIES, DEFAULT_ATTESTERS, SimAborted
 export type { RuleSet, RulesName, CurrentParams, QcInput } from './rules.ts'
 export { legacyRules, currentRules, chainTakesBls } from './rules.ts'
 export type { Fraction } from './analytic.ts'
-export { parseFraction, fractionValue, thresholdOf, forgeProbability, blockedProbability, securityBitsAt, committeeSizeFor } from './analytic.ts'
+export {
+  parseFraction,
+  fractionValue,
+  thresholdOf,
+  forgeProbability,
+  blockedProbability,
+  securityBitsAt,
+  committeeSizeFor
+} from './analytic.ts'
 export type { MonteCarloPoint } from './plot.ts'
 export { monteCarlo, renderPlot, committeePlot, PLOT_FRACTIONS, PLOT_POINTS_K, PLOT_K_MAX, MIN_HITS } from './plot.ts'
 export type { Population, SimNode, Role } from './population.ts'

@@ -12,15 +12,18 @@ export class Rng {
   #b: number
   #c: number
   #d: number
-  constructor (seed: string, label: string) {
+  constructor(seed: string, label: string) {
     const h = sha256(utf8.encode(`quorate/sim/rng\0${seed}\0${label}`))
     const v = new DataView(h.buffer, h.byteOffset, h.byteLength)
-    this.#a = v.getUint32(0); this.#b = v.getUint32(4); this.#c = v.getUint32(8); this.#d = v.getUint32(12)
+    this.#a = v.getUint32(0)
+    this.#b = v.getUint32(4)
+    this.#c = v.getUint32(8)
+    this.#d = v.getUint32(12)
     for (let i = 0; i < 12; i++) this.next()
   }
 
   /** Uniform in [0, 1). */
-  next (): number {
+  next(): number {
     const t = (((this.#a + this.#b) | 0) + this.#d) | 0
     this.#d = (this.#d + 1) | 0
     this.#a = this.#b ^ (this.#b >>> 9)
@@ -30,17 +33,22 @@ export class Rng {
     return (t >>> 0) / 4294967296
   }
 
-  int (n: number): number { return Math.floor(this.next() * n) }
+  int(n: number): number {
+    return Math.floor(this.next() * n)
+  }
 
-  bytes (n: number): Uint8Array {
+  bytes(n: number): Uint8Array {
     const b = new Uint8Array(n)
     for (let i = 0; i < n; i++) b[i] = this.int(256)
     return b
   }
 
   /** Fisher–Yates, in place. */
-  shuffle<T> (a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) { const j = this.int(i + 1); [a[i], a[j]] = [a[j], a[i]] }
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1)
+      ;[a[i], a[j]] = [a[j], a[i]]
+    }
     return a
   }
 }
@@ -63,7 +71,7 @@ export interface SimNode {
   seq: number
 }
 
-export function simKey (seed: string, index: number): VerdictSigner {
+export function simKey(seed: string, index: number): VerdictSigner {
   return ed25519Signer(sha256(utf8.encode(`quorate/sim/key\0${seed}\0${index}`)))
 }
 
@@ -79,11 +87,19 @@ export interface Population {
  * by the seed, collude. `bad` extra nodes (not verifiers) run bad firmware. The first `attesters`
  * honest verifiers (in a seeded order) also re-attest during the run.
  */
-export function simBlsKey (seed: string, index: number): BlsSigner {
+export function simBlsKey(seed: string, index: number): BlsSigner {
   return blsKeyFromSeed(sha256(utf8.encode(`quorate/sim/bls\0${seed}\0${index}`)))
 }
 
-export function makePopulation (o: { seed: string, verifiers: number, colluderFraction: number, bad: number, attesters: number, bls?: boolean, onProgress?: (done: number, total: number) => void }): Population {
+export function makePopulation(o: {
+  seed: string
+  verifiers: number
+  colluderFraction: number
+  bad: number
+  attesters: number
+  bls?: boolean
+  onProgress?: (done: number, total: number) => void
+}): Population {
   const colluders = Math.round(o.colluderFraction * o.verifiers)
   const rng = new Rng(o.seed, 'roles')
   const order = rng.shuffle(Array.from({ length: o.verifiers }, (_, i) => i))
@@ -96,7 +112,16 @@ export function makePopulation (o: { seed: string, verifiers: number, colluderFr
     const verifier = i < o.verifiers
     const role: Role = !verifier ? 'bad' : colluding.has(i) ? 'colluder' : 'honest'
     const bls = o.bls === true ? simBlsKey(o.seed, i) : undefined
-    nodes.push({ index: i, key, nodeId: key.nodeId, role, verifier, attester: !verifier || attesting.has(i), seq: 0, ...(bls === undefined ? {} : { bls }) })
+    nodes.push({
+      index: i,
+      key,
+      nodeId: key.nodeId,
+      role,
+      verifier,
+      attester: !verifier || attesting.has(i),
+      seq: 0,
+      ...(bls === undefined ? {} : { bls })
+    })
     if (o.onProgress !== undefined && (i + 1) % 1000 === 0) o.onProgress(i + 1, total)
   }
   return { nodes, byId: new Map(nodes.map(n => [n.nodeId, n])), verifiers: nodes.filter(n => n.verifier), colluders }

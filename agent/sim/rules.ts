@@ -8,8 +8,14 @@
 //             on chain (deadline, cooldown), members may record, BLS verdicts aggregated in a
 //             QC v3 when this build of the chain takes them (probed, see qcVersionOf).
 import {
-  blsAggregate, createQuorumRules, encodeCertificate, normalizeClaims, proveKeyPossession,
-  signerBitmap, verdictMessageSigningBytes, type QuorumRules
+  blsAggregate,
+  createQuorumRules,
+  encodeCertificate,
+  normalizeClaims,
+  proveKeyPossession,
+  signerBitmap,
+  verdictMessageSigningBytes,
+  type QuorumRules
 } from '../../attestation/quorum/index.ts'
 import { parseBody } from '../../chain/bodies.ts'
 import { DEFAULT_CERTIFICATION, type Genesis } from '../../chain/types.ts'
@@ -39,13 +45,13 @@ export interface RuleSet {
   readonly name: RulesName
   /** Committee size the chain draws (before min with the candidates). */
   readonly k: number
-  genesis (base: Genesis, ttlMs: number): Genesis
-  quorumRules (): QuorumRules
+  genesis(base: Genesis, ttlMs: number): Genesis
+  quorumRules(): QuorumRules
   /** 2: ed25519 verdicts in a QC v2; 3: one BLS aggregate and a signer bitmap. */
   readonly qcVersion: 2 | 3
-  buildQc (q: QcInput): Uint8Array
+  buildQc(q: QcInput): Uint8Array
   /** node.register fields beyond the identity: a BLS key and its proof of possession (v3). */
-  registerExtra (n: SimNode): { blsPublicKey?: Uint8Array, blsProof?: Uint8Array }
+  registerExtra(n: SimNode): { blsPublicKey?: Uint8Array; blsProof?: Uint8Array }
   /** A committee member may submit the round's QC (current rules); otherwise only the node does. */
   readonly membersRecord: boolean
   /** Rounds close on chain after this many blocks without a QC; undefined: never (legacy). */
@@ -58,14 +64,21 @@ export interface RuleSet {
 
 // QC v2 (ed25519 verdicts) is no longer in attestation/quorum: a chain build without BLS
 // registration cannot be simulated by this build.
-function qcV2 (): Uint8Array {
+function qcV2(): Uint8Array {
   throw new QuorateError('sim: this chain build takes no BLS key, and QC v2 is gone from attestation/quorum')
 }
 
 /** Every signer signs the same verdict message; the QC carries their aggregate and a bitmap. */
-function qcV3 (q: QcInput): Uint8Array {
+function qcV3(q: QcInput): Uint8Array {
   const failedClaims = normalizeClaims(q.failedClaims)
-  const message = verdictMessageSigningBytes({ chainId: q.chainId, nodeId: q.nodeId, round: q.round, outcome: q.outcome, evidenceDigest: q.evidenceDigest, failedClaims })
+  const message = verdictMessageSigningBytes({
+    chainId: q.chainId,
+    nodeId: q.nodeId,
+    round: q.round,
+    outcome: q.outcome,
+    evidenceDigest: q.evidenceDigest,
+    failedClaims
+  })
   const pos = new Map(q.committee.map((id, i) => [id, i]))
   const signatures = q.signers.map(s => {
     if (s.bls === undefined) throw new QuorateError(`sim: ${s.nodeId} has no BLS key`)
@@ -76,10 +89,16 @@ function qcV3 (q: QcInput): Uint8Array {
     if (i === undefined) throw new QuorateError(`sim: ${s.nodeId} is not on the committee`)
     return i
   })
-  return encodeCertificate({ outcome: q.outcome, evidenceDigest: q.evidenceDigest, failedClaims, signers: signerBitmap(q.committee.length, indices), signature: blsAggregate(signatures) })
+  return encodeCertificate({
+    outcome: q.outcome,
+    evidenceDigest: q.evidenceDigest,
+    failedClaims,
+    signers: signerBitmap(q.committee.length, indices),
+    signature: blsAggregate(signatures)
+  })
 }
 
-function blsExtra (n: SimNode): { blsPublicKey?: Uint8Array, blsProof?: Uint8Array } {
+function blsExtra(n: SimNode): { blsPublicKey?: Uint8Array; blsProof?: Uint8Array } {
   if (n.bls === undefined) throw new QuorateError(`sim: ${n.nodeId} has no BLS key`)
   return { blsPublicKey: n.bls.publicKey, blsProof: proveKeyPossession(n.bls, n.nodeId) }
 }
@@ -88,11 +107,20 @@ function blsExtra (n: SimNode): { blsPublicKey?: Uint8Array, blsProof?: Uint8Arr
  * Whether this build of the chain registers BLS keys (node.register takes blsPublicKey and
  * blsProof): then it checks QC v3 and candidates are the nodes with a registered key.
  */
-export function chainTakesBls (): boolean {
+export function chainTakesBls(): boolean {
   try {
-    parseBody('node.register', { nodeId: '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA', ekCertificate: new Uint8Array([0x30, 2, 5, 0]), akPublic: new Uint8Array([1]), addrs: [], blsPublicKey: new Uint8Array(48), blsProof: new Uint8Array(96) })
+    parseBody('node.register', {
+      nodeId: '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA',
+      ekCertificate: new Uint8Array([0x30, 2, 5, 0]),
+      akPublic: new Uint8Array([1]),
+      addrs: [],
+      blsPublicKey: new Uint8Array(48),
+      blsProof: new Uint8Array(96)
+    })
     return true
-  } catch { return false }
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -100,7 +128,7 @@ export function chainTakesBls (): boolean {
  * binding itself. The verdict format is the chain build's (a chain that checks QC v3 checks it
  * under both rule sets), so the hole shown is the rules', not the signature scheme's.
  */
-export function legacyRules (): RuleSet {
+export function legacyRules(): RuleSet {
   const k = 7
   const v3 = chainTakesBls()
   return {
@@ -127,13 +155,16 @@ export interface CurrentParams {
   readonly cooldownMaxBlocks?: number
 }
 
-export function currentRules (model: CurrentParams): RuleSet {
+export function currentRules(model: CurrentParams): RuleSet {
   // throws (refusing the model, as the chain's genesis check does) when no size reaches the level
   const k = committeeSizeFor(model.fraction, model.securityBits)
   const deadline = model.roundDeadlineBlocks ?? DEFAULT_CERTIFICATION.roundDeadlineBlocks
   const v3 = chainTakesBls()
   const missing: string[] = []
-  if (!v3) missing.push('BLS verdicts and QC v3 on chain: this build\'s node.register takes no BLS key, so QCs are ed25519 QC v2 (about 110 bytes per verdict)')
+  if (!v3)
+    missing.push(
+      "BLS verdicts and QC v3 on chain: this build's node.register takes no BLS key, so QCs are ed25519 QC v2 (about 110 bytes per verdict)"
+    )
   return {
     name: 'current',
     k,
@@ -159,4 +190,3 @@ export function currentRules (model: CurrentParams): RuleSet {
     missing
   }
 }
-

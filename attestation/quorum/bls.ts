@@ -18,7 +18,15 @@
 // never pass as a proof of possession or the reverse, and the quorate prefixes keep signatures of
 // other protocols using the same ciphersuite (Ethereum) from passing as either.
 import { randomBytes } from 'node:crypto'
-import { PublicKey, SecretKey, Signature, aggregateSerializedSignatures, aggregateSignatures, fastAggregateVerify, verify } from '@chainsafe/blst'
+import {
+  PublicKey,
+  SecretKey,
+  Signature,
+  aggregateSerializedSignatures,
+  aggregateSignatures,
+  fastAggregateVerify,
+  verify
+} from '@chainsafe/blst'
 import { concat, toHex, utf8 } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
@@ -39,12 +47,12 @@ export class BadPossessionProofError extends InvalidInputError {
 export interface BlsSigner {
   /** 48-byte compressed G1 point. */
   readonly publicKey: Uint8Array
-  sign (message: Uint8Array): Uint8Array
+  sign(message: Uint8Array): Uint8Array
   /** The 32-byte secret, for the agent to store next to node.key (never log it). */
-  exportSecret (): Uint8Array
+  exportSecret(): Uint8Array
 }
 
-function signerOf (sk: SecretKey): BlsSigner {
+function signerOf(sk: SecretKey): BlsSigner {
   const publicKey = sk.toPublicKey().toBytes(true)
   return {
     publicKey,
@@ -57,21 +65,27 @@ function signerOf (sk: SecretKey): BlsSigner {
  * A key derived from input keying material (≥ 32 bytes) with the KeyGen of
  * draft-irtf-cfrg-bls-signature-05 §2.3: the same seed gives the same key (tests, simulations).
  */
-export function blsKeyFromSeed (ikm: Uint8Array): BlsSigner {
-  if (!(ikm instanceof Uint8Array) || ikm.length < 32) throw new InvalidInputError('a BLS key seed is at least 32 bytes')
+export function blsKeyFromSeed(ikm: Uint8Array): BlsSigner {
+  if (!(ikm instanceof Uint8Array) || ikm.length < 32)
+    throw new InvalidInputError('a BLS key seed is at least 32 bytes')
   return signerOf(SecretKey.fromKeygen(ikm))
 }
 
 /** A fresh random key. */
-export function generateBlsKey (): BlsSigner {
+export function generateBlsKey(): BlsSigner {
   return blsKeyFromSeed(randomBytes(32))
 }
 
 /** A key from its stored 32-byte secret (as `exportSecret` returned it). */
-export function blsKeyFromSecret (secret: Uint8Array): BlsSigner {
-  if (!(secret instanceof Uint8Array) || secret.length !== BLS_SECRET_KEY_BYTES) throw new InvalidBlsKeyError(`a BLS secret key is ${BLS_SECRET_KEY_BYTES} bytes`)
+export function blsKeyFromSecret(secret: Uint8Array): BlsSigner {
+  if (!(secret instanceof Uint8Array) || secret.length !== BLS_SECRET_KEY_BYTES)
+    throw new InvalidBlsKeyError(`a BLS secret key is ${BLS_SECRET_KEY_BYTES} bytes`)
   let sk: SecretKey
-  try { sk = SecretKey.fromBytes(secret) } catch (err) { throw new InvalidBlsKeyError('not a BLS12-381 secret key (zero or not below the group order)', { cause: err }) }
+  try {
+    sk = SecretKey.fromBytes(secret)
+  } catch (err) {
+    throw new InvalidBlsKeyError('not a BLS12-381 secret key (zero or not below the group order)', { cause: err })
+  }
   return signerOf(sk)
 }
 
@@ -84,12 +98,17 @@ const KEY_CACHE_MAX = 16_384
  * The blst key for 48 compressed bytes: on the curve, in the G1 subgroup, not the identity
  * (KeyValidate, §2.5). Throws InvalidBlsKeyError otherwise.
  */
-function publicKeyOf (bytes: Uint8Array): PublicKey {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== BLS_PUBLIC_KEY_BYTES) throw new InvalidBlsKeyError(`a BLS public key is ${BLS_PUBLIC_KEY_BYTES} bytes (compressed G1)`)
+function publicKeyOf(bytes: Uint8Array): PublicKey {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== BLS_PUBLIC_KEY_BYTES)
+    throw new InvalidBlsKeyError(`a BLS public key is ${BLS_PUBLIC_KEY_BYTES} bytes (compressed G1)`)
   const hex = toHex(bytes)
   let pk = keyCache.get(hex)
   if (pk === undefined) {
-    try { pk = PublicKey.fromBytes(bytes, true) } catch (err) { throw new InvalidBlsKeyError('not a valid BLS12-381 G1 public key', { cause: err }) }
+    try {
+      pk = PublicKey.fromBytes(bytes, true)
+    } catch (err) {
+      throw new InvalidBlsKeyError('not a valid BLS12-381 G1 public key', { cause: err })
+    }
     if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear()
     keyCache.set(hex, pk)
   }
@@ -97,32 +116,48 @@ function publicKeyOf (bytes: Uint8Array): PublicKey {
 }
 
 /** Throws InvalidBlsKeyError unless `bytes` is a valid compressed BLS public key. */
-export function checkBlsPublicKey (bytes: Uint8Array): void {
+export function checkBlsPublicKey(bytes: Uint8Array): void {
   publicKeyOf(bytes)
 }
 
 /** A signature decoded with its subgroup check (and refusing the identity point), or undefined. */
-function signatureOf (bytes: Uint8Array): Signature | undefined {
+function signatureOf(bytes: Uint8Array): Signature | undefined {
   if (!(bytes instanceof Uint8Array) || bytes.length !== BLS_SIGNATURE_BYTES) return undefined
-  try { return Signature.fromBytes(bytes, true, true) } catch { return undefined }
+  try {
+    return Signature.fromBytes(bytes, true, true)
+  } catch {
+    return undefined
+  }
 }
 
 /** CoreVerify of one signature; false (never a throw) for malformed keys or signatures. */
-export function blsVerify (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+export function blsVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   const sig = signatureOf(signature)
   if (sig === undefined) return false
-  try { return verify(message, publicKeyOf(publicKey), sig) } catch { return false }
+  try {
+    return verify(message, publicKeyOf(publicKey), sig)
+  } catch {
+    return false
+  }
 }
 
 /**
  * FastAggregateVerify (§3.3.4): one message, many signers. Only sound for keys whose possession
  * was proven (the chain's node.register check). False for malformed input or an empty key list.
  */
-export function blsFastAggregateVerify (publicKeys: readonly Uint8Array[], message: Uint8Array, signature: Uint8Array): boolean {
+export function blsFastAggregateVerify(
+  publicKeys: readonly Uint8Array[],
+  message: Uint8Array,
+  signature: Uint8Array
+): boolean {
   if (publicKeys.length === 0) return false
   const sig = signatureOf(signature)
   if (sig === undefined) return false
-  try { return fastAggregateVerify(message, publicKeys.map(publicKeyOf), sig) } catch { return false }
+  try {
+    return fastAggregateVerify(message, publicKeys.map(publicKeyOf), sig)
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -130,11 +165,16 @@ export function blsFastAggregateVerify (publicKeys: readonly Uint8Array[], messa
  * unless `opts.checked` says they were already verified, or the aggregate is about to be verified
  * (whose decoding checks the sum's subgroup): half the cost at 33 signatures.
  */
-export function blsAggregate (signatures: readonly Uint8Array[], opts: { checked?: boolean } = {}): Uint8Array {
+export function blsAggregate(signatures: readonly Uint8Array[], opts: { checked?: boolean } = {}): Uint8Array {
   if (signatures.length === 0) throw new InvalidInputError('nothing to aggregate')
   if (opts.checked === true) {
-    if (!signatures.every(s => s instanceof Uint8Array && s.length === BLS_SIGNATURE_BYTES)) throw new InvalidInputError(`a BLS signature is ${BLS_SIGNATURE_BYTES} bytes`)
-    try { return aggregateSerializedSignatures([...signatures], false).toBytes(true) } catch (err) { throw new InvalidInputError('a signature is not a G2 point', { cause: err }) }
+    if (!signatures.every(s => s instanceof Uint8Array && s.length === BLS_SIGNATURE_BYTES))
+      throw new InvalidInputError(`a BLS signature is ${BLS_SIGNATURE_BYTES} bytes`)
+    try {
+      return aggregateSerializedSignatures([...signatures], false).toBytes(true)
+    } catch (err) {
+      throw new InvalidInputError('a signature is not a G2 point', { cause: err })
+    }
   }
   const sigs = signatures.map((s, i) => {
     const sig = signatureOf(s)
@@ -145,15 +185,16 @@ export function blsAggregate (signatures: readonly Uint8Array[], opts: { checked
 }
 
 /** What a proof of possession signs: the domain tag, the node id (length-prefixed) and the key. */
-export function possessionMessage (nodeId: string, publicKey: Uint8Array): Uint8Array {
+export function possessionMessage(nodeId: string, publicKey: Uint8Array): Uint8Array {
   const id = utf8.encode(nodeId)
   if (id.length === 0 || id.length > 255) throw new InvalidInputError('a node id is 1..255 bytes')
-  if (publicKey.length !== BLS_PUBLIC_KEY_BYTES) throw new InvalidBlsKeyError(`a BLS public key is ${BLS_PUBLIC_KEY_BYTES} bytes`)
+  if (publicKey.length !== BLS_PUBLIC_KEY_BYTES)
+    throw new InvalidBlsKeyError(`a BLS public key is ${BLS_PUBLIC_KEY_BYTES} bytes`)
   return concat([BLS_POP_DOMAIN, new Uint8Array([id.length]), id, publicKey])
 }
 
 /** The proof of possession a node registers with its BLS key: 96 bytes. */
-export function proveKeyPossession (signer: BlsSigner, nodeId: string): Uint8Array {
+export function proveKeyPossession(signer: BlsSigner, nodeId: string): Uint8Array {
   return signer.sign(possessionMessage(nodeId, signer.publicKey))
 }
 
@@ -162,7 +203,7 @@ export function proveKeyPossession (signer: BlsSigner, nodeId: string): Uint8Arr
  * node id (so nobody can register a key derived from others' keys, nor replay another node's key
  * and proof under its own id). Throws InvalidBlsKeyError or BadPossessionProofError.
  */
-export function verifyKeyPossession (input: { nodeId: string, blsPublicKey: Uint8Array, proof: Uint8Array }): void {
+export function verifyKeyPossession(input: { nodeId: string; blsPublicKey: Uint8Array; proof: Uint8Array }): void {
   checkBlsPublicKey(input.blsPublicKey)
   if (!blsVerify(input.blsPublicKey, possessionMessage(input.nodeId, input.blsPublicKey), input.proof)) {
     throw new BadPossessionProofError(`the BLS proof of possession does not verify for ${input.nodeId}`)

@@ -8,8 +8,18 @@ import { selectCommittee, threshold, MAX_COMMITTEE_SIZE } from './committee.ts'
 import { BLS_PUBLIC_KEY_BYTES, blsAggregate, blsFastAggregateVerify, blsVerify, verifyKeyPossession } from './bls.ts'
 import { committeeSizeWith, type AdversaryModel } from './sizing.ts'
 import {
-  WrongSubjectError, decodeCertificate, decodeMemberVerdict, encodeCertificate, encodeMemberVerdict, verdictMessageSigningBytes,
-  messageOf, signerBitmap, bitmapIndices, type MemberVerdict, type VerdictMessage, type Outcome
+  WrongSubjectError,
+  decodeCertificate,
+  decodeMemberVerdict,
+  encodeCertificate,
+  encodeMemberVerdict,
+  verdictMessageSigningBytes,
+  messageOf,
+  signerBitmap,
+  bitmapIndices,
+  type MemberVerdict,
+  type VerdictMessage,
+  type Outcome
 } from './verdict.ts'
 
 export { WrongSubjectError }
@@ -37,18 +47,28 @@ export class CandidateKeyMismatchError extends InvalidInputError {
  */
 export interface QuorumRules {
   /** min(committeeSizeFor(model), candidates) and the security level that size reaches. */
-  committeeSize (model: AdversaryModel, candidates: number): { k: number, target: number, securityBits: number }
+  committeeSize(model: AdversaryModel, candidates: number): { k: number; target: number; securityBits: number }
   /** The committee of a round, in drawn order (what a QC's signer bitmap indexes). */
-  drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): readonly string[]
-  verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate
+  drawCommittee(input: {
+    seed: Uint8Array
+    nodeId: string
+    candidates: readonly string[]
+    k: number
+  }): readonly string[]
+  verifyCertificate(input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate
   /** One member's verdict (member-submitted, or inside a fault proof). */
-  verifyVerdict (input: CommitteeInput & { readonly verdict: Uint8Array }): { verdict: MemberVerdict, committee: readonly string[], index: number }
+  verifyVerdict(input: CommitteeInput & { readonly verdict: Uint8Array }): {
+    verdict: MemberVerdict
+    committee: readonly string[]
+    index: number
+  }
   /** A node.register's BLS key and proof of possession; throws InvalidBlsKeyError or BadPossessionProofError. */
-  verifyPossession (input: { nodeId: string, blsPublicKey: Uint8Array, proof: Uint8Array }): void
+  verifyPossession(input: { nodeId: string; blsPublicKey: Uint8Array; proof: Uint8Array }): void
 }
 
-function checkCommitteeSize (k: number): void {
-  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+function checkCommitteeSize(k: number): void {
+  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE)
+    throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
 }
 
 /**
@@ -56,14 +76,16 @@ function checkCommitteeSize (k: number): void {
  * size; it is only checked, since every check now takes k from its input (the chain's, fixed with
  * the seed).
  */
-export function createQuorumRules (opts: { k?: number } = {}): QuorumRules {
+export function createQuorumRules(opts: { k?: number } = {}): QuorumRules {
   if (opts.k !== undefined) checkCommitteeSize(opts.k)
   return {
     committeeSize: (model, candidates) => committeeSizeWith(model, candidates),
     drawCommittee: input => drawCommittee(input),
     verifyCertificate: input => verifyCertificate(input),
     verifyVerdict: input => verifyMemberVerdict(input),
-    verifyPossession: input => { verifyKeyPossession(input) }
+    verifyPossession: input => {
+      verifyKeyPossession(input)
+    }
   }
 }
 
@@ -72,7 +94,10 @@ export class BadSignerBitmapError extends InvalidInputError {
 }
 
 /** A candidate verifier as the chain lists it: node id and its registered (PoP-checked) BLS key. */
-export interface BlsCandidate { readonly nodeId: string, readonly blsPublicKey: Uint8Array }
+export interface BlsCandidate {
+  readonly nodeId: string
+  readonly blsPublicKey: Uint8Array
+}
 
 export interface CommitteeInput {
   readonly chainId: string
@@ -102,27 +127,43 @@ export interface VerifiedCertificate {
 }
 
 /** The committee of a round: min(k, candidates) members drawn from seed, the node excluded. */
-export function drawCommittee (input: { seed: Uint8Array, nodeId: string, candidates: readonly string[], k: number }): string[] {
+export function drawCommittee(input: {
+  seed: Uint8Array
+  nodeId: string
+  candidates: readonly string[]
+  k: number
+}): string[] {
   checkCommitteeSize(input.k)
-  return selectCommittee(input.seed, input.candidates.filter(id => id !== input.nodeId), input.k)
+  return selectCommittee(
+    input.seed,
+    input.candidates.filter(id => id !== input.nodeId),
+    input.k
+  )
 }
 
-function committeeOf (input: CommitteeInput): { committee: readonly string[], keys: Map<string, Uint8Array> } {
+function committeeOf(input: CommitteeInput): { committee: readonly string[]; keys: Map<string, Uint8Array> } {
   const byId = new Map<string, Uint8Array>()
-  for (const c of input.candidates) if (c.nodeId !== input.nodeId && !byId.has(c.nodeId)) byId.set(c.nodeId, c.blsPublicKey)
+  for (const c of input.candidates)
+    if (c.nodeId !== input.nodeId && !byId.has(c.nodeId)) byId.set(c.nodeId, c.blsPublicKey)
   let committee: readonly string[]
-  if (input.committee === undefined) committee = drawCommittee({ seed: input.seed, nodeId: input.nodeId, candidates: [...byId.keys()], k: input.k })
+  if (input.committee === undefined)
+    committee = drawCommittee({ seed: input.seed, nodeId: input.nodeId, candidates: [...byId.keys()], k: input.k })
   else {
     // a kept committee is the chain's own record; still, one member twice would count its signature twice
     checkCommitteeSize(input.k)
     committee = input.committee
-    if (committee.length > input.k || new Set(committee).size !== committee.length) throw new InvalidInputError(`the kept committee of round ${input.round} has ${committee.length} entries (k = ${input.k}) or a member twice`)
+    if (committee.length > input.k || new Set(committee).size !== committee.length)
+      throw new InvalidInputError(
+        `the kept committee of round ${input.round} has ${committee.length} entries (k = ${input.k}) or a member twice`
+      )
   }
-  if (committee.length === 0) throw new BelowThresholdError(`no candidates: the committee of round ${input.round} for ${input.nodeId} is empty`)
+  if (committee.length === 0)
+    throw new BelowThresholdError(`no candidates: the committee of round ${input.round} for ${input.nodeId} is empty`)
   const keys = new Map<string, Uint8Array>()
   for (const id of committee) {
     const key = byId.get(id)
-    if (!(key instanceof Uint8Array) || key.length !== BLS_PUBLIC_KEY_BYTES) throw new CandidateKeyMismatchError(`committee member ${id} has no registered BLS public key`)
+    if (!(key instanceof Uint8Array) || key.length !== BLS_PUBLIC_KEY_BYTES)
+      throw new CandidateKeyMismatchError(`committee member ${id} has no registered BLS public key`)
     keys.set(id, key)
   }
   return { committee, keys }
@@ -135,21 +176,41 @@ function committeeOf (input: CommitteeInput): { committee: readonly string[], ke
  * BLS keys verifies over the message rebuilt from chain id, node, round and the QC's outcome,
  * evidence digest and failed claims. Candidates' keys must have passed verifyKeyPossession.
  */
-export function verifyCertificate (input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate {
+export function verifyCertificate(input: CommitteeInput & { readonly qc: Uint8Array }): VerifiedCertificate {
   const qc = decodeCertificate(input.qc)
   const { committee, keys } = committeeOf(input)
-  if (qc.signers.length !== Math.ceil(committee.length / 8)) throw new BadSignerBitmapError(`signer bitmap of ${qc.signers.length} bytes for a committee of ${committee.length}`)
+  if (qc.signers.length !== Math.ceil(committee.length / 8))
+    throw new BadSignerBitmapError(`signer bitmap of ${qc.signers.length} bytes for a committee of ${committee.length}`)
   const idx = bitmapIndices(qc.signers)
-  if (idx.length > 0 && idx[idx.length - 1] >= committee.length) throw new BadSignerBitmapError(`signer bitmap names position ${idx[idx.length - 1]} of a committee of ${committee.length}`)
+  if (idx.length > 0 && idx[idx.length - 1] >= committee.length)
+    throw new BadSignerBitmapError(
+      `signer bitmap names position ${idx[idx.length - 1]} of a committee of ${committee.length}`
+    )
   const need = threshold(committee.length)
   if (idx.length < need) throw new BelowThresholdError(`${idx.length} signers; ${need} of ${committee.length} needed`)
   const signers = idx.map(i => committee[i])
-  const message = { chainId: input.chainId, nodeId: input.nodeId, round: input.round, outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: qc.failedClaims }
+  const message = {
+    chainId: input.chainId,
+    nodeId: input.nodeId,
+    round: input.round,
+    outcome: qc.outcome,
+    evidenceDigest: qc.evidenceDigest,
+    failedClaims: qc.failedClaims
+  }
   const pks = signers.map(id => keys.get(id) as Uint8Array) // every committee member has a key (committeeOf)
   if (!blsFastAggregateVerify(pks, verdictMessageSigningBytes(message), qc.signature)) {
-    throw new BadVerdictSignatureError(`the aggregate signature of ${signers.length} signers does not verify for round ${input.round} of ${input.nodeId} on ${input.chainId}`)
+    throw new BadVerdictSignatureError(
+      `the aggregate signature of ${signers.length} signers does not verify for round ${input.round} of ${input.nodeId} on ${input.chainId}`
+    )
   }
-  return { outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: qc.failedClaims, committee, threshold: need, signers }
+  return {
+    outcome: qc.outcome,
+    evidenceDigest: qc.evidenceDigest,
+    failedClaims: qc.failedClaims,
+    committee,
+    threshold: need,
+    signers
+  }
 }
 
 /**
@@ -157,27 +218,37 @@ export function verifyCertificate (input: CommitteeInput & { readonly qc: Uint8A
  * about this chain, node and round; signed by a committee member with its registered BLS key.
  * Returns the verdict and the member's position in the committee.
  */
-export function verifyMemberVerdict (input: CommitteeInput & { readonly verdict: Uint8Array | MemberVerdict }): { verdict: MemberVerdict, committee: readonly string[], index: number } {
-  const v = input.verdict instanceof Uint8Array ? decodeMemberVerdict(input.verdict) : checkedMemberVerdict(input.verdict)
-  if (v.chainId !== input.chainId) throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${input.chainId}`)
+export function verifyMemberVerdict(input: CommitteeInput & { readonly verdict: Uint8Array | MemberVerdict }): {
+  verdict: MemberVerdict
+  committee: readonly string[]
+  index: number
+} {
+  const v =
+    input.verdict instanceof Uint8Array ? decodeMemberVerdict(input.verdict) : checkedMemberVerdict(input.verdict)
+  if (v.chainId !== input.chainId)
+    throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${input.chainId}`)
   if (v.nodeId !== input.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${input.nodeId}`)
   if (v.round !== input.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${input.round}`)
   const { committee, keys } = committeeOf(input)
   const key = keys.get(v.member)
-  if (key === undefined) throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${input.round} for ${input.nodeId}`)
-  if (!blsVerify(key, verdictMessageSigningBytes(v), v.signature)) throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
+  if (key === undefined)
+    throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${input.round} for ${input.nodeId}`)
+  if (!blsVerify(key, verdictMessageSigningBytes(v), v.signature))
+    throw new BadVerdictSignatureError(`verdict signature of ${v.member} does not verify`)
   return { verdict: v, committee, index: committee.indexOf(v.member) }
 }
 
 /** A MemberVerdict object passed in directly gets the same checks as decoded bytes. */
-function checkedMemberVerdict (v: MemberVerdict): MemberVerdict {
-  try { return decodeMemberVerdict(encodeMemberVerdict(v)) } catch (err) {
+function checkedMemberVerdict(v: MemberVerdict): MemberVerdict {
+  try {
+    return decodeMemberVerdict(encodeMemberVerdict(v))
+  } catch (err) {
     if (err instanceof InvalidInputError) throw err
     throw new InvalidInputError(`verdict: ${(err as Error).message}`, { cause: err })
   }
 }
 
-function messageKey (m: VerdictMessage): string {
+function messageKey(m: VerdictMessage): string {
   return `${m.outcome}/${toHex(m.evidenceDigest)}/${m.failedClaims.join(',')}`
 }
 
@@ -205,17 +276,25 @@ export class CertificateCollector {
   readonly #defer: boolean
   readonly #heard = new Set<string>()
   readonly #groups = new Map<string, Group>()
-  readonly #rejected: { member: string, reason: string }[] = []
+  readonly #rejected: { member: string; reason: string }[] = []
 
   /** `committee`: the round's members in drawn order, with their registered BLS keys. */
-  constructor (opts: { chainId: string, nodeId: string, round: number, committee: readonly BlsCandidate[], deferSignatures?: boolean }) {
+  constructor(opts: {
+    chainId: string
+    nodeId: string
+    round: number
+    committee: readonly BlsCandidate[]
+    deferSignatures?: boolean
+  }) {
     if (opts.committee.length === 0) throw new BelowThresholdError('empty committee')
-    if (opts.committee.length > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee larger than ${MAX_COMMITTEE_SIZE}`)
+    if (opts.committee.length > MAX_COMMITTEE_SIZE)
+      throw new InvalidInputError(`committee larger than ${MAX_COMMITTEE_SIZE}`)
     this.chainId = opts.chainId
     this.nodeId = opts.nodeId
     this.round = opts.round
     this.committee = opts.committee.map(c => c.nodeId)
-    if (new Set(this.committee).size !== this.committee.length) throw new InvalidInputError('committee lists a member twice')
+    if (new Set(this.committee).size !== this.committee.length)
+      throw new InvalidInputError('committee lists a member twice')
     this.threshold = threshold(opts.committee.length)
     this.#keys = new Map(opts.committee.map(c => [c.nodeId, c.blsPublicKey]))
     this.#index = new Map(this.committee.map((id, i) => [id, i]))
@@ -227,14 +306,17 @@ export class CertificateCollector {
    * member. `from`: the member the verdict arrived from (the authenticated peer); a verdict naming
    * anyone else is refused before it can take that member's place.
    */
-  add (verdict: Uint8Array | MemberVerdict, opts: { from?: string } = {}): MemberVerdict {
+  add(verdict: Uint8Array | MemberVerdict, opts: { from?: string } = {}): MemberVerdict {
     const v = verdict instanceof Uint8Array ? decodeMemberVerdict(verdict) : checkedMemberVerdict(verdict)
-    if (opts.from !== undefined && v.member !== opts.from) throw new WrongSubjectError(`verdict names ${v.member} but came from ${opts.from}`)
-    if (v.chainId !== this.chainId) throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${this.chainId}`)
+    if (opts.from !== undefined && v.member !== opts.from)
+      throw new WrongSubjectError(`verdict names ${v.member} but came from ${opts.from}`)
+    if (v.chainId !== this.chainId)
+      throw new WrongSubjectError(`verdict is for chain ${v.chainId}, not ${this.chainId}`)
     if (v.nodeId !== this.nodeId) throw new WrongSubjectError(`verdict is about node ${v.nodeId}, not ${this.nodeId}`)
     if (v.round !== this.round) throw new WrongSubjectError(`verdict is for round ${v.round}, not ${this.round}`)
     const index = this.#index.get(v.member)
-    if (index === undefined) throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${this.round} for ${this.nodeId}`)
+    if (index === undefined)
+      throw new NotCommitteeMemberError(`${v.member} is not on the committee of round ${this.round} for ${this.nodeId}`)
     if (this.#heard.has(v.member)) throw new DuplicateVerdictError(`two verdicts from ${v.member}`)
     const checked = !this.#defer
     if (checked && !blsVerify(this.#keys.get(v.member) as Uint8Array, verdictMessageSigningBytes(v), v.signature)) {
@@ -243,43 +325,67 @@ export class CertificateCollector {
     this.#heard.add(v.member)
     const key = messageKey(v)
     let g = this.#groups.get(key)
-    if (g === undefined) this.#groups.set(key, g = { message: messageOf(v), sigs: new Map(), checked: new Set() })
+    if (g === undefined) this.#groups.set(key, (g = { message: messageOf(v), sigs: new Map(), checked: new Set() }))
     g.sigs.set(index, v.signature)
     if (checked) g.checked.add(index)
     return v
   }
 
   /** Verdicts dropped because their signature failed a deferred check. */
-  get rejected (): ReadonlyArray<{ member: string, reason: string }> { return this.#rejected }
+  get rejected(): ReadonlyArray<{ member: string; reason: string }> {
+    return this.#rejected
+  }
 
   /** Members heard from (deferred bad signatures excluded once found), and group sizes. */
-  get counts (): { heard: number, largest: number, pass: number, fail: number } {
-    let largest = 0; let pass = 0; let fail = 0
+  get counts(): { heard: number; largest: number; pass: number; fail: number } {
+    let largest = 0
+    let pass = 0
+    let fail = 0
     for (const g of this.#groups.values()) {
       largest = Math.max(largest, g.sigs.size)
-      if (g.message.outcome === 'pass') pass += g.sigs.size; else fail += g.sigs.size
+      if (g.message.outcome === 'pass') pass += g.sigs.size
+      else fail += g.sigs.size
     }
     return { heard: this.#heard.size, largest, pass, fail }
   }
 
   /** Checks the group's unchecked signatures: one aggregate verification, or one by one to find the bad. */
-  #settle (g: Group): void {
+  #settle(g: Group): void {
     const pending = [...g.sigs.keys()].filter(i => !g.checked.has(i))
     if (pending.length === 0) return
-    const bytes = verdictMessageSigningBytes({ ...g.message, chainId: this.chainId, nodeId: this.nodeId, round: this.round })
+    const bytes = verdictMessageSigningBytes({
+      ...g.message,
+      chainId: this.chainId,
+      nodeId: this.nodeId,
+      round: this.round
+    })
     const keyAt = (i: number): Uint8Array => this.#keys.get(this.committee[i]) as Uint8Array
     let ok = false
     // the sum's subgroup is checked when the aggregate is decoded for verification
-    try { ok = blsFastAggregateVerify(pending.map(keyAt), bytes, blsAggregate(pending.map(i => g.sigs.get(i) as Uint8Array), { checked: true })) } catch { ok = false }
+    try {
+      ok = blsFastAggregateVerify(
+        pending.map(keyAt),
+        bytes,
+        blsAggregate(
+          pending.map(i => g.sigs.get(i) as Uint8Array),
+          { checked: true }
+        )
+      )
+    } catch {
+      ok = false
+    }
     for (const i of pending) {
-      if (ok || blsVerify(keyAt(i), bytes, g.sigs.get(i) as Uint8Array)) { g.checked.add(i); continue }
+      if (ok || blsVerify(keyAt(i), bytes, g.sigs.get(i) as Uint8Array)) {
+        g.checked.add(i)
+        continue
+      }
       g.sigs.delete(i)
       this.#heard.delete(this.committee[i])
       this.#rejected.push({ member: this.committee[i], reason: 'verdict signature does not verify' })
     }
   }
 
-  #decided (): Group | undefined {
+  #decided(): Group | undefined {
     for (const g of this.#groups.values()) {
       if (g.sigs.size < this.threshold) continue
       this.#settle(g)
@@ -289,24 +395,36 @@ export class CertificateCollector {
   }
 
   /** The decided outcome, if a group of identical verdicts reached the threshold (settling deferred checks). */
-  outcome (): Outcome | undefined {
+  outcome(): Outcome | undefined {
     return this.#decided()?.message.outcome
   }
 
   /** True when no verdict group can still reach the threshold with the members not yet heard. */
-  undecidable (): boolean {
+  undecidable(): boolean {
     if (this.#decided() !== undefined) return false
     const left = this.committee.length - this.#heard.size
     return this.counts.largest + left < this.threshold
   }
 
   /** The QC v3 of the decided group: all its signers, one aggregate signature. */
-  certificate (): { qc: Uint8Array, outcome: Outcome, message: VerdictMessage, signers: readonly string[] } {
+  certificate(): { qc: Uint8Array; outcome: Outcome; message: VerdictMessage; signers: readonly string[] } {
     const g = this.#decided()
-    if (g === undefined) throw new BelowThresholdError(`largest group of identical verdicts is ${this.counts.largest}; ${this.threshold} of ${this.committee.length} needed`)
+    if (g === undefined)
+      throw new BelowThresholdError(
+        `largest group of identical verdicts is ${this.counts.largest}; ${this.threshold} of ${this.committee.length} needed`
+      )
     const idx = [...g.sigs.keys()].sort((a, b) => a - b)
-    const signature = blsAggregate(idx.map(i => g.sigs.get(i) as Uint8Array), { checked: true }) // all verified (#decided)
-    const qc = encodeCertificate({ outcome: g.message.outcome, evidenceDigest: g.message.evidenceDigest, failedClaims: g.message.failedClaims, signers: signerBitmap(this.committee.length, idx), signature })
+    const signature = blsAggregate(
+      idx.map(i => g.sigs.get(i) as Uint8Array),
+      { checked: true }
+    ) // all verified (#decided)
+    const qc = encodeCertificate({
+      outcome: g.message.outcome,
+      evidenceDigest: g.message.evidenceDigest,
+      failedClaims: g.message.failedClaims,
+      signers: signerBitmap(this.committee.length, idx),
+      signature
+    })
     return { qc, outcome: g.message.outcome, message: g.message, signers: idx.map(i => this.committee[i]) }
   }
 }

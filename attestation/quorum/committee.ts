@@ -23,19 +23,20 @@ export const MIN_COMMITTEE_SIZE = 4
 const SELECT_DOMAIN = utf8.encode('quorate/committee-rank/v1')
 
 /** Votes needed on one side: strictly more than 2/3 of the committee, ⌊2k/3⌋ + 1. */
-export function threshold (k: number): number {
+export function threshold(k: number): number {
   checkSize(k)
   return Math.floor((2 * k) / 3) + 1
 }
 
 /** Liars tolerated by a committee of k: f = ⌊(k − 1)/3⌋ (k ≥ 3f + 1). */
-export function faultTolerance (k: number): number {
+export function faultTolerance(k: number): number {
   checkSize(k)
   return Math.floor((k - 1) / 3)
 }
 
-function checkSize (k: number): void {
-  if (!Number.isSafeInteger(k) || k < 1) throw new InvalidInputError(`committee size must be a positive integer, got ${k}`)
+function checkSize(k: number): void {
+  if (!Number.isSafeInteger(k) || k < 1)
+    throw new InvalidInputError(`committee size must be a positive integer, got ${k}`)
 }
 
 /**
@@ -44,17 +45,22 @@ function checkSize (k: number): void {
  * k-subset is equally likely, there is no modulo bias, and the result does not depend on the order
  * of `candidates`. Duplicate candidate ids count once. Returned in rank order.
  */
-export function selectCommittee (seed: Uint8Array, candidates: readonly string[], k: number): string[] {
-  if (!(seed instanceof Uint8Array) || seed.length < 16 || seed.length > 0xffff) throw new InvalidInputError('committee seed must be 16..65535 bytes')
+export function selectCommittee(seed: Uint8Array, candidates: readonly string[], k: number): string[] {
+  if (!(seed instanceof Uint8Array) || seed.length < 16 || seed.length > 0xffff)
+    throw new InvalidInputError('committee seed must be 16..65535 bytes')
   checkSize(k)
   // Length-prefix the seed so (seed, id) pairs cannot collide by shifting bytes between them.
   // The hash state after domain ‖ len ‖ seed is computed once and copied per candidate.
-  const prefix = createHash('sha256').update(SELECT_DOMAIN).update(new Uint8Array([seed.length >> 8, seed.length & 0xff])).update(seed)
+  const prefix = createHash('sha256')
+    .update(SELECT_DOMAIN)
+    .update(new Uint8Array([seed.length >> 8, seed.length & 0xff]))
+    .update(seed)
   const seen = new Set<string>()
   // Keep only the k best ranks (k is small): O(n·k) worst case, no full sort of n hashes.
-  const best: { id: string, rank: Buffer }[] = []
+  const best: { id: string; rank: Buffer }[] = []
   for (const id of candidates) {
-    if (typeof id !== 'string' || id === '') throw new InvalidInputError('committee candidate ids must be non-empty strings')
+    if (typeof id !== 'string' || id === '')
+      throw new InvalidInputError('committee candidate ids must be non-empty strings')
     if (seen.has(id)) continue
     seen.add(id)
     const rank = prefix.copy().update(id, 'utf8').digest()
@@ -67,6 +73,6 @@ export function selectCommittee (seed: Uint8Array, candidates: readonly string[]
   return best.map(r => r.id)
 }
 
-function order (rank: Buffer, id: string, other: { id: string, rank: Buffer }): number {
+function order(rank: Buffer, id: string, other: { id: string; rank: Buffer }): number {
   return Buffer.compare(rank, other.rank) || (id < other.id ? -1 : id > other.id ? 1 : 0)
 }

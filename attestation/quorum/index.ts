@@ -29,28 +29,72 @@
 //  Node identities stay ed25519 (libp2p peer ids): ed25519Signer, publicKeyFromNodeId (keys.ts).
 //  QC v2 / ed25519 verdicts v1 are gone (chain histories are regenerated; nothing reads them).
 export {
-  selectCommittee, threshold, faultTolerance, DEFAULT_COMMITTEE_SIZE, MAX_COMMITTEE_SIZE, MIN_COMMITTEE_SIZE
+  selectCommittee,
+  threshold,
+  faultTolerance,
+  DEFAULT_COMMITTEE_SIZE,
+  MAX_COMMITTEE_SIZE,
+  MIN_COMMITTEE_SIZE
 } from './committee.ts'
 export {
-  committeeSizeFor, committeeSizeWith, securityBitsAt, forgeProbability, blockedProbability, UnreachableSecurityError, DEFAULT_ADVERSARY_MODEL
+  committeeSizeFor,
+  committeeSizeWith,
+  securityBitsAt,
+  forgeProbability,
+  blockedProbability,
+  UnreachableSecurityError,
+  DEFAULT_ADVERSARY_MODEL
 } from './sizing.ts'
 export type { AdversaryModel } from './sizing.ts'
 export {
-  generateBlsKey, blsKeyFromSeed, blsKeyFromSecret, checkBlsPublicKey, blsVerify, blsFastAggregateVerify, blsAggregate,
-  possessionMessage, proveKeyPossession, verifyKeyPossession, InvalidBlsKeyError, BadPossessionProofError,
-  BLS_PUBLIC_KEY_BYTES, BLS_SIGNATURE_BYTES, BLS_SECRET_KEY_BYTES, BLS_POP_DOMAIN
+  generateBlsKey,
+  blsKeyFromSeed,
+  blsKeyFromSecret,
+  checkBlsPublicKey,
+  blsVerify,
+  blsFastAggregateVerify,
+  blsAggregate,
+  possessionMessage,
+  proveKeyPossession,
+  verifyKeyPossession,
+  InvalidBlsKeyError,
+  BadPossessionProofError,
+  BLS_PUBLIC_KEY_BYTES,
+  BLS_SIGNATURE_BYTES,
+  BLS_SECRET_KEY_BYTES,
+  BLS_POP_DOMAIN
 } from './bls.ts'
 export type { BlsSigner } from './bls.ts'
 export { ed25519Signer, publicKeyFromNodeId, verifyEd25519, BadNodeIdError } from './keys.ts'
 export type { VerdictSigner } from './keys.ts'
 export {
-  VERDICT_DOMAIN, LIMITS as QUORUM_LIMITS, encodeVerdictMessage, verdictMessageSigningBytes, signMemberVerdict, messageOf,
-  normalizeClaims, encodeMemberVerdict, decodeMemberVerdict, encodeCertificate, decodeCertificate, signerBitmap, bitmapIndices
+  VERDICT_DOMAIN,
+  LIMITS as QUORUM_LIMITS,
+  encodeVerdictMessage,
+  verdictMessageSigningBytes,
+  signMemberVerdict,
+  messageOf,
+  normalizeClaims,
+  encodeMemberVerdict,
+  decodeMemberVerdict,
+  encodeCertificate,
+  decodeCertificate,
+  signerBitmap,
+  bitmapIndices
 } from './verdict.ts'
 export type { VerdictMessage, MemberVerdict, QuorumCertificate, Outcome } from './verdict.ts'
 export {
-  createQuorumRules, drawCommittee, verifyCertificate, verifyMemberVerdict, CertificateCollector,
-  NotCommitteeMemberError, DuplicateVerdictError, BadVerdictSignatureError, WrongSubjectError, BelowThresholdError,
-  CandidateKeyMismatchError, BadSignerBitmapError
+  createQuorumRules,
+  drawCommittee,
+  verifyCertificate,
+  verifyMemberVerdict,
+  CertificateCollector,
+  NotCommitteeMemberError,
+  DuplicateVerdictError,
+  BadVerdictSignatureError,
+  WrongSubjectError,
+  BelowThresholdError,
+  CandidateKeyMismatchError,
+  BadSignerBitmapError
 } from './certificate.ts'
 export type { QuorumRules, BlsCandidate, CommitteeInput, VerifiedCertificate } from './certificate.ts'

@@ -9,21 +9,23 @@ import { ed25519PrivateKey, publicKeyToPeerId } from '../../encoding/ed25519.ts'
 // One peer-id parser and one verifier for verdicts and chain accounts (encoding/ed25519.ts): a node
 // id is accepted here exactly when the chain accepts it (canonical Ed25519 peer ids only).
 export {
-  BadPeerIdError as BadNodeIdError, peerIdToPublicKey as publicKeyFromNodeId, verifyEd25519
+  BadPeerIdError as BadNodeIdError,
+  peerIdToPublicKey as publicKeyFromNodeId,
+  verifyEd25519
 } from '../../encoding/ed25519.ts'
 
 /** Signs bytes as one node. `sign` returns a 64-byte ed25519 signature. */
 export interface VerdictSigner {
   readonly nodeId: string
   readonly publicKey: Uint8Array
-  sign (data: Uint8Array): Uint8Array
+  sign(data: Uint8Array): Uint8Array
 }
 
 /**
  * A signer from an ed25519 private key: either a libp2p `PrivateKey` (its `raw` is seed ‖ public,
  * 64 bytes) or a bare 32-byte seed.
  */
-export function ed25519Signer (key: { readonly type: string, readonly raw: Uint8Array } | Uint8Array): VerdictSigner {
+export function ed25519Signer(key: { readonly type: string; readonly raw: Uint8Array } | Uint8Array): VerdictSigner {
   let seed: Uint8Array
   if (key instanceof Uint8Array) seed = key
   else {

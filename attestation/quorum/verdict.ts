@@ -23,8 +23,9 @@ import { MAX_COMMITTEE_SIZE } from './committee.ts'
 
 export const VERDICT_DOMAIN = utf8.encode('quorate/verdict/v3\0')
 
-function checkText (s: string, max: number, what: string): void {
-  if (typeof s !== 'string' || s === '' || s.length > max) throw new InvalidInputError(`${what} must be 1..${max} characters`)
+function checkText(s: string, max: number, what: string): void {
+  if (typeof s !== 'string' || s === '' || s.length > max)
+    throw new InvalidInputError(`${what} must be 1..${max} characters`)
 }
 
 /** A verdict or QC about another node, round or chain than the one asked for. */
@@ -81,20 +82,25 @@ export interface QuorumCertificate {
   readonly signature: Uint8Array
 }
 
-function messageProblems (m: VerdictMessage): string | undefined {
-  if (typeof m.chainId !== 'string' || m.chainId === '' || m.chainId.length > LIMITS.chainIdChars) return `chainId must be 1..${LIMITS.chainIdChars} characters`
-  if (typeof m.nodeId !== 'string' || m.nodeId === '' || m.nodeId.length > LIMITS.nodeIdChars) return `nodeId must be 1..${LIMITS.nodeIdChars} characters`
+function messageProblems(m: VerdictMessage): string | undefined {
+  if (typeof m.chainId !== 'string' || m.chainId === '' || m.chainId.length > LIMITS.chainIdChars)
+    return `chainId must be 1..${LIMITS.chainIdChars} characters`
+  if (typeof m.nodeId !== 'string' || m.nodeId === '' || m.nodeId.length > LIMITS.nodeIdChars)
+    return `nodeId must be 1..${LIMITS.nodeIdChars} characters`
   if (!Number.isSafeInteger(m.round) || m.round < 0) return 'round must be a non-negative integer'
   return outcomeProblems(m)
 }
 
-function outcomeProblems (m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' | 'failedClaims'>): string | undefined {
+function outcomeProblems(m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' | 'failedClaims'>): string | undefined {
   if (m.outcome !== 'pass' && m.outcome !== 'fail') return 'outcome must be "pass" or "fail"'
-  if (!(m.evidenceDigest instanceof Uint8Array) || m.evidenceDigest.length !== 32) return 'evidenceDigest must be 32 bytes'
-  if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS.failedClaims) return `failedClaims must list at most ${LIMITS.failedClaims} claims`
+  if (!(m.evidenceDigest instanceof Uint8Array) || m.evidenceDigest.length !== 32)
+    return 'evidenceDigest must be 32 bytes'
+  if (!Array.isArray(m.failedClaims) || m.failedClaims.length > LIMITS.failedClaims)
+    return `failedClaims must list at most ${LIMITS.failedClaims} claims`
   for (let i = 0; i < m.failedClaims.length; i++) {
     const c = m.failedClaims[i]
-    if (typeof c !== 'string' || !CLAIM_RE.test(c)) return `failed claim ${JSON.stringify(c)} is not a claim name (a lower-case letter, then a-z 0-9 _ . -; up to 32)`
+    if (typeof c !== 'string' || !CLAIM_RE.test(c))
+      return `failed claim ${JSON.stringify(c)} is not a claim name (a lower-case letter, then a-z 0-9 _ . -; up to 32)`
     if (i > 0 && !(m.failedClaims[i - 1] < c)) return 'failedClaims must be sorted and unique'
   }
   if (m.outcome === 'pass' && m.failedClaims.length > 0) return 'a passing verdict lists no failed claims'
@@ -103,65 +109,96 @@ function outcomeProblems (m: Pick<VerdictMessage, 'outcome' | 'evidenceDigest' |
 }
 
 /** failedClaims in their one canonical order (sorted, unique), for callers building a message. */
-export function normalizeClaims (claims: readonly string[]): string[] {
+export function normalizeClaims(claims: readonly string[]): string[] {
   return [...new Set(claims)].sort()
 }
 
-function messageFields (m: VerdictMessage): Record<string, Canonical> {
-  return { v: 3, chainId: m.chainId, nodeId: m.nodeId, round: m.round, outcome: m.outcome, evidenceDigest: m.evidenceDigest, failedClaims: [...m.failedClaims] }
+function messageFields(m: VerdictMessage): Record<string, Canonical> {
+  return {
+    v: 3,
+    chainId: m.chainId,
+    nodeId: m.nodeId,
+    round: m.round,
+    outcome: m.outcome,
+    evidenceDigest: m.evidenceDigest,
+    failedClaims: [...m.failedClaims]
+  }
 }
 
 /** The canonical bytes of a verdict message; throws InvalidInputError when a field is invalid. */
-export function encodeVerdictMessage (m: VerdictMessage): Uint8Array {
+export function encodeVerdictMessage(m: VerdictMessage): Uint8Array {
   const p = messageProblems(m)
   if (p !== undefined) throw new InvalidInputError(`verdict: ${p}`)
   return encode(messageFields(m))
 }
 
 /** Exactly what a member's BLS key signs for `m`. */
-export function verdictMessageSigningBytes (m: VerdictMessage): Uint8Array {
+export function verdictMessageSigningBytes(m: VerdictMessage): Uint8Array {
   return concat([VERDICT_DOMAIN, encodeVerdictMessage(m)])
 }
 
 /** Signs a verdict as `member` with its BLS key (failedClaims are normalized first). */
-export function signMemberVerdict (m: VerdictMessage, member: string, key: { sign (message: Uint8Array): Uint8Array }): MemberVerdict {
+export function signMemberVerdict(
+  m: VerdictMessage,
+  member: string,
+  key: { sign(message: Uint8Array): Uint8Array }
+): MemberVerdict {
   const msg: VerdictMessage = { ...m, failedClaims: normalizeClaims(m.failedClaims) }
   checkText(member, LIMITS.nodeIdChars, 'verdict member')
   return { ...msg, member, signature: key.sign(verdictMessageSigningBytes(msg)) }
 }
 
 /** The message part of a member verdict (what aggregates). */
-export function messageOf (v: VerdictMessage): VerdictMessage {
-  return { chainId: v.chainId, nodeId: v.nodeId, round: v.round, outcome: v.outcome, evidenceDigest: v.evidenceDigest, failedClaims: v.failedClaims }
+export function messageOf(v: VerdictMessage): VerdictMessage {
+  return {
+    chainId: v.chainId,
+    nodeId: v.nodeId,
+    round: v.round,
+    outcome: v.outcome,
+    evidenceDigest: v.evidenceDigest,
+    failedClaims: v.failedClaims
+  }
 }
 
-export function encodeMemberVerdict (v: MemberVerdict): Uint8Array {
+export function encodeMemberVerdict(v: MemberVerdict): Uint8Array {
   const p = messageProblems(v)
   if (p !== undefined) throw new InvalidInputError(`verdict: ${p}`)
   checkText(v.member, LIMITS.nodeIdChars, 'verdict member')
-  if (!(v.signature instanceof Uint8Array) || v.signature.length !== 96) throw new InvalidInputError('verdict signature must be 96 bytes')
+  if (!(v.signature instanceof Uint8Array) || v.signature.length !== 96)
+    throw new InvalidInputError('verdict signature must be 96 bytes')
   return encode({ ...messageFields(v), member: v.member, signature: v.signature })
 }
 
-const MEMBER_VERDICT_KEYS = ['v', 'chainId', 'nodeId', 'round', 'outcome', 'evidenceDigest', 'failedClaims', 'member', 'signature'] as const
+const MEMBER_VERDICT_KEYS = [
+  'v',
+  'chainId',
+  'nodeId',
+  'round',
+  'outcome',
+  'evidenceDigest',
+  'failedClaims',
+  'member',
+  'signature'
+] as const
 
-function claimsFrom (m: Record<string, Canonical>, key: string, what: string): string[] {
+function claimsFrom(m: Record<string, Canonical>, key: string, what: string): string[] {
   return field(m, key, what, is.array, 'array').map((c: Canonical) => {
     if (typeof c !== 'string') throw new DecodeError(`${what}.${key}: expected text items`)
     return c
   })
 }
 
-function outcomeFrom (m: Record<string, Canonical>, key: string, what: string): Outcome {
+function outcomeFrom(m: Record<string, Canonical>, key: string, what: string): Outcome {
   const o = field(m, key, what, is.string, 'text')
   if (o !== 'pass' && o !== 'fail') throw new DecodeError(`${what}.${key}: expected "pass" or "fail"`)
   return o
 }
 
 /** Strict decoding of one member's verdict (canonical bytes only, no unknown or missing fields). */
-export function decodeMemberVerdict (bytes: Uint8Array): MemberVerdict {
+export function decodeMemberVerdict(bytes: Uint8Array): MemberVerdict {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('verdict: expected bytes')
-  if (bytes.length > LIMITS.memberVerdictBytes) throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS.memberVerdictBytes}`)
+  if (bytes.length > LIMITS.memberVerdictBytes)
+    throw new TooLargeError(`verdict of ${bytes.length} bytes exceeds ${LIMITS.memberVerdictBytes}`)
   const m = asMap(decode(bytes, { maxBytes: LIMITS.memberVerdictBytes, maxDepth: 2, maxItems: 32 }), 'verdict')
   onlyKeys(m, MEMBER_VERDICT_KEYS, 'verdict')
   const v = field(m, 'v', 'verdict', is.uint, 'unsigned integer')
@@ -184,18 +221,20 @@ export function decodeMemberVerdict (bytes: Uint8Array): MemberVerdict {
 }
 
 /** ⌈k/8⌉-byte bitmap with the bits of `indices` (positions in the committee) set. */
-export function signerBitmap (k: number, indices: Iterable<number>): Uint8Array {
-  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE) throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
+export function signerBitmap(k: number, indices: Iterable<number>): Uint8Array {
+  if (!Number.isSafeInteger(k) || k < 1 || k > MAX_COMMITTEE_SIZE)
+    throw new InvalidInputError(`committee size must be 1..${MAX_COMMITTEE_SIZE}`)
   const b = new Uint8Array(Math.ceil(k / 8))
   for (const i of indices) {
-    if (!Number.isSafeInteger(i) || i < 0 || i >= k) throw new InvalidInputError(`signer index ${i} is outside a committee of ${k}`)
+    if (!Number.isSafeInteger(i) || i < 0 || i >= k)
+      throw new InvalidInputError(`signer index ${i} is outside a committee of ${k}`)
     b[i >> 3] |= 1 << (i & 7)
   }
   return b
 }
 
 /** Committee positions set in a bitmap, ascending. The caller checks the bitmap's length. */
-export function bitmapIndices (bitmap: Uint8Array): number[] {
+export function bitmapIndices(bitmap: Uint8Array): number[] {
   const out: number[] = []
   for (let i = 0; i < bitmap.length * 8; i++) if ((bitmap[i >> 3] >> (i & 7)) & 1) out.push(i)
   return out
@@ -203,19 +242,32 @@ export function bitmapIndices (bitmap: Uint8Array): number[] {
 
 const QC3_KEYS = ['v', 'outcome', 'evidenceDigest', 'failedClaims', 'signers', 'signature'] as const
 
-export function encodeCertificate (qc: Omit<QuorumCertificate, 'v'>): Uint8Array {
+export function encodeCertificate(qc: Omit<QuorumCertificate, 'v'>): Uint8Array {
   const p = outcomeProblems(qc)
   if (p !== undefined) throw new InvalidInputError(`QC: ${p}`)
-  if (!(qc.signers instanceof Uint8Array) || qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)) throw new InvalidInputError('QC signers bitmap has a bad length')
-  if (!(qc.signature instanceof Uint8Array) || qc.signature.length !== 96) throw new InvalidInputError('QC signature must be 96 bytes')
-  return encode({ v: 3, outcome: qc.outcome, evidenceDigest: qc.evidenceDigest, failedClaims: [...qc.failedClaims], signers: qc.signers, signature: qc.signature })
+  if (
+    !(qc.signers instanceof Uint8Array) ||
+    qc.signers.length === 0 ||
+    qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)
+  )
+    throw new InvalidInputError('QC signers bitmap has a bad length')
+  if (!(qc.signature instanceof Uint8Array) || qc.signature.length !== 96)
+    throw new InvalidInputError('QC signature must be 96 bytes')
+  return encode({
+    v: 3,
+    outcome: qc.outcome,
+    evidenceDigest: qc.evidenceDigest,
+    failedClaims: [...qc.failedClaims],
+    signers: qc.signers,
+    signature: qc.signature
+  })
 }
 
 /**
  * Strict decoding of a QC v3, limits enforced before anything else is looked at. The bitmap's
  * length against the committee is checked by verifyCertificate (it knows k).
  */
-export function decodeCertificate (bytes: Uint8Array): QuorumCertificate {
+export function decodeCertificate(bytes: Uint8Array): QuorumCertificate {
   if (!(bytes instanceof Uint8Array)) throw new DecodeError('QC: expected bytes')
   if (bytes.length > LIMITS.qcBytes) throw new TooLargeError(`QC of ${bytes.length} bytes exceeds ${LIMITS.qcBytes}`)
   const m = asMap(decode(bytes, { maxBytes: LIMITS.qcBytes, maxDepth: 2, maxItems: 32 }), 'QC')
@@ -232,7 +284,8 @@ export function decodeCertificate (bytes: Uint8Array): QuorumCertificate {
   }
   const p = outcomeProblems(qc)
   if (p !== undefined) throw new DecodeError(`QC: ${p}`)
-  if (qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8)) throw new DecodeError('QC.signers: bad length')
+  if (qc.signers.length === 0 || qc.signers.length > Math.ceil(MAX_COMMITTEE_SIZE / 8))
+    throw new DecodeError('QC.signers: bad length')
   if (qc.signature.length !== 96) throw new DecodeError('QC.signature: expected 96 bytes')
   return qc
 }

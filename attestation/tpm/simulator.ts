@@ -26,7 +26,8 @@ import { spawnClean } from '../../encoding/process.ts'
 const execFileP = promisify(execFile)
 
 /** What to print (stderr) wherever a software TPM is started outside a test. */
-export const SOFTWARE_TPM_WARNING = 'INSECURE: SOFTWARE TPM (swtpm). Its keys are files on this machine and its EK CA is a local one; ' +
+export const SOFTWARE_TPM_WARNING =
+  'INSECURE: SOFTWARE TPM (swtpm). Its keys are files on this machine and its EK CA is a local one; ' +
   'a node on it proves nothing about hardware. For demos and tests only.'
 
 /** swtpm or swtpm_setup failed, or is not installed. */
@@ -73,56 +74,65 @@ export interface Swtpm {
   /** False when the TPM in `dir` was manufactured before and is served again. */
   readonly manufactured: boolean
   /** Milliseconds spent manufacturing (swtpm_setup; 0 when reused) and starting the server. */
-  readonly timings: { manufactureMs: number, startMs: number }
+  readonly timings: { manufactureMs: number; startMs: number }
   /**
    * TPM reset: stops the swtpm process and starts it again on the same state and ports, which
    * issues a new TPM2_Startup(CLEAR) — resetCount increments, PCRs are back to their initial
    * values, persistent objects and NV remain. Open openTpm connections keep working.
    */
-  restart (): Promise<void>
+  restart(): Promise<void>
   /** Stops swtpm; removes a temp dir. Idempotent. */
-  stop (): Promise<void>
+  stop(): Promise<void>
 }
 
 // ---- children that must not outlive this process ----
-const live = new Set<{ proc?: ChildProcess, dir: string, remove: boolean }>()
+const live = new Set<{ proc?: ChildProcess; dir: string; remove: boolean }>()
 let exitHookInstalled = false
-function installExitHook (): void {
+function installExitHook(): void {
   if (exitHookInstalled) return
   exitHookInstalled = true
   // A process that ends without stop() (a crash, process.exit) must not leave swtpm behind.
   process.on('exit', () => {
     for (const r of live) {
-      try { r.proc?.kill('SIGKILL') } catch {}
-      if (r.remove) try { rmSync(r.dir, { recursive: true, force: true }) } catch {}
+      try {
+        r.proc?.kill('SIGKILL')
+      } catch {}
+      if (r.remove)
+        try {
+          rmSync(r.dir, { recursive: true, force: true })
+        } catch {}
     }
   })
 }
 
-async function listenFree (port: number): Promise<number | undefined> {
+async function listenFree(port: number): Promise<number | undefined> {
   return await new Promise(resolve => {
     const s = createServer()
-    s.once('error', () => { resolve(undefined) })
+    s.once('error', () => {
+      resolve(undefined)
+    })
     s.listen(port, '127.0.0.1', () => {
       const a = s.address()
       const p = typeof a === 'object' && a !== null ? a.port : undefined
-      s.close(() => { resolve(p) })
+      s.close(() => {
+        resolve(p)
+      })
     })
   })
 }
 
 /** Two consecutive free loopback ports (server, ctrl). Racy by nature; startSwtpm retries. */
-async function freePortPair (): Promise<number> {
+async function freePortPair(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const p = await listenFree(0)
     if (p === undefined || p >= 65535) continue
-    if (await listenFree(p + 1) === p + 1) return p
+    if ((await listenFree(p + 1)) === p + 1) return p
   }
   throw new TransientError('no two consecutive free TCP ports on 127.0.0.1 for swtpm')
 }
 
 /** An executable on PATH (swtpm_setup runs the CA tool by absolute path). */
-function onPath (name: string): string | undefined {
+function onPath(name: string): string | undefined {
   for (const d of (process.env.PATH ?? '').split(delimiter)) {
     if (d !== '' && existsSync(join(d, name))) return join(d, name)
   }
@@ -150,21 +160,26 @@ const REAPER = [
   'sys.exit(code if code >= 0 else 1)'
 ].join('\n')
 
-async function runReaped (cmd: string, args: string[]): Promise<void> {
+async function runReaped(cmd: string, args: string[]): Promise<void> {
   const python = onPath('python3')
   if (python !== undefined) await execFileP(python, ['-c', REAPER, cmd, ...args], { timeout: 60_000 })
   else await execFileP(cmd, args, { timeout: 60_000 })
 }
 
 /** Sends TPM2_GetRandom(8) and waits for a response: swtpm is up and past TPM2_Startup. */
-async function probe (port: number, timeoutMs: number): Promise<boolean> {
+async function probe(port: number, timeoutMs: number): Promise<boolean> {
   // TPM 2.0 Part 3 §16.1: tag ST_NO_SESSIONS, size 12, TPM_CC_GetRandom (0x17b), bytesRequested 8
   const cmd = Buffer.from('80010000000c0000017b0008', 'hex')
   return await new Promise(resolve => {
     const sock = connect({ host: '127.0.0.1', port })
-    const timer = setTimeout(() => { sock.destroy(); resolve(false) }, timeoutMs)
+    const timer = setTimeout(() => {
+      sock.destroy()
+      resolve(false)
+    }, timeoutMs)
     let got = Buffer.alloc(0)
-    sock.on('connect', () => { sock.write(cmd) })
+    sock.on('connect', () => {
+      sock.write(cmd)
+    })
     sock.on('data', d => {
       got = Buffer.concat([got, d])
       if (got.length >= 10) {
@@ -173,34 +188,56 @@ async function probe (port: number, timeoutMs: number): Promise<boolean> {
         resolve(got.readUInt32BE(6) === 0)
       }
     })
-    sock.on('error', () => { clearTimeout(timer); resolve(false) })
+    sock.on('error', () => {
+      clearTimeout(timer)
+      resolve(false)
+    })
   })
 }
 
-function spawnSwtpm (stateDir: string, logFile: string, port: number): ChildProcess {
+function spawnSwtpm(stateDir: string, logFile: string, port: number): ChildProcess {
   // spawnClean: a swtpm started while another TPM command is in flight must not keep that
   // command's socket (this hung a verifier's ActivateCredential in CI)
-  return spawnClean('swtpm', ['socket', '--tpm2',
-    '--tpmstate', `dir=${stateDir}`,
-    '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
-    '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-    '--flags', 'startup-clear',
-    '--log', `file=${logFile},level=1`], { stdio: 'ignore' })
+  return spawnClean(
+    'swtpm',
+    [
+      'socket',
+      '--tpm2',
+      '--tpmstate',
+      `dir=${stateDir}`,
+      '--server',
+      `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      '--ctrl',
+      `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      '--flags',
+      'startup-clear',
+      '--log',
+      `file=${logFile},level=1`
+    ],
+    { stdio: 'ignore' }
+  )
 }
 
-async function waitReady (proc: ChildProcess, port: number, logFile: string): Promise<void> {
+async function waitReady(proc: ChildProcess, port: number, logFile: string): Promise<void> {
   const deadline = Date.now() + 10_000
   let exited = false
   let spawnError: Error | undefined
-  const onExit = (): void => { exited = true }
-  const onError = (err: Error): void => { spawnError = err; exited = true }
+  const onExit = (): void => {
+    exited = true
+  }
+  const onError = (err: Error): void => {
+    spawnError = err
+    exited = true
+  }
   proc.once('exit', onExit)
   proc.once('error', onError)
   try {
     while (Date.now() < deadline) {
       if (exited) {
         const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-500) : ''
-        throw new SimulatorError(`swtpm exited during start (port ${port})${spawnError !== undefined ? `: ${spawnError.message}` : ''}: ${log}`)
+        throw new SimulatorError(
+          `swtpm exited during start (port ${port})${spawnError !== undefined ? `: ${spawnError.message}` : ''}: ${log}`
+        )
       }
       if (await probe(port, 1000)) return
       await new Promise(resolve => setTimeout(resolve, 20))
@@ -212,11 +249,18 @@ async function waitReady (proc: ChildProcess, port: number, logFile: string): Pr
   }
 }
 
-async function stopProc (proc: ChildProcess | undefined): Promise<void> {
+async function stopProc(proc: ChildProcess | undefined): Promise<void> {
   if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
   await new Promise<void>(resolve => {
-    const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 2000)
-    proc.once('exit', () => { clearTimeout(t); resolve() })
+    const t = setTimeout(() => {
+      try {
+        proc.kill('SIGKILL')
+      } catch {}
+    }, 2000)
+    proc.once('exit', () => {
+      clearTimeout(t)
+      resolve()
+    })
     proc.kill('SIGTERM')
   })
 }
@@ -227,14 +271,14 @@ async function stopProc (proc: ChildProcess | undefined): Promise<void> {
 // "swtpm-localca" it signs, both CA:TRUE with keyCertSign|cRLSign, here ECDSA P-256 / SHA-256
 // (~2 ms). swtpm-localca finds signkey.pem + issuercert.pem in its statedir and only issues the
 // EK/platform certificates (signed by swtpm_cert with that key). Minimal DER (RFC 5280 §4.1).
-function der (tag: number, ...parts: Buffer[]): Buffer {
+function der(tag: number, ...parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts)
   const n = body.length
   const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff])
   return Buffer.concat([Buffer.from([tag]), len, body])
 }
 const seq = (...p: Buffer[]): Buffer => der(0x30, ...p)
-function oid (dotted: string): Buffer {
+function oid(dotted: string): Buffer {
   const [a, b, ...rest] = dotted.split('.').map(Number)
   const out = [40 * a + b]
   for (const v of rest) {
@@ -249,10 +293,13 @@ const utcTime = (d: Date): Buffer => der(0x17, Buffer.from(d.toISOString().repla
 const ext = (id: string, critical: boolean, value: Buffer): Buffer =>
   seq(oid(id), ...(critical ? [der(0x01, Buffer.from([0xff]))] : []), der(0x04, value))
 
-function caCert (subject: string, issuer: string, pub: KeyObject, signer: KeyObject, issuerPub: KeyObject): Buffer {
+function caCert(subject: string, issuer: string, pub: KeyObject, signer: KeyObject, issuerPub: KeyObject): Buffer {
   const spki = pub.export({ type: 'spki', format: 'der' })
   // SKI method 1 of RFC 5280 §4.2.1.2: SHA-1 of the subjectPublicKey bits (the SPKI's BIT STRING body)
-  const keyId = (k: KeyObject): Buffer => createHash('sha1').update(k.export({ type: 'spki', format: 'der' }).subarray(-65)).digest()
+  const keyId = (k: KeyObject): Buffer =>
+    createHash('sha1')
+      .update(k.export({ type: 'spki', format: 'der' }).subarray(-65))
+      .digest()
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'))
   const now = new Date(Date.now() - 60_000)
   const tbs = seq(
@@ -263,23 +310,30 @@ function caCert (subject: string, issuer: string, pub: KeyObject, signer: KeyObj
     seq(utcTime(now), utcTime(new Date(now.getTime() + 10 * 365 * 86400_000))),
     name(subject),
     spki,
-    der(0xa3, seq(
-      ext('2.5.29.19', true, seq(der(0x01, Buffer.from([0xff])))),
-      ext('2.5.29.15', true, der(0x03, Buffer.from([0x01, 0x06]))),
-      ext('2.5.29.14', false, der(0x04, keyId(pub))),
-      ext('2.5.29.35', false, seq(der(0x80, keyId(issuerPub))))
-    ))
+    der(
+      0xa3,
+      seq(
+        ext('2.5.29.19', true, seq(der(0x01, Buffer.from([0xff])))),
+        ext('2.5.29.15', true, der(0x03, Buffer.from([0x01, 0x06]))),
+        ext('2.5.29.14', false, der(0x04, keyId(pub))),
+        ext('2.5.29.35', false, seq(der(0x80, keyId(issuerPub))))
+      )
+    )
   )
   const sig = sign('sha256', tbs, signer)
   return seq(tbs, ecdsaSha256, der(0x03, Buffer.concat([Buffer.from([0]), sig])))
 }
 
-const pem = (label: string, d: Buffer): string => `-----BEGIN ${label}-----\n${d.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END ${label}-----\n`
+const pem = (label: string, d: Buffer): string =>
+  `-----BEGIN ${label}-----\n${d
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END ${label}-----\n`
 
 const ROOT_CERT = 'swtpm-localca-rootca-cert.pem'
 const ISSUER_CERT = 'issuercert.pem'
 
-function caPems (caDir: string): string[] {
+function caPems(caDir: string): string[] {
   try {
     return [readFileSync(join(caDir, ROOT_CERT), 'utf8'), readFileSync(join(caDir, ISSUER_CERT), 'utf8')]
   } catch (err) {
@@ -291,13 +345,28 @@ function caPems (caDir: string): string[] {
  * A CA (root + issuing CA) for one or several swtpms — one "TPM vendor"; returns its dir and
  * certificates (PEM, root first). An existing CA in `dir` is kept.
  */
-export function createSwtpmCa (dir: string = mkdtempSync(join(tmpdir(), 'quorate-swtpm-ca-'))): { dir: string, pems: string[] } {
+export function createSwtpmCa(dir: string = mkdtempSync(join(tmpdir(), 'quorate-swtpm-ca-'))): {
+  dir: string
+  pems: string[]
+} {
   mkdirSync(dir, { recursive: true })
   if (!existsSync(join(dir, 'signkey.pem'))) {
     const root = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     const issuer = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    writeFileSync(join(dir, ROOT_CERT), pem('CERTIFICATE', caCert('swtpm-localca-rootca', 'swtpm-localca-rootca', root.publicKey, root.privateKey, root.publicKey)))
-    writeFileSync(join(dir, ISSUER_CERT), pem('CERTIFICATE', caCert('swtpm-localca', 'swtpm-localca-rootca', issuer.publicKey, root.privateKey, root.publicKey)))
+    writeFileSync(
+      join(dir, ROOT_CERT),
+      pem(
+        'CERTIFICATE',
+        caCert('swtpm-localca-rootca', 'swtpm-localca-rootca', root.publicKey, root.privateKey, root.publicKey)
+      )
+    )
+    writeFileSync(
+      join(dir, ISSUER_CERT),
+      pem(
+        'CERTIFICATE',
+        caCert('swtpm-localca', 'swtpm-localca-rootca', issuer.publicKey, root.privateKey, root.publicKey)
+      )
+    )
     writeFileSync(join(dir, 'signkey.pem'), issuer.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
     writeFileSync(join(dir, 'certserial'), '1')
   }
@@ -307,24 +376,49 @@ export function createSwtpmCa (dir: string = mkdtempSync(join(tmpdir(), 'quorate
 /** swtpm writes its NVRAM here once manufactured (libtpms' file name for TPM 2.0 state). */
 const STATE_FILE = 'tpm2-00.permall'
 
-async function manufacture (dir: string, stateDir: string, caDir: string, opts: SwtpmOptions): Promise<void> {
+async function manufacture(dir: string, stateDir: string, caDir: string, opts: SwtpmOptions): Promise<void> {
   const localca = onPath('swtpm_localca') ?? '/usr/bin/swtpm_localca'
-  if (onPath('swtpm_setup') === undefined || !existsSync(localca)) throw new SimulatorError('swtpm_setup / swtpm_localca not found on PATH: install swtpm and swtpm-tools (npm run setup does)')
+  if (onPath('swtpm_setup') === undefined || !existsSync(localca))
+    throw new SimulatorError(
+      'swtpm_setup / swtpm_localca not found on PATH: install swtpm and swtpm-tools (npm run setup does)'
+    )
   // swtpm-localca issues the EK (and platform) certificates with the CA made by createSwtpmCa().
-  writeFileSync(join(dir, 'swtpm-localca.conf'), [
-    `statedir = ${caDir}`,
-    `signingkey = ${join(caDir, 'signkey.pem')}`,
-    `issuercert = ${join(caDir, ISSUER_CERT)}`,
-    `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'))
-  writeFileSync(join(dir, 'swtpm-localca.options'), [
-    '--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model swtpm', ''].join('\n'))
-  writeFileSync(join(dir, 'swtpm_setup.conf'), [
-    `create_certs_tool = ${localca}`,
-    `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
-    `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`, ''].join('\n'))
+  writeFileSync(
+    join(dir, 'swtpm-localca.conf'),
+    [
+      `statedir = ${caDir}`,
+      `signingkey = ${join(caDir, 'signkey.pem')}`,
+      `issuercert = ${join(caDir, ISSUER_CERT)}`,
+      `certserial = ${join(caDir, 'certserial')}`,
+      ''
+    ].join('\n')
+  )
+  writeFileSync(
+    join(dir, 'swtpm-localca.options'),
+    ['--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model swtpm', ''].join('\n')
+  )
+  writeFileSync(
+    join(dir, 'swtpm_setup.conf'),
+    [
+      `create_certs_tool = ${localca}`,
+      `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
+      `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`,
+      ''
+    ].join('\n')
+  )
   mkdirSync(stateDir, { recursive: true })
-  const args = ['--tpm2', '--tpm-state', stateDir, '--config', join(dir, 'swtpm_setup.conf'),
-    '--create-ek-cert', '--pcr-banks', opts.pcrBanks ?? 'sha1,sha256', '--logfile', join(dir, 'setup.log')]
+  const args = [
+    '--tpm2',
+    '--tpm-state',
+    stateDir,
+    '--config',
+    join(dir, 'swtpm_setup.conf'),
+    '--create-ek-cert',
+    '--pcr-banks',
+    opts.pcrBanks ?? 'sha1,sha256',
+    '--logfile',
+    join(dir, 'setup.log')
+  ]
   if (opts.platformCert ?? true) args.push('--create-platform-cert')
   try {
     await runReaped('swtpm_setup', args)
@@ -338,18 +432,23 @@ async function manufacture (dir: string, stateDir: string, caDir: string, opts: 
  * Manufactures a software TPM (EK certificates from a local CA) — or, with a `dir` that already
  * holds one, reuses it — and serves it on loopback ports.
  */
-export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
+export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
   installExitHook()
   if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65534)) {
     throw new ConfigError(`port ${opts.port}: give 1–65534 (the control port is the next one)`)
   }
   // A chosen port that is taken is refused before anything is made.
-  const portTaken = async (p: number): Promise<boolean> => await listenFree(p) !== p || await listenFree(p + 1) !== p + 1
-  if (opts.port !== undefined && await portTaken(opts.port)) throw new ConfigError(`port ${opts.port} or ${opts.port + 1} on 127.0.0.1 is in use; choose another port`)
+  const portTaken = async (p: number): Promise<boolean> =>
+    (await listenFree(p)) !== p || (await listenFree(p + 1)) !== p + 1
+  if (opts.port !== undefined && (await portTaken(opts.port)))
+    throw new ConfigError(`port ${opts.port} or ${opts.port + 1} on 127.0.0.1 is in use; choose another port`)
   const temp = opts.dir === undefined
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'quorate-swtpm-'))
   mkdirSync(dir, { recursive: true })
-  const rec: { proc?: ChildProcess, dir: string, remove: boolean } = { dir, remove: temp && !(opts.keep ?? process.env.QUORATE_KEEP_SWTPM === '1') }
+  const rec: { proc?: ChildProcess; dir: string; remove: boolean } = {
+    dir,
+    remove: temp && !(opts.keep ?? process.env.QUORATE_KEEP_SWTPM === '1')
+  }
   live.add(rec)
   const stateDir = join(dir, 'state')
   const caDir = opts.caDir ?? join(dir, 'ca')
@@ -368,7 +467,7 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
 
     let port = 0
     for (let attempt = 0; ; attempt++) {
-      port = opts.port ?? await freePortPair()
+      port = opts.port ?? (await freePortPair())
       const proc = spawnSwtpm(stateDir, logFile, port)
       rec.proc = proc
       try {
@@ -393,7 +492,7 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
       ekCaFile,
       manufactured,
       timings: { manufactureMs: Math.round(t1 - t0), startMs: Math.round(t2 - t1) },
-      async restart () {
+      async restart() {
         if (stopped) throw new SimulatorError('restart after stop')
         await stopProc(rec.proc)
         // The old process's sockets may linger briefly; retry the same ports for a while.
@@ -412,7 +511,7 @@ export async function startSwtpm (opts: SwtpmOptions = {}): Promise<Swtpm> {
         }
         throw new SimulatorError(`swtpm restart on port ${port} failed`, { cause: lastErr })
       },
-      async stop () {
+      async stop() {
         if (stopped) return
         stopped = true
         await stopProc(rec.proc)

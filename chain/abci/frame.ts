@@ -11,7 +11,7 @@ import { decodeUvarint, encodeUvarint } from '../../encoding/varint.ts'
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024
 
 /** `message` with its uvarint length in front. */
-export function encodeFrame (message: Uint8Array): Uint8Array {
+export function encodeFrame(message: Uint8Array): Uint8Array {
   const len = encodeUvarint(message.byteLength)
   const out = new Uint8Array(len.byteLength + message.byteLength)
   out.set(len, 0)
@@ -29,12 +29,16 @@ export class FrameDecoder {
   readonly #max: number
   #buf: Buffer = Buffer.alloc(0)
 
-  constructor (maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) { this.#max = maxFrameBytes }
+  constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
+    this.#max = maxFrameBytes
+  }
 
   /** Bytes waiting for the rest of their frame. */
-  get buffered (): number { return this.#buf.byteLength }
+  get buffered(): number {
+    return this.#buf.byteLength
+  }
 
-  push (chunk: Uint8Array): Uint8Array[] {
+  push(chunk: Uint8Array): Uint8Array[] {
     this.#buf = this.#buf.byteLength === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buf, chunk])
     const out: Uint8Array[] = []
     let at = 0
@@ -42,7 +46,8 @@ export class FrameDecoder {
       const rest = this.#buf.subarray(at)
       const h = decodeUvarint(rest, { what: 'ABCI frame length' })
       if (h === undefined) break
-      if (h.value > this.#max) throw new TooLargeError(`ABCI frame of ${h.value} bytes exceeds the limit of ${this.#max}`)
+      if (h.value > this.#max)
+        throw new TooLargeError(`ABCI frame of ${h.value} bytes exceeds the limit of ${this.#max}`)
       if (rest.byteLength < h.length + h.value) break
       out.push(new Uint8Array(rest.subarray(h.length, h.length + h.value)))
       at += h.length + h.value

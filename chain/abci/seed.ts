@@ -39,49 +39,74 @@ export interface SeedConfig {
   own?: TxSigner
 }
 
-const be64 = (n: number): Uint8Array => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(n)); return b }
+const be64 = (n: number): Uint8Array => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n))
+  return b
+}
 const hexUp = (b: Uint8Array): string => Buffer.from(b).toString('hex').toUpperCase()
 
-export function extensionMessage (chainId: string, height: number): Uint8Array {
+export function extensionMessage(chainId: string, height: number): Uint8Array {
   return concat([EXT_DOMAIN, utf8.encode(chainId), be64(height)])
 }
 
-export function makeExtension (cfg: SeedConfig, height: number): Uint8Array {
+export function makeExtension(cfg: SeedConfig, height: number): Uint8Array {
   if (cfg.own === undefined || cfg.enableHeight === 0 || height < cfg.enableHeight) return new Uint8Array(0)
   return cfg.own.sign(extensionMessage(cfg.chainId, height))
 }
 
-export function verifyExtension (cfg: SeedConfig, address: Uint8Array, height: number, ext: Uint8Array): boolean {
+export function verifyExtension(cfg: SeedConfig, address: Uint8Array, height: number, ext: Uint8Array): boolean {
   const key = cfg.keys.get(hexUp(address))
   return key !== undefined && ext.byteLength === 64 && verifyEd25519(key, extensionMessage(cfg.chainId, height), ext)
 }
 
 /** Does a proposal at `height` need the seed tx (the previous height had extensions)? */
-export const seedRequired = (cfg: SeedConfig, height: number): boolean => cfg.enableHeight > 0 && height - 1 >= cfg.enableHeight
+export const seedRequired = (cfg: SeedConfig, height: number): boolean =>
+  cfg.enableHeight > 0 && height - 1 >= cfg.enableHeight
 
-export const isSeedTx = (tx: Uint8Array): boolean => tx.byteLength >= SEED_TX_PREFIX.byteLength && Buffer.from(tx.subarray(0, SEED_TX_PREFIX.byteLength)).equals(SEED_TX_PREFIX)
+export const isSeedTx = (tx: Uint8Array): boolean =>
+  tx.byteLength >= SEED_TX_PREFIX.byteLength &&
+  Buffer.from(tx.subarray(0, SEED_TX_PREFIX.byteLength)).equals(SEED_TX_PREFIX)
 
 /** The seed tx from the extensions of the previous height's commit (only those that verify). */
-export function buildSeedTx (cfg: SeedConfig, height: number, votes: ReadonlyArray<{ address: Uint8Array, ext: Uint8Array }>): Uint8Array {
-  const pairs = votes.filter(v => verifyExtension(cfg, v.address, height - 1, v.ext))
+export function buildSeedTx(
+  cfg: SeedConfig,
+  height: number,
+  votes: ReadonlyArray<{ address: Uint8Array; ext: Uint8Array }>
+): Uint8Array {
+  const pairs = votes
+    .filter(v => verifyExtension(cfg, v.address, height - 1, v.ext))
     .map(v => [new Uint8Array(v.address), new Uint8Array(v.ext)] as [Uint8Array, Uint8Array])
     .sort((a, b) => Buffer.compare(a[0], b[0]))
   return concat([SEED_TX_PREFIX, encode(pairs)])
 }
 
 /** The block's seed input from a seed tx, or a reason it is invalid at `height`. */
-export function seedEntropy (cfg: SeedConfig, height: number, tx: Uint8Array): { entropy: Uint8Array } | { error: string } {
+export function seedEntropy(
+  cfg: SeedConfig,
+  height: number,
+  tx: Uint8Array
+): { entropy: Uint8Array } | { error: string } {
   if (!isSeedTx(tx)) return { error: 'the first tx is not the seed tx' }
   let pairs: Array<[Uint8Array, Uint8Array]>
   try {
     const d = decode(tx.subarray(SEED_TX_PREFIX.byteLength), { maxBytes: 64 * 1024, maxItems: 1024 })
-    if (!Array.isArray(d) || !d.every(p => Array.isArray(p) && p.length === 2 && p[0] instanceof Uint8Array && p[1] instanceof Uint8Array)) return { error: 'seed tx is not a list of [address, extension]' }
+    if (
+      !Array.isArray(d) ||
+      !d.every(p => Array.isArray(p) && p.length === 2 && p[0] instanceof Uint8Array && p[1] instanceof Uint8Array)
+    )
+      return { error: 'seed tx is not a list of [address, extension]' }
     pairs = d as Array<[Uint8Array, Uint8Array]>
-  } catch (err) { return { error: `seed tx: ${(err as Error).message}` } }
-  for (let i = 0; i < pairs.length; i++) {
-    if (i > 0 && Buffer.compare(pairs[i - 1][0], pairs[i][0]) >= 0) return { error: 'seed tx addresses must be sorted and distinct' }
-    if (!verifyExtension(cfg, pairs[i][0], height - 1, pairs[i][1])) return { error: `seed tx: extension of ${hexUp(pairs[i][0])} does not verify` }
+  } catch (err) {
+    return { error: `seed tx: ${(err as Error).message}` }
   }
-  if (3 * pairs.length <= 2 * cfg.keys.size) return { error: `seed tx has ${pairs.length} of ${cfg.keys.size} validators' extensions; more than 2/3 are needed` }
+  for (let i = 0; i < pairs.length; i++) {
+    if (i > 0 && Buffer.compare(pairs[i - 1][0], pairs[i][0]) >= 0)
+      return { error: 'seed tx addresses must be sorted and distinct' }
+    if (!verifyExtension(cfg, pairs[i][0], height - 1, pairs[i][1]))
+      return { error: `seed tx: extension of ${hexUp(pairs[i][0])} does not verify` }
+  }
+  if (3 * pairs.length <= 2 * cfg.keys.size)
+    return { error: `seed tx has ${pairs.length} of ${cfg.keys.size} validators' extensions; more than 2/3 are needed` }
   return { entropy: sha256(ENTROPY_DOMAIN, utf8.encode(cfg.chainId), be64(height - 1), ...pairs.flat()) }
 }

@@ -20,7 +20,22 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { hash as cryptoHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { Request, Response, CheckTxType, ResponseProcessProposal_ProposalStatus, ResponseVerifyVoteExtension_VerifyStatus, ResponseOfferSnapshot_Result, ResponseApplySnapshotChunk_Result, type Event, type ExecTxResult, type RequestFinalizeBlock, type RequestInitChain, type RequestPrepareProposal, type RequestProcessProposal, type RequestQuery } from 'cosmjs-types/tendermint/abci/types'
+import {
+  Request,
+  Response,
+  CheckTxType,
+  ResponseProcessProposal_ProposalStatus,
+  ResponseVerifyVoteExtension_VerifyStatus,
+  ResponseOfferSnapshot_Result,
+  ResponseApplySnapshotChunk_Result,
+  type Event,
+  type ExecTxResult,
+  type RequestFinalizeBlock,
+  type RequestInitChain,
+  type RequestPrepareProposal,
+  type RequestProcessProposal,
+  type RequestQuery
+} from 'cosmjs-types/tendermint/abci/types'
 import { BlockIDFlag } from 'cosmjs-types/tendermint/types/validator'
 import { toBase64 } from '../../encoding/bytes.ts'
 import { ConfigError, QuorateError } from '../../encoding/errors.ts'
@@ -29,7 +44,15 @@ import type { ChainApp } from '../app.ts'
 import { genesisFromJson } from '../genesis.ts'
 import { TxCode, type TxResult } from '../types.ts'
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame.ts'
-import { buildSeedTx, isSeedTx, makeExtension, seedEntropy, seedRequired, verifyExtension, type SeedConfig } from './seed.ts'
+import {
+  buildSeedTx,
+  isSeedTx,
+  makeExtension,
+  seedEntropy,
+  seedRequired,
+  verifyExtension,
+  type SeedConfig
+} from './seed.ts'
 
 export const ABCI_APP_VERSION = 1n
 export const ABCI_APP_NAME = 'quorate'
@@ -57,7 +80,7 @@ export interface AbciServer {
   readonly app: ChainApp
   /** Connections open now (CometBFT holds four while it runs). */
   readonly connections: number
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 class AbciError extends QuorateError {
@@ -65,39 +88,63 @@ class AbciError extends QuorateError {
 }
 
 const empty = new Uint8Array(0)
-const toMs = (t: { seconds: bigint, nanos: number } | undefined): number => t === undefined ? 0 : Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)
+const toMs = (t: { seconds: bigint; nanos: number } | undefined): number =>
+  t === undefined ? 0 : Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)
 const txKey = (tx: Uint8Array): string => cryptoHash('sha256', tx, 'base64')
 
 const noEvents: Event[] = []
-function execResult (r: TxResult): ExecTxResult {
-  return { code: r.code, data: r.data ?? empty, log: r.log, info: '', gasWanted: 0n, gasUsed: 0n, events: noEvents, codespace: r.codespace }
+function execResult(r: TxResult): ExecTxResult {
+  return {
+    code: r.code,
+    data: r.data ?? empty,
+    log: r.log,
+    info: '',
+    gasWanted: 0n,
+    gasUsed: 0n,
+    events: noEvents,
+    codespace: r.codespace
+  }
 }
 /** One event per block (CometBFT indexes tx hash and height by itself; per-tx events would cost every node a write per tx). */
-function blockEvent (results: readonly ExecTxResult[]): Event {
+function blockEvent(results: readonly ExecTxResult[]): Event {
   const failed = results.filter(r => r.code !== 0).length
-  return { type: 'quorate.block', attributes: [{ key: 'txs', value: String(results.length), index: false }, { key: 'failed', value: String(failed), index: false }] }
+  return {
+    type: 'quorate.block',
+    attributes: [
+      { key: 'txs', value: String(results.length), index: false },
+      { key: 'failed', value: String(failed), index: false }
+    ]
+  }
 }
 
 /** The JSON genesis CometBFT hands InitChain, in the shape chain/genesis.ts reads from genesis.json. */
-function genesisFromInitChain (req: RequestInitChain): ReturnType<typeof genesisFromJson> {
+function genesisFromInitChain(req: RequestInitChain): ReturnType<typeof genesisFromJson> {
   let appState: unknown = {}
   if (req.appStateBytes.byteLength > 0) {
-    try { appState = JSON.parse(Buffer.from(req.appStateBytes).toString('utf8')) } catch (err) { throw new ConfigError('InitChain: app_state in genesis.json is not JSON', { cause: err }) }
+    try {
+      appState = JSON.parse(Buffer.from(req.appStateBytes).toString('utf8'))
+    } catch (err) {
+      throw new ConfigError('InitChain: app_state in genesis.json is not JSON', { cause: err })
+    }
   }
   const validators = req.validators.map((v, i) => {
-    if (v.pubKey.ed25519 === undefined) throw new ConfigError(`InitChain: validator ${i} has no ed25519 key (only ed25519 validators are supported)`)
+    if (v.pubKey.ed25519 === undefined)
+      throw new ConfigError(`InitChain: validator ${i} has no ed25519 key (only ed25519 validators are supported)`)
     return { pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(v.pubKey.ed25519) }, power: String(v.power) }
   })
-  return genesisFromJson({
-    chain_id: req.chainId,
-    genesis_time: new Date(toMs(req.time)).toISOString(),
-    initial_height: String(req.initialHeight),
-    validators,
-    app_state: appState
-  }, 'genesis (InitChain)')
+  return genesisFromJson(
+    {
+      chain_id: req.chainId,
+      genesis_time: new Date(toMs(req.time)).toISOString(),
+      initial_height: String(req.initialHeight),
+      validators,
+      app_state: appState
+    },
+    'genesis (InitChain)'
+  )
 }
 
-export async function startAbciServer (opts: AbciServerOptions): Promise<AbciServer> {
+export async function startAbciServer(opts: AbciServerOptions): Promise<AbciServer> {
   const log = opts.logger ?? silentLogger('quorate:chain:abci')
   const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
   let app = opts.openApp()
@@ -106,7 +153,10 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   /** Tx bytes → the instance the app saw at CheckTx or ProcessProposal (its verification cache is by instance). */
   const seen = new Map<string, Uint8Array>()
   const remember = (key: string, tx: Uint8Array): void => {
-    if (seen.size >= SEEN_TXS) { const first = seen.keys().next(); if (first.done !== true) seen.delete(first.value) }
+    if (seen.size >= SEEN_TXS) {
+      const first = seen.keys().next()
+      if (first.done !== true) seen.delete(first.value)
+    }
     seen.set(key, tx)
   }
 
@@ -114,7 +164,13 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     const i = app.info()
     // before the first block (even with initial_height > 1) say 0, so CometBFT calls InitChain
     const committed = i.initialized && i.height >= (i.genesis?.initialHeight ?? 1)
-    return { data: ABCI_APP_NAME, version: '0.1.0', appVersion: ABCI_APP_VERSION, lastBlockHeight: committed ? BigInt(i.height) : 0n, lastBlockAppHash: committed ? i.appHash : empty }
+    return {
+      data: ABCI_APP_NAME,
+      version: '0.1.0',
+      appVersion: ABCI_APP_VERSION,
+      lastBlockHeight: committed ? BigInt(i.height) : 0n,
+      lastBlockAppHash: committed ? i.appHash : empty
+    }
   }
 
   const initChain = (req: RequestInitChain): Response['initChain'] => {
@@ -122,7 +178,10 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     const i = app.info()
     // CometBFT calls InitChain again when no block was committed since (a crash right after it)
     if (i.initialized) {
-      if (i.chainId !== genesis.chainId || i.height !== genesis.initialHeight - 1) throw new AbciError(`InitChain for chain "${genesis.chainId}", but the app database holds "${i.chainId}" at height ${i.height}`)
+      if (i.chainId !== genesis.chainId || i.height !== genesis.initialHeight - 1)
+        throw new AbciError(
+          `InitChain for chain "${genesis.chainId}", but the app database holds "${i.chainId}" at height ${i.height}`
+        )
       return { validators: [], appHash: i.appHash }
     }
     return { validators: [], appHash: app.initChain(genesis) }
@@ -134,21 +193,41 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     const r = app.checkTx(inst)
     // the app verified it (a sequence out of order is still a well-signed tx): keep the instance
     if ((r.code === 0 || r.code === TxCode.BAD_SEQUENCE) && type === CheckTxType.NEW) remember(key, inst)
-    return { code: r.code, data: r.data ?? empty, log: r.log, info: '', gasWanted: 0n, gasUsed: 0n, events: [], codespace: r.codespace }
+    return {
+      code: r.code,
+      data: r.data ?? empty,
+      log: r.log,
+      info: '',
+      gasWanted: 0n,
+      gasUsed: 0n,
+      events: [],
+      codespace: r.codespace
+    }
   }
 
   /** Proto size of a tx inside the Data message (field tag + length + bytes), as CometBFT counts max_tx_bytes. */
   const protoSize = (n: number): number => 1 + (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4) + n
 
   const seed = opts.seed
-  const seedTxResult: ExecTxResult = { code: 0, data: empty, log: 'committee seed entropy (vote extensions of the previous height)', info: '', gasWanted: 0n, gasUsed: 0n, events: [], codespace: '' }
+  const seedTxResult: ExecTxResult = {
+    code: 0,
+    data: empty,
+    log: 'committee seed entropy (vote extensions of the previous height)',
+    info: '',
+    gasWanted: 0n,
+    gasUsed: 0n,
+    events: [],
+    codespace: ''
+  }
 
   const prepareProposal = (req: RequestPrepareProposal): Response['prepareProposal'] => {
     const max = Number(req.maxTxBytes)
     const txs: Uint8Array[] = []
     let size = 0
     if (seed !== undefined && seedRequired(seed, Number(req.height))) {
-      const votes = req.localLastCommit.votes.filter(v => v.blockIdFlag === BlockIDFlag.BLOCK_ID_FLAG_COMMIT).map(v => ({ address: v.validator.address, ext: v.voteExtension }))
+      const votes = req.localLastCommit.votes
+        .filter(v => v.blockIdFlag === BlockIDFlag.BLOCK_ID_FLAG_COMMIT)
+        .map(v => ({ address: v.validator.address, ext: v.voteExtension }))
       const st = buildSeedTx(seed, Number(req.height), votes)
       txs.push(st)
       size += protoSize(st.byteLength)
@@ -171,7 +250,11 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     if (seed !== undefined && seedRequired(seed, Number(req.height))) {
       const e = req.txs.length === 0 ? { error: 'no seed tx' } : seedEntropy(seed, Number(req.height), req.txs[0])
       if ('error' in e) {
-        log.warn('rejecting a proposal without a valid seed tx', { height: Number(req.height), error: e.error, proposer: Buffer.from(req.proposerAddress).toString('hex') })
+        log.warn('rejecting a proposal without a valid seed tx', {
+          height: Number(req.height),
+          error: e.error,
+          proposer: Buffer.from(req.proposerAddress).toString('hex')
+        })
         return { status: ResponseProcessProposal_ProposalStatus.REJECT }
       }
       first = 1
@@ -182,7 +265,13 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
       const inst = seen.get(key) ?? tx
       const r = app.validateTx(inst)
       if (r.code !== 0) {
-        log.warn('rejecting a proposal with an invalid tx', { height: Number(req.height), index: i, code: r.code, log: r.log, proposer: Buffer.from(req.proposerAddress).toString('hex') })
+        log.warn('rejecting a proposal with an invalid tx', {
+          height: Number(req.height),
+          index: i,
+          code: r.code,
+          log: r.log,
+          proposer: Buffer.from(req.proposerAddress).toString('hex')
+        })
         return { status: ResponseProcessProposal_ProposalStatus.REJECT }
       }
       remember(key, inst)
@@ -206,7 +295,11 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
       const e = seedEntropy(seed, height, blockTxs[0])
       // a decided block: every node reaches the same verdict, so a fallback stays deterministic
       if ('entropy' in e) hash = e.entropy
-      else log.error('decided block carries an invalid seed tx; its block hash is the seed input', { height, error: e.error })
+      else
+        log.error('decided block carries an invalid seed tx; its block hash is the seed input', {
+          height,
+          error: e.error
+        })
       blockTxs = blockTxs.slice(1)
     }
     const txs = blockTxs.map(tx => {
@@ -233,9 +326,18 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   const query = (req: RequestQuery): Response['query'] => {
     const r = app.query({ path: req.path, data: req.data, height: Number(req.height), prove: req.prove })
     return {
-      code: r.code, log: r.log, info: '', index: 0n, key: r.key ?? empty, value: r.value ?? empty,
-      proofOps: r.proofOps === undefined ? undefined : { ops: r.proofOps.map(o => ({ type: o.type, key: o.key, data: o.data })) },
-      height: BigInt(r.height), codespace: r.code === 0 ? '' : r.codespace
+      code: r.code,
+      log: r.log,
+      info: '',
+      index: 0n,
+      key: r.key ?? empty,
+      value: r.value ?? empty,
+      proofOps:
+        r.proofOps === undefined
+          ? undefined
+          : { ops: r.proofOps.map(o => ({ type: o.type, key: o.key, data: o.data })) },
+      height: BigInt(r.height),
+      codespace: r.code === 0 ? '' : r.codespace
     }
   }
 
@@ -250,23 +352,42 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     if (req.processProposal !== undefined) return { processProposal: processProposal(req.processProposal) }
     if (req.finalizeBlock !== undefined) return { finalizeBlock: finalizeBlock(req.finalizeBlock) }
     if (req.commit !== undefined) return { commit: commit() }
-    if (req.extendVote !== undefined) return { extendVote: { voteExtension: seed === undefined ? empty : makeExtension(seed, Number(req.extendVote.height)) } }
+    if (req.extendVote !== undefined)
+      return {
+        extendVote: { voteExtension: seed === undefined ? empty : makeExtension(seed, Number(req.extendVote.height)) }
+      }
     if (req.verifyVoteExtension !== undefined) {
       const v = req.verifyVoteExtension
-      const good = seed === undefined ? v.voteExtension.byteLength === 0 : verifyExtension(seed, v.validatorAddress, Number(v.height), v.voteExtension)
-      return { verifyVoteExtension: { status: good ? ResponseVerifyVoteExtension_VerifyStatus.ACCEPT : ResponseVerifyVoteExtension_VerifyStatus.REJECT } }
+      const good =
+        seed === undefined
+          ? v.voteExtension.byteLength === 0
+          : verifyExtension(seed, v.validatorAddress, Number(v.height), v.voteExtension)
+      return {
+        verifyVoteExtension: {
+          status: good
+            ? ResponseVerifyVoteExtension_VerifyStatus.ACCEPT
+            : ResponseVerifyVoteExtension_VerifyStatus.REJECT
+        }
+      }
     }
     // no state sync: no snapshots offered, none accepted
     if (req.listSnapshots !== undefined) return { listSnapshots: { snapshots: [] } }
     if (req.offerSnapshot !== undefined) return { offerSnapshot: { result: ResponseOfferSnapshot_Result.REJECT } }
     if (req.loadSnapshotChunk !== undefined) return { loadSnapshotChunk: { chunk: empty } }
-    if (req.applySnapshotChunk !== undefined) return { applySnapshotChunk: { result: ResponseApplySnapshotChunk_Result.ABORT, refetchChunks: [], rejectSenders: [] } }
+    if (req.applySnapshotChunk !== undefined)
+      return {
+        applySnapshotChunk: { result: ResponseApplySnapshotChunk_Result.ABORT, refetchChunks: [], rejectSenders: [] }
+      }
     throw new AbciError('unknown ABCI request')
   }
 
   const sockets = new Set<Socket>()
   const onConnection = (sock: Socket): void => {
-    if (sockets.size >= MAX_CONNECTIONS) { log.warn('refusing an ABCI connection: too many open', { open: sockets.size }); sock.destroy(); return }
+    if (sockets.size >= MAX_CONNECTIONS) {
+      log.warn('refusing an ABCI connection: too many open', { open: sockets.size })
+      sock.destroy()
+      return
+    }
     // a CometBFT (re)starting: its mempool is empty, so the app's mempool view of sequences goes too
     if (sockets.size === 0) app.resetCheckState()
     sockets.add(sock)
@@ -299,9 +420,18 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
       }
       if (out.length > 0 && !sock.destroyed) {
         const ok = sock.write(out.length === 1 ? out[0] : Buffer.concat(out))
-        if (!ok && !blockedOnWrite) { blockedOnWrite = true; sock.once('drain', () => { blockedOnWrite = false; if (queue.length === 0) sock.resume() }) }
+        if (!ok && !blockedOnWrite) {
+          blockedOnWrite = true
+          sock.once('drain', () => {
+            blockedOnWrite = false
+            if (queue.length === 0) sock.resume()
+          })
+        }
       }
-      if (queue.length > 0) { scheduled = true; setImmediate(work) } else if (!blockedOnWrite) sock.resume()
+      if (queue.length > 0) {
+        scheduled = true
+        setImmediate(work)
+      } else if (!blockedOnWrite) sock.resume()
     }
     sock.on('data', (chunk: Buffer) => {
       try {
@@ -321,22 +451,41 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
   let address: string
   const i = opts.listen.lastIndexOf(':')
   if (opts.listen.startsWith('/') || i < 0) {
-    if (Buffer.byteLength(opts.listen) > 100) throw new ConfigError(`ABCI socket path ${opts.listen} is too long for a Unix socket (at most 100 bytes); use a shorter home`)
+    if (Buffer.byteLength(opts.listen) > 100)
+      throw new ConfigError(
+        `ABCI socket path ${opts.listen} is too long for a Unix socket (at most 100 bytes); use a shorter home`
+      )
     rmSync(opts.listen, { force: true }) // a socket left by a killed run; the caller holds the home's lock
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.listen, () => { server.off('error', reject); resolve() }) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.listen, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
     address = `unix://${opts.listen}`
   } else {
     const host = opts.listen.slice(0, i).replace(/^\[|\]$/g, '')
     const port = Number(opts.listen.slice(i + 1))
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => { server.off('error', reject); resolve() }) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
     const a = server.address()
     address = `tcp://${host}:${typeof a === 'object' && a !== null ? a.port : port}`
   }
   log.info('ABCI server listening', { address, height: app.info().height })
   return {
     address,
-    get app () { return app },
-    get connections () { return sockets.size },
+    get app() {
+      return app
+    },
+    get connections() {
+      return sockets.size
+    },
     close: async () => {
       for (const s of sockets) s.destroy()
       await new Promise<void>(resolve => server.close(() => resolve()))
@@ -344,4 +493,3 @@ export async function startAbciServer (opts: AbciServerOptions): Promise<AbciSer
     }
   }
 }
-

@@ -5,15 +5,18 @@ import { ConfigError } from '../../encoding/errors.ts'
 
 export type TomlValue = string | number | boolean
 
-const render = (v: TomlValue): string => typeof v === 'string' ? JSON.stringify(v) : String(v)
+const render = (v: TomlValue): string => (typeof v === 'string' ? JSON.stringify(v) : String(v))
 
 /** `text` with `key` in `section` set to `value`; refuses a key the template does not have. */
-export function setTomlValue (text: string, section: string, key: string, value: TomlValue): string {
+export function setTomlValue(text: string, section: string, key: string, value: TomlValue): string {
   const lines = text.split('\n')
   let current = ''
   for (let i = 0; i < lines.length; i++) {
     const h = /^\s*\[([^\]]+)\]\s*$/.exec(lines[i])
-    if (h !== null) { current = h[1].trim(); continue }
+    if (h !== null) {
+      current = h[1].trim()
+      continue
+    }
     if (current !== section) continue
     const m = /^(\s*)([A-Za-z0-9_.-]+)\s*=/.exec(lines[i])
     if (m !== null && m[2] === key) {
@@ -21,10 +24,12 @@ export function setTomlValue (text: string, section: string, key: string, value:
       return lines.join('\n')
     }
   }
-  throw new ConfigError(`config.toml has no ${section === '' ? '' : `[${section}] `}${key}; is this a CometBFT v0.38 config?`)
+  throw new ConfigError(
+    `config.toml has no ${section === '' ? '' : `[${section}] `}${key}; is this a CometBFT v0.38 config?`
+  )
 }
 
-export function setTomlValues (text: string, values: Record<string, Record<string, TomlValue>>): string {
+export function setTomlValues(text: string, values: Record<string, Record<string, TomlValue>>): string {
   for (const [section, kv] of Object.entries(values)) {
     for (const [k, v] of Object.entries(kv)) text = setTomlValue(text, section, k, v)
   }
@@ -32,11 +37,14 @@ export function setTomlValues (text: string, values: Record<string, Record<strin
 }
 
 /** The string value of `key` in `section`, or undefined. */
-export function getTomlString (text: string, section: string, key: string): string | undefined {
+export function getTomlString(text: string, section: string, key: string): string | undefined {
   let current = ''
   for (const line of text.split('\n')) {
     const h = /^\s*\[([^\]]+)\]\s*$/.exec(line)
-    if (h !== null) { current = h[1].trim(); continue }
+    if (h !== null) {
+      current = h[1].trim()
+      continue
+    }
     if (current !== section) continue
     const m = /^\s*([A-Za-z0-9_.-]+)\s*=\s*"((?:[^"\\]|\\.)*)"/.exec(line)
     if (m !== null && m[1] === key) return JSON.parse(`"${m[2]}"`) as string
@@ -45,7 +53,7 @@ export function getTomlString (text: string, section: string, key: string): stri
 }
 
 /** host:port of a tcp:// listen address (CometBFT's laddr). */
-export function tcpHostPort (laddr: string): { host: string, port: number } {
+export function tcpHostPort(laddr: string): { host: string; port: number } {
   const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/]+):(\d+)$/.exec(laddr)
   if (m === null) throw new ConfigError(`not a tcp://host:port address: ${laddr}`)
   return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }

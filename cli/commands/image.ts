@@ -13,16 +13,36 @@ import { IMAGE_NAME_RE } from '../../chain/bodies.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 import { checkInputFile, FileInputError } from '../../encoding/files.ts'
 import { emit, progress, type GlobalArgs } from '../output.ts'
-import { client, defaultHome, loadSigner, sendAndReport, withHome, withRpc, withSigner, type HomeArgs, type SignArgs } from './chain.ts'
+import {
+  client,
+  defaultHome,
+  loadSigner,
+  sendAndReport,
+  withHome,
+  withRpc,
+  withSigner,
+  type HomeArgs,
+  type SignArgs
+} from './chain.ts'
 
-export const ipfsDir = (argv: HomeArgs & { ipfsDir?: string }): string => argv.ipfsDir ?? join(argv.home ?? defaultHome(), 'ipfs')
+export const ipfsDir = (argv: HomeArgs & { ipfsDir?: string }): string =>
+  argv.ipfsDir ?? join(argv.home ?? defaultHome(), 'ipfs')
 
-const exists = async (path: string): Promise<boolean> => await stat(path).then(() => true, () => false)
+const exists = async (path: string): Promise<boolean> =>
+  await stat(path).then(
+    () => true,
+    () => false
+  )
 
-function mb (n: number): string { return `${(n / 1e6).toFixed(1)} MB` }
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`
+}
 
 /** Progress lines at most every 500 ms (stderr). */
-function throttled (argv: GlobalArgs, fmt: (bytes: number, total?: number) => string): (bytes: number, total?: number) => void {
+function throttled(
+  argv: GlobalArgs,
+  fmt: (bytes: number, total?: number) => string
+): (bytes: number, total?: number) => void {
   let last = 0
   return (bytes, total) => {
     const now = Date.now()
@@ -32,21 +52,45 @@ function throttled (argv: GlobalArgs, fmt: (bytes: number, total?: number) => st
   }
 }
 
-async function openStore (argv: HomeArgs & { ipfsDir?: string }, listen: string[] = []): Promise<ImageStore> {
+async function openStore(argv: HomeArgs & { ipfsDir?: string }, listen: string[] = []): Promise<ImageStore> {
   return await createImageStore({ dir: ipfsDir(argv), listen })
 }
 
-interface PublishArgs extends SignArgs { source: string, name: string, chain?: boolean, serve?: boolean, ipfsDir?: string, listen?: string }
+interface PublishArgs extends SignArgs {
+  source: string
+  name: string
+  chain?: boolean
+  serve?: boolean
+  ipfsDir?: string
+  listen?: string
+}
 const publish: CommandModule<GlobalArgs, PublishArgs> = {
   command: 'publish <source>',
-  describe: 'add a Docker image (local image name/ID, or a `docker save` tar) to the IPFS store and record image.publish on chain',
-  builder: y => withSigner(y)
-    .positional('source', { type: 'string', demandOption: true, describe: 'local Docker image (saved by ID) or path of a docker save archive' })
-    .option('name', { type: 'string', demandOption: true, describe: 'image name on chain (a-z 0-9 . _ / : -)' })
-    .option('chain', { type: 'boolean', default: true, describe: 'record image.publish on chain (--no-chain: only add to the store)' })
-    .option('serve', { type: 'boolean', describe: 'stay running and serve the content to peers until interrupted' })
-    .option('listen', { type: 'string', default: '/ip4/127.0.0.1/tcp/0', describe: 'libp2p listen address with --serve' })
-    .option('ipfs-dir', { type: 'string', describe: 'IPFS store directory (default <home>/ipfs)' }) as unknown as Argv<PublishArgs>,
+  describe:
+    'add a Docker image (local image name/ID, or a `docker save` tar) to the IPFS store and record image.publish on chain',
+  builder: y =>
+    withSigner(y)
+      .positional('source', {
+        type: 'string',
+        demandOption: true,
+        describe: 'local Docker image (saved by ID) or path of a docker save archive'
+      })
+      .option('name', { type: 'string', demandOption: true, describe: 'image name on chain (a-z 0-9 . _ / : -)' })
+      .option('chain', {
+        type: 'boolean',
+        default: true,
+        describe: 'record image.publish on chain (--no-chain: only add to the store)'
+      })
+      .option('serve', { type: 'boolean', describe: 'stay running and serve the content to peers until interrupted' })
+      .option('listen', {
+        type: 'string',
+        default: '/ip4/127.0.0.1/tcp/0',
+        describe: 'libp2p listen address with --serve'
+      })
+      .option('ipfs-dir', {
+        type: 'string',
+        describe: 'IPFS store directory (default <home>/ipfs)'
+      }) as unknown as Argv<PublishArgs>,
   handler: async argv => {
     // A path must be a regular file (docker save archives are large: no size limit); anything
     // else that exists is refused before the store opens or anything is sent.
@@ -54,37 +98,64 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
     else if (/^[./~]/.test(argv.source)) throw new FileInputError(`image archive: ${argv.source}: no such file`)
     const store = await openStore(argv, argv.serve === true ? [argv.listen ?? '/ip4/127.0.0.1/tcp/0'] : [])
     try {
-      let publisher
+      let publisher: ReturnType<typeof chainImagePublisher> | undefined
       let c: ReturnType<typeof client> | undefined
       if (argv.chain !== false) {
         const key = await loadSigner(argv)
         c = client(argv)
         const cc = c
-        publisher = chainImagePublisher(async body => await cc.send('image.publish', body, key, { wait: argv.sync === true ? 'sync' : 'commit' }))
+        publisher = chainImagePublisher(
+          async body => await cc.send('image.publish', body, key, { wait: argv.sync === true ? 'sync' : 'commit' })
+        )
       }
-      const show = throttled(argv, (b, t) => `read ${mb(b)}${t !== undefined ? ` of ${mb(t)} (${Math.round(100 * b / t)}%)` : ''}`)
+      const show = throttled(
+        argv,
+        (b, t) => `read ${mb(b)}${t !== undefined ? ` of ${mb(t)} (${Math.round((100 * b) / t)}%)` : ''}`
+      )
       const r = await publishImage(store, publisher, {
         source: argv.source,
         name: argv.name,
         docker: new Docker(),
-        onProgress: p => { if (p.phase === 'read') show(p.bytes, p.total); else progress(argv, 'recording image.publish on chain…') }
-      }).finally(() => { c?.close() })
-      emit(argv, { ...r, providers: argv.serve === true ? store.multiaddrs() : undefined },
-        `${argv.chain !== false ? 'published' : 'added'} ${r.name}\n  digest ${r.digest}\n  cid    ${r.cid}\n  size   ${mb(r.size)}${r.txHash !== undefined ? `\n  tx     ${r.txHash} at height ${r.height ?? '?'}` : ''}`)
+        onProgress: p => {
+          if (p.phase === 'read') show(p.bytes, p.total)
+          else progress(argv, 'recording image.publish on chain…')
+        }
+      }).finally(() => {
+        c?.close()
+      })
+      emit(
+        argv,
+        { ...r, providers: argv.serve === true ? store.multiaddrs() : undefined },
+        `${argv.chain !== false ? 'published' : 'added'} ${r.name}\n  digest ${r.digest}\n  cid    ${r.cid}\n  size   ${mb(r.size)}${r.txHash !== undefined ? `\n  tx     ${r.txHash} at height ${r.height ?? '?'}` : ''}`
+      )
       if (argv.serve === true) {
         progress(argv, `serving ${r.cid} at:\n  ${store.multiaddrs().join('\n  ')}\n(interrupt to stop)`)
-        await new Promise<void>(resolve => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
+        await new Promise<void>(resolve => {
+          process.once('SIGINT', resolve)
+          process.once('SIGTERM', resolve)
+        })
       }
-    } finally { await store.stop() }
+    } finally {
+      await store.stop()
+    }
   }
 }
 
-interface ListArgs extends HomeArgs { name?: string, rpc?: string, ipfsDir?: string }
+interface ListArgs extends HomeArgs {
+  name?: string
+  rpc?: string
+  ipfsDir?: string
+}
 const list: CommandModule<GlobalArgs, ListArgs> = {
   command: 'list',
   describe: 'images held in the local IPFS store; with --name, the chain records of that name',
-  builder: y => withRpc(withHome(y)).option('name', { type: 'string', describe: 'list the chain records of this image name' })
-    .option('ipfs-dir', { type: 'string', describe: 'IPFS store directory (default <home>/ipfs)' }) as unknown as Argv<ListArgs>,
+  builder: y =>
+    withRpc(withHome(y))
+      .option('name', { type: 'string', describe: 'list the chain records of this image name' })
+      .option('ipfs-dir', {
+        type: 'string',
+        describe: 'IPFS store directory (default <home>/ipfs)'
+      }) as unknown as Argv<ListArgs>,
   handler: async argv => {
     if (argv.name !== undefined) {
       const c = client(argv)
@@ -92,53 +163,125 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
         const recs = await (c satisfies ChainImageQueries).images({ name: argv.name })
         const current = pickImage(recs)
         const latest = Math.max(...recs.map(x => x.height))
-        const rows = recs.map(r => ({ name: r.name, digest: r.digest, cid: r.cid, size: r.size, height: r.height, revoked: r.revokedAt !== undefined, current: r.digest === current?.digest && r.height === latest }))
-        emit(argv, { images: rows }, rows.length === 0 ? `no image named ${argv.name} on chain` : rows.map(r => `${r.current ? '*' : ' '} ${r.name} ${r.digest} ${r.cid} ${mb(r.size)} height ${r.height}${r.revoked ? ' REVOKED' : ''}`).join('\n'))
-      } finally { c.close() }
+        const rows = recs.map(r => ({
+          name: r.name,
+          digest: r.digest,
+          cid: r.cid,
+          size: r.size,
+          height: r.height,
+          revoked: r.revokedAt !== undefined,
+          current: r.digest === current?.digest && r.height === latest
+        }))
+        emit(
+          argv,
+          { images: rows },
+          rows.length === 0
+            ? `no image named ${argv.name} on chain`
+            : rows
+                .map(
+                  r =>
+                    `${r.current ? '*' : ' '} ${r.name} ${r.digest} ${r.cid} ${mb(r.size)} height ${r.height}${r.revoked ? ' REVOKED' : ''}`
+                )
+                .join('\n')
+        )
+      } finally {
+        c.close()
+      }
       return
     }
     const store = await openStore(argv)
     try {
       const items = await store.list()
-      emit(argv, { dir: ipfsDir(argv), images: items }, items.length === 0 ? `no images in ${ipfsDir(argv)}` : items.map(i => `${i.cid}  ${i.size !== undefined ? mb(i.size) : '?'}  ${i.imageId ?? ''}`).join('\n'))
-    } finally { await store.stop() }
+      emit(
+        argv,
+        { dir: ipfsDir(argv), images: items },
+        items.length === 0
+          ? `no images in ${ipfsDir(argv)}`
+          : items.map(i => `${i.cid}  ${i.size !== undefined ? mb(i.size) : '?'}  ${i.imageId ?? ''}`).join('\n')
+      )
+    } finally {
+      await store.stop()
+    }
   }
 }
 
-interface InspectArgs extends HomeArgs { target: string, rpc?: string }
+interface InspectArgs extends HomeArgs {
+  target: string
+  rpc?: string
+}
 const inspect: CommandModule<GlobalArgs, InspectArgs> = {
   command: 'inspect <target>',
   describe: 'what an archive is (path: image ID, tags, layers — nothing published), or an image name on chain',
-  builder: y => withRpc(withHome(y)).positional('target', { type: 'string', demandOption: true, describe: 'path of a docker save archive, or an image name' }) as unknown as Argv<InspectArgs>,
+  builder: y =>
+    withRpc(withHome(y)).positional('target', {
+      type: 'string',
+      demandOption: true,
+      describe: 'path of a docker save archive, or an image name'
+    }) as unknown as Argv<InspectArgs>,
   handler: async argv => {
     if (await exists(argv.target)) {
       await checkInputFile(argv.target, { label: 'image archive', maxBytes: Infinity })
       const { stream, total } = await imageSourceStream(argv.target)
       const info = await inspectImageTar(stream)
-      emit(argv, { file: argv.target, ...info }, `${argv.target}\n  image ID ${info.imageId}\n  config   ${info.configPath}\n  layers   ${info.layers.length}\n  tags     ${info.repoTags.join(', ') || '(none)'}\n  size     ${mb(total ?? info.size)}`)
+      emit(
+        argv,
+        { file: argv.target, ...info },
+        `${argv.target}\n  image ID ${info.imageId}\n  config   ${info.configPath}\n  layers   ${info.layers.length}\n  tags     ${info.repoTags.join(', ') || '(none)'}\n  size     ${mb(total ?? info.size)}`
+      )
       return
     }
     // Not a file: an image name, or a path that names nothing.
-    if (!IMAGE_NAME_RE.test(argv.target)) throw new FileInputError(`image archive: ${argv.target}: no such file (and not an image name: a-z 0-9 . _ / : -)`)
+    if (!IMAGE_NAME_RE.test(argv.target))
+      throw new FileInputError(`image archive: ${argv.target}: no such file (and not an image name: a-z 0-9 . _ / : -)`)
     const c = client(argv)
     try {
       const recs = await (c satisfies ChainImageQueries).images({ name: argv.target })
       const cur = pickImage(recs)
-      if (cur === undefined) throw new InvalidInputError(`${argv.target}: no such file, and no image of that name is published on the chain at ${c.url.origin}`)
+      if (cur === undefined)
+        throw new InvalidInputError(
+          `${argv.target}: no such file, and no image of that name is published on the chain at ${c.url.origin}`
+        )
       let cidInfo = ''
-      try { const cid = CID.parse(cur.cid); cidInfo = `CIDv${cid.version}, codec 0x${cid.code.toString(16)}` } catch { cidInfo = 'unparseable CID' }
-      emit(argv, { ...cur, published: true, versions: recs.length }, `${cur.name}${cur.revoked ? ' (REVOKED)' : ''}\n  digest ${cur.digest}\n  cid    ${cur.cid} (${cidInfo})\n  size   ${mb(cur.size)}\n  versions on chain: ${recs.length}`)
-    } finally { c.close() }
+      try {
+        const cid = CID.parse(cur.cid)
+        cidInfo = `CIDv${cid.version}, codec 0x${cid.code.toString(16)}`
+      } catch {
+        cidInfo = 'unparseable CID'
+      }
+      emit(
+        argv,
+        { ...cur, published: true, versions: recs.length },
+        `${cur.name}${cur.revoked ? ' (REVOKED)' : ''}\n  digest ${cur.digest}\n  cid    ${cur.cid} (${cidInfo})\n  size   ${mb(cur.size)}\n  versions on chain: ${recs.length}`
+      )
+    } finally {
+      c.close()
+    }
   }
 }
 
-interface RevokeArgs extends SignArgs { name: string, digest: string }
+interface RevokeArgs extends SignArgs {
+  name: string
+  digest: string
+}
 const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
   command: 'revoke',
   describe: 'revoke a published image digest; nodes refuse to run it from then on',
-  builder: y => withSigner(y).option('name', { type: 'string', demandOption: true, describe: 'image name on chain' }).option('digest', { type: 'string', demandOption: true, describe: 'sha256:… image ID' }) as unknown as Argv<RevokeArgs>,
+  builder: y =>
+    withSigner(y)
+      .option('name', { type: 'string', demandOption: true, describe: 'image name on chain' })
+      .option('digest', {
+        type: 'string',
+        demandOption: true,
+        describe: 'sha256:… image ID'
+      }) as unknown as Argv<RevokeArgs>,
   handler: async argv => {
-    await sendAndReport(argv, 'image.revoke', { name: argv.name, digest: argv.digest }, `revoked ${argv.name} ${argv.digest}`, { name: argv.name, digest: argv.digest })
+    await sendAndReport(
+      argv,
+      'image.revoke',
+      { name: argv.name, digest: argv.digest },
+      `revoked ${argv.name} ${argv.digest}`,
+      { name: argv.name, digest: argv.digest }
+    )
   }
 }
 

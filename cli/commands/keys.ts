@@ -7,17 +7,26 @@ import { emit, type GlobalArgs } from '../output.ts'
 import { loadKeyFile } from '../inputs.ts'
 import { keyPath, withHome, type HomeArgs } from './chain.ts'
 
-interface KeyArgs extends HomeArgs { name?: string, force?: boolean }
+interface KeyArgs extends HomeArgs {
+  name?: string
+  force?: boolean
+}
 
-function report (argv: KeyArgs, path: string, key: ChainKey, title: string): void {
-  emit(argv, { path, peerId: key.peerId, publicKey: toHex(key.publicKey) }, `${title}\n  peer id / account ${key.peerId}\n  public key        ${toHex(key.publicKey)}`)
+function report(argv: KeyArgs, path: string, key: ChainKey, title: string): void {
+  emit(
+    argv,
+    { path, peerId: key.peerId, publicKey: toHex(key.publicKey) },
+    `${title}\n  peer id / account ${key.peerId}\n  public key        ${toHex(key.publicKey)}`
+  )
 }
 
 const create: CommandModule<GlobalArgs, KeyArgs> = {
   command: 'new [name]',
   describe: 'create an ed25519 key (default name "default") under <home>/keys, mode 0600',
-  builder: y => withHome(y).positional('name', { type: 'string', describe: 'key name or file path' })
-    .option('force', { type: 'boolean', describe: 'overwrite an existing key (its identity is lost)' }),
+  builder: y =>
+    withHome(y)
+      .positional('name', { type: 'string', describe: 'key name or file path' })
+      .option('force', { type: 'boolean', describe: 'overwrite an existing key (its identity is lost)' }),
   handler: async argv => {
     const path = keyPath(argv, argv.name)
     const key = await generateChainKey()

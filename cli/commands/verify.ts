@@ -14,22 +14,37 @@ import { client, defaultHome, withHome, withRpc, type HomeArgs, type RpcArgs } f
 import { start } from '../node-start.ts'
 import { loadKeyFile } from '../inputs.ts'
 
-interface VerifyArgs extends RpcArgs { peer: string, timeout?: number }
+interface VerifyArgs extends RpcArgs {
+  peer: string
+  timeout?: number
+}
 
-interface ClaimView { ok: boolean, failures: readonly string[] }
+interface ClaimView {
+  ok: boolean
+  failures: readonly string[]
+}
 
-function claimLines (detail: unknown, failed: readonly string[]): string[] {
+function claimLines(detail: unknown, failed: readonly string[]): string[] {
   const status = (detail as { status?: Record<string, ClaimView> } | undefined)?.status
   if (status === undefined) return failed.map(c => `  ${c.padEnd(11)} FAIL`)
-  return Object.entries(status).map(([c, s]) => `  ${c.padEnd(11)} ${s.ok ? 'ok' : 'FAIL'}${s.ok ? '' : '\n' + s.failures.map(f => `      - ${f}`).join('\n')}`)
+  return Object.entries(status).map(
+    ([c, s]) =>
+      `  ${c.padEnd(11)} ${s.ok ? 'ok' : 'FAIL'}${s.ok ? '' : '\n' + s.failures.map(f => `      - ${f}`).join('\n')}`
+  )
 }
 
 const verify: CommandModule<GlobalArgs, VerifyArgs> = {
   command: 'verify <peer>',
-  describe: 'attest another node now: credential + evidence challenge, appraisal against the chain (exit 0 only if it passes)',
-  builder: y => withRpc(y)
-    .positional('peer', { type: 'string', demandOption: true, describe: 'multiaddr ending in /p2p/<node id>, or a registered node id' })
-    .option('timeout', { type: 'number', describe: 'per-step timeout in ms (default 10000)' }),
+  describe:
+    'attest another node now: credential + evidence challenge, appraisal against the chain (exit 0 only if it passes)',
+  builder: y =>
+    withRpc(y)
+      .positional('peer', {
+        type: 'string',
+        demandOption: true,
+        describe: 'multiaddr ending in /p2p/<node id>, or a registered node id'
+      })
+      .option('timeout', { type: 'number', describe: 'per-step timeout in ms (default 10000)' }),
   handler: async argv => {
     const c = client(argv)
     // The verifier needs no identity of its own: an ephemeral libp2p key, dial-only.
@@ -40,17 +55,22 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
       progress(argv, `looking up ${nodeId} on the chain at ${c.url.origin}…`)
       const view = await c.node(nodeId)
       const record = view?.record
-      if (record === undefined) progress(argv, `warning: ${nodeId} is not registered on chain; checking the EK and AK it presents`)
-      if (!argv.peer.startsWith('/') && (record?.addrs.length ?? 0) === 0) throw new InvalidInputError(`node ${nodeId} has no registered addresses; give a multiaddr instead`)
+      if (record === undefined)
+        progress(argv, `warning: ${nodeId} is not registered on chain; checking the EK and AK it presents`)
+      if (!argv.peer.startsWith('/') && (record?.addrs.length ?? 0) === 0)
+        throw new InvalidInputError(`node ${nodeId} has no registered addresses; give a multiaddr instead`)
       const r = await verifyPeer({
         host,
         peer: argv.peer,
         addrs: record?.addrs,
         makeCredential: tpmMakeCredential(),
         appraise: chainAppraiser(c),
-        registered: record !== undefined ? { ekCertificate: record.ekCertificate, akPublic: record.akPublic } : undefined,
+        registered:
+          record !== undefined ? { ekCertificate: record.ekCertificate, akPublic: record.akPublic } : undefined,
         timeoutMs: argv.timeout,
-        onProgress: m => { progress(argv, m) }
+        onProgress: m => {
+          progress(argv, m)
+        }
       })
       const result = {
         nodeId: r.nodeId,
@@ -61,11 +81,13 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
         appraisalDigest: toHex(r.appraisal.digest),
         appraisal: r.appraisal.detail
       }
-      emit(argv, result, () => [
-        `${r.nodeId}: ${r.pass ? 'PASS' : 'FAIL'}${record === undefined ? ' (not registered on chain)' : ''}`,
-        `  credential  ${r.credentialActivated ? 'activated (AK bound to the EK)' : 'NOT activated'}`,
-        ...claimLines(r.appraisal.detail, r.failed)
-      ].join('\n'))
+      emit(argv, result, () =>
+        [
+          `${r.nodeId}: ${r.pass ? 'PASS' : 'FAIL'}${record === undefined ? ' (not registered on chain)' : ''}`,
+          `  credential  ${r.credentialActivated ? 'activated (AK bound to the EK)' : 'NOT activated'}`,
+          ...claimLines(r.appraisal.detail, r.failed)
+        ].join('\n')
+      )
       if (!r.pass) throw new CliExit(1)
     } finally {
       await host.stop()
@@ -74,19 +96,29 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
   }
 }
 
-interface StatusArgs extends HomeArgs, RpcArgs { node?: string }
+interface StatusArgs extends HomeArgs, RpcArgs {
+  node?: string
+}
 
 const status: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status [node]',
   describe: "a node's certification on chain: state, committee, expiry (default: this machine's node)",
-  builder: y => withRpc(withHome(y))
-    .positional('node', { type: 'string', describe: 'node id (default: the key in <home>/node.key)' }),
+  builder: y =>
+    withRpc(withHome(y)).positional('node', {
+      type: 'string',
+      describe: 'node id (default: the key in <home>/node.key)'
+    }),
   handler: async argv => {
     let nodeId = argv.node
     if (nodeId === undefined) {
       const path = join(argv.home ?? defaultHome(), 'node.key')
-      try { nodeId = (await loadKeyFile(path, 'node key')).peerId } catch (err) {
-        throw new InvalidInputError(`name a node, or create this machine's node key first (${path}): ${(err as Error).message}`, { cause: err })
+      try {
+        nodeId = (await loadKeyFile(path, 'node key')).peerId
+      } catch (err) {
+        throw new InvalidInputError(
+          `name a node, or create this machine's node key first (${path}): ${(err as Error).message}`,
+          { cause: err }
+        )
       }
     }
     const c = client(argv)
@@ -94,16 +126,22 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
       const view = await c.node(nodeId)
       if (view === undefined) throw new InvalidInputError(`node ${nodeId} is not known to the chain at ${c.url.origin}`)
       const qc = await c.qc(nodeId)
-      let verdicts: { member: string, pass: boolean, failed: readonly string[] }[] | undefined
+      let verdicts: { member: string; pass: boolean; failed: readonly string[] }[] | undefined
       // why the last recorded round failed the node: the claims its quorum signed as failed
       let failedClaims: readonly string[] | undefined
       if (qc !== undefined) {
         try {
           // QC v3: one verdict, signed by the members its bitmap names (positions in the committee)
           const c3 = decodeCertificate(qc.qc)
-          verdicts = bitmapIndices(c3.signers).map(i => ({ member: qc.committee[i] ?? `#${i}`, pass: c3.outcome === 'pass', failed: c3.failedClaims }))
+          verdicts = bitmapIndices(c3.signers).map(i => ({
+            member: qc.committee[i] ?? `#${i}`,
+            pass: c3.outcome === 'pass',
+            failed: c3.failedClaims
+          }))
           failedClaims = c3.failedClaims
-        } catch { verdicts = undefined }
+        } catch {
+          verdicts = undefined
+        }
       }
       const rec = view.record
       const result = {
@@ -120,22 +158,50 @@ const status: CommandModule<GlobalArgs, StatusArgs> = {
         addrs: rec?.addrs,
         platform: rec?.platform,
         os: rec?.os,
-        pendingRequest: view.request !== undefined && view.request.recordedAt === undefined && view.request.closedAt === undefined ? { round: view.request.round, height: view.request.height, deadline: view.request.deadline } : undefined,
-        qc: qc !== undefined ? { round: qc.round, outcome: qc.outcome, failedClaims, height: qc.height, bytes: qc.qc.length, verdicts } : undefined
+        pendingRequest:
+          view.request !== undefined && view.request.recordedAt === undefined && view.request.closedAt === undefined
+            ? { round: view.request.round, height: view.request.height, deadline: view.request.deadline }
+            : undefined,
+        qc:
+          qc !== undefined
+            ? { round: qc.round, outcome: qc.outcome, failedClaims, height: qc.height, bytes: qc.qc.length, verdicts }
+            : undefined
       }
-      emit(argv, result, () => [
-        `${nodeId}: ${view.effective}${view.genesisVerifier ? ' (genesis verifier)' : ''}`,
-        ...(rec?.round !== undefined ? [`  round       ${rec.round}`] : []),
-        ...(result.expiresAt !== undefined ? [`  expires     ${result.expiresAt}`] : []),
-        ...(rec?.statusReason !== undefined ? [`  reason      ${rec.statusReason}`] : []),
-        ...(rec?.committee !== undefined ? [`  committee   ${rec.committee.join('\n              ')}`] : []),
-        ...(rec?.securityBits !== undefined ? [`  security    ${rec.securityBits} bits (committee of ${rec.committee?.length ?? '?'}; forging a round takes ≥ 2^${rec.securityBits} tries at the genesis adversary fraction)`] : []),
-        ...(view.cooldown !== undefined ? [`  cooldown    ${view.cooldown.failures} failed round(s); next request allowed at height ${view.cooldown.allowedAt}`] : []),
-        ...(qc !== undefined ? [`  QC          ${qc.outcome} at height ${qc.height} (round ${qc.round}), ${verdicts?.length ?? '?'} verdicts, ${qc.qc.length} bytes`] : []),
-        ...(qc !== undefined && qc.outcome !== 'pass' ? [`  failed      ${failedClaims === undefined ? '(the QC does not decode)' : failedClaims.length === 0 ? '(no claim named)' : failedClaims.join(', ')}`] : []),
-        ...(result.pendingRequest !== undefined ? [`  pending     round ${result.pendingRequest.round} requested at height ${result.pendingRequest.height}`] : [])
-      ].join('\n'))
-    } finally { c.close() }
+      emit(argv, result, () =>
+        [
+          `${nodeId}: ${view.effective}${view.genesisVerifier ? ' (genesis verifier)' : ''}`,
+          ...(rec?.round !== undefined ? [`  round       ${rec.round}`] : []),
+          ...(result.expiresAt !== undefined ? [`  expires     ${result.expiresAt}`] : []),
+          ...(rec?.statusReason !== undefined ? [`  reason      ${rec.statusReason}`] : []),
+          ...(rec?.committee !== undefined ? [`  committee   ${rec.committee.join('\n              ')}`] : []),
+          ...(rec?.securityBits !== undefined
+            ? [
+                `  security    ${rec.securityBits} bits (committee of ${rec.committee?.length ?? '?'}; forging a round takes ≥ 2^${rec.securityBits} tries at the genesis adversary fraction)`
+              ]
+            : []),
+          ...(view.cooldown !== undefined
+            ? [
+                `  cooldown    ${view.cooldown.failures} failed round(s); next request allowed at height ${view.cooldown.allowedAt}`
+              ]
+            : []),
+          ...(qc !== undefined
+            ? [
+                `  QC          ${qc.outcome} at height ${qc.height} (round ${qc.round}), ${verdicts?.length ?? '?'} verdicts, ${qc.qc.length} bytes`
+              ]
+            : []),
+          ...(qc !== undefined && qc.outcome !== 'pass'
+            ? [
+                `  failed      ${failedClaims === undefined ? '(the QC does not decode)' : failedClaims.length === 0 ? '(no claim named)' : failedClaims.join(', ')}`
+              ]
+            : []),
+          ...(result.pendingRequest !== undefined
+            ? [`  pending     round ${result.pendingRequest.round} requested at height ${result.pendingRequest.height}`]
+            : [])
+        ].join('\n')
+      )
+    } finally {
+      c.close()
+    }
   }
 }
 

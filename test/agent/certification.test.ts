@@ -8,28 +8,50 @@ import { Metrics } from '../../agent/metrics.ts'
 import type { CertificationStatus } from '../../containers/runner.ts'
 import type { RoundProgress, RoundResult } from '../../agent/p2p/index.ts'
 
-function result (round: number, outcome: 'pass' | 'fail'): RoundResult {
+function result(round: number, outcome: 'pass' | 'fail'): RoundResult {
   // an assertion, not an annotation: RoundResult is growing fields (failedClaims) this test does not read
   return {
-    round, outcome, expiresAt: 1_000_000 + round, committee: ['a', 'b', 'c', 'd'], threshold: 3, qc: new Uint8Array(1),
-    failedClaims: outcome === 'pass' ? [] : ['firmware'], pass: outcome === 'pass' ? 4 : 0, fail: outcome === 'pass' ? 0 : 4, unresponsive: []
+    round,
+    outcome,
+    expiresAt: 1_000_000 + round,
+    committee: ['a', 'b', 'c', 'd'],
+    threshold: 3,
+    qc: new Uint8Array(1),
+    failedClaims: outcome === 'pass' ? [] : ['firmware'],
+    pass: outcome === 'pass' ? 4 : 0,
+    fail: outcome === 'pass' ? 0 : 4,
+    unresponsive: []
   } as RoundResult
 }
 
-interface Setup { cert: Certification, life: Lifecycle, metrics: Metrics, gate: CertificationStatus[], kinds: StateKind[] }
+interface Setup {
+  cert: Certification
+  life: Lifecycle
+  metrics: Metrics
+  gate: CertificationStatus[]
+  kinds: StateKind[]
+}
 
-function setup (outcomes: Array<'pass' | 'fail' | Error>): Setup {
+function setup(outcomes: Array<'pass' | 'fail' | Error>): Setup {
   const life = new Lifecycle()
-  life.to({ kind: 'measuring' }); life.to({ kind: 'registering' }); life.to({ kind: 'awaiting-certification', round: 0 })
+  life.to({ kind: 'measuring' })
+  life.to({ kind: 'registering' })
+  life.to({ kind: 'awaiting-certification', round: 0 })
   const kinds: StateKind[] = []
-  life.onChange(s => { kinds.push(s.kind) })
+  life.onChange(s => {
+    kinds.push(s.kind)
+  })
   const metrics = new Metrics()
   const gate: CertificationStatus[] = []
   let round = 0
   const cert = new Certification({
     lifecycle: life,
     metrics,
-    gate: { setCertification: async s => { gate.push(s) } },
+    gate: {
+      setCertification: async s => {
+        gate.push(s)
+      }
+    },
     round: async (onProgress: (p: RoundProgress) => void) => {
       const next = outcomes.shift()
       if (next === undefined) throw new Error('no more rounds scripted')
@@ -50,7 +72,11 @@ t.test('fail, then pass: certified in one round, the gate opened', async t => {
   const r = await s.cert.run()
   t.equal(r.outcome, 'pass')
   t.same(s.life.state, { kind: 'certified', round: 2, expiresAt: r.expiresAt })
-  t.same(s.gate.at(-1), { certified: true, expiresAt: r.expiresAt }, 'setCertification opened the gate for the passing QC')
+  t.same(
+    s.gate.at(-1),
+    { certified: true, expiresAt: r.expiresAt },
+    'setCertification opened the gate for the passing QC'
+  )
   t.same(s.kinds, ['awaiting-certification', 'revoked', 'awaiting-certification', 'certified'])
   t.equal(s.metrics.value('quorate_rounds_total', { outcome: 'fail' }), 1)
   t.equal(s.metrics.value('quorate_rounds_total', { outcome: 'pass' }), 1)

@@ -13,10 +13,17 @@ t.test('a recorded boot is never replayed into a hardware TPM', async t => {
   let extended = 0
   const hardware = {
     info: async () => ({ isSoftware: false }),
-    pcrRead: async () => { throw new Error('not reached') },
-    pcrExtend: async () => { extended++ }
+    pcrRead: async () => {
+      throw new Error('not reached')
+    },
+    pcrExtend: async () => {
+      extended++
+    }
   } as unknown as Parameters<typeof simulateMeasuredBoot>[0]
-  const err = await simulateMeasuredBoot(hardware, new Uint8Array(0), silentLogger()).then(() => undefined, (e: unknown) => e)
+  const err = await simulateMeasuredBoot(hardware, new Uint8Array(0), silentLogger()).then(
+    () => undefined,
+    (e: unknown) => e
+  )
   t.ok(err instanceof MeasurementError, 'MeasurementError from containers/errors.ts')
   t.equal((err as MeasurementError).code, 'ERR_MEASUREMENT')
   t.equal((err as MeasurementError).disposition, 'stop')
@@ -25,7 +32,9 @@ t.test('a recorded boot is never replayed into a hardware TPM', async t => {
 
 t.test('an unreadable boot log is a MeasurementError; a missing one is no log', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'quorate-measure-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
   t.equal(await readBootEventLog(join(dir, 'absent')), undefined)
   mkdirSync(join(dir, 'a-directory'))
   await t.rejects(readBootEventLog(join(dir, 'a-directory')), MeasurementError)

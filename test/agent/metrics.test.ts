@@ -25,15 +25,21 @@ t.test('a counter set from a running total never goes down', async t => {
   c.setTotal(3, { channel: 'bulk' })
   c.setTotal(3, { channel: 'bulk' })
   c.setTotal(5, { channel: 'bulk' })
-  t.throws(() => { c.setTotal(4, { channel: 'bulk' }) }, InvalidInputError)
-  t.throws(() => { c.inc({}, -1) }, InvalidInputError)
+  t.throws(() => {
+    c.setTotal(4, { channel: 'bulk' })
+  }, InvalidInputError)
+  t.throws(() => {
+    c.inc({}, -1)
+  }, InvalidInputError)
   t.equal(m.value('quorate_served_total', { channel: 'bulk' }), 5)
   t.match(m.render(), /# TYPE quorate_served_total counter\nquorate_served_total\{channel="bulk"\} 5\n/)
 })
 
 t.test("the agent's registry: every *_total is a counter, no gauge ends in _total", async t => {
   const home = mkdtempSync(join(tmpdir(), 'quorate-metrics-'))
-  t.teardown(() => { rmSync(home, { recursive: true, force: true }) })
+  t.teardown(() => {
+    rmSync(home, { recursive: true, force: true })
+  })
   const a = new Agent({ config: loadConfig({ env: {}, flags: { home } }) })
   const types = new Map([...a.metrics.render().matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(x => [x[1], x[2]]))
   t.equal(types.get('quorate_verifier_sessions_total'), 'counter')

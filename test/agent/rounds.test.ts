@@ -26,11 +26,17 @@ let node: Agent | undefined
 t.teardown(async () => {
   await node?.runner.stopAll('test over').catch(() => {})
   await node?.stop()
-  await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+  await docker
+    .getImage(img.imageId)
+    .remove({ force: true })
+    .catch(() => {})
   await net.stop()
 })
 
-await docker.getImage(img.imageId).remove({ force: true }).catch(() => {})
+await docker
+  .getImage(img.imageId)
+  .remove({ force: true })
+  .catch(() => {})
 const tenant = await generateChainKey()
 const publisher = chainImagePublisher(async body => await net.chain.send('image.publish', body, tenant))
 const pub = await publishImage(net.verifiers[0].store, publisher, { source: img.tar, name: IMAGE })
@@ -40,7 +46,15 @@ const home = join(net.work, 'node')
 node = new Agent({
   config: loadConfig({
     env: {},
-    flags: { home, tcti: sw.tcti, chainRpc: net.chainUrl, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, roundTimeoutMs: 5000 }
+    flags: {
+      home,
+      tcti: sw.tcti,
+      chainRpc: net.chainUrl,
+      httpListen: `127.0.0.1:${await freePort()}`,
+      platform: PLATFORM,
+      osImage: OS_IMAGE,
+      roundTimeoutMs: 5000
+    }
   }),
   logger: silentLogger(),
   simulatedBootLog: net.bootLog,
@@ -51,9 +65,18 @@ await a.start()
 
 t.test('fail, fail, then pass: no illegal transition, certified in one round, tenants run', async t => {
   const kinds: string[] = []
-  a.lifecycle.onChange(s => { kinds.push(s.kind) })
+  a.lifecycle.onChange(s => {
+    kinds.push(s.kind)
+  })
   // measured, not logged
-  const line = containerLaunchLine({ type: 'container.launch', image: IMAGE, digest: pub.digest, cid: pub.cid, args: [], envDigest: envDigest([]) })
+  const line = containerLaunchLine({
+    type: 'container.launch',
+    image: IMAGE,
+    digest: pub.digest,
+    cid: pub.cid,
+    args: [],
+    envDigest: envDigest([])
+  })
   await a.tpm.pcrExtend(CONTAINER_PCR, { sha256: containerEventDigest(line) })
 
   const r1 = await a.certify()
@@ -68,8 +91,19 @@ t.test('fail, fail, then pass: no illegal transition, certified in one round, te
   appendFileSync(join(home, 'container-events.jsonl'), line + '\n')
   const r3 = await a.certify()
   t.equal(r3.outcome, 'pass', `the log replays now (${r3.pass} pass / ${r3.fail} fail)`)
-  t.same(a.lifecycle.state, { kind: 'certified', round: r3.round, expiresAt: r3.expiresAt }, 'certified in that one round')
-  t.same(kinds, ['awaiting-certification', 'revoked', 'awaiting-certification', 'revoked', 'awaiting-certification', 'certified'])
+  t.same(
+    a.lifecycle.state,
+    { kind: 'certified', round: r3.round, expiresAt: r3.expiresAt },
+    'certified in that one round'
+  )
+  t.same(kinds, [
+    'awaiting-certification',
+    'revoked',
+    'awaiting-certification',
+    'revoked',
+    'awaiting-certification',
+    'certified'
+  ])
   t.notOk(kinds.includes('degraded'), 'never degraded')
   t.same(a.runner.certification(), { certified: true, expiresAt: r3.expiresAt }, 'the gate was told (setCertification)')
   t.equal((await net.chain.node(a.nodeId))?.effective, 'certified', 'the chain agrees')

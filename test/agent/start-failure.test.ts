@@ -14,7 +14,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const work = mkdtempSync(join(tmpdir(), 'quorate-start-failure-'))
 const sw = await startSwtpm()
 const busy: Server = createServer()
-await new Promise<void>(resolve => { busy.listen(0, '127.0.0.1', () => { resolve() }) })
+await new Promise<void>(resolve => {
+  busy.listen(0, '127.0.0.1', () => {
+    resolve()
+  })
+})
 const port = (busy.address() as { port: number }).port
 t.teardown(async () => {
   busy.close()
@@ -23,12 +27,32 @@ t.teardown(async () => {
 })
 
 t.test('the HTTP port in use: exit 1, the error names --http, the process ends', async t => {
-  const args = ['node', 'start', '--home', join(work, 'node'), '--tcti', sw.tcti, '--rpc', 'http://127.0.0.1:9', '--http', `127.0.0.1:${port}`]
-  const p = spawn(join(root, 'bin', 'quorate'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORATE_LOG_LEVEL: 'error' } })
+  const args = [
+    'node',
+    'start',
+    '--home',
+    join(work, 'node'),
+    '--tcti',
+    sw.tcti,
+    '--rpc',
+    'http://127.0.0.1:9',
+    '--http',
+    `127.0.0.1:${port}`
+  ]
+  const p = spawn(join(root, 'bin', 'quorate'), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, QUORATE_LOG_LEVEL: 'error' }
+  })
   let stderr = ''
-  p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  p.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
   // the process must end by itself; tap's own timeout fails the test if it does not
-  const code = await new Promise<number | null>(resolve => { p.once('exit', c => { resolve(c) }) })
+  const code = await new Promise<number | null>(resolve => {
+    p.once('exit', c => {
+      resolve(c)
+    })
+  })
   t.equal(code, 1, 'exits non-zero')
   t.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port}`), 'names the address')
   t.match(stderr, /EADDRINUSE/, 'says why')

@@ -11,7 +11,9 @@ import type { LaunchRequest, RunningContainer } from '../../containers/index.ts'
 import { silentLogger } from '../../encoding/log.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'quorate-tenants-'))
-t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+t.teardown(() => {
+  rmSync(dir, { recursive: true, force: true })
+})
 
 interface Setup {
   tenants: Tenants
@@ -23,7 +25,7 @@ interface Setup {
   ac: AbortController
 }
 
-function setup (opts: { probe?: ContainerProbe['running'], refuse?: string } = {}): Setup {
+function setup(opts: { probe?: ContainerProbe['running']; refuse?: string } = {}): Setup {
   const running = new Map<string, RunningContainer>()
   const launched: LaunchRequest[] = []
   const stopped: string[] = []
@@ -42,7 +44,10 @@ function setup (opts: { probe?: ContainerProbe['running'], refuse?: string } = {
     },
     list: () => [...running.values()],
     get: (image: string) => [...running.values()].find(c => c.image === image),
-    stop: async (id: string) => { stopped.push(id); return running.delete(id) }
+    stop: async (id: string) => {
+      stopped.push(id)
+      return running.delete(id)
+    }
   }
   const tenants = new Tenants({
     runner,
@@ -61,24 +66,40 @@ t.test('starts what is configured or deployed, stops what is no longer wanted', 
   const s = setup()
   writeFileSync(s.file, JSON.stringify({ deployments: [{ image: 'file/b', port: 8002 }] }))
   await s.tenants.reconcile()
-  t.same(s.launched.map(l => l.image), ['cfg/a', 'file/b'])
+  t.same(
+    s.launched.map(l => l.image),
+    ['cfg/a', 'file/b']
+  )
   t.same(s.launched[0].providers, ['/ip4/127.0.0.1/tcp/1/p2p/peer'], 'providers asked at launch')
   await s.tenants.reconcile()
   t.equal(s.launched.length, 2, 'nothing launched twice')
   writeFileSync(s.file, JSON.stringify({ deployments: [] }))
   await s.tenants.reconcile()
-  t.same([...s.running.values()].map(c => c.image), ['cfg/a'], 'undeployed tenant stopped')
+  t.same(
+    [...s.running.values()].map(c => c.image),
+    ['cfg/a'],
+    'undeployed tenant stopped'
+  )
   t.equal(s.stopped.length, 1)
   await s.tenants.deploy({ image: 'api/c', port: 8003 })
   await s.tenants.reconcile()
-  t.same([...s.running.values()].map(c => c.image).sort(), ['api/c', 'cfg/a'], 'deploy() is wanted on later reconciles too')
+  t.same(
+    [...s.running.values()].map(c => c.image).sort(),
+    ['api/c', 'cfg/a'],
+    'deploy() is wanted on later reconciles too'
+  )
   t.equal(s.metrics.value('quorate_tenant_launches_total', { outcome: 'started' }), 3)
   t.equal(s.metrics.value('quorate_image_fetched_bytes_total'), 300)
 })
 
 t.test('a container Docker lost is relaunched; Docker unreachable changes nothing', async t => {
   let answer: 'running' | 'gone' | 'unreachable' = 'running'
-  const s = setup({ probe: async () => { if (answer === 'unreachable') throw new Error('connect ENOENT /var/run/docker.sock'); return answer === 'running' } })
+  const s = setup({
+    probe: async () => {
+      if (answer === 'unreachable') throw new Error('connect ENOENT /var/run/docker.sock')
+      return answer === 'running'
+    }
+  })
   await s.tenants.reconcile()
   const first = [...s.running.keys()]
   answer = 'unreachable'
@@ -98,7 +119,11 @@ t.test('an unreadable deployments.json keeps the current tenants; a refused laun
   await s.tenants.reconcile()
   writeFileSync(s.file, '{not json')
   await s.tenants.reconcile()
-  t.same([...s.running.values()].map(c => c.image), ['cfg/a'], 'nothing stopped on a bad file')
+  t.same(
+    [...s.running.values()].map(c => c.image),
+    ['cfg/a'],
+    'nothing stopped on a bad file'
+  )
   writeFileSync(s.file, JSON.stringify({ deployments: [{ image: 'file/b', port: 8002 }] }))
   await s.tenants.reconcile()
   t.equal(s.metrics.value('quorate_tenant_launches_total', { outcome: 'refused' }), 1)

@@ -16,12 +16,12 @@ import { DecodeError } from '../../encoding/errors.ts'
 const execFileP = promisify(execFile)
 const BIN = fileURLToPath(new URL('../../bin/quorate', import.meta.url))
 
-async function run (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await execFileP(BIN, args, { timeout: 60_000 })
     return { code: 0, stdout: r.stdout, stderr: r.stderr }
   } catch (err) {
-    const e = err as { code?: number, stdout?: string, stderr?: string }
+    const e = err as { code?: number; stdout?: string; stderr?: string }
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
   }
 }
@@ -39,7 +39,17 @@ writeFileSync(refsFile, JSON.stringify({ ...refsNoCa, ekCas: [] }))
 const caArgs = ['--ek-ca', join(FIXTURES, 'ek', 'rootca.pem'), '--ek-ca', join(FIXTURES, 'ek', 'issuer.pem')]
 
 t.test('evidence verify: pass → exit 0, JSON result', async t => {
-  const r = await run(['evidence', 'verify', evFile, '--nonce', toHex(s.nonce), ...caArgs, '--refs', refsFile, '--json'])
+  const r = await run([
+    'evidence',
+    'verify',
+    evFile,
+    '--nonce',
+    toHex(s.nonce),
+    ...caArgs,
+    '--refs',
+    refsFile,
+    '--json'
+  ])
   t.equal(r.code, 0, r.stderr)
   const a = JSON.parse(r.stdout)
   t.equal(a.ok, true)
@@ -49,14 +59,25 @@ t.test('evidence verify: pass → exit 0, JSON result', async t => {
 
 // Each CLI start loads every command module (seconds on a busy machine): one real process run
 // above, the rest in process through yargs with just our command modules.
-async function inProcess (args: string[]): Promise<{ code: number, stdout: string, error?: Error }> {
+async function inProcess(args: string[]): Promise<{ code: number; stdout: string; error?: Error }> {
   const { default: yargs } = await import('yargs')
-  const mods = [...(await import('../../cli/commands/evidence.ts')).default, ...(await import('../../cli/commands/eventlog.ts')).default]
+  const mods = [
+    ...(await import('../../cli/commands/evidence.ts')).default,
+    ...(await import('../../cli/commands/eventlog.ts')).default
+  ]
   let out = ''
   const orig = process.stdout.write.bind(process.stdout)
-  process.stdout.write = ((chunk: string | Uint8Array) => { out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(); return true }) as typeof process.stdout.write
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()
+    return true
+  }) as typeof process.stdout.write
   try {
-    let y = yargs(args).option('json', { type: 'boolean', global: true }).strict().fail((msg, err) => { throw err ?? new Error(msg) })
+    let y = yargs(args)
+      .option('json', { type: 'boolean', global: true })
+      .strict()
+      .fail((msg, err) => {
+        throw err ?? new Error(msg)
+      })
     for (const m of mods) y = y.command(m)
     await y.parseAsync()
     return { code: 0, stdout: out }
@@ -106,7 +127,14 @@ t.test('eventlog show / replay', async t => {
   t.equal(j.events.length, 25)
   t.equal(j.events[10].type, 'EV_EFI_BOOT_SERVICES_APPLICATION')
   const replay = await inProcess(['eventlog', 'replay', log, '--json'])
-  const want = Object.fromEntries(readFileSync(join(OVMF, 'pcrs_guest.txt'), 'utf8').trim().split('\n').map(l => l.split(' ')).filter(([b, i]) => b === 'sha256' && Number(i) <= 9 && Number(i) !== 8).map(([, i, h]) => [i, h.toLowerCase()]))
+  const want = Object.fromEntries(
+    readFileSync(join(OVMF, 'pcrs_guest.txt'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => l.split(' '))
+      .filter(([b, i]) => b === 'sha256' && Number(i) <= 9 && Number(i) !== 8)
+      .map(([, i, h]) => [i, h.toLowerCase()])
+  )
   t.same(JSON.parse(replay.stdout).pcrs.sha256, want)
   const human = await inProcess(['eventlog', 'show', log, '--pcr', '9'])
   t.match(human.stdout, /PCR  9 EV_EVENT_TAG .*Linux initrd/)

@@ -5,16 +5,36 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { sha256 } from '../../encoding/bytes.ts'
 import type { EvidencePcrs } from '../../attestation/evidence.ts'
 import {
-  TPM_ALG, TPM_ECC, TPMA_OBJECT, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE, marshalAttest, marshalPublic, marshalSignature,
-  objectName, type Attest, type EccPublic, type PcrSelection
+  TPM_ALG,
+  TPM_ECC,
+  TPMA_OBJECT,
+  TPM_GENERATED_VALUE,
+  TPM_ST_ATTEST_QUOTE,
+  marshalAttest,
+  marshalPublic,
+  marshalSignature,
+  objectName,
+  type Attest,
+  type EccPublic,
+  type PcrSelection
 } from '../../attestation/tpm2.ts'
 
-export const AK_ATTRS = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin |
-  TPMA_OBJECT.userWithAuth | TPMA_OBJECT.restricted | TPMA_OBJECT.sign
+export const AK_ATTRS =
+  TPMA_OBJECT.fixedTPM |
+  TPMA_OBJECT.fixedParent |
+  TPMA_OBJECT.sensitiveDataOrigin |
+  TPMA_OBJECT.userWithAuth |
+  TPMA_OBJECT.restricted |
+  TPMA_OBJECT.sign
 
-export interface SoftAk { readonly privateKey: KeyObject, readonly pub: EccPublic, readonly akPublic: Uint8Array, readonly name: Uint8Array }
+export interface SoftAk {
+  readonly privateKey: KeyObject
+  readonly pub: EccPublic
+  readonly akPublic: Uint8Array
+  readonly name: Uint8Array
+}
 
-export function softAk (attributes = AK_ATTRS): SoftAk {
+export function softAk(attributes = AK_ATTRS): SoftAk {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const jwk = publicKey.export({ format: 'jwk' })
   const pub: EccPublic = {
@@ -44,9 +64,15 @@ export interface ForgeOptions {
   type?: number
 }
 
-export interface ForgedQuote { attest: Uint8Array, signature: Uint8Array, akPublic: Uint8Array, pcrs: EvidencePcrs, parsed: Attest }
+export interface ForgedQuote {
+  attest: Uint8Array
+  signature: Uint8Array
+  akPublic: Uint8Array
+  pcrs: EvidencePcrs
+  parsed: Attest
+}
 
-export function forgeQuote (ak: SoftAk, o: ForgeOptions): ForgedQuote {
+export function forgeQuote(ak: SoftAk, o: ForgeOptions): ForgedQuote {
   const selection = o.selection ?? [{ hash: 'sha256' as const, pcrs: [...o.pcrs.keys()].sort((a, b) => a - b) }]
   const values: Uint8Array[] = []
   for (const s of selection) for (const p of s.pcrs) values.push(o.pcrs.get(p) ?? new Uint8Array(32))
@@ -55,7 +81,12 @@ export function forgeQuote (ak: SoftAk, o: ForgeOptions): ForgedQuote {
     type: o.type ?? TPM_ST_ATTEST_QUOTE,
     qualifiedSigner: ak.name,
     extraData: o.nonce,
-    clockInfo: { clock: o.clock ?? 123456n, resetCount: o.resetCount ?? 1, restartCount: o.restartCount ?? 0, safe: true },
+    clockInfo: {
+      clock: o.clock ?? 123456n,
+      resetCount: o.resetCount ?? 1,
+      restartCount: o.restartCount ?? 0,
+      safe: true
+    },
     firmwareVersion: 0x2023041900120000n,
     quote: { pcrSelect: selection, pcrDigest: sha256(...values) }
   }
@@ -66,7 +97,12 @@ export function forgeQuote (ak: SoftAk, o: ForgeOptions): ForgedQuote {
   return { attest, signature, akPublic: ak.akPublic, pcrs: { sha256: reported }, parsed }
 }
 
-export function signAttest (ak: SoftAk, attest: Uint8Array): Uint8Array {
+export function signAttest(ak: SoftAk, attest: Uint8Array): Uint8Array {
   const rs = sign('sha256', attest, { key: ak.privateKey, dsaEncoding: 'ieee-p1363' })
-  return marshalSignature({ sigAlg: 'ecdsa', hash: 'sha256', r: new Uint8Array(rs.subarray(0, 32)), s: new Uint8Array(rs.subarray(32)) })
+  return marshalSignature({
+    sigAlg: 'ecdsa',
+    hash: 'sha256',
+    r: new Uint8Array(rs.subarray(0, 32)),
+    s: new Uint8Array(rs.subarray(32))
+  })
 }

@@ -25,40 +25,92 @@ t.test('well-formed PEM: bundles, explanatory text, CRLF, any line length', asyn
   t.same([...blocks[1].der], [...issuerDer])
   t.same([...decodePem(rootPem.replace(/\n/g, '\r\n'))[0].der], [...rootDer], 'CRLF')
   t.same([...decodePem(block('CERTIFICATE', b64(rootDer)))[0].der], [...rootDer], 'one long line')
-  t.same(decodePem(block('X509 CRL', 'AAAA')).map(b => b.label), ['X509 CRL'], 'labels with spaces, no label filter')
+  t.same(
+    decodePem(block('X509 CRL', 'AAAA')).map(b => b.label),
+    ['X509 CRL'],
+    'labels with spaces, no label filter'
+  )
   t.same(decodePem('no pem here at all'), [], 'no BEGIN: no blocks')
   t.equal(parseCertificates(Buffer.from(bundle)).length, 2, 'PEM bytes with leading text (a vendor CA bundle file)')
-  t.equal(parseCertificates(rootDer)[0].fingerprint256, parseCertificates(rootPem)[0].fingerprint256, 'DER and PEM agree')
+  t.equal(
+    parseCertificates(rootDer)[0].fingerprint256,
+    parseCertificates(rootPem)[0].fingerprint256,
+    'DER and PEM agree'
+  )
 })
 
 t.test('malformed PEM: a PemError naming the block and the problem', async t => {
   const body = b64(rootDer)
   const cases: Array<[string, string, RegExp]> = [
     ['no END', `-----BEGIN CERTIFICATE-----\n${body}\n`, /block #1 \(CERTIFICATE\) has no END line/],
-    ['next BEGIN before END', `-----BEGIN CERTIFICATE-----\n${body}\n${rootPem}`, /block #1 \(CERTIFICATE\) has no END line/],
-    ['END of another label', `-----BEGIN CERTIFICATE-----\n${body}\n-----END PRIVATE KEY-----\n`, /BEGIN CERTIFICATE is closed by "-----END PRIVATE KEY-----"/],
+    [
+      'next BEGIN before END',
+      `-----BEGIN CERTIFICATE-----\n${body}\n${rootPem}`,
+      /block #1 \(CERTIFICATE\) has no END line/
+    ],
+    [
+      'END of another label',
+      `-----BEGIN CERTIFICATE-----\n${body}\n-----END PRIVATE KEY-----\n`,
+      /BEGIN CERTIFICATE is closed by "-----END PRIVATE KEY-----"/
+    ],
     ['stray END', `${rootPem}-----END CERTIFICATE-----\n`, /END line without its BEGIN after block #1/],
-    ['bad character', block('CERTIFICATE', body.slice(0, 40) + '!' + body.slice(41)), /block #1 \(CERTIFICATE\): body is not base64 \(character "!"\)/],
+    [
+      'bad character',
+      block('CERTIFICATE', body.slice(0, 40) + '!' + body.slice(41)),
+      /block #1 \(CERTIFICATE\): body is not base64 \(character "!"\)/
+    ],
     ['bad length', block('CERTIFICATE', body.slice(0, -1)), /not a multiple of 4/],
     ['padding inside', block('CERTIFICATE', 'AA==' + body), /'=' padding before the end/],
     ['empty body', block('CERTIFICATE', ''), /block #1 \(CERTIFICATE\) is empty/],
     ['RFC 1421 header', block('CERTIFICATE', 'Proc-Type: 4,ENCRYPTED\n\n' + body), /not base64/],
-    ['malformed BEGIN line', `-----BEGIN CERTIFICATE----\n${body}\n-----END CERTIFICATE-----\n`, /block #1: malformed BEGIN line/],
+    [
+      'malformed BEGIN line',
+      `-----BEGIN CERTIFICATE----\n${body}\n-----END CERTIFICATE-----\n`,
+      /block #1: malformed BEGIN line/
+    ],
     ['empty label', block('', body), /malformed BEGIN line/],
     ['wrong label', rootPem + block('PRIVATE KEY', 'AAAA'), /block #2 is a PRIVATE KEY, expected CERTIFICATE/]
   ]
-  for (const [name, text, re] of cases) throwsInstance(t, () => decodePem(text, { label: 'CERTIFICATE', what: 'ca.pem' }), PemError, name, new RegExp('^ca\\.pem: .*' + re.source))
+  for (const [name, text, re] of cases)
+    throwsInstance(
+      t,
+      () => decodePem(text, { label: 'CERTIFICATE', what: 'ca.pem' }),
+      PemError,
+      name,
+      new RegExp('^ca\\.pem: .*' + re.source)
+    )
   // the same through every user of the parser
   const bad = block('CERTIFICATE', body.slice(0, -1))
   throwsInstance(t, () => parseCertificates(bad, 'EK CA'), PemError, 'parseCertificates (text)', /^EK CA: block #1/)
-  throwsInstance(t, () => parseCertificates(Buffer.from('# bundle\n' + rootPem + bad), 'ca.pem'), PemError, 'parseCertificates (bytes): a bad second block is not skipped', /block #2/)
-  throwsInstance(t, () => referenceValuesFromJson({ ekCas: [bad], firmware: [], os: [] }), DecodeError, 'reference values', /ekCas\[0\]: block #1/)
-  throwsInstance(t, () => parseCertificates(block('CERTIFICATE', 'AAAA')), DecodeError, 'well-formed PEM of a non-certificate', /not a DER SEQUENCE/)
+  throwsInstance(
+    t,
+    () => parseCertificates(Buffer.from('# bundle\n' + rootPem + bad), 'ca.pem'),
+    PemError,
+    'parseCertificates (bytes): a bad second block is not skipped',
+    /block #2/
+  )
+  throwsInstance(
+    t,
+    () => referenceValuesFromJson({ ekCas: [bad], firmware: [], os: [] }),
+    DecodeError,
+    'reference values',
+    /ekCas\[0\]: block #1/
+  )
+  throwsInstance(
+    t,
+    () => parseCertificates(block('CERTIFICATE', 'AAAA')),
+    DecodeError,
+    'well-formed PEM of a non-certificate',
+    /not a DER SEQUENCE/
+  )
 })
 
 t.test('reference values hold the DER of each PEM certificate', async t => {
   const r = referenceValuesFromJson({ ekCas: [rootPem + issuerPem, b64(rootDer)], firmware: [], os: [] })
-  t.same(r.ekCas.map(c => b64(c)), [b64(rootDer), b64(issuerDer), b64(rootDer)])
+  t.same(
+    r.ekCas.map(c => b64(c)),
+    [b64(rootDer), b64(issuerDer), b64(rootDer)]
+  )
 })
 
 t.test('limits', async t => {
@@ -70,14 +122,33 @@ t.test('limits', async t => {
 t.test('fuzz: random and mutated PEM gives blocks or our errors, never anything else', async t => {
   const rnd = prng(7468)
   const seeds = [rootPem, rootPem + issuerPem, `text\n${rootPem}more text\n`, block('CERTIFICATE', 'AAAA')]
-  const alphabet = ['-----BEGIN ', '-----END ', 'CERTIFICATE', '-----', '\n', '\r\n', ' ', 'AAAA', '=', 'Zm9v', '!', 'X509 CRL']
+  const alphabet = [
+    '-----BEGIN ',
+    '-----END ',
+    'CERTIFICATE',
+    '-----',
+    '\n',
+    '\r\n',
+    ' ',
+    'AAAA',
+    '=',
+    'Zm9v',
+    '!',
+    'X509 CRL'
+  ]
   let foreign = 0
   let ok = 0
   const check = (input: string | Uint8Array): void => {
     try {
-      if (typeof input === 'string') { decodePem(input, { label: 'CERTIFICATE' }); ok++ } else parseCertificates(input)
+      if (typeof input === 'string') {
+        decodePem(input, { label: 'CERTIFICATE' })
+        ok++
+      } else parseCertificates(input)
     } catch (err) {
-      if (!(err instanceof InvalidInputError)) { foreign++; if (foreign < 4) t.fail(String(err)) }
+      if (!(err instanceof InvalidInputError)) {
+        foreign++
+        if (foreign < 4) t.fail(String(err))
+      }
     }
   }
   for (let i = 0; i < 1500; i++) {

@@ -17,10 +17,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 export const FIXTURES = join(here, '..', 'fixtures')
 export const OVMF = OVMF_Q35_SMP2_DIR
 
-export function fixtureEventLog (): Uint8Array { return new Uint8Array(readFileSync(join(OVMF, 'eventlog.bin'))) }
+export function fixtureEventLog(): Uint8Array {
+  return new Uint8Array(readFileSync(join(OVMF, 'eventlog.bin')))
+}
 
 /** pcrs_guest.txt as index → value (sha256 bank). */
-export function fixturePcrs (): Map<number, Uint8Array> {
+export function fixturePcrs(): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>()
   for (const line of readFileSync(join(OVMF, 'pcrs_guest.txt'), 'utf8').trim().split('\n')) {
     const [bank, idx, hex] = line.trim().split(/\s+/)
@@ -29,47 +31,83 @@ export function fixturePcrs (): Map<number, Uint8Array> {
   return out
 }
 
-export function ekFixture (name: string): Uint8Array { return new Uint8Array(readFileSync(join(FIXTURES, 'ek', name))) }
-export function ekCaDers (): Uint8Array[] {
-  return ['rootca.pem', 'issuer.pem'].map(f => new Uint8Array(parseCertificates(readFileSync(join(FIXTURES, 'ek', f), 'utf8'))[0].raw))
+export function ekFixture(name: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(FIXTURES, 'ek', name)))
+}
+export function ekCaDers(): Uint8Array[] {
+  return ['rootca.pem', 'issuer.pem'].map(
+    f => new Uint8Array(parseCertificates(readFileSync(join(FIXTURES, 'ek', f), 'utf8'))[0].raw)
+  )
 }
 
 export const IMAGE_A = 'sha256:' + 'a1'.repeat(32)
 export const IMAGE_B = 'sha256:' + 'b2'.repeat(32)
 
-export function containerLog (): string {
+export function containerLog(): string {
   const env = envDigest({ PORT: '8080' })
-  return [
-    containerLaunchLine({ type: 'container.launch', image: 'acme/web:1.0', digest: IMAGE_A, cid: 'bafkreiaaaa', args: ['--port', '8080'], envDigest: env }),
-    containerLaunchLine({ type: 'container.launch', image: 'acme/worker:2.1', digest: IMAGE_B, cid: 'bafkreibbbb', args: [], envDigest: env })
-  ].join('\n') + '\n'
+  return (
+    [
+      containerLaunchLine({
+        type: 'container.launch',
+        image: 'acme/web:1.0',
+        digest: IMAGE_A,
+        cid: 'bafkreiaaaa',
+        args: ['--port', '8080'],
+        envDigest: env
+      }),
+      containerLaunchLine({
+        type: 'container.launch',
+        image: 'acme/worker:2.1',
+        digest: IMAGE_B,
+        cid: 'bafkreibbbb',
+        args: [],
+        envDigest: env
+      })
+    ].join('\n') + '\n'
+  )
 }
 
 /** Reference values that allow exactly the fixture boot: firmware by events, OS by events + golden. */
-export function fixtureRefs (): ReferenceValues {
+export function fixtureRefs(): ReferenceValues {
   const log = parseEventLog(fixtureEventLog())
   const pcrs = fixturePcrs()
   const set = (name: string, version: string, list: number[], golden: number[] = []): RefSet => ({
     name,
     version,
     bank: 'sha256',
-    pcrs: Object.fromEntries(list.map(p => [String(p), {
-      events: eventsForPcr(log, p).map(e => e.digests.sha256 as Uint8Array),
-      ...(golden.includes(p) ? { golden: [pcrs.get(p) as Uint8Array] } : {})
-    }]))
+    pcrs: Object.fromEntries(
+      list.map(p => [
+        String(p),
+        {
+          events: eventsForPcr(log, p).map(e => e.digests.sha256 as Uint8Array),
+          ...(golden.includes(p) ? { golden: [pcrs.get(p) as Uint8Array] } : {})
+        }
+      ])
+    )
   })
   return {
     ekCas: ekCaDers(),
     firmware: [set('ovmf', '2022.11', [0, 1, 2, 3, 5, 6, 7])],
     os: [set('debian-6.1', '6.1.0-56', [4, 9], [9])],
-    containers: { images: [{ name: 'acme/web:1.0', digest: IMAGE_A }, { name: 'acme/worker:2.1', digest: IMAGE_B }] }
+    containers: {
+      images: [
+        { name: 'acme/web:1.0', digest: IMAGE_A },
+        { name: 'acme/worker:2.1', digest: IMAGE_B }
+      ]
+    }
   }
 }
 
-export interface Scenario { ak: SoftAk, nonce: Uint8Array, evidence: Evidence, refs: ReferenceValues, pcrs: Map<number, Uint8Array> }
+export interface Scenario {
+  ak: SoftAk
+  nonce: Uint8Array
+  evidence: Evidence
+  refs: ReferenceValues
+  pcrs: Map<number, Uint8Array>
+}
 
 /** The valid scenario; `over` changes the forged quote (e.g. clock, selection). */
-export function scenario (over: Partial<ForgeOptions> = {}, ak: SoftAk = softAk()): Scenario {
+export function scenario(over: Partial<ForgeOptions> = {}, ak: SoftAk = softAk()): Scenario {
   const nonce = new Uint8Array(randomBytes(32))
   const all = fixturePcrs()
   const cl = containerLog()

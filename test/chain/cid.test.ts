@@ -11,17 +11,41 @@ const seeds = [
   'k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8',
   'bagaaierasords4njcts6vs7qvdjfcvgnume4hqohf65zsfguprqphs3icwea'
 ]
-const ref = (s: string): boolean => { try { CID.parse(s); return true } catch { return false } }
+const ref = (s: string): boolean => {
+  try {
+    CID.parse(s)
+    return true
+  } catch {
+    return false
+  }
+}
 
 t.test('known CIDs and non-CIDs', async t => {
   for (const s of seeds) t.equal(isCidString(s), true, s)
-  for (const s of ['', 'Q', 'b', 'zQmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n', 'fabcdef', 'bafy', 'mAXASI', 'Qm' + 'x'.repeat(44)]) t.equal(isCidString(s), ref(s), JSON.stringify(s))
-  t.equal(isCidString('zQmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n'), false, 'v0 with a multibase prefix is refused')
+  for (const s of [
+    '',
+    'Q',
+    'b',
+    'zQmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n',
+    'fabcdef',
+    'bafy',
+    'mAXASI',
+    'Qm' + 'x'.repeat(44)
+  ])
+    t.equal(isCidString(s), ref(s), JSON.stringify(s))
+  t.equal(
+    isCidString('zQmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n'),
+    false,
+    'v0 with a multibase prefix is refused'
+  )
 })
 
 t.test('mutated CIDs: same verdict as CID.parse', async t => {
   let seed = 7
-  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
   const alpha = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
   let diff = 0
   let accepted = 0
@@ -30,7 +54,13 @@ t.test('mutated CIDs: same verdict as CID.parse', async t => {
     for (let i = 0; i < 1500; i++) {
       let s = s0
       const k = rnd(5)
-      if (k === 0) { const j = rnd(s.length); s = s.slice(0, j) + alpha[rnd(alpha.length)] + s.slice(j) } else if (k === 1) { const j = rnd(s.length); s = s.slice(0, j) + alpha[rnd(alpha.length)] + s.slice(j + 1) } else if (k === 2) s = alpha[rnd(alpha.length)] + s.slice(1)
+      if (k === 0) {
+        const j = rnd(s.length)
+        s = s.slice(0, j) + alpha[rnd(alpha.length)] + s.slice(j)
+      } else if (k === 1) {
+        const j = rnd(s.length)
+        s = s.slice(0, j) + alpha[rnd(alpha.length)] + s.slice(j + 1)
+      } else if (k === 2) s = alpha[rnd(alpha.length)] + s.slice(1)
       else if (k === 3) s = s.slice(0, rnd(s.length + 1))
       else s = s.slice(0, 1) + s.slice(1).split('').reverse().join('')
       n++

@@ -23,10 +23,12 @@ const tag = `q${process.pid % 100000}`
 const HUB = `${tag}hub`
 const ns = (i: number): string => `${tag}v${i}`
 const hubSide = (i: number): string => `${tag}h${i}`
-const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+const ip = (...args: string[]): void => {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+}
 const addr = (i: number): string => `198.18.0.${i + 1}`
 
-function makeNetwork (n: number): void {
+function makeNetwork(n: number): void {
   ip('netns', 'add', HUB)
   ip('-n', HUB, 'link', 'set', 'lo', 'up')
   ip('-n', HUB, 'link', 'add', 'br0', 'type', 'bridge')
@@ -44,54 +46,71 @@ function makeNetwork (n: number): void {
     ip('-n', HUB, 'link', 'set', hubSide(i), 'up')
   }
 }
-function removeNetwork (n: number): void {
-  for (const name of [HUB, ...Array.from({ length: n }, (_, i) => ns(i))]) { try { ip('netns', 'del', name) } catch {} }
+function removeNetwork(n: number): void {
+  for (const name of [HUB, ...Array.from({ length: n }, (_, i) => ns(i))]) {
+    try {
+      ip('netns', 'del', name)
+    } catch {}
+  }
 }
-const cut = (i: number): void => { ip('-n', HUB, 'link', 'set', hubSide(i), 'down') }
-const heal = (i: number): void => { ip('-n', HUB, 'link', 'set', hubSide(i), 'up') }
+const cut = (i: number): void => {
+  ip('-n', HUB, 'link', 'set', hubSide(i), 'down')
+}
+const heal = (i: number): void => {
+  ip('-n', HUB, 'link', 'set', hubSide(i), 'up')
+}
 
 /** JSON-RPC from inside the hub namespace, through netns-relay.ts. */
 class Relay {
   readonly #proc: ChildProcess
-  readonly #waiting = new Map<number, (r: { result?: unknown, error?: unknown }) => void>()
+  readonly #waiting = new Map<number, (r: { result?: unknown; error?: unknown }) => void>()
   #id = 0
   #buf = ''
-  constructor () {
-    this.#proc = spawn('ip', ['netns', 'exec', HUB, NODE, join(HERE, 'netns-relay.ts')], { stdio: ['pipe', 'pipe', 'inherit'] })
+  constructor() {
+    this.#proc = spawn('ip', ['netns', 'exec', HUB, NODE, join(HERE, 'netns-relay.ts')], {
+      stdio: ['pipe', 'pipe', 'inherit']
+    })
     this.#proc.stdout?.on('data', (d: Buffer) => {
       this.#buf += d.toString()
       for (let i = this.#buf.indexOf('\n'); i >= 0; i = this.#buf.indexOf('\n')) {
         const line = this.#buf.slice(0, i)
         this.#buf = this.#buf.slice(i + 1)
-        const r = JSON.parse(line) as { id: number, result?: unknown, error?: unknown }
+        const r = JSON.parse(line) as { id: number; result?: unknown; error?: unknown }
         this.#waiting.get(r.id)?.(r)
         this.#waiting.delete(r.id)
       }
     })
   }
 
-  async call<T> (url: string, method: string, params: Record<string, unknown> = {}): Promise<T> {
+  async call<T>(url: string, method: string, params: Record<string, unknown> = {}): Promise<T> {
     const id = ++this.#id
-    const p = new Promise<{ result?: unknown, error?: unknown }>(resolve => this.#waiting.set(id, resolve))
+    const p = new Promise<{ result?: unknown; error?: unknown }>(resolve => this.#waiting.set(id, resolve))
     this.#proc.stdin?.write(JSON.stringify({ id, url, method, params }) + '\n')
     const r = await p
     if (r.error !== undefined) throw new Error(`${method} at ${url}: ${JSON.stringify(r.error)}`)
     return r.result as T
   }
 
-  async height (url: string): Promise<number> {
-    return await this.call<{ sync_info: { latest_block_height: string } }>(url, 'status').then(s => Number(s.sync_info.latest_block_height), () => -1)
+  async height(url: string): Promise<number> {
+    return await this.call<{ sync_info: { latest_block_height: string } }>(url, 'status').then(
+      s => Number(s.sync_info.latest_block_height),
+      () => -1
+    )
   }
 
-  async block (url: string, h: number): Promise<{ hash: string, appHash: string }> {
-    const b = await this.call<{ block_id: { hash: string }, block: { header: { app_hash: string } } }>(url, 'block', { height: String(h) })
+  async block(url: string, h: number): Promise<{ hash: string; appHash: string }> {
+    const b = await this.call<{ block_id: { hash: string }; block: { header: { app_hash: string } } }>(url, 'block', {
+      height: String(h)
+    })
     return { hash: b.block_id.hash, appHash: b.block.header.app_hash }
   }
 
-  close (): void { this.#proc.kill() }
+  close(): void {
+    this.#proc.kill()
+  }
 }
 
-async function until (what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
@@ -108,34 +127,67 @@ t.test('validators in their own network namespaces: partitions and healing', asy
   const relay = new Relay()
   t.teardown(async () => {
     relay.close()
-    await Promise.all(procs.map(async p => {
-      if (p.exitCode !== null || p.signalCode !== null) return
-      const e = new Promise(resolve => p.once('exit', resolve))
-      p.kill('SIGTERM')
-      await e
-    }))
+    await Promise.all(
+      procs.map(async p => {
+        if (p.exitCode !== null || p.signalCode !== null) return
+        const e = new Promise(resolve => p.once('exit', resolve))
+        p.kill('SIGTERM')
+        await e
+      })
+    )
     removeNetwork(n)
     await rm(dir, { recursive: true, force: true })
   })
 
-  const net = await writeTestnet({ dir: join(dir, 'net'), validators: n, chainId: 'netns', hosts: Array.from({ length: n }, (_, i) => addr(i)), ports: Array.from({ length: n }, () => ({ p2p: 26656, rpc: 26657 })), timeoutCommitMs: 100 })
+  const net = await writeTestnet({
+    dir: join(dir, 'net'),
+    validators: n,
+    chainId: 'netns',
+    hosts: Array.from({ length: n }, (_, i) => addr(i)),
+    ports: Array.from({ length: n }, () => ({ p2p: 26656, rpc: 26657 })),
+    timeoutCommitMs: 100
+  })
   const urls = net.validators.map(v => v.rpc)
-  t.same(urls, Array.from({ length: n }, (_, i) => `http://${addr(i)}:26657`), 'each validator serves on its own 198.18 address')
+  t.same(
+    urls,
+    Array.from({ length: n }, (_, i) => `http://${addr(i)}:26657`),
+    'each validator serves on its own 198.18 address'
+  )
   for (let i = 0; i < n; i++) {
-    const p = spawn('ip', ['netns', 'exec', ns(i), BIN, 'chain', 'start', '--engine', 'cometbft', '--home', net.validators[i].home, '--json'], { stdio: ['ignore', 'ignore', 'ignore'] })
+    const p = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns(i),
+        BIN,
+        'chain',
+        'start',
+        '--engine',
+        'cometbft',
+        '--home',
+        net.validators[i].home,
+        '--json'
+      ],
+      { stdio: ['ignore', 'ignore', 'ignore'] }
+    )
     procs.push(p)
   }
   const heights = async (): Promise<number[]> => await Promise.all(urls.map(async u => await relay.height(u)))
   await until('every validator made block 2', async () => (await heights()).every(h => h >= 2))
   const peers = await relay.call<{ peers: Array<{ remote_ip: string }> }>(urls[0], 'net_info')
-  t.same(peers.peers.map(p => p.remote_ip).sort(), [addr(1), addr(2), addr(3)], 'peers reach each other on their namespace addresses')
+  t.same(
+    peers.peers.map(p => p.remote_ip).sort(),
+    [addr(1), addr(2), addr(3)],
+    'peers reach each other on their namespace addresses'
+  )
 
   // txs change the app hash while a validator is away
   const key = await generateChainKey()
   let seq = 0
   const send = async (): Promise<void> => {
     const tx = buildTx('vendor.register', { name: `netns-${seq}` }, key, seq, 'netns')
-    const r = await relay.call<{ code: number, log: string }>(urls[0], 'broadcast_tx_sync', { tx: toBase64(tx) })
+    const r = await relay.call<{ code: number; log: string }>(urls[0], 'broadcast_tx_sync', { tx: toBase64(tx) })
     if (r.code !== 0) throw new Error(`tx refused: ${r.log}`)
     seq++
   }
@@ -144,7 +196,9 @@ t.test('validators in their own network namespaces: partitions and healing', asy
   cut(3)
   const at3 = await relay.height(urls[3])
   for (let i = 0; i < 5; i++) await send()
-  await until('the three reach 4 blocks past the cut-off one', async () => (await heights()).slice(0, 3).every(h => h >= at3 + 4))
+  await until('the three reach 4 blocks past the cut-off one', async () =>
+    (await heights()).slice(0, 3).every(h => h >= at3 + 4)
+  )
   t.ok((await relay.height(urls[3])) <= at3 + 1, 'the cut-off validator makes no blocks alone')
   heal(3)
   const target = Math.max(...(await heights()).slice(0, 3))
@@ -155,7 +209,8 @@ t.test('validators in their own network namespaces: partitions and healing', asy
   t.equal(b3.appHash, b0.appHash, `healed validator: same app hash at ${target}`)
 
   // 2. two of four cut off: neither side has more than 2/3 — no blocks, no fork
-  cut(2); cut(3)
+  cut(2)
+  cut(3)
   const before = await heights()
   await send().catch(() => {}) // a tx waiting in node 0's mempool must not get a block either
   // blocks come every second when idle; watch for several of those intervals
@@ -166,8 +221,12 @@ t.test('validators in their own network namespaces: partitions and healing', asy
     if (now.some((h, i) => h > before[i] + 1)) grew = true
     await new Promise(resolve => setTimeout(resolve, 250))
   }
-  t.notOk(grew, `no blocks during the 2-2 partition (heights ${before.join(',')} → ${(await heights()).join(',')}; -1 = not reachable from the hub; one block in flight at the cut may finish)`)
-  heal(2); heal(3)
+  t.notOk(
+    grew,
+    `no blocks during the 2-2 partition (heights ${before.join(',')} → ${(await heights()).join(',')}; -1 = not reachable from the hub; one block in flight at the cut may finish)`
+  )
+  heal(2)
+  heal(3)
   const resumed = Math.max(...(await heights())) + 2
   await until('blocks resume on all four after healing', async () => (await heights()).every(h => h >= resumed), 90_000)
   t.pass(`blocks resumed: all at ≥ ${resumed}`)

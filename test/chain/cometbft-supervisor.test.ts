@@ -7,7 +7,14 @@ import { generateChainKey } from '../../chain/keys.ts'
 import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
 import { startLocalNet, waitForHeight } from './cometbft-net.ts'
 
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 t.test('a killed cometbft is restarted by its supervisor and catches up; stop ends it', async t => {
   const net = await startLocalNet(4, { chainId: 'supervise' })

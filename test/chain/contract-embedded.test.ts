@@ -10,5 +10,11 @@ chainClientContract(t, 'embedded validator', async () => {
   const home = await mkdtemp(join(tmpdir(), 'quorate-contract-'))
   await initChainHome({ home, chainId: 'contract' })
   const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), blockIntervalMs: 0 })
-  return { url: v.url, stop: async () => { await v.stop(); await rm(home, { recursive: true, force: true }) } }
+  return {
+    url: v.url,
+    stop: async () => {
+      await v.stop()
+      await rm(home, { recursive: true, force: true })
+    }
+  }
 })

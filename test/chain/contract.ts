@@ -9,13 +9,16 @@ import { TxCode } from '../../chain/types.ts'
 import { sha256, toHex } from '../../encoding/bytes.ts'
 import { fakeDer } from './harness.ts'
 
-export interface ContractTarget { url: string, stop (): Promise<void> }
+export interface ContractTarget {
+  url: string
+  stop(): Promise<void>
+}
 
 /**
  * A committed tx by hash. CometBFT's indexer writes the tx index after the block's commit event
  * that answers broadcast_tx_commit, so right after it the tx may not be found yet: ask again.
  */
-async function committedTx (c: ChainClient, hash: string): Promise<Awaited<ReturnType<ChainClient['tx']>>> {
+async function committedTx(c: ChainClient, hash: string): Promise<Awaited<ReturnType<ChainClient['tx']>>> {
   for (let i = 0; ; i++) {
     const info = await c.tx(hash)
     if (info !== undefined || i >= 100) return info
@@ -23,11 +26,14 @@ async function committedTx (c: ChainClient, hash: string): Promise<Awaited<Retur
   }
 }
 
-export function chainClientContract (tap: typeof tapT, name: string, start: () => Promise<ContractTarget>): void {
+export function chainClientContract(tap: typeof tapT, name: string, start: () => Promise<ContractTarget>): void {
   tap.test(`ChainClient contract: ${name}`, async t => {
     const target = await start()
     const c = new ChainClient({ url: target.url })
-    t.teardown(async () => { c.close(); await target.stop() })
+    t.teardown(async () => {
+      c.close()
+      await target.stop()
+    })
 
     const st = await c.status()
     t.match(st.chainId, /.+/, 'status has a chain id')
@@ -42,13 +48,18 @@ export function chainClientContract (tap: typeof tapT, name: string, start: () =
     t.equal(info?.result.code, 0)
     t.same(info?.tx !== undefined && toHex(sha256(info.tx)).toUpperCase(), r.hash, 'hash = sha256(tx), upper-case hex')
     const b = await c.block(r.height)
-    t.ok(b.txs.some(x => toHex(sha256(x)).toUpperCase() === r.hash), 'the block holds the tx')
+    t.ok(
+      b.txs.some(x => toHex(sha256(x)).toUpperCase() === r.hash),
+      'the block holds the tx'
+    )
     const prev = await c.block(r.height - 1).catch(() => undefined)
     if (prev !== undefined) t.same(b.lastBlockHash, prev.hash, 'hash-linked')
 
     const e = await c.send('vendor.register', { name }, await generateChainKey()).catch((err: unknown) => err)
     t.ok(e instanceof TxRejectedError && e.txCode === TxCode.CONFLICT, 'duplicate name refused with its code')
-    const wrong = await c.send('vendor.ekca.publish', { vendor: name, certificate: fakeDer(1) }, await generateChainKey()).catch((err: unknown) => err)
+    const wrong = await c
+      .send('vendor.ekca.publish', { vendor: name, certificate: fakeDer(1) }, await generateChainKey())
+      .catch((err: unknown) => err)
     t.ok(wrong instanceof TxRejectedError && wrong.txCode === TxCode.UNAUTHORIZED, 'wrong signer refused')
     const chainId = await c.chainId()
     const stale = await c.broadcastTxSync(buildTx('vendor.register', { name: `${name}x` }, k, 0, chainId))

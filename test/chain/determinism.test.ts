@@ -12,20 +12,58 @@ import { toHex } from '../../encoding/bytes.ts'
 
 t.test('same blocks, same app hash at every height', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'quorate-det-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
   const gv = await generateChainKey()
   const a = await makeChain({ verifiers: [gv] })
   const keys = await Promise.all([0, 1, 2].map(async () => await generateChainKey()))
   const nodes = await Promise.all([0, 1].map(async () => await generateChainKey()))
   // a mixed history: successes, failures, attestation rounds, revocations
-  a.block([a.tx('vendor.register', { name: 'acme' }, keys[0]), a.tx('vendor.register', { name: 'acme' }, keys[1]), a.tx('vendor.register', { name: 'b' }, keys[1])])
-  a.block([a.tx('firmware.publish', { vendor: 'acme', platform: 'p', version: '1', bank: 'sha256', pcrs: { 0: { golden: [new Uint8Array(32)] } } }, keys[0])])
-  for (const n of nodes) a.block([a.tx('node.register', { nodeId: n.peerId, ekCertificate: fakeDer(1), akPublic: new Uint8Array([1]), addrs: [], platform: 'acme/p' }, n)])
+  a.block([
+    a.tx('vendor.register', { name: 'acme' }, keys[0]),
+    a.tx('vendor.register', { name: 'acme' }, keys[1]),
+    a.tx('vendor.register', { name: 'b' }, keys[1])
+  ])
+  a.block([
+    a.tx(
+      'firmware.publish',
+      { vendor: 'acme', platform: 'p', version: '1', bank: 'sha256', pcrs: { 0: { golden: [new Uint8Array(32)] } } },
+      keys[0]
+    )
+  ])
+  for (const n of nodes)
+    a.block([
+      a.tx(
+        'node.register',
+        { nodeId: n.peerId, ekCertificate: fakeDer(1), akPublic: new Uint8Array([1]), addrs: [], platform: 'acme/p' },
+        n
+      )
+    ])
   a.block(nodes.map(n => a.tx('attest.request', { nodeId: n.peerId, round: 1 }, n)))
   a.block([])
-  a.block(nodes.map((n, i) => a.tx('attest.record', { nodeId: n.peerId, round: 1, qc: testQc(i === 0 ? 'pass' : 'fail', a.clock.now + 100_000) }, keys[2])))
+  a.block(
+    nodes.map((n, i) =>
+      a.tx(
+        'attest.record',
+        { nodeId: n.peerId, round: 1, qc: testQc(i === 0 ? 'pass' : 'fail', a.clock.now + 100_000) },
+        keys[2]
+      )
+    )
+  )
   for (let i = 0; i < 20; i++) {
-    a.block([a.tx('image.publish', { name: `img${i % 3}`, digest: 'sha256:' + i.toString(16).padStart(64, '0'), cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', size: i }, keys[i % 3])])
+    a.block([
+      a.tx(
+        'image.publish',
+        {
+          name: `img${i % 3}`,
+          digest: 'sha256:' + i.toString(16).padStart(64, '0'),
+          cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+          size: i
+        },
+        keys[i % 3]
+      )
+    ])
   }
   a.block([a.tx('firmware.revoke', { vendor: 'acme', platform: 'p', version: '1' }, keys[0])])
   const blocks = [...a.producer.store.blocks()]

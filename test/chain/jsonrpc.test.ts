@@ -16,23 +16,35 @@ import { sha256, toHex, utf8 } from '../../encoding/bytes.ts'
 import { encode } from '../../encoding/canonical.ts'
 
 // any: the answers are JSON of many shapes, read field by field
-interface Answer { status: number, text: string, json: any }
+interface Answer {
+  status: number
+  text: string
+  json: any
+}
 
 const home = await mkdtemp(join(tmpdir(), 'quorate-jsonrpc-'))
-t.teardown(async () => { await rm(home, { recursive: true, force: true }) })
+t.teardown(async () => {
+  await rm(home, { recursive: true, force: true })
+})
 await initChainHome({ home, chainId: 'jsonrpc' })
 const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), blockIntervalMs: 0 })
-t.teardown(async () => { await v.stop() })
+t.teardown(async () => {
+  await v.stop()
+})
 
-async function post (body: string): Promise<Answer> {
+async function post(body: string): Promise<Answer> {
   const res = await fetch(`${v.url}/`, { method: 'POST', body })
   const text = await res.text()
   return { status: res.status, text, json: text === '' ? undefined : JSON.parse(text) }
 }
-async function get (path: string): Promise<Answer> {
+async function get(path: string): Promise<Answer> {
   const res = await fetch(`${v.url}${path}`)
   const text = await res.text()
-  return { status: res.status, text, json: res.headers.get('content-type')?.startsWith('application/json') === true ? JSON.parse(text) : undefined }
+  return {
+    status: res.status,
+    text,
+    json: res.headers.get('content-type')?.startsWith('application/json') === true ? JSON.parse(text) : undefined
+  }
 }
 
 t.test('a deeply nested id is refused before it is parsed, with no stack overflow', async t => {
@@ -68,7 +80,11 @@ t.test('ids: strings, numbers and null are echoed; other types refused and not e
 })
 
 t.test('"jsonrpc": "2.0" is required', async t => {
-  for (const body of ['{"id":1,"method":"health"}', '{"jsonrpc":"1.0","id":1,"method":"health"}', '{"jsonrpc":2,"id":1,"method":"health"}']) {
+  for (const body of [
+    '{"id":1,"method":"health"}',
+    '{"jsonrpc":"1.0","id":1,"method":"health"}',
+    '{"jsonrpc":2,"id":1,"method":"health"}'
+  ]) {
     const r = await post(body)
     t.equal(r.json.error?.code, -32600, `${body}: invalid request`)
     t.equal(r.json.id, 1, 'answered to its id')
@@ -80,7 +96,12 @@ t.test('"jsonrpc": "2.0" is required', async t => {
   await post(JSON.stringify({ id: 1, method: 'broadcast_tx_sync', params: { tx: Buffer.from(tx).toString('base64') } }))
   t.equal(v.producer.mempoolSize, 0, 'nothing entered the mempool')
   t.equal(v.app.query({ path: '/vendor', data: encode({ name: 'nojsonrpc' }) }).code, TxCode.NOT_FOUND)
-  for (const [body, what] of [['null', 'null'], ['7', 'a number'], ['{"jsonrpc":"2.0","id":1}', 'no method'], ['{"jsonrpc":"2.0","id":1,"method":5}', 'method 5']] as const) {
+  for (const [body, what] of [
+    ['null', 'null'],
+    ['7', 'a number'],
+    ['{"jsonrpc":"2.0","id":1}', 'no method'],
+    ['{"jsonrpc":"2.0","id":1,"method":5}', 'method 5']
+  ] as const) {
     const r = await post(body)
     t.equal(r.json.error?.code, -32600, `${what}: invalid request`)
   }
@@ -99,7 +120,12 @@ t.test('params: only an object or an array; positional params bounded', async t 
   t.equal(tooMany.json.error?.code, -32602, 'more positional params than the method takes')
   const ok = await post('{"jsonrpc":"2.0","id":9,"method":"status","params":null}')
   t.ok(ok.json.result?.sync_info, 'params null = none')
-  for (const [params, what] of [['{"height":"abc"}', 'height abc'], ['{"height":-1}', 'height -1'], ['{"height":1.5}', 'height 1.5'], ['{"height":{}}', 'height {}']]) {
+  for (const [params, what] of [
+    ['{"height":"abc"}', 'height abc'],
+    ['{"height":-1}', 'height -1'],
+    ['{"height":1.5}', 'height 1.5'],
+    ['{"height":{}}', 'height {}']
+  ]) {
     const r = await post(`{"jsonrpc":"2.0","id":9,"method":"block","params":${params}}`)
     t.equal(r.json.error?.code, -32602, `${what}: invalid params`)
   }
@@ -113,17 +139,37 @@ t.test('notifications and batches', async t => {
   const n = await post('{"jsonrpc":"2.0","method":"health"}')
   t.equal(n.status, 204, 'a notification gets no answer')
   t.equal(n.text, '')
-  const b = await post('[{"jsonrpc":"2.0","id":1,"method":"health"},{"jsonrpc":"2.0","method":"health"},{"jsonrpc":"2.0","id":"x","method":"nope"},{"id":3,"method":"health"},5]')
+  const b = await post(
+    '[{"jsonrpc":"2.0","id":1,"method":"health"},{"jsonrpc":"2.0","method":"health"},{"jsonrpc":"2.0","id":"x","method":"nope"},{"id":3,"method":"health"},5]'
+  )
   t.equal(b.status, 200)
-  t.same(b.json, [
-    { jsonrpc: '2.0', id: 1, result: {} },
-    { jsonrpc: '2.0', id: 'x', error: { code: -32601, message: 'Method not found', data: 'unknown method "nope"' } },
-    { jsonrpc: '2.0', id: 3, error: { code: -32600, message: 'Invalid Request', data: '"jsonrpc" must be exactly "2.0"' } },
-    { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request', data: 'a request must be a JSON object { jsonrpc: "2.0", id, method, params }' } }
-  ], 'one answer per request that has an id, in order')
+  t.same(
+    b.json,
+    [
+      { jsonrpc: '2.0', id: 1, result: {} },
+      { jsonrpc: '2.0', id: 'x', error: { code: -32601, message: 'Method not found', data: 'unknown method "nope"' } },
+      {
+        jsonrpc: '2.0',
+        id: 3,
+        error: { code: -32600, message: 'Invalid Request', data: '"jsonrpc" must be exactly "2.0"' }
+      },
+      {
+        jsonrpc: '2.0',
+        id: null,
+        error: {
+          code: -32600,
+          message: 'Invalid Request',
+          data: 'a request must be a JSON object { jsonrpc: "2.0", id, method, params }'
+        }
+      }
+    ],
+    'one answer per request that has an id, in order'
+  )
   const empty = await post('[]')
   t.equal(empty.json.error?.code, -32600, 'an empty batch is an invalid request')
-  const big = await post(JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'health' }))))
+  const big = await post(
+    JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'health' })))
+  )
   t.equal(big.json.error?.code, -32600, 'a batch of 101 is refused')
 })
 
@@ -163,14 +209,24 @@ t.test('GET broadcast_tx_sync takes 0x-hex and quoted strings, as CometBFT docum
   t.equal(hex.status, 200)
   t.equal(hex.json.result.code, 0, '0x-hex: the tx is accepted')
   t.equal(hex.json.result.hash, toHex(sha256(tx)).toUpperCase())
-  const upper = await get(`/broadcast_tx_sync?tx=0X${toHex(buildTx('vendor.register', { name: 'gethex2' }, k, 1, v.chainId)).toUpperCase()}`)
+  const upper = await get(
+    `/broadcast_tx_sync?tx=0X${toHex(buildTx('vendor.register', { name: 'gethex2' }, k, 1, v.chainId)).toUpperCase()}`
+  )
   t.equal(upper.json.result.code, 0, '0X and upper-case digits')
   // a quoted string is its UTF-8 bytes, JSON escapes applied: not a valid tx, but exactly those bytes
-  for (const [arg, bytes] of [['"name=satoshi"', 'name=satoshi'], ['"a\\"b\\u0001"', 'a"b\u0001'], ['"caf\u00e9"', 'café']] as const) {
+  for (const [arg, bytes] of [
+    ['"name=satoshi"', 'name=satoshi'],
+    ['"a\\"b\\u0001"', 'a"b\u0001'],
+    ['"caf\u00e9"', 'café']
+  ] as const) {
     const r = await get(`/broadcast_tx_sync?tx=${encodeURIComponent(arg)}`)
     t.equal(r.status, 200, `${arg}: answered`)
     t.equal(r.json.result.code, TxCode.MALFORMED, `${arg}: checked as a (malformed) tx`)
-    t.equal(r.json.result.hash, toHex(sha256(utf8.encode(bytes))).toUpperCase(), `${arg}: the tx was exactly ${JSON.stringify(bytes)}`)
+    t.equal(
+      r.json.result.hash,
+      toHex(sha256(utf8.encode(bytes))).toUpperCase(),
+      `${arg}: the tx was exactly ${JSON.stringify(bytes)}`
+    )
   }
   const bare = await get(`/broadcast_tx_sync?tx=${Buffer.from(tx).toString('base64url')}`)
   t.equal(bare.status, 400, 'a bare value is refused: it could be base64 or hex')
@@ -184,12 +240,16 @@ t.test('GET broadcast_tx_sync takes 0x-hex and quoted strings, as CometBFT docum
 
 t.test('a request body is bounded before it is read', async t => {
   // declared too large: answered at once, without sending the body
-  const r = await new Promise<{ status: number, connection: string | undefined }>((resolve, reject) => {
-    const req = request(`${v.url}/`, { method: 'POST', headers: { 'content-length': String(10 * 1024 * 1024) } }, res => {
-      res.resume()
-      resolve({ status: res.statusCode ?? 0, connection: res.headers.connection })
-      req.destroy()
-    })
+  const r = await new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+    const req = request(
+      `${v.url}/`,
+      { method: 'POST', headers: { 'content-length': String(10 * 1024 * 1024) } },
+      res => {
+        res.resume()
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection })
+        req.destroy()
+      }
+    )
     req.on('error', reject)
     req.flushHeaders()
   })

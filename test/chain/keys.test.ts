@@ -4,11 +4,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { generateChainKey, loadChainKey, saveChainKey, peerIdToPublicKey, publicKeyToPeerId, verifyEd25519, chainKeyFromProtobuf } from '../../chain/keys.ts'
+import {
+  generateChainKey,
+  loadChainKey,
+  saveChainKey,
+  peerIdToPublicKey,
+  publicKeyToPeerId,
+  verifyEd25519,
+  chainKeyFromProtobuf
+} from '../../chain/keys.ts'
 
 t.test('key files: libp2p protobuf, 0600, peer id = account', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'quorate-keys-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
   const k = await generateChainKey()
   const path = join(dir, 'keys', 'a.key')
   await saveChainKey(path, k)
@@ -16,7 +26,11 @@ t.test('key files: libp2p protobuf, 0600, peer id = account', async t => {
   await t.rejects(saveChainKey(path, await generateChainKey()), /refusing to overwrite/)
   const back = await loadChainKey(path)
   t.equal(back.peerId, k.peerId)
-  t.equal(peerIdFromPrivateKey(privateKeyFromProtobuf(k.protobuf)).toString(), k.peerId, 'libp2p reads the same identity')
+  t.equal(
+    peerIdFromPrivateKey(privateKeyFromProtobuf(k.protobuf)).toString(),
+    k.peerId,
+    'libp2p reads the same identity'
+  )
   t.same(peerIdToPublicKey(k.peerId), k.publicKey)
   t.equal(publicKeyToPeerId(k.publicKey), k.peerId)
   const msg = new Uint8Array([1, 2, 3])

@@ -12,7 +12,9 @@ import { quorate } from './process.ts'
 
 t.test('replay before the validator ever started: the CLI names the database and the next step', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'quorate-replay-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
   const home = join(dir, 'h')
   await initChainHome({ home, chainId: 'replay-test' })
   const db = chainPaths(home).db
@@ -33,7 +35,9 @@ t.test('replay before the validator ever started: the CLI names the database and
 
 t.test('replayBlockLog: missing, empty, garbage and a directory are NoBlockLogErrors naming the path', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'quorate-replay-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
   const home = join(dir, 'h')
   await initChainHome({ home, chainId: 'replay-test' })
   const genesis = await readGenesis(home)
@@ -42,8 +46,20 @@ t.test('replayBlockLog: missing, empty, garbage and a directory are NoBlockLogEr
   await writeFile(empty, '')
   const garbage = join(dir, 'garbage.sqlite')
   await writeFile(garbage, 'this is not an SQLite file, just some text that is long enough'.repeat(20))
-  for (const [path, re] of [[join(dir, 'missing.sqlite'), /^no chain database at .*missing\.sqlite: the validator creates it/], [empty, /empty\.sqlite holds no block log/], [garbage, /cannot read the chain database .*garbage\.sqlite: file is not a database/], [dir, /cannot read the chain database/]] as const) {
-    const err = (() => { try { replayBlockLog({ dbPath: path, genesis, rules }); return undefined } catch (e) { return e } })()
+  for (const [path, re] of [
+    [join(dir, 'missing.sqlite'), /^no chain database at .*missing\.sqlite: the validator creates it/],
+    [empty, /empty\.sqlite holds no block log/],
+    [garbage, /cannot read the chain database .*garbage\.sqlite: file is not a database/],
+    [dir, /cannot read the chain database/]
+  ] as const) {
+    const err = (() => {
+      try {
+        replayBlockLog({ dbPath: path, genesis, rules })
+        return undefined
+      } catch (e) {
+        return e
+      }
+    })()
     t.ok(err instanceof NoBlockLogError && err instanceof ConfigError, `${path}: NoBlockLogError`)
     t.match((err as Error).message, re)
   }
@@ -51,11 +67,16 @@ t.test('replayBlockLog: missing, empty, garbage and a directory are NoBlockLogEr
 
 t.test('start on a database that is not SQLite: a ConfigError naming it, and the lock is released', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'quorate-replay-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
   const home = join(dir, 'h')
   await initChainHome({ home, chainId: 'replay-test' })
   const p = chainPaths(home)
   await writeFile(p.db, 'garbage '.repeat(200))
-  await t.rejects(startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() }), { name: 'ConfigError', message: new RegExp(`cannot open the chain database ${p.db}: file is not a database`) })
+  await t.rejects(startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() }), {
+    name: 'ConfigError',
+    message: new RegExp(`cannot open the chain database ${p.db}: file is not a database`)
+  })
   await t.rejects(access(join(p.data, 'validator.pid')), 'no stale validator lock left behind')
 })

@@ -10,9 +10,10 @@ import { generateChainKey } from '../../chain/keys.ts'
 import { buildTx } from '../../chain/tx.ts'
 import { encode } from '../../encoding/canonical.ts'
 
-function sqliteState (db: DatabaseSync): Map<string, string> {
+function sqliteState(db: DatabaseSync): Map<string, string> {
   const m = new Map<string, string>()
-  for (const r of db.prepare('SELECT k, v FROM state').all() as Array<{ k: string, v: Uint8Array }>) m.set(r.k, Buffer.from(r.v).toString('hex'))
+  for (const r of db.prepare('SELECT k, v FROM state').all() as Array<{ k: string; v: Uint8Array }>)
+    m.set(r.k, Buffer.from(r.v).toString('hex'))
   return m
 }
 
@@ -23,17 +24,28 @@ t.test('get = SQLite after every block; deletions; rollback leaves no trace', as
   const keys: string[] = Array.from({ length: 70_000 }, (_, i) => `k/${i}`) // more than the cache holds
   for (let block = 0; block < 4; block++) {
     const w: WriteSet = new Map()
-    for (let i = 0; i < 18_000; i++) { seq++; w.set(keys[(seq * 7919) % keys.length], new Uint8Array([seq & 0xff, block, 1])) }
+    for (let i = 0; i < 18_000; i++) {
+      seq++
+      w.set(keys[(seq * 7919) % keys.length], new Uint8Array([seq & 0xff, block, 1]))
+    }
     for (let i = 0; i < 500; i++) w.set(keys[(block * 977 + i * 13) % keys.length], null)
     const p = s.prepare(w)
-    db.exec('BEGIN'); s.persist(w); db.exec('COMMIT')
+    db.exec('BEGIN')
+    s.persist(w)
+    db.exec('COMMIT')
     s.install(p)
   }
   // a block that fails to commit: nothing of it may become visible
-  const bad: WriteSet = new Map([['k/1', new Uint8Array([42])], ['new/key', new Uint8Array([1])], ['k/2', null]])
+  const bad: WriteSet = new Map([
+    ['k/1', new Uint8Array([42])],
+    ['new/key', new Uint8Array([1])],
+    ['k/2', null]
+  ])
   const before = { k1: s.get('k/1'), k2: s.get('k/2') }
   s.prepare(bad)
-  db.exec('BEGIN'); s.persist(bad); db.exec('ROLLBACK')
+  db.exec('BEGIN')
+  s.persist(bad)
+  db.exec('ROLLBACK')
   const state = sqliteState(db)
   let mismatches = 0
   for (const k of keys) {
@@ -56,8 +68,18 @@ t.test('app: failed commit keeps the previous state readable and the chain conti
   app.initChain({ chainId: 'c', genesisTime: 0, initialHeight: 1, validators: [val.publicKey], verifiers: [] })
   const tx0 = buildTx('vendor.register', { name: 'acme' }, k, 0, 'c')
   app.finalizeBlock({ height: 1, time: 1, hash: new Uint8Array(32), txs: [tx0] })
-  t.throws(() => app.commit(() => { throw new Error('disk full') }), /disk full/)
-  t.equal(app.query({ path: '/vendor', data: encode({ name: 'acme' }) }).code, 8, 'the uncommitted vendor is not visible')
+  t.throws(
+    () =>
+      app.commit(() => {
+        throw new Error('disk full')
+      }),
+    /disk full/
+  )
+  t.equal(
+    app.query({ path: '/vendor', data: encode({ name: 'acme' }) }).code,
+    8,
+    'the uncommitted vendor is not visible'
+  )
   t.equal(app.info().height, 0)
   const r = app.finalizeBlock({ height: 1, time: 1, hash: new Uint8Array(32), txs: [tx0] })
   t.equal(r.txResults[0].code, 0)

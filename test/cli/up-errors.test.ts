@@ -13,16 +13,24 @@ import { initChainHome } from '../../chain/index.ts'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const work = mkdtempSync(join(tmpdir(), 'quorate-up-errors-'))
 const env = { ...process.env, QUORATE_HOME: join(work, 'home') }
-t.teardown(() => { rmSync(work, { recursive: true, force: true }) })
+t.teardown(() => {
+  rmSync(work, { recursive: true, force: true })
+})
 
-async function quorate (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+async function quorate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return await new Promise(resolve => {
     const p = spawn(join(root, 'bin', 'quorate'), args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     let stdout = ''
     let stderr = ''
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    p.once('exit', code => { resolve({ code, stdout, stderr }) })
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    p.once('exit', code => {
+      resolve({ code, stdout, stderr })
+    })
   })
 }
 
@@ -42,11 +50,17 @@ t.test('a directory another up or down is working on', async t => {
   db.exec('PRAGMA locking_mode=EXCLUSIVE')
   db.exec('BEGIN EXCLUSIVE')
   db.exec('COMMIT')
-  t.teardown(() => { db.close() })
+  t.teardown(() => {
+    db.close()
+  })
   const r = await quorate(['up', '--dir', dir])
   t.equal(r.code, 1)
   t.match(r.stderr, /another `quorate up` or `quorate down` is working on .*busy/)
-  t.same(readdirSync(dir).filter(f => !f.startsWith('localnet.lock')), [], 'nothing made')
+  t.same(
+    readdirSync(dir).filter(f => !f.startsWith('localnet.lock')),
+    [],
+    'nothing made'
+  )
 })
 
 t.test('a directory holding a chain up did not make', async t => {

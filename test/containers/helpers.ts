@@ -18,7 +18,7 @@ export interface BusyboxImageOptions {
 }
 
 /** A one-layer image: /bin/busybox (busybox-static) serving /www with `httpd -f -h /www`. */
-export function busyboxImage (opts: BusyboxImageOptions): BuiltImage {
+export function busyboxImage(opts: BusyboxImageOptions): BuiltImage {
   const files: TarFile[] = [
     { path: 'bin' },
     { path: 'bin/busybox', content: readFileSync(BUSYBOX), mode: 0o755 },
@@ -35,24 +35,39 @@ export function busyboxImage (opts: BusyboxImageOptions): BuiltImage {
 }
 
 /** Arguments making the image listen on 127.0.0.1:port (its loopback: the node's with host networking). */
-export function httpdArgs (port: number): string[] { return ['-p', `127.0.0.1:${port}`] }
+export function httpdArgs(port: number): string[] {
+  return ['-p', `127.0.0.1:${port}`]
+}
 
 // one free-port probe for the whole project (cli/demo.ts)
 export { freePort } from '../../cli/demo.ts'
 
-export function uniqueLabel (what: string): string { return `${what}-${process.pid}-${randomBytes(4).toString('hex')}` }
+export function uniqueLabel(what: string): string {
+  return `${what}-${process.pid}-${randomBytes(4).toString('hex')}`
+}
 
 /** Removes every container and image carrying `quorate.test=<label>`. */
-export async function cleanupDocker (docker: Docker, label: string): Promise<void> {
+export async function cleanupDocker(docker: Docker, label: string): Promise<void> {
   const filters = JSON.stringify({ label: [`quorate.test=${label}`] })
   for (const c of await docker.listContainers({ all: true, filters })) {
-    await docker.getContainer(c.Id).remove({ force: true }).catch(() => {})
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => {})
   }
   for (const i of await docker.listImages({ all: true, filters })) {
-    await docker.getImage(i.Id).remove({ force: true }).catch(() => {})
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => {})
   }
 }
 
-export async function imageExists (docker: Docker, id: string): Promise<boolean> {
-  try { await docker.getImage(id).inspect(); return true } catch { return false }
+export async function imageExists(docker: Docker, id: string): Promise<boolean> {
+  try {
+    await docker.getImage(id).inspect()
+    return true
+  } catch {
+    return false
+  }
 }

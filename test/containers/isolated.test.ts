@@ -26,7 +26,9 @@ const dir = mkdtempSync(join(tmpdir(), 'quorate-iso-'))
 const relayDir = join(dir, 'run')
 
 // A secret on the node's loopback, as swtpm, the chain RPC and the agent API are.
-const secret = createServer((_req: IncomingMessage, res: ServerResponse) => { res.end('node secret\n') })
+const secret = createServer((_req: IncomingMessage, res: ServerResponse) => {
+  res.end('node secret\n')
+})
 await new Promise<void>(resolve => secret.listen(0, '127.0.0.1', resolve))
 const secretPort = (secret.address() as { port: number }).port
 
@@ -42,7 +44,7 @@ t.teardown(async () => {
  * An image whose server says what it saw: at start it tries the node's secret port on
  * 127.0.0.1 and serves the outcome as /www/index.html (from /tmp: the root is read-only).
  */
-function probeImage (port: number): ReturnType<typeof buildImageTar> {
+function probeImage(port: number): ReturnType<typeof buildImageTar> {
   const script = [
     'mkdir -p /tmp/www',
     // nc, not wget: busybox-static's wget crashes resolving even a numeric address (static NSS)
@@ -56,18 +58,36 @@ function probeImage (port: number): ReturnType<typeof buildImageTar> {
   })
 }
 
-function get (opts: { socketPath?: string, port?: number, path: string }): Promise<{ status: number, body: string }> {
+function get(opts: { socketPath?: string; port?: number; path: string }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    request({ ...(opts.socketPath !== undefined ? { socketPath: opts.socketPath } : { host: '127.0.0.1', port: opts.port }), path: opts.path }, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
-    }).on('error', reject).end()
+    request(
+      {
+        ...(opts.socketPath !== undefined ? { socketPath: opts.socketPath } : { host: '127.0.0.1', port: opts.port }),
+        path: opts.path
+      },
+      res => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => {
+          body += c
+        })
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body })
+        })
+      }
+    )
+      .on('error', reject)
+      .end()
   })
 }
 
-async function launch (network: string, name: string): Promise<{ runner: ReturnType<typeof createContainerRunner>, rc: Awaited<ReturnType<ReturnType<typeof createContainerRunner>['launch']>> }> {
+async function launch(
+  network: string,
+  name: string
+): Promise<{
+  runner: ReturnType<typeof createContainerRunner>
+  rc: Awaited<ReturnType<ReturnType<typeof createContainerRunner>['launch']>>
+}> {
   const port = await freePort()
   const img = probeImage(port)
   const { cid, size } = await store.add(img.tar)
@@ -75,7 +95,7 @@ async function launch (network: string, name: string): Promise<{ runner: ReturnT
   const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
   const runner = createContainerRunner({
     docker,
-    registry: { getImage: async n => n === name ? record : undefined, isCertified: async () => cert },
+    registry: { getImage: async n => (n === name ? record : undefined), isCertified: async () => cert },
     source: store,
     measurer: { extend: async () => {} },
     eventLog: memoryEventLog(),
@@ -89,27 +109,40 @@ async function launch (network: string, name: string): Promise<{ runner: ReturnT
   return { runner, rc }
 }
 
-t.test('host mode (the control): the tenant reaches the node\'s loopback', async t => {
+t.test("host mode (the control): the tenant reaches the node's loopback", async t => {
   const { runner, rc } = await launch('host', 'iso/host')
   t.equal(rc.socketPath, undefined)
-  t.match((await get({ port: rc.port, path: '/' })).body, /node secret/, 'the probe works: in host mode the secret is reachable')
+  t.match(
+    (await get({ port: rc.port, path: '/' })).body,
+    /node secret/,
+    'the probe works: in host mode the secret is reachable'
+  )
   await runner.stop(rc.id)
 })
 
-t.test('isolated mode: reachable through the relay only, and the node\'s loopback is out of reach', async t => {
+t.test("isolated mode: reachable through the relay only, and the node's loopback is out of reach", async t => {
   const { runner, rc } = await launch('isolated', 'iso/isolated')
   t.ok(rc.socketPath !== undefined && rc.socketPath.startsWith(relayDir), 'a relay socket in the run directory')
   t.match(rc.url, /^unix:/)
   const inspect = await docker.getContainer(rc.id).inspect()
   t.equal(inspect.HostConfig.NetworkMode, 'none', 'Docker network mode none')
-  t.equal((await get({ socketPath: rc.socketPath, path: '/' })).body, 'unreachable\n', 'the tenant could not reach 127.0.0.1 of the node')
-  await t.rejects(get({ port: rc.port, path: '/' }), 'nothing answers on the node\'s 127.0.0.1:<port>')
+  t.equal(
+    (await get({ socketPath: rc.socketPath, path: '/' })).body,
+    'unreachable\n',
+    'the tenant could not reach 127.0.0.1 of the node'
+  )
+  await t.rejects(get({ port: rc.port, path: '/' }), "nothing answers on the node's 127.0.0.1:<port>")
 
   const proxy = createTenantProxy({ certification: () => runner.certification(), resolve: n => runner.get(n) })
   const front = createServer(proxy.handler)
   await new Promise<void>(resolve => front.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => { front.close() })
-  const r = await get({ port: (front.address() as { port: number }).port, path: `/tenant/${encodeURIComponent('iso/isolated')}/` })
+  t.teardown(() => {
+    front.close()
+  })
+  const r = await get({
+    port: (front.address() as { port: number }).port,
+    path: `/tenant/${encodeURIComponent('iso/isolated')}/`
+  })
   t.same(r, { status: 200, body: 'unreachable\n' }, 'the proxy reaches it through the relay')
 
   const socketPath = rc.socketPath as string
@@ -135,10 +168,17 @@ t.test('stopAll stops relays an earlier run left behind', async t => {
 t.test('a relay that cannot start is a ContainerStartError saying why; nothing is left behind', async t => {
   const socketPath = join(relayDir, 'nosuchpid00.sock')
   // a pid that is not running: nsenter cannot open its namespace
-  await t.rejects(startRelay({ pid: 4_000_000, port: 8080, socketPath }), { name: 'ContainerStartError', message: /relay into the container could not start .*nsenter/s })
+  await t.rejects(startRelay({ pid: 4_000_000, port: 8080, socketPath }), {
+    name: 'ContainerStartError',
+    message: /relay into the container could not start .*nsenter/s
+  })
   t.notOk(existsSync(socketPath), 'no socket')
   t.notOk(existsSync(`${socketPath}.pid`), 'no pid file')
-  await t.rejects(startRelay({ pid: 1, port: 8080, socketPath }), ContainerStartError, 'pid 1 (the host\'s init) is refused')
+  await t.rejects(
+    startRelay({ pid: 1, port: 8080, socketPath }),
+    ContainerStartError,
+    "pid 1 (the host's init) is refused"
+  )
   await t.rejects(startRelay({ pid: 1234, port: 70000, socketPath }), /not a TCP port/)
   t.throws(() => relaySocketPath('/' + 'x'.repeat(120), 'abcdef0123456789'), /longer than a unix socket path/)
 })
@@ -159,8 +199,12 @@ t.test('a relay does not inherit descriptors its starter held open without close
     console.log(JSON.stringify({ self: fds(process.pid), relay: fds(r.pid) }))
     await r.stop(); sleeper.kill()
   `
-  const out = execFileSync('bash', ['-c', `exec 77<${JSON.stringify(marker)}; exec "$0" --input-type=module -e "$1"`, process.execPath, script], { encoding: 'utf8' })
-  const { self, relay } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { self: string[], relay: string[] }
+  const out = execFileSync(
+    'bash',
+    ['-c', `exec 77<${JSON.stringify(marker)}; exec "$0" --input-type=module -e "$1"`, process.execPath, script],
+    { encoding: 'utf8' }
+  )
+  const { self, relay } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { self: string[]; relay: string[] }
   t.ok(self.includes(marker), 'the starting process holds the inherited descriptor (the control)')
   t.notOk(relay.includes(marker), 'the relay does not')
 })

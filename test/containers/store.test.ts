@@ -17,27 +17,31 @@ t.teardown(async () => {
   for (const s of stores) await s.stop().catch(() => {})
   rmSync(dir, { recursive: true, force: true })
 })
-async function store (name: string): Promise<ImageStore> {
+async function store(name: string): Promise<ImageStore> {
   const s = await createImageStore({ dir: join(dir, name) })
   stores.push(s)
   return s
 }
-async function collect (it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Buffer[] = []
   for await (const c of it) parts.push(Buffer.from(c))
   return Buffer.concat(parts)
 }
-function allFiles (d: string): string[] {
+function allFiles(d: string): string[] {
   const out: string[] = []
   for (const e of readdirSync(d, { withFileTypes: true })) {
     const p = join(d, e.name)
-    if (e.isDirectory()) out.push(...allFiles(p)); else out.push(p)
+    if (e.isDirectory()) out.push(...allFiles(p))
+    else out.push(p)
   }
   return out
 }
 
 // ~3.5 MiB: a root node with several 1 MiB raw leaves
-const img = buildImageTar({ files: [{ path: 'data.bin', content: randomBytes(3_500_000) }], labels: { 'quorate.test': 'store' } })
+const img = buildImageTar({
+  files: [{ path: 'data.bin', content: randomBytes(3_500_000) }],
+  labels: { 'quorate.test': 'store' }
+})
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 const a = await store('a')
@@ -47,7 +51,11 @@ t.test('import: CID, size and image ID in one pass; same content, same CID anywh
   t.equal(added.size, img.tar.length)
   t.equal(added.image.imageId, img.imageId)
   t.match(added.cid, /^bafy/)
-  const again = await a.add((async function * () { for (let i = 0; i < img.tar.length; i += 100_000) yield img.tar.subarray(i, i + 100_000) })())
+  const again = await a.add(
+    (async function* () {
+      for (let i = 0; i < img.tar.length; i += 100_000) yield img.tar.subarray(i, i + 100_000)
+    })()
+  )
   t.equal(again.cid, added.cid, 'same bytes, other chunking of the input → same CID')
   const elsewhere = await store('a2')
   t.equal((await elsewhere.add(img.tar)).cid, added.cid, 'another node computes the same CID')
@@ -59,7 +67,14 @@ t.test('fetch over the verified block stream', async t => {
   const b = await store('b')
   t.notOk(await b.has(added.cid))
   let last = 0
-  const got = await collect(b.fetch(added.cid, { providers: a.multiaddrs(), onProgress: p => { last = p.bytes } }))
+  const got = await collect(
+    b.fetch(added.cid, {
+      providers: a.multiaddrs(),
+      onProgress: p => {
+        last = p.bytes
+      }
+    })
+  )
   t.equal(sha(got), sha(img.tar))
   t.equal(last, img.tar.length, 'progress reaches the full size')
   t.ok(await b.has(added.cid), 'complete locally afterwards')
@@ -78,37 +93,53 @@ t.test('a provider without the content, or none reachable', async t => {
   const other = await d.add(buildImageTar({ files: [{ path: 'x', content: randomBytes(10) }] }).tar)
   const e = await store('e')
   // a has not got `other`: the stream is refused, bitswap finds nothing before the signal ends
-  await t.rejects(collect(e.fetch(other.cid, { providers: a.multiaddrs(), signal: AbortSignal.timeout(1500) })), 'not found anywhere')
+  await t.rejects(
+    collect(e.fetch(other.cid, { providers: a.multiaddrs(), signal: AbortSignal.timeout(1500) })),
+    'not found anywhere'
+  )
   t.notOk(await e.has(other.cid))
-  await t.rejects(collect(e.fetch(other.cid, { providers: ['/ip4/127.0.0.1/tcp/1/p2p/' + d.peerId] })), FetchError, 'nothing reachable')
+  await t.rejects(
+    collect(e.fetch(other.cid, { providers: ['/ip4/127.0.0.1/tcp/1/p2p/' + d.peerId] })),
+    FetchError,
+    'nothing reachable'
+  )
   await t.rejects(collect(e.fetch('not-a-cid', {})), ContentMismatchError)
 })
 
-t.test('providers are asked several at a time: one that never answers, ones that lack the image and a dead one do not hold up the one that has it', async t => {
-  const g = await store('g')
-  const silent = await createLocalLibp2p()
-  t.teardown(async () => { await silent.stop() })
-  let silentAsked = 0
-  let silentReleased = false
-  await silent.handle(BLOCKS_PROTOCOL, async stream => {
-    silentAsked++
-    // reads the request and never answers; ends when the requester gives up on it
-    try { for await (const _ of stream) { /* drain */ } } catch {}
-    silentReleased = true
-  })
-  const lacking = [await store('lack-1'), await store('lack-2')]
-  const providers = [
-    ...silent.getMultiaddrs().map(m => m.toString()),
-    '/ip4/127.0.0.1/tcp/1/p2p/' + lacking[0].peerId, // nobody listens there
-    ...lacking.flatMap(l => l.multiaddrs()),
-    ...a.multiaddrs()
-  ]
-  const got = await collect(g.fetch(added.cid, { providers, keep: false, signal: AbortSignal.timeout(60_000) }))
-  t.equal(sha(got), sha(img.tar), 'fetched from the one provider that holds it, the silent one first in the list')
-  t.equal(silentAsked, 1, 'the silent provider was asked')
-  for (let i = 0; i < 100 && !silentReleased; i++) await new Promise(resolve => setTimeout(resolve, 20))
-  t.ok(silentReleased, 'and its stream was closed once another provider answered')
-})
+t.test(
+  'providers are asked several at a time: one that never answers, ones that lack the image and a dead one do not hold up the one that has it',
+  async t => {
+    const g = await store('g')
+    const silent = await createLocalLibp2p()
+    t.teardown(async () => {
+      await silent.stop()
+    })
+    let silentAsked = 0
+    let silentReleased = false
+    await silent.handle(BLOCKS_PROTOCOL, async stream => {
+      silentAsked++
+      // reads the request and never answers; ends when the requester gives up on it
+      try {
+        for await (const _ of stream) {
+          /* drain */
+        }
+      } catch {}
+      silentReleased = true
+    })
+    const lacking = [await store('lack-1'), await store('lack-2')]
+    const providers = [
+      ...silent.getMultiaddrs().map(m => m.toString()),
+      '/ip4/127.0.0.1/tcp/1/p2p/' + lacking[0].peerId, // nobody listens there
+      ...lacking.flatMap(l => l.multiaddrs()),
+      ...a.multiaddrs()
+    ]
+    const got = await collect(g.fetch(added.cid, { providers, keep: false, signal: AbortSignal.timeout(60_000) }))
+    t.equal(sha(got), sha(img.tar), 'fetched from the one provider that holds it, the silent one first in the list')
+    t.equal(silentAsked, 1, 'the silent provider was asked')
+    for (let i = 0; i < 100 && !silentReleased; i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.ok(silentReleased, 'and its stream was closed once another provider answered')
+  }
+)
 
 t.test('a block that does not match its CID is refused, nothing marked complete', async t => {
   const evil = await store('evil')
@@ -129,7 +160,9 @@ t.test('a store on a shared libp2p host leaves the host running when it stops', 
   const { createLocalLibp2p } = await import('../../containers/store.ts')
   const host = await createLocalLibp2p()
   await host.start()
-  t.teardown(async () => { await host.stop() })
+  t.teardown(async () => {
+    await host.stop()
+  })
   const s = await createImageStore({ dir: join(dir, 'shared'), libp2p: host })
   t.equal(s.peerId, host.peerId.toString(), 'the store speaks as the host')
   const got = await collect(s.fetch(added.cid, { providers: a.multiaddrs() }))

@@ -4,7 +4,7 @@ import t from 'tap'
 import { encode, decode, type Canonical } from '../../encoding/canonical.ts'
 
 const te = new TextEncoder()
-function head (major: number, n: number): number[] {
+function head(major: number, n: number): number[] {
   const m = major << 5
   if (n < 24) return [m | n]
   if (n < 0x100) return [m | 24, n]
@@ -12,12 +12,16 @@ function head (major: number, n: number): number[] {
   return [m | 26, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
 }
 /** Reference: text strings, byte strings, small uints, arrays and maps only. */
-function ref (v: Canonical): number[] {
+function ref(v: Canonical): number[] {
   if (typeof v === 'number') return head(0, v)
-  if (typeof v === 'string') { const b = te.encode(v); return [...head(3, b.length), ...b] }
+  if (typeof v === 'string') {
+    const b = te.encode(v)
+    return [...head(3, b.length), ...b]
+  }
   if (v instanceof Uint8Array) return [...head(2, v.length), ...v]
   if (Array.isArray(v)) return [...head(4, v.length), ...v.flatMap(x => ref(x as Canonical))]
-  const entries = Object.entries(v as Record<string, Canonical | undefined>).filter(([, x]) => x !== undefined)
+  const entries = Object.entries(v as Record<string, Canonical | undefined>)
+    .filter(([, x]) => x !== undefined)
     .map(([k, x]) => ({ k: ref(k), x: ref(x as Canonical) }))
     .sort((a, b) => Buffer.compare(Buffer.from(a.k), Buffer.from(b.k)))
   return [...head(5, entries.length), ...entries.flatMap(e => [...e.k, ...e.x])]
@@ -49,9 +53,18 @@ t.test('maps: key order by encoded key, undefined members omitted, same shape re
   ]
   for (let round = 0; round < 3; round++) {
     for (const m of shapes) {
-      t.same(Buffer.from(encode(m as Canonical)).toString('hex'), Buffer.from(ref(m as Canonical)).toString('hex'), JSON.stringify(Object.keys(m)))
+      t.same(
+        Buffer.from(encode(m as Canonical)).toString('hex'),
+        Buffer.from(ref(m as Canonical)).toString('hex'),
+        JSON.stringify(Object.keys(m))
+      )
       const back = decode(encode(m as Canonical)) as Record<string, Canonical>
-      t.same(Object.keys(back).sort(), Object.keys(m).filter(k => m[k] !== undefined).sort())
+      t.same(
+        Object.keys(back).sort(),
+        Object.keys(m)
+          .filter(k => m[k] !== undefined)
+          .sort()
+      )
     }
   }
 })
@@ -59,7 +72,11 @@ t.test('maps: key order by encoded key, undefined members omitted, same shape re
 t.test('lengths needing 2 and 4 bytes', async t => {
   for (const n of [255, 256, 65535, 65536, 70000]) {
     const b = new Uint8Array(n).fill(7)
-    t.same(Buffer.from(encode(b)).subarray(0, 5).toString('hex'), Buffer.from(ref(b)).subarray(0, 5).toString('hex'), `bytes ${n}`)
+    t.same(
+      Buffer.from(encode(b)).subarray(0, 5).toString('hex'),
+      Buffer.from(ref(b)).subarray(0, 5).toString('hex'),
+      `bytes ${n}`
+    )
     t.same(decode(encode(b), { maxBytes: 1 << 20 }), b)
     t.same(Buffer.from(encode(n)).toString('hex'), Buffer.from(head(0, n)).toString('hex'), `uint ${n}`)
   }
@@ -94,8 +111,8 @@ t.test('map key order is checked on the raw bytes', async t => {
 
 t.test('shareBytes: byte strings are views into the input; default: independent copies', async t => {
   const input = encode({ a: new Uint8Array([1, 2, 3]), b: [new Uint8Array([4])] })
-  const copy = decode(input) as { a: Uint8Array, b: Uint8Array[] }
-  const view = decode(input, { shareBytes: true }) as { a: Uint8Array, b: Uint8Array[] }
+  const copy = decode(input) as { a: Uint8Array; b: Uint8Array[] }
+  const view = decode(input, { shareBytes: true }) as { a: Uint8Array; b: Uint8Array[] }
   t.same(view, copy, 'same values')
   t.equal(view.a.buffer, input.buffer, 'a view shares the input buffer')
   t.not(copy.a.buffer, input.buffer, 'a copy does not')

@@ -4,7 +4,13 @@ import { encode, decode, fromHex, toHex, DecodeError, TooLargeError } from '../.
 import type { Canonical } from '../../encoding/index.ts'
 
 t.test('round trip and one encoding per value', async t => {
-  const v: Canonical = { z: [1, -1, 23, 24, 255, 256, 65535, 65536, 2 ** 32, -(2 ** 40)], a: 'héllo', m: { y: true, x: null }, b: new Uint8Array([0, 1, 2]), big: 2n ** 63n }
+  const v: Canonical = {
+    z: [1, -1, 23, 24, 255, 256, 65535, 65536, 2 ** 32, -(2 ** 40)],
+    a: 'héllo',
+    m: { y: true, x: null },
+    b: new Uint8Array([0, 1, 2]),
+    big: 2n ** 63n
+  }
   const e = encode(v)
   t.same(decode(e), v)
   t.same(encode(decode(e)), e, 're-encoding a decoded value gives the same bytes')
@@ -27,7 +33,8 @@ t.test('strict decoder refuses what an honest encoder never writes', async t => 
     ['a10101', 'map keys must be text'],
     ['', 'empty']
   ]
-  for (const [hex, why] of bad) t.throws(() => decode(fromHex(hex)), { name: 'DecodeError', message: new RegExp(why) }, `${hex}: ${why}`)
+  for (const [hex, why] of bad)
+    t.throws(() => decode(fromHex(hex)), { name: 'DecodeError', message: new RegExp(why) }, `${hex}: ${why}`)
   t.throws(() => decode(new Uint8Array(100), { maxBytes: 10 }), TooLargeError)
   let deep = new Uint8Array([0x01])
   for (let i = 0; i < 40; i++) deep = new Uint8Array([0x81, ...deep])
@@ -38,8 +45,12 @@ t.test('strict decoder refuses what an honest encoder never writes', async t => 
 })
 
 t.test('fuzz: random and mutated inputs only ever throw DecodeError', async t => {
-  const seeds = [encode({ a: [1, 2, { b: new Uint8Array(40) }], c: 'x'.repeat(30), d: -5n }), encode([true, false, null, 'q'])]
-  let ok = 0; let rejected = 0
+  const seeds = [
+    encode({ a: [1, 2, { b: new Uint8Array(40) }], c: 'x'.repeat(30), d: -5n }),
+    encode([true, false, null, 'q'])
+  ]
+  let ok = 0
+  let rejected = 0
   for (let i = 0; i < 4000; i++) {
     let input: Uint8Array
     if (i % 2 === 0) input = new Uint8Array(randomBytes(1 + (i % 64)))
@@ -50,8 +61,14 @@ t.test('fuzz: random and mutated inputs only ever throw DecodeError', async t =>
       for (let j = 0; j < flips; j++) input[(i * 7919 + j * 104729) % input.length] ^= 1 + ((i + j) % 255)
       if (i % 5 === 0) input = input.subarray(0, (i * 31) % input.length)
     }
-    try { decode(input); ok++ } catch (err) {
-      if (!(err instanceof DecodeError)) { t.fail(`unexpected ${String(err)} for ${toHex(input)}`); return }
+    try {
+      decode(input)
+      ok++
+    } catch (err) {
+      if (!(err instanceof DecodeError)) {
+        t.fail(`unexpected ${String(err)} for ${toHex(input)}`)
+        return
+      }
       rejected++
     }
   }

@@ -4,7 +4,13 @@ import t from 'tap'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
-import { BadPeerIdError, ed25519PrivateKey, peerIdToPublicKey, publicKeyToPeerId, verifyEd25519 } from '../../encoding/ed25519.ts'
+import {
+  BadPeerIdError,
+  ed25519PrivateKey,
+  peerIdToPublicKey,
+  publicKeyToPeerId,
+  verifyEd25519
+} from '../../encoding/ed25519.ts'
 import * as chainKeys from '../../chain/keys.ts'
 import * as quorum from '../../attestation/quorum/index.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
@@ -26,9 +32,15 @@ t.test('chain and quorum share the parser and the verifier', async t => {
 t.test('a non-canonical spelling of a valid peer id is refused on both paths', async t => {
   // The same peer as a CIDv1 (base32 and base36): @libp2p/peer-id parses both to this peer.
   for (const alt of [id.toCID().toString(), id.toCID().toString(base36)]) {
-    for (const [path, parse] of [['chain', chainKeys.peerIdToPublicKey], ['quorum', quorum.publicKeyFromNodeId]] as const) {
+    for (const [path, parse] of [
+      ['chain', chainKeys.peerIdToPublicKey],
+      ['quorum', quorum.publicKeyFromNodeId]
+    ] as const) {
       const err = t.throws(() => parse(alt), `${path} refuses ${alt.slice(0, 12)}…`) as unknown
-      t.ok(err instanceof BadPeerIdError && err instanceof InvalidInputError, `${path}: BadPeerIdError, an InvalidInputError`)
+      t.ok(
+        err instanceof BadPeerIdError && err instanceof InvalidInputError,
+        `${path}: BadPeerIdError, an InvalidInputError`
+      )
       t.match((err as Error).message, /not in canonical form/)
       t.equal((err as BadPeerIdError).code, 'ERR_BAD_PEER_ID')
       t.equal((err as BadPeerIdError).disposition, 'reject')

@@ -29,7 +29,11 @@ t.test('boundaries: bytes, length and round trip', async t => {
     const enc = encodeUvarint(n)
     t.same([...enc], bytes, `${n} encodes as expected`)
     t.same(decodeUvarint(enc), { value: n, length: bytes.length }, `${n} round-trips`)
-    t.same(decodeUvarint(new Uint8ArrayList(enc.subarray(0, 1), enc.subarray(1), Uint8Array.of(7))), { value: n, length: bytes.length }, `${n} from a Uint8ArrayList with trailing bytes`)
+    t.same(
+      decodeUvarint(new Uint8ArrayList(enc.subarray(0, 1), enc.subarray(1), Uint8Array.of(7))),
+      { value: n, length: bytes.length },
+      `${n} from a Uint8ArrayList with trailing bytes`
+    )
   }
   t.equal(encodeUvarint(Number.MAX_SAFE_INTEGER).length, MAX_UVARINT_BYTES)
 })
@@ -45,33 +49,70 @@ t.test('decode: incomplete, overlong, non-minimal, too large', async t => {
   t.equal(decodeUvarint(new Uint8Array(0)), undefined, 'empty: needs more')
   t.equal(decodeUvarint(Uint8Array.of(0x80)), undefined, 'ends inside: needs more')
   t.equal(decodeUvarint(Uint8Array.of(0xff, 0xff, 0xff, 0xff), { maxBytes: 5 }), undefined, 'below the cap: needs more')
-  t.throws(() => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x01), { maxBytes: 5 }), DecodeError, 'longer than the cap')
-  t.throws(() => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80), { maxBytes: 5, what: 'length' }), /length is longer than 5 bytes/, 'refused once the cap is reached, before the end is seen')
+  t.throws(
+    () => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x01), { maxBytes: 5 }),
+    DecodeError,
+    'longer than the cap'
+  )
+  t.throws(
+    () => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80), { maxBytes: 5, what: 'length' }),
+    /length is longer than 5 bytes/,
+    'refused once the cap is reached, before the end is seen'
+  )
   t.throws(() => decodeUvarint(new Uint8Array(9).fill(0x80)), DecodeError, 'default cap of 8 bytes')
   t.throws(() => decodeUvarint(Uint8Array.of(0x85, 0x00)), /not minimal/, 'non-minimal')
   t.throws(() => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x00)), DecodeError, 'non-minimal zero')
   t.same(decodeUvarint(Uint8Array.of(0x00, 0x00)), { value: 0, length: 1 }, 'a single zero byte is minimal')
-  t.throws(() => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10)), /exceeds 9007199254740991/, '2^53 refused')
-  t.throws(() => decodeUvarint(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)), DecodeError, '2^56 - 1 refused')
-  for (const m of [0, 9, 1.5]) t.throws(() => decodeUvarint(Uint8Array.of(1), { maxBytes: m }), InvalidInputError, `maxBytes ${m} refused`)
+  t.throws(
+    () => decodeUvarint(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10)),
+    /exceeds 9007199254740991/,
+    '2^53 refused'
+  )
+  t.throws(
+    () => decodeUvarint(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)),
+    DecodeError,
+    '2^56 - 1 refused'
+  )
+  for (const m of [0, 9, 1.5])
+    t.throws(() => decodeUvarint(Uint8Array.of(1), { maxBytes: m }), InvalidInputError, `maxBytes ${m} refused`)
 })
 
 t.test('bounded fuzz: the decoder never crashes; what it accepts re-encodes to the same bytes', async t => {
   let x = 7
-  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x % n }
-  let accepted = 0; let refused = 0; let incomplete = 0
+  const rnd = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    return x % n
+  }
+  let accepted = 0
+  let refused = 0
+  let incomplete = 0
   for (let k = 0; k < 20000; k++) {
     const len = rnd(10)
     const b = new Uint8Array(len)
-    for (let i = 0; i < len; i++) b[i] = rnd(3) === 0 ? rnd(256) : (rnd(2) === 0 ? 0x80 | rnd(128) : rnd(128))
-    let r: { value: number, length: number } | undefined
-    try { r = decodeUvarint(b) } catch (err) {
-      if (!(err instanceof DecodeError)) { t.fail(`unexpected ${String(err)}`); return }
-      refused++; continue
+    for (let i = 0; i < len; i++) b[i] = rnd(3) === 0 ? rnd(256) : rnd(2) === 0 ? 0x80 | rnd(128) : rnd(128)
+    let r: { value: number; length: number } | undefined
+    try {
+      r = decodeUvarint(b)
+    } catch (err) {
+      if (!(err instanceof DecodeError)) {
+        t.fail(`unexpected ${String(err)}`)
+        return
+      }
+      refused++
+      continue
     }
-    if (r === undefined) { incomplete++; continue }
+    if (r === undefined) {
+      incomplete++
+      continue
+    }
     accepted++
-    if (!Buffer.from(encodeUvarint(r.value)).equals(Buffer.from(b.subarray(0, r.length)))) { t.fail(`re-encoding ${r.value} differs`); return }
+    if (!Buffer.from(encodeUvarint(r.value)).equals(Buffer.from(b.subarray(0, r.length)))) {
+      t.fail(`re-encoding ${r.value} differs`)
+      return
+    }
   }
-  t.ok(accepted > 0 && refused > 0 && incomplete > 0, `accepted ${accepted}, refused ${refused}, incomplete ${incomplete}`)
+  t.ok(
+    accepted > 0 && refused > 0 && incomplete > 0,
+    `accepted ${accepted}, refused ${refused}, incomplete ${incomplete}`
+  )
 })

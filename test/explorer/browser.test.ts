@@ -15,27 +15,53 @@ import { ChainClient } from '../../chain/index.ts'
 import { startExplorerServer, type ExplorerServer } from '../../agent/explorer/server.ts'
 import { silentLogger } from '../../encoding/log.ts'
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync']
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync'
+]
 // page.evaluate / waitForFunction callbacks run in the page, where `document` exists; this
 // declares the little of it they use (the test's own lib has no DOM)
-declare const document: { querySelectorAll (s: string): { length: number }, querySelector (s: string): { getAttribute (a: string): string | null } | null, activeElement: { id: string, textContent: string | null, closest (s: string): unknown } | null }
+declare const document: {
+  querySelectorAll(s: string): { length: number }
+  querySelector(s: string): { getAttribute(a: string): string | null } | null
+  activeElement: { id: string; textContent: string | null; closest(s: string): unknown } | null
+}
 const CLI = join(import.meta.dirname, '..', '..', 'cli', 'main.ts')
 
-interface DemoOut { ok: boolean, dashboard: string, chain: { url: string, height: number }, image: { cid: string }, nodes: Array<{ name: string, nodeId: string, role: string }> }
+interface DemoOut {
+  ok: boolean
+  dashboard: string
+  chain: { url: string; height: number }
+  image: { cid: string }
+  nodes: Array<{ name: string; nodeId: string; role: string }>
+}
 
 const certifiedRows = async (page: Page): Promise<number> => await page.locator('tr[data-status="certified"]').count()
 
 t.test('dashboard: the demo network, live, in headless chromium', async t => {
   const profile = mkdtempSync(join(tmpdir(), 'quorate-chromium-'))
-  const ctx = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS })
-  const page = ctx.pages()[0] ?? await ctx.newPage()
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS
+  })
+  const page = ctx.pages()[0] ?? (await ctx.newPage())
   let ui: ExplorerServer | undefined
   let chain: ChainClient | undefined
-  const demo = spawn(process.execPath, [CLI, 'demo', '--keep', '--json', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const demo = spawn(process.execPath, [CLI, 'demo', '--keep', '--json', '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
   const exited = once(demo, 'exit')
   t.teardown(async () => {
-    if (demo.exitCode === null) { demo.kill('SIGINT'); await exited }
+    if (demo.exitCode === null) {
+      demo.kill('SIGINT')
+      await exited
+    }
     await ctx.close().catch(() => {})
     await ui?.stop()
     chain?.close()
@@ -48,11 +74,17 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
       const m = /embedded validator at (http:\/\/\S+)/.exec(l)
       if (m !== null) resolve(m[1])
     })
-    void exited.then(() => { reject(new Error(`demo exited early:\n${stderr.slice(-20).join('\n')}`)) })
+    void exited.then(() => {
+      reject(new Error(`demo exited early:\n${stderr.slice(-20).join('\n')}`))
+    })
   })
   const result = new Promise<DemoOut>((resolve, reject) => {
-    createInterface({ input: demo.stdout }).on('line', l => { if (l.startsWith('{')) resolve(JSON.parse(l) as DemoOut) })
-    void exited.then(() => { reject(new Error(`demo exited without a result:\n${stderr.slice(-20).join('\n')}`)) })
+    createInterface({ input: demo.stdout }).on('line', l => {
+      if (l.startsWith('{')) resolve(JSON.parse(l) as DemoOut)
+    })
+    void exited.then(() => {
+      reject(new Error(`demo exited without a result:\n${stderr.slice(-20).join('\n')}`))
+    })
   })
 
   // 1. the page opens while the demo is still setting up
@@ -60,27 +92,49 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
   ui = await startExplorerServer({ chain, listen: '127.0.0.1:0', logger: silentLogger(), pollMs: 100 })
   await page.goto(ui.url + '#/nodes')
   await page.locator('h2#h-nodes').waitFor()
-  await page.evaluate(() => { (globalThis as unknown as { sameDocument: boolean }).sameDocument = true })
+  await page.evaluate(() => {
+    ;(globalThis as unknown as { sameDocument: boolean }).sameDocument = true
+  })
   const firstSeen = await certifiedRows(page)
 
   const r = await result
   t.ok(r.ok, 'the demo itself succeeded')
-  if (!Array.isArray(r.nodes)) throw new Error(`the demo printed no result: ${JSON.stringify(r)}\n${stderr.slice(-20).join('\n')}`)
+  if (!Array.isArray(r.nodes))
+    throw new Error(`the demo printed no result: ${JSON.stringify(r)}\n${stderr.slice(-20).join('\n')}`)
   const honest = r.nodes.filter(n => n.role !== 'tampered')
-  await page.waitForFunction(n => document.querySelectorAll('tr[data-status="certified"]').length >= n, honest.length, { timeout: 60_000 })
+  await page.waitForFunction(n => document.querySelectorAll('tr[data-status="certified"]').length >= n, honest.length, {
+    timeout: 60_000
+  })
   t.ok(firstSeen < honest.length, `the page opened with ${firstSeen} certified and showed ${honest.length} later`)
-  t.equal(await page.evaluate(() => (globalThis as unknown as { sameDocument?: boolean }).sameDocument), true, 'without a reload')
-  for (const n of honest) t.equal(await page.locator(`tr[data-node="${n.nodeId}"]`).getAttribute('data-status'), 'certified', `${n.name} shown certified`)
+  t.equal(
+    await page.evaluate(() => (globalThis as unknown as { sameDocument?: boolean }).sameDocument),
+    true,
+    'without a reload'
+  )
+  for (const n of honest)
+    t.equal(
+      await page.locator(`tr[data-node="${n.nodeId}"]`).getAttribute('data-status'),
+      'certified',
+      `${n.name} shown certified`
+    )
 
   // 2. the tampered node: refused, failing claim "firmware", on its row and on its own page
   const bad = r.nodes.find(n => n.role === 'tampered')
   if (bad === undefined) throw new Error('the demo has no tampered node')
   const row = page.locator(`tr[data-node="${bad.nodeId}"]`)
-  await page.waitForFunction(id => document.querySelector(`tr[data-node="${id}"]`)?.getAttribute('data-status') === 'refused', bad.nodeId, { timeout: 30_000 })
+  await page.waitForFunction(
+    id => document.querySelector(`tr[data-node="${id}"]`)?.getAttribute('data-status') === 'refused',
+    bad.nodeId,
+    { timeout: 30_000 }
+  )
   t.match(await row.innerText(), /failed: firmware/, 'its row names the firmware claim')
   await row.locator('a').first().click()
   await page.locator('h2#h-node').waitFor()
-  t.match(await page.locator('ul.failed').innerText(), /firmware — the measured boot does not match/, 'its page says in words what failed')
+  t.match(
+    await page.locator('ul.failed').innerText(),
+    /firmware — the measured boot does not match/,
+    'its page says in words what failed'
+  )
 
   // 3. keyboard, from a fresh load: Tab reaches the section links in order; Enter follows one
   // and focus moves to what opened; the navigation and the charts are labelled
@@ -90,18 +144,27 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
   const reached: string[] = []
   for (let i = 0; i < 8 && reached.length < 5; i++) {
     await page.keyboard.press('Tab')
-    const label = await page.evaluate(() => document.activeElement?.closest('nav') !== null ? document.activeElement?.textContent ?? '' : '')
+    const label = await page.evaluate(() =>
+      document.activeElement?.closest('nav') !== null ? (document.activeElement?.textContent ?? '') : ''
+    )
     if (label !== '') reached.push(label)
   }
   t.same(reached, ['Nodes', 'Committees', 'Apps and images', 'Chain', 'Vendors'], 'Tab walks the section links')
   await page.keyboard.press('Shift+Tab')
   await page.keyboard.press('Enter')
   await page.locator('h2#h-chain').waitFor()
-  t.equal(await page.locator('nav a[aria-current="page"]').innerText(), 'Chain', 'Enter opened Chain and its link says it is current')
+  t.equal(
+    await page.locator('nav a[aria-current="page"]').innerText(),
+    'Chain',
+    'Enter opened Chain and its link says it is current'
+  )
   t.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'focus moved to the section that opened')
   t.equal(await page.locator('nav[aria-label="Sections"]').count(), 1, 'the navigation is labelled')
-  t.ok(await page.locator('svg[role="img"][aria-label]').count() >= 1, 'charts carry a text label')
-  t.ok(Number(await page.locator('dd[data-height]').getAttribute('data-height')) >= r.chain.height, 'the chain page shows the current height')
+  t.ok((await page.locator('svg[role="img"][aria-label]').count()) >= 1, 'charts carry a text label')
+  t.ok(
+    Number(await page.locator('dd[data-height]').getAttribute('data-height')) >= r.chain.height,
+    'the chain page shows the current height'
+  )
 
   // 4. the demo's own dashboard (--keep) serves the same network
   await page.goto(r.dashboard + '#/vendors')
@@ -109,7 +172,11 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
   t.match(await page.locator('main').innerText(), /ovmf/, 'the firmware vendor is listed')
   await page.goto(r.dashboard + '#/images')
   await page.locator('h2#h-img').waitFor()
-  t.match(await page.locator('main').innerText(), new RegExp(r.image.cid.slice(0, 8)), 'the published image is listed with its CID')
+  t.match(
+    await page.locator('main').innerText(),
+    new RegExp(r.image.cid.slice(0, 8)),
+    'the published image is listed with its CID'
+  )
   await page.screenshot({ path: join(profile, 'images.png') })
 
   // 5. Ctrl-C ends the kept network cleanly

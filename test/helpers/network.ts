@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSwtpm, createSwtpmCa, type Swtpm } from './swtpm.ts'
 import { createQuorumRules } from '../../attestation/quorum/index.ts'
-import { initChainHome, startEmbeddedValidator, ChainClient, generateChainKey, saveChainKey, type EmbeddedValidator, type ChainKey } from '../../chain/index.ts'
+import {
+  initChainHome,
+  startEmbeddedValidator,
+  ChainClient,
+  generateChainKey,
+  saveChainKey,
+  type EmbeddedValidator,
+  type ChainKey
+} from '../../chain/index.ts'
 import { Agent } from '../../agent/agent.ts'
 import { loadConfig } from '../../agent/config.ts'
 import { silentLogger, type Logger } from '../../encoding/log.ts'
@@ -22,14 +30,16 @@ export interface TestNetwork {
   readonly bootLog: Uint8Array
   readonly verifiers: Agent[]
   /** One more manufactured swtpm from the same TPM vendor CA (for the node under test). */
-  newSwtpm (): Promise<Swtpm>
+  newSwtpm(): Promise<Swtpm>
   /** Stops the chain (it can be started again on the same port with restartChain). */
-  stopChain (): Promise<void>
-  restartChain (): Promise<void>
-  stop (): Promise<void>
+  stopChain(): Promise<void>
+  restartChain(): Promise<void>
+  stop(): Promise<void>
 }
 
-export async function startTestNetwork (opts: { verifiers?: number, k?: number, logger?: (name: string) => Logger } = {}): Promise<TestNetwork> {
+export async function startTestNetwork(
+  opts: { verifiers?: number; k?: number; logger?: (name: string) => Logger } = {}
+): Promise<TestNetwork> {
   const n = opts.verifiers ?? 3
   const k = opts.k ?? 7
   const work = mkdtempSync(join(tmpdir(), 'quorate-net-'))
@@ -41,14 +51,29 @@ export async function startTestNetwork (opts: { verifiers?: number, k?: number, 
   const keys: ChainKey[] = await Promise.all(Array.from({ length: n }, async () => await generateChainKey()))
   await initChainHome({ home: chainHome, chainId: 'test-net', verifiers: keys.map(x => x.peerId), committeeSize: k })
   const rpcPort = await freePort()
-  const start = async (): Promise<EmbeddedValidator> => await startEmbeddedValidator({ home: chainHome, rpc: `127.0.0.1:${rpcPort}`, rules: createQuorumRules({ k }), blockIntervalMs: 20, emptyBlockIntervalMs: 200 })
+  const start = async (): Promise<EmbeddedValidator> =>
+    await startEmbeddedValidator({
+      home: chainHome,
+      rpc: `127.0.0.1:${rpcPort}`,
+      rules: createQuorumRules({ k }),
+      blockIntervalMs: 20,
+      emptyBlockIntervalMs: 200
+    })
   let validator: EmbeddedValidator | undefined = await start()
   const chain = new ChainClient({ url: validator.url })
   const stop = async (): Promise<void> => {
-    await Promise.all(agents.map(async a => { await a.stop().catch(() => {}) }))
+    await Promise.all(
+      agents.map(async a => {
+        await a.stop().catch(() => {})
+      })
+    )
     await validator?.stop().catch(() => {})
     chain.close()
-    await Promise.all(swtpms.map(async s => { await s.stop() }))
+    await Promise.all(
+      swtpms.map(async s => {
+        await s.stop()
+      })
+    )
     rmSync(work, { recursive: true, force: true })
   }
   try {
@@ -59,7 +84,19 @@ export async function startTestNetwork (opts: { verifiers?: number, k?: number, 
       const home = join(work, `verifier-${i}`)
       await saveChainKey(join(home, 'node.key'), keys[i])
       const a = new Agent({
-        config: loadConfig({ env: {}, flags: { home, tcti: sw.tcti, chainRpc: validator.url, httpListen: `127.0.0.1:${await freePort()}`, platform: PLATFORM, osImage: OS_IMAGE, roundTimeoutMs: 5000, committeeSize: k } }),
+        config: loadConfig({
+          env: {},
+          flags: {
+            home,
+            tcti: sw.tcti,
+            chainRpc: validator.url,
+            httpListen: `127.0.0.1:${await freePort()}`,
+            platform: PLATFORM,
+            osImage: OS_IMAGE,
+            roundTimeoutMs: 5000,
+            committeeSize: k
+          }
+        }),
         logger: opts.logger?.(`verifier-${i}`) ?? silentLogger(),
         simulatedBootLog: bootLog
       })
@@ -76,9 +113,18 @@ export async function startTestNetwork (opts: { verifiers?: number, k?: number, 
     chainUrl: validator.url,
     bootLog,
     verifiers: agents,
-    newSwtpm: async () => { const s = await startSwtpm({ caDir: ca.dir }); swtpms.push(s); return s },
-    stopChain: async () => { await validator?.stop(); validator = undefined },
-    restartChain: async () => { validator = await start() },
+    newSwtpm: async () => {
+      const s = await startSwtpm({ caDir: ca.dir })
+      swtpms.push(s)
+      return s
+    },
+    stopChain: async () => {
+      await validator?.stop()
+      validator = undefined
+    },
+    restartChain: async () => {
+      validator = await start()
+    },
     stop
   }
 }

@@ -17,8 +17,18 @@
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process'
 import { spawnClean } from '../../encoding/process.ts'
 import {
-  mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, copyFileSync,
-  chmodSync, lutimesSync, readdirSync, lstatSync, realpathSync
+  mkdtempSync,
+  mkdirSync,
+  rmSync,
+  writeFileSync,
+  readFileSync,
+  existsSync,
+  copyFileSync,
+  chmodSync,
+  lutimesSync,
+  readdirSync,
+  lstatSync,
+  realpathSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname, basename, resolve } from 'node:path'
@@ -45,15 +55,19 @@ export const LABEL_LENGTH = 24
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 
-function which (exe: string): string {
+function which(exe: string): string {
   return execFileSync('sh', ['-c', 'command -v "$1"', 'sh', exe], { encoding: 'utf8' }).trim()
 }
 
 /** What is missing to boot a VM here (executables, OVMF images); empty when everything is there. */
-export function vmPrerequisitesMissing (): string[] {
+export function vmPrerequisitesMissing(): string[] {
   const missing: string[] = []
   for (const exe of ['qemu-system-x86_64', 'swtpm', 'swtpm_setup', 'swtpm_localca', 'cpio', 'ldd']) {
-    try { which(exe) } catch { missing.push(exe) }
+    try {
+      which(exe)
+    } catch {
+      missing.push(exe)
+    }
   }
   for (const f of [OVMF_CODE, OVMF_VARS, BUSYBOX, TPM2]) {
     if (!existsSync(f)) missing.push(f)
@@ -78,7 +92,7 @@ export interface VmKernel {
  * The cached Debian kernel, fetched on first use by scripts/vm/fetch-kernel.sh (apt-get download
  * + dpkg-deb -x into a scratch dir). Cache: QUORATE_VM_CACHE or /var/cache/quorate-vm.
  */
-export async function ensureKernel (opts: { cacheDir?: string, pkg?: string } = {}): Promise<VmKernel> {
+export async function ensureKernel(opts: { cacheDir?: string; pkg?: string } = {}): Promise<VmKernel> {
   const env = { ...process.env }
   if (opts.pkg !== undefined) env.QUORATE_VM_KERNEL_PKG = opts.pkg
   const pkg = env.QUORATE_VM_KERNEL_PKG ?? 'linux-image-6.1.0-56-amd64'
@@ -88,14 +102,18 @@ export async function ensureKernel (opts: { cacheDir?: string, pkg?: string } = 
   const cache = stdout.trim().split('\n').pop() ?? ''
   const vmlinuz = join(cache, `vmlinuz-${version}`)
   const fwCfgModule = join(cache, `qemu_fw_cfg-${version}.ko`)
-  if (!existsSync(vmlinuz) || !existsSync(fwCfgModule)) throw new Error(`fetch-kernel.sh did not leave ${vmlinuz} and ${fwCfgModule}`)
+  if (!existsSync(vmlinuz) || !existsSync(fwCfgModule))
+    throw new Error(`fetch-kernel.sh did not leave ${vmlinuz} and ${fwCfgModule}`)
   // The guest loads no TPM driver module: QEMU's tpm-tis device needs CONFIG_TCG_TIS built in
   // (Debian's kernels have it, and CRB, built in; securityfs for the event log too).
   const kconfig = join(cache, `config-${version}`)
   if (existsSync(kconfig)) {
     const text = readFileSync(kconfig, 'utf8')
     for (const opt of ['CONFIG_TCG_TPM', 'CONFIG_TCG_TIS', 'CONFIG_SECURITYFS', 'CONFIG_EFI_STUB']) {
-      if (!new RegExp(`^${opt}=y$`, 'm').test(text)) throw new Error(`kernel ${version}: ${opt} is not built in (=y); the measured-boot initramfs loads no modules but qemu_fw_cfg`)
+      if (!new RegExp(`^${opt}=y$`, 'm').test(text))
+        throw new Error(
+          `kernel ${version}: ${opt} is not built in (=y); the measured-boot initramfs loads no modules but qemu_fw_cfg`
+        )
     }
   }
   return { version, vmlinuz, fwCfgModule, sha256: toHex(sha256(readFileSync(vmlinuz))) }
@@ -112,7 +130,7 @@ export interface Initramfs {
   readonly label: string
 }
 
-function sharedLibraries (exe: string): string[] {
+function sharedLibraries(exe: string): string[] {
   // ldd lists "name => /path (addr)" for libraries and "/lib64/ld-linux... (addr)" for the loader.
   const out = execFileSync('ldd', [exe], { encoding: 'utf8' })
   const libs: string[] = []
@@ -123,12 +141,13 @@ function sharedLibraries (exe: string): string[] {
   return libs
 }
 
-function padLabel (label: string): string {
-  if (!/^[\x20-\x7e]*$/.test(label) || label.length > LABEL_LENGTH) throw new Error(`initramfs label must be printable ASCII of at most ${LABEL_LENGTH} characters`)
+function padLabel(label: string): string {
+  if (!/^[\x20-\x7e]*$/.test(label) || label.length > LABEL_LENGTH)
+    throw new Error(`initramfs label must be printable ASCII of at most ${LABEL_LENGTH} characters`)
   return label.padEnd(LABEL_LENGTH, '.')
 }
 
-function setEpoch (dir: string): void {
+function setEpoch(dir: string): void {
   // Reproducible archive: every mtime 0 (cpio --reproducible renumbers inodes and drops dev numbers).
   for (const name of readdirSync(dir)) {
     const p = join(dir, name)
@@ -138,7 +157,7 @@ function setEpoch (dir: string): void {
   lutimesSync(dir, 0, 0)
 }
 
-function listTree (dir: string, prefix = '.'): string[] {
+function listTree(dir: string, prefix = '.'): string[] {
   const out: string[] = []
   for (const name of readdirSync(dir).sort()) {
     const rel = `${prefix}/${name}`
@@ -153,11 +172,12 @@ function listTree (dir: string, prefix = '.'): string[] {
  * busybox-static, tpm2-tools' `tpm2` with every shared library ldd names plus the device TCTI
  * the loader dlopens, qemu_fw_cfg.ko, /init = scripts/vm/init.sh, /etc/quorate-image = label.
  */
-export async function buildInitramfs (opts: { dir: string, kernel: VmKernel, label?: string }): Promise<Initramfs> {
+export async function buildInitramfs(opts: { dir: string; kernel: VmKernel; label?: string }): Promise<Initramfs> {
   const label = padLabel(opts.label ?? 'quorate-test-image')
   const tree = mkdtempSync(join(opts.dir, 'initramfs-tree-'))
   try {
-    for (const d of ['bin', 'lib', 'lib64', 'lib/modules', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root']) mkdirSync(join(tree, d), { recursive: true })
+    for (const d of ['bin', 'lib', 'lib64', 'lib/modules', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root'])
+      mkdirSync(join(tree, d), { recursive: true })
     copyFileSync(BUSYBOX, join(tree, 'bin/busybox'))
     copyFileSync(TPM2, join(tree, 'bin/tpm2'))
     // The TCTI loader dlopen()s the device TCTI at run time, so ldd cannot see it: it lives next
@@ -179,11 +199,18 @@ export async function buildInitramfs (opts: { dir: string, kernel: VmKernel, lab
     setEpoch(tree)
     const path = join(opts.dir, `initrd-${label.replace(/[^A-Za-z0-9_-]/g, '_')}.cpio`)
     await new Promise<void>((resolve, reject) => {
-      const p = spawn('cpio', ['-o', '-H', 'newc', '--reproducible', '-R', '0:0', '--quiet', '-O', path], { cwd: tree, stdio: ['pipe', 'ignore', 'pipe'] })
+      const p = spawn('cpio', ['-o', '-H', 'newc', '--reproducible', '-R', '0:0', '--quiet', '-O', path], {
+        cwd: tree,
+        stdio: ['pipe', 'ignore', 'pipe']
+      })
       let err = ''
-      p.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      p.stderr.on('data', (d: Buffer) => {
+        err += d.toString()
+      })
       p.on('error', reject)
-      p.on('exit', code => { code === 0 ? resolve() : reject(new Error(`cpio exited ${code}: ${err}`)) })
+      p.on('exit', code => {
+        code === 0 ? resolve() : reject(new Error(`cpio exited ${code}: ${err}`))
+      })
       p.stdin.end(listTree(tree).join('\n') + '\n')
     })
     const bytes = readFileSync(path)
@@ -198,7 +225,7 @@ export async function buildInitramfs (opts: { dir: string, kernel: VmKernel, lab
  * kernel setup header and therefore PCR 4 stay the same), different content (so PCR 9 differs).
  * This is the "someone changed the initrd" case.
  */
-export function modifiedInitramfs (src: Initramfs, dir: string, label: string): Initramfs {
+export function modifiedInitramfs(src: Initramfs, dir: string, label: string): Initramfs {
   const next = padLabel(label)
   const bytes = readFileSync(src.path)
   const old = Buffer.from(src.label)
@@ -220,7 +247,7 @@ export function modifiedInitramfs (src: Initramfs, dir: string, label: string): 
  * NUL-terminated) and "Linux initrd" = sha256 of the initrd file. Checked against a real boot in
  * test/vm/measured-boot.test.ts.
  */
-export function predictPcr9 (cmdline: string, initrdDigest: Uint8Array): { events: Uint8Array[], value: Uint8Array } {
+export function predictPcr9(cmdline: string, initrdDigest: Uint8Array): { events: Uint8Array[]; value: Uint8Array } {
   const loadOptions = Buffer.from(`${cmdline} initrd=initrd\0`, 'utf16le')
   const events = [sha256(loadOptions), initrdDigest]
   let pcr: Uint8Array = new Uint8Array(32)
@@ -238,7 +265,7 @@ export interface VmTpm {
   /** The per-run local CA that issued the EK certificate: root first, then the issuer (PEM). */
   readonly ekCaPems: string[]
   /** Removes the state and CA. */
-  remove (): void
+  remove(): void
 }
 
 /**
@@ -246,36 +273,69 @@ export interface VmTpm {
  * certificates from a per-run local CA (as test/helpers/swtpm.ts does; here the TPM is served
  * per boot over a unix control socket, the way QEMU's tpm-emulator backend expects).
  */
-export async function manufactureVmTpm (opts: { pcrBanks?: string } = {}): Promise<VmTpm> {
+export async function manufactureVmTpm(opts: { pcrBanks?: string } = {}): Promise<VmTpm> {
   const dir = mkdtempSync(join(tmpdir(), 'quorate-vmtpm-'))
   track.dirs.add(dir)
   const stateDir = join(dir, 'state')
   const caDir = join(dir, 'ca')
   mkdirSync(stateDir)
   mkdirSync(caDir)
-  writeFileSync(join(dir, 'swtpm-localca.conf'), [
-    `statedir = ${caDir}`, `signingkey = ${join(caDir, 'signkey.pem')}`,
-    `issuercert = ${join(caDir, 'issuercert.pem')}`, `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'))
-  writeFileSync(join(dir, 'swtpm-localca.options'), ['--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model qemu-q35', ''].join('\n'))
-  writeFileSync(join(dir, 'swtpm_setup.conf'), [
-    `create_certs_tool = ${which('swtpm_localca')}`, `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
-    `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`, ''].join('\n'))
+  writeFileSync(
+    join(dir, 'swtpm-localca.conf'),
+    [
+      `statedir = ${caDir}`,
+      `signingkey = ${join(caDir, 'signkey.pem')}`,
+      `issuercert = ${join(caDir, 'issuercert.pem')}`,
+      `certserial = ${join(caDir, 'certserial')}`,
+      ''
+    ].join('\n')
+  )
+  writeFileSync(
+    join(dir, 'swtpm-localca.options'),
+    ['--platform-manufacturer Quorate', '--platform-version 2.1', '--platform-model qemu-q35', ''].join('\n')
+  )
+  writeFileSync(
+    join(dir, 'swtpm_setup.conf'),
+    [
+      `create_certs_tool = ${which('swtpm_localca')}`,
+      `create_certs_tool_config = ${join(dir, 'swtpm-localca.conf')}`,
+      `create_certs_tool_options = ${join(dir, 'swtpm-localca.options')}`,
+      ''
+    ].join('\n')
+  )
   try {
-    await execFileP('swtpm_setup', ['--tpm2', '--tpm-state', stateDir, '--config', join(dir, 'swtpm_setup.conf'),
-      '--create-ek-cert', '--create-platform-cert', '--pcr-banks', opts.pcrBanks ?? 'sha256',
-      '--logfile', join(dir, 'setup.log')], { timeout: 60_000 })
+    await execFileP(
+      'swtpm_setup',
+      [
+        '--tpm2',
+        '--tpm-state',
+        stateDir,
+        '--config',
+        join(dir, 'swtpm_setup.conf'),
+        '--create-ek-cert',
+        '--create-platform-cert',
+        '--pcr-banks',
+        opts.pcrBanks ?? 'sha256',
+        '--logfile',
+        join(dir, 'setup.log')
+      ],
+      { timeout: 60_000 }
+    )
   } catch (err) {
     const log = existsSync(join(dir, 'setup.log')) ? readFileSync(join(dir, 'setup.log'), 'utf8').slice(-1500) : ''
     rmSync(dir, { recursive: true, force: true })
     track.dirs.delete(dir)
     throw new Error(`swtpm_setup failed: ${(err as Error).message}\n${log}`, { cause: err })
   }
-  const ekCaPems = [readFileSync(join(caDir, 'swtpm-localca-rootca-cert.pem'), 'utf8'), readFileSync(join(caDir, 'issuercert.pem'), 'utf8')]
+  const ekCaPems = [
+    readFileSync(join(caDir, 'swtpm-localca-rootca-cert.pem'), 'utf8'),
+    readFileSync(join(caDir, 'issuercert.pem'), 'utf8')
+  ]
   return {
     stateDir,
     dir,
     ekCaPems,
-    remove () {
+    remove() {
       if (process.env.QUORATE_KEEP_VM !== '1') rmSync(dir, { recursive: true, force: true })
       track.dirs.delete(dir)
     }
@@ -317,7 +377,7 @@ export class SerialProtocolError extends Error {
   override readonly name = 'SerialProtocolError'
 }
 
-function stripTpm2b (b: Uint8Array, what: string): Uint8Array {
+function stripTpm2b(b: Uint8Array, what: string): Uint8Array {
   if (b.length < 2) throw new SerialProtocolError(`${what}: shorter than a TPM2B size`)
   const n = (b[0] << 8) | b[1]
   if (n !== b.length - 2) throw new SerialProtocolError(`${what}: TPM2B size ${n} does not match ${b.length - 2} bytes`)
@@ -329,11 +389,12 @@ function stripTpm2b (b: Uint8Array, what: string): Uint8Array {
  * be valid base64; the PCR list must name each quoted PCR once with a 32-byte value. Throws
  * SerialProtocolError (or, if the guest reported a failure, one carrying its message).
  */
-export function parseSerial (text: string): MeasuredBootPieces {
+export function parseSerial(text: string): MeasuredBootPieces {
   if (text.length > SERIAL_LIMIT) throw new SerialProtocolError(`serial output larger than ${SERIAL_LIMIT} characters`)
   const lines = text.split(/\r?\n/).map(l => l.replace(/\r/g, ''))
   const fail = lines.find(l => l.startsWith('QUORATE: FAIL '))
-  if (fail !== undefined || lines.includes('=====QUORATE-FAIL=====')) throw new SerialProtocolError(`guest failed: ${fail ?? 'no reason given'}`)
+  if (fail !== undefined || lines.includes('=====QUORATE-FAIL====='))
+    throw new SerialProtocolError(`guest failed: ${fail ?? 'no reason given'}`)
   if (!lines.includes('=====QUORATE-DONE=====')) throw new SerialProtocolError('guest did not finish (no DONE marker)')
   const blocks = new Map<string, Uint8Array>()
   let open: string | undefined
@@ -345,11 +406,14 @@ export function parseSerial (text: string): MeasuredBootPieces {
     if (begin !== null) {
       if (open !== undefined) throw new SerialProtocolError(`block ${begin[1]} begins inside ${open}`)
       if (blocks.has(begin[1])) throw new SerialProtocolError(`block ${begin[1]} appears twice`)
-      open = begin[1]; acc = []; accLen = 0
+      open = begin[1]
+      acc = []
+      accLen = 0
     } else if (end !== null) {
       if (open !== end[1]) throw new SerialProtocolError(`END ${end[1]} without its BEGIN`)
       const b64 = acc.join('')
-      if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new SerialProtocolError(`block ${open} is not valid base64`)
+      if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64))
+        throw new SerialProtocolError(`block ${open} is not valid base64`)
       blocks.set(open, new Uint8Array(Buffer.from(b64, 'base64')))
       open = undefined
     } else if (open !== undefined) {
@@ -380,7 +444,9 @@ export function parseSerial (text: string): MeasuredBootPieces {
   for (const i of QUOTED_PCRS) if (!pcrs.has(i)) throw new SerialProtocolError(`pcrs.txt: PCR ${i} missing`)
   const nonceLine = lines.find(l => l.startsWith('QUORATE: nonce '))
   const labelLine = lines.find(l => l.startsWith('QUORATE: init '))
-  const lockout = /^QUORATE: lockout-counter (0x[0-9a-fA-F]{1,8}|\d{1,10})$/.exec(lines.find(l => l.startsWith('QUORATE: lockout-counter ')) ?? '')
+  const lockout = /^QUORATE: lockout-counter (0x[0-9a-fA-F]{1,8}|\d{1,10})$/.exec(
+    lines.find(l => l.startsWith('QUORATE: lockout-counter ')) ?? ''
+  )
   const cert = need('ekcert.der')
   const attest = need('quote.msg')
   const signature = need('quote.sig')
@@ -439,44 +505,75 @@ export interface BootResult {
 }
 
 const track = { procs: new Set<ChildProcess>(), dirs: new Set<string>(), hooked: false }
-function hookExit (): void {
+function hookExit(): void {
   if (track.hooked) return
   track.hooked = true
   // A crashed or timed-out test must not leave QEMU or swtpm running, or state behind.
   process.on('exit', () => {
-    for (const p of track.procs) try { p.kill('SIGKILL') } catch {}
-    if (process.env.QUORATE_KEEP_VM !== '1') for (const d of track.dirs) try { rmSync(d, { recursive: true, force: true }) } catch {}
+    for (const p of track.procs)
+      try {
+        p.kill('SIGKILL')
+      } catch {}
+    if (process.env.QUORATE_KEEP_VM !== '1')
+      for (const d of track.dirs)
+        try {
+          rmSync(d, { recursive: true, force: true })
+        } catch {}
   })
 }
 
-function waitExit (p: ChildProcess, ms: number): Promise<boolean> {
+function waitExit(p: ChildProcess, ms: number): Promise<boolean> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(true)
   return new Promise(resolve => {
-    const t = setTimeout(() => { p.off('exit', on); resolve(false) }, ms)
-    const on = (): void => { clearTimeout(t); resolve(true) }
+    const t = setTimeout(() => {
+      p.off('exit', on)
+      resolve(false)
+    }, ms)
+    const on = (): void => {
+      clearTimeout(t)
+      resolve(true)
+    }
     p.once('exit', on)
   })
 }
 
-async function kill (p: ChildProcess | undefined): Promise<void> {
+async function kill(p: ChildProcess | undefined): Promise<void> {
   if (p === undefined) return
   if (p.exitCode === null && p.signalCode === null) {
     p.kill('SIGTERM')
-    if (!await waitExit(p, 2000)) { p.kill('SIGKILL'); await waitExit(p, 2000) }
+    if (!(await waitExit(p, 2000))) {
+      p.kill('SIGKILL')
+      await waitExit(p, 2000)
+    }
   }
   track.procs.delete(p)
 }
 
-async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: string, durationMs: number, args: string[] }> {
+async function bootOnce(
+  opts: BootOptions,
+  runDir: string
+): Promise<{ serial: string; durationMs: number; args: string[] }> {
   const sock = join(runDir, 'swtpm.sock')
   const vars = join(runDir, 'OVMF_VARS.fd')
   copyFileSync(OVMF_VARS, vars)
   rmSync(sock, { force: true })
   // swtpm serves QEMU's tpm-emulator backend: the control channel on a unix socket, the data
   // channel handed over by QEMU (CMD_SET_DATAFD). --terminate: exit when QEMU disconnects.
-  const swtpm = spawnClean('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${opts.tpm.stateDir}`,
-    '--ctrl', `type=unixio,path=${sock}`, '--terminate',
-    '--log', `file=${join(runDir, 'swtpm.log')},level=1`], { stdio: 'ignore' })
+  const swtpm = spawnClean(
+    'swtpm',
+    [
+      'socket',
+      '--tpm2',
+      '--tpmstate',
+      `dir=${opts.tpm.stateDir}`,
+      '--ctrl',
+      `type=unixio,path=${sock}`,
+      '--terminate',
+      '--log',
+      `file=${join(runDir, 'swtpm.log')},level=1`
+    ],
+    { stdio: 'ignore' }
+  )
   track.procs.add(swtpm)
   let qemu: ChildProcess | undefined
   try {
@@ -487,16 +584,41 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
     if (!existsSync(sock)) throw new Error('swtpm did not create its control socket within 5 s')
     const accel = opts.accel ?? process.env.QUORATE_VM_ACCEL ?? 'tcg'
     const args = [
-      '-accel', accel, ...(accel === 'tcg' ? ['-cpu', 'max'] : ['-cpu', 'host']),
-      '-machine', 'q35', '-m', String(opts.memoryMb ?? 1024), '-smp', String(opts.smp ?? 2),
-      '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
-      '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-      '-chardev', `socket,id=chrtpm,path=${sock}`,
-      '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-tis,tpmdev=tpm0',
-      '-fw_cfg', `name=opt/quorate/nonce,string=${toHex(opts.nonce)}`,
-      '-kernel', opts.kernel.vmlinuz, '-initrd', opts.initrd,
-      '-append', opts.cmdline ?? DEFAULT_CMDLINE
+      '-accel',
+      accel,
+      ...(accel === 'tcg' ? ['-cpu', 'max'] : ['-cpu', 'host']),
+      '-machine',
+      'q35',
+      '-m',
+      String(opts.memoryMb ?? 1024),
+      '-smp',
+      String(opts.smp ?? 2),
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+      '-monitor',
+      'none',
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${vars}`,
+      '-chardev',
+      `socket,id=chrtpm,path=${sock}`,
+      '-tpmdev',
+      'emulator,id=tpm0,chardev=chrtpm',
+      '-device',
+      'tpm-tis,tpmdev=tpm0',
+      '-fw_cfg',
+      `name=opt/quorate/nonce,string=${toHex(opts.nonce)}`,
+      '-kernel',
+      opts.kernel.vmlinuz,
+      '-initrd',
+      opts.initrd,
+      '-append',
+      opts.cmdline ?? DEFAULT_CMDLINE
     ]
     const t0 = performance.now()
     qemu = spawnClean('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -518,7 +640,9 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
       if (!finished && (serial.includes('=====QUORATE-DONE=====') || serial.includes('=====QUORATE-FAIL====='))) {
         finished = true
         qemu?.stdin?.write('ack\n')
-        fallback = setTimeout(() => { qemu?.kill('SIGTERM') }, 30_000)
+        fallback = setTimeout(() => {
+          qemu?.kill('SIGTERM')
+        }, 30_000)
       }
       if (opts.onLine !== undefined) {
         const parts = (partial + s).split('\n')
@@ -526,20 +650,36 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
         for (const l of parts) opts.onLine(l.replace(/\r$/, ''))
       }
     })
-    qemu.stderr?.on('data', (d: Buffer) => { if (stderr.length < 8192) stderr += d.toString() })
+    qemu.stderr?.on('data', (d: Buffer) => {
+      if (stderr.length < 8192) stderr += d.toString()
+    })
     const timeoutMs = opts.timeoutMs ?? 150_000
     const exited = await new Promise<boolean>(resolve => {
-      const timer = setTimeout(() => { resolve(false) }, timeoutMs)
-      const onAbort = (): void => { clearTimeout(timer); resolve(false) }
+      const timer = setTimeout(() => {
+        resolve(false)
+      }, timeoutMs)
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        resolve(false)
+      }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
-      qemu?.once('close', () => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort); resolve(true) })
+      qemu?.once('close', () => {
+        clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', onAbort)
+        resolve(true)
+      })
     })
     clearTimeout(fallback)
     const durationMs = Math.round(performance.now() - t0)
     if (!exited) {
-      throw new Error(opts.signal?.aborted === true ? 'boot aborted' : `VM did not finish within ${timeoutMs} ms; last output: ${JSON.stringify(serial.slice(-400))}`)
+      throw new Error(
+        opts.signal?.aborted === true
+          ? 'boot aborted'
+          : `VM did not finish within ${timeoutMs} ms; last output: ${JSON.stringify(serial.slice(-400))}`
+      )
     }
-    if (!finished && qemu.exitCode !== 0) throw new Error(`qemu exited ${qemu.exitCode ?? qemu.signalCode}: ${stderr.slice(-1000)}`)
+    if (!finished && qemu.exitCode !== 0)
+      throw new Error(`qemu exited ${qemu.exitCode ?? qemu.signalCode}: ${stderr.slice(-1000)}`)
     return { serial, durationMs, args }
   } finally {
     await kill(qemu)
@@ -552,7 +692,7 @@ async function bootOnce (opts: BootOptions, runDir: string): Promise<{ serial: s
  * returns the decoded pieces. Retries (fresh QEMU and swtpm process, same TPM state) when a boot
  * times out or its console output does not parse — slow or garbled boots happen on loaded hosts.
  */
-export async function bootMeasured (opts: BootOptions): Promise<BootResult> {
+export async function bootMeasured(opts: BootOptions): Promise<BootResult> {
   hookExit()
   const attempts = opts.attempts ?? 2
   const errors: string[] = []
@@ -564,10 +704,20 @@ export async function bootMeasured (opts: BootOptions): Promise<BootResult> {
       const r = await bootOnce(opts, runDir)
       try {
         const pieces = parseSerial(r.serial)
-        if (pieces.nonceEcho.toLowerCase() !== toHex(opts.nonce)) throw new SerialProtocolError(`guest used nonce ${pieces.nonceEcho}, not ours`)
-        return { pieces, serial: r.serial, durationMs: r.durationMs, attempts: attempt, failures: errors, qemuArgs: r.args }
+        if (pieces.nonceEcho.toLowerCase() !== toHex(opts.nonce))
+          throw new SerialProtocolError(`guest used nonce ${pieces.nonceEcho}, not ours`)
+        return {
+          pieces,
+          serial: r.serial,
+          durationMs: r.durationMs,
+          attempts: attempt,
+          failures: errors,
+          qemuArgs: r.args
+        }
       } catch (err) {
-        throw new Error(`${(err as Error).message}; console tail: ${JSON.stringify(r.serial.slice(-600))}`, { cause: err })
+        throw new Error(`${(err as Error).message}; console tail: ${JSON.stringify(r.serial.slice(-600))}`, {
+          cause: err
+        })
       }
     } catch (err) {
       errors.push(`attempt ${attempt}: ${(err as Error).message}`)

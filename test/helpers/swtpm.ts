@@ -19,7 +19,7 @@ export interface PtyDevice {
   readonly tcti: string
   /** The pty's own path (/dev/pts/N), which descriptors opened by the TCTI point at. */
   readonly path: string
-  stop (): void
+  stop(): void
 }
 
 /**
@@ -27,13 +27,24 @@ export interface PtyDevice {
  * the device TCTI writes commands to and reads responses from it exactly as from the kernel's
  * /dev/tpmrm0 (one command, one response). There is no resource manager behind it: one client.
  */
-export async function ptyDevice (sw: Swtpm): Promise<PtyDevice> {
+export async function ptyDevice(sw: Swtpm): Promise<PtyDevice> {
   const link = join(sw.dir, 'tpm-pty')
-  const socat = spawnClean('socat', [`PTY,link=${link},rawer,echo=0`, `TCP:127.0.0.1:${sw.port}`], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const socat = spawnClean('socat', [`PTY,link=${link},rawer,echo=0`, `TCP:127.0.0.1:${sw.port}`], {
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
   for (let i = 0; !existsSync(link); i++) {
-    if (i > 250 || socat.exitCode !== null) { socat.kill(); throw new Error(`socat did not create ${link} (exit ${String(socat.exitCode)})`) }
+    if (i > 250 || socat.exitCode !== null) {
+      socat.kill()
+      throw new Error(`socat did not create ${link} (exit ${String(socat.exitCode)})`)
+    }
     await new Promise(resolve => setTimeout(resolve, 20))
   }
   const path = readlinkSync(link)
-  return { tcti: `device:${path}`, path, stop: () => { socat.kill() } }
+  return {
+    tcti: `device:${path}`,
+    path,
+    stop: () => {
+      socat.kill()
+    }
+  }
 }

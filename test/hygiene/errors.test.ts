@@ -6,7 +6,13 @@ import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import { ROOT, productFiles } from './files.ts'
 import {
-  ConfigError, DecodeError, InvalidInputError, PolicyViolationsError, QuorateError, TooLargeError, TransientError
+  ConfigError,
+  DecodeError,
+  InvalidInputError,
+  PolicyViolationsError,
+  QuorateError,
+  TooLargeError,
+  TransientError
 } from '../../encoding/errors.ts'
 import { QuoteError } from '../../attestation/quote.ts'
 import { fromHex } from '../../encoding/bytes.ts'
@@ -24,25 +30,32 @@ const EXTENDS_BUILTIN = new RegExp(`class\\s+([A-Za-z0-9_$]+)\\s+extends\\s+${BU
  */
 const INTERNAL_ERROR_CLASSES: Readonly<Record<string, string>> = {
   'encoding/errors.ts:QuorateError': 'the base of every product error',
-  'attestation/canondigest.ts:Unsupported': 'control flow: caught in the same file, which falls back to the generic encoder',
+  'attestation/canondigest.ts:Unsupported':
+    'control flow: caught in the same file, which falls back to the generic encoder',
   'chain/app.ts:TxFail': 'becomes a transaction result code inside the state machine; never thrown out of apply',
   'chain/rpc-jsonrpc.ts:RpcError': 'becomes a JSON-RPC error object in the HTTP response',
   'cli/output.ts:CliExit': "the CLI's exit signal with an exit code, caught by cli/main.ts"
 }
 
-interface Hit { readonly where: string, readonly line: string }
+interface Hit {
+  readonly where: string
+  readonly line: string
+}
 
-function scan (): { throws: Hit[], classes: Hit[] } {
+function scan(): { throws: Hit[]; classes: Hit[] } {
   const throws: Hit[] = []
   const classes: Hit[] = []
   for (const file of productFiles()) {
     const rel = relative(ROOT, file)
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      const code = line.replace(/\/\/.*$/, '')
-      if (PLAIN_THROW.test(code)) throws.push({ where: `${rel}:${i + 1}`, line: line.trim() })
-      const m = EXTENDS_BUILTIN.exec(code)
-      if (m !== null && INTERNAL_ERROR_CLASSES[`${rel}:${m[1] ?? ''}`] === undefined) classes.push({ where: `${rel}:${i + 1}`, line: line.trim() })
-    })
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const code = line.replace(/\/\/.*$/, '')
+        if (PLAIN_THROW.test(code)) throws.push({ where: `${rel}:${i + 1}`, line: line.trim() })
+        const m = EXTENDS_BUILTIN.exec(code)
+        if (m !== null && INTERNAL_ERROR_CLASSES[`${rel}:${m[1] ?? ''}`] === undefined)
+          classes.push({ where: `${rel}:${i + 1}`, line: line.trim() })
+      })
   }
   return { throws, classes }
 }
@@ -60,12 +73,20 @@ t.test('the scanner finds what it is looking for', async t => {
 
 t.test('no plain Error, TypeError or RangeError is thrown by the product', async t => {
   const { throws } = scan()
-  t.same(throws.map(h => `${h.where}: ${h.line}`), [], 'throw a QuorateError subclass (encoding/errors.ts) with its disposition instead')
+  t.same(
+    throws.map(h => `${h.where}: ${h.line}`),
+    [],
+    'throw a QuorateError subclass (encoding/errors.ts) with its disposition instead'
+  )
 })
 
 t.test('no product error class extends a built-in error except the documented internal ones', async t => {
   const { classes } = scan()
-  t.same(classes.map(h => `${h.where}: ${h.line}`), [], 'extend QuorateError (or one of its subclasses) instead')
+  t.same(
+    classes.map(h => `${h.where}: ${h.line}`),
+    [],
+    'extend QuorateError (or one of its subclasses) instead'
+  )
 })
 
 t.test('representative errors carry their disposition and code', async t => {
@@ -85,7 +106,10 @@ t.test('representative errors carry their disposition and code', async t => {
   t.ok(hex instanceof DecodeError, 'bad hex is a DecodeError, not a TypeError')
   t.match((hex as DecodeError).message, /the nonce is not valid hex/)
   const enc = t.throws(() => encode(1.5)) as unknown
-  t.ok(enc instanceof InvalidInputError && (enc as InvalidInputError).disposition === 'reject', 'a float refused by the canonical encoder: reject')
+  t.ok(
+    enc instanceof InvalidInputError && (enc as InvalidInputError).disposition === 'reject',
+    'a float refused by the canonical encoder: reject'
+  )
   const big = t.throws(() => new Writer().tpm2b(new Uint8Array(0x10000))) as unknown
   t.ok(big instanceof TooLargeError, 'an oversized TPM2B: TooLargeError, not RangeError')
 })
@@ -97,7 +121,10 @@ t.test('PolicyViolationsError lists every violation; a failed quote is one', asy
   t.equal(err.code, 'ERR_POLICY')
   t.equal(err.message, '2 policy check(s) failed: PCR 0 differs; nonce is stale')
   t.same(err.toJSON().violations, ['PCR 0 differs', 'nonce is stale'])
-  const q = new QuoteError([{ kind: 'nonce', message: 'wrong nonce' }, { kind: 'pcrs', message: 'PCR 7 not covered' }])
+  const q = new QuoteError([
+    { kind: 'nonce', message: 'wrong nonce' },
+    { kind: 'pcrs', message: 'PCR 7 not covered' }
+  ])
   t.ok(q instanceof PolicyViolationsError, 'QuoteError reports every quote problem at once')
   t.equal(q.code, 'ERR_QUOTE')
   t.same(q.violations, ['wrong nonce', 'PCR 7 not covered'])

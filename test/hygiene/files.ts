@@ -7,7 +7,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const PRODUCT_DIRS = ['agent', 'attestation', 'chain', 'containers', 'cli', 'encoding'] as const
 
 /** Absolute paths of every .ts file (declaration files excluded) under the product folders. */
-export function productFiles (): string[] {
+export function productFiles(): string[] {
   const out: string[] = []
   const walk = (dir: string): void => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {

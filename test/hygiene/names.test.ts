@@ -12,7 +12,7 @@ const SHARED_CLASS_NAMES: Readonly<Record<string, string>> = {
   Writer: 'encoding/canonical.ts keeps its CBOR writer private; attestation/reader.ts is the TPM structure writer'
 }
 
-function classesByName (): Map<string, string[]> {
+function classesByName(): Map<string, string[]> {
   const where = new Map<string, string[]>()
   for (const file of productFiles()) {
     for (const m of readFileSync(file, 'utf8').matchAll(/^(?:export\s+)?(?:abstract\s+)?class\s+([A-Za-z0-9_$]+)/gm)) {
@@ -27,7 +27,11 @@ t.test('no class name is defined in two product files', async t => {
   const where = classesByName()
   t.ok(where.has('QuorateError') && where.has('NotCertifiedError'), 'the scan sees the product classes')
   const twice = [...where].filter(([name, files]) => files.length > 1 && SHARED_CLASS_NAMES[name] === undefined)
-  t.same(twice.map(([name, files]) => `${name}: ${files.join(', ')}`), [], 'classes defined more than once')
+  t.same(
+    twice.map(([name, files]) => `${name}: ${files.join(', ')}`),
+    [],
+    'classes defined more than once'
+  )
 })
 
 t.test('the container log does not take the TCG event log function names', async t => {

@@ -12,14 +12,31 @@ import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
 import { chainPort } from '../../agent/p2p/index.ts'
 
 const home = mkdtempSync(join(tmpdir(), 'quorate-chain-port-'))
-await initChainHome({ home, chainId: 'port', certification: { roundDeadlineBlocks: 3, cooldownBaseBlocks: 2, cooldownMaxBlocks: 8 } })
-const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), blockIntervalMs: 5, emptyBlockIntervalMs: 30 })
+await initChainHome({
+  home,
+  chainId: 'port',
+  certification: { roundDeadlineBlocks: 3, cooldownBaseBlocks: 2, cooldownMaxBlocks: 8 }
+})
+const v = await startEmbeddedValidator({
+  home,
+  rules: createTestOnlyQuorumRules(),
+  blockIntervalMs: 5,
+  emptyBlockIntervalMs: 30
+})
 const c = new ChainClient({ url: v.url })
-t.teardown(async () => { c.close(); await v.stop(); rmSync(home, { recursive: true, force: true }) })
+t.teardown(async () => {
+  c.close()
+  await v.stop()
+  rmSync(home, { recursive: true, force: true })
+})
 
 t.test('open round resumed; deadline closure and cooldown waited out', async t => {
   const node = await generateChainKey()
-  await c.send('node.register', { nodeId: node.peerId, ekCertificate: new Uint8Array([0x30, 2, 1, 2]), akPublic: new Uint8Array([1]), addrs: [] }, node)
+  await c.send(
+    'node.register',
+    { nodeId: node.peerId, ekCertificate: new Uint8Array([0x30, 2, 1, 2]), akPublic: new Uint8Array([1]), addrs: [] },
+    node
+  )
   const port = chainPort(c, node, { pollMs: 10 })
   const first = await port.requestAttestation(node.peerId)
   t.equal(first.round, 1)
@@ -36,5 +53,8 @@ t.test('open round resumed; deadline closure and cooldown waited out', async t =
   t.equal(second.round, 2)
   const req = (await c.node(node.peerId))?.request
   t.equal(req?.round, 2)
-  t.ok((req?.height ?? 0) >= allowedAt, `requested at height ${req?.height}, allowed at ${allowedAt}: the port waited for it`)
+  t.ok(
+    (req?.height ?? 0) >= allowedAt,
+    `requested at height ${req?.height}, allowed at ${allowedAt}: the port waited for it`
+  )
 })

@@ -8,18 +8,24 @@ import { concat } from '../../encoding/bytes.ts'
 import { DecodeError, TooLargeError, QuorateError } from '../../encoding/errors.ts'
 
 /** A stream that yields the given chunks, then ends (or hangs when `hang`). */
-function fakeStream (chunks: Uint8Array[], hang = false): Stream & { sent: Uint8Array[] } {
+function fakeStream(chunks: Uint8Array[], hang = false): Stream & { sent: Uint8Array[] } {
   const sent: Uint8Array[] = []
   const s = {
     sent,
-    async * [Symbol.asyncIterator] () {
-      for (const c of chunks) { await Promise.resolve(); yield c }
+    async *[Symbol.asyncIterator]() {
+      for (const c of chunks) {
+        await Promise.resolve()
+        yield c
+      }
       if (hang) await new Promise(() => {})
     },
-    send (d: Uint8Array | Uint8ArrayList) { sent.push(d instanceof Uint8Array ? d : d.subarray()); return true },
-    async onDrain () {},
-    async close () {},
-    abort () {}
+    send(d: Uint8Array | Uint8ArrayList) {
+      sent.push(d instanceof Uint8Array ? d : d.subarray())
+      return true
+    },
+    async onDrain() {},
+    async close() {},
+    abort() {}
   }
   return s as unknown as Stream & { sent: Uint8Array[] }
 }
@@ -42,13 +48,31 @@ t.test('frames across arbitrary chunk boundaries', async t => {
 })
 
 t.test('limits and malformed prefixes', async t => {
-  await t.rejects(new Framed(fakeStream([encodeVarint(1001)])).read(1000), TooLargeError, 'limit checked on the prefix alone')
-  await t.rejects(new Framed(fakeStream([new Uint8Array([0x85, 0x00, 1, 2, 3, 4, 5])])).read(1000), DecodeError, 'non-minimal prefix')
-  await t.rejects(new Framed(fakeStream([new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x01])])).read(1 << 30), DecodeError, 'overlong prefix')
-  await t.rejects(new Framed(fakeStream([frame(new Uint8Array(10)).subarray(0, 5)])).read(1000), StreamClosedError, 'truncated')
+  await t.rejects(
+    new Framed(fakeStream([encodeVarint(1001)])).read(1000),
+    TooLargeError,
+    'limit checked on the prefix alone'
+  )
+  await t.rejects(
+    new Framed(fakeStream([new Uint8Array([0x85, 0x00, 1, 2, 3, 4, 5])])).read(1000),
+    DecodeError,
+    'non-minimal prefix'
+  )
+  await t.rejects(
+    new Framed(fakeStream([new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x01])])).read(1 << 30),
+    DecodeError,
+    'overlong prefix'
+  )
+  await t.rejects(
+    new Framed(fakeStream([frame(new Uint8Array(10)).subarray(0, 5)])).read(1000),
+    StreamClosedError,
+    'truncated'
+  )
   // (AbortSignal.timeout's timer is unref'd; a plain timer keeps this test process alive)
   const ac = new AbortController()
-  setTimeout(() => { ac.abort(new Error('deadline')) }, 20)
+  setTimeout(() => {
+    ac.abort(new Error('deadline'))
+  }, 20)
   await t.rejects(new Framed(fakeStream([], true)).read(1000, ac.signal), StreamTimeoutError, 'deadline')
   const s = fakeStream([])
   await new Framed(s).write(new Uint8Array([9, 9]))
@@ -57,14 +81,20 @@ t.test('limits and malformed prefixes', async t => {
 
 t.test('bounded fuzz: random bytes never crash or hang', async t => {
   let x = 42
-  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x % n }
+  const rnd = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    return x % n
+  }
   let frames = 0
   let rejected = 0
   for (let i = 0; i < 500; i++) {
     const bytes = Uint8Array.from({ length: rnd(40) }, () => rnd(256))
     const f = new Framed(fakeStream([bytes.subarray(0, rnd(bytes.length + 1)), bytes.subarray(rnd(bytes.length + 1))]))
     for (;;) {
-      try { await f.read(16); frames++ } catch (err) {
+      try {
+        await f.read(16)
+        frames++
+      } catch (err) {
         if (!(err instanceof QuorateError)) throw err
         rejected++
         break

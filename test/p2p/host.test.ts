@@ -10,8 +10,14 @@ import { InvalidInputError } from '../../encoding/errors.ts'
 t.test('agent host and store host connect with TLS first, yamux and identify', async t => {
   const node = await createP2PHost({ privateKey: await generateKeyPair('Ed25519') })
   const store = await createLocalLibp2p()
-  t.teardown(async () => { await node.stop(); await store.stop() })
-  t.ok(node.getMultiaddrs().every(a => a.toString().startsWith('/ip4/127.0.0.1/tcp/')), 'listens on loopback by default')
+  t.teardown(async () => {
+    await node.stop()
+    await store.stop()
+  })
+  t.ok(
+    node.getMultiaddrs().every(a => a.toString().startsWith('/ip4/127.0.0.1/tcp/')),
+    'listens on loopback by default'
+  )
   const conn = await store.dial(node.getMultiaddrs()[0])
   t.equal(conn.encryption, '/tls/1.0.0', 'TLS is chosen over noise')
   t.equal(conn.multiplexer, '/yamux/1.0.0')
@@ -20,9 +26,17 @@ t.test('agent host and store host connect with TLS first, yamux and identify', a
 
 t.test('announce addresses replace the listen addresses', async t => {
   // announced only: nothing binds or dials port 4999
-  const node = await createP2PHost({ privateKey: await generateKeyPair('Ed25519'), announce: ['/ip4/127.0.0.1/tcp/4999'] })
-  t.teardown(async () => { await node.stop() })
-  t.same(node.getMultiaddrs().map(a => a.toString()), [`/ip4/127.0.0.1/tcp/4999/p2p/${node.peerId.toString()}`])
+  const node = await createP2PHost({
+    privateKey: await generateKeyPair('Ed25519'),
+    announce: ['/ip4/127.0.0.1/tcp/4999']
+  })
+  t.teardown(async () => {
+    await node.stop()
+  })
+  t.same(
+    node.getMultiaddrs().map(a => a.toString()),
+    [`/ip4/127.0.0.1/tcp/4999/p2p/${node.peerId.toString()}`]
+  )
 })
 
 t.test('the agent host refuses a key that is not Ed25519', async t => {
@@ -32,8 +46,18 @@ t.test('the agent host refuses a key that is not Ed25519', async t => {
 t.test('a burst of local peers is not refused (loopback is exempt from the per-host connection limits)', async t => {
   const node = await createLocalLibp2p()
   const peers = await Promise.all(Array.from({ length: 10 }, async () => await createLocalLibp2p()))
-  t.teardown(async () => { await Promise.all([node, ...peers].map(async h => { await h.stop() })) })
+  t.teardown(async () => {
+    await Promise.all(
+      [node, ...peers].map(async h => {
+        await h.stop()
+      })
+    )
+  })
   // libp2p refuses a 6th inbound connection from one host within a second unless it is allowed
   const results = await Promise.allSettled(peers.map(async p => await p.dial(node.getMultiaddrs()[0])))
-  t.same(results.map(r => r.status), peers.map(() => 'fulfilled'), '10 peers on 127.0.0.1 connect at once')
+  t.same(
+    results.map(r => r.status),
+    peers.map(() => 'fulfilled'),
+    '10 peers on 127.0.0.1 connect at once'
+  )
 })

@@ -4,14 +4,32 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '../../encoding/bytes.ts'
-import { CommitteeMember, AttestationResponder, EvidenceBindingError, MalformedEvidenceError, type Appraise } from '../../agent/p2p/index.ts'
+import {
+  CommitteeMember,
+  AttestationResponder,
+  EvidenceBindingError,
+  MalformedEvidenceError,
+  type Appraise
+} from '../../agent/p2p/index.ts'
 import { FakeTpm, FakeChain, fakeMakeCredential, fakeAppraise, nodeKey, memberKeys } from './fakes.ts'
 
 const ALL = ['identity', 'firmware', 'os', 'containers', 'freshness']
 
-async function setup (appraise: Appraise): Promise<{ member: CommitteeMember, judge: (evidence: Uint8Array, extra?: { credentialSecret?: Uint8Array, secret?: Uint8Array }) => ReturnType<CommitteeMember['judge']>, good: () => Promise<Uint8Array> }> {
+async function setup(appraise: Appraise): Promise<{
+  member: CommitteeMember
+  judge: (
+    evidence: Uint8Array,
+    extra?: { credentialSecret?: Uint8Array; secret?: Uint8Array }
+  ) => ReturnType<CommitteeMember['judge']>
+  good: () => Promise<Uint8Array>
+}> {
   const { signer } = await nodeKey()
-  const member = new CommitteeMember({ ...memberKeys(signer), chain: new FakeChain(4), appraise, makeCredential: fakeMakeCredential() })
+  const member = new CommitteeMember({
+    ...memberKeys(signer),
+    chain: new FakeChain(4),
+    appraise,
+    makeCredential: fakeMakeCredential()
+  })
   const tpm = new FakeTpm('node-a')
   const responder = new AttestationResponder({ tpm })
   const nonce = new Uint8Array(randomBytes(32))
@@ -19,7 +37,18 @@ async function setup (appraise: Appraise): Promise<{ member: CommitteeMember, ju
   let round = 0
   return {
     member,
-    judge: async (evidence, extra = {}) => await member.judge({ nodeId: 'node-a', round: ++round, nonce, registered, credentialSecret: extra.credentialSecret, bindKey: `k${round}` }, { evidence, secret: extra.secret }),
+    judge: async (evidence, extra = {}) =>
+      await member.judge(
+        {
+          nodeId: 'node-a',
+          round: ++round,
+          nonce,
+          registered,
+          credentialSecret: extra.credentialSecret,
+          bindKey: `k${round}`
+        },
+        { evidence, secret: extra.secret }
+      ),
     good: async () => (await responder.evidence([nonce])).bytes
   }
 }
@@ -55,24 +84,43 @@ t.test('good evidence passes; identity failures fail identity only', async t => 
 })
 
 t.test('the message text does not decide: an error worded like a malformed one still fails only its claim', async t => {
-  const worded = await setup(async () => { throw new EvidenceBindingError('freshness', 'evidence is malformed (says the appraiser, but it is a freshness failure)') })
+  const worded = await setup(async () => {
+    throw new EvidenceBindingError(
+      'freshness',
+      'evidence is malformed (says the appraiser, but it is a freshness failure)'
+    )
+  })
   t.same((await worded.judge(await worded.good())).appraisal.failed, ['freshness'])
-  const typed = await setup(async () => { throw new MalformedEvidenceError(new Error('event log cut short')) })
+  const typed = await setup(async () => {
+    throw new MalformedEvidenceError(new Error('event log cut short'))
+  })
   t.same((await typed.judge(await typed.good())).appraisal.failed, ALL, 'the class does')
-  const ident = await setup(async () => { throw new EvidenceBindingError('identity', 'evidence is malformed, wrongly worded') })
+  const ident = await setup(async () => {
+    throw new EvidenceBindingError('identity', 'evidence is malformed, wrongly worded')
+  })
   t.same((await ident.judge(await ident.good())).appraisal.failed, ['identity'])
 })
 
 t.test('a member keeps the evidence it judged and its verdict for the retention window, for fault proofs', async t => {
   const clock = { now: 1_000_000 }
   const { signer } = await nodeKey()
-  const member = new CommitteeMember({ ...memberKeys(signer), chain: new FakeChain(4), appraise: fakeAppraise, makeCredential: fakeMakeCredential(), retentionMs: 60_000, retentionMax: 2, now: () => clock.now })
+  const member = new CommitteeMember({
+    ...memberKeys(signer),
+    chain: new FakeChain(4),
+    appraise: fakeAppraise,
+    makeCredential: fakeMakeCredential(),
+    retentionMs: 60_000,
+    retentionMax: 2,
+    now: () => clock.now
+  })
   const tpm = new FakeTpm('node-b')
   const responder = new AttestationResponder({ tpm })
   const nonce = new Uint8Array(randomBytes(32))
   const registered = { ekCertificate: tpm.ekCert, akPublic: tpm.akPublic }
   const evidence = (await responder.evidence([nonce])).bytes
-  const judge = async (round: number): Promise<void> => { await member.judge({ nodeId: 'node-b', round, nonce, registered, bindKey: 'k' }, { evidence }) }
+  const judge = async (round: number): Promise<void> => {
+    await member.judge({ nodeId: 'node-b', round, nonce, registered, bindKey: 'k' }, { evidence })
+  }
   await judge(1)
   const kept = member.judged('node-b', 1)
   t.same(kept?.evidence, evidence, 'the evidence as received')

@@ -2,9 +2,23 @@
 // crash with anything but an InvalidInputError (DecodeError / TooLargeError / PeerRefusedError).
 import t from 'tap'
 import {
-  encodeHello, decodeHello, encodeChallenge, decodeChallenge, encodeEvidenceMsg, decodeEvidenceMsg, encodeVerdictMsg,
-  decodeVerdictMsg, encodeCredentialRequest, decodeCredentialRequest, encodeActivated, decodeActivated, encodeNonceRequest,
-  decodeNonceRequest, encodeError, encodeCertificateMsg, decodeCertificateMsg
+  encodeHello,
+  decodeHello,
+  encodeChallenge,
+  decodeChallenge,
+  encodeEvidenceMsg,
+  decodeEvidenceMsg,
+  encodeVerdictMsg,
+  decodeVerdictMsg,
+  encodeCredentialRequest,
+  decodeCredentialRequest,
+  encodeActivated,
+  decodeActivated,
+  encodeNonceRequest,
+  decodeNonceRequest,
+  encodeError,
+  encodeCertificateMsg,
+  decodeCertificateMsg
 } from '../../agent/p2p/messages.ts'
 import { encodeVarint, PeerRefusedError } from '../../agent/p2p/framing.ts'
 import { encode } from '../../encoding/canonical.ts'
@@ -35,13 +49,33 @@ t.test('round trips', async t => {
 })
 
 t.test('strictness', async t => {
-  t.throws(() => decodeHello(encode({ v: 1, t: 'hello', nodeId: 'x', round: 1, ekPublic: b(4), extra: 1 })), DecodeError, 'unknown field')
-  t.throws(() => decodeHello(encode({ v: 2, t: 'hello', nodeId: 'x', round: 1, ekPublic: b(4) })), DecodeError, 'version')
+  t.throws(
+    () => decodeHello(encode({ v: 1, t: 'hello', nodeId: 'x', round: 1, ekPublic: b(4), extra: 1 })),
+    DecodeError,
+    'unknown field'
+  )
+  t.throws(
+    () => decodeHello(encode({ v: 2, t: 'hello', nodeId: 'x', round: 1, ekPublic: b(4) })),
+    DecodeError,
+    'version'
+  )
   t.throws(() => decodeHello(samples[1][1]), DecodeError, 'wrong message type')
   t.throws(() => decodeChallenge(encode({ v: 1, t: 'challenge', nonce: b(4) })), DecodeError, 'nonce too short')
-  t.throws(() => decodeChallenge(encode({ v: 1, t: 'challenge', nonce: b(32), credential: { ...cred, ekKind: 'dsa' } })), DecodeError, 'unknown EK kind')
-  t.throws(() => decodeVerdictMsg(encode({ v: 1, t: 'verdict', verdict: b(10), signature: b(64) })), DecodeError, 'no signature beside the verdict: it is inside (BLS)')
-  t.throws(() => decodeHello(encode({ v: 1, t: 'hello', nodeId: 'x', round: -1, ekPublic: b(4) })), DecodeError, 'negative round')
+  t.throws(
+    () => decodeChallenge(encode({ v: 1, t: 'challenge', nonce: b(32), credential: { ...cred, ekKind: 'dsa' } })),
+    DecodeError,
+    'unknown EK kind'
+  )
+  t.throws(
+    () => decodeVerdictMsg(encode({ v: 1, t: 'verdict', verdict: b(10), signature: b(64) })),
+    DecodeError,
+    'no signature beside the verdict: it is inside (BLS)'
+  )
+  t.throws(
+    () => decodeHello(encode({ v: 1, t: 'hello', nodeId: 'x', round: -1, ekPublic: b(4) })),
+    DecodeError,
+    'negative round'
+  )
   t.throws(() => decodeHello(encodeError('ERR_X', 'no')), PeerRefusedError, 'error message → PeerRefusedError')
   t.throws(() => decodeHello(new Uint8Array(9000)), TooLargeError, 'oversized')
   t.same(encodeVarint(300), new Uint8Array([0xac, 0x02]))
@@ -49,7 +83,10 @@ t.test('strictness', async t => {
 
 t.test('bounded fuzz: random and mutated messages', async t => {
   let x = 987654321
-  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x % n }
+  const rnd = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    return x % n
+  }
   let rejected = 0
   let total = 0
   for (const [name, bytes, dec] of samples) {
@@ -63,9 +100,12 @@ t.test('bounded fuzz: random and mutated messages', async t => {
         if (mode === 2) input = input.subarray(0, rnd(input.length + 1))
       }
       total++
-      try { dec(input) } catch (err) {
+      try {
+        dec(input)
+      } catch (err) {
         if (!(err instanceof QuorateError)) throw new Error(`${name}: non-Quorate error ${String(err)}`)
-        if (err.disposition !== 'reject' && !(err instanceof PeerRefusedError)) throw new Error(`${name}: unexpected ${err.name}`)
+        if (err.disposition !== 'reject' && !(err instanceof PeerRefusedError))
+          throw new Error(`${name}: unexpected ${err.name}`)
         rejected++
       }
     }

@@ -38,7 +38,10 @@ t.test('slow TPM: requests arriving during a quote share the next one', async t 
   t.equal(tpm.quotes, 2, 'nine verifiers, two quotes')
   got.forEach((b, i) => {
     const e = decodeEvidence(b)
-    t.ok(e.committeeNonces?.some(n => equal(n, asked[i])), `verifier ${i} finds its nonce`)
+    t.ok(
+      e.committeeNonces?.some(n => equal(n, asked[i])),
+      `verifier ${i} finds its nonce`
+    )
   })
 })
 
@@ -49,7 +52,10 @@ t.test('a PCR extended between quote and read: quoted again, bundle consistent',
   let first = true
   tpm.quote = async o => {
     const q = await quote(o)
-    if (first) { first = false; tpm.pcr0 = extended } // a container launch lands right after the quote
+    if (first) {
+      first = false
+      tpm.pcr0 = extended
+    } // a container launch lands right after the quote
     return q
   }
   const r = new AttestationResponder({ tpm })

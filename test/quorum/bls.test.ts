@@ -3,9 +3,20 @@ import t from 'tap'
 // product never needs. It is an independent implementation, so it also cross-checks blst.
 import { bls12_381 } from '@noble/curves/bls12-381.js'
 import {
-  blsKeyFromSeed, blsKeyFromSecret, generateBlsKey, blsVerify, blsAggregate, blsFastAggregateVerify, checkBlsPublicKey,
-  proveKeyPossession, verifyKeyPossession, possessionMessage, InvalidBlsKeyError, BadPossessionProofError,
-  BLS_PUBLIC_KEY_BYTES, BLS_SIGNATURE_BYTES
+  blsKeyFromSeed,
+  blsKeyFromSecret,
+  generateBlsKey,
+  blsVerify,
+  blsAggregate,
+  blsFastAggregateVerify,
+  checkBlsPublicKey,
+  proveKeyPossession,
+  verifyKeyPossession,
+  possessionMessage,
+  InvalidBlsKeyError,
+  BadPossessionProofError,
+  BLS_PUBLIC_KEY_BYTES,
+  BLS_SIGNATURE_BYTES
 } from '../../attestation/quorum/index.ts'
 import { sha256, utf8, concat } from '../../encoding/bytes.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
@@ -36,13 +47,15 @@ t.test('sign and verify; malformed input is false, never a throw', async t => {
   t.ok(blsVerify(a.publicKey, msg, sig))
   t.notOk(blsVerify(a.publicKey, utf8.encode('another'), sig))
   t.notOk(blsVerify(blsKeyFromSeed(seedOf('b')).publicKey, msg, sig))
-  const flipped = new Uint8Array(sig); flipped[50] ^= 1
+  const flipped = new Uint8Array(sig)
+  flipped[50] ^= 1
   t.notOk(blsVerify(a.publicKey, msg, flipped))
   t.notOk(blsVerify(a.publicKey, msg, sig.subarray(0, 95)))
   t.notOk(blsVerify(a.publicKey.subarray(0, 47), msg, sig))
   t.notOk(blsVerify(new Uint8Array(48), msg, sig))
   // the identity signature (compressed infinity) is refused
-  const inf = new Uint8Array(96); inf[0] = 0xc0
+  const inf = new Uint8Array(96)
+  inf[0] = 0xc0
   t.notOk(blsVerify(a.publicKey, msg, inf))
   // independent implementation agrees (same ciphersuite, same bytes)
   const L = bls12_381.longSignatures
@@ -51,16 +64,25 @@ t.test('sign and verify; malformed input is false, never a throw', async t => {
 
 t.test('public key validation', async t => {
   checkBlsPublicKey(blsKeyFromSeed(seedOf('a')).publicKey)
-  const inf = new Uint8Array(48); inf[0] = 0xc0
+  const inf = new Uint8Array(48)
+  inf[0] = 0xc0
   t.throws(() => checkBlsPublicKey(inf), InvalidBlsKeyError, 'identity point')
   t.throws(() => checkBlsPublicKey(new Uint8Array(48)), InvalidBlsKeyError, 'zero bytes')
   t.throws(() => checkBlsPublicKey(new Uint8Array(47)), InvalidBlsKeyError, 'short')
-  t.throws(() => checkBlsPublicKey(bls12_381.G1.Point.BASE.multiply(5n).toBytes(false)), InvalidBlsKeyError, 'uncompressed form')
+  t.throws(
+    () => checkBlsPublicKey(bls12_381.G1.Point.BASE.multiply(5n).toBytes(false)),
+    InvalidBlsKeyError,
+    'uncompressed form'
+  )
   let notOnCurve = 0
   for (let i = 0; i < 20; i++) {
     const x = concat([new Uint8Array(16), sha256(utf8.encode(`x ${i}`))])
     x[0] = 0x80 // compressed flag, small x: on the curve about half the time, in G1 almost never
-    try { checkBlsPublicKey(x) } catch (err) { if (err instanceof InvalidBlsKeyError) notOnCurve++ }
+    try {
+      checkBlsPublicKey(x)
+    } catch (err) {
+      if (err instanceof InvalidBlsKeyError) notOnCurve++
+    }
   }
   t.equal(notOnCurve, 20, 'random x coordinates are refused (off the curve or outside G1)')
 })
@@ -68,11 +90,37 @@ t.test('public key validation', async t => {
 t.test('aggregation: one message, many signers', async t => {
   const keys = Array.from({ length: 5 }, (_, i) => blsKeyFromSeed(seedOf(`agg ${i}`)))
   const agg = blsAggregate(keys.map(k => k.sign(msg)))
-  t.ok(blsFastAggregateVerify(keys.map(k => k.publicKey), msg, agg))
-  t.notOk(blsFastAggregateVerify(keys.slice(1).map(k => k.publicKey), msg, agg), 'one key short')
-  t.notOk(blsFastAggregateVerify([...keys, blsKeyFromSeed(seedOf('x'))].map(k => k.publicKey), msg, agg), 'one key extra')
+  t.ok(
+    blsFastAggregateVerify(
+      keys.map(k => k.publicKey),
+      msg,
+      agg
+    )
+  )
+  t.notOk(
+    blsFastAggregateVerify(
+      keys.slice(1).map(k => k.publicKey),
+      msg,
+      agg
+    ),
+    'one key short'
+  )
+  t.notOk(
+    blsFastAggregateVerify(
+      [...keys, blsKeyFromSeed(seedOf('x'))].map(k => k.publicKey),
+      msg,
+      agg
+    ),
+    'one key extra'
+  )
   t.notOk(blsFastAggregateVerify([], msg, agg), 'no keys')
-  t.notOk(blsFastAggregateVerify(keys.map(k => k.publicKey), utf8.encode('other'), agg))
+  t.notOk(
+    blsFastAggregateVerify(
+      keys.map(k => k.publicKey),
+      utf8.encode('other'),
+      agg
+    )
+  )
   t.throws(() => blsAggregate([]), InvalidInputError)
   t.throws(() => blsAggregate([keys[0].sign(msg), new Uint8Array(96)]), InvalidInputError)
 })
@@ -82,14 +130,42 @@ t.test('proof of possession is bound to the node id and the key', async t => {
   const b = blsKeyFromSeed(seedOf('b'))
   const pop = proveKeyPossession(a, 'node-a')
   verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: pop })
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-b', blsPublicKey: a.publicKey, proof: pop }), BadPossessionProofError, 'another node id replays my key and proof')
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: b.publicKey, proof: pop }), BadPossessionProofError, 'my proof for another key')
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-b', blsPublicKey: a.publicKey, proof: proveKeyPossession(b, 'node-b') }), BadPossessionProofError)
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-b', blsPublicKey: a.publicKey, proof: pop }),
+    BadPossessionProofError,
+    'another node id replays my key and proof'
+  )
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: b.publicKey, proof: pop }),
+    BadPossessionProofError,
+    'my proof for another key'
+  )
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-b', blsPublicKey: a.publicKey, proof: proveKeyPossession(b, 'node-b') }),
+    BadPossessionProofError
+  )
   // IETF PopProve's message (the key alone) and a signature without our domain tag do not count
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: a.sign(a.publicKey) }), BadPossessionProofError)
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: a.sign(possessionMessage('node-a', a.publicKey).subarray(19)) }), BadPossessionProofError)
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: new Uint8Array(48), proof: pop }), InvalidBlsKeyError)
-  t.throws(() => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: new Uint8Array(96) }), BadPossessionProofError)
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: a.sign(a.publicKey) }),
+    BadPossessionProofError
+  )
+  t.throws(
+    () =>
+      verifyKeyPossession({
+        nodeId: 'node-a',
+        blsPublicKey: a.publicKey,
+        proof: a.sign(possessionMessage('node-a', a.publicKey).subarray(19))
+      }),
+    BadPossessionProofError
+  )
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: new Uint8Array(48), proof: pop }),
+    InvalidBlsKeyError
+  )
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'node-a', blsPublicKey: a.publicKey, proof: new Uint8Array(96) }),
+    BadPossessionProofError
+  )
   t.throws(() => possessionMessage('', a.publicKey), InvalidInputError)
   t.throws(() => possessionMessage('x'.repeat(256), a.publicKey), InvalidInputError)
 })
@@ -103,12 +179,26 @@ t.test('rogue-key attack: the forged aggregate is real without PoP, and the rogu
   const rogue = G1.BASE.multiply(x).subtract(G1.fromBytes(honest.publicKey)).toBytes(true)
   checkBlsPublicKey(rogue) // a perfectly valid point
   const L = bls12_381.longSignatures
-  const xBytes = new Uint8Array(32); let v = x
-  for (let i = 31; i >= 0; i--) { xBytes[i] = Number(v & 0xffn); v >>= 8n }
+  const xBytes = new Uint8Array(32)
+  let v = x
+  for (let i = 31; i >= 0; i--) {
+    xBytes[i] = Number(v & 0xffn)
+    v >>= 8n
+  }
   const forged = L.sign(L.hash(msg, POP_SUITE_DST), xBytes).toBytes(true)
-  t.ok(blsFastAggregateVerify([honest.publicKey, rogue], msg, forged), 'without PoP the aggregate "of both" verifies: the honest key never signed')
+  t.ok(
+    blsFastAggregateVerify([honest.publicKey, rogue], msg, forged),
+    'without PoP the aggregate "of both" verifies: the honest key never signed'
+  )
   // registration needs a PoP for pk_r; the attacker knows x, not the secret of pk_r
   const attempt = L.sign(L.hash(possessionMessage('attacker', rogue), POP_SUITE_DST), xBytes).toBytes(true)
-  t.throws(() => verifyKeyPossession({ nodeId: 'attacker', blsPublicKey: rogue, proof: attempt }), BadPossessionProofError, 'rogue key refused at registration')
-  t.throws(() => verifyKeyPossession({ nodeId: 'attacker', blsPublicKey: rogue, proof: forged }), BadPossessionProofError)
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'attacker', blsPublicKey: rogue, proof: attempt }),
+    BadPossessionProofError,
+    'rogue key refused at registration'
+  )
+  t.throws(
+    () => verifyKeyPossession({ nodeId: 'attacker', blsPublicKey: rogue, proof: forged }),
+    BadPossessionProofError
+  )
 })

@@ -25,9 +25,22 @@ t.test('deterministic, order-independent, distinct, min(k, n)', async t => {
 t.test('fixed test vector (chain replay depends on the draw never changing)', async t => {
   // rank = sha256("quorate/committee-rank/v1" ‖ u16be(len(seed)) ‖ seed ‖ utf8(nodeId)); k lowest win.
   // Cross-checked with an independent Python implementation.
-  t.same(selectCommittee(sha256(utf8.encode('quorate committee test vector')), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'], 4), ['c', 'b', 'e', 'd'])
-  t.same(selectCommittee(sha256(utf8.encode('quorate committee test vector 2')), ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'x', 'y', 'z'], 2),
-    ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'y'])
+  t.same(
+    selectCommittee(
+      sha256(utf8.encode('quorate committee test vector')),
+      ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'],
+      4
+    ),
+    ['c', 'b', 'e', 'd']
+  )
+  t.same(
+    selectCommittee(
+      sha256(utf8.encode('quorate committee test vector 2')),
+      ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'x', 'y', 'z'],
+      2
+    ),
+    ['12D3KooWHuSXPgiS6XCDntXAnuw7QhvG4vN1JmCQ7m5LUXgMeRne', 'y']
+  )
 })
 
 t.test('uniform: chi-square over a fixed seed sequence', async t => {
@@ -42,19 +55,31 @@ t.test('uniform: chi-square over a fixed seed sequence', async t => {
     for (const id of m) counts.set(id, (counts.get(id) ?? 0) + 1)
     first.set(m[0], (first.get(m[0]) ?? 0) + 1)
   }
-  const chi = (m: Map<string, number>, expected: number): number => [...m.values()].reduce((s, o) => s + (o - expected) ** 2 / expected, 0)
-  const membership = chi(counts, rounds * k / n)
+  const chi = (m: Map<string, number>, expected: number): number =>
+    [...m.values()].reduce((s, o) => s + (o - expected) ** 2 / expected, 0)
+  const membership = chi(counts, (rounds * k) / n)
   const firstPlace = chi(first, rounds / n)
   // 19 degrees of freedom: mean 19, P(χ² > 50) ≈ 1e-4. Fixed seeds: the result never changes.
   t.ok(membership < 50, `membership χ² = ${membership.toFixed(1)}`)
   t.ok(firstPlace < 50, `first-rank χ² = ${firstPlace.toFixed(1)}`)
   // and the test can fail: a biased picker (always the first k) gives a huge χ²
   const biased = new Map(c.map((id, i) => [id, i < k ? rounds : 0]))
-  t.ok(chi(biased, rounds * k / n) > 1000)
+  t.ok(chi(biased, (rounds * k) / n) > 1000)
 })
 
 t.test('threshold math k = 1..10', async t => {
-  const expect: Record<number, [number, number]> = { 1: [1, 0], 2: [2, 0], 3: [3, 0], 4: [3, 1], 5: [4, 1], 6: [5, 1], 7: [5, 2], 8: [6, 2], 9: [7, 2], 10: [7, 3] }
+  const expect: Record<number, [number, number]> = {
+    1: [1, 0],
+    2: [2, 0],
+    3: [3, 0],
+    4: [3, 1],
+    5: [4, 1],
+    6: [5, 1],
+    7: [5, 2],
+    8: [6, 2],
+    9: [7, 2],
+    10: [7, 3]
+  }
   for (let k = 1; k <= 10; k++) {
     const q = threshold(k)
     const f = faultTolerance(k)

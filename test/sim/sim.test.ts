@@ -8,17 +8,28 @@ import { fileURLToPath } from 'node:url'
 import { runSimulation, allowedHeight, type SimOptions } from '../../agent/sim/engine.ts'
 import { legacyRules, currentRules } from '../../agent/sim/rules.ts'
 import {
-  parseFraction, forgeProbability, blockedProbability, securityBitsAt, committeeSizeFor, thresholdOf
+  parseFraction,
+  forgeProbability,
+  blockedProbability,
+  securityBitsAt,
+  committeeSizeFor,
+  thresholdOf
 } from '../../agent/sim/analytic.ts'
 import { monteCarlo, renderPlot } from '../../agent/sim/plot.ts'
 import { InvalidInputError } from '../../encoding/errors.ts'
 
 const F20 = { num: 1, den: 5 }
 const base = (o: Partial<SimOptions>): SimOptions => ({
-  nodes: 100, byzantine: F20, strategy: 'retry', hours: 1, rules: legacyRules(), seed: 'test-seed', ...o
+  nodes: 100,
+  byzantine: F20,
+  strategy: 'retry',
+  hours: 1,
+  rules: legacyRules(),
+  seed: 'test-seed',
+  ...o
 })
 
-t.test('analytic figures match the issue and the chain\'s sizing', async t => {
+t.test("analytic figures match the issue and the chain's sizing", async t => {
   t.equal(thresholdOf(7), 5)
   t.equal(forgeProbability(7, F20), 0.004672, 'k = 7, F = 0.2: 1 round in 214')
   t.equal(blockedProbability(7, F20), 0.148032, 'k = 7, F = 0.2: 15 % of honest rounds blocked')
@@ -37,12 +48,18 @@ t.test('fractions are parsed exactly and bad ones refused', async t => {
   t.same(parseFraction('20%'), { num: 1, den: 5 })
   t.same(parseFraction('.25'), { num: 1, den: 4 })
   t.same(parseFraction('0'), { num: 0, den: 1 })
-  for (const bad of ['1', '1.5', '3/2', '-0.1', 'abc', '1/0', '', '0.2.3']) t.throws(() => parseFraction(bad), InvalidInputError, `refuses ${JSON.stringify(bad)}`)
+  for (const bad of ['1', '1.5', '3/2', '-0.1', 'abc', '1/0', '', '0.2.3'])
+    t.throws(() => parseFraction(bad), InvalidInputError, `refuses ${JSON.stringify(bad)}`)
 })
 
-t.test('the height a refused request names is read from the chain\'s refusal', async t => {
+t.test("the height a refused request names is read from the chain's refusal", async t => {
   t.equal(allowedHeight('X is cooling down after 2 failed rounds: attest.request is allowed at height 1234'), 1234)
-  t.equal(allowedHeight('round 3 of X is open until height 400; a new round is allowed at height 401 if it is not recorded by then'), 401)
+  t.equal(
+    allowedHeight(
+      'round 3 of X is open until height 400; a new round is allowed at height 401 if it is not recorded by then'
+    ),
+    401
+  )
   t.equal(allowedHeight('round 4 must be greater than the latest round 5'), undefined)
 })
 
@@ -59,11 +76,16 @@ t.test('legacy rules: a bad node that drops losing rounds and retries is certifi
 })
 
 t.test('legacy rules: colluders failing honest nodes block them about as often as the analysis says', async t => {
-  const { result, detail } = await runSimulation(base({ strategy: 'collude', hours: 3, attesters: 50, ttlMs: 1800_000 }))
+  const { result, detail } = await runSimulation(
+    base({ strategy: 'collude', hours: 3, attesters: 50, ttlMs: 1800_000 })
+  )
   t.ok(detail.honestRounds >= 100, `${detail.honestRounds} honest rounds`)
   // analytic 14.8 % (binomial); the draw from 100 candidates is hypergeometric, a little lower
   t.ok(result.honestBlockedRate > 0.05 && result.honestBlockedRate < 0.3, `blocked ${result.honestBlockedRate}`)
-  t.ok(result.tpmOpsPerRound.activations > 3, `legacy: every new member activates the credential (${result.tpmOpsPerRound.activations} a round)`)
+  t.ok(
+    result.tpmOpsPerRound.activations > 3,
+    `legacy: every new member activates the credential (${result.tpmOpsPerRound.activations} a round)`
+  )
 })
 
 t.test('current rules: the same adversary never forges; it waits for deadlines and cooldowns', async t => {
@@ -75,7 +97,10 @@ t.test('current rules: the same adversary never forges; it waits for deadlines a
   t.ok(result.analytic.forgePerRound <= 2 ** -40)
   t.ok(result.securityBits >= 40)
   t.ok(result.adversary.blocksWaited > 0, `waited ${result.adversary.blocksWaited} blocks`)
-  t.ok(result.adversary.roundsAttempted < 20, `only ${result.adversary.roundsAttempted} rounds in 2 h (exponential cooldown)`)
+  t.ok(
+    result.adversary.roundsAttempted < 20,
+    `only ${result.adversary.roundsAttempted} rounds in 2 h (exponential cooldown)`
+  )
   t.ok(detail.refusedRequests > 0, 'the chain refused early requests')
   t.ok(detail.honestPassed > 20, `${detail.honestPassed} honest passes`)
   if (rules.qcVersion === 3) t.ok(result.recordBytes.max <= 1024, `attest.record ${result.recordBytes.max} bytes`)
@@ -84,7 +109,9 @@ t.test('current rules: the same adversary never forges; it waits for deadlines a
 })
 
 t.test('current rules: members record the failing round a bad node would hide', async t => {
-  const { result, detail } = await runSimulation(base({ rules: currentRules({ fraction: F20, securityBits: 40 }), strategy: 'collude', hours: 1, attesters: 5 }))
+  const { result, detail } = await runSimulation(
+    base({ rules: currentRules({ fraction: F20, securityBits: 40 }), strategy: 'collude', hours: 1, attesters: 5 })
+  )
   t.equal(result.forged, 0)
   t.ok(detail.memberRecords > 0, `${detail.memberRecords} rounds recorded by members`)
   t.ok(result.adversary.roundsAttempted >= 1)
@@ -93,7 +120,16 @@ t.test('current rules: members record the failing round a bad node would hide', 
 t.test('current rules: the chain drops colluders that stay silent, and no honest verifier', async t => {
   // 60 verifiers, 12 silent; k = 48 of 59 candidates draws most of them every round, so each
   // verifier is drawn in far more than the 32 rounds of a silence window
-  const { result, detail } = await runSimulation(base({ nodes: 60, rules: currentRules({ fraction: F20, securityBits: 40 }), strategy: 'silent', hours: 2, attesters: 20, ttlMs: 1800_000 }))
+  const { result, detail } = await runSimulation(
+    base({
+      nodes: 60,
+      rules: currentRules({ fraction: F20, securityBits: 40 }),
+      strategy: 'silent',
+      hours: 2,
+      attesters: 20,
+      ttlMs: 1800_000
+    })
+  )
   t.equal(detail.colluders, 12)
   t.equal(detail.dropped.colluders, 12, 'every silent colluder is dropped from the candidates')
   t.equal(detail.dropped.honest, 0, 'honest members are in every QC they could sign, so none is dropped')
@@ -109,7 +145,13 @@ t.test('a run is deterministic for a seed', async t => {
 })
 
 t.test('Monte Carlo over the real draw agrees with the analysis', async t => {
-  const points = monteCarlo({ draws: 3000, candidates: 300, seed: 'mc', ks: [7, 16], fractions: [{ f: F20, label: 'F = 0.2' }] })
+  const points = monteCarlo({
+    draws: 3000,
+    candidates: 300,
+    seed: 'mc',
+    ks: [7, 16],
+    fractions: [{ f: F20, label: 'F = 0.2' }]
+  })
   const p7 = points.find(p => p.k === 7)
   t.ok(p7 !== undefined)
   if (p7 === undefined) return
@@ -124,23 +166,50 @@ t.test('Monte Carlo over the real draw agrees with the analysis', async t => {
 })
 
 const cli = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
-const run = async (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => {
+const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
   try {
     const r = await promisify(execFile)(process.execPath, [cli, ...args], { timeout: 120_000 })
     return { code: 0, stdout: r.stdout, stderr: r.stderr }
   } catch (err) {
-    const e = err as { code?: number, stdout?: string, stderr?: string }
+    const e = err as { code?: number; stdout?: string; stderr?: string }
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
   }
 }
 
 t.test('quorate sim --json prints exactly the agreed object; progress goes to stderr', async t => {
-  const r = await run(['sim', '--nodes', '20', '--byzantine', '0.2', '--strategy', 'retry', '--rules', 'legacy', '--hours', '0.2', '--json'])
+  const r = await run([
+    'sim',
+    '--nodes',
+    '20',
+    '--byzantine',
+    '0.2',
+    '--strategy',
+    'retry',
+    '--rules',
+    'legacy',
+    '--hours',
+    '0.2',
+    '--json'
+  ])
   t.equal(r.code, 0, r.stderr)
   const lines = r.stdout.trim().split('\n')
   t.equal(lines.length, 1, 'one object on stdout')
   const o = JSON.parse(lines[0]) as Record<string, unknown>
-  t.same(Object.keys(o).sort(), ['adversary', 'analytic', 'byzantineFraction', 'chainBytesPerHour', 'committeeSize', 'forged', 'honestBlockedRate', 'nodes', 'recordBytes', 'rounds', 'securityBits', 'tpmOpsPerRound', 'verifierWork'])
+  t.same(Object.keys(o).sort(), [
+    'adversary',
+    'analytic',
+    'byzantineFraction',
+    'chainBytesPerHour',
+    'committeeSize',
+    'forged',
+    'honestBlockedRate',
+    'nodes',
+    'recordBytes',
+    'rounds',
+    'securityBits',
+    'tpmOpsPerRound',
+    'verifierWork'
+  ])
   t.same(Object.keys(o.adversary as object).sort(), ['blocksWaited', 'certified', 'roundsAttempted'])
   t.same(Object.keys(o.analytic as object).sort(), ['blockedPerRound', 'forgePerRound'])
   t.match(r.stderr, /sim: /)

@@ -36,16 +36,28 @@ t.test('tpm quote --out evidence.json', async t => {
   t.equal(Buffer.from(ev.nonce).toString('hex'), nonce)
   t.same(Object.keys(ev.pcrs.sha256 ?? {}).map(Number), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13])
   const sig = ecdsaSignature(ev.quote.signature)
-  t.ok(verify('sha256', ev.quote.attest, { key: eccKey(parsePublic(ev.akPublic)), dsaEncoding: 'ieee-p1363' }, sig.p1363), 'quote verifies with the bundled AK')
+  t.ok(
+    verify('sha256', ev.quote.attest, { key: eccKey(parsePublic(ev.akPublic)), dsaEncoding: 'ieee-p1363' }, sig.p1363),
+    'quote verifies with the bundled AK'
+  )
   t.same(parseQuoteAttest(ev.quote.attest).extraData.toString('hex'), nonce)
-  t.ok(new X509Certificate(ev.ekCertificate).verify(new X509Certificate(sw.ekCaPems[1]).publicKey), 'bundled EK cert from the CA')
+  t.ok(
+    new X509Certificate(ev.ekCertificate).verify(new X509Certificate(sw.ekCaPems[1]).publicKey),
+    'bundled EK cert from the CA'
+  )
 })
 
 t.test('bad input: clear error, exit code 1', async t => {
-  const err = await run(bin, ['tpm', 'quote', '--nonce', 'zz'], { env }).catch((e: unknown) => e) as { code?: number, stderr?: string }
+  const err = (await run(bin, ['tpm', 'quote', '--nonce', 'zz'], { env }).catch((e: unknown) => e)) as {
+    code?: number
+    stderr?: string
+  }
   t.equal(err.code, 1)
   t.match(err.stderr ?? '', /nonce/)
-  const err2 = await run(bin, ['tpm', 'pcrs', '--pcrs', '5-1'], { env }).catch((e: unknown) => e) as { code?: number, stderr?: string }
+  const err2 = (await run(bin, ['tpm', 'pcrs', '--pcrs', '5-1'], { env }).catch((e: unknown) => e)) as {
+    code?: number
+    stderr?: string
+  }
   t.equal(err2.code, 1)
   t.match(err2.stderr ?? '', /PCR range/)
 })

@@ -19,16 +19,22 @@ t.test('swtpm through the device TCTI (a pty bridged to swtpm)', async t => {
   const sw = await startSwtpm({ platformCert: false })
   t.teardown(() => sw.stop())
   const dev = await ptyDevice(sw)
-  t.teardown(() => { dev.stop() })
+  t.teardown(() => {
+    dev.stop()
+  })
   const tpm: Tpm = await openTpm({ tcti: dev.tcti })
   t.teardown(() => tpm.close())
   tpmContract(t, () => tpm, { scratchAkHandle: 0x81000aff, ekCaPems: sw.ekCaPems })
 })
 
 const device = process.env.QUORATE_TEST_DEVICE_TCTI
-t.test('device TPM', { skip: device === undefined || device === '' ? 'set QUORATE_TEST_DEVICE_TCTI to run against a real TPM' : false }, async t => {
-  const tpm: Tpm = await openTpm({ tcti: device })
-  t.teardown(() => tpm.close())
-  t.comment(JSON.stringify(await tpm.info()))
-  tpmContract(t, () => tpm, { scratchAkHandle: 0x81000aff })
-})
+t.test(
+  'device TPM',
+  { skip: device === undefined || device === '' ? 'set QUORATE_TEST_DEVICE_TCTI to run against a real TPM' : false },
+  async t => {
+    const tpm: Tpm = await openTpm({ tcti: device })
+    t.teardown(() => tpm.close())
+    t.comment(JSON.stringify(await tpm.info()))
+    tpmContract(t, () => tpm, { scratchAkHandle: 0x81000aff })
+  }
+)

@@ -17,9 +17,13 @@ export interface ContractOptions {
   ekCaPems?: string[]
 }
 
-const sha256 = (...p: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const x of p) h.update(x); return h.digest() }
+const sha256 = (...p: Uint8Array[]): Buffer => {
+  const h = createHash('sha256')
+  for (const x of p) h.update(x)
+  return h.digest()
+}
 
-export function tpmContract (t: T, getTpm: () => Tpm, opts: ContractOptions): void {
+export function tpmContract(t: T, getTpm: () => Tpm, opts: ContractOptions): void {
   t.test('contract: random, clock, info', async t => {
     const tpm = getTpm()
     t.equal((await tpm.getRandom(64)).length, 64)
@@ -46,7 +50,10 @@ export function tpmContract (t: T, getTpm: () => Tpm, opts: ContractOptions): vo
     let found = 0
     for (const kind of ['rsa2048', 'ecc-p384'] as const) {
       const der = await tpm.ekCertificate(kind)
-      if (der === undefined) { t.comment(`no ${kind} EK certificate on this TPM`); continue }
+      if (der === undefined) {
+        t.comment(`no ${kind} EK certificate on this TPM`)
+        continue
+      }
       found++
       const cert = new X509Certificate(der)
       const jwk = cert.publicKey.export({ format: 'jwk' })
@@ -69,7 +76,15 @@ export function tpmContract (t: T, getTpm: () => Tpm, opts: ContractOptions): vo
     t.equal(ak.created, true)
     const nonce = randomBytes(32)
     const q = await tpm.quote({ nonce, pcrs: [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7] }], akHandle: handle })
-    t.ok(verify('sha256', q.attest, { key: eccKey(parsePublic(ak.public)), dsaEncoding: 'ieee-p1363' }, ecdsaSignature(q.signature).p1363), 'quote verifies')
+    t.ok(
+      verify(
+        'sha256',
+        q.attest,
+        { key: eccKey(parsePublic(ak.public)), dsaEncoding: 'ieee-p1363' },
+        ecdsaSignature(q.signature).p1363
+      ),
+      'quote verifies'
+    )
     t.same(parseQuoteAttest(q.attest).extraData, nonce)
     const secret = randomBytes(32)
     const cred = await makeCredential(await tpm.ekPublic('rsa2048'), ak.name, secret)

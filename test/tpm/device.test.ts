@@ -19,17 +19,26 @@ const execFileP = promisify(execFile)
 const sw = await startSwtpm({ platformCert: false })
 t.teardown(() => sw.stop())
 const dev = await ptyDevice(sw)
-t.teardown(() => { dev.stop() })
+t.teardown(() => {
+  dev.stop()
+})
 const pty = dev.path
 
 /** This process's descriptors that point at the pty, with their open flags (octal, from fdinfo). */
-function ptyFds (): Array<{ fd: string, flags: number }> {
-  const out: Array<{ fd: string, flags: number }> = []
+function ptyFds(): Array<{ fd: string; flags: number }> {
+  const out: Array<{ fd: string; flags: number }> = []
   for (const fd of readdirSync('/proc/self/fd')) {
     let target = ''
-    try { target = readlinkSync(`/proc/self/fd/${fd}`) } catch { continue }
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue
+    }
     if (target !== pty) continue
-    const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').find(l => l.startsWith('flags:')) ?? 'flags: 0'
+    const line =
+      readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')
+        .split('\n')
+        .find(l => l.startsWith('flags:')) ?? 'flags: 0'
     out.push({ fd, flags: parseInt(line.split(/\s+/)[1], 8) })
   }
   return out
@@ -48,11 +57,17 @@ t.test('device TCTI through a pty: the TPM works, and its descriptor is not inhe
   const q = await tpm.quote({ nonce, pcrs: sel, akHandle: ak.handle })
   const read = await tpm.pcrRead(sel)
   const pcrs = { sha256: Object.fromEntries([...read.banks[0].values].map(([i, v]) => [String(i), v])) }
-  t.ok(verifyQuote({ attest: q.attest, signature: q.signature, akPublic: ak.public, pcrs }, { nonce }), 'a quote through the device TCTI verifies (signature, nonce, PCR digest)')
+  t.ok(
+    verifyQuote({ attest: q.attest, signature: q.signature, akPublic: ak.public, pcrs }, { nonce }),
+    'a quote through the device TCTI verifies (signature, nonce, PCR digest)'
+  )
 
   const fds = ptyFds()
   t.equal(fds.length, 1, 'tpm2-tss holds one descriptor on the device')
-  t.ok(fds.every(f => (f.flags & O_CLOEXEC) !== 0), `close-on-exec (flags ${fds.map(f => f.flags.toString(8)).join(', ')})`)
+  t.ok(
+    fds.every(f => (f.flags & O_CLOEXEC) !== 0),
+    `close-on-exec (flags ${fds.map(f => f.flags.toString(8)).join(', ')})`
+  )
   // an ordinary child, started the way Node starts any: it must not see the device
   const { stdout } = await execFileP('ls', ['-l', '/proc/self/fd/'])
   t.notMatch(stdout, pty, 'a child process does not have the TPM device open')

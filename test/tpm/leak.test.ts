@@ -30,7 +30,10 @@ t.test('50 quotes, activations, ensureAk and failures leave nothing loaded', asy
   t.same(await tpm.transientHandles(), clean, 'after activations')
 
   // new AKs (EK created, policy session, Create, Load, EvictControl), reuse, and refusal
-  for (const [handle, ekKind] of [[0x81000b01, 'rsa2048'], [0x81000b02, 'ecc-p384']] as const) {
+  for (const [handle, ekKind] of [
+    [0x81000b01, 'rsa2048'],
+    [0x81000b02, 'ecc-p384']
+  ] as const) {
     t.equal((await tpm.ensureAk({ handle, ekKind })).created, true)
     t.equal((await tpm.ensureAk({ handle, ekKind })).created, false)
   }
@@ -38,7 +41,11 @@ t.test('50 quotes, activations, ensureAk and failures leave nothing loaded', asy
   t.same(await tpm.transientHandles(), clean, 'after ensureAk')
 
   // failing paths: a policy session and an EK are live when ActivateCredential fails
-  const wrong = await makeCredential(await tpm.ekPublic('ecc-p384'), Buffer.concat([Buffer.from('000b', 'hex'), randomBytes(32)]), randomBytes(16))
+  const wrong = await makeCredential(
+    await tpm.ekPublic('ecc-p384'),
+    Buffer.concat([Buffer.from('000b', 'hex'), randomBytes(32)]),
+    randomBytes(16)
+  )
   for (let i = 0; i < 5; i++) await t.rejects(tpm.activateCredential({ ...wrong, ekKind: 'ecc-p384' }), TpmError)
   await t.rejects(tpm.activateCredential({ ...wrong, ekKind: 'ecc-p384', akHandle: 0x81000c99 }), TpmError)
   await t.rejects(tpm.quote({ nonce: randomBytes(8), pcrs: sel, akHandle: 0x81000c99 }), TpmError)
@@ -72,7 +79,10 @@ t.test('fuzz: random and mutated credential blobs never crash or leak', async t 
       other++ // a mutation that still decrypts would be a TPM bug
     } catch (e) {
       if (e instanceof TpmError || e instanceof InvalidInputError) refused++
-      else { t.fail(`unexpected error ${String(e)}`); other++ }
+      else {
+        t.fail(`unexpected error ${String(e)}`)
+        other++
+      }
     }
   }
   t.equal(refused, 40, 'every corrupted input refused with TpmError/InvalidInputError')
@@ -84,7 +94,11 @@ t.test('two clients on one swtpm (no resource manager): busy slots are retried, 
   const other = await openTpm({ tcti: sw.tcti })
   t.teardown(() => other.close())
   const handle = 0x81000b10
-  const made = await Promise.all([tpm.ensureAk({ handle }), other.ensureAk({ handle }), tpm.ensureAk({ handle, ekKind: 'ecc-p384' })])
+  const made = await Promise.all([
+    tpm.ensureAk({ handle }),
+    other.ensureAk({ handle }),
+    tpm.ensureAk({ handle, ekKind: 'ecc-p384' })
+  ])
   t.equal(made.filter(a => a.created === true).length, 1, 'exactly one creation')
   t.same(made[0].public, made[1].public)
   const ak = made[0]
@@ -94,15 +108,25 @@ t.test('two clients on one swtpm (no resource manager): busy slots are retried, 
     jobs.push(tpm.quote({ nonce: randomBytes(16), pcrs: sel, akHandle: handle }))
     jobs.push(other.quote({ nonce: randomBytes(16), pcrs: sel, akHandle: handle }))
   }
-  for (const [c, ekKind] of [[tpm, 'rsa2048'], [other, 'ecc-p384'], [other, 'rsa2048']] as const) {
-    jobs.push((async () => {
-      const secret = randomBytes(16)
-      const cred = await makeCredential(await c.ekPublic(ekKind), ak.name, secret)
-      t.same(Buffer.from(await c.activateCredential({ ...cred, ekKind, akHandle: handle })), secret)
-    })())
+  for (const [c, ekKind] of [
+    [tpm, 'rsa2048'],
+    [other, 'ecc-p384'],
+    [other, 'rsa2048']
+  ] as const) {
+    jobs.push(
+      (async () => {
+        const secret = randomBytes(16)
+        const cred = await makeCredential(await c.ekPublic(ekKind), ak.name, secret)
+        t.same(Buffer.from(await c.activateCredential({ ...cred, ekKind, akHandle: handle })), secret)
+      })()
+    )
   }
   const settled = await Promise.allSettled(jobs)
-  t.same(settled.filter(s => s.status === 'rejected').map(s => String((s as PromiseRejectedResult).reason)), [], 'no call failed')
+  t.same(
+    settled.filter(s => s.status === 'rejected').map(s => String((s as PromiseRejectedResult).reason)),
+    [],
+    'no call failed'
+  )
   t.same(await tpm.transientHandles(), clean)
   t.equal(await tpm.evict(handle), true)
 })

@@ -10,7 +10,7 @@ import { startSwtpm } from '../helpers/swtpm.ts'
 
 const run = promisify(execFile)
 
-async function resetCount (tcti: string): Promise<number> {
+async function resetCount(tcti: string): Promise<number> {
   const { stdout } = await run('tpm2_readclock', [], { env: { ...process.env, TPM2TOOLS_TCTI: tcti } })
   const m = /reset_count:\s*(\d+)/.exec(stdout)
   if (m === null) throw new Error(`unexpected tpm2_readclock output: ${stdout}`)
@@ -49,7 +49,10 @@ t.test('startSwtpm: manufactured, certified, restartable, removed on stop', asyn
 
 t.test('two instances get their own ports and state', async t => {
   const [a, b] = await Promise.all([startSwtpm({ platformCert: false }), startSwtpm({ platformCert: false })])
-  t.teardown(async () => { await a.stop(); await b.stop() })
+  t.teardown(async () => {
+    await a.stop()
+    await b.stop()
+  })
   t.not(a.port, b.port)
   t.not(a.stateDir, b.stateDir)
   t.not(a.ekCaPems[0], b.ekCaPems[0], 'each run its own CA')

@@ -19,7 +19,11 @@ t.teardown(() => sw.stop())
 let tpm: Tpm = await openTpm({ tcti: sw.tcti })
 t.teardown(() => tpm.close())
 
-const sha256 = (...p: Uint8Array[]): Buffer => { const h = createHash('sha256'); for (const x of p) h.update(x); return h.digest() }
+const sha256 = (...p: Uint8Array[]): Buffer => {
+  const h = createHash('sha256')
+  for (const x of p) h.update(x)
+  return h.digest()
+}
 
 t.test('info: swtpm is a software TPM', async t => {
   const info = await tpm.info()
@@ -52,7 +56,10 @@ t.test('readClock', async t => {
 
 t.test('pcrRead: more than 8 PCRs, two banks', async t => {
   const all = Array.from({ length: 24 }, (_, i) => i)
-  const r = await tpm.pcrRead([{ hash: 'sha256', pcrs: all }, { hash: 'sha1', pcrs: all }])
+  const r = await tpm.pcrRead([
+    { hash: 'sha256', pcrs: all },
+    { hash: 'sha1', pcrs: all }
+  ])
   t.equal(r.banks.length, 2)
   t.equal(r.banks[0].hash, 'sha256')
   t.equal(r.banks[0].values.size, 24)
@@ -64,7 +71,10 @@ t.test('pcrRead: more than 8 PCRs, two banks', async t => {
   t.same(r.banks[0].values.get(0), new Uint8Array(32), 'PCR 0 starts at zero')
   t.same(r.banks[0].values.get(17), new Uint8Array(32).fill(0xff), 'PCR 17 (DRTM) starts at all ones')
   // duplicates and a bank named twice merge
-  const d = await tpm.pcrRead([{ hash: 'sha256', pcrs: [3, 3] }, { hash: 'sha256', pcrs: [1] }])
+  const d = await tpm.pcrRead([
+    { hash: 'sha256', pcrs: [3, 3] },
+    { hash: 'sha256', pcrs: [1] }
+  ])
   t.same([...d.banks[0].values.keys()], [1, 3])
   await t.rejects(tpm.pcrRead([{ hash: 'sha384', pcrs: [0] }]), TpmError, 'inactive bank is an error, not silence')
   await t.rejects(tpm.pcrRead([{ hash: 'md5' as 'sha1', pcrs: [0] }]), InvalidInputError)
@@ -72,23 +82,35 @@ t.test('pcrRead: more than 8 PCRs, two banks', async t => {
 })
 
 t.test('pcrExtend: new = H(old ‖ digest), per bank', async t => {
-  const before = await tpm.pcrRead([{ hash: 'sha256', pcrs: [16] }, { hash: 'sha1', pcrs: [16] }])
+  const before = await tpm.pcrRead([
+    { hash: 'sha256', pcrs: [16] },
+    { hash: 'sha1', pcrs: [16] }
+  ])
   const d256 = randomBytes(32)
   await tpm.pcrExtend(16, { sha256: d256 })
-  const after = await tpm.pcrRead([{ hash: 'sha256', pcrs: [16] }, { hash: 'sha1', pcrs: [16] }])
+  const after = await tpm.pcrRead([
+    { hash: 'sha256', pcrs: [16] },
+    { hash: 'sha1', pcrs: [16] }
+  ])
   const old = before.banks[0].values.get(16) ?? new Uint8Array()
   t.same(Buffer.from(after.banks[0].values.get(16) ?? []), sha256(old, d256))
   t.same(after.banks[1].values.get(16), before.banks[1].values.get(16), 'sha1 bank untouched')
   t.equal(after.updateCounter, before.updateCounter, 'PCR 16 is a no-increment PCR (PC Client)')
   const c0 = (await tpm.pcrRead([{ hash: 'sha256', pcrs: [12] }])).updateCounter
   await tpm.pcrExtend(12, { sha256: d256 })
-  t.ok((await tpm.pcrRead([{ hash: 'sha256', pcrs: [12] }])).updateCounter > c0, 'PCR 12 extend moves the update counter')
+  t.ok(
+    (await tpm.pcrRead([{ hash: 'sha256', pcrs: [12] }])).updateCounter > c0,
+    'PCR 12 extend moves the update counter'
+  )
 
   const d1 = randomBytes(20)
   const d2 = randomBytes(32)
   await tpm.pcrExtend(16, { sha1: d1, sha256: d2 })
   const again = await tpm.pcrRead([{ hash: 'sha1', pcrs: [16] }])
-  const sha1 = createHash('sha1').update(before.banks[1].values.get(16) ?? new Uint8Array()).update(d1).digest()
+  const sha1 = createHash('sha1')
+    .update(before.banks[1].values.get(16) ?? new Uint8Array())
+    .update(d1)
+    .digest()
   t.same(Buffer.from(again.banks[0].values.get(16) ?? []), sha1)
 
   await t.rejects(tpm.pcrExtend(16, { sha256: new Uint8Array(31) }), InvalidInputError)
@@ -97,14 +119,21 @@ t.test('pcrExtend: new = H(old ‖ digest), per bank', async t => {
   // TPM 2.0 Part 3 §22.2: digests for banks that are not allocated are ignored
   const p0 = await tpm.pcrRead([{ hash: 'sha256', pcrs: [0] }])
   await tpm.pcrExtend(0, { sha384: randomBytes(48) })
-  t.same((await tpm.pcrRead([{ hash: 'sha256', pcrs: [0] }])).banks[0].values.get(0), p0.banks[0].values.get(0), 'inactive bank: ignored')
+  t.same(
+    (await tpm.pcrRead([{ hash: 'sha256', pcrs: [0] }])).banks[0].values.get(0),
+    p0.banks[0].values.get(0),
+    'inactive bank: ignored'
+  )
 })
 
 t.test('EK certificate ↔ EK public from the template (RSA-2048 and ECC P-384)', async t => {
   const [root, issuer] = sw.ekCaPems.map(p => new X509Certificate(p))
   for (const kind of ['rsa2048', 'ecc-p384'] as const) {
     const der = await tpm.ekCertificate(kind)
-    if (der === undefined) { t.fail(`${kind}: no EK certificate`); continue }
+    if (der === undefined) {
+      t.fail(`${kind}: no EK certificate`)
+      continue
+    }
     const cert = new X509Certificate(der)
     t.ok(cert.verify(issuer.publicKey), `${kind}: cert issued by the per-run CA`)
     t.ok(issuer.verify(root.publicKey))
@@ -113,7 +142,11 @@ t.test('EK certificate ↔ EK public from the template (RSA-2048 and ECC P-384)'
     if (kind === 'rsa2048') {
       t.equal(pub.rsa?.keyBits, 2048)
       t.equal(pub.attributes, 0x000300b2, 'template L-1 attributes')
-      t.equal(pub.authPolicy.toString('hex'), '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa', 'PolicyA')
+      t.equal(
+        pub.authPolicy.toString('hex'),
+        '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa',
+        'PolicyA'
+      )
       t.equal(pub.rsa?.modulus.toString('base64url'), jwk.n, 'cert key == created EK (modulus)')
     } else {
       t.equal(pub.nameAlg, 0x000c, 'SHA-384 name')
@@ -132,12 +165,14 @@ t.test('NV reads span several TPM2_NV_Read chunks (2000 bytes > NV_BUFFER_MAX 10
   const data = randomBytes(2000)
   const file = join(sw.dir, 'nv.bin')
   writeFileSync(file, data)
-  await run('tpm2_nvdefine', ['0x01500001', '-C', 'o', '-s', '2000', '-a', 'ownerread|ownerwrite|authread|authwrite'], { env })
+  await run('tpm2_nvdefine', ['0x01500001', '-C', 'o', '-s', '2000', '-a', 'ownerread|ownerwrite|authread|authwrite'], {
+    env
+  })
   await run('tpm2_nvwrite', ['0x01500001', '-C', 'o', '-i', file], { env })
   const ctx = createContext()
   await ctx.open(sw.tcti)
   t.teardown(() => ctx.close())
-  t.same(Buffer.from(await ctx.nvRead(0x01500001) ?? []), data)
+  t.same(Buffer.from((await ctx.nvRead(0x01500001)) ?? []), data)
   t.equal(await ctx.nvRead(0x01500002), undefined, 'undefined index')
 })
 
@@ -160,12 +195,12 @@ t.test('ensureAk: creates once, then reuses; refuses a non-AK handle', async t =
   await t.rejects(tpm.ensureAk({ handle: 0x81010001 }), { name: 'TpmError', message: /not an AK/ })
   await t.rejects(tpm.ensureAk({ handle: 0x80000001 }), InvalidInputError)
   // another AK under the ECC EK, then evicted
-  const c = await tpm.ensureAk({ handle: 0x81000A02, ekKind: 'ecc-p384' })
+  const c = await tpm.ensureAk({ handle: 0x81000a02, ekKind: 'ecc-p384' })
   t.equal(c.created, true)
   t.not(Buffer.from(c.public).toString('hex'), Buffer.from(a.public).toString('hex'))
-  t.equal(await tpm.evict(0x81000A02), true)
-  t.equal(await tpm.evict(0x81000A02), false)
-  t.notOk((await tpm.persistentHandles()).includes(0x81000A02))
+  t.equal(await tpm.evict(0x81000a02), true)
+  t.equal(await tpm.evict(0x81000a02), false)
+  t.notOk((await tpm.persistentHandles()).includes(0x81000a02))
 })
 
 t.test('quote: signature verifies against the AK public; nonce and PCR digest inside', async t => {
@@ -192,8 +227,13 @@ t.test('quote: signature verifies against the AK public; nonce and PCR digest in
   t.same(a.pcrDigest, expected, 'PCR digest = H(selected PCR values in order)')
   await t.rejects(tpm.quote({ nonce: new Uint8Array(65), pcrs: sel }), InvalidInputError)
   // Many concurrent callers: the per-connection queue serializes them
-  const many = await Promise.all(Array.from({ length: 10 }, async (_, i) => await tpm.quote({ nonce: Buffer.from([i]), pcrs: sel })))
-  t.same(many.map(m => parseQuoteAttest(m.attest).extraData[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  const many = await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => await tpm.quote({ nonce: Buffer.from([i]), pcrs: sel }))
+  )
+  t.same(
+    many.map(m => parseQuoteAttest(m.attest).extraData[0]),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+  )
 })
 
 t.test('activateCredential with both EKs (MakeCredential by tpm2-tools)', async t => {
@@ -229,7 +269,10 @@ t.test('errors: TpmError carries rc and decoded text', async t => {
   }
   // the connection is fine afterwards
   t.equal((await tpm.getRandom(4)).length, 4)
-  await t.rejects(openTpm({ tcti: 'swtpm:host=127.0.0.1,port=1' }), { name: 'TpmError', message: /cannot open the TPM/ })
+  await t.rejects(openTpm({ tcti: 'swtpm:host=127.0.0.1,port=1' }), {
+    name: 'TpmError',
+    message: /cannot open the TPM/
+  })
   await t.rejects(openTpm({ tcti: 'nosuchtcti:x' }), TpmError)
 })
 
@@ -243,7 +286,10 @@ t.test('TPM reset (swtpm restart): resetCount increments, PCRs reset, AK persist
   await sw.restart()
   const mid = await tpm.readClock()
   t.equal(mid.resetCount, before.resetCount + 1, 'an open connection keeps working across a TPM reset')
-  t.ok((await tpm.quote({ nonce: new Uint8Array(8), pcrs: [{ hash: 'sha256', pcrs: [0] }] })).attest.length > 0, 'cached AK handle still valid')
+  t.ok(
+    (await tpm.quote({ nonce: new Uint8Array(8), pcrs: [{ hash: 'sha256', pcrs: [0] }] })).attest.length > 0,
+    'cached AK handle still valid'
+  )
 
   await tpm.close()
   await t.rejects(tpm.getRandom(1), ConfigError, 'closed connection refuses work')
@@ -270,7 +316,10 @@ t.test('parsePcrList and defaultTcti', async t => {
   const bad: string[] = []
   let parsed = 0
   for (let i = 0; i < 2000; i++) {
-    const s = Array.from({ length: Math.floor(Math.random() * 12) }, () => '0123456789,- x'[Math.floor(Math.random() * 14)]).join('')
+    const s = Array.from(
+      { length: Math.floor(Math.random() * 12) },
+      () => '0123456789,- x'[Math.floor(Math.random() * 14)]
+    ).join('')
     try {
       const l = parsePcrList(s)
       parsed++

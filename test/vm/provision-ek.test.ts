@@ -38,7 +38,12 @@ t.test('provision-ek-cert.sh certifies the standard RSA EK into NV 0x01c00002', 
   t.ok(cert.verify(ca.publicKey), 'signed by the provisioning CA')
   const ek = parsePublic(await tpm.ekPublic('rsa2048'))
   t.equal(ek.type, 'rsa')
-  if (ek.type === 'rsa') t.equal(Buffer.from(ek.modulus).toString('base64url'), cert.publicKey.export({ format: 'jwk' }).n, 'the certificate certifies the EK the agent derives')
+  if (ek.type === 'rsa')
+    t.equal(
+      Buffer.from(ek.modulus).toString('base64url'),
+      cert.publicKey.export({ format: 'jwk' }).n,
+      'the certificate certifies the EK the agent derives'
+    )
 
   // What nixos/test.nix then checks with `quorate evidence verify --ek-ca`: a quote by an AK
   // under that EK appraises with identity and freshness affirming, the CA being the only anchor.
@@ -49,13 +54,24 @@ t.test('provision-ek-cert.sh certifies the standard RSA EK into NV 0x01c00002', 
   const values = (await tpm.pcrRead(pcrs)).banks[0].values
   await tpm.close() // swtpm serves one connection at a time
   const evidence = validateEvidence({
-    version: 1, nonce, quote: q, akPublic: ak.public, ekCertificate: der ?? new Uint8Array(),
+    version: 1,
+    nonce,
+    quote: q,
+    akPublic: ak.public,
+    ekCertificate: der ?? new Uint8Array(),
     pcrs: { sha256: Object.fromEntries([...values].map(([i, v]) => [String(i), v])) }
   })
-  const a = appraise(evidence, { ekCas: [new Uint8Array(ca.raw)], firmware: [], os: [] }, { nonce, requireEventLog: false })
+  const a = appraise(
+    evidence,
+    { ekCas: [new Uint8Array(ca.raw)], firmware: [], os: [] },
+    { nonce, requireEventLog: false }
+  )
   t.same(a.status.identity.failures, [], 'identity affirming: the provisioned EK certificate chains to its CA')
   t.same(a.status.freshness.failures, [], 'freshness affirming')
 
   // Run twice = refuse (the index exists): provisioning is a one-time vendor step.
-  await t.rejects(run(SCRIPT, [], { env: { ...process.env, TPM2TOOLS_TCTI: sw.tcti }, timeout: 60_000 }), 'a second run fails instead of overwriting')
+  await t.rejects(
+    run(SCRIPT, [], { env: { ...process.env, TPM2TOOLS_TCTI: sw.tcti }, timeout: 60_000 }),
+    'a second run fails instead of overwriting'
+  )
 })
