@@ -24,45 +24,9 @@ export type ExplorerChain = Pick<
   'status' | 'block' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'
 >
 
-export interface BlockSummary {
-  height: number
-  time: number
-  txs: number
-  types: Record<string, number>
-}
-export interface TxSummary {
-  height: number
-  index: number
-  type: string
-  hash: string
-  subject: string
-}
+import type { BlockSummary, NodeRow, RoundView, TxSummary } from './types.ts'
 
-export interface RoundView {
-  round: number
-  outcome: 'pass' | 'fail'
-  height: number
-  committee: string[]
-  failedClaims: string[]
-  expiresAt?: number
-}
-
-export interface NodeRow {
-  nodeId: string
-  status: string
-  certified: boolean
-  genesisVerifier: boolean
-  platform?: string
-  os?: string
-  addrs: string[]
-  certifiedUntil?: number
-  statusReason?: string
-  committeeSize?: number
-  securityBits?: number
-  lastRound?: RoundView
-  /** Heights of this node's attestation requests and records seen in blocks, newest last. */
-  requests: number[]
-}
+export type { BlockSummary, NodeRow, RoundView, TxSummary }
 
 export interface Snapshot {
   chainId: string

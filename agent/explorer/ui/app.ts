@@ -5,38 +5,10 @@
 import { h, render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import htm from 'htm'
+import type { BlockSummary, NodeRow } from '../types.ts'
 
 const html = htm.bind(h)
 
-interface RoundView {
-  round: number
-  outcome: 'pass' | 'fail'
-  height: number
-  committee: string[]
-  failedClaims: string[]
-  expiresAt?: number
-}
-interface NodeRow {
-  nodeId: string
-  status: string
-  certified: boolean
-  genesisVerifier: boolean
-  platform?: string
-  os?: string
-  addrs: string[]
-  certifiedUntil?: number
-  statusReason?: string
-  committeeSize?: number
-  securityBits?: number
-  lastRound?: RoundView
-  requests: number[]
-}
-interface BlockSummary {
-  height: number
-  time: number
-  txs: number
-  types: Record<string, number>
-}
 interface Snapshot {
   chainId: string
   height: number
