@@ -7,7 +7,7 @@
 // attestation/appraise against reference values published on an embedded chain and read back
 // through ChainClient:
 //   - TPM vendor: the per-run CA that issued the swtpm's EK certificate (vendor.ekca.publish);
-//   - firmware: the PCR values recorded in test/fixtures/measured-boot (the same OVMF, q35, -smp 2)
+//   - firmware: the PCR values recorded in attestation/samples/measured-boot (the same OVMF, q35, -smp 2)
 //     — independent of this run, as a vendor's published values would be (firmware.publish);
 //   - os: PCR 9 as the image publisher computes it from the command line and the initrd bytes
 //     alone (predictPcr9), without booting (os.publish).
@@ -19,6 +19,7 @@
 // Authenticode hash of a kernel whose setup header QEMU patched per boot (-m, initrd size), which
 // no publisher can compute from the image alone. The NixOS image (nixos/image.nix) boots a UKI
 // from disk, where PCR 4 is predictable.
+import { OVMF_Q35_SMP2_DIR } from '../../attestation/samples/index.ts'
 import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { execFile } from 'node:child_process'
@@ -58,7 +59,7 @@ import {
 const HERE = dirname(fileURLToPath(import.meta.url))
 const QUORATE = join(HERE, '..', '..', 'bin', 'quorate')
 const execFileP = promisify(execFile)
-const FIXTURE = join(HERE, '..', 'fixtures', 'measured-boot', 'ovmf-q35-smp2')
+const FIXTURE = OVMF_Q35_SMP2_DIR
 
 // ---------------------------------------------------------------------------------------------
 // What the vendor and the image publisher put on chain, and what a verifier checks.
