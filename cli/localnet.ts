@@ -532,7 +532,8 @@ async function upLocked(o: UpOptions): Promise<LocalnetStatus> {
   }
   writeState(dir, state)
   const children: Array<{ name: string; child: ChildProcess }> = []
-  for (const n of toStart) {
+  const exits = new Map<string, string>()
+  const startAgent = (n: (typeof state.nodes)[number]): void => {
     const np = nodePaths(dir, n.name)
     const args = [
       'node',
@@ -557,11 +558,16 @@ async function upLocked(o: UpOptions): Promise<LocalnetStatus> {
     const child = launch(process.execPath, quorateArgs(args), np.log, childEnv())
     writeFileSync(np.pid, `${child.pid ?? ''}\n`)
     children.push({ name: n.name, child })
+    exits.delete(n.name)
+    child.once('exit', (code, sig) => {
+      exits.set(n.name, sig !== null ? `signal ${sig}` : `exit ${String(code)}`)
+    })
     started.push(`${n.name} agent (pid ${child.pid ?? '?'})`)
     say(
       `${n.name.padEnd(10)} agent started${state.nodes.indexOf(n) < GENESIS_VERIFIERS ? ' (genesis verifier)' : ''}: http://127.0.0.1:${n.httpPort} (log ${np.log})`
     )
   }
+  for (const n of toStart) startAgent(n)
 
   // 4. wait until every node is certified
   const timeoutMs = o.timeoutMs ?? 180_000
@@ -569,11 +575,7 @@ async function upLocked(o: UpOptions): Promise<LocalnetStatus> {
     say(
       `waiting for ${state.nodes.length} nodes to be certified by their committees (up to ${Math.round(timeoutMs / 1000)} s) …`
     )
-  const exits = new Map<string, string>()
-  for (const { name, child } of children)
-    child.once('exit', (code, sig) => {
-      exits.set(name, sig !== null ? `signal ${sig}` : `exit ${String(code)}`)
-    })
+  const portRetries = new Map<string, number>()
   const end = Date.now() + timeoutMs
   const reported = new Set<string>()
   for (;;) {
@@ -584,8 +586,21 @@ async function upLocked(o: UpOptions): Promise<LocalnetStatus> {
         say(`${n.name.padEnd(10)} CERTIFIED (${n.nodeId})`)
       }
       const ended = exits.get(n.name)
-      if (ended !== undefined)
+      if (ended !== undefined) {
+        // its HTTP port was free when chosen but another program took it before the agent bound
+        // it (ephemeral ports are shared with every outgoing connection): a new port, up to 3 times
+        const node = state.nodes.find(x => x.name === n.name)
+        const tries = portRetries.get(n.name) ?? 0
+        if (node !== undefined && tries < 3 && tail(n.log).includes('EADDRINUSE')) {
+          portRetries.set(n.name, tries + 1)
+          node.httpPort = await freePort()
+          writeState(dir, state)
+          say(`${n.name.padEnd(10)} its HTTP port was taken meanwhile; starting it again on ${node.httpPort}`)
+          startAgent(node)
+          continue
+        }
         throw new LocalnetError(`${n.name}'s agent ended (${ended}); read ${n.log}:\n${tail(n.log)}`)
+      }
     }
     if (st.nodes.every(n => n.certified)) return { ...st, started }
     if (Date.now() > end) {
