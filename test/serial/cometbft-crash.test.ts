@@ -16,10 +16,10 @@ import { setTomlValue } from '../../chain/cometbft/config.ts'
 import { cometPaths } from '../../chain/cometbft/node.ts'
 import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
 import { fromBase64, toHex } from '../../encoding/bytes.ts'
-import { waitForHeight } from './cometbft-net.ts'
+import { waitForHeight } from '../chain/cometbft-net.ts'
 import { seedConfig } from '../../chain/cometbft/node.ts'
 import { seedEntropy } from '../../chain/abci/seed.ts'
-import { BIN } from './process.ts'
+import { BIN } from '../chain/process.ts'
 
 function startProcess(home: string): Promise<{ proc: ChildProcess; rpc: string; stderr: () => string }> {
   const proc = spawn(BIN, ['chain', 'start', '--engine', 'cometbft', '--home', home, '--json'], {

@@ -15,7 +15,7 @@ import { writeTestnet } from '../../chain/cometbft/testnet.ts'
 import { generateChainKey } from '../../chain/keys.ts'
 import { buildTx } from '../../chain/tx.ts'
 import { toBase64 } from '../../encoding/bytes.ts'
-import { BIN } from './process.ts'
+import { BIN } from '../chain/process.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const NODE = join(HERE, '..', '..', 'node_modules', '.bin', 'node')
@@ -67,7 +67,7 @@ class Relay {
   #id = 0
   #buf = ''
   constructor() {
-    this.#proc = spawn('ip', ['netns', 'exec', HUB, NODE, join(HERE, 'netns-relay.ts')], {
+    this.#proc = spawn('ip', ['netns', 'exec', HUB, NODE, join(HERE, '..', 'chain', 'netns-relay.ts')], {
       stdio: ['pipe', 'pipe', 'inherit']
     })
     this.#proc.stdout?.on('data', (d: Buffer) => {
