@@ -272,7 +272,7 @@ const start: CommandModule<GlobalArgs, StartArgs> = {
 
 /**
  * The validator set (CometBFT's `validators`) and who is up: who signed the latest block's commit
- * (block_id_flag 2). Undefined on the embedded validator, whose RPC has no validator set.
+ * (block_id_flag 2 in the commit for that height). Undefined on the embedded validator, whose RPC has no validator set.
  */
 async function validatorSet(
   c: ChainClient,
@@ -284,11 +284,13 @@ async function validatorSet(
   } catch {
     return undefined
   }
+  // The commit for the latest height carries the signatures on that block itself (the block's own
+  // last_commit is about its parent, and is empty at height 1).
   const b = await c.call<{
-    block: { last_commit?: { signatures?: Array<{ block_id_flag: number; validator_address: string }> } }
-  }>('block', { height: String(height) })
+    signed_header?: { commit?: { signatures?: Array<{ block_id_flag: number; validator_address: string }> } }
+  }>('commit', { height: String(height) })
   const signed = new Set(
-    (b.block.last_commit?.signatures ?? []).filter(x => x.block_id_flag === 2).map(x => x.validator_address)
+    (b.signed_header?.commit?.signatures ?? []).filter(x => x.block_id_flag === 2).map(x => x.validator_address)
   )
   return (vs.validators ?? []).map(v => ({
     address: v.address,
@@ -306,7 +308,7 @@ const status: CommandModule<GlobalArgs, RpcArgs> = {
     const c = client(argv)
     try {
       const s = await c.status()
-      const validators = s.height > 1 ? await validatorSet(c, s.height) : undefined
+      const validators = s.height >= 1 ? await validatorSet(c, s.height) : undefined
       const out = {
         ...s,
         time: new Date(s.time).toISOString(),
