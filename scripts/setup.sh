@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent setup step for `npm test`, `npm run demo` and `npm run bench`:
-#   1. Debian packages (only those missing; apt-get update only when something is missing)
+#   1. Debian packages (only those missing; apt-get update only when something is missing; wrk for the bench)
 #   2. npm dependencies, which bring Node 24 (devDependency `node`) when the machine's node is older
 #   3. the native TPM addon, built against Node 24's own headers
 #   4. dockerd (--bridge=none --iptables=false) when no engine answers
@@ -12,7 +12,7 @@ ROOT=$PWD
 say () { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. system packages -------------------------------------------------------------------------
-PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static socat nix-bin iproute2 python3 make g++ pkg-config chromium fonts-dejavu-core)
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev docker.io busybox-static socat nix-bin iproute2 python3 make g++ pkg-config chromium fonts-dejavu-core wrk)
 if [ "${QUORATE_SETUP_QEMU:-1}" = 1 ]; then PKGS+=(qemu-system-x86 ovmf cpio); fi
 missing=()
 for p in "${PKGS[@]}"; do
