@@ -97,7 +97,7 @@ const deploy: CommandModule<GlobalArgs, DeployArgs> = {
     emit(
       argv,
       { path, deployments: list },
-      `deployed ${argv.name} (port ${argv.port}) in ${path}; the agent launches it once the node is certified (reload or restart the agent to apply)`
+      `deployed ${argv.name} (port ${argv.port}) in ${path}; a running agent applies it within seconds (it re-reads the file every 5 s while certified) and launches it through the gate`
     )
   }
 }
@@ -107,11 +107,15 @@ interface UndeployArgs extends HomeArgs {
 }
 const undeploy: CommandModule<GlobalArgs, UndeployArgs> = {
   command: 'undeploy <name>',
-  describe: 'remove an image from <home>/deployments.json (the agent stops it on reload)',
+  describe: 'remove an image from <home>/deployments.json (a running agent stops it within seconds)',
   builder: y => withHome(y).positional('name', { type: 'string', demandOption: true }) as unknown as Argv<UndeployArgs>,
   handler: async argv => {
     const removed = await removeDeployment(deploymentsPath(argv), argv.name)
-    emit(argv, { name: argv.name, removed }, removed ? `undeployed ${argv.name}` : `${argv.name} was not deployed`)
+    emit(
+      argv,
+      { name: argv.name, removed },
+      removed ? `undeployed ${argv.name}; a running agent stops it within seconds` : `${argv.name} was not deployed`
+    )
   }
 }
 
