@@ -85,8 +85,13 @@ export async function imageSourceStream(
   }
 }
 
+/**
+ * Adds the archive to the store and records it on chain. A refused publish (an archive that would
+ * tag images, a transaction the chain refuses, an abort) leaves the store as it was: content that
+ * was not complete in the store before is unpinned again.
+ */
 export async function publishImage(
-  store: Pick<ImageStore, 'add'>,
+  store: Pick<ImageStore, 'add' | 'list' | 'unpin'>,
   publisher: ImagePublisher | undefined,
   req: PublishRequest
 ): Promise<PublishResult> {
@@ -98,18 +103,24 @@ export async function publishImage(
     stream = req.source
     total = req.source instanceof Uint8Array ? req.source.byteLength : undefined
   }
+  const held = new Set((await store.list()).map(c => c.cid))
   const added = await store.add(stream, {
     signal: req.signal,
     onProgress: p => req.onProgress?.({ phase: 'read', bytes: p.bytes, total })
   })
-  if (added.image.repoTags.length > 0) {
-    throw new InvalidImageTarError(
-      `the archive carries RepoTags (${added.image.repoTags.join(', ')}), which would tag images on every node; save it by image ID (docker save <id>) or publish the local image by name`
-    )
+  try {
+    if (added.image.repoTags.length > 0) {
+      throw new InvalidImageTarError(
+        `the archive carries RepoTags (${added.image.repoTags.join(', ')}), which would tag images on every node; save it by image ID (docker save <id>) or publish the local image by name`
+      )
+    }
+    const rec = { name: req.name, digest: added.image.imageId, cid: added.cid, size: added.size }
+    if (publisher === undefined) return rec
+    req.onProgress?.({ phase: 'publish', bytes: added.size, total: added.size })
+    const tx = await publisher.publishImage(rec, { signal: req.signal })
+    return { ...rec, ...tx }
+  } catch (err) {
+    if (!held.has(added.cid)) await store.unpin(added.cid).catch(() => {})
+    throw err
   }
-  const rec = { name: req.name, digest: added.image.imageId, cid: added.cid, size: added.size }
-  if (publisher === undefined) return rec
-  req.onProgress?.({ phase: 'publish', bytes: added.size, total: added.size })
-  const tx = await publisher.publishImage(rec, { signal: req.signal })
-  return { ...rec, ...tx }
 }

@@ -138,6 +138,27 @@ t.test('refusals are clear, change nothing', async t => {
   t.equal(await chainImageRegistry(chain).getImage('x'), undefined)
 })
 
+t.test('a publish the chain refuses leaves nothing in the store', async t => {
+  // "web" belongs to the default key (first test); another key may not publish under it
+  const other = await generateChainKey()
+  await saveChainKey(join(home, 'keys', 'other.key'), other)
+  const img2 = busyboxImage({ testLabel: 'cli', body: 'someone else' })
+  const tar2 = join(home, 'web-other.tar')
+  writeFileSync(tar2, img2.tar)
+  const r = await inProcess('image', 'publish', tar2, '--name', 'web', '--key', 'other')
+  t.equal(r.code, 1, 'refused')
+  t.match(r.stderr, /web/)
+  const list = JSON.parse((await inProcess('image', 'list', '--json')).stdout) as { images: { imageId?: string }[] }
+  t.notOk(
+    list.images.some(i => i.imageId === img2.imageId),
+    'the refused content is not left in the store'
+  )
+  t.ok(
+    list.images.some(i => i.imageId === img.imageId),
+    'what was there before stays'
+  )
+})
+
 t.test('deploy writes node configuration', async t => {
   const r = await inProcess('deploy', 'web', '--port', '18080', '--env', 'A=1', '--', '-p', '127.0.0.1:18080')
   t.equal(r.code, 0, r.stderr)
