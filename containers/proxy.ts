@@ -5,12 +5,19 @@
 // never be served by a node whose certification has ended. Limits: request body size,
 // concurrent requests, time to the upstream's response headers, and idle time on either side.
 //
+// Upstream connections are kept alive (one http.Agent per target), so the hot path costs no TCP
+// handshake per request. The target may be resolved asynchronously (agent/apps.ts starts an app on
+// its first request); a resolver that knows the target answers synchronously, with no extra tick.
+// A resolver that cannot give a target throws (or rejects with) an error carrying `status` (and
+// `retryAfter`, seconds), answered as that status with the error's message.
+//
 // Concurrency is limited per tenant and for the node: a tenant that holds its requests (slow,
 // stuck, or flooded) may take at most maxPerTenant slots, and once half of the node's slots are
 // in use no tenant may take more than an equal share of them (counted with room for one more
 // tenant) — so one tenant cannot exhaust the pool that the others need. A refusal is 503 with
 // Retry-After and the reason.
 import {
+  Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
   type ServerResponse,
@@ -25,8 +32,13 @@ import type { CertificationStatus } from './runner.ts'
 export interface TenantProxyInit {
   /** Current certification of this node (ContainerRunner.certification). */
   readonly certification: () => CertificationStatus
-  /** The port of the running container for an image name (ContainerRunner.get). */
-  readonly resolve: (image: string) => { readonly port: number; readonly socketPath?: string } | undefined
+  /**
+   * The port of the running container for an image name (ContainerRunner.get), or a promise of it
+   * (an app being started). Throwing or rejecting with a ProxyRefusal-like error answers its status.
+   */
+  readonly resolve: (image: string) => ProxyTarget | undefined | Promise<ProxyTarget | undefined>
+  /** Called once per proxied request when it ends: body bytes received and response bytes sent. */
+  readonly account?: (image: string, bytesIn: number, bytesOut: number) => void
   /** Path prefix (default '/tenant/'). */
   readonly prefix?: string
   /** Largest request body (default 16 MiB). */
@@ -42,6 +54,19 @@ export interface TenantProxyInit {
   readonly logger?: Logger
 }
 
+/** Where a request goes: a port on 127.0.0.1, or a relay socket. */
+export interface ProxyTarget {
+  readonly port: number
+  readonly socketPath?: string
+}
+
+/** What a resolver throws to refuse a request with a status (e.g. 404, 410, 503 + Retry-After). */
+export interface ProxyRefusal extends Error {
+  readonly status: number
+  /** Seconds, sent as Retry-After. */
+  readonly retryAfter?: number
+}
+
 export interface TenantProxy {
   /** Handles the request when its path is under the prefix; returns false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse): boolean
@@ -53,7 +78,12 @@ export interface TenantProxy {
   inFlightOf(image: string): number
   /** Requests refused for want of a slot since start, by the limit that refused them. */
   refused(): Readonly<Record<ProxyLimit, number>>
+  /** Closes the kept-alive upstream connections (the agent's shutdown). */
+  close(): void
 }
+
+/** Most upstream targets with a kept-alive connection pool (the oldest pool is closed beyond it). */
+const MAX_POOLS = 256
 
 /** Which in-flight limit refused a request: the tenant's own, the node's, or the fair share. */
 export type ProxyLimit = 'tenant' | 'node' | 'share'
@@ -124,6 +154,23 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
   let inFlight = 0
   const perTenant = new Map<string, number>()
   const refusedBy: Record<ProxyLimit, number> = { tenant: 0, node: 0, share: 0 }
+  const pools = new Map<string, HttpAgent>()
+  const poolFor = (t: ProxyTarget): HttpAgent => {
+    const key = t.socketPath !== undefined ? `unix:${t.socketPath}` : `tcp:${t.port}`
+    let a = pools.get(key)
+    if (a === undefined) {
+      if (pools.size >= MAX_POOLS) {
+        const [oldKey, old] = pools.entries().next().value as [string, HttpAgent]
+        pools.delete(oldKey)
+        old.destroy()
+      }
+      // No socket timeout here: it would also cut responses slower than it. Free sockets close
+      // when the server closes them or after the idle time its Keep-Alive header announces.
+      a = new HttpAgent({ keepAlive: true })
+      pools.set(key, a)
+    }
+    return a
+  }
 
   /** Why a request for `image` may not take a slot now, or undefined when it may. */
   const refusal = (image: string): { limit: ProxyLimit; reason: string } | undefined => {
@@ -170,17 +217,59 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
       req.resume()
       return true
     }
-    const target = init.resolve(image)
+    const refuse = (err: unknown): void => {
+      const r = err as Partial<ProxyRefusal>
+      if (typeof r.status === 'number' && r.status >= 400 && r.status < 600) {
+        reply(
+          res,
+          r.status,
+          { error: r.message ?? 'refused', ...(typeof r.name === 'string' ? { name: r.name } : {}) },
+          r.retryAfter !== undefined ? { 'retry-after': String(Math.max(0, Math.ceil(r.retryAfter))) } : {}
+        )
+      } else {
+        log.warn('resolving a proxy target failed', { image, error: (err as Error).message })
+        reply(res, 502, { error: `cannot reach ${JSON.stringify(image)}: ${(err as Error).message}` })
+      }
+      req.resume()
+    }
+    let resolved: ReturnType<TenantProxyInit['resolve']>
+    try {
+      resolved = init.resolve(image)
+    } catch (err) {
+      refuse(err)
+      return true
+    }
+    if (resolved instanceof Promise) {
+      resolved.then(
+        target => {
+          // the client may have gone while the target was being started
+          if (!res.destroyed && !req.destroyed) forward(req, res, image, path, target)
+        },
+        (err: unknown) => {
+          if (!res.destroyed) refuse(err)
+        }
+      )
+    } else forward(req, res, image, path, resolved)
+    return true
+  }
+
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    image: string,
+    path: string,
+    target: ProxyTarget | undefined
+  ): void => {
     if (target === undefined) {
       reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` })
       req.resume()
-      return true
+      return
     }
     const declared = Number(req.headers['content-length'] ?? 0)
     if (Number.isFinite(declared) && declared > maxBody) {
       reply(res, 413, { error: `request body exceeds ${maxBody} bytes` }, { connection: 'close' })
       req.resume()
-      return true
+      return
     }
     const refused = refusal(image)
     if (refused !== undefined) {
@@ -188,15 +277,18 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
       log.debug('request refused', { image, reason: refused.reason })
       reply(res, 503, { error: 'too many requests in flight', reason: refused.reason }, { 'retry-after': '1' })
       req.resume()
-      return true
+      return
     }
 
     inFlight++
     perTenant.set(image, (perTenant.get(image) ?? 0) + 1)
     let done = false
+    let bodyBytes = 0
+    let outBytes = 0
     const finish = (): void => {
       if (done) return
       done = true
+      init.account?.(image, bodyBytes, outBytes)
       inFlight--
       const left = (perTenant.get(image) ?? 1) - 1
       if (left === 0) perTenant.delete(image)
@@ -212,15 +304,25 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
 
     const where =
       target.socketPath !== undefined ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }
-    const up = httpRequest({ ...where, method: req.method, path, headers })
+    const up = httpRequest({ ...where, method: req.method, path, headers, agent: poolFor(target) })
     const responseTimer = setTimeout(() => {
       up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' }))
     }, responseTimeout)
     up.on('response', ur => {
       clearTimeout(responseTimer)
       res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardable(ur.headers))
-      ur.socket.setTimeout(idleTimeout, () => {
+      // the socket is kept alive for later requests: its idle listener is this response's only
+      const sock = ur.socket
+      const onIdle = (): void => {
         ur.destroy(new Error('upstream idle timeout'))
+      }
+      sock.setTimeout(idleTimeout)
+      sock.on('timeout', onIdle)
+      ur.once('close', () => {
+        sock.off('timeout', onIdle)
+      })
+      ur.on('data', (c: Buffer) => {
+        outBytes += c.byteLength
       })
       ur.pipe(res)
       ur.on('error', () => {
@@ -237,7 +339,6 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
         })
       else res.destroy()
     })
-    let bodyBytes = 0
     req.on('data', (c: Buffer) => {
       bodyBytes += c.byteLength
       if (bodyBytes > maxBody) {
@@ -256,7 +357,6 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
       if (!res.writableFinished) up.destroy()
     })
     req.pipe(up)
-    return true
   }
 
   return {
@@ -268,6 +368,10 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
       return inFlight
     },
     inFlightOf: image => perTenant.get(image) ?? 0,
-    refused: () => ({ ...refusedBy })
+    refused: () => ({ ...refusedBy }),
+    close: () => {
+      for (const a of pools.values()) a.destroy()
+      pools.clear()
+    }
   }
 }

@@ -167,6 +167,21 @@ export interface LaunchRequest {
   readonly readyTimeoutMs?: number
   readonly signal?: AbortSignal
   readonly onProgress?: (p: LaunchProgress) => void
+  /**
+   * Launch exactly this chain record (an app version, agent/apps.ts) instead of looking `image`
+   * up with registry.getImage; every other step of the gate (certification now, revocation, CID,
+   * digest and size checks, the measured line) still applies.
+   */
+  readonly record?: ImageRecord
+  /** The serverless app this container serves (agent/apps.ts); get() and tenants leave it alone. */
+  readonly app?: string
+}
+
+/** How a kept container is woken (see ContainerRunner.restart). */
+export interface RestartOptions {
+  readonly healthPath?: string
+  readonly readyTimeoutMs?: number
+  readonly signal?: AbortSignal
 }
 
 export interface RunningContainer {
@@ -184,6 +199,8 @@ export interface RunningContainer {
   readonly startedAt: number
   /** The measured event line (what was extended into PCR 13). */
   readonly event: string
+  /** The serverless app it serves (LaunchRequest.app). */
+  readonly app?: string
 }
 
 export interface ContainerRunner {
@@ -201,6 +218,15 @@ export interface ContainerRunner {
   setCertification(status: CertificationStatus): Promise<void>
   /** Polls the registry (and the expiry) every intervalMs; returns a function that stops watching. */
   watchCertification(opts?: { intervalMs?: number }): () => void
+  /** True while the runner holds this container (running, paused or halted); stopAll ends that. */
+  holds(id: string): boolean
+  /** docker pause: the processes are frozen, memory stays; wake with unpause (no probe needed). */
+  pause(id: string): Promise<void>
+  unpause(id: string): Promise<void>
+  /** docker stop, keeping the container (and its measured launch); wake with restart. */
+  halt(id: string): Promise<void>
+  /** Starts a halted container again and waits until it answers; only while certified. */
+  restart(id: string, opts?: RestartOptions): Promise<RunningContainer>
 }
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
@@ -361,8 +387,84 @@ class Runner implements ContainerRunner {
   get(image: string): RunningContainer | undefined {
     let best: RunningContainer | undefined
     for (const c of this.running.values())
-      if (c.image === image && (best === undefined || c.startedAt > best.startedAt)) best = c
+      if (c.app === undefined && c.image === image && (best === undefined || c.startedAt > best.startedAt)) best = c
     return best
+  }
+
+  holds(id: string): boolean {
+    return this.running.has(id)
+  }
+
+  private held(id: string): RunningContainer {
+    const rc = this.running.get(id)
+    if (rc === undefined) throw new InvalidInputError(`container ${id} is not one this runner holds`)
+    return rc
+  }
+
+  async pause(id: string): Promise<void> {
+    this.held(id)
+    try {
+      await this.init.docker.getContainer(id).pause({ abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
+    } catch (err) {
+      throw new DockerError(`pausing container ${id} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async unpause(id: string): Promise<void> {
+    this.held(id)
+    const effective = this.certification()
+    if (!effective.certified) throw new NotCertifiedError(effective.reason)
+    try {
+      await this.init.docker.getContainer(id).unpause({ abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
+    } catch (err) {
+      throw new DockerError(`unpausing container ${id} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async halt(id: string): Promise<void> {
+    this.held(id)
+    const c = this.init.docker.getContainer(id)
+    try {
+      await c.stop({ t: 2, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
+    } catch (err) {
+      // 304: already stopped
+      if ((err as { statusCode?: number }).statusCode !== 304)
+        throw new DockerError(`stopping container ${id} failed: ${(err as Error).message}`, { cause: err })
+    }
+    // an isolated tenant's relay entered the old process's network namespace: it ends with it
+    await this.relays.get(id)?.stop()
+    this.relays.delete(id)
+  }
+
+  async restart(id: string, opts: RestartOptions = {}): Promise<RunningContainer> {
+    let rc = this.held(id)
+    const effective = this.certification()
+    if (!effective.certified) throw new NotCertifiedError(effective.reason)
+    const container = this.init.docker.getContainer(id)
+    try {
+      await container.start()
+      if ((this.init.network ?? 'host') === 'isolated') {
+        const relay = await startRelay({
+          pid: (await container.inspect()).State.Pid,
+          port: rc.port,
+          socketPath: relaySocketPath(this.relayDir, id),
+          signal: opts.signal
+        })
+        this.relays.set(id, relay)
+        rc = { ...rc, url: `unix:${relay.socketPath}`, socketPath: relay.socketPath }
+      }
+      await this.waitReady(container, rc, opts.healthPath ?? '/', opts.readyTimeoutMs ?? 20_000, opts.signal)
+    } catch (err) {
+      if (err instanceof QuorateError || (err as Error).name === 'AbortError') throw err
+      throw new ContainerStartError(`container ${id} did not start again: ${(err as Error).message}`, { cause: err })
+    }
+    if (!this.running.has(id)) {
+      // stopAll ran meanwhile (certification lost): it is not ours to keep
+      await this.discard(id)
+      throw new NotCertifiedError(this.certification().reason)
+    }
+    this.running.set(id, rc)
+    return rc
   }
 
   private find(idOrImage: string): RunningContainer | undefined {
@@ -387,8 +489,8 @@ class Runner implements ContainerRunner {
     const effective = this.certification()
     if (!effective.certified) throw new NotCertifiedError(effective.reason)
 
-    // 2. published, not revoked
-    const rec = await registry.getImage(req.image, { signal })
+    // 2. published, not revoked (an app version's record comes with the request)
+    const rec = req.record ?? (await registry.getImage(req.image, { signal }))
     if (rec === undefined) throw new ImageNotPublishedError(req.image)
     if (rec.revoked) throw new ImageRevokedError(req.image, rec.digest)
     if (!DIGEST_RE.test(rec.digest))
@@ -438,7 +540,8 @@ class Runner implements ContainerRunner {
           'quorate.image': rec.name,
           'quorate.digest': rec.digest,
           'quorate.cid': rec.cid,
-          'quorate.port': String(req.port)
+          'quorate.port': String(req.port),
+          ...(req.app !== undefined ? { 'quorate.app': req.app } : {})
         },
         HostConfig: hardenedHostConfig(network === 'isolated' ? 'none' : network, {
           ...this.init.limits,
@@ -459,7 +562,8 @@ class Runner implements ContainerRunner {
       url: `http://127.0.0.1:${req.port}`,
       args,
       startedAt: this.now(),
-      event: line
+      event: line,
+      ...(req.app !== undefined ? { app: req.app } : {})
     }
     try {
       await container.start()
