@@ -7,7 +7,6 @@
 // A failed transaction changes nothing (not even its signer's sequence): each tx runs in its own
 // overlay that is merged into the block only on success.
 import { DatabaseSync } from 'node:sqlite'
-import { Buffer } from 'node:buffer'
 import { equal, sha256, toHex, utf8 } from '../encoding/bytes.ts'
 import { decode, encode, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
@@ -37,7 +36,13 @@ import {
   TX_VERSION,
   TxCode,
   type AdversaryModel,
+  type AppNodeUsage,
+  type AppRecord,
+  type AppUsageEntry,
+  type AppUsageTotals,
+  type AppVersionRecord,
   type AttestRequestRecord,
+  type UsageRecordStored,
   type CertificationParams,
   type CooldownRecord,
   type QuorumCommitteeInput,
@@ -222,7 +227,13 @@ function endCertifications(c: Ctx, index: 'nodeplat' | 'nodeos', name: string, r
       const id = k.slice(prefix.length)
       const rec = get<NodeRecord>(c.s, `node/${id}`)
       if (rec === undefined || rec.status !== 'certified') continue
-      put(c.s, `node/${id}`, { ...rec, status: 'revoked', statusReason: reason, statusHeight: c.height })
+      put(c.s, `node/${id}`, {
+        ...rec,
+        status: 'revoked',
+        statusReason: reason,
+        statusHeight: c.height,
+        tlsKey: undefined
+      })
       c.s.del(`cert/${id}`)
     }
   }
@@ -397,7 +408,13 @@ function countSilence(
 /** Ends the node's certification (reset after a reboot). */
 function endCertification(s: Overlay, rec: NodeRecord, height: number, reason: string): void {
   if (rec.status !== 'certified') return
-  put(s, `node/${rec.nodeId}`, { ...rec, status: 'registered', statusReason: reason, statusHeight: height })
+  put(s, `node/${rec.nodeId}`, {
+    ...rec,
+    status: 'registered',
+    statusReason: reason,
+    statusHeight: height,
+    tlsKey: undefined
+  })
   s.del(`cert/${rec.nodeId}`)
 }
 
@@ -453,7 +470,14 @@ function openRound(
     )
   }
   const deadline = c.height + c.cert.roundDeadlineBlocks
-  const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset, deadline }
+  const req: AttestRequestRecord = {
+    nodeId: b.nodeId,
+    round: b.round,
+    height: c.height,
+    reset: b.reset,
+    deadline,
+    tlsKey: b.tlsKey
+  }
   put(c.s, `req/${b.nodeId}`, req)
   c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
   c.s.set(deadlineKey(deadline, b.nodeId), EMPTY)
@@ -486,7 +510,9 @@ function recordRound(
       qcHash,
       committee,
       securityBits: req.securityBits,
-      akBound
+      akBound,
+      // the TLS key this round's quote bound (issue 14); a round without one leaves the node without
+      tlsKey: req.tlsKey
     })
     put(
       c.s,
@@ -504,7 +530,8 @@ function recordRound(
       expiresAt: undefined,
       qcHash,
       committee,
-      securityBits: req.securityBits
+      securityBits: req.securityBits,
+      tlsKey: undefined
     })
     c.s.del(`cert/${b.nodeId}`)
     countFailure(c.s, c.cert, b.nodeId, c.height)
@@ -685,6 +712,167 @@ function proveFault(c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules): 
   return enc({ member: v.member, claims })
 }
 
+// ---- serverless apps and usage (issue 13) ----
+// State keys (all values canonical CBOR; a light client proves any of them with /key + prove):
+//   app/<name>                        AppRecord: owner, current version, versions in publish order
+//   app/<name>/<version>              AppVersionRecord: the published body + publisher, height, revokedAt
+//   appuse/<name>                     AppUsageTotals: running totals over every usage.record naming the app
+//   appusen/<name>/<nodeId>           AppNodeUsage: the same totals for one node
+//   appuser/<name>/<height>/<nodeId>/<from>  AppUsageEntry: the app's line of a recent record (last RECENT_USAGE kept)
+//   usage/<nodeId>/<from>             UsageRecordStored: a node's recent records (last RECENT_USAGE kept)
+//   usagelast/<nodeId>                { from, to, height }: the node's latest period (periods never overlap)
+// Names and versions cannot contain '/', heights and times are zero-padded to 16 digits so keys sort
+// in time order. An app revoked as a whole stays revoked: its name cannot be published again (a
+// client that saw the revocation must never be served something else under that name).
+
+/** Versions kept per app (the AppRecord lists them all; a new name lifts the cap). */
+export const MAX_APP_VERSIONS = 256
+/** Recent usage records kept per node and per app. */
+export const RECENT_USAGE = 32
+/** usage.record may end at most this far after the block time (clock skew between node and proposer). */
+export const USAGE_FUTURE_MS = 60_000
+
+const pad16 = (n: number): string => n.toString().padStart(16, '0')
+const addSat = (a: number, b: number): number => Math.min(Number.MAX_SAFE_INTEGER, a + b)
+
+function publishApp(c: Ctx, b: TxBodies['app.publish']): Uint8Array {
+  const k = `app/${b.name}`
+  const old = get<AppRecord>(c.s, k)
+  if (old !== undefined) {
+    if (!equal(old.owner, c.signer))
+      throw new TxFail(
+        TxCode.UNAUTHORIZED,
+        `app "${b.name}" belongs to another publisher (the key that first published it)`
+      )
+    if (old.revokedAt !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `app "${b.name}" was revoked at height ${old.revokedAt} and stays revoked; publish under a new name`
+      )
+    if (get<AppVersionRecord>(c.s, `${k}/${b.version}`) !== undefined)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `app "${b.name}" version ${b.version} was already published; versions are never reused — publish a new one`
+      )
+    if (old.versions.length >= MAX_APP_VERSIONS)
+      throw new TxFail(
+        TxCode.CONFLICT,
+        `app "${b.name}" has ${MAX_APP_VERSIONS} versions, the most one app keeps; publish under a new name`
+      )
+  }
+  put(c.s, `${k}/${b.version}`, { ...b, publisher: c.signer, height: c.height } satisfies AppVersionRecord)
+  put(c.s, k, {
+    name: b.name,
+    owner: old?.owner ?? c.signer,
+    current: b.version,
+    versions: [...(old?.versions ?? []), b.version],
+    height: old?.height ?? c.height
+  } satisfies AppRecord)
+  return enc({ name: b.name, version: b.version })
+}
+
+function revokeApp(c: Ctx, b: TxBodies['app.revoke']): undefined {
+  const k = `app/${b.name}`
+  const app = get<AppRecord>(c.s, k)
+  if (app === undefined) throw new TxFail(TxCode.NOT_FOUND, `app "${b.name}" was never published`)
+  if (!equal(app.owner, c.signer))
+    throw new TxFail(TxCode.UNAUTHORIZED, `app "${b.name}" belongs to another publisher; only its owner may revoke it`)
+  if (app.revokedAt !== undefined)
+    throw new TxFail(TxCode.CONFLICT, `app "${b.name}" is already revoked (height ${app.revokedAt})`)
+  if (b.version === undefined) {
+    put(c.s, k, { ...app, current: undefined, revokedAt: c.height })
+    return undefined
+  }
+  markRevoked<AppVersionRecord>(
+    c,
+    `${k}/${b.version}`,
+    `app "${b.name}" version ${b.version}`,
+    `app "${b.name}" has no version ${b.version}`
+  )
+  if (app.current === b.version) {
+    // the newest version still in force takes over (publish order), or none
+    let current: string | undefined
+    for (let i = app.versions.length - 1; i >= 0 && current === undefined; i--) {
+      const v = app.versions[i]
+      if (v !== b.version && get<AppVersionRecord>(c.s, `${k}/${v}`)?.revokedAt === undefined) current = v
+    }
+    put(c.s, k, { ...app, current })
+  }
+  return undefined
+}
+
+function recordUsage(c: Ctx, b: TxBodies['usage.record']): Uint8Array {
+  const rec = get<NodeRecord>(c.s, `node/${b.nodeId}`)
+  if (rec === undefined)
+    throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered; only registered nodes record usage`)
+  if (!equal(rec.publicKey, c.signer))
+    throw new TxFail(TxCode.UNAUTHORIZED, `usage.record for ${b.nodeId} must be signed by that node's own key`)
+  if (b.to > c.time + USAGE_FUTURE_MS)
+    throw new TxFail(
+      TxCode.TOO_EARLY,
+      `usage period ends at ${b.to}, more than ${USAGE_FUTURE_MS} ms after the block time ${c.time}`
+    )
+  const last = get<{ from: number; to: number; height: number }>(c.s, `usagelast/${b.nodeId}`)
+  if (last !== undefined && b.from < last.to)
+    throw new TxFail(
+      TxCode.CONFLICT,
+      `usage period [${b.from}, ${b.to}) overlaps the node's previous one, which ended at ${last.to}`
+    )
+  for (const a of b.apps)
+    if (c.s.get(`app/${a.app}`) === undefined)
+      throw new TxFail(TxCode.NOT_FOUND, `usage.record names app "${a.app}", which was never published`)
+  put(c.s, `usagelast/${b.nodeId}`, { from: b.from, to: b.to, height: c.height })
+  put(c.s, `usage/${b.nodeId}/${pad16(b.from)}`, { ...b, height: c.height } satisfies UsageRecordStored)
+  keepRecent(c.s, `usage/${b.nodeId}/`)
+  for (const a of b.apps) {
+    const nk = `appusen/${a.app}/${b.nodeId}`
+    const n = get<AppNodeUsage>(c.s, nk)
+    const t = get<AppUsageTotals>(c.s, `appuse/${a.app}`) ?? {
+      app: a.app,
+      requests: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      records: 0,
+      nodes: 0
+    }
+    put(c.s, `appuse/${a.app}`, {
+      app: a.app,
+      requests: addSat(t.requests, a.requests),
+      bytesIn: addSat(t.bytesIn, a.bytesIn),
+      bytesOut: addSat(t.bytesOut, a.bytesOut),
+      records: t.records + 1,
+      nodes: t.nodes + (n === undefined ? 1 : 0),
+      from: Math.min(t.from ?? b.from, b.from),
+      to: Math.max(t.to ?? b.to, b.to),
+      height: c.height
+    } satisfies AppUsageTotals)
+    put(c.s, nk, {
+      nodeId: b.nodeId,
+      requests: addSat(n?.requests ?? 0, a.requests),
+      bytesIn: addSat(n?.bytesIn ?? 0, a.bytesIn),
+      bytesOut: addSat(n?.bytesOut ?? 0, a.bytesOut),
+      records: (n?.records ?? 0) + 1,
+      to: b.to,
+      height: c.height
+    } satisfies AppNodeUsage)
+    put(c.s, `appuser/${a.app}/${pad16(c.height)}/${b.nodeId}/${pad16(b.from)}`, {
+      ...a,
+      nodeId: b.nodeId,
+      from: b.from,
+      to: b.to,
+      height: c.height
+    } satisfies AppUsageEntry)
+    keepRecent(c.s, `appuser/${a.app}/`)
+  }
+  return enc({ apps: b.apps.length })
+}
+
+/** Drops the oldest entries under `prefix` beyond RECENT_USAGE (keys sort oldest first). */
+function keepRecent(s: Overlay, prefix: string): void {
+  const keys = s.scan(prefix)
+  for (let i = 0; i < keys.length - RECENT_USAGE; i++) s.del(keys[i][0])
+}
+
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }
 
 const handlers: Handlers = {
@@ -837,6 +1025,9 @@ const handlers: Handlers = {
       committee: keep ? old.committee : undefined,
       securityBits: keep ? old.securityBits : undefined,
       blsPublicKey: b.blsPublicKey,
+      endpoint: b.endpoint,
+      // the TLS key is the certifying round's: kept with the certification, dropped with it
+      tlsKey: keep ? old.tlsKey : undefined,
       // the binding is of this EK certificate and AK: kept only while both are unchanged
       akBound:
         old !== undefined && equal(old.ekCertificate, b.ekCertificate) && equal(old.akPublic, b.akPublic)
@@ -861,7 +1052,13 @@ const handlers: Handlers = {
     if (prev !== undefined && b.round <= prev.round)
       throw new TxFail(TxCode.CONFLICT, `round ${b.round} must be greater than the latest round ${prev.round}`)
     if (c.cert.rules === 'current') return openRound(c, b, rec, prev)
-    const req: AttestRequestRecord = { nodeId: b.nodeId, round: b.round, height: c.height, reset: b.reset }
+    const req: AttestRequestRecord = {
+      nodeId: b.nodeId,
+      round: b.round,
+      height: c.height,
+      reset: b.reset,
+      tlsKey: b.tlsKey
+    }
     put(c.s, `req/${b.nodeId}`, req)
     c.s.set(`reqat/${c.height}/${b.nodeId}`, EMPTY)
     if (b.reset === true && rec.status === 'certified') {
@@ -955,7 +1152,10 @@ const handlers: Handlers = {
     put(c.s, `req/${b.nodeId}`, { ...req, recordedAt: c.height })
     return enc({ outcome: out.outcome, expiresAt })
   },
-  'verifier.fault': (c, b, rules) => proveFault(c, b, rules)
+  'verifier.fault': (c, b, rules) => proveFault(c, b, rules),
+  'app.publish': (c, b) => publishApp(c, b),
+  'app.revoke': (c, b) => revokeApp(c, b),
+  'usage.record': (c, b) => recordUsage(c, b)
 }
 
 function dbOpen(path: string): DatabaseSync {

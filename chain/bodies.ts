@@ -1,5 +1,6 @@
 // Stateless validation of transaction bodies: one parser per type, strict (unknown fields are
 // refused), returning the typed body or throwing InvalidInputError with what is wrong.
+import { Buffer } from 'node:buffer'
 import { CID } from 'multiformats/cid'
 import { base32 } from 'multiformats/bases/base32'
 import { base36 } from 'multiformats/bases/base36'
@@ -7,8 +8,8 @@ import { base58btc } from 'multiformats/bases/base58'
 import { is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError } from '../encoding/errors.ts'
 import { peerIdToPublicKey } from './keys.ts'
-import type { HashBank, PcrRefs, TxBodies, TxType } from './types.ts'
-import { TX_TYPES } from './types.ts'
+import type { AppLimits, AppUsage, HashBank, PcrRefs, TxBodies, TxType } from './types.ts'
+import { MAX_USAGE_APPS, TX_TYPES } from './types.ts'
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/
 export const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
@@ -17,6 +18,18 @@ export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9._/:-]{0,254}$/
 export const IMAGE_DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 const BANK_BYTES: Record<HashBank, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }
 const MAX_CERT = 16 * 1024
+/** app.publish bounds: args and env items (each item ≤ MAX_APP_ITEM_BYTES of UTF-8). */
+export const MAX_APP_ITEMS = 64
+export const MAX_APP_ITEM_BYTES = 4096
+export const MIN_APP_MEMORY = 4 * 1024 * 1024
+export const MAX_APP_MEMORY = 64 * 1024 * 1024 * 1024
+export const MAX_APP_PIDS = 65_536
+export const MIN_APP_IDLE_MS = 1000
+export const MAX_APP_IDLE_MS = 24 * 3600_000
+export const MAX_ENDPOINT_CHARS = 256
+/** An environment item: a POSIX-style variable name, "=", then any value. */
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}=/
+const HEALTH_PATH_RE = /^\/[\x21-\x7e]{0,255}$/
 
 class Body {
   readonly m: Record<string, Canonical>
@@ -204,7 +217,8 @@ const parsers: Parsers = {
       'platform',
       'os',
       'blsPublicKey',
-      'blsProof'
+      'blsProof',
+      'endpoint'
     ])
     const addrs = b.raw('addrs')
     if (
@@ -234,16 +248,19 @@ const parsers: Parsers = {
       out.blsPublicKey = b.bytes('blsPublicKey', 48, 48)
       out.blsProof = b.bytes('blsProof', 96, 96)
     }
+    if (b.has('endpoint')) out.endpoint = parseEndpoint(b.raw('endpoint'), 'node.register.endpoint')
     return out
   },
   'attest.request': v => {
-    const b = new Body(v, 'attest.request', ['nodeId', 'round', 'reset'])
+    const b = new Body(v, 'attest.request', ['nodeId', 'round', 'reset', 'tlsKey'])
     const out: TxBodies['attest.request'] = { nodeId: nodeId(b, 'nodeId'), round: b.uint('round') }
     if (b.has('reset')) {
       const r = b.raw('reset')
       if (typeof r !== 'boolean') throw new InvalidInputError('attest.request.reset: expected a boolean')
       out.reset = r
     }
+    // sha256 of the TLS key's DER SubjectPublicKeyInfo
+    if (b.has('tlsKey')) out.tlsKey = b.bytes('tlsKey', 32, 32)
     return out
   },
   'attest.record': v => {
@@ -259,7 +276,140 @@ const parsers: Parsers = {
       verdict: b.bytes('verdict', 1, 1024),
       evidence: b.bytes('evidence', 1, 62 * 1024)
     }
+  },
+  'app.publish': v => {
+    const b = new Body(v, 'app.publish', [
+      'name',
+      'version',
+      'digest',
+      'cid',
+      'size',
+      'port',
+      'args',
+      'env',
+      'healthPath',
+      'limits',
+      'idleTimeoutMs'
+    ])
+    const cid = b.str('cid', /^[A-Za-z0-9]{8,128}$/, 'a CID string')
+    if (!isCidString(cid)) throw new InvalidInputError(`app.publish.cid: ${JSON.stringify(cid)} is not a valid CID`)
+    const size = b.uint('size')
+    if (size === 0) throw new InvalidInputError('app.publish.size: expected the archive size in bytes (> 0)')
+    const port = b.uint('port', 65_535)
+    if (port === 0) throw new InvalidInputError('app.publish.port: expected a TCP port 1–65535')
+    const idleTimeoutMs = b.uint('idleTimeoutMs', MAX_APP_IDLE_MS)
+    if (idleTimeoutMs < MIN_APP_IDLE_MS)
+      throw new InvalidInputError(`app.publish.idleTimeoutMs: expected ${MIN_APP_IDLE_MS}–${MAX_APP_IDLE_MS} ms`)
+    const out: TxBodies['app.publish'] = {
+      name: b.str('name', NAME_RE, 'an app name of 1–64 characters a-z 0-9 . _ - (starting with a letter or digit)'),
+      version: b.str('version', VERSION_RE, 'a version (A-Z a-z 0-9 . _ + -, up to 64 characters)'),
+      digest: b.str('digest', IMAGE_DIGEST_RE, '"sha256:" and 64 lowercase hex digits (the image ID)'),
+      cid,
+      size,
+      port,
+      limits: appLimits(b.raw('limits')),
+      idleTimeoutMs
+    }
+    if (b.has('args')) out.args = strList(b.raw('args'), 'app.publish.args')
+    if (b.has('env')) {
+      const env = strList(b.raw('env'), 'app.publish.env')
+      const bad = env.find(e => !ENV_RE.test(e))
+      if (bad !== undefined)
+        throw new InvalidInputError(
+          `app.publish.env: ${JSON.stringify(bad.slice(0, 64))} is not KEY=value (KEY: A-Z a-z 0-9 _, not starting with a digit)`
+        )
+      out.env = env
+    }
+    if (b.has('healthPath'))
+      out.healthPath = b.str(
+        'healthPath',
+        HEALTH_PATH_RE,
+        'a path starting with "/" (printable ASCII, ≤ 256 characters)'
+      )
+    return out
+  },
+  'app.revoke': v => {
+    const b = new Body(v, 'app.revoke', ['name', 'version'])
+    const out: TxBodies['app.revoke'] = { name: b.str('name', NAME_RE, 'an app name') }
+    if (b.has('version')) out.version = b.str('version', VERSION_RE, 'a version')
+    return out
+  },
+  'usage.record': v => {
+    const b = new Body(v, 'usage.record', ['nodeId', 'from', 'to', 'apps'])
+    const from = b.uint('from')
+    const to = b.uint('to')
+    if (from >= to)
+      throw new InvalidInputError('usage.record: from must be before to (the period is [from, to) in Unix ms)')
+    const apps = b.raw('apps')
+    if (!is.array(apps) || apps.length === 0 || apps.length > MAX_USAGE_APPS)
+      throw new InvalidInputError(`usage.record.apps: expected 1–${MAX_USAGE_APPS} per-app summaries`)
+    const seen = new Set<string>()
+    const list: AppUsage[] = apps.map((a, i) => {
+      const u = new Body(a, `usage.record.apps[${i}]`, ['app', 'requests', 'bytesIn', 'bytesOut'])
+      const app = u.str('app', NAME_RE, 'an app name')
+      if (seen.has(app)) throw new InvalidInputError(`usage.record.apps: app "${app}" is listed twice`)
+      seen.add(app)
+      return { app, requests: u.uint('requests'), bytesIn: u.uint('bytesIn'), bytesOut: u.uint('bytesOut') }
+    })
+    return { nodeId: nodeId(b, 'nodeId'), from, to, apps: list }
   }
+}
+
+/** A bounded list of strings (args, env): ≤ MAX_APP_ITEMS items of ≤ MAX_APP_ITEM_BYTES UTF-8 bytes, no NUL. */
+function strList(v: Canonical, what: string): string[] {
+  if (!is.array(v) || v.length > MAX_APP_ITEMS)
+    throw new InvalidInputError(`${what}: expected a list of up to ${MAX_APP_ITEMS} strings`)
+  for (const x of v) {
+    if (typeof x !== 'string' || x.includes('\0') || Buffer.byteLength(x) > MAX_APP_ITEM_BYTES)
+      throw new InvalidInputError(`${what}: every item must be a string of ≤ ${MAX_APP_ITEM_BYTES} bytes without NUL`)
+  }
+  return v as string[]
+}
+
+function appLimits(v: Canonical): AppLimits {
+  const b = new Body(v, 'app.publish.limits', ['memoryBytes', 'pids', 'nanoCpus'])
+  const memoryBytes = b.uint('memoryBytes', MAX_APP_MEMORY)
+  if (memoryBytes < MIN_APP_MEMORY)
+    throw new InvalidInputError(`app.publish.limits.memoryBytes: expected ${MIN_APP_MEMORY}–${MAX_APP_MEMORY} bytes`)
+  const pids = b.uint('pids', MAX_APP_PIDS)
+  if (pids === 0) throw new InvalidInputError(`app.publish.limits.pids: expected 1–${MAX_APP_PIDS}`)
+  const out: AppLimits = { memoryBytes, pids }
+  if (b.has('nanoCpus')) {
+    // at most 1024 CPUs (Docker's NanoCpus unit: 1e-9 CPU)
+    const n = b.uint('nanoCpus', 1024 * 1e9)
+    if (n === 0) throw new InvalidInputError('app.publish.limits.nanoCpus: expected > 0 (leave it out for no limit)')
+    out.nanoCpus = n
+  }
+  return out
+}
+
+/**
+ * node.register endpoint: https:// on any host, or http:// only on a loopback host (127.0.0.0/8,
+ * [::1], localhost: plain HTTP is for local use). No credentials, query or fragment.
+ */
+export function parseEndpoint(v: Canonical, what: string): string {
+  if (typeof v !== 'string' || v.length > MAX_ENDPOINT_CHARS || !/^[\x21-\x7e]+$/.test(v))
+    throw new InvalidInputError(`${what}: expected a URL of ≤ ${MAX_ENDPOINT_CHARS} printable ASCII characters`)
+  if (/[?#@\\]/.test(v)) throw new InvalidInputError(`${what}: a node endpoint has no credentials, query or fragment`)
+  let u: URL
+  try {
+    u = new URL(v)
+  } catch {
+    throw new InvalidInputError(`${what}: ${JSON.stringify(v.slice(0, 64))} is not a URL`)
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new InvalidInputError(`${what}: expected an https:// URL (http:// only on a loopback host)`)
+  if (!v.toLowerCase().startsWith(`${u.protocol}//`) || u.hostname === '')
+    throw new InvalidInputError(`${what}: expected ${u.protocol}//host[:port][/path]`)
+  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname))
+    throw new InvalidInputError(
+      `${what}: plain http:// is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https://`
+    )
+  return v
+}
+
+function isLoopbackHost(h: string): boolean {
+  return h === 'localhost' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
 /**

@@ -23,7 +23,10 @@ export const TX_TYPES = [
   'node.register',
   'attest.request',
   'attest.record',
-  'verifier.fault'
+  'verifier.fault',
+  'app.publish',
+  'app.revoke',
+  'usage.record'
 ] as const
 export type TxType = (typeof TX_TYPES)[number]
 
@@ -106,12 +109,22 @@ export interface NodeRegisterBody {
   /** The node's BLS verdict key (48 bytes) and its proof of possession bound to the node id (96 bytes); both or neither. A node without one is never a committee candidate. */
   blsPublicKey?: Uint8Array
   blsProof?: Uint8Array
+  /**
+   * Where clients reach this node's apps: an https:// URL (issue 14: TLS with the key the
+   * certification binds), or http://127.0.0.1… for local use only. Absent: the node serves no clients.
+   */
+  endpoint?: string
 }
-/** `reset: true` (after a reboot) ends the current certification at once. */
+/**
+ * `reset: true` (after a reboot) ends the current certification at once. `tlsKey` is sha256 of the
+ * DER SubjectPublicKeyInfo of the node's TLS key: the round's quote binds it (members check it)
+ * and a passing QC records it on the node, so clients can pin the TLS key to the certification.
+ */
 export interface AttestRequestBody {
   nodeId: string
   round: number
   reset?: boolean
+  tlsKey?: Uint8Array
 }
 export interface AttestRecordBody {
   nodeId: string
@@ -130,6 +143,108 @@ export interface VerifierFaultBody {
   evidence: Uint8Array
 }
 
+/** Resource limits an app runs with (the node may refuse an app whose limits exceed its budget). */
+export interface AppLimits {
+  memoryBytes: number
+  pids: number
+  /** CPU in units of 1e-9 CPUs; absent: unlimited. */
+  nanoCpus?: number
+}
+/**
+ * A serverless app (issue 13): the first publisher of `name` owns it; each publish adds a new
+ * `version` (never reused) and makes it the current one. Nodes load the current version on the
+ * first request for it and stop it after `idleTimeoutMs` without requests.
+ */
+export interface AppPublishBody {
+  name: string
+  version: string
+  /** Docker image ID (`sha256:<hex>` of the config JSON), its IPFS CID and archive size in bytes. */
+  digest: string
+  cid: string
+  size: number
+  /** Port the container answers on at 127.0.0.1. */
+  port: number
+  args?: string[]
+  env?: string[]
+  /** Path probed until the container answers (default '/'). */
+  healthPath?: string
+  limits: AppLimits
+  idleTimeoutMs: number
+}
+/** Without `version` the whole app is revoked (no version of it runs any more); with one, only that version. */
+export interface AppRevokeBody {
+  name: string
+  version?: string
+}
+/** One app's traffic on one node in one period. */
+export interface AppUsage {
+  app: string
+  requests: number
+  bytesIn: number
+  bytesOut: number
+}
+/**
+ * A node's signed summary of the requests it served per app in [from, to) (Unix ms), signed by the
+ * node's key. Periods of one node never overlap; at most MAX_USAGE_APPS apps per record.
+ */
+export interface UsageRecordBody {
+  nodeId: string
+  from: number
+  to: number
+  apps: AppUsage[]
+}
+export const MAX_USAGE_APPS = 64
+/** A usage.record as stored (key usage/<nodeId>/<from>). */
+export interface UsageRecordStored extends UsageRecordBody {
+  height: number
+}
+/** Running totals of one app over every usage.record that named it (key appuse/<name>). */
+export interface AppUsageTotals {
+  app: string
+  requests: number
+  bytesIn: number
+  bytesOut: number
+  /** usage.record transactions that named the app, and distinct nodes that sent them. */
+  records: number
+  nodes: number
+  /** Earliest start and latest end of the periods counted (Unix ms). */
+  from?: number
+  to?: number
+  height?: number
+}
+/** One node's totals for one app (key appusen/<name>/<nodeId>). */
+export interface AppNodeUsage {
+  nodeId: string
+  requests: number
+  bytesIn: number
+  bytesOut: number
+  records: number
+  /** End of the node's latest period counted. */
+  to: number
+  height: number
+}
+/** One app's line of one usage.record (key appuser/<name>/<height>/<nodeId>/<from>; the most recent kept). */
+export interface AppUsageEntry extends AppUsage {
+  nodeId: string
+  from: number
+  to: number
+  height: number
+}
+/** What the /app/usage query answers (ChainClient.appUsage). */
+export interface AppUsageView {
+  totals: AppUsageTotals
+  /** Per node, sorted by node id. */
+  nodes: AppNodeUsage[]
+  /** Most recent lines first. */
+  recent: AppUsageEntry[]
+}
+/** What the /app query answers (ChainClient.app): the record, its current version, every version. */
+export interface AppView {
+  record: AppRecord
+  current?: AppVersionRecord
+  versions: AppVersionRecord[]
+}
+
 export interface TxBodies {
   'vendor.register': VendorRegisterBody
   'vendor.ekca.publish': EkCaPublishBody
@@ -144,6 +259,9 @@ export interface TxBodies {
   'attest.request': AttestRequestBody
   'attest.record': AttestRecordBody
   'verifier.fault': VerifierFaultBody
+  'app.publish': AppPublishBody
+  'app.revoke': AppRevokeBody
+  'usage.record': UsageRecordBody
 }
 
 /** A decoded, not yet verified transaction. */
@@ -228,6 +346,22 @@ export interface OwnerRecord {
   owner: Uint8Array
   height: number
 }
+/** One published version of an app, as stored (key app/<name>/<version>). */
+export interface AppVersionRecord extends AppPublishBody {
+  publisher: Uint8Array
+  height: number
+  revokedAt?: number
+}
+/** An app as stored (key app/<name>): its owner and current version. */
+export interface AppRecord {
+  name: string
+  owner: Uint8Array
+  /** The version nodes run; absent once every version is revoked. */
+  current?: string
+  versions: string[]
+  height: number
+  revokedAt?: number
+}
 export interface ImageRecord {
   name: string
   digest: string
@@ -264,6 +398,10 @@ export interface NodeRecord {
    * checked the AK–EK binding (TPM2_ActivateCredential); later committees rely on it.
    */
   akBound?: { round: number; height: number }
+  /** Client endpoint from node.register (NodeRegisterBody.endpoint). */
+  endpoint?: string
+  /** sha256 of the TLS key's SPKI that the certifying round's quote bound (set with the certification). */
+  tlsKey?: Uint8Array
 }
 export interface AttestRequestRecord {
   nodeId: string
@@ -289,6 +427,8 @@ export interface AttestRequestRecord {
   /** Current rules: the round ended without a QC (deadline passed, or abandoned by a reset). */
   closedAt?: number
   closeReason?: string
+  /** The TLS key hash the node asked this round to bind (AttestRequestBody.tlsKey). */
+  tlsKey?: Uint8Array
 }
 /** Current rules: consecutive failed rounds of a node and the height its next request is allowed at. */
 export interface CooldownRecord {
@@ -399,6 +539,8 @@ export interface SeedView {
   /** Current rules: the committee in drawn order, and the number of candidates it was drawn from. */
   committee?: string[]
   candidateCount?: number
+  /** The TLS key hash the round binds (from the request), which members check the quote covers. */
+  tlsKey?: Uint8Array
 }
 
 /**
