@@ -279,11 +279,13 @@ export function appraise(
         'freshness',
         `our nonce ${short(policy.nonce)} is not among the ${evidence.committeeNonces.length} committee nonces`
       )
-    expected = committeeNonce(evidence.committeeNonces)
+    // with a TLS key hash the quote binds it too (committeeNonce; docs/tls.md): which key the
+    // round asked to bind is the member's check (agent/p2p/member.ts), not the appraisal's
+    expected = committeeNonce(evidence.committeeNonces, evidence.tlsKey)
     if (!equal(expected, evidence.nonce))
       add(
         'freshness',
-        `evidence nonce ${short(evidence.nonce)} is not the hash of the committee nonces (${short(expected)})`
+        `evidence nonce ${short(evidence.nonce)} is not the hash of the committee nonces${evidence.tlsKey !== undefined ? ' and TLS key' : ''} (${short(expected)})`
       )
   } else if (!equal(evidence.nonce, policy.nonce)) {
     add('freshness', `evidence nonce ${short(evidence.nonce)} is not the expected nonce ${short(policy.nonce)}`)

@@ -34,6 +34,11 @@ export interface Evidence {
   readonly containerLog?: string
   /** When one quote serves a committee: every member's nonce, in the order hashed. */
   readonly committeeNonces?: readonly Uint8Array[]
+  /**
+   * sha256 of the DER SubjectPublicKeyInfo of the node's TLS key, bound into the quote with the
+   * committee nonces (committeeNonce; issue 14, docs/tls.md). Only with committeeNonces.
+   */
+  readonly tlsKey?: Uint8Array
 }
 
 export interface EvidenceLimits {
@@ -71,12 +76,27 @@ const KEYS = [
   'ekCertificate',
   'eventLog',
   'containerLog',
-  'committeeNonces'
+  'committeeNonces',
+  'tlsKey'
 ]
 
-/** The quote nonce for a committee: sha256 of the canonical encoding of the member nonces list. */
-export function committeeNonce(nonces: readonly Uint8Array[]): Uint8Array {
-  return sha256(encode(nonces))
+/** Domain of the quote's qualifying data when it binds a TLS key (docs/tls.md). */
+export const TLS_BINDING_DOMAIN = 'quorate/quote-binding/tls/v1\0'
+/** Size of a bound TLS key hash (sha256 of the SPKI). */
+export const TLS_KEY_SIZE = 32
+
+/**
+ * The quote nonce (TPM qualifyingData) for a committee: sha256 of the canonical encoding of the
+ * member nonces list; with a TLS key hash (32 bytes),
+ *   sha256(TLS_BINDING_DOMAIN ‖ sha256(canonical(nonces)) ‖ tlsKey)
+ * so one quote proves both freshness to every member and the key the node will serve TLS with.
+ */
+export function committeeNonce(nonces: readonly Uint8Array[], tlsKey?: Uint8Array): Uint8Array {
+  const n = sha256(encode(nonces))
+  if (tlsKey === undefined) return n
+  if (tlsKey.length !== TLS_KEY_SIZE)
+    throw new InvalidInputError(`TLS key hash of ${tlsKey.length} bytes; ${TLS_KEY_SIZE} expected (sha256 of the SPKI)`)
+  return sha256(utf8.encode(TLS_BINDING_DOMAIN), n, tlsKey)
 }
 
 /** PCR values of one bank as a map index → digest (empty when the bank is absent). */
@@ -157,6 +177,7 @@ export function validateEvidence(input: unknown, limits: EvidenceLimits = EVIDEN
     eventLog?: Uint8Array
     containerLog?: string
     committeeNonces?: Uint8Array[]
+    tlsKey?: Uint8Array
   } = {
     version: 1,
     nonce,
@@ -185,6 +206,10 @@ export function validateEvidence(input: unknown, limits: EvidenceLimits = EVIDEN
       checkBytes(x, `committeeNonces[${i}]`, limits.maxNonce, limits.minNonce)
     )
   }
+  if (input.tlsKey !== undefined) {
+    e.tlsKey = checkBytes(input.tlsKey, 'tlsKey', TLS_KEY_SIZE, TLS_KEY_SIZE)
+    if (e.committeeNonces === undefined) fail('tlsKey: only bound with committeeNonces')
+  }
   return e
 }
 
@@ -203,7 +228,8 @@ function toCanonical(e: Evidence): Canonical {
     ekCertificate: e.ekCertificate,
     eventLog: e.eventLog,
     containerLog: e.containerLog,
-    committeeNonces: e.committeeNonces
+    committeeNonces: e.committeeNonces,
+    tlsKey: e.tlsKey
   }
 }
 
@@ -238,6 +264,7 @@ export interface EvidenceJson {
   eventLog?: string
   containerLog?: string
   committeeNonces?: string[]
+  tlsKey?: string
 }
 
 export function evidenceToJson(e: Evidence): EvidenceJson {
@@ -261,6 +288,7 @@ export function evidenceToJson(e: Evidence): EvidenceJson {
   if (v.eventLog !== undefined) j.eventLog = toBase64(v.eventLog)
   if (v.containerLog !== undefined) j.containerLog = v.containerLog
   if (v.committeeNonces !== undefined) j.committeeNonces = v.committeeNonces.map(toHex)
+  if (v.tlsKey !== undefined) j.tlsKey = toHex(v.tlsKey)
   return j
 }
 
@@ -320,7 +348,8 @@ export function evidenceFromJson(input: unknown, limits: EvidenceLimits = EVIDEN
       ekCertificate: b64(j.ekCertificate, 'ekCertificate'),
       eventLog: opt(j.eventLog, x => b64(x, 'eventLog')),
       containerLog: j.containerLog,
-      committeeNonces: opt(j.committeeNonces, x => (x as unknown[]).map((n, i) => hex(n, `committeeNonces[${i}]`)))
+      committeeNonces: opt(j.committeeNonces, x => (x as unknown[]).map((n, i) => hex(n, `committeeNonces[${i}]`))),
+      tlsKey: opt(j.tlsKey, x => hex(x, 'tlsKey'))
     },
     limits
   )

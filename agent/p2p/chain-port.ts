@@ -3,6 +3,7 @@
 import { ChainQueryError, TxRejectedError, type ChainClient } from '../../chain/client.ts'
 import { TxCode } from '../../chain/types.ts'
 import { decode } from '../../encoding/canonical.ts'
+import { equal } from '../../encoding/bytes.ts'
 import type { TxSigner } from '../../chain/keys.ts'
 import { DEFAULT_COMMITTEE_SIZE } from '../../attestation/quorum/committee.ts'
 import type { ChainPort } from './round.ts'
@@ -32,11 +33,24 @@ export function chainPort(client: ChainWriter, key: TxSigner, opts: { k?: number
           open.deadline !== undefined &&
           open.recordedAt === undefined &&
           open.closedAt === undefined
-        )
-          return { round: open.round }
+        ) {
+          // ...unless it asked to bind another TLS key than ours (the key file was replaced): its
+          // members would fail our quote, so let the chain close it at its deadline and ask anew
+          const same =
+            open.tlsKey === undefined || o?.tlsKey === undefined
+              ? open.tlsKey === o?.tlsKey
+              : equal(open.tlsKey, o.tlsKey)
+          if (same) return { round: open.round }
+          await client.waitForHeight(open.deadline + 1, { signal: o?.signal, pollMs: opts.pollMs })
+          continue
+        }
         const round = (view?.request?.round ?? view?.record?.round ?? 0) + 1
         try {
-          await client.send('attest.request', { nodeId, round }, key)
+          await client.send(
+            'attest.request',
+            o?.tlsKey === undefined ? { nodeId, round } : { nodeId, round, tlsKey: o.tlsKey },
+            key
+          )
           return { round }
         } catch (err) {
           // a round still open or a cooldown after failed rounds: the refusal names the height
@@ -109,7 +123,8 @@ export function memberChainPort(
       return {
         seed: s.seed,
         candidates: s.candidates.map(c => c.nodeId),
-        k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE)
+        k: committeeSize(s, opts.k ?? DEFAULT_COMMITTEE_SIZE),
+        ...(s.tlsKey === undefined ? {} : { tlsKey: s.tlsKey })
       }
     },
     async nodeRecord(nodeId) {

@@ -2,8 +2,11 @@
 // signs a verdict. Before appraisal it checks, itself, what ties the evidence to this session:
 //   - the stream's authenticated peer (noise) is the node the round is about;
 //   - this member is on the committee that the chain's seed draws for (node, round);
-//   - its own nonce is in committeeNonces, and evidence.nonce = sha256(canonical(committeeNonces))
-//     = the quote's extraData (so a replayed bundle or a quote for another nonce fails);
+//   - its own nonce is in committeeNonces, and evidence.nonce = committeeNonce(committeeNonces,
+//     tlsKey) = the quote's extraData (so a replayed bundle or a quote for another nonce fails);
+//   - the TLS key hash the quote binds (evidence.tlsKey) is exactly the one the node's
+//     attest.request put on chain for this round (none if it asked none): a passing QC makes the
+//     chain record that key, so it must be the key the TPM-quoted node holds (docs/tls.md);
 //   - the EK certificate and AK in the bundle are the ones the node registered on chain, and the
 //     AK was bound to that EK by TPM2_ActivateCredential — proven once: after the first quorum
 //     passed the node the chain records the binding (akBound) and no member challenges it again,
@@ -83,7 +86,16 @@ export interface MemberChainPort {
   roundInfo(
     nodeId: string,
     round: number
-  ): Promise<{ seed: Uint8Array; candidates: readonly string[]; k: number } | undefined>
+  ): Promise<
+    | {
+        seed: Uint8Array
+        candidates: readonly string[]
+        k: number
+        /** The TLS key hash the node's attest.request asked this round to bind (SeedView.tlsKey). */
+        tlsKey?: Uint8Array
+      }
+    | undefined
+  >
   /** The node's registration (EK certificate and AK public it registered; akBound: a quorum already checked the AK–EK binding). */
   nodeRecord(
     nodeId: string
@@ -153,13 +165,17 @@ export interface MemberOptions {
 }
 
 /**
- * Checks that `evidence` answers a session with nonce `nonce` and (if given) the registered
- * identity. Throws EvidenceBindingError naming the claim that fails.
+ * Checks that `evidence` answers a session with nonce `nonce`, (if given) the registered identity
+ * and (if `round` is given) binds exactly the TLS key hash the round's request named — none when
+ * it named none. Throws EvidenceBindingError naming the claim that fails (a wrong TLS key fails
+ * freshness: the quote does not answer this round's request; the chain never judges freshness in
+ * fault proofs, FAULT_CLAIMS).
  */
 export function checkEvidenceBinding(
   evidence: Evidence,
   nonce: Uint8Array,
-  registered?: { ekCertificate: Uint8Array; akPublic: Uint8Array }
+  registered?: { ekCertificate: Uint8Array; akPublic: Uint8Array },
+  round?: { tlsKey?: Uint8Array }
 ): void {
   const list = evidence.committeeNonces
   if (list === undefined || !list.some(n => equal(n, nonce)))
@@ -167,8 +183,26 @@ export function checkEvidenceBinding(
       'freshness',
       'my nonce is not among the committee nonces (replayed or foreign evidence)'
     )
-  if (!equal(committeeNonce(list), evidence.nonce))
-    throw new EvidenceBindingError('freshness', 'evidence nonce is not the hash of the committee nonces')
+  if (round !== undefined) {
+    const want = round.tlsKey
+    const got = evidence.tlsKey
+    if (want === undefined && got !== undefined)
+      throw new EvidenceBindingError('freshness', 'the quote binds a TLS key the round did not ask to bind')
+    if (want !== undefined && (got === undefined || !equal(want, got)))
+      throw new EvidenceBindingError(
+        'freshness',
+        got === undefined
+          ? 'the quote binds no TLS key; the round asked to bind one'
+          : `the quote binds TLS key ${toHex(got).slice(0, 16)}…, not the round's ${toHex(want).slice(0, 16)}…`
+      )
+  }
+  if (!equal(committeeNonce(list, evidence.tlsKey), evidence.nonce))
+    throw new EvidenceBindingError(
+      'freshness',
+      evidence.tlsKey === undefined
+        ? 'evidence nonce is not the hash of the committee nonces'
+        : 'evidence nonce is not the hash of the committee nonces and the TLS key'
+    )
   let extraData: Uint8Array
   try {
     const a = parseAttest(evidence.quote.attest)
@@ -296,6 +330,7 @@ export class CommitteeMember {
           round: hello.round,
           nonce,
           registered,
+          tlsKey: info.tlsKey,
           credentialSecret: cred?.secret,
           credentialError: credError,
           bindKey
@@ -328,6 +363,8 @@ export class CommitteeMember {
       round: number
       nonce: Uint8Array
       registered: { ekCertificate: Uint8Array; akPublic: Uint8Array }
+      /** The TLS key hash the round's request named (SeedView.tlsKey); the quote must bind exactly it. */
+      tlsKey?: Uint8Array
       credentialSecret?: Uint8Array
       credentialError?: EvidenceBindingError
       bindKey: string
@@ -352,7 +389,7 @@ export class CommitteeMember {
       } catch (err) {
         throw new MalformedEvidenceError(err)
       }
-      checkEvidenceBinding(evidence, s.nonce, s.registered)
+      checkEvidenceBinding(evidence, s.nonce, s.registered, { tlsKey: s.tlsKey })
       appraisal = await this.#o.appraise(evidence, {
         nodeId: s.nodeId,
         nonce: s.nonce,

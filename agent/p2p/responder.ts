@@ -183,14 +183,17 @@ export class AttestationResponder {
   }
 
   /**
-   * Takes ONE quote over committeeNonce(nonces) and builds the bundle every member receives.
+   * Takes ONE quote over committeeNonce(nonces, tlsKey) and builds the bundle every member receives.
    * PCRs are read after the quote and checked against its signed pcrDigest; if one moved in
    * between (a container launch extending PCR 13), it quotes again (at most 3 attempts).
    */
-  async evidence(nonces: readonly Uint8Array[]): Promise<{ bytes: Uint8Array; evidence: Evidence }> {
+  async evidence(
+    nonces: readonly Uint8Array[],
+    opts: { tlsKey?: Uint8Array } = {}
+  ): Promise<{ bytes: Uint8Array; evidence: Evidence }> {
     if (nonces.length === 0) throw new TransientError('no nonces to quote over')
     const id = await this.identity()
-    const nonce = committeeNonce(nonces)
+    const nonce = committeeNonce(nonces, opts.tlsKey)
     for (let attempt = 0; ; attempt++) {
       const quote = await this.#tpm.quote({ nonce, pcrs: this.#pcrs, akHandle: id.akHandle })
       this.quotesTaken++
@@ -213,7 +216,8 @@ export class AttestationResponder {
         ekCertificate: id.ekCertificate,
         ...(eventLog !== undefined ? { eventLog } : {}),
         ...(containerLog !== undefined ? { containerLog } : {}),
-        committeeNonces: [...nonces]
+        committeeNonces: [...nonces],
+        ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {})
       }
       return { bytes: encodeEvidence(evidence), evidence }
     }

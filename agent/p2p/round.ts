@@ -3,7 +3,8 @@
 //   attest.request on chain → wait for the seed block → derive the committee from chain data →
 //   open /quorate/certify/1.0.0 to every member in parallel and collect their nonces (and
 //   credential challenges, only until the chain records the AK–EK binding) until all answered or
-//   the challenge window closed → ONE quote over all nonces → same bundle to every member →
+//   the challenge window closed → ONE quote over all nonces (and the TLS key hash the request
+//   named, docs/tls.md) → same bundle to every member →
 //   collect BLS-signed verdicts, each checked on arrival → as soon as > 2/3 signed the same
 //   verdict, aggregate them into a QC v3 and submit attest.record.
 // A round the node gives up on still ends on chain: the chain closes it as failed at its deadline.
@@ -32,8 +33,11 @@ import type { AttestationResponder } from './responder.ts'
 
 /** What the round driver needs from the chain (chain/client adapts to it; tests use a fake). */
 export interface ChainPort {
-  /** Submits attest.request for the node's next round and returns the round number. */
-  requestAttestation(nodeId: string, opts?: { signal?: AbortSignal }): Promise<{ round: number }>
+  /**
+   * Submits attest.request for the node's next round (naming `tlsKey`, the TLS key hash the
+   * round's quote will bind) and returns the round number.
+   */
+  requestAttestation(nodeId: string, opts?: { signal?: AbortSignal; tlsKey?: Uint8Array }): Promise<{ round: number }>
   /** Waits for the seed block after the request and returns the committee draw inputs. */
   waitForRound(
     nodeId: string,
@@ -82,6 +86,11 @@ export interface RoundOptions {
   readonly host: DialingHost
   readonly responder: AttestationResponder
   readonly chain: ChainPort
+  /**
+   * sha256 of the DER SPKI of the node's TLS key (agent/tls.ts): the request names it, the quote
+   * binds it, members check both agree, and a passing QC records it on chain. Absent: none bound.
+   */
+  readonly tlsKey?: Uint8Array
   /** How long to wait for members' challenges (default 5 s). */
   readonly challengeTimeoutMs?: number
   /** Once a threshold of members answered, how long the others still get (default 1 s). */
@@ -136,7 +145,10 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
   const nodeId = opts.host.peerId.toString()
   const signal = opts.signal
   signal?.throwIfAborted()
-  const { round } = await opts.chain.requestAttestation(nodeId, { signal })
+  const { round } = await opts.chain.requestAttestation(
+    nodeId,
+    opts.tlsKey === undefined ? { signal } : { signal, tlsKey: opts.tlsKey }
+  )
   progress({ type: 'requested', round })
   const draw = await opts.chain.waitForRound(nodeId, round, { signal })
   const committee = selectCommittee(
@@ -206,7 +218,7 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
     }
   }
   const order = sessions.map(s => s.challenge.nonce)
-  const { bytes } = await opts.responder.evidence(order)
+  const { bytes } = await opts.responder.evidence(order, { tlsKey: opts.tlsKey })
   progress({ type: 'quoted', nonces: order.length })
 
   // 3. verdicts: each checked on arrival, their signatures together (one aggregate verification)
