@@ -23,14 +23,14 @@ import { memoryEventLog } from '../containers/events.ts'
 import { createTenantProxy } from '../containers/proxy.ts'
 import { busyboxImage, cleanupDocker, freePort, httpdArgs, uniqueLabel } from '../test/containers/helpers.ts'
 
-interface Provider {
+export interface Provider {
   addrs: string[]
   add(path: string): Promise<{ cid: string; size: number; imageId: string }>
   stop(): Promise<void>
 }
 
 /** A providing node in a worker thread. */
-async function startProvider(dir: string): Promise<Provider> {
+export async function startProvider(dir: string): Promise<Provider> {
   const storeUrl = new URL('../containers/store.ts', import.meta.url).href
   const w = new Worker(
     `
@@ -104,7 +104,7 @@ function probe(url: string): Promise<void> {
 }
 
 /** The same readiness schedule the runner uses. */
-async function waitReady(url: string): Promise<void> {
+export async function waitReady(url: string): Promise<void> {
   for (let n = 1; ; n++) {
     try {
       await probe(url)
