@@ -1,6 +1,8 @@
-// The agent's local HTTP API: GET /status (JSON), GET /metrics (Prometheus text), GET /healthz,
-// and everything under /tenant/ handed to the tenant proxy (containers/), which answers 503
-// with a reason while the node is not certified.
+// The agent's local HTTP API: GET /status (JSON), GET /status/eventlog (the node's event logs,
+// decoded), GET /metrics (Prometheus text), GET /healthz, the explorer's pages under /ui/
+// (read-only; they read the chain only while someone looks), and everything under /tenant/
+// handed to the tenant proxy (containers/), which answers 503 with a reason while the node is
+// not certified.
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -17,6 +19,10 @@ export interface HttpApiInit {
   status: () => unknown
   metrics: () => string
   tenant?: Handler
+  /** The explorer's pages at /ui/ (agent/explorer), given the path below /ui. */
+  ui?: (req: IncomingMessage, res: ServerResponse, path: string) => void
+  /** GET /status/eventlog: the boot and container event logs this node hands its committees, decoded. */
+  eventLog?: () => Promise<unknown>
   logger: Logger
 }
 
@@ -56,11 +62,27 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
           json(res, 200, { ok: true })
           return
         }
+        if (path === '/status/eventlog' && req.method === 'GET' && init.eventLog !== undefined) {
+          json(res, 200, await init.eventLog())
+          return
+        }
+        if (path === '/ui' && init.ui !== undefined) {
+          // the page's links are relative to /ui/
+          res.writeHead(308, { location: '/ui/' }).end()
+          return
+        }
+        if (path.startsWith('/ui/') && init.ui !== undefined) {
+          init.ui(req, res, path.slice(3))
+          return
+        }
         if (path.startsWith('/tenant/') && init.tenant !== undefined) {
           await init.tenant(req, res)
           return
         }
-        json(res, 404, { error: 'not found', routes: ['/status', '/metrics', '/healthz', '/tenant/<image>/…'] })
+        json(res, 404, {
+          error: 'not found',
+          routes: ['/status', '/status/eventlog', '/metrics', '/healthz', '/ui/', '/tenant/<image>/…']
+        })
       } catch (err) {
         init.logger.warn('http handler failed', { path, err })
         if (!res.headersSent) json(res, 500, { error: (err as Error).message })
