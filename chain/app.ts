@@ -11,7 +11,7 @@ import { equal, sha256, toHex, utf8 } from '../encoding/bytes.ts'
 import { decode, encode, is, type Canonical } from '../encoding/canonical.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
 import { silentLogger, type Logger } from '../encoding/log.ts'
-import { isTxType, parseBody } from './bodies.ts'
+import { NAME_RE, VERSION_RE, isTxType, parseBody } from './bodies.ts'
 import { peerIdToPublicKey } from './keys.ts'
 import { committeeSeed } from './seed.ts'
 import { resolveCertification } from './genesis.ts'
@@ -40,6 +40,8 @@ import {
   type AppRecord,
   type AppUsageEntry,
   type AppUsageTotals,
+  type AppUsageView,
+  type AppView,
   type AppVersionRecord,
   type AttestRequestRecord,
   type UsageRecordStored,
@@ -1597,6 +1599,13 @@ export function nodeView(s: Reader, nodeId: string, now: number): NodeView | und
   }
 }
 
+/** The `name` parameter of an app query: an app name (so it can never reach another key prefix). */
+function appName(p: Record<string, Canonical>): string {
+  const name = pstr(p, 'name', true)
+  if (!NAME_RE.test(name)) throw new InvalidInputError('query parameter name must be an app name (a-z 0-9 . _ -)')
+  return name
+}
+
 const toRefSet = (name: string, r: { version: string; bank: RefSet['bank']; pcrs: RefSet['pcrs'] }): RefSet => ({
   name,
   version: r.version,
@@ -1728,6 +1737,7 @@ const queries = new Map<string, Query>(
         ...(r.securityBits === undefined ? {} : { securityBits: r.securityBits }),
         ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
         ...(r.committee === undefined ? {} : { committee: r.committee, candidateCount: r.candidateCount }),
+        ...(r.tlsKey === undefined ? {} : { tlsKey: r.tlsKey }),
         candidates: ids.map(id => {
           const rec = get<NodeRecord>(s, `node/${id}`)
           return {
@@ -1739,7 +1749,52 @@ const queries = new Map<string, Query>(
         })
       } satisfies SeedView
     },
-    '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`)
+    '/qc': (s, p) => get<QcRecord>(s, `qc/${pstr(p, 'nodeId', true)}`),
+    // apps (issue 13): keys as laid out above publishApp; a light client proves app/<name> and
+    // app/<name>/<version> through /key instead
+    '/apps': s => {
+      const apps: Array<{ record: AppRecord; current?: AppVersionRecord }> = []
+      for (const [k, v] of s.scan('app/')) {
+        if (k.indexOf('/', 4) >= 0) continue // app/<name>/<version>
+        const record = dec<AppRecord>(v)
+        const current = record.current === undefined ? undefined : get<AppVersionRecord>(s, `${k}/${record.current}`)
+        apps.push(current === undefined ? { record } : { record, current })
+      }
+      return { apps }
+    },
+    '/app': (s, p) => {
+      const name = appName(p)
+      const record = get<AppRecord>(s, `app/${name}`)
+      if (record === undefined) return undefined
+      const versions = record.versions
+        .map(v => get<AppVersionRecord>(s, `app/${name}/${v}`))
+        .filter((v): v is AppVersionRecord => v !== undefined)
+      const current = versions.find(v => v.version === record.current)
+      return { record, ...(current === undefined ? {} : { current }), versions } satisfies AppView
+    },
+    '/app/version': (s, p) => {
+      const name = appName(p)
+      const version = pstr(p, 'version', true)
+      if (!VERSION_RE.test(version)) throw new InvalidInputError('query parameter version must be an app version')
+      return get<AppVersionRecord>(s, `app/${name}/${version}`)
+    },
+    '/app/usage': (s, p) => {
+      const name = appName(p)
+      if (s.get(`app/${name}`) === undefined) return undefined
+      const totals = get<AppUsageTotals>(s, `appuse/${name}`) ?? {
+        app: name,
+        requests: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        records: 0,
+        nodes: 0
+      }
+      return {
+        totals,
+        nodes: records<AppNodeUsage>(s, `appusen/${name}/`),
+        recent: records<AppUsageEntry>(s, `appuser/${name}/`).reverse()
+      } satisfies AppUsageView
+    }
   } satisfies Record<string, Query>)
 )
 

@@ -13,6 +13,12 @@ import { buildTx } from './tx.ts'
 import type { TxSigner } from './keys.ts'
 import {
   TxCode,
+  type AppPublishBody,
+  type AppRecord,
+  type AppUsageView,
+  type AppVersionRecord,
+  type AppView,
+  type UsageRecordBody,
   type BlockHeader,
   type EkCaRecord,
   type FirmwareRecord,
@@ -404,6 +410,36 @@ export class ChainClient {
     return await this.query('/qc', { nodeId })
   }
 
+  // ---- serverless apps (issue 13). State keys, for proofs through provenValue: app/<name>
+  // (AppRecord), app/<name>/<version> (AppVersionRecord), appuse/<name> (AppUsageTotals),
+  // node/<nodeId> (NodeRecord with endpoint and tlsKey). ----
+  /** Every app with its current version (absent once revoked or every version is). */
+  async apps(): Promise<Array<{ record: AppRecord; current?: AppVersionRecord }>> {
+    return (await this.query<{ apps: Array<{ record: AppRecord; current?: AppVersionRecord }> }>('/apps'))?.apps ?? []
+  }
+  /** An app: its record, current version and every version in publish order; undefined if never published. */
+  async app(name: string): Promise<AppView | undefined> {
+    return await this.query('/app', { name })
+  }
+  async appVersion(name: string, version: string): Promise<AppVersionRecord | undefined> {
+    return await this.query('/app/version', { name, version })
+  }
+  /** Usage totals of an app, per node, and its most recent lines (newest first); undefined if never published. */
+  async appUsage(name: string): Promise<AppUsageView | undefined> {
+    return await this.query('/app/usage', { name })
+  }
+  async publishApp(key: TxSigner, body: AppPublishBody): Promise<SendResult> {
+    return await this.send('app.publish', body, key)
+  }
+  /** Revokes one version, or without one the whole app (for good: the name is never published again). */
+  async revokeApp(key: TxSigner, name: string, version?: string): Promise<SendResult> {
+    return await this.send('app.revoke', version === undefined ? { name } : { name, version }, key)
+  }
+  /** usage.record, signed by the node's own key. */
+  async recordUsage(nodeKey: TxSigner & { peerId: string }, u: Omit<UsageRecordBody, 'nodeId'>): Promise<SendResult> {
+    return await this.send('usage.record', { nodeId: nodeKey.peerId, from: u.from, to: u.to, apps: u.apps }, nodeKey)
+  }
+
   /** Polls until the seed for (nodeId, round) is fixed. */
   async waitForSeed(
     nodeId: string,
@@ -431,19 +467,19 @@ export class ChainClient {
 
   /**
    * attest.request for the node's next round (latest round + 1), signed by the node's own key.
-   * `reset` after a reboot ends the current certification at once.
+   * `reset` after a reboot ends the current certification at once. `tlsKey` (sha256 of the TLS
+   * key's DER SPKI) asks the round to bind it; a passing QC records it on the node.
    */
   async requestAttestation(
     nodeKey: TxSigner & { peerId: string },
-    opts: { reset?: boolean; round?: number } = {}
+    opts: { reset?: boolean; round?: number; tlsKey?: Uint8Array } = {}
   ): Promise<SendResult & { round: number }> {
     const latest = (await this.seed(nodeKey.peerId)).round ?? 0
     const round = opts.round ?? latest + 1
-    const r = await this.send(
-      'attest.request',
-      opts.reset === true ? { nodeId: nodeKey.peerId, round, reset: true } : { nodeId: nodeKey.peerId, round },
-      nodeKey
-    )
+    const body: TxBodies['attest.request'] = { nodeId: nodeKey.peerId, round }
+    if (opts.reset === true) body.reset = true
+    if (opts.tlsKey !== undefined) body.tlsKey = opts.tlsKey
+    const r = await this.send('attest.request', body, nodeKey)
     return { ...r, round }
   }
 
