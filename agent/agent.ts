@@ -58,6 +58,8 @@ import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
+import { createExplorer, type Explorer } from './explorer/server.ts'
+import { eventLogView, localView } from './explorer/local.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
 
 /** A tenant the node runs once certified (containers/deployments.ts): image name on chain and how to start it. */
@@ -106,6 +108,9 @@ export interface AgentStatus {
 /** How long a node waits for MIN_COMMITTEE_SIZE committee candidates before a round with fewer (see #awaitCandidates). */
 const CANDIDATE_GRACE_MS = 15_000
 
+/** How long /ui keeps following the chain after its last viewer left. */
+const UI_IDLE_MS = 60_000
+
 /** How long one shutdown step may take before stop() logs it and goes on (see #stopStep). */
 const STOP_STEP_MS = 10_000
 
@@ -143,6 +148,7 @@ export class Agent {
   #registry?: ImageRegistry
   #proxy?: TenantProxy
   #http?: HttpApi
+  #explorer?: Explorer
   #chain?: ChainClient
   #responder?: AttestationResponder
   #member?: CommitteeMember
@@ -356,9 +362,20 @@ export class Agent {
       maxPerTenant: c.proxyMaxInFlightPerTenant,
       logger: this.#log.child('proxy')
     })
+    // the explorer's pages at /ui: lazy, so it reads the chain only while someone looks
+    const explorer = (this.#explorer = createExplorer({
+      chain,
+      logger: this.#log.child('explorer'),
+      lazy: { idleMs: UI_IDLE_MS },
+      local: async () => localView(this.status(), this.#bootLog, await events.read())
+    }))
     this.#http = await startHttpApi({
       listen: c.httpListen,
       status: () => this.status(),
+      ui: (req, res, path) => {
+        explorer.handle(req, res, path)
+      },
+      eventLog: async () => eventLogView(this.nodeId, this.#bootLog, await events.read()),
       metrics: () => this.#renderMetrics(),
       tenant: this.#proxy.handler,
       logger: this.#log.child('http')
@@ -616,6 +633,7 @@ export class Agent {
     // Every step is bounded: a peer, Docker or the TPM that stops answering must not keep the
     // agent (or `systemctl stop`) from ending; a step that overruns is logged by name.
     await this.#stopStep('http api', async () => {
+      await this.#explorer?.stop() // ends the /ui event streams, which would hold the listener open
       await this.#http?.stop()
     })
     this.#abort.abort(new QuorateError('agent stopping'))

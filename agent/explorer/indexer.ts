@@ -6,6 +6,8 @@
 import { decodeTx, txHash, type ChainClient } from '../../chain/index.ts'
 import { isSeedTx } from '../../chain/abci/seed.ts'
 import type {
+  AppUsageView,
+  AppView,
   NodeView,
   QcRecord,
   EkCaRecord,
@@ -18,15 +20,31 @@ import type { Canonical } from '../../encoding/canonical.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { failedClaimsOfQc } from './claims.ts'
 
+/** The app queries (chain/client.ts); a chain client without them shows no apps. */
+export interface ExplorerAppQueries {
+  app(name: string): Promise<AppView | undefined>
+  appUsage(name: string): Promise<AppUsageView | undefined>
+}
+
 /** The few ChainClient methods the explorer uses (STYLE §4). */
 export type ExplorerChain = Pick<
   ChainClient,
-  'status' | 'block' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'
->
+  'status' | 'block' | 'tx' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'
+> &
+  Partial<ExplorerAppQueries>
 
-import type { BlockSummary, NodeRow, RoundView, TxSummary } from './types.ts'
+import type {
+  AppRow,
+  AppVersionRow,
+  BlockSummary,
+  NodeRow,
+  RoundLatency,
+  RoundView,
+  TxSummary,
+  UsagePoint
+} from './types.ts'
 
-export type { BlockSummary, NodeRow, RoundView, TxSummary }
+export type { AppRow, AppVersionRow, BlockSummary, NodeRow, RoundLatency, RoundView, TxSummary, UsagePoint }
 
 export interface Snapshot {
   chainId: string
@@ -42,10 +60,23 @@ export interface Snapshot {
   blocks: BlockSummary[]
   /** Certifications and failures recorded per block height (attest.record outcomes as decided). */
   certifications: Array<{ height: number; time: number; nodeId: string; outcome: 'pass' | 'fail' }>
+  /** Rounds closed by an accepted attest.record, oldest first (at most the last KEEP_ROUNDS). */
+  rounds: RoundLatency[]
+  apps: AppRow[]
+  /** Requests per app from accepted usage.record transactions, oldest first. */
+  usage: UsagePoint[]
 }
 
 const KEEP_BLOCKS = 600
 const KEEP_TXS = 200
+const KEEP_ROUNDS = 500
+const KEEP_USAGE = 2000
+/**
+ * Transactions whose effect the explorer counts from the block itself (round latency, usage over
+ * time) rather than from state: each is looked up (the `tx` RPC) and counted only when the chain
+ * accepted it, so a refused request, record or usage report changes no chart.
+ */
+const CHECKED = new Set(['attest.request', 'attest.record', 'app.publish', 'app.revoke', 'usage.record'])
 
 interface Seen {
   vendors: Set<string>
@@ -53,12 +84,22 @@ interface Seen {
   imageDigests: Set<string>
   nodes: Set<string>
   requests: Map<string, number[]>
+  apps: Set<string>
+  /** Accepted attest.request per `nodeId round`, until its record closes it. */
+  open: Map<string, { height: number; time: number }>
 }
 
-function str(body: Canonical, key: string): string | undefined {
+function field(body: Canonical, key: string): Canonical | undefined {
   if (body === null || typeof body !== 'object' || body instanceof Uint8Array || Array.isArray(body)) return undefined
-  const v = (body as Record<string, Canonical>)[key]
+  return Object.hasOwn(body, key) ? (body as Record<string, Canonical>)[key] : undefined
+}
+function str(body: Canonical, key: string): string | undefined {
+  const v = field(body, key)
   return typeof v === 'string' ? v : undefined
+}
+function num(body: Canonical, key: string): number | undefined {
+  const v = field(body, key)
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined
 }
 
 /** Follows the chain; `refresh()` reads the blocks it has not seen and rebuilds the snapshot. */
@@ -72,8 +113,12 @@ export class ChainIndex {
     os: new Set(),
     imageDigests: new Set(),
     nodes: new Set(),
-    requests: new Map()
+    requests: new Map(),
+    apps: new Set(),
+    open: new Map()
   }
+  readonly #rounds: RoundLatency[] = []
+  readonly #usage: UsagePoint[] = []
   readonly #certs: Snapshot['certifications'] = []
   #snapshot: Snapshot | undefined
 
@@ -95,24 +140,29 @@ export class ChainIndex {
     for (; this.#next <= status.height; this.#next++) {
       opts.signal?.throwIfAborted()
       const b = await this.#chain.block(this.#next)
-      const types: Record<string, number> = Object.create(null)
-      b.txs.forEach((bytes, index) => {
-        let type = 'undecodable'
-        let subject = ''
+      // decode first and ask the chain about the txs that need it, so a lookup that fails leaves
+      // this block unread (it is read again whole on the next refresh)
+      const decoded = b.txs.map(bytes => {
+        const hash = txHash(bytes)
         // on CometBFT every block after the first starts with the committee-seed tx (chain/abci/seed.ts)
-        if (isSeedTx(bytes)) {
-          type = 'committee-seed'
-        } else {
-          try {
-            const tx = decodeTx(bytes)
-            type = tx.type
-            subject = this.#note(tx.type, tx.body, b.height)
-          } catch {
-            /* an undecodable tx is counted as such */
-          }
+        if (isSeedTx(bytes)) return { hash, type: 'committee-seed' }
+        try {
+          const tx = decodeTx(bytes)
+          return { hash, type: tx.type, body: tx.body }
+        } catch {
+          return { hash, type: 'undecodable' } // counted as such
         }
-        types[type] = (types[type] ?? 0) + 1
-        this.#txs.push({ height: b.height, index, type, hash: toHex(txHash(bytes)), subject })
+      })
+      const accepted: boolean[] = []
+      for (const d of decoded) {
+        opts.signal?.throwIfAborted()
+        accepted.push(d.body === undefined || !CHECKED.has(d.type) || (await this.#accepted(d.hash)))
+      }
+      const types: Record<string, number> = Object.create(null)
+      decoded.forEach((d, index) => {
+        const subject = d.body === undefined ? '' : this.#note(d.type, d.body, b.height, b.time, accepted[index])
+        types[d.type] = (types[d.type] ?? 0) + 1
+        this.#txs.push({ height: b.height, index, type: d.type, hash: toHex(d.hash), subject })
       })
       this.#blocks.push({ height: b.height, time: b.time, txs: b.txs.length, types })
       if (this.#blocks.length > KEEP_BLOCKS) this.#blocks.splice(0, this.#blocks.length - KEEP_BLOCKS)
@@ -122,7 +172,13 @@ export class ChainIndex {
     return true
   }
 
-  #note(type: string, body: Canonical, height: number): string {
+  /** Whether the chain accepted a committed tx (an unindexed one — CometBFT with indexing off — counts). */
+  async #accepted(hash: Uint8Array): Promise<boolean> {
+    const info = await this.#chain.tx(hash)
+    return info === undefined || info.result.code === 0
+  }
+
+  #note(type: string, body: Canonical, height: number, time: number, accepted: boolean): string {
     switch (type) {
       case 'vendor.register': {
         const n = str(body, 'name')
@@ -148,11 +204,48 @@ export class ChainIndex {
       case 'attest.record': {
         const n = str(body, 'nodeId')
         if (n === undefined) return ''
+        const round = num(body, 'round')
         if (type === 'attest.request') {
           const list = this.#seen.requests.get(n) ?? []
           list.push(height)
           this.#seen.requests.set(n, list.slice(-50))
+          if (accepted && round !== undefined) this.#seen.open.set(`${n} ${round}`, { height, time })
+        } else if (accepted && round !== undefined) {
+          const req = this.#seen.open.get(`${n} ${round}`)
+          if (req !== undefined) {
+            this.#seen.open.delete(`${n} ${round}`)
+            this.#rounds.push({
+              nodeId: n,
+              round,
+              requestHeight: req.height,
+              recordHeight: height,
+              blocks: height - req.height,
+              ms: time - req.time
+            })
+            if (this.#rounds.length > KEEP_ROUNDS) this.#rounds.splice(0, this.#rounds.length - KEEP_ROUNDS)
+          }
         }
+        // requests that never closed (a round abandoned by a reset or its deadline) are forgotten
+        if (this.#seen.open.size > 4 * KEEP_ROUNDS) this.#seen.open.delete(this.#seen.open.keys().next().value ?? '')
+        return n
+      }
+      case 'app.publish':
+      case 'app.revoke': {
+        const n = str(body, 'name')
+        if (n !== undefined && accepted) this.#seen.apps.add(n)
+        return n === undefined ? '' : `${n}${str(body, 'version') === undefined ? '' : ` ${str(body, 'version')}`}`
+      }
+      case 'usage.record': {
+        const n = str(body, 'nodeId') ?? ''
+        const apps = field(body, 'apps')
+        if (!Array.isArray(apps)) return n
+        for (const a of apps) {
+          const app = str(a, 'app')
+          const requests = num(a, 'requests')
+          if (!accepted || app === undefined || requests === undefined) continue
+          this.#usage.push({ height, time, nodeId: n, app, requests })
+        }
+        if (this.#usage.length > KEEP_USAGE) this.#usage.splice(0, this.#usage.length - KEEP_USAGE)
         return n
       }
       default:
@@ -175,6 +268,11 @@ export class ChainIndex {
     for (const name of [...this.#seen.os].sort()) osImages.push(...(await this.#chain.os(name)))
     const images: ImageRecord[] = []
     for (const digest of [...this.#seen.imageDigests].sort()) images.push(...(await this.#chain.images({ digest })))
+    const apps: AppRow[] = []
+    for (const name of [...this.#seen.apps].sort()) {
+      const row = await this.#app(name)
+      if (row !== undefined) apps.push(row)
+    }
     const first = this.#blocks[0]
     const last = this.#blocks.at(-1)
     const minutes =
@@ -190,7 +288,38 @@ export class ChainIndex {
       images,
       recentTxs: this.#txs.slice(-50).reverse(),
       blocks: this.#blocks.slice(-120),
-      certifications: this.#certs.slice(-500)
+      certifications: this.#certs.slice(-500),
+      rounds: this.#rounds.slice(),
+      apps,
+      usage: this.#usage.slice()
+    }
+  }
+
+  async #app(name: string): Promise<AppRow | undefined> {
+    const c = this.#chain
+    if (c.app === undefined) return undefined
+    const v = await c.app(name)
+    if (v === undefined) return undefined
+    const u = c.appUsage === undefined ? undefined : await c.appUsage(name)
+    const versions: AppVersionRow[] = v.versions.map(x => ({
+      version: x.version,
+      digest: x.digest,
+      cid: x.cid,
+      size: x.size,
+      height: x.height,
+      revokedAt: x.revokedAt
+    }))
+    return {
+      name,
+      publisher: toHex(v.record.owner),
+      current: v.record.current,
+      versions,
+      height: v.record.height,
+      revokedAt: v.record.revokedAt,
+      requests: u?.totals.requests ?? 0,
+      bytesIn: u?.totals.bytesIn ?? 0,
+      bytesOut: u?.totals.bytesOut ?? 0,
+      nodes: (u?.nodes ?? []).map(n => n.nodeId)
     }
   }
 
@@ -198,6 +327,10 @@ export class ChainIndex {
     const r = v.record
     const qc = r === undefined ? undefined : await this.#chain.qc(v.nodeId)
     const lastRound = qc === undefined ? undefined : roundOf(qc)
+    if (qc !== undefined) {
+      const l = this.#rounds.findLast(x => x.nodeId === qc.nodeId && x.round === qc.round)
+      if (l !== undefined) l.outcome = qc.outcome
+    }
     if (qc !== undefined && !this.#certs.some(c => c.nodeId === qc.nodeId && c.height === qc.height)) {
       this.#certs.push({
         height: qc.height,

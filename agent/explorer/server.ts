@@ -5,6 +5,11 @@
 //
 //   GET /            the page (also /index.html)        GET /api/snapshot  the current snapshot
 //   GET /app.js      the bundle built by setup          GET /api/events    SSE: `snapshot` {height}
+//   GET /api/local   the serving agent's own node (event logs, apps, tenants); 404 without one
+//
+// Lazy (the agent's /ui): nothing is read from the chain until the first request, and polling
+// stops once no page has asked for `idleMs` and no event stream is open, so an agent nobody
+// looks at pays nothing; the next request starts it again where it left off.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFileSync, statSync } from 'node:fs'
@@ -13,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { ConfigError, TransientError } from '../../encoding/errors.ts'
 import { jsonReplacer, type Logger } from '../../encoding/log.ts'
 import { ChainIndex, type ExplorerChain, type Snapshot } from './indexer.ts'
+import type { LocalView } from './types.ts'
 
 /** Where setup's build (esbuild, scripts/build-ui.ts) puts the page's script. */
 export const UI_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), 'dist', 'app.js')
@@ -28,10 +34,18 @@ export interface ExplorerInit {
   readonly pollMs?: number
   /** At most this many open event streams; more get 503. */
   readonly maxStreams?: number
+  /** Start reading the chain at the first request and stop `idleMs` after the last (the agent's /ui). */
+  readonly lazy?: { readonly idleMs: number }
+  /** The serving agent's own node (GET /api/local). */
+  readonly local?: () => Promise<LocalView>
 }
 
 export interface Explorer {
   readonly index: ChainIndex
+  /** Whether it is following the chain now (always, unless lazy and idle). */
+  readonly polling: boolean
+  /** Called whenever polling starts or stops (lazy explorers). */
+  onPolling(fn: (polling: boolean) => void): () => void
   /** Handles a request whose path has already had any mount prefix removed. */
   handle(req: IncomingMessage, res: ServerResponse, path: string): void
   /** Resolves when the first snapshot exists. */
@@ -59,7 +73,8 @@ function loadBundle(): Buffer {
 }
 
 export function createExplorer(init: ExplorerInit): Explorer {
-  const bundle = loadBundle()
+  // a lazy explorer (inside an agent) must not stop the agent for want of the page: it says so on request
+  let bundle: Buffer | undefined = init.lazy === undefined ? loadBundle() : undefined
   const index = new ChainIndex(init.chain)
   const streams = new Set<ServerResponse>()
   const maxStreams = init.maxStreams ?? 64
@@ -74,6 +89,17 @@ export function createExplorer(init: ExplorerInit): Explorer {
   }
 
   let timer: NodeJS.Timeout | undefined
+  let polling = false
+  let lastRequest = 0
+  const pollWatchers = new Set<(p: boolean) => void>()
+  const setPolling = (p: boolean): void => {
+    if (p === polling) return
+    polling = p
+    for (const w of pollWatchers) w(p)
+    if (!p) for (const w of waiters) w() // a ready() waiting on an explorer that went idle ends
+  }
+  const idle = (): boolean =>
+    init.lazy !== undefined && streams.size === 0 && Date.now() - lastRequest >= init.lazy.idleMs
   const poll = async (): Promise<void> => {
     try {
       if (await index.refresh()) {
@@ -88,13 +114,24 @@ export function createExplorer(init: ExplorerInit): Explorer {
       lastError = msg
       push('chain-error', { message: msg })
     } finally {
-      if (!stopped)
+      timer = undefined
+      if (stopped || idle()) {
+        setPolling(false)
+        if (!stopped) log.debug('no viewer: stopped following the chain')
+      } else
         timer = setTimeout(() => {
           void poll()
         }, init.pollMs ?? 500)
     }
   }
-  void poll()
+  const wake = (): void => {
+    lastRequest = Date.now()
+    if (polling || stopped) return
+    setPolling(true)
+    if (init.lazy !== undefined) log.debug('a viewer: following the chain')
+    void poll()
+  }
+  if (init.lazy === undefined) wake()
 
   const json = (res: ServerResponse, code: number, body: unknown): void => {
     const text = JSON.stringify(body, jsonReplacer)
@@ -111,6 +148,7 @@ export function createExplorer(init: ExplorerInit): Explorer {
       res.writeHead(405, { allow: 'GET, HEAD' }).end('read-only\n')
       return
     }
+    wake()
     switch (path) {
       case '/':
       case '/index.html':
@@ -122,6 +160,12 @@ export function createExplorer(init: ExplorerInit): Explorer {
         res.end(PAGE)
         return
       case '/app.js':
+        try {
+          bundle ??= loadBundle()
+        } catch (err) {
+          res.writeHead(503, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`)
+          return
+        }
         res.writeHead(200, {
           'content-type': 'text/javascript; charset=utf-8',
           'content-length': bundle.length,
@@ -138,6 +182,21 @@ export function createExplorer(init: ExplorerInit): Explorer {
         json(res, 200, { ...s, chainError: lastError })
         return
       }
+      case '/api/local': {
+        if (init.local === undefined) {
+          json(res, 404, { error: 'this explorer is not served by an agent' })
+          return
+        }
+        init.local().then(
+          v => {
+            json(res, 200, v)
+          },
+          (err: unknown) => {
+            json(res, 503, { error: (err as Error).message })
+          }
+        )
+        return
+      }
       case '/api/events': {
         if (streams.size >= maxStreams) {
           res.writeHead(503, { 'retry-after': '5' }).end('too many event streams\n')
@@ -152,6 +211,7 @@ export function createExplorer(init: ExplorerInit): Explorer {
         streams.add(res)
         const drop = (): void => {
           streams.delete(res)
+          lastRequest = Date.now()
         }
         req.on('close', drop)
         res.on('error', drop)
@@ -164,6 +224,15 @@ export function createExplorer(init: ExplorerInit): Explorer {
 
   return {
     index,
+    get polling() {
+      return polling
+    },
+    onPolling(fn) {
+      pollWatchers.add(fn)
+      return () => {
+        pollWatchers.delete(fn)
+      }
+    },
     handle,
     async ready(opts = {}) {
       for (;;) {
@@ -171,6 +240,7 @@ export function createExplorer(init: ExplorerInit): Explorer {
         if (s !== undefined) return s
         opts.signal?.throwIfAborted()
         if (stopped) throw new TransientError('explorer stopped before it read the chain')
+        if (!polling) throw new TransientError('explorer is idle: nothing has asked for a page')
         await new Promise<void>(resolve => {
           const done = (): void => {
             waiters.delete(done)
@@ -185,6 +255,7 @@ export function createExplorer(init: ExplorerInit): Explorer {
     async stop() {
       stopped = true
       clearTimeout(timer)
+      setPolling(false)
       for (const s of streams) s.end()
       streams.clear()
       for (const w of waiters) w()
