@@ -1,6 +1,8 @@
 // The methods of the embedded validator's RPC, in CometBFT v0.38's JSON shapes (heights as
 // strings, hashes upper-case hex, bytes base64): health, status, abci_info, abci_query,
-// broadcast_tx_sync|async|commit, block, tx. chain/rpc.ts carries them over HTTP.
+// broadcast_tx_sync|async|commit, block, tx, commit, validators. chain/rpc.ts carries them over HTTP.
+// `commit` and `validators` serve the light client (chain/light): a header with the validator's
+// signature over its hash, and the validator set (the genesis validators, power 10 each).
 import { sha256 as sha, toBase64, toHex } from '../encoding/bytes.ts'
 import type { ChainApp } from './app.ts'
 import { MempoolError, type BlockProducer, type StoredBlock, validatorAddress } from './producer.ts'
@@ -90,6 +92,30 @@ export function blockJson(b: StoredBlock, prev: StoredBlock | undefined): Record
       evidence: { evidence: [] },
       last_commit: lastCommit
     }
+  }
+}
+
+/** CometBFT's `commit` result for a block: its header and the validator's signature over its hash. */
+export function commitJson(b: StoredBlock): Record<string, unknown> {
+  const header = (blockJson(b, undefined).block as { header: unknown }).header
+  return {
+    signed_header: {
+      header,
+      commit: {
+        height: String(b.header.height),
+        round: 0,
+        block_id: { hash: HEX(b.hash), parts: { total: 1, hash: HEX(b.hash) } },
+        signatures: [
+          {
+            block_id_flag: 2,
+            validator_address: HEX(b.header.proposer),
+            timestamp: rfc3339(b.header.time),
+            signature: toBase64(b.signature)
+          }
+        ]
+      }
+    },
+    canonical: true
   }
 }
 
@@ -301,6 +327,40 @@ export function createRpcMethods(opts: RpcMethodsOptions): ReadonlyMap<string, R
         const b = producer.store.block(h)
         if (b === undefined) throw internal(`height ${h} is not available`)
         return blockJson(b, producer.store.block(h - 1))
+      }
+    },
+    commit: {
+      params: ['height'],
+      call: (p, uri) => {
+        const latest = app.info().height
+        const h = intParam(p.height, 'height', uri) ?? latest
+        if (h > latest)
+          throw internal(`height ${h} must be less than or equal to the current blockchain height ${latest}`)
+        const b = producer.store.block(h)
+        if (b === undefined) throw internal(`height ${h} is not available`)
+        return commitJson(b)
+      }
+    },
+    validators: {
+      params: ['height', 'page', 'per_page'],
+      call: (p, uri) => {
+        const info = app.info()
+        const h = intParam(p.height, 'height', uri) ?? info.height
+        if (h > info.height + 1)
+          throw internal(`height ${h} must be less than or equal to the current blockchain height ${info.height}`)
+        // the embedded chain's set never changes: the genesis validators
+        const validators = (info.genesis?.validators ?? []).map(pk => ({
+          address: HEX(validatorAddress(pk)),
+          pub_key: { type: 'tendermint/PubKeyEd25519', value: toBase64(pk) },
+          voting_power: '10',
+          proposer_priority: '0'
+        }))
+        return {
+          block_height: String(h),
+          validators,
+          count: String(validators.length),
+          total: String(validators.length)
+        }
       }
     },
     tx: {
