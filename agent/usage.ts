@@ -1,8 +1,10 @@
 // Usage on the ledger (issue 13): every period the node sends one `usage.record`, signed with its
 // node key, with the requests and bytes it served per app in [from, to). Nothing is lost:
 //   - a period without traffic sends nothing and the next period starts where it ended;
-//   - when the chain does not take the record (unreachable, refused), its counts stay and the
-//     next attempt covers the longer window [from, next to) — periods of one node never overlap;
+//   - when the chain cannot be reached, the record's counts stay and the next attempt covers the
+//     longer window [from, next to) — periods of one node never overlap. A record the chain
+//     refuses (a rule it breaks, e.g. an app never published) would be refused again: it is
+//     logged and dropped, so one bad entry cannot stop the node's usage for good;
 //   - a record holds at most MAX_USAGE_APPS apps, those with the most requests (then bytes);
 //     the others are carried over whole into the next period's record. Summing them under a
 //     made-up name would lose which app they belong to; carrying them over only reports them late
@@ -103,6 +105,12 @@ export class UsageReporter {
     try {
       await this.#init.send(body)
     } catch (err) {
+      if ((err as { disposition?: string }).disposition === 'reject') {
+        this.#from = to
+        this.#merge(carried)
+        this.#init.logger.error('usage record refused by the chain; dropped', { from: body.from, to, err })
+        return undefined
+      }
       this.#merge(ranked)
       this.#init.logger.warn('usage record not taken; its counts carry over to the next period', {
         from: body.from,

@@ -103,3 +103,29 @@ t.test('flushes do not overlap: a second flush while one is sending shares it', 
   t.equal(x, y)
   t.equal(s.sent.length, 1)
 })
+
+t.test('a record the chain refuses is dropped, not retried for ever', async t => {
+  const sent: UsageRecordBody[] = []
+  let refuse = true
+  const clock = { now: 1000 }
+  const r = new UsageReporter({
+    nodeId: 'node-1',
+    send: async body => {
+      if (refuse)
+        throw Object.assign(new Error('usage.record names app "x", which was never published'), {
+          disposition: 'reject'
+        })
+      sent.push(body)
+    },
+    logger: silentLogger(),
+    now: () => clock.now
+  })
+  r.add('x', 1, 1)
+  clock.now = 2000
+  t.equal(await r.flush(), undefined)
+  t.same(r.pending(), [], 'dropped')
+  refuse = false
+  r.add('a', 1, 1)
+  clock.now = 3000
+  t.equal((await r.flush())?.from, 2000, 'the next period starts after the refused one')
+})
