@@ -49,7 +49,7 @@ import {
   type RoundResult
 } from './p2p/index.ts'
 import { QuorateError, TransientError } from '../encoding/errors.ts'
-import { equal } from '../encoding/bytes.ts'
+import { equal, toHex } from '../encoding/bytes.ts'
 import { createLogger, type Logger } from '../encoding/log.ts'
 import type { AgentConfig } from './config.ts'
 import { Lifecycle, type AgentState } from './lifecycle.ts'
@@ -58,6 +58,8 @@ import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
+import { loadTlsIdentity, startHttpsApi, type HttpsApi, type TlsIdentity } from './tls.ts'
+import { httpsListenAddress } from './config.ts'
 import { createExplorer, type Explorer } from './explorer/server.ts'
 import { eventLogView, localView } from './explorer/local.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -89,6 +91,8 @@ export interface AgentStatus {
   tpm: { tcti: string; software: boolean; manufacturer?: string; resetCount?: number }
   p2p: string[]
   http?: string
+  /** The HTTPS endpoint for clients, its TLS key hash (sha256 of the SPKI, hex) and whether the chain has certified that key (only then it serves). */
+  https?: { url: string; tlsKey: string; serving: boolean }
   chain: string
   /** The last recorded round; `failedClaims` says why a refused node was refused (the claims its committee's quorum failed). */
   lastRound?: {
@@ -148,6 +152,10 @@ export class Agent {
   #registry?: ImageRegistry
   #proxy?: TenantProxy
   #http?: HttpApi
+  #https?: HttpsApi
+  #tls?: TlsIdentity
+  /** The chain recorded this TLS key with a passing certification: the HTTPS endpoint serves. */
+  #tlsBound = false
   #explorer?: Explorer
   #chain?: ChainClient
   #responder?: AttestationResponder
@@ -203,6 +211,16 @@ export class Agent {
 
   get httpUrl(): string | undefined {
     return this.#http?.url
+  }
+
+  /** The HTTPS endpoint (https://host:port) clients use, once started. */
+  get httpsUrl(): string | undefined {
+    return this.#https?.url
+  }
+
+  /** sha256 of the DER SPKI of the node's TLS key (what its rounds bind), once started. */
+  get tlsKey(): Uint8Array | undefined {
+    return this.#tls?.spkiSha256
   }
 
   multiaddrs(): string[] {
@@ -326,15 +344,18 @@ export class Agent {
       gate: runner,
       metrics: this.metrics,
       round: async onProgress =>
-        await runCertificationRound({
-          host,
-          responder,
-          chain: chainPort(chain, key, { k: c.committeeSize, pollMs: 50 }),
-          verdictTimeoutMs: c.roundTimeoutMs,
-          signal: this.#abort.signal,
-          logger: this.#log.child('round'),
-          onProgress
-        }),
+        await this.#boundRound(
+          await runCertificationRound({
+            host,
+            responder,
+            chain: chainPort(chain, key, { k: c.committeeSize, pollMs: 50 }),
+            tlsKey: this.#tls?.spkiSha256,
+            verdictTimeoutMs: c.roundTimeoutMs,
+            signal: this.#abort.signal,
+            logger: this.#log.child('round'),
+            onProgress
+          })
+        ),
       onProgress: p => {
         this.#init.onEvent?.({ type: 'round', progress: p })
       }
@@ -380,6 +401,7 @@ export class Agent {
       tenant: this.#proxy.handler,
       logger: this.#log.child('http')
     })
+    await this.#startHttps()
 
     // registering
     this.lifecycle.to({ kind: 'registering' })
@@ -410,8 +432,10 @@ export class Agent {
     const r = view?.record
     const bls = this.#bls
     if (bls === undefined) throw new QuorateError('agent not started')
+    const endpoint = this.#endpoint()
     const same =
       r !== undefined &&
+      r.endpoint === endpoint &&
       equal(r.akPublic, id.akPublic) &&
       equal(r.ekCertificate, id.ekCertificate) &&
       r.blsPublicKey !== undefined &&
@@ -429,11 +453,70 @@ export class Agent {
         addrs,
         platform: this.config.platform,
         os: this.config.osImage,
-        ...blsRegistration(bls, this.nodeId)
+        ...blsRegistration(bls, this.nodeId),
+        ...(endpoint === undefined ? {} : { endpoint })
       },
       this.key
     )
     this.#log.info('registered on chain', { addrs })
+  }
+
+  /**
+   * The TLS identity and the HTTPS endpoint (agent/tls.ts): the key from <home>/tls.key, a
+   * certificate naming this node and the chain, TLS 1.3 on httpsListen (the derived default port
+   * falls back to any free one when taken). It accepts connections only once the chain recorded
+   * this key with a passing certification (#tlsBound).
+   */
+  async #startHttps(): Promise<void> {
+    const chain = this.#chainClient()
+    let chainId = ''
+    await this.#retrying('chain id', async () => {
+      chainId = await chain.chainId()
+    })
+    this.#tls = await loadTlsIdentity({
+      path: join(this.config.home, 'tls.key'),
+      nodeId: this.nodeId,
+      chainId,
+      logger: this.#log.child('tls')
+    })
+    const { listen, derived } = httpsListenAddress(this.config)
+    const init = {
+      listen,
+      identity: this.#tls,
+      routes: (path: string) => (path.startsWith('/tenant/') ? this.#proxy?.handler : undefined),
+      serving: () => this.#tlsBound,
+      logger: this.#log.child('https')
+    }
+    try {
+      this.#https = await startHttpsApi(init)
+    } catch (err) {
+      if (!derived || !(err instanceof QuorateError)) throw err
+      this.#log.info('the port after httpListen is taken; HTTPS on any free port', { listen })
+      this.#https = await startHttpsApi({ ...init, listen: `${listen.slice(0, listen.lastIndexOf(':'))}:0` })
+    }
+  }
+
+  /** The endpoint registered on chain: httpsEndpoint, or the HTTPS listener's URL. */
+  #endpoint(): string | undefined {
+    return this.config.httpsEndpoint !== '' ? this.config.httpsEndpoint : this.#https?.url
+  }
+
+  /**
+   * After a round: the HTTPS endpoint serves only if the chain now records this node's current
+   * TLS key (a pass records the key its request named; anything else leaves it unserved).
+   */
+  async #boundRound(r: RoundResult): Promise<RoundResult> {
+    await this.#refreshTlsBound()
+    return r
+  }
+
+  async #refreshTlsBound(): Promise<void> {
+    const mine = this.#tls?.spkiSha256
+    const rec = (await this.#chainClient().node(this.nodeId))?.record
+    const bound = mine !== undefined && rec?.tlsKey !== undefined && equal(rec.tlsKey, mine)
+    if (bound !== this.#tlsBound)
+      this.#log.info(bound ? 'TLS key certified: HTTPS serves' : 'TLS key not certified: HTTPS refuses connections')
+    this.#tlsBound = bound
   }
 
   /** One certification round now. Resolves with its result (pass or fail). */
@@ -598,6 +681,10 @@ export class Agent {
       },
       p2p: this.multiaddrs(),
       http: this.#http?.url,
+      https:
+        this.#https === undefined || this.#tls === undefined
+          ? undefined
+          : { url: this.#https.url, tlsKey: toHex(this.#tls.spkiSha256), serving: this.#tlsBound },
       chain: this.config.chainRpc,
       lastRound:
         r === undefined
@@ -635,6 +722,9 @@ export class Agent {
     await this.#stopStep('http api', async () => {
       await this.#explorer?.stop() // ends the /ui event streams, which would hold the listener open
       await this.#http?.stop()
+    })
+    await this.#stopStep('https endpoint', async () => {
+      await this.#https?.stop()
     })
     this.#abort.abort(new QuorateError('agent stopping'))
     await this.#stopStep('attestation round', async () => {

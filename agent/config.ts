@@ -29,8 +29,16 @@ export interface AgentConfig {
    * libp2p listens on; 0 = an ephemeral port. Fix it where a firewall or NAT must forward it.
    */
   readonly bulkPort: number
-  /** Local HTTP API (status, metrics, tenant proxy). host:port */
+  /** Local HTTP API (status, metrics, tenant proxy). host:port, loopback only (plain HTTP). */
   readonly httpListen: string
+  /**
+   * HTTPS endpoint for clients (tenant and app routes, TLS 1.3 with the node's attested key,
+   * agent/tls.ts). host:port; '' = the port after httpListen's on its host (any free port if that
+   * one is taken, or when httpListen's port is 0); port 0 = any free port.
+   */
+  readonly httpsListen: string
+  /** The https:// URL registered as the node's endpoint on chain; '' = https://<httpsListen host>:<bound port>. */
+  readonly httpsEndpoint: string
   /** Committee size k (f = ⌊(k−1)/3⌋). */
   readonly committeeSize: number
   /** How long a certification lasts (ms), asked of verifiers. */
@@ -72,6 +80,24 @@ export interface AgentConfig {
   readonly proxyMaxInFlightPerTenant: number
   /** Extra peers to dial (multiaddrs), besides those found on chain. */
   readonly peers: readonly string[]
+  /**
+   * Serverless apps (agent/apps.ts) this node serves at /app/<name>/: 'all', 'none', 'allow' (only
+   * those in appsList) or 'deny' (all but those in appsList).
+   */
+  readonly appsPolicy: 'all' | 'none' | 'allow' | 'deny'
+  readonly appsList: readonly string[]
+  /** Sum of the memory limits of running and paused apps; an app whose limit alone exceeds it is refused. */
+  readonly memoryBudgetBytes: number
+  /** Sum of the image sizes of apps this node holds (Docker's copy and the IPFS blocks kept for peers). */
+  readonly diskBudgetBytes: number
+  /** Requests that may wait for one app's start; beyond it they get 503 with Retry-After. */
+  readonly appQueueMax: number
+  /** What an idle app becomes: 'auto' (paused; stopped or removed under budget pressure), 'pause', 'stop', 'remove'. */
+  readonly appScaleDown: 'auto' | 'pause' | 'stop' | 'remove'
+  /** How often the chain is asked whether apps this node holds were revoked or replaced (ms). */
+  readonly appPollMs: number
+  /** Period of the node's usage.record (ms). */
+  readonly usagePeriodMs: number
 }
 
 export const defaults: AgentConfig = Object.freeze({
@@ -83,6 +109,8 @@ export const defaults: AgentConfig = Object.freeze({
   listen: ['/ip4/127.0.0.1/tcp/0'],
   bulkPort: 0,
   httpListen: '127.0.0.1:8460',
+  httpsListen: '',
+  httpsEndpoint: '',
   committeeSize: 7,
   certificationTtlMs: 10 * 60_000,
   reattestBeforeExpiryMs: 2 * 60_000,
@@ -98,7 +126,15 @@ export const defaults: AgentConfig = Object.freeze({
   onShutdown: 'stop',
   proxyMaxInFlight: 64,
   proxyMaxInFlightPerTenant: 16,
-  peers: []
+  peers: [],
+  appsPolicy: 'all',
+  appsList: [],
+  memoryBudgetBytes: 1024 * 1024 * 1024,
+  diskBudgetBytes: 4 * 1024 * 1024 * 1024,
+  appQueueMax: 64,
+  appScaleDown: 'auto',
+  appPollMs: 1000,
+  usagePeriodMs: 10 * 60_000
 })
 
 type Raw = Record<string, unknown>
@@ -110,6 +146,8 @@ const envNames: Record<keyof AgentConfig, string> = {
   listen: 'QUORATE_LISTEN',
   bulkPort: 'QUORATE_BULK_PORT',
   httpListen: 'QUORATE_HTTP',
+  httpsListen: 'QUORATE_HTTPS',
+  httpsEndpoint: 'QUORATE_HTTPS_ENDPOINT',
   committeeSize: 'QUORATE_COMMITTEE_SIZE',
   certificationTtlMs: 'QUORATE_CERT_TTL_MS',
   reattestBeforeExpiryMs: 'QUORATE_REATTEST_BEFORE_MS',
@@ -125,7 +163,15 @@ const envNames: Record<keyof AgentConfig, string> = {
   onShutdown: 'QUORATE_ON_SHUTDOWN',
   proxyMaxInFlight: 'QUORATE_PROXY_MAX_IN_FLIGHT',
   proxyMaxInFlightPerTenant: 'QUORATE_PROXY_MAX_IN_FLIGHT_PER_TENANT',
-  peers: 'QUORATE_PEERS'
+  peers: 'QUORATE_PEERS',
+  appsPolicy: 'QUORATE_APPS_POLICY',
+  appsList: 'QUORATE_APPS_LIST',
+  memoryBudgetBytes: 'QUORATE_MEMORY_BUDGET_BYTES',
+  diskBudgetBytes: 'QUORATE_DISK_BUDGET_BYTES',
+  appQueueMax: 'QUORATE_APP_QUEUE_MAX',
+  appScaleDown: 'QUORATE_APP_SCALE_DOWN',
+  appPollMs: 'QUORATE_APP_POLL_MS',
+  usagePeriodMs: 'QUORATE_USAGE_PERIOD_MS'
 }
 
 /** Parses a PCR list like `0-9,11,13` (the TPM module's parser; a config allows PCRs 0–23 only). */
@@ -219,6 +265,22 @@ export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
   return validate(cfg as unknown as AgentConfig)
 }
 
+/** Whether a listen host is a loopback address (where plain HTTP may listen). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+/** The HTTPS listen address: httpsListen, or (when '') httpListen's host with the next port (0 stays 0). */
+export function httpsListenAddress(c: Pick<AgentConfig, 'httpListen' | 'httpsListen'>): {
+  listen: string
+  derived: boolean
+} {
+  if (c.httpsListen !== '') return { listen: c.httpsListen, derived: false }
+  const [host, port] = c.httpListen.split(':')
+  const p = Number(port)
+  return { listen: `${host}:${p === 0 || p >= 65535 ? 0 : p + 1}`, derived: true }
+}
+
 export function validate(c: AgentConfig): AgentConfig {
   const errs: string[] = []
   if (!Number.isInteger(c.committeeSize) || c.committeeSize < 1 || c.committeeSize > 100)
@@ -230,6 +292,14 @@ export function validate(c: AgentConfig): AgentConfig {
   if (!Number.isInteger(c.bulkPort) || c.bulkPort < 0 || c.bulkPort > 65535)
     errs.push(`bulkPort must be a TCP port, or 0 for an ephemeral one (got ${c.bulkPort})`)
   if (!/^[^:]+:\d+$/.test(c.httpListen)) errs.push(`httpListen must be host:port (got ${c.httpListen})`)
+  else if (!isLoopback(c.httpListen.split(':')[0]))
+    errs.push(
+      `httpListen ${c.httpListen} is not a loopback address: plain HTTP stays on 127.0.0.1 (or ::1, localhost); clients reach the node over HTTPS (httpsListen)`
+    )
+  if (c.httpsListen !== '' && !/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d+$/.test(c.httpsListen))
+    errs.push(`httpsListen must be host:port or [ipv6]:port (got ${c.httpsListen})`)
+  if (c.httpsEndpoint !== '' && !/^https:\/\/[^/?#\s]+\/?$/.test(c.httpsEndpoint))
+    errs.push(`httpsEndpoint must be an https:// URL without a path (got ${c.httpsEndpoint})`)
   if (!/^https?:\/\//.test(c.chainRpc)) errs.push(`chainRpc must be an http(s) URL (got ${c.chainRpc})`)
   if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:|$)/.test(c.tcti))
     errs.push(`tcti "${c.tcti}" is not a TCTI string like device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
@@ -260,12 +330,19 @@ export function validate(c: AgentConfig): AgentConfig {
         errs.push(`deploy[${i}].${k} must be a list of strings`)
   })
   for (const p of c.pcrs) if (!Number.isInteger(p) || p < 0 || p > 23) errs.push(`pcrs: ${p} is not a PCR index 0-23`)
+  if (!['all', 'none', 'allow', 'deny'].includes(c.appsPolicy))
+    errs.push(`appsPolicy must be all, none, allow or deny (got ${JSON.stringify(c.appsPolicy)})`)
+  if (!['auto', 'pause', 'stop', 'remove'].includes(c.appScaleDown))
+    errs.push(`appScaleDown must be auto, pause, stop or remove (got ${JSON.stringify(c.appScaleDown)})`)
+  for (const k of ['memoryBudgetBytes', 'diskBudgetBytes', 'appQueueMax', 'appPollMs', 'usagePeriodMs'] as const)
+    if (!Number.isSafeInteger(c[k]) || c[k] < 1) errs.push(`${k} must be a positive integer (got ${c[k]})`)
   if (errs.length > 0) throw new ConfigError(`invalid configuration:\n  - ${errs.join('\n  - ')}`)
   return Object.freeze({
     ...c,
     listen: Object.freeze([...c.listen]),
     pcrs: Object.freeze([...c.pcrs]),
     deploy: Object.freeze([...c.deploy]),
-    peers: Object.freeze([...c.peers])
+    peers: Object.freeze([...c.peers]),
+    appsList: Object.freeze([...c.appsList])
   })
 }

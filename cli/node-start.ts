@@ -19,6 +19,7 @@ interface StartArgs extends GlobalArgs {
   chain?: string
   listen?: string[]
   http?: string
+  https?: string
   committeeSize?: number
   k?: number
   platform?: string
@@ -56,6 +57,10 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
         describe: 'tenant networking: isolated (default), host, none or a Docker network name'
       })
       .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
+      .option('https', {
+        type: 'string',
+        describe: 'HTTPS endpoint host:port for clients (TLS 1.3, the attested key; default: the port after --http)'
+      })
       .option('committee-size', { type: 'number', describe: 'committee size k (as chain init --committee-size)' })
       .option('k', { type: 'number', hidden: true, deprecated: 'use --committee-size' })
       .option('platform', {
@@ -85,6 +90,7 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
       containerNetwork: argv.network,
       keepImages: argv['keep-images'],
       httpListen: argv.http,
+      httpsListen: argv.https,
       committeeSize: argv.committeeSize ?? argv.k,
       platform: argv.platform,
       osImage: argv.os,
