@@ -302,6 +302,36 @@ in
             default = false;
             description = "Also keep fetched tenant images in the IPFS store, so that this node serves them to peers (Docker's image store holds them either way; this doubles their disk use).";
           };
+          appsPolicy = mkOption {
+            type = types.str;
+            default = "all";
+            description = "Serverless apps this node serves at /app/<name>/: all, none, only those in appsList (allow), or all but those (deny).";
+          };
+          appsList = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+            description = "App names for appsPolicy allow or deny.";
+          };
+          memoryBudgetBytes = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            description = "Sum of the memory limits of running and paused apps; an app whose limit alone exceeds it is refused (403). null = the agent's default (1 GiB).";
+          };
+          diskBudgetBytes = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            description = "Sum of the image sizes of apps this node holds; least recently used images beyond it are removed. null = the agent's default (4 GiB).";
+          };
+          appScaleDown = mkOption {
+            type = types.str;
+            default = "auto";
+            description = "What an app idle for its idle timeout becomes: auto (paused, then stopped or removed under budget pressure), pause, stop or remove.";
+          };
+          usagePeriodMs = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            description = "Period of the node's signed usage.record on chain, in ms; null = the agent's default (10 min).";
+          };
           eventLogPath = mkOption {
             type = types.str;
             default = eventLogCopy;
