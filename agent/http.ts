@@ -19,6 +19,8 @@ export interface HttpApiInit {
   status: () => unknown
   metrics: () => string
   tenant?: Handler
+  /** Serverless apps under /app/<name>/ (agent/apps.ts behind the proxy). */
+  app?: Handler
   /** The explorer's pages at /ui/ (agent/explorer), given the path below /ui. */
   ui?: (req: IncomingMessage, res: ServerResponse, path: string) => void
   /** GET /status/eventlog: the boot and container event logs this node hands its committees, decoded. */
@@ -79,9 +81,13 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
           await init.tenant(req, res)
           return
         }
+        if (path.startsWith('/app/') && init.app !== undefined) {
+          await init.app(req, res)
+          return
+        }
         json(res, 404, {
           error: 'not found',
-          routes: ['/status', '/status/eventlog', '/metrics', '/healthz', '/ui/', '/tenant/<image>/…']
+          routes: ['/status', '/status/eventlog', '/metrics', '/healthz', '/ui/', '/tenant/<image>/…', '/app/<name>/…']
         })
       } catch (err) {
         init.logger.warn('http handler failed', { path, err })
