@@ -491,7 +491,7 @@ export class Agent {
       this.#https = await startHttpsApi(init)
     } catch (err) {
       if (!derived || !(err instanceof QuorateError)) throw err
-      this.#log.info('the port after httpListen is taken; HTTPS on any free port', { listen })
+      this.#log.info('the derived HTTPS port is taken; HTTPS on any free port', { listen })
       this.#https = await startHttpsApi({ ...init, listen: `${listen.slice(0, listen.lastIndexOf(':'))}:0` })
     }
   }

@@ -33,8 +33,9 @@ export interface AgentConfig {
   readonly httpListen: string
   /**
    * HTTPS endpoint for clients (tenant and app routes, TLS 1.3 with the node's attested key,
-   * agent/tls.ts). host:port; '' = the port after httpListen's on its host (any free port if that
-   * one is taken, or when httpListen's port is 0); port 0 = any free port.
+   * agent/tls.ts). host:port; '' = httpListen's host and port + 1000 (8460 → 9460: not the next
+   * port, which agents started side by side on consecutive HTTP ports would take from each
+   * other; any free port if taken, or when httpListen's port is 0); port 0 = any free port.
    */
   readonly httpsListen: string
   /** The https:// URL registered as the node's endpoint on chain; '' = https://<httpsListen host>:<bound port>. */
@@ -270,7 +271,10 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
-/** The HTTPS listen address: httpsListen, or (when '') httpListen's host with the next port (0 stays 0). */
+/** HTTPS_PORT_OFFSET: the derived HTTPS port is httpListen's port plus this. */
+export const HTTPS_PORT_OFFSET = 1000
+
+/** The HTTPS listen address: httpsListen, or (when '') httpListen's host and port + HTTPS_PORT_OFFSET (0 stays 0). */
 export function httpsListenAddress(c: Pick<AgentConfig, 'httpListen' | 'httpsListen'>): {
   listen: string
   derived: boolean
@@ -278,7 +282,7 @@ export function httpsListenAddress(c: Pick<AgentConfig, 'httpListen' | 'httpsLis
   if (c.httpsListen !== '') return { listen: c.httpsListen, derived: false }
   const [host, port] = c.httpListen.split(':')
   const p = Number(port)
-  return { listen: `${host}:${p === 0 || p >= 65535 ? 0 : p + 1}`, derived: true }
+  return { listen: `${host}:${p === 0 || p + HTTPS_PORT_OFFSET > 65535 ? 0 : p + HTTPS_PORT_OFFSET}`, derived: true }
 }
 
 export function validate(c: AgentConfig): AgentConfig {

@@ -59,7 +59,7 @@ export const start: CommandModule<GlobalArgs, StartArgs> = {
       .option('http', { type: 'string', describe: 'local HTTP API host:port (status, metrics, tenant proxy)' })
       .option('https', {
         type: 'string',
-        describe: 'HTTPS endpoint host:port for clients (TLS 1.3, the attested key; default: the port after --http)'
+        describe: 'HTTPS endpoint host:port for clients (TLS 1.3, the attested key; default: --http port + 1000)'
       })
       .option('committee-size', { type: 'number', describe: 'committee size k (as chain init --committee-size)' })
       .option('k', { type: 'number', hidden: true, deprecated: 'use --committee-size' })
