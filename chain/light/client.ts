@@ -193,11 +193,14 @@ export class LightClient {
 
   /** The newest verified header from any endpoint; StaleHeaderError if every endpoint's is too old. */
   async verifiedHeader(opts: { signal?: AbortSignal } = {}): Promise<VerifiedHeader> {
-    return await this.#each('the latest header', async ep => {
-      const h = await this.#verify(ep, decodeSignedHeader(await ep.transport.call('commit', {}, opts.signal)))
-      this.#fresh(h, ep)
-      return h
-    })
+    return await this.#each('the latest header', async ep => await this.#top(ep, opts.signal))
+  }
+
+  /** The newest header of `ep`, verified and fresh. */
+  async #top(ep: Endpoint, signal?: AbortSignal): Promise<VerifiedHeader> {
+    const h = await this.#verify(ep, decodeSignedHeader(await ep.transport.call('commit', {}, signal)), signal)
+    this.#fresh(h, ep)
+    return h
   }
 
   /** The header at `height`, verified (from the cache when it is there). */
@@ -218,6 +221,13 @@ export class LightClient {
     const failures: string[] = []
     const now = this.#opts.now()
     for (const ep of this.#order(now)) {
+      // without a fresh verified header, fetch the newest one alongside the query (it commits the
+      // queried state whenever the last block did not change it)
+      const top =
+        this.#latest === undefined || this.#latest.time < this.#opts.now() - this.#opts.maxHeaderAgeMs
+          ? this.#top(ep, opts.signal)
+          : undefined
+      top?.catch(() => {})
       try {
         const q = decodeQuery(
           await ep.transport.call(
@@ -241,6 +251,7 @@ export class LightClient {
         // the state after block H is committed by header H + 1; an unchanged state also by the newest header
         let h: VerifiedHeader | undefined = this.#headers.get(q.height + 1)
         if (!ok(h)) h = this.#latest
+        if (!ok(h) && top !== undefined) h = await top
         if (!ok(h)) {
           const next = await this.#headerFrom(ep, q.height + 1, this.#opts.nextHeaderWaitMs, opts.signal)
           this.#fresh(next, ep)
