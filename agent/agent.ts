@@ -483,7 +483,7 @@ export class Agent {
     const init = {
       listen,
       identity: this.#tls,
-      routes: (path: string) => (path.startsWith('/tenant/') ? this.#proxy?.handler : undefined),
+      routes: (path: string) => this.#http?.clientRoute(path), // the local API's /tenant/ and /app/ handlers
       serving: () => this.#tlsBound,
       logger: this.#log.child('https')
     }

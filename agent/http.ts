@@ -30,6 +30,8 @@ export interface HttpApiInit {
 
 export interface HttpApi {
   readonly url: string
+  /** The handler of a client route (/tenant/…, /app/…) given to this API: the HTTPS endpoint serves the same ones (agent/tls.ts). */
+  clientRoute(path: string): Handler | undefined
   stop(): Promise<void>
 }
 
@@ -122,6 +124,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   init.logger.info('http api listening', { url })
   return {
     url,
+    clientRoute: path => (path.startsWith('/tenant/') ? init.tenant : path.startsWith('/app/') ? init.app : undefined),
     stop: async () => {
       // close() waits for every open connection; idle keep-alive ones go now, and requests still
       // running (a long tenant response, a client that never reads) get STOP_GRACE_MS to finish
