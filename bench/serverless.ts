@@ -1,18 +1,21 @@
 // Serverless benchmarks (issue 13), side by side in one run, with a ~2 MB keep-alive test app
-// (bench/keepalive/: a static Go server, built here into a temporary directory):
-//   coldStart  the app fetched from a peer (a providing node in a worker thread), verified,
-//              loaded, measured and started through the gate, to its first response through the
-//              tenant proxy — vs plain `docker load` + `docker run` of the same tar to its first
-//              response (target p50 ≤ 600 ms)
-//   localStart the image already in Docker: gate + start to the first response (≤ 250 ms), vs
-//              plain `docker run`
-//   wake       an idle app brought back to its first response, for each way of idling it:
-//              paused (cgroup freezer), stopped (process gone, container kept), removed (the
-//              localStart path) — with the memory each keeps while idle (≤ 30 ms)
-//   hotPath    wrk at 64 connections straight to the container vs through the tenant proxy
-//              (≥ 0.8× direct throughput, ≤ 0.3 ms added p50 latency)
-// Readiness is polled on the runner's own schedule (at once, then 20, 40, … up to 100 ms apart)
-// for both the gated and the plain path, so neither gets a finer clock.
+// (bench/keepalive/: a static Go server, built here into a temporary directory). Requests go to
+// GET /app/<name>/ as on the agent: the tenant proxy resolving through the app loader
+// (agent/apps.ts) over the real runner, Docker and IPFS; chain and TPM are faked, as in
+// bench/containers.ts, since neither is on these paths once a node is certified.
+//   coldStart  the first request for an app this node does not hold: fetched from a peer (a
+//              providing node in a worker thread), verified, loaded, measured, started, answered
+//              — vs plain `docker load` + `docker run` of the same tar to its first response
+//              (target p50 ≤ 600 ms)
+//   localStart the same with the image already in Docker (≤ 250 ms), vs plain `docker run`
+//   wake       the first request after the loader scaled the app to zero on its idle timeout:
+//              paused (cgroup freezer) or stopped (process gone, container kept), with the memory
+//              a paused app keeps (≤ 30 ms); removed is the localStart path
+//   hotPath    wrk at 64 connections straight to the container vs through the proxy
+//              (≥ 0.8× direct throughput, ≤ 0.3 ms added p50 latency), with a bare TCP pipe in
+//              one Node thread as the ceiling of any proxy here, and one connection for latency
+// The plain path polls readiness on the runner's own schedule (at once, then 20, 40, … up to
+// 100 ms apart), so neither side gets a finer clock.
 // Run alone: node_modules/.bin/node bench/serverless.ts   (QUORATE_BENCH_REPS=5, QUORATE_BENCH_WRK_S=5)
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, createReadStream, readFileSync } from 'node:fs'
@@ -27,11 +30,12 @@ import {
   createContainerRunner,
   hardenedHostConfig,
   type CertificationStatus,
-  type ContainerRunner,
-  type ImageRecord
+  type ContainerRunner
 } from '../containers/runner.ts'
 import { memoryEventLog } from '../containers/events.ts'
 import { createTenantProxy } from '../containers/proxy.ts'
+import { silentLogger } from '../encoding/log.ts'
+import { AppLoader, type AppVersion, type ScaleDown } from '../agent/apps.ts'
 import { cleanupDocker, freePort, uniqueLabel } from '../test/containers/helpers.ts'
 import { startProvider, waitReady } from './containers.ts'
 import { buildKeepalive, keepaliveArgs, keepaliveImage } from './keepalive/image.ts'
@@ -49,19 +53,6 @@ const stats = (xs: readonly number[]): { p50Ms: number; minMs: number; maxMs: nu
   maxMs: round(Math.max(...xs)),
   runsMs: xs.map(x => round(x))
 })
-
-/** GET until the first answer, on the runner's schedule; resolves with the body. */
-async function firstResponse(url: string): Promise<string> {
-  for (let n = 1; ; n++) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(2000) })
-      const body = await r.text()
-      if (r.status === 200) return body
-    } catch {}
-    if (n > 500) throw new Error(`${url} never answered 200`)
-    await new Promise(resolve => setTimeout(resolve, Math.min(20 * n, 100)))
-  }
-}
 
 interface WrkResult {
   requestsPerSec: number
@@ -87,7 +78,8 @@ async function wrk(url: string, seconds: number, connections = 64): Promise<WrkR
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout)
   const p50 = /\n\s+50%\s+([\d.]+)(us|ms|s)\b/.exec(stdout)
   const p99 = /\n\s+99%\s+([\d.]+)(us|ms|s)\b/.exec(stdout)
-  if (rps === null || p50 === null || p99 === null) throw new Error(`unexpected wrk output:\n${stdout}`)
+  if (rps === null || p50 === null || p99 === null || Number(rps[1]) === 0)
+    throw new Error(`unexpected wrk output:\n${stdout}`)
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
   const errors = Number(non2xx?.[1] ?? 0) + (sockErr === null ? 0 : sockErr.slice(1).reduce((a, b) => a + Number(b), 0))
@@ -120,20 +112,26 @@ export async function run(): Promise<Record<string, unknown>> {
   const b = await createImageStore({ dir: join(dir, 'node') })
   const fronts: Server[] = []
   let runner: ContainerRunner | undefined
+  let loader: AppLoader | undefined
   try {
     const pub = await provider.add(tarPath)
     if (pub.imageId !== img.imageId) throw new Error('the provider computed another image ID')
-    const record: ImageRecord = {
-      name: 'bench/keepalive',
+    const appPort = await freePort()
+    const app: AppVersion = {
+      name: 'keepalive',
+      version: '1',
       digest: img.imageId,
       cid: pub.cid,
       size: pub.size,
-      revoked: false
+      port: appPort,
+      args: keepaliveArgs(appPort),
+      limits: { memoryBytes: 64 << 20, pids: 64 },
+      idleTimeoutMs: 1000
     }
     const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
     const r = createContainerRunner({
       docker,
-      registry: { getImage: async () => record, isCertified: async () => cert },
+      registry: { getImage: async () => undefined, isCertified: async () => cert },
       source: b,
       measurer: { extend: async () => {} },
       eventLog: memoryEventLog(),
@@ -143,33 +141,66 @@ export async function run(): Promise<Record<string, unknown>> {
     })
     runner = r
     await r.setCertification(cert)
-    // the agent's proxy in front of the runner, as agent/http.ts mounts it
+    // The agent's /app/ route: the tenant proxy resolving through the app loader (agent/apps.ts),
     // with limits that admit wrk's 64 connections for one app (the agent's defaults, 64 in flight
-    // and 16 per tenant, would answer most of them 503 at once)
+    // and 16 per tenant, would answer most of them 503 at once).
     const proxy = createTenantProxy({
+      prefix: '/app/',
       certification: () => r.certification(),
-      resolve: n => r.get(n),
+      resolve: n => {
+        if (loader === undefined) throw new Error('no loader')
+        return loader.resolve(n)
+      },
+      account: (n, i, o) => {
+        loader?.account(n, i, o)
+      },
       maxConcurrent: 256,
       maxPerTenant: 128
     })
+    const newLoader = (scaleDown: ScaleDown, version: AppVersion = app): AppLoader => {
+      loader?.stop()
+      const l = new AppLoader({
+        directory: { app: async name => (name === version.name ? { current: version, revoked: false } : undefined) },
+        runner: r,
+        images: {
+          remove: async i => {
+            await docker
+              .getImage(i.digest)
+              .remove({ force: true })
+              .catch(() => {})
+          }
+        },
+        providers: async () => provider.addrs,
+        inFlight: n => proxy.inFlightOf(n),
+        memoryBudgetBytes: 1 << 30,
+        diskBudgetBytes: 1 << 30,
+        scaleDown,
+        idleCheckMs: 50,
+        logger: silentLogger('quorate:bench:apps')
+      })
+      l.start()
+      loader = l
+      return l
+    }
     const front = createServer(proxy.handler)
     fronts.push(front)
     await new Promise<void>(resolve => front.listen(0, '127.0.0.1', resolve))
-    const appUrl = `http://127.0.0.1:${(front.address() as { port: number }).port}/tenant/${encodeURIComponent(record.name)}/`
+    const appUrl = `http://127.0.0.1:${(front.address() as { port: number }).port}/app/${app.name}/`
     const removeImage = async (): Promise<void> => {
       await docker
         .getImage(img.imageId)
         .remove({ force: true })
         .catch(() => {})
     }
-    const gatedLaunch = async (): Promise<{ ms: number; id: string }> => {
-      const port = await freePort()
+    /** The first request for an app this node does not run: one GET, answered once it started. */
+    const firstRequest = async (): Promise<number> => {
       const t0 = performance.now()
-      const rc = await r.launch({ image: record.name, args: keepaliveArgs(port), port, providers: provider.addrs })
-      const body = await firstResponse(appUrl)
+      const res = await fetch(appUrl)
+      const body = await res.text()
       const ms = performance.now() - t0
-      if (body !== 'ok\n') throw new Error(`the app answered ${JSON.stringify(body)}`)
-      return { ms, id: rc.id }
+      if (res.status !== 200 || body !== 'ok\n')
+        throw new Error(`the app answered ${res.status} ${JSON.stringify(body)}`)
+      return ms
     }
     const plainRun = async (load: boolean): Promise<{ ms: number; id: string }> => {
       const port = await freePort()
@@ -184,11 +215,15 @@ export async function run(): Promise<Record<string, unknown>> {
         Image: img.imageId,
         Cmd: keepaliveArgs(port),
         Labels: { 'quorate.test': label },
-        HostConfig: hardenedHostConfig('host')
+        HostConfig: hardenedHostConfig('host', { memoryBytes: 64 << 20, pids: 64 })
       })
       await c.start()
       await waitReady(`http://127.0.0.1:${port}/`)
       return { ms: performance.now() - t0, id: c.id }
+    }
+    const stopApps = async (): Promise<void> => {
+      loader?.stop()
+      await r.stopAll('bench: next run')
     }
 
     // (a) cold start: nothing local, neither in the node's store nor in Docker ------------------
@@ -198,14 +233,15 @@ export async function run(): Promise<Record<string, unknown>> {
       // i = -1: warm-up (connections, JIT), not counted
       await b.unpin(pub.cid)
       await removeImage()
-      const g = await gatedLaunch()
-      await r.stop(g.id)
+      newLoader('pause')
+      const g = await firstRequest()
+      await stopApps()
       await removeImage()
       const p = await plainRun(true)
       await docker.getContainer(p.id).remove({ force: true })
       await removeImage()
       if (i >= 0) {
-        cold.push(g.ms)
+        cold.push(g)
         coldPlain.push(p.ms)
       }
     }
@@ -217,41 +253,49 @@ export async function run(): Promise<Record<string, unknown>> {
       await docker.getContainer(p.id).remove({ force: true })
     })
     for (let i = -1; i < reps; i++) {
-      const g = await gatedLaunch()
-      await r.stop(g.id)
+      newLoader('pause')
+      const g = await firstRequest()
+      await stopApps()
       const p = await plainRun(false)
       await docker.getContainer(p.id).remove({ force: true })
       if (i >= 0) {
-        local.push(g.ms)
+        local.push(g)
         localPlain.push(p.ms)
       }
     }
 
-    // (c) wake of an idle app: paused / stopped, to the first response through the proxy ---------
-    const woke = await gatedLaunch()
-    const c = docker.getContainer(woke.id)
-    const wakePaused: number[] = []
-    const wakeStopped: number[] = []
+    // (c) wake of an idle app, scaled to zero by the loader after its idle timeout ---------------
+    const wake: Record<string, { ms: number[]; loaderMs: number[]; idleMemoryBytes: number }> = {}
     let runningMem = 0
-    let pausedMem = 0
-    for (let i = -1; i < reps; i++) {
-      runningMem = await containerMemory(docker, woke.id)
-      await c.pause()
-      pausedMem = await containerMemory(docker, woke.id)
-      let t0 = performance.now()
-      await c.unpause()
-      await firstResponse(appUrl)
-      if (i >= 0) wakePaused.push(performance.now() - t0)
-      await c.stop({ t: 0 })
-      t0 = performance.now()
-      await c.start()
-      await firstResponse(appUrl)
-      if (i >= 0) wakeStopped.push(performance.now() - t0)
+    for (const mode of ['pause', 'stop'] as const) {
+      const l = newLoader(mode)
+      await firstRequest()
+      const idleState = mode === 'pause' ? 'paused' : 'stopped'
+      const w = { ms: [] as number[], loaderMs: [] as number[], idleMemoryBytes: 0 }
+      for (let i = -1; i < reps; i++) {
+        const id = (await l.resolve(app.name)).id
+        if (mode === 'pause') runningMem = await containerMemory(docker, id)
+        // the loader's own idle sweep scales it down (idle timeout 1 s, checked every 50 ms)
+        for (let n = 0; l.list().find(a => a.name === app.name)?.state !== idleState; n++) {
+          if (n > 400) throw new Error(`the app was not ${idleState} after 20 s idle`)
+          await new Promise(resolve => setTimeout(resolve, 50))
+        }
+        if (mode === 'pause') w.idleMemoryBytes = await containerMemory(docker, id)
+        const ms = await firstRequest()
+        if (i >= 0) {
+          w.ms.push(ms)
+          w.loaderMs.push(l.list().find(a => a.name === app.name)?.lastWake?.ms ?? NaN)
+        }
+      }
+      wake[idleState] = w
+      await stopApps()
     }
 
     // (d) hot path: wrk at 64 connections, direct vs through the proxy --------------------------
-    const port = r.get(record.name)?.port
-    if (port === undefined) throw new Error('the app is not running for the hot path')
+    // (an idle timeout longer than the run: wrk straight to the container does not count as use)
+    newLoader('pause', { ...app, idleTimeoutMs: 3_600_000 })
+    await firstRequest()
+    const port = appPort
     // the ceiling of any proxy in one Node thread: bytes piped both ways, no HTTP parsing at all
     const pipe = createNetServer(sock => {
       const up = connect(port, '127.0.0.1')
@@ -274,14 +318,14 @@ export async function run(): Promise<Record<string, unknown>> {
     // one connection: the latency a request pays for the proxy when nothing queues
     const single = { direct: await wrk(`http://127.0.0.1:${port}/`, 2, 1), proxied: await wrk(appUrl, 2, 1) }
     pipe.close()
-    await r.stop(woke.id)
+    await stopApps()
     const med = (xs: WrkResult[], k: 'requestsPerSec' | 'p50Ms' | 'p99Ms'): number => median(xs.map(x => x[k]))
     const ratio = med(proxied, 'requestsPerSec') / med(direct, 'requestsPerSec')
     const addedP50 = med(proxied, 'p50Ms') - med(direct, 'p50Ms')
 
     const coldS = stats(cold)
     const localS = stats(local)
-    const pausedS = stats(wakePaused)
+    const pausedS = stats(wake.paused.ms)
     return {
       app: {
         bytes: pub.size,
@@ -290,23 +334,23 @@ export async function run(): Promise<Record<string, unknown>> {
       },
       loadAvgAtStart: round(load0, 2),
       loadAvgAtEnd: round(loadavg()[0], 2),
-      path: 'runner + tenant proxy in this process (/tenant/<name>/), the provider node in a worker thread',
+      path: 'GET /app/<name>/ through the tenant proxy and the app loader (agent/apps.ts) with the real runner, in this process; chain and TPM faked (as in bench/containers.ts); the providing node in a worker thread',
       coldStart: {
-        gated: coldS,
+        firstRequest: coldS,
         plainDockerLoadRun: stats(coldPlain),
         ratio: round(median(cold) / median(coldPlain), 2),
         target: { p50Ms: 600 },
         met: coldS.p50Ms <= 600
       },
       localStart: {
-        gated: localS,
+        firstRequest: localS,
         plainDockerRun: stats(localPlain),
         target: { p50Ms: 250 },
         met: localS.p50Ms <= 250
       },
       wake: {
-        paused: { ...pausedS, idleMemoryBytes: pausedMem },
-        stopped: { ...stats(wakeStopped), idleMemoryBytes: 0 },
+        paused: { ...pausedS, loaderMs: stats(wake.paused.loaderMs), idleMemoryBytes: wake.paused.idleMemoryBytes },
+        stopped: { ...stats(wake.stopped.ms), loaderMs: stats(wake.stopped.loaderMs), idleMemoryBytes: 0 },
         removed: { p50Ms: localS.p50Ms, idleMemoryBytes: 0, note: 'the localStart path' },
         runningMemoryBytes: runningMem,
         target: { p50Ms: 30 },
@@ -317,6 +361,8 @@ export async function run(): Promise<Record<string, unknown>> {
         seconds: wrkSeconds,
         direct,
         proxied,
+        throughputRatio: round(ratio, 2),
+        addedP50Ms: round(addedP50, 3),
         tcpPipeCeiling: {
           runs: piped,
           throughputRatio: round(med(piped, 'requestsPerSec') / med(direct, 'requestsPerSec'), 2),
@@ -325,13 +371,12 @@ export async function run(): Promise<Record<string, unknown>> {
         },
         oneConnection: { ...single, addedP50Ms: round(single.proxied.p50Ms - single.direct.p50Ms, 3) },
         proxyLimits: { maxConcurrent: 256, maxPerTenant: 128 },
-        throughputRatio: round(ratio, 2),
-        addedP50Ms: round(addedP50, 3),
         target: { throughputRatio: 0.8, addedP50Ms: 0.3 },
         met: ratio >= 0.8 && addedP50 <= 0.3 && proxied.every(x => x.errors === 0)
       }
     }
   } finally {
+    loader?.stop()
     for (const f of fronts) f.close()
     await runner?.stopAll('bench done').catch(() => {})
     await b.stop().catch(() => {})
