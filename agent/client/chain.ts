@@ -3,7 +3,8 @@
 // implementation clients use; `rpcChainView` over a ChainClient checks each proof against the
 // app hash *the same RPC* reports, so it trusts that RPC's headers — for tests that say so and
 // for a node's own validator, never for a client facing an unknown RPC.
-import type { ChainClient } from '../../chain/index.ts'
+import { ChainClient } from '../../chain/index.ts'
+import type { LightClient } from '../../chain/light/index.ts'
 import type { ProvenRead } from './verify.ts'
 import { UnverifiedChainError } from './errors.ts'
 
@@ -19,6 +20,8 @@ export interface VerifiedChain {
   nodeIds(): Promise<string[]>
   /** Which of its sources this view is (shown in errors and the CLI). */
   readonly describe: string
+  /** Releases what the view opened itself (not the light client or ChainClient it was given). */
+  close?(): void
 }
 
 /** A VerifiedChain that trusts one RPC's headers (tests, a node's own validator). */
@@ -46,5 +49,48 @@ export function rpcChainView(client: ChainClient): VerifiedChain {
       return { value: r.value, height: r.height, time: await timeAt(r.height) }
     },
     nodeIds: async () => (await client.nodes('certified')).filter(v => !v.genesisVerifier).map(v => v.nodeId)
+  }
+}
+
+/**
+ * The VerifiedChain clients use: every value from the light client (proven against headers it
+ * verified from genesis, from any of its RPCs). Node ids come from each RPC's list of certified
+ * nodes, united: one RPC hiding a node does not hide it from the client.
+ */
+export function lightChainView(lc: LightClient, rpcs: readonly string[]): VerifiedChain {
+  const lists = rpcs.map(url => new ChainClient({ url }))
+  return {
+    describe: `a light client from genesis over ${rpcs.length} RPC endpoint(s) (${rpcs.join(', ')})`,
+    chainId: async () => lc.root.chainId,
+    read: async key => {
+      let v: Awaited<ReturnType<LightClient['get']>>
+      try {
+        v = await lc.get(key)
+      } catch (err) {
+        throw new UnverifiedChainError(`no verified answer for ${key}: ${(err as Error).message}`, { cause: err })
+      }
+      if ('value' in v) return { value: v.value, height: v.height, time: v.header.time }
+      const h = await lc.verifiedHeader()
+      return { value: undefined, height: h.height, time: h.time }
+    },
+    nodeIds: async () => {
+      const ids = new Set<string>()
+      const failures: string[] = []
+      await Promise.all(
+        lists.map(async c => {
+          try {
+            for (const v of await c.nodes('certified')) if (!v.genesisVerifier) ids.add(v.nodeId)
+          } catch (err) {
+            failures.push(`${c.url.origin}: ${(err as Error).message}`)
+          }
+        })
+      )
+      if (failures.length === lists.length && lists.length > 0)
+        throw new UnverifiedChainError(`no RPC listed the certified nodes: ${failures.join('; ')}`)
+      return [...ids].sort()
+    },
+    close: () => {
+      for (const c of lists) c.close()
+    }
   }
 }

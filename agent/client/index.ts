@@ -5,6 +5,7 @@
 //   VerifiedChain                         the port it reads the chain through: values proven
 //                                         against verified headers (a light client), plus a hint
 //                                         of which node ids to look at
+//   lightChainView(LightClient, rpcs)     the VerifiedChain clients use (chain/light: headers from genesis)
 //   rpcChainView(ChainClient)             a VerifiedChain trusting one RPC's headers (tests only)
 //   checkNodeRecord / checkQc             the chain-side checks, data in, data out (verify.ts)
 //   PinnedAgent / connectPinned           TLS connections that check the certified key before
@@ -21,7 +22,7 @@ export type {
 } from './client.ts'
 export { createClient, retryAfterMs } from './client.ts'
 export type { VerifiedChain } from './chain.ts'
-export { rpcChainView } from './chain.ts'
+export { rpcChainView, lightChainView } from './chain.ts'
 export type { ProvenRead, CertifiedNode, VerifiedNode, RoundInfo } from './verify.ts'
 export { checkNodeRecord, checkQc, roundFrom } from './verify.ts'
 export type { Pin, TlsPeerIdentity, CertificateIdentityParser, TlsConnectOptions } from './tls.ts'
