@@ -6,8 +6,6 @@
 import { decodeTx, txHash, type ChainClient } from '../../chain/index.ts'
 import { isSeedTx } from '../../chain/abci/seed.ts'
 import type {
-  AppUsageView,
-  AppView,
   NodeView,
   QcRecord,
   EkCaRecord,
@@ -20,18 +18,24 @@ import type { Canonical } from '../../encoding/canonical.ts'
 import { toHex } from '../../encoding/bytes.ts'
 import { failedClaimsOfQc } from './claims.ts'
 
-/** The app queries (chain/client.ts); a chain client without them shows no apps. */
-export interface ExplorerAppQueries {
-  app(name: string): Promise<AppView | undefined>
-  appUsage(name: string): Promise<AppUsageView | undefined>
-}
-
 /** The few ChainClient methods the explorer uses (STYLE §4). */
 export type ExplorerChain = Pick<
   ChainClient,
-  'status' | 'block' | 'tx' | 'nodes' | 'node' | 'qc' | 'vendor' | 'ekCas' | 'firmware' | 'os' | 'images'
-> &
-  Partial<ExplorerAppQueries>
+  | 'status'
+  | 'block'
+  | 'tx'
+  | 'nodes'
+  | 'node'
+  | 'qc'
+  | 'vendor'
+  | 'ekCas'
+  | 'firmware'
+  | 'os'
+  | 'images'
+  | 'apps'
+  | 'app'
+  | 'appUsage'
+>
 
 import type {
   AppRow,
@@ -269,6 +273,8 @@ export class ChainIndex {
     const images: ImageRecord[] = []
     for (const digest of [...this.#seen.imageDigests].sort()) images.push(...(await this.#chain.images({ digest })))
     const apps: AppRow[] = []
+    // every app the chain holds (also those published before this explorer's first block)
+    for (const a of await this.#chain.apps()) this.#seen.apps.add(a.record.name)
     for (const name of [...this.#seen.apps].sort()) {
       const row = await this.#app(name)
       if (row !== undefined) apps.push(row)
@@ -296,11 +302,9 @@ export class ChainIndex {
   }
 
   async #app(name: string): Promise<AppRow | undefined> {
-    const c = this.#chain
-    if (c.app === undefined) return undefined
-    const v = await c.app(name)
+    const v = await this.#chain.app(name)
     if (v === undefined) return undefined
-    const u = c.appUsage === undefined ? undefined : await c.appUsage(name)
+    const u = await this.#chain.appUsage(name)
     const versions: AppVersionRow[] = v.versions.map(x => ({
       version: x.version,
       digest: x.digest,
