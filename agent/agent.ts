@@ -55,6 +55,8 @@ import type { AgentConfig } from './config.ts'
 import { Lifecycle, type AgentState } from './lifecycle.ts'
 import { Certification } from './certification.ts'
 import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
+import { AppLoader, chainAppDirectory, type AppStatus } from './apps.ts'
+import { UsageReporter } from './usage.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
@@ -106,6 +108,8 @@ export interface AgentStatus {
     expiresAt: number
   }
   containers: Array<{ image: string; id: string; digest: string; cid: string; url: string }>
+  /** Serverless apps this node has served since it started (agent/apps.ts). */
+  apps: AppStatus[]
   verifier: { sessions: number }
 }
 
@@ -151,6 +155,9 @@ export class Agent {
   #docker = new Docker()
   #registry?: ImageRegistry
   #proxy?: TenantProxy
+  #apps?: AppLoader
+  #appProxy?: TenantProxy
+  #usage?: UsageReporter
   #http?: HttpApi
   #https?: HttpsApi
   #tls?: TlsIdentity
@@ -383,6 +390,7 @@ export class Agent {
       maxPerTenant: c.proxyMaxInFlightPerTenant,
       logger: this.#log.child('proxy')
     })
+    this.#startApps(chain, key)
     // the explorer's pages at /ui: lazy, so it reads the chain only while someone looks
     const explorer = (this.#explorer = createExplorer({
       chain,
@@ -399,6 +407,7 @@ export class Agent {
       eventLog: async () => eventLogView(this.nodeId, this.#bootLog, await events.read()),
       metrics: () => this.#renderMetrics(),
       tenant: this.#proxy.handler,
+      app: this.#appProxy?.handler,
       logger: this.#log.child('http')
     })
     await this.#startHttps()
@@ -536,6 +545,76 @@ export class Agent {
   async deploy(d: Deployment, opts: LaunchOptions = {}): Promise<RunningContainer> {
     if (this.#tenants === undefined) throw new QuorateError('agent not started')
     return await this.#tenants.deploy(d, opts)
+  }
+
+  /**
+   * Serverless apps: loaded on their first request at /app/<name>/, scaled to zero when idle,
+   * stopped on revocation (agent/apps.ts); their traffic is recorded on chain every usagePeriodMs.
+   */
+  #startApps(chain: ChainClient, key: ChainKey): void {
+    const c = this.config
+    const runner = this.runner
+    const store = this.store
+    const docker = this.#docker
+    const usage = (this.#usage = new UsageReporter({
+      nodeId: key.peerId,
+      send: async body => {
+        await chain.send('usage.record', body, key)
+      },
+      periodMs: c.usagePeriodMs,
+      logger: this.#log.child('usage')
+    }))
+    const apps = (this.#apps = new AppLoader({
+      directory: chainAppDirectory(chain),
+      runner,
+      images: {
+        remove: async img => {
+          await docker.getImage(img.digest).remove({ force: false })
+          await store.unpin(img.cid)
+        }
+      },
+      providers: async name => await this.#appProviders(name),
+      inFlight: name => this.#appProxy?.inFlightOf(name) ?? 0,
+      policy: c.appsPolicy,
+      list: c.appsList,
+      memoryBudgetBytes: c.memoryBudgetBytes,
+      diskBudgetBytes: c.diskBudgetBytes,
+      queueMax: c.appQueueMax,
+      scaleDown: c.appScaleDown,
+      pollMs: c.appPollMs,
+      signal: this.#abort.signal,
+      onProgress: (name, phase) => {
+        this.#init.onEvent?.({ type: 'tenant', image: `app:${name}`, phase })
+      },
+      logger: this.#log.child('apps')
+    }))
+    this.#appProxy = createTenantProxy({
+      prefix: '/app/',
+      certification: () => runner.certification(),
+      resolve: name => apps.resolve(name),
+      account: (name, bytesIn, bytesOut) => {
+        apps.account(name, bytesIn, bytesOut)
+        usage.add(name, bytesIn, bytesOut)
+      },
+      // one app may use every slot of the app proxy; the fair share still applies between apps
+      maxConcurrent: c.proxyMaxInFlight,
+      maxPerTenant: c.proxyMaxInFlight,
+      logger: this.#log.child('app-proxy')
+    })
+    apps.start()
+    usage.start()
+  }
+
+  /** Providers of an app's image: nodes that recorded usage of it first (they ran it and keep its blocks), then every other. */
+  async #appProviders(name: string): Promise<string[]> {
+    const all = await this.#peerAddrs()
+    const usage = await this.#chainClient()
+      .appUsage(name)
+      .catch(() => undefined)
+    const ran = new Set((usage?.nodes ?? []).map(n => n.nodeId))
+    if (ran.size === 0) return all
+    const first = all.filter(a => ran.has(a.slice(a.lastIndexOf('/p2p/') + 5)))
+    return [...first, ...all.filter(a => !first.includes(a))]
   }
 
   /** Providers for an image: every registered node's addresses (cheap at demo scale; the store dials only what it needs). */
@@ -706,6 +785,7 @@ export class Agent {
         cid: c.cid,
         url: c.url
       })),
+      apps: this.#apps?.list() ?? [],
       verifier: { sessions: this.#member?.sessions ?? 0 }
     }
   }
@@ -742,6 +822,17 @@ export class Agent {
         await this.#responder?.unregister(host)
       })
     }
+    this.#apps?.stop()
+    this.#usage?.stop()
+    await this.#stopStep(
+      'usage record',
+      async () => {
+        await this.#usage?.flush()
+      },
+      3000
+    )
+    this.#appProxy?.close()
+    this.#proxy?.close()
     if (this.config.onShutdown === 'stop')
       await this.#stopStep(
         'tenant containers',

@@ -57,6 +57,26 @@ export interface AppDirectory {
   app(name: string, opts?: { signal?: AbortSignal }): Promise<AppLookup | undefined>
 }
 
+/** The chain client's app query (ChainClient.app), structurally: what chainAppDirectory reads. */
+export interface ChainAppQueries {
+  app(
+    name: string
+  ): Promise<{ record: { revokedAt?: number }; current?: AppVersion & { revokedAt?: number } } | undefined>
+}
+
+/** AppDirectory over the chain client: the current version, unless the app or that version is revoked. */
+export function chainAppDirectory(chain: ChainAppQueries): AppDirectory {
+  return {
+    app: async name => {
+      const view = await chain.app(name)
+      if (view === undefined) return undefined
+      const current = view.current
+      const revoked = view.record.revokedAt !== undefined || current === undefined || current.revokedAt !== undefined
+      return revoked ? { revoked: true } : { current, revoked: false }
+    }
+  }
+}
+
 /** The runner, as the loader uses it. */
 export type AppRunner = Pick<
   ContainerRunner,
@@ -92,6 +112,11 @@ export interface AppLoaderInit {
   /** Requests that may wait for one app's launch (beyond: 503 + Retry-After). */
   readonly queueMax?: number
   readonly scaleDown?: ScaleDown
+  /**
+   * Keep the blocks of a fetched app image in the IPFS store too (default true), so this node
+   * serves it to peers; the disk budget then counts the image twice (Docker's copy and the blocks).
+   */
+  readonly keepBlocks?: boolean
   /** How often the chain is asked whether held apps were revoked or replaced (default 1 s). */
   readonly pollMs?: number
   /** How often idle apps are looked for (default 250 ms). */
@@ -178,6 +203,7 @@ export type WakeKind = 'launch' | 'unpause' | 'restart'
 export interface AppStatus {
   readonly name: string
   readonly version?: string
+  readonly digest?: string
   readonly state: AppState
   /** ISO time of the last request, if any. */
   readonly lastRequest?: string
@@ -285,6 +311,7 @@ export class AppLoader {
     return [...this.#apps.values()].map(e => ({
       name: e.name,
       version: e.version?.version,
+      digest: e.version?.digest,
       state: this.#stateOf(e),
       lastRequest: e.lastRequest !== undefined ? new Date(e.lastRequest).toISOString() : undefined,
       requests: e.requests,
@@ -387,7 +414,11 @@ export class AppLoader {
     const over: string[] = []
     if (v.limits.memoryBytes > memory)
       over.push(`its memory limit ${v.limits.memoryBytes} B exceeds this node's memory budget ${memory} B`)
-    if (v.size > disk) over.push(`its image (${v.size} B) exceeds this node's disk budget ${disk} B`)
+    const copies = this.#init.keepBlocks !== false ? 2 : 1
+    if (v.size * copies > disk)
+      over.push(
+        `its image (${v.size} B, ${copies} cop${copies === 1 ? 'y' : 'ies'}) exceeds this node's disk budget ${disk} B`
+      )
     if (over.length > 0) throw new AppRefusedError(`app ${JSON.stringify(e.name)} is refused: ${over.join('; ')}`)
 
     const held = e.container !== undefined && this.#init.runner.holds(e.container.id) ? e.container : undefined
@@ -411,7 +442,8 @@ export class AppLoader {
         kind = 'launch'
         await this.#makeRoomOnDisk(e, v)
         e.container = await this.#launch(e, v)
-        this.#images.set(v.digest, { digest: v.digest, cid: v.cid, size: v.size, lastUsed: this.#now() })
+        const copies = this.#init.keepBlocks !== false ? 2 : 1
+        this.#images.set(v.digest, { digest: v.digest, cid: v.cid, size: v.size * copies, lastUsed: this.#now() })
       }
     } catch (err) {
       e.state = held !== undefined && this.#init.runner.holds(held.id) ? before : 'removed'
@@ -455,6 +487,8 @@ export class AppLoader {
         ...(v.limits.nanoCpus !== undefined ? { nanoCpus: v.limits.nanoCpus } : {})
       },
       providers: await this.#init.providers(e.name),
+      // nodes that ran an app keep its blocks (within the disk budget) and serve them to peers
+      keep: this.#init.keepBlocks !== false,
       signal: this.#init.signal,
       onProgress: p => {
         this.#init.onProgress?.(e.name, p.phase)
@@ -504,15 +538,16 @@ export class AppLoader {
   async #makeRoomOnDisk(self: Entry, v: AppVersion): Promise<void> {
     if (this.#images.has(v.digest)) return
     const budget = this.#init.diskBudgetBytes
+    const need = v.size * (this.#init.keepBlocks !== false ? 2 : 1)
     let used = this.diskInUse()
-    if (used + v.size <= budget) return
+    if (used + need <= budget) return
     const inUse = new Set<string>()
     for (const x of this.#apps.values())
       if (x !== self && x.version !== undefined && (x.state !== 'removed' || x.pending !== undefined))
         if (x.state !== 'stopped') inUse.add(x.version.digest)
     const lru = [...this.#images.values()].filter(i => !inUse.has(i.digest)).sort((a, b) => a.lastUsed - b.lastUsed)
     for (const img of lru) {
-      if (used + v.size <= budget) break
+      if (used + need <= budget) break
       // stopped containers of that image go first (Docker keeps an image a container uses)
       for (const x of this.#apps.values())
         if (x !== self && x.state === 'stopped' && x.version?.digest === img.digest)
@@ -524,9 +559,9 @@ export class AppLoader {
       used -= img.size
       this.#log.info('evicted app image', { digest: img.digest, size: img.size })
     }
-    if (used + v.size > budget)
+    if (used + need > budget)
       throw new AppBusyError(
-        `app ${JSON.stringify(self.name)} needs ${v.size} B of disk; images of running apps hold ${used} B of this node's ${budget} B budget`,
+        `app ${JSON.stringify(self.name)} needs ${need} B of disk; images of running apps hold ${used} B of this node's ${budget} B budget`,
         5
       )
   }

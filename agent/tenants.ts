@@ -98,6 +98,7 @@ export class Tenants {
     // a tenant that died (crashed, or dockerd restarted without live-restore) is relaunched
     // through the gate, which measures the new launch like the first
     for (const c of runner.list()) {
+      if (c.app !== undefined) continue // serverless apps are agent/apps.ts's
       let running: boolean
       try {
         running = await this.#init.probe.running(c.id)
@@ -120,7 +121,7 @@ export class Tenants {
       })
     }
     for (const c of runner.list()) {
-      if (wanted.has(c.image)) continue
+      if (wanted.has(c.image) || c.app !== undefined) continue
       log.info('stopping a tenant that is no longer deployed', { image: c.image })
       await runner.stop(c.id).catch((err: unknown) => {
         log.warn('could not stop tenant', { image: c.image, err })

@@ -173,6 +173,8 @@ export interface LaunchRequest {
    * digest and size checks, the measured line) still applies.
    */
   readonly record?: ImageRecord
+  /** Keep the fetched blocks in the IPFS store (default: the runner's keepImages). */
+  readonly keep?: boolean
   /** The serverless app this container serves (agent/apps.ts); get() and tenants leave it alone. */
   readonly app?: string
 }
@@ -682,7 +684,7 @@ class Runner implements ContainerRunner {
       progress({ phase: 'fetch', bytes: 0, total: rec.size })
       for await (const chunk of source.fetch(rec.cid, {
         providers: req.providers,
-        keep: this.init.keepImages === true,
+        keep: req.keep ?? this.init.keepImages === true,
         signal,
         onProgress: p => {
           progress({ phase: 'fetch', bytes: p.bytes, total: rec.size })

@@ -277,7 +277,7 @@ t.test('memory budget: the least recently used paused app is stopped to make roo
 })
 
 t.test('disk budget: images of apps not running are evicted least recently used first', async t => {
-  const f = setup({ diskBudgetBytes: 25 * MiB, scaleDown: 'stop' })
+  const f = setup({ diskBudgetBytes: 25 * MiB, scaleDown: 'stop', keepBlocks: false })
   for (const n of ['a', 'b', 'c']) f.apps.set(n, { current: version(n), revoked: false })
   const a = await f.loader.resolve('a')
   f.clock.now += 5000
@@ -291,6 +291,15 @@ t.test('disk budget: images of apps not running are evicted least recently used 
   t.equal(f.loader.diskInUse(), 20 * MiB)
   const err = await Promise.resolve(f.loader.resolve('a')).catch((e: unknown) => e)
   t.ok(err instanceof AppBusyError, 'no room while b and c run')
+
+  const kept = setup({ diskBudgetBytes: 25 * MiB })
+  kept.apps.set('a', { current: version('a'), revoked: false })
+  kept.apps.set('big', { current: version('big', { size: 15 * MiB }), revoked: false })
+  const c = await kept.loader.resolve('a')
+  t.equal(kept.launched[0].keep, true, 'blocks kept to serve peers')
+  t.equal(kept.loader.diskInUse(), 20 * MiB, 'counted twice: Docker and the blocks')
+  await t.rejects(Promise.resolve(kept.loader.resolve('big')), AppRefusedError, '2 × 15 MiB exceeds 25 MiB')
+  t.ok(c)
 })
 
 t.test('revocation and new versions seen by the poll; certification loss', async t => {
