@@ -24,6 +24,7 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   evidence: 'evidence.ts',
   eventlog: 'eventlog.ts',
   image: 'image.ts',
+  app: 'app.ts',
   deploy: 'containers.ts',
   undeploy: 'containers.ts',
   containers: 'containers.ts',
@@ -33,7 +34,9 @@ export const COMMAND_FILES: Readonly<Record<string, string>> = {
   node: 'verify.ts',
   sim: 'sim.ts',
   up: 'up.ts',
-  down: 'up.ts'
+  down: 'up.ts',
+  request: 'request.ts',
+  curl: 'curl.ts'
 }
 
 export async function loadCommands(first?: string): Promise<CommandModule[]> {
