@@ -9,6 +9,9 @@
 //   6. tenant       publishes a small HTTP image to IPFS (on one node) and on chain
 //   7. run          a certified node fetches, verifies, measures and runs it; a request through its proxy
 //   8. tampered     a node whose firmware measurements differ is refused and never runs the image
+//   9. serverless   an app no node was told to run: a request to a certified node loads it on
+//                   request (fetched from a peer, verified, measured, started); the tampered node
+//                   refuses the same request with its reason
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,6 +36,7 @@ import {
   type EmbeddedValidator,
   type PcrRefs
 } from '../chain/index.ts'
+import type { AppPublishBody } from '../chain/types.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
@@ -82,6 +86,15 @@ export interface DemoResult {
   /** The running node's next round, whose quote covers the container PCR. */
   reattest: { outcome: string; pass: number; fail: number; failedClaims: string[] }
   refused: { node: string; failedClaims: string[]; imageRefused: string }
+  /** Step 9: an app published on chain that no node was told to run, requested from two nodes. */
+  app: {
+    name: string
+    version: string
+    cid: string
+    digest: string
+    served: { node: string; url: string; status: number; body: string; firstMs: number; againMs: number }
+    refused: { node: string; url: string; status: number; reason: string }
+  }
   seconds: number
 }
 
@@ -91,6 +104,7 @@ export const PLATFORM = 'ovmf/q35-smp2'
 export const OS_NAME = 'quorate-node'
 const TPM_VENDOR = 'swtpm-demo'
 const IMAGE = 'demo/hello'
+const APP = 'hello'
 
 /** The claims a QC (v3: one verdict every signer signed) names as failed. */
 function failedClaims(qc: Uint8Array): string[] {
@@ -205,18 +219,19 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   let validator: EmbeddedValidator | undefined
   const comet: CometValidator[] = []
   let client: ChainClient | undefined
-  let imageId: string | undefined
+  const imageIds: string[] = []
   const cleanup = async (): Promise<void> => {
     await Promise.all(
       agents.map(async a => {
         await a.stop().catch(() => {})
       })
     )
-    if (imageId !== undefined && !o.keep)
-      await new Docker()
-        .getImage(imageId)
-        .remove({ force: true })
-        .catch(() => {})
+    if (!o.keep)
+      for (const id of imageIds)
+        await new Docker()
+          .getImage(id)
+          .remove({ force: true })
+          .catch(() => {})
     await validator?.stop().catch(() => {})
     await Promise.all(
       comet.map(async v => {
@@ -289,7 +304,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       chainUrl = comet[0].rpc
       rpcFor = i => comet[i % 3].rpc
       say(
-        `[1/8] chain      4 CometBFT validators (${comet.map(v => v.rpc).join(', ')}; chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
+        `[1/9] chain      4 CometBFT validators (${comet.map(v => v.rpc).join(', ')}; chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
       )
     } else {
       validator = await startEmbeddedValidator({
@@ -304,7 +319,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       chainUrl = url
       rpcFor = () => url
       say(
-        `[1/8] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
+        `[1/9] chain      embedded validator at ${validator.url} (chain id quorate-demo, k = ${o.committeeSize}, genesis verifiers: ${genesisVerifiers.join(', ')})`
       )
     }
     client = new ChainClient({ url: chainUrl })
@@ -317,11 +332,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     // 2–4. TPM vendor, firmware vendor, operator
     const anchors = await publishTrustAnchors(chain, { caPems: tpmCa.pems, bootLog })
-    say(`[2/8] TPM vendor "${TPM_VENDOR}" registered and published ${anchors.cas} EK CA certificate(s)`)
+    say(`[2/9] TPM vendor "${TPM_VENDOR}" registered and published ${anchors.cas} EK CA certificate(s)`)
     say(
-      `[3/8] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${anchors.firmwarePcrs.join(', ')}; from a genuine OVMF measured boot)`
+      `[3/9] firmware vendor "ovmf" published reference values for q35-smp2 2022.11 (PCRs ${anchors.firmwarePcrs.join(', ')}; from a genuine OVMF measured boot)`
     )
-    say(`[4/8] operator published node image "${OS_NAME}" v1 (PCRs 4 and 9: kernel, command line, initrd)`)
+    say(`[4/9] operator published node image "${OS_NAME}" v1 (PCRs 4 and 9: kernel, command line, initrd)`)
 
     // 5. agents ---------------------------------------------------------------------------------
     const events: string[] = []
@@ -359,7 +374,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const byName = new Map<string, Agent>()
     for (let i = 0; i < o.nodes; i++) byName.set(names[i], await mkAgent(names[i], swtpms[i], bootLog))
     say(
-      `[5/8] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`
+      `[5/9] ${o.nodes} agents started, each with its own swtpm replaying the OVMF measured boot; registered on chain`
     )
     if (comet.length === 4) {
       // kill -9 of validator 3's cometbft, and it stays down: three of four (> 2/3) go on
@@ -406,7 +421,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       .getImage(img.imageId)
       .remove({ force: true })
       .catch(() => {})
-    imageId = img.imageId
+    imageIds.push(img.imageId)
     const publisherNode = byName.get(names[0]) as Agent
     const pub = await publishImage(
       publisherNode.store,
@@ -414,7 +429,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       { source: img.tar, name: IMAGE }
     )
     say(
-      `[6/8] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`
+      `[6/9] tenant published "${IMAGE}": ${pub.size} bytes, CID ${pub.cid}, image ${pub.digest.slice(0, 19)}… (IPFS on ${names[0]}, record on chain)`
     )
 
     // 7. a certified node runs it -----------------------------------------------------------------
@@ -432,7 +447,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     )
     results[o.nodes - 1].ranImage = true
     say(
-      `[7/8] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`
+      `[7/9] ${runnerName} gate passed (${phases.join(' → ')}): container ${c.id.slice(0, 12)} measured into PCR 13 and started`
     )
     const served = publisherNode.store.served()
     const transfer = served.bulk > 0 ? 'bulk' : served.stream > 0 ? 'stream' : 'reused'
@@ -478,7 +493,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       ranImage: false
     })
     say(
-      `[8/8] node-x (tampered PCR 0 firmware event) ${rx.outcome === 'pass' ? 'CERTIFIED (unexpected!)' : 'REFUSED'}: committee of ${rx.committee.length}, ${rx.pass} pass / ${rx.fail} fail, failing claim(s): ${failedX.join(', ') || 'none'}`
+      `[8/9] node-x (tampered PCR 0 firmware event) ${rx.outcome === 'pass' ? 'CERTIFIED (unexpected!)' : 'REFUSED'}: committee of ${rx.committee.length}, ${rx.pass} pass / ${rx.fail} fail, failing claim(s): ${failedX.join(', ') || 'none'}`
     )
     let imageRefused = ''
     try {
@@ -491,6 +506,64 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
     say(`       node-x asked to run "${IMAGE}": refused — ${imageRefused}`)
 
+    // 9. serverless: an app no node was told to run ------------------------------------------------
+    const appImg = helloImage('hello from a serverless app, loaded on request by a certified quorate node\n')
+    await new Docker()
+      .getImage(appImg.imageId)
+      .remove({ force: true })
+      .catch(() => {})
+    imageIds.push(appImg.imageId)
+    const appPub = await publishImage(
+      publisherNode.store,
+      {
+        publishImage: async rec => {
+          const body: AppPublishBody = {
+            name: APP,
+            version: '1',
+            digest: rec.digest,
+            cid: rec.cid,
+            size: rec.size,
+            port: 8080,
+            args: ['-p', '127.0.0.1:8080'],
+            limits: { memoryBytes: 64 << 20, pids: 64 },
+            idleTimeoutMs: 60_000
+          }
+          const sent = await chain.send('app.publish', body, tenant)
+          return { txHash: sent.hash, height: sent.height }
+        }
+      },
+      { source: appImg.tar, name: APP }
+    )
+    say(
+      `[9/9] tenant published app "${APP}" v1: ${appPub.size} bytes, CID ${appPub.cid} (IPFS on ${names[0]}, app.publish on chain); no node was told to run it`
+    )
+    const serverName = names[1]
+    const server = byName.get(serverName) as Agent
+    const appUrl = `${server.httpUrl ?? ''}/app/${APP}/`
+    const a0 = performance.now()
+    const appResp = await fetch(appUrl)
+    const appBody = await appResp.text()
+    const firstMs = performance.now() - a0
+    const a1 = performance.now()
+    const second = await fetch(appUrl)
+    await second.text()
+    const againMs = performance.now() - a1
+    say(
+      `       GET ${appUrl} (${serverName}, certified) → ${appResp.status} ${JSON.stringify(appBody.trim().slice(0, 120))}`
+    )
+    say(
+      `       loaded on request in ${Math.round(firstMs)} ms (chain check → fetch from a peer → verify → load → measure → start); the next request ${Math.round(againMs)} ms`
+    )
+    const badUrl = `${bad.httpUrl ?? ''}/app/${APP}/`
+    const badResp = await fetch(badUrl)
+    const badText = await badResp.text()
+    let badReason = badText.trim()
+    try {
+      const j = JSON.parse(badText) as { error?: string; reason?: string }
+      badReason = [j.error, j.reason].filter(x => x !== undefined).join(': ')
+    } catch {}
+    say(`       GET ${badUrl} (node-x, tampered) → ${badResp.status} refused: ${badReason}`)
+
     const status = await chain.status()
     const ok =
       results.filter(r => r.role !== 'tampered').every(r => r.certified) &&
@@ -498,7 +571,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       resp.status === 200 &&
       body.includes('hello') &&
       !results[results.length - 1].ranImage &&
-      reattest.outcome === 'pass'
+      reattest.outcome === 'pass' &&
+      appResp.status === 200 &&
+      appBody.includes('serverless app') &&
+      second.status === 200 &&
+      badResp.status === 503
     const result: DemoResult = {
       ok,
       chain: { url: chainUrl, height: status.height },
@@ -513,6 +590,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       },
       reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
+      app: {
+        name: APP,
+        version: '1',
+        cid: appPub.cid,
+        digest: appPub.digest,
+        served: {
+          node: serverName,
+          url: appUrl,
+          status: appResp.status,
+          body: appBody,
+          firstMs: Math.round(firstMs),
+          againMs: Math.round(againMs * 10) / 10
+        },
+        refused: { node: 'node-x', url: badUrl, status: badResp.status, reason: badReason }
+      },
       seconds: Math.round((Date.now() - t0) / 100) / 10
     }
     if (o.hold !== undefined) {
@@ -550,6 +642,7 @@ export function summaryTable(r: DemoResult): string {
     `\n\nimage ${r.image.name}  CID ${r.image.cid}  digest ${r.image.digest}\n` +
     `request via ${r.request.node}: HTTP ${r.request.status} ${JSON.stringify(r.request.body.trim())}\n` +
     `refused: ${r.refused.node} failed ${r.refused.failedClaims.join(', ')}; image refused: ${r.refused.imageRefused}\n` +
+    `app ${r.app.name} v${r.app.version} via ${r.app.served.node}: HTTP ${r.app.served.status}, loaded on request in ${r.app.served.firstMs} ms; via ${r.app.refused.node}: HTTP ${r.app.refused.status} (${r.app.refused.reason})\n` +
     `chain height ${r.chain.height}; ${r.seconds} s; ${r.ok ? 'DEMO OK' : 'DEMO FAILED'}`
   )
 }

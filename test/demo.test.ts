@@ -3,7 +3,7 @@
 import t from 'tap'
 import { runDemo } from '../cli/demo.ts'
 
-t.test('demo: honest nodes certified, tenant served, tampered node refused', async t => {
+t.test('demo: honest nodes certified, tenant served, tampered node refused, app loaded on request', async t => {
   const lines: string[] = []
   const r = await runDemo({
     nodes: 6,
@@ -41,8 +41,34 @@ t.test('demo: honest nodes certified, tenant served, tampered node refused', asy
   t.same(r.refused.failedClaims, ['firmware'], 'its committee names the firmware claim')
   t.notOk(bad?.ranImage, 'it never runs the image')
   t.match(r.refused.imageRefused, /not certified/)
+  // 9. serverless: an app no node was told to run, loaded on request by a certified node
+  t.equal(r.app.name, 'hello')
+  t.match(r.app.cid, /^bafy/)
+  t.not(r.app.digest, r.image.digest, 'the app is another image than the deployed tenant')
+  t.equal(r.app.served.status, 200, 'a certified node serves the app on its first request')
+  t.match(r.app.served.body, /hello from a serverless app/)
+  t.not(r.app.served.node, r.request.node, 'served by a node that never ran anything before')
+  t.equal(r.app.refused.status, 503, 'the tampered node refuses the same request')
+  t.match(r.app.refused.reason, /not certified/, 'and says why')
   t.ok(
-    lines.some(l => l.startsWith('[8/8]')),
-    'progress was reported for every step'
+    lines.some(l => /^\[9\/9\] tenant published app "hello" v1: .*no node was told to run it$/.test(l)),
+    'the publish line'
   )
+  t.ok(
+    lines.some(l => /GET http:\/\/127\.0\.0\.1:\d+\/app\/hello\/ \(node-2, certified\) → 200 /.test(l)),
+    'the served line'
+  )
+  t.ok(
+    lines.some(l => /loaded on request in \d+ ms \(chain check → fetch from a peer/.test(l)),
+    'the load-on-request line'
+  )
+  t.ok(
+    lines.some(l => /\/app\/hello\/ \(node-x, tampered\) → 503 refused: .*not certified/.test(l)),
+    'the refused line, with its reason'
+  )
+  for (let i = 1; i <= 9; i++)
+    t.ok(
+      lines.some(l => l.startsWith(`[${i}/9]`)),
+      `progress was reported for step ${i}`
+    )
 })
