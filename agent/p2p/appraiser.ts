@@ -15,28 +15,44 @@ export interface ChainAppraiserOptions {
 }
 
 export function chainAppraiser(
-  client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images'>>,
+  client: Pick<ChainClient, 'referenceValues' | 'node'> & Partial<Pick<ChainClient, 'images' | 'appVersion'>>,
   opts: ChainAppraiserOptions = {}
 ): Appraise {
   const ttl = opts.refsTtlMs ?? 10_000
   const cache = new Map<string, { at: number; refs: PreparedReferences }>()
   const imageCache = new Map<string, { at: number; allowed: boolean }>()
-  // Images in the node's container log are allowed when published on chain and not revoked.
+  // Images in the node's container log are allowed when published on chain and not revoked. A
+  // serverless app's launch is logged as "<name>@<version>" (agent/apps.ts; image names have no
+  // '@'): allowed when that version is published with this digest, even if revoked since —
+  // otherwise a publisher could revoke an app to decertify every node that ever served it (nodes
+  // stop a revoked app at once; that code is part of the measured OS).
   const allowedImages = async (log: string | undefined): Promise<string[]> => {
     if (log === undefined || client.images === undefined) return []
-    let digests: string[]
+    let launches: Array<{ digest: string; app?: { name: string; version: string } }>
     try {
-      digests = [...new Set(parseContainerLog(log).map(e => e.record.digest))]
+      const seen = new Map<string, { digest: string; app?: { name: string; version: string } }>()
+      for (const e of parseContainerLog(log)) {
+        const at = e.record.image.indexOf('@')
+        const app = at > 0 ? { name: e.record.image.slice(0, at), version: e.record.image.slice(at + 1) } : undefined
+        seen.set(`${e.record.digest} ${e.record.image}`, { digest: e.record.digest, app })
+      }
+      launches = [...seen.values()]
     } catch {
       return []
     } // appraise reports the malformed log
     const out: string[] = []
-    for (const digest of digests.slice(0, 64)) {
-      let hit = imageCache.get(digest)
+    for (const { digest, app } of launches.slice(0, 64)) {
+      const key = app === undefined ? digest : `${digest} ${app.name}@${app.version}`
+      let hit = imageCache.get(key)
       if (hit === undefined || Date.now() - hit.at > ttl) {
-        const recs = await client.images({ digest })
-        hit = { at: Date.now(), allowed: recs.some(r => r.revokedAt === undefined) }
-        imageCache.set(digest, hit)
+        let allowed: boolean
+        if (app !== undefined) {
+          // a name or version the chain rejects as malformed is simply not an allowed launch
+          const v = await client.appVersion?.(app.name, app.version).catch(() => undefined)
+          allowed = v !== undefined && v.digest === digest
+        } else allowed = (await client.images({ digest })).some(r => r.revokedAt === undefined)
+        hit = { at: Date.now(), allowed }
+        imageCache.set(key, hit)
       }
       if (hit.allowed) out.push(digest)
     }
