@@ -4,7 +4,6 @@
 // the same options for one node's URL.
 import type { Argv, CommandModule } from 'yargs'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { createClient, lightChainView, type Client, type ClientResponse } from '../../agent/client/index.ts'
 import { LightClient } from '../../chain/light/index.ts'
 import { chainPaths } from '../../chain/index.ts'
