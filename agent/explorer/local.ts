@@ -96,7 +96,8 @@ function appsOf(apps: unknown): LocalView['apps'] {
       name,
       state: typeof r.state === 'string' ? r.state : 'unknown',
       version: typeof r.version === 'string' ? r.version : undefined,
-      digest: typeof r.digest === 'string' ? r.digest : undefined
+      digest: typeof r.digest === 'string' ? r.digest : undefined,
+      requests: typeof r.requests === 'number' ? r.requests : undefined
     })
   }
   return out

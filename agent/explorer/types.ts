@@ -108,7 +108,7 @@ export interface LocalView {
   state: string
   stateReason?: string
   containers: Array<{ image: string; digest: string; cid: string; url?: string }>
-  apps: Array<{ name: string; state: string; version?: string; digest?: string }>
+  apps: Array<{ name: string; state: string; version?: string; digest?: string; requests?: number }>
   bootLog: DecodedBootLog
   containerLog: DecodedContainerLog
 }

@@ -89,7 +89,7 @@ t.test("agent /ui: lazy indexer, the node's decoded event logs", async t => {
     nodeId: '12D3KooWTestNode',
     state: { kind: 'certified' },
     containers: [{ image: 'acme/web:1', digest: `sha256:${'ab'.repeat(32)}`, cid: 'bafy', url: 'http://127.0.0.1:1' }],
-    apps: [{ name: 'hello', state: 'running', version: '2' }, { bogus: true }]
+    apps: [{ name: 'hello', state: 'running', version: '2', requests: 3 }, { bogus: true }]
   }
   const explorer = createExplorer({
     chain: counted,
@@ -197,7 +197,7 @@ t.test("agent /ui: lazy indexer, the node's decoded event logs", async t => {
   t.equal(local.nodeId, status.nodeId)
   t.equal(local.bootLog.raw, undefined, 'the page gets no raw bytes')
   t.equal(local.bootLog.events.length, ev.boot.events.length)
-  t.same(local.apps, [{ name: 'hello', state: 'running', version: '2' }], 'apps, malformed entries left out')
+  t.same(local.apps, [{ name: 'hello', state: 'running', version: '2', requests: 3 }], 'apps, malformed entries left out')
   t.same(
     local.containers.map(c => c.image),
     ['acme/web:1'],

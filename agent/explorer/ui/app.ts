@@ -213,8 +213,8 @@ function LocalNode({ l }: { l: LocalView }) {
     <h4>Apps</h4>${
       l.apps.length === 0
         ? html`<p>No app loaded.</p>`
-        : html`<table id="local-apps"><caption>Apps on this node</caption><thead><tr><th scope="col">App</th><th scope="col">State</th><th scope="col">Version</th></tr></thead>
-      <tbody>${l.apps.map(a => html`<tr data-app=${a.name}><td>${a.name}</td><td>${a.state}</td><td>${a.version ?? '—'}</td></tr>`)}</tbody></table>`
+        : html`<table id="local-apps"><caption>Apps on this node</caption><thead><tr><th scope="col">App</th><th scope="col">State</th><th scope="col">Version</th><th scope="col">Requests served</th></tr></thead>
+      <tbody>${l.apps.map(a => html`<tr data-app=${a.name} data-state=${a.state}><td>${a.name}</td><td>${a.state}</td><td>${a.version ?? '—'}</td><td>${a.requests ?? '—'}</td></tr>`)}</tbody></table>`
     }
     <h4>Tenants running</h4>${
       l.containers.length === 0
