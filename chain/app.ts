@@ -1723,7 +1723,13 @@ const queries = new Map<string, Query>(
         return { status: 'none', nodeId } satisfies SeedView
       const ids = r.committee ?? r.candidates
       if (r.seed === undefined || ids === undefined)
-        return { status: 'pending', nodeId, round: r.round, requestHeight: r.height } satisfies SeedView
+        return {
+          status: 'pending',
+          nodeId,
+          round: r.round,
+          requestHeight: r.height,
+          ...(r.tlsKey === undefined ? {} : { tlsKey: r.tlsKey })
+        } satisfies SeedView
       // current rules serve the drawn committee as the candidate list with k = its size: drawing
       // k of k gives the committee back in the same order, so older clients derive the same one
       return {

@@ -5,7 +5,7 @@ import type tapT from 'tap'
 import { ChainClient, TxRejectedError } from '../../chain/client.ts'
 import { generateChainKey } from '../../chain/keys.ts'
 import { buildTx } from '../../chain/tx.ts'
-import { TxCode } from '../../chain/types.ts'
+import { TxCode, type AppPublishBody } from '../../chain/types.ts'
 import { sha256, toHex } from '../../encoding/bytes.ts'
 import { fakeDer } from './harness.ts'
 
@@ -73,5 +73,91 @@ export function chainClientContract(tap: typeof tapT, name: string, start: () =>
     t.equal(q.code, TxCode.UNKNOWN_TYPE, 'unknown query path has a code')
     const proven = await c.provenValue(`vendor/${name}`)
     t.equal(proven?.verified, true, 'inclusion proof verifies against the status app hash')
+
+    // ---- apps, usage, endpoint and TLS key (issues 13 and 14) ----
+    const owner = await generateChainKey()
+    const app = `app-${toHex(owner.publicKey).slice(0, 8)}`
+    const body = (version: string): AppPublishBody => ({
+      name: app,
+      version,
+      digest: `sha256:${'ab'.repeat(32)}`,
+      cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+      size: 1024,
+      port: 8080,
+      limits: { memoryBytes: 64 << 20, pids: 16 },
+      idleTimeoutMs: 60_000
+    })
+    t.ok((await c.publishApp(owner, body('1'))).height > 0, 'app.publish')
+    t.equal((await c.publishApp(owner, body('2'))).code, 0)
+    const taken = await c.publishApp(await generateChainKey(), body('3')).catch((err: unknown) => err)
+    t.ok(
+      taken instanceof TxRejectedError && taken.txCode === TxCode.UNAUTHORIZED,
+      "another key cannot publish an owner's app"
+    )
+    const reused = await c.publishApp(owner, body('1')).catch((err: unknown) => err)
+    t.ok(reused instanceof TxRejectedError && reused.txCode === TxCode.CONFLICT, 'a version is never reused')
+    const notOwner = await c.revokeApp(await generateChainKey(), app).catch((err: unknown) => err)
+    t.ok(notOwner instanceof TxRejectedError && notOwner.txCode === TxCode.UNAUTHORIZED, 'only the owner revokes')
+    t.equal((await c.app(app))?.record.current, '2')
+    t.ok(
+      (await c.apps()).some(a => a.record.name === app && a.current?.version === '2'),
+      'listed with its current version'
+    )
+    await c.revokeApp(owner, app, '2')
+    const view = await c.app(app)
+    t.equal(view?.record.current, '1', 'revoking the current version falls back to the newest in force')
+    t.ok((await c.appVersion(app, '2'))?.revokedAt !== undefined)
+    t.equal(await c.app(`${app}-none`), undefined)
+    const provenApp = await c.provenValue(`app/${app}`)
+    t.equal(provenApp?.verified, true, 'app/<name> is provable')
+
+    const node = await generateChainKey()
+    await c.send(
+      'node.register',
+      {
+        nodeId: node.peerId,
+        ekCertificate: fakeDer(2),
+        akPublic: new Uint8Array([2]),
+        addrs: [],
+        endpoint: 'https://node.example.com:8443'
+      },
+      node
+    )
+    t.equal((await c.node(node.peerId))?.record?.endpoint, 'https://node.example.com:8443', 'node() has the endpoint')
+    const http = await c
+      .send(
+        'node.register',
+        {
+          nodeId: node.peerId,
+          ekCertificate: fakeDer(2),
+          akPublic: new Uint8Array([2]),
+          addrs: [],
+          endpoint: 'http://10.1.2.3'
+        },
+        node
+      )
+      .catch((err: unknown) => err)
+    t.ok(http instanceof TxRejectedError && http.txCode === TxCode.INVALID_BODY, 'plain http off loopback is refused')
+    const now = (await c.status()).time
+    const period = { from: now - 10_000, to: now, apps: [{ app, requests: 3, bytesIn: 30, bytesOut: 300 }] }
+    const forged = await c
+      .send('usage.record', { nodeId: node.peerId, ...period }, await generateChainKey())
+      .catch((err: unknown) => err)
+    t.ok(forged instanceof TxRejectedError && forged.txCode === TxCode.UNAUTHORIZED, 'usage signed by another key')
+    await c.recordUsage(node, period)
+    const overlap = await c.recordUsage(node, period).catch((err: unknown) => err)
+    t.ok(overlap instanceof TxRejectedError && overlap.txCode === TxCode.CONFLICT, 'periods never overlap')
+    const usage = await c.appUsage(app)
+    t.same(
+      usage && [usage.totals.requests, usage.totals.bytesOut, usage.totals.nodes, usage.recent.length],
+      [3, 300, 1, 1],
+      'appUsage: totals and recent records'
+    )
+    const short = await c.requestAttestation(node, { tlsKey: new Uint8Array(31) }).catch((err: unknown) => err)
+    t.ok(short instanceof TxRejectedError && short.txCode === TxCode.INVALID_BODY, 'a 31-byte tlsKey is refused')
+    const tlsKey = new Uint8Array(32).fill(7)
+    await c.requestAttestation(node, { tlsKey })
+    t.same((await c.seed(node.peerId)).tlsKey, tlsKey, 'the round carries the TLS key it binds')
+    t.equal((await c.node(node.peerId))?.record?.tlsKey, undefined, 'only a passing QC records it on the node')
   })
 }

@@ -238,3 +238,109 @@ t.test('query data and RPC bodies', async t => {
     included += v.producer.store.block(height)?.txs.length ?? 0
   t.equal(included, 0, 'no garbage reached a block')
 })
+
+t.test('app, usage, endpoint and tlsKey bodies: mutated fields and bytes', async t => {
+  const { parseBody } = await import('../../chain/bodies.ts')
+  const { decode } = await import('../../encoding/canonical.ts')
+  const { InvalidInputError } = await import('../../encoding/errors.ts')
+  const node = await seededKey(3)
+  const bodies: Array<[Parameters<typeof parseBody>[0], Record<string, unknown>]> = [
+    [
+      'app.publish',
+      {
+        name: 'hello',
+        version: '1.0',
+        digest: `sha256:${'ab'.repeat(32)}`,
+        cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+        size: 1024,
+        port: 8080,
+        args: ['-p', '8080'],
+        env: ['A=1'],
+        healthPath: '/',
+        limits: { memoryBytes: 64 << 20, pids: 16, nanoCpus: 1e9 },
+        idleTimeoutMs: 60_000
+      }
+    ],
+    ['app.revoke', { name: 'hello', version: '1.0' }],
+    [
+      'usage.record',
+      { nodeId: node.peerId, from: 1, to: 2, apps: [{ app: 'hello', requests: 1, bytesIn: 2, bytesOut: 3 }] }
+    ],
+    [
+      'node.register',
+      {
+        nodeId: node.peerId,
+        ekCertificate: fakeDer(1),
+        akPublic: new Uint8Array(4),
+        addrs: [],
+        endpoint: 'http://127.0.0.1:8080'
+      }
+    ],
+    ['attest.request', { nodeId: node.peerId, round: 1, tlsKey: new Uint8Array(32) }]
+  ]
+  const { rnd, bytes } = seeded(777)
+  // values a field may be replaced with: wrong types, edge numbers, near-miss strings
+  const odd = (): unknown => {
+    const pick = [
+      () => -1,
+      () => 0,
+      () => 65_536,
+      () => Number.MAX_SAFE_INTEGER,
+      () => '',
+      () => 'A',
+      () => 'http://10.0.0.1',
+      () => 'https://x/?q',
+      () => `/${'a'.repeat(300)}`,
+      () => bytes(Math.floor(rnd() * 40)),
+      () => [],
+      () => Array.from({ length: 70 }, () => 'x'),
+      () => ({}),
+      () => true,
+      () => [
+        { app: 'hello', requests: 1, bytesIn: 1, bytesOut: 1 },
+        { app: 'hello', requests: 1, bytesIn: 1, bytesOut: 1 }
+      ]
+    ]
+    return pick[Math.floor(rnd() * pick.length)]()
+  }
+  let other = 0
+  let accepted = 0
+  let refusedCount = 0
+  let notIdempotent = 0
+  for (let i = 0; i < 3000; i++) {
+    const [type, valid] = bodies[i % bodies.length]
+    const b: Record<string, unknown> = structuredClone(valid)
+    const keys = Object.keys(b)
+    const k = keys[Math.floor(rnd() * keys.length)]
+    const how = Math.floor(rnd() * 4)
+    if (how === 0) delete b[k]
+    else if (how === 1) b[k] = odd()
+    else if (how === 2) b[`x${Math.floor(rnd() * 10)}`] = 1
+    let input: unknown = b
+    if (how === 3) {
+      // byte-level: mutate the canonical encoding, keep what still decodes
+      try {
+        input = decode(mutate(encode(b as never), rnd))
+      } catch {
+        continue
+      }
+    }
+    try {
+      const out = parseBody(type, input as never)
+      accepted++
+      // whatever is accepted parses to itself again and keeps the rules
+      if (JSON.stringify(parseBody(type, out as never)) !== JSON.stringify(out)) notIdempotent++
+      if (type === 'node.register') {
+        const e = (out as { endpoint?: string }).endpoint
+        if (e?.startsWith('http:') === true && !/^http:\/\/(127\.|\[::1\]|localhost)/.test(e))
+          t.fail(`plain http endpoint off loopback accepted: ${e}`)
+      }
+    } catch (err) {
+      if (err instanceof InvalidInputError) refusedCount++
+      else other++
+    }
+  }
+  t.equal(other, 0, 'a bad body only ever throws InvalidInputError')
+  t.equal(notIdempotent, 0, 'an accepted body parses to itself again')
+  t.ok(accepted > 0 && refusedCount > 1000, `both outcomes occur (${accepted} accepted, ${refusedCount} refused)`)
+})
