@@ -14,30 +14,37 @@ const demo = spawn(
 )
 const exited = once(demo, 'exit')
 try {
-  const r = await new Promise<{ dashboard: string; nodes: Array<{ nodeId: string; role: string }> }>(
-    (resolve, reject) => {
-      createInterface({ input: demo.stdout }).on('line', l => {
-        if (l.startsWith('{')) resolve(JSON.parse(l))
-      })
-      void exited.then(() => {
-        reject(new Error('the demo ended without a result'))
-      })
-    }
-  )
+  const r = await new Promise<{
+    dashboard: string
+    nodes: Array<{ name: string; nodeId: string; role: string }>
+    request: { node: string; url: string }
+  }>((resolve, reject) => {
+    createInterface({ input: demo.stdout }).on('line', l => {
+      if (l.startsWith('{')) resolve(JSON.parse(l))
+    })
+    void exited.then(() => {
+      reject(new Error('the demo ended without a result'))
+    })
+  })
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking']
   })
   const page = await browser.newPage({ viewport: { width: 1100, height: 720 } })
   const bad = r.nodes.find(n => n.role === 'tampered')?.nodeId ?? ''
-  for (const [name, hash, heading] of [
-    ['nodes', '#/nodes', 'h-nodes'],
-    ['node-refused', `#/node/${bad}`, 'h-node'],
-    ['chain', '#/chain', 'h-chain'],
-    ['vendors', '#/vendors', 'h-vend']
+  // the node that ran the demo's tenant, on its own agent's /ui (its decoded event logs)
+  const runner = r.nodes.find(n => n.name === r.request.node)?.nodeId ?? ''
+  const agentUi = `${new URL(r.request.url).origin}/ui/`
+  for (const [name, url, ready] of [
+    ['nodes', `${r.dashboard}#/nodes`, 'h2#h-nodes'],
+    ['node-refused', `${r.dashboard}#/node/${bad}`, 'h2#h-node'],
+    ['apps', `${r.dashboard}#/images`, 'h2#h-img'],
+    ['chain', `${r.dashboard}#/chain`, 'h2#h-chain'],
+    ['vendors', `${r.dashboard}#/vendors`, 'h2#h-vend'],
+    ['agent-node', `${agentUi}#/node/${runner}`, 'table#boot-log']
   ]) {
-    await page.goto(r.dashboard + hash)
-    await page.locator(`h2#${heading}`).waitFor()
+    await page.goto(url)
+    await page.locator(ready).waitFor()
     await page.screenshot({ path: join(root, 'docs', 'screenshots', `explorer-${name}.png`) })
   }
   await browser.close()

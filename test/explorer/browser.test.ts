@@ -2,7 +2,9 @@
 // demo network, run as a user runs it: `quorate demo --keep`. The page is opened as soon as the
 // demo's chain answers, while it is still manufacturing TPMs, so certifications must arrive
 // without a reload; the tampered node must show as refused with its failing claim; sections must
-// be reachable by keyboard and labelled; the demo's own dashboard (--keep) must serve the same.
+// be reachable by keyboard and labelled; the demo's own dashboard (--keep) must serve the same,
+// with the published app; an agent's /ui must show its own node's decoded event logs, tenants
+// and apps.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -37,7 +39,9 @@ interface DemoOut {
   ok: boolean
   dashboard: string
   chain: { url: string; height: number }
-  image: { cid: string }
+  image: { name: string; cid: string }
+  request: { node: string; url: string }
+  app: { name: string; version: string; cid: string; served: { node: string; url: string } }
   nodes: Array<{ name: string; nodeId: string; role: string }>
 }
 
@@ -118,6 +122,27 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
       `${n.name} shown certified`
     )
 
+  // round latency beside the certifications: one bar per recorded round
+  await page.waitForFunction(() => document.querySelectorAll('#latency-chart rect').length >= 1, undefined, {
+    timeout: 30_000
+  })
+  t.match(
+    await page.locator('#latency-chart').getAttribute('aria-label'),
+    /^\d+ rounds: median \d+ blocks \([\d.]+ s\) from request to record/,
+    'the round latency chart says what it shows'
+  )
+  // an honest node's page: its rounds with their latency; its logs are on its own agent
+  await page.locator(`tr[data-node="${honest[0].nodeId}"] a`).first().click()
+  await page.locator('h2#h-node').waitFor()
+  t.ok((await page.locator('tr[data-round]').count()) >= 1, 'a node page lists its rounds')
+  t.match(
+    await page.locator('#logs-elsewhere').innerText(),
+    /\/status\/eventlog/,
+    'and says where its event log can be seen'
+  )
+  await page.goto(ui.url + '#/nodes')
+  await page.locator('h2#h-nodes').waitFor()
+
   // 2. the tampered node: refused, failing claim "firmware", on its row and on its own page
   const bad = r.nodes.find(n => n.role === 'tampered')
   if (bad === undefined) throw new Error('the demo has no tampered node')
@@ -177,9 +202,43 @@ t.test('dashboard: the demo network, live, in headless chromium', async t => {
     new RegExp(r.image.cid.slice(0, 8)),
     'the published image is listed with its CID'
   )
+  const appRow = page.locator(`tr[data-app="${r.app.name}"]`)
+  await appRow.waitFor()
+  t.match(await appRow.innerText(), new RegExp(`runs ${r.app.version}`), 'the published app with its current version')
+  t.match(await appRow.innerText(), new RegExp(r.app.cid.slice(0, 8)), 'and its CID')
+  t.match(
+    await page.locator('#usage-figure').innerText(),
+    /Requests per app over time/,
+    'the requests-per-app figure is on the page (its data: test/explorer/indexer.test.ts)'
+  )
   await page.screenshot({ path: join(profile, 'images.png') })
 
-  // 5. Ctrl-C ends the kept network cleanly
+  // 5. an agent's own /ui: its node page shows the decoded event logs and the tenant it runs
+  const runner = r.nodes.find(n => n.name === r.request.node)
+  if (runner === undefined) throw new Error(`no node named ${r.request.node}`)
+  const agentUi = `${new URL(r.request.url).origin}/ui/`
+  await page.goto(`${agentUi}#/node/${runner.nodeId}`)
+  await page.locator('table#boot-log').waitFor({ timeout: 30_000 })
+  t.ok((await page.locator('#boot-log tr[data-event="EV_SEPARATOR"]').count()) >= 1, 'the firmware log, decoded')
+  t.match(
+    await page.locator('#boot-log caption').innerText(),
+    /\d+ events, \d+ bytes, banks sha256/,
+    'with its size and banks'
+  )
+  t.equal(await page.locator(`#local-tenants tr[data-image="${r.image.name}"]`).count(), 1, 'the tenant it runs')
+  t.ok(
+    (await page.locator(`#container-log tr[data-image="${r.image.name}"]`).count()) >= 1,
+    'and its launch in the container log (PCR 13)'
+  )
+  t.equal(await page.locator('nav a', { hasText: 'This node' }).count(), 1, "the agent's page links its own node")
+  // the node that served the app: the app is listed as loaded there
+  const server = r.nodes.find(n => n.name === r.app.served.node)
+  if (server === undefined) throw new Error(`no node named ${r.app.served.node}`)
+  await page.goto(`${new URL(r.app.served.url).origin}/ui/#/node/${server.nodeId}`)
+  await page.locator(`#local-apps tr[data-app="${r.app.name}"]`).waitFor({ timeout: 30_000 })
+  t.pass(`${r.app.served.node}'s own page lists the app it loaded`)
+
+  // 6. Ctrl-C ends the kept network cleanly
   demo.kill('SIGINT')
   const [code] = await exited
   t.equal(code, 0, 'demo --keep exits 0 on Ctrl-C')

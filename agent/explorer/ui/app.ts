@@ -269,7 +269,7 @@ function ImagesPage({ s, local }: { s: Snapshot; local?: LocalView }) {
       <td data-requests=${a.requests}>${a.requests} from ${a.nodes.length} node(s)</td></tr>`
     )}</tbody></table>`
     }
-    <figure><figcaption>Requests per app over time (usage.record reports)</figcaption><${UsageChart} s=${s} /></figure>
+    <figure id="usage-figure"><figcaption>Requests per app over time (usage.record reports)</figcaption><${UsageChart} s=${s} /></figure>
     ${
       local === undefined
         ? ''
