@@ -219,6 +219,7 @@ export class LightClient {
       throw new InvalidInputError('a state key is 1–512 printable ASCII characters')
     const absent: string[] = []
     const failures: string[] = []
+    let stale = 0
     const now = this.#opts.now()
     for (const ep of this.#order(now)) {
       // without a fresh verified header, fetch the newest one alongside the query (it commits the
@@ -263,10 +264,13 @@ export class LightClient {
         }
         return { key, value: q.value, height: h.height - 1, header: h, endpoint: ep.transport.url }
       } catch (err) {
+        if (err instanceof StaleHeaderError) stale++
         failures.push(this.#blame(ep, err))
       }
     }
     if (absent.length > 0 && failures.length === 0) return { key, endpoints: absent }
+    if (stale > 0 && stale === failures.length && absent.length === 0)
+      throw new StaleHeaderError(`every endpoint's newest header is too old: ${failures.join('; ')}`)
     if (absent.length > 0) failures.push(`${absent.length} endpoint(s) said not found`)
     throw new NoVerifiedAnswerError(`state key ${key}`, failures)
   }

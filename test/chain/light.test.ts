@@ -39,6 +39,8 @@ async function setup(): Promise<Setup> {
     home,
     rules: createTestOnlyQuorumRules(),
     blockIntervalMs: 0,
+    // empty blocks often: a client that must wait for the next header waits less
+    emptyBlockIntervalMs: 200,
     clock: () => clock.now
   })
   const chain = new ChainClient({ url: v.url })
@@ -78,7 +80,12 @@ async function blockAfter(height: number): Promise<number> {
   for (;;) {
     const h = (await s.chain.status()).height
     if (h > height) return h
-    await new Promise(resolve => s.v.producer.onCommit(() => resolve(undefined)))
+    await new Promise<void>(resolve => {
+      const off = s.v.producer.onCommit(() => {
+        off()
+        resolve()
+      })
+    })
   }
 }
 
