@@ -60,7 +60,14 @@ import { UsageReporter } from './usage.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
-import { loadTlsIdentity, startHttpsApi, type HttpsApi, type TlsIdentity } from './tls.ts'
+import {
+  loadOrCreateTlsKey,
+  loadTlsIdentity,
+  spkiSha256,
+  startHttpsApi,
+  type HttpsApi,
+  type TlsIdentity
+} from './tls.ts'
 import { httpsListenAddress } from './config.ts'
 import { createExplorer, type Explorer } from './explorer/server.ts'
 import { eventLogView, localView } from './explorer/local.ts'
@@ -163,6 +170,7 @@ export class Agent {
   #tls?: TlsIdentity
   /** The chain recorded this TLS key with a passing certification: the HTTPS endpoint serves. */
   #tlsBound = false
+  #chainId?: string
   #explorer?: Explorer
   #chain?: ChainClient
   #responder?: AttestationResponder
@@ -482,6 +490,7 @@ export class Agent {
     await this.#retrying('chain id', async () => {
       chainId = await chain.chainId()
     })
+    this.#chainId = chainId
     this.#tls = await loadTlsIdentity({
       path: join(this.config.home, 'tls.key'),
       nodeId: this.nodeId,
@@ -503,6 +512,32 @@ export class Agent {
       this.#log.info('the derived HTTPS port is taken; HTTPS on any free port', { listen })
       this.#https = await startHttpsApi({ ...init, listen: `${listen.slice(0, listen.lastIndexOf(':'))}:0` })
     }
+  }
+
+  /**
+   * Reads <home>/tls.key again (the certification loop does, each pass): when it holds another key
+   * than the one in use (replaced, or removed and made anew), the endpoint switches to it and
+   * accepts no connection until a round binds it. True when the key changed.
+   */
+  async reloadTlsKey(): Promise<boolean> {
+    const https = this.#https
+    const chainId = this.#chainId
+    if (https === undefined || chainId === undefined || this.#tls === undefined) return false
+    const { key } = await loadOrCreateTlsKey(join(this.config.home, 'tls.key'), this.#log.child('tls'))
+    if (equal(spkiSha256(key), this.#tls.spkiSha256)) return false
+    const next = await loadTlsIdentity({
+      path: join(this.config.home, 'tls.key'),
+      nodeId: this.nodeId,
+      chainId,
+      logger: this.#log.child('tls')
+    })
+    this.#tlsBound = false
+    this.#tls = next
+    https.setIdentity(next)
+    this.#log.warn('tls.key holds a new key: HTTPS refuses connections until a round binds it', {
+      spkiSha256: toHex(next.spkiSha256)
+    })
+    return true
   }
 
   /** The endpoint registered on chain: httpsEndpoint, or the HTTPS listener's URL. */
@@ -652,6 +687,7 @@ export class Agent {
         const st = await this.#registry.isCertified(this.nodeId)
         const now = Date.now()
         if (!st.certified) {
+          await this.#refreshTlsBound()
           await this.#certification?.lost(st)
           this.#schedule(1000)
           return
@@ -661,7 +697,8 @@ export class Agent {
         const due =
           Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) -
           this.config.reattestBeforeExpiryMs
-        if (due > now) {
+        // a replaced TLS key is bound by a round now, not at the next re-attestation
+        if (due > now && !(await this.reloadTlsKey())) {
           await this.#tenants?.reconcile()
           this.#schedule(Math.min(5000, due - now))
           return

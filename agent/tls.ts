@@ -379,6 +379,8 @@ export interface HttpsApi {
   readonly port: number
   /** Connections closed before the handshake because the key was not yet certified. */
   readonly refused: number
+  /** Switches new connections to another key and certificate (the key file was replaced). */
+  setIdentity(identity: TlsIdentity): void
   stop(): Promise<void>
 }
 
@@ -388,35 +390,34 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
   const host = init.listen.slice(0, i).replace(/^\[(.*)\]$/, '$1')
   const port = Number(init.listen.slice(i + 1))
   let refused = 0
-  const server: Server = createServer(
-    {
-      key: init.identity.key.export({ type: 'pkcs8', format: 'pem' }),
-      cert: certificatePem(init.identity.certificate),
+  const context = (id: TlsIdentity) =>
+    ({
+      key: id.key.export({ type: 'pkcs8', format: 'pem' }),
+      cert: certificatePem(id.certificate),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3'
-    },
-    (req, res) => {
-      const path = (req.url ?? '/').split('?')[0]
-      void (async () => {
-        try {
-          const h = init.routes(path)
-          if (h === undefined) {
-            const text = JSON.stringify({ error: 'not found', routes: ['/tenant/<image>/…', '/app/<name>/…'] })
-            res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-            res.end(text)
-            return
-          }
-          await h(req, res)
-        } catch (err) {
-          init.logger.warn('https handler failed', { path, err })
-          if (!res.headersSent) {
-            res.writeHead(500, { 'content-type': 'application/json' })
-            res.end(JSON.stringify({ error: (err as Error).message }))
-          } else res.destroy()
+    }) as const
+  const server: Server = createServer(context(init.identity), (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    void (async () => {
+      try {
+        const h = init.routes(path)
+        if (h === undefined) {
+          const text = JSON.stringify({ error: 'not found', routes: ['/tenant/<image>/…', '/app/<name>/…'] })
+          res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+          res.end(text)
+          return
         }
-      })()
-    }
-  )
+        await h(req, res)
+      } catch (err) {
+        init.logger.warn('https handler failed', { path, err })
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ error: (err as Error).message }))
+        } else res.destroy()
+      }
+    })()
+  })
   server.maxConnections = init.maxConnections ?? 256
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
@@ -453,6 +454,10 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
     port: bound,
     get refused() {
       return refused
+    },
+    setIdentity: id => {
+      server.setSecureContext(context(id))
+      init.logger.info('https endpoint switched to a new TLS key', { spkiSha256: toHex(id.spkiSha256) })
     },
     stop: async () => {
       const closed = new Promise<void>(resolve =>

@@ -138,3 +138,22 @@ t.test('a replaced key is not served until a new round binds it', async t => {
   s.destroy()
   t.ok(equal(cert.spkiSha256, fresh), 'and the endpoint presents it')
 })
+
+t.test('a key replaced while the agent runs: the endpoint stops serving until a round binds the new key', async t => {
+  const a = node as Agent
+  t.equal(a.status().https?.serving, true, 'serving the key certified above')
+  t.equal(await a.reloadTlsKey(), false, 'the same file: nothing to do')
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  writeFileSync(join(home, 'tls.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  const fresh = spkiSha256(privateKey)
+  t.equal(await a.reloadTlsKey(), true, 'the agent notices the new key')
+  t.equal(a.status().https?.serving, false, 'and stops serving at once')
+  await t.rejects(handshake(a.httpsUrl ?? ''), 'no connection with the unbound key')
+  const r = await a.certify()
+  t.equal(r.outcome, 'pass')
+  const rec = (await net.chain.node(a.nodeId))?.record
+  t.ok(rec?.tlsKey !== undefined && equal(rec.tlsKey, fresh), 'the round bound the new key')
+  const s = await handshake(a.httpsUrl ?? '')
+  t.ok(equal(verifyTlsSocket(s, { spkiSha256: fresh, nodeId: a.nodeId }).spkiSha256, fresh), 'the endpoint presents it')
+  s.destroy()
+})
