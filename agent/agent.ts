@@ -57,6 +57,7 @@ import { Certification } from './certification.ts'
 import { Tenants, dockerProbe, type LaunchOptions } from './tenants.ts'
 import { AppLoader, chainAppDirectory, type AppStatus } from './apps.ts'
 import { UsageReporter } from './usage.ts'
+import type { UsageRecordBody } from '../chain/types.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
 import { startHttpApi, type HttpApi } from './http.ts'
@@ -574,6 +575,12 @@ export class Agent {
     } finally {
       this.#roundInFlight = undefined
     }
+  }
+
+  /** Sends the usage record of the period so far now (as at the end of each usagePeriodMs). */
+  async flushUsage(): Promise<UsageRecordBody | undefined> {
+    if (this.#usage === undefined) throw new QuorateError('agent not started')
+    return await this.#usage.flush()
   }
 
   /** Runs a tenant now (if certified) and again whenever certification is regained. */

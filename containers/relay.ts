@@ -78,7 +78,9 @@ export async function startRelay(opts: {
       '--net',
       '--',
       'socat',
-      `UNIX-LISTEN:${socketPath},fork,mode=600,unlink-early`,
+      // socat listens with a backlog of 5 by default: a burst of requests (the ones queued for
+      // a cold start, all sent when it is ready) found it full and failed with EAGAIN
+      `UNIX-LISTEN:${socketPath},fork,mode=600,unlink-early,backlog=256`,
       `TCP4:127.0.0.1:${port}`
     ],
     {
