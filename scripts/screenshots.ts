@@ -30,7 +30,7 @@ try {
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking']
   })
-  const page = await browser.newPage({ viewport: { width: 1100, height: 720 } })
+  const page = await browser.newPage({ viewport: { width: 1100, height: 860 } })
   const bad = r.nodes.find(n => n.role === 'tampered')?.nodeId ?? ''
   // the node that ran the demo's tenant, on its own agent's /ui (its decoded event logs)
   const runner = r.nodes.find(n => n.name === r.request.node)?.nodeId ?? ''
@@ -45,6 +45,8 @@ try {
   ]) {
     await page.goto(url)
     await page.locator(ready).waitFor()
+    // the agent's own node: its logs and tenants, below the chain's view of the node
+    if (name === 'agent-node') await page.locator('#h-local').evaluate(e => e.scrollIntoView())
     await page.screenshot({ path: join(root, 'docs', 'screenshots', `explorer-${name}.png`) })
   }
   await browser.close()

@@ -416,7 +416,7 @@ h1{font-size:1.4em;margin:.6em 0 0}.sub{color:#555;margin:.2em 0 .8em}
 .nav{display:flex;gap:4px;list-style:none;padding:0;margin:0 0 12px;border-bottom:1px solid #ccc}
 .nav a{display:block;padding:6px 12px;text-decoration:none;color:#0a4b8c;border-radius:4px 4px 0 0}
 .nav a[aria-current=page]{background:#0a4b8c;color:#fff}
-a:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
+a:focus-visible{outline:3px solid #f5a623;outline-offset:2px}main:focus{outline:none}
 table{border-collapse:collapse;width:100%;margin:8px 0 16px}caption{text-align:left;font-weight:600;padding:4px 0}
 th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}
 .badge{padding:1px 8px;border-radius:10px;font-size:.85em;border:1px solid}
