@@ -125,6 +125,8 @@ interface Entry {
   /** Local clock (ms) the record was last read at. */
   checkedAt: number
   agent?: PinnedAgent
+  /** The QC check in progress. */
+  verifying?: Promise<VerifiedNode>
   probeMs?: number
   probedAt?: number
 }
@@ -144,6 +146,9 @@ class ClientImpl implements Client {
   readonly #entries = new Map<string, Entry>()
   readonly #stats: ClientStats = { recordChecks: 0, qcChecks: 0, tlsHandshakes: 0, probes: 0, requests: 0 }
   #ids: { at: number; ids: string[] } | undefined
+  /** Apps found published (local clock ms of the check), re-checked after recheckMs. */
+  readonly #apps = new Map<string, number>()
+  readonly #pending = new Map<string, Promise<Entry>>()
   #chainId: string | undefined
 
   constructor(opts: ClientOptions) {
@@ -200,8 +205,18 @@ class ClientImpl implements Client {
     this.#entries.delete(nodeId)
   }
 
-  /** Step 1, cached: the node's record, re-read after recheckMs or past its expiry. */
+  /** Step 1, cached: the node's record, re-read after recheckMs or past its expiry (one read at a time per node). */
   async #certified(nodeId: string): Promise<Entry> {
+    const pending = this.#pending.get(nodeId)
+    if (pending !== undefined) return await pending
+    const p = this.#certifiedNow(nodeId).finally(() => {
+      this.#pending.delete(nodeId)
+    })
+    this.#pending.set(nodeId, p)
+    return await p
+  }
+
+  async #certifiedNow(nodeId: string): Promise<Entry> {
     const now = Date.now()
     const e = this.#entries.get(nodeId)
     if (e !== undefined && now < e.checkedAt + this.#o.recheckMs && now < e.certified.expiresAt) return e
@@ -228,16 +243,26 @@ class ClientImpl implements Client {
     return fresh
   }
 
-  /** Step 2, once per record: the QC re-verified. */
-  async #verified(e: Entry): Promise<VerifiedNode> {
+  /**
+   * Step 2, once per record (one check at a time per entry): the QC re-verified. `prefetched`:
+   * qc/<id> and req/<id> read while the record was (a first connection then costs two round trips
+   * to the chain, not three).
+   */
+  async #verified(e: Entry, prefetched?: Promise<[ProvenRead, ProvenRead]>): Promise<VerifiedNode> {
     if (e.verified !== undefined) return e.verified
+    e.verifying ??= this.#verifyQc(e, prefetched).finally(() => {
+      delete e.verifying
+    })
+    return await e.verifying
+  }
+
+  async #verifyQc(e: Entry, prefetched?: Promise<[ProvenRead, ProvenRead]>): Promise<VerifiedNode> {
     const node = e.certified
     const id = node.nodeId
-    const [qc, req] = await Promise.all([this.#read(`qc/${id}`), this.#read(`req/${id}`)])
+    const [qc, req] = await (prefetched ?? this.#prefetch(id))
     let roundKey = `req/${id}`
     let roundBytes = req.value
-    const reqRound =
-      req.value === undefined ? undefined : (decode(req.value, { maxBytes: 1 << 20 }) as { round?: unknown })
+    const reqRound = req.value === undefined ? undefined : decodeOr<{ round?: unknown }>(id, req.value, `req/${id}`)
     if (reqRound?.round !== node.round) {
       roundKey = `rnd/${id}/${node.round}`
       roundBytes = (await this.#read(roundKey)).value
@@ -251,7 +276,7 @@ class ClientImpl implements Client {
       members.map(async m => {
         const r = await this.#read(`node/${m}`)
         if (r.value === undefined) return
-        const rec = decode(r.value, { maxBytes: 1 << 20 }) as Partial<NodeRecord>
+        const rec = decodeOr<Partial<NodeRecord>>(id, r.value, `node/${m}`)
         if (rec.blsPublicKey instanceof Uint8Array) memberKeys.set(m, rec.blsPublicKey)
       })
     )
@@ -267,8 +292,21 @@ class ClientImpl implements Client {
     return v
   }
 
+  #prefetch(nodeId: string): Promise<[ProvenRead, ProvenRead]> {
+    return Promise.all([this.#read(`qc/${nodeId}`), this.#read(`req/${nodeId}`)])
+  }
+
+  /** Record and QC of a node not yet checked: its QC's reads start with the record's. */
+  async #checked(nodeId: string): Promise<{ e: Entry; v: VerifiedNode }> {
+    const cached = this.#entries.get(nodeId)?.verified
+    const pre = cached === undefined ? this.#prefetch(nodeId) : undefined
+    pre?.catch(() => {})
+    const e = await this.#certified(nodeId)
+    return { e, v: await this.#verified(e, e.verified === undefined ? pre : undefined) }
+  }
+
   async verifyNode(nodeId: string): Promise<VerifiedNode> {
-    return await this.#verified(await this.#certified(nodeId))
+    return (await this.#checked(nodeId)).v
   }
 
   #agent(e: Entry, chainId: string): PinnedAgent {
@@ -382,14 +420,13 @@ class ClientImpl implements Client {
         undefined,
         `the certificate at ${u.host} names no node (no quorate node id extension)`
       )
-    const e = await this.#certified(identity.nodeId)
+    const { e, v: verified } = await this.#checked(identity.nodeId)
     try {
       checkPin({ nodeId: identity.nodeId, chainId: await this.#chainIdOf(), tlsKey: e.certified.tlsKey }, identity)
     } catch (err) {
       const a: Attempt = { node: identity.nodeId, endpoint: u.origin, outcome: 'refused', ms: ms(t0) }
       throw Object.assign(err as Error, { attempts: [{ ...a, check: (err as NodeCheckError).check }] })
     }
-    const verified = await this.#verified(e)
     // the node is reached at the URL's address, not necessarily the endpoint it registered
     const target: Entry = {
       certified: { ...e.certified, endpoint: new URL(u.origin) },
@@ -404,11 +441,21 @@ class ClientImpl implements Client {
   }
 
   async #checkApp(app: string): Promise<void> {
+    const now = Date.now()
+    const seen = this.#apps.get(app)
+    if (seen !== undefined && now < seen + this.#o.recheckMs) return
     const r = await this.#read(`app/${app}`)
     if (r.value === undefined) throw new AppUnavailableError(app, 'not published on chain')
-    const rec = decode(r.value, { maxBytes: 1 << 20 }) as Partial<AppRecord>
+    let rec: Partial<AppRecord>
+    try {
+      rec = decode(r.value, { maxBytes: 1 << 20, maxItems: 1 << 16 }) as Partial<AppRecord>
+    } catch (err) {
+      throw new UnverifiedChainError(`app/${app} does not decode: ${(err as Error).message}`)
+    }
     if (rec.revokedAt !== undefined) throw new AppUnavailableError(app, `revoked at height ${rec.revokedAt}`)
     if (rec.current === undefined) throw new AppUnavailableError(app, 'every version is revoked')
+    if (this.#apps.size >= 1024) this.#apps.clear()
+    this.#apps.set(app, now)
   }
 
   async #send(
@@ -543,6 +590,15 @@ class ClientImpl implements Client {
       req.once('error', reject)
       req.end(body)
     })
+  }
+}
+
+/** A chain record decoded, or the QC check fails naming it. */
+function decodeOr<T>(nodeId: string, bytes: Uint8Array, key: string): T {
+  try {
+    return decode(bytes, { maxBytes: 1 << 20, maxItems: 1 << 16 }) as T
+  } catch (err) {
+    throw new NodeCheckError('qc', nodeId, `${key} does not decode: ${(err as Error).message}`)
   }
 }
 
