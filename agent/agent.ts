@@ -513,6 +513,13 @@ export class Agent {
       this.#log.info('the derived HTTPS port is taken; HTTPS on any free port', { listen })
       this.#https = await startHttpsApi({ ...init, listen: `${listen.slice(0, listen.lastIndexOf(':'))}:0` })
     }
+    if (this.#endpoint() === undefined)
+      this.#log.warn(
+        'HTTPS listens on a wildcard address: set httpsEndpoint to the URL clients reach, or none can find this node',
+        {
+          url: this.#https.url
+        }
+      )
   }
 
   /**
@@ -541,9 +548,15 @@ export class Agent {
     return true
   }
 
-  /** The endpoint registered on chain: httpsEndpoint, or the HTTPS listener's URL. */
+  /**
+   * The endpoint registered on chain: httpsEndpoint, or the HTTPS listener's URL — none when that
+   * names a wildcard address (0.0.0.0, ::), which no client can dial: the node then serves no
+   * clients until httpsEndpoint says where it is reached (warned at start).
+   */
   #endpoint(): string | undefined {
-    return this.config.httpsEndpoint !== '' ? this.config.httpsEndpoint : this.#https?.url
+    if (this.config.httpsEndpoint !== '') return this.config.httpsEndpoint
+    const url = this.#https?.url
+    return url === undefined || /^https:\/\/(0\.0\.0\.0|\[::\]):/.test(url) ? undefined : url
   }
 
   /**

@@ -190,9 +190,9 @@ in
       default = false;
       description = ''
         Open the libp2p port (ports.p2p) so committee peers can reach this node, the bulk port
-        (ports.bulk) so peers fetching images from it get them on a direct connection, and the HTTP
-        port (ports.http), which only matters once settings.httpListen is not a loopback
-        address (tenant requests reach containers through the agent's proxy there).
+        (ports.bulk) so peers fetching images from it get them on a direct connection, and the
+        HTTPS port (ports.https) where clients reach its tenants and apps over TLS 1.3 with the
+        key its certification binds (docs/tls.md). Plain HTTP (ports.http) stays on loopback.
       '';
     };
 
@@ -210,7 +210,12 @@ in
       http = mkOption {
         type = types.port;
         default = 8460;
-        description = "TCP port of the local HTTP API (status, Prometheus metrics, tenant proxy).";
+        description = "TCP port of the local HTTP API (status, Prometheus metrics, tenant proxy), loopback only.";
+      };
+      https = mkOption {
+        type = types.port;
+        default = 9460;
+        description = "TCP port of the HTTPS endpoint clients use (tenant and app routes, TLS 1.3 with the attested key; settings.httpsListen).";
       };
     };
 
@@ -275,7 +280,13 @@ in
             type = types.str;
             default = "127.0.0.1:${toString cfg.ports.http}";
             defaultText = literalExpression ''"127.0.0.1:''${toString config.services.quorate.ports.http}"'';
-            description = "host:port of the local HTTP API (loopback by default).";
+            description = "host:port of the local HTTP API; plain HTTP, so the agent accepts only a loopback address.";
+          };
+          httpsListen = mkOption {
+            type = types.str;
+            default = "0.0.0.0:${toString cfg.ports.https}";
+            defaultText = literalExpression ''"0.0.0.0:''${toString config.services.quorate.ports.https}"'';
+            description = "host:port of the HTTPS endpoint for clients (registered on chain; set settings.httpsEndpoint to the URL clients should use when it is not this host's address).";
           };
           committeeSize = mkOption {
             type = types.nullOr (types.ints.between 1 100);
@@ -379,7 +390,7 @@ in
     networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [
       cfg.ports.p2p
       cfg.ports.bulk
-      cfg.ports.http
+      cfg.ports.https
     ];
 
     systemd.services.quorate-chain = mkIf cfg.chain.embedded.enable {

@@ -62,6 +62,7 @@ t.test(
     t.equal(cfg.home, '/var/lib/quorate', 'home is the StateDirectory')
     t.same(cfg.listen, ['/ip4/0.0.0.0/tcp/4460'], 'libp2p on the p2p port')
     t.equal(cfg.httpListen, '127.0.0.1:8460', 'HTTP API on loopback')
+    t.equal(cfg.httpsListen, '0.0.0.0:9460', 'the HTTPS endpoint for clients on every address')
     t.equal(cfg.bulkPort, 4461, 'the bulk channel on a fixed port a firewall can open')
     t.equal(
       cfg.eventLogPath,
@@ -116,7 +117,7 @@ t.test(
     t.equal(cfg.tcti, 'swtpm:host=127.0.0.1,port=2321')
     t.same(d.systemd.services.quorate.serviceConfig?.DeviceAllow, [], 'no device for a socket TCTI')
     t.same(d.users.users.quorate.extraGroups, ['tss'], 'no docker group without docker')
-    t.same(d.networking.firewall.allowedTCPPorts, [4460, 4461, 8460], 'p2p, bulk, http')
+    t.same(d.networking.firewall.allowedTCPPorts, [4460, 4461, 9460], 'p2p, bulk, https (plain HTTP stays on loopback)')
     const chain = d.systemd.services['quorate-chain'].serviceConfig ?? {}
     t.match(chain.ExecStart, /quorate chain start --home \/var\/lib\/quorate-chain --rpc 127\.0\.0\.1:26657$/)
     t.equal(chain.DynamicUser, true, 'the validator runs as a dynamic user')
