@@ -1,6 +1,6 @@
 // The light client: follows headers from genesis, checks state proofs against them, and asks
 // several RPC endpoints, trusting none (see index.ts for the contract).
-import { equal, toHex, utf8 } from '../../encoding/bytes.ts'
+import { equal, fromHex, toHex, utf8 } from '../../encoding/bytes.ts'
 import { InvalidInputError, QuorateError, TransientError } from '../../encoding/errors.ts'
 import { PROOF_TYPE, verifyStateProof, dec } from '../store.ts'
 import { validatorAddress } from '../producer.ts'
@@ -102,6 +102,12 @@ export interface LightClientOptions {
   rpcs: readonly string[]
   /** A verified header vouches for later ones only this long (default 14 days). */
   trustingPeriodMs?: number
+  /**
+   * A CometBFT header trusted out of band (its height and block hash, e.g. saved from trusted() of
+   * an earlier run): headers after it link from it instead of genesis, so a client can start on a
+   * chain whose genesis is older than the trusting period. It must itself carry > 2/3 of its set.
+   */
+  trust?: { height: number; hash: Uint8Array | string }
   /** Headers from up to this far in the future are accepted (default 10 s). */
   maxClockDriftMs?: number
   /** verifiedHeader() and get() refuse headers older than this (default 60 s). */
@@ -148,13 +154,14 @@ const CACHE = 256
 
 export class LightClient {
   readonly root: TrustRoot
-  readonly #opts: Required<Omit<LightClientOptions, 'genesis' | 'rpcs' | 'transport'>>
+  readonly #opts: Required<Omit<LightClientOptions, 'genesis' | 'rpcs' | 'transport' | 'trust'>>
   readonly #endpoints: Endpoint[]
   /** Verified headers by height. */
   readonly #headers = new Map<number, VerifiedHeader>()
   /** The embedded validator's key, when genesis has one validator (an embedded chain may be it). */
   readonly #soleKey: Uint8Array | undefined
   #latest: VerifiedHeader | undefined
+  readonly #trust: { height: number; hash: Uint8Array } | undefined
 
   private constructor(opts: LightClientOptions) {
     this.root = trustRootFromGenesis(opts.genesis)
@@ -168,6 +175,18 @@ export class LightClient {
       quarantineMs: opts.quarantineMs ?? 60_000,
       now: opts.now ?? Date.now
     }
+    if (opts.trust !== undefined) {
+      const { height, hash } = opts.trust
+      let b: Uint8Array
+      try {
+        b = typeof hash === 'string' ? fromHex(hash, 'trust.hash') : hash
+      } catch (err) {
+        throw new InvalidInputError((err as Error).message, { cause: err })
+      }
+      if (!Number.isSafeInteger(height) || height < this.root.initialHeight || b.byteLength !== 32)
+        throw new InvalidInputError('trust needs a height ≥ the initial height and a 32-byte block hash')
+      this.#trust = { height, hash: b }
+    }
     const mk = opts.transport ?? httpTransport
     this.#endpoints = opts.rpcs.map(u => ({ transport: mk(u, this.#opts.timeoutMs), badUntil: 0 }))
     this.#soleKey = this.root.validators.length === 1 ? this.root.validators[0].publicKey : undefined
@@ -179,6 +198,11 @@ export class LightClient {
 
   close(): void {
     for (const e of this.#endpoints) e.transport.close()
+  }
+
+  /** The newest verified header's height and hash: save it, pass it as `trust` next time. */
+  trusted(): { height: number; hash: string } | undefined {
+    return this.#latest === undefined ? undefined : { height: this.#latest.height, hash: toHex(this.#latest.hash) }
   }
 
   /** Endpoints with the reason each is quarantined (if it is). */
@@ -404,7 +428,10 @@ export class LightClient {
     } else {
       const vals = await this.#validators(ep, sh.header.height, sh.header.validatorsHash, signal)
       h = verifyCometCommit(this.root.chainId, sh, vals)
-      await this.#connect(ep, h, sh.commit, signal)
+      if (this.#trust !== undefined && h.height === this.#trust.height) {
+        if (!equal(h.hash, this.#trust.hash))
+          throw new HeaderVerificationError(`block ${h.height} is not the header trusted at that height`)
+      } else await this.#connect(ep, h, sh.commit, signal)
     }
     const now = this.#opts.now()
     if (h.time > now + this.#opts.maxClockDriftMs)
@@ -417,9 +444,18 @@ export class LightClient {
   async #connect(ep: Endpoint, h: VerifiedHeader, commit: Commit, signal?: AbortSignal): Promise<void> {
     const now = this.#opts.now()
     // the highest verified header below h (or the trust root)
-    let anchor: VerifiedHeader | undefined
-    for (const x of this.#headers.values())
-      if (x.height < h.height && (anchor === undefined || x.height > anchor.height)) anchor = x
+    const below = (): VerifiedHeader | undefined => {
+      let a: VerifiedHeader | undefined
+      for (const x of this.#headers.values()) if (x.height < h.height && (a === undefined || x.height > a.height)) a = x
+      return a
+    }
+    let anchor = below()
+    // a header trusted out of band stands in for genesis once it is loaded
+    const trust = this.#trust
+    if (trust !== undefined && trust.height < h.height && (anchor?.height ?? 0) < trust.height) {
+      await this.#headerFrom(ep, trust.height, 0, signal)
+      anchor = below()
+    }
     const anchorTime = anchor?.time ?? this.root.genesisTime
     if (anchorTime + this.#opts.trustingPeriodMs <= now)
       throw new TrustExpiredError(

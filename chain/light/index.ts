@@ -4,6 +4,9 @@
 //   const h = await lc.verifiedHeader()      // newest header, verified; StaleHeaderError if too old
 //   const v = await lc.get('node/12D3Koo…')  // VerifiedValue { key, value, height, header, endpoint } | Absent
 //   const n = await lc.node(id)              // typed helpers: node/<id>, qc/<id>, cert/<id>, app/<name>
+//   lc.trusted()                             // { height, hash } of the newest verified header: save it and
+//                                            // pass it as `trust` to a later client (CometBFT chains older
+//                                            // than the trusting period need one)
 //   lc.close()
 //
 // Trust: only the genesis (chain id, initial height, genesis validator set). Everything else an
@@ -38,7 +41,11 @@
 //   - Liveness: colluding endpoints can refuse to answer (NoVerifiedAnswerError), not lie.
 //   - A > 1/3 (skipping) or > 2/3 (adjacent) coalition of validators, or a stolen embedded
 //     validator key, can sign a false header. A genesis older than trustingPeriodMs cannot
-//     vouch for CometBFT headers (TrustExpiredError).
+//     vouch for CometBFT headers (TrustExpiredError): give a newer `trust` header. The embedded
+//     chain's single key never changes, so its headers need no trusting period.
+//   - For an embedded header, only the fields of the block hash are covered (chain id, height,
+//     time, last block hash, data hash, app hash, last results hash, proposer); version and the
+//     part-set headers in its JSON are not.
 // Cost: a cached, fresh header makes get() one RPC round trip + one proof check; a new header is
 // one `commit` call (+ `validators` for CometBFT) and its signature checks.
 export {

@@ -237,6 +237,24 @@ t.test('trusting period: a genesis older than it cannot vouch for a header', asy
   await t.rejects(lc.verifiedHeader(), TrustExpiredError)
 })
 
+t.test('a header trusted out of band stands in for an expired genesis', async t => {
+  const blocks = synthChain(Array.from({ length: 10 }, () => A))
+  const opts = { genesis: genesisOf(A), rpcs: ['fake:'], trustingPeriodMs: 5_000, now: () => T0 + 11_000 }
+  const f = fakeTransport(blocks)
+  const lc = LightClient.create({ ...opts, transport: f.factory, trust: { height: 7, hash: toHex(blocks[6].hash) } })
+  const h = await lc.verifiedHeader()
+  t.equal(h.height, 10)
+  t.same(f.commits, [10, 7], 'the trusted header is fetched and checked, then block 10 links from it')
+  t.same(lc.trusted(), { height: 10, hash: toHex(blocks[9].hash) }, 'what to save for the next run')
+  const wrong = LightClient.create({
+    ...opts,
+    transport: fakeTransport(blocks).factory,
+    trust: { height: 7, hash: toHex(blocks[5].hash) }
+  })
+  await t.rejects(wrong.verifiedHeader(), /not the header trusted at that height/)
+  t.throws(() => LightClient.create({ ...opts, transport: f.factory, trust: { height: 0, hash: 'ab' } }), /trust needs/)
+})
+
 t.test('time rules: a header from the future, a header not later than its anchor', async t => {
   const blocks = synthChain(Array.from({ length: 5 }, () => A))
   const { factory } = fakeTransport(blocks)
