@@ -31,3 +31,13 @@ export function failedClaimsOfQc(qc: Pick<QcRecord, 'qc' | 'outcome'>): string[]
   }
   return [...out].sort()
 }
+
+/** The outcome a recorded QC carries (every QC version names it under `outcome`), read leniently as above. */
+export function outcomeOfQc(qc: Uint8Array): 'pass' | 'fail' | undefined {
+  try {
+    const m = decode(qc, { maxBytes: 64 << 10, maxDepth: 6, maxItems: 4096 })
+    return isMap(m) && (m.outcome === 'pass' || m.outcome === 'fail') ? m.outcome : undefined
+  } catch {
+    return undefined
+  }
+}

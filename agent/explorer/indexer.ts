@@ -16,7 +16,7 @@ import type {
 } from '../../chain/types.ts'
 import type { Canonical } from '../../encoding/canonical.ts'
 import { toHex } from '../../encoding/bytes.ts'
-import { failedClaimsOfQc } from './claims.ts'
+import { failedClaimsOfQc, outcomeOfQc } from './claims.ts'
 
 /** The few ChainClient methods the explorer uses (STYLE §4). */
 export type ExplorerChain = Pick<
@@ -100,6 +100,10 @@ function field(body: Canonical, key: string): Canonical | undefined {
 function str(body: Canonical, key: string): string | undefined {
   const v = field(body, key)
   return typeof v === 'string' ? v : undefined
+}
+function bytesField<T>(body: Canonical, key: string, read: (b: Uint8Array) => T): T | undefined {
+  const v = field(body, key)
+  return v instanceof Uint8Array ? read(v) : undefined
 }
 function num(body: Canonical, key: string): number | undefined {
   const v = field(body, key)
@@ -224,7 +228,8 @@ export class ChainIndex {
               requestHeight: req.height,
               recordHeight: height,
               blocks: height - req.height,
-              ms: time - req.time
+              ms: time - req.time,
+              outcome: bytesField(body, 'qc', outcomeOfQc)
             })
             if (this.#rounds.length > KEEP_ROUNDS) this.#rounds.splice(0, this.#rounds.length - KEEP_ROUNDS)
           }

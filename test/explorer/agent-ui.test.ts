@@ -197,7 +197,11 @@ t.test("agent /ui: lazy indexer, the node's decoded event logs", async t => {
   t.equal(local.nodeId, status.nodeId)
   t.equal(local.bootLog.raw, undefined, 'the page gets no raw bytes')
   t.equal(local.bootLog.events.length, ev.boot.events.length)
-  t.same(local.apps, [{ name: 'hello', state: 'running', version: '2', requests: 3 }], 'apps, malformed entries left out')
+  t.same(
+    local.apps,
+    [{ name: 'hello', state: 'running', version: '2', requests: 3 }],
+    'apps, malformed entries left out'
+  )
   t.same(
     local.containers.map(c => c.image),
     ['acme/web:1'],

@@ -115,14 +115,27 @@ t.test('index: round latency, apps, usage — refused txs change nothing', async
     )
   )
 
+  // a second round, refused: the chain's last QC is now round 2's, so round 1's outcome is read
+  // from the QC its record carried
+  const req2 = await c.send('attest.request', { nodeId: node.peerId, round: 2 }, node)
+  await c.waitForSeed(node.peerId, 2)
+  const rec2 = await c.send(
+    'attest.record',
+    { nodeId: node.peerId, round: 2, qc: encodeTestOnlyQc({ outcome: 'fail', expiresAt: Date.now() + 1e9 }) },
+    gv
+  )
+
   const index = new ChainIndex(c)
   t.equal(await index.refresh(), true)
   const s = index.snapshot
   if (s === undefined) throw new Error('no snapshot')
   t.same(
     s.rounds.map(r => [r.nodeId, r.round, r.requestHeight, r.recordHeight, r.outcome]),
-    [[node.peerId, 1, req.height, rec.height, 'pass']],
-    'one round, from its request to the accepted record (not the refused one before it)'
+    [
+      [node.peerId, 1, req.height, rec.height, 'pass'],
+      [node.peerId, 2, req2.height, rec2.height, 'fail']
+    ],
+    'each round from its request to its accepted record (not the refused one before it), with its outcome'
   )
   t.equal(s.rounds[0].blocks, rec.height - req.height, 'latency in blocks')
   t.ok(s.rounds[0].ms > 0, `and in block time (${s.rounds[0].ms} ms)`)
@@ -154,5 +167,5 @@ t.test('index: round latency, apps, usage — refused txs change nothing', async
   const h = s.height
   await c.waitForHeight(h)
   const again = await index.refresh()
-  t.equal(index.snapshot?.rounds.length, 1, again ? 'later empty blocks add no round' : 'same height, same rounds')
+  t.equal(index.snapshot?.rounds.length, 2, again ? 'later empty blocks add no round' : 'same height, same rounds')
 })

@@ -260,13 +260,13 @@ function ImagesPage({ s, local }: { s: Snapshot; local?: LocalView }) {
       s.apps.length === 0
         ? html`<p>No app published yet.</p>`
         : html`<table id="apps"><caption>Serverless apps published on chain, with the requests nodes reported serving</caption>
-    <thead><tr><th scope="col">App</th><th scope="col">Status</th><th scope="col">Publisher</th><th scope="col">Versions (digest, CID, size)</th><th scope="col">Requests</th></tr></thead>
+    <thead><tr><th scope="col">App</th><th scope="col">Status</th><th scope="col">Publisher</th><th scope="col">Versions (digest, CID, size)</th><th scope="col">Requests, and the nodes that served them</th></tr></thead>
     <tbody>${s.apps.map(
       a => html`<tr data-app=${a.name} data-status=${a.revokedAt === undefined ? 'published' : 'revoked'}><td>${a.name}</td>
       <td>${a.revokedAt === undefined ? (a.current === undefined ? 'no version in force' : `runs ${a.current}`) : `revoked at height ${a.revokedAt}`}</td>
       <td><code title=${a.publisher}>${a.publisher.slice(0, 12)}</code></td>
       <td><ul class="versions">${a.versions.map(v => html`<li data-version=${v.version}>${v.version}${v.version === a.current ? ' (current)' : ''}: <code title=${v.digest}>${v.digest.slice(0, 19)}…</code> <code title=${v.cid}>${short(v.cid)}</code> ${kb(v.size)}${v.revokedAt === undefined ? '' : ` — revoked at height ${v.revokedAt}`}</li>`)}</ul></td>
-      <td data-requests=${a.requests}>${a.requests} from ${a.nodes.length} node(s)</td></tr>`
+      <td data-requests=${a.requests}>${a.requests}${a.nodes.length === 0 ? '' : ' on '}${a.nodes.map(n => html`<a href=${`#/node/${n}`} class="member">${short(n)}</a> `)}</td></tr>`
     )}</tbody></table>`
     }
     <figure id="usage-figure"><figcaption>Requests per app over time (usage.record reports)</figcaption><${UsageChart} s=${s} /></figure>
