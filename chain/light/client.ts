@@ -161,6 +161,7 @@ export class LightClient {
   /** The embedded validator's key, when genesis has one validator (an embedded chain may be it). */
   readonly #soleKey: Uint8Array | undefined
   #latest: VerifiedHeader | undefined
+  readonly #topInFlight = new Map<Endpoint, Promise<VerifiedHeader>>()
   readonly #trust: { height: number; hash: Uint8Array } | undefined
 
   private constructor(opts: LightClientOptions) {
@@ -222,7 +223,18 @@ export class LightClient {
 
   /** The newest header of `ep`, verified and fresh. */
   async #top(ep: Endpoint, signal?: AbortSignal): Promise<VerifiedHeader> {
-    const h = await this.#verify(ep, decodeSignedHeader(await ep.transport.call('commit', {}, signal)), signal)
+    const fetch = async (): Promise<VerifiedHeader> =>
+      await this.#verify(ep, decodeSignedHeader(await ep.transport.call('commit', {}, signal)), signal)
+    let h: VerifiedHeader
+    if (signal === undefined) {
+      // parallel reads of a fresh client share one fetch of the newest header per endpoint
+      let p = this.#topInFlight.get(ep)
+      if (p === undefined) {
+        p = fetch().finally(() => this.#topInFlight.delete(ep))
+        this.#topInFlight.set(ep, p)
+      }
+      h = await p
+    } else h = await fetch()
     this.#fresh(h, ep)
     return h
   }

@@ -254,6 +254,16 @@ t.test('absence is reported as unproven, and a hidden value is still found', asy
   t.equal(v.endpoint, s.v.url, 'one endpoint hiding a value does not hide it')
 })
 
+t.test('parallel reads of a fresh client share one fetch of the newest header', async t => {
+  // two blocks without txs: the newest header commits the state
+  await blockAfter(await blockAfter((await s.chain.status()).height))
+  const p = await proxy()
+  const lc = client([p.url])
+  const vs = await Promise.all(['vendor/acme', 'vendor/newco', 'vendor/acme', 'vendor/newco'].map(k => lc.get(k)))
+  t.equal(vs.filter(v => 'value' in v).length, 4, 'every read verified')
+  t.equal(p.calls.get('commit'), 1, 'one commit fetched for four reads')
+})
+
 t.test('bad input and no endpoints are refused', async t => {
   t.throws(() => LightClient.create({ genesis: s.genesis, rpcs: [] }), /at least one RPC endpoint/)
   t.throws(() => LightClient.create({ genesis: { chain_id: 'x' }, rpcs: [s.v.url] }), /validator/)
