@@ -587,7 +587,7 @@ function refsDuring(
   from: number,
   to: number,
   mode: 'any' | 'throughout'
-): { refs: ReferenceValues; imageAllowed: (digest: string) => boolean } {
+): { refs: ReferenceValues; imageAllowed: (digest: string, image?: string) => boolean } {
   const valid = (r: { height: number; revokedAt?: number }): boolean =>
     mode === 'any'
       ? r.height <= to && (r.revokedAt === undefined || r.revokedAt > from)
@@ -614,8 +614,19 @@ function refsDuring(
       .filter(valid)
       .map(r => toRefSet(r.name, r))
   }
-  const imageAllowed = (digest: string): boolean => {
+  const imageAllowed = (digest: string, image?: string): boolean => {
     if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) return false
+    // A serverless app's launch is logged as "<name>@<version>" (image names have no '@'): allowed
+    // when that version was published with this digest, revoked since or not — as the members'
+    // appraiser decides (agent/p2p/appraiser.ts), so an honest verdict is never a provable fault.
+    const at = typeof image === 'string' ? image.indexOf('@') : -1
+    if (at > 0) {
+      const name = (image as string).slice(0, at)
+      const version = (image as string).slice(at + 1)
+      if (!NAME_RE.test(name) || !VERSION_RE.test(version)) return false
+      const v = get<AppVersionRecord>(s, `app/${name}/${version}`)
+      return v !== undefined && v.digest === digest && v.height <= (mode === 'any' ? to : from)
+    }
     return s.scan(`imgd/${digest}#`).some(([k]) => {
       const r = get<ImageRecord>(s, `img/${k.slice(k.indexOf('#') + 1)}#${digest}`)
       return r !== undefined && valid(r)

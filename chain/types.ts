@@ -479,8 +479,12 @@ export interface FaultAppraiser {
     registered: { ekCertificate: Uint8Array; akPublic: Uint8Array }
     /** Reference values for the node's platform and OS, as the members' appraiser fetches them. */
     refs: ReferenceValues
-    /** Whether an image digest ("sha256:…") was published and not revoked. */
-    imageAllowed: (digest: string) => boolean
+    /**
+     * Whether an image digest ("sha256:…") was published and not revoked. With `image` (the
+     * container log's image string) of the form "<app>@<version>": whether that app version was
+     * published with this digest (revoked since or not), as the members' appraiser decides.
+     */
+    imageAllowed: (digest: string, image?: string) => boolean
     /** Block time of the proof (Unix ms): the only clock an appraisal on chain may read. */
     time: number
   }): { failedClaims: readonly string[] }

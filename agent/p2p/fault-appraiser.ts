@@ -30,9 +30,14 @@ export function createFaultAppraiser(
       let images: string[] = []
       if (evidence.containerLog !== undefined) {
         try {
-          images = [...new Set(parseContainerLog(evidence.containerLog).map(e => e.record.digest))].filter(d =>
-            imageAllowed(d)
-          )
+          // with the logged image string: an app launch ("<name>@<version>") is judged as the members do
+          images = [
+            ...new Set(
+              parseContainerLog(evidence.containerLog)
+                .filter(e => imageAllowed(e.record.digest, e.record.image))
+                .map(e => e.record.digest)
+            )
+          ]
         } catch {} // appraise reports the malformed log
       }
       const sha256Only = <T extends { bank: string }>(xs: readonly T[]): (T & { bank: 'sha256' })[] =>

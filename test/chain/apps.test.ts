@@ -656,3 +656,100 @@ t.test('legacy rules: the request keeps tlsKey, the node record is written as be
   t.equal(v?.effective, 'certified')
   t.equal(v?.record?.tlsKey, undefined, 'legacy rules never record a TLS key')
 })
+
+t.test('verifier.fault re-appraisal judges app launches ("<name>@<version>") as the members do', async t => {
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const { sha256 } = await import('../../encoding/bytes.ts')
+  // evidence here is canonical { launches: [[digest, image], …] }; containers fails unless every launch is allowed
+  const appraiser = {
+    appraise: (input: {
+      evidence: Uint8Array
+      imageAllowed: (digest: string, image?: string) => boolean
+    }): { failedClaims: string[] } => {
+      const { launches } = decode(input.evidence) as unknown as { launches: Array<[string, string]> }
+      return { failedClaims: launches.every(([d, i]) => input.imageAllowed(d, i)) ? [] : ['containers'] }
+    }
+  }
+  const verifiers = await Promise.all([0, 1, 2, 3].map(async () => await generateChainKey()))
+  const validator = await generateChainKey()
+  const genesis = {
+    chainId: 'quorate-test',
+    genesisTime: T0,
+    initialHeight: 1,
+    validators: [validator.publicKey],
+    verifiers: verifiers.map(v => v.peerId).sort(),
+    certification: { roundDeadlineBlocks: 3, cooldownBaseBlocks: 2, cooldownMaxBlocks: 16 }
+  }
+  const h = await makeChain({ genesis, validator, appraiser })
+  h.block(
+    verifiers.map((v, i) =>
+      h.tx(
+        'node.register',
+        {
+          nodeId: v.peerId,
+          ekCertificate: fakeDer(i),
+          akPublic: new Uint8Array([i]),
+          addrs: [],
+          blsPublicKey: new Uint8Array(48).fill(i + 1),
+          blsProof: new Uint8Array(96).fill(1)
+        },
+        v
+      )
+    )
+  )
+  const owner = await generateChainKey()
+  t.equal(h.run('app.publish', body({ digest: digest(1) }), owner).code, 0)
+  const node = await generateChainKey()
+  await registered(h, node)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  const committee = q<SeedView>(h, '/seed', { nodeId: node.peerId })?.committee ?? []
+  t.equal(committee.length, 4)
+  const qc = encode({ outcome: 'pass', expiresAt: h.clock.now + 1e9, signers: committee })
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc }, node).code, 0)
+  // revoking the app afterwards does not make the launch a fault (nodes stop a revoked app themselves)
+  t.equal(h.run('app.revoke', { name: 'hello' }, owner).code, 0)
+
+  const fault = (
+    member: string,
+    outcome: 'pass' | 'fail',
+    launches: Array<[string, string]>,
+    failed: string[] = []
+  ) => {
+    const evidence = encode({ launches })
+    return h.run(
+      'verifier.fault',
+      {
+        nodeId: node.peerId,
+        round: 1,
+        evidence,
+        verdict: encodeTestOnlyVerdict({ member, outcome, evidenceDigest: sha256(evidence), failedClaims: failed })
+      },
+      node
+    )
+  }
+  refused(
+    t,
+    h,
+    () => fault(committee[0], 'pass', [[digest(1), 'hello@1']]),
+    TxCode.NO_FAULT,
+    /agrees/,
+    'an honest pass of a published app launch'
+  )
+  t.equal(
+    fault(committee[0], 'pass', [[digest(2), 'hello@1']]).code,
+    0,
+    'a pass of a launch with another digest is a fault'
+  )
+  t.equal(fault(committee[1], 'pass', [[digest(1), 'hello@9']]).code, 0, 'a pass of an unpublished version is a fault')
+  t.equal(
+    fault(committee[2], 'pass', [[digest(1), 'hello']]).code,
+    0,
+    'a plain image launch is judged as an image: an app digest alone is not a published image'
+  )
+  t.equal(
+    fault(committee[3], 'fail', [[digest(1), 'hello@1']], ['containers']).code,
+    0,
+    'failing a published app launch is a fault'
+  )
+})
