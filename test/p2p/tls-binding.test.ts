@@ -6,7 +6,6 @@
 // records no certification for it. The member's check itself is shown case by case first.
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
-import { join } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
 import {
@@ -19,7 +18,15 @@ import {
   type ChainPort,
   type P2PHost
 } from '../../agent/p2p/index.ts'
-import { committeeNonce, TLS_BINDING_DOMAIN, type Evidence } from '../../attestation/evidence.ts'
+import {
+  committeeNonce,
+  decodeEvidence,
+  encodeEvidence,
+  evidenceFromJson,
+  evidenceToJson,
+  TLS_BINDING_DOMAIN,
+  type Evidence
+} from '../../attestation/evidence.ts'
 import { openTpm, type Tpm } from '../../attestation/tpm/index.ts'
 import { simulateMeasuredBoot } from '../../agent/measure.ts'
 import { defaults } from '../../agent/config.ts'
@@ -38,6 +45,28 @@ t.test('qualifying data: sha256(domain ‖ sha256(canonical(nonces)) ‖ tlsKey)
   t.same(committeeNonce(nonces, k), sha256(utf8.encode(TLS_BINDING_DOMAIN), sha256(encode(nonces)), k))
   t.notSame(committeeNonce(nonces, k), committeeNonce(nonces, keyHash()), 'another key, another quote nonce')
   t.throws(() => committeeNonce(nonces, new Uint8Array(31)), /32 expected/)
+})
+
+t.test('the evidence bundle carries tlsKey: 32 bytes, only beside committee nonces, in both encodings', async t => {
+  const k = keyHash()
+  const base = {
+    version: 1 as const,
+    nonce: committeeNonce([new Uint8Array(32)], k),
+    quote: { attest: new Uint8Array(8), signature: new Uint8Array(8) },
+    pcrs: {},
+    akPublic: new Uint8Array(1),
+    ekCertificate: new Uint8Array(1),
+    committeeNonces: [new Uint8Array(32)],
+    tlsKey: k
+  }
+  t.same(decodeEvidence(encodeEvidence(base)).tlsKey, k, 'CBOR round trip')
+  t.same(evidenceFromJson(evidenceToJson(base)).tlsKey, k, 'JSON round trip')
+  t.throws(() => encodeEvidence({ ...base, tlsKey: new Uint8Array(31) }), /tlsKey/, 'not 32 bytes: refused')
+  t.throws(
+    () => encodeEvidence({ ...base, committeeNonces: undefined }),
+    /only bound with committeeNonces/,
+    'without committee nonces: refused'
+  )
 })
 
 t.test('a member refuses a quote that does not bind exactly the round’s key (freshness)', async t => {
