@@ -158,6 +158,25 @@ t.test('revoked: the client refuses the node (and says why)', async t => {
   await a.kill()
 })
 
+t.test('a newer record is noticed: a new round bound another key, the endpoint still serves the old one', async t => {
+  const a = await net.addNode()
+  const c = createClient({ chain: { ...view, nodeIds: async () => [a.nodeId] }, recheckMs: 0 })
+  t.teardown(() => {
+    c.close()
+  })
+  t.equal((await c.request('echo')).status, 200)
+  t.equal(c.stats().qcChecks, 1)
+  const other = await loadTlsIdentity({ path: join(net.work, 'rotated.key'), nodeId: a.nodeId, chainId: CHAIN_ID })
+  await net.certify(a, other.spkiSha256)
+  const served = a.served
+  const err = await c.request('echo').catch((e: unknown) => e)
+  t.ok(err instanceof NoNodeServedError, String(err))
+  t.match((err as Error).message, /tls-key check failed/)
+  t.equal(c.stats().qcChecks, 2, 'the changed record was checked again, QC included')
+  t.equal(a.served, served, 'the kept-alive connection to the old key was dropped, not used')
+  await a.kill()
+})
+
 t.test('the QC check: a tampered QC or a member key that is not the registered one fails', async t => {
   const a = await net.addNode()
   const node = checkNodeRecord(a.nodeId, await view.read(`node/${a.nodeId}`))
@@ -234,6 +253,35 @@ t.test('failover: a node that died between requests, and a busy node', async t =
   t.same(r2.attempts.map(x => x.outcome).sort(), ['busy', 'server-error'])
   await alive.kill()
   await d.kill()
+})
+
+t.test('every node busy with a short Retry-After: waited for once, then served', async t => {
+  const a = await net.addNode()
+  a.queue.push(503)
+  a.retryAfter = 1
+  const c = createClient({ chain: { ...view, nodeIds: async () => [a.nodeId] } })
+  t.teardown(() => {
+    c.close()
+  })
+  const r = await c.request('echo')
+  t.equal(r.status, 200)
+  t.same(
+    r.attempts.map(x => [x.outcome, x.status]),
+    [
+      ['busy', 503],
+      ['served', 200]
+    ]
+  )
+  // a Retry-After beyond maxRetryAfterMs is not waited for: the 503 is the answer
+  a.queue.push(503)
+  a.retryAfter = 3600
+  const busy = await c.request('echo')
+  t.equal(busy.status, 503)
+  t.same(
+    busy.attempts.map(x => x.outcome),
+    ['busy']
+  )
+  await a.kill()
 })
 
 t.test('an app that is not on chain is refused before any node is tried', async t => {

@@ -44,6 +44,8 @@ export interface TestNode {
   served: number
   /** Status the app route answers with (default 200). */
   status: number
+  /** Statuses answered first, one per request, before `status`. */
+  queue: number[]
   /** Seconds of Retry-After sent with a 503. */
   retryAfter?: number
   /** Stops the HTTPS listener (the node "dies"). */
@@ -57,7 +59,8 @@ export interface ClientNet {
   readonly validator: EmbeddedValidator
   readonly publisher: ChainKey
   addNode(opts?: { os?: string; certify?: boolean; listen?: string; endpoint?: string }): Promise<TestNode>
-  certify(node: TestNode): Promise<void>
+  /** A new passing round; `tlsKey` (default the node's own) is what the round binds. */
+  certify(node: TestNode, tlsKey?: Uint8Array): Promise<void>
   publishApp(name: string): Promise<void>
   /** Publishes OS `os` version "1" and revokes it: every node registered with that OS is revoked. */
   revokeOs(os: string): Promise<void>
@@ -110,8 +113,8 @@ export async function startClientNet(opts: { certification?: Partial<Certificati
   const publisher = await generateChainKey()
   for (const v of verifiers) await register(chain, v.key, v.bls)
 
-  const certify = async (n: TestNode): Promise<void> => {
-    const req = await chain.requestAttestation(n.key, { tlsKey: n.tls.spkiSha256 })
+  const certify = async (n: TestNode, tlsKey?: Uint8Array): Promise<void> => {
+    const req = await chain.requestAttestation(n.key, { tlsKey: tlsKey ?? n.tls.spkiSha256 })
     const seed = await chain.waitForSeed(n.nodeId, req.round, { pollMs: 50 })
     const committee = (seed.candidates ?? []).map(c => ({
       nodeId: c.nodeId,
@@ -151,6 +154,7 @@ export async function startClientNet(opts: { certification?: Partial<Certificati
       https: undefined as unknown as HttpsApi,
       served: 0,
       status: 200,
+      queue: [],
       kill: async () => {
         await node.https.stop()
       }
@@ -160,6 +164,7 @@ export async function startClientNet(opts: { certification?: Partial<Certificati
       req.on('data', (c: Buffer) => chunks.push(c))
       req.on('end', () => {
         node.served++
+        const status = node.queue.shift() ?? node.status
         const text = JSON.stringify({
           node: node.nodeId,
           method: req.method,
@@ -167,9 +172,9 @@ export async function startClientNet(opts: { certification?: Partial<Certificati
           body: Buffer.concat(chunks).toString(),
           header: req.headers['x-test'] ?? null
         })
-        res.writeHead(node.status, {
+        res.writeHead(status, {
           'content-type': 'application/json',
-          ...(node.status === 503 && node.retryAfter !== undefined ? { 'retry-after': String(node.retryAfter) } : {})
+          ...(status === 503 && node.retryAfter !== undefined ? { 'retry-after': String(node.retryAfter) } : {})
         })
         res.end(text)
       })
