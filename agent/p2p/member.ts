@@ -16,7 +16,7 @@
 // keeps the evidence it judged for a retention window: if its verdict contradicts the appraisal
 // of that evidence, anyone holding both can prove the fault on chain (verifier.fault).
 import { randomBytes } from 'node:crypto'
-import type { Stream, Connection } from '@libp2p/interface'
+import type { Stream } from '@libp2p/interface'
 import { decodeEvidence, committeeNonce, type Evidence } from '../../attestation/evidence.ts'
 import { parseAttest, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from '../../attestation/tpm2.ts'
 import { selectCommittee } from '../../attestation/quorum/committee.ts'
