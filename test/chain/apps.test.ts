@@ -753,3 +753,71 @@ t.test('verifier.fault re-appraisal judges app launches ("<name>@<version>") as 
     'failing a published app launch is a fault'
   )
 })
+
+t.test('a history with apps, usage, endpoints and TLS keys replays to the same app hash', async t => {
+  const { mkdtemp, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { replayBlockLog } = await import('../../chain/replay.ts')
+  const { createTestOnlyQuorumRules } = await import('../../chain/testing.ts')
+  const { toHex } = await import('../../encoding/bytes.ts')
+  const dir = await mkdtemp(join(tmpdir(), 'quorate-apps-replay-'))
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  const path = join(dir, 'chain.sqlite')
+  const gv = await generateChainKey()
+  const h = await makeChain({ path, verifiers: [gv] })
+  t.teardown(() => {
+    h.app.close()
+  })
+  const owner = await generateChainKey()
+  const node = await generateChainKey()
+  t.equal(
+    h.run(
+      'node.register',
+      {
+        nodeId: gv.peerId,
+        ekCertificate: fakeDer(1),
+        akPublic: new Uint8Array([1]),
+        addrs: [],
+        blsPublicKey: new Uint8Array(48).fill(1),
+        blsProof: new Uint8Array(96).fill(1)
+      },
+      gv
+    ).code,
+    0
+  )
+  await registered(h, node, { endpoint: 'https://n.example.com' })
+  t.equal(h.run('app.publish', body(), owner).code, 0)
+  t.equal(h.run('app.publish', body({ version: '2' }), owner).code, 0)
+  t.equal(h.run('app.publish', body({ version: '2' }), node).code, TxCode.UNAUTHORIZED, 'a refused tx in the log')
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1, tlsKey: new Uint8Array(32).fill(3) }, node).code, 0)
+  h.block([])
+  t.equal(
+    h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e9) }, node).code,
+    0
+  )
+  const now = h.app.info().time
+  t.equal(
+    h.run(
+      'usage.record',
+      {
+        nodeId: node.peerId,
+        from: now - 1000,
+        to: now,
+        apps: [{ app: 'hello', requests: 1, bytesIn: 2, bytesOut: 3 }]
+      },
+      node
+    ).code,
+    0
+  )
+  t.equal(h.run('app.revoke', { name: 'hello', version: '2' }, owner).code, 0)
+  const r = replayBlockLog({ dbPath: path, genesis: h.genesis, rules: createTestOnlyQuorumRules() })
+  t.teardown(() => {
+    r.app.close()
+  })
+  t.same(r.mismatches, [])
+  t.equal(toHex(r.appHash), toHex(h.app.info().appHash), 'replay reaches the same app hash')
+  t.same(q<NodeView>(h, '/node', { nodeId: node.peerId })?.record?.tlsKey, new Uint8Array(32).fill(3))
+})
