@@ -191,6 +191,15 @@ t.test('an altered value or forged proof from one endpoint: the answer comes fro
     return r
   })
   await t.rejects(client([liar.url]).get('vendor/acme'), NoVerifiedAnswerError)
+  const forgedProof = await proxy((method, _p, result) => {
+    if (method !== 'abci_query') return result
+    const r = clone(result) as { response: { proofOps: { ops: Array<{ data: string }> } } }
+    const d = Buffer.from(r.response.proofOps.ops[0].data, 'base64')
+    d[d.length - 3] ^= 0x10
+    r.response.proofOps.ops[0].data = d.toString('base64')
+    return r
+  })
+  await t.rejects(client([forgedProof.url]).get('vendor/acme'), /does not verify against the app hash/)
   const lc = client([liar.url, rpcs[2]])
   const v = await lc.get('vendor/acme')
   isValue(v)
