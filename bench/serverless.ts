@@ -167,6 +167,18 @@ async function componentPath(): Promise<Record<string, unknown>> {
       maxConcurrent: 256,
       maxPerTenant: 128
     })
+    // when each launch phase of the last first request began, relative to the request
+    let requestAt = 0
+    let lastPhases: Record<string, number> = {}
+    const phaseRuns = (): { add(): void; medians(): Record<string, number> } => {
+      const acc: Record<string, number[]> = {}
+      return {
+        add: () => {
+          for (const [k, v] of Object.entries(lastPhases)) (acc[k] ??= []).push(v)
+        },
+        medians: () => Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, round(median(v))]))
+      }
+    }
     const newLoader = (scaleDown: ScaleDown, version: AppVersion = app): AppLoader => {
       loader?.stop()
       const l = new AppLoader({
@@ -186,6 +198,9 @@ async function componentPath(): Promise<Record<string, unknown>> {
         diskBudgetBytes: 1 << 30,
         scaleDown,
         idleCheckMs: 50,
+        onProgress: (_, phase) => {
+          lastPhases[phase] ??= performance.now() - requestAt
+        },
         logger: silentLogger('quorate:bench:apps')
       })
       l.start()
@@ -205,6 +220,8 @@ async function componentPath(): Promise<Record<string, unknown>> {
     /** The first request for an app this node does not run: one GET, answered once it started. */
     const firstRequest = async (): Promise<number> => {
       const t0 = performance.now()
+      requestAt = t0
+      lastPhases = {}
       const res = await fetch(appUrl)
       const body = await res.text()
       const ms = performance.now() - t0
@@ -239,6 +256,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
     // (a) cold start: nothing local, neither in the node's store nor in Docker ------------------
     const cold: number[] = []
     const coldPlain: number[] = []
+    const coldPhases = phaseRuns()
     for (let i = -1; i < reps; i++) {
       // i = -1: warm-up (connections, JIT), not counted
       await b.unpin(pub.cid)
@@ -253,18 +271,21 @@ async function componentPath(): Promise<Record<string, unknown>> {
       if (i >= 0) {
         cold.push(g)
         coldPlain.push(p.ms)
+        coldPhases.add()
       }
     }
 
     // (b) start with the image already in Docker ------------------------------------------------
     const local: number[] = []
     const localPlain: number[] = []
+    const localPhases = phaseRuns()
     await plainRun(true).then(async p => {
       await docker.getContainer(p.id).remove({ force: true })
     })
     for (let i = -1; i < reps; i++) {
       newLoader('pause')
       const g = await firstRequest()
+      if (i >= 0) localPhases.add()
       await stopApps()
       const p = await plainRun(false)
       await docker.getContainer(p.id).remove({ force: true })
@@ -347,6 +368,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
       path: 'GET /app/<name>/ through the tenant proxy and the app loader (agent/apps.ts) with the real runner, in this process; chain and TPM faked (as in bench/containers.ts); the providing node in a worker thread',
       coldStart: {
         firstRequest: coldS,
+        phaseStartMs: coldPhases.medians(),
         plainDockerLoadRun: stats(coldPlain),
         ratio: round(median(cold) / median(coldPlain), 2),
         target: { p50Ms: 600 },
@@ -354,6 +376,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
       },
       localStart: {
         firstRequest: localS,
+        phaseStartMs: localPhases.medians(),
         plainDockerRun: stats(localPlain),
         target: { p50Ms: 250 },
         met: localS.p50Ms <= 250
