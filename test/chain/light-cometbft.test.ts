@@ -40,7 +40,7 @@ async function proxy(lie?: Lie, upstream = rpcs[0]): Promise<LyingProxy> {
   return p
 }
 function client(urls: string[]): LightClient {
-  const lc = LightClient.create({ genesis, rpcs: urls })
+  const lc = LightClient.create({ genesis, rpcs: urls, nextHeaderWaitMs: 30_000 })
   clients.push(lc)
   return lc
 }

@@ -52,7 +52,7 @@ function randomJson(r: () => number, depth = 0): unknown {
 /** Every path (list of keys) to a value inside `v`. */
 function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []) {
   out.push(at)
-  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...at, i], out))
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) paths(v[i], [...at, i], out)
   else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out)
   return out
 }

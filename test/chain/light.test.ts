@@ -66,7 +66,7 @@ async function proxy(lie?: Parameters<typeof startLyingProxy>[1]): Promise<Lying
   return p
 }
 function client(rpcs: string[], opts: Partial<LightClientOptions> = {}): LightClient {
-  const lc = LightClient.create({ genesis: s.genesis, rpcs, now: () => s.clock.now, ...opts })
+  const lc = LightClient.create({ genesis: s.genesis, rpcs, now: () => s.clock.now, nextHeaderWaitMs: 30_000, ...opts })
   t.teardown(() => lc.close())
   return lc
 }
