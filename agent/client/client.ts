@@ -22,6 +22,7 @@ import { createQuorumRules, type QuorumRules } from '../../attestation/quorum/in
 import type { VerifiedChain } from './chain.ts'
 import {
   AppUnavailableError,
+  NotCertifiedError,
   NoNodeServedError,
   NodeCheckError,
   NodeUnreachableError,
@@ -40,9 +41,14 @@ import { checkPin, nodeCertificateIdentity, openTls, PinnedAgent, type Certifica
 export interface ClientOptions {
   chain: VerifiedChain
   /** Default createQuorumRules() (attestation/quorum), the rules the chain itself runs. */
-  rules?: Pick<QuorumRules, 'verifyCertificate'>
+  rules?: Pick<QuorumRules, 'verifyCertificate' | 'drawCommittee'>
   /** Reads the node id / chain id extension of a node's certificate (agent/tls.ts). */
   parseCertificate?: CertificateIdentityParser
+  /**
+   * Refuse certifications whose committee reached fewer bits of security than this (the record's
+   * securityBits: a small network draws small committees). Default 0: any certification.
+   */
+  minSecurityBits?: number
   /** A checked node's record is read again after this long (default 10 s). */
   recheckMs?: number
   /** A verified header older than this (by the local clock) is refused as stale (default 5 min). */
@@ -139,7 +145,7 @@ export function createClient(opts: ClientOptions): Client {
 
 class ClientImpl implements Client {
   readonly #chain: VerifiedChain
-  readonly #rules: Pick<QuorumRules, 'verifyCertificate'>
+  readonly #rules: Pick<QuorumRules, 'verifyCertificate' | 'drawCommittee'>
   readonly #parse: CertificateIdentityParser
   readonly #o: Required<Omit<ClientOptions, 'chain' | 'rules' | 'parseCertificate' | 'logger'>>
   readonly #log: Logger
@@ -157,6 +163,7 @@ class ClientImpl implements Client {
     this.#parse = opts.parseCertificate ?? nodeCertificateIdentity
     this.#log = opts.logger ?? silentLogger('quorate:client')
     this.#o = {
+      minSecurityBits: opts.minSecurityBits ?? 0,
       recheckMs: opts.recheckMs ?? 10_000,
       maxStaleMs: opts.maxStaleMs ?? 300_000,
       probeTtlMs: opts.probeTtlMs ?? 600_000,
@@ -225,6 +232,12 @@ class ClientImpl implements Client {
     let certified: CertifiedNode
     try {
       certified = checkNodeRecord(nodeId, read)
+      const bits = certified.record.securityBits ?? 0
+      if (bits < this.#o.minSecurityBits)
+        throw new NotCertifiedError(
+          nodeId,
+          `its committee reached ${bits} bits of security; this client requires ${this.#o.minSecurityBits}`
+        )
     } catch (err) {
       this.#drop(nodeId)
       throw err

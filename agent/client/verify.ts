@@ -7,7 +7,8 @@
 //   checkQc         — qc/<id> and the round's record (req/<id> or the archive rnd/<id>/<round>):
 //                     the QC is the one the record's qcHash names, its round is the certifying round,
 //                     and it verifies with the quorum rules against the round's committee (kept by
-//                     the chain, drawn from seed and candidates; re-drawn here under legacy rules)
+//                     the chain and checked to be in its seed's draw order; re-drawn from seed
+//                     and candidates here under legacy rules)
 //                     with each member's registered BLS key — outcome pass.
 import { decode, type Canonical } from '../../encoding/canonical.ts'
 import { equal, sha256, toHex } from '../../encoding/bytes.ts'
@@ -153,7 +154,7 @@ export function checkQc(
     qcBytes: Uint8Array | undefined
     round: RoundInfo
     memberKeys: ReadonlyMap<string, Uint8Array>
-    rules: Pick<QuorumRules, 'verifyCertificate'>
+    rules: Pick<QuorumRules, 'verifyCertificate' | 'drawCommittee'>
   }
 ): VerifiedNode {
   const id = node.nodeId
@@ -168,6 +169,20 @@ export function checkQc(
     throw new QcCheckError(id, `the QC's hash is not the record's qcHash ${toHex(node.qcHash).slice(0, 16)}…`)
   if (input.round.tlsKey !== undefined && !equal(input.round.tlsKey, node.tlsKey))
     throw new QcCheckError(id, 'the certifying round bound another TLS key than the record holds')
+  const kept = input.round.committee
+  if (kept !== undefined) {
+    // the chain kept the drawn committee (its candidate snapshot is gone): it must at least be in
+    // the order the round's seed ranks its members, without the node itself — a committee the
+    // seed did not draw could not come out in that order except by chance (1/k!)
+    let order: readonly string[]
+    try {
+      order = input.rules.drawCommittee({ seed: input.round.seed, nodeId: id, candidates: kept, k: kept.length })
+    } catch (err) {
+      throw new QcCheckError(id, `the round's committee cannot be drawn: ${(err as Error).message}`, { cause: err })
+    }
+    if (order.length !== kept.length || order.some((m, i) => m !== kept[i]))
+      throw new QcCheckError(id, "the round's committee is not in the order its seed draws (or lists the node itself)")
+  }
   const ids = input.round.committee ?? input.round.candidates ?? []
   const candidates = ids.map(m => ({ nodeId: m, blsPublicKey: input.memberKeys.get(m) ?? new Uint8Array(0) }))
   let out: ReturnType<QuorumRules['verifyCertificate']>

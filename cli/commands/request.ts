@@ -34,6 +34,7 @@ export interface ClientArgs extends GlobalArgs {
   method?: string
   header?: string[]
   timeout?: number
+  minSecurityBits?: number
 }
 
 export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
@@ -53,9 +54,12 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
     .option('data', { alias: 'd', type: 'string', describe: 'request body; @FILE reads a file' })
     .option('method', { alias: 'X', type: 'string', describe: 'HTTP method (default GET, or POST with --data)' })
     .option('header', { alias: 'H', type: 'string', array: true, describe: 'request header "name: value", repeatable' })
-    .option('timeout', { type: 'number', describe: 'per-attempt timeout in ms (default 30000)' }) as Argv<
-    T & ClientArgs
-  >
+    .option('timeout', { type: 'number', describe: 'per-attempt timeout in ms (default 30000)' })
+    .option('min-security-bits', {
+      type: 'number',
+      describe:
+        "refuse nodes whose certifying committee reached fewer bits of security (the record's securityBits; default 0)"
+    }) as Argv<T & ClientArgs>
 }
 
 const MAX_BODY = 16 << 20
@@ -107,7 +111,11 @@ export async function openClient(argv: ClientArgs): Promise<{ client: Client; cl
       throw new InvalidInputError(`--rpc ${JSON.stringify(r.slice(0, 80))} is not an http(s) URL`)
   const lc = LightClient.create({ genesis: await genesisOf(argv), rpcs })
   const view = lightChainView(lc, rpcs)
-  const client = createClient({ chain: view, ...(argv.timeout === undefined ? {} : { timeoutMs: argv.timeout }) })
+  const client = createClient({
+    chain: view,
+    ...(argv.timeout === undefined ? {} : { timeoutMs: argv.timeout }),
+    ...(argv.minSecurityBits === undefined ? {} : { minSecurityBits: argv.minSecurityBits })
+  })
   progress(argv, `checking nodes with ${view.describe}…`)
   return {
     client,

@@ -153,6 +153,13 @@ t.test('revoked: the client refuses the node (and says why)', async t => {
   t.ok(err instanceof NoNodeServedError, String(err))
   t.match((err as Error).message, /certification check failed: status is revoked/)
   t.equal(a.served, served, 'nothing sent after the revocation')
+  const strict = createClient({ chain: view, minSecurityBits: 40 })
+  t.teardown(() => {
+    strict.close()
+  })
+  const weak = await net.addNode()
+  await t.rejects(strict.verifyNode(weak.nodeId), /reached \d+ bits of security; this client requires 40/)
+  await weak.kill()
   const direct = await c.verifyNode(a.nodeId).catch((e: unknown) => e)
   t.ok(direct instanceof NotCertifiedError)
   await a.kill()
@@ -210,6 +217,12 @@ t.test('the QC check: a tampered QC or a member key that is not the registered o
     }
   })()
   t.ok(e instanceof QcCheckError, 'refused')
+  // the kept committee in another order than its seed draws
+  const reordered = { ...round, committee: [...(round.committee ?? [])].reverse() }
+  t.throws(
+    () => checkQc(node, { chainId: CHAIN_ID, qcBytes, round: reordered, memberKeys: keys, rules }),
+    /not in the order its seed draws/
+  )
   // another chain id: the verdicts were signed for this one
   t.throws(() => checkQc(node, { chainId: 'other-chain', qcBytes, round, memberKeys: keys, rules }), QcCheckError)
   await a.kill()
