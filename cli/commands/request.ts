@@ -19,8 +19,8 @@ export const CHECKS_HELP = `Before any byte of the request goes to a node, the c
   2. the app is published on chain and not revoked (request only);
   3. the node's certification: status certified, unexpired at the verified block time, not
      revoked or failed, an https endpoint and the TLS key hash its round bound;
-  4. its quorum certificate, re-verified here: the round's committee and each member's BLS key
-     from chain, > 2/3 signers, the aggregate signature;
+  4. its quorum certificate, re-verified here: the round's committee (in its seed's draw order)
+     and each member's BLS key from chain, > 2/3 signers, the aggregate signature;
   5. the TLS handshake: sha256 of the server's public key (SPKI) must be the certified one — a
      server with another key is disconnected before the request is written.
 A node that fails a check is skipped (the reason is listed); one that cannot be reached or answers
