@@ -308,6 +308,7 @@ export class LightClient {
     if (stale > 0 && stale === failures.length && absent.length === 0)
       throw new StaleHeaderError(`every endpoint's newest header is too old: ${failures.join('; ')}`)
     if (absent.length > 0) failures.push(`${absent.length} endpoint(s) said not found`)
+    if (failures.length === 0) failures.push('every endpoint is quarantined after a false answer')
     throw new NoVerifiedAnswerError(`state key ${key}`, failures)
   }
 
