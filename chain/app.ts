@@ -731,11 +731,13 @@ function proveFault(c: Ctx, b: TxBodies['verifier.fault'], rules: QuorumRules): 
 //   app/<name>/<version>              AppVersionRecord: the published body + publisher, height, revokedAt
 //   appuse/<name>                     AppUsageTotals: running totals over every usage.record naming the app
 //   appusen/<name>/<nodeId>           AppNodeUsage: the same totals for one node
-//   appuser/<name>/<height>/<nodeId>/<from>  AppUsageEntry: the app's line of a recent record (last RECENT_USAGE kept)
-//   usage/<nodeId>/<from>             UsageRecordStored: a node's recent records (last RECENT_USAGE kept)
-//   usagelast/<nodeId>                { from, to, height }: the node's latest period (periods never overlap)
-// Names and versions cannot contain '/', heights and times are zero-padded to 16 digits so keys sort
-// in time order. An app revoked as a whole stays revoked: its name cannot be published again (a
+//   appuser/<name>/<seq>              AppUsageEntry: the app's line of its seq-th record (seq = totals.records
+//                                     before it; the last RECENT_USAGE kept)
+//   usage/<nodeId>/<seq>              UsageRecordStored: the node's seq-th record (the last RECENT_USAGE kept)
+//   usagelast/<nodeId>                { from, to, height, records }: the node's latest period (periods never
+//                                     overlap) and how many records it sent
+// Names and versions cannot contain '/'; sequence numbers are zero-padded to 16 digits so keys sort
+// in time order, and the entry that falls out of a window is known without a scan. An app revoked as a whole stays revoked: its name cannot be published again (a
 // client that saw the revocation must never be served something else under that name).
 
 /** Versions kept per app (the AppRecord lists them all; a new name lifts the cap). */
@@ -825,7 +827,7 @@ function recordUsage(c: Ctx, b: TxBodies['usage.record']): Uint8Array {
       TxCode.TOO_EARLY,
       `usage period ends at ${b.to}, more than ${USAGE_FUTURE_MS} ms after the block time ${c.time}`
     )
-  const last = get<{ from: number; to: number; height: number }>(c.s, `usagelast/${b.nodeId}`)
+  const last = get<{ from: number; to: number; height: number; records: number }>(c.s, `usagelast/${b.nodeId}`)
   if (last !== undefined && b.from < last.to)
     throw new TxFail(
       TxCode.CONFLICT,
@@ -834,9 +836,10 @@ function recordUsage(c: Ctx, b: TxBodies['usage.record']): Uint8Array {
   for (const a of b.apps)
     if (c.s.get(`app/${a.app}`) === undefined)
       throw new TxFail(TxCode.NOT_FOUND, `usage.record names app "${a.app}", which was never published`)
-  put(c.s, `usagelast/${b.nodeId}`, { from: b.from, to: b.to, height: c.height })
-  put(c.s, `usage/${b.nodeId}/${pad16(b.from)}`, { ...b, height: c.height } satisfies UsageRecordStored)
-  keepRecent(c.s, `usage/${b.nodeId}/`)
+  const seq = last?.records ?? 0
+  put(c.s, `usagelast/${b.nodeId}`, { from: b.from, to: b.to, height: c.height, records: seq + 1 })
+  put(c.s, `usage/${b.nodeId}/${pad16(seq)}`, { ...b, height: c.height } satisfies UsageRecordStored)
+  if (seq >= RECENT_USAGE) c.s.del(`usage/${b.nodeId}/${pad16(seq - RECENT_USAGE)}`)
   for (const a of b.apps) {
     const nk = `appusen/${a.app}/${b.nodeId}`
     const n = get<AppNodeUsage>(c.s, nk)
@@ -868,22 +871,16 @@ function recordUsage(c: Ctx, b: TxBodies['usage.record']): Uint8Array {
       to: b.to,
       height: c.height
     } satisfies AppNodeUsage)
-    put(c.s, `appuser/${a.app}/${pad16(c.height)}/${b.nodeId}/${pad16(b.from)}`, {
+    put(c.s, `appuser/${a.app}/${pad16(t.records)}`, {
       ...a,
       nodeId: b.nodeId,
       from: b.from,
       to: b.to,
       height: c.height
     } satisfies AppUsageEntry)
-    keepRecent(c.s, `appuser/${a.app}/`)
+    if (t.records >= RECENT_USAGE) c.s.del(`appuser/${a.app}/${pad16(t.records - RECENT_USAGE)}`)
   }
   return enc({ apps: b.apps.length })
-}
-
-/** Drops the oldest entries under `prefix` beyond RECENT_USAGE (keys sort oldest first). */
-function keepRecent(s: Overlay, prefix: string): void {
-  const keys = s.scan(prefix)
-  for (let i = 0; i < keys.length - RECENT_USAGE; i++) s.del(keys[i][0])
 }
 
 type Handlers = { [T in TxType]: (c: Ctx, b: TxBodies[T], rules: QuorumRules) => Uint8Array | undefined }

@@ -194,7 +194,7 @@ export interface UsageRecordBody {
   apps: AppUsage[]
 }
 export const MAX_USAGE_APPS = 64
-/** A usage.record as stored (key usage/<nodeId>/<from>). */
+/** A usage.record as stored (key usage/<nodeId>/<seq>, seq zero-padded to 16 digits). */
 export interface UsageRecordStored extends UsageRecordBody {
   height: number
 }
@@ -223,7 +223,7 @@ export interface AppNodeUsage {
   to: number
   height: number
 }
-/** One app's line of one usage.record (key appuser/<name>/<height>/<nodeId>/<from>; the most recent kept). */
+/** One app's line of one usage.record (key appuser/<name>/<seq>; the most recent kept). */
 export interface AppUsageEntry extends AppUsage {
   nodeId: string
   from: number
