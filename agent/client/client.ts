@@ -556,7 +556,28 @@ class ClientImpl implements Client {
     throw new NoNodeServedError(`no node served ${what} (${attempts.length} attempt(s))`, attempts, refusals)
   }
 
+  /**
+   * One HTTP exchange over the node's pinned agent. A kept-alive socket the server closed just as
+   * the request went out (ECONNRESET before any answer) is not the node failing: tried once more,
+   * on a new connection.
+   */
   async #http(
+    agent: PinnedAgent,
+    endpoint: URL,
+    path: string,
+    opts: Omit<RequestOptions, 'path'>,
+    body: Uint8Array | undefined
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Uint8Array }> {
+    try {
+      return await this.#httpOnce(agent, endpoint, path, opts, body)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (!(err as { reusedSocket?: boolean }).reusedSocket || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw err
+      return await this.#httpOnce(agent, endpoint, path, opts, body)
+    }
+  }
+
+  async #httpOnce(
     agent: PinnedAgent,
     endpoint: URL,
     path: string,
@@ -600,7 +621,9 @@ class ClientImpl implements Client {
       req.once('timeout', () => {
         req.destroy(new NodeUnreachableError(`no answer from ${endpoint.origin} within ${this.#o.timeoutMs} ms`))
       })
-      req.once('error', reject)
+      req.once('error', err => {
+        reject(Object.assign(err, { reusedSocket: req.reusedSocket }))
+      })
       req.end(body)
     })
   }
