@@ -185,25 +185,36 @@ export interface NodeCertificate {
   readonly certificate: X509Certificate
 }
 
-/** The node identity extension's value, if the TBSCertificate carries it (exactly once). */
-function readIdentityExtension(cert: Uint8Array): { nodeId: string; chainId: string } {
+/** The extension id's encoded contents, compared as bytes (no OID text per extension). */
+const NODE_IDENTITY_OID_BYTES = der.readOne(der.oid(NODE_IDENTITY_OID), der.TAG.OID, 'oid').contents
+
+/**
+ * The node identity extension's value (exactly once) and the SubjectPublicKeyInfo's encoding, as
+ * the certificate carries it — what the TLS handshake's CertificateVerify is checked with.
+ */
+function readIdentityExtension(cert: Uint8Array): { nodeId: string; chainId: string; spki: Uint8Array } {
   const what = 'certificate'
   const outer = der.readOne(cert, der.TAG.SEQUENCE, what)
   const parts = der.children(outer.contents, what, 3)
   if (parts.length !== 3 || parts[0].tag !== der.TAG.SEQUENCE)
     throw new TlsCertificateError('certificate: expected SEQUENCE { tbsCertificate, signatureAlgorithm, signature }')
   const tbs = der.children(parts[0].contents, 'tbsCertificate', 10)
+  // version [0] EXPLICIT (optional), serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+  const spkiTlv = tbs[tbs[0]?.tag === 0xa0 ? 6 : 5]
+  if (spkiTlv?.tag !== der.TAG.SEQUENCE)
+    throw new TlsCertificateError('tbsCertificate: no subjectPublicKeyInfo where RFC 5280 §4.1 puts it')
+  const spki = parts[0].contents.subarray(spkiTlv.start, spkiTlv.end)
   const exts = tbs.find(t => t.tag === 0xa3)
   if (exts === undefined)
     throw new TlsCertificateError('certificate has no extensions (not a quorate node certificate)')
   const list = der.readOne(exts.contents, der.TAG.SEQUENCE, 'extensions')
-  let found: { nodeId: string; chainId: string } | undefined
+  let found: { nodeId: string; chainId: string; spki: Uint8Array } | undefined
   for (const e of der.children(list.contents, 'extensions', 64)) {
     if (e.tag !== der.TAG.SEQUENCE) throw new TlsCertificateError('extensions: an extension is not a SEQUENCE')
     const f = der.children(e.contents, 'extension', 3)
     if (f.length < 2 || f[0].tag !== der.TAG.OID)
       throw new TlsCertificateError('extension: expected { OID, critical?, value }')
-    if (der.oidText(f[0].contents, 'extension id') !== NODE_IDENTITY_OID) continue
+    if (!equal(f[0].contents, NODE_IDENTITY_OID_BYTES)) continue
     if (found !== undefined) throw new TlsCertificateError('the node identity extension appears twice')
     const value = f[f.length - 1]
     if (value.tag !== der.TAG.OCTET_STRING || (f.length === 3 && f[1].tag !== der.TAG.BOOLEAN))
@@ -223,7 +234,7 @@ function readIdentityExtension(cert: Uint8Array): { nodeId: string; chainId: str
     const chainId = der.utf8Text(v[2].contents, 'chain id')
     if (nodeId.length === 0 || nodeId.length > MAX_ID_CHARS || chainId.length === 0 || chainId.length > MAX_ID_CHARS)
       throw new TlsCertificateError(`node identity: node id and chain id must be 1-${MAX_ID_CHARS} characters`)
-    found = { nodeId, chainId }
+    found = { nodeId, chainId, spki }
   }
   if (found === undefined)
     throw new TlsCertificateError(`certificate has no node identity extension (${NODE_IDENTITY_OID})`)
@@ -240,24 +251,26 @@ export function parseNodeCertificate(input: Uint8Array | X509Certificate): NodeC
   if (!(raw instanceof Uint8Array)) throw new TlsCertificateError('certificate: expected DER bytes')
   if (raw.length > MAX_CERTIFICATE_BYTES)
     throw new TooLargeError(`certificate of ${raw.length} bytes exceeds ${MAX_CERTIFICATE_BYTES}`)
-  let identity: { nodeId: string; chainId: string }
+  let identity: { nodeId: string; chainId: string; spki: Uint8Array }
   try {
     identity = readIdentityExtension(raw)
   } catch (err) {
     if (err instanceof TlsCertificateError) throw err
     throw new TlsCertificateError(`not a node certificate: ${(err as Error).message}`, { cause: err })
   }
+  // OpenSSL reads the whole certificate too (what a TLS stack would accept), and its key must be
+  // one a TLS 1.3 server can sign with; the hash is of the SPKI bytes as carried (the same bytes
+  // Node's key export gives for the node's own uncompressed P-256 key)
   let x509: X509Certificate
-  let spki: Uint8Array
   try {
     x509 = input instanceof X509Certificate ? input : new X509Certificate(raw)
-    spki = new Uint8Array(x509.publicKey.export({ type: 'spki', format: 'der' }))
   } catch (err) {
     throw new TlsCertificateError(`certificate: ${(err as Error).message}`, { cause: err })
   }
   return {
-    spkiSha256: sha256(spki),
-    ...identity,
+    spkiSha256: sha256(identity.spki),
+    nodeId: identity.nodeId,
+    chainId: identity.chainId,
     notBefore: new Date(x509.validFrom),
     notAfter: new Date(x509.validTo),
     certificate: x509

@@ -112,6 +112,8 @@ export function time(d: Date): Uint8Array {
 export interface Tlv {
   readonly tag: number
   readonly contents: Uint8Array
+  /** Offset of the element's tag byte in the buffer it was read from (its encoding is buf[start, end)). */
+  readonly start: number
   /** Offset just past this element in the buffer it was read from. */
   readonly end: number
 }
@@ -139,7 +141,7 @@ export function readTlv(buf: Uint8Array, offset: number, what: string): Tlv {
   }
   if (o + len > buf.length)
     throw new DecodeError(`${what}: element at byte ${offset} claims ${len} bytes, ${buf.length - o} remain`)
-  return { tag, contents: buf.subarray(o, o + len), end: o + len }
+  return { tag, contents: buf.subarray(o, o + len), start: offset, end: o + len }
 }
 
 /** Reads exactly one element filling `buf`, with tag `tag`. */
