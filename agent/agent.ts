@@ -146,6 +146,16 @@ export class Agent {
       'quorate_proxy_refused_total',
       'tenant requests refused (503) for want of a slot, by the limit that refused them'
     ),
+    apps: this.metrics.gauge('quorate_apps', 'serverless apps by state (running, paused, stopped, starting, removed)'),
+    appRequests: this.metrics.counter('quorate_app_requests_total', 'requests served per serverless app'),
+    appWake: this.metrics.gauge(
+      'quorate_app_wake_ms',
+      'how long the last start of each app took, request to ready, by kind (launch, unpause, restart)'
+    ),
+    appRefused: this.metrics.counter(
+      'quorate_app_proxy_refused_total',
+      'app requests refused (503) for want of a proxy slot, by the limit that refused them'
+    ),
     served: this.metrics.counter(
       'quorate_image_dags_served_total',
       'whole images (DAGs) this node sent to peers, by channel (bulk: direct connection, stream: libp2p)'
@@ -564,7 +574,10 @@ export class Agent {
    * TLS key (a pass records the key its request named; anything else leaves it unserved).
    */
   async #boundRound(r: RoundResult): Promise<RoundResult> {
-    await this.#refreshTlsBound()
+    // a chain read that fails here must not turn a recorded round into an error: the loop asks again
+    await this.#refreshTlsBound().catch((err: unknown) => {
+      this.#log.warn('could not read the TLS key on chain after the round; will ask again', { err })
+    })
     return r
   }
 
@@ -717,6 +730,7 @@ export class Agent {
         const due =
           Math.min(s.expiresAt, this.lifecycle.since + this.config.certificationTtlMs) -
           this.config.reattestBeforeExpiryMs
+        if (!this.#tlsBound) await this.#refreshTlsBound()
         // a replaced TLS key is bound by a round now, not at the next re-attestation
         if (due > now && !(await this.reloadTlsKey())) {
           await this.#tenants?.reconcile()
@@ -800,6 +814,14 @@ export class Agent {
     for (const [limit, n] of Object.entries(this.#proxy?.refused() ?? {})) this.#m.refused.setTotal(n, { limit })
     const served = this.#store?.served()
     if (served !== undefined) for (const [channel, n] of Object.entries(served)) this.#m.served.setTotal(n, { channel })
+    const apps = this.#apps?.list() ?? []
+    for (const state of ['starting', 'running', 'paused', 'stopped', 'removed'])
+      this.#m.apps.set(apps.filter(a => a.state === state).length, { state })
+    for (const a of apps) {
+      this.#m.appRequests.setTotal(a.requests, { app: a.name })
+      if (a.lastWake !== undefined) this.#m.appWake.set(a.lastWake.ms, { app: a.name, kind: a.lastWake.kind })
+    }
+    for (const [limit, n] of Object.entries(this.#appProxy?.refused() ?? {})) this.#m.appRefused.setTotal(n, { limit })
     return this.metrics.render()
   }
 

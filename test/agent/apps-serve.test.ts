@@ -153,6 +153,10 @@ t.test('cold start: the image is fetched from a peer, verified, measured, run; w
   t.ok((s2?.bytesOut ?? 0) >= 2 * warm.body.length, 'bytes out counted')
   t.ok(s2?.lastRequest !== undefined)
   t.equal(a.runner.get('hello@1'), undefined, 'app containers are not tenants')
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  t.match(metrics, /quorate_app_requests_total\{app="hello"\} 2\n/)
+  t.match(metrics, /quorate_apps\{state="running"\} 1\n/)
+  t.match(metrics, /quorate_app_wake_ms\{app="hello",kind="launch"\} \d/)
 })
 
 t.test('idle: scaled to zero (paused), woken by the next request', async t => {
