@@ -332,3 +332,14 @@ t.test('expired: a certification past its expiry at the verified block time is r
   t.equal(a.served, 0)
   await a.kill()
 })
+
+t.test('Retry-After: seconds or an HTTP date', async t => {
+  const { retryAfterMs } = await import('../../agent/client/index.ts')
+  t.equal(retryAfterMs('2'), 2000)
+  t.equal(retryAfterMs(['0']), 0)
+  t.equal(retryAfterMs(undefined), undefined)
+  t.equal(retryAfterMs('soon'), undefined)
+  t.equal(retryAfterMs(new Date(Date.now() - 60_000).toUTCString()), 0, 'a date in the past: now')
+  const later = retryAfterMs(new Date(Date.now() + 3_600_000).toUTCString()) ?? 0
+  t.ok(later > 3_500_000 && later <= 3_600_000)
+})
