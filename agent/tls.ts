@@ -382,15 +382,16 @@ export interface HttpsApiInit {
    */
   readonly serving: () => boolean
   readonly logger: Logger
-  /** Bounds (STYLE §17): connections at once (default 256). */
+  /** Bounds (STYLE §17): connections at once (default 256), and from one address (default 64). */
   readonly maxConnections?: number
+  readonly maxConnectionsPerPeer?: number
 }
 
 export interface HttpsApi {
   /** https://host:port as clients reach it (node.register endpoint). */
   readonly url: string
   readonly port: number
-  /** Connections closed before the handshake because the key was not yet certified. */
+  /** Connections closed before the handshake: the key not yet certified, or the address over its share. */
   readonly refused: number
   /** Switches new connections to another key and certificate (the key file was replaced). */
   setIdentity(identity: TlsIdentity): void
@@ -410,7 +411,7 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3'
     }) as const
-  const server: Server = createServer(context(init.identity), (req, res) => {
+  const server: Server = createServer({ ...context(init.identity), handshakeTimeout: 10_000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     void (async () => {
       try {
@@ -434,12 +435,24 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
   server.maxConnections = init.maxConnections ?? 256
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
-  // before the TLS handshake: a key the chain has not bound is not used at all
+  const perPeer = new Map<string, number>()
+  const perPeerMax = init.maxConnectionsPerPeer ?? 64
+  // before the TLS handshake: a key the chain has not bound is not used at all, and no address
+  // holds more than its share of the connections
   server.prependListener('connection', (socket: Socket) => {
-    if (!init.serving()) {
+    const peer = socket.remoteAddress ?? ''
+    const n = perPeer.get(peer) ?? 0
+    if (!init.serving() || n >= perPeerMax) {
       refused++
       socket.destroy()
+      return
     }
+    perPeer.set(peer, n + 1)
+    socket.once('close', () => {
+      const left = (perPeer.get(peer) ?? 1) - 1
+      if (left <= 0) perPeer.delete(peer)
+      else perPeer.set(peer, left)
+    })
   })
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException): void => {

@@ -18,6 +18,7 @@ import {
   parseNodeCertificate,
   pinnedCheckServerIdentity,
   spkiSha256,
+  startHttpsApi,
   verifyTlsSocket,
   NODE_IDENTITY_OID,
   QUORATE_OID_ARC,
@@ -28,6 +29,7 @@ import * as der from '../../encoding/der.ts'
 import { loadConfig } from '../../agent/config.ts'
 import { equal, toHex } from '../../encoding/bytes.ts'
 import { ConfigError, QuorateError } from '../../encoding/errors.ts'
+import { silentLogger } from '../../encoding/log.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'quorate-tls-'))
 t.teardown(() => {
@@ -278,4 +280,38 @@ t.test('a wrong shape at each level of the extension is named', async t => {
       message: /UTF-8/
     }
   )
+})
+
+t.test('the HTTPS listener: closed before the handshake while unbound, and per address beyond its share', async t => {
+  let serving = false
+  const api = await startHttpsApi({
+    listen: '127.0.0.1:0',
+    identity: { key, certificate: cert, spkiSha256: spkiSha256(key), created: false },
+    routes: () => undefined,
+    serving: () => serving,
+    logger: silentLogger(),
+    maxConnectionsPerPeer: 2
+  })
+  t.teardown(api.stop)
+  const open = async (): Promise<TLSSocket> =>
+    await new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: api.port, rejectUnauthorized: false }, () => resolve(s))
+      s.once('error', reject)
+    })
+  await t.rejects(open(), 'no handshake while the key is not certified')
+  t.equal(api.refused, 1)
+  serving = true
+  const a = await open()
+  const b = await open()
+  await t.rejects(open(), 'a third connection from the same address is closed')
+  t.equal(api.refused, 2)
+  a.destroy()
+  // the server frees the slot when it sees the close, which may come after our next connect: try
+  // until it has (each try is refused at once or completes; bounded)
+  let c: TLSSocket | undefined
+  for (let i = 0; i < 100 && c === undefined; i++) c = await open().catch(() => undefined)
+  if (c === undefined) throw new Error('the slot was never freed')
+  t.equal(c.getProtocol(), 'TLSv1.3', 'a slot freed by a closed connection is usable again')
+  b.destroy()
+  c.destroy()
 })
