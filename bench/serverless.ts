@@ -7,7 +7,8 @@
 //              providing node in a worker thread), verified, loaded, measured, started, answered
 //              — vs plain `docker load` + `docker run` of the same tar to its first response
 //              (target p50 ≤ 600 ms)
-//   localStart the same with the image already in Docker (≤ 250 ms), vs plain `docker run`
+//   localStart the same with the image already in Docker (≤ 250 ms), vs plain `docker run`; also
+//              with the agent's default isolated networking (Docker 'none' + a relay)
 //   wake       the first request after the loader scaled the app to zero on its idle timeout:
 //              paused (cgroup freezer) or stopped (process gone, container kept), with the memory
 //              a paused app keeps (≤ 30 ms); removed is the localStart path
@@ -122,6 +123,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
   const b = await createImageStore({ dir: join(dir, 'node') })
   const fronts: Server[] = []
   let runner: ContainerRunner | undefined
+  let isolatedRunner: ContainerRunner | undefined
   let loader: AppLoader | undefined
   try {
     const pub = await provider.add(tarPath)
@@ -179,11 +181,25 @@ async function componentPath(): Promise<Record<string, unknown>> {
         medians: () => Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, round(median(v))]))
       }
     }
-    const newLoader = (scaleDown: ScaleDown, version: AppVersion = app): AppLoader => {
+    // the agent's default networking: the app in Docker's 'none' network, reached through a relay
+    const isolated = createContainerRunner({
+      docker,
+      registry: { getImage: async () => undefined, isCertified: async () => cert },
+      source: b,
+      measurer: { extend: async () => {} },
+      eventLog: memoryEventLog(),
+      nodeId: b.peerId,
+      network: 'isolated',
+      relayDir: join(dir, 'relays'),
+      labels: { 'quorate.test': label }
+    })
+    isolatedRunner = isolated
+    await isolated.setCertification(cert)
+    const newLoader = (scaleDown: ScaleDown, version: AppVersion = app, on: ContainerRunner = r): AppLoader => {
       loader?.stop()
       const l = new AppLoader({
         directory: { app: async name => (name === version.name ? { current: version, revoked: false } : undefined) },
-        runner: r,
+        runner: on,
         images: {
           remove: async i => {
             await docker
@@ -251,6 +267,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
     const stopApps = async (): Promise<void> => {
       loader?.stop()
       await r.stopAll('bench: next run')
+      await isolated.stopAll('bench: next run')
     }
 
     // (a) cold start: nothing local, neither in the node's store nor in Docker ------------------
@@ -293,6 +310,19 @@ async function componentPath(): Promise<Record<string, unknown>> {
         local.push(g)
         localPlain.push(p.ms)
       }
+    }
+
+    // the same with the agent's default isolated networking (relay started per container)
+    const localIsolated: number[] = []
+    const isolatedPhases = phaseRuns()
+    for (let i = -1; i < reps; i++) {
+      newLoader('pause', app, isolated)
+      const g = await firstRequest()
+      if (i >= 0) {
+        localIsolated.push(g)
+        isolatedPhases.add()
+      }
+      await stopApps()
     }
 
     // (c) wake of an idle app, scaled to zero by the loader after its idle timeout ---------------
@@ -378,6 +408,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
         firstRequest: localS,
         phaseStartMs: localPhases.medians(),
         plainDockerRun: stats(localPlain),
+        isolated: { ...stats(localIsolated), phaseStartMs: isolatedPhases.medians() },
         target: { p50Ms: 250 },
         met: localS.p50Ms <= 250
       },
@@ -412,6 +443,7 @@ async function componentPath(): Promise<Record<string, unknown>> {
     loader?.stop()
     for (const f of fronts) f.close()
     await runner?.stopAll('bench done').catch(() => {})
+    await isolatedRunner?.stopAll('bench done').catch(() => {})
     await b.stop().catch(() => {})
     await provider.stop().catch(() => {})
     await cleanupDocker(docker, label).catch(() => {})
