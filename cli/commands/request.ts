@@ -10,11 +10,11 @@ import { chainPaths } from '../../chain/index.ts'
 import { ConfigError, InvalidInputError } from '../../encoding/errors.ts'
 import { readInputFile, readInputText } from '../../encoding/files.ts'
 import { emit, progress, CliExit, type GlobalArgs } from '../output.ts'
-import { defaultHome, defaultRpc } from './chain.ts'
+import { defaultHome, defaultRpc, withHome, withRpc } from './chain.ts'
 
 export const CHECKS_HELP = `Before any byte of the request goes to a node, the client checks, in this order:
   1. the chain: every value below is proven (Merkle proof) against a block header the light client
-     verified from the genesis file (validator signatures), from any of the --rpc endpoints —
+     verified from the genesis file (validator signatures), from --rpc or any --extra-rpc —
      no RPC is trusted, and a header older than a minute is refused as stale;
   2. the app is published on chain and not revoked (request only);
   3. the node's certification: status certified, unexpired at the verified block time, not
@@ -27,7 +27,8 @@ A node that fails a check is skipped (the reason is listed); one that cannot be 
 5xx/503 is failed over to the next. Nothing here can be turned off. See docs/clients.md.`
 
 export interface ClientArgs extends GlobalArgs {
-  rpc?: string[]
+  rpc?: string
+  extraRpc?: string[]
   genesis?: string
   home?: string
   data?: string
@@ -38,19 +39,18 @@ export interface ClientArgs extends GlobalArgs {
 }
 
 export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
-  return y
-    .option('rpc', {
+  return withRpc(withHome(y))
+    .option('extra-rpc', {
       type: 'string',
       array: true,
       describe:
-        'chain RPC URL, repeatable; none is trusted, each answer is verified (default: QUORATE_CHAIN_RPC, then http://127.0.0.1:26657)'
+        'more chain RPC endpoints for the light client, repeatable; none is trusted, an answer from any of them must verify'
     })
     .option('genesis', {
       type: 'string',
       describe:
         "the chain's genesis.json, the client's only trust root (default: QUORATE_GENESIS, then <home>/config/genesis.json)"
     })
-    .option('home', { type: 'string', describe: 'where the default genesis is looked for (QUORATE_HOME, ~/.quorate)' })
     .option('data', { alias: 'd', type: 'string', describe: 'request body; @FILE reads a file' })
     .option('method', { alias: 'X', type: 'string', describe: 'HTTP method (default GET, or POST with --data)' })
     .option('header', { alias: 'H', type: 'string', array: true, describe: 'request header "name: value", repeatable' })
@@ -105,10 +105,10 @@ export async function requestOptions(
 
 /** A client over a light client from the genesis, with every --rpc. */
 export async function openClient(argv: ClientArgs): Promise<{ client: Client; close: () => void }> {
-  const rpcs = argv.rpc !== undefined && argv.rpc.length > 0 ? argv.rpc : [defaultRpc()]
+  const rpcs = [argv.rpc ?? defaultRpc(), ...(argv.extraRpc ?? [])]
   for (const r of rpcs)
     if (!/^https?:\/\//.test(r))
-      throw new InvalidInputError(`--rpc ${JSON.stringify(r.slice(0, 80))} is not an http(s) URL`)
+      throw new InvalidInputError(`RPC ${JSON.stringify(r.slice(0, 80))} is not an http(s) URL`)
   const lc = LightClient.create({ genesis: await genesisOf(argv), rpcs })
   const view = lightChainView(lc, rpcs)
   const client = createClient({

@@ -56,6 +56,23 @@ t.test('request --json: status, the node, the attempts', async t => {
   t.same([echoed.url, echoed.method, echoed.body, echoed.header], ['/app/echo/cli?q=1', 'POST', 'hi', '1'])
 })
 
+t.test('--extra-rpc: an RPC that is down is passed over for another', async t => {
+  const r = await run([
+    'request',
+    'echo',
+    '/extra',
+    '--rpc',
+    'http://127.0.0.1:1',
+    '--extra-rpc',
+    net.chainUrl,
+    '--genesis',
+    genesis,
+    '--json'
+  ])
+  t.equal(r.code, 0, r.stderr)
+  t.equal((JSON.parse(r.stdout) as { node: string }).node, node.nodeId)
+})
+
 t.test('curl URL: the node found by its certificate, checked, served', async t => {
   const r = await run(['curl', `${node.https.url}/app/echo/by-url`, '--rpc', net.chainUrl, '--genesis', genesis])
   t.equal(r.code, 0, r.stderr)
