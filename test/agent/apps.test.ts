@@ -4,12 +4,14 @@
 import t from 'tap'
 import {
   AppLoader,
+  chainAppDirectory,
   AppBusyError,
   AppRefusedError,
   AppRevokedError,
   UnknownAppError,
   AppLaunchError,
   type AppLoaderInit,
+  type ChainAppQueries,
   type AppLookup,
   type AppVersion
 } from '../../agent/apps.ts'
@@ -330,4 +332,19 @@ t.test('revocation and new versions seen by the poll; certification loss', async
   t.equal(f.loader.list()[0].state, 'removed', 'the runner let it go')
   t.ok(f.loader.resolve('hello') instanceof Promise, 'no warm path to a container that is gone')
   t.not(c3.id, undefined)
+})
+
+t.test('chainAppDirectory: the current version unless the app or that version is revoked', async t => {
+  const views = new Map<string, Awaited<ReturnType<ChainAppQueries['app']>>>([
+    ['ok', { record: {}, current: version('ok') }],
+    ['whole', { record: { revokedAt: 5 }, current: version('whole') }],
+    ['none', { record: {} }],
+    ['ver', { record: {}, current: { ...version('ver'), revokedAt: 7 } }]
+  ])
+  const dir = chainAppDirectory({ app: async name => views.get(name) })
+  t.same(await dir.app('ok'), { current: version('ok'), revoked: false })
+  t.same(await dir.app('whole'), { revoked: true })
+  t.same(await dir.app('none'), { revoked: true }, 'no current version: nothing to run')
+  t.same(await dir.app('ver'), { revoked: true })
+  t.equal(await dir.app('missing'), undefined)
 })
