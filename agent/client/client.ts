@@ -408,9 +408,13 @@ class ClientImpl implements Client {
     const path = opts.path ?? '/'
     if (!path.startsWith('/'))
       throw new InvalidInputError(`path ${JSON.stringify(path.slice(0, 70))} must start with /`)
-    await this.#checkApp(app)
     const refusals: string[] = []
-    const list = await this.#candidates(refusals)
+    // the app check and node discovery read the chain at the same time; no node is sent anything
+    // before both are done
+    const found = this.#candidates(refusals)
+    found.catch(() => {})
+    await this.#checkApp(app)
+    const list = await found
     return await this.#send(list, `/app/${app}${path}`, opts, refusals, `app ${app}`)
   }
 
