@@ -55,6 +55,8 @@ export interface ClientOptions {
   maxStaleMs?: number
   /** Handshake times are measured once per node and kept this long (default 10 min). */
   probeTtlMs?: number
+  /** At most this many node records are read per discovery (default 16; checked nodes first). */
+  maxCandidates?: number
   /** At most this many candidates are probed for latency per discovery (default 8). */
   maxProbe?: number
   /** Nodes tried per request (default 4). */
@@ -167,6 +169,7 @@ class ClientImpl implements Client {
       recheckMs: opts.recheckMs ?? 10_000,
       maxStaleMs: opts.maxStaleMs ?? 300_000,
       probeTtlMs: opts.probeTtlMs ?? 600_000,
+      maxCandidates: opts.maxCandidates ?? 16,
       maxProbe: opts.maxProbe ?? 8,
       maxAttempts: opts.maxAttempts ?? 4,
       maxRetryAfterMs: opts.maxRetryAfterMs ?? 2000,
@@ -347,9 +350,18 @@ class ClientImpl implements Client {
         })
       }
     }
+    // at most maxCandidates records are read: the nodes already checked, then others at random
+    // (a large network's whole list would cost one proof per node)
+    const known = this.#ids.ids.filter(id => this.#entries.has(id))
+    const rest = this.#ids.ids.filter(id => !this.#entries.has(id))
+    for (let i = rest.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      ;[rest[i], rest[j]] = [rest[j], rest[i]]
+    }
+    const pick = [...known, ...rest].slice(0, this.#o.maxCandidates)
     const good: Entry[] = []
     await Promise.all(
-      this.#ids.ids.map(async id => {
+      pick.map(async id => {
         try {
           good.push(await this.#certified(id))
         } catch (err) {

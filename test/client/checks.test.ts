@@ -297,6 +297,22 @@ t.test('every node busy with a short Retry-After: waited for once, then served',
   await a.kill()
 })
 
+t.test('a large list: at most maxCandidates records are read, checked nodes first', async t => {
+  const a = await net.addNode()
+  const b = await net.addNode()
+  const c = createClient({ chain: { ...view, nodeIds: async () => [a.nodeId, b.nodeId] }, maxCandidates: 1 })
+  t.teardown(() => {
+    c.close()
+  })
+  const first = await c.request('echo')
+  t.equal(c.stats().recordChecks, 1, 'one record read for two listed nodes')
+  const again = await c.request('echo')
+  t.equal(again.node, first.node, 'the node already checked is kept')
+  t.equal(c.stats().recordChecks, 1)
+  await a.kill()
+  await b.kill()
+})
+
 t.test('an app that is not on chain is refused before any node is tried', async t => {
   const c = createClient({ chain: view })
   t.teardown(() => {
