@@ -577,13 +577,15 @@ export class AppLoader {
   #change(e: Entry, to: 'pause' | 'stop' | 'remove', why: string): void {
     const c = e.container
     if (c === undefined) return
+    const wasPaused = e.state === 'paused'
     const run = (async () => {
       try {
         if (to === 'pause') {
           await this.#init.runner.pause(c.id)
           e.state = 'paused'
         } else if (to === 'stop') {
-          await this.#init.runner.halt(c.id)
+          // a paused app's processes are frozen: SIGTERM would only wait out the grace period
+          await this.#init.runner.halt(c.id, { graceSeconds: wasPaused ? 0 : 2 })
           e.state = 'stopped'
         } else {
           await this.#retire(e, why)

@@ -225,8 +225,12 @@ export interface ContainerRunner {
   /** docker pause: the processes are frozen, memory stays; wake with unpause (no probe needed). */
   pause(id: string): Promise<void>
   unpause(id: string): Promise<void>
-  /** docker stop, keeping the container (and its measured launch); wake with restart. */
-  halt(id: string): Promise<void>
+  /**
+   * docker stop, keeping the container (and its measured launch); wake with restart. graceSeconds
+   * (default 2) before SIGKILL; 0 for a paused container, whose frozen processes cannot act on
+   * SIGTERM anyway.
+   */
+  halt(id: string, opts?: { graceSeconds?: number }): Promise<void>
   /** Starts a halted container again and waits until it answers; only while certified. */
   restart(id: string, opts?: RestartOptions): Promise<RunningContainer>
 }
@@ -423,11 +427,11 @@ class Runner implements ContainerRunner {
     }
   }
 
-  async halt(id: string): Promise<void> {
+  async halt(id: string, opts: { graceSeconds?: number } = {}): Promise<void> {
     this.held(id)
     const c = this.init.docker.getContainer(id)
     try {
-      await c.stop({ t: 2, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
+      await c.stop({ t: opts.graceSeconds ?? 2, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
     } catch (err) {
       // 304: already stopped
       if ((err as { statusCode?: number }).statusCode !== 304)
