@@ -304,41 +304,66 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
 
     const where =
       target.socketPath !== undefined ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }
-    const up = httpRequest({ ...where, method: req.method, path, headers, agent: poolFor(target) })
-    const responseTimer = setTimeout(() => {
-      up.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' }))
-    }, responseTimeout)
-    up.on('response', ur => {
-      clearTimeout(responseTimer)
-      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardable(ur.headers))
-      // the socket is kept alive for later requests: its idle listener is this response's only
-      const sock = ur.socket
-      const onIdle = (): void => {
-        ur.destroy(new Error('upstream idle timeout'))
-      }
-      sock.setTimeout(idleTimeout)
-      sock.on('timeout', onIdle)
-      ur.once('close', () => {
-        sock.off('timeout', onIdle)
-      })
-      ur.on('data', (c: Buffer) => {
-        outBytes += c.byteLength
-      })
-      ur.pipe(res)
-      ur.on('error', () => {
-        res.destroy()
-      })
-    })
-    up.on('error', (err: Error & { code?: string }) => {
-      clearTimeout(responseTimer)
-      const timeout = err.code === 'QUORATE_TIMEOUT'
-      log.debug('upstream error', { image, error: err.message })
-      if (!res.headersSent)
-        reply(res, timeout ? 504 : 502, {
-          error: timeout ? 'container did not answer in time' : `container unreachable: ${err.message}`
+    // A kept-alive connection the container closed just as it was reused fails with ECONNRESET
+    // before any answer: a request without a body is then sent again (RFC 9112 §9.3.1 allows
+    // retrying idempotent requests), on another connection.
+    const bodiless =
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      (req.headers['content-length'] === undefined || req.headers['content-length'] === '0') &&
+      req.headers['transfer-encoding'] === undefined
+    let up: ReturnType<typeof httpRequest>
+    const send = (attempt: number): ReturnType<typeof httpRequest> => {
+      const u = httpRequest({ ...where, method: req.method, path, headers, agent: poolFor(target) })
+      const responseTimer = setTimeout(() => {
+        u.destroy(Object.assign(new Error('upstream response timeout'), { code: 'QUORATE_TIMEOUT' }))
+      }, responseTimeout)
+      u.on('response', ur => {
+        clearTimeout(responseTimer)
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardable(ur.headers))
+        // the socket is kept alive for later requests: its idle listener is this response's only
+        const sock = ur.socket
+        const onIdle = (): void => {
+          ur.destroy(new Error('upstream idle timeout'))
+        }
+        sock.setTimeout(idleTimeout)
+        sock.on('timeout', onIdle)
+        ur.once('close', () => {
+          sock.off('timeout', onIdle)
         })
-      else res.destroy()
-    })
+        ur.on('data', (c: Buffer) => {
+          outBytes += c.byteLength
+        })
+        ur.pipe(res)
+        ur.on('error', () => {
+          res.destroy()
+        })
+      })
+      u.on('error', (err: Error & { code?: string }) => {
+        clearTimeout(responseTimer)
+        if (
+          bodiless &&
+          u.reusedSocket &&
+          attempt < 3 &&
+          (err.code === 'ECONNRESET' || err.code === 'EPIPE') &&
+          !res.headersSent &&
+          !res.destroyed
+        ) {
+          log.debug('kept-alive upstream connection was closed; sending again', { image, attempt })
+          up = send(attempt + 1)
+          return
+        }
+        const timeout = err.code === 'QUORATE_TIMEOUT'
+        log.debug('upstream error', { image, error: err.message })
+        if (!res.headersSent)
+          reply(res, timeout ? 504 : 502, {
+            error: timeout ? 'container did not answer in time' : `container unreachable: ${err.message}`
+          })
+        else res.destroy()
+      })
+      if (attempt > 0) u.end()
+      return u
+    }
+    up = send(0)
     req.on('data', (c: Buffer) => {
       bodyBytes += c.byteLength
       if (bodyBytes > maxBody) {

@@ -4,6 +4,7 @@
 // accounted once.
 import t from 'tap'
 import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import { createTenantProxy, type ProxyTarget } from '../../containers/proxy.ts'
 
 const servers: Server[] = []
@@ -104,4 +105,51 @@ t.test('bytes in and out are accounted once per forwarded request', async t => {
   t.same(accounted, [['warm', 1000, Buffer.byteLength(text)]])
   await fetch(`${base}/app/gone/`)
   t.equal(accounted.length, 1, 'refused requests are not accounted')
+})
+
+t.test('a kept-alive connection the container closed is retried on a new one for a bodiless request', async t => {
+  // each connection answers its first request (keep-alive) and drops the second unanswered, as a
+  // server whose idle timeout ended just as the proxy reused the connection
+  let conns = 0
+  const flaky = createNetServer(sock => {
+    conns++
+    let requests = 0
+    let buf = ''
+    sock.on('data', (c: Buffer) => {
+      buf += c.toString('latin1')
+      while (buf.includes('\r\n\r\n')) {
+        const head = buf.slice(0, buf.indexOf('\r\n\r\n'))
+        const len = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+        buf = buf.slice(head.length + 4 + len)
+        if (++requests > 1) {
+          sock.destroy()
+          return
+        }
+        sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok')
+      }
+    })
+    sock.on('error', () => {})
+  })
+  const flakyPort = await new Promise<number>(resolve => {
+    flaky.listen(0, '127.0.0.1', () => {
+      resolve((flaky.address() as { port: number }).port)
+    })
+  })
+  t.teardown(() => {
+    flaky.close()
+  })
+  const p = createTenantProxy({ certification: () => ({ certified: true }), resolve: () => ({ port: flakyPort }) })
+  t.teardown(() => {
+    p.close()
+  })
+  const fr = createServer(p.handler)
+  const url = `http://127.0.0.1:${await listen(fr)}`
+  for (let i = 0; i < 3; i++) {
+    const r = await fetch(`${url}/tenant/x/get${i}`)
+    t.equal(r.status, 200, `GET ${i} served`)
+    t.equal(await r.text(), 'ok')
+  }
+  t.equal(conns, 3, 'each dropped reuse went to a new connection')
+  const post = await fetch(`${url}/tenant/x/post`, { method: 'POST', body: 'data' })
+  t.equal(post.status, 502, 'a request with a body is not sent twice')
 })
