@@ -126,7 +126,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_0
 }
 
 const hello = appImage(`hello from a serverless app (${label})\n`)
-const helloApp = await publishApp('hello', hello, { idleTimeoutMs: 1000 })
+const helloApp = await publishApp('hello', hello, { idleTimeoutMs: 2000 })
 
 t.test('cold start: the image is fetched from a peer, verified, measured, run; warm start after', async t => {
   t.notOk(await a.store.has(helloApp.cid), 'the node holds no copy before')
@@ -160,7 +160,7 @@ t.test('cold start: the image is fetched from a peer, verified, measured, run; w
 })
 
 t.test('idle: scaled to zero (paused), woken by the next request', async t => {
-  // idleTimeoutMs 1000: the sweep pauses it soon after the last request
+  // idleTimeoutMs 2000: the sweep pauses it soon after the last request
   await until('hello paused', async () => (appOf(await status(), 'hello')?.state === 'paused' ? true : undefined))
   const c = a.runner.list().find(x => x.app === 'hello')
   t.ok(c !== undefined, 'the container is kept')
