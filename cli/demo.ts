@@ -40,7 +40,7 @@ import type { AppPublishBody } from '../chain/types.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
 import { chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
-import { InvalidInputError } from '../encoding/errors.ts'
+import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
 import { createLogger } from '../encoding/log.ts'
 import { Agent, type AgentEvent } from '../agent/agent.ts'
 import { createFaultAppraiser } from '../agent/p2p/index.ts'
@@ -324,6 +324,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
     client = new ChainClient({ url: chainUrl })
     const chain = client
+    /**
+     * Waits until the RPC node i uses has committed `height` (a tx sent through another CometBFT
+     * validator may reach it a block later; the embedded chain has one RPC, so nothing waits).
+     */
+    const caughtUp = async (i: number, height: number | undefined): Promise<void> => {
+      const url = rpcFor(i)
+      if (url === chainUrl || height === undefined) return
+      const c = new ChainClient({ url })
+      try {
+        const deadline = Date.now() + 15_000
+        while ((await c.status().catch(() => ({ height: 0 }))).height < height) {
+          if (Date.now() > deadline)
+            throw new QuorateError(`the validator at ${url} did not reach height ${height} within 15 s`)
+          await new Promise(resolve => setTimeout(resolve, 50))
+        }
+      } finally {
+        c.close()
+      }
+    }
 
     // TPMs: one swtpm per agent, manufactured with EK certificates
     say(`       manufacturing ${o.nodes + 1} software TPMs (swtpm, EK certificates from the TPM vendor's CA) …`)
@@ -434,6 +453,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     // 7. a certified node runs it -----------------------------------------------------------------
     const runnerName = names[o.nodes - 1]
+    await caughtUp(o.nodes - 1, pub.height)
     const runner = byName.get(runnerName) as Agent
     const port = await freePort()
     const phases: string[] = []
@@ -538,6 +558,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `[9/9] tenant published app "${APP}" v1: ${appPub.size} bytes, CID ${appPub.cid} (IPFS on ${names[0]}, app.publish on chain); no node was told to run it`
     )
     const serverName = names[1]
+    await caughtUp(1, appPub.height)
     const server = byName.get(serverName) as Agent
     const appUrl = `${server.httpUrl ?? ''}/app/${APP}/`
     const a0 = performance.now()
