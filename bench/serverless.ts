@@ -21,7 +21,7 @@
 // QUORATE_BENCH_SERVERLESS=component,agent)
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, createReadStream, readFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, request as httpRequest, Agent as HttpAgent, type Server } from 'node:http'
 import { createServer as createNetServer, connect } from 'node:net'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -69,6 +69,9 @@ interface WrkResult {
   non2xx: number
   /** Connect, read, write errors and timeouts. */
   socketErrors: number
+  requests: number
+  /** CPU this process spent per request during the run (set for the servers this process runs). */
+  cpuUsPerRequest?: number
 }
 
 function toMs(v: string, unit: string): number {
@@ -98,8 +101,17 @@ async function wrk(url: string, seconds: number, connections = 64): Promise<WrkR
     p50Ms: round(toMs(p50[1], p50[2]), 3),
     p99Ms: round(toMs(p99[1], p99[2]), 3),
     non2xx: Number(non2xx?.[1] ?? 0),
-    socketErrors
+    socketErrors,
+    requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)
   }
+}
+
+/** wrk against a server this process runs, with this process's CPU time per request. */
+async function wrkHere(url: string, seconds: number, connections = 64): Promise<WrkResult> {
+  const c0 = process.cpuUsage()
+  const r = await wrk(url, seconds, connections)
+  const c = process.cpuUsage(c0)
+  return { ...r, cpuUsPerRequest: round((c.user + c.system) / Math.max(1, r.requests)) }
 }
 
 /** Memory a container's cgroup holds now (bytes), from Docker's stats. */
@@ -366,16 +378,36 @@ async function componentPath(): Promise<Record<string, unknown>> {
     })
     await new Promise<void>(resolve => pipe.listen(0, '127.0.0.1', resolve))
     const pipeUrl = `http://127.0.0.1:${(pipe.address() as { port: number }).port}/`
+    // the floor of an HTTP proxy in Node: server + keep-alive client, nothing else
+    const pool = new HttpAgent({ keepAlive: true })
+    const minimal = createServer((req, res) => {
+      const up = httpRequest(
+        { host: '127.0.0.1', port, path: req.url, method: req.method, headers: req.headers, agent: pool },
+        ur => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers)
+          ur.pipe(res)
+        }
+      )
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    })
+    await new Promise<void>(resolve => minimal.listen(0, '127.0.0.1', resolve))
+    const minimalUrl = `http://127.0.0.1:${(minimal.address() as { port: number }).port}/`
     const direct: WrkResult[] = []
     const proxied: WrkResult[] = []
     const piped: WrkResult[] = []
+    const minimalRuns: WrkResult[] = []
     await wrk(`http://127.0.0.1:${port}/`, 1) // warm-up
     await wrk(appUrl, 1)
+    await wrk(minimalUrl, 1)
     for (let i = 0; i < 3; i++) {
       direct.push(await wrk(`http://127.0.0.1:${port}/`, wrkSeconds))
-      proxied.push(await wrk(appUrl, wrkSeconds))
-      piped.push(await wrk(pipeUrl, wrkSeconds))
+      proxied.push(await wrkHere(appUrl, wrkSeconds))
+      minimalRuns.push(await wrkHere(minimalUrl, wrkSeconds))
+      piped.push(await wrkHere(pipeUrl, wrkSeconds))
     }
+    minimal.close()
+    pool.destroy()
     // one connection: the latency a request pays for the proxy when nothing queues
     const single = { direct: await wrk(`http://127.0.0.1:${port}/`, 2, 1), proxied: await wrk(appUrl, 2, 1) }
     pipe.close()
@@ -432,6 +464,11 @@ async function componentPath(): Promise<Record<string, unknown>> {
           throughputRatio: round(med(piped, 'requestsPerSec') / med(direct, 'requestsPerSec'), 2),
           addedP50Ms: round(med(piped, 'p50Ms') - med(direct, 'p50Ms'), 3),
           note: 'net.Socket piped both ways in this process, no HTTP parsing: what any proxy in one Node thread can reach here'
+        },
+        minimalNodeProxy: {
+          runs: minimalRuns,
+          throughputRatio: round(med(minimalRuns, 'requestsPerSec') / med(direct, 'requestsPerSec'), 2),
+          note: 'http.createServer + http.request over a keep-alive Agent, no checks: the floor of an HTTP proxy in Node; compare cpuUsPerRequest with proxied'
         },
         oneConnection: { ...single, addedP50Ms: round(single.proxied.p50Ms - single.direct.p50Ms, 3) },
         proxyLimits: { maxConcurrent: 256, maxPerTenant: 128 },
