@@ -382,6 +382,10 @@ export class AppLoader {
       return c
     } finally {
       e.waiting--
+      // a name that never ran here (unknown, revoked, refused) leaves no entry: requests for
+      // made-up names must not grow the table
+      if (e.waiting === 0 && e.pending === undefined && e.version === undefined && e.container === undefined)
+        this.#apps.delete(name)
     }
   }
 

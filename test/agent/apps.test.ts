@@ -348,3 +348,14 @@ t.test('chainAppDirectory: the current version unless the app or that version is
   t.same(await dir.app('ver'), { revoked: true })
   t.equal(await dir.app('missing'), undefined)
 })
+
+t.test('requests for names that never ran leave no entry behind', async t => {
+  const f = setup()
+  f.apps.set('gone', { revoked: true })
+  for (let i = 0; i < 100; i++) await t.rejects(Promise.resolve(f.loader.resolve(`made-up-${i}`)), UnknownAppError)
+  await t.rejects(Promise.resolve(f.loader.resolve('gone')), AppRevokedError)
+  t.same(f.loader.list(), [], 'no entries')
+  f.apps.set('ok', { current: version('ok'), revoked: false })
+  await f.loader.resolve('ok')
+  t.equal(f.loader.list().length, 1, 'an app that ran stays listed')
+})
