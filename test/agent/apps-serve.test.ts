@@ -267,6 +267,13 @@ t.test('usage: the node records its per-app counts on chain', async t => {
   t.ok(after.totals.requests >= 3, 'hello served at least 3 requests')
 })
 
+t.test('re-attestation with app launches in the container log (one of them revoked since) passes', async t => {
+  t.ok(launchesOf('rev') === 1 && launchesOf('hello') === 1, 'the log holds the launches')
+  const again = await a.certify()
+  t.equal(again.outcome, 'pass', `the committee allows published app versions (${again.failedClaims.join(', ')})`)
+  t.equal((await get('/app/hello/')).status, 200, 'and the node serves on')
+})
+
 t.test('the node loses its certification: every app stops, requests get 503', async t => {
   t.equal((await get('/app/hello/')).status, 200)
   t.ok(
