@@ -1,4 +1,4 @@
-// `quorate image publish|list|inspect|revoke` — tenant images: content into the node's IPFS
+// `quorate image publish|serve|list|inspect|revoke` — tenant images: content into the node's IPFS
 // store (<home>/ipfs, the directory the agent serves from), digest + CID on chain.
 import type { Argv, CommandModule } from 'yargs'
 import { join } from 'node:path'
@@ -135,6 +135,58 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
           process.once('SIGTERM', resolve)
         })
       }
+    } finally {
+      await store.stop()
+    }
+  }
+}
+
+interface ServeArgs extends HomeArgs {
+  ipfsDir?: string
+  listen?: string[]
+}
+/**
+ * `image serve`: the store's content to peers until interrupted, without publishing anything —
+ * how an image published from a home no agent uses (or from a machine that went away and came
+ * back) gets a provider again. Deployments name it with `quorate deploy … --provider <multiaddr>`.
+ */
+const serve: CommandModule<GlobalArgs, ServeArgs> = {
+  command: 'serve',
+  describe:
+    'serve what the local IPFS store holds to peers until interrupted (give a printed multiaddr to `deploy --provider`)',
+  builder: y =>
+    withHome(y)
+      .option('listen', {
+        type: 'string',
+        array: true,
+        default: ['/ip4/127.0.0.1/tcp/0'],
+        describe: 'libp2p listen multiaddr (repeatable; tcp/0 = any free port)'
+      })
+      .option('ipfs-dir', {
+        type: 'string',
+        describe: 'IPFS store directory (default <home>/ipfs)'
+      })
+      .example('$0 image serve --home ./pub', 'serve the images published from ./pub')
+      .epilog(
+        'An agent serves its own <home>/ipfs to peers on its libp2p host, and agents look for images at every registered node: publishing with the --home of a running agent gives the image its first provider. Otherwise run `image serve` and deploy with --provider <multiaddr>.'
+      ) as unknown as Argv<ServeArgs>,
+  handler: async argv => {
+    const dir = ipfsDir(argv)
+    if (!(await exists(dir)))
+      throw new InvalidInputError(`${dir}: no IPFS store here; add an image first (quorate image publish … --home)`)
+    const store = await createImageStore({ dir, listen: argv.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
+    try {
+      const items = await store.list()
+      const addrs = store.multiaddrs()
+      emit(
+        argv,
+        { dir, peerId: store.peerId, multiaddrs: addrs, images: items },
+        `serving ${items.length} image${items.length === 1 ? '' : 's'} from ${dir} at:\n  ${addrs.join('\n  ')}${items.map(i => `\n  ${i.cid}  ${i.size !== undefined ? mb(i.size) : '?'}  ${i.imageId ?? ''}`).join('')}\n(interrupt to stop; deploy with --provider ${addrs[0] ?? '<multiaddr>'})`
+      )
+      await new Promise<void>(resolve => {
+        process.once('SIGINT', resolve)
+        process.once('SIGTERM', resolve)
+      })
     } finally {
       await store.stop()
     }
@@ -288,7 +340,7 @@ const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
 const image: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'image <command>',
   describe: 'tenant images: IPFS content + digest on chain',
-  builder: y => y.command([publish, list, inspect, revoke] as unknown as CommandModule[]).demandCommand(1),
+  builder: y => y.command([publish, serve, list, inspect, revoke] as unknown as CommandModule[]).demandCommand(1),
   handler: () => {}
 }
 
