@@ -37,6 +37,11 @@ export interface TenantProxyInit {
    * (an app being started). Throwing or rejecting with a ProxyRefusal-like error answers its status.
    */
   readonly resolve: (image: string) => ProxyTarget | undefined | Promise<ProxyTarget | undefined>
+  /**
+   * Why nothing runs for an image (not deployed here, not published, revoked, its launch failed…),
+   * asked only for the 404 of a request that found no target; sent as the answer's `reason`.
+   */
+  readonly why?: (image: string) => string | undefined | Promise<string | undefined>
   /** Called once per proxied request when it ends: body bytes received and response bytes sent. */
   readonly account?: (image: string, bytesIn: number, bytesOut: number) => void
   /** Path prefix (default '/tenant/'). */
@@ -253,6 +258,25 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
     return true
   }
 
+  const notRunning = (req: IncomingMessage, res: ServerResponse, image: string): void => {
+    req.resume()
+    const error = `no running container for image ${JSON.stringify(image)}`
+    if (init.why === undefined) {
+      reply(res, 404, { error })
+      return
+    }
+    const why = init.why
+    void (async () => await why(image))().then(
+      reason => {
+        if (!res.destroyed) reply(res, 404, reason !== undefined ? { error, reason } : { error })
+      },
+      (err: unknown) => {
+        log.debug('explaining a missing tenant failed', { image, error: (err as Error).message })
+        if (!res.destroyed) reply(res, 404, { error })
+      }
+    )
+  }
+
   const forward = (
     req: IncomingMessage,
     res: ServerResponse,
@@ -261,8 +285,7 @@ export function createTenantProxy(init: TenantProxyInit): TenantProxy {
     target: ProxyTarget | undefined
   ): void => {
     if (target === undefined) {
-      reply(res, 404, { error: `no running container for image ${JSON.stringify(image)}` })
-      req.resume()
+      notRunning(req, res, image)
       return
     }
     const declared = Number(req.headers['content-length'] ?? 0)
