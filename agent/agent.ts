@@ -392,6 +392,7 @@ export class Agent {
       configured: c.deploy,
       deploymentsFile: join(c.home, 'deployments.json'),
       providers: async () => await this.#peerAddrs(),
+      images: registry,
       metrics: this.metrics,
       signal: this.#abort.signal,
       onProgress: (image, phase) => {
@@ -405,6 +406,7 @@ export class Agent {
     this.#proxy = createTenantProxy({
       certification: () => this.#runner?.certification() ?? { certified: false, reason: 'agent starting' },
       resolve: image => this.#runner?.get(image),
+      why: async image => await this.#tenants?.why(image), // the 404's reason: not deployed, not published, revoked, launch failed
       maxConcurrent: c.proxyMaxInFlight,
       maxPerTenant: c.proxyMaxInFlightPerTenant,
       logger: this.#log.child('proxy')

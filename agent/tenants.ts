@@ -41,7 +41,10 @@ export interface TenantsInit {
   /** Aborted when the agent stops: launches end, refusals are no longer worth a warning. */
   readonly signal: AbortSignal
   readonly onProgress?: (image: string, phase: LaunchPhase) => void
+  /** What the chain says of an image name (ImageRegistry.getImage), for why(). */
+  readonly images?: { getImage(name: string): Promise<{ cid: string; revoked: boolean } | undefined> }
   readonly logger: Logger
+  readonly now?: () => number
 }
 
 export interface LaunchOptions {
@@ -75,6 +78,8 @@ export class Tenants {
   readonly #init: TenantsInit
   readonly #m: TenantMetrics
   #added: Deployment[] = []
+  /** The last refused launch of each deployed image (cleared when one starts). */
+  readonly #failed = new Map<string, { message: string; at: number }>()
 
   constructor(init: TenantsInit) {
     this.#init = init
@@ -120,6 +125,7 @@ export class Tenants {
         if (!this.#init.signal.aborted) log.warn('tenant launch refused', { image: d.image, err })
       })
     }
+    for (const image of this.#failed.keys()) if (!wanted.has(image)) this.#failed.delete(image)
     for (const c of runner.list()) {
       if (wanted.has(c.image) || c.app !== undefined) continue
       log.info('stopping a tenant that is no longer deployed', { image: c.image })
@@ -127,6 +133,36 @@ export class Tenants {
         log.warn('could not stop tenant', { image: c.image, err })
       })
     }
+  }
+
+  /**
+   * Why no container of `image` runs here, in a sentence (the tenant proxy's 404): not deployed on
+   * this node, not published or revoked on chain, its last launch refused (and why), or not
+   * launched yet. undefined when it runs.
+   */
+  async why(image: string): Promise<string | undefined> {
+    if (this.#init.runner.get(image) !== undefined) return undefined
+    const fromFile = await readDeployments(this.#init.deploymentsFile).catch(() => [] as Deployment[])
+    const deployed = [...this.#init.configured, ...fromFile, ...this.#added].some(d => d.image === image)
+    const rec = await this.#init.images?.getImage(image).catch(() => null)
+    const q = JSON.stringify(image)
+    // null: the chain could not be asked; undefined: no record
+    const onChain =
+      rec === null || this.#init.images === undefined
+        ? ''
+        : rec === undefined
+          ? 'not published on chain (quorate image publish)'
+          : rec.revoked
+            ? `revoked on chain (${rec.cid})`
+            : `published on chain as ${rec.cid}`
+    if (!deployed)
+      return `image ${q} is not deployed on this node (quorate deploy ${image} --port P)${onChain === '' ? '' : `; it is ${onChain}`}`
+    const failed = this.#failed.get(image)
+    if (failed !== undefined) {
+      const ago = Math.max(0, Math.round(((this.#init.now?.() ?? Date.now()) - failed.at) / 1000))
+      return `image ${q} is deployed here but its last launch (${ago} s ago) failed: ${failed.message}`
+    }
+    return `image ${q} is deployed here and not launched yet (the agent launches deployments within seconds once certified)${onChain === '' ? '' : `; it is ${onChain}`}`
   }
 
   async #launch(d: Deployment, opts: LaunchOptions): Promise<RunningContainer> {
@@ -152,7 +188,12 @@ export class Tenants {
     })
     let outcome = 'refused'
     try {
-      const c = await started
+      const c = await started.catch((err: unknown) => {
+        if (!this.#init.signal.aborted)
+          this.#failed.set(d.image, { message: (err as Error).message, at: this.#init.now?.() ?? Date.now() })
+        throw err
+      })
+      this.#failed.delete(d.image)
       outcome = 'started'
       this.#m.launchSeconds.set(Math.round(performance.now() - t0) / 1000, { image: d.image })
       return c
