@@ -146,6 +146,10 @@ function txResultFrom(j: Record<string, unknown> | undefined): TxResult {
   return data === undefined ? base : { ...base, data }
 }
 
+/** Most txs in one batch POST (the embedded RPC's MAX_BATCH), and its most JSON bytes (its body limit is 256 KiB). */
+const BATCH_TXS = 100
+const BATCH_BYTES = 192 * 1024
+
 export class ChainClient {
   readonly url: URL
   readonly #timeout: number
@@ -176,6 +180,32 @@ export class ChainClient {
   ): Promise<T> {
     const id = ++this.#id
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, params })
+    const { status, text } = await this.#post(body, method, opts.signal)
+    // the server is at its connection or buffered-bytes limit: try again shortly
+    if (status === 503)
+      throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
+    let j: { result?: T; error?: { code?: number; message?: string; data?: string } }
+    try {
+      j = JSON.parse(text)
+    } catch {
+      throw new ChainUnavailableError(`chain RPC ${this.url.origin} answered ${method} with something that is not JSON`)
+    }
+    return this.#result(j, method)
+  }
+
+  #result<T>(j: { result?: T; error?: { code?: number; message?: string; data?: string } }, method: string): T {
+    if (j.error !== undefined) {
+      const data = String(j.error.data ?? '')
+      if (/timed out waiting for tx|mempool is full|waiting for their signature check/.test(data))
+        throw new ChainUnavailableError(`chain RPC ${method}: ${data}`)
+      throw new ChainRpcError(num(j.error.code), String(j.error.message ?? 'error'), data)
+    }
+    if (j.result === undefined) throw new ChainUnavailableError(`chain RPC ${method}: no result`)
+    return j.result
+  }
+
+  /** One POST of a JSON-RPC body (keep-alive): the HTTP status and the answer's text. */
+  async #post(body: string, method: string, signal?: AbortSignal): Promise<{ status: number; text: string }> {
     let status = 0
     const text = await new Promise<string>((resolve, reject) => {
       const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(
@@ -183,7 +213,7 @@ export class ChainClient {
         {
           method: 'POST',
           agent: this.#agent,
-          signal: opts.signal,
+          signal,
           timeout: this.#timeout,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
         },
@@ -203,23 +233,7 @@ export class ChainClient {
       )
       req.end(body)
     })
-    // the server is at its connection or buffered-bytes limit: try again shortly
-    if (status === 503)
-      throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
-    let j: { result?: T; error?: { code?: number; message?: string; data?: string } }
-    try {
-      j = JSON.parse(text)
-    } catch {
-      throw new ChainUnavailableError(`chain RPC ${this.url.origin} answered ${method} with something that is not JSON`)
-    }
-    if (j.error !== undefined) {
-      const data = String(j.error.data ?? '')
-      if (/timed out waiting for tx|mempool is full/.test(data))
-        throw new ChainUnavailableError(`chain RPC ${method}: ${data}`)
-      throw new ChainRpcError(num(j.error.code), String(j.error.message ?? 'error'), data)
-    }
-    if (j.result === undefined) throw new ChainUnavailableError(`chain RPC ${method}: no result`)
-    return j.result
+    return { status, text }
   }
 
   async status(): Promise<ChainStatus> {
@@ -244,6 +258,71 @@ export class ChainClient {
   async broadcastTxSync(tx: Uint8Array): Promise<BroadcastResult> {
     const r = await this.call('broadcast_tx_sync', { tx: toBase64(tx) })
     return { hash: String(r.hash), ...txResultFrom(r) }
+  }
+
+  /**
+   * Many txs in JSON-RPC 2.0 batch requests (broadcast_tx_sync, or _async: answered before
+   * checkTx on CometBFT), in order: each POST holds up to BATCH_TXS txs and ≈ 192 KiB (the
+   * embedded RPC's limits are 100 requests and 256 KiB), and the next POST goes once the previous
+   * one is answered, so the txs reach the node in the order given (an account's txs may follow
+   * each other in one call). One answer per tx, in the same order: its result, or the error the
+   * node answered for it (mempool full, already in the mempool: ChainUnavailableError /
+   * ChainRpcError). A failed POST throws, with the txs from that POST on unsent or unknown.
+   */
+  async broadcastTxBatch(
+    txs: readonly Uint8Array[],
+    opts: { mode?: 'sync' | 'async'; signal?: AbortSignal } = {}
+  ): Promise<Array<BroadcastResult | ChainRpcError | ChainUnavailableError>> {
+    const method = `broadcast_tx_${opts.mode ?? 'sync'}`
+    const out: Array<BroadcastResult | ChainRpcError | ChainUnavailableError> = []
+    let i = 0
+    while (i < txs.length) {
+      const reqs: string[] = []
+      const ids: number[] = []
+      let bytes = 2
+      while (i < txs.length && reqs.length < BATCH_TXS) {
+        const id = ++this.#id
+        const r = JSON.stringify({ jsonrpc: '2.0', id, method, params: { tx: toBase64(txs[i]) } })
+        if (reqs.length > 0 && bytes + r.length + 1 > BATCH_BYTES) break
+        reqs.push(r)
+        ids.push(id)
+        bytes += r.length + 1
+        i++
+      }
+      const { status, text } = await this.#post(`[${reqs.join(',')}]`, method, opts.signal)
+      if (status === 503)
+        throw new ChainUnavailableError(`chain RPC ${this.url.origin} is busy (HTTP 503) for ${method}; retry shortly`)
+      let j: unknown
+      try {
+        j = JSON.parse(text)
+      } catch {
+        throw new ChainUnavailableError(
+          `chain RPC ${this.url.origin} answered a ${method} batch with something that is not JSON`
+        )
+      }
+      if (!Array.isArray(j)) {
+        // the batch as a whole was refused (an error object for id null)
+        this.#result(j as { error?: { code?: number; message?: string; data?: string } }, method)
+        throw new ChainUnavailableError(`chain RPC ${method}: a batch was answered with one result`)
+      }
+      // answers may come in any order (JSON-RPC 2.0 §6): by id
+      const byId = new Map<unknown, Record<string, unknown>>()
+      for (const a of j as Array<Record<string, unknown>>) if (a !== null && typeof a === 'object') byId.set(a.id, a)
+      for (const id of ids) {
+        const a = byId.get(id)
+        if (a === undefined) {
+          out.push(new ChainUnavailableError(`chain RPC ${method}: no answer for request ${id} of a batch`))
+          continue
+        }
+        try {
+          const r = this.#result(a as { result?: Record<string, unknown> }, method)
+          out.push({ hash: String(r.hash), ...txResultFrom(r) })
+        } catch (err) {
+          out.push(err as ChainRpcError | ChainUnavailableError)
+        }
+      }
+    }
+    return out
   }
 
   async broadcastTxCommit(tx: Uint8Array): Promise<CommitResult> {

@@ -16,7 +16,9 @@ import { silentLogger, type Logger } from '../encoding/log.ts'
 import type { ChainApp } from './app.ts'
 import type { ChainKey } from './keys.ts'
 import { verifyEd25519 } from './keys.ts'
-import type { BlockHeader, TxResult } from './types.ts'
+import type { BlockHeader, DecodedTx, TxResult } from './types.ts'
+import { decodeTx } from './tx.ts'
+import { verifyTxSignatureAsync } from './verify-pool.ts'
 
 const BLOCK_SIGN_DOMAIN = utf8.encode('quorate/block/v1\0')
 export const EMPTY_HASH = sha256(new Uint8Array(0))
@@ -178,7 +180,20 @@ export interface BlockProducerOptions {
   maxBlockTxs?: number
   maxBlockBytes?: number
   maxMempoolTxs?: number
+  /** Txs of submitAsync waiting for their signature check at once (default 8,192); more are refused. */
+  maxVerifying?: number
   logger?: Logger
+}
+
+/** A submitAsync tx waiting for its signature check (and for those that arrived before it). */
+interface Verifying {
+  tx: Uint8Array
+  hex: string
+  hash: Uint8Array
+  /** undefined while the check runs. */
+  ok: boolean | undefined
+  resolve: (r: { result: TxResult; hash: Uint8Array }) => void
+  reject: (err: unknown) => void
 }
 
 export class BlockProducer {
@@ -191,6 +206,10 @@ export class BlockProducer {
   readonly #maxTxs: number
   readonly #maxBytes: number
   readonly #maxMempool: number
+  readonly #maxVerifying: number
+  /** submitAsync's txs in arrival order; [#head] is the oldest still waiting. */
+  #verifying: Array<Verifying | undefined> = []
+  #head = 0
   readonly #log: Logger
   readonly #insBlock: StatementSync
   readonly #insTx: StatementSync
@@ -209,6 +228,7 @@ export class BlockProducer {
     this.#maxTxs = opts.maxBlockTxs ?? 5000
     this.#maxBytes = opts.maxBlockBytes ?? 8 * 1024 * 1024
     this.#maxMempool = opts.maxMempoolTxs ?? 50_000
+    this.#maxVerifying = opts.maxVerifying ?? 8192
     this.#log = opts.logger ?? silentLogger('quorate:chain:producer')
     ensureBlockTables(this.app.db)
     this.store = new BlockStore(this.app.db)
@@ -249,14 +269,86 @@ export class BlockProducer {
     return () => this.#evictListeners.delete(fn)
   }
 
-  /** checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the mempool is full. */
+  /** submitAsync's txs whose signature check has not been applied yet. */
+  get verifyingSize(): number {
+    return this.#verifying.length - this.#head
+  }
+
+  /**
+   * checkTx and, if it passes, into the mempool. Throws MempoolError if it is already there or the
+   * mempool is full. Runs at once: with submitAsync txs still waiting, it goes ahead of them (one
+   * caller should use one of the two).
+   */
   submit(tx: Uint8Array): { result: TxResult; hash: Uint8Array } {
     // hex first: Buffer.from(hex) takes its bytes from Node's buffer pool (no allocation of its own)
     const hex = cryptoHash('sha256', tx, 'hex')
+    return this.#admit(tx, hex, Buffer.from(hex, 'hex'), false)
+  }
+
+  /**
+   * submit with the signature checked in libuv's thread pool (chain/verify-pool.ts), so other
+   * cores verify while this thread goes on. The checkTx results are applied strictly in the order
+   * of the calls — the mempool order is the arrival order — and are exactly submit's: a tx whose
+   * check fails (or that does not decode) gets the ordinary synchronous checkTx and its refusal.
+   * Rejects with MempoolError if the tx is already in the mempool, the mempool is full, or
+   * `maxVerifying` txs are already waiting.
+   */
+  submitAsync(tx: Uint8Array): Promise<{ result: TxResult; hash: Uint8Array }> {
+    const hex = cryptoHash('sha256', tx, 'hex')
+    if (this.#inMempool.has(hex)) return Promise.reject(new MempoolError('tx already exists in cache'))
+    if (this.verifyingSize >= this.#maxVerifying)
+      return Promise.reject(
+        new MempoolError(`${this.verifyingSize} transactions are waiting for their signature check; retry shortly`)
+      )
     const hash: Uint8Array = Buffer.from(hex, 'hex')
+    let decoded: DecodedTx | undefined
+    try {
+      decoded = decodeTx(tx, hash)
+    } catch {
+      decoded = undefined
+    }
+    return new Promise((resolve, reject) => {
+      const v: Verifying = { tx, hex, hash, ok: decoded === undefined ? false : undefined, resolve, reject }
+      this.#verifying.push(v)
+      if (decoded === undefined) this.#drain()
+      else
+        void verifyTxSignatureAsync(decoded).then(ok => {
+          v.ok = ok
+          this.#drain()
+        })
+    })
+  }
+
+  /** Applies the checked txs at the head of the arrival queue, in order, up to the first still running. */
+  #drain(): void {
+    while (this.#head < this.#verifying.length) {
+      const v = this.#verifying[this.#head]
+      if (v === undefined || v.ok === undefined) break
+      this.#verifying[this.#head++] = undefined
+      try {
+        v.resolve(this.#admit(v.tx, v.hex, v.hash, v.ok))
+      } catch (err) {
+        v.reject(err)
+      }
+    }
+    if (this.#head === this.#verifying.length) {
+      this.#verifying = []
+      this.#head = 0
+    } else if (this.#head >= 1024) {
+      this.#verifying = this.#verifying.slice(this.#head)
+      this.#head = 0
+    }
+  }
+
+  #admit(
+    tx: Uint8Array,
+    hex: string,
+    hash: Uint8Array,
+    signatureChecked: boolean
+  ): { result: TxResult; hash: Uint8Array } {
     if (this.#inMempool.has(hex)) throw new MempoolError('tx already exists in cache')
     if (this.#mempool.length >= this.#maxMempool) throw new MempoolError(`mempool is full: ${this.#mempool.length} txs`)
-    const result = this.app.checkTx(tx, hash)
+    const result = this.app.checkTx(tx, hash, signatureChecked)
     if (result.code === 0) {
       this.#mempool.push({ tx, hash, hex })
       this.#inMempool.add(hex)

@@ -212,10 +212,12 @@ export function createRpcMethods(opts: RpcMethodsOptions): ReadonlyMap<string, R
   const app = producer.app
   const waiters = new CommitWaiters(producer)
 
-  const submit = (tx: Uint8Array): ReturnType<BlockProducer['submit']> => {
+  // The signature is checked off this thread (chain/verify-pool.ts); results come back in the
+  // order the txs arrived in, so a batch's txs enter the mempool in the batch's order.
+  const submit = async (tx: Uint8Array): Promise<ReturnType<BlockProducer['submit']>> => {
     let r: ReturnType<typeof producer.submit>
     try {
-      r = producer.submit(tx)
+      r = await producer.submitAsync(tx)
     } catch (err) {
       if (err instanceof MempoolError) throw internal(err.message)
       throw err
@@ -223,11 +225,11 @@ export function createRpcMethods(opts: RpcMethodsOptions): ReadonlyMap<string, R
     if (r.result.code === 0) opts.kick()
     return r
   }
-  // async answers like sync here: checkTx is synchronous in the embedded validator
+  // async answers like sync here: it answers once checkTx has run, as CometBFT's sync does
   const broadcastTx: RpcMethod = {
     params: ['tx'],
-    call: (p, uri) => {
-      const { result, hash } = submit(bytesParam(p.tx, 'tx', uri, 'base64'))
+    call: async (p, uri) => {
+      const { result, hash } = await submit(bytesParam(p.tx, 'tx', uri, 'base64'))
       return {
         code: result.code,
         data: b64OrNull(result.data),
@@ -293,9 +295,10 @@ export function createRpcMethods(opts: RpcMethodsOptions): ReadonlyMap<string, R
       call: async (p, uri) => {
         const tx = bytesParam(p.tx, 'tx', uri, 'base64')
         const wait = waiters.wait(toHex(sha(tx)), opts.commitTimeoutMs)
-        let check: ReturnType<typeof submit>
+        wait.done.catch(() => {}) // awaited below; a timeout while checkTx runs is not unhandled
+        let check: Awaited<ReturnType<typeof submit>>
         try {
-          check = submit(tx)
+          check = await submit(tx)
         } catch (err) {
           wait.cancel()
           throw err
