@@ -60,7 +60,7 @@ import { UsageReporter } from './usage.ts'
 import type { UsageRecordBody } from '../chain/types.ts'
 import { containerLogForBoot, loadOrCreateNodeKey } from './home.ts'
 import { Metrics } from './metrics.ts'
-import { startHttpApi, type HttpApi } from './http.ts'
+import { startHttpApi, type HttpApi, type HttpApiInit } from './http.ts'
 import {
   loadOrCreateTlsKey,
   loadTlsIdentity,
@@ -69,7 +69,7 @@ import {
   type HttpsApi,
   type TlsIdentity
 } from './tls.ts'
-import { httpsListenAddress } from './config.ts'
+import { defaults as configDefaults, httpsListenAddress } from './config.ts'
 import { createExplorer, type Explorer } from './explorer/server.ts'
 import { eventLogView, localView } from './explorer/local.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -419,7 +419,7 @@ export class Agent {
       lazy: { idleMs: UI_IDLE_MS },
       local: async () => localView(this.status(), this.#bootLog, await events.read())
     }))
-    this.#http = await startHttpApi({
+    const httpInit: HttpApiInit = {
       listen: c.httpListen,
       status: () => this.status(),
       ui: (req, res, path) => {
@@ -430,7 +430,20 @@ export class Agent {
       tenant: this.#proxy.handler,
       app: this.#appProxy?.handler,
       logger: this.#log.child('http')
-    })
+    }
+    try {
+      this.#http = await startHttpApi(httpInit)
+    } catch (err) {
+      // the default address taken is most likely another agent on this machine: any free port
+      // then (printed at start, in /status); an address the operator chose fails naming --http
+      if (c.httpListen !== configDefaults.httpListen || !(err instanceof QuorateError)) throw err
+      const listen = `${c.httpListen.slice(0, c.httpListen.lastIndexOf(':'))}:0`
+      this.#http = await startHttpApi({ ...httpInit, listen })
+      this.#log.info('the default HTTP port is taken; the HTTP API listens on any free port (set --http to choose)', {
+        taken: c.httpListen,
+        url: this.#http.url
+      })
+    }
     await this.#startHttps()
 
     // registering

@@ -29,7 +29,11 @@ export interface AgentConfig {
    * libp2p listens on; 0 = an ephemeral port. Fix it where a firewall or NAT must forward it.
    */
   readonly bulkPort: number
-  /** Local HTTP API (status, metrics, tenant proxy). host:port, loopback only (plain HTTP). */
+  /**
+   * Local HTTP API (status, metrics, tenant proxy). host:port, loopback only (plain HTTP). The
+   * default 127.0.0.1:8460, when taken (another agent on this machine), becomes any free port
+   * (the agent prints its URL); another address that is taken fails, naming --http.
+   */
   readonly httpListen: string
   /**
    * HTTPS endpoint for clients (tenant and app routes, TLS 1.3 with the node's attested key,
