@@ -139,7 +139,8 @@ interface Entry {
   probedAt?: number
 }
 
-const APP_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/
+/** The chain's app name (chain/bodies.ts NAME_RE): 1–64 characters. */
+const APP_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
 export function createClient(opts: ClientOptions): Client {
   return new ClientImpl(opts)
