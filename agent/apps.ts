@@ -18,6 +18,7 @@
 // ImageJanitor. The agent wires the chain client, the runner and the image store into them.
 import { QuorateError } from '../encoding/errors.ts'
 import type { Logger } from '../encoding/log.ts'
+import { NAME_RE } from '../chain/bodies.ts'
 import type { ContainerRunner, ImageRecord, LaunchPhase, RunningContainer } from '../containers/index.ts'
 import {
   ContainerStartError,
@@ -353,6 +354,9 @@ export class AppLoader {
   }
 
   async #acquire(name: string): Promise<RunningContainer> {
+    // a string the chain would refuse as an app name (an encoded slash, `..`, upper case) is no
+    // app: 404 here, not a failed chain lookup (a 503 that sends clients to other nodes)
+    if (!NAME_RE.test(name)) throw new UnknownAppError(name.slice(0, 80))
     if (!this.#allowed(name))
       throw new AppRefusedError(
         `this node's policy (${this.#init.policy ?? 'all'}) does not serve app ${JSON.stringify(name)}`
