@@ -22,7 +22,7 @@ import { startSwtpm, createSwtpmCa, type Swtpm } from '../attestation/tpm/simula
 import { SAMPLE_BOOT_LOG } from '../attestation/samples/index.ts'
 import { parseEventLog, EV_NO_ACTION } from '../attestation/eventlog.ts'
 import { refsFromEventLog } from './pcr-refs.ts'
-import { createQuorumRules, decodeCertificate } from '../attestation/quorum/index.ts'
+import { createQuorumRules, decodeCertificate, threshold } from '../attestation/quorum/index.ts'
 import {
   initChainHome,
   startEmbeddedValidator,
@@ -66,6 +66,10 @@ export interface DemoNodeResult {
   committeeSize: number
   pass: number
   fail: number
+  /** Verdicts the certificate holds (its signers): the threshold's, not the whole committee's. */
+  signers: number
+  /** Identical verdicts needed from this committee: ⌊2n/3⌋ + 1 of its n members. */
+  threshold: number
   failedClaims: string[]
   ranImage: boolean
 }
@@ -83,6 +87,8 @@ export interface DemoResult {
     transfer: 'bulk' | 'stream' | 'reused'
   }
   request: { node: string; url: string; status: number; body: string; network: string }
+  /** The same request at a certified node that does not run the image: its 404 and why. */
+  notDeployed: { node: string; status: number; reason: string }
   /** The running node's next round, whose quote covers the container PCR. */
   reattest: { outcome: string; pass: number; fail: number; failedClaims: string[] }
   refused: { node: string; failedClaims: string[]; imageRefused: string }
@@ -109,6 +115,13 @@ const APP = 'hello'
 /** The claims a QC (v3: one verdict every signer signed) names as failed. */
 function failedClaims(qc: Uint8Array): string[] {
   return [...decodeCertificate(qc).failedClaims]
+}
+
+/** How many committee members' verdicts a QC holds (the set bits of its signer bitmap). */
+function signerCount(qc: Uint8Array): number {
+  let n = 0
+  for (let b of decodeCertificate(qc).signers) for (; b !== 0; b &= b - 1) n++
+  return n
 }
 
 export async function freePort(): Promise<number> {
@@ -420,13 +433,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         committeeSize: r.committee.length,
         pass: r.pass,
         fail: r.fail,
+        signers: signerCount(r.qc),
+        threshold: threshold(r.committee.length),
         failedClaims: failed,
         ranImage: false
       })
       say(
-        `       ${name} (${a.nodeId.slice(0, 16)}…) ${r.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'}: committee of ${r.committee.length} [${r.committee.map(m => nameOf(m)).join(', ')}], ${r.pass} pass / ${r.fail} fail${r.unresponsive.length > 0 ? `, ${r.unresponsive.length} silent` : ''}`
+        `       ${name} (${a.nodeId.slice(0, 16)}…) ${r.outcome === 'pass' ? 'CERTIFIED' : 'REFUSED'}: committee of ${r.committee.length} [${r.committee.map(m => nameOf(m)).join(', ')}], ${r.pass} pass / ${r.fail} fail${r.unresponsive.length > 0 ? `, ${r.unresponsive.length} silent` : ''}; certificate: ${signerCount(r.qc)} verdicts (threshold ${threshold(r.committee.length)} of ${r.committee.length})`
       )
     }
+    say(
+      `       k = ${o.committeeSize} is a committee's largest size: one is drawn from the certified nodes other than the node itself, so while fewer are certified committees are smaller (never under 4 here)`
+    )
+    say(
+      `       a certificate holds the signed verdicts that reached the threshold (> 2/3 of the committee, all alike), often just that many: the chain checks those; later ones are not recorded`
+    )
     function nameOf(nodeId: string): string {
       for (const [n, k] of keys) if (k.peerId === nodeId) return n
       return nodeId.slice(0, 10)
@@ -485,6 +506,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const resp = await fetch(url)
     const body = await resp.text()
     say(`       GET ${url} → ${resp.status} ${JSON.stringify(body.trim())}`)
+    // a certified node that was not told to run it says why nothing answers there
+    const elsewhere = byName.get(names[1]) as Agent
+    const hereUrl = `${elsewhere.httpUrl ?? ''}/tenant/${encodeURIComponent(IMAGE)}/`
+    const here = await fetch(hereUrl)
+    const hereText = await here.text()
+    let notHere = hereText.trim()
+    try {
+      notHere = (JSON.parse(hereText) as { reason?: string }).reason ?? notHere
+    } catch {}
+    say(`       the same request at ${names[1]} → ${here.status}: ${notHere}`)
     // the next quote covers PCR 13: the committee replays the container log against it
     const again = await runner.certify()
     const reattest = {
@@ -509,6 +540,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       committeeSize: rx.committee.length,
       pass: rx.pass,
       fail: rx.fail,
+      signers: signerCount(rx.qc),
+      threshold: threshold(rx.committee.length),
       failedClaims: failedX,
       ranImage: false
     })
@@ -609,6 +642,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         body,
         network: c.socketPath !== undefined ? 'isolated' : runner.config.containerNetwork
       },
+      notDeployed: { node: names[1], status: here.status, reason: notHere },
       reattest,
       refused: { node: 'node-x', failedClaims: failedX, imageRefused },
       app: {
@@ -643,7 +677,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 }
 
 export function summaryTable(r: DemoResult): string {
-  const rows = [['node', 'role', 'node id', 'certified', 'committee', 'pass', 'fail', 'failed claims', 'ran image']]
+  const rows = [
+    ['node', 'role', 'node id', 'certified', 'committee', 'pass', 'fail', 'in QC', 'failed claims', 'ran image']
+  ]
   for (const n of r.nodes)
     rows.push([
       n.name,
@@ -653,6 +689,7 @@ export function summaryTable(r: DemoResult): string {
       String(n.committeeSize),
       String(n.pass),
       String(n.fail),
+      `${n.signers} (≥ ${n.threshold})`,
       n.failedClaims.join(',') || '-',
       n.ranImage ? 'yes' : '-'
     ])

@@ -22,7 +22,23 @@ t.test('demo: honest nodes certified, tenant served, tampered node refused, app 
     t.ok(n.certified, `${n.name} certified`)
     t.ok(n.pass > (2 * n.committeeSize) / 3, `${n.name}: more than 2/3 of its committee passed it`)
     t.equal(n.fail, 0)
+    t.ok(
+      n.signers >= n.threshold && n.signers <= n.pass,
+      `${n.name}: its certificate holds ${n.signers} verdicts, at least the threshold (${n.threshold}) and only passing ones`
+    )
   }
+  t.ok(
+    lines.some(l => /certificate: \d+ verdicts \(threshold \d+ of \d+\)$/.test(l)),
+    'each certification line shows the certificate against its threshold'
+  )
+  t.ok(
+    lines.some(l => /k = 7 is a committee's largest size/.test(l)),
+    'the demo explains k against the committee sizes it shows'
+  )
+  t.ok(
+    lines.some(l => /a certificate holds the signed verdicts that reached the threshold/.test(l)),
+    'and what a certificate holds'
+  )
   const joiner = honest.find(n => n.role === 'joiner')
   t.ok(
     joiner !== undefined && joiner.committeeSize >= 4,
@@ -34,6 +50,12 @@ t.test('demo: honest nodes certified, tenant served, tampered node refused, app 
   t.match(r.request.body, /hello from a tenant container/)
   t.equal(r.request.network, 'isolated', 'the tenant ran isolated, reached through its relay')
   t.equal(r.image.transfer, 'bulk', 'the image travelled over the bulk channel')
+  t.equal(r.notDeployed.status, 404, 'a certified node not running the image answers 404')
+  t.match(
+    r.notDeployed.reason,
+    /^image "demo\/hello" is not deployed on this node .*; it is published on chain as bafy/,
+    'and says why: not deployed there, though published'
+  )
   t.equal(r.reattest.outcome, 'pass', 'the next quote covers PCR 13 and the container log replays to it')
   t.same(r.reattest.failedClaims, [])
   const bad = r.nodes.find(n => n.role === 'tampered')
