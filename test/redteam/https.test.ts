@@ -52,7 +52,10 @@ async function get(localAddress: string): Promise<{ secure: boolean; text: strin
   return await new Promise(resolve => {
     let secure = false
     let text = ''
-    const s = tlsConnect({ host: '127.0.0.1', port: api.port, localAddress, rejectUnauthorized: false }, () => {
+    // the TCP socket carries the source address (tls.connect's own options do not type it)
+    const socket = netConnect({ host: '127.0.0.1', port: api.port, localAddress })
+    socket.on('error', () => {})
+    const s = tlsConnect({ socket, rejectUnauthorized: false }, () => {
       secure = true
       s.write('GET /app/x/ HTTP/1.1\r\nhost: n\r\nconnection: close\r\n\r\n')
     })
