@@ -61,7 +61,8 @@ const childPids = (pid: number | undefined): number[] => {
 async function pushAndCommit(
   urls: string[],
   txs: Uint8Array[],
-  accounts: number
+  accounts: number,
+  mode: 'single' | 'batch' = 'single'
 ): Promise<{ ms: number; blocks: number; refused: number }> {
   const clients = urls.map(url => new ChainClient({ url }))
   const watch = new ChainClient({ url: urls[0] })
@@ -69,13 +70,27 @@ async function pushAndCommit(
     const h0 = (await watch.status()).height
     const t0 = performance.now()
     let refused = 0
-    const senders = Array.from({ length: accounts }, async (_, a) => {
-      const c = clients[a % clients.length]
-      for (let i = a; i < txs.length; i += accounts) {
-        const r = await c.broadcastTxSync(txs[i])
-        if (r.code !== 0) refused++
-      }
-    })
+    // single: one sender per account, one broadcast_tx_sync per POST. batch: BATCH_LANES senders,
+    // each owning the accounts ≡ lane (mod lanes), its txs in order in JSON-RPC batches of up to
+    // 100 (ChainClient.broadcastTxBatch), one keep-alive connection per lane.
+    const senders =
+      mode === 'single'
+        ? Array.from({ length: accounts }, async (_, a) => {
+            const c = clients[a % clients.length]
+            for (let i = a; i < txs.length; i += accounts) {
+              const r = await c.broadcastTxSync(txs[i])
+              if (r.code !== 0) refused++
+            }
+          })
+        : Array.from({ length: BATCH_LANES }, async (_, lane) => {
+            const c = new ChainClient({ url: urls[lane % urls.length] })
+            try {
+              const mine = txs.filter((_, i) => (i % accounts) % BATCH_LANES === lane)
+              for (const r of await c.broadcastTxBatch(mine)) if (r instanceof Error || r.code !== 0) refused++
+            } finally {
+              c.close()
+            }
+          })
     let seen = 0
     let h = h0
     let blocks = 0
@@ -97,6 +112,9 @@ async function pushAndCommit(
     watch.close()
   }
 }
+
+/** Concurrent batch senders (connections) in pushAndCommit's batch mode. */
+const BATCH_LANES = 8
 
 /** broadcast_tx_commit latency: `n` txs one after another from a fresh account. */
 async function commitLatency(url: string, chainId: string, n: number): Promise<ReturnType<typeof stats>> {
@@ -150,34 +168,51 @@ export async function engines(
   const n = opts.txs ?? 6000
   const accounts = opts.accounts ?? 200
   const chainId = 'bench-engines'
+  // two sets of the same shape and size, from different accounts: set A goes one tx per POST,
+  // set B in JSON-RPC batches, to every engine alike
   const { txs } = await makeTxs(chainId, accounts, Math.ceil(n / accounts))
+  const { txs: txsB } = await makeTxs(chainId, accounts, Math.ceil(n / accounts))
   const dir = mkdtempSync(join(tmpdir(), 'quorate-bench-engines-'))
   const out: Record<string, unknown> = { txs: txs.length, accounts, txBytes: txs[0].byteLength }
   try {
-    // (a) embedded validator (blocks every 100 ms, the default)
-    const home = join(dir, 'embedded')
-    await initChainHome({ home, chainId })
-    const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules() })
-    try {
-      const cpu0 = process.cpuUsage()
-      const r = await pushAndCommit([v.url], txs, accounts)
-      const cpu = process.cpuUsage(cpu0)
-      const lat = await commitLatency(v.url, chainId, 30)
-      out.embedded = {
-        committedTxPerSec: Math.round(((txs.length - r.refused) / r.ms) * 1000),
-        blocks: r.blocks,
-        refused: r.refused,
-        broadcastTxCommitMs: lat,
-        cpuMsPerTx: Number(((cpu.user + cpu.system) / 1000 / txs.length).toFixed(3)),
-        memoryMb: Math.round(memKb(process.pid).rss / 1024),
-        note: 'CPU and memory: the bench process, which holds the embedded validator and the senders'
+    // (a) embedded validator (blocks every 100 ms, the default): one tx per POST with checkTx's
+    // signature check on the JS thread (before issue 11's pool) and in the thread pool, then batches
+    const embedded = async (
+      name: string,
+      set: Uint8Array[],
+      mode: 'single' | 'batch',
+      verifyOffThread: boolean
+    ): Promise<Record<string, unknown>> => {
+      const home = join(dir, `embedded-${name}`)
+      await initChainHome({ home, chainId })
+      const v = await startEmbeddedValidator({ home, rules: createTestOnlyQuorumRules(), verifyOffThread })
+      try {
+        const cpu0 = process.cpuUsage()
+        const r = await pushAndCommit([v.url], set, accounts, mode)
+        const cpu = process.cpuUsage(cpu0)
+        const lat = await commitLatency(v.url, chainId, 30)
+        return {
+          committedTxPerSec: Math.round(((set.length - r.refused) / r.ms) * 1000),
+          blocks: r.blocks,
+          refused: r.refused,
+          broadcastTxCommitMs: lat,
+          cpuMsPerTx: Number(((cpu.user + cpu.system) / 1000 / set.length).toFixed(3)),
+          memoryMb: Math.round(memKb(process.pid).rss / 1024)
+        }
+      } finally {
+        await v.stop()
       }
-    } finally {
-      await v.stop()
+    }
+    out.embedded = {
+      singleVerifyOnMainThread: await embedded('single-main', txs, 'single', false),
+      single: await embedded('single', txs, 'single', true),
+      batch: await embedded('batch', txsB, 'batch', true),
+      note: `CPU and memory: the bench process, which holds the embedded validator (JS thread + libuv's thread pool) and the senders; batch = ${BATCH_LANES} connections sending JSON-RPC batches of 100`
     }
 
     // (b) CometBFT validators, one process each (+ its cometbft)
     const nv = opts.validators ?? 4
+    if (nv === 0) return { ...out, loadAverage1m: Number(loadavg()[0].toFixed(2)) }
     const net = await writeTestnet({ dir: join(dir, 'net'), validators: nv, chainId })
     const procs: ChildProcess[] = []
     try {
@@ -199,11 +234,28 @@ export async function engines(
           app: 0,
           cmt: 0
         })
-      const c0 = cpuNow()
-      const b0 = process.cpuUsage()
-      const r = await pushAndCommit(urls, txs, accounts)
-      const c1 = cpuNow()
-      const b1 = process.cpuUsage(b0)
+      const pass = async (set: Uint8Array[], mode: 'single' | 'batch'): Promise<Record<string, unknown>> => {
+        const c0 = cpuNow()
+        const b0 = process.cpuUsage()
+        const r = await pushAndCommit(urls, set, accounts, mode)
+        const c1 = cpuNow()
+        const b1 = process.cpuUsage(b0)
+        return {
+          committedTxPerSec: Math.round(((set.length - r.refused) / r.ms) * 1000),
+          blocks: r.blocks,
+          refused: r.refused,
+          // CPU per committed tx summed over all validators, split by process kind; the bench's
+          // own senders apart. 2000 / (apps + cometbft) = the tx/s two unshared cores would sustain.
+          cpuMsPerTx: {
+            apps: Number((((c1.app - c0.app) * 1000) / set.length).toFixed(3)),
+            cometbft: Number((((c1.cmt - c0.cmt) * 1000) / set.length).toFixed(3)),
+            senders: Number(((b1.user + b1.system) / 1000 / set.length).toFixed(3))
+          },
+          ceilingTxPerSecTwoCores: Math.round(2000 / (((c1.app - c0.app + c1.cmt - c0.cmt) * 1000) / set.length))
+        }
+      }
+      const single = await pass(txs, 'single')
+      const batch = await pass(txsB, 'batch')
       const lat = await commitLatency(urls[0], chainId, 30)
       const mem = started.map(x => {
         const app = memKb(x.proc.pid)
@@ -218,19 +270,9 @@ export async function engines(
       })
       out.cometbft = {
         validators: nv,
-        committedTxPerSec: Math.round(((txs.length - r.refused) / r.ms) * 1000),
-        blocks: r.blocks,
-        refused: r.refused,
+        single,
+        batch,
         broadcastTxCommitMs: lat,
-        // CPU per committed tx summed over all validators, split by process kind; the bench's own
-        // senders apart. 2000 / total = the tx/s two unshared cores would sustain.
-        cpuMsPerTx: {
-          apps: Number((((c1.app - c0.app) * 1000) / txs.length).toFixed(3)),
-          cometbft: Number((((c1.cmt - c0.cmt) * 1000) / txs.length).toFixed(3)),
-          senders: Number(((b1.user + b1.system) / 1000 / txs.length).toFixed(3))
-        },
-        // what the validators' CPU per tx allows if they had both cores to themselves (load-independent)
-        ceilingTxPerSecTwoCores: Math.round(2000 / (((c1.app - c0.app + c1.cmt - c0.cmt) * 1000) / txs.length)),
         memoryPerValidator: mem,
         note: `${nv} validators and their cometbft on this one machine (timeout_commit 150 ms); senders spread over the ${nv} RPCs`
       }
@@ -420,5 +462,13 @@ export async function run(
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   // `node bench/chain.ts engines` runs only the embedded-vs-CometBFT comparison
-  console.log(JSON.stringify(process.argv[2] === 'engines' ? await engines() : await run(), null, 2))
+  // `node bench/chain.ts embedded` only its embedded part
+  const mode = process.argv[2]
+  console.log(
+    JSON.stringify(
+      mode === 'engines' ? await engines() : mode === 'embedded' ? await engines({ validators: 0 }) : await run(),
+      null,
+      2
+    )
+  )
 }

@@ -17,7 +17,7 @@ import type { ChainApp } from './app.ts'
 import type { ChainKey } from './keys.ts'
 import { verifyEd25519 } from './keys.ts'
 import type { BlockHeader, DecodedTx, TxResult } from './types.ts'
-import { decodeTx } from './tx.ts'
+import { decodeTx, verifyTxSignature } from './tx.ts'
 import { verifyTxSignatureAsync } from './verify-pool.ts'
 
 const BLOCK_SIGN_DOMAIN = utf8.encode('quorate/block/v1\0')
@@ -182,6 +182,8 @@ export interface BlockProducerOptions {
   maxMempoolTxs?: number
   /** Txs of submitAsync waiting for their signature check at once (default 8,192); more are refused. */
   maxVerifying?: number
+  /** submitAsync checks signatures in libuv's thread pool (default true); false = on this thread (for comparison). */
+  verifyOffThread?: boolean
   logger?: Logger
 }
 
@@ -207,6 +209,7 @@ export class BlockProducer {
   readonly #maxBytes: number
   readonly #maxMempool: number
   readonly #maxVerifying: number
+  readonly #offThread: boolean
   /** submitAsync's txs in arrival order; [#head] is the oldest still waiting. */
   #verifying: Array<Verifying | undefined> = []
   #head = 0
@@ -229,6 +232,7 @@ export class BlockProducer {
     this.#maxBytes = opts.maxBlockBytes ?? 8 * 1024 * 1024
     this.#maxMempool = opts.maxMempoolTxs ?? 50_000
     this.#maxVerifying = opts.maxVerifying ?? 8192
+    this.#offThread = opts.verifyOffThread ?? true
     this.#log = opts.logger ?? silentLogger('quorate:chain:producer')
     ensureBlockTables(this.app.db)
     this.store = new BlockStore(this.app.db)
@@ -310,8 +314,10 @@ export class BlockProducer {
     return new Promise((resolve, reject) => {
       const v: Verifying = { tx, hex, hash, ok: decoded === undefined ? false : undefined, resolve, reject }
       this.#verifying.push(v)
-      if (decoded === undefined) this.#drain()
-      else
+      if (decoded === undefined || !this.#offThread) {
+        if (decoded !== undefined) v.ok = verifyTxSignature(decoded)
+        this.#drain()
+      } else
         void verifyTxSignatureAsync(decoded).then(ok => {
           v.ok = ok
           this.#drain()

@@ -167,6 +167,8 @@ export interface EmbeddedValidatorOptions {
   /** Empty blocks when idle (ms, default 1000), so "the next block after a request" always comes. */
   emptyBlockIntervalMs?: number
   maxBlockTxs?: number
+  /** checkTx of RPC submissions verifies signatures in libuv's thread pool (default true). */
+  verifyOffThread?: boolean
   commitTimeoutMs?: number
   clock?: () => number
   logger?: Logger
@@ -216,6 +218,7 @@ export async function startEmbeddedValidator(opts: EmbeddedValidatorOptions): Pr
     key,
     clock: opts.clock,
     maxBlockTxs: opts.maxBlockTxs,
+    verifyOffThread: opts.verifyOffThread,
     logger: log.child('producer')
   })
   const fast = opts.blockIntervalMs ?? 100
