@@ -12,6 +12,7 @@
 //     chain; transport and appraisal simulated. Reports work per node vs k and attest.record bytes.
 // Run alone: node_modules/.bin/node bench/quorum.ts
 import { performance } from 'node:perf_hooks'
+import { isMainThread, workerData } from 'node:worker_threads'
 import { countingTpm } from '../test/helpers/counting-tpm.ts'
 import { sha256, utf8 } from '../encoding/bytes.ts'
 import { encode } from '../encoding/canonical.ts'
@@ -280,19 +281,15 @@ export async function simulate(nodes: number, ks: readonly number[]): Promise<Re
   return { nodes, ...out }
 }
 
-export async function loopback(ks: readonly number[], rounds: number): Promise<Record<string, unknown>> {
-  // Imported lazily: the simulation must run even where swtpm or the addon is missing.
-  const { startSwtpm } = await import('../test/helpers/swtpm.ts')
-  const { openTpm } = await import('../attestation/tpm/index.ts')
+/**
+ * The loopback benches' appraisal: EK chain (cached per certificate, as members do) and the quote
+ * (signature, nonce); reference values are the whole appraiser's business (bench/appraisal.ts).
+ */
+async function benchAppraiser(ekCaPems: readonly string[]): Promise<import('../agent/p2p/index.ts').Appraise> {
   const { checkQuote } = await import('../attestation/quote.ts')
   const { createEkTrustStore, verifyEkCertificateCached } = await import('../attestation/ekcert.ts')
-  const { generateKeyPair } = await import('@libp2p/crypto/keys')
-  const p2p = await import('../agent/p2p/index.ts')
-  const { FakeChain, nodeKey: makeMemberKey, memberKeys } = await import('../test/p2p/fakes.ts')
-  const sw = await startSwtpm()
-  const tpm = await openTpm({ tcti: sw.tcti })
-  const store = createEkTrustStore(sw.ekCaPems)
-  const appraise: import('../agent/p2p/index.ts').Appraise = async e => {
+  const store = createEkTrustStore([...ekCaPems])
+  return async e => {
     const failed: string[] = []
     try {
       verifyEkCertificateCached(e.ekCertificate, store)
@@ -308,6 +305,18 @@ export async function loopback(ks: readonly number[], rounds: number): Promise<R
       failed.push('freshness')
     return { ok: failed.length === 0, failed, digest: sha256(encode({ failed, nonce: e.nonce })) }
   }
+}
+
+export async function loopback(ks: readonly number[], rounds: number): Promise<Record<string, unknown>> {
+  // Imported lazily: the simulation must run even where swtpm or the addon is missing.
+  const { startSwtpm } = await import('../test/helpers/swtpm.ts')
+  const { openTpm } = await import('../attestation/tpm/index.ts')
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const p2p = await import('../agent/p2p/index.ts')
+  const { FakeChain, nodeKey: makeMemberKey, memberKeys } = await import('../test/p2p/fakes.ts')
+  const sw = await startSwtpm()
+  const tpm = await openTpm({ tcti: sw.tcti })
+  const appraise = await benchAppraiser(sw.ekCaPems)
   const { tpm: counted, quotes } = countingTpm(tpm)
   const hosts: import('../agent/p2p/index.ts').P2PHost[] = []
   const out: Record<string, unknown> = {}
@@ -392,6 +401,196 @@ export async function loopback(ks: readonly number[], rounds: number): Promise<R
   return { targetP50MsK48: 100, ...out }
 }
 
+type SplitMsg =
+  | { op: 'ready'; addrs: Record<string, string[]> }
+  | { op: 'chain'; id: number; fn: 'roundInfo' | 'nodeRecord'; args: [string, number] }
+  | { op: 'cpu'; micros: number }
+
+/**
+ * Members in worker threads: the node's host, its TPM (swtpm) and the round driver in the main
+ * thread; the k members in `workers` threads (each with its own libp2p hosts, appraiser and BLS
+ * keys; chain reads go to the main thread's in-memory chain over a MessagePort, standing for the
+ * member's RPC). What a node waits for when its members run elsewhere — here they still share
+ * this machine's cores, so the wall time is an upper bound of the deployment's. Also reported:
+ * the node thread's CPU per round and the members' CPU per session (each would spend it on its
+ * own machine, in parallel).
+ */
+export async function loopbackSplit(k: number, rounds: number, workers = 2): Promise<Record<string, unknown>> {
+  const { Worker } = await import('node:worker_threads')
+  const { startSwtpm } = await import('../test/helpers/swtpm.ts')
+  const { openTpm } = await import('../attestation/tpm/index.ts')
+  const { generateKeyPair, privateKeyToProtobuf } = await import('@libp2p/crypto/keys')
+  const p2p = await import('../agent/p2p/index.ts')
+  const { FakeChain, nodeKey: makeMemberKey } = await import('../test/p2p/fakes.ts')
+  const sw = await startSwtpm()
+  const tpm = await openTpm({ tcti: sw.tcti })
+  const { tpm: counted, quotes } = countingTpm(tpm)
+  const threads: import('node:worker_threads').Worker[] = []
+  let node: import('../agent/p2p/index.ts').P2PHost | undefined
+  try {
+    const nodePriv = await generateKeyPair('Ed25519')
+    node = await p2p.createP2PHost({ privateKey: nodePriv })
+    const responder = new p2p.AttestationResponder({ tpm: counted })
+    const id = await responder.identity()
+    const chain = new FakeChain(k)
+    const nodeSigner = ed25519Signer(nodePriv)
+    chain.register(nodeSigner.nodeId, {
+      ekCertificate: id.ekCertificate,
+      akPublic: id.akPublic,
+      addrs: [],
+      publicKey: nodeSigner.publicKey
+    })
+    const keys = await Promise.all(Array.from({ length: k }, () => makeMemberKey()))
+    const cpuWaiters: ((micros: number) => void)[] = []
+    const ready: Promise<Record<string, string[]>>[] = []
+    for (let w = 0; w < workers; w++) {
+      const mine = keys.filter((_, i) => i % workers === w)
+      const t = new Worker(new URL(import.meta.url), {
+        workerData: {
+          role: 'quorum-members',
+          ekCaPems: sw.ekCaPems,
+          members: mine.map(m => ({ key: privateKeyToProtobuf(m.key), bls: m.bls.exportSecret() }))
+        }
+      })
+      threads.push(t)
+      ready.push(
+        new Promise((resolve, reject) => {
+          t.once('error', reject)
+          t.on('message', (m: SplitMsg) => {
+            if (m.op === 'ready') resolve(m.addrs)
+            else if (m.op === 'cpu') cpuWaiters.shift()?.(m.micros)
+            else if (m.op === 'chain') {
+              const answer = m.fn === 'roundInfo' ? chain.roundInfo(m.args[0], m.args[1]) : chain.nodeRecord(m.args[0])
+              void answer.then(result => t.postMessage({ op: 'chain', id: m.id, result }))
+            }
+          })
+        })
+      )
+    }
+    for (const addrs of await Promise.all(ready))
+      for (const [memberId, a] of Object.entries(addrs)) {
+        const m = keys.find(x => x.signer.nodeId === memberId) as (typeof keys)[number]
+        chain.register(memberId, {
+          ekCertificate: new Uint8Array(1),
+          akPublic: new Uint8Array(1),
+          addrs: a,
+          publicKey: m.signer.publicKey
+        })
+      }
+    const memberCpu = async (): Promise<number> => {
+      let sum = 0
+      for (const t of threads) {
+        const got = new Promise<number>(resolve => cpuWaiters.push(resolve))
+        t.postMessage({ op: 'cpu' })
+        sum += await got
+      }
+      return sum
+    }
+    const times: number[] = []
+    let firstMs = 0
+    const q0 = quotes()
+    let nodeCpu0 = process.threadCpuUsage()
+    let memberCpu0 = 0
+    for (let i = 0; i <= rounds; i++) {
+      if (i === 1) {
+        nodeCpu0 = process.threadCpuUsage()
+        memberCpu0 = await memberCpu()
+      }
+      const t0 = performance.now()
+      const r = await p2p.runCertificationRound({
+        host: node,
+        responder,
+        chain,
+        ...(i === 0 ? { challengeTimeoutMs: 30_000 } : {})
+      })
+      const ms = performance.now() - t0
+      if (r.outcome !== 'pass') throw new Error(`round failed: ${JSON.stringify(r.unresponsive)}`)
+      if (i === 0) firstMs = ms
+      else times.push(ms)
+      if (process.env.QUORATE_BENCH_TRACE === '1')
+        process.stderr.write(`split k=${k} round ${i}: ${ms.toFixed(0)} ms\n`)
+    }
+    const nodeCpu = process.threadCpuUsage(nodeCpu0)
+    const membersMicros = (await memberCpu()) - memberCpu0
+    return {
+      k,
+      workers,
+      rounds,
+      firstRoundMs: r2(firstMs),
+      p50Ms: r2(pct(times, 0.5)),
+      p90Ms: r2(pct(times, 0.9)),
+      // the node's own thread: request, dials/streams, one quote's client side, collection, QC, record
+      nodeThreadCpuMsPerRound: r2((nodeCpu.user + nodeCpu.system) / 1000 / rounds),
+      // one member's session, averaged over the k members (each also serves sessions the node stops reading after the threshold)
+      memberCpuMsPerSession: r2(membersMicros / 1000 / rounds / k),
+      quotesPerRound: (quotes() - q0) / (rounds + 1),
+      targetP50Ms: 100
+    }
+  } finally {
+    await Promise.all(threads.map(async t => await t.terminate()))
+    await node?.stop()
+    await tpm.close()
+    await sw.stop()
+  }
+}
+
+/** Worker side of loopbackSplit: hosts and serves its share of the committee until terminated. */
+async function serveMembers(data: {
+  ekCaPems: string[]
+  members: { key: Uint8Array; bls: Uint8Array }[]
+}): Promise<void> {
+  const { parentPort } = await import('node:worker_threads')
+  const port = parentPort as import('node:worker_threads').MessagePort
+  const { privateKeyFromProtobuf } = await import('@libp2p/crypto/keys')
+  const { blsKeyFromSecret } = await import('../attestation/quorum/index.ts')
+  const p2p = await import('../agent/p2p/index.ts')
+  const { FAKE_CHAIN_ID } = await import('../test/p2p/fakes.ts')
+  const appraise = await benchAppraiser(data.ekCaPems)
+  let next = 0
+  const waiting = new Map<number, (v: unknown) => void>()
+  const ask = (fn: 'roundInfo' | 'nodeRecord', args: [string, number]): Promise<unknown> =>
+    new Promise(resolve => {
+      const id = next++
+      waiting.set(id, resolve)
+      port.postMessage({ op: 'chain', id, fn, args })
+    })
+  const chain = {
+    roundInfo: async (nodeId: string, round: number) =>
+      (await ask('roundInfo', [nodeId, round])) as Awaited<
+        ReturnType<import('../agent/p2p/index.ts').MemberChainPort['roundInfo']>
+      >,
+    nodeRecord: async (nodeId: string) =>
+      (await ask('nodeRecord', [nodeId, 0])) as Awaited<
+        ReturnType<import('../agent/p2p/index.ts').MemberChainPort['nodeRecord']>
+      >
+  }
+  port.on('message', (m: { op: string; id?: number; result?: unknown }) => {
+    if (m.op === 'chain') {
+      waiting.get(m.id as number)?.(m.result)
+      waiting.delete(m.id as number)
+    } else if (m.op === 'cpu') {
+      const c = process.threadCpuUsage()
+      port.postMessage({ op: 'cpu', micros: c.user + c.system })
+    }
+  })
+  const addrs: Record<string, string[]> = {}
+  for (const m of data.members) {
+    const key = privateKeyFromProtobuf(m.key) as import('@libp2p/interface').Ed25519PrivateKey
+    const signer = ed25519Signer(key)
+    const host = await p2p.createP2PHost({ privateKey: key })
+    await new p2p.CommitteeMember({
+      signer,
+      bls: blsKeyFromSecret(m.bls),
+      chainId: FAKE_CHAIN_ID,
+      chain,
+      appraise,
+      makeCredential: p2p.tpmMakeCredential()
+    }).register(host)
+    addrs[signer.nodeId] = host.getMultiaddrs().map(a => a.toString())
+  }
+  port.postMessage({ op: 'ready', addrs })
+}
+
 export async function run(): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {}
   result.bls = await blsComparison()
@@ -405,6 +604,8 @@ export async function run(): Promise<Record<string, unknown>> {
   return result
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (!isMainThread && (workerData as { role?: string } | null)?.role === 'quorum-members') {
+  await serveMembers(workerData as Parameters<typeof serveMembers>[0])
+} else if (isMainThread && import.meta.url === `file://${process.argv[1]}`) {
   process.stdout.write(JSON.stringify(await run(), null, 2) + '\n')
 }

@@ -233,24 +233,32 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
   })
   const verdictAbort = new AbortController()
   const verdictSignal = anySignal([signal, verdictAbort.signal, AbortSignal.timeout(opts.verdictTimeoutMs ?? 15_000)])
+  let isSettled = false
+  const LATE = new Error('outcome settled before this verdict arrived')
   let settle: () => void = () => {}
   const settled = new Promise<void>(resolve => {
-    settle = resolve
+    settle = () => {
+      isSettled = true
+      resolve()
+    }
   })
   const answered: Session[] = [] // kept open: they get the QC
   const pending = sessions.map(async s => {
     try {
       await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
       const vm = decodeVerdictMsg(await s.framed.read(MESSAGE_LIMITS.small, verdictSignal))
+      // once the outcome is settled a late verdict changes nothing: taking it would cost one more
+      // signature check (a pairing, ≈ 1.5 ms) per late member before the QC could be built
+      if (isSettled) throw LATE
       const v = collector.add(vm.verdict, { from: s.member })
       if (v.member !== s.member) throw new QuorateError(`verdict signed by ${v.member}, expected ${s.member}`)
       progress({ type: 'verdict', member: s.member, pass: v.outcome === 'pass' })
       answered.push(s)
     } catch (err) {
       s.framed.abort(err as Error)
-      if (!verdictAbort.signal.aborted) fail(s.member, 'verdict', err)
+      if (!verdictAbort.signal.aborted && err !== LATE) fail(s.member, 'verdict', err)
     }
-    if (collector.outcome() !== undefined || collector.undecidable()) settle()
+    if (!isSettled && (collector.outcome() !== undefined || collector.undecidable())) settle()
   })
   await Promise.race([settled, Promise.allSettled(pending)])
   verdictAbort.abort(new Error('outcome settled'))
