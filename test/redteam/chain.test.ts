@@ -1,0 +1,174 @@
+// Red team (issue 13): the chain's app and usage rules, against the real state machine (the
+// quorum rules are chain/testing.ts's double: these rules do not depend on signatures).
+//   - usage totals cannot be pushed past 2^53 − 1 (they saturate) and counts beyond it are refused;
+//   - app names that look like other state key prefixes stay apps; /apps lists each once;
+//   - a publisher revoking its app does not touch any node's certification;
+//   - a node cannot report usage in another node's name, nor for an app never published.
+import t from 'tap'
+import { makeChain, fakeDer, testQc, T0, type Harness } from '../chain/harness.ts'
+import { generateChainKey, type ChainKey } from '../../chain/keys.ts'
+import { TxCode, type AppPublishBody, type AppUsageView, type AppView } from '../../chain/types.ts'
+import { decode, encode } from '../../encoding/canonical.ts'
+
+const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const body = (over: Partial<AppPublishBody> = {}): AppPublishBody => ({
+  name: 'hello',
+  version: '1',
+  digest: `sha256:${'ab'.repeat(32)}`,
+  cid: CID,
+  size: 1024,
+  port: 8080,
+  limits: { memoryBytes: 64 << 20, pids: 64 },
+  idleTimeoutMs: 60_000,
+  ...over
+})
+
+function q<T>(h: Harness, path: string, params: Record<string, unknown> = {}): T | undefined {
+  const r = h.app.query({ path, data: encode(params as never) })
+  if (r.code === TxCode.NOT_FOUND) return undefined
+  if (r.code !== 0) throw new Error(`query ${path}: ${r.code} ${r.log}`)
+  return decode(r.value ?? new Uint8Array()) as T
+}
+const raw = (h: Harness, key: string): Uint8Array | undefined => {
+  const r = h.app.query({ path: '/key', data: new TextEncoder().encode(key) })
+  return r.code === 0 ? r.value : undefined
+}
+
+async function registered(h: Harness, key: ChainKey): Promise<void> {
+  const r = h.run(
+    'node.register',
+    { nodeId: key.peerId, ekCertificate: fakeDer(7), akPublic: new Uint8Array([7]), addrs: [] },
+    key
+  )
+  if (r.code !== 0) throw new Error(`node.register: ${r.log}`)
+}
+
+const usage = (n: ChainKey, from: number, to: number, requests: number, app = 'hello') => ({
+  nodeId: n.peerId,
+  from,
+  to,
+  apps: [{ app, requests, bytesIn: requests, bytesOut: requests }]
+})
+
+t.test('usage totals saturate at 2^53 − 1; larger counts are refused', async t => {
+  const h = await makeChain()
+  const pub = await generateChainKey()
+  const a = await generateChainKey()
+  const b = await generateChainKey()
+  t.equal(h.run('app.publish', body(), pub).code, 0)
+  await registered(h, a)
+  await registered(h, b)
+  const max = Number.MAX_SAFE_INTEGER
+  t.equal(h.run('usage.record', usage(a, T0, T0 + 10, max), a).code, 0)
+  t.equal(h.run('usage.record', usage(b, T0, T0 + 10, max), b).code, 0)
+  t.equal(h.run('usage.record', usage(a, T0 + 10, T0 + 20, max), a).code, 0)
+  const view = q<AppUsageView>(h, '/app/usage', { name: 'hello' })
+  t.equal(view?.totals.requests, max, 'the app total stops at 2^53 − 1 (never an inexact number)')
+  t.equal(view?.totals.bytesOut, max)
+  t.ok(Number.isSafeInteger(view?.totals.requests), 'still an exact integer')
+  const perNode = view?.nodes.find(n => n.nodeId === a.peerId)
+  t.equal(perNode?.requests, max, 'the node total saturates too')
+  // encoded as CBOR integers beyond 2^53 (the sender's encoder refuses them as numbers)
+  for (const big of [2n ** 53n, 2n ** 64n - 1n]) {
+    const before = h.app.info().appHash
+    const r = h.run('usage.record', usage(a, T0 + 20, T0 + 30, big as never), a)
+    t.not(r.code, 0, `${String(big)} requests: refused`)
+    t.same(h.app.info().appHash, before, `${String(big)}: nothing changed`)
+  }
+})
+
+t.test('app names shaped like other key prefixes stay apps; /apps lists each once', async t => {
+  const h = await makeChain()
+  const pub = await generateChainKey()
+  const names = ['app', 'appuse', 'appusen', 'usage', 'node', 'qc', 'hello', 'hello.1', '1']
+  for (const name of names) t.equal(h.run('app.publish', body({ name }), pub).code, 0, name)
+  t.equal(h.run('app.publish', body({ name: 'hello', version: '2' }), pub).code, 0)
+  const listed = q<{ apps: Array<{ record: { name: string } }> }>(h, '/apps')?.apps.map(a => a.record.name) ?? []
+  t.same([...listed].sort(), [...names].sort(), 'each app once, no version record taken for an app')
+  t.equal(q<AppView>(h, '/app', { name: 'hello' })?.record.current, '2')
+  t.equal(q<AppView>(h, '/app', { name: 'hello.1' })?.record.current, '1', '"hello.1" is not version 1 of hello')
+  // names and versions that would reach into another key are refused at the door
+  for (const [what, over] of [
+    ['a slash in the name', { name: 'hello/2' }],
+    ['a slash in the version', { version: '1/x' }],
+    ['a dot-dot name', { name: '..' }],
+    ['an empty version', { version: '' }]
+  ] as const) {
+    const before = h.app.info().appHash
+    t.equal(h.run('app.publish', body(over), pub).code, TxCode.INVALID_BODY, what)
+    t.same(h.app.info().appHash, before, `${what}: nothing changed`)
+  }
+  t.throws(() => q(h, '/app', { name: 'hello/2' }), /app name/, 'a query cannot name another key either')
+})
+
+t.test('a publisher revoking its app leaves every certification as it was', async t => {
+  const gv = await generateChainKey()
+  const validator = await generateChainKey()
+  const h = await makeChain({
+    validator,
+    genesis: {
+      chainId: 'quorate-test',
+      genesisTime: T0,
+      initialHeight: 1,
+      validators: [validator.publicKey],
+      verifiers: [gv.peerId]
+    }
+  })
+  t.equal(
+    h.run(
+      'node.register',
+      {
+        nodeId: gv.peerId,
+        ekCertificate: fakeDer(99),
+        akPublic: new Uint8Array([9]),
+        addrs: [],
+        blsPublicKey: new Uint8Array(48).fill(1),
+        blsProof: new Uint8Array(96).fill(1)
+      },
+      gv
+    ).code,
+    0
+  )
+  const node = await generateChainKey()
+  await registered(h, node)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1, tlsKey: new Uint8Array(32).fill(3) }, node).code, 0)
+  h.block([])
+  t.equal(
+    h.run('attest.record', { nodeId: node.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e9) }, node).code,
+    0
+  )
+  const pub = await generateChainKey()
+  t.equal(h.run('app.publish', body(), pub).code, 0)
+  t.equal(h.run('usage.record', usage(node, T0, T0 + 10, 5), node).code, 0, 'the node ran the app')
+  const keys = [`node/${node.peerId}`, `cert/${node.peerId}`, `qc/${node.peerId}`, `node/${gv.peerId}`]
+  const before = keys.map(k => raw(h, k))
+  t.ok(
+    before.slice(0, 3).every(v => v !== undefined),
+    'the node is certified'
+  )
+  t.equal(h.run('app.revoke', { name: 'hello', version: '1' }, pub).code, 0)
+  t.equal(h.run('app.revoke', { name: 'hello' }, pub).code, 0)
+  t.same(
+    keys.map(k => raw(h, k)),
+    before,
+    'node, certification and QC records are byte for byte the same'
+  )
+})
+
+t.test('usage in another node’s name, or for an app never published: refused, nothing changed', async t => {
+  const h = await makeChain()
+  const pub = await generateChainKey()
+  const a = await generateChainKey()
+  const b = await generateChainKey()
+  t.equal(h.run('app.publish', body(), pub).code, 0)
+  await registered(h, a)
+  await registered(h, b)
+  for (const [what, run, code] of [
+    ['b signs a record naming a', () => h.run('usage.record', usage(a, T0, T0 + 10, 1), b), TxCode.UNAUTHORIZED],
+    ['an app never published', () => h.run('usage.record', usage(a, T0, T0 + 10, 1, 'ghost'), a), TxCode.NOT_FOUND]
+  ] as const) {
+    const before = h.app.info().appHash
+    t.equal(run().code, code, what)
+    t.same(h.app.info().appHash, before, `${what}: nothing changed`)
+  }
+})
