@@ -6,7 +6,7 @@
 // definite lengths in their shortest form, no length beyond the buffer. Anything else is a
 // DecodeError naming what and where — never an exception of another kind, never a read past the
 // end (the parser is fuzzed: test/agent/tls.test.ts).
-import { DecodeError } from './errors.ts'
+import { DecodeError, InvalidInputError } from './errors.ts'
 
 export const TAG = {
   BOOLEAN: 0x01,
@@ -67,7 +67,7 @@ export function integer(v: bigint | number | Uint8Array): Uint8Array {
     if (bytes.length === 0) bytes = [0]
   } else {
     let x = BigInt(v)
-    if (x < 0n) throw new RangeError('der: negative integers are not written here')
+    if (x < 0n) throw new InvalidInputError('der: negative integers are not written here')
     bytes = []
     do {
       bytes.unshift(Number(x & 0xffn))
@@ -81,11 +81,11 @@ export function integer(v: bigint | number | Uint8Array): Uint8Array {
 /** OBJECT IDENTIFIER from dotted text (arcs may exceed 2^53: 2.25.<UUID> arcs are 128-bit). */
 export function oid(dotted: string): Uint8Array {
   const arcs = dotted.split('.').map(a => {
-    if (!/^(0|[1-9]\d*)$/.test(a)) throw new RangeError(`der: ${JSON.stringify(dotted)} is not a dotted OID`)
+    if (!/^(0|[1-9]\d*)$/.test(a)) throw new InvalidInputError(`der: ${JSON.stringify(dotted)} is not a dotted OID`)
     return BigInt(a)
   })
   if (arcs.length < 2 || arcs[0] > 2n || (arcs[0] < 2n && arcs[1] > 39n))
-    throw new RangeError(`der: ${JSON.stringify(dotted)} is not a valid OID`)
+    throw new InvalidInputError(`der: ${JSON.stringify(dotted)} is not a valid OID`)
   const out: number[] = []
   for (const v of [arcs[0] * 40n + arcs[1], ...arcs.slice(2)]) {
     const b = [Number(v & 0x7fn)]
@@ -100,7 +100,7 @@ export function time(d: Date): Uint8Array {
   const iso = d.toISOString() // YYYY-MM-DDTHH:MM:SS.sssZ
   const digits = iso.slice(0, 19).replace(/[-:T]/g, '')
   const year = d.getUTCFullYear()
-  if (year < 1950 || year > 9999) throw new RangeError(`der: year ${year} cannot be encoded in a certificate`)
+  if (year < 1950 || year > 9999) throw new InvalidInputError(`der: year ${year} cannot be encoded in a certificate`)
   return year < 2050
     ? tlv(TAG.UTC_TIME, new TextEncoder().encode(`${digits.slice(2)}Z`))
     : tlv(TAG.GENERALIZED_TIME, new TextEncoder().encode(`${digits}Z`))

@@ -21,8 +21,8 @@ import type { AppRecord, NodeRecord } from '../../chain/types.ts'
 import { createQuorumRules, type QuorumRules } from '../../attestation/quorum/index.ts'
 import type { VerifiedChain } from './chain.ts'
 import {
-  AppUnavailableError,
-  NotCertifiedError,
+  AppNotServableError,
+  NodeNotCertifiedError,
   NoNodeServedError,
   NodeCheckError,
   NodeUnreachableError,
@@ -238,7 +238,7 @@ class ClientImpl implements Client {
       certified = checkNodeRecord(nodeId, read)
       const bits = certified.record.securityBits ?? 0
       if (bits < this.#o.minSecurityBits)
-        throw new NotCertifiedError(
+        throw new NodeNotCertifiedError(
           nodeId,
           `its committee reached ${bits} bits of security; this client requires ${this.#o.minSecurityBits}`
         )
@@ -475,15 +475,15 @@ class ClientImpl implements Client {
     const seen = this.#apps.get(app)
     if (seen !== undefined && now < seen + this.#o.recheckMs) return
     const r = await this.#read(`app/${app}`)
-    if (r.value === undefined) throw new AppUnavailableError(app, 'not published on chain')
+    if (r.value === undefined) throw new AppNotServableError(app, 'not published on chain')
     let rec: Partial<AppRecord>
     try {
       rec = decode(r.value, { maxBytes: 1 << 20, maxItems: 1 << 16 }) as Partial<AppRecord>
     } catch (err) {
       throw new UnverifiedChainError(`app/${app} does not decode: ${(err as Error).message}`)
     }
-    if (rec.revokedAt !== undefined) throw new AppUnavailableError(app, `revoked at height ${rec.revokedAt}`)
-    if (rec.current === undefined) throw new AppUnavailableError(app, 'every version is revoked')
+    if (rec.revokedAt !== undefined) throw new AppNotServableError(app, `revoked at height ${rec.revokedAt}`)
+    if (rec.current === undefined) throw new AppNotServableError(app, 'every version is revoked')
     if (this.#apps.size >= 1024) this.#apps.clear()
     this.#apps.set(app, now)
   }

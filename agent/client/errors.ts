@@ -23,7 +23,7 @@ export class NodeCheckError extends InvalidInputError {
 }
 
 /** The chain says the node is not certified now: never certified, expired, failed or revoked. */
-export class NotCertifiedError extends NodeCheckError {
+export class NodeNotCertifiedError extends NodeCheckError {
   override readonly code: string = 'ERR_NOT_CERTIFIED'
   constructor(nodeId: string, message: string) {
     super('certification', nodeId, message)
@@ -71,7 +71,7 @@ export class UnverifiedChainError extends NodeCheckError {
 }
 
 /** The app is not on chain, or revoked. */
-export class AppUnavailableError extends NodeCheckError {
+export class AppNotServableError extends NodeCheckError {
   override readonly code: string = 'ERR_APP_UNAVAILABLE'
   constructor(app: string, message: string) {
     super('app', undefined, `app ${JSON.stringify(app)}: ${message}`)

@@ -30,13 +30,13 @@ export { PinnedAgent, connectPinned, openTls, checkPin, nodeCertificateIdentity,
 export type { ClientCheck } from './errors.ts'
 export {
   NodeCheckError,
-  NotCertifiedError,
+  NodeNotCertifiedError,
   QcCheckError,
   TlsKeyMismatchError,
   TlsIdentityError,
   NoEndpointError,
   UnverifiedChainError,
-  AppUnavailableError,
+  AppNotServableError,
   NodeUnreachableError,
   NoNodeServedError
 } from './errors.ts'

@@ -14,7 +14,7 @@ import { decode, type Canonical } from '../../encoding/canonical.ts'
 import { equal, sha256, toHex } from '../../encoding/bytes.ts'
 import type { AttestRequestRecord, NodeRecord, QcRecord, RoundArchive } from '../../chain/types.ts'
 import type { QuorumRules } from '../../attestation/quorum/index.ts'
-import { NoEndpointError, NotCertifiedError, QcCheckError, UnverifiedChainError } from './errors.ts'
+import { NoEndpointError, NodeNotCertifiedError, QcCheckError, UnverifiedChainError } from './errors.ts'
 
 /** A state value a VerifiedChain proved, with the verified header it was proven against. */
 export interface ProvenRead {
@@ -69,23 +69,23 @@ function decodeRecord<T>(bytes: Uint8Array, what: string): T {
 
 /**
  * The node record's verdict: certified and unexpired at the verified block time `read.time`,
- * with an https endpoint and a 32-byte TLS key hash. Throws NotCertifiedError / NoEndpointError.
+ * with an https endpoint and a 32-byte TLS key hash. Throws NodeNotCertifiedError / NoEndpointError.
  */
 export function checkNodeRecord(nodeId: string, read: ProvenRead): CertifiedNode {
-  if (read.value === undefined) throw new NotCertifiedError(nodeId, 'not registered on chain')
+  if (read.value === undefined) throw new NodeNotCertifiedError(nodeId, 'not registered on chain')
   const rec = decodeRecord<NodeRecord>(read.value, `node/${nodeId}`)
   if (rec.nodeId !== nodeId) throw new UnverifiedChainError(`node/${nodeId} holds the record of ${String(rec.nodeId)}`)
   if (rec.status !== 'certified') {
     const why = rec.statusReason === undefined ? '' : ` (${rec.statusReason})`
-    throw new NotCertifiedError(nodeId, `status is ${rec.status} since height ${rec.statusHeight}${why}`)
+    throw new NodeNotCertifiedError(nodeId, `status is ${rec.status} since height ${rec.statusHeight}${why}`)
   }
   if (typeof rec.expiresAt !== 'number' || rec.expiresAt <= read.time)
-    throw new NotCertifiedError(
+    throw new NodeNotCertifiedError(
       nodeId,
       `certification expired at ${new Date(rec.expiresAt ?? 0).toISOString()} (verified block time at height ${read.height}: ${new Date(read.time).toISOString()})`
     )
   if (typeof rec.round !== 'number' || !(rec.qcHash instanceof Uint8Array))
-    throw new NotCertifiedError(nodeId, 'the record names no certifying round or QC')
+    throw new NodeNotCertifiedError(nodeId, 'the record names no certifying round or QC')
   if (!(rec.tlsKey instanceof Uint8Array) || rec.tlsKey.byteLength !== 32)
     throw new NoEndpointError(nodeId, 'its certification binds no TLS key (the round was not asked to bind one)')
   if (typeof rec.endpoint !== 'string') throw new NoEndpointError(nodeId, 'it registered no client endpoint')

@@ -14,9 +14,9 @@ import {
   checkQc,
   roundFrom,
   NoNodeServedError,
-  NotCertifiedError,
+  NodeNotCertifiedError,
   QcCheckError,
-  AppUnavailableError,
+  AppNotServableError,
   TlsKeyMismatchError
 } from '../../agent/client/index.ts'
 import { loadTlsIdentity, certificatePem } from '../../agent/tls.ts'
@@ -161,7 +161,7 @@ t.test('revoked: the client refuses the node (and says why)', async t => {
   await t.rejects(strict.verifyNode(weak.nodeId), /reached \d+ bits of security; this client requires 40/)
   await weak.kill()
   const direct = await c.verifyNode(a.nodeId).catch((e: unknown) => e)
-  t.ok(direct instanceof NotCertifiedError)
+  t.ok(direct instanceof NodeNotCertifiedError)
   await a.kill()
 })
 
@@ -318,7 +318,7 @@ t.test('an app that is not on chain is refused before any node is tried', async 
   t.teardown(() => {
     c.close()
   })
-  await t.rejects(c.request('no-such-app'), AppUnavailableError)
+  await t.rejects(c.request('no-such-app'), AppNotServableError)
   await t.rejects(c.request('Bad Name'), /not a valid name/)
 })
 
@@ -343,7 +343,7 @@ t.test('expired: a certification past its expiry at the verified block time is r
     await short.chain.waitForHeight(r.height + 1)
   }
   const err = await c.request('echo').catch((e: unknown) => e)
-  t.ok(err instanceof NoNodeServedError || err instanceof NotCertifiedError, String(err))
+  t.ok(err instanceof NoNodeServedError || err instanceof NodeNotCertifiedError, String(err))
   t.match((err as Error).message, /certification expired/)
   t.equal(a.served, 0)
   await a.kill()
