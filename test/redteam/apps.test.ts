@@ -190,3 +190,31 @@ t.test('an app with the largest limits the chain allows is refused by the nodeâ€
   t.match(got.body, /disk budget/)
   t.equal(r.launched.length, 0, 'never launched')
 })
+
+t.test('a flood of cold requests across many published apps stays within the memory budget', async t => {
+  const names = ['m1', 'm2', 'm3', 'm4', 'm5']
+  for (const n of names) await net.publishApp(n) // 64 MiB limit each
+  const r = await rig({ memoryBudgetBytes: 128 * MiB })
+  let open = (): void => {}
+  r.gate = new Promise<void>(resolve => {
+    open = resolve
+  })
+  const all = names.map(async n => await send(r.url, `/app/${n}/`))
+  // the launches beyond the budget are refused at once; the two that fit wait for the gate
+  const settled: Array<{ status: number; body: string }> = []
+  for (const p of all)
+    void p.then(x => {
+      settled.push(x)
+      if (settled.length === 3) open()
+    })
+  const got = await Promise.all(all)
+  t.equal(got.filter(x => x.status === 200).length, 2, 'two apps fit the budget and are served')
+  const refused = got.filter(x => x.status === 503)
+  t.equal(refused.length, 3, 'the others get 503')
+  t.ok(
+    refused.every(x => /memory/.test(x.body)),
+    'because of the memory budget'
+  )
+  t.equal(r.launched.length, 2, 'never more launched than the budget holds')
+  t.ok(r.loader.memoryInUse() <= 128 * MiB)
+})
