@@ -32,7 +32,9 @@ export class Framed {
   }
 
   async write(payload: Uint8Array): Promise<void> {
-    const ok = this.stream.send(frame(payload))
+    // one contiguous buffer, not [length prefix, payload]: the muxer frames each chunk it is given
+    // into its own encrypted record over TLS, so two chunks cost two records and two socket writes
+    const ok = this.stream.send(frame(payload).subarray())
     if (!ok) await this.stream.onDrain()
   }
 

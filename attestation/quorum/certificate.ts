@@ -363,14 +363,13 @@ export class CertificateCollector {
     let ok = false
     // the sum's subgroup is checked when the aggregate is decoded for verification
     try {
-      ok = blsFastAggregateVerify(
-        pending.map(keyAt),
-        bytes,
-        blsAggregate(
-          pending.map(i => g.sigs.get(i) as Uint8Array),
-          { checked: true }
-        )
+      const sum = blsAggregate(
+        pending.map(i => g.sigs.get(i) as Uint8Array),
+        { checked: true }
       )
+      ok = blsFastAggregateVerify(pending.map(keyAt), bytes, sum)
+      // the whole group verified at once: certificate() can reuse this sum (addition commutes)
+      if (ok && pending.length === g.sigs.size) g.sum = { of: signerKey(pending), signature: sum }
     } catch {
       ok = false
     }
@@ -414,10 +413,13 @@ export class CertificateCollector {
         `largest group of identical verdicts is ${this.counts.largest}; ${this.threshold} of ${this.committee.length} needed`
       )
     const idx = [...g.sigs.keys()].sort((a, b) => a - b)
-    const signature = blsAggregate(
-      idx.map(i => g.sigs.get(i) as Uint8Array),
-      { checked: true }
-    ) // all verified (#decided)
+    const signature =
+      g.sum !== undefined && g.sum.of === signerKey(idx)
+        ? g.sum.signature
+        : blsAggregate(
+            idx.map(i => g.sigs.get(i) as Uint8Array),
+            { checked: true }
+          ) // all verified (#decided)
     const qc = encodeCertificate({
       outcome: g.message.outcome,
       evidenceDigest: g.message.evidenceDigest,
@@ -435,4 +437,11 @@ interface Group {
   readonly sigs: Map<number, Uint8Array>
   /** positions whose signature has been verified */
   readonly checked: Set<number>
+  /** The aggregate of the signers `of` (signerKey), when one check verified the whole group (reused by certificate()). */
+  sum?: { of: string; signature: Uint8Array }
+}
+
+/** The set of committee positions as a string (order-free: the aggregate does not depend on it). */
+function signerKey(positions: readonly number[]): string {
+  return [...positions].sort((a, b) => a - b).join(',')
 }
