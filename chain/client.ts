@@ -158,6 +158,8 @@ export class ChainClient {
   #chainId: string | undefined
   readonly #seq = new Map<string, number>()
   readonly #locks = new Map<string, Promise<unknown>>()
+  /** Requests per batch POST; lowered to the node's limit when it refuses a batch as too long. */
+  #batchMax = BATCH_TXS
 
   constructor(opts: ChainClientOptions) {
     this.url = new URL(opts.url)
@@ -263,7 +265,8 @@ export class ChainClient {
   /**
    * Many txs in JSON-RPC 2.0 batch requests (broadcast_tx_sync, or _async: answered before
    * checkTx on CometBFT), in order: each POST holds up to BATCH_TXS txs and ≈ 192 KiB (the
-   * embedded RPC's limits are 100 requests and 256 KiB), and the next POST goes once the previous
+   * embedded RPC's limits are 100 requests and 256 KiB; CometBFT's default is 10 requests, learnt
+   * from its refusal), and the next POST goes once the previous
    * one is answered, so the txs reach the node in the order given (an account's txs may follow
    * each other in one call). One answer per tx, in the same order: its result, or the error the
    * node answered for it (mempool full, already in the mempool: ChainUnavailableError /
@@ -280,7 +283,8 @@ export class ChainClient {
       const reqs: string[] = []
       const ids: number[] = []
       let bytes = 2
-      while (i < txs.length && reqs.length < BATCH_TXS) {
+      const start = i
+      while (i < txs.length && reqs.length < this.#batchMax) {
         const id = ++this.#id
         const r = JSON.stringify({ jsonrpc: '2.0', id, method, params: { tx: toBase64(txs[i]) } })
         if (reqs.length > 0 && bytes + r.length + 1 > BATCH_BYTES) break
@@ -301,7 +305,16 @@ export class ChainClient {
         )
       }
       if (!Array.isArray(j)) {
-        // the batch as a whole was refused (an error object for id null)
+        // the batch as a whole was refused (an error object for id null), none of it was run.
+        // CometBFT allows 10 requests per batch unless [rpc] max_request_batch_size says otherwise:
+        // learn its limit and send these txs again in smaller batches
+        const e = (j as { error?: { data?: unknown } }).error
+        const max = /exceeds maximum \((\d+)\)/.exec(String(e?.data ?? ''))
+        if (max !== null && Number(max[1]) >= 1 && Number(max[1]) < reqs.length) {
+          this.#batchMax = Number(max[1])
+          i = start
+          continue
+        }
         this.#result(j as { error?: { code?: number; message?: string; data?: string } }, method)
         throw new ChainUnavailableError(`chain RPC ${method}: a batch was answered with one result`)
       }

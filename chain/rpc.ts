@@ -42,13 +42,16 @@ export interface RpcLimits {
   maxBufferedBytes: number
   /** Time to receive a whole request, headers and body, ms. */
   requestTimeoutMs: number
+  /** Most requests in one JSON-RPC batch (at most MAX_BATCH). */
+  maxBatch: number
 }
 
 export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = {
   maxConnections: 256,
   maxBodyBytes: 256 * 1024,
   maxBufferedBytes: 32 * 1024 * 1024,
-  requestTimeoutMs: 15_000
+  requestTimeoutMs: 15_000,
+  maxBatch: MAX_BATCH
 }
 
 export interface RpcServerOptions {
@@ -255,8 +258,11 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       reply(res, 200, out)
       return
     }
-    if (body.length === 0 || body.length > MAX_BATCH) {
-      reply(res, 400, errorJson(null, invalidRequest(`a batch holds 1 to ${MAX_BATCH} requests`)))
+    const maxBatch = Math.min(MAX_BATCH, limits.maxBatch)
+    if (body.length === 0 || body.length > maxBatch) {
+      // worded as CometBFT words it too, so a client learns the limit from either
+      const e = `a batch holds 1 to ${maxBatch} requests${body.length === 0 ? '' : `: batch request exceeds maximum (${maxBatch}) allowed number of requests`}`
+      reply(res, 400, errorJson(null, invalidRequest(e)))
       return
     }
     const outs = (await Promise.all(body.map(async b => await answer(parseRequest(b))))).filter(o => o !== undefined)

@@ -12,6 +12,7 @@ import { createTestOnlyQuorumRules } from '../../chain/testing.ts'
 import { buildTx, decodeTx } from '../../chain/tx.ts'
 import { TxCode } from '../../chain/types.ts'
 import { initChainHome, startEmbeddedValidator } from '../../chain/validator.ts'
+import { startRpcServer } from '../../chain/rpc.ts'
 import { toBase64 } from '../../encoding/bytes.ts'
 
 const CHAIN = 'rpc-batch'
@@ -107,6 +108,31 @@ t.test('the envelope: over 100 requests or over the body limit refused whole, cl
     '130 txs in two POSTs'
   )
 })
+
+t.test(
+  "a node that allows fewer requests per batch (CometBFT's default is 10): the client learns its limit",
+  async t => {
+    const small = await startRpcServer({
+      producer: v.producer,
+      listen: '127.0.0.1:0',
+      kick: () => {},
+      limits: { maxBatch: 7 }
+    })
+    const sc = new ChainClient({ url: small.url })
+    t.teardown(async () => {
+      sc.close()
+      await small.close()
+    })
+    const k = await generateChainKey()
+    const txs = Array.from({ length: 30 }, (_, i) => publish(k, i))
+    const rs = await sc.broadcastTxBatch(txs)
+    t.equal(rs.length, 30)
+    t.ok(
+      rs.every(r => isResult(r) && r.code === 0),
+      'all 30 admitted, in order, in batches of 7 after the first refusal'
+    )
+  }
+)
 
 t.test('fuzz: random batch envelopes get 200, 204 or 400 with JSON, never a 500; the server stays up', async t => {
   let seed = 0x2f6e2b1
