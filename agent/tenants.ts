@@ -42,9 +42,15 @@ export interface TenantsInit {
   readonly signal: AbortSignal
   readonly onProgress?: (image: string, phase: LaunchPhase) => void
   /** What the chain says of an image name (ImageRegistry.getImage), for why(). */
-  readonly images?: { getImage(name: string): Promise<{ cid: string; revoked: boolean } | undefined> }
+  readonly images?: { getImage(name: string): Promise<ChainImage | undefined> }
   readonly logger: Logger
   readonly now?: () => number
+}
+
+/** What why() needs of an image's chain record. */
+export interface ChainImage {
+  readonly cid: string
+  readonly revoked: boolean
 }
 
 export interface LaunchOptions {
@@ -74,12 +80,20 @@ function tenantMetrics(m: Metrics): TenantMetrics {
   }
 }
 
+/** How long a why() answer is reused, how many are kept, how many chain lookups run at once. */
+const WHY_TTL_MS = 2000
+const WHY_CACHE_MAX = 256
+const WHY_MAX_LOOKUPS = 4
+
 export class Tenants {
   readonly #init: TenantsInit
   readonly #m: TenantMetrics
   #added: Deployment[] = []
   /** The last refused launch of each deployed image (cleared when one starts). */
   readonly #failed = new Map<string, { message: string; at: number }>()
+  /** why()'s recent chain lookups (a 404 flood for one name asks the chain once per WHY_TTL_MS). */
+  readonly #looked = new Map<string, { at: number; rec: Promise<ChainImage | undefined | null> }>()
+  #looking = 0
 
   constructor(init: TenantsInit) {
     this.#init = init
@@ -144,11 +158,11 @@ export class Tenants {
     if (this.#init.runner.get(image) !== undefined) return undefined
     const fromFile = await readDeployments(this.#init.deploymentsFile).catch(() => [] as Deployment[])
     const deployed = [...this.#init.configured, ...fromFile, ...this.#added].some(d => d.image === image)
-    const rec = await this.#init.images?.getImage(image).catch(() => null)
+    const rec = await this.#lookUp(image)
     const q = JSON.stringify(image)
     // null: the chain could not be asked; undefined: no record
     const onChain =
-      rec === null || this.#init.images === undefined
+      rec === null
         ? ''
         : rec === undefined
           ? 'not published on chain (quorate image publish)'
@@ -163,6 +177,31 @@ export class Tenants {
       return `image ${q} is deployed here but its last launch (${ago} s ago) failed: ${failed.message}`
     }
     return `image ${q} is deployed here and not launched yet (the agent launches deployments within seconds once certified)${onChain === '' ? '' : `; it is ${onChain}`}`
+  }
+
+  /**
+   * The chain's record of a name for why(): null when the chain cannot be asked now. Made-up names
+   * cost a query each, so at most WHY_MAX_LOOKUPS run at once (the rest answer null), and an
+   * answer is reused for WHY_TTL_MS (WHY_CACHE_MAX names kept).
+   */
+  async #lookUp(image: string): Promise<ChainImage | undefined | null> {
+    const images = this.#init.images
+    if (images === undefined) return null
+    const now = this.#init.now?.() ?? Date.now()
+    const hit = this.#looked.get(image)
+    if (hit !== undefined && now - hit.at < WHY_TTL_MS) return await hit.rec
+    if (this.#looking >= WHY_MAX_LOOKUPS) return null
+    for (const [k, v] of this.#looked) if (now - v.at >= WHY_TTL_MS) this.#looked.delete(k)
+    if (this.#looked.size >= WHY_CACHE_MAX) this.#looked.delete(this.#looked.keys().next().value as string)
+    this.#looking++
+    const rec = images
+      .getImage(image)
+      .catch(() => null)
+      .finally(() => {
+        this.#looking--
+      })
+    this.#looked.set(image, { at: now, rec })
+    return await rec
   }
 
   async #launch(d: Deployment, opts: LaunchOptions): Promise<RunningContainer> {

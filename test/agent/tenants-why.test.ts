@@ -23,6 +23,11 @@ const chain: Record<string, { cid: string; revoked: boolean }> = {
   'dep/later': { cid: 'bafylater', revoked: false }
 }
 let chainDown = false
+const lookups: string[] = []
+let release: () => void = () => {}
+const gate = new Promise<void>(resolve => {
+  release = resolve
+})
 let clock = 1_000_000
 const running = new Map<string, RunningContainer>()
 const file = join(dir, 'deployments.json')
@@ -45,6 +50,8 @@ const tenants = new Tenants({
   providers: async () => [],
   images: {
     getImage: async name => {
+      lookups.push(name)
+      if (name.startsWith('slow/')) await gate
       if (chainDown) throw new Error('chain unreachable')
       return chain[name]
     }
@@ -60,6 +67,7 @@ t.test('not deployed here: says so, with what the chain says of the name', async
   t.match(await tenants.why('pub/ok'), /it is published on chain as bafyok$/)
   t.match(await tenants.why('pub/gone'), /not deployed on this node.*; it is revoked on chain \(bafygone\)$/)
   t.match(await tenants.why('nobody/made'), /not deployed on this node.*; it is not published on chain/)
+  clock += 2000 // past the reuse of the last lookup
   chainDown = true
   const r = await tenants.why('pub/ok')
   chainDown = false
@@ -85,4 +93,22 @@ t.test('a refused launch: the reason, until a launch starts', async t => {
 t.test('running: nothing to explain', async t => {
   await tenants.deploy({ image: 'dep/later', port: 8002 })
   t.equal(await tenants.why('dep/later'), undefined)
+})
+
+t.test('404 floods: one lookup per name at a time, at most 4 at once, the rest answer without the chain', async t => {
+  clock += 2000
+  const before = lookups.length
+  const same = [tenants.why('slow/a'), tenants.why('slow/a')]
+  const others = ['slow/b', 'slow/c', 'slow/d', 'slow/e', 'slow/f'].map(async n => await tenants.why(n))
+  // the fifth and sixth distinct names find every lookup slot taken: answered at once, no chain claim
+  const early = await Promise.race([Promise.all([others[3], others[4]]), gate.then(() => 'released' as const)])
+  t.not(early, 'released', 'answered while the four lookups still wait')
+  if (early !== 'released')
+    for (const r of early) t.match(r, /not deployed on this node \(quorate deploy slow\/[ef] --port P\)$/)
+  t.same(lookups.slice(before), ['slow/a', 'slow/b', 'slow/c', 'slow/d'], 'four lookups, one for the repeated name')
+  release()
+  const answers = await Promise.all([...same, ...others.slice(0, 3)])
+  for (const r of answers) t.match(r, /; it is not published on chain/, 'the waiting ones get the chain part')
+  t.equal(await tenants.why('slow/a'), answers[0], 'reused within its time')
+  t.equal(lookups.length, before + 4, 'no new lookup')
 })
