@@ -175,6 +175,7 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
   let graceTimer: ReturnType<typeof setTimeout> | undefined
   const challengeSignal = anySignal([signal, graceAbort.signal, AbortSignal.timeout(opts.challengeTimeoutMs ?? 5_000)])
   const sessions: Session[] = []
+  const hello = encodeHello({ nodeId, round, ekPublic }) // the same for every member: encoded once
   await Promise.all(
     committee.map(async member => {
       let framed: Framed | undefined
@@ -182,7 +183,7 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
         const target = dialTarget(member, await opts.chain.addresses(member, { signal: challengeSignal }))
         const stream = await opts.host.dialProtocol(target.addrs, PROTOCOL_CERTIFY, { signal: challengeSignal })
         framed = new Framed(stream)
-        await framed.write(encodeHello({ nodeId, round, ekPublic }))
+        await framed.write(hello)
         const challenge = decodeChallenge(await framed.read(MESSAGE_LIMITS.small, challengeSignal))
         sessions.push({ member, framed, challenge })
         progress({ type: 'challenged', member, credential: challenge.credential !== undefined })
@@ -243,9 +244,11 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
     }
   })
   const answered: Session[] = [] // kept open: they get the QC
+  const evidenceMsg = encodeEvidenceMsg({ evidence: bytes }) // for every member without a credential secret
   const pending = sessions.map(async s => {
     try {
-      await s.framed.write(encodeEvidenceMsg({ evidence: bytes, secret: secrets.get(s.member) }))
+      const secret = secrets.get(s.member)
+      await s.framed.write(secret === undefined ? evidenceMsg : encodeEvidenceMsg({ evidence: bytes, secret }))
       const vm = decodeVerdictMsg(await s.framed.read(MESSAGE_LIMITS.small, verdictSignal))
       // once the outcome is settled a late verdict changes nothing: taking it would cost one more
       // signature check (a pairing, ≈ 1.5 ms) per late member before the QC could be built
@@ -275,10 +278,11 @@ export async function runCertificationRound(opts: RoundOptions): Promise<RoundRe
   const cert = collector.certificate()
   // the members who answered get the QC first: should our attest.record not make it (our RPC
   // down, this process gone), any of them can record it before the deadline (best effort, bounded)
+  const qcMsg = encodeCertificateMsg(cert.qc)
   await Promise.allSettled(
     answered.map(async s => {
       try {
-        await s.framed.write(encodeCertificateMsg(cert.qc))
+        await s.framed.write(qcMsg)
       } finally {
         await s.framed.close()
       }
