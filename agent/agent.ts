@@ -69,7 +69,7 @@ import {
   type HttpsApi,
   type TlsIdentity
 } from './tls.ts'
-import { defaults as configDefaults, httpsListenAddress } from './config.ts'
+import { httpListenUnchosen, httpsListenAddress } from './config.ts'
 import { createExplorer, type Explorer } from './explorer/server.ts'
 import { eventLogView, localView } from './explorer/local.ts'
 import { readBootEventLog, simulateMeasuredBoot } from './measure.ts'
@@ -435,8 +435,8 @@ export class Agent {
       this.#http = await startHttpApi(httpInit)
     } catch (err) {
       // the default address taken is most likely another agent on this machine: any free port
-      // then (printed at start, in /status); an address the operator chose fails naming --http
-      if (c.httpListen !== configDefaults.httpListen || !(err instanceof QuorateError)) throw err
+      // then (printed at start, in /status); an address anyone chose (even 127.0.0.1:8460) fails naming --http
+      if (!httpListenUnchosen(c) || !(err instanceof QuorateError)) throw err
       const listen = `${c.httpListen.slice(0, c.httpListen.lastIndexOf(':'))}:0`
       this.#http = await startHttpApi({ ...httpInit, listen })
       this.#log.info('the default HTTP port is taken; the HTTP API listens on any free port (set --http to choose)', {

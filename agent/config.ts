@@ -31,8 +31,9 @@ export interface AgentConfig {
   readonly bulkPort: number
   /**
    * Local HTTP API (status, metrics, tenant proxy). host:port, loopback only (plain HTTP). The
-   * default 127.0.0.1:8460, when taken (another agent on this machine), becomes any free port
-   * (the agent prints its URL); another address that is taken fails, naming --http.
+   * default 127.0.0.1:8460, when no file, variable or flag chose it and it is taken (another agent
+   * on this machine), becomes any free port (the agent prints its URL; httpListenUnchosen); a
+   * chosen address that is taken fails, naming --http.
    */
   readonly httpListen: string
   /**
@@ -246,6 +247,7 @@ export interface LoadConfigOptions {
 
 export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
   const cfg: Raw = { ...defaults }
+  const chosen = new Set<string>() // settings the config file gives
   const env = opts.env ?? process.env
   const file = opts.file ?? env.QUORATE_CONFIG
   if (file !== undefined && file !== '') {
@@ -258,6 +260,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
       throw new ConfigError(`config file ${file}: expected a JSON object`)
     layer(cfg, parsed as Raw, `config file ${file}`)
+    for (const [k, v] of Object.entries(parsed)) if (v !== undefined) chosen.add(k)
   }
   const fromEnv: Raw = {}
   for (const [k, name] of Object.entries(envNames))
@@ -267,7 +270,22 @@ export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
     fromEnv.tcti = env.TPM2TOOLS_TCTI
   layer(cfg, fromEnv, 'environment')
   layer(cfg, (opts.flags ?? {}) as Raw, 'flags')
-  return validate(cfg as unknown as AgentConfig)
+  const out = validate(cfg as unknown as AgentConfig)
+  if (!chosen.has('httpListen') && fromEnv.httpListen === undefined && opts.flags?.httpListen === undefined)
+    unchosenHttp.add(out)
+  return out
+}
+
+/** Configurations whose httpListen nobody chose (loadConfig left the default). */
+const unchosenHttp = new WeakSet<AgentConfig>()
+
+/**
+ * Whether httpListen is the default that no file, variable or flag chose: the agent then takes any
+ * free port when 127.0.0.1:8460 is taken (another agent on this machine); a chosen address that is
+ * taken fails, naming --http.
+ */
+export function httpListenUnchosen(c: AgentConfig): boolean {
+  return unchosenHttp.has(c)
 }
 
 /** Whether a listen host is a loopback address (where plain HTTP may listen). */

@@ -6,8 +6,9 @@
 // fails naming --http: test/agent/start-failure.test.ts.
 import t from 'tap'
 import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
 import { Agent } from '../../agent/agent.ts'
-import { defaults, loadConfig, type AgentConfig } from '../../agent/config.ts'
+import { defaults, httpListenUnchosen, loadConfig, type AgentConfig } from '../../agent/config.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { startTestNetwork, PLATFORM, OS_IMAGE } from '../helpers/network.ts'
 
@@ -41,7 +42,17 @@ t.test('the defaults fix only the HTTP port', async t => {
     t.equal(c.httpsListen, '', 'HTTPS: derived from it')
     t.same(c.listen, ['/ip4/127.0.0.1/tcp/0'], 'libp2p: an ephemeral port')
     t.equal(c.bulkPort, 0, 'bulk channel: an ephemeral port')
+    t.ok(httpListenUnchosen(c), 'nobody chose the HTTP address: it may move when taken')
   }
+  // the same address chosen by a flag, a variable or a config file stays put (and fails when taken)
+  const file = join(net.work, 'http.json')
+  writeFileSync(file, JSON.stringify({ httpListen: defaults.httpListen }))
+  for (const [how, c] of [
+    ['flag', loadConfig({ env: {}, flags: { httpListen: defaults.httpListen } })],
+    ['variable', loadConfig({ env: { QUORATE_HTTP: defaults.httpListen } })],
+    ['config file', loadConfig({ env: {}, file })]
+  ] as const)
+    t.notOk(httpListenUnchosen(c), `chosen by a ${how}: no fallback`)
 })
 
 t.test('both agents start, each on its own ports, registered with them', async t => {
