@@ -161,6 +161,27 @@ t.test('certification round: k = 4 members, one quote, QC accepted by the chain 
   )
 })
 
+t.test('a round over connections still open to its members reads no member addresses from the chain', async t => {
+  let asked = 0
+  const counting: ChainPort = {
+    requestAttestation: async (id, o) => await chain.requestAttestation(id, o),
+    waitForRound: async (id, round) => await chain.waitForRound(id, round),
+    addresses: async id => {
+      asked++
+      return await chain.addresses(id)
+    },
+    recordAttestation: async (id, round, qc) => await chain.recordAttestation(id, round, qc)
+  }
+  for (const m of members) await node.host.hangUp(m.host.peerId)
+  const r1 = await runCertificationRound({ host: node.host, responder: node.responder, chain: counting })
+  t.equal(r1.outcome, 'pass')
+  t.equal(asked, r1.committee.length, 'not connected: every member is dialled at its registered addresses')
+  asked = 0
+  const r2 = await runCertificationRound({ host: node.host, responder: node.responder, chain: counting })
+  t.equal(r2.outcome, 'pass')
+  t.equal(asked, 0, 'connected: streams open on the existing connections')
+})
+
 t.test('a node with bad firmware gets a fail QC', async t => {
   const bad = await addPeer({ pcr0: new Uint8Array(32).fill(7) })
   try {
