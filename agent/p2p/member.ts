@@ -280,6 +280,10 @@ export class CommitteeMember {
         throw new PeerMismatchError(`session for ${hello.nodeId} opened by ${remoteNodeId}`)
       const key = `${hello.nodeId}/${hello.round}`
       if (this.#judged.has(key)) throw new RoundAlreadyJudgedError(`already judged ${key}`)
+      // The node's registration is read while the round is (two chain reads in parallel: one
+      // RPC round trip less before the challenge goes out).
+      const registeredP = this.#o.chain.nodeRecord(hello.nodeId)
+      registeredP.catch(() => {}) // awaited below unless the round check throws first
       // The node saw the seed block; our chain view may lag a little behind (another RPC node).
       let info = await this.#o.chain.roundInfo(hello.nodeId, hello.round)
       for (let waited = 0; info === undefined && waited < (this.#o.seedWaitMs ?? 2_000); waited += 100) {
@@ -294,7 +298,7 @@ export class CommitteeMember {
       )
       if (!committee.includes(this.nodeId))
         throw new NotOnCommitteeError(`${this.nodeId} is not on the committee for ${key}`)
-      const registered = await this.#o.chain.nodeRecord(hello.nodeId)
+      const registered = await registeredP
       if (registered === undefined) throw new UnknownRoundError(`node ${hello.nodeId} is not registered`)
       this.#markJudged(key)
       this.sessions++
