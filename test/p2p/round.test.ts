@@ -164,7 +164,7 @@ t.test('certification round: k = 4 members, one quote, QC accepted by the chain 
 t.test('a round over connections still open to its members reads no member addresses from the chain', async t => {
   let asked = 0
   const counting: ChainPort = {
-    requestAttestation: async (id, o) => await chain.requestAttestation(id, o),
+    requestAttestation: async id => await chain.requestAttestation(id),
     waitForRound: async (id, round) => await chain.waitForRound(id, round),
     addresses: async id => {
       asked++
