@@ -828,6 +828,14 @@ function recordUsage(c: Ctx, b: TxBodies['usage.record']): Uint8Array {
     throw new TxFail(TxCode.NOT_FOUND, `node ${b.nodeId} is not registered; only registered nodes record usage`)
   if (!equal(rec.publicKey, c.signer))
     throw new TxFail(TxCode.UNAUTHORIZED, `usage.record for ${b.nodeId} must be signed by that node's own key`)
+  // Only a node the chain vouches for counts usage (totals rank image providers): certified and
+  // unexpired at the block time, or a genesis verifier not dropped for a proven fault.
+  const certified = rec.status === 'certified' && (rec.expiresAt ?? 0) > c.time
+  if (!certified && (c.s.get(`gv/${b.nodeId}`) === undefined || isDropped(c.s, b.nodeId)))
+    throw new TxFail(
+      TxCode.UNAUTHORIZED,
+      `node ${b.nodeId} is not certified at the block time (status ${rec.status === 'certified' ? 'expired' : rec.status}); only certified nodes record usage`
+    )
   if (b.to > c.time + USAGE_FUTURE_MS)
     throw new TxFail(
       TxCode.TOO_EARLY,

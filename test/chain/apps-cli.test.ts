@@ -15,7 +15,25 @@ t.test('app publish, list, inspect, revoke and usage through the CLI', async t =
   t.teardown(async () => {
     await rm(home, { recursive: true, force: true })
   })
-  t.equal((await quorate(['chain', 'init', '--home', home, '--chain-id', 'app-cli', '--insecure-bootstrap'])).code, 0)
+  // the node that records usage below is the genesis verifier: the chain counts usage only from
+  // nodes it vouches for (certified, or a genesis verifier)
+  const node = await generateChainKey()
+  t.equal(
+    (
+      await quorate([
+        'chain',
+        'init',
+        '--home',
+        home,
+        '--chain-id',
+        'app-cli',
+        '--insecure-bootstrap',
+        '--verifier',
+        node.peerId
+      ])
+    ).code,
+    0
+  )
   const { proc, url } = await startChainProcess(home)
   t.teardown(() => {
     proc.kill('SIGKILL')
@@ -117,12 +135,11 @@ t.test('app publish, list, inspect, revoke and usage through the CLI', async t =
   t.equal(missing.code, 1)
   t.match(missing.stderr, /no app named nope/)
 
-  // usage recorded by a registered node (its own key), then read through the CLI
+  // usage recorded by a registered genesis verifier (its own key), then read through the CLI
   const c = new ChainClient({ url })
   t.teardown(() => {
     c.close()
   })
-  const node = await generateChainKey()
   await c.send(
     'node.register',
     { nodeId: node.peerId, ekCertificate: fakeDer(1), akPublic: new Uint8Array([1]), addrs: [] },

@@ -70,6 +70,16 @@ async function registered(h: Harness, key: ChainKey, extra: Record<string, unkno
   if (r.code !== 0) throw new Error(`node.register: ${r.log}`)
 }
 
+/** Registers the node and certifies it with a passing round (the test-only rules accept testQc). */
+async function certified(h: Harness, key: ChainKey): Promise<void> {
+  await registered(h, key)
+  const req = h.run('attest.request', { nodeId: key.peerId, round: 1 }, key)
+  if (req.code !== 0) throw new Error(`attest.request: ${req.log}`)
+  h.block([])
+  const rec = h.run('attest.record', { nodeId: key.peerId, round: 1, qc: testQc('pass', h.clock.now + 1e9) }, key)
+  if (rec.code !== 0) throw new Error(`attest.record: ${rec.log}`)
+}
+
 t.test('app.publish: the first publisher owns the name; versions are never reused', async t => {
   const h = await makeChain()
   const alice = await generateChainKey()
@@ -310,7 +320,7 @@ t.test('malformed bodies are refused with the field named', async t => {
   )
 })
 
-t.test('usage.record: signed by the registered node, periods never overlap, only published apps', async t => {
+t.test('usage.record: signed by the certified node, periods never overlap, only published apps', async t => {
   const h = await makeChain()
   const pub = await generateChainKey()
   const node = await generateChainKey()
@@ -340,7 +350,16 @@ t.test('usage.record: signed by the registered node, periods never overlap, only
     'an unregistered node'
   )
   await registered(h, node)
-  await registered(h, node2)
+  refused(
+    t,
+    h,
+    () => h.run('usage.record', use(node, T0, T0 + 10), node),
+    TxCode.UNAUTHORIZED,
+    /not certified at the block time \(status registered\)/,
+    'a registered node that is not certified'
+  )
+  await certified(h, node)
+  await certified(h, node2)
   refused(
     t,
     h,

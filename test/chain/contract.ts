@@ -7,6 +7,7 @@ import { generateChainKey } from '../../chain/keys.ts'
 import { buildTx } from '../../chain/tx.ts'
 import { TxCode, type AppPublishBody } from '../../chain/types.ts'
 import { sha256, toHex } from '../../encoding/bytes.ts'
+import { encodeTestOnlyQc } from '../../chain/testing.ts'
 import { fakeDer } from './harness.ts'
 
 export interface ContractTarget {
@@ -144,6 +145,16 @@ export function chainClientContract(tap: typeof tapT, name: string, start: () =>
       .send('usage.record', { nodeId: node.peerId, ...period }, await generateChainKey())
       .catch((err: unknown) => err)
     t.ok(forged instanceof TxRejectedError && forged.txCode === TxCode.UNAUTHORIZED, 'usage signed by another key')
+    const uncertified = await c.recordUsage(node, period).catch((err: unknown) => err)
+    t.ok(
+      uncertified instanceof TxRejectedError && uncertified.txCode === TxCode.UNAUTHORIZED,
+      'usage from a node that is not certified'
+    )
+    // certified by a passing round (the test-only rules accept this QC)
+    const { round } = await c.requestAttestation(node)
+    await c.waitForSeed(node.peerId, round)
+    await c.recordAttestation(node, node.peerId, round, encodeTestOnlyQc({ outcome: 'pass', expiresAt: now + 1e9 }))
+    t.equal((await c.node(node.peerId))?.effective, 'certified')
     await c.recordUsage(node, period)
     const overlap = await c.recordUsage(node, period).catch((err: unknown) => err)
     t.ok(overlap instanceof TxRejectedError && overlap.txCode === TxCode.CONFLICT, 'periods never overlap')

@@ -3,7 +3,9 @@
 //   - usage totals cannot be pushed past 2^53 − 1 (they saturate) and counts beyond it are refused;
 //   - app names that look like other state key prefixes stay apps; /apps lists each once;
 //   - a publisher revoking its app does not touch any node's certification;
-//   - a node cannot report usage in another node's name, nor for an app never published.
+//   - a node cannot report usage in another node's name, nor for an app never published;
+//   - only a node certified at the block time reports usage (totals rank image providers): a
+//     registered, failed, expired or revoked node's usage.record is refused and changes nothing.
 import t from 'tap'
 import { makeChain, fakeDer, testQc, T0, type Harness } from '../chain/harness.ts'
 import { generateChainKey, type ChainKey } from '../../chain/keys.ts'
@@ -43,6 +45,16 @@ async function registered(h: Harness, key: ChainKey): Promise<void> {
   if (r.code !== 0) throw new Error(`node.register: ${r.log}`)
 }
 
+/** Registers the node and certifies it (a passing round) until `expiresAt`. */
+async function certified(h: Harness, key: ChainKey, expiresAt = h.clock.now + 1e9): Promise<void> {
+  await registered(h, key)
+  const req = h.run('attest.request', { nodeId: key.peerId, round: 1 }, key)
+  if (req.code !== 0) throw new Error(`attest.request: ${req.log}`)
+  h.block([])
+  const rec = h.run('attest.record', { nodeId: key.peerId, round: 1, qc: testQc('pass', expiresAt) }, key)
+  if (rec.code !== 0) throw new Error(`attest.record: ${rec.log}`)
+}
+
 const usage = (n: ChainKey, from: number, to: number, requests: number, app = 'hello') => ({
   nodeId: n.peerId,
   from,
@@ -56,8 +68,8 @@ t.test('usage totals saturate at 2^53 − 1; larger counts are refused', async t
   const a = await generateChainKey()
   const b = await generateChainKey()
   t.equal(h.run('app.publish', body(), pub).code, 0)
-  await registered(h, a)
-  await registered(h, b)
+  await certified(h, a)
+  await certified(h, b)
   const max = Number.MAX_SAFE_INTEGER
   t.equal(h.run('usage.record', usage(a, T0, T0 + 10, max), a).code, 0)
   t.equal(h.run('usage.record', usage(b, T0, T0 + 10, max), b).code, 0)
@@ -161,8 +173,8 @@ t.test('usage in another node’s name, or for an app never published: refused, 
   const a = await generateChainKey()
   const b = await generateChainKey()
   t.equal(h.run('app.publish', body(), pub).code, 0)
-  await registered(h, a)
-  await registered(h, b)
+  await certified(h, a)
+  await certified(h, b)
   for (const [what, run, code] of [
     ['b signs a record naming a', () => h.run('usage.record', usage(a, T0, T0 + 10, 1), b), TxCode.UNAUTHORIZED],
     ['an app never published', () => h.run('usage.record', usage(a, T0, T0 + 10, 1, 'ghost'), a), TxCode.NOT_FOUND]
@@ -171,4 +183,57 @@ t.test('usage in another node’s name, or for an app never published: refused, 
     t.equal(run().code, code, what)
     t.same(h.app.info().appHash, before, `${what}: nothing changed`)
   }
+})
+
+t.test('usage from a node not certified at the block time: refused, nothing changed', async t => {
+  const h = await makeChain()
+  const pub = await generateChainKey()
+  t.equal(h.run('app.publish', body(), pub).code, 0)
+  const d32 = (n: number): Uint8Array => new Uint8Array(32).fill(n)
+  t.equal(
+    h.run('os.publish', { name: 'nixos', version: '1', bank: 'sha256', pcrs: { 11: { golden: [d32(1)] } } }, pub).code,
+    0
+  )
+  // fresh: registered only
+  const fresh = await generateChainKey()
+  await registered(h, fresh)
+  // failed: its only round failed
+  const failed = await generateChainKey()
+  await registered(h, failed)
+  t.equal(h.run('attest.request', { nodeId: failed.peerId, round: 1 }, failed).code, 0)
+  h.block([])
+  t.equal(
+    h.run('attest.record', { nodeId: failed.peerId, round: 1, qc: testQc('fail', h.clock.now + 1e9) }, failed).code,
+    0
+  )
+  // revoked: certified, then the OS reference set it may run (it named none) was revoked
+  const revoked = await generateChainKey()
+  await certified(h, revoked)
+  t.equal(h.run('os.revoke', { name: 'nixos', version: '1' }, pub).code, 0)
+  t.equal(raw(h, `cert/${revoked.peerId}`), undefined, 'the revocation ended its certification')
+  // expired: certified until a time the chain has since passed
+  const expired = await generateChainKey()
+  await certified(h, expired, h.clock.now + 20_000)
+  t.equal(h.run('usage.record', usage(expired, T0, T0 + 10, 1), expired).code, 0, 'accepted while certified')
+  h.clock.now += 30_000
+  // the honest node beside them still records
+  const honest = await generateChainKey()
+  await certified(h, honest)
+
+  for (const [what, key, status] of [
+    ['registered, never certified', fresh, 'registered'],
+    ['its round failed', failed, 'failed'],
+    ['its certificate expired', expired, 'expired'],
+    ['its certification was revoked', revoked, 'revoked']
+  ] as const) {
+    const before = h.app.info().appHash
+    const r = h.run('usage.record', usage(key, T0 + 100, T0 + 200, 1_000_000), key)
+    t.equal(r.code, TxCode.UNAUTHORIZED, `${what}: refused`)
+    t.match(r.log, new RegExp(`not certified at the block time \\(status ${status}\\)`), `${what}: says why`)
+    t.same(h.app.info().appHash, before, `${what}: nothing changed`)
+  }
+  t.equal(h.run('usage.record', usage(honest, T0, T0 + 10, 2), honest).code, 0, 'a certified node records')
+  const view = q<AppUsageView>(h, '/app/usage', { name: 'hello' })
+  t.equal(view?.totals.requests, 3, 'only the certified records count')
+  t.same(view?.nodes.map(n => n.nodeId).sort(), [expired.peerId, honest.peerId].sort(), 'only certified nodes rank')
 })
