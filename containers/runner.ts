@@ -42,6 +42,15 @@ import {
 } from './errors.ts'
 import type { FetchProgress } from './transfer.ts'
 
+/**
+ * Docker repository of the tags the runner puts on images it loaded from bytes verified against a
+ * CID (`quorate/verified:<cid>`; a sha2-256 CID, the only kind accepted, is a valid Docker tag:
+ * under 128 characters of [A-Za-z0-9]).
+ * App launches reuse only an image tagged with their record's CID.
+ */
+export const VERIFIED_REPO = 'quorate/verified'
+export const verifiedTag = (cid: string): string => `${VERIFIED_REPO}:${cid}`
+
 // ---- what the runner needs from others (STYLE §4: narrow, so tests hand in fakes) ------------
 
 /** An `image.publish` record as the chain holds it. */
@@ -509,9 +518,14 @@ class Runner implements ContainerRunner {
       launchEvent({ image: rec.name, digest: rec.digest, cid: rec.cid, args, env: req.env })
     )
 
-    // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID)
+    // 3–5. fetch, verify, load (or reuse what Docker already holds under exactly this ID). A
+    // deployed tenant is the operator's choice: any image Docker holds under the digest will do.
+    // An app's digest is the publisher's choice: reuse only an image this runner loaded from
+    // exactly the record's CID (tagged VERIFIED_REPO:<cid> after a verified load), so a publisher
+    // cannot run a private image it does not hold just by naming its digest.
     await this.checkEngine()
-    const have = this.init.reuseLoaded !== false && (await this.hasImage(rec.digest))
+    const appLaunch = req.app !== undefined || req.record !== undefined
+    const have = this.init.reuseLoaded !== false && (await this.hasImage(rec.digest, appLaunch ? rec.cid : undefined))
     if (!have) await this.fetchAndLoad(rec, req, progress)
     else this.log.info('image already loaded; reusing', { image: rec.name, digest: rec.digest })
 
@@ -638,10 +652,11 @@ class Runner implements ContainerRunner {
     }
   }
 
-  private async hasImage(digest: string): Promise<boolean> {
+  /** Docker holds the image under exactly `digest` (and, given `cid`, this runner loaded it from that CID). */
+  private async hasImage(digest: string, cid?: string): Promise<boolean> {
     try {
       const info = await this.init.docker.getImage(digest).inspect()
-      return info.Id === digest
+      return info.Id === digest && (cid === undefined || (info.RepoTags ?? []).includes(verifiedTag(cid)))
     } catch {
       return false
     }
@@ -765,6 +780,16 @@ class Runner implements ContainerRunner {
       throw new DockerImageMismatchError(
         `docker reported ${[...reported, actual ?? 'no image'].join(', ')} after loading, expected ${rec.digest}; removed what it loaded`
       )
+    }
+    // loaded from bytes verified against the CID: an app launch of this CID may reuse it
+    try {
+      await docker.getImage(rec.digest).tag({ repo: VERIFIED_REPO, tag: rec.cid })
+    } catch (err) {
+      this.log.warn('tagging the verified image failed; app launches of it fetch it again', {
+        digest: rec.digest,
+        cid: rec.cid,
+        err
+      })
     }
   }
 

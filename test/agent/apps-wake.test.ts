@@ -6,7 +6,7 @@
 import t from 'tap'
 import { request } from 'node:http'
 import Docker from 'dockerode'
-import { createContainerRunner, type RunningContainer } from '../../containers/runner.ts'
+import { createContainerRunner, VERIFIED_REPO, type RunningContainer } from '../../containers/runner.ts'
 import { memoryEventLog } from '../../containers/events.ts'
 import { silentLogger } from '../../encoding/log.ts'
 import { AppLoader, type ScaleDown } from '../../agent/apps.ts'
@@ -20,6 +20,10 @@ t.teardown(async () => {
 const img = busyboxImage({ testLabel: label, body: 'awake\n' })
 const loaded = await docker.loadImage(Buffer.from(img.tar) as unknown as NodeJS.ReadableStream)
 for await (const _ of loaded as AsyncIterable<unknown>);
+// as a runner tags an image it loaded from bytes verified against the app's CID: only such an
+// image is reused for an app (an untagged one would be fetched, and this source refuses to)
+const CID = 'bafkreigh2akiscaildc7bm3i4z3rtt5fgqhlvjkjcpchjxwnnr3iyiha6y'
+await docker.getImage(img.imageId).tag({ repo: VERIFIED_REPO, tag: CID })
 
 function get(c: RunningContainer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -75,7 +79,7 @@ for (const [mode, wake] of [
               name,
               version: '1',
               digest: img.imageId,
-              cid: 'bafkreigh2akiscaildc7bm3i4z3rtt5fgqhlvjkjcpchjxwnnr3iyiha6y',
+              cid: CID,
               size: img.tar.byteLength,
               port: 8080,
               args: ['-p', '127.0.0.1:8080'],

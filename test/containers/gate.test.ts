@@ -13,7 +13,9 @@ import {
   type CertificationStatus,
   type ImageRecord,
   type ImageRegistry,
-  type ContainerRunner
+  type ContainerRunner,
+  type LaunchRequest,
+  verifiedTag
 } from '../../containers/runner.ts'
 import { createTenantProxy } from '../../containers/proxy.ts'
 import { memoryEventLog, CONTAINER_PCR } from '../../containers/events.ts'
@@ -277,6 +279,75 @@ t.test('refused, with nothing loaded into Docker', async t => {
     return published.imageId
   })
   t.equal(measurer.extends.length, extendsBefore, 'nothing measured for refused launches')
+})
+
+t.test('an app reuses only an image this runner loaded from its CID; a tenant reuses what Docker holds', async t => {
+  registry.cert = { certified: true, expiresAt: Date.now() + 3_600_000 }
+  // a private image on this node, loaded outside the agent: its owner never published its bytes
+  const priv = busyboxImage({ testLabel: label, body: 'private\n' })
+  const { Readable } = await import('node:stream')
+  const res = await docker.loadImage(Readable.from([Buffer.from(priv.tar)]) as unknown as NodeJS.ReadableStream, {
+    quiet: true
+  })
+  for await (const _ of res as AsyncIterable<unknown>) {
+    /* drain */
+  }
+  const port = await freePort()
+  const launch = async (image: string, more: Partial<LaunchRequest> = {}) => {
+    const phases: string[] = []
+    const run = runner.launch({
+      image,
+      args: httpdArgs(port),
+      port,
+      providers: a.multiaddrs(),
+      onProgress: p => {
+        if (!phases.includes(p.phase)) phases.push(p.phase)
+      },
+      ...more
+    })
+    return { run, phases }
+  }
+  const extendsBefore = measurer.extends.length
+
+  // the attacker publishes an app naming the private image's digest, with bytes of its own under the CID
+  const decoy = await a.add(busyboxImage({ testLabel: label, body: 'decoy\n' }).tar)
+  const steal: ImageRecord = { name: 'steal', digest: priv.imageId, cid: decoy.cid, size: decoy.size, revoked: false }
+  const attack = await launch('steal', { record: steal, app: 'steal', args: ['-p', `127.0.0.1:${port}`, '-h', '/'] })
+  await t.rejects(attack.run, ImageDigestMismatchError, 'the app is refused: its CID does not hold the digest')
+  t.ok(attack.phases.includes('fetch'), 'the image Docker holds was not reused for the app: the CID was fetched')
+  t.equal(await containersOf(label), 0, 'no container')
+  t.equal(measurer.extends.length, extendsBefore, 'nothing measured')
+  t.ok(await imageExists(docker, priv.imageId), 'the private image is left as it was')
+
+  // the operator's own tenant: any image Docker holds under the digest is reused (no fetch)
+  const real = await a.add(priv.tar)
+  registry.images.set('priv', { name: 'priv', digest: priv.imageId, cid: real.cid, size: real.size, revoked: false })
+  const tenant = await launch('priv')
+  const rc = await tenant.run
+  t.notOk(tenant.phases.includes('fetch'), 'a deployed tenant reuses the loaded image')
+  t.equal((await get(`${rc.url}/`)).body, 'private\n')
+  await runner.stop(rc.id)
+  t.notOk(
+    ((await docker.getImage(priv.imageId).inspect()).RepoTags ?? []).includes(verifiedTag(real.cid)),
+    'reuse tags nothing'
+  )
+
+  // an app whose publisher holds the bytes: fetched and verified once, then reused
+  const mine: ImageRecord = { name: 'mine', digest: priv.imageId, cid: real.cid, size: real.size, revoked: false }
+  const first = await launch('mine', { record: mine, app: 'mine' })
+  await runner.stop((await first.run).id)
+  t.ok(first.phases.includes('fetch'), 'first app launch: fetched from the CID')
+  t.ok(
+    ((await docker.getImage(priv.imageId).inspect()).RepoTags ?? []).includes(verifiedTag(real.cid)),
+    'tagged as loaded from that CID'
+  )
+  const again = await launch('mine', { record: mine, app: 'mine' })
+  await runner.stop((await again.run).id)
+  t.same(again.phases, ['check', 'measure', 'start', 'ready'], 'the next app launch reuses it (no fetch, no load)')
+  // the tag names one CID: another app record with the same digest but other bytes under its CID fetches again
+  const other = await launch('steal', { record: steal, app: 'steal' })
+  await t.rejects(other.run, ImageDigestMismatchError, 'the tag of another CID does not count')
+  t.equal(await containersOf(label), 0)
 })
 
 t.test('certification lost → tenant containers stopped, proxy answers 503 with the reason', async t => {
