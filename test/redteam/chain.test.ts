@@ -5,7 +5,8 @@
 //   - a publisher revoking its app does not touch any node's certification;
 //   - a node cannot report usage in another node's name, nor for an app never published;
 //   - only a node certified at the block time reports usage (totals rank image providers): a
-//     registered, failed, expired or revoked node's usage.record is refused and changes nothing.
+//     registered, failed, expired or revoked node's usage.record — or a genesis verifier's once it
+//     is dropped for a proven fault — is refused and changes nothing.
 import t from 'tap'
 import { makeChain, fakeDer, testQc, T0, type Harness } from '../chain/harness.ts'
 import { generateChainKey, type ChainKey } from '../../chain/keys.ts'
@@ -236,4 +237,88 @@ t.test('usage from a node not certified at the block time: refused, nothing chan
   const view = q<AppUsageView>(h, '/app/usage', { name: 'hello' })
   t.equal(view?.totals.requests, 3, 'only the certified records count')
   t.same(view?.nodes.map(n => n.nodeId).sort(), [expired.peerId, honest.peerId].sort(), 'only certified nodes rank')
+})
+
+t.test('a genesis verifier records usage until it is dropped for a proven fault', async t => {
+  const { encodeTestOnlyVerdict } = await import('../../chain/testing.ts')
+  const { sha256 } = await import('../../encoding/bytes.ts')
+  // evidence is canonical { bad }: the members' appraisal fails the containers claim when bad
+  const appraiser = {
+    appraise: (input: { evidence: Uint8Array }): { failedClaims: string[] } =>
+      (decode(input.evidence) as { bad?: boolean }).bad === true
+        ? { failedClaims: ['containers'] }
+        : { failedClaims: [] }
+  }
+  const verifiers = await Promise.all([0, 1, 2, 3].map(async () => await generateChainKey()))
+  const validator = await generateChainKey()
+  const h = await makeChain({
+    validator,
+    appraiser,
+    genesis: {
+      chainId: 'quorate-test',
+      genesisTime: T0,
+      initialHeight: 1,
+      validators: [validator.publicKey],
+      verifiers: verifiers.map(v => v.peerId).sort(),
+      certification: { roundDeadlineBlocks: 3, cooldownBaseBlocks: 2, cooldownMaxBlocks: 16 }
+    }
+  })
+  h.block(
+    verifiers.map((v, i) =>
+      h.tx(
+        'node.register',
+        {
+          nodeId: v.peerId,
+          ekCertificate: fakeDer(i),
+          akPublic: new Uint8Array([i]),
+          addrs: [],
+          blsPublicKey: new Uint8Array(48).fill(i + 1),
+          blsProof: new Uint8Array(96).fill(1)
+        },
+        v
+      )
+    )
+  )
+  const pub = await generateChainKey()
+  t.equal(h.run('app.publish', body(), pub).code, 0)
+  const node = await generateChainKey()
+  await registered(h, node)
+  t.equal(h.run('attest.request', { nodeId: node.peerId, round: 1 }, node).code, 0)
+  h.block([])
+  const seed = q<{ committee: string[] }>(h, '/seed', { nodeId: node.peerId })
+  const committee = seed?.committee ?? []
+  t.equal(committee.length, 4)
+  const qc = encode({ outcome: 'pass', expiresAt: h.clock.now + 1e9, signers: committee })
+  t.equal(h.run('attest.record', { nodeId: node.peerId, round: 1, qc }, node).code, 0)
+  const liar = verifiers.find(v => v.peerId === committee[0]) as ChainKey
+  t.equal(h.run('usage.record', usage(liar, T0, T0 + 10, 1), liar).code, 0, 'a genesis verifier records usage')
+
+  // the liar passed evidence the members fail: a proven fault drops it
+  const evidence = encode({ bad: true })
+  t.equal(
+    h.run(
+      'verifier.fault',
+      {
+        nodeId: node.peerId,
+        round: 1,
+        evidence,
+        verdict: encodeTestOnlyVerdict({
+          member: liar.peerId,
+          outcome: 'pass',
+          evidenceDigest: sha256(evidence),
+          failedClaims: []
+        })
+      },
+      node
+    ).code,
+    0,
+    'the fault is proven'
+  )
+  t.ok(raw(h, `faulty/${liar.peerId}`) !== undefined, 'the verifier is dropped')
+  const before = h.app.info().appHash
+  const r = h.run('usage.record', usage(liar, T0 + 10, T0 + 20, 1_000_000), liar)
+  t.equal(r.code, TxCode.UNAUTHORIZED, 'a dropped genesis verifier is refused')
+  t.match(r.log, /not certified at the block time/)
+  t.same(h.app.info().appHash, before, 'nothing changed')
+  t.equal(q<AppUsageView>(h, '/app/usage', { name: 'hello' })?.totals.requests, 1)
 })
