@@ -150,6 +150,10 @@ function txResultFrom(j: Record<string, unknown> | undefined): TxResult {
 const BATCH_TXS = 100
 const BATCH_BYTES = 192 * 1024
 
+/** How often a transaction refused for its sequence is signed again with a re-read one. */
+const BAD_SEQUENCE_RETRIES = 3
+const NEXT_BLOCK_WAIT_MS = 5_000
+
 export class ChainClient {
   readonly url: URL
   readonly #timeout: number
@@ -602,6 +606,16 @@ export class ChainClient {
     }
   }
 
+  /** Waits (at most NEXT_BLOCK_WAIT_MS) until the chain's height moves past the current one. */
+  async #nextBlock(): Promise<void> {
+    const start = (await this.status()).height
+    const deadline = Date.now() + NEXT_BLOCK_WAIT_MS
+    while (Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+      if ((await this.status()).height > start) return
+    }
+  }
+
   async #send<T extends TxType>(
     type: T,
     body: TxBodies[T],
@@ -648,7 +662,13 @@ export class ChainClient {
         return data === undefined ? { hash, height, code, log } : { hash, height, code, log, data }
       }
       this.#seq.delete(id) // a refused tx consumes no sequence; re-read it next time
-      if (code === TxCode.BAD_SEQUENCE && attempt === 0) continue
+      // Out of order: our cached sequence was stale, or (CometBFT) a tx of ours that failed in a
+      // block came back into this node's mempool from a peer that had not committed yet and holds
+      // the slot until the next block drops it again. Re-read after the next block, a few times.
+      if (code === TxCode.BAD_SEQUENCE && attempt < BAD_SEQUENCE_RETRIES) {
+        if (attempt > 0) await this.#nextBlock()
+        continue
+      }
       throw new TxRejectedError({ txCode: code, log, hash, phase })
     }
   }
