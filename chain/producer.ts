@@ -295,7 +295,8 @@ export class BlockProducer {
    * of the calls — the mempool order is the arrival order — and are exactly submit's: a tx whose
    * check fails (or that does not decode) gets the ordinary synchronous checkTx and its refusal.
    * Rejects with MempoolError if the tx is already in the mempool, the mempool is full, or
-   * `maxVerifying` txs are already waiting.
+   * `maxVerifying` txs are already waiting. `tx` must not be changed afterwards (as with submit:
+   * the mempool and the verification cache keep that very array).
    */
   submitAsync(tx: Uint8Array): Promise<{ result: TxResult; hash: Uint8Array }> {
     const hex = cryptoHash('sha256', tx, 'hex')
