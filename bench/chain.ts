@@ -88,7 +88,8 @@ async function pushAndCommit(
         : [
             (async () => {
               const w = new Worker(new URL('./chain-senders.ts', import.meta.url), {
-                workerData: { urls, txs, accounts, lanes: BATCH_LANES }
+                // CometBFT takes 10 requests per batch: as many connections as keep 200 txs in flight
+                workerData: { urls, txs, accounts, lanes: urls.length > 1 ? BATCH_LANES_COMETBFT : BATCH_LANES }
               })
               const done = await new Promise<{ refused: number; firstRefusal?: string; cpuUs: number }>(
                 (resolve, reject) => {
@@ -145,6 +146,8 @@ async function pushAndCommit(
 
 /** Concurrent batch senders (connections) in pushAndCommit's batch mode. */
 const BATCH_LANES = 8
+/** The same against CometBFT (10 requests per batch by default): 200 txs in flight, as one-tx senders keep. */
+const BATCH_LANES_COMETBFT = 20
 
 /** broadcast_tx_commit latency: `n` txs one after another from a fresh account. */
 async function commitLatency(url: string, chainId: string, n: number): Promise<ReturnType<typeof stats>> {
