@@ -13,6 +13,7 @@
 // On any failure the upload is aborted mid-archive: Docker extracts the whole archive into a
 // temporary directory before it reads manifest.json, so an aborted upload loads nothing.
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
@@ -22,7 +23,7 @@ import type Docker from 'dockerode'
 import type { Logger } from '../encoding/log.ts'
 import { silentLogger } from '../encoding/log.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
-import { ImageTarInspector } from './image-tar.ts'
+import { buildImageTar, ImageTarInspector } from './image-tar.ts'
 import { parseCid } from './transfer.ts'
 import { relaySocketPath, startRelay, stopLeftoverRelays, type Relay } from './relay.ts'
 import { CONTAINER_PCR, launchEvent, type EventLogWriter } from './events.ts'
@@ -134,6 +135,18 @@ export interface ContainerRunnerInit {
    * an earlier run left there.
    */
   readonly relayDir?: string
+  /**
+   * 'isolated' only: how many network namespaces to keep made ahead of time (default 1; 0: none).
+   * Docker takes ~150 ms longer to start a container in a new namespace than to let it join an
+   * existing one; a launch takes a pooled holder's namespace (loopback only, used by no one) and
+   * the pool is refilled in the background. An empty pool falls back to a new namespace.
+   */
+  readonly netnsPool?: number
+  /**
+   * The static executable the namespace holders run (`<it> sleep <forever>`, busybox-style; default
+   * /bin/busybox). Without it the pool stays empty: every isolated launch makes its namespace.
+   */
+  readonly holderBinary?: string
   readonly limits?: ContainerLimits
   /** Labels added to every container (tests: quorate.test=<run>). */
   readonly labels?: Readonly<Record<string, string>>
@@ -242,6 +255,11 @@ export interface ContainerRunner {
   halt(id: string, opts?: { graceSeconds?: number }): Promise<void>
   /** Starts a halted container again and waits until it answers; only while certified. */
   restart(id: string, opts?: RestartOptions): Promise<RunningContainer>
+  /**
+   * 'isolated': fills the pool of network-namespace holders (while certified) and resolves once it
+   * is full or cannot be filled; otherwise resolves at once. Launches refill it by themselves.
+   */
+  fillNetnsPool(): Promise<void>
 }
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
@@ -252,6 +270,22 @@ const DOCKER_CALL_MS = 5_000
 const UPLOAD_WRITE = 1 << 20
 export const MANAGED_LABEL = 'quorate.managed'
 export const NODE_LABEL = 'quorate.node'
+/** MANAGED_LABEL's value on a network-namespace holder (tenants: 'true'; `quorate containers ls` lists those). */
+export const HOLDER_MANAGED = 'netns-holder'
+/** On a tenant that joined a holder's network namespace: the holder's container id. */
+export const NETNS_LABEL = 'quorate.netns'
+/** Repository of the holder image the runner builds from holderBinary. */
+export const HOLDER_REPO = 'quorate/netns-holder'
+
+/**
+ * A network-namespace holder: it only keeps a namespace (loopback only, Docker's 'none') alive
+ * for one tenant to join. It runs the node's own static busybox `sleep` (no tenant code), as
+ * nobody, read-only, without capabilities, in 8 MiB with at most 4 processes; it listens on
+ * nothing. Used by one tenant, removed with it.
+ */
+export function holderHostConfig(): Docker.HostConfig {
+  return hardenedHostConfig('none', { memoryBytes: 8 << 20, pids: 4, tmpfsBytes: 0, nanoCpus: 100_000_000 })
+}
 
 /** The hardened host config every tenant container gets. */
 export function hardenedHostConfig(network: string, limits: ContainerLimits = {}): Docker.HostConfig {
@@ -341,6 +375,14 @@ class Runner implements ContainerRunner {
   private engine: Promise<void> | undefined
   private cert: CertificationStatus = { certified: false, reason: 'certification not checked yet' }
   private readonly now: () => number
+  /** Network-namespace holders made ahead of time, each for one isolated tenant. */
+  private readonly pool: string[] = []
+  /** Tenant container id → the holder whose namespace it joined (removed with it). */
+  private readonly holderOf = new Map<string, string>()
+  /** Bumped by stopAll: a holder made while it ran is removed, not pooled. */
+  private poolGen = 0
+  private filling: Promise<void> | undefined
+  private holderImage: Promise<string | undefined> | undefined
 
   private get relayDir(): string {
     return (
@@ -366,6 +408,120 @@ class Runner implements ContainerRunner {
     const now = this.certification()
     // Also clears containers an earlier run of the agent left behind (found by label).
     if (!now.certified) await this.stopAll(`certification lost: ${now.reason ?? 'unknown'}`)
+    else void this.fillNetnsPool()
+  }
+
+  private get poolSize(): number {
+    const n = this.init.netnsPool ?? 1
+    return (this.init.network ?? 'host') === 'isolated' && Number.isInteger(n) && n > 0 ? n : 0
+  }
+
+  fillNetnsPool(): Promise<void> {
+    if (this.poolSize === 0 || !this.certification().certified) return Promise.resolve()
+    this.filling ??= (async () => {
+      try {
+        while (this.pool.length < this.poolSize && this.certification().certified) {
+          const gen = this.poolGen
+          const id = await this.makeHolder()
+          if (id === undefined) return
+          if (gen !== this.poolGen || !this.certification().certified) {
+            await this.removeHolder(id) // stopAll ran meanwhile
+            return
+          }
+          this.pool.push(id)
+        }
+      } catch (err) {
+        this.log.warn('making a network-namespace holder failed; isolated launches make their own namespace', {
+          error: (err as Error).message
+        })
+      } finally {
+        this.filling = undefined
+      }
+    })()
+    return this.filling
+  }
+
+  /** The holder image's ID, loaded into Docker once (undefined: no holder binary on this node). */
+  private async holderImageId(): Promise<string | undefined> {
+    this.holderImage ??= (async () => {
+      const path = this.init.holderBinary ?? '/bin/busybox'
+      let bin: Uint8Array
+      try {
+        bin = readFileSync(path)
+      } catch (err) {
+        this.log.warn('no network-namespace holders: their executable is missing', {
+          path,
+          error: (err as Error).message
+        })
+        return undefined
+      }
+      const img = buildImageTar({
+        files: [{ path: 'bin' }, { path: 'bin/busybox', content: bin, mode: 0o755 }],
+        entrypoint: ['/bin/busybox'],
+        cmd: ['sleep', '2147483647'],
+        user: '65534:65534',
+        labels: { 'quorate.role': HOLDER_MANAGED }
+      })
+      const { docker } = this.init
+      if (!(await this.hasImage(img.imageId))) {
+        const res = await docker.loadImage(PassThrough.from([img.tar]), { quiet: true })
+        for await (const _ of res as AsyncIterable<unknown>) {
+          /* drain */
+        }
+        if (!(await this.hasImage(img.imageId)))
+          throw new DockerError(`docker did not load the network-namespace holder image ${img.imageId}`)
+      }
+      // tagged, so that pruning dangling images leaves it
+      await docker.getImage(img.imageId).tag({ repo: HOLDER_REPO, tag: img.imageId.slice(7, 19) })
+      return img.imageId
+    })()
+    try {
+      return await this.holderImage
+    } catch (err) {
+      this.holderImage = undefined // Docker failed: try again next time
+      throw err
+    }
+  }
+
+  /** A running holder of a fresh network namespace (loopback only). */
+  private async makeHolder(): Promise<string | undefined> {
+    const image = await this.holderImageId()
+    if (image === undefined) return undefined
+    const c = await this.init.docker.createContainer({
+      name: `quorate-netns-${randomBytes(6).toString('hex')}`,
+      Image: image,
+      Labels: { ...this.init.labels, [MANAGED_LABEL]: HOLDER_MANAGED, [NODE_LABEL]: this.init.nodeId },
+      HostConfig: holderHostConfig()
+    })
+    try {
+      await c.start()
+    } catch (err) {
+      await this.removeHolder(c.id)
+      throw err
+    }
+    return c.id
+  }
+
+  /** A pooled holder that still runs (a dockerd restart ends them), or undefined. */
+  private async takeHolder(): Promise<string | undefined> {
+    for (let id = this.pool.shift(); id !== undefined; id = this.pool.shift()) {
+      try {
+        if ((await this.init.docker.getContainer(id).inspect()).State.Running) return id
+      } catch {}
+      await this.removeHolder(id)
+    }
+    return undefined
+  }
+
+  /** Holders only sleep: no grace, just gone. */
+  private async removeHolder(id: string): Promise<void> {
+    await this.init.docker
+      .getContainer(id)
+      .remove({ force: true, abortSignal: AbortSignal.timeout(DOCKER_CALL_MS) })
+      .catch((err: unknown) => {
+        if ((err as { statusCode?: number }).statusCode !== 404)
+          this.log.warn('could not remove a network-namespace holder', { id, error: (err as Error).message })
+      })
   }
 
   watchCertification(opts: { intervalMs?: number } = {}): () => void {
@@ -544,6 +700,7 @@ class Runner implements ContainerRunner {
     progress({ phase: 'start' })
     const containerName = `quorate-${rec.name.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, 40)}-${randomBytes(4).toString('hex')}`
     const network = this.init.network ?? 'host'
+    const holder = network === 'isolated' && this.poolSize > 0 ? await this.takeHolder() : undefined
     let container: Docker.Container
     try {
       container = await docker.createContainer({
@@ -561,15 +718,19 @@ class Runner implements ContainerRunner {
           'quorate.digest': rec.digest,
           'quorate.cid': rec.cid,
           'quorate.port': String(req.port),
-          ...(req.app !== undefined ? { 'quorate.app': req.app } : {})
+          ...(req.app !== undefined ? { 'quorate.app': req.app } : {}),
+          ...(holder !== undefined ? { [NETNS_LABEL]: holder } : {})
         },
-        HostConfig: hardenedHostConfig(network === 'isolated' ? 'none' : network, {
-          ...this.init.limits,
-          ...req.limits
-        }),
+        // isolated: the namespace of a pooled holder (made ahead of time), or a new one ('none')
+        HostConfig: hardenedHostConfig(
+          holder !== undefined ? `container:${holder}` : network === 'isolated' ? 'none' : network,
+          { ...this.init.limits, ...req.limits }
+        ),
         NetworkDisabled: network === 'none'
       })
+      if (holder !== undefined) this.holderOf.set(container.id, holder)
     } catch (err) {
+      if (holder !== undefined) await this.removeHolder(holder)
       throw new DockerError(`creating the container for ${rec.name} failed: ${(err as Error).message}`, { cause: err })
     }
     let rc: RunningContainer = {
@@ -599,10 +760,13 @@ class Runner implements ContainerRunner {
       }
       await this.waitReady(container, rc, req.healthPath ?? '/', req.readyTimeoutMs ?? 20_000, signal)
     } catch (err) {
+      void this.fillNetnsPool()
       const logs = await this.containerLogs(container, 20).catch(() => '')
       await this.relays.get(container.id)?.stop()
       this.relays.delete(container.id)
       await container.remove({ force: true }).catch(() => {})
+      if (holder !== undefined) await this.removeHolder(holder)
+      this.holderOf.delete(container.id)
       if (err instanceof QuorateError || (err as Error).name === 'AbortError') throw err
       throw new ContainerStartError(
         `container for ${rec.name} did not start: ${(err as Error).message}${logs !== '' ? `\n${logs}` : ''}`,
@@ -616,6 +780,7 @@ class Runner implements ContainerRunner {
       throw new NotCertifiedError(this.certification().reason)
     }
     progress({ phase: 'ready' })
+    void this.fillNetnsPool() // after the start, not competing with it
     this.log.info('tenant container running', { image: rc.image, digest: rc.digest, id: rc.id, port: rc.port })
     return rc
   }
@@ -845,6 +1010,10 @@ class Runner implements ContainerRunner {
       if ((err as { statusCode?: number }).statusCode !== 404)
         this.log.warn('could not remove a tenant container', { id, error: (err as Error).message })
     })
+    // its network namespace is used by no one else: the holder goes with it
+    const holder = this.holderOf.get(id)
+    this.holderOf.delete(id)
+    if (holder !== undefined) await this.removeHolder(holder)
   }
 
   async stop(idOrImage: string): Promise<boolean> {
@@ -859,20 +1028,33 @@ class Runner implements ContainerRunner {
   async stopAll(reason: string): Promise<number> {
     const ids = new Set(this.running.keys())
     this.running.clear()
+    // namespace holders, pooled or left by an earlier run (a pool is refilled by the next launch
+    // or certification, or by fillNetnsPool)
+    this.poolGen++
+    const holders = new Set(this.pool.splice(0))
     try {
-      const filters = JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.init.nodeId}`] })
+      // any value of the label: tenants ('true') and namespace holders
+      const filters = JSON.stringify({ label: [MANAGED_LABEL, `${NODE_LABEL}=${this.init.nodeId}`] })
       for (const c of await this.init.docker.listContainers({
         all: true,
         filters,
         abortSignal: AbortSignal.timeout(DOCKER_CALL_MS)
       }))
-        ids.add(c.Id)
+        if (c.Labels[MANAGED_LABEL] === HOLDER_MANAGED) holders.add(c.Id)
+        else if (c.Labels[MANAGED_LABEL] === 'true') ids.add(c.Id)
     } catch (err) {
       this.log.warn('listing tenant containers failed', { error: (err as Error).message })
     }
     await Promise.all(
       [...ids].map(async id => {
         await this.discard(id)
+      })
+    )
+    for (const h of this.holderOf.values()) holders.add(h)
+    this.holderOf.clear()
+    await Promise.all(
+      [...holders].map(async id => {
+        await this.removeHolder(id)
       })
     )
     const leftover = stopLeftoverRelays(this.relayDir)

@@ -3,16 +3,29 @@
 // socket (socat inside its network namespace). What must hold: requests reach it through the
 // runner and the proxy; it cannot reach a service on the node's 127.0.0.1 — which the same image
 // in 'host' mode can (the control that shows the probe works); stopping it stops the relay;
-// relays left by an earlier run are stopped by stopAll.
+// relays left by an earlier run are stopped by stopAll. With the pool of network-namespace
+// holders (made ahead of time): every tenant joins a namespace of its own that no other tenant
+// shares, still cut off from the node's loopback; the holder goes with its tenant, and stopAll
+// removes pooled holders and ones an earlier run left.
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn, execFileSync } from 'node:child_process'
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import Docker from 'dockerode'
 import { createImageStore } from '../../containers/store.ts'
-import { createContainerRunner, type CertificationStatus, type ImageRecord } from '../../containers/runner.ts'
+import {
+  createContainerRunner,
+  HOLDER_MANAGED,
+  MANAGED_LABEL,
+  NETNS_LABEL,
+  NODE_LABEL,
+  type CertificationStatus,
+  type ContainerRunner,
+  type ImageRecord,
+  type RunningContainer
+} from '../../containers/runner.ts'
 import { createTenantProxy } from '../../containers/proxy.ts'
 import { memoryEventLog } from '../../containers/events.ts'
 import { buildImageTar } from '../../containers/image-tar.ts'
@@ -81,32 +94,47 @@ function get(opts: { socketPath?: string; port?: number; path: string }): Promis
   })
 }
 
-async function launch(
-  network: string,
-  name: string
-): Promise<{
-  runner: ReturnType<typeof createContainerRunner>
-  rc: Awaited<ReturnType<ReturnType<typeof createContainerRunner>['launch']>>
-}> {
-  const port = await freePort()
-  const img = probeImage(port)
-  const { cid, size } = await store.add(img.tar)
-  const record: ImageRecord = { name, digest: img.imageId, cid, size, revoked: false }
-  const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
-  const runner = createContainerRunner({
+const cert: CertificationStatus = { certified: true, expiresAt: Date.now() + 3_600_000 }
+const records = new Map<string, ImageRecord>()
+
+function newRunner(network: string, netnsPool = 0, nodeId = store.peerId): ContainerRunner {
+  return createContainerRunner({
     docker,
-    registry: { getImage: async n => (n === name ? record : undefined), isCertified: async () => cert },
+    registry: { getImage: async n => records.get(n), isCertified: async () => cert },
     source: store,
     measurer: { extend: async () => {} },
     eventLog: memoryEventLog(),
-    nodeId: store.peerId,
+    nodeId,
     network,
     relayDir,
+    netnsPool,
     labels: { 'quorate.test': label }
   })
+}
+
+/** Publishes a probe image under `name` and launches it. */
+async function launchOn(runner: ContainerRunner, name: string): Promise<RunningContainer> {
+  const port = await freePort()
+  const img = probeImage(port)
+  const { cid, size } = await store.add(img.tar)
+  records.set(name, { name, digest: img.imageId, cid, size, revoked: false })
+  return await runner.launch({ image: name, port, readyTimeoutMs: 30_000 })
+}
+
+async function launch(network: string, name: string): Promise<{ runner: ContainerRunner; rc: RunningContainer }> {
+  const runner = newRunner(network) // without the pool: each isolated tenant in a new namespace
   await runner.setCertification(cert)
-  const rc = await runner.launch({ image: name, port, readyTimeoutMs: 30_000 })
-  return { runner, rc }
+  return { runner, rc: await launchOn(runner, name) }
+}
+
+/** The network namespace of a container's process (net:[inode]). */
+async function netns(id: string): Promise<string> {
+  return readlinkSync(`/proc/${(await docker.getContainer(id).inspect()).State.Pid}/ns/net`)
+}
+
+async function holdersOf(nodeId: string): Promise<string[]> {
+  const filters = JSON.stringify({ label: [`${MANAGED_LABEL}=${HOLDER_MANAGED}`, `${NODE_LABEL}=${nodeId}`] })
+  return (await docker.listContainers({ all: true, filters })).map(c => c.Id)
 }
 
 t.test("host mode (the control): the tenant reaches the node's loopback", async t => {
@@ -207,4 +235,71 @@ t.test('a relay does not inherit descriptors its starter held open without close
   const { self, relay } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { self: string[]; relay: string[] }
   t.ok(self.includes(marker), 'the starting process holds the inherited descriptor (the control)')
   t.notOk(relay.includes(marker), 'the relay does not')
+})
+
+t.test('pooled namespaces: each tenant joins a holder of its own, removed with it; no way out to the node', async t => {
+  const nodeId = `pool-${label}`
+  const runner = newRunner('isolated', 2, nodeId)
+  await runner.setCertification(cert)
+  await runner.fillNetnsPool()
+  const pooled = await holdersOf(nodeId)
+  t.equal(pooled.length, 2, 'the pool holds two namespace holders')
+  const h = await docker.getContainer(pooled[0]).inspect()
+  t.equal(h.HostConfig.NetworkMode, 'none', 'a holder has loopback only')
+  t.ok(h.HostConfig.ReadonlyRootfs === true && h.HostConfig.CapDrop?.includes('ALL'), 'read-only, no capabilities')
+  t.equal(h.Config.User, '65534:65534', 'runs as nobody')
+  t.equal(h.HostConfig.Memory, 8 << 20, 'in 8 MiB')
+  t.same(h.Config.ExposedPorts ?? {}, {}, 'exposes nothing')
+
+  const a = await launchOn(runner, 'iso/pool-a')
+  const b = await launchOn(runner, 'iso/pool-b')
+  const ia = await docker.getContainer(a.id).inspect()
+  const ib = await docker.getContainer(b.id).inspect()
+  const ha = ia.Config.Labels[NETNS_LABEL]
+  const hb = ib.Config.Labels[NETNS_LABEL]
+  t.ok(pooled.includes(ha) && pooled.includes(hb), 'both took pooled holders')
+  t.not(ha, hb, 'not the same holder')
+  t.equal(ia.HostConfig.NetworkMode, `container:${ha}`, "a joined its holder's namespace")
+  t.equal(ib.HostConfig.NetworkMode, `container:${hb}`, "b joined its holder's namespace")
+  const [na, nb, nha, self] = [await netns(a.id), await netns(b.id), await netns(ha), readlinkSync('/proc/self/ns/net')]
+  t.equal(na, nha, 'a runs in the namespace its holder made')
+  t.not(na, nb, 'two tenants never share a namespace')
+  t.not(na, self, "nor the node's")
+  t.not(nb, self, "nor the node's (b)")
+  for (const rc of [a, b])
+    t.equal(
+      (await get({ socketPath: rc.socketPath, path: '/' })).body,
+      'unreachable\n',
+      `${rc.image} is reached through its relay and could not reach 127.0.0.1 of the node`
+    )
+
+  await runner.stop(a.id)
+  await t.rejects(docker.getContainer(ha).inspect(), /no such container/i, 'the holder goes with its tenant')
+  t.ok((await docker.getContainer(hb).inspect()).State.Running, "b's holder stays while b runs")
+
+  // launches refilled the pool in the background: wait for it, then a fresh runner for the same
+  // node (an agent restarted) finds the holders and the tenant by label
+  await runner.fillNetnsPool()
+  const before = await holdersOf(nodeId)
+  t.equal(before.length, 3, "b's holder and a full pool of two")
+  t.notOk(before.includes(ha), 'the used holder is not pooled again')
+  const restarted = newRunner('isolated', 2, nodeId)
+  t.equal(await restarted.stopAll('test: restart'), 1, 'stopAll counts tenants, not holders')
+  t.same(await holdersOf(nodeId), [], 'holders an earlier run left (pooled and in use) are removed')
+  await runner.stopAll('test done')
+})
+
+t.test('an empty pool falls back to a new namespace; a pool of 0 never makes holders', async t => {
+  const nodeId = `nopool-${label}`
+  const runner = newRunner('isolated', 0, nodeId)
+  await runner.setCertification(cert)
+  await runner.fillNetnsPool()
+  t.same(await holdersOf(nodeId), [], 'no holders')
+  const rc = await launchOn(runner, 'iso/nopool')
+  const i = await docker.getContainer(rc.id).inspect()
+  t.equal(i.HostConfig.NetworkMode, 'none', 'a namespace of its own, made by Docker at start')
+  t.equal(i.Config.Labels[NETNS_LABEL], undefined, 'no holder')
+  t.equal((await get({ socketPath: rc.socketPath, path: '/' })).body, 'unreachable\n', 'still cut off from the node')
+  await runner.stopAll('test done')
+  t.same(await holdersOf(nodeId), [], 'none made after the launch either')
 })
