@@ -27,6 +27,7 @@ import * as der from '../encoding/der.ts'
 import { equal, sha256, toHex } from '../encoding/bytes.ts'
 import { ConfigError, DecodeError, InvalidInputError, TooLargeError } from '../encoding/errors.ts'
 import type { Logger } from '../encoding/log.ts'
+import { Admission } from './connlimit.ts'
 
 /**
  * quorate's OID arc: 2.25.<UUID as an integer> (ITU-T X.667 §6.3 / Rec. X.667 — no registration;
@@ -369,6 +370,9 @@ export function certificatePem(certificate: Uint8Array): string {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
 
+/** How often the listener closes connections past headersTimeout or requestTimeout. */
+const CONNECTIONS_CHECKING_MS = 1000
+
 export interface HttpsApiInit {
   /** host:port; port 0 = any free port. */
   readonly listen: string
@@ -382,16 +386,26 @@ export interface HttpsApiInit {
    */
   readonly serving: () => boolean
   readonly logger: Logger
-  /** Bounds (STYLE §17): connections at once (default 256), and from one address (default 64). */
+  /**
+   * Bounds (STYLE §17): connections at once (default 256), and from one address group (default 64;
+   * an IPv4 address, an IPv6 /64: agent/connlimit.ts addressGroup).
+   */
   readonly maxConnections?: number
   readonly maxConnectionsPerPeer?: number
+  /**
+   * New connections (each a TLS handshake, the server's costliest step) one address group may open
+   * per second (default 64), and at once after a quiet spell (default 128); more are closed before
+   * the handshake. A handshake costs the server ~1 ms of CPU (an ECDSA signature, an ECDH).
+   */
+  readonly handshakesPerSecond?: number
+  readonly handshakeBurst?: number
 }
 
 export interface HttpsApi {
   /** https://host:port as clients reach it (node.register endpoint). */
   readonly url: string
   readonly port: number
-  /** Connections closed before the handshake: the key not yet certified, or the address over its share. */
+  /** Connections closed before the handshake: the key not yet certified, the address group over its share or opening too fast. */
   readonly refused: number
   /** Switches new connections to another key and certificate (the key file was replaced). */
   setIdentity(identity: TlsIdentity): void
@@ -411,48 +425,52 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3'
     }) as const
-  const server: Server = createServer({ ...context(init.identity), handshakeTimeout: 10_000 }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
-    void (async () => {
-      try {
-        const h = init.routes(path)
-        if (h === undefined) {
-          const text = JSON.stringify({ error: 'not found', routes: ['/tenant/<image>/…', '/app/<name>/…'] })
-          res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-          res.end(text)
-          return
+  const server: Server = createServer(
+    {
+      ...context(init.identity),
+      handshakeTimeout: 10_000,
+      // Node checks headersTimeout and requestTimeout only this often (default 30 s): a client
+      // trickling its headers would hold the connection ~40 s instead of 10
+      connectionsCheckingInterval: CONNECTIONS_CHECKING_MS
+    },
+    (req, res) => {
+      const path = (req.url ?? '/').split('?')[0]
+      void (async () => {
+        try {
+          const h = init.routes(path)
+          if (h === undefined) {
+            const text = JSON.stringify({ error: 'not found', routes: ['/tenant/<image>/…', '/app/<name>/…'] })
+            res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+            res.end(text)
+            return
+          }
+          await h(req, res)
+        } catch (err) {
+          init.logger.warn('https handler failed', { path, err })
+          if (!res.headersSent) {
+            res.writeHead(500, { 'content-type': 'application/json' })
+            res.end(JSON.stringify({ error: (err as Error).message }))
+          } else res.destroy()
         }
-        await h(req, res)
-      } catch (err) {
-        init.logger.warn('https handler failed', { path, err })
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' })
-          res.end(JSON.stringify({ error: (err as Error).message }))
-        } else res.destroy()
-      }
-    })()
-  })
+      })()
+    }
+  )
   server.maxConnections = init.maxConnections ?? 256
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
-  const perPeer = new Map<string, number>()
-  const perPeerMax = init.maxConnectionsPerPeer ?? 64
-  // before the TLS handshake: a key the chain has not bound is not used at all, and no address
-  // holds more than its share of the connections
+  const admission = new Admission({
+    perGroup: init.maxConnectionsPerPeer ?? 64,
+    ratePerSecond: init.handshakesPerSecond ?? 64,
+    burst: init.handshakeBurst ?? 128
+  })
+  // before the TLS handshake: a key the chain has not bound is not used at all, no address group
+  // holds more than its share of the connections, and none makes the server handshake faster than
+  // its rate
   server.prependListener('connection', (socket: Socket) => {
-    const peer = socket.remoteAddress ?? ''
-    const n = perPeer.get(peer) ?? 0
-    if (!init.serving() || n >= perPeerMax) {
+    if (!init.serving() || admission.admit(socket) !== undefined) {
       refused++
       socket.destroy()
-      return
     }
-    perPeer.set(peer, n + 1)
-    socket.once('close', () => {
-      const left = (perPeer.get(peer) ?? 1) - 1
-      if (left <= 0) perPeer.delete(peer)
-      else perPeer.set(peer, left)
-    })
   })
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException): void => {
