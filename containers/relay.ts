@@ -1,6 +1,8 @@
-// The way into an isolated tenant. In the 'isolated' network mode a tenant runs with Docker's
-// network mode 'none': its own network namespace with a loopback interface and nothing else — no
-// route to the node's loopback services (swtpm, chain RPC, the agent API, other tenants), nor out.
+// The way into an isolated tenant. In the 'isolated' network mode a tenant runs in a network
+// namespace of its own with a loopback interface and nothing else — no route to the node's
+// loopback services (swtpm, chain RPC, the agent API, other tenants), nor out: Docker's network
+// mode 'none', or (faster to start) the namespace of a single-use holder the runner made ahead of
+// time with 'none' (`container:<holder>`, runner.ts). Either way the relay enters the tenant's.
 // The agent reaches it through a relay: socat, started inside the container's network namespace
 // (`nsenter --net`, the mount namespace stays the host's), listening on a unix socket in the
 // agent's run directory and connecting to 127.0.0.1:<port> inside the container. Only the agent
