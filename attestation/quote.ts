@@ -112,9 +112,12 @@ export const DEFAULT_AK_ATTRIBUTES: ReadonlyArray<keyof typeof TPMA_OBJECT> = [
   'fixedParent'
 ]
 
-// Parsing the AK and building its KeyObject costs more than the ECDSA verify itself; the same AK
-// signs many quotes, so keep a small cache keyed by the TPMT_PUBLIC bytes. The last few AKs are
-// found by comparing bytes (memcmp), which is cheaper than building the hex key.
+// Parsing the AK and building its KeyObject (createPublicKey) costs about as much as the ECDSA
+// verify itself; the same AK signs many quotes (a member checks each node's every round, and again
+// on re-attestation), so keep a bounded LRU cache keyed by the TPMT_PUBLIC bytes: a hit moves the
+// entry to the back of the Map's insertion order, and the front (least recently used) goes when
+// it is full. The last few AKs are found by comparing bytes (memcmp), which is cheaper than
+// building the hex key. Keyed by content, never by buffer identity: a caller may reuse its buffer.
 interface AkEntry {
   readonly pub: TpmPublic
   readonly key?: KeyObject
@@ -123,15 +126,33 @@ interface AkEntry {
 }
 const akCache = new Map<string, AkEntry>()
 const AK_CACHE_MAX = 1024
-const akRecent: Array<{ readonly bytes: Buffer; readonly entry: AkEntry } | undefined> = new Array(8).fill(undefined)
+const akRecent: Array<{ readonly bytes: Buffer; readonly key: string; readonly entry: AkEntry } | undefined> =
+  new Array(8).fill(undefined)
 let akRecentNext = 0
+let akBuilt = 0
+
+/** The AK cache now: entries held, and AK public areas parsed (KeyObjects built) since the process began. */
+export function akCacheStats(): { readonly size: number; readonly built: number; readonly max: number } {
+  return { size: akCache.size, built: akBuilt, max: AK_CACHE_MAX }
+}
+
+/** Moves `k` to the back of the cache's order (most recently used), if it is still there. */
+function touch(k: string, e: AkEntry): void {
+  if (akCache.delete(k)) akCache.set(k, e)
+}
 
 function akEntry(akPublic: Uint8Array): AkEntry {
   const b = Buffer.from(akPublic.buffer, akPublic.byteOffset, akPublic.byteLength)
-  for (const r of akRecent) if (r !== undefined && r.bytes.length === b.length && r.bytes.equals(b)) return r.entry
+  for (const r of akRecent)
+    if (r !== undefined && r.bytes.length === b.length && r.bytes.equals(b)) {
+      touch(r.key, r.entry)
+      return r.entry
+    }
   const k = toHex(akPublic)
   let e = akCache.get(k)
-  if (e === undefined) {
+  if (e !== undefined) touch(k, e)
+  else {
+    akBuilt++
     const pub = parsePublic(akPublic)
     const name = objectName(akPublic, pub)
     try {
@@ -143,7 +164,7 @@ function akEntry(akPublic: Uint8Array): AkEntry {
     akCache.set(k, e)
   }
   // a copy: the caller may reuse its buffer
-  akRecent[akRecentNext] = { bytes: Buffer.from(b), entry: e }
+  akRecent[akRecentNext] = { bytes: Buffer.from(b), key: k, entry: e }
   akRecentNext = (akRecentNext + 1) % akRecent.length
   return e
 }
