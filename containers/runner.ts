@@ -502,11 +502,12 @@ class Runner implements ContainerRunner {
     return c.id
   }
 
-  /** A pooled holder that still runs (a dockerd restart ends them), or undefined. */
-  private async takeHolder(): Promise<string | undefined> {
+  /** A pooled holder that still runs (a dockerd restart ends them) and its process, or undefined. */
+  private async takeHolder(): Promise<{ id: string; pid: number } | undefined> {
     for (let id = this.pool.shift(); id !== undefined; id = this.pool.shift()) {
       try {
-        if ((await this.init.docker.getContainer(id).inspect()).State.Running) return id
+        const st = (await this.init.docker.getContainer(id).inspect()).State
+        if (st.Running) return { id, pid: st.Pid }
       } catch {}
       await this.removeHolder(id)
     }
@@ -700,7 +701,8 @@ class Runner implements ContainerRunner {
     progress({ phase: 'start' })
     const containerName = `quorate-${rec.name.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, 40)}-${randomBytes(4).toString('hex')}`
     const network = this.init.network ?? 'host'
-    const holder = network === 'isolated' && this.poolSize > 0 ? await this.takeHolder() : undefined
+    const taken = network === 'isolated' && this.poolSize > 0 ? await this.takeHolder() : undefined
+    const holder = taken?.id
     let container: Docker.Container
     try {
       container = await docker.createContainer({
@@ -746,15 +748,31 @@ class Runner implements ContainerRunner {
       event: line,
       ...(req.app !== undefined ? { app: req.app } : {})
     }
+    // In a holder's namespace the relay can start while the container does (it enters the same
+    // namespace through the holder's process); otherwise once the container runs.
+    let early: Promise<Relay> | undefined
     try {
+      early =
+        taken !== undefined
+          ? startRelay({
+              pid: taken.pid,
+              port: req.port,
+              socketPath: relaySocketPath(this.relayDir, container.id),
+              signal
+            })
+          : undefined
+      early?.catch(() => {}) // awaited below, or stopped on failure
       await container.start()
       if (network === 'isolated') {
-        const relay = await startRelay({
-          pid: (await container.inspect()).State.Pid,
-          port: req.port,
-          socketPath: relaySocketPath(this.relayDir, container.id),
-          signal
-        })
+        const relay =
+          early !== undefined
+            ? await early
+            : await startRelay({
+                pid: (await container.inspect()).State.Pid,
+                port: req.port,
+                socketPath: relaySocketPath(this.relayDir, container.id),
+                signal
+              })
         this.relays.set(container.id, relay)
         rc = { ...rc, url: `unix:${relay.socketPath}`, socketPath: relay.socketPath }
       }
@@ -762,6 +780,12 @@ class Runner implements ContainerRunner {
     } catch (err) {
       void this.fillNetnsPool()
       const logs = await this.containerLogs(container, 20).catch(() => '')
+      await early?.then(
+        async r => {
+          await r.stop()
+        },
+        () => {}
+      )
       await this.relays.get(container.id)?.stop()
       this.relays.delete(container.id)
       await container.remove({ force: true }).catch(() => {})
