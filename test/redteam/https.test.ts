@@ -220,3 +220,37 @@ t.test('one address opening connections faster than its handshake rate is refuse
   const other = await fetchFrom('127.0.0.7')
   t.match(other.text, /^HTTP\/1\.1 200/, 'another address is served meanwhile')
 })
+
+t.test('on ::1 the loopback client is one group and its share holds', async t => {
+  const v6 = await startHttpsApi({
+    listen: '[::1]:0',
+    identity,
+    routes: () => (_req, res) => {
+      res.end('ok')
+    },
+    serving: () => true,
+    logger: silentLogger(),
+    maxConnectionsPerPeer: 2
+  })
+  t.teardown(async () => {
+    await v6.stop()
+  })
+  t.match(v6.url, /^https:\/\/\[::1\]:\d+$/)
+  const open6 = async (): Promise<Socket> =>
+    await new Promise((resolve, reject) => {
+      const s = netConnect({ host: '::1', port: v6.port }, () => {
+        resolve(s)
+      })
+      s.once('error', reject)
+    })
+  const held = [await open6(), await open6()]
+  for (const s of held) s.on('error', () => {})
+  const extra = await open6().catch((e: unknown) => e)
+  if (!(extra instanceof Error)) {
+    ;(extra as Socket).on('error', () => {})
+    await closed(extra as Socket)
+  }
+  t.equal(v6.refused, 1, 'the third connection from ::1 was refused before the handshake')
+  for (const s of held) s.destroy()
+  await Promise.all(held.map(closed))
+})
