@@ -361,6 +361,7 @@ export class Agent {
       eventLog: events,
       nodeId: key.peerId,
       network: c.containerNetwork,
+      netnsPool: c.netnsPool,
       keepImages: c.keepImages,
       logger: this.#log.child('containers')
     })
