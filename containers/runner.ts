@@ -1081,6 +1081,19 @@ class Runner implements ContainerRunner {
         await this.removeHolder(id)
       })
     )
+    // a holder being made right now is removed by its maker (poolGen moved on): wait for that,
+    // bounded, so that an agent stopping leaves none behind
+    const making = this.filling
+    if (making !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        making,
+        new Promise<void>(resolve => {
+          timer = setTimeout(resolve, DOCKER_CALL_MS)
+        })
+      ])
+      clearTimeout(timer)
+    }
     const leftover = stopLeftoverRelays(this.relayDir)
     if (leftover > 0) this.log.warn('stopped relays an earlier run left', { count: leftover })
     if (ids.size > 0) this.log.warn('stopped tenant containers', { count: ids.size, reason })

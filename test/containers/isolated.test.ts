@@ -303,3 +303,14 @@ t.test('an empty pool falls back to a new namespace; a pool of 0 never makes hol
   await runner.stopAll('test done')
   t.same(await holdersOf(nodeId), [], 'none made after the launch either')
 })
+
+t.test('stopAll while a holder is being made leaves none behind', async t => {
+  const nodeId = `racing-${label}`
+  const runner = newRunner('isolated', 2, nodeId)
+  await runner.setCertification(cert) // starts filling in the background
+  const filled = runner.fillNetnsPool() // the same fill, in progress
+  t.equal(await runner.stopAll('test: stopping'), 0, 'no tenants')
+  t.same(await holdersOf(nodeId), [], 'no holder once stopAll returned')
+  await filled
+  t.same(await holdersOf(nodeId), [], 'nor after the fill ended')
+})
