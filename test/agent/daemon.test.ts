@@ -119,7 +119,12 @@ function startDaemon(): { proc: ChildProcess; exited: Promise<number | null>; st
 }
 
 const tenantContainers = async (nodeId: string): Promise<number> =>
-  (await docker.listContainers({ filters: JSON.stringify({ label: [`${NODE_LABEL}=${nodeId}`] }) })).length
+  // tenants only: the node's network-namespace holders carry quorate.managed=netns-holder
+  (
+    await docker.listContainers({
+      filters: JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${nodeId}`] })
+    })
+  ).length
 
 t.test('the daemon gets certified, runs its tenant and serves it', async t => {
   const d = startDaemon()
