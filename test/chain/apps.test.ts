@@ -519,7 +519,7 @@ t.test('node.register endpoint: https anywhere, plain http only on loopback', as
       n
     )
   const bad: Array<[string, unknown]> = [
-    ['http on a LAN address', 'http://10.0.0.1:8080'],
+    ['http on a non-loopback address', 'http://198.18.0.1:8080'],
     ['http on a public name', 'http://node.example.com'],
     ['http on a name that starts like localhost', 'http://localhost.evil.example'],
     ['http on 127… as a subdomain', 'http://127.0.0.1.evil.example'],

@@ -133,7 +133,7 @@ export function chainClientContract(tap: typeof tapT, name: string, start: () =>
           ekCertificate: fakeDer(2),
           akPublic: new Uint8Array([2]),
           addrs: [],
-          endpoint: 'http://10.1.2.3'
+          endpoint: 'http://198.18.1.2'
         },
         node
       )

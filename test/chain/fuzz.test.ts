@@ -288,7 +288,7 @@ t.test('app, usage, endpoint and tlsKey bodies: mutated fields and bytes', async
       () => Number.MAX_SAFE_INTEGER,
       () => '',
       () => 'A',
-      () => 'http://10.0.0.1',
+      () => 'http://198.18.0.1',
       () => 'https://x/?q',
       () => `/${'a'.repeat(300)}`,
       () => bytes(Math.floor(rnd() * 40)),
