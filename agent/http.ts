@@ -48,6 +48,30 @@ function json(res: ServerResponse, code: number, body: unknown): void {
   res.end(text)
 }
 
+/**
+ * server.listen that turns "address taken / not allowed / not here" into a ConfigError naming the
+ * setting that moves it (the likely cause is another agent on this machine); other errors as they are.
+ */
+export async function listenExplained(
+  server: { listen(port: number, host: string, cb: () => void): unknown } & Pick<Server, 'once' | 'off'>,
+  host: string,
+  port: number,
+  what: string,
+  hint: string
+): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: NodeJS.ErrnoException): void => {
+      const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
+      reject(taken ? new ConfigError(`${what} (${err.code ?? ''}); ${hint}`, { cause: err }) : err)
+    }
+    server.once('error', fail)
+    server.listen(port, host, () => {
+      server.off('error', fail)
+      resolve()
+    })
+  })
+}
+
 export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   const [host, portText] = init.listen.split(':')
   // Node checks headersTimeout only every connectionsCheckingInterval: at its default a client
@@ -112,25 +136,13 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   server.prependListener('connection', (socket: Socket) => {
     if (admission.admit(socket) !== undefined) socket.destroy()
   })
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: NodeJS.ErrnoException): void => {
-      // the likely cause is another agent on this machine: say which setting moves this one
-      const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
-      reject(
-        taken
-          ? new ConfigError(
-              `the HTTP API cannot listen on ${init.listen} (${err.code ?? ''}); give a free one with --http host:port (QUORATE_HTTP, config httpListen; port 0 = any free port)`,
-              { cause: err }
-            )
-          : err
-      )
-    }
-    server.once('error', fail)
-    server.listen(Number(portText), host, () => {
-      server.off('error', fail)
-      resolve()
-    })
-  })
+  await listenExplained(
+    server,
+    host,
+    Number(portText),
+    `the HTTP API cannot listen on ${init.listen}`,
+    'give a free one with --http host:port (QUORATE_HTTP, config httpListen; port 0 = any free port)'
+  )
   const addr = server.address() as AddressInfo
   const url = `http://${host}:${addr.port}`
   init.logger.info('http api listening', { url })

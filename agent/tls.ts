@@ -28,6 +28,7 @@ import { equal, sha256, toHex } from '../encoding/bytes.ts'
 import { ConfigError, DecodeError, InvalidInputError, TooLargeError } from '../encoding/errors.ts'
 import type { Logger } from '../encoding/log.ts'
 import { Admission } from './connlimit.ts'
+import { listenExplained } from './http.ts'
 
 /**
  * quorate's OID arc: 2.25.<UUID as an integer> (ITU-T X.667 §6.3 / Rec. X.667 — no registration;
@@ -472,24 +473,13 @@ export async function startHttpsApi(init: HttpsApiInit): Promise<HttpsApi> {
       socket.destroy()
     }
   })
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: NodeJS.ErrnoException): void => {
-      const taken = err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
-      reject(
-        taken
-          ? new ConfigError(
-              `the HTTPS endpoint cannot listen on ${init.listen} (${err.code ?? ''}); give a free one with --https host:port (QUORATE_HTTPS, config httpsListen; port 0 = any free port)`,
-              { cause: err }
-            )
-          : err
-      )
-    }
-    server.once('error', fail)
-    server.listen(port, host, () => {
-      server.off('error', fail)
-      resolve()
-    })
-  })
+  await listenExplained(
+    server,
+    host,
+    port,
+    `the HTTPS endpoint cannot listen on ${init.listen}`,
+    'give a free one with --https host:port (QUORATE_HTTPS, config httpsListen; port 0 = any free port)'
+  )
   const bound = (server.address() as AddressInfo).port
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${bound}`
   init.logger.info('https endpoint listening', { url, spkiSha256: toHex(init.identity.spkiSha256) })

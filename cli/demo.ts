@@ -38,7 +38,7 @@ import {
 } from '../chain/index.ts'
 import type { AppPublishBody } from '../chain/types.ts'
 import { buildImageTar, publishImage, DockerError } from '../containers/index.ts'
-import { chainImagePublisher } from '../containers/chain-registry.ts'
+import { chainAppPublisher, chainImagePublisher } from '../containers/chain-registry.ts'
 import { toHex, sha256 } from '../encoding/bytes.ts'
 import { InvalidInputError, QuorateError } from '../encoding/errors.ts'
 import { createLogger } from '../encoding/log.ts'
@@ -568,23 +568,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     imageIds.push(appImg.imageId)
     const appPub = await publishImage(
       publisherNode.store,
-      {
-        publishImage: async rec => {
-          const body: AppPublishBody = {
-            name: APP,
-            version: '1',
-            digest: rec.digest,
-            cid: rec.cid,
-            size: rec.size,
-            port: 8080,
-            args: ['-p', '127.0.0.1:8080'],
-            limits: { memoryBytes: 64 << 20, pids: 64 },
-            idleTimeoutMs: 60_000
-          }
-          const sent = await chain.send('app.publish', body, tenant)
-          return { txHash: sent.hash, height: sent.height }
-        }
-      },
+      chainAppPublisher(
+        {
+          name: APP,
+          version: '1',
+          port: 8080,
+          args: ['-p', '127.0.0.1:8080'],
+          limits: { memoryBytes: 64 << 20, pids: 64 },
+          idleTimeoutMs: 60_000
+        },
+        async (body: AppPublishBody) => await chain.send('app.publish', body, tenant)
+      ),
       { source: appImg.tar, name: APP }
     )
     say(

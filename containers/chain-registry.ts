@@ -71,3 +71,19 @@ export function chainImagePublisher(
     }
   }
 }
+
+/**
+ * Publishing for `app.publish`: the archive's digest, CID and size, once added to the store,
+ * complete `spec` (name, version, port, limits, …) into the body `send` records on chain.
+ */
+export function chainAppPublisher<S extends object>(
+  spec: S,
+  send: (body: S & { digest: string; cid: string; size: number }) => Promise<{ hash: string; height: number }>
+): ImagePublisher {
+  return {
+    publishImage: async rec => {
+      const r = await send({ ...spec, digest: rec.digest, cid: rec.cid, size: rec.size })
+      return { txHash: r.hash, height: r.height }
+    }
+  }
+}

@@ -2,6 +2,7 @@
 // into the local IPFS store (<home>/ipfs, which the agent serves to peers) like `image publish`,
 // and app.publish records digest + CID + size with how to run it (port, args, env, limits, idle
 // timeout). Certified nodes start the current version on its first request.
+import { chainAppPublisher } from '../../containers/chain-registry.ts'
 import type { Argv, CommandModule } from 'yargs'
 import { createImageStore } from '../../containers/store.ts'
 import { publishImage } from '../../containers/publish.ts'
@@ -157,14 +158,11 @@ const publish: CommandModule<GlobalArgs, PublishArgs> = {
       let body: AppPublishBody | undefined
       const r = await publishImage(
         store,
-        {
-          publishImage: async rec => {
-            body = { ...spec, digest: rec.digest, cid: rec.cid, size: rec.size }
-            progress(argv, `recording app.publish ${argv.name} ${argv.version} on chain…`)
-            const s = await c.send('app.publish', body, key, { wait: argv.sync === true ? 'sync' : 'commit' })
-            return { txHash: s.hash, height: s.height }
-          }
-        },
+        chainAppPublisher(spec, async (b: AppPublishBody) => {
+          body = b
+          progress(argv, `recording app.publish ${argv.name} ${argv.version} on chain…`)
+          return await c.send('app.publish', b, key, { wait: argv.sync === true ? 'sync' : 'commit' })
+        }),
         { source: argv.tar, name: argv.name }
       )
       emit(
@@ -215,6 +213,24 @@ const list: CommandModule<GlobalArgs, RpcArgs> = {
 interface NameArgs extends RpcArgs {
   name: string
 }
+const withAppName = (y: Argv<GlobalArgs>): Argv<NameArgs> =>
+  withRpc(withHome(y)).positional('name', {
+    type: 'string',
+    demandOption: true,
+    describe: 'app name'
+  }) as unknown as Argv<NameArgs>
+
+/** What `get` finds for the app named on the command line; a clear error when the chain has no such app. */
+async function findApp<T>(
+  argv: NameArgs,
+  c: ReturnType<typeof client>,
+  get: (name: string) => Promise<T | undefined>
+): Promise<T> {
+  const found = await get(appName(argv.name))
+  if (found === undefined) throw new InvalidInputError(`no app named ${argv.name} on the chain at ${c.url.origin}`)
+  return found
+}
+
 const appName = (n: string): string => {
   if (!NAME_RE.test(n)) throw new InvalidInputError(`${JSON.stringify(n)} is not an app name (a-z 0-9 . _ -)`)
   return n
@@ -223,17 +239,11 @@ const appName = (n: string): string => {
 const inspect: CommandModule<GlobalArgs, NameArgs> = {
   command: 'inspect <name>',
   describe: 'an app: owner, current version and every version with how it runs',
-  builder: y =>
-    withRpc(withHome(y)).positional('name', {
-      type: 'string',
-      demandOption: true,
-      describe: 'app name'
-    }) as unknown as Argv<NameArgs>,
+  builder: withAppName,
   handler: async argv => {
     const c = client(argv)
     try {
-      const v = await c.app(appName(argv.name))
-      if (v === undefined) throw new InvalidInputError(`no app named ${argv.name} on the chain at ${c.url.origin}`)
+      const v = await findApp(argv, c, async n => await c.app(n))
       const r: AppRecord = v.record
       emit(
         argv,
@@ -276,17 +286,11 @@ const revoke: CommandModule<GlobalArgs, RevokeArgs> = {
 const usage: CommandModule<GlobalArgs, NameArgs> = {
   command: 'usage <name>',
   describe: "an app's usage as nodes recorded it on chain (usage.record): totals, per node, recent periods",
-  builder: y =>
-    withRpc(withHome(y)).positional('name', {
-      type: 'string',
-      demandOption: true,
-      describe: 'app name'
-    }) as unknown as Argv<NameArgs>,
+  builder: withAppName,
   handler: async argv => {
     const c = client(argv)
     try {
-      const u = await c.appUsage(appName(argv.name))
-      if (u === undefined) throw new InvalidInputError(`no app named ${argv.name} on the chain at ${c.url.origin}`)
+      const u = await findApp(argv, c, async n => await c.appUsage(n))
       const t = u.totals
       const iso = (ms: number | undefined): string => (ms === undefined ? '?' : new Date(ms).toISOString())
       emit(argv, u, () =>

@@ -4,6 +4,7 @@
 // served by a certified node over its attested HTTPS endpoint, a second request reuses the
 // connection without checking again, a man in the middle relaying to a real node is refused
 // before any request byte, and when the node that served dies the next request fails over.
+import { chainAppPublisher } from '../../containers/chain-registry.ts'
 import t from 'tap'
 import { join } from 'node:path'
 import { createServer as createTlsServer, connect as tlsConnect, type TLSSocket } from 'node:tls'
@@ -67,23 +68,17 @@ for (const name of ['a', 'b']) {
 const tenant = await generateChainKey()
 await publishImage(
   net.verifiers[0].store,
-  {
-    publishImage: async rec => {
-      const body: AppPublishBody = {
-        name: APP,
-        version: '1',
-        digest: rec.digest,
-        cid: rec.cid,
-        size: rec.size,
-        port: 8080,
-        args: ['-p', '127.0.0.1:8080'],
-        limits: { memoryBytes: 64 << 20, pids: 64 },
-        idleTimeoutMs: 60_000
-      }
-      const sent = await net.chain.send('app.publish', body, tenant)
-      return { txHash: sent.hash, height: sent.height }
-    }
-  },
+  chainAppPublisher(
+    {
+      name: APP,
+      version: '1',
+      port: 8080,
+      args: ['-p', '127.0.0.1:8080'],
+      limits: { memoryBytes: 64 << 20, pids: 64 },
+      idleTimeoutMs: 60_000
+    },
+    async (body: AppPublishBody) => await net.chain.send('app.publish', body, tenant)
+  ),
   { source: img.tar, name: APP }
 )
 
